@@ -1,0 +1,104 @@
+# vmprobe: CO-RE eBPF programs + the vmprobe binary.
+# bpf/X.bpf.c -> build/bpf/X.bpf.o -> build/X.skel.h -> user objects -> build/vmprobe
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+# Keep objects and skeletons between runs.
+.SECONDARY:
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+ARCH ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BUILD := build
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= cc
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+BPF_NAMES := net
+BPF_OBJS := $(patsubst %,$(BUILD)/bpf/%.bpf.o,$(BPF_NAMES))
+SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_NAMES))
+
+BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
+	-Ivmlinux/$(ARCH) -Iinclude -Ibpf
+
+PKGS := libbpf libmicrohttpd yaml-0.1 json-c
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Iinclude -Iuser -I$(BUILD) $(shell pkg-config --cflags $(PKGS)) \
+	-DVMPROBE_VERSION='"$(VERSION)"'
+LDLIBS := $(shell pkg-config --libs $(PKGS)) -lelf -lz -lm -lpthread
+
+# Every user file but main.c also links into the unit tests.
+USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
+USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
+
+.PHONY: all deps test-deps run test unit bench vmlinux clean
+all: $(BUILD)/vmprobe
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h include/vmprobe/*.h) | $(BUILD)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+
+$(BUILD)/user/%.o: user/%.c $(wildcard user/*.h include/vmprobe/*.h) $(SKELS) | $(BUILD)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/vmprobe: $(BUILD)/user/main.o $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/bpf $(BUILD)/user $(BUILD)/tests $(BUILD)/bench:
+	$(Q)mkdir -p $@
+
+# Unit tests: one cmocka binary per tests/unit/test_X.c.
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+$(BUILD)/tests/%: tests/unit/%.c $(USER_OBJS) | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# BPF_PROG_TEST_RUN tests and bench programs link the user objects too.
+$(BUILD)/tests/bpf_%: tests/bpf/%.c $(USER_OBJS) | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+BPF_TEST_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf_%,$(wildcard tests/bpf/*.c))
+
+deps:
+	$(Q)scripts/install-deps.sh build
+test-deps:
+	$(Q)scripts/install-deps.sh test
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(BUILD)/vmprobe serve
+
+unit: $(UNIT_BINS)
+
+test: test-deps
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS)
+	$(Q)tests/run.sh
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h
+
+clean:
+	rm -rf $(BUILD)
+
+# Test tools (stand-in guests and the like) link the user objects too.
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Installs the Debian 12 packages vmprobe needs to build, run, test and
+# bench, and only those missing. Safe to run again.
+set -euo pipefail
+
+build=(make clang llvm gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
+       libmicrohttpd-dev libyaml-dev libjson-c-dev)
+test=(libcmocka-dev prometheus qemu-system-x86 busybox-static cpio iproute2
+      fio iperf3 libbpf-tools tmux xz-utils curl python3 kmod)
+
+want=("${build[@]}")
+case "${1:-build}" in
+build) ;;
+test) want+=("${test[@]}") ;;
+*) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing packages: ${missing[*]}; run as root or install them" >&2
+	exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * A stand-in guest for integration tests. Run through a symlink named
+ * qemu-system-x86_64 with a QEMU-style command line, it looks like a VM
+ * to vmprobe's discovery and holds its taps as QEMU does:
+ *
+ *   qemu-system-x86_64 -name guest=NAME -uuid U -netdev tap,id=n0,ifname=TAP ...
+ *
+ * It drains every frame delivered to the guest and, on SIGUSR1, writes
+ * the frames listed in TAPGUEST_BURST ("COUNT:SIZE,...") into each tap,
+ * as a guest transmitting. With TAPGUEST_PASS_FD=1 it re-executes itself
+ * with `fd=N` in place of `ifname=`, as libvirt passes taps.
+ *
+ *   tapguest inject IFNAME COUNT SIZE
+ * sends COUNT frames of SIZE bytes out of IFNAME (towards the guest).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "qemu.h"
+
+static volatile sig_atomic_t burst_requested;
+
+static void on_usr1(int sig)
+{
+	burst_requested = 1;
+}
+
+static void fill_frame(unsigned char *f, size_t size, const unsigned char *src)
+{
+	static const unsigned char dst[6] = { 0x02, 0x00, 0x5e, 0x10, 0x00, 0x01 };
+
+	memset(f, 0xa5, size);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x88; /* EtherType 0x88b5: local experimental */
+	f[13] = 0xb5;
+}
+
+static int inject(const char *ifname, int count, int size)
+{
+	static const unsigned char src[6] = { 0x02, 0x00, 0x5e, 0x20, 0x00, 0x02 };
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET };
+	unsigned char frame[65536];
+	int fd;
+
+	if (size < 14 || size > (int)sizeof(frame)) {
+		fprintf(stderr, "tapguest: size %d out of range\n", size);
+		return 2;
+	}
+	fd = socket(AF_PACKET, SOCK_RAW, 0);
+	if (fd < 0) {
+		perror("tapguest: socket");
+		return 1;
+	}
+	sll.sll_ifindex = (int)if_nametoindex(ifname);
+	if (!sll.sll_ifindex) {
+		fprintf(stderr, "tapguest: no interface %s\n", ifname);
+		return 1;
+	}
+	fill_frame(frame, size, src);
+	for (int i = 0; i < count; i++) {
+		if (sendto(fd, frame, size, 0, (struct sockaddr *)&sll, sizeof(sll)) != size) {
+			perror("tapguest: sendto");
+			return 1;
+		}
+	}
+	close(fd);
+	printf("injected %d\n", count);
+	return 0;
+}
+
+static int open_tap(const char *ifname)
+{
+	struct ifreq ifr = {};
+	int fd = open("/dev/net/tun", O_RDWR);
+
+	if (fd < 0)
+		return -errno;
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, TUNSETIFF, &ifr)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Re-executes with every `ifname=X` replaced by `fd=N` of an open tap. */
+static void pass_fds(int argc, char **argv)
+{
+	for (int i = 1; i + 1 < argc; i++) {
+		char *p, *arg;
+		int fd;
+
+		if (strcmp(argv[i], "-netdev") || !(p = strstr(argv[i + 1], "ifname=")))
+			continue;
+		{
+			char name[IFNAMSIZ] = "";
+
+			sscanf(p + 7, "%15[^,]", name);
+			fd = open_tap(name);
+			if (fd < 0) {
+				fprintf(stderr, "tapguest: tap %s: %s\n", name, strerror(-fd));
+				exit(1);
+			}
+		}
+		arg = malloc(strlen(argv[i + 1]) + 16);
+		memcpy(arg, argv[i + 1], p - argv[i + 1]);
+		sprintf(arg + (p - argv[i + 1]), "fd=%d%s", fd, strchr(p, ',') ? strchr(p, ',') : "");
+		argv[i + 1] = arg;
+	}
+	unsetenv("TAPGUEST_PASS_FD");
+	execv("/proc/self/exe", argv);
+	perror("tapguest: exec");
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	static const unsigned char src[6] = { 0x02, 0x00, 0x5e, 0x30, 0x00, 0x03 };
+	struct pollfd pfd[VM_MAX_NICS];
+	unsigned char frame[65536];
+	unsigned long long got = 0;
+	struct vm_spec vm;
+	int nfd = 0;
+
+	if (argc == 5 && strcmp(argv[1], "inject") == 0)
+		return inject(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (getenv("TAPGUEST_PASS_FD"))
+		pass_fds(argc, argv);
+	if (qemu_parse_argv(argc, argv, &vm)) {
+		fprintf(stderr, "tapguest: cannot parse the command line\n");
+		return 2;
+	}
+	for (int i = 0; i < vm.nr_nics; i++) {
+		int fd = vm.nics[i].nr_fds ? vm.nics[i].fds[0] : open_tap(vm.nics[i].ifname);
+
+		if (fd < 0) {
+			fprintf(stderr, "tapguest: tap %s: %s\n", vm.nics[i].ifname, strerror(-fd));
+			return 1;
+		}
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+		pfd[nfd++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	}
+	signal(SIGUSR1, on_usr1);
+	printf("ready %d taps\n", nfd);
+	fflush(stdout);
+	for (;;) {
+		int n = poll(pfd, nfd, 100);
+
+		for (int i = 0; n > 0 && i < nfd; i++)
+			while (read(pfd[i].fd, frame, sizeof(frame)) > 0)
+				got++;
+		if (burst_requested) {
+			const char *spec = getenv("TAPGUEST_BURST");
+			unsigned long long sent = 0;
+
+			burst_requested = 0;
+			for (const char *p = spec; p && *p;) {
+				int count, size;
+
+				if (sscanf(p, "%d:%d", &count, &size) != 2 || size < 14 ||
+				    size > (int)sizeof(frame))
+					break;
+				fill_frame(frame, size, src);
+				for (int i = 0; i < nfd; i++)
+					for (int k = 0; k < count; k++)
+						if (write(pfd[i].fd, frame, size) == size)
+							sent++;
+				p = strchr(p, ',');
+				p = p ? p + 1 : NULL;
+			}
+			printf("sent %llu drained %llu\n", sent, got);
+			fflush(stdout);
+		}
+	}
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* CLI commands: one file per noun, dispatched from main.c's table. */
+#ifndef VMPROBE_CMD_H
+#define VMPROBE_CMD_H
+
+/* Exit codes that mean something to a script. */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,  /* the command ran and failed */
+	EXIT_USAGE = 2, /* bad arguments or configuration */
+};
+
+int do_serve(int argc, char **argv);
+int do_config(int argc, char **argv);
+
+/* Loads the embedded default and, if path is set, a file over it. */
+struct config;
+int cmd_load_config(struct config *cfg, const char *path);
+
+#endif

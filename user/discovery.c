@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#define _GNU_SOURCE
+#include "discovery.h"
+
+#include <bpf/bpf.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "netns.h"
+#include "util.h"
+
+/* Every this many scans a VM's fds are rescanned for hot-plugged taps. */
+#define FULL_SYNC_EVERY 8
+
+struct vm_priv {
+	int netns_fd;
+	bool needs_sync;
+};
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, const char *uuid,
+		 char *name, size_t name_size, char *ns, size_t ns_size)
+{
+	const char *us;
+
+	ns[0] = '\0';
+	if (!qemu_name || !*qemu_name) {
+		/* An unnamed VM is still a VM: name it by what identifies it. */
+		if (uuid && *uuid)
+			snprintf(name, name_size, "%s", uuid);
+		else
+			snprintf(name, name_size, "qemu-%d", (int)pid);
+		return;
+	}
+	us = strchr(qemu_name, '_');
+	/* virt-launcher names the domain NAMESPACE_NAME inside a pod. */
+	if (us && us != qemu_name && us[1] && cgroup_text && strstr(cgroup_text, "kubepods")) {
+		snprintf(ns, ns_size, "%.*s", (int)(us - qemu_name), qemu_name);
+		snprintf(name, name_size, "%s", us + 1);
+		return;
+	}
+	snprintf(name, name_size, "%s", qemu_name);
+}
+
+int discovery_init(struct discovery *d, const struct config *cfg, struct net_probe *np)
+{
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	d->np = np;
+	d->home_netns = netns_open_current();
+	if (d->home_netns < 0)
+		return d->home_netns;
+	pthread_mutex_init(&d->lock, NULL);
+	return 0;
+}
+
+static int proc_path(const struct discovery *d, char *buf, size_t size, pid_t pid,
+		     const char *what)
+{
+	int n = snprintf(buf, size, "%s/%d/%s", d->cfg->proc_root, (int)pid, what);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static bool is_qemu_comm(const char *comm)
+{
+	return strncmp(comm, "qemu-system-", 12) == 0 || strncmp(comm, "qemu-kvm", 8) == 0;
+}
+
+/* Field 22 of /proc/PID/stat, after the parenthesised comm. */
+static int read_start_time(const struct discovery *d, pid_t pid, unsigned long long *out)
+{
+	char path[PATH_MAX], buf[1024], *p;
+	long n;
+
+	if (proc_path(d, path, sizeof(path), pid, "stat"))
+		return -ENAMETOOLONG;
+	n = read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	p = strrchr(buf, ')');
+	if (!p)
+		return -EINVAL;
+	/* After ") " come fields 3..; start_time is the 20th of those. */
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", out) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+static struct tap_state *tap_find_or_add(struct vm *vm, const char *ifname)
+{
+	struct tap_state *t;
+
+	for (int i = 0; i < vm->nr_taps; i++)
+		if (strcmp(vm->taps[i].ifname, ifname) == 0)
+			return &vm->taps[i];
+	if (vm->nr_taps >= VM_MAX_NICS)
+		return NULL;
+	t = &vm->taps[vm->nr_taps++];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->ifname, sizeof(t->ifname), "%s", ifname);
+	t->slot = -1;
+	return t;
+}
+
+/* Taps named on the command line, and every tun fd the process holds. */
+static void collect_taps(const struct discovery *d, struct vm *vm)
+{
+	char path[PATH_MAX], link[64], text[4096], ifname[IFNAMSIZ];
+	struct dirent *de;
+	DIR *dir;
+
+	for (int i = 0; i < vm->spec.nr_nics; i++)
+		if (vm->spec.nics[i].ifname[0])
+			tap_find_or_add(vm, vm->spec.nics[i].ifname);
+
+	if (proc_path(d, path, sizeof(path), vm->pid, "fd"))
+		return;
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		ssize_t n;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "%s/%d/fd/%s", d->cfg->proc_root, (int)vm->pid,
+			 de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "/dev/net/tun") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%d/fdinfo/%s", d->cfg->proc_root, (int)vm->pid,
+			 de->d_name);
+		if (read_file(path, text, sizeof(text)) > 0 &&
+		    fdinfo_tap_name(text, ifname, sizeof(ifname)) == 0)
+			tap_find_or_add(vm, ifname);
+	}
+	closedir(dir);
+}
+
+static void tap_forget(struct discovery *d, struct tap_state *t)
+{
+	int err;
+
+	if (t->slot < 0)
+		return;
+	err = net_tap_detach(d->np, t->netns_cookie, &t->att);
+	if (err)
+		log_warn("detaching from tap %s failed: %s", t->ifname, strerror(-err));
+	net_slot_free(d->np, t->slot);
+	t->slot = -1;
+}
+
+static void tap_sync(struct discovery *d, struct vm *vm, struct tap_state *t, __u64 cookie)
+{
+	int ifindex = (int)if_nametoindex(t->ifname), slot, err;
+
+	if (t->slot >= 0 && t->ifindex == ifindex && t->netns_cookie == cookie)
+		return;
+	/* Gone, or replaced by a new device of the same name. */
+	tap_forget(d, t);
+	if (ifindex == 0)
+		return;
+
+	slot = net_slot_alloc(d->np);
+	if (slot < 0) {
+		err = slot;
+		goto fail;
+	}
+	err = net_tap_attach(d->np, ifindex, slot, &t->att);
+	if (err) {
+		net_slot_free(d->np, slot);
+		goto fail;
+	}
+	t->slot = slot;
+	t->ifindex = ifindex;
+	t->netns_cookie = cookie;
+	t->last_error = 0;
+	log_info("counting tap %s (ifindex %d) of VM %s%s%s, pid %d", t->ifname, ifindex,
+		 vm->ns, vm->ns[0] ? "/" : "", vm->name, (int)vm->pid);
+	return;
+fail:
+	d->attach_errors++;
+	if (err != t->last_error)
+		log_warn("cannot count tap %s of VM %s: %s%s", t->ifname, vm->name, strerror(-err),
+			 err == -ENOSPC ? " (raise network.max_interfaces)" : "");
+	t->last_error = err;
+}
+
+static void vm_sync(struct discovery *d, struct vm *vm, bool full)
+{
+	struct vm_priv *priv = (struct vm_priv *)(vm + 1);
+	__u64 cookie;
+	bool pending = false;
+	int err;
+
+	if (!d->np)
+		return;
+	for (int i = 0; i < vm->nr_taps; i++)
+		pending |= vm->taps[i].slot < 0;
+	if (full || priv->needs_sync)
+		collect_taps(d, vm);
+	else if (!pending)
+		return;
+	priv->needs_sync = false;
+
+	err = netns_enter(priv->netns_fd);
+	if (!err)
+		err = netns_current_cookie(&cookie);
+	if (err) {
+		d->attach_errors++;
+		log_warn("cannot enter the network namespace of VM %s (pid %d): %s", vm->name,
+			 (int)vm->pid, strerror(-err));
+	} else {
+		for (int i = 0; i < vm->nr_taps; i++)
+			tap_sync(d, vm, &vm->taps[i], cookie);
+	}
+	err = netns_enter(d->home_netns);
+	if (err)
+		log_error("cannot return to vmprobe's network namespace: %s", strerror(-err));
+}
+
+static struct vm *vm_new(struct discovery *d, pid_t pid, unsigned long long start_time)
+{
+	char path[PATH_MAX], *buf, cgroup[8192];
+	struct vm_priv *priv;
+	struct vm *vm;
+	long n;
+	int err;
+
+	if (proc_path(d, path, sizeof(path), pid, "cmdline"))
+		return NULL;
+	buf = malloc(256 * 1024);
+	vm = calloc(1, sizeof(*vm) + sizeof(*priv));
+	if (!buf || !vm)
+		goto fail;
+	n = read_file(path, buf, 256 * 1024);
+	if (n <= 0)
+		goto fail;
+	/* read_file() NUL-terminates; cmdline already ends in NUL. */
+	err = qemu_parse_cmdline(buf, (size_t)n, &vm->spec);
+	if (err)
+		goto fail;
+	vm->pid = pid;
+	vm->start_time = start_time;
+	snprintf(vm->pid_str, sizeof(vm->pid_str), "%d", (int)pid);
+	cgroup[0] = '\0';
+	if (!proc_path(d, path, sizeof(path), pid, "cgroup"))
+		read_file(path, cgroup, sizeof(cgroup));
+	vm_identity(vm->spec.name, cgroup, pid, vm->spec.uuid, vm->name, sizeof(vm->name), vm->ns,
+		    sizeof(vm->ns));
+
+	priv = (struct vm_priv *)(vm + 1);
+	priv->needs_sync = true;
+	priv->netns_fd = -1;
+	if (!proc_path(d, path, sizeof(path), pid, "ns/net"))
+		priv->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (priv->netns_fd < 0)
+		goto fail;
+	free(buf);
+	log_info("found VM %s%s%s (pid %d, uuid %s)", vm->ns, vm->ns[0] ? "/" : "", vm->name,
+		 (int)pid, vm->spec.uuid[0] ? vm->spec.uuid : "-");
+	return vm;
+fail:
+	free(buf);
+	free(vm);
+	return NULL;
+}
+
+static void vm_free(struct discovery *d, struct vm *vm)
+{
+	struct vm_priv *priv = (struct vm_priv *)(vm + 1);
+	bool attached = false;
+
+	for (int i = 0; i < vm->nr_taps; i++)
+		attached |= vm->taps[i].slot >= 0;
+	if (attached && netns_enter(priv->netns_fd) == 0) {
+		for (int i = 0; i < vm->nr_taps; i++)
+			tap_forget(d, &vm->taps[i]);
+		netns_enter(d->home_netns);
+	} else if (attached) {
+		/* Without its namespace, the taps and their filters are gone. */
+		for (int i = 0; i < vm->nr_taps; i++) {
+			struct tap_state *t = &vm->taps[i];
+			struct net_iface_key key = { .netns_cookie = t->netns_cookie,
+						     .ifindex = (__u32)t->ifindex };
+
+			if (t->slot < 0)
+				continue;
+			bpf_map_delete_elem(net_ifaces_fd(d->np), &key);
+			net_slot_free(d->np, t->slot);
+		}
+	}
+	if (priv->netns_fd >= 0)
+		close(priv->netns_fd);
+	free(vm);
+}
+
+void discovery_scan(struct discovery *d)
+{
+	char path[PATH_MAX], comm[64];
+	bool full = d->gen % FULL_SYNC_EVERY == 0;
+	double t0 = now_seconds();
+	struct vm **pp, *vm;
+	struct dirent *de;
+	pid_t self = getpid();
+	DIR *dir;
+
+	pthread_mutex_lock(&d->lock);
+	d->gen++;
+	dir = opendir(d->cfg->proc_root);
+	if (!dir) {
+		log_error("cannot read %s: %s", d->cfg->proc_root, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(dir))) {
+		unsigned long long start_time;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == self)
+			continue;
+		if (proc_path(d, path, sizeof(path), (pid_t)pid, "comm") ||
+		    read_file(path, comm, sizeof(comm)) <= 0 || !is_qemu_comm(comm))
+			continue;
+		if (read_start_time(d, (pid_t)pid, &start_time))
+			continue;
+		for (pp = &d->vms; *pp; pp = &(*pp)->next)
+			if ((*pp)->pid == pid)
+				break;
+		vm = *pp;
+		if (vm && vm->start_time != start_time) {
+			/* A new process under an old PID: the old VM is gone. */
+			*pp = vm->next;
+			vm_free(d, vm);
+			vm = NULL;
+		}
+		if (!vm) {
+			vm = vm_new(d, (pid_t)pid, start_time);
+			if (!vm)
+				continue;
+			vm->next = d->vms;
+			d->vms = vm;
+		}
+		vm->seen_gen = d->gen;
+		vm_sync(d, vm, full);
+	}
+	closedir(dir);
+
+	/* Forget VMs that are gone: their taps are detached, their series end. */
+	for (pp = &d->vms; *pp;) {
+		vm = *pp;
+		if (vm->seen_gen == d->gen) {
+			pp = &vm->next;
+			continue;
+		}
+		*pp = vm->next;
+		log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
+		vm_free(d, vm);
+	}
+out:
+	d->scans++;
+	d->last_scan_seconds = now_seconds() - t0;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void discovery_fini(struct discovery *d)
+{
+	struct vm *vm, *next;
+
+	pthread_mutex_lock(&d->lock);
+	for (vm = d->vms; vm; vm = next) {
+		next = vm->next;
+		vm_free(d, vm);
+	}
+	d->vms = NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (d->home_netns >= 0)
+		close(d->home_netns);
+	pthread_mutex_destroy(&d->lock);
+}

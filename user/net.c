@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "net.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "net.skel.h"
+#include "netns.h"
+#include "util.h"
+
+int net_probe_open(struct net_probe *np, unsigned max_ifaces)
+{
+	struct net_bpf *skel;
+	size_t cells;
+	int err, ncpus;
+
+	memset(np, 0, sizeof(*np));
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus < 0)
+		return ncpus;
+	skel = net_bpf__open();
+	if (!skel)
+		return -errno;
+	np->skel = skel;
+	np->max_ifaces = max_ifaces;
+	np->nr_cpus = ncpus;
+
+	cells = (size_t)ncpus * max_ifaces * NET_DIR_MAX;
+	if (cells > UINT32_MAX) {
+		err = -E2BIG;
+		goto cleanup;
+	}
+	skel->rodata->max_ifaces = max_ifaces;
+	err = bpf_map__set_max_entries(skel->maps.net_ifaces, max_ifaces);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
+	if (err)
+		goto cleanup;
+	err = net_bpf__load(skel);
+	if (err) {
+		log_error("loading the network probe failed (%s): is BTF available and are "
+			  "you root (CAP_BPF, CAP_NET_ADMIN)?", strerror(-err));
+		goto cleanup;
+	}
+
+	np->stats_len = cells * sizeof(struct net_stats);
+	np->stats = mmap(NULL, np->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(skel->maps.net_stats), 0);
+	if (np->stats == MAP_FAILED) {
+		err = -errno;
+		np->stats = NULL;
+		goto cleanup;
+	}
+	np->slot_used = calloc(max_ifaces, 1);
+	if (!np->slot_used) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	return 0;
+cleanup:
+	net_probe_close(np);
+	return err;
+}
+
+void net_probe_close(struct net_probe *np)
+{
+	if (np->stats)
+		munmap(np->stats, np->stats_len);
+	free(np->slot_used);
+	net_bpf__destroy(np->skel);
+	memset(np, 0, sizeof(*np));
+}
+
+int net_slot_alloc(struct net_probe *np)
+{
+	for (unsigned i = 0; i < np->max_ifaces; i++) {
+		unsigned slot = (np->next_slot + i) % np->max_ifaces;
+
+		if (np->slot_used[slot])
+			continue;
+		np->slot_used[slot] = 1;
+		np->next_slot = (slot + 1) % np->max_ifaces;
+		for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++)
+			for (unsigned dir = 0; dir < NET_DIR_MAX; dir++)
+				memset(&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)], 0,
+				       sizeof(struct net_stats));
+		return (int)slot;
+	}
+	return -ENOSPC;
+}
+
+void net_slot_free(struct net_probe *np, unsigned slot)
+{
+	if (slot < np->max_ifaces)
+		np->slot_used[slot] = 0;
+}
+
+int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a)
+{
+	struct net_iface_key key = {};
+	int err;
+
+	err = netns_current_cookie(&key.netns_cookie);
+	if (err)
+		return err;
+	key.ifindex = ifindex;
+	/* The slot must exist before the first frame can look for it. */
+	if (bpf_map_update_elem(net_ifaces_fd(np), &key, &slot, BPF_ANY))
+		return -errno;
+	err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), a);
+	if (err)
+		bpf_map_delete_elem(net_ifaces_fd(np), &key);
+	return err;
+}
+
+int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a)
+{
+	struct net_iface_key key = {};
+	int err;
+
+	err = tc_detach_pair(a);
+	key.netns_cookie = netns_cookie;
+	key.ifindex = a->ifindex;
+	bpf_map_delete_elem(net_ifaces_fd(np), &key);
+	return err;
+}
+
+void net_read(const struct net_probe *np, unsigned slot, unsigned dir, struct net_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++) {
+		const struct net_stats *s = &np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)];
+
+		/* Aligned 64-bit loads: each counter is read whole. */
+		out->bytes += __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
+		for (int i = 0; i < NET_SIZE_SLOTS; i++)
+			out->size_slots[i] += __atomic_load_n(&s->size_slots[i], __ATOMIC_RELAXED);
+	}
+}
+
+__u64 net_unknown_frames(const struct net_probe *np)
+{
+	__u32 key = NET_ERR_UNKNOWN_IFACE;
+	__u64 vals[np->nr_cpus], sum = 0;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.net_errors), &key, vals))
+		return 0;
+	for (unsigned i = 0; i < np->nr_cpus; i++)
+		sum += vals[i];
+	return sum;
+}
+
+int net_prog_fd(const struct net_probe *np, bool ingress)
+{
+	return bpf_program__fd(ingress ? np->skel->progs.vmprobe_tap_ingress
+				       : np->skel->progs.vmprobe_tap_egress);
+}
+
+int net_ifaces_fd(const struct net_probe *np)
+{
+	return bpf_map__fd(np->skel->maps.net_ifaces);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The network probe: TC programs on taps, their maps, their numbers. */
+#ifndef VMPROBE_USER_NET_H
+#define VMPROBE_USER_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tc.h"
+#include "vmprobe/net.h"
+
+struct net_bpf;
+
+struct net_probe {
+	struct net_bpf *skel;
+	unsigned max_ifaces;
+	unsigned nr_cpus;
+	struct net_stats *stats; /* the mmapped stats array */
+	size_t stats_len;
+	unsigned next_slot; /* round-robin, so a freed slot rests before reuse */
+	unsigned char *slot_used;
+};
+
+/* Opens, sizes and loads the programs and maps; 0 or -errno. */
+int net_probe_open(struct net_probe *np, unsigned max_ifaces);
+void net_probe_close(struct net_probe *np);
+
+/*
+ * Counts the tap `ifindex` of the current network namespace as `slot`
+ * (from net_slot_alloc) and attaches the TC programs; 0 or -errno.
+ */
+int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a);
+/* Detaches (current namespace) and forgets the tap's key. */
+int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a);
+
+/* A zeroed slot, or -ENOSPC. */
+int net_slot_alloc(struct net_probe *np);
+void net_slot_free(struct net_probe *np, unsigned slot);
+
+/* Sums one (slot, direction) over all CPUs. */
+void net_read(const struct net_probe *np, unsigned slot, unsigned dir, struct net_stats *out);
+
+/* Frames the programs saw on a device they have no slot for. */
+__u64 net_unknown_frames(const struct net_probe *np);
+
+/* Program fds, for the bench and the BPF_PROG_TEST_RUN tests. */
+int net_prog_fd(const struct net_probe *np, bool ingress);
+int net_ifaces_fd(const struct net_probe *np);
+
+#endif

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Classic clsact/cls_bpf attachment that leaves other filters alone. */
+#ifndef VMPROBE_TC_H
+#define VMPROBE_TC_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+
+/* vmprobe's two filters on one device, as the kernel numbered them. */
+struct tc_attachment {
+	int ifindex;
+	bool created_qdisc; /* the clsact qdisc did not exist before us */
+	bool attached[2];   /* [0] ingress, [1] egress */
+	__u32 handle[2];
+	__u32 priority[2];
+};
+
+/*
+ * Adds the ingress and egress programs to `ifindex` in the current
+ * network namespace, creating clsact if needed; 0 or -errno (nothing
+ * left behind on failure).
+ */
+int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, struct tc_attachment *a);
+
+/*
+ * Removes exactly our filters; removes the clsact qdisc only if we
+ * created it and no other filter has appeared on it since.
+ */
+int tc_detach_pair(struct tc_attachment *a);
+
+/* Number of filters under a clsact hook (ingress or egress), or -errno. */
+int tc_count_filters(int ifindex, bool ingress);
+
+#endif

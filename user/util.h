@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Small helpers: logging and a growable text buffer. */
+#ifndef VMPROBE_UTIL_H
+#define VMPROBE_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+extern enum log_level log_max_level;
+
+void vlog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) vlog(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) vlog(LOG_WARN, __VA_ARGS__)
+#define log_info(...) vlog(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) vlog(LOG_DEBUG, __VA_ARGS__)
+int log_level_parse(const char *s, enum log_level *out);
+
+/* A NUL-terminated growable buffer; on allocation failure it latches `oom`. */
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+	bool oom;
+};
+
+void sb_init(struct strbuf *sb);
+void sb_free(struct strbuf *sb);
+void sb_reset(struct strbuf *sb);
+void sb_add(struct strbuf *sb, const char *s, size_t n);
+void sb_puts(struct strbuf *sb, const char *s);
+void sb_putc(struct strbuf *sb, char c);
+void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Detaches the buffer; the caller frees it. NULL after an allocation failure. */
+char *sb_steal(struct strbuf *sb);
+
+/* Reads a whole (small, e.g. /proc) file; returns bytes read or -errno. */
+long read_file(const char *path, char *buf, size_t size);
+
+#endif
