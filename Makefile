@@ -42,8 +42,10 @@ USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 .PHONY: all deps test-deps run test unit bench vmlinux clean
 all: $(BUILD)/vmprobe
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h include/vmprobe/*.h) | $(BUILD)/bpf
+# BPF objects of the product (bpf/), the bench (bench/) and tests (tests/tools/).
+$(BUILD)/%.bpf.o: %.bpf.c $(wildcard bpf/*.bpf.h include/vmprobe/*.h)
 	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
@@ -58,7 +60,7 @@ $(BUILD)/vmprobe: $(BUILD)/user/main.o $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/bpf $(BUILD)/user $(BUILD)/tests $(BUILD)/bench:
+$(BUILD)/user $(BUILD)/tests $(BUILD)/bench:
 	$(Q)mkdir -p $@
 
 # Unit tests: one cmocka binary per tests/unit/test_X.c.
@@ -97,7 +99,8 @@ clean:
 	rm -rf $(BUILD)
 
 # Test tools (stand-in guests and the like) link the user objects too.
-TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(filter-out %.bpf.c,$(wildcard tests/tools/*.c))) \
+	$(patsubst tests/tools/%.bpf.c,$(BUILD)/tests/tools/%.bpf.o,$(wildcard tests/tools/*.bpf.c))
 $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)

@@ -83,7 +83,10 @@ static bool is_qemu_comm(const char *comm)
 	return strncmp(comm, "qemu-system-", 12) == 0 || strncmp(comm, "qemu-kvm", 8) == 0;
 }
 
-/* Field 22 of /proc/PID/stat, after the parenthesised comm. */
+/*
+ * Field 22 of /proc/PID/stat, after the parenthesised comm; -ESRCH for a
+ * zombie, which keeps its /proc entry until reaped but is no VM any more.
+ */
 static int read_start_time(const struct discovery *d, pid_t pid, unsigned long long *out)
 {
 	char path[PATH_MAX], buf[1024], *p;
@@ -95,8 +98,10 @@ static int read_start_time(const struct discovery *d, pid_t pid, unsigned long l
 	if (n < 0)
 		return (int)n;
 	p = strrchr(buf, ')');
-	if (!p)
+	if (!p || !p[1] || !p[2])
 		return -EINVAL;
+	if (p[2] == 'Z' || p[2] == 'X')
+		return -ESRCH;
 	/* After ") " come fields 3..; start_time is the 20th of those. */
 	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');

@@ -29,9 +29,25 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, struct tc_attachm
 	a->created_qdisc = err == 0;
 
 	for (int i = 0; i < 2; i++) {
-		/* handle 0 and priority 0: the kernel picks numbers nobody uses. */
 		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fds[i]);
+		struct tc_filters f;
 
+		/*
+		 * Run before any filter already there, so that one that ends
+		 * classification (or drops) cannot hide frames from the counts.
+		 * Priority 0 lets the kernel pick, which would put us last.
+		 */
+		err = tc_list_filters(ifindex, i == 0, &f);
+		if (err < 0) {
+			tc_detach_pair(a);
+			return err;
+		}
+		if (f.count && f.min_priority > 1)
+			opts.priority = f.min_priority - 1;
+		else if (f.count)
+			log_warn("ifindex %d: a foreign filter holds TC priority 1 on %s; "
+				 "frames it ends classification for are not counted",
+				 ifindex, i == 0 ? "ingress" : "egress");
 		hook.attach_point = points[i];
 		err = bpf_tc_attach(&hook, &opts);
 		if (err) {
@@ -48,6 +64,7 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, struct tc_attachm
 int tc_detach_pair(struct tc_attachment *a)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex);
+	struct tc_filters in, eg;
 	int ret = 0, err;
 
 	for (int i = 0; i < 2; i++) {
@@ -63,8 +80,8 @@ int tc_detach_pair(struct tc_attachment *a)
 			ret = err;
 		a->attached[i] = false;
 	}
-	if (a->created_qdisc && tc_count_filters(a->ifindex, true) == 0 &&
-	    tc_count_filters(a->ifindex, false) == 0) {
+	if (a->created_qdisc && tc_list_filters(a->ifindex, true, &in) == 0 && in.count == 0 &&
+	    tc_list_filters(a->ifindex, false, &eg) == 0 && eg.count == 0) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		err = bpf_tc_hook_destroy(&hook);
 		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
@@ -74,7 +91,7 @@ int tc_detach_pair(struct tc_attachment *a)
 	return ret;
 }
 
-int tc_count_filters(int ifindex, bool ingress)
+int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -94,8 +111,9 @@ int tc_count_filters(int ifindex, bool ingress)
 		},
 	};
 	char buf[16384];
-	int fd, count = 0, ret;
+	int fd, ret;
 
+	memset(out, 0, sizeof(*out));
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
 		return -errno;
@@ -112,20 +130,23 @@ int tc_count_filters(int ifindex, bool ingress)
 			goto cleanup;
 		}
 		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n)) {
+			struct tcmsg *tc = NLMSG_DATA(nh);
+			__u32 prio = TC_H_MAJ(tc->tcm_info) >> 16;
+
 			if (nh->nlmsg_type == NLMSG_DONE) {
-				ret = count;
+				ret = 0;
 				goto cleanup;
 			}
 			if (nh->nlmsg_type == NLMSG_ERROR) {
-				struct nlmsgerr *e = NLMSG_DATA(nh);
-
-				ret = e->error ? e->error : count;
+				ret = ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
 				goto cleanup;
 			}
 			/* Handle 0 describes a classifier instance, not a filter. */
-			if (nh->nlmsg_type == RTM_NEWTFILTER &&
-			    ((struct tcmsg *)NLMSG_DATA(nh))->tcm_handle != 0)
-				count++;
+			if (nh->nlmsg_type != RTM_NEWTFILTER || tc->tcm_handle == 0)
+				continue;
+			if (!out->count || prio < out->min_priority)
+				out->min_priority = prio;
+			out->count++;
 		}
 	}
 cleanup:

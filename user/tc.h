@@ -17,8 +17,8 @@ struct tc_attachment {
 
 /*
  * Adds the ingress and egress programs to `ifindex` in the current
- * network namespace, creating clsact if needed; 0 or -errno (nothing
- * left behind on failure).
+ * network namespace, creating clsact if needed, ahead of any filter
+ * already there; 0 or -errno (nothing left behind on failure).
  */
 int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, struct tc_attachment *a);
 
@@ -28,7 +28,12 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, struct tc_attachm
  */
 int tc_detach_pair(struct tc_attachment *a);
 
-/* Number of filters under a clsact hook (ingress or egress), or -errno. */
-int tc_count_filters(int ifindex, bool ingress);
+struct tc_filters {
+	unsigned count;        /* filters under the hook */
+	unsigned min_priority; /* the first to run, when count > 0 */
+};
+
+/* Lists the filters under a clsact hook (ingress or egress); 0 or -errno. */
+int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out);
 
 #endif

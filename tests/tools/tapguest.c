@@ -125,7 +125,8 @@ static void pass_fds(int argc, char **argv)
 		argv[i + 1] = arg;
 	}
 	unsetenv("TAPGUEST_PASS_FD");
-	execv("/proc/self/exe", argv);
+	/* By its own name, so that comm stays that of a QEMU. */
+	execv(argv[0], argv);
 	perror("tapguest: exec");
 	exit(1);
 }

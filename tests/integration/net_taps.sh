@@ -1,0 +1,220 @@
+#!/bin/bash
+# Tap counting on the real kernel, no QEMU: stand-in guests (tapguest)
+# hold taps in the host namespace and in two network namespaces whose taps
+# share an ifindex, one of them passed by fd as libvirt does. vmprobe's
+# counters must equal the taps' own kernel counters exactly, a foreign TC
+# filter must keep working during and after vmprobe, VMs that come and go
+# are picked up within 1 s, and exit removes exactly vmprobe's filters.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+
+if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
+	tap_skip "tap counting on the real kernel" "needs root and /dev/net/tun"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-net.XXXXXX)
+PORT=19581
+NS1=vmpt-ns1 NS2=vmpt-ns2 HTAP=vmpt-h0 PTAP=vmpt-p0
+# A writable cgroup hierarchy (v2, or v1 hybrid) to play the kubelet.
+CG=
+for root in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/pids; do
+	if [ -f "$root/cgroup.procs" ] && [ -w "$root" ]; then
+		CG=$root/kubepods.slice/vmprobe-test
+		break
+	fi
+done
+PIDS=()
+
+cleanup() {
+	vmprobe_stop >/dev/null 2>&1
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	ip link del "$HTAP" 2>/dev/null
+	ip netns del "$NS1" 2>/dev/null
+	ip netns del "$NS2" 2>/dev/null
+	[ -n "$CG" ] && rmdir "$CG/pod1" "$CG/pod2" "$CG" "${CG%/*}" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+cleanup_pre() { ip link del "$HTAP" 2>/dev/null; ip netns del "$NS1" 2>/dev/null; ip netns del "$NS2" 2>/dev/null; }
+cleanup_pre
+
+mktap() { # [NETNS] TAP
+	local ns=()
+	[ $# -eq 2 ] && ns=(ip netns exec "$1") && shift
+	"${ns[@]}" ip tuntap add dev "$1" mode tap
+	"${ns[@]}" sysctl -qw "net.ipv6.conf.$1.disable_ipv6=1"
+	"${ns[@]}" ip link set "$1" up
+}
+
+QEMU=$(tapguest_dir)
+BURST="10:60,5:1514,3:9000"
+export TAPGUEST_BURST=$BURST
+
+# Host namespace: a tap with a foreign filter installed before vmprobe.
+mktap "$HTAP"
+tc qdisc add dev "$HTAP" clsact
+tc filter add dev "$HTAP" ingress pref 10 bpf da obj "$REPO/build/tests/tools/foreign.bpf.o" sec tc
+FOREIGN_PROG=$(tc filter show dev "$HTAP" ingress | sed -n 's/.* id \([0-9]*\) name foreign .*/\1/p')
+FOREIGN_MAP=$(bpftool prog show id "$FOREIGN_PROG" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["map_ids"][0])')
+foreign_hits() {
+	bpftool map lookup id "$FOREIGN_MAP" key 0 0 0 0 -j |
+		python3 -c 'import json,sys; v=json.load(sys.stdin)["value"]; print(int.from_bytes(bytes(int(b,16) for b in v),"little"))'
+}
+
+# Two pods: same tap name, same ifindex, QEMU in a kubepods cgroup.
+ip netns add "$NS1"; ip netns add "$NS2"
+mktap "$NS1" "$PTAP"; mktap "$NS2" "$PTAP"
+i1=$(ip netns exec "$NS1" cat "/sys/class/net/$PTAP/ifindex")
+i2=$(ip netns exec "$NS2" cat "/sys/class/net/$PTAP/ifindex")
+check_eq "the two pods' taps share an ifindex" "$i1" "$i2"
+
+kube=0
+if [ -n "$CG" ] && mkdir -p "$CG/pod1" "$CG/pod2" 2>/dev/null; then
+	kube=1
+fi
+
+# Starts a stand-in guest and echoes its pid. TAPS is "name" (ifname= on
+# its command line) or "fd" (it opens the taps and holds them as fd=N).
+start_guest() { # LOGNAME CGROUP NETNS TAPS ARGS...
+	local log=$1 cg=$2 ns=$3 taps=$4; shift 4
+	local pre=()
+	[ -n "$ns" ] && pre=(ip netns exec "$ns")
+	(
+		[ -n "$cg" ] && echo $BASHPID >"$cg/cgroup.procs"
+		[ "$taps" = fd ] && export TAPGUEST_PASS_FD=1
+		exec "${pre[@]}" "$QEMU" "$@"
+	) >"$WORK/$log.log" 2>&1 &
+	echo $!
+}
+
+HNAME='web "01" \ prod'  # needs escaping; exposed as web \"01\" \\ prod
+HNAME_EXP='web \"01\" \\ prod'
+gh=$(start_guest host "" "" name -name "guest=$HNAME" -uuid 00000000-0000-0000-0000-0000000000a1 \
+	-netdev "tap,id=n0,ifname=$HTAP,script=no,downscript=no")
+PIDS+=("$gh")
+cg1="" cg2=""
+[ $kube -eq 1 ] && cg1=$CG/pod1 cg2=$CG/pod2
+g1=$(start_guest pod1 "$cg1" "$NS1" fd -name guest=ns1_vm-a,debug-threads=on \
+	-uuid 00000000-0000-0000-0000-0000000000b1 -netdev "tap,id=hostua-default,ifname=$PTAP")
+g2=$(start_guest pod2 "$cg2" "$NS2" name -name guest=ns2_vm-a,debug-threads=on \
+	-uuid 00000000-0000-0000-0000-0000000000b2 -netdev "tap,id=hostua-default,ifname=$PTAP")
+PIDS+=("$g1" "$g2")
+for g in host pod1 pod2; do wait_for 5 grep -q ready "$WORK/$g.log"; done
+check "the fd-passing stand-in holds its tap by fd, as under libvirt" \
+	bash -c "tr '\\0' ' ' </proc/$g1/cmdline | grep -q 'tap,id=hostua-default,fd='"
+
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+tap_ok "vmprobe serve starts"
+if [ $kube -eq 1 ]; then
+	N1=(name=vm-a namespace=ns1) N2=(name=vm-a namespace=ns2)
+else
+	tap_skip "KubeVirt namespace/name split" "no writable cgroup hierarchy"
+	N1=(name=ns1_vm-a) N2=(name=ns2_vm-a)
+fi
+attached() {
+	scrape &&
+	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total name="$HNAME_EXP" interface=$HTAP direction=rx)" ] &&
+	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total "${N1[@]}" interface=$PTAP direction=rx)" ] &&
+	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total "${N2[@]}" interface=$PTAP direction=rx)" ]
+}
+check "all three taps are counted, each with its own labels" wait_for 5 attached
+check "vmprobe's filter runs before the foreign one" \
+	bash -c "tc filter show dev $HTAP ingress | grep -m1 'handle' | grep -q vmprobe_tap_ing"
+
+# Counters: (netns, tap, labels...) per VM, before and after the workload.
+declare -A before after
+snap() { # ARRAY
+	local -n out=$1
+	scrape "$WORK/m.txt"
+	local k ns lbl
+	for k in host pod1 pod2; do
+		case $k in
+		host) ns=() lbl=(name="$HNAME_EXP" interface=$HTAP) ;;
+		pod1) ns=("$NS1") lbl=("${N1[@]}" interface=$PTAP) ;;
+		pod2) ns=("$NS2") lbl=("${N2[@]}" interface=$PTAP) ;;
+		esac
+		local t=${ns[0]:-}
+		for f in rx_packets rx_bytes tx_packets tx_bytes tx_dropped; do
+			out[$k.$f]=$(tapstat ${t:+"$t"} "$([ $k = host ] && echo $HTAP || echo $PTAP)" $f)
+		done
+		for d in rx tx; do
+			out[$k.p.$d]=$(metric "$WORK/m.txt" vmprobe_network_packets_total "${lbl[@]}" direction=$d)
+			out[$k.b.$d]=$(metric "$WORK/m.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=$d)
+			for le in 64 128 2048 16384 +Inf; do
+				out[$k.h.$d.$le]=$(metric "$WORK/m.txt" vmprobe_network_packet_size_bytes_bucket \
+					"${lbl[@]}" direction=$d le=$le)
+			done
+		done
+	done
+}
+
+hits0=$(foreign_hits)
+snap before
+# From each guest: 10x60, 5x1514, 3x9000 bytes. To each guest: 7x100, 4x1400.
+for p in "$gh" "$g1" "$g2"; do kill -USR1 "$p"; done
+"$TAPGUEST" inject "$HTAP" 7 100 >/dev/null && "$TAPGUEST" inject "$HTAP" 4 1400 >/dev/null
+for ns in "$NS1" "$NS2"; do
+	ip netns exec "$ns" "$TAPGUEST" inject "$PTAP" 7 100 >/dev/null
+	ip netns exec "$ns" "$TAPGUEST" inject "$PTAP" 4 1400 >/dev/null
+done
+for g in host pod1 pod2; do wait_for 5 grep -q sent "$WORK/$g.log"; done
+sleep 0.3
+snap after
+hits1=$(foreign_hits)
+
+d() { echo $(( ${after[$1]:-0} - ${before[$1]:-0} )); }
+for k in host pod1 pod2; do
+	check_eq "$k: frames from the guest = tap rx_packets" "$(d $k.rx_packets)" "$(d $k.p.tx)"
+	check_eq "$k: bytes from the guest = tap rx_bytes" "$(d $k.rx_bytes)" "$(d $k.b.tx)"
+	check_eq "$k: frames to the guest = tap tx_packets + tx_dropped" \
+		"$(( $(d $k.tx_packets) + $(d $k.tx_dropped) ))" "$(d $k.p.rx)"
+	check_eq "$k: bytes to the guest = tap tx_bytes (no drops)" "$(d $k.tx_bytes)" "$(d $k.b.rx)"
+	check_eq "$k: the workload was 18 frames from and 11 to the guest" "18 11" \
+		"$(d $k.p.tx) $(d $k.p.rx)"
+	check_eq "$k: size histogram from the guest (le 64, 2048, 16384, +Inf)" "10 15 18 18" \
+		"$(d $k.h.tx.64) $(d $k.h.tx.2048) $(d $k.h.tx.16384) $(d $k.h.tx.+Inf)"
+	check_eq "$k: size histogram to the guest (le 64, 128, 2048)" "0 7 11" \
+		"$(d $k.h.rx.64) $(d $k.h.rx.128) $(d $k.h.rx.2048)"
+done
+check_eq "the foreign filter saw every frame from the guest while vmprobe ran" \
+	"$(d host.rx_packets)" "$((hits1 - hits0))"
+check_eq "no frame hit a device without a slot" "0" \
+	"$(metric "$WORK/m.txt" vmprobe_network_unknown_interface_frames_total)"
+check_eq "VM info carries uuid and pid" "1" \
+	"$(metric "$WORK/m.txt" vmprobe_vm_info "${N1[@]}" uuid=00000000-0000-0000-0000-0000000000b1 pid="$g1")"
+
+# A VM that starts while vmprobe runs is counted within 1 s.
+mktap "$NS2" vmpt-p1
+t0=$(date +%s.%N)
+g3=$(start_guest late "$cg2" "$NS2" name -name guest=ns2_late -netdev tap,id=n1,ifname=vmpt-p1)
+PIDS+=("$g3")
+late() { scrape "$WORK/l.txt" && [ -n "$(metric "$WORK/l.txt" vmprobe_network_packets_total interface=vmpt-p1 direction=rx)" ]; }
+wait_for 3 late; t1=$(date +%s.%N)
+check_range "a VM started while running is counted within 1 s" 0 1.0 "$(echo "$t1 - $t0" | bc -l 2>/dev/null || awk -v a="$t1" -v b="$t0" 'BEGIN{print a-b}')"
+
+# A VM that stops: its series end and its filters leave the (persistent) tap.
+kill "$g2"; wait "$g2" 2>/dev/null
+gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_vm_info "${N2[@]}")" ]; }
+check "a stopped VM's series are removed within 1 s" wait_for 1 gone
+check_eq "a stopped VM's tap has no vmprobe filter left" "" \
+	"$(ip netns exec "$NS2" tc filter show dev "$PTAP" ingress 2>/dev/null | grep vmprobe)"
+
+# Exit: exactly vmprobe's filters go; the foreign one and its qdisc stay.
+vmprobe_stop; rc=$?
+check_eq "SIGTERM exits 0" 0 "$rc"
+check_eq "no vmprobe filter remains on the host tap" "" \
+	"$( (tc filter show dev "$HTAP" ingress; tc filter show dev "$HTAP" egress) | grep vmprobe)"
+h2=$(foreign_hits); r2=$(tapstat "$HTAP" rx_packets)
+kill -USR1 "$gh"; sleep 0.5
+check_eq "the foreign filter still sees every frame after vmprobe exits" \
+	"$(( $(tapstat "$HTAP" rx_packets) - r2 ))" "$(( $(foreign_hits) - h2 ))"
+check_eq "the foreign filter is still there" 1 \
+	"$(tc filter show dev "$HTAP" ingress | grep -c 'name foreign')"
+check_eq "clsact that vmprobe created in a pod is removed" "" \
+	"$(ip netns exec "$NS1" tc qdisc show dev "$PTAP" | grep clsact)"
+check_eq "the log names no failure" "" "$(grep -E '^vmprobe: (warn|error):' "$WORK/vmprobe.log")"
+tap_done

@@ -1,0 +1,52 @@
+# TAP helpers for integration tests (bash): source, then call the checks.
+# Each check prints one TAP line; tap_done prints the plan and sets the
+# exit status from the failures.
+
+TAP_N=0
+TAP_FAILED=0
+
+tap_ok() { # DESC
+	TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $1"
+}
+
+tap_fail() { # DESC [DETAIL...]
+	TAP_N=$((TAP_N + 1)); TAP_FAILED=$((TAP_FAILED + 1))
+	echo "not ok $TAP_N - $1"
+	shift
+	local line
+	for line in "$@"; do echo "#   $line"; done
+}
+
+# A check that could not run here: loud, and never counted as passed.
+tap_skip() { # DESC REASON
+	TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $1 # SKIP $2"
+	echo "# SKIPPED: $1: $2" >&2
+}
+
+check_eq() { # DESC EXPECTED ACTUAL
+	if [ "$2" == "$3" ]; then tap_ok "$1"; else tap_fail "$1" "expected: $2" "actual:   $3"; fi
+}
+
+check() { # DESC COMMAND... : passes when the command succeeds
+	local desc=$1; shift
+	local out
+	if out=$("$@" 2>&1); then tap_ok "$desc"; else tap_fail "$desc" "command: $*" "output: ${out:0:2000}"; fi
+}
+
+check_fails() { # DESC COMMAND... : passes when the command fails
+	local desc=$1; shift
+	if "$@" >/dev/null 2>&1; then tap_fail "$desc" "command succeeded: $*"; else tap_ok "$desc"; fi
+}
+
+check_range() { # DESC LOW HIGH ACTUAL (floats, inclusive)
+	if awk -v l="$2" -v h="$3" -v a="$4" 'BEGIN { exit !(a >= l && a <= h) }'; then
+		tap_ok "$1"
+	else
+		tap_fail "$1" "expected: within [$2, $3]" "actual:   $4"
+	fi
+}
+
+tap_done() {
+	echo "1..$TAP_N"
+	[ "$TAP_FAILED" -eq 0 ]
+}

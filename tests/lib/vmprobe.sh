@@ -1,0 +1,81 @@
+# Shared helpers for integration tests (bash): run vmprobe, read /metrics.
+# Needs REPO set to the repository root.
+
+VMPROBE=${VMPROBE:-$REPO/build/vmprobe}
+TAPGUEST=$REPO/build/tests/tools/tapguest
+
+# Starts `vmprobe serve` in the background on PORT with a fast rescan.
+# Sets VMPROBE_PID and VMPROBE_URL; the log goes to $WORK/vmprobe.log.
+vmprobe_start() { # PORT [EXTRA_YAML]
+	local port=$1 extra=${2:-}
+	cat >"$WORK/vmprobe.yaml" <<YAML
+listen: "127.0.0.1:$port"
+log_level: debug
+discovery:
+  rescan_interval_ms: 200
+$extra
+YAML
+	"$VMPROBE" serve -c "$WORK/vmprobe.yaml" >"$WORK/vmprobe.log" 2>&1 &
+	VMPROBE_PID=$!
+	VMPROBE_URL="http://127.0.0.1:$port/metrics"
+	wait_for 10 curl -sf -o /dev/null "$VMPROBE_URL"
+}
+
+# Stops vmprobe with SIGTERM; returns its exit status.
+vmprobe_stop() {
+	[ -n "${VMPROBE_PID:-}" ] || return 0
+	kill -TERM "$VMPROBE_PID" 2>/dev/null
+	local rc=0
+	wait "$VMPROBE_PID" || rc=$?
+	VMPROBE_PID=
+	return $rc
+}
+
+# Retries COMMAND every 0.1 s for up to SECS seconds.
+wait_for() { # SECS COMMAND...
+	local secs=$1; shift
+	local deadline=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.1
+	done
+}
+
+scrape() { # [FILE]: saves /metrics to FILE (default $WORK/metrics.txt)
+	curl -sf "$VMPROBE_URL" >"${1:-$WORK/metrics.txt}"
+}
+
+# Value of the sample whose name is NAME and whose labels include every
+# `k="v"` given (exact text as exposed, escaping included); empty if none.
+metric() { # FILE NAME [LABEL=VALUE...]
+	local file=$1 name=$2; shift 2
+	python3 - "$file" "$name" "$@" <<'PY'
+import re, sys
+path, name, want = sys.argv[1], sys.argv[2], sys.argv[3:]
+pat = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+lab = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+for line in open(path, encoding="utf-8"):
+    m = pat.match(line.rstrip("\n"))
+    if not m or m.group(1) != name:
+        continue
+    labels = {k: v for k, v in lab.findall(m.group(3) or "")}
+    if all(labels.get(w.split("=", 1)[0]) == w.split("=", 1)[1] for w in want):
+        print(m.group(4))
+        break
+PY
+}
+
+tapstat() { # [NETNS] TAP FIELD
+	if [ $# -eq 3 ]; then
+		ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"
+	else
+		cat "/sys/class/net/$1/statistics/$2"
+	fi
+}
+
+# Prepares a directory holding a `qemu-system-x86_64` that is tapguest.
+tapguest_dir() {
+	mkdir -p "$WORK/bin"
+	ln -sf "$TAPGUEST" "$WORK/bin/qemu-system-x86_64"
+	echo "$WORK/bin/qemu-system-x86_64"
+}

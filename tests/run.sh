@@ -1,0 +1,52 @@
+#!/bin/bash
+# Runs every test suite. Each suite prints TAP lines ("ok N - what",
+# "not ok N - what", "... # SKIP why"); this script echoes them, counts
+# them and ends with one line: "N passed, N failed, N skipped".
+# A suite that exits non-zero without reporting a failure counts as one.
+# Usage: tests/run.sh [unit|bpf|integration ...]   (default: all)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0 failed=0 skipped=0
+logdir=build/test-logs
+mkdir -p "$logdir"
+
+run_suite() {
+	local name=$1; shift
+	local log="$logdir/$name.log" rc p f s
+	echo "# suite $name: $*"
+	CMOCKA_MESSAGE_OUTPUT=TAP timeout --kill-after=10 "${SUITE_TIMEOUT:-900}" "$@" >"$log" 2>&1
+	rc=$?
+	sed 's/^/    /' "$log"
+	s=$(grep -cE '^ok .*# *(SKIP|skip)' "$log")
+	p=$(( $(grep -cE '^ok ' "$log") - s ))
+	f=$(grep -cE '^not ok ' "$log")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "not ok - suite $name exited with status $rc without reporting a failure"
+		f=1
+	fi
+	if [ $((p + f + s)) -eq 0 ]; then
+		echo "not ok - suite $name ran no test"
+		f=1
+	fi
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+want=("$@")
+[ ${#want[@]} -eq 0 ] && want=(unit bpf integration)
+for kind in "${want[@]}"; do
+	case $kind in
+	unit)
+		for t in build/tests/test_*; do [ -x "$t" ] && run_suite "unit-$(basename "$t")" "$t"; done ;;
+	bpf)
+		for t in build/tests/bpf_*; do [ -x "$t" ] && run_suite "$(basename "$t")" "$t"; done ;;
+	integration)
+		for t in tests/integration/*.sh; do
+			[ -f "$t" ] && run_suite "int-$(basename "$t" .sh)" bash "$t"
+		done ;;
+	*) echo "unknown suite kind $kind" >&2; exit 2 ;;
+	esac
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
