@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "vmprobe/net.h"
@@ -62,6 +64,7 @@ struct ctx {
 	const char *name;
 	FILE *err;
 	struct config *cfg;
+	yaml_node_t *buckets; /* where a min/max mismatch is reported */
 };
 
 static int fail(struct ctx *c, const yaml_node_t *node, const char *fmt, const char *arg)
@@ -80,10 +83,18 @@ static const char *scalar(const yaml_node_t *n)
 
 static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v);
 
+static bool is_null(const char *s)
+{
+	return !*s || !strcmp(s, "~") || !strcasecmp(s, "null");
+}
+
 static int apply_map(struct ctx *c, const struct field *fields, yaml_node_t *map, const char *what)
 {
 	yaml_node_pair_t *p, *q;
 
+	/* `network:` with nothing (or only comments) under it sets nothing. */
+	if (map->type == YAML_SCALAR_NODE && is_null(scalar(map)))
+		return 0;
 	if (map->type != YAML_MAPPING_NODE)
 		return fail(c, map, "%s must be a mapping", what);
 	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -116,7 +127,7 @@ static int parse_ulong(const char *s, unsigned long *out)
 {
 	char *end;
 
-	if (!*s || *s == '-' || *s == '+')
+	if (!isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	*out = strtoul(s, &end, 10);
@@ -129,8 +140,11 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 	unsigned long n;
 	const char *s;
 
-	if (f->type == F_MAP)
+	if (f->type == F_MAP) {
+		if (f->children == size_bucket_fields)
+			c->buckets = v;
 		return apply_map(c, f->children, v, f->key);
+	}
 	if (v->type != YAML_SCALAR_NODE)
 		return fail(c, v, "'%s' must be a single value", f->key);
 	s = scalar(v);
@@ -139,12 +153,20 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 		if (!*s || strlen(s) >= f->size)
 			return fail(c, v, "'%s' must be a non-empty string of reasonable length",
 				    f->key);
+		if (f->off == offsetof(struct config, listen)) {
+			char host[128];
+			unsigned port;
+
+			if (config_parse_listen(s, host, sizeof(host), &port))
+				return fail(c, v, "listen '%s' is not HOST:PORT, :PORT or [V6]:PORT",
+					    s);
+		}
 		memcpy(dst, s, strlen(s) + 1);
 		return 0;
 	case F_BOOL:
-		if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on"))
+		if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
 			*(bool *)dst = true;
-		else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))
+		else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off"))
 			*(bool *)dst = false;
 		else
 			return fail(c, v, "'%s' must be true or false", f->key);
@@ -203,16 +225,11 @@ int config_parse_listen(const char *s, char *host, size_t host_size, unsigned *p
 	return 0;
 }
 
+/* Checks across keys, once the document is applied. */
 static int check(struct ctx *c, yaml_node_t *root)
 {
-	char host[128];
-	unsigned port;
-
-	if (config_parse_listen(c->cfg->listen, host, sizeof(host), &port))
-		return fail(c, root, "listen '%s' is not HOST:PORT, :PORT or [V6]:PORT",
-			    c->cfg->listen);
 	if (c->cfg->size_min_slot > c->cfg->size_max_slot)
-		return fail(c, root, "%s",
+		return fail(c, c->buckets ? c->buckets : root, "%s",
 			    "network.packet_size_buckets: min must not be above max");
 	return 0;
 }
@@ -239,7 +256,21 @@ int config_apply_string(struct config *cfg, const char *name, const char *text, 
 	}
 	root = yaml_document_get_root_node(&doc);
 	ret = 0;
-	if (root && !(root->type == YAML_SCALAR_NODE && scalar(root)[0] == '\0'))
+	if (root) {
+		/* A second document would be silently ignored: refuse it. */
+		yaml_document_t next_doc;
+
+		if (!yaml_parser_load(&parser, &next_doc)) {
+			ret = fail(&c, root, "%s", "YAML syntax error after the first document");
+		} else {
+			yaml_node_t *extra = yaml_document_get_root_node(&next_doc);
+
+			if (extra)
+				ret = fail(&c, extra, "%s", "only one YAML document is allowed");
+			yaml_document_delete(&next_doc);
+		}
+	}
+	if (!ret && root)
 		ret = apply_map(&c, root_fields, root, "the configuration");
 	if (!ret && root)
 		ret = check(&c, root);

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence at s, 0 if invalid. */
@@ -89,7 +90,27 @@ void expo_labels(struct strbuf *sb, const struct expo_label *labels, size_t n)
 
 void expo_family(struct strbuf *sb, const char *name, const char *type, const char *help)
 {
-	sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	sb_printf(sb, "# HELP %s ", name);
+	/* HELP text escapes only backslash and newline. */
+	for (const char *p = help; *p; p++) {
+		if (*p == '\\')
+			sb_add(sb, "\\\\", 2);
+		else if (*p == '\n')
+			sb_add(sb, "\\n", 2);
+		else
+			sb_putc(sb, *p);
+	}
+	sb_printf(sb, "\n# TYPE %s %s\n", name, type);
+}
+
+/* The shortest decimal that reads back as exactly v. */
+static void fmt_double(char *buf, size_t size, double v)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, size, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
 }
 
 static void sample_head(struct strbuf *sb, const char *name, const char *suffix,
@@ -122,8 +143,11 @@ void expo_u64(struct strbuf *sb, const char *name, const char *labels, uint64_t 
 
 void expo_double(struct strbuf *sb, const char *name, const char *labels, double v)
 {
+	char buf[32];
+
+	fmt_double(buf, sizeof(buf), v);
 	sample_head(sb, name, "", labels, NULL);
-	sb_printf(sb, "%.10g\n", v);
+	sb_printf(sb, "%s\n", buf);
 }
 
 void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
@@ -141,20 +165,22 @@ void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
 		cum += slots[i];
 		if (i < r->min_slot)
 			continue;
-		if (r->unit == 1.0)
+		if (r->per_unit == 1)
 			snprintf(le, sizeof(le), "%" PRIu64, (uint64_t)1 << i);
 		else
-			snprintf(le, sizeof(le), "%.9g", ldexp(r->unit, i));
+			fmt_double(le, sizeof(le), ldexp(1.0, i) / (double)r->per_unit);
 		sample_head(sb, name, "_bucket", labels, le);
 		sb_printf(sb, "%" PRIu64 "\n", cum);
 	}
 	sample_head(sb, name, "_bucket", labels, "+Inf");
 	sb_printf(sb, "%" PRIu64 "\n", total);
 	sample_head(sb, name, "_sum", labels, NULL);
-	if (r->unit == 1.0)
+	if (r->per_unit == 1)
 		sb_printf(sb, "%" PRIu64 "\n", sum);
-	else
-		sb_printf(sb, "%.17g\n", (double)sum * r->unit);
+	else {
+		fmt_double(le, sizeof(le), (double)sum / (double)r->per_unit);
+		sb_printf(sb, "%s\n", le);
+	}
 	sample_head(sb, name, "_count", labels, NULL);
 	sb_printf(sb, "%" PRIu64 "\n", total);
 }

@@ -21,7 +21,9 @@ struct expo_label {
 struct hist_range {
 	unsigned min_slot;
 	unsigned max_slot;
-	double unit; /* base units per slot unit, e.g. 1e-9 for ns -> s */
+	/* slot units per base unit, e.g. 1000000000 for ns -> s; dividing
+	 * (rather than multiplying by 1e-9) keeps le exactly 2^i / 1e9 */
+	unsigned long long per_unit;
 };
 
 /* Appends `value` escaped for a label value: \\, \", \n; invalid UTF-8 -> U+FFFD. */
@@ -39,7 +41,7 @@ void expo_double(struct strbuf *sb, const char *name, const char *labels, double
 
 /*
  * One histogram series from log2 slots: _bucket{le} for the range, +Inf,
- * _sum (sum, in slot units, times unit) and _count.
+ * _sum (sum, in slot units, over per_unit) and _count.
  */
 void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
 		    const __u64 *slots, unsigned nr_slots, const struct hist_range *r,

@@ -82,7 +82,7 @@ static void render_net(struct discovery *d, struct strbuf *sb)
 	const struct hist_range size_range = {
 		.min_slot = d->cfg->size_min_slot,
 		.max_slot = d->cfg->size_max_slot,
-		.unit = 1.0,
+		.per_unit = 1,
 	};
 	struct net_row *rows = NULL;
 	size_t n = collect_net_rows(d, &rows), i;

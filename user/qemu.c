@@ -184,11 +184,20 @@ struct bdevice {
 	char id[VM_ID_MAX];
 };
 
+/* -device netdev=X,mac=Y; applied once all -netdev are known (any order). */
+struct ndevice {
+	char netdev[VM_ID_MAX];
+	char mac[18];
+};
+
 struct parse_state {
 	struct bnode nodes[VM_MAX_DRIVES * 2];
 	int nr_nodes;
 	struct bdevice devs[VM_MAX_DRIVES];
 	int nr_devs;
+	struct ndevice ndevs[VM_MAX_NICS];
+	int nr_ndevs;
+	int drives_per_if[8]; /* to name -drive without id= as QEMU does */
 };
 
 static void add_node(struct parse_state *st, const struct qopts *o, bool is_drive)
@@ -198,10 +207,31 @@ static void add_node(struct parse_state *st, const struct qopts *o, bool is_driv
 
 	if (st->nr_nodes >= (int)ARRAY_SIZE(st->nodes))
 		return;
+	if (is_drive) {
+		const char *media = qopts_get(o, "media"), *intf = qopts_get(o, "if");
+
+		/* Firmware and CD-ROMs are not the guest's disks. */
+		if ((media && !strcmp(media, "cdrom")) || (intf && !strcmp(intf, "pflash")))
+			return;
+	}
 	n = &st->nodes[st->nr_nodes++];
 	memset(n, 0, sizeof(*n));
 	n->is_drive = is_drive;
 	copy(n->node, sizeof(n->node), qopts_get(o, is_drive ? "id" : "node-name"));
+	if (is_drive && !n->node[0]) {
+		static const char *const ifs[] = { "ide", "scsi", "virtio", "none", "sd", "floppy" };
+		const char *intf = qopts_get(o, "if");
+		size_t i;
+
+		intf = intf ? intf : "ide";
+		for (i = 0; i < ARRAY_SIZE(ifs) && strcmp(ifs[i], intf); i++)
+			;
+		/* QEMU's own names: virtio0, ide0-hd0, scsi0-hd0, ... */
+		if (i < ARRAY_SIZE(ifs) && !strcmp(intf, "virtio"))
+			snprintf(n->node, sizeof(n->node), "virtio%d", st->drives_per_if[i]++);
+		else if (i < ARRAY_SIZE(ifs))
+			snprintf(n->node, sizeof(n->node), "%s0-hd%d", intf, st->drives_per_if[i]++);
+	}
 	file = qopts_get(o, "file.filename");
 	if (!file)
 		file = qopts_get(o, "filename");
@@ -252,8 +282,13 @@ static void add_drive(struct vm_spec *vm, struct parse_state *st, const char *no
 		copy(d->aio, sizeof(d->aio), "threads");
 }
 
-static void finish_drives(struct vm_spec *vm, struct parse_state *st)
+static void finish(struct vm_spec *vm, struct parse_state *st)
 {
+	for (int d = 0; d < st->nr_ndevs; d++)
+		for (int i = 0; i < vm->nr_nics; i++)
+			if (strcmp(vm->nics[i].netdev_id, st->ndevs[d].netdev) == 0)
+				copy(vm->nics[i].mac, sizeof(vm->nics[i].mac), st->ndevs[d].mac);
+
 	for (int i = 0; i < st->nr_devs; i++)
 		add_drive(vm, st, st->devs[i].drive, st->devs[i].id);
 	/* -drive if=virtio|ide|... makes its own device, with no -device line. */
@@ -267,10 +302,11 @@ static void add_device(struct vm_spec *vm, struct parse_state *st, const struct 
 	const char *netdev = qopts_get(o, "netdev"), *drive = qopts_get(o, "drive");
 	const char *mac = qopts_get(o, "mac");
 
-	if (netdev && mac) {
-		for (int i = 0; i < vm->nr_nics; i++)
-			if (strcmp(vm->nics[i].netdev_id, netdev) == 0)
-				copy(vm->nics[i].mac, sizeof(vm->nics[i].mac), mac);
+	if (netdev && mac && st->nr_ndevs < VM_MAX_NICS) {
+		struct ndevice *n = &st->ndevs[st->nr_ndevs++];
+
+		copy(n->netdev, sizeof(n->netdev), netdev);
+		copy(n->mac, sizeof(n->mac), mac);
 	}
 	if (drive && st->nr_devs < VM_MAX_DRIVES) {
 		struct bdevice *d = &st->devs[st->nr_devs++];
@@ -331,7 +367,7 @@ int qemu_parse_argv(int argc, char *const argv[], struct vm_spec *vm)
 		qopts_free(&o);
 	}
 	if (!err)
-		finish_drives(vm, st);
+		finish(vm, st);
 	free(st);
 	return err;
 }

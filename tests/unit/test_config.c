@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* YAML configuration: the embedded default, overrides, error messages, listen. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#define expect_str(what, exp, act)                                                     \
+	do {                                                                           \
+		const char *e_ = (exp), *a_ = (act);                                   \
+		if (strcmp(e_, a_) != 0)                                               \
+			fail_msg("%s: expected \"%s\", got \"%s\"", (what), e_, a_);    \
+	} while (0)
+
+#define expect_int(what, exp, act)                                                     \
+	do {                                                                           \
+		long long e_ = (exp), a_ = (act);                                      \
+		if (e_ != a_)                                                          \
+			fail_msg("%s: expected %lld, got %lld", (what), e_, a_);        \
+	} while (0)
+
+static void expect_config_equal(const char *what, const struct config *exp,
+				const struct config *act)
+{
+	char ctx[256];
+
+#define FIELD_CTX(f) (snprintf(ctx, sizeof(ctx), "%s: " #f, what), ctx)
+	expect_str(FIELD_CTX(listen), exp->listen, act->listen);
+	expect_int(FIELD_CTX(log_level), exp->log_level, act->log_level);
+	expect_str(FIELD_CTX(proc_root), exp->proc_root, act->proc_root);
+	expect_int(FIELD_CTX(rescan_interval_ms), exp->rescan_interval_ms,
+		   act->rescan_interval_ms);
+	expect_int(FIELD_CTX(net_enabled), exp->net_enabled, act->net_enabled);
+	expect_int(FIELD_CTX(max_interfaces), exp->max_interfaces, act->max_interfaces);
+	expect_int(FIELD_CTX(size_min_slot), exp->size_min_slot, act->size_min_slot);
+	expect_int(FIELD_CTX(size_max_slot), exp->size_max_slot, act->size_max_slot);
+#undef FIELD_CTX
+}
+
+/* Applies `doc` as "t.yaml"; returns the result and what was written to the error stream. */
+static int apply(struct config *cfg, const char *doc, char **errors)
+{
+	size_t size = 0;
+	FILE *err = open_memstream(errors, &size);
+	int ret;
+
+	assert_non_null(err);
+	ret = config_apply_string(cfg, "t.yaml", doc, strlen(doc), err);
+	fclose(err);
+	return ret;
+}
+
+static void load_default(struct config *cfg)
+{
+	int ret = config_load_default(cfg);
+
+	expect_int("config_load_default", 0, ret);
+}
+
+static void test_embedded_default_loads_documented_values(void **state)
+{
+	struct config cfg;
+
+	load_default(&cfg);
+	assert_string_equal(":19472", cfg.listen);
+	assert_int_equal(LOG_INFO, cfg.log_level);
+	assert_string_equal("/proc", cfg.proc_root);
+	assert_int_equal(500, cfg.rescan_interval_ms);
+	assert_true(cfg.net_enabled);
+	assert_int_equal(1024, cfg.max_interfaces);
+	assert_int_equal(6, cfg.size_min_slot);  /* 64 bytes */
+	assert_int_equal(16, cfg.size_max_slot); /* 65536 bytes */
+}
+
+static void test_bad_document_is_rejected_with_location_and_leaves_config_unchanged(void **state)
+{
+	static const struct {
+		const char *what, *doc, *msg;
+	} cases[] = {
+		{ "unknown top-level key", "lisen: \":1\"\n", "t.yaml:1:1: unknown key 'lisen'" },
+		{ "unknown nested key", "network:\n  enabled: true\n  max_ifaces: 5\n",
+		  "t.yaml:3:3: unknown key 'max_ifaces'" },
+		{ "unknown key two levels down", "network:\n  packet_size_buckets:\n    mid: 128\n",
+		  "t.yaml:3:5: unknown key 'mid'" },
+		{ "duplicate key", "log_level: info\nlog_level: debug\n",
+		  "t.yaml:2:1: duplicate key 'log_level'" },
+		{ "duplicate nested key", "discovery:\n  proc: /a\n  proc: /b\n",
+		  "t.yaml:3:3: duplicate key 'proc'" },
+		{ "mapping where a value is expected", "listen:\n  host: x\n",
+		  "t.yaml:2:3: 'listen' must be a single value" },
+		{ "sequence where a value is expected", "log_level: [info]\n",
+		  "t.yaml:1:12: 'log_level' must be a single value" },
+		{ "value where a section is expected", "discovery: 5\n",
+		  "t.yaml:1:12: discovery must be a mapping" },
+		{ "document that is not a mapping", "- listen\n",
+		  "t.yaml:1:1: the configuration must be a mapping" },
+		{ "key that is not a name", "? [a]\n: 1\n",
+		  "t.yaml:1:3: the configuration: keys must be plain names" },
+		{ "number below its range", "discovery:\n  rescan_interval_ms: 5\n",
+		  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
+		{ "number above its range", "network:\n  max_interfaces: 65537\n",
+		  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65536" },
+		{ "negative number", "network:\n  max_interfaces: -1\n",
+		  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65536" },
+		{ "number with a unit", "discovery:\n  rescan_interval_ms: 500ms\n",
+		  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
+		{ "number that overflows", "discovery:\n  rescan_interval_ms: 99999999999999999999999\n",
+		  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
+		{ "bucket bound not a power of two", "network:\n  packet_size_buckets:\n    min: 100\n",
+		  "t.yaml:3:10: 'min' must be a power of two" },
+		{ "bucket bound past the histogram", "network:\n  packet_size_buckets:\n    max: 262144\n",
+		  "t.yaml:3:10: 'max' must be a whole number from 1 to 131072" },
+		{ "bucket min above max",
+		  "network:\n  packet_size_buckets:\n    min: 4096\n    max: 1024\n",
+		  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
+		{ "bucket min above the default max", "network:\n  packet_size_buckets:\n    min: 131072\n",
+		  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
+		{ "bad bool", "network:\n  enabled: maybe\n",
+		  "t.yaml:2:12: 'enabled' must be true or false" },
+		{ "bad log_level", "log_level: verbose\n",
+		  "t.yaml:1:12: log_level 'verbose' is not one of error, warn, info, debug" },
+		{ "empty string", "discovery:\n  proc: \"\"\n",
+		  "t.yaml:2:9: 'proc' must be a non-empty string of reasonable length" },
+		{ "bad listen", "listen: \"nocolon\"\n",
+		  "t.yaml:1:9: listen 'nocolon' is not HOST:PORT, :PORT or [V6]:PORT" },
+		{ "listen with a space before the port", "listen: \"host: 80\"\n",
+		  "t.yaml:1:9: listen 'host: 80' is not HOST:PORT, :PORT or [V6]:PORT" },
+		{ "number with leading space", "discovery:\n  rescan_interval_ms: \" 500\"\n",
+		  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
+		{ "a second document", "---\nlog_level: debug\n---\nlog_level: error\n",
+		  "t.yaml:4:1: only one YAML document is allowed" },
+		{ "listen port out of range", "listen: \":65536\"\n",
+		  "t.yaml:1:9: listen ':65536' is not HOST:PORT, :PORT or [V6]:PORT" },
+		{ "YAML syntax error: unclosed flow sequence", "listen: [\":1\"\nlog_level: info\n",
+		  "t.yaml:2:1: did not find expected ',' or ']' while parsing a flow sequence" },
+		{ "YAML syntax error: bad indentation",
+		  "network:\n  enabled: true\n max_interfaces: 5\n",
+		  "t.yaml:3:2: did not find expected key while parsing a block mapping" },
+		{ "YAML syntax error: tab indentation", "network:\n\tenabled: true\n",
+		  "t.yaml:2:1: found character that cannot start any token while scanning for the next token" },
+	};
+	struct config before, cfg;
+	char *errors;
+	int ret;
+
+	load_default(&before);
+	/* Not the default, so a failed apply that resets to it would show. */
+	before.log_level = LOG_WARN;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s\n", cases[i].msg);
+		cfg = before;
+		ret = apply(&cfg, cases[i].doc, &errors);
+		expect_int(cases[i].what, -EINVAL, ret);
+		expect_str(cases[i].what, msg, errors);
+		expect_config_equal(cases[i].what, &before, &cfg);
+		free(errors);
+	}
+}
+
+static void test_failed_apply_drops_the_valid_settings_before_the_error(void **state)
+{
+	const char *doc = "listen: \"127.0.0.1:9100\"\n"
+			  "log_level: debug\n"
+			  "network:\n"
+			  "  max_interfaces: 8\n"
+			  "  enabled: maybe\n";
+	struct config before, cfg;
+	char *errors;
+
+	load_default(&before);
+	cfg = before;
+	assert_int_equal(-EINVAL, apply(&cfg, doc, &errors));
+	assert_string_equal("t.yaml:5:12: 'enabled' must be true or false\n", errors);
+	expect_config_equal("after a failed apply", &before, &cfg);
+	free(errors);
+}
+
+static void set_debug(struct config *c) { c->log_level = LOG_DEBUG; }
+static void set_listen_v6(struct config *c) { snprintf(c->listen, sizeof(c->listen), "[::1]:9100"); }
+static void set_proc(struct config *c) { snprintf(c->proc_root, sizeof(c->proc_root), "/host/proc"); }
+static void set_net_off(struct config *c) { c->net_enabled = false; }
+static void set_small_net(struct config *c)
+{
+	c->max_interfaces = 8;
+	c->size_max_slot = 10;
+}
+static void set_rescan(struct config *c) { c->rescan_interval_ms = 10; }
+static void set_size_one(struct config *c) { c->size_min_slot = 0; }
+
+static void test_overrides_change_only_the_keys_they_set(void **state)
+{
+	static const struct {
+		const char *what, *doc;
+		void (*change)(struct config *);
+	} cases[] = {
+		{ "log_level", "log_level: debug\n", set_debug },
+		{ "IPv6 listen", "listen: \"[::1]:9100\"\n", set_listen_v6 },
+		{ "proc", "discovery:\n  proc: /host/proc\n", set_proc },
+		{ "rescan at its minimum", "discovery:\n  rescan_interval_ms: 10\n", set_rescan },
+		{ "enabled: false", "network:\n  enabled: false\n", set_net_off },
+		{ "enabled: no", "network:\n  enabled: no\n", set_net_off },
+		{ "enabled: off", "network:\n  enabled: off\n", set_net_off },
+		{ "enabled: False (YAML 1.1 capitalised)", "network:\n  enabled: False\n", set_net_off },
+		{ "one of two bucket bounds",
+		  "network:\n  max_interfaces: 8\n  packet_size_buckets:\n    max: 1024\n",
+		  set_small_net },
+		{ "bucket min of 1 byte", "network:\n  packet_size_buckets:\n    min: 1\n",
+		  set_size_one },
+	};
+	struct config def, want, cfg;
+	char *errors;
+	int ret;
+
+	load_default(&def);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		want = def;
+		cases[i].change(&want);
+		cfg = def;
+		ret = apply(&cfg, cases[i].doc, &errors);
+		expect_int(cases[i].what, 0, ret);
+		expect_str(cases[i].what, "", errors);
+		expect_config_equal(cases[i].what, &want, &cfg);
+		free(errors);
+	}
+}
+
+static void test_empty_or_comment_only_document_changes_nothing(void **state)
+{
+	static const char *const docs[] = { "", "\n", "# only a comment\n", "---\n", "---\n...\n",
+					    "network:\n", "network:\n  # nothing yet\n",
+					    "discovery: ~\n" };
+	struct config def, cfg;
+	char *errors;
+	int ret;
+
+	load_default(&def);
+	for (size_t i = 0; i < ARRAY_SIZE(docs); i++) {
+		cfg = def;
+		ret = apply(&cfg, docs[i], &errors);
+		expect_int(docs[i], 0, ret);
+		expect_str(docs[i], "", errors);
+		expect_config_equal(docs[i], &def, &cfg);
+		free(errors);
+	}
+}
+
+static void test_apply_file_reads_the_file_and_names_it_in_errors(void **state)
+{
+	char path[] = "/tmp/vmprobe-test-config-XXXXXX";
+	const char *doc = "network:\n  max_interfaces: 0\n";
+	struct config def, cfg;
+	char *errors, want[256];
+	size_t size = 0;
+	FILE *err;
+	int fd;
+
+	load_default(&def);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal((ssize_t)strlen(doc), write(fd, doc, strlen(doc)));
+	close(fd);
+
+	cfg = def;
+	err = open_memstream(&errors, &size);
+	assert_int_equal(-EINVAL, config_apply_file(&cfg, path, err));
+	fclose(err);
+	snprintf(want, sizeof(want),
+		 "%s:2:19: 'max_interfaces' must be a whole number from 1 to 65536\n", path);
+	assert_string_equal(want, errors);
+	expect_config_equal("after a bad file", &def, &cfg);
+	free(errors);
+
+	unlink(path);
+	err = open_memstream(&errors, &size);
+	assert_int_equal(-ENOENT, config_apply_file(&cfg, path, err));
+	fclose(err);
+	snprintf(want, sizeof(want), "%s: cannot open: No such file or directory\n", path);
+	assert_string_equal(want, errors);
+	free(errors);
+}
+
+static void test_parse_listen_accepts_host_port_forms_and_rejects_the_rest(void **state)
+{
+	static const struct {
+		const char *in;
+		int ret;
+		const char *host;
+		unsigned port;
+	} cases[] = {
+		{ ":9", 0, "", 9 },
+		{ ":65535", 0, "", 65535 },
+		{ "127.0.0.1:80", 0, "127.0.0.1", 80 },
+		{ "localhost:19472", 0, "localhost", 19472 },
+		{ "[::1]:19472", 0, "::1", 19472 },
+		{ "[::]:1", 0, "::", 1 },
+		{ "host:0", -EINVAL, NULL, 0 },
+		{ "nocolon", -EINVAL, NULL, 0 },
+		{ "[::1]80", -EINVAL, NULL, 0 },
+		{ "[::1", -EINVAL, NULL, 0 },
+		{ ":65536", -EINVAL, NULL, 0 },
+		{ "host:", -EINVAL, NULL, 0 },
+		{ "host:-1", -EINVAL, NULL, 0 },
+		{ "host:+80", -EINVAL, NULL, 0 },
+		{ "host:80x", -EINVAL, NULL, 0 },
+		{ "", -EINVAL, NULL, 0 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char host[64] = "untouched";
+		unsigned port = 4242;
+		int ret = config_parse_listen(cases[i].in, host, sizeof(host), &port);
+
+		expect_int(cases[i].in, cases[i].ret, ret);
+		if (cases[i].ret)
+			continue;
+		expect_str(cases[i].in, cases[i].host, host);
+		expect_int(cases[i].in, cases[i].port, port);
+	}
+}
+
+static void test_parse_listen_rejects_a_host_longer_than_the_buffer(void **state)
+{
+	char host[4];
+	unsigned port;
+
+	assert_int_equal(0, config_parse_listen("abc:1", host, sizeof(host), &port));
+	assert_string_equal("abc", host);
+	assert_int_equal(-EINVAL, config_parse_listen("abcd:1", host, sizeof(host), &port));
+	assert_int_equal(-EINVAL, config_parse_listen("[abcd]:1", host, sizeof(host), &port));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_embedded_default_loads_documented_values),
+		cmocka_unit_test(test_bad_document_is_rejected_with_location_and_leaves_config_unchanged),
+		cmocka_unit_test(test_failed_apply_drops_the_valid_settings_before_the_error),
+		cmocka_unit_test(test_overrides_change_only_the_keys_they_set),
+		cmocka_unit_test(test_empty_or_comment_only_document_changes_nothing),
+		cmocka_unit_test(test_apply_file_reads_the_file_and_names_it_in_errors),
+		cmocka_unit_test(test_parse_listen_accepts_host_port_forms_and_rejects_the_rest),
+		cmocka_unit_test(test_parse_listen_rejects_a_host_longer_than_the_buffer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

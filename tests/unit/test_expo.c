@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* Prometheus text exposition: escaping, labels, families, log2 histograms. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "expo.h"
+
+#define FFFD "\xef\xbf\xbd"
+
+/* Like assert_string_equal, but names the table row that failed. */
+#define expect_str(what, exp, act)                                                     \
+	do {                                                                           \
+		const char *e_ = (exp), *a_ = (act);                                   \
+		if (strcmp(e_, a_) != 0)                                               \
+			fail_msg("%s:\nexpected:\n%s\nactual:\n%s", (what), e_, a_); \
+	} while (0)
+
+static const char *text(const struct strbuf *sb)
+{
+	return sb->buf ? sb->buf : "";
+}
+
+struct escape_case {
+	const char *what, *in, *out;
+};
+
+static void expect_escapes(const struct escape_case *cases, size_t n)
+{
+	struct strbuf sb;
+
+	for (size_t i = 0; i < n; i++) {
+		sb_init(&sb);
+		expo_escape(&sb, cases[i].in);
+		expect_str(cases[i].what, cases[i].out, text(&sb));
+		sb_free(&sb);
+	}
+}
+
+static void test_escape_keeps_valid_text_and_escapes_quote_backslash_newline(void **state)
+{
+	static const struct escape_case cases[] = {
+		{ "empty", "", "" },
+		{ "plain", "web01", "web01" },
+		{ "double quote", "a\"b", "a\\\"b" },
+		{ "backslash", "a\\b", "a\\\\b" },
+		{ "newline", "a\nb", "a\\nb" },
+		{ "mixed", "\"C:\\x\"\n", "\\\"C:\\\\x\\\"\\n" },
+		{ "tab and other controls pass", "a\tb\rc", "a\tb\rc" },
+		{ "2-byte UTF-8", "caf\xc3\xa9", "caf\xc3\xa9" },
+		{ "3-byte UTF-8", "\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac" },
+		{ "4-byte UTF-8", "vm-\xf0\x9f\x98\x80", "vm-\xf0\x9f\x98\x80" },
+		{ "U+D7FF, just below the surrogates", "\xed\x9f\xbf", "\xed\x9f\xbf" },
+		{ "U+10FFFF, the last code point", "\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf" },
+	};
+
+	expect_escapes(cases, ARRAY_SIZE(cases));
+}
+
+static void test_escape_replaces_each_invalid_utf8_byte_with_fffd(void **state)
+{
+	static const struct escape_case cases[] = {
+		{ "lone 0xff", "a\xff" "b", "a" FFFD "b" },
+		{ "stray continuation byte", "a\x80" "b", "a" FFFD "b" },
+		{ "0xc0 0xaf: overlong '/'", "\xc0\xaf", FFFD FFFD },
+		{ "0xe0 0x80 0xaf: overlong 3-byte", "\xe0\x80\xaf", FFFD FFFD FFFD },
+		{ "0xf0 0x80 0x80 0xaf: overlong 4-byte", "\xf0\x80\x80\xaf", FFFD FFFD FFFD FFFD },
+		{ "U+D800: high surrogate", "\xed\xa0\x80", FFFD FFFD FFFD },
+		{ "U+DFFF: low surrogate", "\xed\xbf\xbf", FFFD FFFD FFFD },
+		{ "U+110000: past the last code point", "\xf4\x90\x80\x80",
+		  FFFD FFFD FFFD FFFD },
+		{ "0xf5 lead byte", "\xf5\x80", FFFD FFFD },
+		{ "sequence cut by an ASCII byte", "\xe2\x82" "a", FFFD FFFD "a" },
+		{ "sequence cut by the end of the string", "ab\xe2\x82", "ab" FFFD FFFD },
+		{ "invalid byte next to an escape", "\xff\"", FFFD "\\\"" },
+	};
+
+	expect_escapes(cases, ARRAY_SIZE(cases));
+}
+
+static void test_labels_keep_order_skip_null_values_and_escape(void **state)
+{
+	static const struct expo_label all[] = {
+		{ "name", "web01" },
+		{ "namespace", NULL },
+		{ "interface", "vnet3" },
+		{ "direction", "rx" },
+	};
+	static const struct expo_label first_null[] = {
+		{ "namespace", NULL },
+		{ "name", "a\"b" },
+	};
+	static const struct expo_label last_null[] = {
+		{ "name", "x" },
+		{ "namespace", NULL },
+	};
+	static const struct expo_label none_set[] = {
+		{ "namespace", NULL },
+	};
+	static const struct expo_label empty_value[] = {
+		{ "uuid", "" },
+	};
+	static const struct {
+		const char *what;
+		const struct expo_label *l;
+		size_t n;
+		const char *out;
+	} cases[] = {
+		{ "NULL in the middle", all, ARRAY_SIZE(all),
+		  "name=\"web01\",interface=\"vnet3\",direction=\"rx\"" },
+		{ "NULL first, value escaped", first_null, ARRAY_SIZE(first_null),
+		  "name=\"a\\\"b\"" },
+		{ "NULL last", last_null, ARRAY_SIZE(last_null), "name=\"x\"" },
+		{ "every value NULL", none_set, ARRAY_SIZE(none_set), "" },
+		{ "empty value is kept", empty_value, ARRAY_SIZE(empty_value), "uuid=\"\"" },
+		{ "no labels", all, 0, "" },
+	};
+	struct strbuf sb;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		sb_init(&sb);
+		expo_labels(&sb, cases[i].l, cases[i].n);
+		expect_str(cases[i].what, cases[i].out, text(&sb));
+		sb_free(&sb);
+	}
+}
+
+static void test_family_writes_help_then_type(void **state)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	expo_family(&sb, "vmprobe_network_bytes_total", "counter", "Frame bytes seen on the tap.");
+	assert_string_equal("# HELP vmprobe_network_bytes_total Frame bytes seen on the tap.\n"
+			    "# TYPE vmprobe_network_bytes_total counter\n",
+			    text(&sb));
+	sb_free(&sb);
+}
+
+static void test_samples_put_braces_only_around_labels(void **state)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	expo_u64(&sb, "a_total", "name=\"x\"", 18446744073709551615ULL);
+	expo_u64(&sb, "b_total", "", 0);
+	expo_u64(&sb, "c_total", NULL, 7);
+	expo_double(&sb, "d_seconds", "", 0.25);
+	expo_double(&sb, "e_seconds", "k=\"v\"", 1e-9);
+	assert_string_equal("a_total{name=\"x\"} 18446744073709551615\n"
+			    "b_total 0\n"
+			    "c_total 7\n"
+			    "d_seconds 0.25\n"
+			    "e_seconds{k=\"v\"} 1e-09\n",
+			    text(&sb));
+	sb_free(&sb);
+}
+
+/* slot i counts (2^(i-1), 2^i]; the last slot is the overflow. */
+static const __u64 eight_slots[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+
+static void test_histogram_folds_low_slots_into_first_bucket_and_high_into_inf(void **state)
+{
+	const struct hist_range r = { .min_slot = 2, .max_slot = 5, .per_unit = 1 };
+	struct strbuf sb;
+
+	sb_init(&sb);
+	expo_histogram(&sb, "h_bytes", "vm=\"a\"", eight_slots, 8, &r, 1234);
+	assert_string_equal("h_bytes_bucket{vm=\"a\",le=\"4\"} 6\n"
+			    "h_bytes_bucket{vm=\"a\",le=\"8\"} 10\n"
+			    "h_bytes_bucket{vm=\"a\",le=\"16\"} 15\n"
+			    "h_bytes_bucket{vm=\"a\",le=\"32\"} 21\n"
+			    "h_bytes_bucket{vm=\"a\",le=\"+Inf\"} 36\n"
+			    "h_bytes_sum{vm=\"a\"} 1234\n"
+			    "h_bytes_count{vm=\"a\"} 36\n",
+			    text(&sb));
+	sb_free(&sb);
+}
+
+static void test_histogram_overflow_slot_feeds_only_inf_even_when_max_is_past_it(void **state)
+{
+	/* max_slot 7 is the overflow slot of 8: the last bucket written is le=64. */
+	const struct hist_range r = { .min_slot = 5, .max_slot = 7, .per_unit = 1 };
+	struct strbuf sb;
+
+	sb_init(&sb);
+	expo_histogram(&sb, "h", "vm=\"a\"", eight_slots, 8, &r, 99);
+	assert_string_equal("h_bucket{vm=\"a\",le=\"32\"} 21\n"
+			    "h_bucket{vm=\"a\",le=\"64\"} 28\n"
+			    "h_bucket{vm=\"a\",le=\"+Inf\"} 36\n"
+			    "h_sum{vm=\"a\"} 99\n"
+			    "h_count{vm=\"a\"} 36\n",
+			    text(&sb));
+	sb_free(&sb);
+}
+
+static void test_histogram_without_labels_has_braces_only_for_le(void **state)
+{
+	const __u64 slots[4] = { 0, 3, 0, 1 };
+	const struct hist_range r = { .min_slot = 0, .max_slot = 2, .per_unit = 1 };
+	struct strbuf sb;
+
+	sb_init(&sb);
+	expo_histogram(&sb, "h", "", slots, 4, &r, 10);
+	assert_string_equal("h_bucket{le=\"1\"} 0\n"
+			    "h_bucket{le=\"2\"} 3\n"
+			    "h_bucket{le=\"4\"} 3\n"
+			    "h_bucket{le=\"+Inf\"} 4\n"
+			    "h_sum 10\n"
+			    "h_count 4\n",
+			    text(&sb));
+	sb_free(&sb);
+}
+
+static void test_histogram_of_zeros_writes_every_bucket_with_zero(void **state)
+{
+	const __u64 slots[5] = { 0 };
+	const struct hist_range r = { .min_slot = 3, .max_slot = 3, .per_unit = 1 };
+	struct strbuf sb;
+
+	sb_init(&sb);
+	expo_histogram(&sb, "h", NULL, slots, 5, &r, 0);
+	assert_string_equal("h_bucket{le=\"8\"} 0\n"
+			    "h_bucket{le=\"+Inf\"} 0\n"
+			    "h_sum 0\n"
+			    "h_count 0\n",
+			    text(&sb));
+	sb_free(&sb);
+}
+
+static void test_histogram_in_ns_writes_le_and_sum_in_seconds(void **state)
+{
+	__u64 slots[13] = { 0 };
+	const struct hist_range r = { .min_slot = 10, .max_slot = 11, .per_unit = 1000000000 };
+	struct strbuf sb;
+
+	slots[3] = 4;  /* (4, 8] ns: below min, folds into le=1.024e-06 */
+	slots[10] = 1; /* (512, 1024] ns */
+	slots[11] = 2;
+	slots[12] = 3; /* overflow */
+	sb_init(&sb);
+	expo_histogram(&sb, "io_seconds", "drive=\"vda\"", slots, 13, &r, 1500);
+	assert_string_equal("io_seconds_bucket{drive=\"vda\",le=\"1.024e-06\"} 5\n"
+			    "io_seconds_bucket{drive=\"vda\",le=\"2.048e-06\"} 7\n"
+			    "io_seconds_bucket{drive=\"vda\",le=\"+Inf\"} 10\n"
+			    "io_seconds_sum{drive=\"vda\"} 1.5e-06\n"
+			    "io_seconds_count{drive=\"vda\"} 10\n",
+			    text(&sb));
+	sb_free(&sb);
+}
+
+static void test_histogram_in_ns_writes_exact_le_of_second_sized_buckets(void **state)
+{
+	/* 2^30 ns = 1.073741824 s and 2^34 ns = 17.179869184 s: ten and eleven digits. */
+	__u64 slots[36] = { 0 };
+	const struct hist_range r = { .min_slot = 30, .max_slot = 34, .per_unit = 1000000000 };
+	struct strbuf sb;
+	char got[512];
+
+	sb_init(&sb);
+	expo_histogram(&sb, "io_seconds", "", slots, 36, &r, 0);
+	snprintf(got, sizeof(got), "%s", text(&sb));
+	sb_free(&sb);
+	if (!strstr(got, "{le=\"1.073741824\"}") || !strstr(got, "{le=\"17.179869184\"}"))
+		fail_msg("expected le=\"1.073741824\" and le=\"17.179869184\", got:\n%s", got);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_escape_keeps_valid_text_and_escapes_quote_backslash_newline),
+		cmocka_unit_test(test_escape_replaces_each_invalid_utf8_byte_with_fffd),
+		cmocka_unit_test(test_labels_keep_order_skip_null_values_and_escape),
+		cmocka_unit_test(test_family_writes_help_then_type),
+		cmocka_unit_test(test_samples_put_braces_only_around_labels),
+		cmocka_unit_test(test_histogram_folds_low_slots_into_first_bucket_and_high_into_inf),
+		cmocka_unit_test(test_histogram_overflow_slot_feeds_only_inf_even_when_max_is_past_it),
+		cmocka_unit_test(test_histogram_without_labels_has_braces_only_for_le),
+		cmocka_unit_test(test_histogram_of_zeros_writes_every_bucket_with_zero),
+		cmocka_unit_test(test_histogram_in_ns_writes_le_and_sum_in_seconds),
+		cmocka_unit_test(test_histogram_in_ns_writes_exact_le_of_second_sized_buckets),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
