@@ -39,7 +39,7 @@ LDLIBS := $(shell pkg-config --libs $(PKGS)) -lelf -lz -lm -lpthread
 USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 
-.PHONY: all deps test-deps run test unit bench vmlinux clean
+.PHONY: all deps test-deps run test unit vmlinux clean
 all: $(BUILD)/vmprobe
 
 # BPF objects of the product (bpf/), the bench (bench/) and tests (tests/tools/).
@@ -105,3 +105,17 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# make bench: vmprobe's TC cost per packet against an empty and a naive
+# program (bench/ref.bpf.c), and /metrics render time and size.
+$(BUILD)/bench/ref.bpf.o: bench/ref.h
+$(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name ref_bpf > $@
+$(BUILD)/bench/bench: bench/bench.c bench/ref.h $(BUILD)/bench/ref.skel.h $(USER_OBJS) | $(BUILD)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -o $@
+.PHONY: bench
+bench: test-deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench/bench
+	$(Q)$(BUILD)/bench/bench

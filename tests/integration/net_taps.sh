@@ -168,11 +168,11 @@ hits1=$(foreign_hits)
 
 d() { echo $(( ${after[$1]:-0} - ${before[$1]:-0} )); }
 for k in host pod1 pod2; do
-	check_eq "$k: frames from the guest = tap rx_packets" "$(d $k.rx_packets)" "$(d $k.p.tx)"
-	check_eq "$k: bytes from the guest = tap rx_bytes" "$(d $k.rx_bytes)" "$(d $k.b.tx)"
-	check_eq "$k: frames to the guest = tap tx_packets + tx_dropped" \
+	check_num "$k: frames from the guest = tap rx_packets" "$(d $k.rx_packets)" "$(d $k.p.tx)"
+	check_num "$k: bytes from the guest = tap rx_bytes" "$(d $k.rx_bytes)" "$(d $k.b.tx)"
+	check_num "$k: frames to the guest = tap tx_packets + tx_dropped" \
 		"$(( $(d $k.tx_packets) + $(d $k.tx_dropped) ))" "$(d $k.p.rx)"
-	check_eq "$k: bytes to the guest = tap tx_bytes (no drops)" "$(d $k.tx_bytes)" "$(d $k.b.rx)"
+	check_num "$k: bytes to the guest = tap tx_bytes (no drops)" "$(d $k.tx_bytes)" "$(d $k.b.rx)"
 	check_eq "$k: the workload was 18 frames from and 11 to the guest" "18 11" \
 		"$(d $k.p.tx) $(d $k.p.rx)"
 	check_eq "$k: size histogram from the guest (le 64, 2048, 16384, +Inf)" "10 15 18 18" \
@@ -180,11 +180,11 @@ for k in host pod1 pod2; do
 	check_eq "$k: size histogram to the guest (le 64, 128, 2048)" "0 7 11" \
 		"$(d $k.h.rx.64) $(d $k.h.rx.128) $(d $k.h.rx.2048)"
 done
-check_eq "the foreign filter saw every frame from the guest while vmprobe ran" \
+check_num "the foreign filter saw every frame from the guest while vmprobe ran" \
 	"$(d host.rx_packets)" "$((hits1 - hits0))"
-check_eq "no frame hit a device without a slot" "0" \
+check_num "no frame hit a device without a slot" "0" \
 	"$(metric "$WORK/m.txt" vmprobe_network_unknown_interface_frames_total)"
-check_eq "VM info carries uuid and pid" "1" \
+check_num "VM info carries uuid and pid" "1" \
 	"$(metric "$WORK/m.txt" vmprobe_vm_info "${N1[@]}" uuid=00000000-0000-0000-0000-0000000000b1 pid="$g1")"
 
 # A VM that starts while vmprobe runs is counted within 1 s.
@@ -210,9 +210,9 @@ check_eq "no vmprobe filter remains on the host tap" "" \
 	"$( (tc filter show dev "$HTAP" ingress; tc filter show dev "$HTAP" egress) | grep vmprobe)"
 h2=$(foreign_hits); r2=$(tapstat "$HTAP" rx_packets)
 kill -USR1 "$gh"; sleep 0.5
-check_eq "the foreign filter still sees every frame after vmprobe exits" \
+check_num "the foreign filter still sees every frame after vmprobe exits" \
 	"$(( $(tapstat "$HTAP" rx_packets) - r2 ))" "$(( $(foreign_hits) - h2 ))"
-check_eq "the foreign filter is still there" 1 \
+check_num "the foreign filter is still there" 1 \
 	"$(tc filter show dev "$HTAP" ingress | grep -c 'name foreign')"
 check_eq "clsact that vmprobe created in a pod is removed" "" \
 	"$(ip netns exec "$NS1" tc qdisc show dev "$PTAP" | grep clsact)"

@@ -38,8 +38,8 @@ check_fails() { # DESC COMMAND... : passes when the command fails
 	if "$@" >/dev/null 2>&1; then tap_fail "$desc" "command succeeded: $*"; else tap_ok "$desc"; fi
 }
 
-check_range() { # DESC LOW HIGH ACTUAL (floats, inclusive)
-	if awk -v l="$2" -v h="$3" -v a="$4" 'BEGIN { exit !(a >= l && a <= h) }'; then
+check_range() { # DESC LOW HIGH ACTUAL (floats, inclusive; empty fails)
+	if [[ $4 =~ ^-?[0-9.e+-]+$ ]] && awk -v l="$2" -v h="$3" -v a="$4" 'BEGIN { exit !(a >= l && a <= h) }'; then
 		tap_ok "$1"
 	else
 		tap_fail "$1" "expected: within [$2, $3]" "actual:   $4"
@@ -49,4 +49,14 @@ check_range() { # DESC LOW HIGH ACTUAL (floats, inclusive)
 tap_done() {
 	echo "1..$TAP_N"
 	[ "$TAP_FAILED" -eq 0 ]
+}
+
+# Like check_eq, for numbers: an empty or non-numeric side fails, so a
+# missing series can never pass as "equal".
+check_num() { # DESC EXPECTED ACTUAL
+	if ! [[ $2 =~ ^-?[0-9]+(\.[0-9]+)?$ && $3 =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then
+		tap_fail "$1" "expected: $2" "actual:   $3" "(both must be numbers)"
+	else
+		check_eq "$1" "$2" "$3"
+	fi
 }

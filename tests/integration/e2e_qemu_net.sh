@@ -1,0 +1,140 @@
+#!/bin/bash
+# End to end with a real QEMU guest (TCG) on a tap, named with characters
+# that need escaping, scraped by a real Prometheus server. The guest pings
+# the host at a steady rate; vmprobe's counters must equal the tap's kernel
+# counters exactly, and PromQL rate() and histogram_quantile() must return
+# what the workload implies. `promtool check metrics` must be clean.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/lib/guest.sh"
+
+for need in qemu-system-x86_64 prometheus promtool; do
+	if ! command -v $need >/dev/null; then
+		tap_skip "end to end with a QEMU guest and Prometheus" "$need is not installed"
+		tap_done; exit
+	fi
+done
+if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
+	tap_skip "end to end with a QEMU guest and Prometheus" "needs root and /dev/net/tun"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-e2e.XXXXXX)
+PORT=19582 PROM_PORT=19590 TAP=vmpt-q0
+PROM_PID=
+cleanup() {
+	guest_stop >/dev/null 2>&1
+	vmprobe_stop >/dev/null 2>&1
+	[ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
+	ip link del "$TAP" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip link del "$TAP" 2>/dev/null
+
+if ! guest_build >"$WORK/build.log" 2>&1; then
+	tap_fail "build the test guest (kernel from Debian's archive)" "$(tail -5 "$WORK/build.log")"
+	tap_done; exit
+fi
+
+ip tuntap add dev "$TAP" mode tap
+sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1"
+ip addr add 10.77.0.1/24 dev "$TAP"
+ip link set "$TAP" up
+
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+
+cat >"$WORK/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: vmprobe
+    static_configs:
+      - targets: ["127.0.0.1:$PORT"]
+YAML
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+	--web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
+PROM_PID=$!
+check "Prometheus server starts" wait_for 30 curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
+
+# promql QUERY [TIME]: the first result's value ("" if none).
+promql() {
+	curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1" \
+		${2:+--data-urlencode "time=$2"} |
+		python3 -c 'import json,sys
+r=json.load(sys.stdin)["data"]["result"]
+print(r[0]["value"][1] if r else "")'
+}
+
+# 1 ARP exchange first, then 300 pings of 1000 bytes every 50 ms (1042-byte
+# frames both ways), a steady ~20 frames/s for ~15 s.
+guest_make_initrd "$WORK/initrd" - <<'SH'
+ping -c 1 -W 5 10.77.0.1 >/dev/null
+sleep 1
+ping -q -c 300 -i 0.05 -s 1000 10.77.0.1
+# Stay up while the host reads the final counts: a VM that exits is gone.
+echo PINGS-DONE
+sleep 120
+SH
+NAME='vm "alpha" \ beta, ünï'
+NAME_EXP='vm \"alpha\" \\ beta, ünï'
+guest_start "$NAME" "$TAP" "$WORK/initrd" || { tap_fail "QEMU guest starts"; tap_done; exit; }
+tap_ok "QEMU guest starts"
+
+counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total name="$NAME_EXP" interface=$TAP direction=tx)" ]; }
+check "the guest's tap is counted within 1 s of QEMU starting" wait_for 1 counted
+check_num "the VM is exposed with its uuid and pid" 1 \
+	"$(metric "$WORK/metrics.txt" vmprobe_vm_info name="$NAME_EXP" uuid="$GUEST_UUID" pid="$GUEST_PID")"
+
+# Two samples of the tap's own counter inside the steady part of the run.
+steady() { [ "$(tapstat $TAP rx_packets)" -ge 60 ]; }
+wait_for 60 steady
+ta=$(date +%s.%N); ra=$(tapstat $TAP rx_packets)
+sleep 8
+tb=$(date +%s.%N); rb=$(tapstat $TAP rx_packets)
+
+check "the guest workload completes" wait_for 120 grep -q PINGS-DONE "$GUEST_LOG"
+sleep 3 # quiet, and at least two more scrapes
+scrape "$WORK/final.txt"
+lbl=(name="$NAME_EXP" interface=$TAP)
+check_num "frames from the guest = tap rx_packets" "$(tapstat $TAP rx_packets)" \
+	"$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=tx)"
+check_num "bytes from the guest = tap rx_bytes" "$(tapstat $TAP rx_bytes)" \
+	"$(metric "$WORK/final.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=tx)"
+check_num "frames to the guest = tap tx_packets + tx_dropped" \
+	"$(( $(tapstat $TAP tx_packets) + $(tapstat $TAP tx_dropped) ))" \
+	"$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=rx)"
+check_num "bytes to the guest = tap tx_bytes" "$(tapstat $TAP tx_bytes)" \
+	"$(metric "$WORK/final.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=rx)"
+tx=$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=tx)
+check_range "the workload's 301 pings and a few ARP frames left the guest" 302 310 "$tx"
+check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/final.txt'"
+
+# PromQL. The selector uses the unescaped name: the escaping round-trips.
+sel="name=\"$(printf '%s' "$NAME" | sed 's/\\/\\\\/g; s/"/\\"/g')\",interface=\"$TAP\""
+check_num "Prometheus holds the final count under the raw VM name" "$tx" \
+	"$(promql "vmprobe_network_packets_total{$sel,direction=\"tx\"}")"
+win=$(awk -v a="$ta" -v b="$tb" 'BEGIN { printf "%d", b - a }')
+want=$(awk -v a="$ta" -v b="$tb" -v x="$ra" -v y="$rb" 'BEGIN { printf "%.3f", (y - x) / (b - a) }')
+got=$(promql "rate(vmprobe_network_packets_total{$sel,direction=\"tx\"}[${win}s])" "$tb")
+# rate() extrapolates from 1 s samples to the window's edges and the host's
+# two tap reads are not aligned with the scrapes: allow 25% either way.
+check_range "rate() of frames from the guest matches the tap's rate ($want/s)" \
+	"$(awk -v w="$want" 'BEGIN{print w*0.75}')" "$(awk -v w="$want" 'BEGIN{print w*1.25}')" "$got"
+for q in 0.5 0.9; do
+	got=$(promql "histogram_quantile($q, rate(vmprobe_network_packet_size_bytes_bucket{$sel,direction=\"tx\"}[${win}s]))" "$tb")
+	check_range "histogram_quantile($q) of frame sizes lies in the 1042-byte frames' bucket (1024, 2048]" \
+		1024.000001 2048 "$got"
+done
+got=$(promql "histogram_quantile(0.5, rate(vmprobe_network_packet_size_bytes_bucket{$sel,direction=\"rx\"}[${win}s]))" "$tb")
+check_range "histogram_quantile(0.5) of frames to the guest (echo replies) in (1024, 2048]" 1024.000001 2048 "$got"
+check_num "no frame hit a device without a slot" 0 \
+	"$(metric "$WORK/final.txt" vmprobe_network_unknown_interface_frames_total)"
+
+guest_stop
+gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_vm_info name="$NAME_EXP")" ]; }
+check "the stopped guest's series are removed" wait_for 2 gone
+tap_done
