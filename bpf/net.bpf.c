@@ -40,21 +40,38 @@ static __always_inline void count_error(__u32 err)
 		*v += 1;
 }
 
-static __always_inline int account(struct __sk_buff *skb, __u32 dir)
+/*
+ * The tap's slot. vmprobe attaches each filter with classid slot+1, and
+ * cls_bpf stores the filter's classid in skb->tc_classid before running
+ * it: no lookup at all on the hot path. A frame without one (a run
+ * outside cls_bpf, e.g. BPF_PROG_TEST_RUN, which cannot set tc_classid)
+ * falls back to the (netns, ifindex) hash.
+ */
+static __always_inline int tap_slot(struct __sk_buff *skb)
 {
 	struct net_iface_key key = {};
-	struct net_stats *st;
-	__u32 *slot, cpu, idx;
+	__u32 *slot;
 
+	if (skb->tc_classid)
+		return skb->tc_classid - 1;
 	key.netns_cookie = bpf_get_netns_cookie(skb);
 	key.ifindex = skb->ifindex;
 	slot = bpf_map_lookup_elem(&net_ifaces, &key);
-	if (!slot) {
+	return slot ? (int)*slot : -1;
+}
+
+static __always_inline int account(struct __sk_buff *skb, __u32 dir)
+{
+	struct net_stats *st;
+	__u32 idx;
+	int slot;
+
+	slot = tap_slot(skb);
+	if (slot < 0 || slot >= (int)max_ifaces) {
 		count_error(NET_ERR_UNKNOWN_IFACE);
 		return TC_ACT_UNSPEC;
 	}
-	cpu = bpf_get_smp_processor_id();
-	idx = net_stats_index(cpu, *slot, dir, max_ifaces);
+	idx = net_stats_index(bpf_get_smp_processor_id(), slot, dir, max_ifaces);
 	st = bpf_map_lookup_elem(&net_stats, &idx);
 	if (!st)
 		return TC_ACT_UNSPEC;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -8,7 +9,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,6 +55,39 @@ static void drain(int fd)
 		;
 }
 
+#define LOCK_DIR "/run/vmprobe"
+#define LOCK_PATH LOCK_DIR "/serve.lock"
+
+/*
+ * One `serve` per host: a second would attach a second set of filters to
+ * every tap. The lock goes with the process, however it ends.
+ */
+static int take_lock(void)
+{
+	char pid[32] = "";
+	int fd, n;
+
+	mkdir(LOCK_DIR, 0755);
+	fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("cannot open %s: %s", LOCK_PATH, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		n = (int)read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		log_error("another vmprobe serve (pid %s) is running on this host; stop it first",
+			  pid[0] ? pid : "?");
+		close(fd);
+		return -EBUSY;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, pid, n, 0) != n)
+		log_warn("cannot write %s: %s", LOCK_PATH, strerror(errno));
+	return fd;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmprobe serve [-c FILE] [--listen ADDR:PORT]\n"
@@ -74,7 +110,7 @@ int do_serve(int argc, char **argv)
 	struct config cfg;
 	struct pollfd pfd[2];
 	sigset_t mask;
-	int opt, sfd = -1, lfd, err, ret = EXIT_FAIL;
+	int opt, sfd = -1, lfd, err, ret = EXIT_FAIL, lock_fd;
 	bool disc = false;
 
 	while ((opt = getopt_long(argc, argv, "c:l:h", longopts, NULL)) != -1) {
@@ -112,6 +148,9 @@ int do_serve(int argc, char **argv)
 	}
 	log_max_level = cfg.log_level;
 	libbpf_set_print(libbpf_log);
+	lock_fd = take_lock();
+	if (lock_fd < 0)
+		return EXIT_FAIL;
 
 	/* Signals are read from a signalfd by the main loop, not by handlers. */
 	sigemptyset(&mask);
@@ -122,6 +161,7 @@ int do_serve(int argc, char **argv)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
+		close(lock_fd);
 		return EXIT_FAIL;
 	}
 
@@ -177,5 +217,6 @@ cleanup:
 		net_probe_close(npp);
 	if (sfd >= 0)
 		close(sfd);
+	close(lock_fd);
 	return ret;
 }

@@ -46,7 +46,8 @@ static const struct field discovery_fields[] = {
 
 static const struct field network_fields[] = {
 	{ "enabled", F_BOOL, CFG(net_enabled), 0, 0, NULL },
-	{ "max_interfaces", F_UINT, CFG(max_interfaces), 1, 65536, NULL },
+	/* Slots travel as a 16-bit TC classid, slot + 1. */
+	{ "max_interfaces", F_UINT, CFG(max_interfaces), 1, 65535, NULL },
 	{ "packet_size_buckets", F_MAP, 0, 0, 0, 0, size_bucket_fields },
 	{ NULL },
 };

@@ -112,7 +112,8 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 	/* The slot must exist before the first frame can look for it. */
 	if (bpf_map_update_elem(net_ifaces_fd(np), &key, &slot, BPF_ANY))
 		return -errno;
-	err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), a);
+	/* The programs read their slot back as skb->tc_classid - 1. */
+	err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1, a);
 	if (err)
 		bpf_map_delete_elem(net_ifaces_fd(np), &key);
 	return err;

@@ -2,8 +2,11 @@
 #include "tc.h"
 
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_ether.h>
 #include <linux/netlink.h>
+#include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <string.h>
@@ -14,7 +17,97 @@
 
 static const enum bpf_tc_attach_point points[2] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
 
-int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, struct tc_attachment *a)
+/* Our filters sit alone at their priority, so one handle is enough. */
+#define TC_FILTER_HANDLE 1
+/* Where the kernel would put a first filter: room before and after it. */
+#define TC_DEFAULT_PRIORITY 0xc000
+
+/* Appends a netlink attribute; false when it does not fit. */
+static bool nl_put(struct nlmsghdr *nh, size_t cap, unsigned short type, const void *data,
+		   size_t len)
+{
+	struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
+
+	if (NLMSG_ALIGN(nh->nlmsg_len) + RTA_SPACE(len) > cap)
+		return false;
+	rta->rta_type = type;
+	rta->rta_len = RTA_LENGTH(len);
+	if (len)
+		memcpy(RTA_DATA(rta), data, len);
+	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_SPACE(len);
+	return true;
+}
+
+/* Sends one request and waits for its acknowledgement; 0 or -errno. */
+static int nl_request(struct nlmsghdr *nh)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[4096];
+	ssize_t n;
+	int fd, ret = -EPROTO;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, nh, nh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, n); r = NLMSG_NEXT(r, n)) {
+		if (r->nlmsg_type == NLMSG_ERROR) {
+			ret = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
+			break;
+		}
+	}
+cleanup:
+	close(fd);
+	return ret;
+}
+
+/*
+ * A direct-action cls_bpf filter with a classid. libbpf's bpf_tc_attach()
+ * cannot set one; the classid is how the program learns its tap's slot.
+ */
+static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __u32 classid)
+{
+	union {
+		struct nlmsghdr nh;
+		char buf[512];
+	} req = {};
+	struct tcmsg *tc;
+	struct rtattr *opts;
+	__u32 flags = TCA_BPF_FLAG_ACT_DIRECT, fd = (__u32)prog_fd;
+	const char *name = ingress ? "vmprobe_tap_ingress" : "vmprobe_tap_egress";
+
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg));
+	req.nh.nlmsg_type = RTM_NEWTFILTER;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+	tc = NLMSG_DATA(&req.nh);
+	tc->tcm_family = AF_UNSPEC;
+	tc->tcm_ifindex = ifindex;
+	tc->tcm_handle = TC_FILTER_HANDLE;
+	tc->tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+	tc->tcm_info = TC_H_MAKE(priority << 16, htons(ETH_P_ALL));
+	if (!nl_put(&req.nh, sizeof(req), TCA_KIND, "bpf", 4))
+		return -E2BIG;
+	opts = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
+	if (!nl_put(&req.nh, sizeof(req), TCA_OPTIONS, NULL, 0) ||
+	    !nl_put(&req.nh, sizeof(req), TCA_BPF_FD, &fd, sizeof(fd)) ||
+	    !nl_put(&req.nh, sizeof(req), TCA_BPF_NAME, name, strlen(name) + 1) ||
+	    !nl_put(&req.nh, sizeof(req), TCA_BPF_FLAGS, &flags, sizeof(flags)) ||
+	    !nl_put(&req.nh, sizeof(req), TCA_BPF_CLASSID, &classid, sizeof(classid)))
+		return -E2BIG;
+	opts->rta_len = (char *)&req + req.nh.nlmsg_len - (char *)opts;
+	return nl_request(&req.nh);
+}
+
+int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
+		   struct tc_attachment *a)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
 			    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
@@ -29,34 +122,34 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, struct tc_attachm
 	a->created_qdisc = err == 0;
 
 	for (int i = 0; i < 2; i++) {
-		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fds[i]);
+		__u32 priority = TC_DEFAULT_PRIORITY;
 		struct tc_filters f;
 
 		/*
 		 * Run before any filter already there, so that one that ends
 		 * classification (or drops) cannot hide frames from the counts.
-		 * Priority 0 lets the kernel pick, which would put us last.
 		 */
 		err = tc_list_filters(ifindex, i == 0, &f);
 		if (err < 0) {
 			tc_detach_pair(a);
 			return err;
 		}
-		if (f.count && f.min_priority > 1)
-			opts.priority = f.min_priority - 1;
-		else if (f.count)
+		if (f.count && f.min_priority > 1) {
+			priority = f.min_priority - 1;
+		} else if (f.count) {
+			priority = f.max_priority + 1;
 			log_warn("ifindex %d: a foreign filter holds TC priority 1 on %s; "
 				 "frames it ends classification for are not counted",
 				 ifindex, i == 0 ? "ingress" : "egress");
-		hook.attach_point = points[i];
-		err = bpf_tc_attach(&hook, &opts);
+		}
+		err = add_filter(ifindex, i == 0, fds[i], priority, classid);
 		if (err) {
 			tc_detach_pair(a);
 			return err;
 		}
 		a->attached[i] = true;
-		a->handle[i] = opts.handle;
-		a->priority[i] = opts.priority;
+		a->handle[i] = TC_FILTER_HANDLE;
+		a->priority[i] = priority;
 	}
 	return 0;
 }
@@ -146,6 +239,8 @@ int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
 				continue;
 			if (!out->count || prio < out->min_priority)
 				out->min_priority = prio;
+			if (prio > out->max_priority)
+				out->max_priority = prio;
 			out->count++;
 		}
 	}

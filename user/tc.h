@@ -18,9 +18,11 @@ struct tc_attachment {
 /*
  * Adds the ingress and egress programs to `ifindex` in the current
  * network namespace, creating clsact if needed, ahead of any filter
- * already there; 0 or -errno (nothing left behind on failure).
+ * already there, each with `classid` (skb->tc_classid while it runs);
+ * 0 or -errno (nothing left behind on failure).
  */
-int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, struct tc_attachment *a);
+int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
+		   struct tc_attachment *a);
 
 /*
  * Removes exactly our filters; removes the clsact qdisc only if we
@@ -31,6 +33,7 @@ int tc_detach_pair(struct tc_attachment *a);
 struct tc_filters {
 	unsigned count;        /* filters under the hook */
 	unsigned min_priority; /* the first to run, when count > 0 */
+	unsigned max_priority; /* the last to run */
 };
 
 /* Lists the filters under a clsact hook (ingress or egress); 0 or -errno. */

@@ -109,6 +109,8 @@ check "the fd-passing stand-in holds its tap by fd, as under libvirt" \
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 tap_ok "vmprobe serve starts"
+check_fails "a second vmprobe serve on the host refuses to start (no double filters)" \
+	timeout 5 "$VMPROBE" serve --listen 127.0.0.1:$((PORT + 1))
 if [ $kube -eq 1 ]; then
 	N1=(name=vm-a namespace=ns1) N2=(name=vm-a namespace=ns2)
 else
@@ -122,6 +124,27 @@ attached() {
 	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total "${N2[@]}" interface=$PTAP direction=rx)" ]
 }
 check "all three taps are counted, each with its own labels" wait_for 5 attached
+check "vmprobe's filters carry their slot as classid (flowid)" \
+	bash -c "tc filter show dev $HTAP ingress | grep vmprobe_tap_ing | grep -q 'flowid :[0-9]'"
+# Empty vmprobe's (netns, ifindex) fallback hash: the counts below must
+# then come from the classid path alone.
+clear_fallback() {
+	local id
+	id=$(grep -h '^map_id:' /proc/"$VMPROBE_PID"/fdinfo/* 2>/dev/null | awk '{print $2}' |
+		while read -r m; do
+			bpftool map show id "$m" | grep -q 'name net_ifaces' && echo "$m"
+		done)
+	[ -n "$id" ] || return 1
+	bpftool map dump id "$id" -j | python3 -c '
+import json, struct, subprocess, sys
+for e in json.load(sys.stdin):
+    k = e["key"]
+    raw = bytes(int(b, 16) for b in k) if isinstance(k, list) else \
+        struct.pack("<QII", k["netns_cookie"], k["ifindex"], k["pad"])
+    subprocess.check_call(["bpftool", "map", "delete", "id", sys.argv[1], "key"] + [str(b) for b in raw])
+print("cleared" if not json.loads(subprocess.check_output(["bpftool", "map", "dump", "id", sys.argv[1], "-j"])) else "left")' "$id"
+}
+check_eq "vmprobe's fallback hash is emptied" cleared "$(clear_fallback)"
 check "vmprobe's filter runs before the foreign one" \
 	bash -c "tc filter show dev $HTAP ingress | grep -m1 'handle' | grep -q vmprobe_tap_ing"
 
