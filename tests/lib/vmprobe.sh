@@ -32,11 +32,13 @@ vmprobe_stop() {
 }
 
 # Retries COMMAND every 0.1 s for up to SECS seconds.
+# (Measured in ms: bash's SECONDS ticks whole seconds, which could cut a
+# 1 s wait to almost nothing.)
 wait_for() { # SECS COMMAND...
 	local secs=$1; shift
-	local deadline=$((SECONDS + secs))
+	local deadline=$(( $(date +%s%3N) + secs * 1000 ))
 	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -ge $deadline ] && return 1
+		[ "$(date +%s%3N)" -ge $deadline ] && return 1
 		sleep 0.1
 	done
 }
