@@ -9,6 +9,12 @@
 
 /* Set by user space before load. */
 const volatile __u32 max_ifaces = NET_DEFAULT_MAX_IFACES;
+/*
+ * bpf_get_netns_cookie() became callable from TC programs only in recent
+ * kernels ("bpf: add bpf_get_netns_cookie helper to tc programs", 2025);
+ * user space probes for it. Without it the verifier never walks the call.
+ */
+const volatile bool have_netns_cookie = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -54,7 +60,8 @@ static __always_inline int tap_slot(struct __sk_buff *skb)
 
 	if (skb->tc_classid)
 		return skb->tc_classid - 1;
-	key.netns_cookie = bpf_get_netns_cookie(skb);
+	if (have_netns_cookie)
+		key.netns_cookie = bpf_get_netns_cookie(skb);
 	key.ifindex = skb->ifindex;
 	slot = bpf_map_lookup_elem(&net_ifaces, &key);
 	return slot ? (int)*slot : -1;

@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include "discovery.h"
 
-#include <bpf/bpf.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -308,13 +307,12 @@ static void vm_free(struct discovery *d, struct vm *vm)
 		/* Without its namespace, the taps and their filters are gone. */
 		for (int i = 0; i < vm->nr_taps; i++) {
 			struct tap_state *t = &vm->taps[i];
-			struct net_iface_key key = { .netns_cookie = t->netns_cookie,
-						     .ifindex = (__u32)t->ifindex };
 
 			if (t->slot < 0)
 				continue;
-			bpf_map_delete_elem(net_ifaces_fd(d->np), &key);
+			net_tap_forget(d->np, t->netns_cookie, t->ifindex);
 			net_slot_free(d->np, t->slot);
+			t->slot = -1;
 		}
 	}
 	if (priv->netns_fd >= 0)

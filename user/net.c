@@ -36,6 +36,12 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces)
 		goto cleanup;
 	}
 	skel->rodata->max_ifaces = max_ifaces;
+	np->have_netns_cookie =
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_get_netns_cookie, NULL) == 1;
+	skel->rodata->have_netns_cookie = np->have_netns_cookie;
+	if (!np->have_netns_cookie)
+		log_info("this kernel's TC programs lack bpf_get_netns_cookie(): the fallback "
+			 "lookup keys taps by ifindex only (the classid path is unaffected)");
 	err = bpf_map__set_max_entries(skel->maps.net_ifaces, max_ifaces);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
@@ -105,9 +111,11 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 	struct net_iface_key key = {};
 	int err;
 
-	err = netns_current_cookie(&key.netns_cookie);
-	if (err)
-		return err;
+	if (np->have_netns_cookie) {
+		err = netns_current_cookie(&key.netns_cookie);
+		if (err)
+			return err;
+	}
 	key.ifindex = ifindex;
 	/* The slot must exist before the first frame can look for it. */
 	if (bpf_map_update_elem(net_ifaces_fd(np), &key, &slot, BPF_ANY))
@@ -119,15 +127,20 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 	return err;
 }
 
-int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a)
+void net_tap_forget(struct net_probe *np, __u64 netns_cookie, int ifindex)
 {
 	struct net_iface_key key = {};
-	int err;
 
-	err = tc_detach_pair(a);
-	key.netns_cookie = netns_cookie;
-	key.ifindex = a->ifindex;
+	key.netns_cookie = np->have_netns_cookie ? netns_cookie : 0;
+	key.ifindex = ifindex;
 	bpf_map_delete_elem(net_ifaces_fd(np), &key);
+}
+
+int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a)
+{
+	int err = tc_detach_pair(a);
+
+	net_tap_forget(np, netns_cookie, a->ifindex);
 	return err;
 }
 

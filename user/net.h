@@ -19,6 +19,7 @@ struct net_probe {
 	size_t stats_len;
 	unsigned next_slot; /* round-robin, so a freed slot rests before reuse */
 	unsigned char *slot_used;
+	bool have_netns_cookie; /* in TC programs, for the fallback key */
 };
 
 /* Opens, sizes and loads the programs and maps; 0 or -errno. */
@@ -32,6 +33,8 @@ void net_probe_close(struct net_probe *np);
 int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a);
 /* Detaches (current namespace) and forgets the tap's key. */
 int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a);
+/* Forgets the key only: the tap and its filters are already gone. */
+void net_tap_forget(struct net_probe *np, __u64 netns_cookie, int ifindex);
 
 /* A zeroed slot, or -ENOSPC. */
 int net_slot_alloc(struct net_probe *np);

@@ -116,7 +116,8 @@ int main(void)
 	/* A slot other than 0 shows the index math, not a lucky default. */
 	net_slot_alloc(&np);
 	slot = net_slot_alloc(&np);
-	netns_current_cookie(&key.netns_cookie);
+	if (np.have_netns_cookie)
+		netns_current_cookie(&key.netns_cookie);
 	key.ifindex = ifindex;
 	bpf_map_update_elem(net_ifaces_fd(&np), &key, &slot, BPF_ANY);
 

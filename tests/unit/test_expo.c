@@ -8,17 +8,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "expo.h"
 
 #define FFFD "\xef\xbf\xbd"
-
-/* Like assert_string_equal, but names the table row that failed. */
-#define expect_str(what, exp, act)                                                     \
-	do {                                                                           \
-		const char *e_ = (exp), *a_ = (act);                                   \
-		if (strcmp(e_, a_) != 0)                                               \
-			fail_msg("%s:\nexpected:\n%s\nactual:\n%s", (what), e_, a_); \
-	} while (0)
 
 static const char *text(const struct strbuf *sb)
 {

@@ -15,24 +15,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include "discovery.h"
 #include "qemu.h"
 
 #define FIXTURES "tests/fixtures"
-
-#define expect_str(what, exp, act)                                                     \
-	do {                                                                           \
-		const char *e_ = (exp), *a_ = (act);                                   \
-		if (strcmp(e_, a_) != 0)                                               \
-			fail_msg("%s: expected \"%s\", got \"%s\"", (what), e_, a_);    \
-	} while (0)
-
-#define expect_int(what, exp, act)                                                     \
-	do {                                                                           \
-		long long e_ = (exp), a_ = (act);                                      \
-		if (e_ != a_)                                                          \
-			fail_msg("%s: expected %lld, got %lld", (what), e_, a_);        \
-	} while (0)
 
 /* A fixture file as the kernel shows /proc/PID/cmdline: each line one NUL-terminated argument. */
 static char *load_cmdline(const char *name, size_t *len)
