@@ -107,7 +107,9 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 # make bench: vmprobe's TC cost per packet against an empty and a naive
-# program (bench/ref.bpf.c), and /metrics render time and size.
+# program (bench/ref.bpf.c), on the real path (frames out of a tap, timed by
+# BPF run-time stats) and the fallback path (BPF_PROG_TEST_RUN), and
+# /metrics render time and size. Root: it makes a netns and a tap.
 $(BUILD)/bench/ref.bpf.o: bench/ref.h
 $(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
 	$(call msg,GEN-SKEL,$@)

@@ -7,7 +7,7 @@
 #include <linux/types.h>
 #endif
 
-/* The direction bench_naive counts as: it stands in for the tap ingress program. */
+/* The direction bench_naive counts as, on whichever hook: fixed, as a per-hook exporter has it. */
 #define REF_DIR_TX 1
 
 /* A generic exporter's key: per device and direction. */
