@@ -18,6 +18,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "discovery.h"
+#include "disk.h"
 #include "net.h"
 #include "server.h"
 #include "util.h"
@@ -105,6 +106,7 @@ int do_serve(int argc, char **argv)
 	};
 	const char *cfg_path = NULL, *listen = NULL;
 	struct net_probe np, *npp = NULL;
+	struct disk_probe dp, *dpp = NULL;
 	struct server *srv = NULL;
 	struct discovery d;
 	struct config cfg;
@@ -171,7 +173,13 @@ int do_serve(int argc, char **argv)
 			goto cleanup;
 		npp = &np;
 	}
-	err = discovery_init(&d, &cfg, npp);
+	if (cfg.disk_enabled) {
+		err = disk_probe_open(&dp, cfg.max_drives);
+		if (err)
+			goto cleanup;
+		dpp = &dp;
+	}
+	err = discovery_init(&d, &cfg, npp, dpp);
 	if (err) {
 		log_error("discovery: %s", strerror(-err));
 		goto cleanup;
@@ -215,6 +223,8 @@ cleanup:
 		discovery_fini(&d);
 	if (npp)
 		net_probe_close(npp);
+	if (dpp)
+		disk_probe_close(dpp);
 	if (sfd >= 0)
 		close(sfd);
 	close(lock_fd);

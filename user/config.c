@@ -52,11 +52,18 @@ static const struct field network_fields[] = {
 	{ NULL },
 };
 
+static const struct field disk_fields[] = {
+	{ "enabled", F_BOOL, CFG(disk_enabled), 0, 0, NULL },
+	{ "max_drives", F_UINT, CFG(max_drives), 1, 65536, NULL },
+	{ NULL },
+};
+
 static const struct field root_fields[] = {
 	{ "listen", F_STR, CFG(listen), 0, 0, NULL },
 	{ "log_level", F_LOGLEVEL, CFG(log_level), 0, 0, NULL },
 	{ "discovery", F_MAP, 0, 0, 0, 0, discovery_fields },
 	{ "network", F_MAP, 0, 0, 0, 0, network_fields },
+	{ "disk", F_MAP, 0, 0, 0, 0, disk_fields },
 	{ NULL },
 };
 

@@ -16,6 +16,8 @@ struct config {
 	unsigned max_interfaces;
 	unsigned size_min_slot; /* log2 of packet_size_buckets.min */
 	unsigned size_max_slot;
+	bool disk_enabled;
+	unsigned max_drives;
 };
 
 /* The YAML text built into the binary. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,11 +58,13 @@ void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, cons
 	snprintf(name, name_size, "%s", qemu_name);
 }
 
-int discovery_init(struct discovery *d, const struct config *cfg, struct net_probe *np)
+int discovery_init(struct discovery *d, const struct config *cfg, struct net_probe *np,
+		   struct disk_probe *dp)
 {
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	d->np = np;
+	d->dp = dp;
 	d->home_netns = netns_open_current();
 	if (d->home_netns < 0)
 		return d->home_netns;
@@ -125,16 +128,62 @@ static struct tap_state *tap_find_or_add(struct vm *vm, const char *ifname)
 	return t;
 }
 
-/* Taps named on the command line, and every tun fd the process holds. */
-static void collect_taps(const struct discovery *d, struct vm *vm)
+/* Finds a drive's image in the process's own mount namespace. */
+static void drive_resolve(const struct discovery *d, struct vm *vm, int i)
+{
+	struct drive_state *ds = &vm->drives[i];
+	const char *file = vm->spec.drives[i].file;
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (ds->resolved || !file[0])
+		return;
+	snprintf(path, sizeof(path), "%s/%d/%s/%s", d->cfg->proc_root, (int)vm->pid,
+		 file[0] == '/' ? "root" : "cwd", file);
+	if (stat(path, &st))
+		return;
+	ds->resolved = true;
+	ds->st_dev = st.st_dev;
+	ds->st_ino = st.st_ino;
+	ds->kdev = S_ISBLK(st.st_mode) ? disk_kdev(st.st_rdev) : 0;
+}
+
+/* Counts the fd as the drive's (QEMU may hold an image more than once). */
+static void drive_fd_seen(struct discovery *d, struct vm *vm, struct drive_state *ds, int fd)
+{
+	int err;
+
+	for (int k = 0; k < ds->nr_fds; k++)
+		if (ds->fds[k] == fd)
+			return;
+	if (ds->nr_fds >= DRIVE_MAX_FDS)
+		return;
+	err = disk_fd_add(d->dp, vm->pid, fd, ds->slot);
+	if (err) {
+		d->attach_errors++;
+		log_warn("cannot count fd %d of VM %s: %s", fd, vm->name, strerror(-err));
+		return;
+	}
+	ds->fds[ds->nr_fds++] = fd;
+}
+
+/*
+ * Taps named on the command line; then the process's fds: every tun fd
+ * is a tap (fdinfo names it), every fd on a drive's image is that drive's.
+ */
+static void scan_fds(struct discovery *d, struct vm *vm)
 {
 	char path[PATH_MAX], link[64], text[4096], ifname[IFNAMSIZ];
 	struct dirent *de;
+	struct stat st;
 	DIR *dir;
 
 	for (int i = 0; i < vm->spec.nr_nics; i++)
 		if (vm->spec.nics[i].ifname[0])
 			tap_find_or_add(vm, vm->spec.nics[i].ifname);
+	if (d->dp)
+		for (int i = 0; i < vm->spec.nr_drives; i++)
+			drive_resolve(d, vm, i);
 
 	if (proc_path(d, path, sizeof(path), vm->pid, "fd"))
 		return;
@@ -143,24 +192,82 @@ static void collect_taps(const struct discovery *d, struct vm *vm)
 		return;
 	while ((de = readdir(dir))) {
 		ssize_t n;
+		int fd;
 
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
+		fd = atoi(de->d_name);
 		snprintf(path, sizeof(path), "%s/%d/fd/%s", d->cfg->proc_root, (int)vm->pid,
 			 de->d_name);
 		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
+		if (n > 0) {
+			link[n] = '\0';
+			if (strcmp(link, "/dev/net/tun") == 0) {
+				snprintf(path, sizeof(path), "%s/%d/fdinfo/%s", d->cfg->proc_root,
+					 (int)vm->pid, de->d_name);
+				if (read_file(path, text, sizeof(text)) > 0 &&
+				    fdinfo_tap_name(text, ifname, sizeof(ifname)) == 0)
+					tap_find_or_add(vm, ifname);
+				continue;
+			}
+		}
+		if (!d->dp || stat(path, &st))
 			continue;
-		link[n] = '\0';
-		if (strcmp(link, "/dev/net/tun") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%d/fdinfo/%s", d->cfg->proc_root, (int)vm->pid,
-			 de->d_name);
-		if (read_file(path, text, sizeof(text)) > 0 &&
-		    fdinfo_tap_name(text, ifname, sizeof(ifname)) == 0)
-			tap_find_or_add(vm, ifname);
+		for (int i = 0; i < vm->spec.nr_drives; i++) {
+			struct drive_state *ds = &vm->drives[i];
+
+			if (ds->slot >= 0 && ds->resolved && ds->st_dev == st.st_dev &&
+			    ds->st_ino == st.st_ino)
+				drive_fd_seen(d, vm, ds, fd);
+		}
 	}
 	closedir(dir);
+}
+
+/* Drive slots, and block-device images keyed by device. */
+static void drives_sync(struct discovery *d, struct vm *vm)
+{
+	for (int i = 0; i < vm->spec.nr_drives; i++) {
+		struct drive_state *ds = &vm->drives[i];
+		int slot;
+
+		if (ds->slot >= 0)
+			continue;
+		slot = disk_slot_alloc(d->dp);
+		if (slot < 0) {
+			d->attach_errors++;
+			log_warn("cannot count drive %s of VM %s: no free slot (raise disk.max_drives)",
+				 vm->spec.drives[i].label, vm->name);
+			return;
+		}
+		ds->slot = slot;
+		log_info("counting drive %s (%s, aio=%s) of VM %s", vm->spec.drives[i].label,
+			 vm->spec.drives[i].file, vm->spec.drives[i].aio, vm->name);
+	}
+	scan_fds(d, vm);
+	for (int i = 0; i < vm->spec.nr_drives; i++) {
+		struct drive_state *ds = &vm->drives[i];
+
+		if (ds->slot >= 0 && ds->kdev && disk_dev_add(d->dp, vm->pid, ds->kdev, ds->slot))
+			d->attach_errors++;
+	}
+}
+
+static void drives_forget(struct discovery *d, struct vm *vm)
+{
+	for (int i = 0; i < vm->spec.nr_drives; i++) {
+		struct drive_state *ds = &vm->drives[i];
+
+		if (ds->slot < 0)
+			continue;
+		for (int k = 0; k < ds->nr_fds; k++)
+			disk_fd_del(d->dp, vm->pid, ds->fds[k]);
+		if (ds->kdev)
+			disk_dev_del(d->dp, vm->pid, ds->kdev);
+		disk_slot_free(d->dp, ds->slot);
+		ds->slot = -1;
+		ds->nr_fds = 0;
+	}
 }
 
 static void tap_forget(struct discovery *d, struct tap_state *t)
@@ -215,19 +322,23 @@ fail:
 static void vm_sync(struct discovery *d, struct vm *vm, bool full)
 {
 	struct vm_priv *priv = (struct vm_priv *)(vm + 1);
+	bool pending = false, fd_scan = full || priv->needs_sync;
 	__u64 cookie;
-	bool pending = false;
 	int err;
 
-	if (!d->np)
-		return;
 	for (int i = 0; i < vm->nr_taps; i++)
 		pending |= vm->taps[i].slot < 0;
-	if (full || priv->needs_sync)
-		collect_taps(d, vm);
-	else if (!pending)
+	for (int i = 0; d->dp && i < vm->spec.nr_drives; i++)
+		pending |= vm->drives[i].nr_fds == 0; /* QEMU may not have opened it yet */
+	if (!fd_scan && !pending)
 		return;
 	priv->needs_sync = false;
+	if (d->dp)
+		drives_sync(d, vm);
+	else
+		scan_fds(d, vm);
+	if (!d->np)
+		return;
 
 	err = netns_enter(priv->netns_fd);
 	if (!err)
@@ -275,6 +386,8 @@ static struct vm *vm_new(struct discovery *d, pid_t pid, unsigned long long star
 	vm_identity(vm->spec.name, cgroup, pid, vm->spec.uuid, vm->name, sizeof(vm->name), vm->ns,
 		    sizeof(vm->ns));
 
+	for (int i = 0; i < VM_MAX_DRIVES; i++)
+		vm->drives[i].slot = -1;
 	priv = (struct vm_priv *)(vm + 1);
 	priv->needs_sync = true;
 	priv->netns_fd = -1;
@@ -315,6 +428,8 @@ static void vm_free(struct discovery *d, struct vm *vm)
 			t->slot = -1;
 		}
 	}
+	if (d->dp)
+		drives_forget(d, vm);
 	if (priv->netns_fd >= 0)
 		close(priv->netns_fd);
 	free(vm);

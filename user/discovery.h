@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "disk.h"
 #include "net.h"
 #include "qemu.h"
 
@@ -21,6 +22,18 @@ struct tap_state {
 	int last_error; /* of the last attach try, to log each failure once */
 };
 
+#define DRIVE_MAX_FDS 8
+
+struct drive_state {
+	int slot;         /* -1 while not counted */
+	bool resolved;    /* the image was found */
+	dev_t st_dev;     /* identity of the image, to match the process's fds */
+	ino_t st_ino;
+	__u32 kdev;       /* kernel dev_t when the image is a block device, else 0 */
+	int fds[DRIVE_MAX_FDS];
+	int nr_fds;
+};
+
 struct vm {
 	pid_t pid;
 	unsigned long long start_time; /* tells a reused PID apart */
@@ -30,6 +43,7 @@ struct vm {
 	struct vm_spec spec;
 	struct tap_state taps[VM_MAX_NICS];
 	int nr_taps;
+	struct drive_state drives[VM_MAX_DRIVES]; /* as spec.drives */
 	unsigned seen_gen;
 	struct vm *next;
 };
@@ -37,6 +51,7 @@ struct vm {
 struct discovery {
 	const struct config *cfg;
 	struct net_probe *np; /* NULL when the network probe is off */
+	struct disk_probe *dp; /* NULL when the disk probe is off */
 	pthread_mutex_t lock; /* guards the table against /metrics */
 	struct vm *vms;
 	int home_netns; /* the namespace to come back to */
@@ -47,7 +62,8 @@ struct discovery {
 	double last_scan_seconds;
 };
 
-int discovery_init(struct discovery *d, const struct config *cfg, struct net_probe *np);
+int discovery_init(struct discovery *d, const struct config *cfg, struct net_probe *np,
+		   struct disk_probe *dp);
 /* Rescans /proc, attaches new taps, forgets what is gone. */
 void discovery_scan(struct discovery *d);
 /* Detaches every tap and frees the table. */

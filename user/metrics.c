@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "expo.h"
+#include "disk.h"
 #include "net.skel.h"
 
 static const char *const dir_names[NET_DIR_MAX] = { [NET_DIR_RX] = "rx", [NET_DIR_TX] = "tx" };
@@ -110,6 +111,163 @@ static void render_net(struct discovery *d, struct strbuf *sb)
 	free(rows);
 }
 
+static const struct hist_range lat_range = { .min_slot = 10, .max_slot = 34,
+					      .per_unit = 1000000000ULL }; /* ~1 us .. 17 s */
+static const struct hist_range req_size_range = { .min_slot = 9, .max_slot = 24,
+						  .per_unit = 1 }; /* 512 B .. 16 MiB */
+
+struct disk_row {
+	char *labels; /* name, namespace, drive, operation */
+	struct drive_stats st;
+};
+
+static size_t collect_disk_rows(struct discovery *d, struct disk_row **out)
+{
+	struct disk_row *rows;
+	struct strbuf lb;
+	size_t n = 0, cap = 0;
+
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		for (int i = 0; i < vm->spec.nr_drives; i++)
+			cap += vm->drives[i].slot >= 0 ? DISK_OP_MAX : 0;
+	rows = calloc(cap ? cap : 1, sizeof(*rows));
+	if (!rows)
+		return 0;
+	sb_init(&lb);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		for (int i = 0; i < vm->spec.nr_drives; i++) {
+			if (vm->drives[i].slot < 0)
+				continue;
+			for (unsigned op = 0; op < DISK_OP_MAX; op++) {
+				struct expo_label l[] = {
+					{ "name", vm->name },
+					{ "namespace", vm->ns[0] ? vm->ns : NULL },
+					{ "drive", vm->spec.drives[i].label },
+					{ "operation", disk_op_names[op] },
+				};
+
+				sb_reset(&lb);
+				expo_labels(&lb, l, ARRAY_SIZE(l));
+				rows[n].labels = strdup(lb.buf ? lb.buf : "");
+				disk_read(d->dp, vm->drives[i].slot, op, &rows[n].st);
+				n++;
+			}
+		}
+	}
+	sb_free(&lb);
+	*out = rows;
+	return n;
+}
+
+struct dev_render {
+	struct strbuf *sb;
+	struct strbuf lb;
+};
+
+static int render_dev(const struct blkdev_key *k, const struct blkdev_stats *st, void *arg)
+{
+	struct dev_render *r = arg;
+	char path[128], text[512], name[64], *p;
+
+	snprintf(name, sizeof(name), "%u:%u", k->dev >> 20, k->dev & 0xfffff);
+	snprintf(path, sizeof(path), "/sys/dev/block/%s/uevent", name);
+	if (read_file(path, text, sizeof(text)) > 0 && (p = strstr(text, "DEVNAME=")))
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(p + 8, "\n"), p + 8);
+	if (k->op >= DISK_OP_MAX)
+		return 0;
+	{
+		struct expo_label l[] = { { "device", name }, { "operation", disk_op_names[k->op] } };
+
+		sb_reset(&r->lb);
+		expo_labels(&r->lb, l, ARRAY_SIZE(l));
+	}
+	expo_histogram(r->sb, "vmprobe_host_block_latency_seconds", r->lb.buf, st->lat_slots,
+		       DISK_LAT_SLOTS, &lat_range, st->lat_sum_ns);
+	return 0;
+}
+
+static void render_disk(struct discovery *d, struct strbuf *sb)
+{
+	struct disk_row *rows = NULL;
+	size_t n = collect_disk_rows(d, &rows), i;
+	struct dev_render r = { .sb = sb };
+
+	expo_family(sb, "vmprobe_disk_operations_total", "counter",
+		    "Requests QEMU issued to the host for the VM's drive.");
+	for (i = 0; i < n; i++) {
+		__u64 ops = 0;
+
+		for (int s = 0; s < DISK_LAT_SLOTS; s++)
+			ops += rows[i].st.lat_slots[s];
+		expo_u64(sb, "vmprobe_disk_operations_total", rows[i].labels, ops);
+	}
+	expo_family(sb, "vmprobe_disk_bytes_total", "counter",
+		    "Bytes of the requests QEMU issued for the VM's drive (as transferred).");
+	for (i = 0; i < n; i++)
+		expo_u64(sb, "vmprobe_disk_bytes_total", rows[i].labels, rows[i].st.bytes);
+	expo_family(sb, "vmprobe_disk_latency_seconds", "histogram",
+		    "Host-side latency of the VM drive's requests, issue to completion.");
+	for (i = 0; i < n; i++)
+		expo_histogram(sb, "vmprobe_disk_latency_seconds", rows[i].labels,
+			       rows[i].st.lat_slots, DISK_LAT_SLOTS, &lat_range, rows[i].st.lat_sum_ns);
+	expo_family(sb, "vmprobe_disk_request_size_bytes", "histogram",
+		    "Sizes of the VM drive's requests.");
+	for (i = 0; i < n; i++)
+		expo_histogram(sb, "vmprobe_disk_request_size_bytes", rows[i].labels,
+			       rows[i].st.size_slots, DISK_SIZE_SLOTS, &req_size_range,
+			       rows[i].st.bytes);
+	for (i = 0; i < n; i++)
+		free(rows[i].labels);
+	free(rows);
+
+	if (!d->dp->host_block_on)
+		return;
+	expo_family(sb, "vmprobe_host_block_latency_seconds", "histogram",
+		    "Host block device latency, issue to completion, all IO.");
+	sb_init(&r.lb);
+	disk_dev_foreach(d->dp, render_dev, &r);
+	sb_free(&r.lb);
+}
+
+static void render_disk_self(struct discovery *d, struct strbuf *sb, struct strbuf *lb)
+{
+	static const char *const err_names[DISK_ERR_MAX] = {
+		[DISK_ERR_INFLIGHT_FULL] = "inflight_full",
+		[DISK_ERR_FIXED_FILE] = "io_uring_fixed_file",
+		[DISK_ERR_NATIVE_AMBIGUOUS] = "native_mixed_drives",
+	};
+
+	expo_family(sb, "vmprobe_disk_source_enabled", "gauge",
+		    "Whether this kernel lets vmprobe measure an AIO mode (1) or not (0).");
+	for (unsigned s = 0; s < DISK_SRC_MAX; s++) {
+		struct expo_label l[] = { { "source", disk_src_names[s] } };
+
+		sb_reset(lb);
+		expo_labels(lb, l, 1);
+		expo_u64(sb, "vmprobe_disk_source_enabled", lb->buf, d->dp->source_on[s]);
+	}
+	expo_family(sb, "vmprobe_disk_source_requests_total", "counter",
+		    "VM disk requests measured, by the AIO mode's source.");
+	for (unsigned s = 0; s < DISK_SRC_MAX; s++) {
+		struct expo_label l[] = { { "source", disk_src_names[s] } };
+
+		sb_reset(lb);
+		expo_labels(lb, l, 1);
+		expo_u64(sb, "vmprobe_disk_source_requests_total", lb->buf,
+			 disk_source_count(d->dp, s));
+	}
+	expo_family(sb, "vmprobe_disk_unmeasured_requests_total", "counter",
+		    "VM disk requests vmprobe saw but could not measure, by reason.");
+	for (unsigned e = 0; e < DISK_ERR_MAX; e++) {
+		struct expo_label l[] = { { "reason", err_names[e] } };
+
+		sb_reset(lb);
+		expo_labels(lb, l, 1);
+		expo_u64(sb, "vmprobe_disk_unmeasured_requests_total", lb->buf,
+			 disk_error_count(d->dp, e));
+	}
+}
+
 static bool bpf_stats_enabled(void)
 {
 	char buf[8];
@@ -204,7 +362,11 @@ int metrics_render(struct discovery *d, struct strbuf *sb)
 	render_vm_info(d, sb, &lb);
 	if (d->np)
 		render_net(d, sb);
+	if (d->dp)
+		render_disk(d, sb);
 	render_self(d, sb, &lb);
+	if (d->dp)
+		render_disk_self(d, sb, &lb);
 	pthread_mutex_unlock(&d->lock);
 	sb_free(&lb);
 

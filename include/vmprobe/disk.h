@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Disk probe: what bpf/disk.bpf.c and user/disk.c agree on. */
+#ifndef VMPROBE_DISK_H
+#define VMPROBE_DISK_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/*
+ * Log2 histograms as in net.h: slot i counts (2^(i-1), 2^i], the last
+ * slot everything larger (only +Inf). Latency in ns up to 2^36 (~69 s),
+ * request size in bytes up to 2^26 (64 MiB).
+ */
+#define DISK_LAT_SLOTS 38
+#define DISK_SIZE_SLOTS 28
+
+enum disk_op {
+	DISK_OP_READ = 0,
+	DISK_OP_WRITE,
+	DISK_OP_FLUSH,
+	DISK_OP_DISCARD,
+	DISK_OP_MAX,
+};
+
+#define DISK_DEFAULT_MAX_DRIVES 512
+
+/* An image fd of a VM: (QEMU's tgid, fd) -> drive slot. */
+struct drive_fd_key {
+	__u32 tgid;
+	__u32 fd;
+};
+_Static_assert(sizeof(struct drive_fd_key) == 8, "drive_fd_key layout");
+
+/*
+ * Counters of one (drive slot, op). Shared by all CPUs: disk IO rates are
+ * far below packet rates, so atomic adds keep the array CPU-count free.
+ * Operations are the sum of the latency slots.
+ */
+struct drive_stats {
+	__u64 bytes;
+	__u64 lat_sum_ns;
+	__u64 lat_slots[DISK_LAT_SLOTS];
+	__u64 size_slots[DISK_SIZE_SLOTS];
+};
+_Static_assert(sizeof(struct drive_stats) == 8 * (2 + DISK_LAT_SLOTS + DISK_SIZE_SLOTS),
+	       "drive_stats layout");
+
+/* Host block device latency, all IO: key of the BPF-filled hash. */
+struct blkdev_key {
+	__u32 dev; /* kernel dev_t: major << 20 | minor */
+	__u32 op;
+};
+_Static_assert(sizeof(struct blkdev_key) == 8, "blkdev_key layout");
+
+struct blkdev_stats {
+	__u64 lat_sum_ns;
+	__u64 lat_slots[DISK_LAT_SLOTS];
+};
+
+/* Which path saw a request; for the self-metrics. */
+enum disk_src {
+	DISK_SRC_SYSCALL = 0, /* aio=threads: worker thread syscalls */
+	DISK_SRC_IO_URING,    /* aio=io_uring */
+	DISK_SRC_NATIVE,      /* aio=native: block requests made in io_submit */
+	DISK_SRC_MAX,
+};
+
+/* Per-CPU health counters, indexed by enum disk_err. */
+enum disk_err {
+	DISK_ERR_INFLIGHT_FULL = 0, /* an in-flight table was full: one sample lost */
+	DISK_ERR_FIXED_FILE,        /* io_uring request on a registered file: not attributed */
+	DISK_ERR_NATIVE_AMBIGUOUS,  /* io_submit mixing drives on one host device */
+	DISK_ERR_MAX,
+};
+
+static inline __u32 drive_stats_index(__u32 slot, __u32 op)
+{
+	return slot * DISK_OP_MAX + op;
+}
+
+#endif

@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "disk.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "disk.skel.h"
+#include "util.h"
+
+const char *const disk_op_names[DISK_OP_MAX] = {
+	[DISK_OP_READ] = "read", [DISK_OP_WRITE] = "write",
+	[DISK_OP_FLUSH] = "flush", [DISK_OP_DISCARD] = "discard",
+};
+
+const char *const disk_src_names[DISK_SRC_MAX] = {
+	[DISK_SRC_SYSCALL] = "threads", [DISK_SRC_IO_URING] = "io_uring",
+	[DISK_SRC_NATIVE] = "native",
+};
+
+static const char *const tracefs_roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+
+/* Classic tracepoints need tracefs; mount it where the kernel expects it. */
+static const char *tracefs_root(void)
+{
+	char path[128];
+
+	for (size_t i = 0; i < ARRAY_SIZE(tracefs_roots); i++) {
+		snprintf(path, sizeof(path), "%s/events", tracefs_roots[i]);
+		if (access(path, F_OK) == 0)
+			return tracefs_roots[i];
+	}
+	if (mount("nodev", tracefs_roots[0], "tracefs", 0, NULL) == 0)
+		return tracefs_roots[0];
+	return NULL;
+}
+
+/* Does this kernel have the program's attach point? Feature, not version. */
+static bool attach_point_exists(const struct bpf_program *prog, const struct btf *vmlinux,
+				const char *tracefs)
+{
+	const char *sec = bpf_program__section_name(prog);
+	char path[256];
+
+	if (strncmp(sec, "tp_btf/", 7) == 0) {
+		snprintf(path, sizeof(path), "btf_trace_%s", sec + 7);
+		return vmlinux && btf__find_by_name_kind(vmlinux, path, BTF_KIND_TYPEDEF) > 0;
+	}
+	if (strncmp(sec, "tracepoint/", 11) == 0) {
+		if (!tracefs)
+			return false;
+		snprintf(path, sizeof(path), "%s/events/%s", tracefs, sec + 11);
+		return access(path, F_OK) == 0;
+	}
+	return false;
+}
+
+/* Every program of a source must load, or the source is off. */
+static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	const char *tracefs = tracefs_root();
+	struct bpf_program *prog;
+	bool threads = true, uring = true, native = true, host = true;
+
+	if (!tracefs)
+		log_warn("tracefs is not mounted and cannot be: no syscall or io_uring tracepoints");
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+		bool ok = attach_point_exists(prog, vmlinux, tracefs);
+
+		if (!ok)
+			log_warn("attach point of %s (%s) missing on this kernel", name,
+				 bpf_program__section_name(prog));
+		if (!strncmp(name, "uring_", 6))
+			uring &= ok;
+		else if (!strcmp(name, "host_rq_issue"))
+			host &= ok;
+		else if (!strcmp(name, "rq_complete"))
+			host &= ok, native &= ok;
+		else if (!strcmp(name, "native_getrq") || strstr(name, "io_submit"))
+			native &= ok;
+		else
+			threads &= ok;
+	}
+	dp->source_on[DISK_SRC_SYSCALL] = threads;
+	dp->source_on[DISK_SRC_IO_URING] = uring;
+	dp->source_on[DISK_SRC_NATIVE] = native;
+	dp->host_block_on = host;
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+		bool on;
+
+		if (!strncmp(name, "uring_", 6))
+			on = uring;
+		else if (!strcmp(name, "host_rq_issue"))
+			on = host;
+		else if (!strcmp(name, "rq_complete"))
+			on = host || native;
+		else if (!strcmp(name, "native_getrq") || strstr(name, "io_submit"))
+			on = native;
+		else
+			on = threads;
+		bpf_program__set_autoload(prog, on);
+	}
+	btf__free(vmlinux);
+}
+
+int disk_probe_open(struct disk_probe *dp, unsigned max_drives)
+{
+	struct disk_bpf *skel;
+	int err;
+
+	memset(dp, 0, sizeof(*dp));
+	skel = disk_bpf__open();
+	if (!skel)
+		return -errno;
+	dp->skel = skel;
+	dp->max_drives = max_drives;
+	skel->rodata->max_drives = max_drives;
+	err = bpf_map__set_max_entries(skel->maps.drive_stats, max_drives * DISK_OP_MAX);
+	if (err)
+		goto cleanup;
+	choose_programs(dp, skel);
+	err = disk_bpf__load(skel);
+	if (err) {
+		log_error("loading the disk probe failed (%s)", strerror(-err));
+		goto cleanup;
+	}
+	err = disk_bpf__attach(skel);
+	if (err) {
+		log_error("attaching the disk probe failed (%s)", strerror(-err));
+		goto cleanup;
+	}
+	dp->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
+	dp->stats = mmap(NULL, dp->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(skel->maps.drive_stats), 0);
+	if (dp->stats == MAP_FAILED) {
+		err = -errno;
+		dp->stats = NULL;
+		goto cleanup;
+	}
+	dp->slot_used = calloc(max_drives, 1);
+	if (!dp->slot_used) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	log_info("disk sources: threads %s, io_uring %s, native %s, host block %s",
+		 dp->source_on[DISK_SRC_SYSCALL] ? "on" : "OFF",
+		 dp->source_on[DISK_SRC_IO_URING] ? "on" : "OFF",
+		 dp->source_on[DISK_SRC_NATIVE] ? "on" : "OFF", dp->host_block_on ? "on" : "OFF");
+	return 0;
+cleanup:
+	disk_probe_close(dp);
+	return err;
+}
+
+void disk_probe_close(struct disk_probe *dp)
+{
+	if (dp->stats)
+		munmap(dp->stats, dp->stats_len);
+	free(dp->slot_used);
+	disk_bpf__destroy(dp->skel);
+	memset(dp, 0, sizeof(*dp));
+}
+
+int disk_slot_alloc(struct disk_probe *dp)
+{
+	for (unsigned i = 0; i < dp->max_drives; i++) {
+		unsigned slot = (dp->next_slot + i) % dp->max_drives;
+
+		if (dp->slot_used[slot])
+			continue;
+		dp->slot_used[slot] = 1;
+		dp->next_slot = (slot + 1) % dp->max_drives;
+		memset(&dp->stats[drive_stats_index(slot, 0)], 0,
+		       DISK_OP_MAX * sizeof(struct drive_stats));
+		return (int)slot;
+	}
+	return -ENOSPC;
+}
+
+void disk_slot_free(struct disk_probe *dp, unsigned slot)
+{
+	if (slot < dp->max_drives)
+		dp->slot_used[slot] = 0;
+}
+
+static int key_add(struct bpf_map *map, __u32 tgid, __u32 v, unsigned slot)
+{
+	struct drive_fd_key key = { .tgid = tgid, .fd = v };
+	__u32 s = slot;
+
+	return bpf_map_update_elem(bpf_map__fd(map), &key, &s, BPF_ANY) ? -errno : 0;
+}
+
+static void key_del(struct bpf_map *map, __u32 tgid, __u32 v)
+{
+	struct drive_fd_key key = { .tgid = tgid, .fd = v };
+
+	bpf_map_delete_elem(bpf_map__fd(map), &key);
+}
+
+int disk_fd_add(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot)
+{
+	return key_add(dp->skel->maps.disk_fds, tgid, fd, slot);
+}
+
+void disk_fd_del(struct disk_probe *dp, __u32 tgid, __u32 fd)
+{
+	key_del(dp->skel->maps.disk_fds, tgid, fd);
+}
+
+int disk_dev_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, unsigned slot)
+{
+	return key_add(dp->skel->maps.disk_devs, tgid, kdev, slot);
+}
+
+void disk_dev_del(struct disk_probe *dp, __u32 tgid, __u32 kdev)
+{
+	key_del(dp->skel->maps.disk_devs, tgid, kdev);
+}
+
+void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op, struct drive_stats *out)
+{
+	const __u64 *src = (const __u64 *)&dp->stats[drive_stats_index(slot, op)];
+	__u64 *dst = (__u64 *)out;
+
+	for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+int disk_dev_foreach(const struct disk_probe *dp,
+		     int (*fn)(const struct blkdev_key *k, const struct blkdev_stats *s, void *arg),
+		     void *arg)
+{
+	int fd = bpf_map__fd(dp->skel->maps.dev_stats), ret;
+	struct blkdev_key key, next;
+	struct blkdev_stats st;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &st))
+			continue;
+		ret = fn(&key, &st, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static __u64 percpu_sum(struct bpf_map *map, __u32 key)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 vals[ncpus > 0 ? ncpus : 1], sum = 0;
+
+	if (ncpus <= 0 || bpf_map_lookup_elem(bpf_map__fd(map), &key, vals))
+		return 0;
+	for (int i = 0; i < ncpus; i++)
+		sum += vals[i];
+	return sum;
+}
+
+__u64 disk_source_count(const struct disk_probe *dp, unsigned src)
+{
+	return percpu_sum(dp->skel->maps.disk_sources, src);
+}
+
+__u64 disk_error_count(const struct disk_probe *dp, unsigned err)
+{
+	return percpu_sum(dp->skel->maps.disk_errors, err);
+}
+
+__u32 disk_kdev(unsigned long long rdev)
+{
+	return (major(rdev) << 20) | minor(rdev);
+}
