@@ -1,0 +1,240 @@
+#!/bin/bash
+# Disk IO end to end: a real QEMU guest (TCG) with three virtio-blk drives,
+# one per AIO mode (threads, io_uring, native; cache=none), does O_DIRECT
+# reads, writes and a flush of known sizes. Per drive and operation,
+# vmprobe's operations and bytes must equal what the guest's own block
+# statistics say it issued; latency histograms count every operation with
+# plausible values. Host block latency agrees with libbpf-tools'
+# biolatency run side by side. IO from processes that are not VMs (dd, fio
+# with psync, libaio and io_uring) leaves the VM's counters unchanged.
+# A real Prometheus computes histogram_quantile per drive.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/lib/guest.sh"
+
+for need in qemu-system-x86_64 prometheus promtool biolatency fio losetup; do
+	if ! command -v $need >/dev/null; then
+		tap_skip "disk end to end with a QEMU guest" "$need is not installed"
+		tap_done; exit
+	fi
+done
+if [ "$(id -u)" -ne 0 ]; then
+	tap_skip "disk end to end with a QEMU guest" "needs root"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-disk.XXXXXX)
+PORT=19583 PROM_PORT=19591 TAP=vmpt-d0
+PROM_PID= BIO_PID= LOOP=
+cleanup() {
+	guest_stop >/dev/null 2>&1
+	vmprobe_stop >/dev/null 2>&1
+	[ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
+	[ -n "$BIO_PID" ] && kill "$BIO_PID" 2>/dev/null
+	[ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
+	ip link del "$TAP" 2>/dev/null
+	umount "$WORK/img" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip link del "$TAP" 2>/dev/null
+
+if ! guest_build >"$WORK/build.log" 2>&1; then
+	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
+	tap_done; exit
+fi
+
+# Images on tmpfs (O_DIRECT works there); the native drive is a loop device
+# on tmpfs, since Linux AIO on a plain tmpfs file completes inside io_submit
+# without any block request.
+mkdir -p "$WORK/img"
+mount -t tmpfs -o size=128m tmpfs "$WORK/img"
+truncate -s 16M "$WORK/img/thr.img" "$WORK/img/uring.img" "$WORK/img/native.img"
+LOOP=$(losetup -f --show "$WORK/img/native.img")
+LOOPDEV=${LOOP#/dev/}
+
+ip tuntap add dev "$TAP" mode tap
+sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1"
+ip link set "$TAP" up
+
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+check "vmprobe logs every disk source as on" grep -q \
+	"disk sources: threads on, io_uring on, native on, host block on" "$WORK/vmprobe.log"
+
+cat >"$WORK/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: vmprobe
+    static_configs:
+      - targets: ["127.0.0.1:$PORT"]
+YAML
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+	--web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
+PROM_PID=$!
+
+# vda = thr (threads), vdb = uring (io_uring), vdc = native, in -device order.
+guest_make_initrd "$WORK/initrd" - <<'SH'
+st() { for d in vda vdb vdc; do echo "STAT $1 $d $(cat /sys/block/$d/stat)"; done; }
+st BEFORE
+echo PHASE-BEFORE
+sleep 3
+for d in vda vdb vdc; do
+	dd if=/dev/zero of=/dev/$d bs=4096 count=64 oflag=direct 2>/dev/null
+	dd if=/dev/$d of=/dev/null bs=16384 count=32 iflag=direct 2>/dev/null
+	dd if=/dev/zero of=/dev/$d bs=65536 count=8 seek=16 oflag=direct conv=fsync 2>/dev/null
+done
+st AFTER
+echo PHASE-AFTER
+sleep 300
+SH
+# biolatency and vmprobe's host block counters over the same window: from
+# before the guest boots until after its workload.
+biolatency -d "$LOOPDEV" >"$WORK/biolatency.txt" 2>&1 &
+BIO_PID=$!
+wait_for 20 grep -q Tracing "$WORK/biolatency.txt"
+scrape "$WORK/sb0.txt"
+
+NAME='db "disk" \ vm'
+NAME_EXP='db \"disk\" \\ vm'
+GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" \
+	-drive "file=$WORK/img/thr.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
+	-device virtio-blk-pci,drive=d0,id=ua-thr \
+	-drive "file=$WORK/img/uring.img,format=raw,if=none,id=d1,cache=none,aio=io_uring" \
+	-device virtio-blk-pci,drive=d1,id=uring \
+	-drive "file=$LOOP,format=raw,if=none,id=d2,cache=none,aio=native" \
+	-device virtio-blk-pci,drive=d2,id=native ||
+	{ tap_fail "QEMU guest with three drives starts"; tap_done; exit; }
+tap_ok "QEMU guest with three drives starts"
+
+
+check "the guest reaches its workload" wait_for 90 grep -q PHASE-BEFORE "$GUEST_LOG"
+# Freeze the guest while taking the "before" counters, so that however
+# slow this host is, the workload cannot start under our feet.
+guest_qmp "$GUEST_QMP" stop >/dev/null
+scrape "$WORK/s0.txt"
+guest_qmp "$GUEST_QMP" cont >/dev/null
+check "the guest's workload completes" wait_for 120 grep -q PHASE-AFTER "$GUEST_LOG"
+sleep 0.5
+scrape "$WORK/s1.txt"
+kill -INT "$BIO_PID"; wait "$BIO_PID" 2>/dev/null; BIO_PID=
+
+# Guest's /sys/block/DEV/stat: 1 reads, 3 sectors read, 5 writes,
+# 7 sectors written, 15 flushes.
+gstat() { # PHASE DEV FIELD
+	tr -d '\r' <"$GUEST_LOG" | awk -v p="$1" -v d="$2" -v f="$3" '$1 == "STAT" && $2 == p && $3 == d { print $(3 + f) }'
+}
+gdelta() { echo $(( $(gstat AFTER "$1" "$2") - $(gstat BEFORE "$1" "$2") )); }
+mdelta() { # NAME LABELS...: delta of a sample between s0 and s1
+	local a b
+	a=$(metric "$WORK/s0.txt" "$@"); b=$(metric "$WORK/s1.txt" "$@")
+	[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
+}
+
+for pair in vda:thr:threads vdb:uring:io_uring vdc:native:native; do
+	IFS=: read -r dev drive mode <<<"$pair"
+	l=(name="$NAME_EXP" drive="$drive")
+	check_num "$drive ($mode): reads = the guest's completed reads" "$(gdelta $dev 1)" \
+		"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=read)"
+	check_num "$drive ($mode): bytes read = the guest's sectors read x 512" \
+		"$(( $(gdelta $dev 3) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=read)"
+	# The guest kernel (6.1) accounts its flush (an empty preflush bio) as a
+	# write of no sectors, and counts no flush: so the guest's writes are
+	# QEMU's writes plus its flushes, and the flush is the one fsync
+	# (conv=fsync) of the workload.
+	w=$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=write)
+	f=$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=flush)
+	check_num "$drive ($mode): writes + flushes = the guest's completed writes" "$(gdelta $dev 5)" \
+		"$(( ${w:-0} + ${f:-0} ))"
+	check_num "$drive ($mode): the guest's one fsync is one flush" 1 "${f:-}"
+	check_num "$drive ($mode): bytes written = the guest's sectors written x 512" \
+		"$(( $(gdelta $dev 7) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=write)"
+	check_eq "$drive ($mode): the guest did the workload (32 reads; 72 writes + 1 flush)" \
+		"32 73" "$(gdelta $dev 1) $(gdelta $dev 5)"
+	for op in read write; do
+		n=$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)
+		check_num "$drive ($mode): $op latency histogram counts every $op" \
+			"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=$op)" "$n"
+		sum0=$(metric "$WORK/s0.txt" vmprobe_disk_latency_seconds_sum "${l[@]}" operation=$op)
+		sum1=$(metric "$WORK/s1.txt" vmprobe_disk_latency_seconds_sum "${l[@]}" operation=$op)
+		# Host-side latency of a small O_DIRECT request on tmpfs or a loop
+		# device: microseconds to milliseconds; anything outside 1 us .. 1 s
+		# would mean wrong pairing of issue and completion.
+		check_range "$drive ($mode): mean $op latency is plausible (1 us .. 1 s)" 0.000001 1 \
+			"$(awk -v a="$sum0" -v b="$sum1" -v n="$n" 'BEGIN { if (n > 0) printf "%.9f", (b - a) / n }')"
+	done
+	check_num "$drive ($mode): request sizes: 64 of 4 KiB written (bucket le=4096 minus le=2048)" 64 \
+		"$(( $(mdelta vmprobe_disk_request_size_bytes_bucket "${l[@]}" operation=write le=4096) - \
+		     $(mdelta vmprobe_disk_request_size_bytes_bucket "${l[@]}" operation=write le=2048) ))"
+done
+
+check_num "every source measured requests: threads" 1 \
+	"$(awk -v v="$(metric "$WORK/s1.txt" vmprobe_disk_source_requests_total source=threads)" 'BEGIN{print (v > 0)}')"
+check_num "every source measured requests: io_uring" 1 \
+	"$(awk -v v="$(metric "$WORK/s1.txt" vmprobe_disk_source_requests_total source=io_uring)" 'BEGIN{print (v > 0)}')"
+check_num "every source measured requests: native" 1 \
+	"$(awk -v v="$(metric "$WORK/s1.txt" vmprobe_disk_source_requests_total source=native)" 'BEGIN{print (v > 0)}')"
+
+# Host block latency next to biolatency, on the native drive's loop device.
+# Both read block_rq_issue/complete over the same quiet window, so request
+# counts must agree within 2%. Their buckets differ (biolatency: [2^k,
+# 2^(k+1)) us; vmprobe: (2^(i-1), 2^i] ns), so each median's bucket upper
+# edge lies in [m, 2m] for the true median m: the edges must be within a
+# factor of 2 of each other.
+read -r bio_n bio_med < <(awk '/->/ { n[NR]=$5; hi_[NR]=$3+1; tot+=$5 } END {
+	half = tot / 2; c = 0; for (i = 1; i <= NR; i++) if (i in n) { c += n[i]; if (c >= half) { print tot, hi_[i]; exit } } }' \
+	"$WORK/biolatency.txt")
+vm_hist=$(python3 - "$WORK/sb0.txt" "$WORK/s1.txt" "$LOOPDEV" <<'PY'
+import re, sys
+def load(p):
+    h = {}
+    for line in open(p):
+        m = re.match(r'vmprobe_host_block_latency_seconds_bucket\{device="([^"]*)",operation="[^"]*",le="([^"]*)"\} (\d+)', line)
+        if m and m.group(1) == sys.argv[3]:
+            h[m.group(2)] = h.get(m.group(2), 0) + int(m.group(3))
+    return h
+a, b = load(sys.argv[1]), load(sys.argv[2])
+d = {le: b[le] - a.get(le, 0) for le in b}
+tot = d.get("+Inf", 0)
+finite = sorted((float(le), c) for le, c in d.items() if le != "+Inf")
+med = next((le for le, c in finite if c >= tot / 2), float("inf")) if tot else 0
+print(tot, med * 1e6)
+PY
+)
+read -r vm_n vm_med <<<"$vm_hist"
+check_range "host block: request count on $LOOPDEV agrees with biolatency's ($bio_n) within 2%" \
+	"$(awk -v n="$bio_n" 'BEGIN{print n*0.98}')" "$(awk -v n="$bio_n" 'BEGIN{print n*1.02}')" "$vm_n"
+check_range "host block: median bucket edge (${vm_med} us) within 2x of biolatency's (${bio_med} us)" \
+	"$(awk -v m="$bio_med" 'BEGIN{print m/2}')" "$(awk -v m="$bio_med" 'BEGIN{print m*2}')" "$vm_med"
+
+# IO from processes that are not VMs, on the same images and device.
+dd if=/dev/zero of="$WORK/img/thr.img" bs=4096 count=50 oflag=direct conv=notrunc 2>/dev/null
+dd if="$LOOP" of=/dev/null bs=4096 count=50 iflag=direct 2>/dev/null
+for engine in psync libaio io_uring; do
+	fio --name=nonvm-$engine --filename="$WORK/img/uring.img" --direct=1 --rw=randrw --bs=4k \
+		--ioengine=$engine --size=4M --io_size=2M --fsync=16 >/dev/null 2>&1
+	fio --name=nonvm-$engine-blk --filename="$LOOP" --direct=1 --rw=randread --bs=4k \
+		--ioengine=$engine --size=4M --io_size=2M >/dev/null 2>&1
+done
+sleep 0.5
+scrape "$WORK/s2.txt"
+check_eq "non-VM IO (dd, fio psync/libaio/io_uring) leaves every VM disk series unchanged" \
+	"$(grep '^vmprobe_disk_' "$WORK/s1.txt")" "$(grep '^vmprobe_disk_' "$WORK/s2.txt")"
+check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/s2.txt'"
+
+promql() {
+	curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1" |
+		python3 -c 'import json,sys
+r=json.load(sys.stdin)["data"]["result"]
+print(r[0]["value"][1] if r else "")'
+}
+sleep 2
+sel="drive=\"thr\",operation=\"write\""
+got=$(promql "histogram_quantile(0.5, sum by (le) (increase(vmprobe_disk_latency_seconds_bucket{$sel}[2m])))")
+check_range "Prometheus: histogram_quantile(0.5) of a drive's write latency is plausible" \
+	0.000001 1 "$got"
+got=$(promql "histogram_quantile(0.99, sum by (drive, le) (rate(vmprobe_disk_request_size_bytes_bucket{operation=\"read\",drive=\"native\"}[2m])))")
+check_range "Prometheus: p99 read size of the native drive is in the 16 KiB bucket" 8192.000001 16384 "$got"
+tap_done
