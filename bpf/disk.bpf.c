@@ -20,7 +20,6 @@
 
 const volatile __u32 max_drives = DISK_DEFAULT_MAX_DRIVES;
 
-#define MAX_INFLIGHT 16384
 #define MAX_IOCBS 32 /* iocbs read per io_submit; QEMU submits at most 128 */
 
 struct {
@@ -46,61 +45,71 @@ struct {
 	__type(value, struct drive_stats);
 } drive_stats SEC(".maps");
 
+/*
+ * In-flight requests live in direct-mapped arrays indexed by a hash of the
+ * request's identity (thread id, io_uring request, bio, block request):
+ * an array lookup costs a few instructions where a hash map update costs
+ * hundreds of ns, and this runs for every block request on the host. The
+ * entry keeps the identity to verify at completion; a collision between
+ * two requests in flight at once overwrites the older one, which is then
+ * counted as lost (DISK_ERR_INFLIGHT_FULL).
+ */
+#define DM_BITS 14
+#define DM_SIZE (1 << DM_BITS)
+
 struct inflight {
-	__u32 slot;
-	__u32 op;
+	__u64 key;
 	__u64 start_ns;
 	__u64 bytes; /* known at issue (discard); else taken at completion */
+	__u32 slot;
+	__u32 op;
 };
 
-/* aio=threads: by thread id, between syscall enter and exit. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_INFLIGHT);
-	__type(key, __u32);
-	__type(value, struct inflight);
-} sys_inflight SEC(".maps");
+#define DM_ARRAY(name)                                                            \
+	struct {                                                                  \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                 \
+		__uint(max_entries, DM_SIZE);                                     \
+		__type(key, __u32);                                               \
+		__type(value, struct inflight);                                   \
+	} name SEC(".maps")
 
-/* aio=io_uring: by request. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_INFLIGHT);
-	__type(key, __u64);
-	__type(value, struct inflight);
-} uring_inflight SEC(".maps");
+DM_ARRAY(sys_inflight);    /* aio=threads: by thread, syscall enter -> exit */
+DM_ARRAY(uring_inflight);  /* aio=io_uring: by request */
+DM_ARRAY(native_inflight); /* aio=native: by the bio that made a request */
+DM_ARRAY(rq_inflight);     /* host block: by request, issue -> complete */
 
-/* aio=native: the drive a thread's current io_submit is for (-1: mixed). */
+/*
+ * aio=native: the drive a thread's last io_submit was for (-1: mixed).
+ * Valid only while that thread is inside io_submit (checked at use), so
+ * no exit hook is needed; LRU lets entries of dead threads age out.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __s32);
 } native_submit SEC(".maps");
 
 /*
- * aio=native: by the bio that made a request; LRU because a bio merged
- * into an earlier request never completes as the head of its own.
+ * QEMU tgids, one bit each: the first test of every VM-only program, so
+ * that IO of other processes costs an array read. Sized from pid_max.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_INFLIGHT);
-	__type(key, __u64);
-	__type(value, struct inflight);
-} native_inflight SEC(".maps");
+const volatile __u32 tgid_words = 65536;
 
-/* Host block latency: issue time by request, stats by (device, op). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_INFLIGHT);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
 	__type(value, __u64);
-} rq_start SEC(".maps");
+} vm_tgids SEC(".maps");
 
+/* Host block stats, open addressing on (device, op): no hash map update. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct blkdev_key);
-	__type(value, struct blkdev_stats);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, DISK_DEV_SLOTS);
+	__type(key, __u32);
+	__type(value, struct blkdev_slot);
 } dev_stats SEC(".maps");
 
 struct {
@@ -143,6 +152,47 @@ static __always_inline void record(__u32 slot, __u32 op, __u64 bytes, __u64 lat_
 	bump(&disk_sources, src);
 }
 
+static __always_inline __u32 dm_index(__u64 key)
+{
+	return (__u32)((key * 0x9E3779B97F4A7C15ULL) >> (64 - DM_BITS));
+}
+
+/* The entry for `key`, claimed for a new request (an older one is lost). */
+static __always_inline struct inflight *dm_start(void *map, __u64 key)
+{
+	__u32 idx = dm_index(key);
+	struct inflight *e = bpf_map_lookup_elem(map, &idx);
+
+	if (!e)
+		return NULL;
+	if (e->key)
+		bump(&disk_errors, DISK_ERR_INFLIGHT_FULL);
+	e->key = key;
+	e->start_ns = bpf_ktime_get_ns();
+	e->bytes = 0;
+	return e;
+}
+
+/* The entry of a completing request, or NULL if it was never started. */
+static __always_inline struct inflight *dm_find(void *map, __u64 key)
+{
+	__u32 idx = dm_index(key);
+	struct inflight *e = bpf_map_lookup_elem(map, &idx);
+
+	return e && e->key == key ? e : NULL;
+}
+
+static __always_inline bool is_vm(__u32 tgid)
+{
+	__u32 word = tgid / 64;
+	__u64 *bits;
+
+	if (word >= tgid_words)
+		return false;
+	bits = bpf_map_lookup_elem(&vm_tgids, &word);
+	return bits && (*bits & (1ULL << (tgid % 64)));
+}
+
 static __always_inline __u32 *fd_slot(__u32 tgid, __u64 fd)
 {
 	struct drive_fd_key key = {};
@@ -154,37 +204,59 @@ static __always_inline __u32 *fd_slot(__u32 tgid, __u64 fd)
 
 /* ---- aio=threads ---- */
 
-static __always_inline int sys_enter(__u64 fd, __u32 op, __u64 bytes)
+static __always_inline int sys_enter(__u64 id, __u64 fd, __u32 op, __u64 bytes)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight in = {};
-	__u32 tid = (__u32)id, *slot;
+	struct inflight *in;
+	__u32 *slot;
 
 	slot = fd_slot(id >> 32, fd);
 	if (!slot)
 		return 0;
-	in.slot = *slot;
-	in.op = op;
-	in.bytes = bytes;
-	in.start_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&sys_inflight, &tid, &in, BPF_ANY))
-		bump(&disk_errors, DISK_ERR_INFLIGHT_FULL);
+	in = dm_start(&sys_inflight, id);
+	if (!in)
+		return 0;
+	in->slot = *slot;
+	in->op = op;
+	in->bytes = bytes;
 	return 0;
+}
+
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#define FALLOC_FL_ZERO_RANGE 0x10
+
+static int native_submit_enter(__u64 id, struct iocb **iocbpp, __u32 nr);
+
+/*
+ * Classic tracepoints, one per syscall, rather than the raw sys_enter and
+ * sys_exit: those run for every syscall of every process, these only for
+ * the IO syscalls, so a busy non-VM process pays far less (measured: the
+ * raw pair cost fio more than the classic io_submit pair). A process that
+ * is not a VM then costs one bitmap test.
+ */
+static __always_inline int sys_enter_vm(__u64 fd, __u32 op, __u64 bytes)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (!is_vm(id >> 32))
+		return 0;
+	return sys_enter(id, fd, op, bytes);
 }
 
 static __always_inline int sys_exit(long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight *in = bpf_map_lookup_elem(&sys_inflight, &tid);
-	__u64 bytes;
+	__u64 id = bpf_get_current_pid_tgid(), bytes;
+	struct inflight *in;
 
+	if (!is_vm(id >> 32))
+		return 0;
+	in = dm_find(&sys_inflight, id);
 	if (!in)
 		return 0;
 	bytes = in->bytes;
 	if (in->op == DISK_OP_READ || in->op == DISK_OP_WRITE)
 		bytes = ret > 0 ? ret : 0;
 	record(in->slot, in->op, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_SYSCALL);
-	bpf_map_delete_elem(&sys_inflight, &tid);
+	in->key = 0;
 	return 0;
 }
 
@@ -192,7 +264,7 @@ static __always_inline int sys_exit(long ret)
 	SEC("tracepoint/syscalls/sys_enter_" #name)                              \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)                  \
 	{                                                                        \
-		return sys_enter(ctx->args[0], op, 0);                           \
+		return sys_enter_vm(ctx->args[0], op, 0);                        \
 	}                                                                        \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                               \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                    \
@@ -209,22 +281,30 @@ SYSCALL_PAIR(pwritev2, DISK_OP_WRITE)
 SYSCALL_PAIR(fdatasync, DISK_OP_FLUSH)
 SYSCALL_PAIR(fsync, DISK_OP_FLUSH)
 
-#define FALLOC_FL_PUNCH_HOLE 0x02
-#define FALLOC_FL_ZERO_RANGE 0x10
-
 /* fallocate(fd, mode, offset, len): punch hole / zero range is a discard. */
 SEC("tracepoint/syscalls/sys_enter_fallocate")
 int enter_fallocate(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!(ctx->args[1] & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
 		return 0;
-	return sys_enter(ctx->args[0], DISK_OP_DISCARD, ctx->args[3]);
+	return sys_enter_vm(ctx->args[0], DISK_OP_DISCARD, ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_fallocate")
 int exit_fallocate(struct trace_event_raw_sys_exit *ctx)
 {
 	return sys_exit(ctx->ret);
+}
+
+/* io_submit(ctx, nr, iocbpp): aio=native's batch; no exit hook needed. */
+SEC("tracepoint/syscalls/sys_enter_io_submit")
+int enter_io_submit(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (!is_vm(id >> 32))
+		return 0;
+	return native_submit_enter(id, (struct iocb **)ctx->args[2], (__u32)ctx->args[1]);
 }
 
 /* ---- aio=io_uring ---- */
@@ -251,17 +331,17 @@ static __always_inline int uring_op(__u8 opcode)
 SEC("tracepoint/io_uring/io_uring_submit_req")
 int uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
 {
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct io_kiocb *req = ctx->req;
-	__u64 key = (__u64)req;
-	struct inflight in = {};
 	int op = uring_op(ctx->opcode);
+	struct inflight *in;
 	__u32 *slot;
 	int fd;
 
-	if (op < 0)
+	if (op < 0 || !is_vm(tgid))
 		return 0;
 	fd = BPF_CORE_READ(req, cqe.fd);
-	slot = fd_slot(bpf_get_current_pid_tgid() >> 32, fd);
+	slot = fd_slot(tgid, fd);
 	if (!slot)
 		return 0;
 	/* A registered file's fd is an index into the ring's table. */
@@ -269,19 +349,19 @@ int uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
 		bump(&disk_errors, DISK_ERR_FIXED_FILE);
 		return 0;
 	}
-	in.slot = *slot;
-	in.op = op;
-	in.start_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&uring_inflight, &key, &in, BPF_ANY))
-		bump(&disk_errors, DISK_ERR_INFLIGHT_FULL);
+	in = dm_start(&uring_inflight, (__u64)req);
+	if (!in)
+		return 0;
+	in->slot = *slot;
+	in->op = op;
 	return 0;
 }
 
+/* Completions may run in any task (io-wq, task work): keyed by request. */
 SEC("tracepoint/io_uring/io_uring_complete")
 int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 {
-	__u64 key = (__u64)ctx->req;
-	struct inflight *in = bpf_map_lookup_elem(&uring_inflight, &key);
+	struct inflight *in = dm_find(&uring_inflight, (__u64)ctx->req);
 	__u64 bytes = 0;
 
 	if (!in)
@@ -289,19 +369,16 @@ int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 	if ((in->op == DISK_OP_READ || in->op == DISK_OP_WRITE) && ctx->res > 0)
 		bytes = ctx->res;
 	record(in->slot, in->op, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_IO_URING);
-	bpf_map_delete_elem(&uring_inflight, &key);
+	in->key = 0;
 	return 0;
 }
 
 /* ---- aio=native ---- */
 
-/* io_submit(ctx, nr, iocbpp): which drive the batch is for. */
-SEC("tracepoint/syscalls/sys_enter_io_submit")
-int enter_io_submit(struct trace_event_raw_sys_enter *ctx)
+/* io_submit(ctx, nr, iocbpp) of a VM: which drive the batch is for. */
+static __noinline int native_submit_enter(__u64 id, struct iocb **iocbpp, __u32 nr)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct iocb **iocbpp = (struct iocb **)ctx->args[2];
-	__u32 tid = (__u32)id, nr = (__u32)ctx->args[1];
+	__u32 tid = (__u32)id;
 	__s32 drive = -2; /* none yet */
 
 	for (int i = 0; i < MAX_IOCBS; i++) {
@@ -326,49 +403,68 @@ int enter_io_submit(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_io_submit")
-int exit_io_submit(struct trace_event_raw_sys_exit *ctx)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+#define NR_IO_SUBMIT 209 /* x86_64 */
 
-	bpf_map_delete_elem(&native_submit, &tid);
-	return 0;
+/* Is the current task inside io_submit(2)? Its saved syscall number says. */
+static __always_inline bool in_io_submit(void)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	return BPF_CORE_READ(regs, orig_ax) == NR_IO_SUBMIT;
 }
 
-static __always_inline __u32 rq_dev(struct request *rq)
-{
-	struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+/* Native-mode requests are looked for only while a VM has such a drive. */
+volatile __u32 native_drives;
 
-	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+/*
+ * A block request's identity while in flight, from its fields (tp_btf
+ * gives typed pointers, which may not be hashed): the queue, hardware
+ * queue and driver tag, unique among requests in flight. Bit 63 keeps it
+ * from being 0, the free marker.
+ */
+static __always_inline __u64 rq_key(struct request *rq)
+{
+	return 1ULL << 63 | (__u64)(__u32)rq->q->id << 32 |
+	       (__u64)(rq->mq_hctx->queue_num & 0xffff) << 16 | (__u32)(rq->tag & 0xffff);
+}
+
+/* A native request's identity: device and first sector, as biolatency keys. */
+static __always_inline __u64 sector_key(__u32 dev, __u64 sector)
+{
+	return 1ULL << 63 | (((__u64)dev << 40) ^ sector);
 }
 
 /* A new request for a bio, made in the submitting task. */
-SEC("tp_btf/block_getrq")
+SEC("raw_tp/block_getrq")
 int BPF_PROG(native_getrq, struct bio *bio)
 {
-	__u64 id = bpf_get_current_pid_tgid(), key = (__u64)bio;
-	__u32 tid = (__u32)id, *slot;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, *slot, drive_slot, dev;
 	struct drive_fd_key dkey = {};
-	struct inflight in = {};
+	struct inflight *in;
 	__s32 *drive;
 
-	drive = bpf_map_lookup_elem(&native_submit, &tid);
-	if (!drive)
+	if (!is_vm(id >> 32))
 		return 0;
+	drive = bpf_map_lookup_elem(&native_submit, &tid);
+	if (!drive || !in_io_submit())
+		return 0;
+	dev = BPF_CORE_READ(bio, bi_bdev, bd_dev);
 	/* An image that is a block device names its drive exactly. */
 	dkey.tgid = id >> 32;
-	dkey.fd = BPF_CORE_READ(bio, bi_bdev, bd_dev);
+	dkey.fd = dev;
 	slot = bpf_map_lookup_elem(&disk_devs, &dkey);
 	if (slot) {
-		in.slot = *slot;
+		drive_slot = *slot;
 	} else if (*drive >= 0) {
-		in.slot = *drive;
+		drive_slot = *drive;
 	} else {
 		bump(&disk_errors, DISK_ERR_NATIVE_AMBIGUOUS);
 		return 0;
 	}
-	in.start_ns = bpf_ktime_get_ns();
-	bpf_map_update_elem(&native_inflight, &key, &in, BPF_ANY);
+	in = dm_start(&native_inflight, sector_key(dev, BPF_CORE_READ(bio, bi_iter.bi_sector)));
+	if (in)
+		in->slot = drive_slot;
 	return 0;
 }
 
@@ -391,57 +487,66 @@ static __always_inline int blk_op(__u32 cmd_flags)
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(host_rq_issue, struct request *rq)
 {
-	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
-
-	if (bpf_map_update_elem(&rq_start, &key, &now, BPF_ANY))
-		bump(&disk_errors, DISK_ERR_INFLIGHT_FULL);
+	dm_start(&rq_inflight, rq_key(rq));
 	return 0;
 }
 
-static __always_inline void host_complete(struct request *rq, int op, __u64 now)
+/* The (device, op) slot, claimed on first use; linear probing. */
+static __always_inline struct blkdev_slot *dev_slot(__u32 dev, __u32 op)
 {
-	__u64 key = (__u64)rq, *start = bpf_map_lookup_elem(&rq_start, &key);
-	struct blkdev_key dkey = {};
-	struct blkdev_stats *st, zero = {};
-	__u64 lat;
+	__u64 key = blkdev_slot_key(dev, op);
+	__u32 idx = dm_index(key) & (DISK_DEV_SLOTS - 1);
 
-	if (!start)
-		return;
-	lat = now - *start;
-	bpf_map_delete_elem(&rq_start, &key);
-	if (op < 0)
-		return;
-	dkey.dev = rq_dev(rq);
-	dkey.op = op;
-	st = bpf_map_lookup_elem(&dev_stats, &dkey);
-	if (!st) {
-		bpf_map_update_elem(&dev_stats, &dkey, &zero, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&dev_stats, &dkey);
-		if (!st)
-			return;
+	for (int i = 0; i < 4; i++) {
+		__u32 at = (idx + i) & (DISK_DEV_SLOTS - 1);
+		struct blkdev_slot *e = bpf_map_lookup_elem(&dev_stats, &at);
+
+		if (!e)
+			return NULL;
+		if (e->key == key)
+			return e;
+		if (e->key == 0 && __sync_val_compare_and_swap(&e->key, 0, key) == 0)
+			return e;
+		if (e->key == key)
+			return e;
 	}
-	__sync_fetch_and_add(&st->lat_sum_ns, lat);
-	__sync_fetch_and_add(&st->lat_slots[hist_slot(lat, DISK_LAT_SLOTS)], 1);
+	return NULL;
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(rq_complete, struct request *rq, int error, unsigned int nr_bytes)
 {
-	int op = blk_op(BPF_CORE_READ(rq, cmd_flags));
-	__u64 now = bpf_ktime_get_ns(), key;
+	struct inflight *host = dm_find(&rq_inflight, rq_key(rq));
+	struct blkdev_slot *ds;
 	struct inflight *in;
+	struct gendisk *disk;
+	__u64 now, lat;
+	__u32 dev;
+	int op;
 
-	host_complete(rq, op, now);
-
-	key = (__u64)BPF_CORE_READ(rq, bio);
-	if (!key || op < 0)
+	if (!host && !native_drives)
 		return 0;
-	in = bpf_map_lookup_elem(&native_inflight, &key);
+	now = bpf_ktime_get_ns();
+	op = blk_op(rq->cmd_flags);
+	disk = rq->q->disk;
+	dev = disk ? ((__u32)disk->major << 20) | (__u32)disk->first_minor : 0;
+	if (host) {
+		lat = now - host->start_ns;
+		host->key = 0;
+		ds = op >= 0 ? dev_slot(dev, op) : NULL;
+		if (ds) {
+			__sync_fetch_and_add(&ds->st.lat_sum_ns, lat);
+			__sync_fetch_and_add(&ds->st.lat_slots[hist_slot(lat, DISK_LAT_SLOTS)], 1);
+		}
+	}
+	if (!native_drives || op < 0)
+		return 0;
+	in = dm_find(&native_inflight, sector_key(dev, rq->__sector));
 	if (!in)
 		return 0;
 	record(in->slot, op, op == DISK_OP_FLUSH ? 0 : nr_bytes, now - in->start_ns,
 	       DISK_SRC_NATIVE);
-	bpf_map_delete_elem(&native_inflight, &key);
+	in->key = 0;
 	return 0;
 }
 

@@ -174,7 +174,7 @@ int do_serve(int argc, char **argv)
 		npp = &np;
 	}
 	if (cfg.disk_enabled) {
-		err = disk_probe_open(&dp, cfg.max_drives);
+		err = disk_probe_open(&dp, cfg.max_drives, cfg.host_block_latency);
 		if (err)
 			goto cleanup;
 		dpp = &dp;

@@ -55,6 +55,7 @@ static const struct field network_fields[] = {
 static const struct field disk_fields[] = {
 	{ "enabled", F_BOOL, CFG(disk_enabled), 0, 0, NULL },
 	{ "max_drives", F_UINT, CFG(max_drives), 1, 65536, NULL },
+	{ "host_block_latency", F_BOOL, CFG(host_block_latency), 0, 0, NULL },
 	{ NULL },
 };
 

@@ -17,6 +17,7 @@ struct config {
 	unsigned size_min_slot; /* log2 of packet_size_buckets.min */
 	unsigned size_max_slot;
 	bool disk_enabled;
+	bool host_block_latency;
 	unsigned max_drives;
 };
 

@@ -24,7 +24,18 @@
 struct vm_priv {
 	int netns_fd;
 	bool needs_sync;
+	bool disk_marked; /* its tgid bit is set in the disk probe */
 };
+
+static bool priv_disk_marked(struct vm *vm)
+{
+	return ((struct vm_priv *)(vm + 1))->disk_marked;
+}
+
+static void set_priv_disk_marked(struct vm *vm)
+{
+	((struct vm_priv *)(vm + 1))->disk_marked = true;
+}
 
 static double now_seconds(void)
 {
@@ -227,6 +238,13 @@ static void scan_fds(struct discovery *d, struct vm *vm)
 /* Drive slots, and block-device images keyed by device. */
 static void drives_sync(struct discovery *d, struct vm *vm)
 {
+	if (!priv_disk_marked(vm)) {
+		if (disk_vm_add(d->dp, vm->pid)) {
+			d->attach_errors++;
+			return;
+		}
+		set_priv_disk_marked(vm);
+	}
 	for (int i = 0; i < vm->spec.nr_drives; i++) {
 		struct drive_state *ds = &vm->drives[i];
 		int slot;
@@ -241,6 +259,8 @@ static void drives_sync(struct discovery *d, struct vm *vm)
 			return;
 		}
 		ds->slot = slot;
+		if (!strcmp(vm->spec.drives[i].aio, "native"))
+			disk_native_drives(d->dp, 1);
 		log_info("counting drive %s (%s, aio=%s) of VM %s", vm->spec.drives[i].label,
 			 vm->spec.drives[i].file, vm->spec.drives[i].aio, vm->name);
 	}
@@ -255,6 +275,8 @@ static void drives_sync(struct discovery *d, struct vm *vm)
 
 static void drives_forget(struct discovery *d, struct vm *vm)
 {
+	if (priv_disk_marked(vm))
+		disk_vm_del(d->dp, vm->pid);
 	for (int i = 0; i < vm->spec.nr_drives; i++) {
 		struct drive_state *ds = &vm->drives[i];
 
@@ -264,6 +286,8 @@ static void drives_forget(struct discovery *d, struct vm *vm)
 			disk_fd_del(d->dp, vm->pid, ds->fds[k]);
 		if (ds->kdev)
 			disk_dev_del(d->dp, vm->pid, ds->kdev);
+		if (!strcmp(vm->spec.drives[i].aio, "native"))
+			disk_native_drives(d->dp, -1);
 		disk_slot_free(d->dp, ds->slot);
 		ds->slot = -1;
 		ds->nr_fds = 0;

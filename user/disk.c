@@ -51,7 +51,7 @@ static bool attach_point_exists(const struct bpf_program *prog, const struct btf
 	const char *sec = bpf_program__section_name(prog);
 	char path[256];
 
-	if (strncmp(sec, "tp_btf/", 7) == 0) {
+	if (strncmp(sec, "raw_tp/", 7) == 0 || strncmp(sec, "tp_btf/", 7) == 0) {
 		snprintf(path, sizeof(path), "btf_trace_%s", sec + 7);
 		return vmlinux && btf__find_by_name_kind(vmlinux, path, BTF_KIND_TYPEDEF) > 0;
 	}
@@ -65,7 +65,7 @@ static bool attach_point_exists(const struct bpf_program *prog, const struct btf
 }
 
 /* Every program of a source must load, or the source is off. */
-static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel)
+static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool want_host)
 {
 	struct btf *vmlinux = btf__load_vmlinux_btf();
 	const char *tracefs = tracefs_root();
@@ -87,7 +87,7 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel)
 			host &= ok;
 		else if (!strcmp(name, "rq_complete"))
 			host &= ok, native &= ok;
-		else if (!strcmp(name, "native_getrq") || strstr(name, "io_submit"))
+		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
 			native &= ok;
 		else
 			threads &= ok;
@@ -95,7 +95,8 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel)
 	dp->source_on[DISK_SRC_SYSCALL] = threads;
 	dp->source_on[DISK_SRC_IO_URING] = uring;
 	dp->source_on[DISK_SRC_NATIVE] = native;
-	dp->host_block_on = host;
+	dp->host_block_on = host && want_host;
+	host = dp->host_block_on;
 	bpf_object__for_each_program(prog, skel->obj) {
 		const char *name = bpf_program__name(prog);
 		bool on;
@@ -106,7 +107,7 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel)
 			on = host;
 		else if (!strcmp(name, "rq_complete"))
 			on = host || native;
-		else if (!strcmp(name, "native_getrq") || strstr(name, "io_submit"))
+		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
 			on = native;
 		else
 			on = threads;
@@ -115,7 +116,7 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel)
 	btf__free(vmlinux);
 }
 
-int disk_probe_open(struct disk_probe *dp, unsigned max_drives)
+int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 {
 	struct disk_bpf *skel;
 	int err;
@@ -130,7 +131,18 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives)
 	err = bpf_map__set_max_entries(skel->maps.drive_stats, max_drives * DISK_OP_MAX);
 	if (err)
 		goto cleanup;
-	choose_programs(dp, skel);
+	{
+		char buf[32];
+		long pid_max = read_file("/proc/sys/kernel/pid_max", buf, sizeof(buf)) > 0 ?
+				       atol(buf) : 4194304;
+		__u32 words = (__u32)((pid_max + 63) / 64);
+
+		skel->rodata->tgid_words = words;
+		err = bpf_map__set_max_entries(skel->maps.vm_tgids, words);
+		if (err)
+			goto cleanup;
+	}
+	choose_programs(dp, skel, host_block);
 	err = disk_bpf__load(skel);
 	if (err) {
 		log_error("loading the disk probe failed (%s)", strerror(-err));
@@ -147,6 +159,13 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives)
 	if (dp->stats == MAP_FAILED) {
 		err = -errno;
 		dp->stats = NULL;
+		goto cleanup;
+	}
+	dp->dev_slots = mmap(NULL, DISK_DEV_SLOTS * sizeof(struct blkdev_slot), PROT_READ,
+			     MAP_SHARED, bpf_map__fd(skel->maps.dev_stats), 0);
+	if (dp->dev_slots == MAP_FAILED) {
+		err = -errno;
+		dp->dev_slots = NULL;
 		goto cleanup;
 	}
 	dp->slot_used = calloc(max_drives, 1);
@@ -168,6 +187,8 @@ void disk_probe_close(struct disk_probe *dp)
 {
 	if (dp->stats)
 		munmap(dp->stats, dp->stats_len);
+	if (dp->dev_slots)
+		munmap(dp->dev_slots, DISK_DEV_SLOTS * sizeof(struct blkdev_slot));
 	free(dp->slot_used);
 	disk_bpf__destroy(dp->skel);
 	memset(dp, 0, sizeof(*dp));
@@ -243,21 +264,53 @@ int disk_dev_foreach(const struct disk_probe *dp,
 		     int (*fn)(const struct blkdev_key *k, const struct blkdev_stats *s, void *arg),
 		     void *arg)
 {
-	int fd = bpf_map__fd(dp->skel->maps.dev_stats), ret;
-	struct blkdev_key key, next;
-	struct blkdev_stats st;
-	void *prev = NULL;
+	for (unsigned i = 0; i < DISK_DEV_SLOTS; i++) {
+		const struct blkdev_slot *e = &dp->dev_slots[i];
+		__u64 key = __atomic_load_n(&e->key, __ATOMIC_ACQUIRE);
+		struct blkdev_key k;
+		struct blkdev_stats st;
+		int ret;
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &st))
+		if (!key)
 			continue;
-		ret = fn(&key, &st, arg);
+		k.dev = (__u32)((key - 1) >> 8);
+		k.op = (__u32)((key - 1) & 0xff);
+		st.lat_sum_ns = __atomic_load_n(&e->st.lat_sum_ns, __ATOMIC_RELAXED);
+		for (int s = 0; s < DISK_LAT_SLOTS; s++)
+			st.lat_slots[s] = __atomic_load_n(&e->st.lat_slots[s], __ATOMIC_RELAXED);
+		ret = fn(&k, &st, arg);
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+/* QEMU processes, one bit each in vm_tgids. */
+static int vm_bit(struct disk_probe *dp, __u32 tgid, bool on)
+{
+	int fd = bpf_map__fd(dp->skel->maps.vm_tgids);
+	__u32 word = tgid / 64;
+	__u64 bits = 0;
+
+	if (bpf_map_lookup_elem(fd, &word, &bits))
+		return -errno;
+	bits = on ? bits | (1ULL << (tgid % 64)) : bits & ~(1ULL << (tgid % 64));
+	return bpf_map_update_elem(fd, &word, &bits, BPF_ANY) ? -errno : 0;
+}
+
+void disk_native_drives(struct disk_probe *dp, int delta)
+{
+	__atomic_add_fetch(&dp->skel->bss->native_drives, delta, __ATOMIC_RELAXED);
+}
+
+int disk_vm_add(struct disk_probe *dp, __u32 tgid)
+{
+	return vm_bit(dp, tgid, true);
+}
+
+void disk_vm_del(struct disk_probe *dp, __u32 tgid)
+{
+	vm_bit(dp, tgid, false);
 }
 
 static __u64 percpu_sum(struct bpf_map *map, __u32 key)

@@ -14,6 +14,7 @@ struct disk_probe {
 	struct disk_bpf *skel;
 	unsigned max_drives;
 	struct drive_stats *stats; /* the mmapped per-drive array */
+	struct blkdev_slot *dev_slots; /* the mmapped host block array (read-only) */
 	size_t stats_len;
 	unsigned next_slot;
 	unsigned char *slot_used;
@@ -25,11 +26,18 @@ struct disk_probe {
  * Opens and loads the programs whose tracepoints this kernel has, attaches
  * them and logs which sources are active; 0 or -errno.
  */
-int disk_probe_open(struct disk_probe *dp, unsigned max_drives);
+int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block);
 void disk_probe_close(struct disk_probe *dp);
 
 int disk_slot_alloc(struct disk_probe *dp);
 void disk_slot_free(struct disk_probe *dp, unsigned slot);
+
+/* Counts drives in aio=native mode: without any, block completions skip that path. */
+void disk_native_drives(struct disk_probe *dp, int delta);
+
+/* Marks a QEMU process: only these pay for more than a bit test. */
+int disk_vm_add(struct disk_probe *dp, __u32 tgid);
+void disk_vm_del(struct disk_probe *dp, __u32 tgid);
 
 /* (tgid, fd) of an image, or (tgid, device) of a block-device image. */
 int disk_fd_add(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot);

@@ -46,17 +46,29 @@ struct drive_stats {
 _Static_assert(sizeof(struct drive_stats) == 8 * (2 + DISK_LAT_SLOTS + DISK_SIZE_SLOTS),
 	       "drive_stats layout");
 
-/* Host block device latency, all IO: key of the BPF-filled hash. */
+/* A host block device and operation, as user space reports them. */
 struct blkdev_key {
 	__u32 dev; /* kernel dev_t: major << 20 | minor */
 	__u32 op;
 };
-_Static_assert(sizeof(struct blkdev_key) == 8, "blkdev_key layout");
 
 struct blkdev_stats {
 	__u64 lat_sum_ns;
 	__u64 lat_slots[DISK_LAT_SLOTS];
 };
+
+/* One (device, op) of the open-addressed host block array; key 0: free. */
+#define DISK_DEV_SLOTS 1024
+
+struct blkdev_slot {
+	__u64 key; /* blkdev_slot_key() */
+	struct blkdev_stats st;
+};
+
+static inline __u64 blkdev_slot_key(__u32 dev, __u32 op)
+{
+	return ((__u64)dev << 8 | op) + 1;
+}
 
 /* Which path saw a request; for the self-metrics. */
 enum disk_src {
@@ -68,7 +80,7 @@ enum disk_src {
 
 /* Per-CPU health counters, indexed by enum disk_err. */
 enum disk_err {
-	DISK_ERR_INFLIGHT_FULL = 0, /* an in-flight table was full: one sample lost */
+	DISK_ERR_INFLIGHT_FULL = 0, /* an in-flight entry was taken over: one sample lost */
 	DISK_ERR_FIXED_FILE,        /* io_uring request on a registered file: not attributed */
 	DISK_ERR_NATIVE_AMBIGUOUS,  /* io_submit mixing drives on one host device */
 	DISK_ERR_MAX,

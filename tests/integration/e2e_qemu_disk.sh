@@ -92,9 +92,9 @@ sleep 300
 SH
 # biolatency and vmprobe's host block counters over the same window: from
 # before the guest boots until after its workload.
-biolatency -d "$LOOPDEV" >"$WORK/biolatency.txt" 2>&1 &
+stdbuf -oL biolatency -d "$LOOPDEV" >"$WORK/biolatency.txt" 2>&1 &
 BIO_PID=$!
-wait_for 20 grep -q Tracing "$WORK/biolatency.txt"
+check "biolatency is tracing" wait_for 20 grep -q Tracing "$WORK/biolatency.txt"
 scrape "$WORK/sb0.txt"
 
 NAME='db "disk" \ vm'
@@ -220,8 +220,10 @@ for engine in psync libaio io_uring; do
 done
 sleep 0.5
 scrape "$WORK/s2.txt"
+vm_series() { grep '^vmprobe_disk_' "$1" | grep -F "name=\"$NAME_EXP\""; }
+check "the VM's disk series are there to compare" test "$(vm_series "$WORK/s1.txt" | wc -l)" -gt 100
 check_eq "non-VM IO (dd, fio psync/libaio/io_uring) leaves every VM disk series unchanged" \
-	"$(grep '^vmprobe_disk_' "$WORK/s1.txt")" "$(grep '^vmprobe_disk_' "$WORK/s2.txt")"
+	"$(vm_series "$WORK/s1.txt")" "$(vm_series "$WORK/s2.txt")"
 check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/s2.txt'"
 
 promql() {
