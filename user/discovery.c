@@ -25,7 +25,18 @@ struct vm_priv {
 	int netns_fd;
 	bool needs_sync;
 	bool disk_marked; /* its tgid bit is set in the disk probe */
+	bool fd_warned;
 };
+
+/* Logs an unreadable fd table once per VM; true if it already had. */
+static bool priv_fd_warned(struct vm *vm)
+{
+	struct vm_priv *priv = (struct vm_priv *)(vm + 1);
+	bool was = priv->fd_warned;
+
+	priv->fd_warned = true;
+	return was;
+}
 
 static bool priv_disk_marked(struct vm *vm)
 {
@@ -199,8 +210,17 @@ static void scan_fds(struct discovery *d, struct vm *vm)
 	if (proc_path(d, path, sizeof(path), vm->pid, "fd"))
 		return;
 	dir = opendir(path);
-	if (!dir)
+	if (!dir) {
+		/* Without its fds, fd-passed taps and every drive go uncounted. */
+		if (errno == EACCES || errno == EPERM) {
+			d->attach_errors++;
+			if (!priv_fd_warned(vm))
+				log_warn("cannot read %s: %s (vmprobe needs CAP_SYS_PTRACE and "
+					 "CAP_DAC_READ_SEARCH for other users' QEMU)",
+					 path, strerror(errno));
+		}
 		return;
+	}
 	while ((de = readdir(dir))) {
 		ssize_t n;
 		int fd;

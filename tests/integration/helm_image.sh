@@ -1,0 +1,141 @@
+#!/bin/bash
+# The container image: `make image` builds the Containerfile (FROM
+# scratch: vmprobe and the libraries it links, nothing pulled) with podman
+# or buildah. The image holds no shell, runs `vmprobe version` as the
+# build does, and serves /metrics as the DaemonSet runs it: host PID
+# namespace, the chart's capabilities only, read-only root, the host paths
+# of the chart, its own network namespace; it counts a stand-in guest's
+# tap in another network namespace.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/k8s/lib.sh"
+
+what="the container image"
+if [ "$(id -u)" -ne 0 ]; then
+	tap_skip "$what" "needs root (podman with host PID namespace and capabilities)"
+	tap_done; exit
+fi
+if ! command -v podman >/dev/null && ! command -v buildah >/dev/null; then
+	tap_skip "$what" "neither podman nor buildah is installed"
+	tap_done; exit
+fi
+if [ ! -x "$VMPROBE" ]; then
+	tap_skip "$what" "build/vmprobe is not built"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-image.XXXXXX)
+chmod 755 "$WORK"
+IMAGE=localhost/vmprobe:test-$$ NAME=vmprobe-test-$$ PORT=19586 NS=vmpi-ns TAP=vmpi-p0
+GPID=
+cleanup() {
+	command -v podman >/dev/null && podman rm -f "$NAME" >/dev/null 2>&1
+	[ -n "$GPID" ] && kill "$GPID" 2>/dev/null && wait "$GPID" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	if command -v podman >/dev/null; then podman rmi -f "$IMAGE" >/dev/null 2>&1
+	else buildah rmi -f "$IMAGE" >/dev/null 2>&1; fi
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! out=$(make -C "$REPO" --no-print-directory image IMAGE="$IMAGE" 2>&1); then
+	tap_fail "make image builds the Containerfile without pulling anything" "$(echo "$out" | tail -5)"
+	tap_done; exit
+fi
+tap_ok "make image builds the Containerfile without pulling anything"
+if ! command -v podman >/dev/null; then
+	tap_skip "the image runs" "podman is not installed (buildah built it; running needs podman)"
+	tap_done; exit
+fi
+size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
+check_range "the image is small (under 40 MB)" 1 40000000 "$size"
+check_eq "the image is built from scratch: one layer" 1 \
+	"$(podman image inspect "$IMAGE" --format '{{len .RootFS.Layers}}')"
+check_eq "the entry point is vmprobe, serving by default" "[/usr/bin/vmprobe] [serve]" \
+	"$(podman image inspect "$IMAGE" --format '{{.Config.Entrypoint}} {{.Config.Cmd}}')"
+mnt=$(podman image mount "$IMAGE" 2>/dev/null)
+if [ -n "$mnt" ]; then
+	check_eq "no shell and no package manager in the image" "" \
+		"$(ls "$mnt"/bin/sh "$mnt"/usr/bin/sh "$mnt"/usr/bin/dpkg "$mnt"/usr/bin/apt 2>/dev/null)"
+	podman image unmount "$IMAGE" >/dev/null 2>&1
+fi
+
+# Running containers here: crun refuses this host's hybrid cgroup layout
+# ("cgroups in hybrid mode not supported"), so runc is preferred when
+# installed; podman lowers its own RLIMIT_NPROC to 32768, which a runtime
+# cannot raise again for the container without CAP_SYS_RESOURCE.
+run=(podman)
+command -v runc >/dev/null && run+=(--runtime runc)
+run+=(run --ulimit "nofile=$(ulimit -n):$(ulimit -Hn)" --ulimit nproc=32768:32768)
+if ! ver=$("${run[@]}" --rm "$IMAGE" version 2>&1); then
+	tap_skip "the image runs" "this host cannot run containers: $(echo "$ver" | tail -1)"
+	tap_done; exit
+fi
+check_eq "vmprobe version in the image is the build's" "$("$VMPROBE" version)" "$ver"
+
+# As the DaemonSet: the rendered chart's capabilities and mounts.
+if k8s_tools; then
+	render "$WORK/default.yaml"
+	tojson "$WORK/default.yaml" | python3 -c '
+import json, sys
+for d in json.load(sys.stdin):
+    if d["kind"] == "DaemonSet":
+        pod = d["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        vols = {v["name"]: v for v in pod["volumes"]}
+        print("CAPS=" + ",".join(c["securityContext"]["capabilities"]["add"]))
+        for m in c["volumeMounts"]:
+            v = vols[m["name"]]
+            if "hostPath" in v:
+                print("MOUNT=%s:%s%s" % (v["hostPath"]["path"], m["mountPath"], ":ro" if m.get("readOnly") else ""))
+    if d["kind"] == "ConfigMap" and "config.yaml" in d["data"]:
+        open(sys.argv[1] + "/config.yaml", "w").write(d["data"]["config.yaml"])' "$WORK" >"$WORK/pod.txt"
+	caps=$(sed -n 's/^CAPS=//p' "$WORK/pod.txt")
+	mounts=()
+	while read -r m; do
+		# Each host path must exist, as the pod's hostPath types require.
+		[ -e "${m%%:*}" ] || mkdir -p "${m%%:*}"
+		mounts+=(-v "$m")
+	done < <(sed -n 's/^MOUNT=//p' "$WORK/pod.txt")
+else
+	tap_skip "the container runs with the rendered chart's privileges" "$K8S_TOOLS_ERR"
+	tap_done; exit
+fi
+
+ip netns del "$NS" 2>/dev/null
+ip netns add "$NS"
+ip netns exec "$NS" ip tuntap add dev "$TAP" mode tap
+ip netns exec "$NS" ip link set "$TAP" up
+QEMU=$(tapguest_dir)
+TAPGUEST_BURST=4:100 ip netns exec "$NS" "$QEMU" -name guest=img_vm-1 -uuid 00000000-0000-0000-0000-0000000000d1 \
+	-netdev "tap,id=n0,ifname=$TAP" >"$WORK/guest.log" 2>&1 &
+GPID=$!
+wait_for 5 grep -q ready "$WORK/guest.log"
+
+if ! out=$("${run[@]}" -d --name "$NAME" --pid=host --cap-drop=all --cap-add="$caps" \
+	--read-only --security-opt no-new-privileges=false "${mounts[@]}" \
+	-v "$WORK/config.yaml:/etc/vmprobe/config.yaml:ro" -p "127.0.0.1:$PORT:19472" \
+	"$IMAGE" serve -c /etc/vmprobe/config.yaml 2>&1); then
+	tap_fail "the container starts as the DaemonSet runs it" "$out"
+	tap_done; exit
+fi
+tap_ok "the container starts as the DaemonSet runs it (caps $caps, ${#mounts[@]} host-path args, read-only root)"
+VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
+counted() { scrape "$WORK/m.txt" && [ -n "$(metric "$WORK/m.txt" vmprobe_network_packets_total name=img_vm-1 interface=$TAP direction=tx)" ]; }
+check "the containerised vmprobe counts a guest's tap in another network namespace" wait_for 10 counted
+check "/healthz answers through the published port" curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz"
+kill -USR1 "$GPID"
+wait_for 5 grep -q sent "$WORK/guest.log"
+sleep 0.3
+scrape "$WORK/m2.txt"
+check_num "frames from the guest = its tap's rx_packets" \
+	"$(ip netns exec "$NS" cat /sys/class/net/$TAP/statistics/rx_packets)" \
+	"$(metric "$WORK/m2.txt" vmprobe_network_packets_total name=img_vm-1 interface=$TAP direction=tx)"
+check "podman stop: vmprobe exits 0 on SIGTERM" bash -c "podman stop -t 10 $NAME >/dev/null && \
+	[ \"\$(podman inspect $NAME --format '{{.State.ExitCode}}')\" = 0 ]"
+check_eq "no vmprobe filter left on the guest's tap" "" \
+	"$(ip netns exec "$NS" tc filter show dev "$TAP" ingress | grep vmprobe)"
+if [ -n "${KEEP:-}" ]; then podman logs "$NAME" >"$WORK/container.log" 2>&1; fi
+tap_done

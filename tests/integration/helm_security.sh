@@ -1,0 +1,229 @@
+#!/bin/bash
+# The chart's privileges are the ones vmprobe needs at run time: vmprobe
+# runs as root with exactly the capabilities of the rendered DaemonSet
+# (bounding set; nothing else), reading the host's /proc through a
+# read-only bind mount as the pod does (/host/proc), with the rendered
+# config. Two virt-launcher-like pods: each QEMU stand-in runs as uid 107
+# (KubeVirt's qemu user) in a kubepods cgroup, its tap in its own network
+# namespace with the same ifindex, domains ns1_vm-a and ns2_vm-a. They
+# must give two distinct, correctly labelled, exact sets of series. Then
+# each capability is dropped in turn and vmprobe must fail to count them:
+# none of the chart's capabilities is superfluous.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/k8s/lib.sh"
+
+what="vmprobe with the chart's capabilities only"
+if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
+	tap_skip "$what" "needs root and /dev/net/tun"
+	tap_done; exit
+fi
+for need in setpriv unshare python3; do
+	command -v $need >/dev/null || { tap_skip "$what" "$need is not installed"; tap_done; exit; }
+done
+if [ ! -x "$VMPROBE" ] || [ ! -x "$TAPGUEST" ]; then
+	tap_skip "$what" "build/vmprobe or the tapguest tool is not built (make test builds them)"
+	tap_done; exit
+fi
+if ! k8s_tools; then
+	tap_skip "$what" "$K8S_TOOLS_ERR"
+	tap_done; exit
+fi
+CG=$(kubepods_cgroup vmprobe-security)
+if [ -z "$CG" ] || ! mkdir -p "$CG/pod1" "$CG/pod2" 2>/dev/null; then
+	tap_skip "$what" "no writable cgroup hierarchy to put QEMU under kubepods"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-sec.XXXXXX)
+chmod 755 "$WORK"
+PORT=19585 NS1=vmps-ns1 NS2=vmps-ns2 PTAP=vmps-p0 QEMU_UID=107
+PIDS=() RUN_PID=
+cleanup() {
+	[ -n "$RUN_PID" ] && kill -TERM "$RUN_PID" 2>/dev/null && wait "$RUN_PID" 2>/dev/null
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	ip netns del "$NS1" 2>/dev/null
+	ip netns del "$NS2" 2>/dev/null
+	rmdir "$CG/pod1" "$CG/pod2" "$CG" "${CG%/*}" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip netns del "$NS1" 2>/dev/null; ip netns del "$NS2" 2>/dev/null
+
+# What the chart grants, and the config it renders.
+render "$WORK/default.yaml"
+tojson "$WORK/default.yaml" | python3 -c '
+import json, sys
+for d in json.load(sys.stdin):
+    if d["kind"] == "DaemonSet":
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        print(",".join(c["securityContext"]["capabilities"]["add"]), file=open(sys.argv[1] + "/caps", "w"))
+    if d["kind"] == "ConfigMap" and "config.yaml" in d["data"]:
+        open(sys.argv[1] + "/chart-config.yaml", "w").write(d["data"]["config.yaml"])' "$WORK"
+CAPS=$(cat "$WORK/caps")
+check "the chart's capabilities are read from the rendered DaemonSet ($CAPS)" test -n "$CAPS"
+# The pod's config, but on loopback and with /host/proc under $WORK.
+python3 - "$WORK" "$PORT" <<'PY'
+import re, sys
+w, port = sys.argv[1], sys.argv[2]
+s = open(w + "/chart-config.yaml").read()
+assert "proc: /host/proc" in s and re.search(r"^listen: ", s, re.M), s
+s = s.replace("proc: /host/proc", "proc: %s/host/proc" % w)
+s = re.sub(r"^listen: .*$", 'listen: "127.0.0.1:%s"' % port, s, flags=re.M)
+s = re.sub(r"^log_level: .*$", "log_level: debug", s, flags=re.M)
+s = s.replace("rescan_interval_ms: 500", "rescan_interval_ms: 200")
+open(w + "/vmprobe.yaml", "w").write(s)
+PY
+mkdir -p "$WORK/host/proc"
+
+# Two pods: same tap name and ifindex, QEMU as uid 107 under kubepods.
+for ns in "$NS1" "$NS2"; do
+	ip netns add "$ns"
+	ip netns exec "$ns" ip tuntap add dev "$PTAP" mode tap
+	ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$PTAP.disable_ipv6=1"
+	ip netns exec "$ns" ip link set "$PTAP" up
+done
+check_eq "the two pods' taps share an ifindex" \
+	"$(ip netns exec "$NS1" cat /sys/class/net/$PTAP/ifindex)" "$(ip netns exec "$NS2" cat /sys/class/net/$PTAP/ifindex)"
+QEMU=$(tapguest_dir)
+# As libvirt does: the tap is opened with privileges and passed to QEMU,
+# which runs unprivileged (here uid 107, as under KubeVirt).
+cat >"$WORK/launch.py" <<'PY'
+import fcntl, os, struct, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", sys.argv[2].encode(), 0x0002 | 0x1000))  # TUNSETIFF, IFF_TAP|IFF_NO_PI
+os.set_inheritable(fd, True)
+uid = int(sys.argv[1])
+os.setgroups([]); os.setgid(uid); os.setuid(uid)
+args = [a.replace("fd=@", "fd=%d" % fd) for a in sys.argv[3:]]
+os.execv(args[0], args)
+PY
+start_pod() { # LOG CGROUP NETNS BURST NAME UUID
+	(
+		echo $BASHPID >"$1/cgroup.procs" 2>/dev/null || echo $BASHPID >"$2/cgroup.procs"
+		export TAPGUEST_BURST=$4
+		exec ip netns exec "$3" python3 "$WORK/launch.py" $QEMU_UID $PTAP "$QEMU" \
+			-name "guest=$5,debug-threads=on" -uuid "$6" -netdev "tap,id=hostua-default,fd=@"
+	) >"$WORK/$7.log" 2>&1 &
+	PIDS+=($!)
+}
+start_pod "$CG/pod1" "$CG/pod1" "$NS1" "10:60,2:1514" ns1_vm-a 00000000-0000-0000-0000-0000000000c1 pod1
+start_pod "$CG/pod2" "$CG/pod2" "$NS2" "3:1000" ns2_vm-a 00000000-0000-0000-0000-0000000000c2 pod2
+G1=${PIDS[0]} G2=${PIDS[1]}
+for g in pod1 pod2; do wait_for 5 grep -q ready "$WORK/$g.log"; done
+check_eq "the QEMU stand-ins run as uid $QEMU_UID, not root" "$QEMU_UID $QEMU_UID" \
+	"$(stat -c %u /proc/$G1 /proc/$G2 | paste -sd' ')"
+
+# run_vmprobe CAPS: vmprobe as in the pod: root, bounding set = CAPS,
+# /proc read-only at /host/proc in its own mount namespace.
+run_vmprobe() {
+	local caps=$1 bset
+	bset=-all$(echo "$caps" | tr 'A-Z' 'a-z' | tr ',' '\n' | sed '/^$/d; s/^/,+/' | tr -d '\n')
+	unshare --mount --propagation private sh -c '
+		mount --bind /proc "$1/host/proc" && mount -o remount,bind,ro "$1/host/proc" &&
+		exec setpriv --bounding-set="$2" --inh-caps=-all "$3" serve -c "$1/vmprobe.yaml"' \
+		sh "$WORK" "$bset" "$VMPROBE" >"$WORK/vmprobe.log" 2>&1 &
+	RUN_PID=$!
+	VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
+	wait_for 10 curl -sf -o /dev/null "$VMPROBE_URL"
+}
+stop_vmprobe() {
+	kill -TERM "$RUN_PID" 2>/dev/null
+	local rc=0
+	wait "$RUN_PID" || rc=$?
+	RUN_PID=
+	return $rc
+}
+N1=(namespace=ns1 name=vm-a interface=$PTAP) N2=(namespace=ns2 name=vm-a interface=$PTAP)
+both_counted() {
+	scrape "$WORK/m.txt" &&
+		[ -n "$(metric "$WORK/m.txt" vmprobe_network_packets_total "${N1[@]}" direction=tx)" ] &&
+		[ -n "$(metric "$WORK/m.txt" vmprobe_network_packets_total "${N2[@]}" direction=tx)" ]
+}
+
+if ! run_vmprobe "$CAPS"; then
+	tap_fail "vmprobe serve starts with the chart's capabilities ($CAPS)" "$(tail -5 "$WORK/vmprobe.log")"
+	tap_done; exit
+fi
+tap_ok "vmprobe serve starts with the chart's capabilities ($CAPS)"
+caps_of() { # PID: its effective capabilities, as CAP_A,CAP_B (sorted)
+	capsh --decode="$(awk '/^CapEff/ {print $2}' "/proc/$1/status")" | sed 's/.*=//' | tr 'a-z,' 'A-Z\n' |
+		sed 's/^CAP_//' | sort | paste -sd,
+}
+check_eq "vmprobe runs with exactly those capabilities" "$(tr ',' '\n' <<<"$CAPS" | sort | paste -sd,)" \
+	"$(caps_of "$RUN_PID")"
+check "both pods' VMs are counted within 2 s, labelled namespace/name" wait_for 2 both_counted
+check_num "ns1/vm-a carries its uuid and QEMU pid" 1 \
+	"$(metric "$WORK/m.txt" vmprobe_vm_info namespace=ns1 name=vm-a uuid=00000000-0000-0000-0000-0000000000c1 pid="$G1")"
+check_num "ns2/vm-a carries its uuid and QEMU pid" 1 \
+	"$(metric "$WORK/m.txt" vmprobe_vm_info namespace=ns2 name=vm-a uuid=00000000-0000-0000-0000-0000000000c2 pid="$G2")"
+
+# Each pod's own workload: its counters, and only its, move, exactly.
+declare -A before after
+snap() { # ARRAY
+	local -n out=$1
+	scrape "$WORK/s.txt"
+	local k ns
+	for k in 1 2; do
+		ns=vmps-ns$k
+		local -n lbl=N$k
+		out[$k.rx_packets]=$(ip netns exec "$ns" cat /sys/class/net/$PTAP/statistics/rx_packets)
+		out[$k.rx_bytes]=$(ip netns exec "$ns" cat /sys/class/net/$PTAP/statistics/rx_bytes)
+		out[$k.tx_packets]=$(ip netns exec "$ns" cat /sys/class/net/$PTAP/statistics/tx_packets)
+		out[$k.tx_dropped]=$(ip netns exec "$ns" cat /sys/class/net/$PTAP/statistics/tx_dropped)
+		for d in rx tx; do
+			out[$k.p.$d]=$(metric "$WORK/s.txt" vmprobe_network_packets_total "${lbl[@]}" direction=$d)
+			out[$k.b.$d]=$(metric "$WORK/s.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=$d)
+		done
+	done
+}
+snap before
+kill -USR1 "$G1" "$G2"
+ip netns exec "$NS2" "$TAPGUEST" inject "$PTAP" 5 200 >/dev/null
+for g in pod1 pod2; do wait_for 5 grep -q sent "$WORK/$g.log"; done
+sleep 0.3
+snap after
+d() { echo $(( ${after[$1]:-0} - ${before[$1]:-0} )); }
+check_eq "ns1/vm-a: 12 frames from the guest, none to it" "12 0" "$(d 1.p.tx) $(d 1.p.rx)"
+check_eq "ns2/vm-a: 3 frames from the guest, 5 to it" "3 5" "$(d 2.p.tx) $(d 2.p.rx)"
+for k in 1 2; do
+	check_num "ns$k/vm-a: frames from the guest = its tap's rx_packets" "$(d $k.rx_packets)" "$(d $k.p.tx)"
+	check_num "ns$k/vm-a: bytes from the guest = its tap's rx_bytes" "$(d $k.rx_bytes)" "$(d $k.b.tx)"
+	check_num "ns$k/vm-a: frames to the guest = its tap's tx_packets + tx_dropped" \
+		"$(( $(d $k.tx_packets) + $(d $k.tx_dropped) ))" "$(d $k.p.rx)"
+done
+check_num "no attach error under the chart's capabilities" 0 "$(metric "$WORK/s.txt" vmprobe_attach_errors_total)"
+check_eq "the log names no failure" "" "$(grep -E '^vmprobe: (warn|error):' "$WORK/vmprobe.log")"
+disk_line=$(grep -o 'disk sources: .*' "$WORK/vmprobe.log")
+stop_vmprobe; rc=$?
+check_eq "SIGTERM exits 0 (filters detached with the chart's capabilities)" 0 "$rc"
+check_eq "no vmprobe filter is left on the pods' taps" "" \
+	"$(for ns in "$NS1" "$NS2"; do ip netns exec "$ns" tc filter show dev $PTAP ingress; done | grep vmprobe)"
+if [ -n "$disk_line" ]; then
+	run_vmprobe "$(capsh --print 2>/dev/null | sed -n 's/^Bounding set =//p' | tr -d ' ' | sed 's/cap_//g' | tr 'a-z' 'A-Z')"
+	full=$(grep -o 'disk sources: .*' "$WORK/vmprobe.log")
+	stop_vmprobe
+	check_eq "the disk probe attaches the same sources as with every capability" "$full" "$disk_line"
+fi
+
+# Each capability is needed: without it, the pods' VMs are not counted.
+IFS=, read -ra caplist <<<"$CAPS"
+for drop in "${caplist[@]}"; do
+	rest=$(printf '%s\n' "${caplist[@]}" | grep -vx "$drop" | paste -sd,)
+	if ! run_vmprobe "$rest"; then
+		tap_ok "without $drop, vmprobe cannot run ($(grep -E '^vmprobe: error' "$WORK/vmprobe.log" | head -1 | cut -c1-100))"
+		stop_vmprobe
+		continue
+	fi
+	if wait_for 2 both_counted; then
+		tap_fail "without $drop, vmprobe cannot count the pods' VMs" "they were counted: $drop is not needed"
+	else
+		why=$(grep -E '^vmprobe: (warn|error):' "$WORK/vmprobe.log" | head -1 | cut -c1-100)
+		tap_ok "without $drop, vmprobe cannot count the pods' VMs (${why:-VMs not discovered})"
+	fi
+	stop_vmprobe
+done
+tap_done
