@@ -42,6 +42,7 @@
 #include "discovery.h"
 #include "metrics.h"
 #include "net.h"
+#include "../tests/lib/tapdev.h"
 #include "netns.h"
 #include "ref.h"
 #include "tc.h"
@@ -103,26 +104,6 @@ static double median(const double *v, size_t n)
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/*
- * A tap nobody reads, like a paused guest's: egress frames pass TC, then
- * fill its queue and, once it is full, are dropped. Test runs take only
- * its ifindex.
- */
-static int make_tap(const char *name)
-{
-	struct ifreq ifr = {};
-	int fd = open("/dev/net/tun", O_RDWR);
-
-	if (fd < 0)
-		return -errno;
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (ioctl(fd, TUNSETIFF, &ifr)) {
-		close(fd);
-		return -errno;
-	}
-	return fd;
-}
 
 /* Brings `name` up with no IPv6, whose address configuration would send frames of its own. */
 static int tap_up(int sock, const char *name)
@@ -629,7 +610,7 @@ static int bench_tc(struct net_probe *np)
 	struct ref_value rval = {};
 	int tap_fd, err;
 
-	tap_fd = make_tap(TAP_NAME);
+	tap_fd = tapdev_open(TAP_NAME);
 	if (tap_fd < 0) {
 		fprintf(stderr, "bench: creating tap %s failed (%s): run as root with /dev/net/tun\n",
 			TAP_NAME, strerror(-tap_fd));

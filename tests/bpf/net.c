@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "../lib/tapdev.h"
 #include "netns.h"
 
 #define TC_ACT_UNSPEC (-1)
@@ -42,22 +43,6 @@ static void report(int ok, const char *what, const char *fmt, ...)
 	}
 }
 
-/* A device for the frames' skb->dev: the run takes its ifindex from ctx. */
-static int make_tap(const char *name)
-{
-	struct ifreq ifr = {};
-	int fd = open("/dev/net/tun", O_RDWR);
-
-	if (fd < 0)
-		return -errno;
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (ioctl(fd, TUNSETIFF, &ifr)) {
-		close(fd);
-		return -errno;
-	}
-	return fd;
-}
 
 static int run(int prog_fd, int ifindex, unsigned char *frame, unsigned size, int *retval,
 	       int *same)
@@ -107,7 +92,7 @@ int main(void)
 		printf("not ok 1 - load the network probe\n#   %s\n", strerror(-err));
 		return 1;
 	}
-	tap_fd = make_tap("vmpt-testrun");
+	tap_fd = tapdev_open("vmpt-testrun");
 	ifindex = (int)if_nametoindex("vmpt-testrun");
 	if (tap_fd < 0 || !ifindex) {
 		printf("not ok 1 - create a tap device\n#   %s\n", strerror(-tap_fd));

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "qemu.h"
+#include "../lib/tapdev.h"
 
 static volatile sig_atomic_t burst_requested;
 
@@ -82,23 +83,6 @@ static int inject(const char *ifname, int count, int size)
 	return 0;
 }
 
-static int open_tap(const char *ifname)
-{
-	struct ifreq ifr = {};
-	int fd = open("/dev/net/tun", O_RDWR);
-
-	if (fd < 0)
-		return -errno;
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(fd, TUNSETIFF, &ifr)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
 
 /* Re-executes with every `ifname=X` replaced by `fd=N` of an open tap. */
 static void pass_fds(int argc, char **argv)
@@ -113,11 +97,12 @@ static void pass_fds(int argc, char **argv)
 			char name[IFNAMSIZ] = "";
 
 			sscanf(p + 7, "%15[^,]", name);
-			fd = open_tap(name);
+			fd = tapdev_open(name);
 			if (fd < 0) {
 				fprintf(stderr, "tapguest: tap %s: %s\n", name, strerror(-fd));
 				exit(1);
 			}
+			fcntl(fd, F_SETFD, 0); /* handed over across exec, as libvirt does */
 		}
 		arg = malloc(strlen(argv[i + 1]) + 16);
 		memcpy(arg, argv[i + 1], p - argv[i + 1]);
@@ -149,7 +134,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	for (int i = 0; i < vm.nr_nics; i++) {
-		int fd = vm.nics[i].nr_fds ? vm.nics[i].fds[0] : open_tap(vm.nics[i].ifname);
+		int fd = vm.nics[i].nr_fds ? vm.nics[i].fds[0] : tapdev_open(vm.nics[i].ifname);
 
 		if (fd < 0) {
 			fprintf(stderr, "tapguest: tap %s: %s\n", vm.nics[i].ifname, strerror(-fd));
