@@ -42,7 +42,7 @@
 #include "discovery.h"
 #include "metrics.h"
 #include "net.h"
-#include "../tests/lib/tapdev.h"
+#include "tapdev.h"
 #include "netns.h"
 #include "ref.h"
 #include "tc.h"

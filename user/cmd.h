@@ -8,10 +8,12 @@ enum {
 	EXIT_OK = 0,
 	EXIT_FAIL = 1,  /* the command ran and failed */
 	EXIT_USAGE = 2, /* bad arguments or configuration */
+	EXIT_CANNOT_RUN = 3, /* check: something required is missing */
 };
 
 int do_serve(int argc, char **argv);
 int do_config(int argc, char **argv);
+int do_check(int argc, char **argv);
 
 /* Loads the embedded default and, if path is set, a file over it. */
 struct config;

@@ -19,6 +19,7 @@ static const struct cmd {
 	const char *help;
 } cmds[] = {
 	{ "serve", do_serve, "serve [-c FILE] [--listen ADDR:PORT]   serve /metrics" },
+	{ "check", do_check, "check [--json]                         can vmprobe run here?" },
 	{ "config", do_config, "config check FILE | default           validate or show config" },
 	{ "version", do_version, "version                                print the version" },
 	{ "help", do_help, "help                                   this text" },

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "net.h"
-#include "../lib/tapdev.h"
+#include "tapdev.h"
 #include "netns.h"
 
 #define TC_ACT_UNSPEC (-1)

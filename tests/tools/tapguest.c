@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "qemu.h"
-#include "../lib/tapdev.h"
+#include "tapdev.h"
 
 static volatile sig_atomic_t burst_requested;
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* Opening a tap device, for the tests' stand-in guests and the bench. */
-#ifndef VMPROBE_TESTS_TAPDEV_H
-#define VMPROBE_TESTS_TAPDEV_H
+/* Opening a tap device: vmprobe check, the tests' stand-in guests, the bench. */
+#ifndef VMPROBE_TAPDEV_H
+#define VMPROBE_TAPDEV_H
 
 #include <errno.h>
 #include <fcntl.h>

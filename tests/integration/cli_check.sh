@@ -1,0 +1,65 @@
+#!/bin/bash
+# vmprobe check on this machine: everything vmprobe needs is available,
+# kprobes and fentry are reported absent (this kernel has neither) without
+# failing, and the exit code says so; without a needed capability it
+# says what is missing and exits 3. Running it while `serve` counts a tap
+# adds no filter to that tap.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+
+if [ "$(id -u)" -ne 0 ]; then
+	tap_skip "vmprobe check" "needs root"
+	tap_done; exit
+fi
+WORK=$(mktemp -d /tmp/vmprobe-check.XXXXXX)
+TAP=vmpt-c0 PORT=19584 GUEST=
+cleanup() {
+	vmprobe_stop >/dev/null 2>&1
+	[ -n "$GUEST" ] && kill "$GUEST" 2>/dev/null && wait "$GUEST" 2>/dev/null
+	ip link del "$TAP" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+rc=0; "$VMPROBE" check >"$WORK/check.txt" 2>&1 || rc=$?
+check_eq "check exits 0 here" 0 "$rc"
+check "kprobes are reported absent" grep -qE '^absent +kprobes' "$WORK/check.txt"
+check "fentry is reported absent" grep -qE '^absent +fentry' "$WORK/check.txt"
+check_eq "every other check is ok" "" "$(grep -vE '^(ok|absent) |^$|^verdict:' "$WORK/check.txt")"
+for item in "kernel BTF" "bpf() syscall" "tracefs" "TC attach (clsact)" "disk source aio=threads" \
+	"disk source aio=io_uring" "disk source aio=native" "host block latency"; do
+	check "check reports '$item' ok" grep -qF "ok        $item" "$WORK/check.txt"
+done
+
+"$VMPROBE" check --json >"$WORK/check.json"
+check_eq "check --json: verdict ok, kprobes and fentry absent" "ok absent absent" "$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = {c["name"].split(" ")[0]: c["status"] for c in d["checks"]}
+print(d["verdict"], s["kprobes"], s["fentry/fexit"])' "$WORK/check.json")"
+
+if command -v capsh >/dev/null; then
+	rc=0
+	capsh --drop=cap_net_admin -- -c "'$VMPROBE' check" >"$WORK/nocap.txt" 2>&1 || rc=$?
+	check_eq "without CAP_NET_ADMIN check exits 3 (cannot run)" 3 "$rc"
+	check "without CAP_NET_ADMIN check names it missing" \
+		grep -qE '^missing +privilege CAP_NET_ADMIN' "$WORK/nocap.txt"
+else
+	tap_skip "check without CAP_NET_ADMIN" "capsh (libcap2-bin) is not installed"
+fi
+
+# While serve counts a tap, check adds nothing to it.
+ip tuntap add dev "$TAP" mode tap && ip link set "$TAP" up
+"$(tapguest_dir)" -name guest=check-vm -netdev "tap,id=n0,ifname=$TAP" >/dev/null 2>&1 &
+GUEST=$!
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+counted() { [ "$(tc filter show dev "$TAP" ingress | grep -c 'vmprobe_tap_ing')" = 1 ]; }
+check "serve counts the tap" wait_for 5 counted
+before=$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress)
+"$VMPROBE" check >/dev/null 2>&1
+check_eq "check while serve runs leaves the VM tap's filters as they were" "$before" \
+	"$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress)"
+check_eq "check leaves no test tap behind" "" "$(ip -o link show vmprobe-check0 2>/dev/null)"
+tap_done
