@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* TC programs on VM taps: per-slot frame counts, bytes and sizes. */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #include "vmprobe/net.h"
 #include "hist.bpf.h"
 
@@ -100,6 +102,50 @@ SEC("tc")
 int vmprobe_tap_egress(struct __sk_buff *skb)
 {
 	return account(skb, NET_DIR_RX);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct net_drop_key);
+	__type(value, __u64);
+} net_drops SEC(".maps");
+
+/*
+ * A frame freed as dropped, with the kernel's reason. It is a VM's if its
+ * device is a counted tap. Direction: a frame that came in on the tap
+ * (skb_iif is the tap) was on its way from the guest; any other frame on
+ * the tap, e.g. one the tap could not queue because the guest does not
+ * drain its ring (FULL_RING), was on its way to it.
+ */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(net_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct net_iface_key key = {};
+	struct net_drop_key dkey = {};
+	struct net_device *dev = skb->dev;
+	__u64 one = 1, *v;
+	__u32 *slot;
+
+	if (!dev)
+		return 0;
+	key.ifindex = dev->ifindex;
+	if (have_netns_cookie)
+		key.netns_cookie = BPF_CORE_READ(dev, nd_net.net, net_cookie);
+	slot = bpf_map_lookup_elem(&net_ifaces, &key);
+	if (!slot)
+		return 0;
+	dkey.slot = *slot;
+	dkey.dir = skb->skb_iif == dev->ifindex ? NET_DIR_TX : NET_DIR_RX;
+	dkey.reason = (__u16)reason;
+	v = bpf_map_lookup_elem(&net_drops, &dkey);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	else if (bpf_map_update_elem(&net_drops, &dkey, &one, BPF_NOEXIST))
+		/* Raced with another CPU's first drop of this kind. */
+		if ((v = bpf_map_lookup_elem(&net_drops, &dkey)))
+			__sync_fetch_and_add(v, 1);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

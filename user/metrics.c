@@ -111,6 +111,82 @@ static void render_net(struct discovery *d, struct strbuf *sb)
 	free(rows);
 }
 
+struct drop_list {
+	struct net_drop_key *keys;
+	__u64 *counts;
+	size_t n, cap;
+};
+
+static int collect_drop(const struct net_drop_key *k, __u64 count, void *arg)
+{
+	struct drop_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct net_drop_key *keys = realloc(l->keys, cap * sizeof(*keys));
+		__u64 *counts = keys ? realloc(l->counts, cap * sizeof(*counts)) : NULL;
+
+		if (keys)
+			l->keys = keys;
+		if (!counts)
+			return -ENOMEM;
+		l->counts = counts;
+		l->cap = cap;
+	}
+	l->keys[l->n] = *k;
+	l->counts[l->n++] = count;
+	return 0;
+}
+
+/* Only series that have dropped something: a reason is not a fixed set. */
+static void render_drops(struct discovery *d, struct strbuf *sb)
+{
+	struct drop_list l = {};
+	struct strbuf lb;
+
+	if (!d->np->drops_on)
+		return;
+	net_drops_foreach(d->np, collect_drop, &l);
+	expo_family(sb, "vmprobe_network_drops_total", "counter",
+		    "Frames the host dropped on the way to (rx) or from (tx) the VM, by kernel drop reason.");
+	sb_init(&lb);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		for (int i = 0; i < vm->nr_taps; i++) {
+			struct tap_state *t = &vm->taps[i];
+
+			for (size_t k = 0; t->slot >= 0 && k < l.n; k++) {
+				char num[16];
+				const char *reason;
+
+				if (l.keys[k].slot != (__u32)t->slot || l.keys[k].dir >= NET_DIR_MAX)
+					continue;
+				reason = l.keys[k].reason < NET_DROP_REASONS
+						 ? d->np->drop_reason[l.keys[k].reason] : "";
+				if (!reason[0]) {
+					snprintf(num, sizeof(num), "%u", l.keys[k].reason);
+					reason = num;
+				}
+				{
+					struct expo_label lab[] = {
+						{ "name", vm->name },
+						{ "namespace", vm->ns[0] ? vm->ns : NULL },
+						{ "interface", t->ifname },
+						{ "direction", dir_names[l.keys[k].dir] },
+						{ "reason", reason },
+					};
+
+					sb_reset(&lb);
+					expo_labels(&lb, lab, ARRAY_SIZE(lab));
+				}
+				expo_u64(sb, "vmprobe_network_drops_total", lb.buf, l.counts[k]);
+			}
+		}
+	}
+	sb_free(&lb);
+	free(l.keys);
+	free(l.counts);
+}
+
 static const struct hist_range lat_range = { .min_slot = 10, .max_slot = 34,
 					      .per_unit = 1000000000ULL }; /* ~1 us .. 17 s */
 static const struct hist_range req_size_range = { .min_slot = 9, .max_slot = 24,
@@ -360,8 +436,10 @@ int metrics_render(struct discovery *d, struct strbuf *sb)
 
 	pthread_mutex_lock(&d->lock);
 	render_vm_info(d, sb, &lb);
-	if (d->np)
+	if (d->np) {
 		render_net(d, sb);
+		render_drops(d, sb);
+	}
 	if (d->dp)
 		render_disk(d, sb);
 	render_self(d, sb, &lb);

@@ -2,8 +2,10 @@
 #include "net.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -12,6 +14,42 @@
 #include "net.skel.h"
 #include "netns.h"
 #include "util.h"
+
+/*
+ * Drops come from the kfree_skb tracepoint with its reason argument
+ * (Linux 5.17, "net: skb: introduce kfree_skb_reason()"); without it the
+ * drop counters are off. Reason names are read from the kernel's BTF.
+ */
+static void drops_choose(struct net_probe *np, struct net_bpf *skel)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	int id;
+
+	np->drops_on = btf && btf__find_by_name_kind(btf, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF) > 0;
+	id = btf ? btf__find_by_name_kind(btf, "skb_drop_reason", BTF_KIND_ENUM) : -1;
+	if (id <= 0)
+		np->drops_on = false;
+	if (np->drops_on) {
+		const struct btf_enum *e;
+
+		t = btf__type_by_id(btf, id);
+		e = btf_enum(t);
+		for (int i = 0; i < btf_vlen(t); i++, e++) {
+			const char *name = btf__name_by_offset(btf, e->name_off);
+
+			if (e->val < 0 || e->val >= NET_DROP_REASONS || !name)
+				continue;
+			if (!strncmp(name, "SKB_DROP_REASON_", 16))
+				name += 16;
+			snprintf(np->drop_reason[e->val], sizeof(np->drop_reason[0]), "%s", name);
+		}
+	} else {
+		log_warn("no kfree_skb drop reasons in this kernel: vmprobe_network_drops_total is off");
+	}
+	bpf_program__set_autoload(skel->progs.net_kfree_skb, np->drops_on);
+	btf__free(btf);
+}
 
 int net_probe_open(struct net_probe *np, unsigned max_ifaces)
 {
@@ -47,6 +85,7 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces)
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
 	if (err)
 		goto cleanup;
+	drops_choose(np, skel);
 	err = net_bpf__load(skel);
 	if (err) {
 		log_error("loading the network probe failed (%s): is BTF available and are "
@@ -54,6 +93,13 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces)
 		goto cleanup;
 	}
 
+	if (np->drops_on) {
+		err = net_bpf__attach(skel);
+		if (err) {
+			log_error("attaching the drop tracepoint failed (%s)", strerror(-err));
+			goto cleanup;
+		}
+	}
 	np->stats_len = cells * sizeof(struct net_stats);
 	np->stats = mmap(NULL, np->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 bpf_map__fd(skel->maps.net_stats), 0);
@@ -82,6 +128,44 @@ void net_probe_close(struct net_probe *np)
 	memset(np, 0, sizeof(*np));
 }
 
+/* A reused slot starts with no drops of the tap it last belonged to. */
+static void drops_forget_slot(struct net_probe *np, unsigned slot)
+{
+	int fd = bpf_map__fd(np->skel->maps.net_drops);
+	struct net_drop_key key, next;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		if (key.slot == slot) {
+			bpf_map_delete_elem(fd, &key);
+			prev = NULL; /* deleting breaks the walk: start over */
+			continue;
+		}
+		prev = &key;
+	}
+}
+
+int net_drops_foreach(const struct net_probe *np,
+		      int (*fn)(const struct net_drop_key *k, __u64 count, void *arg), void *arg)
+{
+	int fd = bpf_map__fd(np->skel->maps.net_drops), ret;
+	struct net_drop_key key, next;
+	void *prev = NULL;
+	__u64 v;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v))
+			continue;
+		ret = fn(&key, v, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int net_slot_alloc(struct net_probe *np)
 {
 	for (unsigned i = 0; i < np->max_ifaces; i++) {
@@ -91,6 +175,7 @@ int net_slot_alloc(struct net_probe *np)
 			continue;
 		np->slot_used[slot] = 1;
 		np->next_slot = (slot + 1) % np->max_ifaces;
+		drops_forget_slot(np, slot);
 		for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++)
 			for (unsigned dir = 0; dir < NET_DIR_MAX; dir++)
 				memset(&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)], 0,

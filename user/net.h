@@ -11,6 +11,9 @@
 
 struct net_bpf;
 
+/* Names kept for enum skb_drop_reason values below this. */
+#define NET_DROP_REASONS 256
+
 struct net_probe {
 	struct net_bpf *skel;
 	unsigned max_ifaces;
@@ -20,6 +23,8 @@ struct net_probe {
 	unsigned next_slot; /* round-robin, so a freed slot rests before reuse */
 	unsigned char *slot_used;
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
+	bool drops_on;          /* kfree_skb with drop reasons */
+	char drop_reason[NET_DROP_REASONS][48];
 };
 
 /* Opens, sizes and loads the programs and maps; 0 or -errno. */
@@ -42,6 +47,10 @@ void net_slot_free(struct net_probe *np, unsigned slot);
 
 /* Sums one (slot, direction) over all CPUs. */
 void net_read(const struct net_probe *np, unsigned slot, unsigned dir, struct net_stats *out);
+
+/* Calls fn for every (slot, direction, reason) with drops; stops on non-zero. */
+int net_drops_foreach(const struct net_probe *np,
+		      int (*fn)(const struct net_drop_key *k, __u64 count, void *arg), void *arg);
 
 /* Frames the programs saw on a device they have no slot for. */
 __u64 net_unknown_frames(const struct net_probe *np);

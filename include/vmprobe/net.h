@@ -41,6 +41,17 @@ struct net_stats {
 };
 _Static_assert(sizeof(struct net_stats) == 8 * (1 + NET_SIZE_SLOTS), "net_stats layout");
 
+/*
+ * Drops on the way to or from a VM: key of the BPF-filled hash. reason is
+ * the kernel's enum skb_drop_reason; user space names it from BTF.
+ */
+struct net_drop_key {
+	__u32 slot;
+	__u16 dir;
+	__u16 reason;
+};
+_Static_assert(sizeof(struct net_drop_key) == 8, "net_drop_key layout");
+
 /* Per-CPU health counters of the TC programs, indexed by enum net_err. */
 enum net_err {
 	NET_ERR_UNKNOWN_IFACE = 0, /* a frame on a tap with no slot */

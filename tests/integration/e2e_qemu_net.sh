@@ -134,6 +134,22 @@ check_range "histogram_quantile(0.5) of frames to the guest (echo replies) in (1
 check_num "no frame hit a device without a slot" 0 \
 	"$(metric "$WORK/final.txt" vmprobe_network_unknown_interface_frames_total)"
 
+# Drops: pause the guest through QEMU's monitor so it stops draining its
+# RX ring, send it frames: the tap drops what it cannot queue, and
+# vmprobe's drop counter (reason FULL_RING) equals the tap's tx_dropped.
+drops() { metric "$1" vmprobe_network_drops_total "${lbl[@]}" direction=rx reason=FULL_RING; }
+scrape "$WORK/p0.txt"; td0=$(tapstat $TAP tx_dropped)
+d0=$(drops "$WORK/p0.txt") # no series until the first drop
+d0=${d0:-0}
+guest_qmp "$GUEST_QMP" stop >/dev/null
+"$REPO/build/tests/tools/tapguest" inject $TAP 3000 200 >/dev/null
+guest_qmp "$GUEST_QMP" cont >/dev/null
+sleep 0.5
+scrape "$WORK/p1.txt"; td1=$(tapstat $TAP tx_dropped)
+check "pausing the guest made the tap drop frames" test $((td1 - td0)) -gt 0
+check_num "drops (FULL_RING) = the tap's tx_dropped while the guest was paused" "$((td1 - td0))" \
+	"$(( $(drops "$WORK/p1.txt") - d0 ))"
+
 guest_stop
 gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_vm_info name="$NAME_EXP")" ]; }
 check "the stopped guest's series are removed" wait_for 2 gone

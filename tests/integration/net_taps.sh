@@ -126,8 +126,35 @@ attached() {
 check "all three taps are counted, each with its own labels" wait_for 5 attached
 check "vmprobe's filters carry their slot as classid (flowid)" \
 	bash -c "tc filter show dev $HTAP ingress | grep vmprobe_tap_ing | grep -q 'flowid :[0-9]'"
-# Empty vmprobe's (netns, ifindex) fallback hash: the counts below must
-# then come from the classid path alone.
+# Drops: a guest that stops draining its ring (SIGSTOP: the stand-in stops
+# reading its tap fd, as a paused QEMU does) makes the tap drop frames
+# sent to it; vmprobe counts them by reason, equal to the tap's tx_dropped.
+# (Before the hash is emptied below: drops are attributed through it.)
+drop_total() { # FILE: all drop reasons of the host VM, to the guest
+	python3 - "$1" "$HNAME_EXP" <<'PY'
+import re, sys
+tot = 0
+for line in open(sys.argv[1]):
+    m = re.match(r'vmprobe_network_drops_total\{(.*)\} (\d+)$', line.strip())
+    if m and 'name="%s"' % sys.argv[2] in m.group(1) and 'direction="rx"' in m.group(1):
+        tot += int(m.group(2))
+print(tot)
+PY
+}
+scrape "$WORK/d0.txt"; td0=$(tapstat "$HTAP" tx_dropped)
+kill -STOP "$gh"
+"$TAPGUEST" inject "$HTAP" 1500 100 >/dev/null
+kill -CONT "$gh"
+sleep 0.3
+scrape "$WORK/d1.txt"; td1=$(tapstat "$HTAP" tx_dropped)
+check "the paused guest made the tap drop frames" test $((td1 - td0)) -gt 0
+check_num "drops to the guest = the tap's tx_dropped" "$((td1 - td0))" \
+	"$(( $(drop_total "$WORK/d1.txt") - $(drop_total "$WORK/d0.txt") ))"
+check "the drop reason is the tap's full ring" grep -q \
+	"vmprobe_network_drops_total{name=\"$(printf '%s' "$HNAME_EXP" | sed 's/[\\]/\\&/g')\",interface=\"$HTAP\",direction=\"rx\",reason=\"FULL_RING\"}" "$WORK/d1.txt"
+
+# Empty vmprobe's (netns, ifindex) hash: the frame counts below must then
+# come from the classid path alone.
 clear_fallback() {
 	local id
 	id=$(grep -h '^map_id:' /proc/"$VMPROBE_PID"/fdinfo/* 2>/dev/null | awk '{print $2}' |
