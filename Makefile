@@ -171,3 +171,11 @@ image: image-rootfs
 	else \
 		buildah bud -q --build-arg VERSION=$(VERSION) -f Containerfile -t $(IMAGE) $(BUILD)/image; \
 	fi
+
+# The man page vmprobe(8): doc/vmprobe.8.in is plain roff (man(7) macros,
+# commented); make fills in the version. Installed nowhere: man -l build/vmprobe.8
+all: $(BUILD)/vmprobe.8
+$(BUILD)/vmprobe.8: doc/vmprobe.8.in
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)sed 's/@VERSION@/$(VERSION)/g' $< >$@

@@ -14,6 +14,9 @@ enum {
 int do_serve(int argc, char **argv);
 int do_config(int argc, char **argv);
 int do_check(int argc, char **argv);
+int do_list(int argc, char **argv);
+int do_hist(int argc, char **argv);
+int do_top(int argc, char **argv);
 
 /* Loads the embedded default and, if path is set, a file over it. */
 struct config;

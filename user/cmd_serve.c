@@ -20,6 +20,7 @@
 #include "discovery.h"
 #include "disk.h"
 #include "net.h"
+#include "pin.h"
 #include "server.h"
 #include "util.h"
 
@@ -113,7 +114,7 @@ int do_serve(int argc, char **argv)
 	struct pollfd pfd[2];
 	sigset_t mask;
 	int opt, sfd = -1, lfd, err, ret = EXIT_FAIL, lock_fd;
-	bool disc = false;
+	bool disc = false, pinned = false;
 
 	while ((opt = getopt_long(argc, argv, "c:l:h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -185,7 +186,10 @@ int do_serve(int argc, char **argv)
 		goto cleanup;
 	}
 	disc = true;
+	pinned = pin_maps(npp, dpp) == 0;
 	discovery_scan(&d);
+	if (pinned)
+		state_write(&d);
 	srv = server_start(cfg.listen, &d);
 	if (!srv)
 		goto cleanup;
@@ -214,10 +218,15 @@ int do_serve(int argc, char **argv)
 		if (n > 0 && lfd >= 0 && (pfd[1].revents & POLLIN))
 			drain(lfd);
 		discovery_scan(&d);
+		/* The CLI (top, hist) reads serve's counters through this table. */
+		if (pinned)
+			state_write(&d);
 	}
 	if (lfd >= 0)
 		close(lfd);
 cleanup:
+	if (pinned)
+		pin_remove();
 	server_stop(srv);
 	if (disc)
 		discovery_fini(&d);

@@ -7,6 +7,10 @@
 
 static int do_version(int argc, char **argv)
 {
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: vmprobe version\n  Prints the version of this build.\n");
+		return EXIT_OK;
+	}
 	printf("vmprobe %s\n", VMPROBE_VERSION);
 	return EXIT_OK;
 }
@@ -20,6 +24,9 @@ static const struct cmd {
 } cmds[] = {
 	{ "serve", do_serve, "serve [-c FILE] [--listen ADDR:PORT]   serve /metrics" },
 	{ "check", do_check, "check [--json]                         can vmprobe run here?" },
+	{ "list", do_list, "list [--json]                          the VMs, their taps and drives" },
+	{ "top", do_top, "top [-d S] [-n N] [-b] [--sort FIELD]  per-VM rates, live" },
+	{ "hist", do_hist, "hist VM [--disk D | --net IF] [-i S]   log2 histograms of a VM" },
 	{ "config", do_config, "config check FILE | default           validate or show config" },
 	{ "version", do_version, "version                                print the version" },
 	{ "help", do_help, "help                                   this text" },

@@ -1,0 +1,86 @@
+#!/bin/bash
+# vmprobe list: a real QEMU guest (TCG) with a tap and two drives, named
+# with characters that need escaping (quotes, backslash, a comma QEMU
+# doubles). `list --json` must give back exactly what its command line
+# says (name, uuid, tap, MAC, drive labels, images, AIO modes) and the
+# tap's real ifindex and network namespace; the text form shows the same.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/lib/guest.sh"
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+	tap_skip "vmprobe list with a QEMU guest" "qemu-system-x86_64 is not installed"
+	tap_done; exit
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	tap_skip "vmprobe list with a QEMU guest" "needs root"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-list.XXXXXX)
+TAP=vmpt-l0
+cleanup() {
+	guest_stop >/dev/null 2>&1
+	ip link del "$TAP" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip link del "$TAP" 2>/dev/null
+
+if ! guest_build >"$WORK/build.log" 2>&1; then
+	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
+	tap_done; exit
+fi
+guest_make_initrd "$WORK/initrd" - <<<'sleep 300'
+truncate -s 8M "$WORK/a.img" "$WORK/b, c.img"
+ip tuntap add dev "$TAP" mode tap
+ip link set "$TAP" up
+
+NAME='web "01" \ prod, eu'
+MAC=52:54:00:12:34:56
+GUEST_IP= GUEST_MAC=$MAC guest_start "$NAME" "$TAP" "$WORK/initrd" \
+	-drive "file=$WORK/a.img,format=raw,if=none,id=d0,aio=threads" \
+	-device virtio-blk-pci,drive=d0,id=ua-root \
+	-drive "file=$WORK/b,, c.img,format=raw,if=none,id=d1,cache=none,aio=io_uring" \
+	-device virtio-blk-pci,drive=d1,id=data ||
+	{ tap_fail "QEMU guest with a tap and two drives starts"; tap_done; exit; }
+tap_ok "QEMU guest with a tap and two drives starts"
+
+rc=0; "$VMPROBE" list --json >"$WORK/list.json" 2>"$WORK/list.err" || rc=$?
+check_eq "list --json exits 0, nothing on stderr" "0 " "$rc $(cat "$WORK/list.err")"
+expected=$(python3 - "$NAME" "$GUEST_PID" "$GUEST_UUID" "$TAP" "$MAC" "$WORK" \
+	"$(readlink /proc/$GUEST_PID/ns/net)" "$(cat /sys/class/net/$TAP/ifindex)" <<'PY'
+import json, sys
+name, pid, uuid, tap, mac, work, netns, ifindex = sys.argv[1:]
+print(json.dumps({"pid": int(pid), "name": name, "namespace": "", "uuid": uuid,
+    "taps": [{"interface": tap, "netns": netns, "ifindex": int(ifindex), "mac": mac}],
+    "drives": [{"drive": "root", "node": "d0", "file": work + "/a.img", "aio": "threads"},
+               {"drive": "data", "node": "d1", "file": work + "/b, c.img", "aio": "io_uring"}]},
+    sort_keys=True, indent=1))
+PY
+)
+actual=$(python3 - "$WORK/list.json" "$GUEST_PID" <<'PY'
+import json, sys
+vms = [vm for vm in json.load(open(sys.argv[1])) if vm["pid"] == int(sys.argv[2])]
+print(json.dumps(vms[0], sort_keys=True, indent=1) if len(vms) == 1 else "%d entries" % len(vms))
+PY
+)
+check_eq "list --json gives the guest's command line exactly (name, uuid, tap, MAC, drives)" \
+	"$expected" "$actual"
+
+"$VMPROBE" list >"$WORK/list.txt" 2>&1
+check "list shows the VM's name, pid and uuid" \
+	grep -qF "$NAME  pid $GUEST_PID  uuid $GUEST_UUID" "$WORK/list.txt"
+check "list shows the tap with its ifindex, namespace and MAC" grep -qE \
+	"^  tap +$TAP +ifindex $(cat /sys/class/net/$TAP/ifindex) +$(readlink /proc/$GUEST_PID/ns/net | sed 's/[][]/\\&/g') +mac $MAC\$" \
+	"$WORK/list.txt"
+check "list shows drive root (threads) and its image" \
+	grep -qE "^  drive +root +aio=threads +$WORK/a.img\$" "$WORK/list.txt"
+check "list shows drive data (io_uring) and its image" \
+	grep -qF "aio=io_uring $WORK/b, c.img" "$WORK/list.txt"
+check_eq "list adds no TC filter to the tap" "" "$(tc filter show dev "$TAP" ingress)"
+rc=0; "$VMPROBE" list --bogus >/dev/null 2>&1 || rc=$?
+check_eq "list with an unknown option exits 2" 2 "$rc"
+tap_done

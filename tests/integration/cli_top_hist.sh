@@ -1,0 +1,229 @@
+#!/bin/bash
+# vmprobe top and hist with real QEMU guests (TCG): a busy one doing disk
+# IO and receiving datagrams, an idle one. While `serve` runs they read its
+# pinned maps and add no TC filter; hist's bucket counts equal the /metrics
+# histogram deltas over the same interval (the guest is paused at both
+# edges so nothing happens in between); top -b prints one table per
+# interval; top driven in tmux shows the VMs, changes order on a sort key,
+# quits on q and on SIGTERM with the terminal restored. Without serve they
+# load their own probes and remove their filters on exit; serve removes its
+# pins on exit.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/lib/guest.sh"
+
+for need in qemu-system-x86_64 tmux; do
+	if ! command -v $need >/dev/null; then
+		tap_skip "top and hist with QEMU guests" "$need is not installed"
+		tap_done; exit
+	fi
+done
+if [ "$(id -u)" -ne 0 ]; then
+	tap_skip "top and hist with QEMU guests" "needs root"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-top.XXXXXX)
+PORT=19585 TAP=vmpt-t0 TAP2=vmpt-t1 TMUX_SOCK=vmprobe-test-$$ UDP_PID=
+cleanup() {
+	tmux -L "$TMUX_SOCK" kill-server 2>/dev/null
+	[ -n "$UDP_PID" ] && kill "$UDP_PID" 2>/dev/null
+	guest_stop >/dev/null 2>&1
+	vmprobe_stop >/dev/null 2>&1
+	ip link del "$TAP" 2>/dev/null
+	ip link del "$TAP2" 2>/dev/null
+	umount "$WORK/img" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+for t in "$TAP" "$TAP2"; do
+	ip link del "$t" 2>/dev/null
+	ip tuntap add dev "$t" mode tap
+	sysctl -qw "net.ipv6.conf.$t.disable_ipv6=1"
+	ip link set "$t" up
+done
+ip addr add 10.77.9.1/24 dev "$TAP"
+# UDP datagrams to the busy guest: frames into it (rx), and ARP out of it.
+cat >"$WORK/udp.py" <<'PY'
+import socket, sys, time
+n, rate = int(sys.argv[1]), float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+i = 0
+while n == 0 or i < n:
+    s.sendto(b"x" * 100, ("10.77.9.2", 9))
+    i += 1
+    time.sleep(1 / rate)
+PY
+udp_send() { # COUNT (0: forever) PER_SECOND
+	python3 "$WORK/udp.py" "$@"
+}
+
+if ! guest_build >"$WORK/build.log" 2>&1; then
+	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
+	tap_done; exit
+fi
+guest_make_initrd "$WORK/busy.initrd" - <<'SH'
+echo WORKLOAD-START
+while :; do
+	dd if=/dev/zero of=/dev/vda bs=4096 count=32 oflag=direct 2>/dev/null
+	dd if=/dev/vda of=/dev/null bs=16384 count=16 iflag=direct 2>/dev/null
+	sleep 0.2
+done
+SH
+guest_make_initrd "$WORK/idle.initrd" - <<<'sleep 600'
+mkdir -p "$WORK/img"
+mount -t tmpfs -o size=32m tmpfs "$WORK/img"
+truncate -s 16M "$WORK/img/root.img"
+
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+GUEST_IP=10.77.9.2/24 guest_start "web-busy" "$TAP" "$WORK/busy.initrd" \
+	-drive "file=$WORK/img/root.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
+	-device virtio-blk-pci,drive=d0,id=root || { tap_fail "busy guest starts"; tap_done; exit; }
+BUSY=$GUEST_PID BUSY_QMP=$GUEST_QMP BUSY_LOG=$GUEST_LOG
+GUEST_IP= guest_start "idle-vm" "$TAP2" "$WORK/idle.initrd" || { tap_fail "idle guest starts"; tap_done; exit; }
+tap_ok "two QEMU guests start"
+check "the busy guest runs its workload" wait_for 90 grep -q WORKLOAD-START "$BUSY_LOG"
+python3 "$WORK/udp.py" 0 20 &
+UDP_PID=$!
+
+filters() { # TAP: vmprobe's filters on the tap (ingress + egress)
+	{ tc filter show dev "$1" ingress; tc filter show dev "$1" egress; } 2>/dev/null | grep -c 'vmprobe_tap_'
+}
+counted() { [ "$(filters "$TAP")" = 2 ] && [ "$(filters "$TAP2")" = 2 ] && grep -q '"slot":0' /run/vmprobe/state.json; }
+check "serve counts both taps" wait_for 10 counted
+for m in net_stats net_ifaces drive_stats dev_stats; do
+	check "serve pins $m under /sys/fs/bpf/vmprobe" test -e /sys/fs/bpf/vmprobe/$m
+done
+check "serve writes its VM table to /run/vmprobe/state.json" grep -q '"name":"web-busy"' /run/vmprobe/state.json
+
+# hist against /metrics: the guest is paused from before the first scrape
+# until hist has its baseline, and from before hist's last read until the
+# second scrape; the datagrams stop so the tap is quiet too.
+kill "$UDP_PID"; wait "$UDP_PID" 2>/dev/null; UDP_PID=
+guest_qmp "$BUSY_QMP" stop >/dev/null
+sleep 0.3
+scrape "$WORK/s0.txt"
+"$VMPROBE" hist web-busy -i 4 -n 1 >"$WORK/hist.txt" 2>&1 &
+HIST_PID=$!
+wait_for 5 grep -q '^Tracing' "$WORK/hist.txt"
+guest_qmp "$BUSY_QMP" cont >/dev/null
+udp_send 10 10
+sleep 0.5
+guest_qmp "$BUSY_QMP" stop >/dev/null
+during=$(filters "$TAP")
+wait "$HIST_PID"
+check_eq "hist exits 0" 0 "$?"
+scrape "$WORK/s1.txt"
+guest_qmp "$BUSY_QMP" cont >/dev/null
+check_eq "hist while serve runs adds no TC filter (vmprobe filters on the tap)" 2 "$during"
+check "hist reads serve's counters" grep -q "^Tracing VM web-busy (vmprobe serve's counters)" "$WORK/hist.txt"
+python3 - "$WORK/hist.txt" "$WORK/s0.txt" "$WORK/s1.txt" >"$WORK/cmp.txt" <<'PY'
+import re, sys
+hist, cur = {}, None
+for line in open(sys.argv[1]):
+    m = re.match(r'^(drive|tap) (\S+), (\w+) .*: (\d+)$', line)
+    if m:
+        cur = (m.group(1), m.group(2), m.group(3)); hist[cur] = []; continue
+    m = re.match(r'^\s*\S+ -> (\S+)\s*: (\d+)', line)
+    if m and cur:
+        hist[cur].append((float(m.group(1)), int(m.group(2))))
+def buckets(path):
+    b = {}
+    for line in open(path):
+        m = re.match(r'(vmprobe_disk_latency_seconds|vmprobe_network_packet_size_bytes)_bucket\{(.*)\} (\d+)$', line)
+        if not m: continue
+        l = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if l["name"] != "web-busy": continue
+        key = ("drive", l["drive"], l["operation"]) if "drive" in l else ("tap", l["interface"], l["direction"])
+        b[(key, l["le"])] = int(m.group(3))
+    return b
+b0, b1 = buckets(sys.argv[2]), buckets(sys.argv[3])
+for (key, le), v in sorted(b1.items()):
+    scale = 1e6 if key[0] == "drive" else 1  # hist shows usecs, /metrics seconds
+    lim = float("inf") if le == "+Inf" else float(le) * scale
+    got = sum(c for hi, c in hist.get(key, []) if hi <= lim * (1 + 1e-9))
+    print("%s %s %s le=%s metrics=%d hist=%d" % (key + (le, v - b0.get((key, le), 0), got)))
+PY
+bad=$(awk '{ split($5, a, "="); split($6, b, "="); if (a[2] != b[2]) print }' "$WORK/cmp.txt")
+check_eq "hist: every bucket equals the /metrics delta over the interval (disk latency, frame sizes)" "" "$bad"
+check "hist saw the workload: disk writes" grep -qE '^drive root write le=\+Inf metrics=[1-9]' "$WORK/cmp.txt"
+check "hist saw the workload: disk reads" grep -qE '^drive root read le=\+Inf metrics=[1-9]' "$WORK/cmp.txt"
+check "hist saw the datagrams: frames into the guest" grep -qE "^tap $TAP rx le=\+Inf metrics=[1-9]" "$WORK/cmp.txt"
+check "hist prints biolatency-style rows in usecs" grep -qE '^ +usecs : count +distribution' "$WORK/hist.txt"
+rc=0; "$VMPROBE" hist web-busy --disk nosuch >/dev/null 2>&1 || rc=$?
+check_eq "hist on a drive the VM does not have exits 1" 1 "$rc"
+rc=0; "$VMPROBE" hist no-such-vm -i 1 >/dev/null 2>&1 || rc=$?
+check_eq "hist on an unknown VM exits 1" 1 "$rc"
+
+python3 "$WORK/udp.py" 0 20 &
+UDP_PID=$!
+"$VMPROBE" top -b -n 2 -d 1 >"$WORK/top.txt" 2>&1 &
+TOP_PID=$!
+sleep 0.5
+during=$(filters "$TAP")
+wait "$TOP_PID"
+check_eq "top -b -n 2 exits 0" 0 "$?"
+check_eq "top while serve runs adds no TC filter" 2 "$during"
+check_eq "top -b -n 2 prints two tables" 2 "$(grep -c '^VM ' "$WORK/top.txt")"
+check_eq "each table has the busy VM's row" 2 "$(grep -c '^web-busy ' "$WORK/top.txt")"
+check_eq "each table has the idle VM's row" 2 "$(grep -c '^idle-vm ' "$WORK/top.txt")"
+check "top fits 80 columns" awk 'length > 80 { exit 1 }' "$WORK/top.txt"
+check_range "top: the busy VM's rx packets/s match the 20/s datagrams" 10 60 \
+	"$(awk '$1 == "web-busy" { v = $2 } END { print v }' "$WORK/top.txt")"
+check_range "top: the busy VM does disk writes" 1 100000 \
+	"$(awk '$1 == "web-busy" { v = $7 } END { print v }' "$WORK/top.txt")"
+check_eq "top: the idle VM has no traffic" "0 0" "$(awk '$1 == "idle-vm" { v = $2 " " $3 } END { print v }' "$WORK/top.txt")"
+
+# Full screen in tmux.
+tmux -L "$TMUX_SOCK" new-session -d -x 80 -y 24 -s top bash --norc
+pane() { tmux -L "$TMUX_SOCK" capture-pane -p -t top; }
+pane_has() { pane | grep -q "$1"; }
+order() { pane | awk '/^(web-busy|idle-vm) / { printf "%s ", $1 }'; }
+tmux -L "$TMUX_SOCK" send-keys -t top "$VMPROBE top -d 1" Enter
+check "top in tmux shows the busy VM's row" wait_for 10 pane_has '^web-busy '
+check_eq "top sorts by rx bits/s by default: busy first" "web-busy idle-vm " "$(order)"
+check "top's header names the sort" pane_has 'sort rxbit'
+tmux -L "$TMUX_SOCK" send-keys -t top n
+check "key n sorts by name" wait_for 5 pane_has 'sort name'
+check_eq "sorted by name: idle-vm before web-busy" "idle-vm web-busy " "$(order)"
+tmux -L "$TMUX_SOCK" send-keys -t top w
+check "key w sorts by write IOPS" wait_for 5 pane_has 'sort wiops'
+tmux -L "$TMUX_SOCK" send-keys -t top '<'
+check "key < steps to the previous sort (riops)" wait_for 5 pane_has 'sort riops'
+tmux -L "$TMUX_SOCK" send-keys -t top q
+check "q quits top (the shell prompt is back)" wait_for 5 bash -c "! tmux -L '$TMUX_SOCK' list-panes -t top -F '#{pane_current_command}' | grep -q vmprobe"
+tmux -L "$TMUX_SOCK" send-keys -t top "stty -a >'$WORK/stty.txt'" Enter
+check "after q the terminal is restored (icanon echo)" wait_for 5 grep -qE '(^|[ ;])icanon .*[ ;]echo( |;|$)' "$WORK/stty.txt"
+rm -f "$WORK/stty.txt"
+tmux -L "$TMUX_SOCK" send-keys -t top "clear; $VMPROBE top -d 1" Enter
+check "top runs again" wait_for 10 pane_has '^web-busy '
+shell=$(tmux -L "$TMUX_SOCK" display-message -p -t top '#{pane_pid}')
+kill -TERM "$(pgrep -P "$shell")"
+check "SIGTERM ends top (the shell prompt is back)" wait_for 5 bash -c "! pgrep -P $shell >/dev/null"
+tmux -L "$TMUX_SOCK" send-keys -t top "stty -a >'$WORK/stty.txt'" Enter
+check "after SIGTERM the terminal is restored (icanon echo)" wait_for 5 grep -qE '(^|[ ;])icanon .*[ ;]echo( |;|$)' "$WORK/stty.txt"
+
+# serve gone: pins removed; top and hist bring their own probes and take them away.
+vmprobe_stop
+check_eq "serve exits 0" 0 "$?"
+check "serve removed its pins and state file" \
+	bash -c '! test -e /sys/fs/bpf/vmprobe && ! test -e /run/vmprobe/state.json'
+check_eq "no vmprobe filter left on the tap" 0 "$(filters "$TAP")"
+"$VMPROBE" top -b -n 2 -d 1 >"$WORK/top2.txt" 2>&1 &
+TOP_PID=$!
+own_filters() { [ "$(filters "$TAP")" = 2 ]; }
+check "without serve, top attaches its own filters" wait_for 5 own_filters
+wait "$TOP_PID"
+check_eq "without serve, top -b -n 2 exits 0" 0 "$?"
+check_range "without serve, top sees the datagrams" 10 60 \
+	"$(awk '$1 == "web-busy" { v = $2 } END { print v }' "$WORK/top2.txt")"
+check_eq "top removed its filters on exit" 0 "$(filters "$TAP")"
+"$VMPROBE" hist web-busy --net "$TAP" -i 1 -n 2 >"$WORK/hist2.txt" 2>&1
+check_eq "without serve, hist --net exits 0" 0 "$?"
+check "without serve, hist uses its own probes" grep -q '(own probes)' "$WORK/hist2.txt"
+check_eq "hist --net prints rx and tx per interval (2 intervals)" 4 \
+	"$(grep -cE "^tap $TAP, (rx|tx) frame sizes, frames: [1-9]" "$WORK/hist2.txt")"
+check_eq "hist removed its filters on exit" 0 "$(filters "$TAP")"
+tap_done
