@@ -462,7 +462,18 @@ int BPF_PROG(native_getrq, struct bio *bio)
 		bump(&disk_errors, DISK_ERR_NATIVE_AMBIGUOUS);
 		return 0;
 	}
-	in = dm_start(&native_inflight, sector_key(dev, BPF_CORE_READ(bio, bi_iter.bi_sector)));
+	/*
+	 * Keyed by the whole disk, as block_rq_complete sees it: a partition's
+	 * bio already carries whole-disk sectors but its own bd_dev.
+	 */
+	{
+		struct gendisk *disk = BPF_CORE_READ(bio, bi_bdev, bd_disk);
+		__u32 disk_dev = ((__u32)BPF_CORE_READ(disk, major) << 20) |
+				 (__u32)BPF_CORE_READ(disk, first_minor);
+
+		in = dm_start(&native_inflight,
+			      sector_key(disk_dev, BPF_CORE_READ(bio, bi_iter.bi_sector)));
+	}
 	if (in)
 		in->slot = drive_slot;
 	return 0;

@@ -137,7 +137,7 @@ int BPF_PROG(net_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 		return 0;
 	dkey.slot = *slot;
 	dkey.dir = skb->skb_iif == dev->ifindex ? NET_DIR_TX : NET_DIR_RX;
-	dkey.reason = (__u16)reason;
+	dkey.reason = reason;
 	v = bpf_map_lookup_elem(&net_drops, &dkey);
 	if (v)
 		__sync_fetch_and_add(v, 1);

@@ -203,9 +203,6 @@ static void scan_fds(struct discovery *d, struct vm *vm)
 	for (int i = 0; i < vm->spec.nr_nics; i++)
 		if (vm->spec.nics[i].ifname[0])
 			tap_find_or_add(vm, vm->spec.nics[i].ifname);
-	if (d->dp)
-		for (int i = 0; i < vm->spec.nr_drives; i++)
-			drive_resolve(d, vm, i);
 
 	if (proc_path(d, path, sizeof(path), vm->pid, "fd"))
 		return;
@@ -269,7 +266,13 @@ static void drives_sync(struct discovery *d, struct vm *vm)
 		struct drive_state *ds = &vm->drives[i];
 		int slot;
 
-		if (ds->slot >= 0)
+		/*
+		 * Only drives with a local image get a slot: network storage
+		 * (rbd:, nbd:, iSCSI) has no file to match, and a series that
+		 * could only ever read 0 would mislead.
+		 */
+		drive_resolve(d, vm, i);
+		if (ds->slot >= 0 || !ds->resolved)
 			continue;
 		slot = disk_slot_alloc(d->dp);
 		if (slot < 0) {
@@ -322,8 +325,11 @@ static void tap_forget(struct discovery *d, struct tap_state *t)
 		return;
 	err = net_tap_detach(d->np, t->netns_cookie, &t->att);
 	if (err)
-		log_warn("detaching from tap %s failed: %s", t->ifname, strerror(-err));
-	net_slot_free(d->np, t->slot);
+		/* Its filter may still count into the slot: never hand it out again. */
+		log_warn("detaching from tap %s failed: %s; its slot %d is retired", t->ifname,
+			 strerror(-err), t->slot);
+	else
+		net_slot_free(d->np, t->slot);
 	t->slot = -1;
 }
 
@@ -372,8 +378,9 @@ static void vm_sync(struct discovery *d, struct vm *vm, bool full)
 
 	for (int i = 0; i < vm->nr_taps; i++)
 		pending |= vm->taps[i].slot < 0;
+	/* QEMU may not have opened an image yet; unresolved ones wait for a full sync. */
 	for (int i = 0; d->dp && i < vm->spec.nr_drives; i++)
-		pending |= vm->drives[i].nr_fds == 0; /* QEMU may not have opened it yet */
+		pending |= vm->drives[i].resolved && vm->drives[i].nr_fds == 0;
 	if (!fd_scan && !pending)
 		return;
 	priv->needs_sync = false;

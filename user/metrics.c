@@ -155,7 +155,7 @@ static void render_drops(struct discovery *d, struct strbuf *sb)
 			struct tap_state *t = &vm->taps[i];
 
 			for (size_t k = 0; t->slot >= 0 && k < l.n; k++) {
-				char num[16];
+				char num[32];
 				const char *reason;
 
 				if (l.keys[k].slot != (__u32)t->slot || l.keys[k].dir >= NET_DIR_MAX)
@@ -163,7 +163,9 @@ static void render_drops(struct discovery *d, struct strbuf *sb)
 				reason = l.keys[k].reason < NET_DROP_REASONS
 						 ? d->np->drop_reason[l.keys[k].reason] : "";
 				if (!reason[0]) {
-					snprintf(num, sizeof(num), "%u", l.keys[k].reason);
+					/* A subsystem's own reason (6.8+): SUBSYS<<16 | n. */
+					snprintf(num, sizeof(num), "subsys%u_%u", l.keys[k].reason >> 16,
+						 l.keys[k].reason & 0xffff);
 					reason = num;
 				}
 				{

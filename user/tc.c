@@ -134,6 +134,20 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 			tc_detach_pair(a);
 			return err;
 		}
+		/*
+		 * Filters of a vmprobe killed before it could detach would count
+		 * nothing anyone reads, at a cost per frame: remove them. (Only
+		 * one vmprobe serve runs per host.)
+		 */
+		for (unsigned k = 0; k < f.nr_stale; k++) {
+			DECLARE_LIBBPF_OPTS(bpf_tc_opts, stale, .handle = f.stale[k].handle,
+					    .priority = f.stale[k].priority);
+
+			hook.attach_point = points[i];
+			if (bpf_tc_detach(&hook, &stale) == 0)
+				log_info("ifindex %d: removed a filter left by an earlier vmprobe",
+					 ifindex);
+		}
 		if (f.count && f.min_priority > 1) {
 			priority = f.min_priority - 1;
 		} else if (f.count) {
@@ -182,6 +196,28 @@ int tc_detach_pair(struct tc_attachment *a)
 	}
 	a->created_qdisc = false;
 	return ret;
+}
+
+/* A cls_bpf filter of a vmprobe that died without detaching (by its name). */
+static bool is_stale_vmprobe(struct nlmsghdr *nh)
+{
+	int len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg));
+	struct rtattr *rta = (struct rtattr *)((char *)NLMSG_DATA(nh) +
+					       NLMSG_ALIGN(sizeof(struct tcmsg)));
+
+	for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+		struct rtattr *opt;
+		int olen;
+
+		if (rta->rta_type != TCA_OPTIONS)
+			continue;
+		olen = RTA_PAYLOAD(rta);
+		for (opt = RTA_DATA(rta); RTA_OK(opt, olen); opt = RTA_NEXT(opt, olen))
+			if (opt->rta_type == TCA_BPF_NAME &&
+			    strncmp(RTA_DATA(opt), "vmprobe_tap_", 12) == 0)
+				return true;
+	}
+	return false;
 }
 
 int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
@@ -237,6 +273,11 @@ int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
 			/* Handle 0 describes a classifier instance, not a filter. */
 			if (nh->nlmsg_type != RTM_NEWTFILTER || tc->tcm_handle == 0)
 				continue;
+			if (is_stale_vmprobe(nh) && out->nr_stale < TC_MAX_STALE) {
+				out->stale[out->nr_stale].priority = prio;
+				out->stale[out->nr_stale++].handle = tc->tcm_handle;
+				continue;
+			}
 			if (!out->count || prio < out->min_priority)
 				out->min_priority = prio;
 			if (prio > out->max_priority)

@@ -30,10 +30,16 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
  */
 int tc_detach_pair(struct tc_attachment *a);
 
+#define TC_MAX_STALE 8
+
 struct tc_filters {
-	unsigned count;        /* filters under the hook */
+	unsigned count;        /* filters under the hook, vmprobe's stale ones aside */
 	unsigned min_priority; /* the first to run, when count > 0 */
 	unsigned max_priority; /* the last to run */
+	unsigned nr_stale;     /* filters a killed vmprobe left behind */
+	struct {
+		__u32 priority, handle;
+	} stale[TC_MAX_STALE];
 };
 
 /* Lists the filters under a clsact hook (ingress or egress); 0 or -errno. */

@@ -47,10 +47,11 @@ _Static_assert(sizeof(struct net_stats) == 8 * (1 + NET_SIZE_SLOTS), "net_stats 
  */
 struct net_drop_key {
 	__u32 slot;
-	__u16 dir;
-	__u16 reason;
+	__u32 dir;
+	__u32 reason; /* 6.8+: subsystem << 16 | reason within it */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct net_drop_key) == 8, "net_drop_key layout");
+_Static_assert(sizeof(struct net_drop_key) == 16, "net_drop_key layout");
 
 /* Per-CPU health counters of the TC programs, indexed by enum net_err. */
 enum net_err {

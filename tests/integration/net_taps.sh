@@ -267,4 +267,16 @@ check_num "the foreign filter is still there" 1 \
 check_eq "clsact that vmprobe created in a pod is removed" "" \
 	"$(ip netns exec "$NS1" tc qdisc show dev "$PTAP" | grep clsact)"
 check_eq "the log names no failure" "" "$(grep -E '^vmprobe: (warn|error):' "$WORK/vmprobe.log")"
+
+# A vmprobe killed outright leaves its filters; the next one removes them
+# instead of stacking a second set in front.
+vmp_filters() { (tc filter show dev "$HTAP" ingress; tc filter show dev "$HTAP" egress) | grep -c vmprobe_tap_; }
+host_counted() { [ "$(vmp_filters)" -ge 2 ]; }
+vmprobe_start $PORT && wait_for 5 host_counted
+kill -KILL "$VMPROBE_PID"; wait "$VMPROBE_PID" 2>/dev/null; VMPROBE_PID=
+check_eq "SIGKILL leaves vmprobe's two filters behind" 2 "$(vmp_filters)"
+vmprobe_start $PORT && wait_for 5 host_counted
+check_eq "the next vmprobe replaces them: still one filter per direction" 2 "$(vmp_filters)"
+check "and says so" grep -q "removed a filter left by an earlier vmprobe" "$WORK/vmprobe.log"
+vmprobe_stop
 tap_done
