@@ -168,11 +168,9 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 		dp->dev_slots = NULL;
 		goto cleanup;
 	}
-	dp->slot_used = calloc(max_drives, 1);
-	if (!dp->slot_used) {
-		err = -ENOMEM;
+	err = slot_pool_init(&dp->slots, max_drives);
+	if (err)
 		goto cleanup;
-	}
 	log_info("disk sources: threads %s, io_uring %s, native %s, host block %s",
 		 dp->source_on[DISK_SRC_SYSCALL] ? "on" : "OFF",
 		 dp->source_on[DISK_SRC_IO_URING] ? "on" : "OFF",
@@ -189,31 +187,24 @@ void disk_probe_close(struct disk_probe *dp)
 		munmap(dp->stats, dp->stats_len);
 	if (dp->dev_slots)
 		munmap(dp->dev_slots, DISK_DEV_SLOTS * sizeof(struct blkdev_slot));
-	free(dp->slot_used);
+	slot_pool_fini(&dp->slots);
 	disk_bpf__destroy(dp->skel);
 	memset(dp, 0, sizeof(*dp));
 }
 
 int disk_slot_alloc(struct disk_probe *dp)
 {
-	for (unsigned i = 0; i < dp->max_drives; i++) {
-		unsigned slot = (dp->next_slot + i) % dp->max_drives;
+	int slot = slot_pool_get(&dp->slots);
 
-		if (dp->slot_used[slot])
-			continue;
-		dp->slot_used[slot] = 1;
-		dp->next_slot = (slot + 1) % dp->max_drives;
+	if (slot >= 0)
 		memset(&dp->stats[drive_stats_index(slot, 0)], 0,
 		       DISK_OP_MAX * sizeof(struct drive_stats));
-		return (int)slot;
-	}
-	return -ENOSPC;
+	return slot;
 }
 
 void disk_slot_free(struct disk_probe *dp, unsigned slot)
 {
-	if (slot < dp->max_drives)
-		dp->slot_used[slot] = 0;
+	slot_pool_put(&dp->slots, slot);
 }
 
 static int key_add(struct bpf_map *map, __u32 tgid, __u32 v, unsigned slot)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util.h"
 #include "vmprobe/disk.h"
 
 struct disk_bpf;
@@ -16,8 +17,7 @@ struct disk_probe {
 	struct drive_stats *stats; /* the mmapped per-drive array */
 	struct blkdev_slot *dev_slots; /* the mmapped host block array (read-only) */
 	size_t stats_len;
-	unsigned next_slot;
-	unsigned char *slot_used;
+	struct slot_pool slots;
 	bool source_on[DISK_SRC_MAX]; /* which AIO modes can be measured */
 	bool host_block_on;
 };

@@ -108,11 +108,9 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces)
 		np->stats = NULL;
 		goto cleanup;
 	}
-	np->slot_used = calloc(max_ifaces, 1);
-	if (!np->slot_used) {
-		err = -ENOMEM;
+	err = slot_pool_init(&np->slots, max_ifaces);
+	if (err)
 		goto cleanup;
-	}
 	return 0;
 cleanup:
 	net_probe_close(np);
@@ -123,7 +121,7 @@ void net_probe_close(struct net_probe *np)
 {
 	if (np->stats)
 		munmap(np->stats, np->stats_len);
-	free(np->slot_used);
+	slot_pool_fini(&np->slots);
 	net_bpf__destroy(np->skel);
 	memset(np, 0, sizeof(*np));
 }
@@ -168,27 +166,21 @@ int net_drops_foreach(const struct net_probe *np,
 
 int net_slot_alloc(struct net_probe *np)
 {
-	for (unsigned i = 0; i < np->max_ifaces; i++) {
-		unsigned slot = (np->next_slot + i) % np->max_ifaces;
+	int slot = slot_pool_get(&np->slots);
 
-		if (np->slot_used[slot])
-			continue;
-		np->slot_used[slot] = 1;
-		np->next_slot = (slot + 1) % np->max_ifaces;
-		drops_forget_slot(np, slot);
-		for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++)
-			for (unsigned dir = 0; dir < NET_DIR_MAX; dir++)
-				memset(&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)], 0,
-				       sizeof(struct net_stats));
-		return (int)slot;
-	}
-	return -ENOSPC;
+	if (slot < 0)
+		return slot;
+	drops_forget_slot(np, slot);
+	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++)
+		for (unsigned dir = 0; dir < NET_DIR_MAX; dir++)
+			memset(&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)], 0,
+			       sizeof(struct net_stats));
+	return slot;
 }
 
 void net_slot_free(struct net_probe *np, unsigned slot)
 {
-	if (slot < np->max_ifaces)
-		np->slot_used[slot] = 0;
+	slot_pool_put(&np->slots, slot);
 }
 
 int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "tc.h"
+#include "util.h"
 #include "vmprobe/net.h"
 
 struct net_bpf;
@@ -20,8 +21,7 @@ struct net_probe {
 	unsigned nr_cpus;
 	struct net_stats *stats; /* the mmapped stats array */
 	size_t stats_len;
-	unsigned next_slot; /* round-robin, so a freed slot rests before reuse */
-	unsigned char *slot_used;
+	struct slot_pool slots;
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
 	bool drops_on;          /* kfree_skb with drop reasons */
 	char drop_reason[NET_DROP_REASONS][48];

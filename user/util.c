@@ -130,6 +130,40 @@ char *sb_steal(struct strbuf *sb)
 	return p;
 }
 
+int slot_pool_init(struct slot_pool *p, unsigned size)
+{
+	p->size = size;
+	p->next = 0;
+	p->used = calloc(size, 1);
+	return p->used ? 0 : -ENOMEM;
+}
+
+void slot_pool_fini(struct slot_pool *p)
+{
+	free(p->used);
+	memset(p, 0, sizeof(*p));
+}
+
+int slot_pool_get(struct slot_pool *p)
+{
+	for (unsigned i = 0; i < p->size; i++) {
+		unsigned slot = (p->next + i) % p->size;
+
+		if (p->used[slot])
+			continue;
+		p->used[slot] = 1;
+		p->next = (slot + 1) % p->size;
+		return (int)slot;
+	}
+	return -ENOSPC;
+}
+
+void slot_pool_put(struct slot_pool *p, unsigned slot)
+{
+	if (slot < p->size)
+		p->used[slot] = 0;
+}
+
 long read_file(const char *path, char *buf, size_t size)
 {
 	size_t off = 0;

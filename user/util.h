@@ -37,6 +37,22 @@ void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(pr
 /* Detaches the buffer; the caller frees it. NULL after an allocation failure. */
 char *sb_steal(struct strbuf *sb);
 
+/*
+ * Slots of a BPF stats array handed out round-robin, so that a freed slot
+ * rests (while frames in flight may still land in it) before reuse.
+ */
+struct slot_pool {
+	unsigned size;
+	unsigned next;
+	unsigned char *used;
+};
+
+int slot_pool_init(struct slot_pool *p, unsigned size);
+void slot_pool_fini(struct slot_pool *p);
+/* A free slot, now used, or -ENOSPC. */
+int slot_pool_get(struct slot_pool *p);
+void slot_pool_put(struct slot_pool *p, unsigned slot);
+
 /* Reads a whole (small, e.g. /proc) file; returns bytes read or -errno. */
 long read_file(const char *path, char *buf, size_t size);
 
