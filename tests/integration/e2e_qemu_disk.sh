@@ -63,17 +63,12 @@ vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.l
 check "vmprobe logs every disk source as on" grep -q \
 	"disk sources: threads on, io_uring on, native on, host block on" "$WORK/vmprobe.log"
 
-cat >"$WORK/prometheus.yml" <<YAML
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: vmprobe
-    static_configs:
-      - targets: ["127.0.0.1:$PORT"]
-YAML
-prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-	--web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
-PROM_PID=$!
+# Not through check: that runs in a subshell, and PROM_PID must survive.
+if prometheus_start $PROM_PORT $PORT; then
+	tap_ok "Prometheus server starts"
+else
+	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus.log")"
+fi
 
 # vda = thr (threads), vdb = uring (io_uring), vdc = native, in -device order.
 guest_make_initrd "$WORK/initrd" - <<'SH'
@@ -226,12 +221,6 @@ check_eq "non-VM IO (dd, fio psync/libaio/io_uring) leaves every VM disk series 
 	"$(vm_series "$WORK/s1.txt")" "$(vm_series "$WORK/s2.txt")"
 check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/s2.txt'"
 
-promql() {
-	curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1" |
-		python3 -c 'import json,sys
-r=json.load(sys.stdin)["data"]["result"]
-print(r[0]["value"][1] if r else "")'
-}
 sleep 2
 sel="drive=\"thr\",operation=\"write\""
 got=$(promql "histogram_quantile(0.5, sum by (le) (increase(vmprobe_disk_latency_seconds_bucket{$sel}[2m])))")

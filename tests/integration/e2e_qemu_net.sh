@@ -46,28 +46,12 @@ ip link set "$TAP" up
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 
-cat >"$WORK/prometheus.yml" <<YAML
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: vmprobe
-    static_configs:
-      - targets: ["127.0.0.1:$PORT"]
-YAML
-prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-	--web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
-PROM_PID=$!
-check "Prometheus server starts" wait_for 30 curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
-
-# promql QUERY [TIME]: the first result's value ("" if none).
-promql() {
-	curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1" \
-		${2:+--data-urlencode "time=$2"} |
-		python3 -c 'import json,sys
-r=json.load(sys.stdin)["data"]["result"]
-print(r[0]["value"][1] if r else "")'
-}
+# Not through check: that runs in a subshell, and PROM_PID must survive.
+if prometheus_start $PROM_PORT $PORT; then
+	tap_ok "Prometheus server starts"
+else
+	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus.log")"
+fi
 
 # 1 ARP exchange first, then 300 pings of 1000 bytes every 50 ms (1042-byte
 # frames both ways), a steady ~20 frames/s for ~15 s.

@@ -81,3 +81,32 @@ tapguest_dir() {
 	ln -sf "$TAPGUEST" "$WORK/bin/qemu-system-x86_64"
 	echo "$WORK/bin/qemu-system-x86_64"
 }
+
+# Starts a Prometheus server on 127.0.0.1:PROM_PORT that scrapes vmprobe on
+# PORT every second; sets PROM_PID (the caller stops it). Fails unless the
+# server is ready within 30 s.
+prometheus_start() { # PROM_PORT PORT
+	PROM_URL="http://127.0.0.1:$1"
+	cat >"$WORK/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: vmprobe
+    static_configs:
+      - targets: ["127.0.0.1:$2"]
+YAML
+	prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+		--web.listen-address="127.0.0.1:$1" >"$WORK/prometheus.log" 2>&1 &
+	PROM_PID=$!
+	wait_for 30 curl -sf "$PROM_URL/-/ready"
+}
+
+# The first result's value of an instant PromQL query ("" if none).
+promql() { # QUERY [TIME]
+	curl -sf "$PROM_URL/api/v1/query" --data-urlencode "query=$1" \
+		${2:+--data-urlencode "time=$2"} |
+		python3 -c 'import json,sys
+r=json.load(sys.stdin)["data"]["result"]
+print(r[0]["value"][1] if r else "")'
+}
