@@ -71,9 +71,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(USER_OBJS) | $(BUILD)/tests
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -lcmocka -o $@
 
 # BPF_PROG_TEST_RUN tests and bench programs link the user objects too.
-$(BUILD)/tests/bpf_%: tests/bpf/%.c $(USER_OBJS) | $(BUILD)/tests
+$(BUILD)/tests/bpf_%: tests/bpf/%.c tests/bpf/bpftest.h $(USER_OBJS) | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -o $@
 
 BPF_TEST_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf_%,$(wildcard tests/bpf/*.c))
 

@@ -2,12 +2,18 @@
 /* TC programs on VM taps: per-slot frame counts, bytes and sizes. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "vmprobe/net.h"
 #include "hist.bpf.h"
 
 #define TC_ACT_UNSPEC (-1)
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define IPPROTO_TCP 6
 
 /* Set by user space before load. */
 const volatile __u32 max_ifaces = NET_DEFAULT_MAX_IFACES;
@@ -17,6 +23,8 @@ const volatile __u32 max_ifaces = NET_DEFAULT_MAX_IFACES;
  * user space probes for it. Without it the verifier never walks the call.
  */
 const volatile bool have_netns_cookie = true;
+/* TCP flow tracking; off when network.max_tcp_flows is 0. */
+const volatile bool tcp_on = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -69,6 +77,8 @@ static __always_inline int tap_slot(struct __sk_buff *skb)
 	return slot ? (int)*slot : -1;
 }
 
+#include "tcp.bpf.h"
+
 static __always_inline int account(struct __sk_buff *skb, __u32 dir)
 {
 	struct net_stats *st;
@@ -87,6 +97,8 @@ static __always_inline int account(struct __sk_buff *skb, __u32 dir)
 	/* This CPU's cell: plain adds, no other writer. */
 	st->bytes += skb->len;
 	st->size_slots[hist_slot(skb->len, NET_SIZE_SLOTS)] += 1;
+	if (tcp_on)
+		tcp_track(skb, slot, dir, st);
 	return TC_ACT_UNSPEC;
 }
 

@@ -139,7 +139,7 @@ static void check_net(struct report *r)
 	struct net_probe np;
 	int err, tap, ifindex, slot;
 
-	err = net_probe_open(&np, 4);
+	err = net_probe_open(&np, 4, 64);
 	if (err) {
 		item(r, "network probe (TC)", ST_MISSING, "load: %s", strerror(-err));
 		return;

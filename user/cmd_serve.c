@@ -169,7 +169,7 @@ int do_serve(int argc, char **argv)
 	}
 
 	if (cfg.net_enabled) {
-		err = net_probe_open(&np, cfg.max_interfaces);
+		err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows);
 		if (err)
 			goto cleanup;
 		npp = &np;

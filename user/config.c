@@ -48,6 +48,7 @@ static const struct field network_fields[] = {
 	{ "enabled", F_BOOL, CFG(net_enabled), 0, 0, NULL },
 	/* Slots travel as a 16-bit TC classid, slot + 1. */
 	{ "max_interfaces", F_UINT, CFG(max_interfaces), 1, 65535, NULL },
+	{ "max_tcp_flows", F_UINT, CFG(max_tcp_flows), 0, 16777216, NULL },
 	{ "packet_size_buckets", F_MAP, 0, 0, 0, 0, size_bucket_fields },
 	{ NULL },
 };

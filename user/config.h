@@ -14,6 +14,7 @@ struct config {
 	unsigned rescan_interval_ms;
 	bool net_enabled;
 	unsigned max_interfaces;
+	unsigned max_tcp_flows; /* 0: no TCP flow tracking */
 	unsigned size_min_slot; /* log2 of packet_size_buckets.min */
 	unsigned size_max_slot;
 	bool disk_enabled;

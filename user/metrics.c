@@ -17,6 +17,9 @@ static const char *const dir_names[NET_DIR_MAX] = { [NET_DIR_RX] = "rx", [NET_DI
 
 struct net_row {
 	char *labels; /* name, namespace, interface, direction */
+	const struct vm *vm;
+	const struct tap_state *tap;
+	unsigned dir;
 	struct net_stats st;
 };
 
@@ -68,6 +71,9 @@ static size_t collect_net_rows(struct discovery *d, struct net_row **out)
 				sb_reset(&lb);
 				expo_labels(&lb, l, ARRAY_SIZE(l));
 				rows[n].labels = strdup(lb.buf ? lb.buf : "");
+				rows[n].vm = vm;
+				rows[n].tap = t;
+				rows[n].dir = dir;
 				net_read(d->np, t->slot, dir, &rows[n].st);
 				n++;
 			}
@@ -76,6 +82,64 @@ static size_t collect_net_rows(struct discovery *d, struct net_row **out)
 	sb_free(&lb);
 	*out = rows;
 	return n;
+}
+
+static const struct hist_range rtt_range = { .min_slot = 10, .max_slot = 34,
+					      .per_unit = 1000000000ULL }; /* ~1 us .. 17 s */
+
+/* A TCP series of a row: the VM's labels, its interface, then `key`=`value`. */
+static void tcp_labels(struct strbuf *lb, const struct net_row *r, const char *key,
+		       const char *value)
+{
+	struct expo_label l[] = {
+		{ "name", r->vm->name },
+		{ "namespace", r->vm->ns[0] ? r->vm->ns : NULL },
+		{ "interface", r->tap->ifname },
+		{ key, value },
+	};
+
+	sb_reset(lb);
+	expo_labels(lb, l, ARRAY_SIZE(l));
+}
+
+static void render_tcp(const struct net_row *rows, size_t n, struct strbuf *sb)
+{
+	static const char *const path_names[NET_DIR_MAX] = { [NET_PATH_NETWORK] = "network",
+							     [NET_PATH_GUEST] = "guest" };
+	static const char *const opener_names[NET_DIR_MAX] = { [NET_DIR_TX] = "guest",
+							       [NET_DIR_RX] = "peer" };
+	struct strbuf lb;
+	size_t i;
+
+	sb_init(&lb);
+	expo_family(sb, "vmprobe_network_tcp_rtt_seconds", "histogram",
+		    "Passive TCP round-trip time seen on the tap. path=network: a segment leaves "
+		    "the guest until the peer's answer arrives; path=guest: a segment is delivered "
+		    "to the guest until its answer leaves it.");
+	for (i = 0; i < n; i++) {
+		tcp_labels(&lb, &rows[i], "path", path_names[rows[i].dir]);
+		expo_histogram(sb, "vmprobe_network_tcp_rtt_seconds", lb.buf, rows[i].st.rtt_slots,
+			       NET_RTT_SLOTS, &rtt_range, rows[i].st.rtt_sum_ns);
+	}
+	expo_family(sb, "vmprobe_network_tcp_retransmits_total", "counter",
+		    "TCP segments seen on the tap carrying sequence space already seen (tx: sent "
+		    "by the guest).");
+	for (i = 0; i < n; i++)
+		expo_u64(sb, "vmprobe_network_tcp_retransmits_total", rows[i].labels,
+			 rows[i].st.tcp_retransmits);
+	expo_family(sb, "vmprobe_network_tcp_resets_total", "counter",
+		    "TCP segments with RST seen on the tap (tx: sent by the guest).");
+	for (i = 0; i < n; i++)
+		expo_u64(sb, "vmprobe_network_tcp_resets_total", rows[i].labels,
+			 rows[i].st.tcp_resets);
+	expo_family(sb, "vmprobe_network_tcp_connections_opened_total", "counter",
+		    "TCP handshakes completed through the tap, by the side that sent the SYN.");
+	for (i = 0; i < n; i++) {
+		tcp_labels(&lb, &rows[i], "opened_by", opener_names[rows[i].dir]);
+		expo_u64(sb, "vmprobe_network_tcp_connections_opened_total", lb.buf,
+			 rows[i].st.tcp_opened);
+	}
+	sb_free(&lb);
 }
 
 static void render_net(struct discovery *d, struct strbuf *sb)
@@ -106,6 +170,8 @@ static void render_net(struct discovery *d, struct strbuf *sb)
 	for (i = 0; i < n; i++)
 		expo_histogram(sb, "vmprobe_network_packet_size_bytes", rows[i].labels,
 			       rows[i].st.size_slots, NET_SIZE_SLOTS, &size_range, rows[i].st.bytes);
+	if (d->np->max_flows)
+		render_tcp(rows, n, sb);
 	for (i = 0; i < n; i++)
 		free(rows[i].labels);
 	free(rows);
@@ -382,6 +448,39 @@ static void render_self(struct discovery *d, struct strbuf *sb, struct strbuf *l
 		    "Frames the TC programs saw on a device with no slot (should stay 0).");
 	expo_u64(sb, "vmprobe_network_unknown_interface_frames_total", "",
 		 net_unknown_frames(d->np));
+	expo_family(sb, "vmprobe_network_unparsed_frames_total", "counter",
+		    "IP frames on taps whose headers the TC programs could not read (truncated, "
+		    "not in the linear part, IPv6 extension headers): not in the TCP metrics.");
+	expo_u64(sb, "vmprobe_network_unparsed_frames_total", "",
+		 net_counter(d->np, NET_ERR_NOT_PARSED));
+	if (d->np->max_flows) {
+		long live;
+		__u64 evicted = net_flows_evicted(d->np, &live);
+
+		expo_family(sb, "vmprobe_network_tcp_flows", "gauge",
+			    "TCP connections in the flow table now.");
+		expo_u64(sb, "vmprobe_network_tcp_flows", "", live > 0 ? (__u64)live : 0);
+		expo_family(sb, "vmprobe_network_tcp_flow_slots", "gauge",
+			    "TCP connections the flow table can hold (network.max_tcp_flows).");
+		expo_u64(sb, "vmprobe_network_tcp_flow_slots", "", d->np->max_flows);
+		expo_family(sb, "vmprobe_network_tcp_flows_created_total", "counter",
+			    "TCP flow table entries made.");
+		expo_u64(sb, "vmprobe_network_tcp_flows_created_total", "",
+			 net_counter(d->np, NET_TCP_FLOWS_CREATED));
+		expo_family(sb, "vmprobe_network_tcp_flows_midstream_total", "counter",
+			    "TCP flows first seen without their handshake (older than vmprobe, "
+			    "or evicted and seen again).");
+		expo_u64(sb, "vmprobe_network_tcp_flows_midstream_total", "",
+			 net_counter(d->np, NET_TCP_FLOWS_MIDSTREAM));
+		expo_family(sb, "vmprobe_network_tcp_flows_evicted_total", "counter",
+			    "TCP flows dropped from the full table while open (made, not closed, "
+			    "no longer there); raise network.max_tcp_flows if it grows.");
+		expo_u64(sb, "vmprobe_network_tcp_flows_evicted_total", "", evicted);
+		expo_family(sb, "vmprobe_network_tcp_flow_failures_total", "counter",
+			    "TCP flows that could not be added to the table.");
+		expo_u64(sb, "vmprobe_network_tcp_flow_failures_total", "",
+			 net_counter(d->np, NET_TCP_FLOWS_FAILED));
+	}
 
 	if (!bpf_stats_enabled())
 		return;

@@ -51,7 +51,7 @@ static void drops_choose(struct net_probe *np, struct net_bpf *skel)
 	btf__free(btf);
 }
 
-int net_probe_open(struct net_probe *np, unsigned max_ifaces)
+int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows)
 {
 	struct net_bpf *skel;
 	size_t cells;
@@ -80,9 +80,13 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces)
 	if (!np->have_netns_cookie)
 		log_info("this kernel's TC programs lack bpf_get_netns_cookie(): the fallback "
 			 "lookup keys taps by ifindex only (the classid path is unaffected)");
+	np->max_flows = max_flows;
+	skel->rodata->tcp_on = max_flows > 0;
 	err = bpf_map__set_max_entries(skel->maps.net_ifaces, max_ifaces);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_flows, max_flows ? max_flows : 1);
 	if (err)
 		goto cleanup;
 	drops_choose(np, skel);
@@ -231,12 +235,18 @@ void net_read(const struct net_probe *np, unsigned slot, unsigned dir, struct ne
 		out->bytes += __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
 		for (int i = 0; i < NET_SIZE_SLOTS; i++)
 			out->size_slots[i] += __atomic_load_n(&s->size_slots[i], __ATOMIC_RELAXED);
+		out->tcp_retransmits += __atomic_load_n(&s->tcp_retransmits, __ATOMIC_RELAXED);
+		out->tcp_resets += __atomic_load_n(&s->tcp_resets, __ATOMIC_RELAXED);
+		out->tcp_opened += __atomic_load_n(&s->tcp_opened, __ATOMIC_RELAXED);
+		out->rtt_sum_ns += __atomic_load_n(&s->rtt_sum_ns, __ATOMIC_RELAXED);
+		for (int i = 0; i < NET_RTT_SLOTS; i++)
+			out->rtt_slots[i] += __atomic_load_n(&s->rtt_slots[i], __ATOMIC_RELAXED);
 	}
 }
 
-__u64 net_unknown_frames(const struct net_probe *np)
+__u64 net_counter(const struct net_probe *np, enum net_err which)
 {
-	__u32 key = NET_ERR_UNKNOWN_IFACE;
+	__u32 key = which;
 	__u64 vals[np->nr_cpus], sum = 0;
 
 	if (bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.net_errors), &key, vals))
@@ -244,6 +254,48 @@ __u64 net_unknown_frames(const struct net_probe *np)
 	for (unsigned i = 0; i < np->nr_cpus; i++)
 		sum += vals[i];
 	return sum;
+}
+
+__u64 net_unknown_frames(const struct net_probe *np)
+{
+	return net_counter(np, NET_ERR_UNKNOWN_IFACE);
+}
+
+long net_flows_live(const struct net_probe *np)
+{
+	int fd = bpf_map__fd(np->skel->maps.net_flows);
+	struct net_flow_key key, next;
+	void *prev = NULL;
+	long n = 0;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+__u64 net_flows_evicted(struct net_probe *np, long *live_out)
+{
+	/*
+	 * The kernel evicts from an LRU map without telling: what was made
+	 * and is neither closed nor still there was evicted. Read "created"
+	 * before the walk and "closed" after it: a flow made or closed
+	 * meanwhile then lowers the estimate for one scrape, never raises it
+	 * for good (the walk may count an entry twice, never skips one that
+	 * stays). The counter only goes up.
+	 */
+	__u64 created = net_counter(np, NET_TCP_FLOWS_CREATED);
+	long live = net_flows_live(np);
+	__u64 closed = net_counter(np, NET_TCP_FLOWS_CLOSED);
+	__u64 gone = created - closed;
+
+	*live_out = live;
+
+	if (live >= 0 && gone > (__u64)live && gone - live > np->flows_evicted)
+		np->flows_evicted = gone - live;
+	return np->flows_evicted;
 }
 
 int net_prog_fd(const struct net_probe *np, bool ingress)

@@ -18,17 +18,22 @@ struct net_bpf;
 struct net_probe {
 	struct net_bpf *skel;
 	unsigned max_ifaces;
+	unsigned max_flows; /* TCP flow table; 0: no flow tracking */
 	unsigned nr_cpus;
 	struct net_stats *stats; /* the mmapped stats array */
 	size_t stats_len;
 	struct slot_pool slots;
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
 	bool drops_on;          /* kfree_skb with drop reasons */
+	__u64 flows_evicted;    /* last value reported, see net_flows_evicted() */
 	char drop_reason[NET_DROP_REASONS][48];
 };
 
-/* Opens, sizes and loads the programs and maps; 0 or -errno. */
-int net_probe_open(struct net_probe *np, unsigned max_ifaces);
+/*
+ * Opens, sizes and loads the programs and maps, with room for max_flows
+ * TCP flows (0: no flow tracking); 0 or -errno.
+ */
+int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows);
 void net_probe_close(struct net_probe *np);
 
 /*
@@ -54,6 +59,15 @@ int net_drops_foreach(const struct net_probe *np,
 
 /* Frames the programs saw on a device they have no slot for. */
 __u64 net_unknown_frames(const struct net_probe *np);
+/* One of the programs' health counters, summed over CPUs. */
+__u64 net_counter(const struct net_probe *np, enum net_err which);
+/* Entries in the TCP flow table now (a walk of it). */
+long net_flows_live(const struct net_probe *np);
+/*
+ * Flows the full table evicted, as far as can be told (monotonic); also
+ * the entries now, from the same walk.
+ */
+__u64 net_flows_evicted(struct net_probe *np, long *live);
 
 /* Program fds, for the bench and the BPF_PROG_TEST_RUN tests. */
 int net_prog_fd(const struct net_probe *np, bool ingress);

@@ -199,7 +199,7 @@ static int open_own(struct view *v)
 
 	if (cmd_load_config(&v->cfg, NULL))
 		return -EINVAL;
-	err = net_probe_open(&v->np, v->cfg.max_interfaces);
+	err = net_probe_open(&v->np, v->cfg.max_interfaces, v->cfg.max_tcp_flows);
 	if (err)
 		return err;
 	v->net_on = true;

@@ -22,6 +22,23 @@ enum net_dir {
 
 /* Default number of tap slots; `net.max_interfaces` in the config. */
 #define NET_DEFAULT_MAX_IFACES 1024
+/* Default size of the TCP flow table; `network.max_tcp_flows`. */
+#define NET_DEFAULT_MAX_FLOWS 65536
+
+/*
+ * TCP round-trip time, log2 slots of ns as the size slots: up to 2^34 ns
+ * (~17 s), the last slot beyond.
+ */
+#define NET_RTT_SLOTS 36
+
+/*
+ * An RTT sample times a segment in one direction until its answer: a
+ * segment the guest sent (tx) is answered by the peer, its RTT is the
+ * network path; a segment delivered to the guest (rx) is answered by the
+ * guest. Samples are kept in the cell of the timed segment's direction.
+ */
+#define NET_PATH_NETWORK NET_DIR_TX
+#define NET_PATH_GUEST NET_DIR_RX
 
 /* Key of the tap→slot hash: a tap is unique by (netns, ifindex). */
 struct net_iface_key {
@@ -38,8 +55,63 @@ _Static_assert(sizeof(struct net_iface_key) == 16, "net_iface_key layout");
 struct net_stats {
 	__u64 bytes;
 	__u64 size_slots[NET_SIZE_SLOTS];
+	/* TCP segments of this direction (tx: sent by the guest). */
+	__u64 tcp_retransmits;
+	__u64 tcp_resets;
+	/* Handshakes completed whose SYN went this way (tx: opened by the guest). */
+	__u64 tcp_opened;
+	/* RTT of segments of this direction: see NET_PATH_*. */
+	__u64 rtt_sum_ns;
+	__u64 rtt_slots[NET_RTT_SLOTS];
 };
-_Static_assert(sizeof(struct net_stats) == 8 * (1 + NET_SIZE_SLOTS), "net_stats layout");
+_Static_assert(sizeof(struct net_stats) == 8 * (5 + NET_SIZE_SLOTS + NET_RTT_SLOTS),
+	       "net_stats layout");
+
+/*
+ * A TCP connection through a tap, from the guest's side. IPv4 addresses
+ * are stored IPv4-mapped (::ffff:a.b.c.d); ports in network order.
+ */
+struct net_flow_key {
+	__u32 slot;
+	__u16 guest_port;
+	__u16 peer_port;
+	__u32 guest_addr[4];
+	__u32 peer_addr[4];
+};
+_Static_assert(sizeof(struct net_flow_key) == 40, "net_flow_key layout");
+
+/*
+ * What the TC programs remember of a connection; arrays are indexed by
+ * direction (enum net_dir). Times are bpf_ktime_get_ns(); 0 = none.
+ */
+struct net_flow {
+	__u64 hs_ns;         /* handshake: when the SYN, then the SYN-ACK, passed */
+	__u64 ts_ns[2];      /* when the pending TSval was first seen */
+	__u64 seq_ns[2];     /* when the pending sequence range was sent */
+	__u64 hole_ns[2];    /* when the sequence gap opened */
+	__u32 tsval[2];      /* pending TSval, waiting for its echo */
+	__u32 last_tsval[2]; /* last TSval timed: each value is timed once */
+	__u32 seq_end[2];    /* end of the pending range, waiting for its ack */
+	__u32 nxt[2];        /* highest sequence end seen */
+	__u32 hole_lo[2];    /* one gap in the sequence seen, [lo, hi) */
+	__u32 hole_hi[2];
+	__u32 net_rtt_us;    /* last network-path sample */
+	__u8 state;          /* enum net_flow_state */
+	__u8 opener;         /* direction of the SYN; NET_DIR_MAX if unknown */
+	__u8 flags;          /* NET_FLOW_* */
+	__u8 ts_pure;        /* bit dir: the pending TSval came on a pure ACK */
+};
+
+enum net_flow_state {
+	NET_FLOW_SYN_SENT = 1,
+	NET_FLOW_SYN_RCVD,
+	NET_FLOW_ESTABLISHED,
+};
+
+#define NET_FLOW_NXT(dir) (1u << (dir))      /* nxt[dir] is valid */
+#define NET_FLOW_FIN(dir) (1u << (2 + (dir))) /* dir sent its FIN */
+#define NET_FLOW_HOLE(dir) (1u << (4 + (dir)))
+#define NET_FLOW_TS (1u << 6)                 /* the flow uses timestamps */
 
 /*
  * Drops on the way to or from a VM: key of the BPF-filled hash. reason is
@@ -56,6 +128,11 @@ _Static_assert(sizeof(struct net_drop_key) == 16, "net_drop_key layout");
 /* Per-CPU health counters of the TC programs, indexed by enum net_err. */
 enum net_err {
 	NET_ERR_UNKNOWN_IFACE = 0, /* a frame on a tap with no slot */
+	NET_ERR_NOT_PARSED,        /* IP frames whose headers could not be read */
+	NET_TCP_FLOWS_CREATED,     /* flow table entries made */
+	NET_TCP_FLOWS_CLOSED,      /* entries removed at FIN/ACK or RST */
+	NET_TCP_FLOWS_MIDSTREAM,   /* entries made for a flow seen without its handshake */
+	NET_TCP_FLOWS_FAILED,      /* entries that could not be made */
 	NET_ERR_MAX,
 };
 

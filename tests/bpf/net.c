@@ -17,47 +17,10 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "bpftest.h"
 #include "net.h"
 #include "tapdev.h"
 #include "netns.h"
-
-#define TC_ACT_UNSPEC (-1)
-
-static int n_test, n_failed;
-
-static void report(int ok, const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void report(int ok, const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	n_test++;
-	printf("%sok %d - %s\n", ok ? "" : "not ", n_test, what);
-	if (!ok) {
-		n_failed++;
-		printf("#   ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-}
-
-
-static int run(int prog_fd, int ifindex, unsigned char *frame, unsigned size, int *retval,
-	       int *same)
-{
-	unsigned char out[16384];
-	struct __sk_buff ctx = { .ifindex = ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = size,
-		    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
-		    .ctx_size_in = sizeof(ctx), .repeat = 1);
-	int err = bpf_prog_test_run_opts(prog_fd, &opts);
-
-	*retval = (int)opts.retval;
-	*same = opts.data_size_out == size && memcmp(out, frame, size) == 0;
-	return err ? -errno : 0;
-}
 
 static void frame_of(unsigned char *f, unsigned size)
 {
@@ -87,7 +50,7 @@ int main(void)
 	struct net_iface_key key = {};
 	int tap_fd, ifindex, slot, err;
 
-	err = net_probe_open(&np, 8);
+	err = net_probe_open(&np, 8, 1024);
 	if (err) {
 		printf("not ok 1 - load the network probe\n#   %s\n", strerror(-err));
 		return 1;
