@@ -814,7 +814,7 @@ int main(void)
 		return 1;
 	}
 	pin_to_current_cpu();
-	err = net_probe_open(&np, cfg.max_interfaces);
+	err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows);
 	if (err) {
 		fprintf(stderr, "bench: opening the network probe failed (%s): run as root\n",
 			strerror(-err));
