@@ -160,4 +160,62 @@ int BPF_PROG(net_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 	return 0;
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NET_HOST_SOCKS_MAX);
+	__type(key, __u64); /* socket inode */
+	__type(value, __u32); /* QEMU's tgid */
+} host_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NET_HOST_VMS_MAX);
+	__type(key, __u32); /* QEMU's tgid, entry made by user space */
+	__type(value, struct net_host_tcp);
+} host_tcp SEC(".maps");
+
+/* Entries in host_socks, kept by user space: 0 makes the hooks free. */
+volatile __u32 host_socks_nr;
+
+/* The counters of the VM owning this socket, if a VM does. */
+static __always_inline struct net_host_tcp *host_tcp_of(const struct sock *sk)
+{
+	__u64 ino;
+	__u32 *tgid;
+
+	if (!host_socks_nr)
+		return NULL;
+	ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	tgid = ino ? bpf_map_lookup_elem(&host_socks, &ino) : NULL;
+	return tgid ? bpf_map_lookup_elem(&host_tcp, tgid) : NULL;
+}
+
+/*
+ * A segment received on an established socket: one sample of its
+ * smoothed RTT (the kernel's srtt_us holds 8x the microseconds).
+ */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(host_tcp_probe, struct sock *sk)
+{
+	struct net_host_tcp *h = host_tcp_of(sk);
+	__u64 ns;
+
+	if (!h)
+		return 0;
+	ns = (__u64)(BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3) * 1000;
+	__sync_fetch_and_add(&h->srtt_sum_ns, ns);
+	__sync_fetch_and_add(&h->srtt_slots[hist_slot(ns, NET_RTT_SLOTS)], 1);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(host_tcp_retransmit, const struct sock *sk)
+{
+	struct net_host_tcp *h = host_tcp_of(sk);
+
+	if (h)
+		__sync_fetch_and_add(&h->retransmits, 1);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -255,6 +255,50 @@ static void render_drops(struct discovery *d, struct strbuf *sb)
 	free(l.counts);
 }
 
+/* QEMU's own TCP sockets on the host, per VM. */
+static void render_host_tcp(struct discovery *d, struct strbuf *sb)
+{
+	struct strbuf lb;
+	struct net_host_tcp *h;
+	size_t n = 0, i = 0;
+	struct vm *vm;
+
+	if (!d->np->host_tcp_on)
+		return;
+	for (vm = d->vms; vm; vm = vm->next)
+		n++;
+	h = calloc(n ? n : 1, sizeof(*h));
+	if (!h)
+		return;
+	for (vm = d->vms; vm; vm = vm->next, i++)
+		net_host_read(d->np, (__u32)vm->pid, &h[i]);
+	sb_init(&lb);
+	expo_family(sb, "vmprobe_host_tcp_srtt_seconds", "histogram",
+		    "Smoothed RTT of the VM's QEMU TCP sockets on the host (migration, network "
+		    "storage, VNC), one sample per segment received.");
+	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
+		struct expo_label l[] = { { "name", vm->name },
+					  { "namespace", vm->ns[0] ? vm->ns : NULL } };
+
+		sb_reset(&lb);
+		expo_labels(&lb, l, ARRAY_SIZE(l));
+		expo_histogram(sb, "vmprobe_host_tcp_srtt_seconds", lb.buf, h[i].srtt_slots,
+			       NET_RTT_SLOTS, &rtt_range, h[i].srtt_sum_ns);
+	}
+	expo_family(sb, "vmprobe_host_tcp_retransmits_total", "counter",
+		    "Segments the VM's QEMU TCP sockets on the host retransmitted.");
+	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
+		struct expo_label l[] = { { "name", vm->name },
+					  { "namespace", vm->ns[0] ? vm->ns : NULL } };
+
+		sb_reset(&lb);
+		expo_labels(&lb, l, ARRAY_SIZE(l));
+		expo_u64(sb, "vmprobe_host_tcp_retransmits_total", lb.buf, h[i].retransmits);
+	}
+	sb_free(&lb);
+	free(h);
+}
+
 static const struct hist_range lat_range = { .min_slot = 10, .max_slot = 34,
 					      .per_unit = 1000000000ULL }; /* ~1 us .. 17 s */
 static const struct hist_range req_size_range = { .min_slot = 9, .max_slot = 24,
@@ -540,6 +584,7 @@ int metrics_render(struct discovery *d, struct strbuf *sb)
 	if (d->np) {
 		render_net(d, sb);
 		render_drops(d, sb);
+		render_host_tcp(d, sb);
 	}
 	if (d->dp)
 		render_disk(d, sb);

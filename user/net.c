@@ -48,6 +48,13 @@ static void drops_choose(struct net_probe *np, struct net_bpf *skel)
 		log_warn("no kfree_skb drop reasons in this kernel: vmprobe_network_drops_total is off");
 	}
 	bpf_program__set_autoload(skel->progs.net_kfree_skb, np->drops_on);
+	/* QEMU's own TCP sockets: the tcp tracepoints (4.16+, BTF-typed 5.5+). */
+	np->host_tcp_on = btf && btf__find_by_name_kind(btf, "btf_trace_tcp_probe", BTF_KIND_TYPEDEF) > 0 &&
+			  btf__find_by_name_kind(btf, "btf_trace_tcp_retransmit_skb", BTF_KIND_TYPEDEF) > 0;
+	if (!np->host_tcp_on)
+		log_warn("no tcp_probe/tcp_retransmit_skb tracepoints: QEMU's host TCP sockets are not measured");
+	bpf_program__set_autoload(skel->progs.host_tcp_probe, np->host_tcp_on);
+	bpf_program__set_autoload(skel->progs.host_tcp_retransmit, np->host_tcp_on);
 	btf__free(btf);
 }
 
@@ -97,10 +104,10 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 		goto cleanup;
 	}
 
-	if (np->drops_on) {
+	if (np->drops_on || np->host_tcp_on) {
 		err = net_bpf__attach(skel);
 		if (err) {
-			log_error("attaching the drop tracepoint failed (%s)", strerror(-err));
+			log_error("attaching the drop and TCP tracepoints failed (%s)", strerror(-err));
 			goto cleanup;
 		}
 	}
@@ -307,4 +314,67 @@ int net_prog_fd(const struct net_probe *np, bool ingress)
 int net_ifaces_fd(const struct net_probe *np)
 {
 	return bpf_map__fd(np->skel->maps.net_ifaces);
+}
+
+int net_host_vm_add(struct net_probe *np, __u32 tgid)
+{
+	struct net_host_tcp zero = {};
+
+	if (!np->host_tcp_on)
+		return 0;
+	if (bpf_map_update_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid, &zero, BPF_NOEXIST) &&
+	    errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+void net_host_vm_del(struct net_probe *np, __u32 tgid)
+{
+	if (np->host_tcp_on)
+		bpf_map_delete_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
+		       size_t nr_now)
+{
+	int fd, err = 0;
+	size_t i = 0, j = 0;
+
+	if (!np->host_tcp_on)
+		return 0;
+	fd = bpf_map__fd(np->skel->maps.host_socks);
+	qsort(now, nr_now, sizeof(*now), cmp_u64);
+	/* Both sorted: one merge pass adds the new and removes the gone. */
+	while (i < nr_old || j < nr_now) {
+		if (j == nr_now || (i < nr_old && old[i] < now[j])) {
+			if (!bpf_map_delete_elem(fd, &old[i]))
+				np->host_socks_nr--;
+			i++;
+		} else if (i == nr_old || now[j] < old[i]) {
+			if (bpf_map_update_elem(fd, &now[j], &tgid, BPF_NOEXIST) == 0)
+				np->host_socks_nr++;
+			else if (errno != EEXIST)
+				err = -errno;
+			j++;
+		} else {
+			i++, j++;
+		}
+	}
+	np->skel->bss->host_socks_nr = np->host_socks_nr;
+	return err;
+}
+
+int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out)
+{
+	if (!np->host_tcp_on ||
+	    bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid, out))
+		return -ENOENT;
+	return 0;
 }

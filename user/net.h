@@ -25,6 +25,8 @@ struct net_probe {
 	struct slot_pool slots;
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
 	bool drops_on;          /* kfree_skb with drop reasons */
+	bool host_tcp_on;       /* tcp_probe and tcp_retransmit_skb */
+	unsigned host_socks_nr; /* QEMU TCP sockets watched */
 	__u64 flows_evicted;    /* last value reported, see net_flows_evicted() */
 	char drop_reason[NET_DROP_REASONS][48];
 };
@@ -68,6 +70,19 @@ long net_flows_live(const struct net_probe *np);
  * the entries now, from the same walk.
  */
 __u64 net_flows_evicted(struct net_probe *np, long *live);
+
+/*
+ * QEMU's own TCP sockets on the host. A VM's counters exist from
+ * net_host_vm_add() to net_host_vm_del(); net_host_socks_set() replaces
+ * its sockets `old` (sorted, as a previous call left `now`) by `now`
+ * (socket inodes, sorted here). 0 or -errno.
+ */
+int net_host_vm_add(struct net_probe *np, __u32 tgid);
+void net_host_vm_del(struct net_probe *np, __u32 tgid);
+int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
+		       size_t nr_now);
+/* The VM's counters; -ENOENT if it has none. */
+int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out);
 
 /* Program fds, for the bench and the BPF_PROG_TEST_RUN tests. */
 int net_prog_fd(const struct net_probe *np, bool ingress);

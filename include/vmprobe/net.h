@@ -125,6 +125,19 @@ struct net_drop_key {
 };
 _Static_assert(sizeof(struct net_drop_key) == 16, "net_drop_key layout");
 
+/*
+ * TCP sockets of QEMU processes on the host (migration, NBD, VNC, ...):
+ * socket inode -> QEMU's tgid, filled by discovery; counters per tgid.
+ */
+#define NET_HOST_SOCKS_MAX 4096
+#define NET_HOST_VMS_MAX 4096
+
+struct net_host_tcp {
+	__u64 retransmits;
+	__u64 srtt_sum_ns;
+	__u64 srtt_slots[NET_RTT_SLOTS];
+};
+
 /* Per-CPU health counters of the TC programs, indexed by enum net_err. */
 enum net_err {
 	NET_ERR_UNKNOWN_IFACE = 0, /* a frame on a tap with no slot */

@@ -1,0 +1,157 @@
+#!/bin/bash
+# QEMU's own TCP sockets on the host: a real guest whose QEMU serves its
+# monitor over TCP on 127.0.0.1. A client sends monitor commands; QEMU's
+# socket's smoothed RTT and retransmits must show under the VM. Ground
+# truth is the kernel's own view of that socket (ss -ti): every segment it
+# received on the established path is at most one sample, and its total
+# retransmits equal vmprobe's counter after a TC filter on lo drops one of
+# QEMU's replies. A TCP socket of another process with the same traffic
+# pattern is never counted.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/lib/guest.sh"
+
+for need in qemu-system-x86_64 tc ss; do
+	if ! command -v $need >/dev/null; then
+		tap_skip "QEMU host TCP sockets" "$need is not installed"
+		tap_done; exit
+	fi
+done
+if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
+	tap_skip "QEMU host TCP sockets" "needs root and /dev/net/tun"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-hosttcp.XXXXXX)
+PORT=19584 TAP=vmpt-h0 MON=19479 # MON: the port tests/tools/dropper.bpf.c watches
+CLIENT=
+cleanup() {
+	[ -n "$CLIENT" ] && kill "$CLIENT" 2>/dev/null
+	tc filter del dev lo ingress pref 7 2>/dev/null
+	guest_stop >/dev/null 2>&1
+	vmprobe_stop >/dev/null 2>&1
+	ip link del "$TAP" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip link del "$TAP" 2>/dev/null
+
+if ! guest_build >"$WORK/build.log" 2>&1; then
+	tap_fail "build the test guest (kernel from Debian's archive)" "$(tail -5 "$WORK/build.log")"
+	tap_done; exit
+fi
+ip tuntap add dev "$TAP" mode tap
+sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1"
+ip link set "$TAP" up
+
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+if ! grep -q "QEMU's host TCP sockets are not measured" "$WORK/vmprobe.log"; then :; else
+	tap_skip "QEMU host TCP sockets" "this kernel lacks the tcp tracepoints (see the log)"
+	tap_done; exit
+fi
+
+guest_make_initrd "$WORK/initrd" - <<'SH'
+echo READY
+sleep 300
+SH
+guest_start "hosttcp vm" "$TAP" "$WORK/initrd" \
+	-monitor "tcp:127.0.0.1:$MON,server=on,wait=off" || {
+	tap_fail "QEMU guest starts"; tap_done; exit; }
+tap_ok "QEMU guest with its monitor on TCP starts"
+
+# The client: connect, then one monitor command per line of the fifo.
+mkfifo "$WORK/cmds"
+cat >"$WORK/client.py" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+def reply():  # until the monitor's prompt
+    buf = b""
+    while not buf.endswith(b"(qemu) "):
+        buf += s.recv(65536)
+    return buf
+reply()
+print("connected", flush=True)
+for line in sys.stdin:
+    for _ in range(int(line)):
+        s.sendall(b"info status\n")
+        reply()
+        time.sleep(0.01)
+    print("done", line.strip(), flush=True)
+time.sleep(1)
+PY
+python3 "$WORK/client.py" "$MON" <"$WORK/cmds" >"$WORK/client.log" 2>&1 &
+CLIENT=$!
+exec 7>"$WORK/cmds"
+wait_for 10 grep -q connected "$WORK/client.log" || { tap_fail "monitor client connects" "$(cat "$WORK/client.log")"; tap_done; exit; }
+
+NAME_EXP='hosttcp vm'
+mon_sock() { # the socket's `ss -ti` line, QEMU's side
+	ss -tinH state established "( sport = :$MON )" | tr '\n' ' '
+}
+samples() { scrape && metric "$WORK/metrics.txt" vmprobe_host_tcp_srtt_seconds_count name="$NAME_EXP"; }
+# Discovery reads QEMU's fd table every few seconds: wait until it watches.
+watched() { echo 1 >&7; sleep 0.3; [ "$(samples)" -gt 0 ]; }
+check "the monitor socket's segments are counted under the VM" wait_for 15 watched
+
+echo 50 >&7
+wait_for 20 grep -q "done 50" "$WORK/client.log"
+scrape
+count=$(metric "$WORK/metrics.txt" vmprobe_host_tcp_srtt_seconds_count name="$NAME_EXP")
+sum=$(metric "$WORK/metrics.txt" vmprobe_host_tcp_srtt_seconds_sum name="$NAME_EXP")
+line=$(mon_sock)
+segs_in=$(grep -o ' segs_in:[0-9]*' <<<"$line" | cut -d: -f2)
+# Each of the 50 commands is a segment QEMU receives on the established
+# path (tcp_probe); the client's acks of the replies may add more. The
+# kernel counts every segment it received, the handshake's ACK and the
+# ones before vmprobe watched included: an upper bound.
+check_range "samples: at least the 50 commands, at most the socket's segs_in ($segs_in)" 50 "${segs_in:-0}" "$count"
+# Loopback: srtt is tens of microseconds; the kernel reports its own
+# (rtt:SRTT/VAR in ms) — the mean sample must be of that order.
+srtt_ms=$(grep -o ' rtt:[0-9.]*' <<<"$line" | cut -d: -f2)
+mean_ms=$(python3 -c "print($sum / $count * 1000)")
+check_range "mean sample ${mean_ms} ms is within 10x of the kernel's srtt ${srtt_ms} ms" \
+	"$(python3 -c "print(${srtt_ms:-0} / 10)")" "$(python3 -c "print(${srtt_ms:-0} * 10 + 0.05)")" "$mean_ms"
+check_num "no retransmits yet" 0 "$(metric "$WORK/metrics.txt" vmprobe_host_tcp_retransmits_total name="$NAME_EXP")"
+
+# Drop one of QEMU's replies at lo ingress, after QEMU's side sent it (a drop at
+# egress fails the send and TCP sends again as new data): the socket retransmits.
+tc qdisc add dev lo clsact 2>/dev/null
+tc filter add dev lo ingress pref 7 bpf da obj "$REPO/build/tests/tools/dropper.bpf.o" sec tc
+echo 3 >&7
+wait_for 20 grep -q "done 3" "$WORK/client.log"
+bpftool map dump name drops >"$WORK/drops.txt" 2>&1; tc filter del dev lo ingress pref 7
+line=$(mon_sock)
+retrans=$(grep -o 'retrans:[0-9]*/[0-9]*' <<<"$line" | cut -d/ -f2)
+scrape
+check "the filter dropped a reply and the socket retransmitted" test "${retrans:-0}" -ge 1
+check_num "host TCP retransmits = the socket's own total (ss: $line)" "${retrans:-x}" \
+	"$(metric "$WORK/metrics.txt" vmprobe_host_tcp_retransmits_total name="$NAME_EXP")"
+
+# Another process's TCP socket on the same host: not a VM's.
+before=$(metric "$WORK/metrics.txt" vmprobe_host_tcp_srtt_seconds_count name="$NAME_EXP")
+python3 - <<'PY'
+import socket, threading
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+def serve():
+    c, _ = srv.accept()
+    while (d := c.recv(100)):
+        c.sendall(d)
+threading.Thread(target=serve, daemon=True).start()
+s = socket.create_connection(srv.getsockname())
+for _ in range(200):
+    s.sendall(b"x" * 20); s.recv(100)
+PY
+scrape
+check_num "a non-VM TCP socket adds no sample to the VM" "$before" \
+	"$(metric "$WORK/metrics.txt" vmprobe_host_tcp_srtt_seconds_count name="$NAME_EXP")"
+if command -v promtool >/dev/null; then
+	check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/metrics.txt'"
+else
+	tap_skip "promtool check metrics" "promtool is not installed"
+fi
+
+exec 7>&-
+tap_done
