@@ -14,10 +14,12 @@
 
 #define BAR_WIDTH 40
 
-/* One histogram followed over the interval: a (drive, op) or a (tap, dir). */
+enum kind { K_DISK, K_SIZE, K_RTT };
+
+/* One histogram followed over the interval: a (drive, op), a (tap, dir) or a (tap, path). */
 struct series {
 	char title[160];
-	bool disk;
+	enum kind kind;
 	int slot;
 	unsigned sub; /* op or direction */
 	__u64 before[DISK_LAT_SLOTS];
@@ -26,12 +28,12 @@ struct series {
 
 static unsigned series_slots(const struct series *s)
 {
-	return s->disk ? DISK_LAT_SLOTS : NET_SIZE_SLOTS;
+	return s->kind == K_DISK ? DISK_LAT_SLOTS : s->kind == K_RTT ? NET_RTT_SLOTS : NET_SIZE_SLOTS;
 }
 
 static void series_read(const struct view *v, struct series *s, __u64 *out)
 {
-	if (s->disk) {
+	if (s->kind == K_DISK) {
 		struct drive_stats st;
 
 		disk_read(&v->dp, s->slot, s->sub, &st);
@@ -40,7 +42,10 @@ static void series_read(const struct view *v, struct series *s, __u64 *out)
 		struct net_stats st;
 
 		net_read(&v->np, s->slot, s->sub, &st);
-		memcpy(out, st.size_slots, sizeof(st.size_slots));
+		if (s->kind == K_RTT)
+			memcpy(out, st.rtt_slots, sizeof(st.rtt_slots));
+		else
+			memcpy(out, st.size_slots, sizeof(st.size_slots));
 	}
 }
 
@@ -55,7 +60,7 @@ static void edge(char *buf, size_t size, const struct series *s, int i)
 
 	if (i >= (int)series_slots(s) - 1)
 		snprintf(buf, size, "inf");
-	else if (s->disk)
+	else if (s->kind != K_SIZE)
 		snprintf(buf, size, "%llu.%03llu", v / 1000, v % 1000);
 	else
 		snprintf(buf, size, "%llu", v);
@@ -81,7 +86,7 @@ static void series_print(const struct series *s)
 	printf("\n%s: %llu\n", s->title, (unsigned long long)total);
 	if (!total)
 		return;
-	printf("%26s : %-10s distribution\n", s->disk ? "usecs" : "bytes", "count");
+	printf("%26s : %-10s distribution\n", s->kind == K_SIZE ? "bytes" : "usecs", "count");
 	for (int i = first; i <= last; i++) {
 		int stars = (int)(d[i] * BAR_WIDTH / max);
 
@@ -97,7 +102,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: vmprobe hist VM [--disk DRIVE | --net IFACE] [-i SECS] [-n COUNT]\n"
 		   "  Log2 histograms of one VM over an interval, like biolatency: disk\n"
 		   "  latency per drive and operation (usecs), frame sizes per tap and\n"
-		   "  direction (bytes; rx: into the guest). VM is a name, NAMESPACE/NAME or PID.\n"
+		   "  direction (bytes; rx: into the guest) and TCP RTT per tap and path\n"
+		   "  (usecs; network, guest). VM is a name, NAMESPACE/NAME or PID.\n"
 		   "  Reads vmprobe serve's counters when it runs, else loads its own probes.\n"
 		   "  -d, --disk DRIVE     only this drive (default: every drive and tap)\n"
 		   "  -N, --net IFACE      only this tap\n"
@@ -119,7 +125,7 @@ static int select_series(const struct view *v, const struct view_vm *vm, const c
 		if (vm->drives[i].slot < 0)
 			continue;
 		for (unsigned op = 0; op < DISK_OP_MAX && n < max; op++, n++) {
-			out[n] = (struct series){ .disk = true, .slot = vm->drives[i].slot, .sub = op };
+			out[n] = (struct series){ .kind = K_DISK, .slot = vm->drives[i].slot, .sub = op };
 			snprintf(out[n].title, sizeof(out[n].title), "drive %s, %s latency, operations",
 				 vm->drives[i].label, disk_op_names[op]);
 		}
@@ -131,9 +137,14 @@ static int select_series(const struct view *v, const struct view_vm *vm, const c
 		if (vm->taps[i].slot < 0)
 			continue;
 		for (unsigned dir = 0; dir < NET_DIR_MAX && n < max; dir++, n++) {
-			out[n] = (struct series){ .slot = vm->taps[i].slot, .sub = dir };
+			out[n] = (struct series){ .kind = K_SIZE, .slot = vm->taps[i].slot, .sub = dir };
 			snprintf(out[n].title, sizeof(out[n].title), "tap %s, %s frame sizes, frames",
 				 vm->taps[i].ifname, dir == NET_DIR_RX ? "rx" : "tx");
+		}
+		for (unsigned dir = 0; dir < NET_DIR_MAX && n < max; dir++, n++) {
+			out[n] = (struct series){ .kind = K_RTT, .slot = vm->taps[i].slot, .sub = dir };
+			snprintf(out[n].title, sizeof(out[n].title), "tap %s, TCP RTT, %s path, samples",
+				 vm->taps[i].ifname, dir == NET_PATH_NETWORK ? "network" : "guest");
 		}
 	}
 	return found ? n : -1;
@@ -149,7 +160,7 @@ int do_hist(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	enum { MAX_SERIES = VM_MAX_DRIVES * DISK_OP_MAX + VM_MAX_NICS * NET_DIR_MAX };
+	enum { MAX_SERIES = VM_MAX_DRIVES * DISK_OP_MAX + VM_MAX_NICS * NET_DIR_MAX * 2 };
 	const char *disk = NULL, *net = NULL, *name;
 	struct series *ser = NULL;
 	const struct view_vm *vm;

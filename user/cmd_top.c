@@ -14,29 +14,35 @@
 #include "pin.h"
 #include "util.h"
 
-/* Sort columns; the first F_P99 are rates kept in row.v. */
-enum field { F_RXPK, F_TXPK, F_RXBIT, F_TXBIT, F_RIOPS, F_WIOPS, F_RMB, F_WMB, F_P99, F_NAME, F_MAX };
+/* Sort columns: rates, then p99 latencies; all but F_NAME kept in row.v. */
+enum field {
+	F_RXPK, F_TXPK, F_RXBIT, F_TXBIT, F_RIOPS, F_WIOPS, F_RMB, F_WMB,
+	F_P99, F_NRTT, F_GRTT, F_NAME, F_MAX
+};
+
+/* The latency histograms of a row, in the order of their columns. */
+enum lat { L_DISK, L_NET, L_GUEST, L_MAX };
 
 /* Counters of one VM, summed over its taps and drives. */
 struct totals {
 	__u64 pkts[NET_DIR_MAX], bytes[NET_DIR_MAX];
 	__u64 ops[2], disk_bytes[2]; /* read, write */
-	__u64 lat[DISK_LAT_SLOTS];   /* every operation */
+	__u64 lat[L_MAX][DISK_LAT_SLOTS]; /* ns log2 slots: every disk op; RTT per path */
 };
+_Static_assert(NET_RTT_SLOTS <= DISK_LAT_SLOTS, "RTT slots fit the latency rows");
 
 struct row {
 	pid_t pid;
 	char name[VM_NAME_MAX * 2 + 2];
 	struct totals prev, cur;
-	double v[F_P99]; /* rates of the interval, indexed by enum field */
-	double p50, p99; /* usecs; < 0 when no IO */
+	double v[F_NAME]; /* rates and p99s (usecs, < 0 when none), by enum field */
+	double p50[L_MAX]; /* usecs; < 0 when none */
 };
-
 
 static const char *const field_names[F_MAX] = {
 	[F_RXPK] = "rxpk", [F_TXPK] = "txpk", [F_RXBIT] = "rxbit", [F_TXBIT] = "txbit",
 	[F_RIOPS] = "riops", [F_WIOPS] = "wiops", [F_RMB] = "rmb", [F_WMB] = "wmb",
-	[F_P99] = "p99", [F_NAME] = "name",
+	[F_P99] = "p99", [F_NRTT] = "netrtt", [F_GRTT] = "guestrtt", [F_NAME] = "name",
 };
 
 static void totals_read(const struct view *v, const struct view_vm *vm, struct totals *t)
@@ -52,6 +58,8 @@ static void totals_read(const struct view *v, const struct view_vm *vm, struct t
 			t->bytes[dir] += st.bytes;
 			for (int s = 0; s < NET_SIZE_SLOTS; s++)
 				t->pkts[dir] += st.size_slots[s];
+			for (int s = 0; s < NET_RTT_SLOTS; s++)
+				t->lat[dir == NET_PATH_NETWORK ? L_NET : L_GUEST][s] += st.rtt_slots[s];
 		}
 	}
 	for (int i = 0; v->disk_on && i < vm->nr_drives; i++) {
@@ -62,7 +70,7 @@ static void totals_read(const struct view *v, const struct view_vm *vm, struct t
 
 			disk_read(&v->dp, vm->drives[i].slot, op, &st);
 			for (int s = 0; s < DISK_LAT_SLOTS; s++) {
-				t->lat[s] += st.lat_slots[s];
+				t->lat[L_DISK][s] += st.lat_slots[s];
 				if (op <= DISK_OP_WRITE)
 					t->ops[op] += st.lat_slots[s];
 			}
@@ -85,17 +93,17 @@ static double delta(__u64 now, __u64 before)
 	return now >= before ? (double)(now - before) : 0;
 }
 
-/* Upper edge (usecs) of the log2 slot holding quantile q of the interval's latencies. */
-static double quantile(const struct totals *cur, const struct totals *prev, double q)
+/* Upper edge (usecs) of the log2 slot holding quantile q of the interval's values; -1: none. */
+static double quantile(const __u64 *cur, const __u64 *prev, double q)
 {
 	double total = 0, seen = 0;
 
 	for (int s = 0; s < DISK_LAT_SLOTS; s++)
-		total += delta(cur->lat[s], prev->lat[s]);
+		total += delta(cur[s], prev[s]);
 	if (total == 0)
 		return -1;
 	for (int s = 0; s < DISK_LAT_SLOTS; s++) {
-		seen += delta(cur->lat[s], prev->lat[s]);
+		seen += delta(cur[s], prev[s]);
 		if (seen >= q * total)
 			return (double)(1ULL << s) / 1000;
 	}
@@ -104,6 +112,7 @@ static double quantile(const struct totals *cur, const struct totals *prev, doub
 
 static void row_rates(struct row *r, double secs)
 {
+	static const enum field p99_field[L_MAX] = { F_P99, F_NRTT, F_GRTT };
 	const struct totals *c = &r->cur, *p = &r->prev;
 
 	r->v[F_RXPK] = delta(c->pkts[NET_DIR_RX], p->pkts[NET_DIR_RX]) / secs;
@@ -114,8 +123,10 @@ static void row_rates(struct row *r, double secs)
 	r->v[F_WIOPS] = delta(c->ops[1], p->ops[1]) / secs;
 	r->v[F_RMB] = delta(c->disk_bytes[0], p->disk_bytes[0]) / 1e6 / secs;
 	r->v[F_WMB] = delta(c->disk_bytes[1], p->disk_bytes[1]) / 1e6 / secs;
-	r->p50 = quantile(c, p, 0.5);
-	r->p99 = quantile(c, p, 0.99);
+	for (int l = 0; l < L_MAX; l++) {
+		r->p50[l] = quantile(c->lat[l], p->lat[l], 0.5);
+		r->v[p99_field[l]] = quantile(c->lat[l], p->lat[l], 0.99);
+	}
 }
 
 static enum field sort_field;
@@ -123,18 +134,13 @@ static enum field sort_field;
 static int row_cmp(const void *a, const void *b)
 {
 	const struct row *x = a, *y = b;
-	double vx, vy;
 
-	if (sort_field == F_NAME)
-		return strcmp(x->name, y->name);
-	vx = sort_field == F_P99 ? x->p99 : x->v[sort_field];
-	vy = sort_field == F_P99 ? y->p99 : y->v[sort_field];
-	if (vx != vy)
-		return vx < vy ? 1 : -1;
+	if (sort_field != F_NAME && x->v[sort_field] != y->v[sort_field])
+		return x->v[sort_field] < y->v[sort_field] ? 1 : -1;
 	return strcmp(x->name, y->name);
 }
 
-/* Fits a rate in 6 columns: 999, 12.3k, 4.56M, 7.89G. */
+/* A rate in at most 4 columns: 999, 9.9k, 99k, 999k, 1.2M. */
 static void human(char *buf, size_t size, double v)
 {
 	static const char units[] = " kMGTP";
@@ -147,40 +153,53 @@ static void human(char *buf, size_t size, double v)
 	if (u == 0)
 		snprintf(buf, size, "%.0f", v);
 	else
-		snprintf(buf, size, v < 9.995 ? "%.2f%c" : v < 99.95 ? "%.1f%c" : "%.0f%c", v, units[u]);
+		snprintf(buf, size, v < 9.95 ? "%.1f%c" : "%.0f%c", v, units[u]);
 }
 
+/* A latency in at most 4 columns: 512u, 33m, 17s; "-" for none. */
 static void usec(char *buf, size_t size, double us)
 {
 	if (us < 0)
 		snprintf(buf, size, "-");
-	else if (us < 1000)
+	else if (us < 999.5)
 		snprintf(buf, size, "%.0fu", us);
-	else if (us < 1e6)
+	else if (us < 999.5e3)
 		snprintf(buf, size, "%.0fm", us / 1000);
 	else
 		snprintf(buf, size, "%.0fs", us / 1e6);
 }
 
-/* Sorted, 78 columns; `eol` ends each line ("\r\n" in raw mode). */
+/*
+ * Sorted, 79 columns; `eol` ends each line ("\r\n" in raw mode). Each
+ * column is a pair: rx/tx, read/write, p50/p99.
+ */
 static void print_table(struct row *rows, int n, const char *eol)
 {
-	char c[10][16];
+	char a[8], b[8], c[7][20];
 
 	qsort(rows, n, sizeof(*rows), row_cmp);
-	printf("%-14s %6s %6s %6s %6s %5s %5s %5s %5s %5s %5s%s", "VM", "RXPK/s", "TXPK/s", "RXb/s",
-	       "TXb/s", "RDIO", "WRIO", "RDMB", "WRMB", "P50", "P99", eol);
+	printf("%-9s %9s %9s %9s %9s %9s %9s %9s%s", "VM", "RX/TXpk/s", "RX/TXb/s", "RD/WRio/s",
+	       "RD/WRMB/s", "DISK50/99", "NET50/99", "GST50/99", eol);
 	for (int i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
+		static const enum field p99_field[L_MAX] = { F_P99, F_NRTT, F_GRTT };
 
-		for (int k = 0; k < 6; k++)
-			human(c[k], sizeof(c[k]), r->v[k]);
-		snprintf(c[6], sizeof(c[6]), "%.1f", r->v[F_RMB]);
-		snprintf(c[7], sizeof(c[7]), "%.1f", r->v[F_WMB]);
-		usec(c[8], sizeof(c[8]), r->p50);
-		usec(c[9], sizeof(c[9]), r->p99);
-		printf("%-14.14s %6s %6s %6s %6s %5s %5s %5s %5s %5s %5s%s", r->name, c[0], c[1], c[2],
-		       c[3], c[4], c[5], c[6], c[7], c[8], c[9], eol);
+		for (int k = 0; k < 4; k++) {
+			/* MB/s below 10 keeps a decimal: a slow disk is not 0. */
+			for (int j = 0; j < 2; j++)
+				if (2 * k + j >= F_RMB && r->v[2 * k + j] < 9.95)
+					snprintf(j ? b : a, sizeof(a), "%.1f", r->v[2 * k + j]);
+				else
+					human(j ? b : a, sizeof(a), r->v[2 * k + j]);
+			snprintf(c[k], sizeof(c[k]), "%s/%s", a, b);
+		}
+		for (int l = 0; l < L_MAX; l++) {
+			usec(a, sizeof(a), r->p50[l]);
+			usec(b, sizeof(b), r->v[p99_field[l]]);
+			snprintf(c[4 + l], sizeof(c[4 + l]), "%s/%s", a, b);
+		}
+		printf("%-9.9s %9s %9s %9s %9s %9s %9s %9s%s", r->name, c[0], c[1], c[2], c[3], c[4],
+		       c[5], c[6], eol);
 	}
 	if (!n)
 		printf("(no QEMU VM on this host)%s", eol);
@@ -233,7 +252,8 @@ static bool handle_keys(void)
 {
 	static const char keys[F_MAX] = {
 		[F_RXPK] = 'r', [F_TXPK] = 't', [F_RXBIT] = 'R', [F_TXBIT] = 'T', [F_RIOPS] = 'i',
-		[F_WIOPS] = 'w', [F_RMB] = 'b', [F_WMB] = 'B', [F_P99] = 'l', [F_NAME] = 'n',
+		[F_WIOPS] = 'w', [F_RMB] = 'b', [F_WMB] = 'B', [F_P99] = 'l', [F_NRTT] = 'N',
+		[F_GRTT] = 'g', [F_NAME] = 'n',
 	};
 	char ch;
 
@@ -254,17 +274,18 @@ static bool handle_keys(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmprobe top [-d SECS] [-n COUNT] [-b] [--sort FIELD]\n"
-		   "  One row per VM over the last interval: packets/s and bits/s into (RX)\n"
-		   "  and out of (TX) the guest, disk read/write IOPS and MB/s, and p50/p99\n"
-		   "  disk latency (upper edge of its log2 bucket; u = usecs, m = msecs).\n"
-		   "  TCP RTT columns do not exist yet. Reads vmprobe serve's counters when\n"
-		   "  it runs, else loads its own probes and removes them on exit.\n"
+		   "  One row per VM over the last interval, each column a pair: packets/s\n"
+		   "  and bits/s into (RX) and out of (TX) the guest, disk read/write IOPS\n"
+		   "  and MB/s, p50/p99 of disk latency, of TCP RTT on the network path and\n"
+		   "  of TCP RTT in the guest (upper edge of the log2 bucket; u = usecs,\n"
+		   "  m = msecs, s = secs; - = no sample). Reads vmprobe serve's counters\n"
+		   "  when it runs, else loads its own probes and removes them on exit.\n"
 		   "  -d, --delay SECS    interval (default 2)\n"
 		   "  -n, --count COUNT   stop after COUNT intervals\n"
 		   "  -b, --batch         plain tables, one per interval (also without a tty)\n"
-		   "  -s, --sort FIELD    rxpk txpk rxbit txbit riops wiops rmb wmb p99 name\n"
-		   "                      (default rxbit)\n"
-		   "  keys: q quit; r t R T i w b B l n sort by that column; < > previous/next\n");
+		   "  -s, --sort FIELD    rxpk txpk rxbit txbit riops wiops rmb wmb p99 (disk)\n"
+		   "                      netrtt guestrtt (p99) name (default rxbit)\n"
+		   "  keys: q quit; r t R T i w b B l N g n sort by that field; < > previous/next\n");
 }
 
 int do_top(int argc, char **argv)
