@@ -33,12 +33,12 @@ fi
 
 WORK=$(mktemp -d /tmp/vmprobe-rules-e2e.XXXXXX)
 PORT=19584 PROM_PORT=19592 KV_PORT=19593 TAP=vmpt-r0
-PROM_PID= KV_PID=
+PROM_PID= KV_PID= TCP_PID=
 CG=$(kubepods_cgroup vmprobe-rules-e2e)
 cleanup() {
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
-	for p in $PROM_PID $KV_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	for p in $PROM_PID $KV_PID $TCP_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	ip link del "$TAP" 2>/dev/null
 	[ -n "$CG" ] && rmdir "$CG" "${CG%/*}" 2>/dev/null
 	umount "$WORK/img" 2>/dev/null
@@ -136,7 +136,18 @@ prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb"
 PROM_PID=$!
 check "Prometheus starts with the chart's rules" wait_for 30 curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
 
-# The guest: steady pings to the host and direct IO on its drive, for 40 s.
+# A TCP server on the host for the guest's short connections (RTT samples).
+python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.4.1", 19596)); s.listen(16)
+while True:
+    c, _ = s.accept(); c.recv(100); c.sendall(b"ok\n"); c.close()
+' 2>"$WORK/tcpserver.log" &
+TCP_PID=$!
+
+# The guest: steady pings to the host, a TCP connection a second and
+# direct IO on its drive, for 40 s.
 guest_make_initrd "$WORK/initrd" - <<'SH'
 ping -c 1 -W 5 10.77.4.1 >/dev/null
 echo WORKLOAD-START
@@ -145,6 +156,7 @@ i=0
 while [ $i -lt 40 ]; do
 	dd if=/dev/zero of=/dev/vda bs=4096 count=32 oflag=direct 2>/dev/null
 	dd if=/dev/vda of=/dev/null bs=65536 count=8 iflag=direct 2>/dev/null
+	echo hello | nc -w 2 10.77.4.1 19596 >/dev/null 2>&1
 	sleep 1
 	i=$((i + 1))
 done
@@ -169,6 +181,9 @@ if [ $kube -eq 1 ]; then
 		"$(metric "$WORK/metrics.txt" vmprobe_vm_info namespace="$NS" name="$VM")"
 	export VAR_namespace=$NS VAR_vm=$VM
 fi
+# ~30 connections by now, one a second; the server's accept log is not needed.
+check_range "vmprobe counts the guest's TCP connections (opened by the guest)" 10 45 \
+	"$(metric "$WORK/metrics.txt" vmprobe_network_tcp_connections_opened_total name="$VM" interface="$TAP" opened_by=guest)"
 check "vmprobe counts the guest's drive (drive label without KubeVirt's ua- prefix)" \
 	test -n "$(metric "$WORK/metrics.txt" vmprobe_disk_operations_total name="$VM" drive=data operation=write)"
 

@@ -97,7 +97,7 @@ def check(what, expr, want_data=True, label=None):
     if not want_data:
         verdict("OK", what)
     elif missing:
-        verdict("SKIP", what + " returns data", "not in the scrape (not exported by this build yet): " + ", ".join(missing))
+        verdict("SKIP", what + " returns data", "not in the scrape (not exported by this build, or no series yet, as drops before the first drop): " + ", ".join(missing))
     elif not result:
         verdict("FAIL", what + " returns data", "empty result: " + short(expr, 300))
     elif label and not any(label in s["metric"] for s in result):
