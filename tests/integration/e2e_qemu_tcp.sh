@@ -13,16 +13,18 @@
 # Ground truth: the peer's connect times (2D), the guest's ping, the delay
 # line's deliberate drops, TCP's own counters (/proc/net/snmp) in the guest
 # and in the peer namespace, and the tap's statistics.
-# vmprobe's TCP families (RTT per path, retransmits, connections opened) are
-# printed per phase as TAP comments; the checks on them go in the blocks
-# marked TODO(vmprobe TCP ...).
+# vmprobe's TCP families, per phase: connections opened by each side; the
+# network-path RTT centred on 2D (its median in 2D's log2 bucket, nothing
+# below it); guest-path samples far below 2D; retransmits against each
+# end's RetransSegs. `vmprobe top` shows the same medians; a real
+# Prometheus computes histogram_quantile per path; promtool is clean.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 . "$REPO/tests/lib/guest.sh"
 
-for need in qemu-system-x86_64 python3; do
+for need in qemu-system-x86_64 python3 prometheus promtool; do
 	if ! command -v $need >/dev/null; then
 		tap_skip "end to end TCP through a delay line" "$need is not installed"
 		tap_done; exit
@@ -34,14 +36,16 @@ if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
 fi
 
 WORK=$(mktemp -d /tmp/vmprobe-tcp.XXXXXX)
-PORT=19587 TAP=vmpt-k0 D=20
+PORT=19587 PROM_PORT=19597 TAP=vmpt-k0 D=20
 DELAY_NS=vmprobe-tcp-peer DELAY_BR=vmpbr-k DELAY_TAP_A=vmpt-ka DELAY_TAP_B=vmpt-kb
 DELAY_PEER_IP=10.78.0.1/24 PEER=10.78.0.1 GUEST=10.78.0.2
 . "$REPO/tests/lib/delay.sh"
-PEER_PID=
+PEER_PID= PROM_PID= TOP_PID=
 cleanup() {
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
+	[ -n "$TOP_PID" ] && kill "$TOP_PID" 2>/dev/null
+	[ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
 	[ -n "$PEER_PID" ] && kill "$PEER_PID" 2>/dev/null && wait "$PEER_PID" 2>/dev/null
 	delay_teardown
 	ip link del "$TAP" 2>/dev/null
@@ -121,6 +125,12 @@ wait_for 5 grep -q listening "$WORK/peer.log" || {
 }
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+# Not through check: that runs in a subshell, and PROM_PID must survive.
+if prometheus_start $PROM_PORT $PORT; then
+	tap_ok "Prometheus server starts"
+else
+	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus.log")"
+fi
 
 # The guest waits at each barrier until the host writes a line to its second
 # serial port (/dev/ttyS1, a unix socket on the host), so the host scrapes
@@ -191,8 +201,9 @@ check "vmprobe counts the guest's tap" wait_for 5 counted
 delta() { # FILE0 FILE1 NAME [LABEL=VALUE...]
 	awk -v a="$(metric "$1" "${@:3}")" -v b="$(metric "$2" "${@:3}")" 'BEGIN { print b - a }'
 }
-# "count=N p50<=X" of the samples a histogram gained between two scrapes,
-# X the upper bound (seconds) of the bucket holding the median.
+# "count=N p50<=X min<=Y max<=Z" of the samples a histogram gained between
+# two scrapes: X the upper bound (seconds) of the bucket holding the median,
+# Y and Z of the lowest and highest buckets that gained any.
 hist_delta() { # FILE0 FILE1 NAME [LABEL=VALUE...]
 	python3 - "$@" <<'PY'
 import re, sys
@@ -212,7 +223,9 @@ b0, b1 = buckets(f0), buckets(f1)
 d = sorted((le, b1[le] - b0.get(le, 0)) for le in b1)
 n = d[-1][1] if d else 0
 p50 = next((le for le, c in d if n and c >= n / 2), None)
-print("count=%d p50<=%s" % (n, p50))
+lo = next((le for le, c in d if c > 0), None)
+hi = next((le for i, (le, c) in enumerate(d) if c == n and (i == 0 or d[i - 1][1] < n)), None) if n else None
+print("count=%d p50<=%s min<=%s max<=%s" % (n, p50, lo, hi))
 PY
 }
 # One TAP comment line with what vmprobe's TCP families gained in a phase.
@@ -224,6 +237,14 @@ tcp_report() { # PHASE FILE0 FILE1
 		"opened by guest +$(delta "$2" "$3" vmprobe_network_tcp_connections_opened_total "${lbl[@]}" opened_by=guest)" \
 		"peer +$(delta "$2" "$3" vmprobe_network_tcp_connections_opened_total "${lbl[@]}" opened_by=peer)"
 }
+# One field of hist_delta: hd FIELD FILE0 FILE1 PATH
+hd() {
+	hist_delta "$2" "$3" vmprobe_network_tcp_rtt_seconds "${lbl[@]}" path="$4" |
+		grep -o "$1[=<]*[^ ]*" | sed 's/^[a-z0-9]*[=<]*//'
+}
+# Log2 buckets in seconds: 2D = 40 ms lies in (2^25, 2^26] ns; "far below
+# 2D" is the bucket under it at most, <= 2^25 ns.
+BUCKET_2D=0.067108864 BELOW_2D=0.033554432
 twoD=$((2 * D))
 # Tolerance of a round trip through the delay line: never below 2D (each
 # frame is held D ms from the moment it is read), and above by what the
@@ -248,17 +269,39 @@ check "phase a: the peer answered 10 requests" grep -q '^5001 requests=10 in=60 
 check_num "phase a: the guest opened one connection (its ActiveOpens)" 1 \
 	$(($(guest_snmp b ActiveOpens) - $(guest_snmp a ActiveOpens)))
 tcp_report a "$WORK/m-a.txt" "$WORK/m-b.txt"
-# TODO(vmprobe TCP, phase a, files m-a.txt -> m-b.txt):
-#  - vmprobe_network_tcp_connections_opened_total{opened_by="guest"} +1, {opened_by="peer"} +0
-#  - vmprobe_network_tcp_rtt_seconds{path="network"}: >= 10 new samples (one per
-#    request at least), median in 2D's log2 bucket (2^25, 2^26] ns =
-#    (0.033554432, 0.067108864] s for D=20; none below 2D's bucket
-#  - vmprobe_network_tcp_rtt_seconds{path="guest"}: the handshake's SYN-ACK -> ACK
-#    sample, far below 2D (<= 2^23 ns)
-#  - vmprobe_network_tcp_retransmits_total{direction="tx"|"rx"} +0, unless the
-#    guest's/peer's RetransSegs moved (print them if so)
+# Retransmits against each end's own RetransSegs. From the peer, frames
+# reach the tap one segment each (the delay line's tap has no offloads):
+# equal. From the guest, a resent range can leave as one GSO frame covering
+# several segments: at least one frame when the guest resent, at most its
+# segments.
+check_retransmits() { # PHASE FILE0 FILE1 GUEST_RT PEER_RT
+	local tx rx
+	tx=$(delta "$2" "$3" vmprobe_network_tcp_retransmits_total "${lbl[@]}" direction=tx)
+	rx=$(delta "$2" "$3" vmprobe_network_tcp_retransmits_total "${lbl[@]}" direction=rx)
+	check_range "phase $1: tx retransmits (frames) within the guest's RetransSegs +$4" \
+		$(($4 > 0 ? 1 : 0)) "$4" "$tx"
+	check_num "phase $1: rx retransmits = the peer's RetransSegs" "$5" "$rx"
+}
+check_opened() { # PHASE FILE0 FILE1 GUEST PEER
+	check_num "phase $1: connections opened by the guest" "$4" \
+		"$(delta "$2" "$3" vmprobe_network_tcp_connections_opened_total "${lbl[@]}" opened_by=guest)"
+	check_num "phase $1: connections opened by the peer" "$5" \
+		"$(delta "$2" "$3" vmprobe_network_tcp_connections_opened_total "${lbl[@]}" opened_by=peer)"
+}
+A=("$WORK/m-a.txt" "$WORK/m-b.txt")
+check_opened a "${A[@]}" 1 0
+check_range "phase a: network-path samples, at least one per request" 10 1000 "$(hd count "${A[@]}" network)"
+check_eq "phase a: network-path median in 2D's bucket (le=$BUCKET_2D)" $BUCKET_2D "$(hd p50 "${A[@]}" network)"
+check_eq "phase a: no network-path sample below 2D's bucket" $BUCKET_2D "$(hd min "${A[@]}" network)"
+check_range "phase a: guest-path samples (the handshake's ACK at least)" 1 1000 "$(hd count "${A[@]}" guest)"
+check_range "phase a: guest-path median far below 2D (s)" 0 $BELOW_2D "$(hd p50 "${A[@]}" guest)"
+check_retransmits a "${A[@]}" $(($(guest_snmp b RetransSegs) - $(guest_snmp a RetransSegs))) \
+	$((PEER_RETRANS[b] - PEER_RETRANS[a]))
 
-# --- b) connections opened by the peer to the guest's echo server.
+# --- b) connections opened by the peer to the guest's echo server, with
+# `vmprobe top` watching over one second of it.
+"$VMPROBE" top -b -n 1 -d 1 >"$WORK/top.txt" 2>&1 &
+TOP_PID=$!
 ip netns exec "$DELAY_NS" python3 - $GUEST 5002 5 5 1000 >"$WORK/phase-b.txt" 2>&1 <<'PY'
 import socket, statistics, sys, time
 addr, port, conns, rounds, size = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:])
@@ -299,14 +342,23 @@ check "the guest goes on after phase b" barrier c
 check_num "phase b: the guest accepted 5 connections (its PassiveOpens)" 5 \
 	$(($(guest_snmp c PassiveOpens) - $(guest_snmp b PassiveOpens)))
 tcp_report b "$WORK/m-b.txt" "$WORK/m-c.txt"
-# TODO(vmprobe TCP, phase b, files m-b.txt -> m-c.txt):
-#  - vmprobe_network_tcp_connections_opened_total{opened_by="peer"} +5, {opened_by="guest"} +0
-#  - vmprobe_network_tcp_rtt_seconds{path="guest"}: >= 5 new samples (SYN -> SYN-ACK
-#    of each handshake, answered by the guest's kernel), all far below 2D
-#    (<= 2^23 ns); later echo samples include busybox nc and cat under TCG
-#  - vmprobe_network_tcp_rtt_seconds{path="network"}: >= 5 samples (SYN-ACK -> ACK),
-#    median in 2D's bucket (0.033554432, 0.067108864] s
-#  - retransmits +0 both ways (unless RetransSegs moved)
+B=("$WORK/m-b.txt" "$WORK/m-c.txt")
+check_opened b "${B[@]}" 0 5
+# The guest's answers: its kernel's SYN-ACKs and ACKs, busybox nc and cat
+# under TCG for the echoes; all far below the 40 ms of the path.
+check_range "phase b: guest-path samples, at least one per handshake" 5 1000 "$(hd count "${B[@]}" guest)"
+check_range "phase b: every guest-path sample far below 2D (highest bucket, s)" 0 $BELOW_2D "$(hd max "${B[@]}" guest)"
+check_range "phase b: network-path samples, at least one per handshake" 5 1000 "$(hd count "${B[@]}" network)"
+check_eq "phase b: network-path median in 2D's bucket (le=$BUCKET_2D)" $BUCKET_2D "$(hd p50 "${B[@]}" network)"
+check_eq "phase b: no network-path sample below 2D's bucket" $BUCKET_2D "$(hd min "${B[@]}" network)"
+check_retransmits b "${B[@]}" $(($(guest_snmp c RetransSegs) - $(guest_snmp b RetransSegs))) \
+	$((PEER_RETRANS[c] - PEER_RETRANS[b]))
+wait "$TOP_PID"
+# top's columns are fixed width (the name has a space): NET50/99 is 61-69.
+toprow=$(grep -a '^tcp delay' "$WORK/top.txt")
+echo "# top: $toprow"
+check_eq "top: network-path RTT p50 is 2D's bucket edge (67 ms)" 67m "$(cut -c61-69 <<<"$toprow" | tr -d ' ' | cut -d/ -f1)"
+check "top: guest-path RTT p50 is far below 2D" bash -c "[[ '$(cut -c71-79 <<<"$toprow" | tr -d ' ' | cut -d/ -f1)' =~ ^([0-9]+u|1m|2m|4m|8m|17m)$ ]]"
 
 # --- c) a bulk connection opened by the guest; the delay line drops the
 # 5th data segment each way.
@@ -327,13 +379,10 @@ echo "# retransmissions in phases a, b (guest, peer): " \
 	"$(($(guest_snmp c RetransSegs) - $(guest_snmp a RetransSegs)))," \
 	"$((PEER_RETRANS[c] - PEER_RETRANS[a]))"
 tcp_report c "$WORK/m-c.txt" "$WORK/m-end.txt"
-# TODO(vmprobe TCP, phase c, files m-c.txt -> m-end.txt; ground truth $guest_rt, $peer_rt):
-#  - vmprobe_network_tcp_retransmits_total{direction="tx"} +guest_rt (segments the
-#    guest sent again; >= 1), {direction="rx"} +peer_rt (>= 1). The guest's
-#    segments cross the tap as GSO frames: a resent range may be counted as one
-#    frame covering several of the guest's segments; state the rule the check uses.
-#  - vmprobe_network_tcp_connections_opened_total{opened_by="guest"} +1
-#  - vmprobe_network_tcp_rtt_seconds{path="network"}: median still in 2D's bucket
+C=("$WORK/m-c.txt" "$WORK/m-end.txt")
+check_opened c "${C[@]}" 1 0
+check_retransmits c "${C[@]}" "$guest_rt" "$peer_rt"
+check_eq "phase c: network-path median in 2D's bucket (le=$BUCKET_2D)" $BUCKET_2D "$(hd p50 "${C[@]}" network)"
 
 # --- the packet counters still match the tap's own, with TCP in GSO frames.
 # Read the tap before and after the scrape: a late ARP could fall in between.
@@ -351,6 +400,15 @@ check_num "frames to the guest = tap tx_packets + tx_dropped" \
 	"$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=rx)"
 check_num "bytes to the guest = tap tx_bytes" "$(tapstat $TAP tx_bytes)" \
 	"$(metric "$WORK/final.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=rx)"
+check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/final.txt'"
+# Prometheus scrapes every second: let it take the final counts, then ask
+# for the median of all of the run's samples per path.
+sleep 2
+q50() { promql "histogram_quantile(0.5, sum by (path, le) (vmprobe_network_tcp_rtt_seconds_bucket{interface=\"$TAP\", path=\"$1\"}))"; }
+check_range "Prometheus: histogram_quantile(0.5) of the network path lies in 2D's bucket" \
+	$BELOW_2D $BUCKET_2D "$(q50 network)"
+check_range "Prometheus: histogram_quantile(0.5) of the guest path is far below 2D" \
+	0 $BELOW_2D "$(q50 guest)"
 check_num "the delay line lost no frame to overflow" 0 \
 	"$(($(delay_counter 'A->B' overflow) + $(delay_counter 'B->A' overflow)))"
 
