@@ -145,6 +145,12 @@ static void check_net(struct report *r)
 		return;
 	}
 	item(r, "network probe (TC)", ST_OK, "programs load");
+	item(r, "TCP flow tracking (LRU table)", ST_OK, "RTT per path, retransmits, connections");
+	item(r, "drop reasons (tp_btf/kfree_skb)", np.drops_on ? ST_OK : ST_DEGRADED, "%s",
+	     np.drops_on ? "attached" : "missing: vmprobe_network_drops_total is off");
+	item(r, "QEMU's host TCP sockets", np.host_tcp_on ? ST_OK : ST_DEGRADED, "%s",
+	     np.host_tcp_on ? "tcp_probe, tcp_retransmit_skb attached"
+			    : "tcp tracepoints missing: vmprobe_host_tcp_* are off");
 	item(r, "bpf_get_netns_cookie in TC", np.have_netns_cookie ? ST_OK : ST_DEGRADED,
 	     np.have_netns_cookie ? "fallback lookup keyed by namespace"
 				  : "fallback lookup keyed by ifindex only (hot path unaffected)");
