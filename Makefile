@@ -108,8 +108,10 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 
 # make bench: vmprobe's TC cost per packet against an empty and a naive
 # program (bench/ref.bpf.c), on the real path (frames out of a tap, timed by
-# BPF run-time stats) and the fallback path (BPF_PROG_TEST_RUN), and
-# /metrics render time and size. Root: it makes a netns and a tap.
+# BPF run-time stats; also on a TCP mix with flow tracking) and the fallback
+# path (BPF_PROG_TEST_RUN), and /metrics render time and size; iperf3
+# throughput through a veth between two netns with each probe attached
+# (bench/net.sh); fio IOPS (bench/disk.sh). Root: it makes netns and taps.
 $(BUILD)/bench/ref.bpf.o: bench/ref.h
 $(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
 	$(call msg,GEN-SKEL,$@)
@@ -121,6 +123,7 @@ $(BUILD)/bench/bench: bench/bench.c bench/ref.h $(BUILD)/bench/ref.skel.h $(USER
 bench: test-deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench
 	$(Q)$(BUILD)/bench/bench
+	$(Q)bench/net.sh
 	$(Q)bench/disk.sh
 
 # Kubernetes delivery: the chart rendered for kubectl, the container image,
