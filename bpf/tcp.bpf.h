@@ -195,39 +195,40 @@ static __always_inline int tcp_parse(struct __sk_buff *skb, __u32 dir, struct ne
 	return 0;
 }
 
-static __always_inline struct net_stats *stats_cell(__u32 slot, __u32 dir)
+/*
+ * The clock, read once per frame and only if the frame needs it: most
+ * segments neither start nor close a sample (bpf_ktime_get_ns costs tens
+ * of ns in a VM).
+ */
+static __always_inline __u64 clock_once(__u64 *now)
 {
-	__u32 idx = net_stats_index(bpf_get_smp_processor_id(), slot, dir, max_ifaces);
-
-	return bpf_map_lookup_elem(&net_stats, &idx);
+	if (!*now)
+		*now = bpf_ktime_get_ns();
+	return *now;
 }
 
-/* An RTT sample of segments that went direction `dir`. */
-static __always_inline void rtt_sample(struct net_flow *f, __u32 slot, __u32 dir, __u64 ns)
+/*
+ * An RTT sample, closed by a segment going `dir`: it lands in st, that
+ * direction's cell on this CPU (see NET_PATH_*), with no second lookup.
+ */
+static __always_inline void rtt_sample(struct net_flow *f, struct net_stats *st, __u32 dir,
+				       __u64 ns)
 {
-	struct net_stats *st = stats_cell(slot, dir);
-
-	if (!st)
-		return;
 	st->rtt_sum_ns += ns;
 	st->rtt_slots[hist_slot(ns, NET_RTT_SLOTS)] += 1;
 	if (dir == NET_PATH_NETWORK)
 		f->net_rtt_us = ns / 1000 < 0xffffffff ? ns / 1000 : 0xffffffff;
 }
 
-static __always_inline struct net_flow *flow_new(struct net_flow_key *key, __u8 state,
-						 __u8 opener)
+/* A new entry, as `init` says; 0 or -1 (counted). */
+static __always_inline int flow_new(struct net_flow_key *key, const struct net_flow *init)
 {
-	struct net_flow init = {};
-
-	init.state = state;
-	init.opener = opener;
-	if (bpf_map_update_elem(&net_flows, key, &init, BPF_ANY)) {
+	if (bpf_map_update_elem(&net_flows, key, init, BPF_ANY)) {
 		count_error(NET_TCP_FLOWS_FAILED);
-		return NULL;
+		return -1;
 	}
 	count_error(NET_TCP_FLOWS_CREATED);
-	return bpf_map_lookup_elem(&net_flows, key);
+	return 0;
 }
 
 static __always_inline void flow_close(struct net_flow_key *key)
@@ -238,7 +239,7 @@ static __always_inline void flow_close(struct net_flow_key *key)
 
 /* Where a segment carrying sequence space falls; updates nxt and the gap. */
 static __always_inline int seq_classify(struct net_flow *f, const struct tcp_seg *seg, __u32 dir,
-					__u64 now)
+					__u64 *now)
 {
 	__u32 end = seg->seq + seg->len;
 
@@ -251,7 +252,7 @@ static __always_inline int seq_classify(struct net_flow *f, const struct tcp_seg
 		if (seg->seq != f->nxt[dir] && !(f->flags & NET_FLOW_HOLE(dir))) {
 			f->hole_lo[dir] = f->nxt[dir];
 			f->hole_hi[dir] = seg->seq;
-			f->hole_ns[dir] = now;
+			f->hole_ns[dir] = clock_once(now);
 			f->flags |= NET_FLOW_HOLE(dir);
 		}
 		f->nxt[dir] = end;
@@ -260,7 +261,7 @@ static __always_inline int seq_classify(struct net_flow *f, const struct tcp_seg
 	if ((f->flags & NET_FLOW_HOLE(dir)) && !seq_before(seg->seq, f->hole_lo[dir]) &&
 	    !seq_before(f->hole_hi[dir], end)) {
 		__u64 reorder_ns = f->net_rtt_us ? (__u64)f->net_rtt_us * 500 : 1000000;
-		int kind = now - f->hole_ns[dir] < reorder_ns ? SEG_REORDER : SEG_RETRANS;
+		int kind = clock_once(now) - f->hole_ns[dir] < reorder_ns ? SEG_REORDER : SEG_RETRANS;
 
 		if (seg->seq == f->hole_lo[dir])
 			f->hole_lo[dir] = end;
@@ -292,20 +293,22 @@ static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key
 		return;
 	}
 	if (!(seg->flags & TCPF_ACK)) {
+		struct net_flow init = {};
+
 		if (f) /* the tuple is reused by a new connection */
 			flow_close(key);
-		f = flow_new(key, NET_FLOW_SYN_SENT, dir);
-		if (!f)
-			return;
-		f->hs_ns = now;
-		f->nxt[dir] = seg->seq + 1;
-		f->flags |= NET_FLOW_NXT(dir) | (seg->has_ts ? NET_FLOW_TS : 0);
+		init.state = NET_FLOW_SYN_SENT;
+		init.opener = dir;
+		init.hs_ns = now;
+		init.nxt[dir] = seg->seq + 1;
+		init.flags = NET_FLOW_NXT(dir) | (seg->has_ts ? NET_FLOW_TS : 0);
+		flow_new(key, &init);
 		return;
 	}
 	if (!f || f->state != NET_FLOW_SYN_SENT || f->opener != o || seg->ack != f->nxt[o])
 		return;
 	if (f->hs_ns)
-		rtt_sample(f, slot, o, now - f->hs_ns);
+		rtt_sample(f, st, dir, now - f->hs_ns);
 	f->state = NET_FLOW_SYN_RCVD;
 	f->hs_ns = now;
 	f->nxt[dir] = seg->seq + 1;
@@ -314,15 +317,15 @@ static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key
 		f->flags &= ~NET_FLOW_TS;
 }
 
-static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 dir,
-				      struct net_stats *st)
+static __always_inline void tcp_segment(struct __sk_buff *skb, __u32 slot, __u32 dir,
+					struct net_stats *st)
 {
 	struct net_flow_key key = {};
 	struct tcp_seg seg = {};
 	struct net_flow *f;
 	__u32 o = dir ^ 1;
 	bool fin_before;
-	__u64 now;
+	__u64 now = 0;
 	int r;
 
 	r = tcp_parse(skb, dir, &key, &seg);
@@ -337,27 +340,31 @@ static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 d
 		flow_close(&key);
 		return;
 	}
-	now = bpf_ktime_get_ns();
 	f = bpf_map_lookup_elem(&net_flows, &key);
 	if (seg.flags & TCPF_SYN) {
-		tcp_syn(f, &key, &seg, slot, dir, st, now);
+		tcp_syn(f, &key, &seg, slot, dir, st, clock_once(&now));
 		return;
 	}
 	if (!f) {
 		/* Pure ACKs and FINs of unknown flows are ends, not beginnings. */
 		if (seg.len <= !!(seg.flags & TCPF_FIN) || !(seg.flags & TCPF_ACK))
 			return;
-		f = flow_new(&key, NET_FLOW_ESTABLISHED, NET_DIR_MAX);
-		if (!f)
+		struct net_flow init = {};
+
+		init.state = NET_FLOW_ESTABLISHED;
+		init.opener = NET_DIR_MAX;
+		init.flags = seg.has_ts ? NET_FLOW_TS : 0;
+		if (flow_new(&key, &init))
 			return;
 		count_error(NET_TCP_FLOWS_MIDSTREAM);
-		if (seg.has_ts)
-			f->flags |= NET_FLOW_TS;
+		f = bpf_map_lookup_elem(&net_flows, &key);
+		if (!f)
+			return;
 	}
 	if (f->state == NET_FLOW_SYN_RCVD && f->opener == dir && (seg.flags & TCPF_ACK) &&
 	    seg.ack == f->nxt[o]) {
 		if (f->hs_ns)
-			rtt_sample(f, slot, o, now - f->hs_ns);
+			rtt_sample(f, st, dir, clock_once(&now) - f->hs_ns);
 		f->hs_ns = 0;
 		f->state = NET_FLOW_ESTABLISHED;
 		st->tcp_opened += 1;
@@ -366,19 +373,19 @@ static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 d
 		/* The other direction's pending samples: is this their answer? */
 		if (seg.has_ts && f->ts_ns[o]) {
 			if (seg.tsecr == f->tsval[o]) {
-				rtt_sample(f, slot, o, now - f->ts_ns[o]);
+				rtt_sample(f, st, dir, clock_once(&now) - f->ts_ns[o]);
 				f->ts_ns[o] = 0;
 			} else if (seq_before(f->tsval[o], seg.tsecr)) {
 				f->ts_ns[o] = 0;
 			}
 		}
 		if (f->seq_ns[o] && !seq_before(seg.ack, f->seq_end[o])) {
-			rtt_sample(f, slot, o, now - f->seq_ns[o]);
+			rtt_sample(f, st, dir, clock_once(&now) - f->seq_ns[o]);
 			f->seq_ns[o] = 0;
 		}
 	}
 	if (seg.len) {
-		int kind = seq_classify(f, &seg, dir, now);
+		int kind = seq_classify(f, &seg, dir, &now);
 
 		if (kind == SEG_RETRANS) {
 			st->tcp_retransmits += 1;
@@ -386,7 +393,7 @@ static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 d
 				f->seq_ns[dir] = 0;
 		} else if (kind == SEG_NEW && !(f->flags & NET_FLOW_TS) && !f->seq_ns[dir]) {
 			f->seq_end[dir] = seg.seq + seg.len;
-			f->seq_ns[dir] = now;
+			f->seq_ns[dir] = clock_once(&now);
 		}
 	}
 	/*
@@ -399,7 +406,7 @@ static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 d
 	    (!f->ts_ns[dir] || (seg.len && (f->ts_pure & (1u << dir))))) {
 		f->tsval[dir] = seg.tsval;
 		f->last_tsval[dir] = seg.tsval;
-		f->ts_ns[dir] = now;
+		f->ts_ns[dir] = clock_once(&now);
 		if (seg.len)
 			f->ts_pure &= ~(1u << dir);
 		else
@@ -411,6 +418,38 @@ static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 d
 		f->flags |= NET_FLOW_FIN(dir);
 	if (fin_before && (seg.flags & TCPF_ACK) && seg.ack == f->nxt[o])
 		flow_close(&key);
+}
+
+/*
+ * Most frames are not TCP (ARP, UDP, ...): tell them at a glance, before
+ * any state is set up. Truncated IP headers go on to be counted as not
+ * parsed; tagged frames and IPv6 other than UDP/ICMPv6 go on to the parser.
+ */
+static __always_inline bool maybe_tcp(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return false;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		return (void *)(ip + 1) > end || ip->protocol == IPPROTO_TCP;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		return (void *)(ip6 + 1) > end || (ip6->nexthdr != 17 && ip6->nexthdr != 58);
+	}
+	return eth->h_proto == bpf_htons(ETH_P_8021Q) || eth->h_proto == bpf_htons(ETH_P_8021AD);
+}
+
+static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 dir,
+				      struct net_stats *st)
+{
+	if (maybe_tcp(skb))
+		tcp_segment(skb, slot, dir, st);
 }
 
 #endif

@@ -33,12 +33,13 @@ enum net_dir {
 
 /*
  * An RTT sample times a segment in one direction until its answer: a
- * segment the guest sent (tx) is answered by the peer, its RTT is the
- * network path; a segment delivered to the guest (rx) is answered by the
- * guest. Samples are kept in the cell of the timed segment's direction.
+ * segment the guest sent is answered by the peer, its RTT is the network
+ * path; a segment delivered to the guest is answered by the guest. The
+ * program that sees the answer records the sample, in the cell of the
+ * answer's direction: network-path samples in rx, guest-path in tx.
  */
-#define NET_PATH_NETWORK NET_DIR_TX
-#define NET_PATH_GUEST NET_DIR_RX
+#define NET_PATH_NETWORK NET_DIR_RX
+#define NET_PATH_GUEST NET_DIR_TX
 
 /* Key of the tap→slot hash: a tap is unique by (netns, ifindex). */
 struct net_iface_key {
@@ -60,7 +61,7 @@ struct net_stats {
 	__u64 tcp_resets;
 	/* Handshakes completed whose SYN went this way (tx: opened by the guest). */
 	__u64 tcp_opened;
-	/* RTT of segments of this direction: see NET_PATH_*. */
+	/* RTT samples answered in this direction: see NET_PATH_*. */
 	__u64 rtt_sum_ns;
 	__u64 rtt_slots[NET_RTT_SLOTS];
 };
