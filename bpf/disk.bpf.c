@@ -7,7 +7,8 @@
  *  - aio=native: QEMU reaps Linux AIO completions from the user-space
  *    ring, so no syscall shows them; the block requests made inside the
  *    QEMU thread's io_submit are followed to block_rq_complete instead.
- * And host block device latency (issue -> complete) for all IO.
+ * And host block device latency (issue -> complete) for all IO, from the
+ * request's own issue stamp at completion.
  * User space maps (QEMU tgid, image fd) to drive slots; nothing per event
  * leaves the kernel.
  */
@@ -76,7 +77,6 @@ struct inflight {
 DM_ARRAY(sys_inflight);    /* aio=threads: by thread, syscall enter -> exit */
 DM_ARRAY(uring_inflight);  /* aio=io_uring: by request */
 DM_ARRAY(native_inflight); /* aio=native: by the bio that made a request */
-DM_ARRAY(rq_inflight);     /* host block: by request, issue -> complete */
 
 /*
  * aio=native: the drive a thread's last io_submit was for (-1: mixed).
@@ -416,18 +416,6 @@ static __always_inline bool in_io_submit(void)
 /* Native-mode requests are looked for only while a VM has such a drive. */
 volatile __u32 native_drives;
 
-/*
- * A block request's identity while in flight, from its fields (tp_btf
- * gives typed pointers, which may not be hashed): the queue, hardware
- * queue and driver tag, unique among requests in flight. Bit 63 keeps it
- * from being 0, the free marker.
- */
-static __always_inline __u64 rq_key(struct request *rq)
-{
-	return 1ULL << 63 | (__u64)(__u32)rq->q->id << 32 |
-	       (__u64)(rq->mq_hctx->queue_num & 0xffff) << 16 | (__u32)(rq->tag & 0xffff);
-}
-
 /* A native request's identity: device and first sector, as biolatency keys. */
 static __always_inline __u64 sector_key(__u32 dev, __u64 sector)
 {
@@ -495,11 +483,31 @@ static __always_inline int blk_op(__u32 cmd_flags)
 	return -1;
 }
 
-SEC("tp_btf/block_rq_issue")
-int BPF_PROG(host_rq_issue, struct request *rq)
+/* Host block latency of every request (disk.host_block_latency). */
+const volatile bool host_block = false;
+
+/*
+ * When a request was issued, from blk-mq's own stamps, so that host block
+ * latency needs no block_rq_issue hook and no in-flight table: each hook
+ * hit on the IO path costs every process's IO (measured on fio, bench/
+ * disk.sh). io_start_time_ns is stamped at issue when the queue keeps
+ * stats (QUEUE_FLAG_STATS: wbt, iolatency, iocost); start_time_ns at
+ * allocation whenever the request needs a time stamp (iostats on, or an
+ * I/O scheduler; blk_mq_need_time_stamp()), the start /proc/diskstats
+ * accounts from. Without a scheduler, allocation is issue. Since 6.9
+ * (commit 08420cf70cfb, "block: add plug based timestamp caching") both
+ * may be the time of the first request of the submitter's plug. 0: the
+ * request has no stamp.
+ */
+static __always_inline __u64 rq_start_ns(struct request *rq)
 {
-	dm_start(&rq_inflight, rq_key(rq));
-	return 0;
+	__u64 t = 0;
+
+	if (bpf_core_field_exists(rq->io_start_time_ns))
+		t = rq->io_start_time_ns;
+	if (!t && bpf_core_field_exists(rq->start_time_ns))
+		t = rq->start_time_ns;
+	return t;
 }
 
 /* The (device, op) slot, claimed on first use; linear probing. */
@@ -527,27 +535,30 @@ static __always_inline struct blkdev_slot *dev_slot(__u32 dev, __u32 op)
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(rq_complete, struct request *rq, int error, unsigned int nr_bytes)
 {
-	struct inflight *host = dm_find(&rq_inflight, rq_key(rq));
 	struct blkdev_slot *ds;
 	struct inflight *in;
 	struct gendisk *disk;
-	__u64 now, lat;
+	__u64 now, start, lat;
 	__u32 dev;
 	int op;
 
-	if (!host && !native_drives)
+	if (!host_block && !native_drives)
 		return 0;
 	now = bpf_ktime_get_ns();
 	op = blk_op(rq->cmd_flags);
 	disk = rq->q->disk;
 	dev = disk ? ((__u32)disk->major << 20) | (__u32)disk->first_minor : 0;
-	if (host) {
-		lat = now - host->start_ns;
-		host->key = 0;
-		ds = op >= 0 ? dev_slot(dev, op) : NULL;
-		if (ds) {
-			__sync_fetch_and_add(&ds->st.lat_sum_ns, lat);
-			__sync_fetch_and_add(&ds->st.lat_slots[hist_slot(lat, DISK_LAT_SLOTS)], 1);
+	if (host_block && op >= 0) {
+		start = rq_start_ns(rq);
+		if (!start || start > now) {
+			bump(&disk_errors, DISK_ERR_NO_TIMESTAMP);
+		} else {
+			lat = now - start;
+			ds = dev_slot(dev, op);
+			if (ds) {
+				__sync_fetch_and_add(&ds->st.lat_sum_ns, lat);
+				__sync_fetch_and_add(&ds->st.lat_slots[hist_slot(lat, DISK_LAT_SLOTS)], 1);
+			}
 		}
 	}
 	if (!native_drives || op < 0)

@@ -191,7 +191,7 @@ static void check_disk(struct report *r)
 				     : "tracepoints missing: these drives are not measured");
 	}
 	item(r, "host block latency", dp.host_block_on ? ST_OK : ST_DEGRADED, "%s",
-	     dp.host_block_on ? "block_rq_issue/complete attached" : "block tracepoints missing");
+	     dp.host_block_on ? "block_rq_complete attached" : "block tracepoint or request time stamps missing");
 	disk_probe_close(&dp);
 }
 

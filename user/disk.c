@@ -64,6 +64,26 @@ static bool attach_point_exists(const struct bpf_program *prog, const struct btf
 	return false;
 }
 
+/* Does the kernel's struct `type` have a member `name`? */
+static bool btf_has_member(const struct btf *btf, const char *type, const char *name)
+{
+	const struct btf_type *t;
+	const struct btf_member *m;
+	int id;
+
+	if (!btf)
+		return false;
+	id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
+	if (id <= 0)
+		return false;
+	t = btf__type_by_id(btf, id);
+	m = btf_members(t);
+	for (int i = 0; i < btf_vlen(t); i++, m++)
+		if (!strcmp(btf__name_by_offset(btf, m->name_off), name))
+			return true;
+	return false;
+}
+
 /* Every program of a source must load, or the source is off. */
 static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool want_host)
 {
@@ -83,8 +103,6 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 				 bpf_program__section_name(prog));
 		if (!strncmp(name, "uring_", 6))
 			uring &= ok;
-		else if (!strcmp(name, "host_rq_issue"))
-			host &= ok;
 		else if (!strcmp(name, "rq_complete"))
 			host &= ok, native &= ok;
 		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
@@ -95,16 +113,21 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 	dp->source_on[DISK_SRC_SYSCALL] = threads;
 	dp->source_on[DISK_SRC_IO_URING] = uring;
 	dp->source_on[DISK_SRC_NATIVE] = native;
+	/* Host block latency reads the request's own issue stamp. */
+	if (!btf_has_member(vmlinux, "request", "io_start_time_ns") &&
+	    !btf_has_member(vmlinux, "request", "start_time_ns")) {
+		log_warn("struct request has no issue time stamp on this kernel");
+		host = false;
+	}
 	dp->host_block_on = host && want_host;
 	host = dp->host_block_on;
+	skel->rodata->host_block = host;
 	bpf_object__for_each_program(prog, skel->obj) {
 		const char *name = bpf_program__name(prog);
 		bool on;
 
 		if (!strncmp(name, "uring_", 6))
 			on = uring;
-		else if (!strcmp(name, "host_rq_issue"))
-			on = host;
 		else if (!strcmp(name, "rq_complete"))
 			on = host || native;
 		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))

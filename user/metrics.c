@@ -423,6 +423,7 @@ static void render_disk_self(struct discovery *d, struct strbuf *sb, struct strb
 		[DISK_ERR_INFLIGHT_FULL] = "inflight_full",
 		[DISK_ERR_FIXED_FILE] = "io_uring_fixed_file",
 		[DISK_ERR_NATIVE_AMBIGUOUS] = "native_mixed_drives",
+		[DISK_ERR_NO_TIMESTAMP] = "host_block_no_timestamp",
 	};
 
 	expo_family(sb, "vmprobe_disk_source_enabled", "gauge",

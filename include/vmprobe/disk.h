@@ -83,6 +83,7 @@ enum disk_err {
 	DISK_ERR_INFLIGHT_FULL = 0, /* an in-flight entry was taken over: one sample lost */
 	DISK_ERR_FIXED_FILE,        /* io_uring request on a registered file: not attributed */
 	DISK_ERR_NATIVE_AMBIGUOUS,  /* io_submit mixing drives on one host device */
+	DISK_ERR_NO_TIMESTAMP,      /* host block: a request blk-mq did not time-stamp */
 	DISK_ERR_MAX,
 };
 

@@ -173,7 +173,9 @@ check_num "every source measured requests: native" 1 \
 	"$(awk -v v="$(metric "$WORK/s1.txt" vmprobe_disk_source_requests_total source=native)" 'BEGIN{print (v > 0)}')"
 
 # Host block latency next to biolatency, on the native drive's loop device.
-# Both read block_rq_issue/complete over the same quiet window, so request
+# Both see every block_rq_complete over the same quiet window (vmprobe
+# times from the request's issue stamp, biolatency from block_rq_issue;
+# without a scheduler, allocation is issue), so request
 # counts must agree within 2%. Their buckets differ (biolatency: [2^k,
 # 2^(k+1)) us; vmprobe: (2^(i-1), 2^i] ns), so each median's bucket upper
 # edge lies in [m, 2m] for the true median m: the edges must be within a
