@@ -284,8 +284,12 @@ static void drives_sync(struct discovery *d, struct vm *vm)
 			return;
 		}
 		ds->slot = slot;
-		if (!strcmp(vm->spec.drives[i].aio, "native"))
+		if (!strcmp(vm->spec.drives[i].aio, "native")) {
 			disk_native_drives(d->dp, 1);
+			if (disk_native_file_add(d->dp, vm->pid, disk_kdev(ds->st_dev), ds->st_ino,
+						 slot))
+				d->attach_errors++;
+		}
 		log_info("counting drive %s (%s, aio=%s) of VM %s", vm->spec.drives[i].label,
 			 vm->spec.drives[i].file, vm->spec.drives[i].aio, vm->name);
 	}
@@ -311,8 +315,10 @@ static void drives_forget(struct discovery *d, struct vm *vm)
 			disk_fd_del(d->dp, vm->pid, ds->fds[k]);
 		if (ds->kdev)
 			disk_dev_del(d->dp, vm->pid, ds->kdev);
-		if (!strcmp(vm->spec.drives[i].aio, "native"))
+		if (!strcmp(vm->spec.drives[i].aio, "native")) {
 			disk_native_drives(d->dp, -1);
+			disk_native_file_del(d->dp, vm->pid, disk_kdev(ds->st_dev), ds->st_ino);
+		}
 		disk_slot_free(d->dp, ds->slot);
 		ds->slot = -1;
 		ds->nr_fds = 0;

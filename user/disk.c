@@ -64,24 +64,92 @@ static bool attach_point_exists(const struct bpf_program *prog, const struct btf
 	return false;
 }
 
+/* Does struct/union `id` have a member `name`, directly or in an anonymous member? */
+static bool btf_id_has_member(const struct btf *btf, int id, const char *name, int depth)
+{
+	const struct btf_type *t = btf__type_by_id(btf, btf__resolve_type(btf, id));
+	const struct btf_member *m;
+
+	if (!t || !(btf_is_struct(t) || btf_is_union(t)) || depth > 4)
+		return false;
+	m = btf_members(t);
+	for (int i = 0; i < btf_vlen(t); i++, m++) {
+		const char *mname = btf__name_by_offset(btf, m->name_off);
+
+		if (mname && !strcmp(mname, name))
+			return true;
+		if ((!mname || !*mname) && btf_id_has_member(btf, m->type, name, depth + 1))
+			return true;
+	}
+	return false;
+}
+
 /* Does the kernel's struct `type` have a member `name`? */
 static bool btf_has_member(const struct btf *btf, const char *type, const char *name)
 {
-	const struct btf_type *t;
-	const struct btf_member *m;
-	int id;
+	int id = btf ? btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT) : -1;
 
-	if (!btf)
+	return id > 0 && btf_id_has_member(btf, id, name, 0);
+}
+
+/*
+ * Addresses of kernel functions from /proc/kallsyms; 0 for one this kernel
+ * lacks, and for all when addresses are hidden (kernel.kptr_restrict, or
+ * no CAP_SYSLOG with kernel.perf_event_paranoid > 1).
+ */
+static void kallsyms_find(const char *const *names, __u64 *addrs, size_t n)
+{
+	char line[256], name[128], type;
+	unsigned long long addr;
+	FILE *f = fopen("/proc/kallsyms", "re");
+
+	memset(addrs, 0, n * sizeof(*addrs));
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		/* Module symbols end in "\t[module]": not wanted, and skipped by the format. */
+		if (sscanf(line, "%llx %c %127s", &addr, &type, name) != 3 || strchr(line, '['))
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (!addrs[i] && !strcmp(name, names[i]))
+				addrs[i] = addr;
+	}
+	fclose(f);
+}
+
+/*
+ * aio=native from block_rq_complete alone (bpf/disk.bpf.c says how) needs
+ * the kernel addresses that identify Linux AIO direct-IO bios and the
+ * fields of the walk to the submitter; else the io_submit + block_getrq
+ * pair is used, which costs every process's AIO two more hooks.
+ */
+static bool native_at_complete(struct disk_bpf *skel, const struct btf *btf)
+{
+	static const char *const names[] = { "blkdev_bio_end_io_async", "blkdev_bio_end_io",
+					     "iomap_dio_bio_end_io", "aio_complete_rw" };
+	__u64 addr[ARRAY_SIZE(names)];
+
+	kallsyms_find(names, addr, ARRAY_SIZE(names));
+	if (!addr[3] || !(addr[0] || addr[1] || addr[2])) {
+		log_info("aio=native: kernel symbols unreadable or missing, using io_submit + "
+			 "block_getrq (run as root or with CAP_SYSLOG for the cheaper path)");
 		return false;
-	id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
-	if (id <= 0)
+	}
+	if (!btf_has_member(btf, "aio_kiocb", "ki_ctx") ||
+	    !btf_has_member(btf, "kioctx", "aio_ring_file") ||
+	    !btf_has_member(btf, "mm_struct", "owner") ||
+	    !btf_has_member(btf, "vm_area_struct", "shared")) {
+		log_info("aio=native: kernel types lack the walk to the submitter (no CONFIG_MEMCG?), "
+			 "using io_submit + block_getrq");
 		return false;
-	t = btf__type_by_id(btf, id);
-	m = btf_members(t);
-	for (int i = 0; i < btf_vlen(t); i++, m++)
-		if (!strcmp(btf__name_by_offset(btf, m->name_off), name))
-			return true;
-	return false;
+	}
+	skel->rodata->ksym_blkdev_dio_async = addr[0];
+	skel->rodata->ksym_blkdev_dio = addr[1];
+	skel->rodata->ksym_iomap_dio = addr[2];
+	skel->rodata->ksym_aio_complete_rw = addr[3];
+	skel->rodata->native_at_complete = true;
+	log_info("aio=native: measured at block completion (no io_submit or block_getrq hook)");
+	return true;
 }
 
 /* Every program of a source must load, or the source is off. */
@@ -90,10 +158,11 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 	struct btf *vmlinux = btf__load_vmlinux_btf();
 	const char *tracefs = tracefs_root();
 	struct bpf_program *prog;
-	bool threads = true, uring = true, native = true, host = true;
+	bool threads = true, uring = true, native = true, host = true, at_complete;
 
 	if (!tracefs)
 		log_warn("tracefs is not mounted and cannot be: no syscall or io_uring tracepoints");
+	at_complete = native_at_complete(skel, vmlinux);
 	bpf_object__for_each_program(prog, skel->obj) {
 		const char *name = bpf_program__name(prog);
 		bool ok = attach_point_exists(prog, vmlinux, tracefs);
@@ -106,7 +175,7 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 		else if (!strcmp(name, "rq_complete"))
 			host &= ok, native &= ok;
 		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
-			native &= ok;
+			native &= ok || at_complete;
 		else
 			threads &= ok;
 	}
@@ -131,7 +200,7 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 		else if (!strcmp(name, "rq_complete"))
 			on = host || native;
 		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
-			on = native;
+			on = native && !at_complete;
 		else
 			on = threads;
 		bpf_program__set_autoload(prog, on);
@@ -263,6 +332,43 @@ int disk_dev_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, unsigned slot)
 void disk_dev_del(struct disk_probe *dp, __u32 tgid, __u32 kdev)
 {
 	key_del(dp->skel->maps.disk_devs, tgid, kdev);
+}
+
+/* The image inode of a native drive; (0, dev, ino) counts the VMs using it. */
+int disk_native_file_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino, unsigned slot)
+{
+	int fd = bpf_map__fd(dp->skel->maps.native_files);
+	struct native_file_key key = { .tgid = tgid, .dev = kdev, .ino = ino };
+	__u32 s = slot, users = 0;
+
+	if (bpf_map_update_elem(fd, &key, &s, BPF_NOEXIST))
+		return errno == EEXIST ? 0 : -errno;
+	key.tgid = 0;
+	bpf_map_lookup_elem(fd, &key, &users);
+	users++;
+	if (bpf_map_update_elem(fd, &key, &users, BPF_ANY)) {
+		int err = -errno;
+
+		key.tgid = tgid;
+		bpf_map_delete_elem(fd, &key);
+		return err;
+	}
+	return 0;
+}
+
+void disk_native_file_del(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino)
+{
+	int fd = bpf_map__fd(dp->skel->maps.native_files);
+	struct native_file_key key = { .tgid = tgid, .dev = kdev, .ino = ino };
+	__u32 users = 0;
+
+	if (bpf_map_delete_elem(fd, &key))
+		return;
+	key.tgid = 0;
+	if (bpf_map_lookup_elem(fd, &key, &users) || users <= 1)
+		bpf_map_delete_elem(fd, &key);
+	else
+		users--, bpf_map_update_elem(fd, &key, &users, BPF_ANY);
 }
 
 void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op, struct drive_stats *out)

@@ -45,6 +45,13 @@ void disk_fd_del(struct disk_probe *dp, __u32 tgid, __u32 fd);
 int disk_dev_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, unsigned slot);
 void disk_dev_del(struct disk_probe *dp, __u32 tgid, __u32 kdev);
 
+/*
+ * The image (filesystem kdev, inode) of a VM's aio=native drive, for
+ * attribution at block completion; 0 or -errno.
+ */
+int disk_native_file_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino, unsigned slot);
+void disk_native_file_del(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino);
+
 /* A consistent-enough copy of one (slot, op): each counter read whole. */
 void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op,
 	       struct drive_stats *out);

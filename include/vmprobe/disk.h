@@ -46,6 +46,18 @@ struct drive_stats {
 _Static_assert(sizeof(struct drive_stats) == 8 * (2 + DISK_LAT_SLOTS + DISK_SIZE_SLOTS),
 	       "drive_stats layout");
 
+/*
+ * The image of an aio=native drive, as the completing request's file
+ * shows it: (QEMU's tgid, kernel dev_t of the filesystem, inode) -> drive
+ * slot. With tgid 0: how many VMs' native drives use that inode.
+ */
+struct native_file_key {
+	__u32 tgid;
+	__u32 dev;
+	__u64 ino;
+};
+_Static_assert(sizeof(struct native_file_key) == 16, "native_file_key layout");
+
 /* A host block device and operation, as user space reports them. */
 struct blkdev_key {
 	__u32 dev; /* kernel dev_t: major << 20 | minor */
