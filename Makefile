@@ -121,7 +121,7 @@ $(BUILD)/bench/bench: bench/bench.c bench/ref.h $(BUILD)/bench/ref.skel.h $(USER
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -o $@
 .PHONY: bench
 bench: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench $(BUILD)/tests/tools/tapguest
 	$(Q)$(BUILD)/bench/bench
 	$(Q)bench/net.sh
 	$(Q)bench/disk.sh

@@ -6,6 +6,9 @@
  *
  *   qemu-system-x86_64 -name guest=NAME -uuid U -netdev tap,id=n0,ifname=TAP ...
  *
+ * It holds each `-drive file=` image open (O_RDWR) as QEMU does, doing no
+ * IO on it, so that discovery finds the drive's fd (bench/disk.sh: a VM
+ * with drives in every AIO mode, for the cost of every disk source on).
  * It drains every frame delivered to the guest and, on SIGUSR1, writes
  * the frames listed in TAPGUEST_BURST ("COUNT:SIZE,...") into each tap,
  * as a guest transmitting. With TAPGUEST_PASS_FD=1 it re-executes itself
@@ -142,6 +145,14 @@ int main(int argc, char **argv)
 		}
 		fcntl(fd, F_SETFL, O_NONBLOCK);
 		pfd[nfd++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	}
+	for (int i = 0; i < vm.nr_drives; i++) {
+		if (!vm.drives[i].file[0])
+			continue;
+		if (open(vm.drives[i].file, O_RDWR) < 0) {
+			fprintf(stderr, "tapguest: drive %s: %s\n", vm.drives[i].file, strerror(errno));
+			return 1;
+		}
 	}
 	signal(SIGUSR1, on_usr1);
 	printf("ready %d taps\n", nfd);
