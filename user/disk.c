@@ -129,10 +129,17 @@ static bool native_at_complete(struct disk_bpf *skel, const struct btf *btf)
 					     "iomap_dio_bio_end_io", "aio_complete_rw" };
 	__u64 addr[ARRAY_SIZE(names)];
 
+	if (!btf)
+		return false;
 	kallsyms_find(names, addr, ARRAY_SIZE(names));
 	if (!addr[3] || !(addr[0] || addr[1] || addr[2])) {
 		log_info("aio=native: kernel symbols unreadable or missing, using io_submit + "
 			 "block_getrq (run as root or with CAP_SYSLOG for the cheaper path)");
+		return false;
+	}
+	if (btf__find_by_name_kind(btf, "bpf_rdonly_cast", BTF_KIND_FUNC) <= 0) {
+		log_info("aio=native: no bpf_rdonly_cast kfunc (Linux < 6.2), using io_submit + "
+			 "block_getrq");
 		return false;
 	}
 	if (!btf_has_member(btf, "aio_kiocb", "ki_ctx") ||
@@ -147,7 +154,6 @@ static bool native_at_complete(struct disk_bpf *skel, const struct btf *btf)
 	skel->rodata->ksym_blkdev_dio = addr[1];
 	skel->rodata->ksym_iomap_dio = addr[2];
 	skel->rodata->ksym_aio_complete_rw = addr[3];
-	skel->rodata->native_at_complete = true;
 	log_info("aio=native: measured at block completion (no io_submit or block_getrq hook)");
 	return true;
 }
@@ -172,7 +178,7 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 				 bpf_program__section_name(prog));
 		if (!strncmp(name, "uring_", 6))
 			uring &= ok;
-		else if (!strcmp(name, "rq_complete"))
+		else if (!strcmp(name, "rq_complete") || !strcmp(name, "rq_complete_walk"))
 			host &= ok, native &= ok;
 		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
 			native &= ok || at_complete;
@@ -198,7 +204,9 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 		if (!strncmp(name, "uring_", 6))
 			on = uring;
 		else if (!strcmp(name, "rq_complete"))
-			on = host || native;
+			on = (host || native) && !at_complete;
+		else if (!strcmp(name, "rq_complete_walk"))
+			on = (host || native) && at_complete;
 		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
 			on = native && !at_complete;
 		else
@@ -334,6 +342,32 @@ void disk_dev_del(struct disk_probe *dp, __u32 tgid, __u32 kdev)
 	key_del(dp->skel->maps.disk_devs, tgid, kdev);
 }
 
+/* Sets the bitmap from the images in native_files (tgid 0: one per image). */
+static void native_bits_sync(struct disk_probe *dp)
+{
+	int fd = bpf_map__fd(dp->skel->maps.native_files);
+	int bits_fd = bpf_map__fd(dp->skel->maps.native_inode_bits);
+	struct native_file_key key, next, *prev = NULL;
+	static __u64 words[NATIVE_BITS_WORDS];
+
+	memset(words, 0, sizeof(words));
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		if (!next.tgid) {
+			__u32 bit = native_inode_bit(next.dev, next.ino);
+
+			words[bit / 64] |= 1ULL << (bit % 64);
+		}
+		key = next;
+		prev = &key;
+	}
+	for (__u32 w = 0; w < NATIVE_BITS_WORDS; w++) {
+		__u64 cur = 0;
+
+		if (bpf_map_lookup_elem(bits_fd, &w, &cur) || cur != words[w])
+			bpf_map_update_elem(bits_fd, &w, &words[w], BPF_ANY);
+	}
+}
+
 /* The image inode of a native drive; (0, dev, ino) counts the VMs using it. */
 int disk_native_file_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino, unsigned slot)
 {
@@ -353,6 +387,7 @@ int disk_native_file_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 in
 		bpf_map_delete_elem(fd, &key);
 		return err;
 	}
+	native_bits_sync(dp);
 	return 0;
 }
 
@@ -369,6 +404,7 @@ void disk_native_file_del(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 i
 		bpf_map_delete_elem(fd, &key);
 	else
 		users--, bpf_map_update_elem(fd, &key, &users, BPF_ANY);
+	native_bits_sync(dp);
 }
 
 void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op, struct drive_stats *out)

@@ -58,6 +58,18 @@ struct native_file_key {
 };
 _Static_assert(sizeof(struct native_file_key) == 16, "native_file_key layout");
 
+/*
+ * A bitmap of the native images' (dev, inode), by hash: the first test at
+ * each AIO completion, an inlined array read where a hash lookup costs
+ * ~70 ns (measured). A set bit only means "look it up".
+ */
+#define NATIVE_BITS_WORDS 1024
+
+static inline __u32 native_inode_bit(__u32 dev, __u64 ino)
+{
+	return (__u32)(((ino ^ ((__u64)dev << 32)) * 0x9E3779B97F4A7C15ULL) >> (64 - 16));
+}
+
 /* A host block device and operation, as user space reports them. */
 struct blkdev_key {
 	__u32 dev; /* kernel dev_t: major << 20 | minor */
