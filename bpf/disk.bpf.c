@@ -5,8 +5,10 @@
  *  - aio=threads: the worker threads' syscalls (enter -> exit);
  *  - aio=io_uring: io_uring_submit_req -> io_uring_complete;
  *  - aio=native: QEMU reaps Linux AIO completions from the user-space
- *    ring, so no syscall shows them; the block requests made inside the
- *    QEMU thread's io_submit are followed to block_rq_complete instead.
+ *    ring, so no syscall shows them; each block request is traced back
+ *    from block_rq_complete to the process that submitted it (below), or,
+ *    where the kernel does not allow that, the requests made inside the
+ *    QEMU thread's io_submit are followed to block_rq_complete.
  * And host block device latency (issue -> complete) for all IO, from the
  * request's own issue stamp at completion.
  * User space maps (QEMU tgid, image fd) to drive slots; nothing per event
@@ -495,7 +497,7 @@ const volatile bool host_block = false;
  * allocation whenever the request needs a time stamp (iostats on, or an
  * I/O scheduler; blk_mq_need_time_stamp()), the start /proc/diskstats
  * accounts from. Without a scheduler, allocation is issue. Since 6.9
- * (commit 08420cf70cfb, "block: add plug based timestamp caching") both
+ * ("block: add plug based timestamp caching") both
  * may be the time of the first request of the submitter's plug. 0: the
  * request has no stamp.
  */
@@ -558,8 +560,8 @@ struct {
 } native_files SEC(".maps");
 
 /*
- * The walk reads typed pointers (bpf_rdonly_cast, 6.2: commit a35b9af4ec2c
- * "bpf: Add a kfunc for type cast"): plain loads, where a bpf_probe_read
+ * The walk reads typed pointers (bpf_rdonly_cast, 6.2: "bpf: Add a kfunc
+ * for generic type cast"): plain loads, where a bpf_probe_read
  * per step cost ~40 ns each, measured, on every AIO completion on the host.
  */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
