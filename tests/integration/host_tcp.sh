@@ -26,10 +26,12 @@ fi
 
 WORK=$(mktemp -d /tmp/vmprobe-hosttcp.XXXXXX)
 PORT=19584 TAP=vmpt-h0 MON=19479 # MON: the port tests/tools/dropper.bpf.c watches
-CLIENT=
+CLIENT= LO_CLSACT=
 cleanup() {
 	[ -n "$CLIENT" ] && kill "$CLIENT" 2>/dev/null
 	tc filter del dev lo ingress pref 7 2>/dev/null
+	# Only the clsact qdisc this test added goes; someone else's stays.
+	[ -n "$LO_CLSACT" ] && tc qdisc del dev lo clsact 2>/dev/null
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
 	ip link del "$TAP" 2>/dev/null
@@ -118,7 +120,7 @@ check_num "no retransmits yet" 0 "$(metric "$WORK/metrics.txt" vmprobe_host_tcp_
 
 # Drop one of QEMU's replies at lo ingress, after QEMU's side sent it (a drop at
 # egress fails the send and TCP sends again as new data): the socket retransmits.
-tc qdisc add dev lo clsact 2>/dev/null
+tc qdisc show dev lo | grep -q clsact || { tc qdisc add dev lo clsact && LO_CLSACT=1; }
 tc filter add dev lo ingress pref 7 bpf da obj "$REPO/build/tests/tools/dropper.bpf.o" sec tc
 echo 3 >&7
 wait_for 20 grep -q "done 3" "$WORK/client.log"
