@@ -350,7 +350,8 @@ int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_o
 	if (!np->host_tcp_on)
 		return 0;
 	fd = bpf_map__fd(np->skel->maps.host_socks);
-	qsort(now, nr_now, sizeof(*now), cmp_u64);
+	if (nr_now)
+		qsort(now, nr_now, sizeof(*now), cmp_u64);
 	/* Both sorted: one merge pass adds the new and removes the gone. */
 	while (i < nr_old || j < nr_now) {
 		if (j == nr_now || (i < nr_old && old[i] < now[j])) {
