@@ -191,13 +191,83 @@ static void drive_fd_seen(struct discovery *d, struct vm *vm, struct drive_state
 	ds->fds[ds->nr_fds++] = fd;
 }
 
+static int push_u64(__u64 **v, size_t *n, size_t *cap, __u64 x)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 32;
+		__u64 *nv = realloc(*v, c * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = x;
+	return 0;
+}
+
+/* Keeps in `socks` the inodes /proc/PID/net/FILE lists (TCP in QEMU's namespace). */
+static void keep_listed(const struct discovery *d, pid_t pid, const char *file, const __u64 *socks,
+			size_t n, __u64 **out, size_t *nr_out, size_t *cap)
+{
+	char path[PATH_MAX], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%d/net/%s", d->cfg->proc_root, (int)pid, file);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long ino;
+
+		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %llu", &ino) != 1 || !ino)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (socks[i] == ino)
+				push_u64(out, nr_out, cap, ino);
+	}
+	fclose(f);
+}
+
+/*
+ * QEMU's own TCP sockets (migration, NBD or Ceph storage, VNC): of its
+ * socket fds `socks` (as scan_fds found them), those its namespace's TCP
+ * tables list. Closed ones are dropped, so a reused inode number is never
+ * someone else's.
+ */
+static void host_socks_update(struct discovery *d, struct vm *vm, const __u64 *socks, size_t n)
+{
+	struct vm_priv *priv = (struct vm_priv *)(vm + 1);
+	__u64 *tcp = NULL;
+	size_t nt = 0, tcap = 0;
+
+	if (n) {
+		keep_listed(d, vm->pid, "tcp", socks, n, &tcp, &nt, &tcap);
+		keep_listed(d, vm->pid, "tcp6", socks, n, &tcp, &nt, &tcap);
+	}
+	if (nt == 0 && priv->nr_socks == 0) {
+		free(tcp);
+		return;
+	}
+	if (net_host_socks_set(d->np, (__u32)vm->pid, priv->socks, priv->nr_socks, tcp, nt))
+		log_warn("cannot watch all TCP sockets of VM %s (pid %d)", vm->name, (int)vm->pid);
+	free(priv->socks);
+	priv->socks = tcp;
+	priv->nr_socks = nt;
+}
+
 /*
  * Taps named on the command line; then the process's fds: every tun fd
- * is a tap (fdinfo names it), every fd on a drive's image is that drive's.
+ * is a tap (fdinfo names it), every fd on a drive's image is that drive's,
+ * every socket may be one of QEMU's host TCP sockets.
  */
 static void scan_fds(struct discovery *d, struct vm *vm)
 {
 	char path[PATH_MAX], link[64], text[4096], ifname[IFNAMSIZ];
+	bool want_socks = d->np && d->np->host_tcp_on;
+	__u64 *socks = NULL;
+	size_t nr_socks = 0, cap = 0;
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
@@ -221,6 +291,7 @@ static void scan_fds(struct discovery *d, struct vm *vm)
 		return;
 	}
 	while ((de = readdir(dir))) {
+		unsigned long long ino;
 		ssize_t n;
 		int fd;
 
@@ -240,6 +311,11 @@ static void scan_fds(struct discovery *d, struct vm *vm)
 					tap_find_or_add(vm, ifname);
 				continue;
 			}
+			if (sscanf(link, "socket:[%llu]", &ino) == 1) {
+				if (want_socks)
+					push_u64(&socks, &nr_socks, &cap, ino);
+				continue;
+			}
 		}
 		if (!d->dp || stat(path, &st))
 			continue;
@@ -252,6 +328,9 @@ static void scan_fds(struct discovery *d, struct vm *vm)
 		}
 	}
 	closedir(dir);
+	if (want_socks)
+		host_socks_update(d, vm, socks, nr_socks);
+	free(socks);
 }
 
 /* Drive slots, and block-device images keyed by device. */
@@ -377,96 +456,6 @@ fail:
 	t->last_error = err;
 }
 
-static int push_u64(__u64 **v, size_t *n, size_t *cap, __u64 x)
-{
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 32;
-		__u64 *nv = realloc(*v, c * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		*v = nv;
-		*cap = c;
-	}
-	(*v)[(*n)++] = x;
-	return 0;
-}
-
-/* Keeps in `socks` the inodes /proc/PID/net/FILE lists (TCP in QEMU's namespace). */
-static void keep_listed(const struct discovery *d, pid_t pid, const char *file, const __u64 *socks,
-			size_t n, __u64 **out, size_t *nr_out, size_t *cap)
-{
-	char path[PATH_MAX], line[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%d/net/%s", d->cfg->proc_root, (int)pid, file);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long ino;
-
-		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
-		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %llu", &ino) != 1 || !ino)
-			continue;
-		for (size_t i = 0; i < n; i++)
-			if (socks[i] == ino)
-				push_u64(out, nr_out, cap, ino);
-	}
-	fclose(f);
-}
-
-/*
- * QEMU's own TCP sockets (migration, NBD or Ceph storage, VNC): its
- * socket fds that its namespace's TCP tables list. Closed ones are
- * dropped, so a reused inode number is never someone else's.
- */
-static void host_socks_scan(struct discovery *d, struct vm *vm)
-{
-	struct vm_priv *priv = (struct vm_priv *)(vm + 1);
-	__u64 *socks = NULL, *tcp = NULL;
-	size_t n = 0, cap = 0, nt = 0, tcap = 0;
-	char path[PATH_MAX], link[64];
-	struct dirent *de;
-	DIR *dir;
-
-	if (!d->np->host_tcp_on || proc_path(d, path, sizeof(path), vm->pid, "fd"))
-		return;
-	dir = opendir(path);
-	if (!dir)
-		return;
-	while ((de = readdir(dir))) {
-		unsigned long long ino;
-		ssize_t len;
-
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		snprintf(path, sizeof(path), "%s/%d/fd/%s", d->cfg->proc_root, (int)vm->pid,
-			 de->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (sscanf(link, "socket:[%llu]", &ino) == 1)
-			push_u64(&socks, &n, &cap, ino);
-	}
-	closedir(dir);
-	if (n) {
-		keep_listed(d, vm->pid, "tcp", socks, n, &tcp, &nt, &tcap);
-		keep_listed(d, vm->pid, "tcp6", socks, n, &tcp, &nt, &tcap);
-	}
-	free(socks);
-	if (nt == 0 && priv->nr_socks == 0) {
-		free(tcp);
-		return;
-	}
-	if (net_host_socks_set(d->np, (__u32)vm->pid, priv->socks, priv->nr_socks, tcp, nt))
-		log_warn("cannot watch all TCP sockets of VM %s (pid %d)", vm->name, (int)vm->pid);
-	free(priv->socks);
-	priv->socks = tcp;
-	priv->nr_socks = nt;
-}
-
 static void vm_sync(struct discovery *d, struct vm *vm, bool full)
 {
 	struct vm_priv *priv = (struct vm_priv *)(vm + 1);
@@ -488,8 +477,6 @@ static void vm_sync(struct discovery *d, struct vm *vm, bool full)
 		scan_fds(d, vm);
 	if (!d->np)
 		return;
-	if (fd_scan)
-		host_socks_scan(d, vm);
 
 	err = netns_enter(priv->netns_fd);
 	if (!err)
