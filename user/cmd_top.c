@@ -23,6 +23,9 @@ enum field {
 /* The latency histograms of a row, in the order of their columns. */
 enum lat { L_DISK, L_NET, L_GUEST, L_MAX };
 
+/* The sort field holding each histogram's p99. */
+static const enum field p99_field[L_MAX] = { F_P99, F_NRTT, F_GRTT };
+
 /* Counters of one VM, summed over its taps and drives. */
 struct totals {
 	__u64 pkts[NET_DIR_MAX], bytes[NET_DIR_MAX];
@@ -112,7 +115,6 @@ static double quantile(const __u64 *cur, const __u64 *prev, double q)
 
 static void row_rates(struct row *r, double secs)
 {
-	static const enum field p99_field[L_MAX] = { F_P99, F_NRTT, F_GRTT };
 	const struct totals *c = &r->cur, *p = &r->prev;
 
 	r->v[F_RXPK] = delta(c->pkts[NET_DIR_RX], p->pkts[NET_DIR_RX]) / secs;
@@ -182,7 +184,6 @@ static void print_table(struct row *rows, int n, const char *eol)
 	       "RD/WRMB/s", "DISK50/99", "NET50/99", "GST50/99", eol);
 	for (int i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
-		static const enum field p99_field[L_MAX] = { F_P99, F_NRTT, F_GRTT };
 
 		for (int k = 0; k < 4; k++) {
 			/* MB/s below 10 keeps a decimal: a slow disk is not 0. */

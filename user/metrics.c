@@ -84,8 +84,9 @@ static size_t collect_net_rows(struct discovery *d, struct net_row **out)
 	return n;
 }
 
-static const struct hist_range rtt_range = { .min_slot = 10, .max_slot = 34,
-					      .per_unit = 1000000000ULL }; /* ~1 us .. 17 s */
+/* Every time histogram (disk latency, RTT): ns slots, exported ~1 us .. 17 s. */
+static const struct hist_range lat_range = { .min_slot = 10, .max_slot = 34,
+					      .per_unit = 1000000000ULL };
 
 /* A TCP series of a row: the VM's labels, its interface, then `key`=`value`. */
 static void tcp_labels(struct strbuf *lb, const struct net_row *r, const char *key,
@@ -119,7 +120,7 @@ static void render_tcp(const struct net_row *rows, size_t n, struct strbuf *sb)
 	for (i = 0; i < n; i++) {
 		tcp_labels(&lb, &rows[i], "path", path_names[rows[i].dir]);
 		expo_histogram(sb, "vmprobe_network_tcp_rtt_seconds", lb.buf, rows[i].st.rtt_slots,
-			       NET_RTT_SLOTS, &rtt_range, rows[i].st.rtt_sum_ns);
+			       NET_RTT_SLOTS, &lat_range, rows[i].st.rtt_sum_ns);
 	}
 	expo_family(sb, "vmprobe_network_tcp_retransmits_total", "counter",
 		    "TCP segments seen on the tap carrying sequence space already seen (tx: sent "
@@ -258,49 +259,48 @@ static void render_drops(struct discovery *d, struct strbuf *sb)
 /* QEMU's own TCP sockets on the host, per VM. */
 static void render_host_tcp(struct discovery *d, struct strbuf *sb)
 {
+	struct host_row {
+		char *labels; /* name, namespace */
+		struct net_host_tcp t;
+	} *rows;
 	struct strbuf lb;
-	struct net_host_tcp *h;
-	size_t n = 0, i = 0;
+	size_t n = 0, i;
 	struct vm *vm;
 
 	if (!d->np->host_tcp_on)
 		return;
 	for (vm = d->vms; vm; vm = vm->next)
 		n++;
-	h = calloc(n ? n : 1, sizeof(*h));
-	if (!h)
+	rows = calloc(n ? n : 1, sizeof(*rows));
+	if (!rows)
 		return;
-	for (vm = d->vms; vm; vm = vm->next, i++)
-		net_host_read(d->np, (__u32)vm->pid, &h[i]);
 	sb_init(&lb);
+	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
+		struct expo_label l[] = { { "name", vm->name },
+					  { "namespace", vm->ns[0] ? vm->ns : NULL } };
+
+		sb_reset(&lb);
+		expo_labels(&lb, l, ARRAY_SIZE(l));
+		rows[i].labels = strdup(lb.buf ? lb.buf : "");
+		net_host_read(d->np, (__u32)vm->pid, &rows[i].t);
+	}
+	sb_free(&lb);
 	expo_family(sb, "vmprobe_host_tcp_srtt_seconds", "histogram",
 		    "Smoothed RTT of the VM's QEMU TCP sockets on the host (migration, network "
 		    "storage, VNC), one sample per segment received.");
-	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
-		struct expo_label l[] = { { "name", vm->name },
-					  { "namespace", vm->ns[0] ? vm->ns : NULL } };
-
-		sb_reset(&lb);
-		expo_labels(&lb, l, ARRAY_SIZE(l));
-		expo_histogram(sb, "vmprobe_host_tcp_srtt_seconds", lb.buf, h[i].srtt_slots,
-			       NET_RTT_SLOTS, &rtt_range, h[i].srtt_sum_ns);
-	}
+	for (i = 0; i < n; i++)
+		expo_histogram(sb, "vmprobe_host_tcp_srtt_seconds", rows[i].labels,
+			       rows[i].t.srtt_slots, NET_RTT_SLOTS, &lat_range, rows[i].t.srtt_sum_ns);
 	expo_family(sb, "vmprobe_host_tcp_retransmits_total", "counter",
 		    "Segments the VM's QEMU TCP sockets on the host retransmitted.");
-	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
-		struct expo_label l[] = { { "name", vm->name },
-					  { "namespace", vm->ns[0] ? vm->ns : NULL } };
-
-		sb_reset(&lb);
-		expo_labels(&lb, l, ARRAY_SIZE(l));
-		expo_u64(sb, "vmprobe_host_tcp_retransmits_total", lb.buf, h[i].retransmits);
-	}
-	sb_free(&lb);
-	free(h);
+	for (i = 0; i < n; i++)
+		expo_u64(sb, "vmprobe_host_tcp_retransmits_total", rows[i].labels,
+			 rows[i].t.retransmits);
+	for (i = 0; i < n; i++)
+		free(rows[i].labels);
+	free(rows);
 }
 
-static const struct hist_range lat_range = { .min_slot = 10, .max_slot = 34,
-					      .per_unit = 1000000000ULL }; /* ~1 us .. 17 s */
 static const struct hist_range req_size_range = { .min_slot = 9, .max_slot = 24,
 						  .per_unit = 1 }; /* 512 B .. 16 MiB */
 
