@@ -280,7 +280,7 @@ static __always_inline int seq_classify(struct net_flow *f, const struct tcp_seg
 
 /* SYN or SYN-ACK. */
 static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key,
-				    const struct tcp_seg *seg, __u32 slot, __u32 dir,
+				    const struct tcp_seg *seg, __u32 dir,
 				    struct net_stats *st, __u64 now)
 {
 	__u32 o = dir ^ 1;
@@ -342,7 +342,7 @@ static __always_inline void tcp_segment(struct __sk_buff *skb, __u32 slot, __u32
 	}
 	f = bpf_map_lookup_elem(&net_flows, &key);
 	if (seg.flags & TCPF_SYN) {
-		tcp_syn(f, &key, &seg, slot, dir, st, clock_once(&now));
+		tcp_syn(f, &key, &seg, dir, st, clock_once(&now));
 		return;
 	}
 	if (!f) {
