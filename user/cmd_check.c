@@ -148,9 +148,17 @@ static void check_net(struct report *r)
 	item(r, "TCP flow tracking (LRU table)", ST_OK, "RTT per path, retransmits, connections");
 	item(r, "drop reasons (tp_btf/kfree_skb)", np.drops_on ? ST_OK : ST_DEGRADED, "%s",
 	     np.drops_on ? "attached" : "missing: vmprobe_network_drops_total is off");
-	item(r, "QEMU's host TCP sockets", np.host_tcp_on ? ST_OK : ST_DEGRADED, "%s",
-	     np.host_tcp_on ? "tcp_probe, tcp_retransmit_skb attached"
-			    : "tcp tracepoints missing: vmprobe_host_tcp_* are off");
+	/* serve attaches these only while it watches a QEMU socket: try them once. */
+	err = np.host_tcp_on ? net_host_tcp_hooks(&np, true) : 0;
+	if (!err && np.host_tcp_on)
+		err = net_host_tcp_hooks(&np, false);
+	if (!np.host_tcp_on)
+		item(r, "QEMU's host TCP sockets", ST_DEGRADED,
+		     "tcp tracepoints missing: vmprobe_host_tcp_* are off");
+	else
+		item(r, "QEMU's host TCP sockets", err ? ST_DEGRADED : ST_OK, "%s%s",
+		     err ? "tcp_probe, tcp_retransmit_skb do not attach: " : "tcp_probe, tcp_retransmit_skb attach",
+		     err ? strerror(-err) : "");
 	item(r, "bpf_get_netns_cookie in TC", np.have_netns_cookie ? ST_OK : ST_DEGRADED,
 	     np.have_netns_cookie ? "fallback lookup keyed by namespace"
 				  : "fallback lookup keyed by ifindex only (hot path unaffected)");

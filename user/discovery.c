@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,7 +207,12 @@ static int push_u64(__u64 **v, size_t *n, size_t *cap, __u64 x)
 	return 0;
 }
 
-/* Keeps in `socks` the inodes /proc/PID/net/FILE lists (TCP in QEMU's namespace). */
+/*
+ * Keeps in `socks` the inodes /proc/PID/net/FILE lists (TCP in QEMU's
+ * namespace), but listening sockets: they receive no segment tcp_probe
+ * reports and retransmit none, and nearly every VM has one (VNC, monitor),
+ * which would keep the host TCP hooks attached for nothing.
+ */
 static void keep_listed(const struct discovery *d, pid_t pid, const char *file, const __u64 *socks,
 			size_t n, __u64 **out, size_t *nr_out, size_t *cap)
 {
@@ -219,9 +225,11 @@ static void keep_listed(const struct discovery *d, pid_t pid, const char *file, 
 		return;
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long ino;
+		unsigned state;
 
 		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
-		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %llu", &ino) != 1 || !ino)
+		if (sscanf(line, "%*s %*s %*s %x %*s %*s %*s %*s %*s %llu", &state, &ino) != 2 ||
+		    !ino || state == TCP_LISTEN)
 			continue;
 		for (size_t i = 0; i < n; i++)
 			if (socks[i] == ino)

@@ -55,6 +55,9 @@ static void drops_choose(struct net_probe *np, struct net_bpf *skel)
 		log_warn("no tcp_probe/tcp_retransmit_skb tracepoints: QEMU's host TCP sockets are not measured");
 	bpf_program__set_autoload(skel->progs.host_tcp_probe, np->host_tcp_on);
 	bpf_program__set_autoload(skel->progs.host_tcp_retransmit, np->host_tcp_on);
+	/* Attached by net_host_tcp_hooks() only while there are sockets to watch. */
+	bpf_program__set_autoattach(skel->progs.host_tcp_probe, false);
+	bpf_program__set_autoattach(skel->progs.host_tcp_retransmit, false);
 	btf__free(btf);
 }
 
@@ -104,10 +107,10 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 		goto cleanup;
 	}
 
-	if (np->drops_on || np->host_tcp_on) {
+	if (np->drops_on) {
 		err = net_bpf__attach(skel);
 		if (err) {
-			log_error("attaching the drop and TCP tracepoints failed (%s)", strerror(-err));
+			log_error("attaching the drop tracepoint failed (%s)", strerror(-err));
 			goto cleanup;
 		}
 	}
@@ -341,10 +344,48 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * tcp_probe runs for every segment any established socket on the host
+ * receives: its hooks stay off while no QEMU socket is watched, so a host
+ * whose VMs have no TCP sockets of their own pays nothing for them.
+ */
+int net_host_tcp_hooks(struct net_probe *np, bool on)
+{
+	struct net_bpf *skel = np->skel;
+	int err = 0;
+
+	if (!np->host_tcp_on || on == !!skel->links.host_tcp_probe)
+		return 0;
+	if (!on) {
+		bpf_link__destroy(skel->links.host_tcp_probe);
+		bpf_link__destroy(skel->links.host_tcp_retransmit);
+		skel->links.host_tcp_probe = skel->links.host_tcp_retransmit = NULL;
+		log_debug("QEMU host TCP hooks detached: no socket to watch");
+		return 0;
+	}
+	skel->links.host_tcp_probe = bpf_program__attach(skel->progs.host_tcp_probe);
+	if (!skel->links.host_tcp_probe)
+		err = -errno;
+	if (!err) {
+		skel->links.host_tcp_retransmit = bpf_program__attach(skel->progs.host_tcp_retransmit);
+		if (!skel->links.host_tcp_retransmit)
+			err = -errno;
+	}
+	if (err) {
+		bpf_link__destroy(skel->links.host_tcp_probe);
+		skel->links.host_tcp_probe = NULL;
+		log_error("attaching the tcp_probe and tcp_retransmit_skb tracepoints failed (%s): "
+			  "QEMU's host TCP sockets are not measured", strerror(-err));
+		return err;
+	}
+	log_debug("QEMU host TCP hooks attached");
+	return 0;
+}
+
 int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
 		       size_t nr_now)
 {
-	int fd, err = 0;
+	int fd, err = 0, hooks_err;
 	size_t i = 0, j = 0;
 
 	if (!np->host_tcp_on)
@@ -369,7 +410,8 @@ int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_o
 		}
 	}
 	np->skel->bss->host_socks_nr = np->host_socks_nr;
-	return err;
+	hooks_err = net_host_tcp_hooks(np, np->host_socks_nr > 0);
+	return err ? err : hooks_err;
 }
 
 int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out)

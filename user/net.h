@@ -81,6 +81,11 @@ int net_host_vm_add(struct net_probe *np, __u32 tgid);
 void net_host_vm_del(struct net_probe *np, __u32 tgid);
 int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
 		       size_t nr_now);
+/*
+ * Attaches (on) or detaches the host TCP tracepoints; net_host_socks_set()
+ * keeps them attached exactly while sockets are watched. 0 or -errno.
+ */
+int net_host_tcp_hooks(struct net_probe *np, bool on);
 /* The VM's counters; -ENOENT if it has none. */
 int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out);
 

@@ -54,6 +54,16 @@ if ! grep -q "QEMU's host TCP sockets are not measured" "$WORK/vmprobe.log"; the
 	tap_done; exit
 fi
 
+# tcp_probe fires on every segment every socket on the host receives: vmprobe
+# attaches its host TCP hooks only while it watches a QEMU socket.
+host_hooked() { # is a BPF link of vmprobe's on tcp_probe now?
+	bpftool -j link show | python3 -c '
+import json, subprocess, sys
+names = {p["id"]: p.get("name") for p in json.loads(subprocess.check_output(["bpftool", "-j", "prog", "show"]))}
+sys.exit(0 if any(names.get(l.get("prog_id")) == "host_tcp_probe" for l in json.load(sys.stdin)) else 1)'
+}
+check_fails "no QEMU socket to watch: the host TCP hooks are not attached" host_hooked
+
 guest_make_initrd "$WORK/initrd" - <<'SH'
 echo READY
 sleep 300
@@ -97,6 +107,7 @@ samples() { scrape && metric "$WORK/metrics.txt" vmprobe_host_tcp_srtt_seconds_c
 # Discovery reads QEMU's fd table every few seconds: wait until it watches.
 watched() { echo 1 >&7; sleep 0.3; [ "$(samples)" -gt 0 ]; }
 check "the monitor socket's segments are counted under the VM" wait_for 15 watched
+check "a QEMU socket watched: the host TCP hooks are attached" host_hooked
 
 echo 50 >&7
 wait_for 20 grep -q "done 50" "$WORK/client.log"
@@ -155,5 +166,9 @@ else
 	tap_skip "promtool check metrics" "promtool is not installed"
 fi
 
+# The client closes, QEMU's socket goes: the next scans stop watching it.
 exec 7>&-
+host_unhooked() { ! host_hooked; }
+check "the monitor connection closed (QEMU only listens): the host TCP hooks are detached again" \
+	wait_for 15 host_unhooked
 tap_done
