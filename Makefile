@@ -111,7 +111,8 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 # BPF run-time stats; also on a TCP mix with flow tracking) and the fallback
 # path (BPF_PROG_TEST_RUN), and /metrics render time and size; iperf3
 # throughput through a veth between two netns with each probe attached
-# (bench/net.sh); fio IOPS (bench/disk.sh). Root: it makes netns and taps.
+# (bench/net.sh); fio IOPS and CPU per IO (bench/disk.sh), paired per round
+# (bench/ratios.py). Root: it makes netns and taps.
 $(BUILD)/bench/ref.bpf.o: bench/ref.h
 $(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
 	$(call msg,GEN-SKEL,$@)

@@ -1218,12 +1218,12 @@ static void pin_to_current_cpu(void)
 }
 
 /*
- * `bench attach IFNAME vmprobe|naive`, for bench/net.sh: attaches that
- * probe to IFNAME in the current network namespace, both directions
+ * `bench attach IFNAME vmprobe|naive|empty`, for bench/net.sh: attaches
+ * that probe to IFNAME in the current network namespace, both directions
  * (vmprobe as `vmprobe serve` does: its default config, its drop
  * tracepoint, classid = slot + 1), prints "ready", and on SIGINT or
  * SIGTERM prints "counted N" (frames its programs counted, both
- * directions), detaches and exits.
+ * directions; the empty program counts nothing), detaches and exits.
  */
 static int attach_main(const char *ifname, const char *which)
 {
@@ -1234,10 +1234,10 @@ static int attach_main(const char *ifname, const char *which)
 	sigset_t set;
 	__u64 frames = 0, cookie = 0;
 	int ifindex, slot = -1, sig, err;
-	bool vmprobe = !strcmp(which, "vmprobe");
+	bool vmprobe = !strcmp(which, "vmprobe"), empty = !strcmp(which, "empty");
 
-	if (!vmprobe && strcmp(which, "naive")) {
-		fprintf(stderr, "usage: bench attach IFNAME vmprobe|naive\n");
+	if (!vmprobe && !empty && strcmp(which, "naive")) {
+		fprintf(stderr, "usage: bench attach IFNAME vmprobe|naive|empty\n");
 		return 2;
 	}
 	/* Blocked before attaching: a signal then waits for sigwait, never kills us attached. */
@@ -1262,7 +1262,9 @@ static int attach_main(const char *ifname, const char *which)
 			err = net_tap_attach(&np, ifindex, (unsigned)slot, &a);
 	} else {
 		ref = ref_bpf__open_and_load();
-		err = ref ? ref_attach(ifindex, bpf_program__fd(ref->progs.bench_naive), true, &a)
+		err = ref ? ref_attach(ifindex, bpf_program__fd(empty ? ref->progs.bench_empty
+									: ref->progs.bench_naive),
+				       true, &a)
 			  : -errno;
 	}
 	if (err) {
@@ -1312,7 +1314,7 @@ int main(int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[1], "attach"))
 		return attach_main(argv[2], argv[3]);
 	if (argc != 1) {
-		fprintf(stderr, "usage: bench [attach IFNAME vmprobe|naive]\n");
+		fprintf(stderr, "usage: bench [attach IFNAME vmprobe|naive|empty]\n");
 		return 2;
 	}
 	err = config_load_default(&cfg);

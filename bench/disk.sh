@@ -5,11 +5,18 @@
 # modes, so every source's hooks are attached and the native drive's image
 # is in the map each completion checks); the same without host block
 # latency; vmprobe on a host with no VM; and libbpf-tools' biolatency.
-# Medians over interleaved rounds, as ratios. fio is not a VM: this is
-# what vmprobe costs the host's other IO.
+# fio is not a VM: this is what vmprobe costs the host's other IO.
+#
+# Two jobs per CPU keep every CPU busy: with one job a CPU idles about a
+# third of the time and absorbs a probe's cost, so IOPS would not show it.
+# Besides IOPS, the CPU time the whole host spent per IO (/proc/stat, busy
+# time of all CPUs over the run / IOs) shows the cost directly.
+# Each round runs every config once, the order rotating from round to
+# round; ratios are taken within a round, and their medians reported
+# (bench/ratios.py).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-ROUNDS=${ROUNDS:-3} SECS=${SECS:-4} PORT=19599
+ROUNDS=${ROUNDS:-7} SECS=${SECS:-3} JOBS=$((2 * $(nproc))) PORT=19599
 
 for need in fio biolatency losetup; do
 	command -v $need >/dev/null || { echo "# disk bench skipped: $need is not installed"; exit 0; }
@@ -26,6 +33,7 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 mount -t tmpfs -o size=600m tmpfs "$WORK"
 truncate -s 512M "$WORK/disk.img"
 truncate -s 1M "$WORK/thr.img" "$WORK/uring.img" "$WORK/native.img"
@@ -33,12 +41,25 @@ LOOP=$(losetup -f --show "$WORK/disk.img")
 mkdir "$WORK/bin"
 ln -s "$TAPGUEST" "$WORK/bin/qemu-system-x86_64"
 
+# One fio run: "IOPS CPU-µs-per-IO".
 iops() {
+	local before after
+	before=$(head -1 /proc/stat)
 	fio --name=bench --filename="$LOOP" --direct=1 --rw=randread --bs=4k --ioengine=libaio \
-		--iodepth=16 --runtime="$SECS" --time_based --output-format=json 2>/dev/null |
-		python3 -c 'import json,sys; print(int(json.load(sys.stdin)["jobs"][0]["read"]["iops"]))'
+		--iodepth=16 --numjobs=$JOBS --group_reporting --runtime="$SECS" --time_based \
+		--output-format=json 2>/dev/null >"$WORK/fio.json"
+	after=$(head -1 /proc/stat)
+	python3 - "$before" "$after" "$WORK/fio.json" <<-'EOF'
+		import json, os, sys
+		a, b = ([int(x) for x in s.split()[1:]] for s in sys.argv[1:3])
+		d = [y - x for x, y in zip(a, b)]
+		busy = sum(d[:8]) - d[3] - d[4] - d[7]  # less idle, iowait, steal
+		r = json.load(open(sys.argv[3]))["jobs"][0]["read"]
+		print(int(r["iops"]), busy / os.sysconf("SC_CLK_TCK") * 1e6 / r["total_ios"])
+	EOF
 }
 wait_ready() { # CMD...: up to 30 s, else the bench fails loudly
+	local i
 	for ((i = 0; i < 300; i++)); do "$@" && return 0; sleep 0.1; done
 	echo "disk bench: $PROBE_NAME did not start:" >&2; cat "$WORK/probe.log" >&2; exit 1
 }
@@ -78,38 +99,32 @@ stop_probe() {
 	kill "$VM"; wait "$VM" 2>/dev/null || true; VM=
 }
 
-declare -A runs med
 iops >/dev/null # warm up
-CONFIGS="none vmprobe vmprobe_nohost vmprobe_novm biolatency"
+CONFIGS=(none vmprobe vmprobe_nohost vmprobe_novm biolatency)
 for ((r = 0; r < ROUNDS; r++)); do
-	for p in $CONFIGS; do
+	for ((i = 0; i < ${#CONFIGS[@]}; i++)); do
+		p=${CONFIGS[(i + r) % ${#CONFIGS[@]}]}
 		[ $p != none ] && with_probe $p
-		runs[$p]+="$(iops) "
+		read -r io cpu <<<"$(iops)"
 		stop_probe
+		echo "$r $p iops $io" >>"$WORK/runs"
+		echo "$r $p cpu_us_per_io $cpu" >>"$WORK/runs"
 	done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-echo "# fio randread 4k O_DIRECT libaio qd16 on a tmpfs loop device; rounds:" \
-	"$(for p in $CONFIGS; do printf '%s %s| ' $p "${runs[$p]}"; done)"
-for p in $CONFIGS; do
-	med[$p]=$(median <<<"${runs[$p]}")
-	echo "BENCH disk_iops_$p ${med[$p]} iops"
+echo "# fio randread 4k O_DIRECT libaio qd16, $JOBS jobs, on a tmpfs loop device, $SECS s a run," \
+	"$ROUNDS rounds in rotating order; IOPS by round:"
+for p in "${CONFIGS[@]}"; do
+	echo "#   $p: $(awk -v p=$p '$2 == p && $3 == "iops" { printf "%s ", $4 }' "$WORK/runs")"
 done
-awk -v n="${med[none]}" -v v="${med[vmprobe]}" -v vn="${med[vmprobe_nohost]}" \
-	-v nv="${med[vmprobe_novm]}" -v b="${med[biolatency]}" 'BEGIN {
-	rb = b / n
-	split("vmprobe vmprobe_nohost vmprobe_novm", name, " ")
-	kept[1] = v / n; kept[2] = vn / n; kept[3] = nv / n
-	for (i = 1; i <= 3; i++)
-		printf "BENCH disk_%s_kept_ratio %.3f ratio\n", name[i], kept[i]
-	printf "BENCH disk_biolatency_kept_ratio %.3f ratio\n", rb
-	if (rb < 1) {
-		for (i = 1; i <= 3; i++) {
-			loss[i] = (1 - kept[i]) / (1 - rb)
-			printf "BENCH disk_loss_%s_vs_biolatency_ratio %.3f ratio\n", name[i], loss[i]
-		}
-		printf "# goal: vmprobe loses at most half of what biolatency loses (<= 0.50): every source on: %s; " \
-			"no VM on the host: %s; (every source on, host block latency off: %s)\n",
-			loss[1] <= 0.5 ? "met" : "NOT met", loss[3] <= 0.5 ? "met" : "NOT met", loss[2] <= 0.5 ? "met" : "NOT met"
-	}
-}'
+python3 "$REPO/bench/ratios.py" "$WORK/runs" disk_ none biolatency iops:iops:more \
+	cpu_us_per_io:us:less | tee "$WORK/summary"
+awk '$2 == "disk_iops_loss_vmprobe_vs_biolatency_ratio" { l = $3 }
+	$2 == "disk_iops_loss_vmprobe_novm_vs_biolatency_ratio" { nv = $3 }
+	$2 == "disk_cpu_us_per_io_added_vmprobe_vs_biolatency_ratio" { c = $3 }
+	$2 == "disk_cpu_us_per_io_added_vmprobe_novm_vs_biolatency_ratio" { cn = $3 }
+	END {
+	if (l == "") { print "# goal: no loss ratio: biolatency lost nothing in this run"; exit }
+	printf "# goal: vmprobe, every source on, loses at most half of what biolatency loses (<= 0.50):" \
+		" IOPS %s (%s), CPU per IO %s (%s); no VM on the host: IOPS %s, CPU per IO %s\n",
+		l, l <= 0.5 ? "met" : "NOT met", c, c <= 0.5 ? "met" : "NOT met", nv, cn
+}' "$WORK/summary"

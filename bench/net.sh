@@ -2,16 +2,19 @@
 # Network bench: a real path between two network namespaces (a veth pair,
 # iperf3 client in A, server in B), alternating in one run: no probe,
 # vmprobe's TC programs attached to B's end as vmprobe attaches them to a
-# tap, and the naive reference program (bench/ref.bpf.c) attached to both
-# directions of that end. Small packets (UDP, 64-byte payloads, unlimited
-# offered rate: packets/s received) and bulk TCP (bits/s received). Medians
-# over interleaved rounds, as ratios. Client and server are pinned to two
+# tap, the naive reference program (bench/ref.bpf.c) attached to both
+# directions of that end, and the empty program there: the floor, what any
+# TC filter costs before its program does anything. Small packets (UDP, 64-byte payloads, unlimited
+# offered rate: packets/s received) and bulk TCP (bits/s received). Each
+# round runs each once, the order rotating from round to round; ratios
+# are taken within a round and their medians reported (bench/ratios.py),
+# so the drifts of this shared machine cancel. Client and server are pinned to two
 # CPUs; the frames' receive path (veth, TC ingress, UDP/TCP) runs on the
 # client's CPU, which is the bottleneck, so that is where a probe's cost shows.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$REPO/build/bench/bench
-ROUNDS=${ROUNDS:-7} SECS=${SECS:-2} PORT=5299
+ROUNDS=${ROUNDS:-9} SECS=${SECS:-2} PORT=5299
 NS_A=vmpb-bench-a NS_B=vmpb-bench-b IF_A=vmpbn0 IF_B=vmpbn1
 ADDR_B=10.77.0.2
 
@@ -49,7 +52,8 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 
-with_probe() { # vmprobe|naive: attached when it returns
+with_probe() { # vmprobe|naive|empty: attached when it returns
+	local i
 	ip netns exec $NS_B "$BENCH" attach $IF_B "$1" >"$WORK/probe.out" 2>"$WORK/probe.log" &
 	PROBE=$!
 	for ((i = 0; i < 100; i++)); do
@@ -84,67 +88,50 @@ run() {
 	EOF
 }
 
-declare -A runs
 run udp >/dev/null # warm up
+CONFIGS=(none empty vmprobe naive)
 for ((r = 0; r < ROUNDS; r++)); do
-	for p in none vmprobe naive; do
+	for ((i = 0; i < ${#CONFIGS[@]}; i++)); do
+		p=${CONFIGS[(i + r) % ${#CONFIGS[@]}]}
 		[ $p != none ] && with_probe $p
-		out=$(run udp)
-		read -r pps udp_pkts <<<"$out"
-		out=$(run tcp)
-		read -r bps _ <<<"$out"
+		read -r pps udp_pkts <<<"$(run udp)"
+		read -r bps _ <<<"$(run tcp)"
 		if [ $p != none ]; then
 			stop_probe
 			# Every datagram the server got crossed the probe's ingress.
-			if [ "${COUNTED:-0}" -lt "$udp_pkts" ]; then
+			if [ $p != empty ] && [ "${COUNTED:-0}" -lt "$udp_pkts" ]; then
 				echo "net bench: $p counted ${COUNTED:-nothing}, fewer frames than the $udp_pkts UDP datagrams received" >&2
 				exit 1
 			fi
 		fi
-		runs[udp_$p]+="$pps " runs[tcp_$p]+="$bps "
+		echo "$r $p udp64_pps $pps" >>"$WORK/runs"
+		echo "$r $p tcp_bps $bps" >>"$WORK/runs"
 	done
 done
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-for t in udp tcp; do
-	for p in none vmprobe naive; do
-		eval "${t}_$p=$(median <<<"${runs[${t}_$p]}")"
+echo "# veth between two netns, iperf3 client on CPU 0, server on CPU 1, ${SECS} s per run," \
+	"$ROUNDS rounds in rotating order; probes on the server's end, both directions. By round:"
+for m in udp64_pps tcp_bps; do
+	for p in "${CONFIGS[@]}"; do
+		echo "#   $m $p: $(awk -v p=$p -v m=$m '$2 == p && $3 == m { printf "%s ", $4 }' "$WORK/runs")"
 	done
 done
-echo "# veth between two netns, iperf3 client on CPU 0, server on CPU 1, ${SECS} s per run," \
-	"$ROUNDS interleaved rounds, medians; probes on the server's end, both directions"
-echo "# UDP 64-byte payloads, received pps by round: none ${runs[udp_none]}| vmprobe ${runs[udp_vmprobe]}| naive ${runs[udp_naive]}"
-echo "# TCP received bit/s by round: none ${runs[tcp_none]}| vmprobe ${runs[tcp_vmprobe]}| naive ${runs[tcp_naive]}"
-echo "BENCH net_udp64_pps_none $udp_none pps"
-echo "BENCH net_udp64_pps_vmprobe $udp_vmprobe pps"
-echo "BENCH net_udp64_pps_naive $udp_naive pps"
-echo "BENCH net_tcp_bps_none $tcp_none bit/s"
-echo "BENCH net_tcp_bps_vmprobe $tcp_vmprobe bit/s"
-echo "BENCH net_tcp_bps_naive $tcp_naive bit/s"
-# Run-to-run noise: the spread of the no-probe rounds around their median.
-spread() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", (v[NR] - v[1]) / v[int((NR + 1) / 2)] }'; }
-udp_spread=$(spread <<<"${runs[udp_none]}") tcp_spread=$(spread <<<"${runs[tcp_none]}")
-echo "BENCH net_udp64_none_spread_ratio $udp_spread ratio"
-echo "BENCH net_tcp_none_spread_ratio $tcp_spread ratio"
-awk -v n="$udp_none" -v v="$udp_vmprobe" -v b="$udp_naive" \
-	-v tn="$tcp_none" -v tv="$tcp_vmprobe" -v tb="$tcp_naive" \
-	-v us="$udp_spread" -v ts="$tcp_spread" 'BEGIN {
-	rv = v / n; rb = b / n; trv = tv / tn; trb = tb / tn
-	printf "BENCH net_udp64_vmprobe_kept_ratio %.3f ratio\n", rv
-	printf "BENCH net_udp64_naive_kept_ratio %.3f ratio\n", rb
-	printf "BENCH net_tcp_vmprobe_kept_ratio %.3f ratio\n", trv
-	printf "BENCH net_tcp_naive_kept_ratio %.3f ratio\n", trb
-	if (rb < 1) {
-		loss = (1 - rv) / (1 - rb)
-		printf "BENCH net_udp64_loss_vmprobe_vs_naive_ratio %.3f ratio\n", loss
-		printf "# goal: vmprobe loses at most half of what naive loses in UDP pps (<= 0.50): %s\n",
-			(loss <= 0.5 ? "met" : "NOT met")
-	} else {
-		printf "# goal: UDP loss ratio undefined: naive lost nothing (kept %.3f) in this run\n", rb
-	}
-	printf "# goal: bulk TCP with vmprobe keeps >= 0.98: %s\n", (trv >= 0.98 ? "met" : "NOT met")
-	printf "# caveat: the no-probe rounds spread over %.0f%% (UDP) and %.0f%% (TCP) of their median;" \
-		" a kept ratio closer to 1 than that is within this machine'"'"'s noise, and so is a" \
-		" verdict drawn from it. tc_tcp_* and tc_* above time the programs themselves.\n", \
-		us * 100, ts * 100
-}'
+python3 "$REPO/bench/ratios.py" "$WORK/runs" net_ none naive udp64_pps:pps:more \
+	tcp_bps:bit/s:more | tee "$WORK/summary"
+awk '$2 == "net_udp64_pps_loss_vmprobe_vs_naive_ratio" { l = $3 }
+	$2 == "net_udp64_pps_loss_empty_vs_naive_ratio" { le = $3 }
+	$2 == "net_udp64_pps_vmprobe_kept_ratio_iqr" { li = $3 }
+	$2 == "net_tcp_bps_vmprobe_kept_ratio" { t = $3 }
+	$2 == "net_tcp_bps_vmprobe_kept_ratio_iqr" { ti = $3 }
+	END {
+	if (l == "")
+		print "# goal: UDP loss ratio undefined: naive lost nothing in this run"
+	else
+		printf "# goal: vmprobe loses at most half of what naive loses in UDP pps (<= 0.50): %s (%s)\n",
+			l, (l <= 0.5 ? "met" : "NOT met")
+	if (le != "")
+		printf "# floor: the empty program alone loses %s of what naive loses in UDP pps\n", le
+	printf "# goal: bulk TCP with vmprobe keeps >= 0.98: %s (%s)\n", t, (t >= 0.98 ? "met" : "NOT met")
+	printf "# noise: the per-round kept ratios of vmprobe spread over an interquartile range of" \
+		" %s (UDP) and %s (TCP); tc_* and tc_tcp_* above time the programs themselves.\n", li, ti
+}' "$WORK/summary"
