@@ -84,24 +84,35 @@ _Static_assert(sizeof(struct net_flow_key) == 40, "net_flow_key layout");
 /*
  * What the TC programs remember of a connection; arrays are indexed by
  * direction (enum net_dir). Times are bpf_ktime_get_ns(); 0 = none.
+ *
+ * The two directions of a flow run on two CPUs (e.g. data arriving from
+ * the guest, ACKs from the host). Every segment reads the other
+ * direction's pending samples, but only a segment with data writes (nxt,
+ * the gap): those fields lie at least a cache line away from the rest, so
+ * a bulk transfer's data does not evict, on the ACKs' CPU, the line every
+ * ACK reads, nor the reverse.
  */
 struct net_flow {
+	/* Read by both directions on every segment; written per sample. */
 	__u64 hs_ns;         /* handshake: when the SYN, then the SYN-ACK, passed */
 	__u64 ts_ns[2];      /* when the pending TSval was first seen */
 	__u64 seq_ns[2];     /* when the pending sequence range was sent */
-	__u64 hole_ns[2];    /* when the sequence gap opened */
 	__u32 tsval[2];      /* pending TSval, waiting for its echo */
 	__u32 last_tsval[2]; /* last TSval timed: each value is timed once */
 	__u32 seq_end[2];    /* end of the pending range, waiting for its ack */
-	__u32 nxt[2];        /* highest sequence end seen */
-	__u32 hole_lo[2];    /* one gap in the sequence seen, [lo, hi) */
-	__u32 hole_hi[2];
 	__u32 net_rtt_us;    /* last network-path sample */
 	__u8 state;          /* enum net_flow_state */
 	__u8 opener;         /* direction of the SYN; NET_DIR_MAX if unknown */
 	__u8 flags;          /* NET_FLOW_* */
 	__u8 ts_pure;        /* bit dir: the pending TSval came on a pure ACK */
+	__u8 apart[64];      /* whatever the map element's alignment */
+	/* Written by every segment carrying data, read by its direction only. */
+	__u32 nxt[2];        /* highest sequence end seen */
+	__u32 hole_lo[2];    /* one gap in the sequence seen, [lo, hi) */
+	__u32 hole_hi[2];
+	__u64 hole_ns[2];    /* when the sequence gap opened */
 };
+_Static_assert(sizeof(struct net_flow) == 176, "net_flow layout");
 
 enum net_flow_state {
 	NET_FLOW_SYN_SENT = 1,
