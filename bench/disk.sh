@@ -4,7 +4,8 @@
 # on (a stand-in VM, tests/tools/tapguest, holds drives in all three AIO
 # modes, so every source's hooks are attached and the native drive's image
 # is in the map each completion checks); the same without host block
-# latency; vmprobe on a host with no VM; and libbpf-tools' biolatency.
+# latency; vmprobe on a host with no VM, with and without host block
+# latency; and libbpf-tools' biolatency.
 # fio is not a VM: this is what vmprobe costs the host's other IO.
 #
 # Two jobs per CPU keep every CPU busy: with one job a CPU idles about a
@@ -78,14 +79,14 @@ vm_counted() { # every drive of the stand-in VM has its series
 with_probe() { # NAME: starts it, waits until it is attached
 	PROBE_NAME=$1
 	case $1 in
-	vmprobe | vmprobe_nohost | vmprobe_novm)
+	vmprobe | vmprobe_nohost | vmprobe_novm | vmprobe_novm_nohost)
 		printf 'listen: "127.0.0.1:%s"\nnetwork:\n  enabled: false\ndisk:\n  host_block_latency: %s\n' \
-			$PORT "$([ $1 = vmprobe_nohost ] && echo false || echo true)" >"$WORK/cfg.yaml"
-		[ $1 = vmprobe_novm ] || start_vm
+			$PORT "$([[ $1 = *nohost ]] && echo false || echo true)" >"$WORK/cfg.yaml"
+		[[ $1 = vmprobe_novm* ]] || start_vm
 		"$REPO/build/vmprobe" serve -c "$WORK/cfg.yaml" 2>"$WORK/probe.log" &
 		PROBE=$!
 		wait_ready curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz"
-		[ $1 = vmprobe_novm ] || wait_ready vm_counted ;;
+		[[ $1 = vmprobe_novm* ]] || wait_ready vm_counted ;;
 	biolatency)
 		stdbuf -oL biolatency >"$WORK/probe.log" 2>&1 &
 		PROBE=$!
@@ -100,7 +101,7 @@ stop_probe() {
 }
 
 iops >/dev/null # warm up
-CONFIGS=(none vmprobe vmprobe_nohost vmprobe_novm biolatency)
+CONFIGS=(none vmprobe vmprobe_nohost vmprobe_novm vmprobe_novm_nohost biolatency)
 for ((r = 0; r < ROUNDS; r++)); do
 	for ((i = 0; i < ${#CONFIGS[@]}; i++)); do
 		p=${CONFIGS[(i + r) % ${#CONFIGS[@]}]}

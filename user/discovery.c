@@ -173,14 +173,22 @@ static void drive_resolve(const struct discovery *d, struct vm *vm, int i)
 	ds->kdev = S_ISBLK(st.st_mode) ? disk_kdev(st.st_rdev) : 0;
 }
 
+/* Whether the fd is one of the drive's already; marks it in *seen, a bit per entry. */
+static bool drive_fd_known(const struct drive_state *ds, int fd, unsigned *seen)
+{
+	for (int k = 0; k < ds->nr_fds; k++)
+		if (ds->fds[k] == fd) {
+			*seen |= 1u << k;
+			return true;
+		}
+	return false;
+}
+
 /* Counts the fd as the drive's (QEMU may hold an image more than once). */
-static void drive_fd_seen(struct discovery *d, struct vm *vm, struct drive_state *ds, int fd)
+static void drive_fd_add(struct discovery *d, struct vm *vm, struct drive_state *ds, int fd)
 {
 	int err;
 
-	for (int k = 0; k < ds->nr_fds; k++)
-		if (ds->fds[k] == fd)
-			return;
 	if (ds->nr_fds >= DRIVE_MAX_FDS)
 		return;
 	err = disk_fd_add(d->dp, vm->pid, fd, ds->slot);
@@ -190,6 +198,31 @@ static void drive_fd_seen(struct discovery *d, struct vm *vm, struct drive_state
 		return;
 	}
 	ds->fds[ds->nr_fds++] = fd;
+	log_debug("fd %d of VM %s (pid %d) is on a drive's image: counted", fd, vm->name,
+		  (int)vm->pid);
+}
+
+/*
+ * Forgets the drive's fds a full walk of the fd table did not find on its
+ * image: QEMU closed them (it reopens images as their permissions change
+ * at start, and for block-commit, mirror or snapshots), and the number
+ * may come back on another file, whose IO is not this drive's.
+ */
+static void drive_fds_prune(struct discovery *d, struct vm *vm, struct drive_state *ds,
+			    unsigned seen)
+{
+	int kept = 0;
+
+	for (int k = 0; k < ds->nr_fds; k++) {
+		if (seen & (1u << k)) {
+			ds->fds[kept++] = ds->fds[k];
+			continue;
+		}
+		disk_fd_del(d->dp, vm->pid, ds->fds[k]);
+		log_debug("fd %d of VM %s (pid %d) is no longer on its image: not counted",
+			 ds->fds[k], vm->name, (int)vm->pid);
+	}
+	ds->nr_fds = kept;
 }
 
 static int push_u64(__u64 **v, size_t *n, size_t *cap, __u64 x)
@@ -276,6 +309,9 @@ static void scan_fds(struct discovery *d, struct vm *vm)
 	bool want_socks = d->np && d->np->host_tcp_on;
 	__u64 *socks = NULL;
 	size_t nr_socks = 0, cap = 0;
+	unsigned seen[VM_MAX_DRIVES] = { 0 };
+	struct { int fd, drive; } adds[VM_MAX_DRIVES * DRIVE_MAX_FDS];
+	int nr_adds = 0;
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
@@ -331,11 +367,19 @@ static void scan_fds(struct discovery *d, struct vm *vm)
 			struct drive_state *ds = &vm->drives[i];
 
 			if (ds->slot >= 0 && ds->resolved && ds->st_dev == st.st_dev &&
-			    ds->st_ino == st.st_ino)
-				drive_fd_seen(d, vm, ds, fd);
+			    ds->st_ino == st.st_ino && !drive_fd_known(ds, fd, &seen[i]) &&
+			    nr_adds < (int)ARRAY_SIZE(adds)) {
+				adds[nr_adds].fd = fd;
+				adds[nr_adds++].drive = i;
+			}
 		}
 	}
 	closedir(dir);
+	/* Forget first: a number closed on one drive's image may now be another's. */
+	for (int i = 0; d->dp && i < vm->spec.nr_drives; i++)
+		drive_fds_prune(d, vm, &vm->drives[i], seen[i]);
+	for (int j = 0; j < nr_adds; j++)
+		drive_fd_add(d, vm, &vm->drives[adds[j].drive], adds[j].fd);
 	if (want_socks)
 		host_socks_update(d, vm, socks, nr_socks);
 	free(socks);

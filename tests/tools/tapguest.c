@@ -6,9 +6,12 @@
  *
  *   qemu-system-x86_64 -name guest=NAME -uuid U -netdev tap,id=n0,ifname=TAP ...
  *
- * It holds each `-drive file=` image open (O_RDWR) as QEMU does, doing no
- * IO on it, so that discovery finds the drive's fd (bench/disk.sh: a VM
- * with drives in every AIO mode, for the cost of every disk source on).
+ * It holds each `-drive file=` image open (O_RDWR) as QEMU does, so that
+ * discovery finds the drive's fd (bench/disk.sh: a VM with drives in every
+ * AIO mode, for the cost of every disk source on). On SIGUSR2 it reads
+ * TAPGUEST_READS (default 8) blocks of 4 KiB from each drive's fd with
+ * pread(2), as aio=threads does; on SIGHUP it puts /dev/zero in place of
+ * each image under the same fd number, as a reopen may reuse it.
  * It drains every frame delivered to the guest and, on SIGUSR1, writes
  * the frames listed in TAPGUEST_BURST ("COUNT:SIZE,...") into each tap,
  * as a guest transmitting. With TAPGUEST_PASS_FD=1 it re-executes itself
@@ -35,11 +38,54 @@
 #include "qemu.h"
 #include "tapdev.h"
 
-static volatile sig_atomic_t burst_requested;
+static volatile sig_atomic_t burst_requested, reads_requested, reuse_requested;
 
 static void on_usr1(int sig)
 {
 	burst_requested = 1;
+}
+
+static void on_usr2(int sig)
+{
+	reads_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+	reuse_requested = 1;
+}
+
+/* Reads from each drive fd; prints "read N" (blocks read in all). */
+static void drive_reads(const int *fds, int nr)
+{
+	const char *env = getenv("TAPGUEST_READS");
+	int count = env ? atoi(env) : 8, done = 0;
+	static char block[4096];
+
+	for (int i = 0; i < nr; i++)
+		for (int k = 0; k < count; k++)
+			if (pread(fds[i], block, sizeof(block), (off_t)k * sizeof(block)) ==
+			    (ssize_t)sizeof(block))
+				done++;
+	printf("read %d\n", done);
+	fflush(stdout);
+}
+
+/* The same fd numbers, now on /dev/zero; prints "reused N". */
+static void drive_reuse(const int *fds, int nr)
+{
+	int done = 0;
+
+	for (int i = 0; i < nr; i++) {
+		int other = open("/dev/zero", O_RDONLY);
+
+		if (other >= 0 && dup2(other, fds[i]) == fds[i])
+			done++;
+		if (other >= 0)
+			close(other);
+	}
+	printf("reused %d\n", done);
+	fflush(stdout);
 }
 
 static void fill_frame(unsigned char *f, size_t size, const unsigned char *src)
@@ -126,7 +172,7 @@ int main(int argc, char **argv)
 	unsigned char frame[65536];
 	unsigned long long got = 0;
 	struct vm_spec vm;
-	int nfd = 0;
+	int nfd = 0, drive_fds[VM_MAX_DRIVES], nr_drive_fds = 0;
 
 	if (argc == 5 && strcmp(argv[1], "inject") == 0)
 		return inject(argv[2], atoi(argv[3]), atoi(argv[4]));
@@ -149,12 +195,16 @@ int main(int argc, char **argv)
 	for (int i = 0; i < vm.nr_drives; i++) {
 		if (!vm.drives[i].file[0])
 			continue;
-		if (open(vm.drives[i].file, O_RDWR) < 0) {
+		drive_fds[nr_drive_fds] = open(vm.drives[i].file, O_RDWR);
+		if (drive_fds[nr_drive_fds] < 0) {
 			fprintf(stderr, "tapguest: drive %s: %s\n", vm.drives[i].file, strerror(errno));
 			return 1;
 		}
+		nr_drive_fds++;
 	}
 	signal(SIGUSR1, on_usr1);
+	signal(SIGUSR2, on_usr2);
+	signal(SIGHUP, on_hup);
 	printf("ready %d taps\n", nfd);
 	fflush(stdout);
 	for (;;) {
@@ -163,6 +213,14 @@ int main(int argc, char **argv)
 		for (int i = 0; n > 0 && i < nfd; i++)
 			while (read(pfd[i].fd, frame, sizeof(frame)) > 0)
 				got++;
+		if (reads_requested) {
+			reads_requested = 0;
+			drive_reads(drive_fds, nr_drive_fds);
+		}
+		if (reuse_requested) {
+			reuse_requested = 0;
+			drive_reuse(drive_fds, nr_drive_fds);
+		}
 		if (burst_requested) {
 			const char *spec = getenv("TAPGUEST_BURST");
 			unsigned long long sent = 0;

@@ -1,0 +1,62 @@
+#!/bin/bash
+# A drive's fds follow QEMU's fd table: a stand-in VM (tapguest) reads its
+# image with pread(2), as aio=threads does, and every read counts for the
+# drive, exactly. Then the image's fd number is reused for another file
+# (as a reopen for block-commit, mirror or snapshot may leave it): once a
+# full walk of the fd table has seen that, reads through that number no
+# longer count for the drive.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+
+if [ "$(id -u)" -ne 0 ]; then
+	tap_skip "drive fds follow the fd table" "needs root"
+	tap_done; exit
+fi
+
+WORK=$(mktemp -d /tmp/vmprobe-diskfds.XXXXXX)
+PORT=19588 VM=
+cleanup() {
+	vmprobe_stop >/dev/null 2>&1
+	[ -n "$VM" ] && kill "$VM" 2>/dev/null && wait "$VM" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+QEMU=$(tapguest_dir)
+truncate -s 1M "$WORK/d0.img"
+vmprobe_start $PORT "network:
+  enabled: false" || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+if ! grep -q "disk sources: threads on" "$WORK/vmprobe.log"; then
+	tap_skip "drive fds follow the fd table" "aio=threads is not measured here (see the log)"
+	tap_done; exit
+fi
+export TAPGUEST_READS=8
+"$QEMU" -name guest=fds-vm -drive "file=$WORK/d0.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
+	-device virtio-blk-pci,drive=d0,id=disk0 >"$WORK/vm.out" 2>&1 &
+VM=$!
+
+reads() { # the drive's read operations now
+	scrape && metric "$WORK/metrics.txt" vmprobe_disk_operations_total name=fds-vm drive=disk0 operation=read
+}
+counted() { [ -n "$(reads)" ]; }
+check "the drive's series appears" wait_for 10 counted
+before=$(reads)
+kill -USR2 "$VM"
+check "the stand-in VM read its image" wait_for 5 grep -q "^read 8$" "$WORK/vm.out"
+check_num "every pread of the image counts for the drive" $((before + 8)) "$(reads)"
+check_num "and its bytes" $((8 * 4096)) \
+	"$(metric "$WORK/metrics.txt" vmprobe_disk_bytes_total name=fds-vm drive=disk0 operation=read)"
+
+# The fd number now names /dev/zero; discovery's next walk of the whole fd
+# table (every 8 rescans, 200 ms each here) notices.
+kill -HUP "$VM"
+check "the image's fd number was reused for another file" wait_for 5 grep -q "^reused 1$" "$WORK/vm.out"
+check "discovery forgets the fd" wait_for 10 grep -q "is no longer on its image" "$WORK/vmprobe.log"
+before=$(reads)
+kill -USR2 "$VM"
+wait_for 5 test "$(grep -c '^read 8$' "$WORK/vm.out")" -eq 2
+check_num "reads through the reused fd number no longer count for the drive" "$before" "$(reads)"
+check "the drive's series stays (the drive is still the VM's)" counted
+tap_done
