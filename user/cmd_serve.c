@@ -57,37 +57,35 @@ static void drain(int fd)
 		;
 }
 
-#define LOCK_DIR "/run/vmprobe"
-#define LOCK_PATH LOCK_DIR "/serve.lock"
-
 /*
  * One `serve` per host: a second would attach a second set of filters to
- * every tap. The lock goes with the process, however it ends.
+ * every tap. It also holds the attach lock, so that no top or hist loads
+ * filters of its own beside serve's. The locks go with the process,
+ * however it ends.
  */
-static int take_lock(void)
+static int take_locks(int *serve_fd, int *attach_fd)
 {
-	char pid[32] = "";
-	int fd, n;
+	char holder[32];
 
-	mkdir(LOCK_DIR, 0755);
-	fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		log_error("cannot open %s: %s", LOCK_PATH, strerror(errno));
-		return -errno;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		n = (int)read(fd, pid, sizeof(pid) - 1);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
+	*serve_fd = lock_take(SERVE_LOCK, holder, sizeof(holder));
+	if (*serve_fd == -EBUSY)
 		log_error("another vmprobe serve (pid %s) is running on this host; stop it first",
-			  pid[0] ? pid : "?");
-		close(fd);
-		return -EBUSY;
+			  holder);
+	else if (*serve_fd < 0)
+		log_error("cannot lock %s: %s", SERVE_LOCK, strerror(-*serve_fd));
+	if (*serve_fd < 0)
+		return *serve_fd;
+	*attach_fd = lock_take(ATTACH_LOCK, holder, sizeof(holder));
+	if (*attach_fd == -EBUSY)
+		log_error("a vmprobe top or hist (pid %s) has probes of its own attached; "
+			  "stop it first", holder);
+	else if (*attach_fd < 0)
+		log_error("cannot lock %s: %s", ATTACH_LOCK, strerror(-*attach_fd));
+	if (*attach_fd < 0) {
+		close(*serve_fd);
+		return *attach_fd;
 	}
-	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) || pwrite(fd, pid, n, 0) != n)
-		log_warn("cannot write %s: %s", LOCK_PATH, strerror(errno));
-	return fd;
+	return 0;
 }
 
 static void usage(FILE *f)
@@ -113,7 +111,7 @@ int do_serve(int argc, char **argv)
 	struct config cfg;
 	struct pollfd pfd[2];
 	sigset_t mask;
-	int opt, sfd = -1, lfd, err, ret = EXIT_FAIL, lock_fd;
+	int opt, sfd = -1, lfd, err, ret = EXIT_FAIL, lock_fd, attach_fd;
 	bool disc = false, pinned = false;
 
 	while ((opt = getopt_long(argc, argv, "c:l:h", longopts, NULL)) != -1) {
@@ -151,8 +149,7 @@ int do_serve(int argc, char **argv)
 	}
 	log_max_level = cfg.log_level;
 	libbpf_set_print(libbpf_log);
-	lock_fd = take_lock();
-	if (lock_fd < 0)
+	if (take_locks(&lock_fd, &attach_fd))
 		return EXIT_FAIL;
 
 	/* Signals are read from a signalfd by the main loop, not by handlers. */
@@ -164,6 +161,7 @@ int do_serve(int argc, char **argv)
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
+		close(attach_fd);
 		close(lock_fd);
 		return EXIT_FAIL;
 	}
@@ -236,6 +234,7 @@ cleanup:
 		disk_probe_close(dpp);
 	if (sfd >= 0)
 		close(sfd);
+	close(attach_fd);
 	close(lock_fd);
 	return ret;
 }

@@ -25,7 +25,6 @@
 #include "util.h"
 
 #define BPFFS "/sys/fs/bpf"
-#define SERVE_LOCK "/run/vmprobe/serve.lock"
 
 static const char *const pinned_names[] = { "net_stats", "net_ifaces", "drive_stats", "dev_stats" };
 
@@ -131,6 +130,30 @@ int state_write(struct discovery *d)
 	return err;
 }
 
+int lock_take(const char *path, char *holder, size_t len)
+{
+	char pid[32];
+	int fd, n;
+
+	mkdir(RUN_DIR, 0755);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		n = (int)read(fd, holder, len - 1);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		if (!holder[0])
+			snprintf(holder, len, "?");
+		close(fd);
+		return -EBUSY;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, pid, n, 0) != n)
+		log_warn("cannot write %s: %s", path, strerror(errno));
+	return fd;
+}
+
 /* Is serve running? It holds its lock for as long as it lives. */
 static bool serve_running(void)
 {
@@ -195,10 +218,22 @@ static int open_shared(struct view *v)
 
 static int open_own(struct view *v)
 {
+	char holder[32];
 	int err;
 
 	if (cmd_load_config(&v->cfg, NULL))
 		return -EINVAL;
+	/*
+	 * Each vmprobe that attaches its own filters removes those an ended
+	 * one left: two at once would remove each other's.
+	 */
+	v->attach_lock = lock_take(ATTACH_LOCK, holder, sizeof(holder));
+	if (v->attach_lock == -EBUSY)
+		fprintf(stderr, "vmprobe: another vmprobe (pid %s) has probes of its own attached; "
+				"wait for it to end, or run vmprobe serve, whose counters any "
+				"number of top and hist share\n", holder);
+	if (v->attach_lock < 0)
+		return v->attach_lock;
 	err = net_probe_open(&v->np, v->cfg.max_interfaces, v->cfg.max_tcp_flows);
 	if (err)
 		return err;
@@ -218,6 +253,7 @@ int view_open(struct view *v)
 	int err;
 
 	memset(v, 0, sizeof(*v));
+	v->attach_lock = -1;
 	v->shared = serve_running();
 	err = v->shared ? open_shared(v) : open_own(v);
 	if (!err)
@@ -339,6 +375,9 @@ void view_close(struct view *v)
 			net_probe_close(&v->np);
 		if (v->disk_on)
 			disk_probe_close(&v->dp);
+		/* Only once the filters are gone. */
+		if (v->attach_lock >= 0)
+			close(v->attach_lock);
 	}
 	free(v->vms);
 	memset(v, 0, sizeof(*v));

@@ -17,7 +17,19 @@
 #include "qemu.h"
 
 #define PIN_DIR "/sys/fs/bpf/vmprobe"
-#define STATE_PATH "/run/vmprobe/state.json"
+#define RUN_DIR "/run/vmprobe"
+#define STATE_PATH RUN_DIR "/state.json"
+/* Held by serve for its life: one serve per host. */
+#define SERVE_LOCK RUN_DIR "/serve.lock"
+/* Held by whoever attaches filters: serve, or top/hist with probes of their own. */
+#define ATTACH_LOCK RUN_DIR "/attach.lock"
+
+/*
+ * Takes the lock at `path` (made if missing) and writes our PID in it: its
+ * fd, held until the process closes it or ends, or -EBUSY with the
+ * holder's PID in `holder` ("?" if unknown), or another -errno.
+ */
+int lock_take(const char *path, char *holder, size_t len);
 
 /* serve: pins the counter maps (mounting bpffs if needed); 0 or -errno. */
 int pin_maps(struct net_probe *np, struct disk_probe *dp);
@@ -48,6 +60,7 @@ struct view_vm {
  */
 struct view {
 	bool shared; /* reading serve's maps */
+	int attach_lock; /* own probes: ATTACH_LOCK, else -1 */
 	struct net_probe np; /* in shared mode only the fields net_read() uses */
 	struct disk_probe dp; /* likewise for disk_read() */
 	bool net_on, disk_on;

@@ -227,4 +227,22 @@ check "without serve, hist uses its own probes" grep -q '(own probes)' "$WORK/hi
 check_eq "hist --net prints rx and tx per interval (2 intervals)" 4 \
 	"$(grep -cE "^tap $TAP, (rx|tx) frame sizes, frames: [1-9]" "$WORK/hist2.txt")"
 check_eq "hist removed its filters on exit" 0 "$(filters "$TAP")"
+
+# One vmprobe with filters of its own at a time: a second would remove
+# the first's as left by an ended one.
+"$VMPROBE" top -b -n 20 -d 1 >"$WORK/top3.txt" 2>&1 &
+TOP_PID=$!
+check "a top with its own probes runs" wait_for 5 own_filters
+rc=0; "$VMPROBE" hist web-busy -i 1 -n 1 >"$WORK/hist3.txt" 2>&1 || rc=$?
+check_eq "meanwhile a hist that would load its own probes exits 1" 1 "$rc"
+check "and says which vmprobe holds them (pid $TOP_PID)" \
+	grep -q "another vmprobe (pid $TOP_PID) has probes of its own attached" "$WORK/hist3.txt"
+rc=0; timeout 10 "$VMPROBE" serve --listen 127.0.0.1:$((PORT + 1)) >"$WORK/serve3.log" 2>&1 || rc=$?
+check_eq "meanwhile serve refuses to start (exit 1)" 1 "$rc"
+check "and names the top (pid $TOP_PID)" grep -q "(pid $TOP_PID) has probes of its own attached" "$WORK/serve3.log"
+check_eq "the first top's filters are untouched" 2 "$(filters "$TAP")"
+kill -TERM "$TOP_PID"; wait "$TOP_PID"
+check_eq "top removed its filters on SIGTERM" 0 "$(filters "$TAP")"
+"$VMPROBE" hist web-busy --net "$TAP" -i 1 -n 1 >"$WORK/hist4.txt" 2>&1
+check_eq "once it ended, hist loads its own probes again" 0 "$?"
 tap_done
