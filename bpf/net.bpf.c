@@ -125,10 +125,14 @@ struct {
 
 /*
  * A frame freed as dropped, with the kernel's reason. It is a VM's if its
- * device is a counted tap. Direction: a frame that came in on the tap
- * (skb_iif is the tap) was on its way from the guest; any other frame on
- * the tap, e.g. one the tap could not queue because the guest does not
- * drain its ring (FULL_RING), was on its way to it.
+ * device is a counted tap. Direction: on its way to the guest, a frame
+ * went through dev_queue_xmit(), which sets the link-layer header where
+ * the data starts, and stays so until the tap queues it (or drops it,
+ * e.g. FULL_RING when the guest does not drain its ring). Any other frame
+ * on the tap came from the guest: received (skb_iif is the tap), or
+ * dropped while the tap built it from the guest's write (tun_get_user:
+ * DEV_READY when the tap is down, DEV_HDR...), with no link-layer header
+ * yet or its Ethernet header already pulled.
  */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(net_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
@@ -137,6 +141,7 @@ int BPF_PROG(net_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 	struct net_drop_key dkey = {};
 	struct net_device *dev = skb->dev;
 	__u64 one = 1, *v;
+	bool to_guest;
 	__u32 *slot;
 
 	if (!dev)
@@ -148,7 +153,9 @@ int BPF_PROG(net_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_r
 	if (!slot)
 		return 0;
 	dkey.slot = *slot;
-	dkey.dir = skb->skb_iif == dev->ifindex ? NET_DIR_TX : NET_DIR_RX;
+	to_guest = skb->skb_iif != dev->ifindex && skb->mac_header != (__u16)~0U &&
+		   (__u64)skb->data == (__u64)skb->head + skb->mac_header;
+	dkey.dir = to_guest ? NET_DIR_RX : NET_DIR_TX;
 	dkey.reason = reason;
 	v = bpf_map_lookup_elem(&net_drops, &dkey);
 	if (v)

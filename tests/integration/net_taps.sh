@@ -130,13 +130,13 @@ check "vmprobe's filters carry their slot as classid (flowid)" \
 # reading its tap fd, as a paused QEMU does) makes the tap drop frames
 # sent to it; vmprobe counts them by reason, equal to the tap's tx_dropped.
 # (Before the hash is emptied below: drops are attributed through it.)
-drop_total() { # FILE: all drop reasons of the host VM, to the guest
-	python3 - "$1" "$HNAME_EXP" <<'PY'
+drop_total() { # FILE [DIRECTION]: all drop reasons of the host VM, to the guest (rx) by default
+	python3 - "$1" "$HNAME_EXP" "${2:-rx}" <<'PY'
 import re, sys
 tot = 0
 for line in open(sys.argv[1]):
     m = re.match(r'vmprobe_network_drops_total\{(.*)\} (\d+)$', line.strip())
-    if m and 'name="%s"' % sys.argv[2] in m.group(1) and 'direction="rx"' in m.group(1):
+    if m and 'name="%s"' % sys.argv[2] in m.group(1) and 'direction="%s"' % sys.argv[3] in m.group(1):
         tot += int(m.group(2))
 print(tot)
 PY
@@ -152,6 +152,21 @@ check_num "drops to the guest = the tap's tx_dropped" "$((td1 - td0))" \
 	"$(( $(drop_total "$WORK/d1.txt") - $(drop_total "$WORK/d0.txt") ))"
 check "the drop reason is the tap's full ring" grep -q \
 	"vmprobe_network_drops_total{name=\"$(printf '%s' "$HNAME_EXP" | sed 's/[\\]/\\&/g')\",interface=\"$HTAP\",direction=\"rx\",reason=\"FULL_RING\"}" "$WORK/d1.txt"
+# Frames from the guest the tap drops before the host receives them: with
+# the tap down, each frame the stand-in writes is built and freed in the
+# tap's write path (DEV_READY) and counted in its rx_dropped. They were on
+# their way out of the guest: direction tx, not rx.
+rd0=$(tapstat "$HTAP" rx_dropped) bursts=$(grep -c '^sent' "$WORK/host.log")
+ip link set "$HTAP" down
+kill -USR1 "$gh"
+wait_for 5 test "$(grep -c '^sent' "$WORK/host.log")" -gt "$bursts"
+ip link set "$HTAP" up
+scrape "$WORK/d2.txt"; rd1=$(tapstat "$HTAP" rx_dropped)
+check "the tap, down, dropped the guest's frames" test $((rd1 - rd0)) -gt 0
+check_num "drops from the guest = the tap's rx_dropped" "$((rd1 - rd0))" \
+	"$(( $(drop_total "$WORK/d2.txt" tx) - $(drop_total "$WORK/d1.txt" tx) ))"
+check_num "and none of them counted as on their way to the guest" "$(drop_total "$WORK/d1.txt")" \
+	"$(drop_total "$WORK/d2.txt")"
 
 # Empty vmprobe's (netns, ifindex) hash: the frame counts below must then
 # come from the classid path alone.
@@ -211,7 +226,9 @@ for ns in "$NS1" "$NS2"; do
 	ip netns exec "$ns" "$TAPGUEST" inject "$PTAP" 7 100 >/dev/null
 	ip netns exec "$ns" "$TAPGUEST" inject "$PTAP" 4 1400 >/dev/null
 done
-for g in host pod1 pod2; do wait_for 5 grep -q sent "$WORK/$g.log"; done
+for g in host pod1 pod2; do
+	wait_for 5 test "$(grep -c '^sent' "$WORK/$g.log")" -ge "$([ $g = host ] && echo 2 || echo 1)"
+done
 sleep 0.3
 snap after
 hits1=$(foreign_hits)
