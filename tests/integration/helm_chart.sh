@@ -154,7 +154,7 @@ check_eq "the DaemonSet adds exactly the capabilities the source needs" \
 check_eq "root inside the container (with only those capabilities)" 0 "$(ds runAsUser)"
 
 # Mounts: the paths the source and the config use.
-lock_dir=$(sed -n 's/^#define LOCK_DIR "\(.*\)"/\1/p' "$REPO/user/cmd_serve.c")
+lock_dir=$(sed -n 's/^#define RUN_DIR "\(.*\)"/\1/p' "$REPO/user/pin.h")
 proc_root=$(tojson "$WORK/cfg-default.yaml" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["discovery"]["proc"])' 2>/dev/null)
 check_eq "the host's /proc is mounted read-only where the config's discovery.proc points" \
 	"$proc_root /proc ro" "$(ds mount | grep "^$proc_root ")"
