@@ -94,8 +94,11 @@ for ((r = 0; r < ROUNDS; r++)); do
 	for ((i = 0; i < ${#CONFIGS[@]}; i++)); do
 		p=${CONFIGS[(i + r) % ${#CONFIGS[@]}]}
 		[ $p != none ] && with_probe $p
-		read -r pps udp_pkts <<<"$(run udp)"
-		read -r bps _ <<<"$(run tcp)"
+		# Assigned first: under set -e a failed run then ends the bench.
+		out=$(run udp)
+		read -r pps udp_pkts <<<"$out"
+		out=$(run tcp)
+		read -r bps _ <<<"$out"
 		if [ $p != none ]; then
 			stop_probe
 			# Every datagram the server got crossed the probe's ingress.

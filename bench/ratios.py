@@ -17,13 +17,14 @@ each metric; the spread of its per-round ratios (interquartile range) says
 how far this run's noise reaches.
 """
 import sys
-from statistics import median
+from statistics import median, quantiles
 
 
 def quartiles(v):
-    v = sorted(v)
-    n = len(v)
-    return v[n // 4], v[(3 * n) // 4] if n > 1 else v[0]
+    if len(v) < 2:
+        return v[0], v[0]
+    q = quantiles(v, n=4)
+    return q[0], q[2]
 
 
 def main(argv):

@@ -198,6 +198,7 @@ static void drive_fd_add(struct discovery *d, struct vm *vm, struct drive_state 
 		return;
 	}
 	ds->fds[ds->nr_fds++] = fd;
+	ds->had_fds = true;
 	log_debug("fd %d of VM %s (pid %d) is on a drive's image: counted", fd, vm->name,
 		  (int)vm->pid);
 }
@@ -206,7 +207,9 @@ static void drive_fd_add(struct discovery *d, struct vm *vm, struct drive_state 
  * Forgets the drive's fds a full walk of the fd table did not find on its
  * image: QEMU closed them (it reopens images as their permissions change
  * at start, and for block-commit, mirror or snapshots), and the number
- * may come back on another file, whose IO is not this drive's.
+ * may come back on another file, whose IO is not this drive's. A drive
+ * QEMU moved to another file (the command line still names the old one)
+ * then goes uncounted rather than miscounted.
  */
 static void drive_fds_prune(struct discovery *d, struct vm *vm, struct drive_state *ds,
 			    unsigned seen)
@@ -453,6 +456,7 @@ static void drives_forget(struct discovery *d, struct vm *vm)
 		disk_slot_free(d->dp, ds->slot);
 		ds->slot = -1;
 		ds->nr_fds = 0;
+		ds->had_fds = false;
 	}
 }
 
@@ -517,9 +521,13 @@ static void vm_sync(struct discovery *d, struct vm *vm, bool full)
 
 	for (int i = 0; i < vm->nr_taps; i++)
 		pending |= vm->taps[i].slot < 0;
-	/* QEMU may not have opened an image yet; unresolved ones wait for a full sync. */
+	/*
+	 * A drive whose image is known but not yet open in QEMU is looked for
+	 * at every rescan; unresolved drives, and drives whose fds have all
+	 * gone, wait for a full sync.
+	 */
 	for (int i = 0; d->dp && i < vm->spec.nr_drives; i++)
-		pending |= vm->drives[i].resolved && vm->drives[i].nr_fds == 0;
+		pending |= vm->drives[i].resolved && !vm->drives[i].had_fds;
 	if (!fd_scan && !pending)
 		return;
 	priv->needs_sync = false;

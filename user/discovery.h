@@ -32,7 +32,10 @@ struct drive_state {
 	__u32 kdev;       /* kernel dev_t when the image is a block device, else 0 */
 	int fds[DRIVE_MAX_FDS];
 	int nr_fds;
+	bool had_fds;     /* fds were found once: no need to look at every rescan */
 };
+/* drive_fds_prune() keeps a bit per fd in an unsigned. */
+_Static_assert(DRIVE_MAX_FDS <= 32, "DRIVE_MAX_FDS fits a bitmask");
 
 struct vm {
 	pid_t pid;

@@ -374,10 +374,14 @@ int net_host_tcp_hooks(struct net_probe *np, bool on)
 	if (err) {
 		bpf_link__destroy(skel->links.host_tcp_probe);
 		skel->links.host_tcp_probe = NULL;
-		log_error("attaching the tcp_probe and tcp_retransmit_skb tracepoints failed (%s): "
-			  "QEMU's host TCP sockets are not measured", strerror(-err));
+		/* Tried again at every scan of a VM with sockets: said once. */
+		if (err != np->host_tcp_err)
+			log_error("attaching the tcp_probe and tcp_retransmit_skb tracepoints failed "
+				  "(%s): QEMU's host TCP sockets are not measured", strerror(-err));
+		np->host_tcp_err = err;
 		return err;
 	}
+	np->host_tcp_err = 0;
 	log_debug("QEMU host TCP hooks attached");
 	return 0;
 }

@@ -26,6 +26,7 @@ struct net_probe {
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
 	bool drops_on;          /* kfree_skb with drop reasons */
 	bool host_tcp_on;       /* tcp_probe and tcp_retransmit_skb */
+	int host_tcp_err;       /* last failure to attach them, said once */
 	unsigned host_socks_nr; /* QEMU TCP sockets watched */
 	__u64 flows_evicted;    /* last value reported, see net_flows_evicted() */
 	char drop_reason[NET_DROP_REASONS][48];

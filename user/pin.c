@@ -228,7 +228,10 @@ static int open_own(struct view *v)
 	 * one left: two at once would remove each other's.
 	 */
 	v->attach_lock = lock_take(ATTACH_LOCK, holder, sizeof(holder));
-	if (v->attach_lock == -EBUSY)
+	if (v->attach_lock == -EBUSY && serve_running())
+		fprintf(stderr, "vmprobe: vmprobe serve (pid %s) started meanwhile: run the "
+				"command again to read its counters\n", holder);
+	else if (v->attach_lock == -EBUSY)
 		fprintf(stderr, "vmprobe: another vmprobe (pid %s) has probes of its own attached; "
 				"wait for it to end, or run vmprobe serve, whose counters any "
 				"number of top and hist share\n", holder);
@@ -259,8 +262,10 @@ int view_open(struct view *v)
 	if (!err)
 		err = view_refresh(v);
 	if (err) {
-		fprintf(stderr, "vmprobe: cannot read the counters (%s)%s\n", strerror(-err),
-			v->shared ? "" : ": run as root (see vmprobe check)");
+		/* open_own() said who holds the attach lock. */
+		if (v->shared || v->attach_lock != -EBUSY)
+			fprintf(stderr, "vmprobe: cannot read the counters (%s)%s\n", strerror(-err),
+				v->shared ? "" : ": run as root (see vmprobe check)");
 		view_close(v);
 	}
 	return err;
@@ -381,6 +386,7 @@ void view_close(struct view *v)
 	}
 	free(v->vms);
 	memset(v, 0, sizeof(*v));
+	v->attach_lock = -1;
 }
 
 bool view_arg(const char *s, long min, long max, long *out)

@@ -56,11 +56,20 @@ fi
 
 # tcp_probe fires on every segment every socket on the host receives: vmprobe
 # attaches its host TCP hooks only while it watches a QEMU socket.
-host_hooked() { # is a BPF link of vmprobe's on tcp_probe now?
-	bpftool -j link show | python3 -c '
-import json, subprocess, sys
-names = {p["id"]: p.get("name") for p in json.loads(subprocess.check_output(["bpftool", "-j", "prog", "show"]))}
-sys.exit(0 if any(names.get(l.get("prog_id")) == "host_tcp_probe" for l in json.load(sys.stdin)) else 1)'
+host_hooked() { # does this vmprobe hold a BPF link of its host_tcp_probe program now?
+	python3 - "$VMPROBE_PID" <<-'PY'
+		import glob, json, re, subprocess, sys
+		names = {p["id"]: p.get("name") for p in json.loads(subprocess.check_output(["bpftool", "-j", "prog", "show"]))}
+		for path in glob.glob("/proc/%s/fdinfo/*" % sys.argv[1]):
+		    try:
+		        info = open(path).read()
+		    except OSError:
+		        continue
+		    m = re.search(r"^prog_id:\s*(\d+)", info, re.M)
+		    if "link_type:" in info and m and names.get(int(m.group(1))) == "host_tcp_probe":
+		        sys.exit(0)
+		sys.exit(1)
+	PY
 }
 check_fails "no QEMU socket to watch: the host TCP hooks are not attached" host_hooked
 

@@ -159,7 +159,8 @@ check "the drop reason is the tap's full ring" grep -q \
 rd0=$(tapstat "$HTAP" rx_dropped) bursts=$(grep -c '^sent' "$WORK/host.log")
 ip link set "$HTAP" down
 kill -USR1 "$gh"
-wait_for 5 test "$(grep -c '^sent' "$WORK/host.log")" -gt "$bursts"
+burst_done() { [ "$(grep -c '^sent' "$WORK/host.log")" -gt "$bursts" ]; }
+check "the stand-in guest wrote its burst to the tap, down" wait_for 5 burst_done
 ip link set "$HTAP" up
 scrape "$WORK/d2.txt"; rd1=$(tapstat "$HTAP" rx_dropped)
 check "the tap, down, dropped the guest's frames" test $((rd1 - rd0)) -gt 0
@@ -226,9 +227,11 @@ for ns in "$NS1" "$NS2"; do
 	ip netns exec "$ns" "$TAPGUEST" inject "$PTAP" 7 100 >/dev/null
 	ip netns exec "$ns" "$TAPGUEST" inject "$PTAP" 4 1400 >/dev/null
 done
-for g in host pod1 pod2; do
-	wait_for 5 test "$(grep -c '^sent' "$WORK/$g.log")" -ge "$([ $g = host ] && echo 2 || echo 1)"
-done
+bursts_done() { # LOG COUNT: the stand-in has written COUNT bursts
+	[ "$(grep -c '^sent' "$WORK/$1.log")" -ge "$2" ]
+}
+# The host stand-in wrote one burst already, to its tap while down.
+for g in host pod1 pod2; do wait_for 5 bursts_done $g "$([ $g = host ] && echo 2 || echo 1)"; done
 sleep 0.3
 snap after
 hits1=$(foreign_hits)
