@@ -389,7 +389,7 @@ int net_host_tcp_hooks(struct net_probe *np, bool on)
 int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
 		       size_t nr_now)
 {
-	int fd, err = 0, hooks_err;
+	int fd, err = 0;
 	size_t i = 0, j = 0;
 
 	if (!np->host_tcp_on)
@@ -414,8 +414,9 @@ int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_o
 		}
 	}
 	np->skel->bss->host_socks_nr = np->host_socks_nr;
-	hooks_err = net_host_tcp_hooks(np, np->host_socks_nr > 0);
-	return err ? err : hooks_err;
+	/* Its failure is logged there, once, and tried again at the next call. */
+	net_host_tcp_hooks(np, np->host_socks_nr > 0);
+	return err;
 }
 
 int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out)
