@@ -115,10 +115,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 	done
 done
 echo "# fio randread 4k O_DIRECT libaio qd16, $JOBS jobs, on a tmpfs loop device, $SECS s a run," \
-	"$ROUNDS rounds in rotating order; IOPS by round:"
-for p in "${CONFIGS[@]}"; do
-	echo "#   $p: $(awk -v p=$p '$2 == p && $3 == "iops" { printf "%s ", $4 }' "$WORK/runs")"
-done
+	"$ROUNDS rounds in rotating order"
 python3 "$REPO/bench/ratios.py" "$WORK/runs" disk_ none biolatency iops:iops:more \
 	cpu_us_per_io:us:less | tee "$WORK/summary"
 awk '$2 == "disk_iops_loss_vmprobe_vs_biolatency_ratio" { l = $3 }

@@ -113,12 +113,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 
 echo "# veth between two netns, iperf3 client on CPU 0, server on CPU 1, ${SECS} s per run," \
-	"$ROUNDS rounds in rotating order; probes on the server's end, both directions. By round:"
-for m in udp64_pps tcp_bps; do
-	for p in "${CONFIGS[@]}"; do
-		echo "#   $m $p: $(awk -v p=$p -v m=$m '$2 == p && $3 == m { printf "%s ", $4 }' "$WORK/runs")"
-	done
-done
+	"$ROUNDS rounds in rotating order; probes on the server's end, both directions"
 python3 "$REPO/bench/ratios.py" "$WORK/runs" net_ none naive udp64_pps:pps:more \
 	tcp_bps:bit/s:more | tee "$WORK/summary"
 awk '$2 == "net_udp64_pps_loss_vmprobe_vs_naive_ratio" { l = $3 }

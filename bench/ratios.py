@@ -12,9 +12,10 @@ that medians of raw values keep.
 
 KIND is `more` (throughput: kept = value / base, loss vs REF =
 (1 - kept) / (1 - kept_REF)) or `less` (cost per operation: added = value -
-base, added vs REF = added / added_REF). Every config gets the lines for
-each metric; the spread of its per-round ratios (interquartile range) says
-how far this run's noise reaches.
+base, added vs REF = added / added_REF). Each metric's raw values by round
+come first, as `#` lines; then every config gets its BENCH lines. The
+spread of its per-round ratios (interquartile range) says how far this
+run's noise reaches.
 """
 import sys
 from statistics import median, quantiles
@@ -45,6 +46,8 @@ def main(argv):
     rounds = sorted({r for r, _, _ in rows})
     for metric, unit, kind in metrics:
         per = {c: [rows[(r, c, metric)] for r in rounds if (r, c, metric) in rows] for c in configs}
+        for c in configs:
+            print(f"#   {metric} by round, {c}: " + " ".join(f"{v:.6g}" for v in per[c]))
         for c in configs:
             print(f"BENCH {prefix}{metric}_{c} {median(per[c]):.6g} {unit}")
         paired = {}
