@@ -106,13 +106,13 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-# make bench: vmprobe's TC cost per packet against an empty and a naive
-# program (bench/ref.bpf.c), on the real path (frames out of a tap, timed by
-# BPF run-time stats; also on a TCP mix with flow tracking) and the fallback
-# path (BPF_PROG_TEST_RUN), and /metrics render time and size; iperf3
-# throughput through a veth between two netns with each probe attached
-# (bench/net.sh); fio IOPS and CPU per IO (bench/disk.sh), paired per round
-# (bench/ratios.py). Root: it makes netns and taps.
+# make bench: vmprobe's TC cost per packet against an empty program and two
+# reference exporters (bench/ref.bpf.c), on the real path (frames out of a
+# tap, timed by BPF run-time stats; also on a TCP mix with flow tracking) and
+# the fallback path (BPF_PROG_TEST_RUN), and /metrics render time and size;
+# iperf3 throughput through a veth between two netns while the probes take
+# turns (bench/net.sh); fio IOPS and CPU per IO (bench/disk.sh), paired per
+# round (bench/ratios.py). Root: it makes netns and taps.
 $(BUILD)/bench/ref.bpf.o: bench/ref.h
 $(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
 	$(call msg,GEN-SKEL,$@)

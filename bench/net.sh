@@ -1,34 +1,47 @@
 #!/bin/bash
 # Network bench: a real path between two network namespaces (a veth pair,
-# iperf3 client in A, server in B), alternating in one run: no probe,
-# vmprobe's TC programs attached to B's end as vmprobe attaches them to a
-# tap, the naive reference program (bench/ref.bpf.c) attached to both
-# directions of that end, and the empty program there: the floor, what any
-# TC filter costs before its program does anything. Small packets (UDP, 64-byte payloads, unlimited
-# offered rate: packets/s received) and bulk TCP (bits/s received). Each
-# round runs each once, the order rotating from round to round; ratios
-# are taken within a round and their medians reported (bench/ratios.py),
-# so the drifts of this shared machine cancel. Client and server are pinned to two
-# CPUs; the frames' receive path (veth, TC ingress, UDP/TCP) runs on the
-# client's CPU, which is the bottleneck, so that is where a probe's cost shows.
+# iperf3 client in A on CPU 0, server in B on CPU 1). Small packets (UDP,
+# 64-byte payloads, unlimited offered rate: packets/s) and then bulk TCP
+# (bits/s) flow without a break while `bench alternate` switches what is
+# attached to B's end every segment: nothing, the empty program (the
+# floor: what any TC filter costs before its program does anything),
+# vmprobe's programs as vmprobe attaches them to a tap, and the two
+# reference programs of bench/ref.bpf.c (naive: a hash-map update per
+# packet; atomic: atomic adds to one entry) on both directions. Every
+# round gives each config one segment, in a shuffled order; ratios are
+# taken within a round and their medians reported with a bootstrap 95 %
+# interval (bench/ratios.py). A round lasts about a second, so only noise
+# faster than that is left, and a hundred rounds average it down.
+#
+# The frames' receive path (veth, TC ingress, UDP/TCP) runs in softirq on
+# the CPU that sent them. Without RPS the TCP sender transmits from both
+# CPUs (its own, and CPU 1's ACK processing), two backlogs deliver its
+# segments out of order, and spurious retransmits (thousands per second,
+# measured) make bulk throughput swing by 10 % from one segment to the
+# next. RPS steers everything B receives to CPU 0, one backlog, in order.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$REPO/build/bench/bench
-ROUNDS=${ROUNDS:-9} SECS=${SECS:-2} PORT=5299
+UDP_SECS=${UDP_SECS:-120} TCP_SECS=${TCP_SECS:-150} PORT=5299
+# TCP's rate swings more from one segment to the next (its window, its
+# ACK clock): longer segments average that out for the same overhead.
+UDP_SEGMENT_MS=${UDP_SEGMENT_MS:-200} TCP_SEGMENT_MS=${TCP_SEGMENT_MS:-500}
+UDP_SETTLE_MS=${UDP_SETTLE_MS:-30} TCP_SETTLE_MS=${TCP_SETTLE_MS:-200}
 NS_A=vmpb-bench-a NS_B=vmpb-bench-b IF_A=vmpbn0 IF_B=vmpbn1
 ADDR_B=10.77.0.2
 
 command -v iperf3 >/dev/null || { echo "# network bench skipped: iperf3 is not installed"; exit 0; }
 [ -x "$BENCH" ] || { echo "net bench: $BENCH is not built (make $BENCH)" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/vmprobe-bench-net.XXXXXX)
-PROBE= SERVER=
+SERVER=
 cleanup() {
 	set +e
-	[ -n "$PROBE" ] && kill -INT "$PROBE" 2>/dev/null && wait "$PROBE" 2>/dev/null
 	[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
 	# The namespaces take the veth pair and every filter on it with them.
 	ip netns del $NS_A 2>/dev/null
 	ip netns del $NS_B 2>/dev/null
+	# KEEP=FILE keeps the per-segment rates (ROUND CONFIG METRIC RATE).
+	[ -n "${KEEP:-}" ] && cp "$WORK/runs" "$KEEP"
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -44,6 +57,7 @@ ip -n $NS_B addr add $ADDR_B/24 dev $IF_B
 for ns in $NS_A $NS_B; do ip -n $ns link set lo up; done
 ip -n $NS_A link set $IF_A up
 ip -n $NS_B link set $IF_B up
+ip netns exec $NS_B sh -c "echo 1 >/sys/class/net/$IF_B/queues/rx-0/rps_cpus"
 
 ip netns exec $NS_B taskset -c 1 iperf3 -s -p $PORT >"$WORK/server.log" 2>&1 &
 SERVER=$!
@@ -52,84 +66,63 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 
-with_probe() { # vmprobe|naive|empty: attached when it returns
-	local i
-	ip netns exec $NS_B "$BENCH" attach $IF_B "$1" >"$WORK/probe.out" 2>"$WORK/probe.log" &
-	PROBE=$!
-	for ((i = 0; i < 100; i++)); do
-		grep -q '^ready$' "$WORK/probe.out" && return 0
-		kill -0 $PROBE 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "net bench: $1 did not attach:" >&2; cat "$WORK/probe.log" >&2; exit 1
-}
-stop_probe() { # the frames the probe counted, into COUNTED
-	kill -INT "$PROBE"
-	wait "$PROBE" || { echo "net bench: the probe failed:" >&2; cat "$WORK/probe.log" >&2; exit 1; }
-	PROBE=
-	COUNTED=$(sed -n 's/^counted //p' "$WORK/probe.out")
-}
-# One iperf3 run; prints received packets/s (udp) or bits/s (tcp) and the
-# packets the receiver got (udp) or 0.
-run() {
-	local args=()
-	[ "$1" = udp ] && args=(-u -l 64 -b 0)
-	# A bounded wait: a run that hangs fails the bench instead of holding the machine.
-	ip netns exec $NS_A timeout $((SECS + 20)) taskset -c 0 \
-		iperf3 -c $ADDR_B -p $PORT -t "$SECS" -J "${args[@]}" >"$WORK/run.json" || { echo "net bench: iperf3 $1 failed:" >&2; cat "$WORK/run.json" >&2; exit 1; }
-	python3 - "$1" "$WORK/run.json" <<-'EOF'
-		import json, sys
-		r = json.load(open(sys.argv[2]))["end"]["sum_received"]
-		if sys.argv[1] == "udp":
-		    got = r["packets"] - r["lost_packets"]
-		    print(f'{got / r["seconds"]:.0f} {got}')
-		else:
-		    print(f'{r["bits_per_second"]:.0f} 0')
-	EOF
+# Traffic flows the whole time: `bench alternate` switches what is
+# attached to B's end every segment and reads B's receive counter
+# around each segment.
+phase() { # udp|tcp SECONDS SEGMENT_MS SETTLE_MS: the phase's segments, appended to runs
+	local args=() unit=bits metric=tcp_bps client
+	[ "$1" = udp ] && args=(-u -l 64 -b 0) unit=packets metric=udp64_pps
+	# A bounded run: one that hangs fails the bench instead of holding the machine.
+	ip netns exec $NS_A timeout $(($2 + 30)) taskset -c 0 \
+		iperf3 -c $ADDR_B -p $PORT -t $(($2 + 5)) "${args[@]}" >"$WORK/$1.log" 2>&1 &
+	client=$!
+	# iperf3 needs about a second to connect; the first frames are no steady state.
+	sleep 1.5
+	kill -0 $client 2>/dev/null || { echo "net bench: iperf3 $1 failed:" >&2; cat "$WORK/$1.log" >&2; exit 1; }
+	ip netns exec $NS_B "$BENCH" alternate $IF_B "$2" "$3" "$4" $metric $unit \
+		${CONFIGS:+"$CONFIGS"} >>"$WORK/runs" ||
+		{ kill $client 2>/dev/null; echo "net bench: bench alternate failed during $1" >&2; exit 1; }
+	wait $client || { echo "net bench: iperf3 $1 failed:" >&2; cat "$WORK/$1.log" >&2; exit 1; }
 }
 
-run udp >/dev/null # warm up
-CONFIGS=(none empty vmprobe naive)
-for ((r = 0; r < ROUNDS; r++)); do
-	for ((i = 0; i < ${#CONFIGS[@]}; i++)); do
-		p=${CONFIGS[(i + r) % ${#CONFIGS[@]}]}
-		[ $p != none ] && with_probe $p
-		# Assigned first: under set -e a failed run then ends the bench.
-		out=$(run udp)
-		read -r pps udp_pkts <<<"$out"
-		out=$(run tcp)
-		read -r bps _ <<<"$out"
-		if [ $p != none ]; then
-			stop_probe
-			# Every datagram the server got crossed the probe's ingress.
-			if [ $p != empty ] && [ "${COUNTED:-0}" -lt "$udp_pkts" ]; then
-				echo "net bench: $p counted ${COUNTED:-nothing}, fewer frames than the $udp_pkts UDP datagrams received" >&2
-				exit 1
-			fi
-		fi
-		echo "$r $p udp64_pps $pps" >>"$WORK/runs"
-		echo "$r $p tcp_bps $bps" >>"$WORK/runs"
-	done
-done
+# For experiments: CONFIGS=none,vmprobe narrows the set; a phase of 0 s is skipped.
+[ "$UDP_SECS" = 0 ] || phase udp "$UDP_SECS" "$UDP_SEGMENT_MS" "$UDP_SETTLE_MS"
+[ "$TCP_SECS" = 0 ] || phase tcp "$TCP_SECS" "$TCP_SEGMENT_MS" "$TCP_SETTLE_MS"
 
-echo "# veth between two netns, iperf3 client on CPU 0, server on CPU 1, ${SECS} s per run," \
-	"$ROUNDS rounds in rotating order; probes on the server's end, both directions"
-python3 "$REPO/bench/ratios.py" "$WORK/runs" net_ none naive udp64_pps:pps:more \
+echo "# veth between two netns, iperf3 client on CPU 0, server on CPU 1, RPS to CPU 0;" \
+	"configs switched every $UDP_SEGMENT_MS ms for $UDP_SECS s (UDP), every $TCP_SEGMENT_MS ms" \
+	"for $TCP_SECS s (TCP);" \
+	"probes on the server's end, both directions; rates from its receive counters"
+python3 "$REPO/bench/ratios.py" "$WORK/runs" net_ none naive,atomic udp64_pps:pps:more \
 	tcp_bps:bit/s:more | tee "$WORK/summary"
-awk '$2 == "net_udp64_pps_loss_vmprobe_vs_naive_ratio" { l = $3 }
-	$2 == "net_udp64_pps_loss_empty_vs_naive_ratio" { le = $3 }
-	$2 == "net_udp64_pps_vmprobe_kept_ratio_iqr" { li = $3 }
-	$2 == "net_tcp_bps_vmprobe_kept_ratio" { t = $3 }
-	$2 == "net_tcp_bps_vmprobe_kept_ratio_iqr" { ti = $3 }
+awk '{ v[$2] = $3 }
+	# met or NOT met beyond the noise of this run (the 95 % interval all on one side), or within it.
+	function verdict(x, lo, hi, goal, below) {
+		if (below ? hi <= goal : lo >= goal)
+			return "met"
+		if (below ? lo > goal : hi < goal)
+			return "NOT met"
+		return "within noise: " ((below ? x <= goal : x >= goal) ? "leans met" : "leans NOT met")
+	}
 	END {
+	p = "net_udp64_pps_loss_"
+	l = v[p "vmprobe_vs_naive_ratio"]
 	if (l == "")
 		print "# goal: UDP loss ratio undefined: naive lost nothing in this run"
 	else
-		printf "# goal: vmprobe loses at most half of what naive loses in UDP pps (<= 0.50): %s (%s)\n",
-			l, (l <= 0.5 ? "met" : "NOT met")
-	if (le != "")
-		printf "# floor: the empty program alone loses %s of what naive loses in UDP pps\n", le
-	printf "# goal: bulk TCP with vmprobe keeps >= 0.98: %s (%s)\n", t, (t >= 0.98 ? "met" : "NOT met")
-	printf "# noise: the per-round kept ratios of vmprobe spread over an interquartile range of" \
-		" %s (UDP) and %s (TCP); tc_* and tc_tcp_* above time the programs themselves.\n", li, ti
+		printf "# goal: vmprobe loses at most half of what naive loses in UDP pps (<= 0.50): %s, " \
+			"95 %% interval %s-%s (%s)\n", l, v[p "vmprobe_vs_naive_ratio_ci_lo"],
+			v[p "vmprobe_vs_naive_ratio_ci_hi"],
+			verdict(l, v[p "vmprobe_vs_naive_ratio_ci_lo"], v[p "vmprobe_vs_naive_ratio_ci_hi"], 0.5, 1)
+	if (v[p "empty_vs_naive_ratio"] != "")
+		printf "# floor: the empty program alone loses %s of what naive loses in UDP pps " \
+			"(95 %% interval %s-%s); stricter: vmprobe loses %s of what atomic loses\n",
+			v[p "empty_vs_naive_ratio"], v[p "empty_vs_naive_ratio_ci_lo"],
+			v[p "empty_vs_naive_ratio_ci_hi"], v[p "vmprobe_vs_atomic_ratio"]
+	t = "net_tcp_bps_vmprobe_kept_ratio"
+	printf "# goal: bulk TCP with vmprobe keeps >= 0.98: %s, 95 %% interval %s-%s (%s)\n", v[t],
+		v[t "_ci_lo"], v[t "_ci_hi"], verdict(v[t], v[t "_ci_lo"], v[t "_ci_hi"], 0.98, 0)
+	printf "# noise: per-round kept ratios of vmprobe spread over an interquartile range of" \
+		" %s (UDP) and %s (TCP); tc_* and tc_tcp_* above time the programs themselves.\n",
+		v["net_udp64_pps_vmprobe_kept_ratio_iqr"], v["net_tcp_bps_vmprobe_kept_ratio_iqr"]
 }' "$WORK/summary"
