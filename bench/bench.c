@@ -1231,27 +1231,18 @@ static void pin_to_current_cpu(void)
 		printf("# pinned to CPU %d\n", cpu);
 }
 
-/* A counter of IFNAME's own, as the kernel reports it for the current network namespace. */
-static int read_ifstat(int fd, __u64 *out)
+/* IFNAME's counter STAT (64 bits, unlike getifaddrs'), as the current network namespace has it. */
+static int read_ifstat(const char *ifname, const char *stat, __u64 *out)
 {
-	char buf[32];
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
-	if (n <= 0)
-		return n < 0 ? -errno : -EIO;
-	buf[n] = '\0';
-	*out = strtoull(buf, NULL, 10);
-	return 0;
-}
-
-static int open_ifstat(const char *ifname, const char *stat)
-{
-	char path[128];
-	int fd;
+	char path[128], buf[32];
+	long n;
 
 	snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/%s", ifname, stat);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	n = read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	*out = strtoull(buf, NULL, 10);
+	return 0;
 }
 
 static void sleep_ns(double ns)
@@ -1332,7 +1323,8 @@ static int alternate_main(char **argv, const char *configs)
 	struct ref_key rkey = {};
 	struct ref_value zero = {};
 	__u64 cookie = 0;
-	int ifindex, slot = -1, rx_fd = -1, pkt_fd = -1, err;
+	const char *stat = !strcmp(argv[5], "bits") ? "rx_bytes" : "rx_packets";
+	int ifindex, slot = -1, err;
 	bool bits = !strcmp(argv[5], "bits");
 	unsigned order[ALT_MAX], nr = 0, rounds = 0;
 	double end, round_ns;
@@ -1347,11 +1339,7 @@ static int alternate_main(char **argv, const char *configs)
 		fprintf(stderr, "bench: no interface %s here (%s)\n", ifname, strerror(errno));
 		return 1;
 	}
-	err = rx_fd = open_ifstat(ifname, bits ? "rx_bytes" : "rx_packets");
-	if (err >= 0)
-		err = pkt_fd = open_ifstat(ifname, "rx_packets");
-	if (err >= 0)
-		err = config_load_default(&cfg);
+	err = config_load_default(&cfg);
 	if (!err)
 		err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows);
 	if (!err && np.have_netns_cookie)
@@ -1401,7 +1389,7 @@ static int alternate_main(char **argv, const char *configs)
 		for (unsigned i = 0; i < nr && !err; i++) {
 			enum alt_config c = order[i];
 			struct tc_attachment a = {};
-			__u64 v0, v1, p0, p1, n0, n1;
+			__u64 v0 = 0, v1 = 0, p0 = 0, p1 = 0, n0, n1;
 			double t0, t1;
 
 			if (c == ALT_VMPROBE) {
@@ -1422,15 +1410,15 @@ static int alternate_main(char **argv, const char *configs)
 			}
 			n0 = alt_counted(&np, slot, ref, &rkey, c);
 			sleep_ns(settle_ns);
-			err = read_ifstat(rx_fd, &v0);
+			err = read_ifstat(ifname, stat, &v0);
 			if (!err)
-				err = read_ifstat(pkt_fd, &p0);
+				err = read_ifstat(ifname, "rx_packets", &p0);
 			t0 = now_ns(CLOCK_MONOTONIC);
 			sleep_ns(seg_ns);
 			if (!err)
-				err = read_ifstat(rx_fd, &v1);
+				err = read_ifstat(ifname, stat, &v1);
 			if (!err)
-				err = read_ifstat(pkt_fd, &p1);
+				err = read_ifstat(ifname, "rx_packets", &p1);
 			t1 = now_ns(CLOCK_MONOTONIC);
 			/* Lets the window's frames through the hook before it goes. */
 			sleep_ns(settle_ns / 3);
@@ -1477,10 +1465,6 @@ cleanup:
 		net_slot_free(&np, (unsigned)slot);
 	net_probe_close(&np);
 	ref_bpf__destroy(ref);
-	if (rx_fd >= 0)
-		close(rx_fd);
-	if (pkt_fd >= 0)
-		close(pkt_fd);
 	return err ? 1 : 0;
 }
 

@@ -36,6 +36,8 @@ def quartiles(v):
 
 def bootstrap(rounds, stat):
     """The 2.5 and 97.5 percentiles of stat(sample) over resampled rounds."""
+    if len(rounds) < 2:
+        return float("-inf"), float("inf")  # one round says nothing of the noise
     rng = random.Random(1)
     vals = sorted(stat([rng.choice(rounds) for _ in rounds]) for _ in range(BOOTSTRAP))
     return vals[int(0.025 * BOOTSTRAP)], vals[int(0.975 * BOOTSTRAP) - 1]
