@@ -9,10 +9,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	tap_skip "vmprobe check" "needs root"
-	tap_done; exit
-fi
+tap_require_root "vmprobe check"
 WORK=$(mktemp -d /tmp/vmprobe-check.XXXXXX)
 TAP=vmpt-c0 PORT=19584 GUEST=
 cleanup() {

@@ -14,10 +14,7 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
 	tap_skip "vmprobe list with a QEMU guest" "qemu-system-x86_64 is not installed"
 	tap_done; exit
 fi
-if [ "$(id -u)" -ne 0 ]; then
-	tap_skip "vmprobe list with a QEMU guest" "needs root"
-	tap_done; exit
-fi
+tap_require_root "vmprobe list with a QEMU guest"
 
 WORK=$(mktemp -d /tmp/vmprobe-list.XXXXXX)
 TAP=vmpt-l0

@@ -20,10 +20,7 @@ for need in qemu-system-x86_64 tmux; do
 		tap_done; exit
 	fi
 done
-if [ "$(id -u)" -ne 0 ]; then
-	tap_skip "top and hist with QEMU guests" "needs root"
-	tap_done; exit
-fi
+tap_require_root "top and hist with QEMU guests"
 
 WORK=$(mktemp -d /tmp/vmprobe-top.XXXXXX)
 PORT=19585 TAP=vmpt-t0 TAP2=vmpt-t1 TMUX_SOCK=vmprobe-test-$$ UDP_PID=

@@ -10,10 +10,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	tap_skip "drive fds follow the fd table" "needs root"
-	tap_done; exit
-fi
+tap_require_root "drive fds follow the fd table"
 
 WORK=$(mktemp -d /tmp/vmprobe-diskfds.XXXXXX)
 PORT=19588 VM=

@@ -20,10 +20,7 @@ for need in qemu-system-x86_64 prometheus promtool biolatency fio losetup; do
 		tap_done; exit
 	fi
 done
-if [ "$(id -u)" -ne 0 ]; then
-	tap_skip "disk end to end with a QEMU guest" "needs root"
-	tap_done; exit
-fi
+tap_require_root "disk end to end with a QEMU guest"
 
 WORK=$(mktemp -d /tmp/vmprobe-disk.XXXXXX)
 PORT=19583 PROM_PORT=19591 TAP=vmpt-d0

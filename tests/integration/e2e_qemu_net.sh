@@ -16,10 +16,7 @@ for need in qemu-system-x86_64 prometheus promtool; do
 		tap_done; exit
 	fi
 done
-if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
-	tap_skip "end to end with a QEMU guest and Prometheus" "needs root and /dev/net/tun"
-	tap_done; exit
-fi
+tap_require_root "end to end with a QEMU guest and Prometheus" tun
 
 WORK=$(mktemp -d /tmp/vmprobe-e2e.XXXXXX)
 PORT=19582 PROM_PORT=19590 TAP=vmpt-q0

@@ -30,10 +30,7 @@ for need in qemu-system-x86_64 python3 prometheus promtool; do
 		tap_done; exit
 	fi
 done
-if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
-	tap_skip "end to end TCP through a delay line" "needs root and /dev/net/tun"
-	tap_done; exit
-fi
+tap_require_root "end to end TCP through a delay line" tun
 
 WORK=$(mktemp -d /tmp/vmprobe-tcp.XXXXXX)
 PORT=19587 PROM_PORT=19597 TAP=vmpt-k0 D=20

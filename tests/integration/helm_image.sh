@@ -13,10 +13,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/k8s/lib.sh"
 
 what="the container image"
-if [ "$(id -u)" -ne 0 ]; then
-	tap_skip "$what" "needs root (podman with host PID namespace and capabilities)"
-	tap_done; exit
-fi
+tap_require_root "$what" "" "needs root (podman with host PID namespace and capabilities)"
 if ! command -v podman >/dev/null && ! command -v buildah >/dev/null; then
 	tap_skip "$what" "neither podman nor buildah is installed"
 	tap_done; exit

@@ -16,10 +16,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/k8s/lib.sh"
 
 what="vmprobe with the chart's capabilities only"
-if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
-	tap_skip "$what" "needs root and /dev/net/tun"
-	tap_done; exit
-fi
+tap_require_root "$what" tun
 for need in setpriv unshare python3; do
 	command -v $need >/dev/null || { tap_skip "$what" "$need is not installed"; tap_done; exit; }
 done

@@ -19,10 +19,7 @@ for need in qemu-system-x86_64 tc ss; do
 		tap_done; exit
 	fi
 done
-if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
-	tap_skip "QEMU host TCP sockets" "needs root and /dev/net/tun"
-	tap_done; exit
-fi
+tap_require_root "QEMU host TCP sockets" tun
 
 WORK=$(mktemp -d /tmp/vmprobe-hosttcp.XXXXXX)
 PORT=19584 TAP=vmpt-h0 MON=19479 # MON: the port tests/tools/dropper.bpf.c watches

@@ -10,10 +10,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 
-if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
-	tap_skip "tap counting on the real kernel" "needs root and /dev/net/tun"
-	tap_done; exit
-fi
+tap_require_root "tap counting on the real kernel" tun
 
 WORK=$(mktemp -d /tmp/vmprobe-net.XXXXXX)
 PORT=19581

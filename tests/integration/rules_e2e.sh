@@ -22,10 +22,7 @@ for need in qemu-system-x86_64 prometheus promtool; do
 		tap_done; exit
 	fi
 done
-if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
-	tap_skip "$what" "needs root and /dev/net/tun"
-	tap_done; exit
-fi
+tap_require_root "$what" tun
 if ! k8s_tools; then
 	tap_skip "$what" "$K8S_TOOLS_ERR"
 	tap_done; exit

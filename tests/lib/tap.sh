@@ -23,6 +23,16 @@ tap_skip() { # DESC REASON
 	echo "# SKIPPED: $1: $2" >&2
 }
 
+# Ends the whole test as one loud skip unless it runs as root (and, with
+# `tun`, with /dev/net/tun): what every integration test needs first.
+tap_require_root() { # DESC [tun] [REASON]
+	local reason=${3:-needs root${2:+ and /dev/net/tun}}
+	if [ "$(id -u)" -ne 0 ] || { [ "${2:-}" = tun ] && [ ! -c /dev/net/tun ]; }; then
+		tap_skip "$1" "$reason"
+		tap_done; exit
+	fi
+}
+
 check_eq() { # DESC EXPECTED ACTUAL
 	if [ "$2" == "$3" ]; then tap_ok "$1"; else tap_fail "$1" "expected: $2" "actual:   $3"; fi
 }
