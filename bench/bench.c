@@ -1323,9 +1323,9 @@ static int alternate_main(char **argv, const char *configs)
 	struct ref_key rkey = {};
 	struct ref_value zero = {};
 	__u64 cookie = 0;
-	const char *stat = !strcmp(argv[5], "bits") ? "rx_bytes" : "rx_packets";
-	int ifindex, slot = -1, err;
 	bool bits = !strcmp(argv[5], "bits");
+	const char *stat = bits ? "rx_bytes" : "rx_packets";
+	int ifindex, slot = -1, err;
 	unsigned order[ALT_MAX], nr = 0, rounds = 0;
 	double end, round_ns;
 
