@@ -75,6 +75,26 @@ tapstat() { # [NETNS] TAP FIELD
 	fi
 }
 
+# Scrapes /metrics into FILE between two reads of TAP's own counters and
+# retries until no frame crossed the tap meanwhile (a late ARP or the last
+# segment of a closing connection), so both sides count the same frames.
+# Leaves the counters in TAPC[rx_packets], TAPC[tx_bytes] and so on; the
+# caller compares against those, never against a later read of the tap.
+declare -A TAPC
+scrape_with_tap() { # TAP FILE
+	local -a fields=(rx_packets rx_bytes tx_packets tx_bytes tx_dropped) before after
+	local i
+	for ((i = 0; i < 10; i++)); do
+		mapfile -t before < <(cd "/sys/class/net/$1/statistics" && cat "${fields[@]}")
+		scrape "$2" || return
+		mapfile -t after < <(cd "/sys/class/net/$1/statistics" && cat "${fields[@]}")
+		[ "${before[*]}" == "${after[*]}" ] && break
+		sleep 0.2
+	done
+	[ "${before[*]}" == "${after[*]}" ] || { echo "# $1 never stayed quiet for a scrape" >&2; return 1; }
+	for i in "${!fields[@]}"; do TAPC[${fields[i]}]=${after[i]}; done
+}
+
 # Prepares a directory holding a `qemu-system-x86_64` that is tapguest.
 tapguest_dir() {
 	mkdir -p "$WORK/bin"
