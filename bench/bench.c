@@ -1254,8 +1254,74 @@ static void sleep_ns(double ns)
 		;
 }
 
-enum alt_config { ALT_NONE, ALT_EMPTY, ALT_VMPROBE, ALT_NAIVE, ALT_ATOMIC, ALT_MAX };
-static const char *const alt_names[ALT_MAX] = { "none", "empty", "vmprobe", "naive", "atomic" };
+/*
+ * What `bench alternate` switches between: a program, and the hook it
+ * hangs from. vmprobe attaches clsact filters; TCX links (kernel 6.6+)
+ * are measured beside them only to show what the hook itself costs, and
+ * only when CONFIGS names them.
+ */
+enum alt_prog { AP_NONE, AP_EMPTY, AP_VMPROBE, AP_NAIVE, AP_ATOMIC };
+static const struct alt_config {
+	const char *name;
+	enum alt_prog prog;
+	bool tcx;
+} alt_configs[] = {
+	{ "none", AP_NONE, false },
+	{ "empty", AP_EMPTY, false },
+	{ "vmprobe", AP_VMPROBE, false },
+	{ "naive", AP_NAIVE, false },
+	{ "atomic", AP_ATOMIC, false },
+	{ "tcx-empty", AP_EMPTY, true },
+	{ "tcx-vmprobe", AP_VMPROBE, true },
+	{ "tcx-naive", AP_NAIVE, true },
+};
+#define ALT_MAX (sizeof(alt_configs) / sizeof(alt_configs[0]))
+
+/* libbpf 1.1 knows no TCX attach types: these are the kernel's (enum bpf_attach_type). */
+#define BENCH_TCX_INGRESS 46
+#define BENCH_TCX_EGRESS 47
+
+/*
+ * vmprobe (clsact, [0]) and vmprobe with its slot from the hash ([1]: a
+ * TCX link sets no classid), each with a tap slot, and the references.
+ */
+struct alt_run {
+	int ifindex;
+	__u64 cookie;
+	struct net_probe np[2];
+	int slot[2];
+	struct ref_bpf *ref;
+	struct ref_key rkey;
+	/* What the current segment attached. */
+	struct tc_attachment a;
+	int links[2];
+};
+
+static void tcx_detach(int links[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (links[i] >= 0)
+			close(links[i]);
+		links[i] = -1;
+	}
+}
+
+static int tcx_attach(int ifindex, int ingress_fd, int egress_fd, int links[2])
+{
+	links[0] = links[1] = -1;
+	for (int i = 0; i < 2; i++) {
+		int fd = bpf_link_create(i == 0 ? ingress_fd : egress_fd, ifindex,
+					 (enum bpf_attach_type)(i == 0 ? BENCH_TCX_INGRESS
+								       : BENCH_TCX_EGRESS), NULL);
+
+		if (fd < 0) {
+			tcx_detach(links);
+			return fd;
+		}
+		links[i] = fd;
+	}
+	return 0;
+}
 
 /*
  * vmprobe's drop tracepoint (kfree_skb: every freed skb on the host, e.g.
@@ -1277,26 +1343,183 @@ static int alt_drops(struct net_probe *np, bool on)
 	return skel->links.net_kfree_skb ? 0 : -errno;
 }
 
-/* Frames vmprobe or a reference program counted on IFNAME so far (the empty one counts none). */
-static __u64 alt_counted(const struct net_probe *np, int slot, const struct ref_bpf *ref,
-			 const struct ref_key *rkey, enum alt_config c)
+static int ref_fd(const struct alt_run *r, enum alt_prog p)
+{
+	return bpf_program__fd(p == AP_EMPTY ? r->ref->progs.bench_empty
+			       : p == AP_NAIVE ? r->ref->progs.bench_naive
+			       : r->ref->progs.bench_atomic);
+}
+
+/* Attaches config c for a segment; on failure leaves nothing attached. */
+static int alt_attach(struct alt_run *r, const struct alt_config *c)
+{
+	struct net_probe *np = &r->np[c->tcx];
+	struct net_iface_key key = {};
+	unsigned slot = (unsigned)r->slot[c->tcx];
+	int err;
+
+	memset(&r->a, 0, sizeof(r->a));
+	r->links[0] = r->links[1] = -1;
+	if (c->prog == AP_NONE)
+		return 0;
+	if (c->prog != AP_VMPROBE)
+		return c->tcx ? tcx_attach(r->ifindex, ref_fd(r, c->prog), ref_fd(r, c->prog), r->links)
+			      : ref_attach(r->ifindex, ref_fd(r, c->prog), true, &r->a);
+	err = alt_drops(np, true);
+	if (err)
+		return err;
+	if (!c->tcx) {
+		err = net_tap_attach(np, r->ifindex, slot, &r->a);
+	} else {
+		/* net_tap_attach's map entry, without its filters. */
+		key.netns_cookie = np->have_netns_cookie ? r->cookie : 0;
+		key.ifindex = (__u32)r->ifindex;
+		err = bpf_map_update_elem(bpf_map__fd(np->skel->maps.net_ifaces), &key, &slot, BPF_ANY)
+			      ? -errno
+			      : tcx_attach(r->ifindex, net_prog_fd(np, true), net_prog_fd(np, false),
+					   r->links);
+		if (err)
+			net_tap_forget(np, r->cookie, r->ifindex);
+	}
+	if (err)
+		alt_drops(np, false);
+	return err;
+}
+
+static int alt_detach(struct alt_run *r, const struct alt_config *c)
+{
+	struct net_probe *np = &r->np[c->tcx];
+	int err = 0;
+
+	if (c->tcx)
+		tcx_detach(r->links);
+	else if (c->prog == AP_VMPROBE)
+		err = net_tap_detach(np, r->cookie, &r->a);
+	else if (c->prog != AP_NONE)
+		err = tc_detach_pair(&r->a);
+	if (c->prog == AP_VMPROBE) {
+		if (c->tcx)
+			net_tap_forget(np, r->cookie, r->ifindex);
+		alt_drops(np, false);
+	}
+	return err;
+}
+
+/* Frames vmprobe or a reference program counted so far (the empty one counts none). */
+static __u64 alt_counted(const struct alt_run *r, const struct alt_config *c)
 {
 	__u64 frames = 0;
 
-	if (c == ALT_VMPROBE) {
+	if (c->prog == AP_VMPROBE) {
 		for (unsigned d = 0; d < NET_DIR_MAX; d++) {
 			struct net_stats st;
 
-			net_read(np, (unsigned)slot, d, &st);
+			net_read(&r->np[c->tcx], (unsigned)r->slot[c->tcx], d, &st);
 			frames += sum_slots(st.size_slots, NET_SIZE_SLOTS);
 		}
-	} else if (c == ALT_NAIVE || c == ALT_ATOMIC) {
+	} else if (c->prog == AP_NAIVE || c->prog == AP_ATOMIC) {
 		struct ref_value v = {};
 
-		bpf_map_lookup_elem(bpf_map__fd(ref->maps.ref_counts), rkey, &v);
+		bpf_map_lookup_elem(bpf_map__fd(r->ref->maps.ref_counts), &r->rkey, &v);
 		frames = v.packets;
 	}
 	return frames;
+}
+
+/*
+ * Each frame received in the window met the probe: vmprobe (per-CPU
+ * counters, exact) and atomic counted at least as many. The naive
+ * program's unlocked read-modify-write loses updates when CPUs race, as
+ * such exporters do: it must only have run.
+ */
+static int alt_check(const struct alt_config *c, __u64 counted, __u64 received)
+{
+	if ((c->prog == AP_VMPROBE || c->prog == AP_ATOMIC) && counted < received) {
+		fprintf(stderr, "bench: %s counted %llu frames, fewer than the %llu received\n",
+			c->name, (unsigned long long)counted, (unsigned long long)received);
+		return -EPROTO;
+	}
+	if (c->prog == AP_NAIVE && received && !counted) {
+		fprintf(stderr, "bench: %s counted nothing of %llu frames\n", c->name,
+			(unsigned long long)received);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* The configs CONFIGS names (comma-separated), or all the clsact ones; their number. */
+static unsigned alt_choose(const char *configs, unsigned order[ALT_MAX])
+{
+	unsigned nr = 0;
+
+	for (unsigned i = 0; i < ALT_MAX; i++) {
+		const char *name = alt_configs[i].name, *p = configs;
+		size_t n = strlen(name);
+		bool named = false;
+
+		while (p && !named) {
+			named = !strncmp(p, name, n) && (p[n] == ',' || !p[n]);
+			p = strchr(p, ',');
+			p = p ? p + 1 : NULL;
+		}
+		if (configs ? named : !alt_configs[i].tcx)
+			order[nr++] = i;
+	}
+	return nr;
+}
+
+static int alt_open(struct alt_run *r, const unsigned order[], unsigned nr)
+{
+	struct config cfg;
+	struct ref_value zero = {};
+	int err;
+
+	err = config_load_default(&cfg);
+	if (err)
+		return err;
+	for (int t = 0; t < 2; t++) {
+		bool wanted = false;
+
+		for (unsigned i = 0; i < nr; i++)
+			wanted |= alt_configs[order[i]].prog == AP_VMPROBE && alt_configs[order[i]].tcx == t;
+		if (!wanted)
+			continue;
+		err = (t ? net_probe_open_noclassid : net_probe_open)(&r->np[t], cfg.max_interfaces,
+								      cfg.max_tcp_flows);
+		if (err)
+			return err;
+		if (r->np[t].have_netns_cookie) {
+			err = netns_current_cookie(&r->cookie);
+			if (err)
+				return err;
+		}
+		err = alt_drops(&r->np[t], false);
+		if (err)
+			return err;
+		r->slot[t] = net_slot_alloc(&r->np[t]);
+		if (r->slot[t] < 0)
+			return r->slot[t];
+	}
+	r->ref = ref_bpf__open_and_load();
+	if (!r->ref)
+		return -errno;
+	r->rkey.ifindex = (__u32)r->ifindex;
+	r->rkey.direction = REF_DIR_TX;
+	/* The references' entry exists before their first frame, as in a steady state. */
+	if (bpf_map_update_elem(bpf_map__fd(r->ref->maps.ref_counts), &r->rkey, &zero, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static void alt_close(struct alt_run *r)
+{
+	for (int t = 0; t < 2; t++) {
+		if (r->slot[t] >= 0)
+			net_slot_free(&r->np[t], (unsigned)r->slot[t]);
+		if (r->np[t].skel)
+			net_probe_close(&r->np[t]);
+	}
+	ref_bpf__destroy(r->ref);
 }
 
 /*
@@ -1308,71 +1531,45 @@ static __u64 alt_counted(const struct net_probe *np, int slot, const struct ref_
  * SETTLE_MS after the switch (the attach's deferred work, the traffic's
  * own recovery), then prints "ROUND CONFIG METRIC RATE": IFNAME's received
  * packets or bits (Ethernet headers included) per second over the next
- * SEGMENT_MS. CONFIGS (e.g. "none,vmprobe") narrows the set. No round
- * starts that would end after SECONDS. Every config gets a segment in
- * every round, so the drifts of the shared machine that pairing within a
- * round cancels are those slower than a round, not than a whole run.
+ * SEGMENT_MS. CONFIGS (e.g. "none,vmprobe", or "tcx-empty" among them)
+ * narrows or widens the set. No round starts that would end after
+ * SECONDS. Every config gets a segment in every round, so the drifts of
+ * the shared machine that pairing within a round cancels are those slower
+ * than a round, not than a whole run.
  */
 static int alternate_main(char **argv, const char *configs)
 {
 	const char *ifname = argv[0], *metric = argv[4];
 	double secs = atof(argv[1]), seg_ns = atof(argv[2]) * 1e6, settle_ns = atof(argv[3]) * 1e6;
-	struct net_probe np = {};
-	struct ref_bpf *ref = NULL;
-	struct config cfg;
-	struct ref_key rkey = {};
-	struct ref_value zero = {};
-	__u64 cookie = 0;
+	struct alt_run r = { .slot = { -1, -1 }, .links = { -1, -1 } };
 	bool bits = !strcmp(argv[5], "bits");
 	const char *stat = bits ? "rx_bytes" : "rx_packets";
-	int ifindex, slot = -1, err;
-	unsigned order[ALT_MAX], nr = 0, rounds = 0;
+	unsigned order[ALT_MAX], nr, rounds = 0;
 	double end, round_ns;
+	int err;
 
 	if (secs <= 0 || seg_ns <= 0 || settle_ns < 0 || (!bits && strcmp(argv[5], "packets"))) {
 		fprintf(stderr, "usage: bench alternate IFNAME SECONDS SEGMENT_MS SETTLE_MS METRIC "
 			"packets|bits [CONFIGS]\n");
 		return 2;
 	}
-	ifindex = (int)if_nametoindex(ifname);
-	if (!ifindex) {
+	nr = alt_choose(configs, order);
+	if (nr < 2) {
+		fprintf(stderr, "bench: CONFIGS must name two or more of");
+		for (unsigned i = 0; i < ALT_MAX; i++)
+			fprintf(stderr, "%s%s", i ? "," : " ", alt_configs[i].name);
+		fprintf(stderr, "\n");
+		return 2;
+	}
+	r.ifindex = (int)if_nametoindex(ifname);
+	if (!r.ifindex) {
 		fprintf(stderr, "bench: no interface %s here (%s)\n", ifname, strerror(errno));
 		return 1;
 	}
-	err = config_load_default(&cfg);
-	if (!err)
-		err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows);
-	if (!err && np.have_netns_cookie)
-		err = netns_current_cookie(&cookie);
-	if (!err)
-		err = alt_drops(&np, false);
-	if (!err)
-		err = slot = net_slot_alloc(&np);
-	if (err >= 0) {
-		ref = ref_bpf__open_and_load();
-		err = ref ? 0 : -errno;
-	}
-	rkey.ifindex = (__u32)ifindex;
-	rkey.direction = REF_DIR_TX;
-	/* The references' entry exists before their first frame, as in a steady state. */
-	if (!err && bpf_map_update_elem(bpf_map__fd(ref->maps.ref_counts), &rkey, &zero, BPF_ANY))
-		err = -errno;
+	err = alt_open(&r, order, nr);
 	if (err) {
 		fprintf(stderr, "bench: setting up on %s failed (%s): run as root\n", ifname,
 			strerror(-err));
-		goto cleanup;
-	}
-	/* CONFIGS (comma-separated names), or all of them. */
-	for (unsigned i = 0; i < ALT_MAX; i++) {
-		const char *p = configs ? strstr(configs, alt_names[i]) : NULL;
-		size_t n = strlen(alt_names[i]);
-
-		if (!configs || (p && (p == configs || p[-1] == ',') && (p[n] == ',' || !p[n])))
-			order[nr++] = i;
-	}
-	if (nr < 2) {
-		fprintf(stderr, "bench: CONFIGS must name two or more of none,empty,vmprobe,naive,atomic\n");
-		err = -EINVAL;
 		goto cleanup;
 	}
 	round_ns = nr * (seg_ns + settle_ns * 4 / 3);
@@ -1387,28 +1584,18 @@ static int alternate_main(char **argv, const char *configs)
 			order[j] = t;
 		}
 		for (unsigned i = 0; i < nr && !err; i++) {
-			enum alt_config c = order[i];
-			struct tc_attachment a = {};
+			const struct alt_config *c = &alt_configs[order[i]];
 			__u64 v0 = 0, v1 = 0, p0 = 0, p1 = 0, n0, n1;
 			double t0, t1;
+			int e;
 
-			if (c == ALT_VMPROBE) {
-				err = alt_drops(&np, true);
-				if (!err)
-					err = net_tap_attach(&np, ifindex, (unsigned)slot, &a);
-			} else if (c != ALT_NONE) {
-				const struct bpf_program *prog = c == ALT_EMPTY ? ref->progs.bench_empty
-							       : c == ALT_NAIVE ? ref->progs.bench_naive
-							       : ref->progs.bench_atomic;
-
-				err = ref_attach(ifindex, bpf_program__fd(prog), true, &a);
-			}
+			err = alt_attach(&r, c);
 			if (err) {
-				fprintf(stderr, "bench: attaching %s to %s failed (%s)\n", alt_names[c],
+				fprintf(stderr, "bench: attaching %s to %s failed (%s)\n", c->name,
 					ifname, strerror(-err));
 				break;
 			}
-			n0 = alt_counted(&np, slot, ref, &rkey, c);
+			n0 = alt_counted(&r, c);
 			sleep_ns(settle_ns);
 			err = read_ifstat(ifname, stat, &v0);
 			if (!err)
@@ -1422,49 +1609,23 @@ static int alternate_main(char **argv, const char *configs)
 			t1 = now_ns(CLOCK_MONOTONIC);
 			/* Lets the window's frames through the hook before it goes. */
 			sleep_ns(settle_ns / 3);
-			n1 = alt_counted(&np, slot, ref, &rkey, c);
-			if (c == ALT_VMPROBE) {
-				int e = net_tap_detach(&np, cookie, &a);
-
-				alt_drops(&np, false);
-				err = err ? err : e;
-			} else if (c != ALT_NONE) {
-				int e = tc_detach_pair(&a);
-
-				err = err ? err : e;
-			}
+			n1 = alt_counted(&r, c);
+			e = alt_detach(&r, c);
+			err = err ? err : e;
 			if (err) {
 				fprintf(stderr, "bench: reading or detaching on %s failed (%s)\n", ifname,
 					strerror(-err));
 				break;
 			}
-			/*
-			 * Each frame received in the window met the probe: vmprobe
-			 * (per-CPU counters, exact) counted at least as many. The
-			 * naive program's unlocked read-modify-write loses updates
-			 * when CPUs race, as such exporters do: it must only have run.
-			 */
-			if ((c == ALT_VMPROBE || c == ALT_ATOMIC) && n1 - n0 < p1 - p0) {
-				fprintf(stderr, "bench: %s counted %llu frames, fewer than the %llu %s received\n",
-					alt_names[c], (unsigned long long)(n1 - n0),
-					(unsigned long long)(p1 - p0), ifname);
-				err = -EPROTO;
-			} else if (c == ALT_NAIVE && p1 > p0 && n1 == n0) {
-				fprintf(stderr, "bench: naive counted nothing of %llu frames\n",
-					(unsigned long long)(p1 - p0));
-				err = -EPROTO;
-			}
-			printf("%u %s %s %.0f\n", rounds, alt_names[c], metric,
+			err = alt_check(c, n1 - n0, p1 - p0);
+			printf("%u %s %s %.0f\n", rounds, c->name, metric,
 			       (double)(v1 - v0) * (bits ? 8 : 1) * 1e9 / (t1 - t0));
 		}
 		rounds++;
 	}
 	fflush(stdout);
 cleanup:
-	if (slot >= 0)
-		net_slot_free(&np, (unsigned)slot);
-	net_probe_close(&np);
-	ref_bpf__destroy(ref);
+	alt_close(&r);
 	return err ? 1 : 0;
 }
 

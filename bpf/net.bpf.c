@@ -25,6 +25,8 @@ const volatile __u32 max_ifaces = NET_DEFAULT_MAX_IFACES;
 const volatile bool have_netns_cookie = true;
 /* TCP flow tracking; off when network.max_tcp_flows is 0. */
 const volatile bool tcp_on = true;
+/* Off for a hook that sets no skb->tc_classid (a TCX link, in the bench). */
+const volatile bool slot_from_classid = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -61,14 +63,15 @@ static __always_inline void count_error(__u32 err)
  * cls_bpf stores the filter's classid in skb->tc_classid before running
  * it: no lookup at all on the hot path. A frame without one (a run
  * outside cls_bpf, e.g. BPF_PROG_TEST_RUN, which cannot set tc_classid)
- * falls back to the (netns, ifindex) hash.
+ * falls back to the (netns, ifindex) hash; the netns is skb->sk's, which
+ * only a test run's frame is sure to have (user/net.c).
  */
 static __always_inline int tap_slot(struct __sk_buff *skb)
 {
 	struct net_iface_key key = {};
 	__u32 *slot;
 
-	if (skb->tc_classid)
+	if (slot_from_classid && skb->tc_classid)
 		return skb->tc_classid - 1;
 	if (have_netns_cookie)
 		key.netns_cookie = bpf_get_netns_cookie(skb);

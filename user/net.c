@@ -61,7 +61,8 @@ static void drops_choose(struct net_probe *np, struct net_bpf *skel)
 	btf__free(btf);
 }
 
-int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows)
+static int probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
+		      bool slot_from_classid)
 {
 	struct net_bpf *skel;
 	size_t cells;
@@ -84,14 +85,23 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 		goto cleanup;
 	}
 	skel->rodata->max_ifaces = max_ifaces;
+	/*
+	 * In TC, bpf_get_netns_cookie(skb) is the netns of skb->sk, init_net's
+	 * for a frame with no socket (all a guest sends): right for
+	 * BPF_PROG_TEST_RUN's frames, which carry a socket of the caller's
+	 * netns, wrong on a real hook. Programs that look every slot up key it
+	 * by ifindex alone.
+	 */
 	np->have_netns_cookie =
+		slot_from_classid &&
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_get_netns_cookie, NULL) == 1;
 	skel->rodata->have_netns_cookie = np->have_netns_cookie;
-	if (!np->have_netns_cookie)
+	if (!np->have_netns_cookie && slot_from_classid)
 		log_info("this kernel's TC programs lack bpf_get_netns_cookie(): the fallback "
 			 "lookup keys taps by ifindex only (the classid path is unaffected)");
 	np->max_flows = max_flows;
 	skel->rodata->tcp_on = max_flows > 0;
+	skel->rodata->slot_from_classid = slot_from_classid;
 	err = bpf_map__set_max_entries(skel->maps.net_ifaces, max_ifaces);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
@@ -129,6 +139,16 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 cleanup:
 	net_probe_close(np);
 	return err;
+}
+
+int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows)
+{
+	return probe_open(np, max_ifaces, max_flows, true);
+}
+
+int net_probe_open_noclassid(struct net_probe *np, unsigned max_ifaces, unsigned max_flows)
+{
+	return probe_open(np, max_ifaces, max_flows, false);
 }
 
 void net_probe_close(struct net_probe *np)

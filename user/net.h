@@ -37,6 +37,13 @@ struct net_probe {
  * TCP flows (0: no flow tracking); 0 or -errno.
  */
 int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows);
+/*
+ * The same, for programs that will run from a hook that sets no classid
+ * (a TCX link: only the bench attaches them so): each frame finds its slot
+ * by the (netns, ifindex) hash, never in skb->tc_classid, which such a
+ * hook leaves holding whatever the control block held.
+ */
+int net_probe_open_noclassid(struct net_probe *np, unsigned max_ifaces, unsigned max_flows);
 void net_probe_close(struct net_probe *np);
 
 /*
