@@ -214,7 +214,9 @@ static void usage(FILE *f)
 int do_check(int argc, char **argv)
 {
 	struct report r = {};
+	const char *tracefs;
 	struct btf *vmlinux;
+	bool kprobes;
 	int ret;
 
 	for (int i = 1; i < argc; i++) {
@@ -236,16 +238,16 @@ int do_check(int argc, char **argv)
 	     vmlinux ? "/sys/kernel/btf/vmlinux (CO-RE)" : "no /sys/kernel/btf/vmlinux");
 	check_caps(&r);
 	check_bpf(&r);
-	item(&r, "tracefs", access("/sys/kernel/tracing/events", F_OK) == 0 ||
-				    access("/sys/kernel/debug/tracing/events", F_OK) == 0 ?
-			    ST_OK : ST_DEGRADED,
-	     "needed by the syscall and io_uring tracepoints (vmprobe mounts it if it can)");
+	tracefs = tracefs_root();
+	item(&r, "tracefs", tracefs ? ST_OK : ST_DEGRADED, "%s%s",
+	     tracefs ? tracefs : "not mounted and cannot be mounted: ",
+	     tracefs ? "" : "the syscall and io_uring tracepoints need it");
 	check_net(&r);
 	check_disk(&r);
-	item(&r, "kprobes (optional)",
-	     access("/sys/kernel/tracing/kprobe_events", F_OK) == 0 ? ST_OK : ST_ABSENT, "%s",
-	     access("/sys/kernel/tracing/kprobe_events", F_OK) == 0
-		     ? "available; vmprobe does not use them"
+	/* The kprobe PMU is there whenever kprobe events are, tracefs or not. */
+	kprobes = access("/sys/bus/event_source/devices/kprobe", F_OK) == 0;
+	item(&r, "kprobes (optional)", kprobes ? ST_OK : ST_ABSENT, "%s",
+	     kprobes ? "available; vmprobe does not use them"
 		     : "not in this kernel; vmprobe does not use them");
 	check_fentry(&r, vmlinux);
 	{

@@ -29,8 +29,7 @@ const char *const disk_src_names[DISK_SRC_MAX] = {
 
 static const char *const tracefs_roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
 
-/* Classic tracepoints need tracefs; mount it where the kernel expects it. */
-static const char *tracefs_root(void)
+const char *tracefs_root(void)
 {
 	char path[128];
 

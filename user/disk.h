@@ -23,6 +23,12 @@ struct disk_probe {
 };
 
 /*
+ * Where tracefs is, mounted where the kernel expects it if it was not
+ * (classic tracepoints need it); NULL if it cannot be.
+ */
+const char *tracefs_root(void);
+
+/*
  * Opens and loads the programs whose tracepoints this kernel has, attaches
  * them and logs which sources are active; 0 or -errno.
  */

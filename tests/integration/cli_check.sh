@@ -1,6 +1,6 @@
 #!/bin/bash
-# vmprobe check on this machine: everything vmprobe needs is available,
-# kprobes and fentry are reported absent (this kernel has neither) without
+# vmprobe check on this machine: everything vmprobe needs is available
+# (tracefs mounted or not), kprobes and fentry are reported absent (this kernel has neither) without
 # failing, and the exit code says so; without a needed capability it
 # says what is missing and exits 3. Running it while `serve` counts a tap
 # adds no filter to that tap.
@@ -29,6 +29,17 @@ for item in "kernel BTF" "bpf() syscall" "tracefs" "TC attach (clsact)" "disk so
 	"disk source aio=io_uring" "disk source aio=native" "host block latency"; do
 	check "check reports '$item' ok" grep -qF "ok        $item" "$WORK/check.txt"
 done
+
+# A fresh host may not have tracefs mounted: check mounts it, as serve
+# does, and says so. Shown in a mount namespace of its own without it.
+rc=0
+unshare -m --propagation private sh -c 'for m in /sys/kernel/debug/tracing /sys/kernel/tracing; do
+	while umount -l "$m" 2>/dev/null; do :; done; done
+	! grep -q " tracefs " /proc/self/mounts || { echo "tracefs still mounted"; exit 9; }
+	"$1" check' sh "$VMPROBE" >"$WORK/notracefs.txt" 2>&1 || rc=$?
+check_eq "with tracefs not mounted, check exits 0" 0 "$rc"
+check "with tracefs not mounted, check mounts it and reports it ok" \
+	grep -qE '^ok +tracefs +/sys/kernel/tracing$' "$WORK/notracefs.txt"
 
 "$VMPROBE" check --json >"$WORK/check.json"
 check_eq "check --json: verdict ok, kprobes and fentry absent" "ok absent absent" "$(python3 -c '
