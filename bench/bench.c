@@ -6,11 +6,14 @@
  * Per packet, the headline: the tap egress program on the path real taps
  * take. Frames sent out of a tap with an AF_PACKET socket meet each
  * program in turn, attached to that tap: vmprobe's, attached the way
- * vmprobe attaches it (so cls_bpf hands it its slot in skb->tc_classid),
- * an empty TC program (the floor every TC program pays) and a naive one (a
- * hash-map update per packet, what a generic exporter does), interleaved
- * round by round so drift hits all three alike; the kernel's run-time
- * stats time them.
+ * vmprobe attaches it (from a TCX link where the kernel has them: the
+ * tap's own program sets its slot in skb->tc_classid and tail-calls the
+ * shared one, both timed together; else a cls_bpf filter, which cls_bpf
+ * hands its classid), an empty TC program (the floor every TC program
+ * pays) and a naive one (a hash-map update per packet, what a generic
+ * exporter does), interleaved round by round so drift hits all three
+ * alike; the kernel's run-time stats time the programs, not the hook
+ * (bench/net.sh measures hooks and all).
  * Per packet with TCP flow tracking (tc_tcp_*): the same three on a
  * realistic TCP mix through the tap both ways, many connections opened,
  * carrying timestamped data and acks, and closed, so vmprobe's flow state
@@ -320,7 +323,7 @@ static int ref_attach(int ifindex, int prog_fd, bool ingress_too, struct tc_atta
 
 /*
  * Attaches program `p` to the tap: vmprobe's as vmprobe does (both
- * directions, classid = slot + 1, into *slot), the others with libbpf, to
+ * directions, slot + 1 as classid, into *slot), the others with libbpf, to
  * the egress (and the ingress if `ingress_too`). Either way `a` records
  * what tc_detach_pair() must remove.
  */
@@ -363,6 +366,25 @@ static int detach_prog(struct tc_bench *b, int slot, struct tc_attachment *a)
 	return err;
 }
 
+/*
+ * The program the hook runs for one direction of `a`: from a TCX link,
+ * vmprobe's tap's own program, whose run time takes in the shared one it
+ * tail-calls (a new fd: run_fd_put() it).
+ */
+static int run_fd(const struct tc_bench *b, enum tc_prog p, const struct tc_attachment *a,
+		  bool ingress)
+{
+	if (p != PROG_VMPROBE)
+		return b->fds[p];
+	return a->tcx ? tcx_link_prog_fd(a, ingress) : net_prog_fd(b->np, ingress);
+}
+
+static void run_fd_put(const struct tc_attachment *a, int fd)
+{
+	if (a->tcx && fd >= 0)
+		close(fd);
+}
+
 /* Packets vmprobe counted in `slot` and the reference programs for the tap, so far. */
 static void counted(const struct tc_bench *b, int slot, __u64 *vmprobe, __u64 *naive)
 {
@@ -391,7 +413,7 @@ static int real_round(struct tc_bench *b, enum tc_prog p, int sock, const unsign
 	struct tc_attachment a;
 	__u64 t0 = 0, t1 = 0, c0 = 0, c1 = 0, vm0, vm1, nv0, nv1, unknown0, unknown1;
 	__u32 drop0 = 0, drop1 = 0;
-	int slot, err, derr;
+	int slot, fd, err, derr;
 
 	err = attach_prog(b, p, false, &slot, &a);
 	if (err) {
@@ -402,12 +424,14 @@ static int real_round(struct tc_bench *b, enum tc_prog p, int sock, const unsign
 	unknown0 = net_unknown_frames(b->np);
 	counted(b, slot, &vm0, &nv0);
 	err = tap_tx_dropped(TAP_NAME, &drop0);
+	fd = run_fd(b, p, &a, false);
 	if (!err)
-		err = prog_run_stats(b->fds[p], &t0, &c0);
+		err = fd < 0 ? fd : prog_run_stats(fd, &t0, &c0);
 	if (!err)
 		err = send_frames(sock, b->ifindex, frame, TC_FRAME_SIZE, TC_FRAMES);
 	if (!err)
-		err = prog_run_stats(b->fds[p], &t1, &c1);
+		err = prog_run_stats(fd, &t1, &c1);
+	run_fd_put(&a, fd);
 	if (!err)
 		err = tap_tx_dropped(TAP_NAME, &drop1);
 	derr = detach_prog(b, slot, &a);
@@ -771,8 +795,7 @@ static int mix_round(struct tc_bench *b, enum tc_prog p, int sock, unsigned *cyc
 		     unsigned char (*frames)[MIX_FRAME_MAX], double *ns, double dir_ns[NET_DIR_MAX],
 		     double *samples)
 {
-	/* vmprobe: [NET_DIR_TX] its ingress program, [NET_DIR_RX] its egress one. */
-	int fds[NET_DIR_MAX] = { b->fds[p], p == PROG_VMPROBE ? net_prog_fd(b->np, true) : -1 };
+	int fds[NET_DIR_MAX];
 	__u64 t0[NET_DIR_MAX] = {}, t1[NET_DIR_MAX] = {}, c0[NET_DIR_MAX] = {}, c1[NET_DIR_MAX] = {};
 	__u64 sent[NET_DIR_MAX] = {}, nv0, nv1, vm;
 	struct mix_conn conns[MIX_FLOWS];
@@ -786,6 +809,11 @@ static int mix_round(struct tc_bench *b, enum tc_prog p, int sock, unsigned *cyc
 			strerror(-err));
 		return err;
 	}
+	/* vmprobe: [NET_DIR_TX] its ingress program, [NET_DIR_RX] its egress one. */
+	fds[NET_DIR_RX] = run_fd(b, p, &a, false);
+	fds[NET_DIR_TX] = p == PROG_VMPROBE ? run_fd(b, p, &a, true) : -1;
+	if (p == PROG_VMPROBE && (fds[0] < 0 || fds[1] < 0))
+		err = fds[0] < 0 ? fds[0] : fds[1];
 	mix_counters(b->np, &mc0);
 	counted(b, -1, &vm, &nv0);
 	for (unsigned d = 0; d < NET_DIR_MAX && !err; d++)
@@ -800,6 +828,8 @@ static int mix_round(struct tc_bench *b, enum tc_prog p, int sock, unsigned *cyc
 	for (unsigned d = 0; d < NET_DIR_MAX && !err; d++)
 		if (fds[d] >= 0)
 			err = prog_run_stats(fds[d], &t1[d], &c1[d]);
+	for (unsigned d = 0; d < NET_DIR_MAX; d++)
+		run_fd_put(&a, fds[d]);
 	if (!err && p == PROG_VMPROBE)
 		err = mix_check_vmprobe(b, slot, &mc0, sent, samples);
 	derr = detach_prog(b, slot, &a);
@@ -1256,24 +1286,32 @@ static void sleep_ns(double ns)
 
 /*
  * What `bench alternate` switches between: a program, and the hook it
- * hangs from. vmprobe attaches clsact filters; TCX links (kernel 6.6+)
- * are measured beside them only to show what the hook itself costs, and
- * only when CONFIGS names them.
+ * hangs from. vmprobe attaches as `vmprobe serve` does (network.tc_hook
+ * auto: TCX links where the kernel has them); the references as a
+ * generic exporter on libbpf 1.1 does (clsact filters). Only when CONFIGS
+ * names them: vmprobe from clsact filters and the references from TCX
+ * links (each program on the other hook), and vmprobe without TCP flow
+ * tracking (what the tracking costs).
  */
 enum alt_prog { AP_NONE, AP_EMPTY, AP_VMPROBE, AP_NAIVE, AP_ATOMIC };
+/* vmprobe's programs as loaded for a config: its struct alt_run.np[] index. */
+enum alt_load { AL_DEFAULT, AL_CLSACT, AL_NO_FLOWS, AL_MAX };
 static const struct alt_config {
 	const char *name;
 	enum alt_prog prog;
-	bool tcx;
+	bool tcx;           /* a reference program from TCX links */
+	enum alt_load load; /* vmprobe */
+	bool extra;         /* only when CONFIGS names it */
 } alt_configs[] = {
-	{ "none", AP_NONE, false },
-	{ "empty", AP_EMPTY, false },
-	{ "vmprobe", AP_VMPROBE, false },
-	{ "naive", AP_NAIVE, false },
-	{ "atomic", AP_ATOMIC, false },
-	{ "tcx-empty", AP_EMPTY, true },
-	{ "tcx-vmprobe", AP_VMPROBE, true },
-	{ "tcx-naive", AP_NAIVE, true },
+	{ "none", AP_NONE, false, AL_DEFAULT, false },
+	{ "empty", AP_EMPTY, false, AL_DEFAULT, false },
+	{ "vmprobe", AP_VMPROBE, false, AL_DEFAULT, false },
+	{ "naive", AP_NAIVE, false, AL_DEFAULT, false },
+	{ "atomic", AP_ATOMIC, false, AL_DEFAULT, false },
+	{ "vmprobe-clsact", AP_VMPROBE, false, AL_CLSACT, true },
+	{ "vmprobe-noflows", AP_VMPROBE, false, AL_NO_FLOWS, true },
+	{ "tcx-empty", AP_EMPTY, true, AL_DEFAULT, true },
+	{ "tcx-naive", AP_NAIVE, true, AL_DEFAULT, true },
 };
 #define ALT_MAX (sizeof(alt_configs) / sizeof(alt_configs[0]))
 
@@ -1281,15 +1319,12 @@ static const struct alt_config {
 #define BENCH_TCX_INGRESS 46
 #define BENCH_TCX_EGRESS 47
 
-/*
- * vmprobe (clsact, [0]) and vmprobe with its slot from the hash ([1]: a
- * TCX link sets no classid), each with a tap slot, and the references.
- */
+/* vmprobe as each load has it, each with a tap slot, and the references. */
 struct alt_run {
 	int ifindex;
 	__u64 cookie;
-	struct net_probe np[2];
-	int slot[2];
+	struct net_probe np[AL_MAX];
+	int slot[AL_MAX];
 	struct ref_bpf *ref;
 	struct ref_key rkey;
 	/* What the current segment attached. */
@@ -1306,17 +1341,17 @@ static void tcx_detach(int links[2])
 	}
 }
 
-static int tcx_attach(int ifindex, int ingress_fd, int egress_fd, int links[2])
+static int tcx_attach(int ifindex, int prog_fd, int links[2])
 {
 	links[0] = links[1] = -1;
 	for (int i = 0; i < 2; i++) {
-		int fd = bpf_link_create(i == 0 ? ingress_fd : egress_fd, ifindex,
+		int fd = bpf_link_create(prog_fd, ifindex,
 					 (enum bpf_attach_type)(i == 0 ? BENCH_TCX_INGRESS
 								       : BENCH_TCX_EGRESS), NULL);
 
 		if (fd < 0) {
 			tcx_detach(links);
-			return fd;
+			return -errno;
 		}
 		links[i] = fd;
 	}
@@ -1353,9 +1388,7 @@ static int ref_fd(const struct alt_run *r, enum alt_prog p)
 /* Attaches config c for a segment; on failure leaves nothing attached. */
 static int alt_attach(struct alt_run *r, const struct alt_config *c)
 {
-	struct net_probe *np = &r->np[c->tcx];
-	struct net_iface_key key = {};
-	unsigned slot = (unsigned)r->slot[c->tcx];
+	struct net_probe *np = &r->np[c->load];
 	int err;
 
 	memset(&r->a, 0, sizeof(r->a));
@@ -1363,24 +1396,11 @@ static int alt_attach(struct alt_run *r, const struct alt_config *c)
 	if (c->prog == AP_NONE)
 		return 0;
 	if (c->prog != AP_VMPROBE)
-		return c->tcx ? tcx_attach(r->ifindex, ref_fd(r, c->prog), ref_fd(r, c->prog), r->links)
+		return c->tcx ? tcx_attach(r->ifindex, ref_fd(r, c->prog), r->links)
 			      : ref_attach(r->ifindex, ref_fd(r, c->prog), true, &r->a);
 	err = alt_drops(np, true);
-	if (err)
-		return err;
-	if (!c->tcx) {
-		err = net_tap_attach(np, r->ifindex, slot, &r->a);
-	} else {
-		/* net_tap_attach's map entry, without its filters. */
-		key.netns_cookie = np->have_netns_cookie ? r->cookie : 0;
-		key.ifindex = (__u32)r->ifindex;
-		err = bpf_map_update_elem(bpf_map__fd(np->skel->maps.net_ifaces), &key, &slot, BPF_ANY)
-			      ? -errno
-			      : tcx_attach(r->ifindex, net_prog_fd(np, true), net_prog_fd(np, false),
-					   r->links);
-		if (err)
-			net_tap_forget(np, r->cookie, r->ifindex);
-	}
+	if (!err)
+		err = net_tap_attach(np, r->ifindex, (unsigned)r->slot[c->load], &r->a);
 	if (err)
 		alt_drops(np, false);
 	return err;
@@ -1388,20 +1408,16 @@ static int alt_attach(struct alt_run *r, const struct alt_config *c)
 
 static int alt_detach(struct alt_run *r, const struct alt_config *c)
 {
-	struct net_probe *np = &r->np[c->tcx];
 	int err = 0;
 
 	if (c->tcx)
 		tcx_detach(r->links);
 	else if (c->prog == AP_VMPROBE)
-		err = net_tap_detach(np, r->cookie, &r->a);
+		err = net_tap_detach(&r->np[c->load], r->cookie, &r->a);
 	else if (c->prog != AP_NONE)
 		err = tc_detach_pair(&r->a);
-	if (c->prog == AP_VMPROBE) {
-		if (c->tcx)
-			net_tap_forget(np, r->cookie, r->ifindex);
-		alt_drops(np, false);
-	}
+	if (c->prog == AP_VMPROBE)
+		alt_drops(&r->np[c->load], false);
 	return err;
 }
 
@@ -1414,7 +1430,7 @@ static __u64 alt_counted(const struct alt_run *r, const struct alt_config *c)
 		for (unsigned d = 0; d < NET_DIR_MAX; d++) {
 			struct net_stats st;
 
-			net_read(&r->np[c->tcx], (unsigned)r->slot[c->tcx], d, &st);
+			net_read(&r->np[c->load], (unsigned)r->slot[c->load], d, &st);
 			frames += sum_slots(st.size_slots, NET_SIZE_SLOTS);
 		}
 	} else if (c->prog == AP_NAIVE || c->prog == AP_ATOMIC) {
@@ -1447,7 +1463,7 @@ static int alt_check(const struct alt_config *c, __u64 counted, __u64 received)
 	return 0;
 }
 
-/* The configs CONFIGS names (comma-separated), or all the clsact ones; their number. */
+/* The configs CONFIGS names (comma-separated), or all but the extra ones; their number. */
 static unsigned alt_choose(const char *configs, unsigned order[ALT_MAX])
 {
 	unsigned nr = 0;
@@ -1462,7 +1478,7 @@ static unsigned alt_choose(const char *configs, unsigned order[ALT_MAX])
 			p = strchr(p, ',');
 			p = p ? p + 1 : NULL;
 		}
-		if (configs ? named : !alt_configs[i].tcx)
+		if (configs ? named : !alt_configs[i].extra)
 			order[nr++] = i;
 	}
 	return nr;
@@ -1477,15 +1493,16 @@ static int alt_open(struct alt_run *r, const unsigned order[], unsigned nr)
 	err = config_load_default(&cfg);
 	if (err)
 		return err;
-	for (int t = 0; t < 2; t++) {
+	for (unsigned t = 0; t < AL_MAX; t++) {
 		bool wanted = false;
 
 		for (unsigned i = 0; i < nr; i++)
-			wanted |= alt_configs[order[i]].prog == AP_VMPROBE && alt_configs[order[i]].tcx == t;
+			wanted |= alt_configs[order[i]].prog == AP_VMPROBE && alt_configs[order[i]].load == t;
 		if (!wanted)
 			continue;
-		err = (t ? net_probe_open_noclassid : net_probe_open)(&r->np[t], cfg.max_interfaces,
-								      cfg.max_tcp_flows);
+		err = net_probe_open(&r->np[t], cfg.max_interfaces,
+				     t == AL_NO_FLOWS ? 0 : cfg.max_tcp_flows,
+				     t == AL_CLSACT ? TC_HOOK_CLSACT : cfg.tc_hook);
 		if (err)
 			return err;
 		if (r->np[t].have_netns_cookie) {
@@ -1513,7 +1530,7 @@ static int alt_open(struct alt_run *r, const unsigned order[], unsigned nr)
 
 static void alt_close(struct alt_run *r)
 {
-	for (int t = 0; t < 2; t++) {
+	for (unsigned t = 0; t < AL_MAX; t++) {
 		if (r->slot[t] >= 0)
 			net_slot_free(&r->np[t], (unsigned)r->slot[t]);
 		if (r->np[t].skel)
@@ -1532,7 +1549,7 @@ static void alt_close(struct alt_run *r)
  * own recovery), then prints "ROUND CONFIG METRIC RATE": IFNAME's received
  * packets or bits (Ethernet headers included) per second over the next
  * SEGMENT_MS. CONFIGS (e.g. "none,vmprobe", or "tcx-empty" among them)
- * narrows or widens the set. No round starts that would end after
+ * narrows or widens the set (alt_configs). No round starts that would end after
  * SECONDS. Every config gets a segment in every round, so the drifts of
  * the shared machine that pairing within a round cancels are those slower
  * than a round, not than a whole run.
@@ -1541,7 +1558,7 @@ static int alternate_main(char **argv, const char *configs)
 {
 	const char *ifname = argv[0], *metric = argv[4];
 	double secs = atof(argv[1]), seg_ns = atof(argv[2]) * 1e6, settle_ns = atof(argv[3]) * 1e6;
-	struct alt_run r = { .slot = { -1, -1 }, .links = { -1, -1 } };
+	struct alt_run r = { .slot = { -1, -1, -1 }, .links = { -1, -1 } };
 	bool bits = !strcmp(argv[5], "bits");
 	const char *stat = bits ? "rx_bytes" : "rx_packets";
 	unsigned order[ALT_MAX], nr, rounds = 0;
@@ -1662,7 +1679,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pin_to_current_cpu();
-	err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows);
+	err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows, cfg.tc_hook);
 	if (err) {
 		fprintf(stderr, "bench: opening the network probe failed (%s): run as root\n",
 			strerror(-err));

@@ -25,8 +25,6 @@ const volatile __u32 max_ifaces = NET_DEFAULT_MAX_IFACES;
 const volatile bool have_netns_cookie = true;
 /* TCP flow tracking; off when network.max_tcp_flows is 0. */
 const volatile bool tcp_on = true;
-/* Off for a hook that sets no skb->tc_classid (a TCX link, in the bench). */
-const volatile bool slot_from_classid = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -59,10 +57,23 @@ static __always_inline void count_error(__u32 err)
 }
 
 /*
- * The tap's slot. vmprobe attaches each filter with classid slot+1, and
- * cls_bpf stores the filter's classid in skb->tc_classid before running
- * it: no lookup at all on the hot path. A frame without one (a run
- * outside cls_bpf, e.g. BPF_PROG_TEST_RUN, which cannot set tc_classid)
+ * From a TCX link: each tap's own small program (user/tc.c) sets
+ * skb->tc_classid and tail-calls the program for its direction,
+ * [0] ingress, [1] egress. Filled by user space.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+} net_tap_progs SEC(".maps");
+
+/*
+ * The tap's slot, with no lookup at all on the hot path: skb->tc_classid
+ * holds slot+1. Under clsact, vmprobe attaches each filter with that
+ * classid and cls_bpf stores it there before running the filter; from
+ * TCX, the tap's own program stores it. A frame without one (a run
+ * outside both, e.g. BPF_PROG_TEST_RUN, which cannot set tc_classid)
  * falls back to the (netns, ifindex) hash; the netns is skb->sk's, which
  * only a test run's frame is sure to have (user/net.c).
  */
@@ -71,7 +82,7 @@ static __always_inline int tap_slot(struct __sk_buff *skb)
 	struct net_iface_key key = {};
 	__u32 *slot;
 
-	if (slot_from_classid && skb->tc_classid)
+	if (skb->tc_classid)
 		return skb->tc_classid - 1;
 	if (have_netns_cookie)
 		key.netns_cookie = bpf_get_netns_cookie(skb);

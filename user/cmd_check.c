@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* vmprobe check: can vmprobe run here, and what will it measure? */
+#define _GNU_SOURCE
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -7,6 +8,7 @@
 #include <json-c/json.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -16,6 +18,7 @@
 #include "cmd.h"
 #include "disk.h"
 #include "net.h"
+#include "netns.h"
 #include "util.h"
 
 enum status {
@@ -60,14 +63,15 @@ static void item(struct report *r, const char *name, enum status st, const char 
 	json_object_array_add(r->items, o);
 }
 
-static void check_caps(struct report *r)
+/* have_tcx: the TC programs attach as TCX links, which need no CAP_NET_ADMIN. */
+static void check_caps(struct report *r, bool have_tcx)
 {
 	static const struct {
 		int cap;
 		const char *name, *why;
 	} caps[] = {
 		{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN", "enter pods' network namespaces (and BPF)" },
-		{ CAP_NET_ADMIN, "CAP_NET_ADMIN", "TC filters on taps" },
+		{ CAP_NET_ADMIN, "CAP_NET_ADMIN", "clsact and TC filters on taps (no TCX here)" },
 		{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE", "other users' /proc/PID/fd, ns, root" },
 		{ CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH", "list another user's /proc/PID/fd" },
 	};
@@ -83,7 +87,11 @@ static void check_caps(struct report *r)
 		char name[48];
 
 		snprintf(name, sizeof(name), "privilege %s", caps[i].name);
-		item(r, name, has ? ST_OK : ST_MISSING, "%s", caps[i].why);
+		if (caps[i].cap == CAP_NET_ADMIN && have_tcx)
+			item(r, name, has ? ST_OK : ST_ABSENT, "%s",
+			     "only for network.tc_hook: clsact; TCX links need none");
+		else
+			item(r, name, has ? ST_OK : ST_MISSING, "%s", caps[i].why);
 	}
 }
 
@@ -133,13 +141,51 @@ static void check_fentry(struct report *r, struct btf *vmlinux)
 	close(fd);
 }
 
+/*
+ * TCX links attach and detach, tried on the loopback of a network
+ * namespace of check's own: no device of the host is touched, and no
+ * privilege but those serve needs with TCX is asked.
+ */
+static void check_tcx(struct report *r, struct net_probe *np, int slot)
+{
+	struct tc_attachment a;
+	int self = netns_open_current(), err, ret, ifindex;
+
+	if (self < 0) {
+		item(r, "TC attach (tcx)", ST_MISSING, "opening this network namespace: %s",
+		     strerror(-self));
+		return;
+	}
+	err = unshare(CLONE_NEWNET) ? -errno : 0;
+	ifindex = err ? 0 : (int)if_nametoindex("lo");
+	if (!err && !ifindex)
+		err = -errno;
+	if (!err) {
+		err = net_tap_attach(np, ifindex, (unsigned)slot, &a);
+		if (!err) {
+			__u64 cookie = 0;
+
+			netns_current_cookie(&cookie);
+			err = net_tap_detach(np, cookie, &a);
+		}
+	}
+	/* Back to where check runs; the namespace goes with its last user. */
+	ret = netns_enter(self);
+	if (ret)
+		log_error("returning to the network namespace failed: %s", strerror(-ret));
+	close(self);
+	item(r, "TC attach (tcx)", err ? ST_MISSING : ST_OK, "%s%s",
+	     err ? "attach/detach: " : "links attach and detach; the hook vmprobe uses",
+	     err ? strerror(-err) : "");
+}
+
 static void check_net(struct report *r)
 {
 	struct tc_attachment a;
 	struct net_probe np;
 	int err, tap, ifindex, slot;
 
-	err = net_probe_open(&np, 4, 64);
+	err = net_probe_open(&np, 4, 64, TC_HOOK_AUTO);
 	if (err) {
 		item(r, "network probe (TC)", ST_MISSING, "load: %s", strerror(-err));
 		return;
@@ -162,20 +208,27 @@ static void check_net(struct report *r)
 	item(r, "bpf_get_netns_cookie in TC", np.have_netns_cookie ? ST_OK : ST_DEGRADED,
 	     np.have_netns_cookie ? "fallback lookup keyed by namespace"
 				  : "fallback lookup keyed by ifindex only (hot path unaffected)");
-	/* A throwaway tap proves clsact and filters attach and detach here. */
+	slot = net_slot_alloc(&np);
+	if (np.tcx)
+		check_tcx(r, &np, slot);
+	else
+		item(r, "TC attach (tcx)", ST_ABSENT,
+		     "no TCX in this kernel (Linux 6.6+): vmprobe uses clsact");
+	/* clsact, on a throwaway tap (both need CAP_NET_ADMIN). */
 	tap = tapdev_open("vmprobe-check0");
 	ifindex = tap >= 0 ? (int)if_nametoindex("vmprobe-check0") : 0;
-	if (!ifindex) {
-		item(r, "TC attach (clsact)", ST_MISSING, "cannot create a test tap: %s",
-		     strerror(tap < 0 ? -tap : errno));
-	} else {
-		slot = net_slot_alloc(&np);
-		err = net_tap_attach(&np, ifindex, slot, &a);
-		if (!err)
-			err = net_tap_detach(&np, 0, &a);
-		item(r, "TC attach (clsact)", err ? ST_MISSING : ST_OK,
-		     err ? "attach/detach: %s" : "filters attach and detach%s", err ? strerror(-err) : "");
-	}
+	err = !ifindex ? (tap < 0 ? tap : -errno)
+		       : tc_attach_pair(ifindex, net_prog_fd(&np, true), net_prog_fd(&np, false),
+					slot + 1, &a);
+	if (!err)
+		err = tc_detach_pair(&a);
+	if (err && np.tcx)
+		item(r, "TC attach (clsact)", ST_ABSENT, "%s: %s; only for network.tc_hook: clsact",
+		     ifindex ? "attach/detach" : "a test tap", strerror(-err));
+	else
+		item(r, "TC attach (clsact)", err ? ST_MISSING : ST_OK, "%s%s%s",
+		     err ? (ifindex ? "attach/detach: " : "a test tap: ") : "filters attach and detach",
+		     err ? strerror(-err) : "", !err && !np.tcx ? "; the hook vmprobe uses" : "");
 	if (tap >= 0)
 		close(tap);
 	net_probe_close(&np);
@@ -236,7 +289,7 @@ int do_check(int argc, char **argv)
 	vmlinux = btf__load_vmlinux_btf();
 	item(&r, "kernel BTF", vmlinux ? ST_OK : ST_MISSING, "%s",
 	     vmlinux ? "/sys/kernel/btf/vmlinux (CO-RE)" : "no /sys/kernel/btf/vmlinux");
-	check_caps(&r);
+	check_caps(&r, tcx_supported(vmlinux));
 	check_bpf(&r);
 	tracefs = tracefs_root();
 	item(&r, "tracefs", tracefs ? ST_OK : ST_DEGRADED, "%s%s",

@@ -167,7 +167,7 @@ int do_serve(int argc, char **argv)
 	}
 
 	if (cfg.net_enabled) {
-		err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows);
+		err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows, cfg.tc_hook);
 		if (err)
 			goto cleanup;
 		npp = &np;

@@ -19,7 +19,7 @@ __asm__(".section .rodata\n"
 	".byte 0\n"
 	".previous\n");
 
-enum ftype { F_STR, F_UINT, F_BOOL, F_LOGLEVEL, F_LOG2, F_MAP };
+enum ftype { F_STR, F_UINT, F_BOOL, F_LOGLEVEL, F_TC_HOOK, F_LOG2, F_MAP };
 
 struct field {
 	const char *key;
@@ -49,6 +49,7 @@ static const struct field network_fields[] = {
 	/* Slots travel as a 16-bit TC classid, slot + 1. */
 	{ "max_interfaces", F_UINT, CFG(max_interfaces), 1, 65535, NULL },
 	{ "max_tcp_flows", F_UINT, CFG(max_tcp_flows), 0, 16777216, NULL },
+	{ "tc_hook", F_TC_HOOK, CFG(tc_hook), 0, 0, NULL },
 	{ "packet_size_buckets", F_MAP, 0, 0, 0, 0, size_bucket_fields },
 	{ NULL },
 };
@@ -201,6 +202,14 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 			return fail(c, v, "'%s' must be a power of two", f->key);
 		*(unsigned *)dst = (unsigned)__builtin_ctzl(n);
 		return 0;
+	case F_TC_HOOK:
+		for (unsigned i = 0; i < ARRAY_SIZE(tc_hook_names); i++) {
+			if (!strcmp(s, tc_hook_names[i])) {
+				*(unsigned *)dst = i;
+				return 0;
+			}
+		}
+		return fail(c, v, "tc_hook '%s' is not one of auto, tcx, clsact", s);
 	case F_MAP:
 		break;
 	}

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include "tc.h"
 #include "util.h"
 
 struct config {
@@ -15,6 +16,7 @@ struct config {
 	bool net_enabled;
 	unsigned max_interfaces;
 	unsigned max_tcp_flows; /* 0: no TCP flow tracking */
+	unsigned tc_hook;       /* enum tc_hook */
 	unsigned size_min_slot; /* log2 of packet_size_buckets.min */
 	unsigned size_max_slot;
 	bool disk_enabled;

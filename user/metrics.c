@@ -489,6 +489,10 @@ static void render_self(struct discovery *d, struct strbuf *sb, struct strbuf *l
 	expo_family(sb, "vmprobe_network_interface_slots", "gauge",
 		    "Taps that can be counted at once (network.max_interfaces).");
 	expo_u64(sb, "vmprobe_network_interface_slots", "", d->np->max_ifaces);
+	expo_family(sb, "vmprobe_network_tc_hook_info", "gauge",
+		    "How the TC programs hang from the taps (network.tc_hook): tcx links or "
+		    "clsact filters; always 1.");
+	expo_u64(sb, "vmprobe_network_tc_hook_info", d->np->tcx ? "hook=\"tcx\"" : "hook=\"clsact\"", 1);
 	expo_family(sb, "vmprobe_network_unknown_interface_frames_total", "counter",
 		    "Frames the TC programs saw on a device with no slot (should stay 0).");
 	expo_u64(sb, "vmprobe_network_unknown_interface_frames_total", "",

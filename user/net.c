@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "net.skel.h"
@@ -20,9 +21,8 @@
  * (Linux 5.17, "net: skb: introduce kfree_skb_reason()"); without it the
  * drop counters are off. Reason names are read from the kernel's BTF.
  */
-static void drops_choose(struct net_probe *np, struct net_bpf *skel)
+static void drops_choose(struct net_probe *np, struct net_bpf *skel, const struct btf *btf)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
 	const struct btf_type *t;
 	int id;
 
@@ -58,12 +58,48 @@ static void drops_choose(struct net_probe *np, struct net_bpf *skel)
 	/* Attached by net_host_tcp_hooks() only while there are sockets to watch. */
 	bpf_program__set_autoattach(skel->progs.host_tcp_probe, false);
 	bpf_program__set_autoattach(skel->progs.host_tcp_retransmit, false);
-	btf__free(btf);
 }
 
-static int probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
-		      bool slot_from_classid)
+/*
+ * A TCX link is an fd, two per tap: room for every slot beside the rest
+ * (1024 taps pass the usual soft limit of 1024 open files).
+ */
+static void nofile_reserve(unsigned max_ifaces)
 {
+	rlim_t want = (rlim_t)max_ifaces * 2 + 512;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= want)
+		return;
+	log_warn("RLIMIT_NOFILE lets vmprobe open %llu files: not all %u taps of "
+		 "network.max_interfaces can attach as TCX links (two fds each); raise the limit "
+		 "or set network.tc_hook: clsact", (unsigned long long)rl.rlim_cur, max_ifaces);
+}
+
+/* TCX where asked or, by default, where the kernel has it; clsact otherwise. */
+static int hook_choose(struct net_probe *np, enum tc_hook hook, const struct btf *btf)
+{
+	bool have_tcx = tcx_supported(btf);
+
+	if (hook == TC_HOOK_TCX && !have_tcx) {
+		log_error("network.tc_hook is tcx, but this kernel has no TCX (Linux 6.6+): "
+			  "set it to auto or clsact");
+		return -EOPNOTSUPP;
+	}
+	np->tcx = hook == TC_HOOK_TCX || (hook == TC_HOOK_AUTO && have_tcx);
+	if (np->tcx)
+		nofile_reserve(np->max_ifaces);
+	log_info("network probe: TC programs attach as %s", np->tcx ? "TCX links" : "clsact filters");
+	return 0;
+}
+
+int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
+		   enum tc_hook hook)
+{
+	struct btf *btf = NULL;
 	struct net_bpf *skel;
 	size_t cells;
 	int err, ncpus;
@@ -93,15 +129,13 @@ static int probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_fl
 	 * by ifindex alone.
 	 */
 	np->have_netns_cookie =
-		slot_from_classid &&
 		libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_get_netns_cookie, NULL) == 1;
 	skel->rodata->have_netns_cookie = np->have_netns_cookie;
-	if (!np->have_netns_cookie && slot_from_classid)
+	if (!np->have_netns_cookie)
 		log_info("this kernel's TC programs lack bpf_get_netns_cookie(): the fallback "
 			 "lookup keys taps by ifindex only (the classid path is unaffected)");
 	np->max_flows = max_flows;
 	skel->rodata->tcp_on = max_flows > 0;
-	skel->rodata->slot_from_classid = slot_from_classid;
 	err = bpf_map__set_max_entries(skel->maps.net_ifaces, max_ifaces);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
@@ -109,12 +143,25 @@ static int probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_fl
 		err = bpf_map__set_max_entries(skel->maps.net_flows, max_flows ? max_flows : 1);
 	if (err)
 		goto cleanup;
-	drops_choose(np, skel);
+	btf = btf__load_vmlinux_btf();
+	err = hook_choose(np, hook, btf);
+	if (err)
+		goto cleanup;
+	drops_choose(np, skel, btf);
 	err = net_bpf__load(skel);
 	if (err) {
 		log_error("loading the network probe failed (%s): is BTF available and are "
 			  "you root (CAP_BPF, CAP_NET_ADMIN)?", strerror(-err));
 		goto cleanup;
+	}
+	/* Where the taps' own programs of TCX links go on to, [0] ingress, [1] egress. */
+	for (__u32 i = 0; i < 2; i++) {
+		int fd = net_prog_fd(np, i == 0);
+
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.net_tap_progs), &i, &fd, BPF_ANY)) {
+			err = -errno;
+			goto cleanup;
+		}
 	}
 
 	if (np->drops_on) {
@@ -135,20 +182,12 @@ static int probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_fl
 	err = slot_pool_init(&np->slots, max_ifaces);
 	if (err)
 		goto cleanup;
+	btf__free(btf);
 	return 0;
 cleanup:
+	btf__free(btf);
 	net_probe_close(np);
 	return err;
-}
-
-int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows)
-{
-	return probe_open(np, max_ifaces, max_flows, true);
-}
-
-int net_probe_open_noclassid(struct net_probe *np, unsigned max_ifaces, unsigned max_flows)
-{
-	return probe_open(np, max_ifaces, max_flows, false);
 }
 
 void net_probe_close(struct net_probe *np)
@@ -232,7 +271,9 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 	if (bpf_map_update_elem(net_ifaces_fd(np), &key, &slot, BPF_ANY))
 		return -errno;
 	/* The programs read their slot back as skb->tc_classid - 1. */
-	err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1, a);
+	err = np->tcx ? tcx_attach_pair(ifindex, bpf_map__fd(np->skel->maps.net_tap_progs), slot + 1, a)
+		      : tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
+				       a);
 	if (err)
 		bpf_map_delete_elem(net_ifaces_fd(np), &key);
 	return err;

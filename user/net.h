@@ -23,6 +23,7 @@ struct net_probe {
 	struct net_stats *stats; /* the mmapped stats array */
 	size_t stats_len;
 	struct slot_pool slots;
+	bool tcx;               /* taps attach as TCX links, else clsact filters */
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
 	bool drops_on;          /* kfree_skb with drop reasons */
 	bool host_tcp_on;       /* tcp_probe and tcp_retransmit_skb */
@@ -34,16 +35,11 @@ struct net_probe {
 
 /*
  * Opens, sizes and loads the programs and maps, with room for max_flows
- * TCP flows (0: no flow tracking); 0 or -errno.
+ * TCP flows (0: no flow tracking), for taps to be attached from `hook`;
+ * 0 or -errno.
  */
-int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows);
-/*
- * The same, for programs that will run from a hook that sets no classid
- * (a TCX link: only the bench attaches them so): each frame finds its slot
- * by the (netns, ifindex) hash, never in skb->tc_classid, which such a
- * hook leaves holding whatever the control block held.
- */
-int net_probe_open_noclassid(struct net_probe *np, unsigned max_ifaces, unsigned max_flows);
+int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
+		   enum tc_hook hook);
 void net_probe_close(struct net_probe *np);
 
 /*

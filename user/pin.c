@@ -237,7 +237,7 @@ static int open_own(struct view *v)
 				"number of top and hist share\n", holder);
 	if (v->attach_lock < 0)
 		return v->attach_lock;
-	err = net_probe_open(&v->np, v->cfg.max_interfaces, v->cfg.max_tcp_flows);
+	err = net_probe_open(&v->np, v->cfg.max_interfaces, v->cfg.max_tcp_flows, v->cfg.tc_hook);
 	if (err)
 		return err;
 	v->net_on = true;

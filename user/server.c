@@ -128,7 +128,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 struct server *server_start(const char *listen, struct discovery *d)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* epoll, not select(): TCX links take two fds per tap, past FD_SETSIZE on a big host. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	char host[128], port_str[8];
 	struct server *s;
 	unsigned port;

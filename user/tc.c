@@ -1,19 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include "tc.h"
 
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/netlink.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "util.h"
+
+const char *const tc_hook_names[3] = {
+	[TC_HOOK_AUTO] = "auto", [TC_HOOK_TCX] = "tcx", [TC_HOOK_CLSACT] = "clsact",
+};
+
+/*
+ * TCX's attach types and flag, as the kernel's UAPI numbers them (stable
+ * ABI); Debian 12's headers and libbpf 1.1 predate them.
+ */
+#define TCX_INGRESS 46 /* BPF_TCX_INGRESS */
+#define TCX_EGRESS 47  /* BPF_TCX_EGRESS */
+#define TCX_F_BEFORE (1U << 3) /* BPF_F_BEFORE: with no relative program, the front */
 
 static const enum bpf_tc_attach_point points[2] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
 
@@ -168,12 +184,110 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 	return 0;
 }
 
+bool tcx_supported(const struct btf *vmlinux)
+{
+	int id = vmlinux ? btf__find_by_name_kind(vmlinux, "bpf_attach_type", BTF_KIND_ENUM) : -1;
+	const struct btf_type *t;
+	const struct btf_enum *e;
+
+	if (id <= 0)
+		return false;
+	t = btf__type_by_id(vmlinux, id);
+	e = btf_enum(t);
+	for (int i = 0; i < btf_vlen(t); i++, e++) {
+		const char *name = btf__name_by_offset(vmlinux, e->name_off);
+
+		if (name && !strcmp(name, "BPF_TCX_INGRESS"))
+			return e->val == TCX_INGRESS;
+	}
+	return false;
+}
+
+int tcx_link_prog_fd(const struct tc_attachment *a, bool ingress)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	int fd;
+
+	if (!a->tcx || !a->attached[ingress ? 0 : 1])
+		return -ENOENT;
+	if (bpf_obj_get_info_by_fd(a->link_fd[ingress ? 0 : 1], &info, &len))
+		return -errno;
+	fd = bpf_prog_get_fd_by_id(info.prog_id);
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * The device's own program for direction i: skb->tc_classid = classid,
+ * then on to the shared program. Should the tail call ever fail, the
+ * frame goes on untouched and uncounted (TCX_NEXT).
+ */
+static int tcx_stub_load(int progs_fd, __u32 classid, int i)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = (__s32)classid },
+		{ .code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_1, .src_reg = BPF_REG_2,
+		  .off = offsetof(struct __sk_buff, tc_classid) },
+		{ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_2,
+		  .src_reg = BPF_PSEUDO_MAP_FD, .imm = progs_fd },
+		{ 0 }, /* the map's upper 32 bits */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = i },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_tail_call },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, i == 0 ? "vmprobe_tap_ingress" : "vmprobe_tap_egress",
+			       "Dual BSD/GPL", insns, ARRAY_SIZE(insns), NULL);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int tcx_attach_pair(int ifindex, int progs_fd, __u32 classid, struct tc_attachment *a)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = TCX_F_BEFORE);
+
+	memset(a, 0, sizeof(*a));
+	a->ifindex = ifindex;
+	a->tcx = true;
+	for (int i = 0; i < 2; i++) {
+		int prog = tcx_stub_load(progs_fd, classid, i), link;
+
+		if (prog < 0) {
+			tc_detach_pair(a);
+			return prog;
+		}
+		/* At the front: a program there before us cannot hide frames from the counts. */
+		link = bpf_link_create(prog, ifindex,
+				       (enum bpf_attach_type)(i == 0 ? TCX_INGRESS : TCX_EGRESS), &opts);
+		link = link < 0 ? -errno : link;
+		/* The link holds the program: one fd per direction stays open, not two. */
+		close(prog);
+		if (link < 0) {
+			tc_detach_pair(a);
+			return link;
+		}
+		a->link_fd[i] = link;
+		a->attached[i] = true;
+	}
+	return 0;
+}
+
 int tc_detach_pair(struct tc_attachment *a)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex);
 	struct tc_filters in, eg;
 	int ret = 0, err;
 
+	if (a->tcx) {
+		/* Closing the link detaches (a device already gone took it along). */
+		for (int i = 0; i < 2; i++) {
+			if (!a->attached[i])
+				continue;
+			close(a->link_fd[i]);
+			a->attached[i] = false;
+		}
+		return 0;
+	}
 	for (int i = 0; i < 2; i++) {
 		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = a->handle[i],
 				    .priority = a->priority[i]);

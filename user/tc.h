@@ -1,18 +1,40 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* Classic clsact/cls_bpf attachment that leaves other filters alone. */
+/*
+ * TC attachment that leaves other programs and filters alone: TCX links
+ * where the kernel has them, classic clsact/cls_bpf filters otherwise.
+ */
 #ifndef VMPROBE_TC_H
 #define VMPROBE_TC_H
 
 #include <linux/types.h>
 #include <stdbool.h>
 
-/* vmprobe's two filters on one device, as the kernel numbered them. */
+struct btf;
+
+/* Which TC hook vmprobe's programs hang from (network.tc_hook). */
+enum tc_hook {
+	TC_HOOK_AUTO,   /* TCX where the kernel has it, else clsact */
+	TC_HOOK_TCX,    /* TCX links (Linux 6.6+) */
+	TC_HOOK_CLSACT, /* cls_bpf filters under a clsact qdisc */
+};
+
+extern const char *const tc_hook_names[3];
+
+/*
+ * Does this kernel have TCX ("bpf: Add fd-based tcx multi-prog infra with
+ * link support", Linux 6.6)? Told by its BTF: the attach type exists.
+ */
+bool tcx_supported(const struct btf *vmlinux);
+
+/* vmprobe's two programs on one device, as the kernel numbered them. */
 struct tc_attachment {
 	int ifindex;
+	bool tcx;           /* TCX links below; else clsact filters */
 	bool created_qdisc; /* the clsact qdisc did not exist before us */
 	bool attached[2];   /* [0] ingress, [1] egress */
 	__u32 handle[2];
 	__u32 priority[2];
+	int link_fd[2];     /* TCX: the links, each to the device's own program */
 };
 
 /*
@@ -25,8 +47,24 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 		   struct tc_attachment *a);
 
 /*
- * Removes exactly our filters; removes the clsact qdisc only if we
- * created it and no other filter has appeared on it since.
+ * Attaches, as TCX links at the front of ingress and egress of `ifindex`
+ * in the current network namespace, one small program per direction that
+ * sets skb->tc_classid to `classid` (as cls_bpf would) and tail-calls
+ * entry 0 (ingress) or 1 (egress) of the program array `progs_fd`. A TCX
+ * link carries no classid and the device's slot must not cost a lookup
+ * per frame: each device gets its own 8-instruction program instead.
+ * 0 or -errno (nothing left behind on failure). The links last as long
+ * as their fds: a vmprobe that dies leaves nothing attached.
+ */
+int tcx_attach_pair(int ifindex, int progs_fd, __u32 classid, struct tc_attachment *a);
+
+/* A new fd of the device's own program behind one TCX link of `a`, or -errno. */
+int tcx_link_prog_fd(const struct tc_attachment *a, bool ingress);
+
+/*
+ * Removes exactly what tc_attach_pair() or tcx_attach_pair() added;
+ * removes the clsact qdisc only if we created it and no other filter has
+ * appeared on it since.
  */
 int tc_detach_pair(struct tc_attachment *a);
 

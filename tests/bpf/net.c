@@ -2,7 +2,9 @@
 /*
  * BPF_PROG_TEST_RUN of the tap programs on crafted frames: exact map
  * effects (bytes, size slots, direction, unknown-device counter) and the
- * frame and verdict left as they were. Prints TAP.
+ * frame and verdict left as they were; and of a tap's own programs of
+ * TCX links, which must bring each frame to its slot with no lookup.
+ * Prints TAP.
  */
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -50,7 +52,7 @@ int main(void)
 	struct net_iface_key key = {};
 	int tap_fd, ifindex, slot, err;
 
-	err = net_probe_open(&np, 8, 1024);
+	err = net_probe_open(&np, 8, 1024, TC_HOOK_AUTO);
 	if (err) {
 		printf("not ok 1 - load the network probe\n#   %s\n", strerror(-err));
 		return 1;
@@ -141,6 +143,53 @@ int main(void)
 		report(bpf_map_lookup_elem(net_ifaces_fd(&np), &other, &got) != 0,
 		       "tap key includes the network namespace", "lookup with another cookie found slot %u",
 		       got);
+	}
+
+	/*
+	 * From TCX, the tap's own programs set its classid and go on to the
+	 * shared program of their direction. With the tap's key gone from the
+	 * hash, only that classid can bring a frame to the slot.
+	 */
+	if (np.tcx) {
+		struct tc_attachment a;
+		struct net_stats before[NET_DIR_MAX], after[NET_DIR_MAX];
+		__u64 unknown = net_unknown_frames(&np);
+		int retval[2] = {}, same[2] = {}, prog[2];
+
+		err = net_tap_attach(&np, ifindex, slot, &a);
+		report(!err && a.tcx, "TCX: the tap's programs attach", "err %d tcx %d", err, a.tcx);
+		prog[0] = tcx_link_prog_fd(&a, true);
+		prog[1] = tcx_link_prog_fd(&a, false);
+		net_tap_forget(&np, key.netns_cookie, ifindex);
+		for (int d = 0; d < NET_DIR_MAX; d++)
+			net_read(&np, slot, d, &before[d]);
+		frame_of(frame, 100);
+		err = run(prog[0], ifindex, frame, 100, &retval[0], &same[0]);
+		frame_of(frame, 300);
+		if (!err)
+			err = run(prog[1], ifindex, frame, 300, &retval[1], &same[1]);
+		close(prog[0]);
+		close(prog[1]);
+		for (int d = 0; d < NET_DIR_MAX; d++)
+			net_read(&np, slot, d, &after[d]);
+		report(!err && retval[0] == TC_ACT_UNSPEC && retval[1] == TC_ACT_UNSPEC && same[0] &&
+			       same[1],
+		       "TCX: frames passed unchanged", "err %d retval %d %d same %d %d", err, retval[0],
+		       retval[1], same[0], same[1]);
+		report(after[NET_DIR_TX].bytes - before[NET_DIR_TX].bytes == 100 &&
+			       after[NET_DIR_RX].bytes - before[NET_DIR_RX].bytes == 300 &&
+			       net_unknown_frames(&np) == unknown,
+		       "TCX: ingress counted as tx, egress as rx, in the tap's slot with no lookup",
+		       "tx bytes expected 100 actual %llu, rx bytes expected 300 actual %llu, "
+		       "unknown-device frames +%llu",
+		       (unsigned long long)(after[NET_DIR_TX].bytes - before[NET_DIR_TX].bytes),
+		       (unsigned long long)(after[NET_DIR_RX].bytes - before[NET_DIR_RX].bytes),
+		       (unsigned long long)(net_unknown_frames(&np) - unknown));
+		err = net_tap_detach(&np, key.netns_cookie, &a);
+		report(!err, "TCX: the tap's programs detach", "err %d", err);
+	} else {
+		n_test++;
+		printf("ok %d - TCX: the tap's own programs # SKIP this kernel has no TCX\n", n_test);
 	}
 
 	close(tap_fd);

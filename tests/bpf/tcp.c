@@ -486,7 +486,7 @@ int main(void)
 {
 	int tap_fd, err;
 
-	err = net_probe_open(&np, 16, 1024);
+	err = net_probe_open(&np, 16, 1024, TC_HOOK_AUTO);
 	if (err) {
 		printf("not ok 1 - load the network probe\n#   %s\n", strerror(-err));
 		return 1;

@@ -25,7 +25,7 @@ check_eq "check exits 0 here" 0 "$rc"
 check "kprobes are reported absent" grep -qE '^absent +kprobes' "$WORK/check.txt"
 check "fentry is reported absent" grep -qE '^absent +fentry' "$WORK/check.txt"
 check_eq "every other check is ok" "" "$(grep -vE '^(ok|absent) |^$|^verdict:' "$WORK/check.txt")"
-for item in "kernel BTF" "bpf() syscall" "tracefs" "TC attach (clsact)" "disk source aio=threads" \
+for item in "kernel BTF" "bpf() syscall" "tracefs" "TC attach (tcx)" "TC attach (clsact)" "disk source aio=threads" \
 	"disk source aio=io_uring" "disk source aio=native" "host block latency"; do
 	check "check reports '$item' ok" grep -qF "ok        $item" "$WORK/check.txt"
 done
@@ -50,12 +50,20 @@ print(d["verdict"], s["kprobes"], s["fentry/fexit"])' "$WORK/check.json")"
 
 if command -v capsh >/dev/null; then
 	rc=0
-	capsh --drop=cap_net_admin -- -c "'$VMPROBE' check" >"$WORK/nocap.txt" 2>&1 || rc=$?
-	check_eq "without CAP_NET_ADMIN check exits 3 (cannot run)" 3 "$rc"
-	check "without CAP_NET_ADMIN check names it missing" \
-		grep -qE '^missing +privilege CAP_NET_ADMIN' "$WORK/nocap.txt"
+	capsh --drop=cap_sys_admin -- -c "'$VMPROBE' check" >"$WORK/nocap.txt" 2>&1 || rc=$?
+	check_eq "without CAP_SYS_ADMIN check exits 3 (cannot run)" 3 "$rc"
+	check "without CAP_SYS_ADMIN check names it missing" \
+		grep -qE '^missing +privilege CAP_SYS_ADMIN' "$WORK/nocap.txt"
+	# TCX links need no CAP_NET_ADMIN: only the clsact hook does.
+	rc=0
+	capsh --drop=cap_net_admin -- -c "'$VMPROBE' check" >"$WORK/nonet.txt" 2>&1 || rc=$?
+	check_eq "without CAP_NET_ADMIN, on this kernel with TCX, check exits 0" 0 "$rc"
+	check "and reports CAP_NET_ADMIN and the clsact hook absent, not needed" \
+		bash -c "grep -qE '^absent +privilege CAP_NET_ADMIN' '$WORK/nonet.txt' &&
+			grep -qE '^absent +TC attach \(clsact\)' '$WORK/nonet.txt' &&
+			grep -qE '^ok +TC attach \(tcx\)' '$WORK/nonet.txt'"
 else
-	tap_skip "check without CAP_NET_ADMIN" "capsh (libcap2-bin) is not installed"
+	tap_skip "check without CAP_SYS_ADMIN or CAP_NET_ADMIN" "capsh (libcap2-bin) is not installed"
 fi
 
 # While serve counts a tap, check adds nothing to it.
@@ -63,11 +71,11 @@ ip tuntap add dev "$TAP" mode tap && ip link set "$TAP" up
 "$(tapguest_dir)" -name guest=check-vm -netdev "tap,id=n0,ifname=$TAP" >/dev/null 2>&1 &
 GUEST=$!
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
-counted() { [ "$(tc filter show dev "$TAP" ingress | grep -c 'vmprobe_tap_ing')" = 1 ]; }
+counted() { [ "$(vmprobe_progs "$TAP" | grep -c 'vmprobe_tap_ing')" = 1 ]; }
 check "serve counts the tap" wait_for 5 counted
-before=$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress)
+before=$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress; "$TCX" list "$TAP")
 "$VMPROBE" check >/dev/null 2>&1
 check_eq "check while serve runs leaves the VM tap's filters as they were" "$before" \
-	"$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress)"
+	"$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress; "$TCX" list "$TAP")"
 check_eq "check leaves no test tap behind" "" "$(ip -o link show vmprobe-check0 2>/dev/null)"
 tap_done

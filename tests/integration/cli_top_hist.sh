@@ -85,9 +85,7 @@ check "the busy guest runs its workload" wait_for 90 grep -q WORKLOAD-START "$BU
 python3 "$WORK/udp.py" 0 20 &
 UDP_PID=$!
 
-filters() { # TAP: vmprobe's filters on the tap (ingress + egress)
-	{ tc filter show dev "$1" ingress; tc filter show dev "$1" egress; } 2>/dev/null | grep -c 'vmprobe_tap_'
-}
+filters() { vmprobe_progs "$1" | wc -l; } # TAP: vmprobe's programs on it (ingress + egress)
 counted() { [ "$(filters "$TAP")" = 2 ] && [ "$(filters "$TAP2")" = 2 ] && grep -q '"slot":0' /run/vmprobe/state.json; }
 check "serve counts both taps" wait_for 10 counted
 for m in net_stats net_ifaces drive_stats dev_stats; do

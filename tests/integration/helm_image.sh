@@ -132,7 +132,6 @@ check_num "frames from the guest = its tap's rx_packets" \
 	"$(metric "$WORK/m2.txt" vmprobe_network_packets_total name=img_vm-1 interface=$TAP direction=tx)"
 check "podman stop: vmprobe exits 0 on SIGTERM" bash -c "podman stop -t 10 $NAME >/dev/null && \
 	[ \"\$(podman inspect $NAME --format '{{.State.ExitCode}}')\" = 0 ]"
-check_eq "no vmprobe filter left on the guest's tap" "" \
-	"$(ip netns exec "$NS" tc filter show dev "$TAP" ingress | grep vmprobe)"
+check_eq "no vmprobe program left on the guest's tap" "" "$(vmprobe_progs "$NS" "$TAP")"
 if [ -n "${KEEP:-}" ]; then podman logs "$NAME" >"$WORK/container.log" 2>&1; fi
 tap_done

@@ -2,15 +2,18 @@
 # Tap counting on the real kernel, no QEMU: stand-in guests (tapguest)
 # hold taps in the host namespace and in two network namespaces whose taps
 # share an ifindex, one of them passed by fd as libvirt does. vmprobe's
-# counters must equal the taps' own kernel counters exactly, a foreign TC
-# filter must keep working during and after vmprobe, VMs that come and go
-# are picked up within 1 s, and exit removes exactly vmprobe's filters.
+# counters must equal the taps' own kernel counters exactly, foreign TC
+# programs must keep working during and after vmprobe, VMs that come and
+# go are picked up within 1 s, and exit removes exactly vmprobe's programs.
+# TC_HOOK (tcx, the default where the kernel has it, or clsact) is the
+# network.tc_hook vmprobe runs with: net_taps_clsact.sh runs this as clsact.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 
 tap_require_root "tap counting on the real kernel" tun
+TC_HOOK=${TC_HOOK:-tcx}
 
 WORK=$(mktemp -d /tmp/vmprobe-net.XXXXXX)
 PORT=19581
@@ -23,11 +26,11 @@ for root in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/pids; do
 		break
 	fi
 done
-PIDS=()
+PIDS=() HOLD=
 
 cleanup() {
 	vmprobe_stop >/dev/null 2>&1
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}" $HOLD; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	ip link del "$HTAP" 2>/dev/null
 	ip netns del "$NS1" 2>/dev/null
@@ -57,10 +60,21 @@ tc qdisc add dev "$HTAP" clsact
 tc filter add dev "$HTAP" ingress pref 10 bpf da obj "$REPO/build/tests/tools/foreign.bpf.o" sec tc
 FOREIGN_PROG=$(tc filter show dev "$HTAP" ingress | sed -n 's/.* id \([0-9]*\) name foreign .*/\1/p')
 FOREIGN_MAP=$(bpftool prog show id "$FOREIGN_PROG" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["map_ids"][0])')
-foreign_hits() {
-	bpftool map lookup id "$FOREIGN_MAP" key 0 0 0 0 -j |
+map_count() { # MAP_ID: the u64 at key 0
+	bpftool map lookup id "$1" key 0 0 0 0 -j |
 		python3 -c 'import json,sys; v=json.load(sys.stdin)["value"]; print(int.from_bytes(bytes(int(b,16) for b in v),"little"))'
 }
+foreign_hits() { map_count "$FOREIGN_MAP"; }
+# Under TCX, also another tool's TCX program there before vmprobe, which
+# lets the programs after it run (the clsact filter above still sees all).
+if [ "$TC_HOOK" = tcx ]; then
+	"$TCX" hold "$HTAP" "$REPO/build/tests/tools/foreign.bpf.o" foreign_next >"$WORK/hold.log" 2>&1 &
+	HOLD=$!
+	wait_for 5 grep -q attached "$WORK/hold.log"
+	NEXT_PROG=$(awk '/^attached/ { print $2 }' "$WORK/hold.log")
+	NEXT_MAP=$(bpftool prog show id "$NEXT_PROG" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["map_ids"][0])')
+	next_hits() { map_count "$NEXT_MAP"; }
+fi
 
 # Two pods: same tap name, same ifindex, QEMU in a kubepods cgroup.
 ip netns add "$NS1"; ip netns add "$NS2"
@@ -104,7 +118,7 @@ for g in host pod1 pod2; do wait_for 5 grep -q ready "$WORK/$g.log"; done
 check "the fd-passing stand-in holds its tap by fd, as under libvirt" \
 	bash -c "tr '\\0' ' ' </proc/$g1/cmdline | grep -q 'tap,id=hostua-default,fd='"
 
-vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+vmprobe_start $PORT "network: {tc_hook: $TC_HOOK}" || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 tap_ok "vmprobe serve starts"
 check_fails "a second vmprobe serve on the host refuses to start (no double filters)" \
 	timeout 5 "$VMPROBE" serve --listen 127.0.0.1:$((PORT + 1))
@@ -121,8 +135,18 @@ attached() {
 	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total "${N2[@]}" interface=$PTAP direction=rx)" ]
 }
 check "all three taps are counted, each with its own labels" wait_for 5 attached
-check "vmprobe's filters carry their slot as classid (flowid)" \
-	bash -c "tc filter show dev $HTAP ingress | grep vmprobe_tap_ing | grep -q 'flowid :[0-9]'"
+check_num "vmprobe_network_tc_hook_info names the hook in use" 1 \
+	"$(metric "$WORK/metrics.txt" vmprobe_network_tc_hook_info hook="$TC_HOOK")"
+if [ "$TC_HOOK" = tcx ]; then
+	check_eq "vmprobe's programs are TCX links, its ingress one ahead of the foreign one" \
+		"ingress vmprobe_tap_ing ingress foreign_next egress vmprobe_tap_egr" \
+		"$("$TCX" list "$HTAP" | tr '\n' ' ' | sed 's/ $//')"
+	check_eq "and no vmprobe filter under clsact" "" \
+		"$( (tc filter show dev "$HTAP" ingress; tc filter show dev "$HTAP" egress) | grep vmprobe)"
+else
+	check "vmprobe's filters carry their slot as classid (flowid)" \
+		bash -c "tc filter show dev $HTAP ingress | grep vmprobe_tap_ing | grep -q 'flowid :[0-9]'"
+fi
 # Drops: a guest that stops draining its ring (SIGSTOP: the stand-in stops
 # reading its tap fd, as a paused QEMU does) makes the tap drop frames
 # sent to it; vmprobe counts them by reason, equal to the tap's tx_dropped.
@@ -194,7 +218,8 @@ print("cleared" if not json.loads(subprocess.check_output(["bpftool", "map", "du
 # failed; cause not found). The hash must end empty: tries for up to 5 s.
 fallback_cleared() { [ "$(clear_fallback 2>/dev/null)" = cleared ]; }
 check "vmprobe's fallback hash is emptied" wait_for 5 fallback_cleared
-check "vmprobe's filter runs before the foreign one" \
+# (From TCX, vmprobe runs before every clsact filter by the kernel's order.)
+[ "$TC_HOOK" = clsact ] && check "vmprobe's filter runs before the foreign one" \
 	bash -c "tc filter show dev $HTAP ingress | grep -m1 'handle' | grep -q vmprobe_tap_ing"
 
 # Counters: (netns, tap, labels...) per VM, before and after the workload.
@@ -224,7 +249,7 @@ snap() { # ARRAY
 	done
 }
 
-hits0=$(foreign_hits)
+hits0=$(foreign_hits) next0=$([ "$TC_HOOK" = tcx ] && next_hits)
 snap before
 # From each guest: 10x60, 5x1514, 3x9000 bytes. To each guest: 7x100, 4x1400.
 for p in "$gh" "$g1" "$g2"; do kill -USR1 "$p"; done
@@ -240,7 +265,7 @@ bursts_done() { # LOG COUNT: the stand-in has written COUNT bursts
 for g in host pod1 pod2; do wait_for 5 bursts_done $g "$([ $g = host ] && echo 2 || echo 1)"; done
 sleep 0.3
 snap after
-hits1=$(foreign_hits)
+hits1=$(foreign_hits) next1=$([ "$TC_HOOK" = tcx ] && next_hits)
 
 d() { echo $(( ${after[$1]:-0} - ${before[$1]:-0} )); }
 for k in host pod1 pod2; do
@@ -258,6 +283,8 @@ for k in host pod1 pod2; do
 done
 check_num "the foreign filter saw every frame from the guest while vmprobe ran" \
 	"$(d host.rx_packets)" "$((hits1 - hits0))"
+[ "$TC_HOOK" = tcx ] && check_num "so did the foreign TCX program" \
+	"$(d host.rx_packets)" "$((next1 - next0))"
 check_num "no frame hit a device without a slot" "0" \
 	"$(metric "$WORK/m.txt" vmprobe_network_unknown_interface_frames_total)"
 check_num "VM info carries uuid and pid" "1" \
@@ -276,33 +303,48 @@ check_range "a VM started while running is counted within 1 s" 0 1.0 "$(echo "$t
 kill "$g2"; wait "$g2" 2>/dev/null
 gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_vm_info "${N2[@]}")" ]; }
 check "a stopped VM's series are removed within 1 s" wait_for 1 gone
-check_eq "a stopped VM's tap has no vmprobe filter left" "" \
-	"$(ip netns exec "$NS2" tc filter show dev "$PTAP" ingress 2>/dev/null | grep vmprobe)"
+check_eq "a stopped VM's tap has no vmprobe program left" "" "$(vmprobe_progs "$NS2" "$PTAP")"
 
 # Exit: exactly vmprobe's filters go; the foreign one and its qdisc stay.
 vmprobe_stop; rc=$?
 check_eq "SIGTERM exits 0" 0 "$rc"
-check_eq "no vmprobe filter remains on the host tap" "" \
-	"$( (tc filter show dev "$HTAP" ingress; tc filter show dev "$HTAP" egress) | grep vmprobe)"
-h2=$(foreign_hits); r2=$(tapstat "$HTAP" rx_packets)
+check_eq "no vmprobe program remains on the host tap" "" "$(vmprobe_progs "$HTAP")"
+h2=$(foreign_hits) n2=$([ "$TC_HOOK" = tcx ] && next_hits) r2=$(tapstat "$HTAP" rx_packets)
 kill -USR1 "$gh"; sleep 0.5
 check_num "the foreign filter still sees every frame after vmprobe exits" \
 	"$(( $(tapstat "$HTAP" rx_packets) - r2 ))" "$(( $(foreign_hits) - h2 ))"
 check_num "the foreign filter is still there" 1 \
 	"$(tc filter show dev "$HTAP" ingress | grep -c 'name foreign')"
-check_eq "clsact that vmprobe created in a pod is removed" "" \
+if [ "$TC_HOOK" = tcx ]; then
+	check_num "the foreign TCX program still sees every frame after vmprobe exits" \
+		"$(( $(tapstat "$HTAP" rx_packets) - r2 ))" "$(( $(next_hits) - n2 ))"
+	check_eq "and it is still attached, alone" "ingress foreign_next" "$("$TCX" list "$HTAP" | tr '\n' ' ' | sed 's/ $//')"
+fi
+check_eq "no clsact qdisc of vmprobe is left in a pod" "" \
 	"$(ip netns exec "$NS1" tc qdisc show dev "$PTAP" | grep clsact)"
 check_eq "the log names no failure" "" "$(grep -E '^vmprobe: (warn|error):' "$WORK/vmprobe.log")"
 
-# A vmprobe killed outright leaves its filters; the next one removes them
-# instead of stacking a second set in front.
-vmp_filters() { (tc filter show dev "$HTAP" ingress; tc filter show dev "$HTAP" egress) | grep -c vmprobe_tap_; }
+vmp_filters() { vmprobe_progs "$HTAP" | wc -l; }
 host_counted() { [ "$(vmp_filters)" -ge 2 ]; }
-vmprobe_start $PORT && wait_for 5 host_counted
+vmprobe_start $PORT "network: {tc_hook: $TC_HOOK}" && wait_for 5 host_counted
 kill -KILL "$VMPROBE_PID"; wait "$VMPROBE_PID" 2>/dev/null; VMPROBE_PID=
-check_eq "SIGKILL leaves vmprobe's two filters behind" 2 "$(vmp_filters)"
-vmprobe_start $PORT && wait_for 5 host_counted
-check_eq "the next vmprobe replaces them: still one filter per direction" 2 "$(vmp_filters)"
-check "and says so" grep -q "removed a filter left by an earlier vmprobe" "$WORK/vmprobe.log"
+if [ "$TC_HOOK" = tcx ]; then
+	# Links last as long as their fds: nothing outlives a vmprobe killed outright.
+	check_eq "SIGKILL leaves no vmprobe program behind (the links die with it)" 0 "$(vmp_filters)"
+	# Two fds per tap: with max_interfaces 1024, more than the usual soft limit.
+	ulimit -Sn 256
+	vmprobe_start $PORT "network: {tc_hook: $TC_HOOK}" && wait_for 5 host_counted
+	check_eq "the next vmprobe attaches one program per direction" 2 "$(vmp_filters)"
+	hard=$(ulimit -Hn); [ "$hard" = unlimited ] && hard=2560
+	check_eq "started with a soft limit of 256 files, it makes room for 2 links per tap (+512)" \
+		"$((hard < 2560 ? hard : 2560))" "$(awk '/^Max open files/ { print $4 }' "/proc/$VMPROBE_PID/limits")"
+else
+	# A vmprobe killed outright leaves its filters; the next one removes
+	# them instead of stacking a second set in front.
+	check_eq "SIGKILL leaves vmprobe's two filters behind" 2 "$(vmp_filters)"
+	vmprobe_start $PORT "network: {tc_hook: $TC_HOOK}" && wait_for 5 host_counted
+	check_eq "the next vmprobe replaces them: still one filter per direction" 2 "$(vmp_filters)"
+	check "and says so" grep -q "removed a filter left by an earlier vmprobe" "$WORK/vmprobe.log"
+fi
 vmprobe_stop
 tap_done

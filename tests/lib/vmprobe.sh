@@ -3,6 +3,22 @@
 
 VMPROBE=${VMPROBE:-$REPO/build/vmprobe}
 TAPGUEST=$REPO/build/tests/tools/tapguest
+TCX=$REPO/build/tests/tools/tcx
+
+# vmprobe's programs on DEV (in NETNS if given), from either hook (TCX
+# links, clsact filters): one name per line, in the order they run,
+# ingress first.
+vmprobe_progs() { # [NETNS] DEV
+	local ns=()
+	[ $# -eq 2 ] && ns=(ip netns exec "$1") && shift
+	{
+		"${ns[@]}" "$TCX" list "$1" | grep '^ingress'
+		"${ns[@]}" tc filter show dev "$1" ingress
+		"${ns[@]}" "$TCX" list "$1" | grep '^egress'
+		"${ns[@]}" tc filter show dev "$1" egress
+	} 2>/dev/null | grep -oE '^(ingress|egress) vmprobe_tap_[a-z]*| name vmprobe_tap_[a-z]*' |
+		awk '{ print $2 }'
+}
 
 # Starts `vmprobe serve` in the background on PORT with a fast rescan.
 # Sets VMPROBE_PID and VMPROBE_URL; the log goes to $WORK/vmprobe.log.

@@ -28,6 +28,8 @@ static void expect_config_equal(const char *what, const struct config *exp,
 		   act->rescan_interval_ms);
 	expect_int(FIELD_CTX(net_enabled), exp->net_enabled, act->net_enabled);
 	expect_int(FIELD_CTX(max_interfaces), exp->max_interfaces, act->max_interfaces);
+	expect_int(FIELD_CTX(max_tcp_flows), exp->max_tcp_flows, act->max_tcp_flows);
+	expect_int(FIELD_CTX(tc_hook), exp->tc_hook, act->tc_hook);
 	expect_int(FIELD_CTX(size_min_slot), exp->size_min_slot, act->size_min_slot);
 	expect_int(FIELD_CTX(size_max_slot), exp->size_max_slot, act->size_max_slot);
 #undef FIELD_CTX
@@ -64,6 +66,7 @@ static void test_embedded_default_loads_documented_values(void **state)
 	assert_int_equal(500, cfg.rescan_interval_ms);
 	assert_true(cfg.net_enabled);
 	assert_int_equal(1024, cfg.max_interfaces);
+	assert_int_equal(TC_HOOK_AUTO, cfg.tc_hook);
 	assert_int_equal(6, cfg.size_min_slot);  /* 64 bytes */
 	assert_int_equal(16, cfg.size_max_slot); /* 65536 bytes */
 }
@@ -115,6 +118,10 @@ static void test_bad_document_is_rejected_with_location_and_leaves_config_unchan
 		  "t.yaml:2:12: 'enabled' must be true or false" },
 		{ "bad log_level", "log_level: verbose\n",
 		  "t.yaml:1:12: log_level 'verbose' is not one of error, warn, info, debug" },
+		{ "bad tc_hook", "network:\n  tc_hook: xdp\n",
+		  "t.yaml:2:12: tc_hook 'xdp' is not one of auto, tcx, clsact" },
+		{ "tc_hook is case-sensitive", "network:\n  tc_hook: TCX\n",
+		  "t.yaml:2:12: tc_hook 'TCX' is not one of auto, tcx, clsact" },
 		{ "empty string", "discovery:\n  proc: \"\"\n",
 		  "t.yaml:2:9: 'proc' must be a non-empty string of reasonable length" },
 		{ "bad listen", "listen: \"nocolon\"\n",
@@ -184,6 +191,8 @@ static void set_small_net(struct config *c)
 }
 static void set_rescan(struct config *c) { c->rescan_interval_ms = 10; }
 static void set_size_one(struct config *c) { c->size_min_slot = 0; }
+static void set_tcx(struct config *c) { c->tc_hook = TC_HOOK_TCX; }
+static void set_clsact(struct config *c) { c->tc_hook = TC_HOOK_CLSACT; }
 
 static void test_overrides_change_only_the_keys_they_set(void **state)
 {
@@ -204,6 +213,8 @@ static void test_overrides_change_only_the_keys_they_set(void **state)
 		  set_small_net },
 		{ "bucket min of 1 byte", "network:\n  packet_size_buckets:\n    min: 1\n",
 		  set_size_one },
+		{ "tc_hook: tcx", "network:\n  tc_hook: tcx\n", set_tcx },
+		{ "tc_hook: clsact, flow style", "network: {tc_hook: clsact}\n", set_clsact },
 	};
 	struct config def, want, cfg;
 	char *errors;

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * TCX for tests; Debian 12's bpftool (7.1) and tc predate it.
+ *   tcx list DEV          a line "ingress|egress PROG_NAME" per program
+ *                         attached by TCX to DEV (current netns), in the
+ *                         order they run
+ *   tcx hold DEV OBJ PROG attaches OBJ's program PROG at the end of DEV's
+ *                         TCX ingress (another tool's program) and holds
+ *                         the link until killed; "attached PROG_ID" on
+ *                         stdout once it is
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The kernel's UAPI numbers (enum bpf_attach_type), as in user/tc.c. */
+#define TCX_INGRESS 46
+#define TCX_EGRESS 47
+
+static int list(int ifindex)
+{
+	for (int i = 0; i < 2; i++) {
+		__u32 ids[64], cnt = 64;
+
+		if (bpf_prog_query(ifindex, (enum bpf_attach_type)(i == 0 ? TCX_INGRESS : TCX_EGRESS),
+				   0, NULL, ids, &cnt)) {
+			fprintf(stderr, "tcx: query: %s\n", strerror(errno));
+			return 1;
+		}
+		for (__u32 k = 0; k < cnt; k++) {
+			struct bpf_prog_info info = {};
+			__u32 len = sizeof(info);
+			int fd = bpf_prog_get_fd_by_id(ids[k]);
+
+			if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len)) {
+				fprintf(stderr, "tcx: program %u: %s\n", ids[k], strerror(errno));
+				return 1;
+			}
+			printf("%s %s\n", i == 0 ? "ingress" : "egress", info.name);
+			close(fd);
+		}
+	}
+	return 0;
+}
+
+static int hold(int ifindex, const char *path, const char *name)
+{
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+	struct bpf_program *prog;
+	sigset_t set;
+	int link, sig;
+
+	if (!obj || bpf_object__load(obj)) {
+		fprintf(stderr, "tcx: cannot load %s\n", path);
+		return 1;
+	}
+	prog = bpf_object__find_program_by_name(obj, name);
+	link = prog ? bpf_link_create(bpf_program__fd(prog), ifindex,
+				      (enum bpf_attach_type)TCX_INGRESS, NULL)
+		    : -1;
+	if (link < 0) {
+		fprintf(stderr, "tcx: cannot attach %s: %s\n", name, prog ? strerror(errno) : "no such program");
+		return 1;
+	}
+	{
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len);
+		printf("attached %u\n", info.id);
+	}
+	fflush(stdout);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigwait(&set, &sig);
+	close(link);
+	bpf_object__close(obj);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned ifindex = argc >= 3 ? if_nametoindex(argv[2]) : 0;
+
+	if (argc >= 3 && !ifindex) {
+		fprintf(stderr, "tcx: no device %s\n", argv[2]);
+		return 1;
+	}
+	if (argc == 3 && !strcmp(argv[1], "list"))
+		return list((int)ifindex);
+	if (argc == 5 && !strcmp(argv[1], "hold"))
+		return hold((int)ifindex, argv[3], argv[4]);
+	fprintf(stderr, "usage: tcx list DEV | tcx hold DEV OBJ PROG\n");
+	return 2;
+}
