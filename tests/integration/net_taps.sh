@@ -60,11 +60,11 @@ tc qdisc add dev "$HTAP" clsact
 tc filter add dev "$HTAP" ingress pref 10 bpf da obj "$REPO/build/tests/tools/foreign.bpf.o" sec tc
 FOREIGN_PROG=$(tc filter show dev "$HTAP" ingress | sed -n 's/.* id \([0-9]*\) name foreign .*/\1/p')
 FOREIGN_MAP=$(bpftool prog show id "$FOREIGN_PROG" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["map_ids"][0])')
-map_count() { # MAP_ID: the u64 at key 0
-	bpftool map lookup id "$1" key 0 0 0 0 -j |
+map_count() { # MAP_ID KEY: the u64 at KEY (0 to 255)
+	bpftool map lookup id "$1" key "$2" 0 0 0 -j |
 		python3 -c 'import json,sys; v=json.load(sys.stdin)["value"]; print(int.from_bytes(bytes(int(b,16) for b in v),"little"))'
 }
-foreign_hits() { map_count "$FOREIGN_MAP"; }
+foreign_hits() { map_count "$FOREIGN_MAP" 0; }
 # Under TCX, also another tool's TCX program there before vmprobe, which
 # lets the programs after it run (the clsact filter above still sees all).
 if [ "$TC_HOOK" = tcx ]; then
@@ -73,7 +73,7 @@ if [ "$TC_HOOK" = tcx ]; then
 	wait_for 5 grep -q attached "$WORK/hold.log"
 	NEXT_PROG=$(awk '/^attached/ { print $2 }' "$WORK/hold.log")
 	NEXT_MAP=$(bpftool prog show id "$NEXT_PROG" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["map_ids"][0])')
-	next_hits() { map_count "$NEXT_MAP"; }
+	next_hits() { map_count "$NEXT_MAP" 1; }
 fi
 
 # Two pods: same tap name, same ifindex, QEMU in a kubepods cgroup.
