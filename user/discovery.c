@@ -508,7 +508,8 @@ fail:
 	d->attach_errors++;
 	if (err != t->last_error)
 		log_warn("cannot count tap %s of VM %s: %s%s", t->ifname, vm->name, strerror(-err),
-			 err == -ENOSPC ? " (raise network.max_interfaces)" : "");
+			 err == -ENOSPC ? " (raise network.max_interfaces)"
+			 : err == -EMFILE ? " (raise vmprobe's RLIMIT_NOFILE hard limit)" : "");
 	t->last_error = err;
 }
 
@@ -619,12 +620,17 @@ static void vm_free(struct discovery *d, struct vm *vm)
 			tap_forget(d, &vm->taps[i]);
 		netns_enter(d->home_netns);
 	} else if (attached) {
-		/* Without its namespace, the taps and their filters are gone. */
+		/*
+		 * Without its namespace, the taps and their clsact filters are
+		 * gone. TCX links are fds of ours: closed here, wherever we are.
+		 */
 		for (int i = 0; i < vm->nr_taps; i++) {
 			struct tap_state *t = &vm->taps[i];
 
 			if (t->slot < 0)
 				continue;
+			if (t->att.tcx)
+				tc_detach_pair(&t->att);
 			net_tap_forget(d->np, t->netns_cookie, t->ifindex);
 			net_slot_free(d->np, t->slot);
 			t->slot = -1;
