@@ -1315,10 +1315,6 @@ static const struct alt_config {
 };
 #define ALT_MAX (sizeof(alt_configs) / sizeof(alt_configs[0]))
 
-/* libbpf 1.1 knows no TCX attach types: these are the kernel's (enum bpf_attach_type). */
-#define BENCH_TCX_INGRESS 46
-#define BENCH_TCX_EGRESS 47
-
 /* vmprobe as each load has it, each with a tap slot, and the references. */
 struct alt_run {
 	int ifindex;
@@ -1346,8 +1342,8 @@ static int tcx_attach(int ifindex, int prog_fd, int links[2])
 	links[0] = links[1] = -1;
 	for (int i = 0; i < 2; i++) {
 		int fd = bpf_link_create(prog_fd, ifindex,
-					 (enum bpf_attach_type)(i == 0 ? BENCH_TCX_INGRESS
-								       : BENCH_TCX_EGRESS), NULL);
+					 (enum bpf_attach_type)(i == 0 ? TCX_INGRESS : TCX_EGRESS),
+					 NULL);
 
 		if (fd < 0) {
 			tcx_detach(links);
@@ -1558,7 +1554,7 @@ static int alternate_main(char **argv, const char *configs)
 {
 	const char *ifname = argv[0], *metric = argv[4];
 	double secs = atof(argv[1]), seg_ns = atof(argv[2]) * 1e6, settle_ns = atof(argv[3]) * 1e6;
-	struct alt_run r = { .slot = { -1, -1, -1 }, .links = { -1, -1 } };
+	struct alt_run r = { .links = { -1, -1 } };
 	bool bits = !strcmp(argv[5], "bits");
 	const char *stat = bits ? "rx_bytes" : "rx_packets";
 	unsigned order[ALT_MAX], nr, rounds = 0;
@@ -1578,6 +1574,8 @@ static int alternate_main(char **argv, const char *configs)
 		fprintf(stderr, "\n");
 		return 2;
 	}
+	for (unsigned t = 0; t < AL_MAX; t++)
+		r.slot[t] = -1;
 	r.ifindex = (int)if_nametoindex(ifname);
 	if (!r.ifindex) {
 		fprintf(stderr, "bench: no interface %s here (%s)\n", ifname, strerror(errno));

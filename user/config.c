@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "tc.h"
 #include "vmprobe/net.h"
 
 __asm__(".section .rodata\n"

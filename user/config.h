@@ -5,7 +5,6 @@
 
 #include <stdbool.h>
 #include <stdio.h>
-#include "tc.h"
 #include "util.h"
 
 struct config {

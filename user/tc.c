@@ -19,17 +19,12 @@
 
 #include "util.h"
 
-const char *const tc_hook_names[3] = {
+const char *const tc_hook_names[TC_HOOK_MAX] = {
 	[TC_HOOK_AUTO] = "auto", [TC_HOOK_TCX] = "tcx", [TC_HOOK_CLSACT] = "clsact",
 };
 
-/*
- * TCX's attach types and flag, as the kernel's UAPI numbers them (stable
- * ABI); Debian 12's headers and libbpf 1.1 predate them.
- */
-#define TCX_INGRESS 46 /* BPF_TCX_INGRESS */
-#define TCX_EGRESS 47  /* BPF_TCX_EGRESS */
-#define TCX_F_BEFORE (1U << 3) /* BPF_F_BEFORE: with no relative program, the front */
+/* BPF_F_BEFORE (UAPI, as TCX_INGRESS): with no relative program, the front. */
+#define TCX_F_BEFORE (1U << 3)
 
 static const enum bpf_tc_attach_point points[2] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
 

@@ -16,9 +16,18 @@ enum tc_hook {
 	TC_HOOK_AUTO,   /* TCX where the kernel has it, else clsact */
 	TC_HOOK_TCX,    /* TCX links (Linux 6.6+) */
 	TC_HOOK_CLSACT, /* cls_bpf filters under a clsact qdisc */
+	TC_HOOK_MAX,
 };
 
-extern const char *const tc_hook_names[3];
+extern const char *const tc_hook_names[TC_HOOK_MAX];
+
+/*
+ * TCX's attach types, as the kernel's UAPI numbers them (enum
+ * bpf_attach_type, a stable ABI); Debian 12's headers and libbpf 1.1
+ * predate them.
+ */
+#define TCX_INGRESS 46 /* BPF_TCX_INGRESS */
+#define TCX_EGRESS 47  /* BPF_TCX_EGRESS */
 
 /*
  * Does this kernel have TCX ("bpf: Add fd-based tcx multi-prog infra with

@@ -18,14 +18,15 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The kernel's UAPI numbers (enum bpf_attach_type), as in user/tc.c. */
-#define TCX_INGRESS 46
-#define TCX_EGRESS 47
+#include "tc.h"
+
+/* More programs on one hook than a test ever attaches: ENOSPC, an error. */
+#define MAX_PROGS 256
 
 static int list(int ifindex)
 {
 	for (int i = 0; i < 2; i++) {
-		__u32 ids[64], cnt = 64;
+		__u32 ids[MAX_PROGS], cnt = MAX_PROGS;
 
 		if (bpf_prog_query(ifindex, (enum bpf_attach_type)(i == 0 ? TCX_INGRESS : TCX_EGRESS),
 				   0, NULL, ids, &cnt)) {
@@ -35,14 +36,16 @@ static int list(int ifindex)
 		for (__u32 k = 0; k < cnt; k++) {
 			struct bpf_prog_info info = {};
 			__u32 len = sizeof(info);
-			int fd = bpf_prog_get_fd_by_id(ids[k]);
+			int fd = bpf_prog_get_fd_by_id(ids[k]), err;
 
-			if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			err = fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len);
+			if (err)
 				fprintf(stderr, "tcx: program %u: %s\n", ids[k], strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			if (err)
 				return 1;
-			}
 			printf("%s %s\n", i == 0 ? "ingress" : "egress", info.name);
-			close(fd);
 		}
 	}
 	return 0;

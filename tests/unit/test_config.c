@@ -14,6 +14,7 @@
 #include "unit.h"
 
 #include "config.h"
+#include "tc.h"
 
 static void expect_config_equal(const char *what, const struct config *exp,
 				const struct config *act)
