@@ -148,8 +148,10 @@ static void check_fentry(struct report *r, struct btf *vmlinux)
  */
 static void check_tcx(struct report *r, struct net_probe *np, int slot)
 {
+	const char *step = "a network namespace";
 	struct tc_attachment a;
 	int self = netns_open_current(), err, ret, ifindex;
+	__u64 cookie = 0;
 
 	if (self < 0) {
 		item(r, "TC attach (tcx)", ST_MISSING, "opening this network namespace: %s",
@@ -157,33 +159,63 @@ static void check_tcx(struct report *r, struct net_probe *np, int slot)
 		return;
 	}
 	err = unshare(CLONE_NEWNET) ? -errno : 0;
-	ifindex = err ? 0 : (int)if_nametoindex("lo");
-	if (!err && !ifindex)
-		err = -errno;
 	if (!err) {
-		err = net_tap_attach(np, ifindex, (unsigned)slot, &a);
-		if (!err) {
-			__u64 cookie = 0;
-
-			netns_current_cookie(&cookie);
-			err = net_tap_detach(np, cookie, &a);
-		}
+		step = "attach/detach";
+		ifindex = (int)if_nametoindex("lo");
+		err = ifindex ? net_tap_attach(np, ifindex, (unsigned)slot, &a) : -errno;
+	}
+	if (!err) {
+		netns_current_cookie(&cookie);
+		err = net_tap_detach(np, cookie, &a);
 	}
 	/* Back to where check runs; the namespace goes with its last user. */
 	ret = netns_enter(self);
 	if (ret)
 		log_error("returning to the network namespace failed: %s", strerror(-ret));
 	close(self);
-	item(r, "TC attach (tcx)", err ? ST_MISSING : ST_OK, "%s%s",
-	     err ? "attach/detach: " : "links attach and detach; the hook vmprobe uses",
-	     err ? strerror(-err) : "");
+	if (err)
+		item(r, "TC attach (tcx)", ST_MISSING, "%s: %s", step, strerror(-err));
+	else
+		item(r, "TC attach (tcx)", ST_OK, "links attach and detach; the hook vmprobe uses");
+}
+
+/*
+ * clsact on a throwaway tap (both need CAP_NET_ADMIN): the hook where the
+ * kernel has no TCX, or where network.tc_hook says clsact.
+ */
+static void check_clsact(struct report *r, struct net_probe *np, int slot)
+{
+	const char *step = "a test tap";
+	struct tc_attachment a;
+	int tap = tapdev_open("vmprobe-check0"), ifindex = 0, err = tap < 0 ? tap : 0;
+
+	if (!err) {
+		ifindex = (int)if_nametoindex("vmprobe-check0");
+		err = ifindex ? 0 : -errno;
+	}
+	if (!err) {
+		step = "attach/detach";
+		err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
+				     &a);
+		if (!err)
+			err = tc_detach_pair(&a);
+	}
+	if (tap >= 0)
+		close(tap);
+	if (!err)
+		item(r, "TC attach (clsact)", ST_OK, "filters attach and detach%s",
+		     np->tcx ? "" : "; the hook vmprobe uses");
+	else if (np->tcx)
+		item(r, "TC attach (clsact)", ST_ABSENT, "%s: %s; only for network.tc_hook: clsact",
+		     step, strerror(-err));
+	else
+		item(r, "TC attach (clsact)", ST_MISSING, "%s: %s", step, strerror(-err));
 }
 
 static void check_net(struct report *r)
 {
-	struct tc_attachment a;
 	struct net_probe np;
-	int err, tap, ifindex, slot;
+	int err, slot;
 
 	err = net_probe_open(&np, 4, 64, TC_HOOK_AUTO);
 	if (err) {
@@ -214,23 +246,7 @@ static void check_net(struct report *r)
 	else
 		item(r, "TC attach (tcx)", ST_ABSENT,
 		     "no TCX in this kernel (Linux 6.6+): vmprobe uses clsact");
-	/* clsact, on a throwaway tap (both need CAP_NET_ADMIN). */
-	tap = tapdev_open("vmprobe-check0");
-	ifindex = tap >= 0 ? (int)if_nametoindex("vmprobe-check0") : 0;
-	err = !ifindex ? (tap < 0 ? tap : -errno)
-		       : tc_attach_pair(ifindex, net_prog_fd(&np, true), net_prog_fd(&np, false),
-					slot + 1, &a);
-	if (!err)
-		err = tc_detach_pair(&a);
-	if (err && np.tcx)
-		item(r, "TC attach (clsact)", ST_ABSENT, "%s: %s; only for network.tc_hook: clsact",
-		     ifindex ? "attach/detach" : "a test tap", strerror(-err));
-	else
-		item(r, "TC attach (clsact)", err ? ST_MISSING : ST_OK, "%s%s%s",
-		     err ? (ifindex ? "attach/detach: " : "a test tap: ") : "filters attach and detach",
-		     err ? strerror(-err) : "", !err && !np.tcx ? "; the hook vmprobe uses" : "");
-	if (tap >= 0)
-		close(tap);
+	check_clsact(r, &np, slot);
 	net_probe_close(&np);
 }
 
@@ -269,7 +285,7 @@ int do_check(int argc, char **argv)
 	struct report r = {};
 	const char *tracefs;
 	struct btf *vmlinux;
-	bool kprobes;
+	bool kprobes, mounted_now;
 	int ret;
 
 	for (int i = 1; i < argc; i++) {
@@ -291,10 +307,14 @@ int do_check(int argc, char **argv)
 	     vmlinux ? "/sys/kernel/btf/vmlinux (CO-RE)" : "no /sys/kernel/btf/vmlinux");
 	check_caps(&r, tcx_supported(vmlinux));
 	check_bpf(&r);
-	tracefs = tracefs_root();
-	item(&r, "tracefs", tracefs ? ST_OK : ST_DEGRADED, "%s%s",
-	     tracefs ? tracefs : "not mounted and cannot be mounted: ",
-	     tracefs ? "" : "the syscall and io_uring tracepoints need it");
+	/* serve mounts tracefs if it is not; so does check, and says so. */
+	tracefs = tracefs_root(&mounted_now);
+	if (tracefs)
+		item(&r, "tracefs", ST_OK, "%s%s", tracefs,
+		     mounted_now ? " (mounted now, as serve does)" : "");
+	else
+		item(&r, "tracefs", ST_DEGRADED,
+		     "not mounted and cannot be mounted: the syscall and io_uring tracepoints need it");
 	check_net(&r);
 	check_disk(&r);
 	/* The kprobe PMU is there whenever kprobe events are, tracefs or not. */

@@ -29,17 +29,22 @@ const char *const disk_src_names[DISK_SRC_MAX] = {
 
 static const char *const tracefs_roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
 
-const char *tracefs_root(void)
+const char *tracefs_root(bool *mounted_now)
 {
 	char path[128];
 
+	if (mounted_now)
+		*mounted_now = false;
 	for (size_t i = 0; i < ARRAY_SIZE(tracefs_roots); i++) {
 		snprintf(path, sizeof(path), "%s/events", tracefs_roots[i]);
 		if (access(path, F_OK) == 0)
 			return tracefs_roots[i];
 	}
-	if (mount("nodev", tracefs_roots[0], "tracefs", 0, NULL) == 0)
+	if (mount("nodev", tracefs_roots[0], "tracefs", 0, NULL) == 0) {
+		if (mounted_now)
+			*mounted_now = true;
 		return tracefs_roots[0];
+	}
 	return NULL;
 }
 
@@ -161,7 +166,7 @@ static bool native_at_complete(struct disk_bpf *skel, const struct btf *btf)
 static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool want_host)
 {
 	struct btf *vmlinux = btf__load_vmlinux_btf();
-	const char *tracefs = tracefs_root();
+	const char *tracefs = tracefs_root(NULL);
 	struct bpf_program *prog;
 	bool threads = true, uring = true, native = true, host = true, at_complete;
 

@@ -24,9 +24,10 @@ struct disk_probe {
 
 /*
  * Where tracefs is, mounted where the kernel expects it if it was not
- * (classic tracepoints need it); NULL if it cannot be.
+ * (classic tracepoints need it; *mounted_now says so, if not NULL); NULL
+ * if it cannot be.
  */
-const char *tracefs_root(void);
+const char *tracefs_root(bool *mounted_now);
 
 /*
  * Opens and loads the programs whose tracepoints this kernel has, attaches
