@@ -14,6 +14,10 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 tap_require_root "tap counting on the real kernel" tun
 TC_HOOK=${TC_HOOK:-tcx}
+if [ "$TC_HOOK" = tcx ] && ! have_tcx; then
+	tap_skip "tap counting from TCX links" "this kernel has no TCX (Linux 6.6+); net_taps_clsact.sh runs the clsact hook"
+	tap_done; exit
+fi
 
 WORK=$(mktemp -d /tmp/vmprobe-net.XXXXXX)
 PORT=19581
@@ -335,9 +339,8 @@ if [ "$TC_HOOK" = tcx ]; then
 	ulimit -Sn 256
 	vmprobe_start $PORT "network: {tc_hook: $TC_HOOK}" && wait_for 5 host_counted
 	check_eq "the next vmprobe attaches one program per direction" 2 "$(vmp_filters)"
-	hard=$(ulimit -Hn); [ "$hard" = unlimited ] && hard=2560
-	check_eq "started with a soft limit of 256 files, it makes room for 2 links per tap (+512)" \
-		"$((hard < 2560 ? hard : 2560))" "$(awk '/^Max open files/ { print $4 }' "/proc/$VMPROBE_PID/limits")"
+	check_eq "started with a soft limit of 256 open files, it raises it to the hard limit" \
+		"$(ulimit -Hn)" "$(awk '/^Max open files/ { print $4 }' "/proc/$VMPROBE_PID/limits")"
 else
 	# A vmprobe killed outright leaves its filters; the next one removes
 	# them instead of stacking a second set in front.

@@ -5,19 +5,24 @@ VMPROBE=${VMPROBE:-$REPO/build/vmprobe}
 TAPGUEST=$REPO/build/tests/tools/tapguest
 TCX=$REPO/build/tests/tools/tcx
 
+# Does this kernel have TCX (Linux 6.6+)? Without it the query fails.
+have_tcx() { "$TCX" list lo >/dev/null 2>&1; }
+
 # vmprobe's programs on DEV (in NETNS if given), from either hook (TCX
 # links, clsact filters): one name per line, in the order they run,
-# ingress first.
+# ingress first. A listing that fails prints an error line instead, so
+# that "none left" cannot pass unchecked.
 vmprobe_progs() { # [NETNS] DEV
-	local ns=()
+	local ns=() tcx="" ti te
 	[ $# -eq 2 ] && ns=(ip netns exec "$1") && shift
-	{
-		"${ns[@]}" "$TCX" list "$1" | grep '^ingress'
-		"${ns[@]}" tc filter show dev "$1" ingress
-		"${ns[@]}" "$TCX" list "$1" | grep '^egress'
-		"${ns[@]}" tc filter show dev "$1" egress
-	} 2>/dev/null | grep -oE '^(ingress|egress) vmprobe_tap_[a-z]*| name vmprobe_tap_[a-z]*' |
-		awk '{ print $2 }'
+	[ -x "$TCX" ] || { echo "error: $TCX is not built"; return 1; }
+	if have_tcx; then
+		tcx=$("${ns[@]}" "$TCX" list "$1" 2>&1) || { echo "error: tcx list $1: $tcx"; return 1; }
+	fi
+	ti=$("${ns[@]}" tc filter show dev "$1" ingress 2>&1) || { echo "error: tc: $ti"; return 1; }
+	te=$("${ns[@]}" tc filter show dev "$1" egress 2>&1) || { echo "error: tc: $te"; return 1; }
+	printf '%s\n' "$(grep '^ingress' <<<"$tcx")" "$ti" "$(grep '^egress' <<<"$tcx")" "$te" |
+		grep -oE '^(ingress|egress) vmprobe_tap_[a-z]*| name vmprobe_tap_[a-z]*' | awk '{ print $2 }'
 }
 
 # Starts `vmprobe serve` in the background on PORT with a fast rescan.
