@@ -17,7 +17,8 @@
  * Per packet with TCP flow tracking (tc_tcp_*): the same three on a
  * realistic TCP mix through the tap both ways, many connections opened,
  * carrying timestamped data and acks, and closed, so vmprobe's flow state
- * machine sees what it would see on a VM's tap (see "The TCP mix").
+ * machine sees what it would see on a VM's tap (see "The TCP mix"); and
+ * (tc_tcp_testrun_*) the same mix by BPF_PROG_TEST_RUN, frame by frame.
  * Per packet, the fallback path (tc_testrun_*): BPF_PROG_TEST_RUN of the
  * same three, which cannot set tc_classid, so vmprobe finds its slot
  * through the (netns, ifindex) hash instead.
@@ -937,6 +938,120 @@ cleanup:
 }
 
 /*
+ * One round of the TCP mix by BPF_PROG_TEST_RUN (tc_tcp_testrun_*), as
+ * the issue names the method: each frame of every connection run once
+ * (flow tracking has state: no frame can be repeated), the kernel's own
+ * ns for each run summed. vmprobe's runs are its tap's own programs of
+ * TCX links, which bring the frame to the tap's slot by its classid as
+ * on the real path; the references run as they are. Checked as
+ * mix_round checks the real path.
+ */
+static int mix_testrun_round(struct tc_bench *b, enum tc_prog p, unsigned *cycle,
+			     unsigned char (*frames)[MIX_FRAME_MAX], double *ns, double *samples)
+{
+	__u64 sent[NET_DIR_MAX] = {}, total_ns = 0, runs = 0, nv0, nv1, vm;
+	int fds[NET_DIR_MAX] = { -1, -1 }, slot = -1, err = 0, derr;
+	struct mix_conn conns[MIX_FLOWS];
+	struct tc_attachment a = {};
+	struct mix_counts mc0;
+
+	if (p == PROG_VMPROBE) {
+		err = attach_prog(b, p, true, &slot, &a);
+		if (!err) {
+			fds[NET_DIR_TX] = tcx_link_prog_fd(&a, true);
+			fds[NET_DIR_RX] = tcx_link_prog_fd(&a, false);
+			if (fds[NET_DIR_TX] < 0 || fds[NET_DIR_RX] < 0)
+				err = fds[NET_DIR_TX] < 0 ? fds[NET_DIR_TX] : fds[NET_DIR_RX];
+		}
+	} else {
+		fds[NET_DIR_TX] = fds[NET_DIR_RX] = b->fds[p];
+	}
+	mix_counters(b->np, &mc0);
+	counted(b, -1, &vm, &nv0);
+	for (unsigned n = 0; n < MIX_CYCLES && !err; n++, (*cycle)++) {
+		for (unsigned i = 0; i < MIX_FLOWS; i++)
+			mix_conn_init(&conns[i], *cycle, i);
+		for (unsigned s = 0; s < MIX_STEPS && !err; s++) {
+			for (unsigned i = 0; i < MIX_FLOWS && !err; i++) {
+				unsigned dir, size = mix_step(&conns[i], i, s, frames[i], &dir);
+				struct __sk_buff ctx = { .ifindex = b->ifindex };
+				LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frames[i],
+					    .data_size_in = size, .ctx_in = &ctx,
+					    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+				if (bpf_prog_test_run_opts(fds[dir], &opts))
+					err = -errno;
+				else if ((int)opts.retval != TC_ACT_UNSPEC)
+					err = -EPROTO;
+				total_ns += opts.duration;
+				runs++;
+				sent[dir]++;
+			}
+		}
+	}
+	if (!err && p == PROG_VMPROBE)
+		err = mix_check_vmprobe(b, slot, &mc0, sent, samples);
+	counted(b, -1, &vm, &nv1);
+	if (!err && p >= PROG_NAIVE && nv1 - nv0 != runs) {
+		fprintf(stderr, "bench: TCP mix by test run through %s: %llu runs, counted %llu\n",
+			prog_names[p], (unsigned long long)runs, (unsigned long long)(nv1 - nv0));
+		err = -EPROTO;
+	}
+	if (p == PROG_VMPROBE) {
+		for (unsigned d = 0; d < NET_DIR_MAX; d++)
+			if (fds[d] >= 0)
+				close(fds[d]);
+		derr = slot >= 0 ? detach_prog(b, slot, &a) : 0;
+		err = err ? err : derr;
+	}
+	if (err) {
+		if (err != -EPROTO)
+			fprintf(stderr, "bench: the TCP mix by test run through %s failed (%s)\n",
+				prog_names[p], strerror(-err));
+		return err;
+	}
+	*ns = (double)total_ns / (double)runs;
+	return 0;
+}
+
+/* The TCP mix by BPF_PROG_TEST_RUN: the issue's method, beside the real path's. */
+static int bench_tc_tcp_testrun(struct tc_bench *b)
+{
+	static unsigned char frames[MIX_FLOWS][MIX_FRAME_MAX];
+	double ns[PROG_MAX][TC_ROUNDS], med[PROG_MAX], samples = 0;
+	unsigned cycle = 1u << 15; /* port pairs of their own, after the real path's */
+
+	if (!b->np->tcx) {
+		printf("# tc_tcp_testrun_*: not run: without TCX, vmprobe's programs run by "
+		       "BPF_PROG_TEST_RUN take the fallback path, not the tap's classid\n");
+		return 0;
+	}
+	printf("# TC cost per packet with TCP flow tracking by BPF_PROG_TEST_RUN "
+	       "(tc_tcp_testrun_*): the same TCP mix, each frame run once, kernel-reported ns "
+	       "per run (its clock read included, alike for every program); vmprobe through its "
+	       "tap's own programs of TCX links; %d interleaved rounds after a warm-up round\n",
+	       TC_ROUNDS);
+	for (int r = -1; r < TC_ROUNDS; r++) {
+		for (int p = 0; p < PROG_MAX; p++) {
+			double t = 0;
+			int err = mix_testrun_round(b, p, &cycle, frames, &t, &samples);
+
+			if (err)
+				return err;
+			if (r >= 0)
+				ns[p][r] = t;
+		}
+	}
+	for (int p = 0; p < PROG_MAX; p++)
+		med[p] = median(ns[p], TC_ROUNDS);
+	print_tc("tc_tcp_testrun_", prog_names[PROG_VMPROBE], "", med);
+	printf("# TCP mix by test run, per frame: vmprobe adds %.2f ns, naive %.2f ns, atomic "
+	       "%.2f ns over empty\n", med[PROG_VMPROBE] - med[PROG_EMPTY],
+	       med[PROG_NAIVE] - med[PROG_EMPTY], med[PROG_ATOMIC] - med[PROG_EMPTY]);
+	return 0;
+}
+
+/*
  * Nanoseconds per run of `repeat` runs, from this thread's CPU time (the
  * kernel's own figure, *kernel_ns, is rounded down to whole ns).
  */
@@ -1114,6 +1229,8 @@ static int bench_tc(struct net_probe *np)
 	err = bench_tc_real(&b);
 	if (!err)
 		err = bench_tc_tcp(&b);
+	if (!err)
+		err = bench_tc_tcp_testrun(&b);
 	if (!err)
 		err = bench_tc_testrun(&b);
 cleanup:
