@@ -955,16 +955,14 @@ static int mix_testrun_round(struct tc_bench *b, enum tc_prog p, unsigned *cycle
 	struct tc_attachment a = {};
 	struct mix_counts mc0;
 
-	if (p == PROG_VMPROBE) {
+	/* Only vmprobe's programs need the tap: their own, of TCX links. */
+	if (p == PROG_VMPROBE)
 		err = attach_prog(b, p, true, &slot, &a);
-		if (!err) {
-			fds[NET_DIR_TX] = tcx_link_prog_fd(&a, true);
-			fds[NET_DIR_RX] = tcx_link_prog_fd(&a, false);
-			if (fds[NET_DIR_TX] < 0 || fds[NET_DIR_RX] < 0)
-				err = fds[NET_DIR_TX] < 0 ? fds[NET_DIR_TX] : fds[NET_DIR_RX];
-		}
-	} else {
-		fds[NET_DIR_TX] = fds[NET_DIR_RX] = b->fds[p];
+	if (!err) {
+		fds[NET_DIR_TX] = run_fd(b, p, &a, true);
+		fds[NET_DIR_RX] = run_fd(b, p, &a, false);
+		if (fds[NET_DIR_TX] < 0 || fds[NET_DIR_RX] < 0)
+			err = fds[NET_DIR_TX] < 0 ? fds[NET_DIR_TX] : fds[NET_DIR_RX];
 	}
 	mix_counters(b->np, &mc0);
 	counted(b, -1, &vm, &nv0);
@@ -997,11 +995,10 @@ static int mix_testrun_round(struct tc_bench *b, enum tc_prog p, unsigned *cycle
 			prog_names[p], (unsigned long long)runs, (unsigned long long)(nv1 - nv0));
 		err = -EPROTO;
 	}
-	if (p == PROG_VMPROBE) {
-		for (unsigned d = 0; d < NET_DIR_MAX; d++)
-			if (fds[d] >= 0)
-				close(fds[d]);
-		derr = slot >= 0 ? detach_prog(b, slot, &a) : 0;
+	for (unsigned d = 0; d < NET_DIR_MAX; d++)
+		run_fd_put(&a, fds[d]);
+	if (slot >= 0) {
+		derr = detach_prog(b, slot, &a);
 		err = err ? err : derr;
 	}
 	if (err) {
