@@ -38,9 +38,9 @@ TCP_CONFIGS=${CONFIGS:-none,vmprobe,naive}
 # segments in short rounds pair measurements the drift has not yet moved
 # apart (measured over 100 s of none and vmprobe: a 95 % interval 0.022
 # wide with 100 ms segments and 50 ms settles, 0.071 with 500 and 200),
-# and only three configs keep the rounds short. The 200 ms settle after each switch keeps the
-# deferred work of a detach (RCU grace periods, freeing JIT images) out
-# of the measured segment.
+# and only three configs keep the rounds short. The 200 ms settle after
+# each switch keeps the deferred work of a detach (RCU grace periods,
+# freeing JIT images) out of the measured segment.
 UDP_SEGMENT_MS=${UDP_SEGMENT_MS:-200} TCP_SEGMENT_MS=${TCP_SEGMENT_MS:-100}
 UDP_SETTLE_MS=${UDP_SETTLE_MS:-30} TCP_SETTLE_MS=${TCP_SETTLE_MS:-200}
 NS_A=vmpb-bench-a NS_B=vmpb-bench-b IF_A=vmpbn0 IF_B=vmpbn1

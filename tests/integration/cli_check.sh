@@ -1,6 +1,7 @@
 #!/bin/bash
 # vmprobe check on this machine: everything vmprobe needs is available
-# (tracefs mounted or not), kprobes and fentry are reported absent (this kernel has neither) without
+# (tracefs mounted or not), kprobes and fentry are reported absent (this
+# kernel has neither) without
 # failing, and the exit code says so; without a needed capability it
 # says what is missing and exits 3. Running it while `serve` counts a tap
 # adds no filter to that tap.
@@ -82,9 +83,9 @@ GUEST=$!
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 counted() { [ "$(vmprobe_progs "$TAP" | grep -c 'vmprobe_tap_ing')" = 1 ]; }
 check "serve counts the tap" wait_for 5 counted
-before=$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress; "$TCX" list "$TAP")
+before=$(tap_progs "$TAP")
 "$VMPROBE" check >/dev/null 2>&1
 check_eq "check while serve runs leaves the VM tap's filters as they were" "$before" \
-	"$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress; "$TCX" list "$TAP")"
+	"$(tap_progs "$TAP")"
 check_eq "check leaves no test tap behind" "" "$(ip -o link show vmprobe-check0 2>/dev/null)"
 tap_done

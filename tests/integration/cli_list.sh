@@ -77,8 +77,7 @@ check "list shows drive root (threads) and its image" \
 	grep -qE "^  drive +root +aio=threads +$WORK/a.img\$" "$WORK/list.txt"
 check "list shows drive data (io_uring) and its image" \
 	grep -qF "aio=io_uring $WORK/b, c.img" "$WORK/list.txt"
-check_eq "list adds no TC program to the tap" "" \
-	"$(tc filter show dev "$TAP" ingress; tc filter show dev "$TAP" egress; "$TCX" list "$TAP")"
+check_eq "list adds no TC program to the tap" "" "$(tap_progs "$TAP")"
 rc=0; "$VMPROBE" list --bogus >/dev/null 2>&1 || rc=$?
 check_eq "list with an unknown option exits 2" 2 "$rc"
 tap_done

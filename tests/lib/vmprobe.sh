@@ -8,21 +8,32 @@ TCX=$REPO/build/tests/tools/tcx
 # Does this kernel have TCX (Linux 6.6+)? Without it the query fails.
 have_tcx() { "$TCX" list lo >/dev/null 2>&1; }
 
-# vmprobe's programs on DEV (in NETNS if given), from either hook (TCX
-# links, clsact filters): one name per line, in the order they run,
-# ingress first. A listing that fails prints an error line instead, so
-# that "none left" cannot pass unchecked.
-vmprobe_progs() { # [NETNS] DEV
-	local ns=() tcx="" ti te
+# Every TC program on DEV (in NETNS if given), from either hook: TCX
+# links ("ingress|egress NAME"), then clsact filters as tc shows them. A
+# listing that fails prints an error line instead, so that "none left"
+# cannot pass unchecked.
+tap_progs() { # [NETNS] DEV
+	local ns=() out
 	[ $# -eq 2 ] && ns=(ip netns exec "$1") && shift
 	[ -x "$TCX" ] || { echo "error: $TCX is not built"; return 1; }
 	if have_tcx; then
-		tcx=$("${ns[@]}" "$TCX" list "$1" 2>&1) || { echo "error: tcx list $1: $tcx"; return 1; }
+		out=$("${ns[@]}" "$TCX" list "$1" 2>&1) || { echo "error: tcx list $1: $out"; return 1; }
+		[ -n "$out" ] && echo "$out"
 	fi
-	ti=$("${ns[@]}" tc filter show dev "$1" ingress 2>&1) || { echo "error: tc: $ti"; return 1; }
-	te=$("${ns[@]}" tc filter show dev "$1" egress 2>&1) || { echo "error: tc: $te"; return 1; }
-	printf '%s\n' "$(grep '^ingress' <<<"$tcx")" "$ti" "$(grep '^egress' <<<"$tcx")" "$te" |
-		grep -oE '^(ingress|egress) vmprobe_tap_[a-z]*| name vmprobe_tap_[a-z]*' | awk '{ print $2 }'
+	local dir
+	for dir in ingress egress; do
+		out=$("${ns[@]}" tc filter show dev "$1" $dir 2>&1) || { echo "error: tc: $out"; return 1; }
+		[ -n "$out" ] && echo "$out"
+	done
+	return 0
+}
+
+# vmprobe's programs on DEV (in NETNS if given): one name per line.
+vmprobe_progs() { # [NETNS] DEV
+	local out
+	out=$(tap_progs "$@") || { echo "$out"; return 1; }
+	grep -oE '^(ingress|egress) vmprobe_tap_[a-z]*| name vmprobe_tap_[a-z]*' <<<"$out" |
+		awk '{ print $2 }'
 }
 
 # Starts `vmprobe serve` in the background on PORT with a fast rescan.
