@@ -35,9 +35,11 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-DVMPROBE_VERSION='"$(VERSION)"'
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -lelf -lz -lm -lpthread
 
-# Every user file but main.c also links into the unit tests.
-USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
+# user/core (VM table, discovery, exposition), user/probes/<probe>, user/cli.
+# Every user file but cli/main.c also links into the unit tests.
+USER_SRCS := $(filter-out user/cli/main.c,$(wildcard user/*/*.c user/probes/*/*.c))
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
+USER_HDRS := $(wildcard user/*/*.h user/probes/*/*.h include/vmprobe/*.h)
 
 .PHONY: all deps test-deps run test unit vmlinux clean
 all: $(BUILD)/vmprobe
@@ -52,15 +54,16 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(BUILD)/user/%.o: user/%.c $(wildcard user/*.h include/vmprobe/*.h) $(SKELS) | $(BUILD)/user
+$(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELS)
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/vmprobe: $(BUILD)/user/main.o $(USER_OBJS)
+$(BUILD)/vmprobe: $(BUILD)/user/cli/main.o $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/user $(BUILD)/tests $(BUILD)/bench:
+$(BUILD)/tests $(BUILD)/bench:
 	$(Q)mkdir -p $@
 
 # Unit tests: one cmocka binary per tests/unit/test_X.c.

@@ -48,15 +48,15 @@
 
 #include "bench/ref.skel.h"
 #include "net.skel.h"
-#include "config.h"
-#include "discovery.h"
-#include "metrics.h"
-#include "net.h"
-#include "tapdev.h"
-#include "netns.h"
+#include "core/config.h"
+#include "core/discovery.h"
+#include "core/metrics.h"
+#include "probes/net/net_probe.h"
+#include "core/tapdev.h"
+#include "core/netns.h"
 #include "ref.h"
-#include "tc.h"
-#include "util.h"
+#include "probes/net/tc.h"
+#include "core/util.h"
 
 #define TC_ACT_UNSPEC (-1)
 #define TAP_NAME "vmpb-bench"
@@ -1253,15 +1253,20 @@ static void fill_stats(struct net_probe *np, unsigned slot, unsigned seed)
 	}
 }
 
+/* The network probe as the VM table sees it: the one probe of the bench's table. */
+static struct probe *table_probe(struct discovery *d)
+{
+	return &d->probes->probes[0];
+}
+
 static void free_vms(struct discovery *d)
 {
 	while (d->vms) {
 		struct vm *vm = d->vms;
 
 		d->vms = vm->next;
-		for (int i = 0; i < vm->nr_taps; i++)
-			if (vm->taps[i].slot >= 0)
-				net_slot_free(d->np, (unsigned)vm->taps[i].slot);
+		if (vm->priv[0])
+			net_vm_del(table_probe(d), d, vm);
 		free(vm);
 	}
 }
@@ -1269,9 +1274,11 @@ static void free_vms(struct discovery *d)
 /* A table as discovery would build it, without /proc: one tap per VM. */
 static int add_vms(struct discovery *d, unsigned nr_vms)
 {
+	struct probe *p = table_probe(d);
+
 	for (unsigned i = 0; i < nr_vms; i++) {
 		struct vm *vm = calloc(1, sizeof(*vm));
-		struct tap_state *t;
+		struct net_vm *nv;
 		int slot;
 
 		if (!vm)
@@ -1280,23 +1287,28 @@ static int add_vms(struct discovery *d, unsigned nr_vms)
 		d->vms = vm;
 		vm->pid = (pid_t)(100000 + i);
 		vm->start_time = 4242 + i;
+		vm->netns_fd = -1;
 		/* Quotes, backslashes and UTF-8: the label escaping is part of the cost. */
 		snprintf(vm->name, sizeof(vm->name), "web \"frontend\" \\ %04u caf\xc3\xa9", i);
 		if (i % 2)
 			snprintf(vm->ns, sizeof(vm->ns), "tenant-%u", i % 10);
 		snprintf(vm->spec.uuid, sizeof(vm->spec.uuid), "%08x-0000-4000-8000-%012x", i, i);
 		snprintf(vm->pid_str, sizeof(vm->pid_str), "%d", (int)vm->pid);
-		t = &vm->taps[0];
 		vm->nr_taps = 1;
-		snprintf(t->ifname, sizeof(t->ifname), "tap%04u", i);
-		t->ifindex = (int)(1000 + i);
-		t->netns_cookie = 1;
-		t->slot = -1;
-		slot = net_slot_alloc(d->np);
+		snprintf(vm->taps[0].ifname, IFNAMSIZ, "tap%04u", i);
+		if (net_vm_add(p, d, vm))
+			return -ENOMEM;
+		slot = net_slot_alloc(p->priv);
 		if (slot < 0)
 			return slot;
-		t->slot = slot;
-		fill_stats(d->np, (unsigned)slot, i);
+		/*
+		 * Counted as if attached, with no programs: with no namespace to
+		 * enter, net_vm_del() then only frees the slot.
+		 */
+		nv = vm->priv[p->id];
+		nv->taps[0] = (struct tap_state){ .ifindex = (int)(1000 + i), .netns_cookie = 1,
+						  .slot = slot };
+		fill_stats(p->priv, (unsigned)slot, i);
 	}
 	return 0;
 }
@@ -1312,13 +1324,15 @@ static size_t count(const char *hay, const char *needle)
 
 static int bench_render(struct net_probe *np, const struct config *cfg, unsigned nr_vms)
 {
+	struct probe_set probes = { .nr = 1 };
 	struct discovery d = {};
 	double ms[RENDER_RUNS];
 	size_t bytes = 0, series = 0;
 	int err;
 
+	probes.probes[0] = (struct probe){ .ops = &net_probe_ops, .priv = np };
 	d.cfg = cfg;
-	d.np = np;
+	d.probes = &probes;
 	d.home_netns = -1;
 	pthread_mutex_init(&d.lock, NULL);
 	err = add_vms(&d, nr_vms);

@@ -57,7 +57,7 @@ static __always_inline void count_error(__u32 err)
 }
 
 /*
- * From a TCX link: each tap's own small program (user/tc.c) sets
+ * From a TCX link: each tap's own small program (user/probes/net/tc.c) sets
  * skb->tc_classid and tail-calls the program for its direction,
  * [0] ingress, [1] egress. Filled by user space.
  */
@@ -75,7 +75,7 @@ struct {
  * TCX, the tap's own program stores it. A frame without one (a run
  * outside both, e.g. BPF_PROG_TEST_RUN, which cannot set tc_classid)
  * falls back to the (netns, ifindex) hash; the netns is skb->sk's, which
- * only a test run's frame is sure to have (user/net.c).
+ * only a test run's frame is sure to have (user/probes/net/net.c).
  */
 static __always_inline int tap_slot(struct __sk_buff *skb)
 {

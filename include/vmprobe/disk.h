@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* Disk probe: what bpf/disk.bpf.c and user/disk.c agree on. */
+/* Disk probe: what bpf/disk.bpf.c and user/probes/disk/ agree on. */
 #ifndef VMPROBE_DISK_H
 #define VMPROBE_DISK_H
 

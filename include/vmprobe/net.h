@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* Network probe: what bpf/net.bpf.c and user/net.c agree on. */
+/* Network probe: what bpf/net.bpf.c and user/probes/net/ agree on. */
 #ifndef VMPROBE_NET_H
 #define VMPROBE_NET_H
 

@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "bpftest.h"
-#include "net.h"
-#include "tapdev.h"
-#include "netns.h"
+#include "probes/net/net_probe.h"
+#include "core/tapdev.h"
+#include "core/netns.h"
 
 static void frame_of(unsigned char *f, unsigned size)
 {

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "bpftest.h"
-#include "net.h"
-#include "netns.h"
-#include "tapdev.h"
+#include "probes/net/net_probe.h"
+#include "core/netns.h"
+#include "core/tapdev.h"
 
 #define FIN 0x01
 #define SYN 0x02

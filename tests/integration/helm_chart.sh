@@ -129,9 +129,9 @@ check_eq "seccomp RuntimeDefault" RuntimeDefault "$(ds seccomp)"
 # (kernel/bpf/syscall.c, include/linux/capability.h), so with it present
 # BPF and PERFMON would grant nothing more.
 want=()
-need() { # CAP REASON PATTERN FILES
+need() { # CAP REASON PATTERN PATH (a file, or a folder searched for *.c)
 	local ev
-	ev=$(grep -HnE "$3" $REPO/$4 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(\*|/\*|//)' | head -1)
+	ev=$(grep -rHnE --include='*.c' "$3" "$REPO/$4" 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(\*|/\*|//)' | head -1)
 	if [ -n "$ev" ]; then
 		want+=("$1")
 		echo "# $1: $2 (evidence: ${ev#"$REPO/"})"
@@ -139,11 +139,11 @@ need() { # CAP REASON PATTERN FILES
 	fi
 }
 : >"$WORK/needed"
-need SYS_ADMIN "setns() into the pods' network namespaces" 'setns\(' 'user/*.c'
-need NET_ADMIN "clsact qdisc and TC filters on the taps" 'bpf_tc_hook_create\(|bpf_tc_attach\(|RTM_NEWTFILTER' 'user/*.c'
-need SYS_PTRACE "/proc/PID/fd, ns/net, root of QEMU running as another user" '"(fd|ns/net)"\)|"%s/%d/(fd|fdinfo|root)/' 'user/*.c'
-need DAC_READ_SEARCH "list /proc/PID/fd (mode 0500, QEMU's user) and reach images in private dirs" 'opendir\(|"%s/%d/fd/%s"' 'user/discovery.c'
-if grep -qE '__open_and_load|bpf_object__load|_bpf__load' "$REPO"/user/*.c; then
+need SYS_ADMIN "setns() into the pods' network namespaces" 'setns\(' user
+need NET_ADMIN "clsact qdisc and TC filters on the taps" 'bpf_tc_hook_create\(|bpf_tc_attach\(|RTM_NEWTFILTER' user
+need SYS_PTRACE "/proc/PID/fd, ns/net, root of QEMU running as another user" '"(fd|ns/net)"\)|"%s/%d/(fd|fdinfo|root)/' user
+need DAC_READ_SEARCH "list /proc/PID/fd (mode 0500, QEMU's user) and reach images in private dirs" 'opendir\(|"%s/%d/fd/%s"' user/core/discovery.c
+if grep -rqE --include='*.c' '__open_and_load|bpf_object__load|_bpf__load' "$REPO/user"; then
 	grep -qx SYS_ADMIN "$WORK/needed" || { want+=(BPF); echo "# BPF: load programs and maps"; }
 fi
 if grep -qE 'SEC\("(tracepoint|tp|raw_tp|kprobe|fentry)' "$REPO"/bpf/*.bpf.c; then
@@ -154,7 +154,7 @@ check_eq "the DaemonSet adds exactly the capabilities the source needs" \
 check_eq "root inside the container (with only those capabilities)" 0 "$(ds runAsUser)"
 
 # Mounts: the paths the source and the config use.
-lock_dir=$(sed -n 's/^#define RUN_DIR "\(.*\)"/\1/p' "$REPO/user/pin.h")
+lock_dir=$(sed -n 's/^#define RUN_DIR "\(.*\)"/\1/p' "$REPO/user/core/pin.h")
 proc_root=$(tojson "$WORK/cfg-default.yaml" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["discovery"]["proc"])' 2>/dev/null)
 check_eq "the host's /proc is mounted read-only where the config's discovery.proc points" \
 	"$proc_root /proc ro" "$(ds mount | grep "^$proc_root ")"

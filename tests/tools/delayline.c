@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tapdev.h"
+#include "core/tapdev.h"
 
 /*
  * One frame at MTU 1500 with VLAN tags. Taps opened without a vnet header

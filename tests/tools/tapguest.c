@@ -35,8 +35,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "qemu.h"
-#include "tapdev.h"
+#include "core/qemu.h"
+#include "core/tapdev.h"
 
 static volatile sig_atomic_t burst_requested, reads_requested, reuse_requested;
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tc.h"
+#include "probes/net/tc.h"
 
 /* More programs on one hook than a test ever attaches: ENOSPC, an error. */
 #define MAX_PROGS 256

@@ -13,8 +13,8 @@
 
 #include "unit.h"
 
-#include "config.h"
-#include "tc.h"
+#include "core/config.h"
+#include "probes/net/tc.h"
 
 static void expect_config_equal(const char *what, const struct config *exp,
 				const struct config *act)

@@ -10,7 +10,7 @@
 
 #include "unit.h"
 
-#include "expo.h"
+#include "core/expo.h"
 
 #define FFFD "\xef\xbf\xbd"
 
@@ -128,7 +128,8 @@ static void test_family_writes_help_then_type(void **state)
 	struct strbuf sb;
 
 	sb_init(&sb);
-	expo_family(&sb, "vmprobe_network_bytes_total", "counter", "Frame bytes seen on the tap.");
+	expo_family(&sb, &(struct expo_family){ "vmprobe_network_bytes_total", EXPO_COUNTER, "bytes",
+				      "interface,direction", "Frame bytes seen on the tap." });
 	assert_string_equal("# HELP vmprobe_network_bytes_total Frame bytes seen on the tap.\n"
 			    "# TYPE vmprobe_network_bytes_total counter\n",
 			    text(&sb));

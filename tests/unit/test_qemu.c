@@ -17,8 +17,8 @@
 
 #include "unit.h"
 
-#include "discovery.h"
-#include "qemu.h"
+#include "core/discovery.h"
+#include "core/qemu.h"
 
 #define FIXTURES "tests/fixtures"
 

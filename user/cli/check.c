@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* vmprobe check: can vmprobe run here, and what will it measure? */
+#define _GNU_SOURCE
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/tapdev.h"
+#include "cli/cmd.h"
+#include "probes/disk/disk_probe.h"
+#include "probes/net/net_probe.h"
+#include "core/netns.h"
+#include "core/util.h"
+
+enum status {
+	ST_OK,       /* works */
+	ST_DEGRADED, /* vmprobe runs, measuring less */
+	ST_MISSING,  /* vmprobe cannot run */
+	ST_ABSENT,   /* not available, and not needed */
+};
+
+static const char *const status_names[] = {
+	[ST_OK] = "ok", [ST_DEGRADED] = "degraded", [ST_MISSING] = "missing",
+	[ST_ABSENT] = "absent",
+};
+
+struct report {
+	json_object *items;
+	bool json;
+	enum status worst;
+};
+
+static void item(struct report *r, const char *name, enum status st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void item(struct report *r, const char *name, enum status st, const char *fmt, ...)
+{
+	char detail[512];
+	json_object *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (st != ST_ABSENT && st > r->worst)
+		r->worst = st;
+	if (!r->json) {
+		printf("%-9s %-34s %s\n", status_names[st], name, detail);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "status", json_object_new_string(status_names[st]));
+	json_object_object_add(o, "detail", json_object_new_string(detail));
+	json_object_array_add(r->items, o);
+}
+
+/* have_tcx: the TC programs attach as TCX links, which need no CAP_NET_ADMIN. */
+static void check_caps(struct report *r, bool have_tcx)
+{
+	static const struct {
+		int cap;
+		const char *name, *why;
+	} caps[] = {
+		{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN", "enter pods' network namespaces (and BPF)" },
+		{ CAP_NET_ADMIN, "CAP_NET_ADMIN", "clsact and TC filters on taps (no TCX here)" },
+		{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE", "other users' /proc/PID/fd, ns, root" },
+		{ CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH", "list another user's /proc/PID/fd" },
+	};
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = {};
+
+	if (syscall(SYS_capget, &hdr, data)) {
+		item(r, "privileges", ST_MISSING, "capget: %s", strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
+		bool has = data[caps[i].cap / 32].effective & (1U << (caps[i].cap % 32));
+		char name[48];
+
+		snprintf(name, sizeof(name), "privilege %s", caps[i].name);
+		if (caps[i].cap == CAP_NET_ADMIN && have_tcx)
+			item(r, name, has ? ST_OK : ST_ABSENT, "%s",
+			     "only for network.tc_hook: clsact; TCX links need none");
+		else
+			item(r, name, has ? ST_OK : ST_MISSING, "%s", caps[i].why);
+	}
+}
+
+static void check_bpf(struct report *r)
+{
+	const struct bpf_insn ret0[] = {
+		{ .code = 0xb7, .dst_reg = 0, .imm = 0 }, /* r0 = 0 */
+		{ .code = 0x95 },                          /* exit */
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "vmprobe_check", "GPL", ret0, 2, NULL);
+
+	if (fd < 0)
+		item(r, "bpf() syscall", ST_MISSING, "loading a trivial program: %s", strerror(errno));
+	else
+		item(r, "bpf() syscall", ST_OK, "programs load");
+	if (fd >= 0)
+		close(fd);
+}
+
+/* fentry: needed by nothing; reported because operators ask. */
+static void check_fentry(struct report *r, struct btf *vmlinux)
+{
+	const struct bpf_insn ret0[] = { { .code = 0xb7 }, { .code = 0x95 } };
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY);
+	int id = vmlinux ? btf__find_by_name_kind(vmlinux, "vfs_read", BTF_KIND_FUNC) : -1;
+	int fd, link;
+
+	if (id <= 0) {
+		item(r, "fentry/fexit (optional)", ST_ABSENT, "no BTF for vfs_read");
+		return;
+	}
+	opts.attach_btf_id = id;
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "vmprobe_fentry", "GPL", ret0, 2, &opts);
+	if (fd < 0) {
+		item(r, "fentry/fexit (optional)", ST_ABSENT, "load: %s; vmprobe does not use it",
+		     strerror(errno));
+		return;
+	}
+	link = bpf_raw_tracepoint_open(NULL, fd);
+	if (link < 0)
+		item(r, "fentry/fexit (optional)", ST_ABSENT, "attach: %s; vmprobe does not use it",
+		     strerror(errno));
+	else
+		item(r, "fentry/fexit (optional)", ST_OK, "available; vmprobe does not use it");
+	if (link >= 0)
+		close(link);
+	close(fd);
+}
+
+/*
+ * TCX links attach and detach, tried on the loopback of a network
+ * namespace of check's own: no device of the host is touched, and no
+ * privilege but those serve needs with TCX is asked.
+ */
+static void check_tcx(struct report *r, struct net_probe *np, int slot)
+{
+	const char *step = "a network namespace";
+	struct tc_attachment a;
+	int self = netns_open_current(), err, ret, ifindex;
+	__u64 cookie = 0;
+
+	if (self < 0) {
+		item(r, "TC attach (tcx)", ST_MISSING, "opening this network namespace: %s",
+		     strerror(-self));
+		return;
+	}
+	err = unshare(CLONE_NEWNET) ? -errno : 0;
+	if (!err) {
+		step = "attach/detach";
+		ifindex = (int)if_nametoindex("lo");
+		err = ifindex ? net_tap_attach(np, ifindex, (unsigned)slot, &a) : -errno;
+	}
+	if (!err) {
+		netns_current_cookie(&cookie);
+		err = net_tap_detach(np, cookie, &a);
+	}
+	/* Back to where check runs; the namespace goes with its last user. */
+	ret = netns_enter(self);
+	if (ret)
+		log_error("returning to the network namespace failed: %s", strerror(-ret));
+	close(self);
+	if (err)
+		item(r, "TC attach (tcx)", ST_MISSING, "%s: %s", step, strerror(-err));
+	else
+		item(r, "TC attach (tcx)", ST_OK, "links attach and detach; the hook vmprobe uses");
+}
+
+/*
+ * clsact on a throwaway tap (both need CAP_NET_ADMIN): the hook where the
+ * kernel has no TCX, or where network.tc_hook says clsact.
+ */
+static void check_clsact(struct report *r, struct net_probe *np, int slot)
+{
+	const char *step = "a test tap";
+	struct tc_attachment a;
+	int tap = tapdev_open("vmprobe-check0"), ifindex = 0, err = tap < 0 ? tap : 0;
+
+	if (!err) {
+		ifindex = (int)if_nametoindex("vmprobe-check0");
+		err = ifindex ? 0 : -errno;
+	}
+	if (!err) {
+		step = "attach/detach";
+		err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
+				     &a);
+		if (!err)
+			err = tc_detach_pair(&a);
+	}
+	if (tap >= 0)
+		close(tap);
+	if (!err)
+		item(r, "TC attach (clsact)", ST_OK, "filters attach and detach%s",
+		     np->tcx ? "" : "; the hook vmprobe uses");
+	else if (np->tcx)
+		item(r, "TC attach (clsact)", ST_ABSENT, "%s: %s; only for network.tc_hook: clsact",
+		     step, strerror(-err));
+	else
+		item(r, "TC attach (clsact)", ST_MISSING, "%s: %s", step, strerror(-err));
+}
+
+static void check_net(struct report *r)
+{
+	struct net_probe np;
+	int err, slot;
+
+	err = net_probe_open(&np, 4, 64, TC_HOOK_AUTO);
+	if (err) {
+		item(r, "network probe (TC)", ST_MISSING, "load: %s", strerror(-err));
+		return;
+	}
+	item(r, "network probe (TC)", ST_OK, "programs load");
+	item(r, "TCP flow tracking (LRU table)", ST_OK, "RTT per path, retransmits, connections");
+	item(r, "drop reasons (tp_btf/kfree_skb)", np.drops_on ? ST_OK : ST_DEGRADED, "%s",
+	     np.drops_on ? "attached" : "missing: vmprobe_network_drops_total is off");
+	/* serve attaches these only while it watches a QEMU socket: try them once. */
+	err = np.host_tcp_on ? net_host_tcp_hooks(&np, true) : 0;
+	if (!err && np.host_tcp_on)
+		err = net_host_tcp_hooks(&np, false);
+	if (!np.host_tcp_on)
+		item(r, "QEMU's host TCP sockets", ST_DEGRADED,
+		     "tcp tracepoints missing: vmprobe_host_tcp_* are off");
+	else
+		item(r, "QEMU's host TCP sockets", err ? ST_DEGRADED : ST_OK, "%s%s",
+		     err ? "tcp_probe, tcp_retransmit_skb do not attach: " : "tcp_probe, tcp_retransmit_skb attach",
+		     err ? strerror(-err) : "");
+	item(r, "bpf_get_netns_cookie in TC", np.have_netns_cookie ? ST_OK : ST_DEGRADED,
+	     np.have_netns_cookie ? "fallback lookup keyed by namespace"
+				  : "fallback lookup keyed by ifindex only (hot path unaffected)");
+	slot = net_slot_alloc(&np);
+	if (np.tcx)
+		check_tcx(r, &np, slot);
+	else
+		item(r, "TC attach (tcx)", ST_ABSENT,
+		     "no TCX in this kernel (Linux 6.6+): vmprobe uses clsact");
+	check_clsact(r, &np, slot);
+	net_probe_close(&np);
+}
+
+static void check_disk(struct report *r)
+{
+	struct disk_probe dp;
+	int err = disk_probe_open(&dp, 4, true);
+
+	if (err) {
+		item(r, "disk probe", ST_DEGRADED, "load: %s (disk metrics off)", strerror(-err));
+		return;
+	}
+	for (unsigned s = 0; s < DISK_SRC_MAX; s++) {
+		char name[48];
+
+		snprintf(name, sizeof(name), "disk source aio=%s", disk_src_names[s]);
+		item(r, name, dp.source_on[s] ? ST_OK : ST_DEGRADED, "%s",
+		     dp.source_on[s] ? "tracepoints present and attached"
+				     : "tracepoints missing: these drives are not measured");
+	}
+	item(r, "host block latency", dp.host_block_on ? ST_OK : ST_DEGRADED, "%s",
+	     dp.host_block_on ? "block_rq_complete attached" : "block tracepoint or request time stamps missing");
+	disk_probe_close(&dp);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vmprobe check [--json]\n"
+		   "Tells whether vmprobe can run here and what it can measure.\n"
+		   "Exit: 0 everything works, 1 runs but measures less (degraded),\n"
+		   "      3 cannot run (something required is missing).\n");
+}
+
+int do_check(int argc, char **argv)
+{
+	struct report r = {};
+	const char *tracefs;
+	struct btf *vmlinux;
+	bool kprobes, mounted_now;
+	int ret;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			r.json = true;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return EXIT_OK;
+		} else {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	log_max_level = LOG_ERROR; /* findings go to the report, not the log */
+	r.items = json_object_new_array();
+
+	vmlinux = btf__load_vmlinux_btf();
+	item(&r, "kernel BTF", vmlinux ? ST_OK : ST_MISSING, "%s",
+	     vmlinux ? "/sys/kernel/btf/vmlinux (CO-RE)" : "no /sys/kernel/btf/vmlinux");
+	check_caps(&r, tcx_supported(vmlinux));
+	check_bpf(&r);
+	/* serve mounts tracefs if it is not; so does check, and says so. */
+	tracefs = tracefs_root(&mounted_now);
+	if (tracefs)
+		item(&r, "tracefs", ST_OK, "%s%s", tracefs,
+		     mounted_now ? " (mounted now, as serve does)" : "");
+	else
+		item(&r, "tracefs", ST_DEGRADED,
+		     "not mounted and cannot be mounted: the syscall and io_uring tracepoints need it");
+	check_net(&r);
+	check_disk(&r);
+	/* The kprobe PMU is there whenever kprobe events are, tracefs or not. */
+	kprobes = access("/sys/bus/event_source/devices/kprobe", F_OK) == 0;
+	item(&r, "kprobes (optional)", kprobes ? ST_OK : ST_ABSENT, "%s",
+	     kprobes ? "available; vmprobe does not use them"
+		     : "not in this kernel; vmprobe does not use them");
+	check_fentry(&r, vmlinux);
+	{
+		char v[8] = "";
+		bool on = read_file("/proc/sys/kernel/bpf_stats_enabled", v, sizeof(v)) > 0 &&
+			  v[0] == '1';
+
+		item(&r, "BPF run-time stats (optional)", on ? ST_OK : ST_ABSENT, "%s",
+		     on ? "on: vmprobe_bpf_program_* self-metrics are exported"
+			: "kernel.bpf_stats_enabled=0: no vmprobe_bpf_program_* self-metrics");
+	}
+	btf__free(vmlinux);
+
+	ret = r.worst == ST_OK ? EXIT_OK : r.worst == ST_DEGRADED ? EXIT_FAIL : EXIT_CANNOT_RUN;
+	if (r.json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "verdict", json_object_new_string(
+			r.worst == ST_OK ? "ok" : r.worst == ST_DEGRADED ? "degraded" : "cannot-run"));
+		json_object_object_add(o, "checks", r.items);
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							   JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		printf("\nverdict: %s\n", r.worst == ST_OK ? "vmprobe can run here and measure everything"
+				 : r.worst == ST_DEGRADED ? "vmprobe can run here, measuring less (see degraded)"
+				 : "vmprobe cannot run here (see missing)");
+		json_object_put(r.items);
+	}
+	return ret;
+}

@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* vmprobe top: one row per VM, network and disk rates over the last interval. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cmd.h"
+#include "cli/view.h"
+#include "core/util.h"
+
+/* Sort columns: rates, then p99 latencies; all but F_NAME kept in row.v. */
+enum field {
+	F_RXPK, F_TXPK, F_RXBIT, F_TXBIT, F_RIOPS, F_WIOPS, F_RMB, F_WMB,
+	F_P99, F_NRTT, F_GRTT, F_NAME, F_MAX
+};
+
+/* The latency histograms of a row, in the order of their columns. */
+enum lat { L_DISK, L_NET, L_GUEST, L_MAX };
+
+/* The sort field holding each histogram's p99. */
+static const enum field p99_field[L_MAX] = { F_P99, F_NRTT, F_GRTT };
+
+/* Counters of one VM, summed over its taps and drives. */
+struct totals {
+	__u64 pkts[NET_DIR_MAX], bytes[NET_DIR_MAX];
+	__u64 ops[2], disk_bytes[2]; /* read, write */
+	__u64 lat[L_MAX][DISK_LAT_SLOTS]; /* ns log2 slots: every disk op; RTT per path */
+};
+_Static_assert(NET_RTT_SLOTS <= DISK_LAT_SLOTS, "RTT slots fit the latency rows");
+
+struct row {
+	pid_t pid;
+	char name[VM_NAME_MAX * 2 + 2];
+	struct totals prev, cur;
+	double v[F_NAME]; /* rates and p99s (usecs, < 0 when none), by enum field */
+	double p50[L_MAX]; /* usecs; < 0 when none */
+};
+
+static const char *const field_names[F_MAX] = {
+	[F_RXPK] = "rxpk", [F_TXPK] = "txpk", [F_RXBIT] = "rxbit", [F_TXBIT] = "txbit",
+	[F_RIOPS] = "riops", [F_WIOPS] = "wiops", [F_RMB] = "rmb", [F_WMB] = "wmb",
+	[F_P99] = "p99", [F_NRTT] = "netrtt", [F_GRTT] = "guestrtt", [F_NAME] = "name",
+};
+
+static void totals_read(const struct view *v, const struct view_vm *vm, struct totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; v->np && i < vm->nr_taps; i++) {
+		if (vm->taps[i].slot < 0)
+			continue;
+		for (unsigned dir = 0; dir < NET_DIR_MAX; dir++) {
+			struct net_stats st;
+
+			net_read(v->np, vm->taps[i].slot, dir, &st);
+			t->bytes[dir] += st.bytes;
+			for (int s = 0; s < NET_SIZE_SLOTS; s++)
+				t->pkts[dir] += st.size_slots[s];
+			for (int s = 0; s < NET_RTT_SLOTS; s++)
+				t->lat[dir == NET_PATH_NETWORK ? L_NET : L_GUEST][s] += st.rtt_slots[s];
+		}
+	}
+	for (int i = 0; v->dp && i < vm->nr_drives; i++) {
+		if (vm->drives[i].slot < 0)
+			continue;
+		for (unsigned op = 0; op < DISK_OP_MAX; op++) {
+			struct drive_stats st;
+
+			disk_read(v->dp, vm->drives[i].slot, op, &st);
+			for (int s = 0; s < DISK_LAT_SLOTS; s++) {
+				t->lat[L_DISK][s] += st.lat_slots[s];
+				if (op <= DISK_OP_WRITE)
+					t->ops[op] += st.lat_slots[s];
+			}
+			if (op <= DISK_OP_WRITE)
+				t->disk_bytes[op] += st.bytes;
+		}
+	}
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double delta(__u64 now, __u64 before)
+{
+	return now >= before ? (double)(now - before) : 0;
+}
+
+/* Upper edge (usecs) of the log2 slot holding quantile q of the interval's values; -1: none. */
+static double quantile(const __u64 *cur, const __u64 *prev, double q)
+{
+	double total = 0, seen = 0;
+
+	for (int s = 0; s < DISK_LAT_SLOTS; s++)
+		total += delta(cur[s], prev[s]);
+	if (total == 0)
+		return -1;
+	for (int s = 0; s < DISK_LAT_SLOTS; s++) {
+		seen += delta(cur[s], prev[s]);
+		if (seen >= q * total)
+			return (double)(1ULL << s) / 1000;
+	}
+	return -1;
+}
+
+static void row_rates(struct row *r, double secs)
+{
+	const struct totals *c = &r->cur, *p = &r->prev;
+
+	r->v[F_RXPK] = delta(c->pkts[NET_DIR_RX], p->pkts[NET_DIR_RX]) / secs;
+	r->v[F_TXPK] = delta(c->pkts[NET_DIR_TX], p->pkts[NET_DIR_TX]) / secs;
+	r->v[F_RXBIT] = delta(c->bytes[NET_DIR_RX], p->bytes[NET_DIR_RX]) * 8 / secs;
+	r->v[F_TXBIT] = delta(c->bytes[NET_DIR_TX], p->bytes[NET_DIR_TX]) * 8 / secs;
+	r->v[F_RIOPS] = delta(c->ops[0], p->ops[0]) / secs;
+	r->v[F_WIOPS] = delta(c->ops[1], p->ops[1]) / secs;
+	r->v[F_RMB] = delta(c->disk_bytes[0], p->disk_bytes[0]) / 1e6 / secs;
+	r->v[F_WMB] = delta(c->disk_bytes[1], p->disk_bytes[1]) / 1e6 / secs;
+	for (int l = 0; l < L_MAX; l++) {
+		r->p50[l] = quantile(c->lat[l], p->lat[l], 0.5);
+		r->v[p99_field[l]] = quantile(c->lat[l], p->lat[l], 0.99);
+	}
+}
+
+static enum field sort_field;
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+
+	if (sort_field != F_NAME && x->v[sort_field] != y->v[sort_field])
+		return x->v[sort_field] < y->v[sort_field] ? 1 : -1;
+	return strcmp(x->name, y->name);
+}
+
+/* A rate in at most 4 columns: 999, 9.9k, 99k, 999k, 1.2M. */
+static void human(char *buf, size_t size, double v)
+{
+	static const char units[] = " kMGTP";
+	int u = 0;
+
+	while (v >= 999.5 && u < 5) {
+		v /= 1000;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, size, "%.0f", v);
+	else
+		snprintf(buf, size, v < 9.95 ? "%.1f%c" : "%.0f%c", v, units[u]);
+}
+
+/* A latency in at most 4 columns: 512u, 33m, 17s; "-" for none. */
+static void usec(char *buf, size_t size, double us)
+{
+	if (us < 0)
+		snprintf(buf, size, "-");
+	else if (us < 999.5)
+		snprintf(buf, size, "%.0fu", us);
+	else if (us < 999.5e3)
+		snprintf(buf, size, "%.0fm", us / 1000);
+	else
+		snprintf(buf, size, "%.0fs", us / 1e6);
+}
+
+/*
+ * Sorted, 79 columns; `eol` ends each line ("\r\n" in raw mode). Each
+ * column is a pair: rx/tx, read/write, p50/p99.
+ */
+static void print_table(struct row *rows, int n, const char *eol)
+{
+	char a[8], b[8], c[7][20];
+
+	qsort(rows, n, sizeof(*rows), row_cmp);
+	printf("%-9s %9s %9s %9s %9s %9s %9s %9s%s", "VM", "RX/TXpk/s", "RX/TXb/s", "RD/WRio/s",
+	       "RD/WRMB/s", "DISK50/99", "NET50/99", "GST50/99", eol);
+	for (int i = 0; i < n; i++) {
+		const struct row *r = &rows[i];
+
+		for (int k = 0; k < 4; k++) {
+			/* MB/s below 10 keeps a decimal: a slow disk is not 0. */
+			for (int j = 0; j < 2; j++)
+				if (2 * k + j >= F_RMB && r->v[2 * k + j] < 9.95)
+					snprintf(j ? b : a, sizeof(a), "%.1f", r->v[2 * k + j]);
+				else
+					human(j ? b : a, sizeof(a), r->v[2 * k + j]);
+			snprintf(c[k], sizeof(c[k]), "%s/%s", a, b);
+		}
+		for (int l = 0; l < L_MAX; l++) {
+			usec(a, sizeof(a), r->p50[l]);
+			usec(b, sizeof(b), r->v[p99_field[l]]);
+			snprintf(c[4 + l], sizeof(c[4 + l]), "%s/%s", a, b);
+		}
+		printf("%-9.9s %9s %9s %9s %9s %9s %9s %9s%s", r->name, c[0], c[1], c[2], c[3], c[4],
+		       c[5], c[6], eol);
+	}
+	if (!n)
+		printf("(no QEMU VM on this host)%s", eol);
+	if (eol[0] == '\n')
+		printf("\n");
+}
+
+static void draw(struct row *rows, int n, long delay, const struct view *v)
+{
+	printf("\033[H\033[2J");
+	printf("vmprobe top: every %lds, sort %s, %s (q quit, < > sort)\r\n\r\n", delay,
+	       field_names[sort_field], v->shared ? "serve's counters" : "own probes");
+	print_table(rows, n, "\r\n");
+}
+
+static struct termios saved_tio;
+static bool tio_saved;
+
+static void restore_terminal(void)
+{
+	if (!tio_saved)
+		return;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
+	/* Leave the alternate screen; show the cursor. */
+	fputs("\033[?25h\033[?1049l", stdout);
+	fflush(stdout);
+	tio_saved = false;
+}
+
+static int raw_terminal(void)
+{
+	struct termios tio;
+
+	if (tcgetattr(STDIN_FILENO, &saved_tio))
+		return -errno;
+	tio = saved_tio;
+	tio.c_lflag &= ~(ICANON | ECHO);
+	tio.c_cc[VMIN] = 0;
+	tio.c_cc[VTIME] = 0;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &tio))
+		return -errno;
+	tio_saved = true;
+	atexit(restore_terminal);
+	fputs("\033[?1049h\033[?25l", stdout);
+	return 0;
+}
+
+/* Keys: q quits; a letter picks the sort column; < and > step through them. */
+static bool handle_keys(void)
+{
+	static const char keys[F_MAX] = {
+		[F_RXPK] = 'r', [F_TXPK] = 't', [F_RXBIT] = 'R', [F_TXBIT] = 'T', [F_RIOPS] = 'i',
+		[F_WIOPS] = 'w', [F_RMB] = 'b', [F_WMB] = 'B', [F_P99] = 'l', [F_NRTT] = 'N',
+		[F_GRTT] = 'g', [F_NAME] = 'n',
+	};
+	char ch;
+
+	while (read(STDIN_FILENO, &ch, 1) == 1) {
+		if (ch == 'q' || ch == 'Q')
+			return false;
+		if (ch == '>')
+			sort_field = (sort_field + 1) % F_MAX;
+		else if (ch == '<')
+			sort_field = (sort_field + F_MAX - 1) % F_MAX;
+		for (int f = 0; f < F_MAX; f++)
+			if (ch == keys[f])
+				sort_field = f;
+	}
+	return true;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vmprobe top [-d SECS] [-n COUNT] [-b] [--sort FIELD]\n"
+		   "  One row per VM over the last interval, each column a pair: packets/s\n"
+		   "  and bits/s into (RX) and out of (TX) the guest, disk read/write IOPS\n"
+		   "  and MB/s, p50/p99 of disk latency, of TCP RTT on the network path and\n"
+		   "  of TCP RTT in the guest (upper edge of the log2 bucket; u = usecs,\n"
+		   "  m = msecs, s = secs; - = no sample). Reads vmprobe serve's counters\n"
+		   "  when it runs, else loads its own probes and removes them on exit.\n"
+		   "  -d, --delay SECS    interval (default 2)\n"
+		   "  -n, --count COUNT   stop after COUNT intervals\n"
+		   "  -b, --batch         plain tables, one per interval (also without a tty)\n"
+		   "  -s, --sort FIELD    rxpk txpk rxbit txbit riops wiops rmb wmb p99 (disk)\n"
+		   "                      netrtt guestrtt (p99) name (default rxbit)\n"
+		   "  keys: q quit; r t R T i w b B l N g n sort by that field; < > previous/next\n");
+}
+
+int do_top(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "delay", required_argument, NULL, 'd' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "batch", no_argument, NULL, 'b' },
+		{ "sort", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct row *rows = NULL, *shown = NULL;
+	int opt, nr_shown = 0, ret = EXIT_FAIL;
+	long delay = 2, count = 0;
+	bool batch = false, go = true;
+	struct view v;
+
+	sort_field = F_RXBIT;
+	while ((opt = getopt_long(argc, argv, "d:n:bs:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			if (!view_arg(optarg, 1, 3600, &delay))
+				goto bad;
+			break;
+		case 'n':
+			if (!view_arg(optarg, 1, LONG_MAX, &count))
+				goto bad;
+			break;
+		case 'b':
+			batch = true;
+			break;
+		case 's':
+			sort_field = F_MAX;
+			for (int f = 0; f < F_MAX; f++)
+				if (!strcmp(optarg, field_names[f]))
+					sort_field = f;
+			if (sort_field == F_MAX)
+				goto bad;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			goto bad;
+		}
+	}
+	if (optind != argc)
+		goto bad;
+	if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
+		batch = true;
+
+	log_max_level = LOG_ERROR;
+	view_catch_signals();
+	if (view_open(&v))
+		return EXIT_FAIL;
+	if (!batch && raw_terminal())
+		batch = true;
+	for (long k = 0; go && (!count || k < count); k++) {
+		double t0 = now_seconds(), left;
+		int n = v.nr_vms;
+
+		/* A VM's row covers the interval from here; a VM gone meanwhile shows 0. */
+		rows = calloc(n ? n : 1, sizeof(*rows));
+		if (!rows)
+			goto cleanup;
+		for (int i = 0; i < n; i++) {
+			const struct view_vm *vm = &v.vms[i];
+
+			rows[i].pid = vm->pid;
+			snprintf(rows[i].name, sizeof(rows[i].name), "%s%s%s", vm->ns,
+				 vm->ns[0] ? "/" : "", vm->name);
+			totals_read(&v, vm, &rows[i].prev);
+			rows[i].cur = rows[i].prev;
+		}
+		while (go && (left = t0 + delay - now_seconds()) > 0) {
+			go = view_wait((int)(left * 1000) + 1, batch ? -1 : STDIN_FILENO);
+			if (go && !batch) {
+				enum field was = sort_field;
+
+				go = handle_keys();
+				if (go && shown && sort_field != was)
+					draw(shown, nr_shown, delay, &v);
+			}
+		}
+		if (!go || view_refresh(&v))
+			break;
+		for (int i = 0; i < n; i++)
+			for (int j = 0; j < v.nr_vms; j++)
+				if (v.vms[j].pid == rows[i].pid)
+					totals_read(&v, &v.vms[j], &rows[i].cur);
+		for (int i = 0; i < n; i++)
+			row_rates(&rows[i], now_seconds() - t0);
+		free(shown);
+		shown = rows;
+		nr_shown = n;
+		rows = NULL;
+		if (batch)
+			print_table(shown, nr_shown, "\n");
+		else
+			draw(shown, nr_shown, delay, &v);
+		fflush(stdout);
+	}
+	ret = EXIT_OK;
+cleanup:
+	restore_terminal();
+	free(rows);
+	free(shown);
+	view_close(&v);
+	return ret;
+bad:
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The counters top and hist read: serve's pinned maps when serve runs,
+ * else probes of their own with a discovery of their own.
+ */
+#include "cli/view.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cli/cmd.h"
+#include "core/pin.h"
+#include "core/util.h"
+
+static int open_shared(struct view *v)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	__u32 n;
+
+	if (ncpus <= 0)
+		return -EINVAL;
+	v->shared_np.stats = pin_mmap_ro("net_stats", sizeof(struct net_stats), &n,
+					 &v->shared_np.stats_len);
+	v->shared_np.nr_cpus = ncpus;
+	v->shared_np.max_ifaces = n / ((unsigned)ncpus * NET_DIR_MAX);
+	v->np = v->shared_np.stats ? &v->shared_np : NULL;
+	v->shared_dp.stats = pin_mmap_ro("drive_stats", sizeof(struct drive_stats), &n,
+					 &v->shared_dp.stats_len);
+	v->shared_dp.max_drives = n / DISK_OP_MAX;
+	v->dp = v->shared_dp.stats ? &v->shared_dp : NULL;
+	if (!v->np && !v->dp) {
+		fprintf(stderr, "vmprobe: serve runs but its maps are not pinned under %s "
+				"(see its log)\n", PIN_DIR);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int open_own(struct view *v)
+{
+	char holder[32];
+	int err;
+
+	if (cmd_load_config(&v->cfg, NULL))
+		return -EINVAL;
+	/*
+	 * Each vmprobe that attaches its own filters removes those an ended
+	 * one left: two at once would remove each other's.
+	 */
+	v->attach_lock = lock_take(ATTACH_LOCK, holder, sizeof(holder));
+	if (v->attach_lock == -EBUSY && serve_running())
+		fprintf(stderr, "vmprobe: vmprobe serve (pid %s) started meanwhile: run the "
+				"command again to read its counters\n", holder);
+	else if (v->attach_lock == -EBUSY)
+		fprintf(stderr, "vmprobe: another vmprobe (pid %s) has probes of its own attached; "
+				"wait for it to end, or run vmprobe serve, whose counters any "
+				"number of top and hist share\n", holder);
+	if (v->attach_lock < 0)
+		return v->attach_lock;
+	/* Both columns' probes, whatever the configuration says. */
+	v->cfg.net_enabled = v->cfg.disk_enabled = true;
+	err = probes_open(&v->probes, &v->cfg, PROBE_CLI);
+	if (err)
+		return err;
+	v->own = true;
+	v->net = probes_find(&v->probes, "net");
+	v->disk = probes_find(&v->probes, "disk");
+	v->np = v->net ? v->net->priv : NULL;
+	v->dp = v->disk ? v->disk->priv : NULL;
+	return discovery_init(&v->d, &v->cfg, &v->probes);
+}
+
+int view_open(struct view *v)
+{
+	int err;
+
+	memset(v, 0, sizeof(*v));
+	v->attach_lock = -1;
+	v->shared = serve_running();
+	err = v->shared ? open_shared(v) : open_own(v);
+	if (!err)
+		err = view_refresh(v);
+	if (err) {
+		/* open_own() said who holds the attach lock. */
+		if (v->shared || v->attach_lock != -EBUSY)
+			fprintf(stderr, "vmprobe: cannot read the counters (%s)%s\n", strerror(-err),
+				v->shared ? "" : ": run as root (see vmprobe check)");
+		view_close(v);
+	}
+	return err;
+}
+
+/* One {"<key>": NAME, "slot": N} entry of the state file. */
+static void state_entry(json_object *t, const char *key, char *name, size_t size, int *slot)
+{
+	json_object *f;
+
+	snprintf(name, size, "%s",
+		 json_object_object_get_ex(t, key, &f) ? json_object_get_string(f) : "");
+	*slot = json_object_object_get_ex(t, "slot", &f) ? json_object_get_int(f) : -1;
+}
+
+static int refresh_shared(struct view *v)
+{
+	json_object *o = json_object_from_file(STATE_PATH), *vms;
+	size_t n;
+
+	if (!o) {
+		fprintf(stderr, "vmprobe: cannot read %s: %s\n", STATE_PATH, json_util_get_last_err());
+		return -ENOENT;
+	}
+	if (!json_object_object_get_ex(o, "vms", &vms) || !json_object_is_type(vms, json_type_array)) {
+		json_object_put(o);
+		return -EINVAL;
+	}
+	n = json_object_array_length(vms);
+	free(v->vms);
+	v->vms = calloc(n ? n : 1, sizeof(*v->vms));
+	v->nr_vms = 0;
+	if (!v->vms) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *j = json_object_array_get_idx(vms, i), *f, *arr;
+		struct view_vm *vm = &v->vms[v->nr_vms++];
+
+		if (json_object_object_get_ex(j, "pid", &f))
+			vm->pid = json_object_get_int(f);
+		if (json_object_object_get_ex(j, "name", &f))
+			snprintf(vm->name, sizeof(vm->name), "%s", json_object_get_string(f));
+		if (json_object_object_get_ex(j, "namespace", &f))
+			snprintf(vm->ns, sizeof(vm->ns), "%s", json_object_get_string(f));
+		if (json_object_object_get_ex(j, "taps", &arr))
+			for (size_t k = 0; k < json_object_array_length(arr) && k < VM_MAX_NICS; k++) {
+				state_entry(json_object_array_get_idx(arr, k), "interface",
+					    vm->taps[k].ifname, IFNAMSIZ, &vm->taps[k].slot);
+				vm->nr_taps++;
+			}
+		if (json_object_object_get_ex(j, "drives", &arr))
+			for (size_t k = 0; k < json_object_array_length(arr) && k < VM_MAX_DRIVES; k++) {
+				state_entry(json_object_array_get_idx(arr, k), "drive",
+					    vm->drives[k].label, VM_ID_MAX, &vm->drives[k].slot);
+				vm->nr_drives++;
+			}
+	}
+	json_object_put(o);
+	return 0;
+}
+
+static int refresh_own(struct view *v)
+{
+	int n = 0;
+
+	discovery_scan(&v->d);
+	pthread_mutex_lock(&v->d.lock);
+	for (const struct vm *vm = v->d.vms; vm; vm = vm->next)
+		n++;
+	free(v->vms);
+	v->vms = calloc(n ? n : 1, sizeof(*v->vms));
+	v->nr_vms = 0;
+	for (const struct vm *vm = v->d.vms; vm && v->vms; vm = vm->next) {
+		struct view_vm *w = &v->vms[v->nr_vms++];
+
+		w->pid = vm->pid;
+		snprintf(w->name, sizeof(w->name), "%s", vm->name);
+		snprintf(w->ns, sizeof(w->ns), "%s", vm->ns);
+		for (int i = 0; v->net && i < vm->nr_taps; i++) {
+			snprintf(w->taps[i].ifname, IFNAMSIZ, "%s", vm->taps[i].ifname);
+			w->taps[i].slot = net_vm_tap(v->net, vm, i)->slot;
+		}
+		w->nr_taps = v->net ? vm->nr_taps : 0;
+		for (int i = 0; v->disk && i < vm->spec.nr_drives; i++) {
+			snprintf(w->drives[i].label, VM_ID_MAX, "%s", vm->spec.drives[i].label);
+			w->drives[i].slot = disk_vm_drive_slot(v->disk, vm, i);
+		}
+		w->nr_drives = v->disk ? vm->spec.nr_drives : 0;
+	}
+	pthread_mutex_unlock(&v->d.lock);
+	return v->vms ? 0 : -ENOMEM;
+}
+
+int view_refresh(struct view *v)
+{
+	return v->shared ? refresh_shared(v) : refresh_own(v);
+}
+
+void view_close(struct view *v)
+{
+	if (v->shared) {
+		if (v->shared_np.stats)
+			munmap(v->shared_np.stats, v->shared_np.stats_len);
+		if (v->shared_dp.stats)
+			munmap(v->shared_dp.stats, v->shared_dp.stats_len);
+	} else {
+		if (v->d.cfg)
+			discovery_fini(&v->d);
+		if (v->own)
+			probes_close(&v->probes);
+		/* Only once the filters are gone. */
+		if (v->attach_lock >= 0)
+			close(v->attach_lock);
+	}
+	free(v->vms);
+	memset(v, 0, sizeof(*v));
+	v->attach_lock = -1;
+}
+
+bool view_arg(const char *s, long min, long max, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	return !errno && end != s && !*end && *out >= min && *out <= max;
+}
+
+const struct view_vm *view_find(const struct view *v, const char *name)
+{
+	char full[2 * VM_NAME_MAX + 2];
+
+	for (int i = 0; i < v->nr_vms; i++) {
+		const struct view_vm *vm = &v->vms[i];
+
+		snprintf(full, sizeof(full), "%s/%s", vm->ns, vm->name);
+		if (!strcmp(vm->name, name) || (vm->ns[0] && !strcmp(full, name)) ||
+		    atoi(name) == (int)vm->pid)
+			return vm;
+	}
+	return NULL;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = 1;
+}
+
+void view_catch_signals(void)
+{
+	/* No SA_RESTART: poll() returns at once with EINTR. */
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+bool view_interrupted(void)
+{
+	return interrupted;
+}
+
+bool view_wait(int ms, int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	if (!interrupted)
+		poll(&pfd, fd >= 0 ? 1 : 0, ms);
+	return !interrupted;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * What top and hist read: serve's counters through its pins and state
+ * file when serve runs (core/pin.h), else probes of their own.
+ */
+#ifndef VMPROBE_VIEW_H
+#define VMPROBE_VIEW_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+#include "core/discovery.h"
+#include "core/qemu.h"
+#include "probes/disk/disk_probe.h"
+#include "probes/net/net_probe.h"
+
+struct view_vm {
+	pid_t pid;
+	char name[VM_NAME_MAX];
+	char ns[VM_NAME_MAX];
+	struct {
+		char ifname[IFNAMSIZ];
+		int slot;
+	} taps[VM_MAX_NICS];
+	int nr_taps;
+	struct {
+		char label[VM_ID_MAX];
+		int slot;
+	} drives[VM_MAX_DRIVES];
+	int nr_drives;
+};
+
+struct view {
+	bool shared;     /* reading serve's maps */
+	bool own;        /* probes of its own are open */
+	int attach_lock; /* own probes: ATTACH_LOCK, else -1 */
+	/* shared mode: only the fields net_read() and disk_read() use */
+	struct net_probe shared_np;
+	struct disk_probe shared_dp;
+	const struct net_probe *np; /* NULL: no network counters */
+	const struct disk_probe *dp; /* NULL: no disk counters */
+	struct config cfg;
+	struct probe_set probes;
+	struct probe *net, *disk; /* own mode */
+	struct discovery d;
+	struct view_vm *vms;
+	int nr_vms;
+};
+
+/* 0, or -errno after saying on stderr what failed. */
+int view_open(struct view *v);
+/* Re-reads the VM table (serve's state file, or a rescan); 0 or -errno. */
+int view_refresh(struct view *v);
+void view_close(struct view *v);
+
+/* Parses an interval or count option in [min, max]. */
+bool view_arg(const char *s, long min, long max, long *out);
+
+/* The VM named `name` (or "namespace/name", or its PID); NULL if none. */
+const struct view_vm *view_find(const struct view *v, const char *name);
+
+/* SIGINT, SIGTERM and SIGHUP end view_wait() early, so probes are detached on the way out. */
+void view_catch_signals(void);
+/* Sleeps ms (or until fd, if >= 0, is readable); false once a signal came. */
+bool view_wait(int ms, int fd);
+bool view_interrupted(void);
+
+#endif

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "probes/net/tc.h"
+#include "vmprobe/net.h"
+
+__asm__(".section .rodata\n"
+	".global config_default_yaml\n"
+	"config_default_yaml:\n"
+	".incbin \"config/default.yaml\"\n"
+	".byte 0\n"
+	".previous\n");
+
+enum ftype { F_STR, F_UINT, F_BOOL, F_LOGLEVEL, F_TC_HOOK, F_LOG2, F_MAP };
+
+struct field {
+	const char *key;
+	enum ftype type;
+	size_t off;  /* in struct config */
+	size_t size; /* F_STR: buffer size */
+	unsigned long min, max;
+	const struct field *children; /* F_MAP: NULL-key terminated */
+};
+
+#define CFG(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+static const struct field size_bucket_fields[] = {
+	{ "min", F_LOG2, CFG(size_min_slot), 1, 1UL << (NET_SIZE_SLOTS - 2), NULL },
+	{ "max", F_LOG2, CFG(size_max_slot), 1, 1UL << (NET_SIZE_SLOTS - 2), NULL },
+	{ NULL },
+};
+
+static const struct field discovery_fields[] = {
+	{ "proc", F_STR, CFG(proc_root), 0, 0, NULL },
+	{ "rescan_interval_ms", F_UINT, CFG(rescan_interval_ms), 10, 3600000, NULL },
+	{ NULL },
+};
+
+static const struct field network_fields[] = {
+	{ "enabled", F_BOOL, CFG(net_enabled), 0, 0, NULL },
+	/* Slots travel as a 16-bit TC classid, slot + 1. */
+	{ "max_interfaces", F_UINT, CFG(max_interfaces), 1, 65535, NULL },
+	{ "max_tcp_flows", F_UINT, CFG(max_tcp_flows), 0, 16777216, NULL },
+	{ "tc_hook", F_TC_HOOK, CFG(tc_hook), 0, 0, NULL },
+	{ "packet_size_buckets", F_MAP, 0, 0, 0, 0, size_bucket_fields },
+	{ NULL },
+};
+
+static const struct field disk_fields[] = {
+	{ "enabled", F_BOOL, CFG(disk_enabled), 0, 0, NULL },
+	{ "max_drives", F_UINT, CFG(max_drives), 1, 65536, NULL },
+	{ "host_block_latency", F_BOOL, CFG(host_block_latency), 0, 0, NULL },
+	{ NULL },
+};
+
+static const struct field root_fields[] = {
+	{ "listen", F_STR, CFG(listen), 0, 0, NULL },
+	{ "log_level", F_LOGLEVEL, CFG(log_level), 0, 0, NULL },
+	{ "discovery", F_MAP, 0, 0, 0, 0, discovery_fields },
+	{ "network", F_MAP, 0, 0, 0, 0, network_fields },
+	{ "disk", F_MAP, 0, 0, 0, 0, disk_fields },
+	{ NULL },
+};
+
+struct ctx {
+	yaml_document_t *doc;
+	const char *name;
+	FILE *err;
+	struct config *cfg;
+	yaml_node_t *buckets; /* where a min/max mismatch is reported */
+};
+
+static int fail(struct ctx *c, const yaml_node_t *node, const char *fmt, const char *arg)
+{
+	fprintf(c->err, "%s:%zu:%zu: ", c->name, node->start_mark.line + 1,
+		node->start_mark.column + 1);
+	fprintf(c->err, fmt, arg);
+	fputc('\n', c->err);
+	return -EINVAL;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v);
+
+static bool is_null(const char *s)
+{
+	return !*s || !strcmp(s, "~") || !strcasecmp(s, "null");
+}
+
+static int apply_map(struct ctx *c, const struct field *fields, yaml_node_t *map, const char *what)
+{
+	yaml_node_pair_t *p, *q;
+
+	/* `network:` with nothing (or only comments) under it sets nothing. */
+	if (map->type == YAML_SCALAR_NODE && is_null(scalar(map)))
+		return 0;
+	if (map->type != YAML_MAPPING_NODE)
+		return fail(c, map, "%s must be a mapping", what);
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		const struct field *f;
+		int err;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return fail(c, k, "%s: keys must be plain names", what);
+		for (q = map->data.mapping.pairs.start; q < p; q++) {
+			yaml_node_t *prev = yaml_document_get_node(c->doc, q->key);
+
+			if (prev->type == YAML_SCALAR_NODE && strcmp(scalar(prev), scalar(k)) == 0)
+				return fail(c, k, "duplicate key '%s'", scalar(k));
+		}
+		for (f = fields; f->key; f++)
+			if (strcmp(f->key, scalar(k)) == 0)
+				break;
+		if (!f->key)
+			return fail(c, k, "unknown key '%s'", scalar(k));
+		err = set_field(c, f, v);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int parse_ulong(const char *s, unsigned long *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return errno || *end ? -EINVAL : 0;
+}
+
+static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
+{
+	char *dst = (char *)c->cfg + f->off;
+	unsigned long n;
+	const char *s;
+
+	if (f->type == F_MAP) {
+		if (f->children == size_bucket_fields)
+			c->buckets = v;
+		return apply_map(c, f->children, v, f->key);
+	}
+	if (v->type != YAML_SCALAR_NODE)
+		return fail(c, v, "'%s' must be a single value", f->key);
+	s = scalar(v);
+	switch (f->type) {
+	case F_STR:
+		if (!*s || strlen(s) >= f->size)
+			return fail(c, v, "'%s' must be a non-empty string of reasonable length",
+				    f->key);
+		if (f->off == offsetof(struct config, listen)) {
+			char host[128];
+			unsigned port;
+
+			if (config_parse_listen(s, host, sizeof(host), &port))
+				return fail(c, v, "listen '%s' is not HOST:PORT, :PORT or [V6]:PORT",
+					    s);
+		}
+		memcpy(dst, s, strlen(s) + 1);
+		return 0;
+	case F_BOOL:
+		if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
+			*(bool *)dst = true;
+		else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off"))
+			*(bool *)dst = false;
+		else
+			return fail(c, v, "'%s' must be true or false", f->key);
+		return 0;
+	case F_LOGLEVEL:
+		if (log_level_parse(s, (enum log_level *)dst))
+			return fail(c, v, "log_level '%s' is not one of error, warn, info, debug", s);
+		return 0;
+	case F_UINT:
+	case F_LOG2:
+		if (parse_ulong(s, &n) || n < f->min || n > f->max) {
+			fprintf(c->err, "%s:%zu:%zu: '%s' must be a whole number from %lu to %lu\n",
+				c->name, v->start_mark.line + 1, v->start_mark.column + 1, f->key,
+				f->min, f->max);
+			return -EINVAL;
+		}
+		if (f->type == F_UINT) {
+			*(unsigned *)dst = (unsigned)n;
+			return 0;
+		}
+		if (n & (n - 1))
+			return fail(c, v, "'%s' must be a power of two", f->key);
+		*(unsigned *)dst = (unsigned)__builtin_ctzl(n);
+		return 0;
+	case F_TC_HOOK:
+		for (unsigned i = 0; i < ARRAY_SIZE(tc_hook_names); i++) {
+			if (!strcmp(s, tc_hook_names[i])) {
+				*(unsigned *)dst = i;
+				return 0;
+			}
+		}
+		return fail(c, v, "tc_hook '%s' is not one of auto, tcx, clsact", s);
+	case F_MAP:
+		break;
+	}
+	return -EINVAL;
+}
+
+int config_parse_listen(const char *s, char *host, size_t host_size, unsigned *port)
+{
+	const char *colon;
+	unsigned long p;
+	size_t hlen;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		hlen = close - s - 1;
+		s++;
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hlen = colon - s;
+	}
+	if (hlen >= host_size || parse_ulong(colon + 1, &p) || p == 0 || p > 65535)
+		return -EINVAL;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	*port = (unsigned)p;
+	return 0;
+}
+
+/* Checks across keys, once the document is applied. */
+static int check(struct ctx *c, yaml_node_t *root)
+{
+	if (c->cfg->size_min_slot > c->cfg->size_max_slot)
+		return fail(c, c->buckets ? c->buckets : root, "%s",
+			    "network.packet_size_buckets: min must not be above max");
+	return 0;
+}
+
+int config_apply_string(struct config *cfg, const char *name, const char *text, size_t len,
+			FILE *err)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	struct config next = *cfg;
+	struct ctx c = { .doc = &doc, .name = name, .err = err, .cfg = &next };
+	yaml_node_t *root;
+	int ret;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		fprintf(err, "%s:%zu:%zu: %s%s%s\n", name, parser.problem_mark.line + 1,
+			parser.problem_mark.column + 1, parser.problem ? parser.problem : "syntax error",
+			parser.context ? " " : "", parser.context ? parser.context : "");
+		yaml_parser_delete(&parser);
+		return -EINVAL;
+	}
+	root = yaml_document_get_root_node(&doc);
+	ret = 0;
+	if (root) {
+		/* A second document would be silently ignored: refuse it. */
+		yaml_document_t next_doc;
+
+		if (!yaml_parser_load(&parser, &next_doc)) {
+			ret = fail(&c, root, "%s", "YAML syntax error after the first document");
+		} else {
+			yaml_node_t *extra = yaml_document_get_root_node(&next_doc);
+
+			if (extra)
+				ret = fail(&c, extra, "%s", "only one YAML document is allowed");
+			yaml_document_delete(&next_doc);
+		}
+	}
+	if (!ret && root)
+		ret = apply_map(&c, root_fields, root, "the configuration");
+	if (!ret && root)
+		ret = check(&c, root);
+	/* All or nothing: a bad file leaves cfg as it was. */
+	if (!ret)
+		*cfg = next;
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
+int config_apply_file(struct config *cfg, const char *path, FILE *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int ret;
+
+	f = fopen(path, "re");
+	if (!f) {
+		ret = -errno;
+		fprintf(err, "%s: cannot open: %s\n", path, strerror(errno));
+		return ret;
+	}
+	text = malloc(1 << 20);
+	if (!text) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	len = fread(text, 1, 1 << 20, f);
+	if (ferror(f) || !feof(f)) {
+		fprintf(err, "%s: cannot read (or larger than 1 MiB)\n", path);
+		ret = -EIO;
+		goto cleanup;
+	}
+	ret = config_apply_string(cfg, path, text, len, err);
+cleanup:
+	free(text);
+	fclose(f);
+	return ret;
+}
+
+int config_load_default(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	return config_apply_string(cfg, "<embedded default>", config_default_yaml,
+				   strlen(config_default_yaml), stderr);
+}

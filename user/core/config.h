@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* vmprobe's YAML configuration: the embedded default plus a user file. */
+#ifndef VMPROBE_CONFIG_H
+#define VMPROBE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "core/util.h"
+
+struct config {
+	char listen[128];
+	enum log_level log_level;
+	char proc_root[256];
+	unsigned rescan_interval_ms;
+	bool net_enabled;
+	unsigned max_interfaces;
+	unsigned max_tcp_flows; /* 0: no TCP flow tracking */
+	unsigned tc_hook;       /* enum tc_hook */
+	unsigned size_min_slot; /* log2 of packet_size_buckets.min */
+	unsigned size_max_slot;
+	bool disk_enabled;
+	bool host_block_latency;
+	unsigned max_drives;
+};
+
+/* The YAML text built into the binary. */
+extern const char config_default_yaml[];
+
+/* Fills `cfg` from the embedded default; 0 or -errno. */
+int config_load_default(struct config *cfg);
+
+/*
+ * Applies a YAML document on top of `cfg`. `name` is used in messages;
+ * errors go to `err` as "name:line:column: what" and return -EINVAL
+ * (-errno if the file cannot be read).
+ */
+int config_apply_file(struct config *cfg, const char *path, FILE *err);
+int config_apply_string(struct config *cfg, const char *name, const char *text, size_t len,
+			FILE *err);
+
+/* Splits "HOST:PORT", ":PORT" or "[V6]:PORT"; 0 or -EINVAL. */
+int config_parse_listen(const char *s, char *host, size_t host_size, unsigned *port);
+
+#endif

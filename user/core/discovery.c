@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The VM table: finds QEMU processes in /proc, their identity, taps and
+ * open files, and hands each VM to the probes (core/probe.h).
+ */
+#define _GNU_SOURCE
+#include "core/discovery.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/netns.h"
+#include "core/util.h"
+
+/* Every this many scans a VM's fds are rescanned for hot-plugged taps and drives. */
+#define FULL_SYNC_EVERY 8
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, const char *uuid,
+		 char *name, size_t name_size, char *ns, size_t ns_size)
+{
+	const char *us;
+
+	ns[0] = '\0';
+	if (!qemu_name || !*qemu_name) {
+		/* An unnamed VM is still a VM: name it by what identifies it. */
+		if (uuid && *uuid)
+			snprintf(name, name_size, "%s", uuid);
+		else
+			snprintf(name, name_size, "qemu-%d", (int)pid);
+		return;
+	}
+	us = strchr(qemu_name, '_');
+	/* virt-launcher names the domain NAMESPACE_NAME inside a pod. */
+	if (us && us != qemu_name && us[1] && cgroup_text && strstr(cgroup_text, "kubepods")) {
+		snprintf(ns, ns_size, "%.*s", (int)(us - qemu_name), qemu_name);
+		snprintf(name, name_size, "%s", us + 1);
+		return;
+	}
+	snprintf(name, name_size, "%s", qemu_name);
+}
+
+int discovery_init(struct discovery *d, const struct config *cfg, struct probe_set *probes)
+{
+	static struct probe_set none;
+
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	d->probes = probes ? probes : &none;
+	d->home_netns = netns_open_current();
+	if (d->home_netns < 0)
+		return d->home_netns;
+	pthread_mutex_init(&d->lock, NULL);
+	return 0;
+}
+
+static int proc_path(const struct discovery *d, char *buf, size_t size, pid_t pid,
+		     const char *what)
+{
+	int n = snprintf(buf, size, "%s/%d/%s", d->cfg->proc_root, (int)pid, what);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static bool is_qemu_comm(const char *comm)
+{
+	return strncmp(comm, "qemu-system-", 12) == 0 || strncmp(comm, "qemu-kvm", 8) == 0;
+}
+
+/*
+ * Field 22 of /proc/PID/stat, after the parenthesised comm; -ESRCH for a
+ * zombie, which keeps its /proc entry until reaped but is no VM any more.
+ */
+static int read_start_time(const struct discovery *d, pid_t pid, unsigned long long *out)
+{
+	char path[PATH_MAX], buf[1024], *p;
+	long n;
+
+	if (proc_path(d, path, sizeof(path), pid, "stat"))
+		return -ENAMETOOLONG;
+	n = read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	p = strrchr(buf, ')');
+	if (!p || !p[1] || !p[2])
+		return -EINVAL;
+	if (p[2] == 'Z' || p[2] == 'X')
+		return -ESRCH;
+	/* After ") " come fields 3..; start_time is the 20th of those. */
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", out) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+static void tap_find_or_add(struct vm *vm, const char *ifname)
+{
+	for (int i = 0; i < vm->nr_taps; i++)
+		if (strcmp(vm->taps[i].ifname, ifname) == 0)
+			return;
+	if (vm->nr_taps >= VM_MAX_NICS)
+		return;
+	snprintf(vm->taps[vm->nr_taps++].ifname, IFNAMSIZ, "%s", ifname);
+}
+
+static int push_file(struct vm_snapshot *snap, size_t *cap, int fd, const struct stat *st)
+{
+	if (snap->nr_files == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		struct vm_file *nf = realloc(snap->files, c * sizeof(*nf));
+
+		if (!nf)
+			return -ENOMEM;
+		snap->files = nf;
+		*cap = c;
+	}
+	snap->files[snap->nr_files++] = (struct vm_file){
+		.fd = fd, .dev = st->st_dev, .ino = st->st_ino, .mode = st->st_mode,
+		.rdev = st->st_rdev,
+	};
+	return 0;
+}
+
+/* One fd of the walk: a tun fd names a tap, a socket or file goes in the snapshot. */
+static void snapshot_fd(const struct discovery *d, struct vm *vm, const char *name,
+			struct vm_snapshot *snap, size_t *file_cap, size_t *sock_cap)
+{
+	char path[PATH_MAX], link[64], text[4096], ifname[IFNAMSIZ];
+	unsigned long long ino;
+	struct stat st;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%d/fd/%s", d->cfg->proc_root, (int)vm->pid, name);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n > 0) {
+		link[n] = '\0';
+		if (strcmp(link, "/dev/net/tun") == 0) {
+			snprintf(path, sizeof(path), "%s/%d/fdinfo/%s", d->cfg->proc_root,
+				 (int)vm->pid, name);
+			if (read_file(path, text, sizeof(text)) > 0 &&
+			    fdinfo_tap_name(text, ifname, sizeof(ifname)) == 0)
+				tap_find_or_add(vm, ifname);
+			return;
+		}
+		if (sscanf(link, "socket:[%llu]", &ino) == 1) {
+			u64_push(&snap->socks, &snap->nr_socks, sock_cap, ino);
+			return;
+		}
+	}
+	if (stat(path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		push_file(snap, file_cap, atoi(name), &st);
+}
+
+/*
+ * Taps named on the command line; then one walk of the process's fds:
+ * every tun fd is a tap (fdinfo names it), regular files and block
+ * devices may be drives' images, sockets may be QEMU's host TCP sockets.
+ */
+static void snapshot_read(struct discovery *d, struct vm *vm, struct vm_snapshot *snap)
+{
+	char path[PATH_MAX];
+	size_t file_cap = 0, sock_cap = 0;
+	struct dirent *de;
+	DIR *dir;
+
+	memset(snap, 0, sizeof(*snap));
+	for (int i = 0; i < vm->spec.nr_nics; i++)
+		if (vm->spec.nics[i].ifname[0])
+			tap_find_or_add(vm, vm->spec.nics[i].ifname);
+	if (proc_path(d, path, sizeof(path), vm->pid, "fd"))
+		return;
+	dir = opendir(path);
+	if (!dir) {
+		/* Without its fds, fd-passed taps and every drive go uncounted. */
+		if (errno == EACCES || errno == EPERM) {
+			d->attach_errors++;
+			if (!vm->fd_warned)
+				log_warn("cannot read %s: %s (vmprobe needs CAP_SYS_PTRACE and "
+					 "CAP_DAC_READ_SEARCH for other users' QEMU)",
+					 path, strerror(errno));
+			vm->fd_warned = true;
+		}
+		return;
+	}
+	while ((de = readdir(dir)))
+		if (isdigit((unsigned char)de->d_name[0]))
+			snapshot_fd(d, vm, de->d_name, snap, &file_cap, &sock_cap);
+	closedir(dir);
+	snap->fds_read = true;
+}
+
+static void snapshot_free(struct vm_snapshot *snap)
+{
+	free(snap->files);
+	free(snap->socks);
+}
+
+int discovery_enter_netns(struct discovery *d, const struct vm *vm)
+{
+	int err = netns_enter(vm->netns_fd);
+
+	if (err) {
+		d->attach_errors++;
+		log_warn("cannot enter the network namespace of VM %s (pid %d): %s", vm->name,
+			 (int)vm->pid, strerror(-err));
+	}
+	return err;
+}
+
+void discovery_leave_netns(struct discovery *d)
+{
+	int err = netns_enter(d->home_netns);
+
+	if (err)
+		log_error("cannot return to vmprobe's network namespace: %s", strerror(-err));
+}
+
+static void vm_sync(struct discovery *d, struct vm *vm, bool full)
+{
+	struct probe_set *ps = d->probes;
+	bool pending = full || vm->needs_sync;
+	struct vm_snapshot snap;
+
+	/*
+	 * A tap or drive the probes could not count yet is looked for at
+	 * every rescan; anything else waits for a full sync.
+	 */
+	for (unsigned i = 0; !pending && i < ps->nr; i++)
+		pending = ps->probes[i].ops->vm_pending(&ps->probes[i], vm);
+	if (!pending)
+		return;
+	vm->needs_sync = false;
+	snapshot_read(d, vm, &snap);
+	for (unsigned i = 0; i < ps->nr; i++)
+		ps->probes[i].ops->vm_sync(&ps->probes[i], d, vm, &snap);
+	snapshot_free(&snap);
+}
+
+static void vm_free(struct discovery *d, struct vm *vm)
+{
+	struct probe_set *ps = d->probes;
+
+	for (unsigned i = 0; i < ps->nr; i++)
+		if (vm->priv[i])
+			ps->probes[i].ops->vm_del(&ps->probes[i], d, vm);
+	if (vm->netns_fd >= 0)
+		close(vm->netns_fd);
+	free(vm);
+}
+
+/* The identity of the VM: its command line, name and namespace. */
+static int vm_read_identity(struct discovery *d, struct vm *vm)
+{
+	char path[PATH_MAX], *buf, cgroup[8192];
+	long n;
+	int err;
+
+	if (proc_path(d, path, sizeof(path), vm->pid, "cmdline"))
+		return -ENAMETOOLONG;
+	buf = malloc(256 * 1024);
+	if (!buf)
+		return -ENOMEM;
+	n = read_file(path, buf, 256 * 1024);
+	/* read_file() NUL-terminates; cmdline already ends in NUL. */
+	err = n <= 0 ? -ESRCH : qemu_parse_cmdline(buf, (size_t)n, &vm->spec);
+	free(buf);
+	if (err)
+		return err;
+	cgroup[0] = '\0';
+	if (!proc_path(d, path, sizeof(path), vm->pid, "cgroup"))
+		read_file(path, cgroup, sizeof(cgroup));
+	vm_identity(vm->spec.name, cgroup, vm->pid, vm->spec.uuid, vm->name, sizeof(vm->name),
+		    vm->ns, sizeof(vm->ns));
+	return 0;
+}
+
+static struct vm *vm_new(struct discovery *d, pid_t pid, unsigned long long start_time)
+{
+	struct probe_set *ps = d->probes;
+	char path[PATH_MAX];
+	struct vm *vm = calloc(1, sizeof(*vm));
+
+	if (!vm)
+		return NULL;
+	vm->pid = pid;
+	vm->start_time = start_time;
+	vm->netns_fd = -1;
+	vm->needs_sync = true;
+	snprintf(vm->pid_str, sizeof(vm->pid_str), "%d", (int)pid);
+	if (vm_read_identity(d, vm))
+		goto fail;
+	if (!proc_path(d, path, sizeof(path), pid, "ns/net"))
+		vm->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (vm->netns_fd < 0)
+		goto fail;
+	for (unsigned i = 0; i < ps->nr; i++)
+		if (ps->probes[i].ops->vm_add(&ps->probes[i], d, vm))
+			goto fail;
+	log_info("found VM %s%s%s (pid %d, uuid %s)", vm->ns, vm->ns[0] ? "/" : "", vm->name,
+		 (int)pid, vm->spec.uuid[0] ? vm->spec.uuid : "-");
+	return vm;
+fail:
+	vm_free(d, vm);
+	return NULL;
+}
+
+void discovery_scan(struct discovery *d)
+{
+	char path[PATH_MAX], comm[64];
+	bool full = d->gen % FULL_SYNC_EVERY == 0;
+	double t0 = now_seconds();
+	struct vm **pp, *vm;
+	struct dirent *de;
+	pid_t self = getpid();
+	DIR *dir;
+
+	pthread_mutex_lock(&d->lock);
+	d->gen++;
+	dir = opendir(d->cfg->proc_root);
+	if (!dir) {
+		log_error("cannot read %s: %s", d->cfg->proc_root, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(dir))) {
+		unsigned long long start_time;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == self)
+			continue;
+		if (proc_path(d, path, sizeof(path), (pid_t)pid, "comm") ||
+		    read_file(path, comm, sizeof(comm)) <= 0 || !is_qemu_comm(comm))
+			continue;
+		if (read_start_time(d, (pid_t)pid, &start_time))
+			continue;
+		for (pp = &d->vms; *pp; pp = &(*pp)->next)
+			if ((*pp)->pid == pid)
+				break;
+		vm = *pp;
+		if (vm && vm->start_time != start_time) {
+			/* A new process under an old PID: the old VM is gone. */
+			*pp = vm->next;
+			vm_free(d, vm);
+			vm = NULL;
+		}
+		if (!vm) {
+			vm = vm_new(d, (pid_t)pid, start_time);
+			if (!vm)
+				continue;
+			vm->next = d->vms;
+			d->vms = vm;
+		}
+		vm->seen_gen = d->gen;
+		vm_sync(d, vm, full);
+	}
+	closedir(dir);
+
+	/* Forget VMs that are gone: their taps are detached, their series end. */
+	for (pp = &d->vms; *pp;) {
+		vm = *pp;
+		if (vm->seen_gen == d->gen) {
+			pp = &vm->next;
+			continue;
+		}
+		*pp = vm->next;
+		log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
+		vm_free(d, vm);
+	}
+out:
+	d->scans++;
+	d->last_scan_seconds = now_seconds() - t0;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void discovery_fini(struct discovery *d)
+{
+	struct vm *vm, *next;
+
+	pthread_mutex_lock(&d->lock);
+	for (vm = d->vms; vm; vm = next) {
+		next = vm->next;
+		vm_free(d, vm);
+	}
+	d->vms = NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (d->home_netns >= 0)
+		close(d->home_netns);
+	pthread_mutex_destroy(&d->lock);
+}

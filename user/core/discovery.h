@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The VM table: QEMU processes found in /proc, their identity, taps and drives. */
+#ifndef VMPROBE_DISCOVERY_H
+#define VMPROBE_DISCOVERY_H
+
+#include <linux/types.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+#include "core/probe.h"
+#include "core/qemu.h"
+
+/* A tap of the VM: named on its command line or found as a tun fd. */
+struct vm_tap {
+	char ifname[IFNAMSIZ];
+};
+
+struct vm {
+	pid_t pid;
+	unsigned long long start_time; /* tells a reused PID apart */
+	char name[VM_NAME_MAX];
+	char ns[VM_NAME_MAX]; /* KubeVirt namespace, "" outside Kubernetes */
+	char pid_str[16];
+	struct vm_spec spec;
+	struct vm_tap taps[VM_MAX_NICS]; /* only ever added to */
+	int nr_taps;
+	int netns_fd;     /* the VM's network namespace, where its taps are */
+	bool needs_sync;  /* sync at the next scan, whatever the probes say */
+	bool fd_warned;   /* an unreadable fd table was logged */
+	void *priv[PROBE_MAX]; /* each probe's state of this VM, by probe id */
+	unsigned seen_gen;
+	struct vm *next;
+};
+
+struct discovery {
+	const struct config *cfg;
+	struct probe_set *probes; /* empty for a plain listing */
+	pthread_mutex_t lock; /* guards the table against /metrics */
+	struct vm *vms;
+	int home_netns; /* the namespace to come back to */
+	unsigned gen;
+	/* self-metrics */
+	unsigned long long scans;
+	unsigned long long attach_errors;
+	double last_scan_seconds;
+};
+
+/* probes: NULL to find VMs and count nothing (vmprobe list). */
+int discovery_init(struct discovery *d, const struct config *cfg, struct probe_set *probes);
+/* Rescans /proc: new VMs and resources go to the probes, what is gone is forgotten. */
+void discovery_scan(struct discovery *d);
+/* Forgets every VM (the probes undo what they did for it) and frees the table. */
+void discovery_fini(struct discovery *d);
+
+/* Fills name and ns from the QEMU name and the cgroup text (pure). */
+void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, const char *uuid,
+		 char *name, size_t name_size, char *ns, size_t ns_size);
+
+/* Enters the VM's network namespace (vm->netns_fd); 0 or -errno, logged. */
+int discovery_enter_netns(struct discovery *d, const struct vm *vm);
+/* Back to vmprobe's own, after discovery_enter_netns(). */
+void discovery_leave_netns(struct discovery *d);
+
+#endif

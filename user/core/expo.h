@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Prometheus text exposition format (version 0.0.4). */
+#ifndef VMPROBE_EXPO_H
+#define VMPROBE_EXPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+#include "core/util.h"
+
+struct expo_label {
+	const char *name;
+	const char *value; /* NULL: the label is left out */
+};
+
+/*
+ * Exported range of a log2 histogram whose slot i counts values in
+ * (2^(i-1), 2^i] units. Buckets le=2^min..2^max are written; slots below
+ * min fold into the first bucket, above max into +Inf.
+ */
+struct hist_range {
+	unsigned min_slot;
+	unsigned max_slot;
+	/* slot units per base unit, e.g. 1000000000 for ns -> s; dividing
+	 * (rather than multiplying by 1e-9) keeps le exactly 2^i / 1e9 */
+	unsigned long long per_unit;
+};
+
+/* Appends `value` escaped for a label value: \\, \", \n; invalid UTF-8 -> U+FFFD. */
+void expo_escape(struct strbuf *sb, const char *value);
+
+/* Appends `name="v",...` (no braces) for the labels whose value is set. */
+void expo_labels(struct strbuf *sb, const struct expo_label *labels, size_t n);
+
+enum expo_type { EXPO_COUNTER, EXPO_GAUGE, EXPO_HISTOGRAM };
+
+/*
+ * A metric family, described once: the renderer writes its HELP and TYPE
+ * from it, and `vmprobe metrics` lists it for the docs.
+ */
+struct expo_family {
+	const char *name;
+	enum expo_type type;
+	const char *unit;   /* base unit ("seconds", "bytes"), "" if none */
+	const char *labels; /* labels besides name and namespace, comma-separated */
+	const char *help;
+};
+
+extern const char *const expo_type_names[];
+
+/* # HELP and # TYPE lines of a family. */
+void expo_family(struct strbuf *sb, const struct expo_family *f);
+
+/* One sample: name{labels} value; `labels` is from expo_labels(), may be "". */
+void expo_u64(struct strbuf *sb, const char *name, const char *labels, uint64_t v);
+void expo_double(struct strbuf *sb, const char *name, const char *labels, double v);
+
+/* Every time histogram (disk latency, RTT): ns slots, exported 1.024 us .. 17.2 s. */
+extern const struct hist_range expo_time_range;
+
+/*
+ * One histogram series from log2 slots: _bucket{le} for the range, +Inf,
+ * _sum (sum, in slot units, over per_unit) and _count.
+ */
+void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
+		    const __u64 *slots, unsigned nr_slots, const struct hist_range *r,
+		    uint64_t sum);
+
+#endif

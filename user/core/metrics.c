@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * /metrics: vmprobe's build and VM families, each probe's families
+ * (probe_ops.render), then vmprobe's and the probes' own health.
+ */
+#include "core/metrics.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+enum { F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_ATTACH_ERRORS, F_SCRAPE_SECONDS, F_MAX };
+
+static const struct expo_family fams[F_MAX] = {
+	[F_BUILD] = { "vmprobe_build_info", EXPO_GAUGE, "", "version,libbpf",
+		      "vmprobe's version and the libbpf it runs with; always 1." },
+	[F_VM_INFO] = { "vmprobe_vm_info", EXPO_GAUGE, "", "uuid,pid",
+			"A discovered QEMU virtual machine; always 1." },
+	[F_SCANS] = { "vmprobe_discovery_scans_total", EXPO_COUNTER, "", "",
+		      "Scans of /proc for QEMU processes." },
+	[F_SCAN_SECONDS] = { "vmprobe_discovery_scan_duration_seconds", EXPO_GAUGE, "seconds", "",
+			     "Duration of the last discovery scan." },
+	[F_ATTACH_ERRORS] = { "vmprobe_attach_errors_total", EXPO_COUNTER, "", "",
+			      "Failures to start counting a VM's tap, drive or sockets, or to "
+			      "read its fds or enter its namespace (the log says which and why)." },
+	[F_SCRAPE_SECONDS] = { "vmprobe_scrape_duration_seconds", EXPO_GAUGE, "seconds", "",
+			       "Time vmprobe took to render this response." },
+};
+
+void vm_labels(struct strbuf *lb, const struct vm *vm, const struct expo_label *extra, size_t n)
+{
+	struct expo_label l[] = { { "name", vm->name },
+				  { "namespace", vm->ns[0] ? vm->ns : NULL } };
+
+	sb_reset(lb);
+	expo_labels(lb, l, ARRAY_SIZE(l));
+	if (n) {
+		sb_putc(lb, ',');
+		expo_labels(lb, extra, n);
+	}
+}
+
+void metrics_single_u64(struct strbuf *sb, const struct expo_family *f, __u64 v)
+{
+	expo_family(sb, f);
+	expo_u64(sb, f->name, "", v);
+}
+
+int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *arg)
+{
+	struct family_list l = { "vmprobe", fams, F_MAX };
+	int ret = fn(&l, arg);
+
+	for (size_t i = 0; !ret && i < probe_registry_len; i++) {
+		l.owner = probe_registry[i]->name;
+		l.families = probe_registry[i]->families(&l.nr);
+		ret = fn(&l, arg);
+	}
+	return ret;
+}
+
+static void render_build(struct strbuf *sb, struct strbuf *lb)
+{
+	char libbpf[32];
+
+	snprintf(libbpf, sizeof(libbpf), "%u.%u", libbpf_major_version(), libbpf_minor_version());
+	struct expo_label l[] = { { "version", VMPROBE_VERSION }, { "libbpf", libbpf } };
+
+	sb_reset(lb);
+	expo_labels(lb, l, ARRAY_SIZE(l));
+	expo_family(sb, &fams[F_BUILD]);
+	expo_u64(sb, fams[F_BUILD].name, lb->buf, 1);
+}
+
+static void render_vm_info(struct discovery *d, struct strbuf *sb, struct strbuf *lb)
+{
+	expo_family(sb, &fams[F_VM_INFO]);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		struct expo_label l[] = { { "uuid", vm->spec.uuid }, { "pid", vm->pid_str } };
+
+		vm_labels(lb, vm, l, ARRAY_SIZE(l));
+		expo_u64(sb, fams[F_VM_INFO].name, lb->buf, 1);
+	}
+}
+
+static void render_self(struct discovery *d, struct strbuf *sb)
+{
+	metrics_single_u64(sb, &fams[F_SCANS], d->scans);
+	expo_family(sb, &fams[F_SCAN_SECONDS]);
+	expo_double(sb, fams[F_SCAN_SECONDS].name, "", d->last_scan_seconds);
+	metrics_single_u64(sb, &fams[F_ATTACH_ERRORS], d->attach_errors);
+}
+
+int metrics_render(struct discovery *d, struct strbuf *sb)
+{
+	struct probe_set *ps = d->probes;
+	struct timespec t0, t1;
+	struct strbuf lb;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	sb_reset(sb);
+	sb_init(&lb);
+	render_build(sb, &lb);
+	pthread_mutex_lock(&d->lock);
+	render_vm_info(d, sb, &lb);
+	for (unsigned i = 0; i < ps->nr; i++)
+		ps->probes[i].ops->render(&ps->probes[i], d, sb);
+	render_self(d, sb);
+	for (unsigned i = 0; i < ps->nr; i++)
+		ps->probes[i].ops->render_self(&ps->probes[i], d, sb);
+	pthread_mutex_unlock(&d->lock);
+	sb_free(&lb);
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	expo_family(sb, &fams[F_SCRAPE_SECONDS]);
+	expo_double(sb, fams[F_SCRAPE_SECONDS].name, "",
+		    (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return sb->oom ? -ENOMEM : 0;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * /metrics: vmprobe's own families and the VMs', then each probe's
+ * (probe_ops.render), as exposition text.
+ */
+#ifndef VMPROBE_METRICS_H
+#define VMPROBE_METRICS_H
+
+#include "core/discovery.h"
+#include "core/expo.h"
+#include "core/util.h"
+
+/* Renders every family into sb (reset first); 0 or -ENOMEM. */
+int metrics_render(struct discovery *d, struct strbuf *sb);
+
+/*
+ * The labels of a per-VM series into lb (reset first): name, namespace
+ * where known, then `extra`.
+ */
+void vm_labels(struct strbuf *lb, const struct vm *vm, const struct expo_label *extra, size_t n);
+
+/* A family with one unlabelled sample. */
+void metrics_single_u64(struct strbuf *sb, const struct expo_family *f, __u64 v);
+
+/* Each family vmprobe can expose: vmprobe's own, then every probe's. */
+struct family_list {
+	const char *owner; /* "vmprobe" or a probe's name */
+	const struct expo_family *families;
+	size_t nr;
+};
+/* Calls fn for every list in order; stops on non-zero. */
+int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *arg);
+
+#endif

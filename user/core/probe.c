@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* Opening and closing the registered probes as a set. */
+#include "core/probe.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/util.h"
+
+_Static_assert(PROBE_MAX >= 2, "room for the probes");
+
+int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode mode)
+{
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < probe_registry_len; i++) {
+		const struct probe_ops *ops = probe_registry[i];
+		struct probe *p = &s->probes[s->nr];
+		int err;
+
+		if (!ops->wanted(cfg, mode))
+			continue;
+		if (s->nr == PROBE_MAX) {
+			log_error("more probes than PROBE_MAX (%d)", PROBE_MAX);
+			probes_close(s);
+			return -E2BIG;
+		}
+		p->ops = ops;
+		p->id = s->nr;
+		err = ops->open(p, cfg, mode);
+		if (err) {
+			probes_close(s);
+			return err;
+		}
+		s->nr++;
+	}
+	return 0;
+}
+
+void probes_close(struct probe_set *s)
+{
+	while (s->nr > 0) {
+		struct probe *p = &s->probes[--s->nr];
+
+		p->ops->close(p);
+		p->priv = NULL;
+	}
+}
+
+struct probe *probes_find(const struct probe_set *s, const char *name)
+{
+	for (unsigned i = 0; i < s->nr; i++)
+		if (!strcmp(s->probes[i].ops->name, name))
+			return (struct probe *)&s->probes[i];
+	return NULL;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The seam between the VM table and the probes. A probe (user/probes/NAME/)
+ * fills a struct probe_ops; the VM table, /metrics and serve's pins know
+ * probes by nothing else. Probes are registered in user/probes/registry.c,
+ * one line each.
+ */
+#ifndef VMPROBE_PROBE_H
+#define VMPROBE_PROBE_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct config;
+struct discovery;
+struct expo_family;
+struct json_object;
+struct strbuf;
+struct vm;
+
+enum probe_mode {
+	PROBE_SERVE, /* vmprobe serve: every source the configuration turns on */
+	PROBE_CLI,   /* top and hist with probes of their own: what their columns show */
+};
+
+/* A regular file or block device a VM holds open. */
+struct vm_file {
+	int fd;
+	dev_t dev; /* identity of the file, as stat(2) gives it */
+	ino_t ino;
+	mode_t mode;
+	dev_t rdev;
+};
+
+/* What one walk of a VM's fd table found, handed to every probe. */
+struct vm_snapshot {
+	bool fds_read;            /* false: the fd table was not read; only the spec */
+	struct vm_file *files;    /* regular files and block devices */
+	size_t nr_files;
+	__u64 *socks;             /* socket inodes */
+	size_t nr_socks;
+};
+
+struct probe;
+
+struct probe_ops {
+	const char *name;
+	/* Whether the configuration turns the probe on in this mode. */
+	bool (*wanted)(const struct config *cfg, enum probe_mode mode);
+	/* Opens, sizes, loads and attaches; sets p->priv. 0 or -errno. */
+	int (*open)(struct probe *p, const struct config *cfg, enum probe_mode mode);
+	void (*close)(struct probe *p);
+	/* A VM was found: its state goes in vm->priv[p->id]. 0 or -errno. */
+	int (*vm_add)(struct probe *p, struct discovery *d, struct vm *vm);
+	/* Something of the VM waits to be counted: sync it at the next scan. */
+	bool (*vm_pending)(struct probe *p, const struct vm *vm);
+	/* The VM's taps, drives or fds may have changed. */
+	void (*vm_sync)(struct probe *p, struct discovery *d, struct vm *vm,
+			const struct vm_snapshot *snap);
+	/* The VM is gone (or vmprobe stops): undo everything of vm_add and vm_sync. */
+	void (*vm_del)(struct probe *p, struct discovery *d, struct vm *vm);
+	/* Every family it may render (the docs' table, `vmprobe metrics`), *nr of them. */
+	const struct expo_family *(*families)(size_t *nr);
+	/* Its metric families, per VM and its own health; the table is locked. */
+	void (*render)(struct probe *p, struct discovery *d, struct strbuf *sb);
+	void (*render_self)(struct probe *p, struct discovery *d, struct strbuf *sb);
+	/* serve: pins the maps top and hist read, in dir; removes them. 0 or -errno. */
+	int (*pin)(struct probe *p, const char *dir);
+	void (*unpin)(const char *dir);
+	/* serve: the VM's slots, added to its object in the state file. */
+	void (*state)(struct probe *p, const struct vm *vm, struct json_object *out);
+};
+
+struct probe {
+	const struct probe_ops *ops;
+	unsigned id; /* index in its set, and in vm->priv */
+	void *priv;  /* the probe's own state */
+};
+
+#define PROBE_MAX 8
+
+struct probe_set {
+	struct probe probes[PROBE_MAX];
+	unsigned nr;
+};
+
+/* Every probe, in the order they sync and render (user/probes/registry.c). */
+extern const struct probe_ops *const probe_registry[];
+extern const size_t probe_registry_len;
+
+/*
+ * Opens every registered probe the configuration wants in `mode`; 0, or
+ * -errno after closing those it opened.
+ */
+int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode mode);
+void probes_close(struct probe_set *s);
+/* The open probe called `name`, or NULL. */
+struct probe *probes_find(const struct probe_set *s, const char *name);
+
+#endif

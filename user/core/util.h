@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Small helpers: logging and a growable text buffer. */
+#ifndef VMPROBE_UTIL_H
+#define VMPROBE_UTIL_H
+
+#include <linux/types.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+extern enum log_level log_max_level;
+
+void vlog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) vlog(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) vlog(LOG_WARN, __VA_ARGS__)
+#define log_info(...) vlog(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) vlog(LOG_DEBUG, __VA_ARGS__)
+int log_level_parse(const char *s, enum log_level *out);
+
+/* A NUL-terminated growable buffer; on allocation failure it latches `oom`. */
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+	bool oom;
+};
+
+void sb_init(struct strbuf *sb);
+void sb_free(struct strbuf *sb);
+void sb_reset(struct strbuf *sb);
+void sb_add(struct strbuf *sb, const char *s, size_t n);
+void sb_puts(struct strbuf *sb, const char *s);
+void sb_putc(struct strbuf *sb, char c);
+void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Detaches the buffer; the caller frees it. NULL after an allocation failure. */
+char *sb_steal(struct strbuf *sb);
+
+/*
+ * Slots of a BPF stats array handed out round-robin, so that a freed slot
+ * rests (while frames in flight may still land in it) before reuse.
+ */
+struct slot_pool {
+	unsigned size;
+	unsigned next;
+	unsigned char *used;
+};
+
+int slot_pool_init(struct slot_pool *p, unsigned size);
+void slot_pool_fini(struct slot_pool *p);
+/* A free slot, now used, or -ENOSPC. */
+int slot_pool_get(struct slot_pool *p);
+void slot_pool_put(struct slot_pool *p, unsigned slot);
+
+/* Appends x to the growable array *v of *n (room for *cap); 0 or -ENOMEM. */
+int u64_push(__u64 **v, size_t *n, size_t *cap, __u64 x);
+
+/* Reads a whole (small, e.g. /proc) file; returns bytes read or -errno. */
+long read_file(const char *path, char *buf, size_t size);
+
+#endif

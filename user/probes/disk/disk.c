@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The disk probe's programs: which sources this kernel allows, loading, maps. */
+#include "probes/disk/disk_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "disk.skel.h"
+#include "core/util.h"
+
+const char *const disk_op_names[DISK_OP_MAX] = {
+	[DISK_OP_READ] = "read", [DISK_OP_WRITE] = "write",
+	[DISK_OP_FLUSH] = "flush", [DISK_OP_DISCARD] = "discard",
+};
+
+const char *const disk_src_names[DISK_SRC_MAX] = {
+	[DISK_SRC_SYSCALL] = "threads", [DISK_SRC_IO_URING] = "io_uring",
+	[DISK_SRC_NATIVE] = "native",
+};
+
+static const char *const tracefs_roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+
+const char *tracefs_root(bool *mounted_now)
+{
+	char path[128];
+
+	if (mounted_now)
+		*mounted_now = false;
+	for (size_t i = 0; i < ARRAY_SIZE(tracefs_roots); i++) {
+		snprintf(path, sizeof(path), "%s/events", tracefs_roots[i]);
+		if (access(path, F_OK) == 0)
+			return tracefs_roots[i];
+	}
+	if (mount("nodev", tracefs_roots[0], "tracefs", 0, NULL) == 0) {
+		if (mounted_now)
+			*mounted_now = true;
+		return tracefs_roots[0];
+	}
+	return NULL;
+}
+
+/* Does this kernel have the program's attach point? Feature, not version. */
+static bool attach_point_exists(const struct bpf_program *prog, const struct btf *vmlinux,
+				const char *tracefs)
+{
+	const char *sec = bpf_program__section_name(prog);
+	char path[256];
+
+	if (strncmp(sec, "raw_tp/", 7) == 0 || strncmp(sec, "tp_btf/", 7) == 0) {
+		snprintf(path, sizeof(path), "btf_trace_%s", sec + 7);
+		return vmlinux && btf__find_by_name_kind(vmlinux, path, BTF_KIND_TYPEDEF) > 0;
+	}
+	if (strncmp(sec, "tracepoint/", 11) == 0) {
+		if (!tracefs)
+			return false;
+		snprintf(path, sizeof(path), "%s/events/%s", tracefs, sec + 11);
+		return access(path, F_OK) == 0;
+	}
+	return false;
+}
+
+/* Does struct/union `id` have a member `name`, directly or in an anonymous member? */
+static bool btf_id_has_member(const struct btf *btf, int id, const char *name, int depth)
+{
+	const struct btf_type *t = btf__type_by_id(btf, btf__resolve_type(btf, id));
+	const struct btf_member *m;
+
+	if (!t || !(btf_is_struct(t) || btf_is_union(t)) || depth > 4)
+		return false;
+	m = btf_members(t);
+	for (int i = 0; i < btf_vlen(t); i++, m++) {
+		const char *mname = btf__name_by_offset(btf, m->name_off);
+
+		if (mname && !strcmp(mname, name))
+			return true;
+		if ((!mname || !*mname) && btf_id_has_member(btf, m->type, name, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+/* Does the kernel's struct `type` have a member `name`? */
+static bool btf_has_member(const struct btf *btf, const char *type, const char *name)
+{
+	int id = btf ? btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT) : -1;
+
+	return id > 0 && btf_id_has_member(btf, id, name, 0);
+}
+
+/*
+ * Addresses of kernel functions from /proc/kallsyms; 0 for one this kernel
+ * lacks, and for all when addresses are hidden (kernel.kptr_restrict, or
+ * no CAP_SYSLOG with kernel.perf_event_paranoid > 1).
+ */
+static void kallsyms_find(const char *const *names, __u64 *addrs, size_t n)
+{
+	char line[256], name[128], type;
+	unsigned long long addr;
+	FILE *f = fopen("/proc/kallsyms", "re");
+
+	memset(addrs, 0, n * sizeof(*addrs));
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		/* Module symbols end in "\t[module]": not wanted, and skipped by the format. */
+		if (sscanf(line, "%llx %c %127s", &addr, &type, name) != 3 || strchr(line, '['))
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (!addrs[i] && !strcmp(name, names[i]))
+				addrs[i] = addr;
+	}
+	fclose(f);
+}
+
+/*
+ * aio=native from block_rq_complete alone (bpf/disk.bpf.c says how) needs
+ * the kernel addresses that identify Linux AIO direct-IO bios and the
+ * fields of the walk to the submitter; else the io_submit + block_getrq
+ * pair is used, which costs every process's AIO two more hooks.
+ */
+static bool native_at_complete(struct disk_bpf *skel, const struct btf *btf)
+{
+	static const char *const names[] = { "blkdev_bio_end_io_async", "blkdev_bio_end_io",
+					     "iomap_dio_bio_end_io", "aio_complete_rw" };
+	__u64 addr[ARRAY_SIZE(names)];
+
+	if (!btf)
+		return false;
+	kallsyms_find(names, addr, ARRAY_SIZE(names));
+	if (!addr[3] || !(addr[0] || addr[1] || addr[2])) {
+		log_info("aio=native: kernel symbols unreadable or missing, using io_submit + "
+			 "block_getrq (run as root or with CAP_SYSLOG for the cheaper path)");
+		return false;
+	}
+	if (btf__find_by_name_kind(btf, "bpf_rdonly_cast", BTF_KIND_FUNC) <= 0) {
+		log_info("aio=native: no bpf_rdonly_cast kfunc (Linux < 6.2), using io_submit + "
+			 "block_getrq");
+		return false;
+	}
+	if (!btf_has_member(btf, "aio_kiocb", "ki_ctx") ||
+	    !btf_has_member(btf, "kioctx", "aio_ring_file") ||
+	    !btf_has_member(btf, "mm_struct", "owner") ||
+	    !btf_has_member(btf, "vm_area_struct", "shared")) {
+		log_info("aio=native: kernel types lack the walk to the submitter (no CONFIG_MEMCG?), "
+			 "using io_submit + block_getrq");
+		return false;
+	}
+	skel->rodata->ksym_blkdev_dio_async = addr[0];
+	skel->rodata->ksym_blkdev_dio = addr[1];
+	skel->rodata->ksym_iomap_dio = addr[2];
+	skel->rodata->ksym_aio_complete_rw = addr[3];
+	log_info("aio=native: measured at block completion (no io_submit or block_getrq hook)");
+	return true;
+}
+
+/* Every program of a source must load, or the source is off. */
+static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool want_host)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	const char *tracefs = tracefs_root(NULL);
+	struct bpf_program *prog;
+	bool threads = true, uring = true, native = true, host = true, at_complete;
+
+	if (!tracefs)
+		log_warn("tracefs is not mounted and cannot be: no syscall or io_uring tracepoints");
+	at_complete = native_at_complete(skel, vmlinux);
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+		bool ok = attach_point_exists(prog, vmlinux, tracefs);
+
+		if (!ok)
+			log_warn("attach point of %s (%s) missing on this kernel", name,
+				 bpf_program__section_name(prog));
+		if (!strncmp(name, "uring_", 6))
+			uring &= ok;
+		else if (!strcmp(name, "rq_complete") || !strcmp(name, "rq_complete_walk"))
+			host &= ok, native &= ok;
+		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
+			native &= ok || at_complete;
+		else
+			threads &= ok;
+	}
+	dp->source_on[DISK_SRC_SYSCALL] = threads;
+	dp->source_on[DISK_SRC_IO_URING] = uring;
+	dp->source_on[DISK_SRC_NATIVE] = native;
+	/* Host block latency reads the request's own issue stamp. */
+	if (!btf_has_member(vmlinux, "request", "io_start_time_ns") &&
+	    !btf_has_member(vmlinux, "request", "start_time_ns")) {
+		log_warn("struct request has no issue time stamp on this kernel");
+		host = false;
+	}
+	dp->host_block_on = host && want_host;
+	host = dp->host_block_on;
+	skel->rodata->host_block = host;
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+		bool on;
+
+		if (!strncmp(name, "uring_", 6))
+			on = uring;
+		else if (!strcmp(name, "rq_complete"))
+			on = (host || native) && !at_complete;
+		else if (!strcmp(name, "rq_complete_walk"))
+			on = (host || native) && at_complete;
+		else if (!strcmp(name, "native_getrq") || !strcmp(name, "enter_io_submit"))
+			on = native && !at_complete;
+		else
+			on = threads;
+		bpf_program__set_autoload(prog, on);
+	}
+	btf__free(vmlinux);
+}
+
+int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
+{
+	struct disk_bpf *skel;
+	int err;
+
+	memset(dp, 0, sizeof(*dp));
+	skel = disk_bpf__open();
+	if (!skel)
+		return -errno;
+	dp->skel = skel;
+	dp->max_drives = max_drives;
+	skel->rodata->max_drives = max_drives;
+	err = bpf_map__set_max_entries(skel->maps.drive_stats, max_drives * DISK_OP_MAX);
+	if (err)
+		goto cleanup;
+	{
+		char buf[32];
+		long pid_max = read_file("/proc/sys/kernel/pid_max", buf, sizeof(buf)) > 0 ?
+				       atol(buf) : 4194304;
+		__u32 words = (__u32)((pid_max + 63) / 64);
+
+		skel->rodata->tgid_words = words;
+		err = bpf_map__set_max_entries(skel->maps.vm_tgids, words);
+		if (err)
+			goto cleanup;
+	}
+	choose_programs(dp, skel, host_block);
+	err = disk_bpf__load(skel);
+	if (err) {
+		log_error("loading the disk probe failed (%s)", strerror(-err));
+		goto cleanup;
+	}
+	err = disk_bpf__attach(skel);
+	if (err) {
+		log_error("attaching the disk probe failed (%s)", strerror(-err));
+		goto cleanup;
+	}
+	dp->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
+	dp->stats = mmap(NULL, dp->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(skel->maps.drive_stats), 0);
+	if (dp->stats == MAP_FAILED) {
+		err = -errno;
+		dp->stats = NULL;
+		goto cleanup;
+	}
+	dp->dev_slots = mmap(NULL, DISK_DEV_SLOTS * sizeof(struct blkdev_slot), PROT_READ,
+			     MAP_SHARED, bpf_map__fd(skel->maps.dev_stats), 0);
+	if (dp->dev_slots == MAP_FAILED) {
+		err = -errno;
+		dp->dev_slots = NULL;
+		goto cleanup;
+	}
+	err = slot_pool_init(&dp->slots, max_drives);
+	if (err)
+		goto cleanup;
+	log_info("disk sources: threads %s, io_uring %s, native %s, host block %s",
+		 dp->source_on[DISK_SRC_SYSCALL] ? "on" : "OFF",
+		 dp->source_on[DISK_SRC_IO_URING] ? "on" : "OFF",
+		 dp->source_on[DISK_SRC_NATIVE] ? "on" : "OFF", dp->host_block_on ? "on" : "OFF");
+	return 0;
+cleanup:
+	disk_probe_close(dp);
+	return err;
+}
+
+void disk_probe_close(struct disk_probe *dp)
+{
+	if (dp->stats)
+		munmap(dp->stats, dp->stats_len);
+	if (dp->dev_slots)
+		munmap(dp->dev_slots, DISK_DEV_SLOTS * sizeof(struct blkdev_slot));
+	slot_pool_fini(&dp->slots);
+	disk_bpf__destroy(dp->skel);
+	memset(dp, 0, sizeof(*dp));
+}
+
+int disk_slot_alloc(struct disk_probe *dp)
+{
+	int slot = slot_pool_get(&dp->slots);
+
+	if (slot >= 0)
+		memset(&dp->stats[drive_stats_index(slot, 0)], 0,
+		       DISK_OP_MAX * sizeof(struct drive_stats));
+	return slot;
+}
+
+void disk_slot_free(struct disk_probe *dp, unsigned slot)
+{
+	slot_pool_put(&dp->slots, slot);
+}
+
+static int key_add(struct bpf_map *map, __u32 tgid, __u32 v, unsigned slot)
+{
+	struct drive_fd_key key = { .tgid = tgid, .fd = v };
+	__u32 s = slot;
+
+	return bpf_map_update_elem(bpf_map__fd(map), &key, &s, BPF_ANY) ? -errno : 0;
+}
+
+static void key_del(struct bpf_map *map, __u32 tgid, __u32 v)
+{
+	struct drive_fd_key key = { .tgid = tgid, .fd = v };
+
+	bpf_map_delete_elem(bpf_map__fd(map), &key);
+}
+
+int disk_fd_add(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot)
+{
+	return key_add(dp->skel->maps.disk_fds, tgid, fd, slot);
+}
+
+void disk_fd_del(struct disk_probe *dp, __u32 tgid, __u32 fd)
+{
+	key_del(dp->skel->maps.disk_fds, tgid, fd);
+}
+
+int disk_dev_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, unsigned slot)
+{
+	return key_add(dp->skel->maps.disk_devs, tgid, kdev, slot);
+}
+
+void disk_dev_del(struct disk_probe *dp, __u32 tgid, __u32 kdev)
+{
+	key_del(dp->skel->maps.disk_devs, tgid, kdev);
+}
+
+/* Sets the bitmap from the images in native_files (tgid 0: one per image). */
+static void native_bits_sync(struct disk_probe *dp)
+{
+	int fd = bpf_map__fd(dp->skel->maps.native_files);
+	int bits_fd = bpf_map__fd(dp->skel->maps.native_inode_bits);
+	struct native_file_key key, next, *prev = NULL;
+	static __u64 words[NATIVE_BITS_WORDS];
+
+	memset(words, 0, sizeof(words));
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		if (!next.tgid) {
+			__u32 bit = native_inode_bit(next.dev, next.ino);
+
+			words[bit / 64] |= 1ULL << (bit % 64);
+		}
+		key = next;
+		prev = &key;
+	}
+	for (__u32 w = 0; w < NATIVE_BITS_WORDS; w++) {
+		__u64 cur = 0;
+
+		if (bpf_map_lookup_elem(bits_fd, &w, &cur) || cur != words[w])
+			bpf_map_update_elem(bits_fd, &w, &words[w], BPF_ANY);
+	}
+}
+
+/* The image inode of a native drive; (0, dev, ino) counts the VMs using it. */
+int disk_native_file_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino, unsigned slot)
+{
+	int fd = bpf_map__fd(dp->skel->maps.native_files);
+	struct native_file_key key = { .tgid = tgid, .dev = kdev, .ino = ino };
+	__u32 s = slot, users = 0;
+
+	if (bpf_map_update_elem(fd, &key, &s, BPF_NOEXIST))
+		return errno == EEXIST ? 0 : -errno;
+	key.tgid = 0;
+	bpf_map_lookup_elem(fd, &key, &users);
+	users++;
+	if (bpf_map_update_elem(fd, &key, &users, BPF_ANY)) {
+		int err = -errno;
+
+		key.tgid = tgid;
+		bpf_map_delete_elem(fd, &key);
+		return err;
+	}
+	native_bits_sync(dp);
+	return 0;
+}
+
+void disk_native_file_del(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino)
+{
+	int fd = bpf_map__fd(dp->skel->maps.native_files);
+	struct native_file_key key = { .tgid = tgid, .dev = kdev, .ino = ino };
+	__u32 users = 0;
+
+	if (bpf_map_delete_elem(fd, &key))
+		return;
+	key.tgid = 0;
+	if (bpf_map_lookup_elem(fd, &key, &users) || users <= 1)
+		bpf_map_delete_elem(fd, &key);
+	else
+		users--, bpf_map_update_elem(fd, &key, &users, BPF_ANY);
+	native_bits_sync(dp);
+}
+
+void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op, struct drive_stats *out)
+{
+	const __u64 *src = (const __u64 *)&dp->stats[drive_stats_index(slot, op)];
+	__u64 *dst = (__u64 *)out;
+
+	for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+int disk_dev_foreach(const struct disk_probe *dp,
+		     int (*fn)(const struct blkdev_key *k, const struct blkdev_stats *s, void *arg),
+		     void *arg)
+{
+	for (unsigned i = 0; i < DISK_DEV_SLOTS; i++) {
+		const struct blkdev_slot *e = &dp->dev_slots[i];
+		__u64 key = __atomic_load_n(&e->key, __ATOMIC_ACQUIRE);
+		struct blkdev_key k;
+		struct blkdev_stats st;
+		int ret;
+
+		if (!key)
+			continue;
+		k.dev = (__u32)((key - 1) >> 8);
+		k.op = (__u32)((key - 1) & 0xff);
+		st.lat_sum_ns = __atomic_load_n(&e->st.lat_sum_ns, __ATOMIC_RELAXED);
+		for (int s = 0; s < DISK_LAT_SLOTS; s++)
+			st.lat_slots[s] = __atomic_load_n(&e->st.lat_slots[s], __ATOMIC_RELAXED);
+		ret = fn(&k, &st, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* QEMU processes, one bit each in vm_tgids. */
+static int vm_bit(struct disk_probe *dp, __u32 tgid, bool on)
+{
+	int fd = bpf_map__fd(dp->skel->maps.vm_tgids);
+	__u32 word = tgid / 64;
+	__u64 bits = 0;
+
+	if (bpf_map_lookup_elem(fd, &word, &bits))
+		return -errno;
+	bits = on ? bits | (1ULL << (tgid % 64)) : bits & ~(1ULL << (tgid % 64));
+	return bpf_map_update_elem(fd, &word, &bits, BPF_ANY) ? -errno : 0;
+}
+
+void disk_native_drives(struct disk_probe *dp, int delta)
+{
+	__atomic_add_fetch(&dp->skel->bss->native_drives, delta, __ATOMIC_RELAXED);
+}
+
+int disk_vm_mark(struct disk_probe *dp, __u32 tgid)
+{
+	return vm_bit(dp, tgid, true);
+}
+
+void disk_vm_unmark(struct disk_probe *dp, __u32 tgid)
+{
+	vm_bit(dp, tgid, false);
+}
+
+static __u64 percpu_sum(struct bpf_map *map, __u32 key)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 vals[ncpus > 0 ? ncpus : 1], sum = 0;
+
+	if (ncpus <= 0 || bpf_map_lookup_elem(bpf_map__fd(map), &key, vals))
+		return 0;
+	for (int i = 0; i < ncpus; i++)
+		sum += vals[i];
+	return sum;
+}
+
+__u64 disk_source_count(const struct disk_probe *dp, unsigned src)
+{
+	return percpu_sum(dp->skel->maps.disk_sources, src);
+}
+
+__u64 disk_error_count(const struct disk_probe *dp, unsigned err)
+{
+	return percpu_sum(dp->skel->maps.disk_errors, err);
+}
+
+__u32 disk_kdev(unsigned long long rdev)
+{
+	return (major(rdev) << 20) | minor(rdev);
+}

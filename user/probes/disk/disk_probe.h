@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The disk probe: syscall, io_uring and block tracepoints (disk.c loads
+ * them), per-VM drive state (vm.c), metric families (metrics.c).
+ */
+#ifndef VMPROBE_DISK_PROBE_H
+#define VMPROBE_DISK_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/probe.h"
+#include "core/qemu.h"
+#include "core/util.h"
+#include "vmprobe/disk.h"
+
+struct disk_bpf;
+
+struct disk_probe {
+	struct disk_bpf *skel;
+	unsigned max_drives;
+	struct drive_stats *stats; /* the mmapped per-drive array */
+	struct blkdev_slot *dev_slots; /* the mmapped host block array (read-only) */
+	size_t stats_len;
+	struct slot_pool slots;
+	bool source_on[DISK_SRC_MAX]; /* which AIO modes can be measured */
+	bool host_block_on;
+};
+
+/*
+ * Where tracefs is, mounted where the kernel expects it if it was not
+ * (classic tracepoints need it; *mounted_now says so, if not NULL); NULL
+ * if it cannot be.
+ */
+const char *tracefs_root(bool *mounted_now);
+
+/*
+ * Opens and loads the programs whose tracepoints this kernel has, attaches
+ * them and logs which sources are active; 0 or -errno.
+ */
+int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block);
+void disk_probe_close(struct disk_probe *dp);
+
+int disk_slot_alloc(struct disk_probe *dp);
+void disk_slot_free(struct disk_probe *dp, unsigned slot);
+
+/* Counts drives in aio=native mode: without any, block completions skip that path. */
+void disk_native_drives(struct disk_probe *dp, int delta);
+
+/* Marks a QEMU process: only these pay for more than a bit test. */
+int disk_vm_mark(struct disk_probe *dp, __u32 tgid);
+void disk_vm_unmark(struct disk_probe *dp, __u32 tgid);
+
+/* (tgid, fd) of an image, or (tgid, device) of a block-device image. */
+int disk_fd_add(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot);
+void disk_fd_del(struct disk_probe *dp, __u32 tgid, __u32 fd);
+int disk_dev_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, unsigned slot);
+void disk_dev_del(struct disk_probe *dp, __u32 tgid, __u32 kdev);
+
+/*
+ * The image (filesystem kdev, inode) of a VM's aio=native drive, for
+ * attribution at block completion; 0 or -errno.
+ */
+int disk_native_file_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino, unsigned slot);
+void disk_native_file_del(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino);
+
+/* A consistent-enough copy of one (slot, op): each counter read whole. */
+void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op,
+	       struct drive_stats *out);
+
+/* Calls fn for every (host device, op) seen; stops on non-zero. */
+int disk_dev_foreach(const struct disk_probe *dp,
+		     int (*fn)(const struct blkdev_key *k, const struct blkdev_stats *s, void *arg),
+		     void *arg);
+
+__u64 disk_source_count(const struct disk_probe *dp, unsigned src);
+__u64 disk_error_count(const struct disk_probe *dp, unsigned err);
+
+/* Kernel dev_t (major << 20 | minor) of a user-space one. */
+__u32 disk_kdev(unsigned long long rdev);
+
+extern const char *const disk_op_names[DISK_OP_MAX];
+extern const char *const disk_src_names[DISK_SRC_MAX];
+
+#define DRIVE_MAX_FDS 8
+
+/* One drive of a VM as the probe counts it. */
+struct drive_state {
+	int slot;         /* -1 while not counted */
+	bool resolved;    /* the image was found */
+	dev_t st_dev;     /* identity of the image, to match the process's fds */
+	ino_t st_ino;
+	__u32 kdev;       /* kernel dev_t when the image is a block device, else 0 */
+	int fds[DRIVE_MAX_FDS];
+	int nr_fds;
+	bool had_fds;     /* fds were found once: no need to look at every rescan */
+};
+
+/* The probe's state of one VM: its drives, as vm->spec.drives. */
+struct disk_vm {
+	struct drive_state drives[VM_MAX_DRIVES];
+	bool marked; /* its tgid bit is set */
+};
+
+struct discovery;
+struct expo_family;
+struct strbuf;
+struct vm;
+
+/* probe_ops of the VM table (vm.c). */
+int disk_vm_add(struct probe *p, struct discovery *d, struct vm *vm);
+bool disk_vm_pending(struct probe *p, const struct vm *vm);
+void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
+		  const struct vm_snapshot *snap);
+void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
+/* The slot of vm->spec.drives[i], -1 if not counted. */
+int disk_vm_drive_slot(const struct probe *p, const struct vm *vm, int i);
+
+/* Metric families (metrics.c). */
+const struct expo_family *disk_families(size_t *nr);
+void disk_render(struct probe *p, struct discovery *d, struct strbuf *sb);
+void disk_render_self(struct probe *p, struct discovery *d, struct strbuf *sb);
+
+#endif

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The disk probe's metric families: per drive, per host block device, and its health. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/metrics.h"
+#include "probes/disk/disk_probe.h"
+
+enum {
+	F_OPS, F_BYTES, F_LATENCY, F_SIZE, F_HOST_BLOCK, F_SOURCE_ON, F_SOURCE_REQS, F_UNMEASURED,
+	F_MAX
+};
+
+static const struct expo_family fams[F_MAX] = {
+	[F_OPS] = { "vmprobe_disk_operations_total", EXPO_COUNTER, "", "drive,operation",
+		    "Requests QEMU issued to the host for the VM's drive." },
+	[F_BYTES] = { "vmprobe_disk_bytes_total", EXPO_COUNTER, "bytes", "drive,operation",
+		      "Bytes of the requests QEMU issued for the VM's drive (as transferred)." },
+	[F_LATENCY] = { "vmprobe_disk_latency_seconds", EXPO_HISTOGRAM, "seconds",
+			"drive,operation",
+			"Host-side latency of the VM drive's requests, issue to completion." },
+	[F_SIZE] = { "vmprobe_disk_request_size_bytes", EXPO_HISTOGRAM, "bytes", "drive,operation",
+		     "Sizes of the VM drive's requests." },
+	[F_HOST_BLOCK] = { "vmprobe_host_block_latency_seconds", EXPO_HISTOGRAM, "seconds",
+			   "device,operation",
+			   "Host block device latency, issue to completion, all IO." },
+	[F_SOURCE_ON] = { "vmprobe_disk_source_enabled", EXPO_GAUGE, "", "source",
+			  "Whether this kernel lets vmprobe measure an AIO mode (1) or not (0)." },
+	[F_SOURCE_REQS] = { "vmprobe_disk_source_requests_total", EXPO_COUNTER, "", "source",
+			    "VM disk requests measured, by the AIO mode's source." },
+	[F_UNMEASURED] = { "vmprobe_disk_unmeasured_requests_total", EXPO_COUNTER, "", "reason",
+			   "VM disk requests vmprobe saw but could not measure, by reason." },
+};
+
+const struct expo_family *disk_families(size_t *nr)
+{
+	*nr = F_MAX;
+	return fams;
+}
+
+static const struct hist_range req_size_range = { .min_slot = 9, .max_slot = 24,
+						  .per_unit = 1 }; /* 512 B .. 16 MiB */
+
+/* One (drive, operation) of a VM, read once per scrape. */
+struct disk_row {
+	char *labels; /* name, namespace, drive, operation */
+	struct drive_stats st;
+};
+
+static size_t rows_collect(struct probe *p, struct discovery *d, struct disk_row **out)
+{
+	struct disk_row *rows;
+	struct strbuf lb;
+	size_t n = 0, cap = 0;
+
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		for (int i = 0; i < vm->spec.nr_drives; i++)
+			cap += disk_vm_drive_slot(p, vm, i) >= 0 ? DISK_OP_MAX : 0;
+	rows = calloc(cap ? cap : 1, sizeof(*rows));
+	if (!rows)
+		return 0;
+	sb_init(&lb);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		for (int i = 0; i < vm->spec.nr_drives; i++) {
+			int slot = disk_vm_drive_slot(p, vm, i);
+
+			for (unsigned op = 0; slot >= 0 && op < DISK_OP_MAX; op++) {
+				struct expo_label l[] = { { "drive", vm->spec.drives[i].label },
+							  { "operation", disk_op_names[op] } };
+
+				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
+				rows[n].labels = strdup(lb.buf ? lb.buf : "");
+				disk_read(p->priv, slot, op, &rows[n].st);
+				n++;
+			}
+		}
+	}
+	sb_free(&lb);
+	*out = rows;
+	return n;
+}
+
+struct dev_render {
+	struct strbuf *sb;
+	struct strbuf lb;
+};
+
+static int render_dev(const struct blkdev_key *k, const struct blkdev_stats *st, void *arg)
+{
+	struct dev_render *r = arg;
+	char path[128], text[512], name[64], *p;
+
+	snprintf(name, sizeof(name), "%u:%u", k->dev >> 20, k->dev & 0xfffff);
+	snprintf(path, sizeof(path), "/sys/dev/block/%s/uevent", name);
+	if (read_file(path, text, sizeof(text)) > 0 && (p = strstr(text, "DEVNAME=")))
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(p + 8, "\n"), p + 8);
+	if (k->op >= DISK_OP_MAX)
+		return 0;
+	struct expo_label l[] = { { "device", name }, { "operation", disk_op_names[k->op] } };
+
+	sb_reset(&r->lb);
+	expo_labels(&r->lb, l, ARRAY_SIZE(l));
+	expo_histogram(r->sb, fams[F_HOST_BLOCK].name, r->lb.buf, st->lat_slots, DISK_LAT_SLOTS,
+		       &expo_time_range, st->lat_sum_ns);
+	return 0;
+}
+
+void disk_render(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+	struct disk_probe *dp = p->priv;
+	struct disk_row *rows = NULL;
+	size_t n = rows_collect(p, d, &rows), i;
+	struct dev_render r = { .sb = sb };
+
+	expo_family(sb, &fams[F_OPS]);
+	for (i = 0; i < n; i++) {
+		__u64 ops = 0;
+
+		for (int s = 0; s < DISK_LAT_SLOTS; s++)
+			ops += rows[i].st.lat_slots[s];
+		expo_u64(sb, fams[F_OPS].name, rows[i].labels, ops);
+	}
+	expo_family(sb, &fams[F_BYTES]);
+	for (i = 0; i < n; i++)
+		expo_u64(sb, fams[F_BYTES].name, rows[i].labels, rows[i].st.bytes);
+	expo_family(sb, &fams[F_LATENCY]);
+	for (i = 0; i < n; i++)
+		expo_histogram(sb, fams[F_LATENCY].name, rows[i].labels, rows[i].st.lat_slots,
+			       DISK_LAT_SLOTS, &expo_time_range, rows[i].st.lat_sum_ns);
+	expo_family(sb, &fams[F_SIZE]);
+	for (i = 0; i < n; i++)
+		expo_histogram(sb, fams[F_SIZE].name, rows[i].labels, rows[i].st.size_slots,
+			       DISK_SIZE_SLOTS, &req_size_range, rows[i].st.bytes);
+	for (i = 0; i < n; i++)
+		free(rows[i].labels);
+	free(rows);
+
+	if (!dp->host_block_on)
+		return;
+	expo_family(sb, &fams[F_HOST_BLOCK]);
+	sb_init(&r.lb);
+	disk_dev_foreach(dp, render_dev, &r);
+	sb_free(&r.lb);
+}
+
+/* A family with one sample per value of `key`, from names[] and value(i). */
+static void render_by(struct strbuf *sb, const struct expo_family *f, const char *key,
+		      const char *const *names, unsigned n, const struct disk_probe *dp,
+		      __u64 (*value)(const struct disk_probe *dp, unsigned i))
+{
+	struct strbuf lb;
+
+	sb_init(&lb);
+	expo_family(sb, f);
+	for (unsigned i = 0; i < n; i++) {
+		struct expo_label l[] = { { key, names[i] } };
+
+		sb_reset(&lb);
+		expo_labels(&lb, l, 1);
+		expo_u64(sb, f->name, lb.buf, value(dp, i));
+	}
+	sb_free(&lb);
+}
+
+static __u64 source_on(const struct disk_probe *dp, unsigned s)
+{
+	return dp->source_on[s];
+}
+
+void disk_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+	static const char *const err_names[DISK_ERR_MAX] = {
+		[DISK_ERR_INFLIGHT_FULL] = "inflight_full",
+		[DISK_ERR_FIXED_FILE] = "io_uring_fixed_file",
+		[DISK_ERR_NATIVE_AMBIGUOUS] = "native_mixed_drives",
+		[DISK_ERR_NO_TIMESTAMP] = "host_block_no_timestamp",
+	};
+	struct disk_probe *dp = p->priv;
+
+	render_by(sb, &fams[F_SOURCE_ON], "source", disk_src_names, DISK_SRC_MAX, dp, source_on);
+	render_by(sb, &fams[F_SOURCE_REQS], "source", disk_src_names, DISK_SRC_MAX, dp,
+		  disk_source_count);
+	render_by(sb, &fams[F_UNMEASURED], "reason", err_names, DISK_ERR_MAX, dp,
+		  disk_error_count);
+}

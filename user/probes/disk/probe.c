@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The disk probe's entry in the VM table's seam (core/probe.h). */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+
+#include "core/config.h"
+#include "core/discovery.h"
+#include "core/pin.h"
+#include "disk.skel.h"
+#include "probes/disk/disk_probe.h"
+
+static bool disk_wanted(const struct config *cfg, enum probe_mode mode)
+{
+	return cfg->disk_enabled;
+}
+
+static int disk_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
+{
+	struct disk_probe *dp = calloc(1, sizeof(*dp));
+	int err;
+
+	if (!dp)
+		return -ENOMEM;
+	/* top and hist show no host block latency: they leave its hook off. */
+	err = disk_probe_open(dp, cfg->max_drives, mode == PROBE_SERVE && cfg->host_block_latency);
+	if (err) {
+		free(dp);
+		return err;
+	}
+	p->priv = dp;
+	return 0;
+}
+
+static void disk_close(struct probe *p)
+{
+	disk_probe_close(p->priv);
+	free(p->priv);
+}
+
+static const char *const pinned[] = { "drive_stats", "dev_stats" };
+
+static int disk_pin(struct probe *p, const char *dir)
+{
+	struct disk_probe *dp = p->priv;
+	int err = pin_map(dp->skel->maps.drive_stats, dir);
+
+	return err ? err : pin_map(dp->skel->maps.dev_stats, dir);
+}
+
+static void disk_unpin(const char *dir)
+{
+	pin_unlink(dir, pinned, ARRAY_SIZE(pinned));
+}
+
+static void disk_state(struct probe *p, const struct vm *vm, struct json_object *out)
+{
+	json_object *drives = json_object_new_array();
+
+	for (int i = 0; i < vm->spec.nr_drives; i++) {
+		json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "drive", json_object_new_string(vm->spec.drives[i].label));
+		json_object_object_add(t, "slot", json_object_new_int(disk_vm_drive_slot(p, vm, i)));
+		json_object_array_add(drives, t);
+	}
+	json_object_object_add(out, "drives", drives);
+}
+
+const struct probe_ops disk_probe_ops = {
+	.name = "disk",
+	.wanted = disk_wanted,
+	.open = disk_open,
+	.close = disk_close,
+	.vm_add = disk_vm_add,
+	.vm_pending = disk_vm_pending,
+	.vm_sync = disk_vm_sync,
+	.vm_del = disk_vm_del,
+	.families = disk_families,
+	.render = disk_render,
+	.render_self = disk_render_self,
+	.pin = disk_pin,
+	.unpin = disk_unpin,
+	.state = disk_state,
+};

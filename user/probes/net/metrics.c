@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The network probe's metric families: per tap, per VM (host TCP), and its health. */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/metrics.h"
+#include "net.skel.h"
+#include "probes/net/net_probe.h"
+
+enum {
+	F_PACKETS, F_BYTES, F_SIZE, F_RTT, F_RETRANS, F_RESETS, F_OPENED, F_DROPS,
+	F_HOST_SRTT, F_HOST_RETRANS, F_IFACES, F_IFACE_SLOTS, F_HOOK, F_UNKNOWN, F_UNPARSED,
+	F_FLOWS, F_FLOW_SLOTS, F_FLOWS_CREATED, F_FLOWS_MIDSTREAM, F_FLOWS_EVICTED,
+	F_FLOW_FAILURES, F_PROG_RUNS, F_PROG_SECONDS, F_MAX
+};
+
+static const struct expo_family fams[F_MAX] = {
+	[F_PACKETS] = { "vmprobe_network_packets_total", EXPO_COUNTER, "", "interface,direction",
+			"Frames seen on the VM's tap; direction is the guest's view (rx: to the guest)." },
+	[F_BYTES] = { "vmprobe_network_bytes_total", EXPO_COUNTER, "bytes", "interface,direction",
+		      "Frame bytes seen on the VM's tap, Ethernet header included." },
+	[F_SIZE] = { "vmprobe_network_packet_size_bytes", EXPO_HISTOGRAM, "bytes",
+		     "interface,direction", "Sizes of the frames seen on the VM's tap." },
+	[F_RTT] = { "vmprobe_network_tcp_rtt_seconds", EXPO_HISTOGRAM, "seconds", "interface,path",
+		    "Passive TCP round-trip time seen on the tap. path=network: a segment leaves "
+		    "the guest until the peer's answer arrives; path=guest: a segment is delivered "
+		    "to the guest until its answer leaves it." },
+	[F_RETRANS] = { "vmprobe_network_tcp_retransmits_total", EXPO_COUNTER, "",
+			"interface,direction",
+			"TCP segments seen on the tap carrying sequence space already seen (tx: sent "
+			"by the guest)." },
+	[F_RESETS] = { "vmprobe_network_tcp_resets_total", EXPO_COUNTER, "", "interface,direction",
+		       "TCP segments with RST seen on the tap (tx: sent by the guest)." },
+	[F_OPENED] = { "vmprobe_network_tcp_connections_opened_total", EXPO_COUNTER, "",
+		       "interface,opened_by",
+		       "TCP handshakes completed through the tap, by the side that sent the SYN." },
+	[F_DROPS] = { "vmprobe_network_drops_total", EXPO_COUNTER, "", "interface,direction,reason",
+		      "Frames the host dropped on the way to (rx) or from (tx) the VM, by kernel drop "
+		      "reason." },
+	[F_HOST_SRTT] = { "vmprobe_host_tcp_srtt_seconds", EXPO_HISTOGRAM, "seconds", "",
+			  "Smoothed RTT of the VM's QEMU TCP sockets on the host (migration, network "
+			  "storage, VNC), one sample per segment received." },
+	[F_HOST_RETRANS] = { "vmprobe_host_tcp_retransmits_total", EXPO_COUNTER, "", "",
+			     "Segments the VM's QEMU TCP sockets on the host retransmitted." },
+	[F_IFACES] = { "vmprobe_network_interfaces", EXPO_GAUGE, "", "", "Taps being counted." },
+	[F_IFACE_SLOTS] = { "vmprobe_network_interface_slots", EXPO_GAUGE, "", "",
+			    "Taps that can be counted at once (network.max_interfaces)." },
+	[F_HOOK] = { "vmprobe_network_tc_hook_info", EXPO_GAUGE, "", "hook",
+		     "How the TC programs hang from the taps (network.tc_hook): tcx links or "
+		     "clsact filters; always 1." },
+	[F_UNKNOWN] = { "vmprobe_network_unknown_interface_frames_total", EXPO_COUNTER, "", "",
+			"Frames the TC programs saw on a device with no slot (should stay 0)." },
+	[F_UNPARSED] = { "vmprobe_network_unparsed_frames_total", EXPO_COUNTER, "", "",
+			 "IP frames on taps whose headers the TC programs could not read (truncated, "
+			 "not in the linear part, IPv6 extension headers): not in the TCP metrics." },
+	[F_FLOWS] = { "vmprobe_network_tcp_flows", EXPO_GAUGE, "", "",
+		      "TCP connections in the flow table now." },
+	[F_FLOW_SLOTS] = { "vmprobe_network_tcp_flow_slots", EXPO_GAUGE, "", "",
+			   "TCP connections the flow table can hold (network.max_tcp_flows)." },
+	[F_FLOWS_CREATED] = { "vmprobe_network_tcp_flows_created_total", EXPO_COUNTER, "", "",
+			      "TCP flow table entries made." },
+	[F_FLOWS_MIDSTREAM] = { "vmprobe_network_tcp_flows_midstream_total", EXPO_COUNTER, "", "",
+				"TCP flows first seen without their handshake (older than vmprobe, "
+				"or evicted and seen again)." },
+	[F_FLOWS_EVICTED] = { "vmprobe_network_tcp_flows_evicted_total", EXPO_COUNTER, "", "",
+			      "TCP flows dropped from the full table while open (made, not closed, "
+			      "no longer there); raise network.max_tcp_flows if it grows." },
+	[F_FLOW_FAILURES] = { "vmprobe_network_tcp_flow_failures_total", EXPO_COUNTER, "", "",
+			      "TCP flows that could not be added to the table." },
+	[F_PROG_RUNS] = { "vmprobe_bpf_program_runs_total", EXPO_COUNTER, "", "program",
+			  "Runs of each vmprobe BPF program (kernel.bpf_stats_enabled=1)." },
+	[F_PROG_SECONDS] = { "vmprobe_bpf_program_run_seconds_total", EXPO_COUNTER, "seconds",
+			     "program",
+			     "Time spent in each vmprobe BPF program (kernel.bpf_stats_enabled=1)." },
+};
+
+const struct expo_family *net_families(size_t *nr)
+{
+	*nr = F_MAX;
+	return fams;
+}
+
+static const char *const dir_names[NET_DIR_MAX] = { [NET_DIR_RX] = "rx", [NET_DIR_TX] = "tx" };
+
+/* One (tap, direction) of a VM, read once per scrape. */
+struct net_row {
+	char *labels; /* name, namespace, interface, direction */
+	const struct vm *vm;
+	const char *ifname;
+	unsigned dir;
+	struct net_stats st;
+};
+
+struct net_rows {
+	struct net_row *rows;
+	size_t n;
+};
+
+static void rows_collect(struct probe *p, struct discovery *d, struct net_rows *out)
+{
+	struct strbuf lb;
+	size_t cap = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		for (int i = 0; i < vm->nr_taps; i++)
+			cap += net_vm_tap(p, vm, i)->slot >= 0 ? NET_DIR_MAX : 0;
+	out->rows = calloc(cap ? cap : 1, sizeof(*out->rows));
+	if (!out->rows)
+		return;
+	sb_init(&lb);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		for (int i = 0; i < vm->nr_taps; i++) {
+			int slot = net_vm_tap(p, vm, i)->slot;
+
+			for (unsigned dir = 0; slot >= 0 && dir < NET_DIR_MAX; dir++) {
+				struct net_row *r = &out->rows[out->n++];
+				struct expo_label l[] = { { "interface", vm->taps[i].ifname },
+							  { "direction", dir_names[dir] } };
+
+				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
+				r->labels = strdup(lb.buf ? lb.buf : "");
+				r->vm = vm;
+				r->ifname = vm->taps[i].ifname;
+				r->dir = dir;
+				net_read(p->priv, slot, dir, &r->st);
+			}
+		}
+	}
+	sb_free(&lb);
+}
+
+static void rows_free(struct net_rows *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->rows[i].labels);
+	free(r->rows);
+}
+
+/* A row's VM and interface, then `key`=`value`, instead of its direction. */
+static void row_labels(struct strbuf *lb, const struct net_row *r, const char *key,
+		       const char *value)
+{
+	struct expo_label l[] = { { "interface", r->ifname }, { key, value } };
+
+	vm_labels(lb, r->vm, l, ARRAY_SIZE(l));
+}
+
+static void render_tcp(const struct net_rows *rows, struct strbuf *sb)
+{
+	static const char *const path_names[NET_DIR_MAX] = { [NET_PATH_NETWORK] = "network",
+							     [NET_PATH_GUEST] = "guest" };
+	static const char *const opener_names[NET_DIR_MAX] = { [NET_DIR_TX] = "guest",
+							       [NET_DIR_RX] = "peer" };
+	const struct net_row *r = rows->rows;
+	struct strbuf lb;
+	size_t i;
+
+	sb_init(&lb);
+	expo_family(sb, &fams[F_RTT]);
+	for (i = 0; i < rows->n; i++) {
+		row_labels(&lb, &r[i], "path", path_names[r[i].dir]);
+		expo_histogram(sb, fams[F_RTT].name, lb.buf, r[i].st.rtt_slots, NET_RTT_SLOTS,
+			       &expo_time_range, r[i].st.rtt_sum_ns);
+	}
+	expo_family(sb, &fams[F_RETRANS]);
+	for (i = 0; i < rows->n; i++)
+		expo_u64(sb, fams[F_RETRANS].name, r[i].labels, r[i].st.tcp_retransmits);
+	expo_family(sb, &fams[F_RESETS]);
+	for (i = 0; i < rows->n; i++)
+		expo_u64(sb, fams[F_RESETS].name, r[i].labels, r[i].st.tcp_resets);
+	expo_family(sb, &fams[F_OPENED]);
+	for (i = 0; i < rows->n; i++) {
+		row_labels(&lb, &r[i], "opened_by", opener_names[r[i].dir]);
+		expo_u64(sb, fams[F_OPENED].name, lb.buf, r[i].st.tcp_opened);
+	}
+	sb_free(&lb);
+}
+
+static void render_taps(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+	struct net_probe *np = p->priv;
+	const struct hist_range size_range = {
+		.min_slot = d->cfg->size_min_slot,
+		.max_slot = d->cfg->size_max_slot,
+		.per_unit = 1,
+	};
+	struct net_rows rows;
+	const struct net_row *r;
+	size_t i;
+
+	rows_collect(p, d, &rows);
+	r = rows.rows;
+	expo_family(sb, &fams[F_PACKETS]);
+	for (i = 0; i < rows.n; i++) {
+		__u64 packets = 0;
+
+		for (int s = 0; s < NET_SIZE_SLOTS; s++)
+			packets += r[i].st.size_slots[s];
+		expo_u64(sb, fams[F_PACKETS].name, r[i].labels, packets);
+	}
+	expo_family(sb, &fams[F_BYTES]);
+	for (i = 0; i < rows.n; i++)
+		expo_u64(sb, fams[F_BYTES].name, r[i].labels, r[i].st.bytes);
+	expo_family(sb, &fams[F_SIZE]);
+	for (i = 0; i < rows.n; i++)
+		expo_histogram(sb, fams[F_SIZE].name, r[i].labels, r[i].st.size_slots, NET_SIZE_SLOTS,
+			       &size_range, r[i].st.bytes);
+	if (np->max_flows)
+		render_tcp(&rows, sb);
+	rows_free(&rows);
+}
+
+struct drop_list {
+	struct net_drop_key *keys;
+	__u64 *counts;
+	size_t n, cap;
+};
+
+static int collect_drop(const struct net_drop_key *k, __u64 count, void *arg)
+{
+	struct drop_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct net_drop_key *keys = realloc(l->keys, cap * sizeof(*keys));
+		__u64 *counts = keys ? realloc(l->counts, cap * sizeof(*counts)) : NULL;
+
+		if (keys)
+			l->keys = keys;
+		if (!counts)
+			return -ENOMEM;
+		l->counts = counts;
+		l->cap = cap;
+	}
+	l->keys[l->n] = *k;
+	l->counts[l->n++] = count;
+	return 0;
+}
+
+/* The kernel's name of a drop reason, or a subsystem's own (6.8+): SUBSYS<<16 | n. */
+static const char *drop_reason(const struct net_probe *np, __u32 reason, char *buf, size_t size)
+{
+	if (reason < NET_DROP_REASONS && np->drop_reason[reason][0])
+		return np->drop_reason[reason];
+	snprintf(buf, size, "subsys%u_%u", reason >> 16, reason & 0xffff);
+	return buf;
+}
+
+/* Only series that have dropped something: a reason is not a fixed set. */
+static void render_drops(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+	struct net_probe *np = p->priv;
+	struct drop_list l = {};
+	struct strbuf lb;
+
+	if (!np->drops_on)
+		return;
+	net_drops_foreach(np, collect_drop, &l);
+	expo_family(sb, &fams[F_DROPS]);
+	sb_init(&lb);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		for (int i = 0; i < vm->nr_taps; i++) {
+			int slot = net_vm_tap(p, vm, i)->slot;
+
+			for (size_t k = 0; slot >= 0 && k < l.n; k++) {
+				char num[32];
+
+				if (l.keys[k].slot != (__u32)slot || l.keys[k].dir >= NET_DIR_MAX)
+					continue;
+				struct expo_label lab[] = {
+					{ "interface", vm->taps[i].ifname },
+					{ "direction", dir_names[l.keys[k].dir] },
+					{ "reason", drop_reason(np, l.keys[k].reason, num, sizeof(num)) },
+				};
+
+				vm_labels(&lb, vm, lab, ARRAY_SIZE(lab));
+				expo_u64(sb, fams[F_DROPS].name, lb.buf, l.counts[k]);
+			}
+		}
+	}
+	sb_free(&lb);
+	free(l.keys);
+	free(l.counts);
+}
+
+/* QEMU's own TCP sockets on the host, per VM. */
+static void render_host_tcp(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+	struct net_probe *np = p->priv;
+	struct host_row {
+		char *labels; /* name, namespace */
+		struct net_host_tcp t;
+	} *rows;
+	struct strbuf lb;
+	size_t n = 0, i;
+	struct vm *vm;
+
+	if (!np->host_tcp_on)
+		return;
+	for (vm = d->vms; vm; vm = vm->next)
+		n++;
+	rows = calloc(n ? n : 1, sizeof(*rows));
+	if (!rows)
+		return;
+	sb_init(&lb);
+	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
+		vm_labels(&lb, vm, NULL, 0);
+		rows[i].labels = strdup(lb.buf ? lb.buf : "");
+		net_host_read(np, (__u32)vm->pid, &rows[i].t);
+	}
+	sb_free(&lb);
+	expo_family(sb, &fams[F_HOST_SRTT]);
+	for (i = 0; i < n; i++)
+		expo_histogram(sb, fams[F_HOST_SRTT].name, rows[i].labels, rows[i].t.srtt_slots,
+			       NET_RTT_SLOTS, &expo_time_range, rows[i].t.srtt_sum_ns);
+	expo_family(sb, &fams[F_HOST_RETRANS]);
+	for (i = 0; i < n; i++)
+		expo_u64(sb, fams[F_HOST_RETRANS].name, rows[i].labels, rows[i].t.retransmits);
+	for (i = 0; i < n; i++)
+		free(rows[i].labels);
+	free(rows);
+}
+
+void net_render(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+	render_taps(p, d, sb);
+	render_drops(p, d, sb);
+	render_host_tcp(p, d, sb);
+}
+
+static void render_flows(struct net_probe *np, struct strbuf *sb)
+{
+	long live;
+	__u64 evicted = net_flows_evicted(np, &live);
+
+	metrics_single_u64(sb, &fams[F_FLOWS], live > 0 ? (__u64)live : 0);
+	metrics_single_u64(sb, &fams[F_FLOW_SLOTS], np->max_flows);
+	metrics_single_u64(sb, &fams[F_FLOWS_CREATED], net_counter(np, NET_TCP_FLOWS_CREATED));
+	metrics_single_u64(sb, &fams[F_FLOWS_MIDSTREAM], net_counter(np, NET_TCP_FLOWS_MIDSTREAM));
+	metrics_single_u64(sb, &fams[F_FLOWS_EVICTED], evicted);
+	metrics_single_u64(sb, &fams[F_FLOW_FAILURES], net_counter(np, NET_TCP_FLOWS_FAILED));
+}
+
+static bool bpf_stats_enabled(void)
+{
+	char buf[8];
+
+	return read_file("/proc/sys/kernel/bpf_stats_enabled", buf, sizeof(buf)) > 0 &&
+	       buf[0] == '1';
+}
+
+/* Run count and time of the TC programs, only counted while kernel.bpf_stats_enabled=1. */
+static void render_prog_stats(struct net_probe *np, struct strbuf *sb)
+{
+	struct bpf_program *progs[] = { np->skel->progs.vmprobe_tap_ingress,
+					np->skel->progs.vmprobe_tap_egress };
+	struct bpf_prog_info info[ARRAY_SIZE(progs)];
+	struct strbuf lb;
+
+	if (!bpf_stats_enabled())
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
+		__u32 len = sizeof(info[i]);
+
+		memset(&info[i], 0, sizeof(info[i]));
+		bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info[i], &len);
+	}
+	sb_init(&lb);
+	expo_family(sb, &fams[F_PROG_RUNS]);
+	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
+		struct expo_label l[] = { { "program", bpf_program__name(progs[i]) } };
+
+		sb_reset(&lb);
+		expo_labels(&lb, l, 1);
+		expo_u64(sb, fams[F_PROG_RUNS].name, lb.buf, info[i].run_cnt);
+	}
+	expo_family(sb, &fams[F_PROG_SECONDS]);
+	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
+		struct expo_label l[] = { { "program", bpf_program__name(progs[i]) } };
+
+		sb_reset(&lb);
+		expo_labels(&lb, l, 1);
+		expo_double(sb, fams[F_PROG_SECONDS].name, lb.buf, info[i].run_time_ns / 1e9);
+	}
+	sb_free(&lb);
+}
+
+void net_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+	struct net_probe *np = p->priv;
+	unsigned attached = 0;
+
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		for (int i = 0; i < vm->nr_taps; i++)
+			attached += net_vm_tap(p, vm, i)->slot >= 0;
+	metrics_single_u64(sb, &fams[F_IFACES], attached);
+	metrics_single_u64(sb, &fams[F_IFACE_SLOTS], np->max_ifaces);
+	expo_family(sb, &fams[F_HOOK]);
+	expo_u64(sb, fams[F_HOOK].name, np->tcx ? "hook=\"tcx\"" : "hook=\"clsact\"", 1);
+	metrics_single_u64(sb, &fams[F_UNKNOWN], net_unknown_frames(np));
+	metrics_single_u64(sb, &fams[F_UNPARSED], net_counter(np, NET_ERR_NOT_PARSED));
+	if (np->max_flows)
+		render_flows(np, sb);
+	render_prog_stats(np, sb);
+}

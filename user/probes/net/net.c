@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The network probe's programs and maps: choosing the hook, loading, slots, reads. */
+#include "probes/net/net_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "net.skel.h"
+#include "core/netns.h"
+#include "core/util.h"
+
+/*
+ * Drops come from the kfree_skb tracepoint with its reason argument
+ * (Linux 5.17, "net: skb: introduce kfree_skb_reason()"); without it the
+ * drop counters are off. Reason names are read from the kernel's BTF.
+ */
+static void drops_choose(struct net_probe *np, struct net_bpf *skel, const struct btf *btf)
+{
+	const struct btf_type *t;
+	int id;
+
+	np->drops_on = btf && btf__find_by_name_kind(btf, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF) > 0;
+	id = btf ? btf__find_by_name_kind(btf, "skb_drop_reason", BTF_KIND_ENUM) : -1;
+	if (id <= 0)
+		np->drops_on = false;
+	if (np->drops_on) {
+		const struct btf_enum *e;
+
+		t = btf__type_by_id(btf, id);
+		e = btf_enum(t);
+		for (int i = 0; i < btf_vlen(t); i++, e++) {
+			const char *name = btf__name_by_offset(btf, e->name_off);
+
+			if (e->val < 0 || e->val >= NET_DROP_REASONS || !name)
+				continue;
+			if (!strncmp(name, "SKB_DROP_REASON_", 16))
+				name += 16;
+			snprintf(np->drop_reason[e->val], sizeof(np->drop_reason[0]), "%s", name);
+		}
+	} else {
+		log_warn("no kfree_skb drop reasons in this kernel: vmprobe_network_drops_total is off");
+	}
+	bpf_program__set_autoload(skel->progs.net_kfree_skb, np->drops_on);
+	/* QEMU's own TCP sockets: the tcp tracepoints (4.16+, BTF-typed 5.5+). */
+	np->host_tcp_on = btf && btf__find_by_name_kind(btf, "btf_trace_tcp_probe", BTF_KIND_TYPEDEF) > 0 &&
+			  btf__find_by_name_kind(btf, "btf_trace_tcp_retransmit_skb", BTF_KIND_TYPEDEF) > 0;
+	if (!np->host_tcp_on)
+		log_warn("no tcp_probe/tcp_retransmit_skb tracepoints: QEMU's host TCP sockets are not measured");
+	bpf_program__set_autoload(skel->progs.host_tcp_probe, np->host_tcp_on);
+	bpf_program__set_autoload(skel->progs.host_tcp_retransmit, np->host_tcp_on);
+	/* Attached by net_host_tcp_hooks() only while there are sockets to watch. */
+	bpf_program__set_autoattach(skel->progs.host_tcp_probe, false);
+	bpf_program__set_autoattach(skel->progs.host_tcp_retransmit, false);
+}
+
+/*
+ * A TCX link is an fd, two per tap, beside a VM's network namespace fd:
+ * 1024 single-tap VMs take about 3100, past the usual soft limit of 1024
+ * open files. Nothing of vmprobe's uses select(): the soft limit goes up
+ * to the hard one.
+ */
+static void nofile_reserve(unsigned max_ifaces)
+{
+	rlim_t want = (rlim_t)max_ifaces * 3 + 512;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		log_warn("RLIMIT_NOFILE lets vmprobe open %llu files, fewer than the %llu that "
+			 "%u taps (network.max_interfaces) may take as TCX links: raise its hard "
+			 "limit or set network.tc_hook: clsact", (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)want, max_ifaces);
+}
+
+/* TCX where asked or, by default, where the kernel has it; clsact otherwise. */
+static int hook_choose(struct net_probe *np, enum tc_hook hook, const struct btf *btf)
+{
+	bool have_tcx = tcx_supported(btf);
+
+	if (hook == TC_HOOK_TCX && !have_tcx) {
+		log_error("network.tc_hook is tcx, but this kernel has no TCX (Linux 6.6+): "
+			  "set it to auto or clsact");
+		return -EOPNOTSUPP;
+	}
+	np->tcx = hook == TC_HOOK_TCX || (hook == TC_HOOK_AUTO && have_tcx);
+	if (np->tcx)
+		nofile_reserve(np->max_ifaces);
+	log_info("network probe: TC programs attach as %s", np->tcx ? "TCX links" : "clsact filters");
+	return 0;
+}
+
+int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
+		   enum tc_hook hook)
+{
+	struct btf *btf = NULL;
+	struct net_bpf *skel;
+	size_t cells;
+	int err, ncpus;
+
+	memset(np, 0, sizeof(*np));
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus < 0)
+		return ncpus;
+	skel = net_bpf__open();
+	if (!skel)
+		return -errno;
+	np->skel = skel;
+	np->max_ifaces = max_ifaces;
+	np->nr_cpus = ncpus;
+
+	cells = (size_t)ncpus * max_ifaces * NET_DIR_MAX;
+	if (cells > UINT32_MAX) {
+		err = -E2BIG;
+		goto cleanup;
+	}
+	skel->rodata->max_ifaces = max_ifaces;
+	/*
+	 * In TC, bpf_get_netns_cookie(skb) is the netns of skb->sk, init_net's
+	 * for a frame with no socket (all a guest sends): right for
+	 * BPF_PROG_TEST_RUN's frames, which carry a socket of the caller's
+	 * netns, wrong on a real hook. Programs that look every slot up key it
+	 * by ifindex alone.
+	 */
+	np->have_netns_cookie =
+		libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_get_netns_cookie, NULL) == 1;
+	skel->rodata->have_netns_cookie = np->have_netns_cookie;
+	if (!np->have_netns_cookie)
+		log_info("this kernel's TC programs lack bpf_get_netns_cookie(): the fallback "
+			 "lookup keys taps by ifindex only (the classid path is unaffected)");
+	np->max_flows = max_flows;
+	skel->rodata->tcp_on = max_flows > 0;
+	err = bpf_map__set_max_entries(skel->maps.net_ifaces, max_ifaces);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_flows, max_flows ? max_flows : 1);
+	if (err)
+		goto cleanup;
+	btf = btf__load_vmlinux_btf();
+	err = hook_choose(np, hook, btf);
+	if (err)
+		goto cleanup;
+	drops_choose(np, skel, btf);
+	err = net_bpf__load(skel);
+	if (err) {
+		log_error("loading the network probe failed (%s): is BTF available and are "
+			  "you root (CAP_BPF with CAP_NET_ADMIN or CAP_SYS_ADMIN)?", strerror(-err));
+		goto cleanup;
+	}
+	/* Where the taps' own programs of TCX links go on to, [0] ingress, [1] egress. */
+	for (__u32 i = 0; i < 2; i++) {
+		int fd = net_prog_fd(np, i == 0);
+
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.net_tap_progs), &i, &fd, BPF_ANY)) {
+			err = -errno;
+			goto cleanup;
+		}
+	}
+
+	if (np->drops_on) {
+		err = net_bpf__attach(skel);
+		if (err) {
+			log_error("attaching the drop tracepoint failed (%s)", strerror(-err));
+			goto cleanup;
+		}
+	}
+	np->stats_len = cells * sizeof(struct net_stats);
+	np->stats = mmap(NULL, np->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(skel->maps.net_stats), 0);
+	if (np->stats == MAP_FAILED) {
+		err = -errno;
+		np->stats = NULL;
+		goto cleanup;
+	}
+	err = slot_pool_init(&np->slots, max_ifaces);
+	if (err)
+		goto cleanup;
+	btf__free(btf);
+	return 0;
+cleanup:
+	btf__free(btf);
+	net_probe_close(np);
+	return err;
+}
+
+void net_probe_close(struct net_probe *np)
+{
+	if (np->stats)
+		munmap(np->stats, np->stats_len);
+	slot_pool_fini(&np->slots);
+	net_bpf__destroy(np->skel);
+	memset(np, 0, sizeof(*np));
+}
+
+/* A reused slot starts with no drops of the tap it last belonged to. */
+static void drops_forget_slot(struct net_probe *np, unsigned slot)
+{
+	int fd = bpf_map__fd(np->skel->maps.net_drops);
+	struct net_drop_key key, next;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		if (key.slot == slot) {
+			bpf_map_delete_elem(fd, &key);
+			prev = NULL; /* deleting breaks the walk: start over */
+			continue;
+		}
+		prev = &key;
+	}
+}
+
+int net_drops_foreach(const struct net_probe *np,
+		      int (*fn)(const struct net_drop_key *k, __u64 count, void *arg), void *arg)
+{
+	int fd = bpf_map__fd(np->skel->maps.net_drops), ret;
+	struct net_drop_key key, next;
+	void *prev = NULL;
+	__u64 v;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v))
+			continue;
+		ret = fn(&key, v, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int net_slot_alloc(struct net_probe *np)
+{
+	int slot = slot_pool_get(&np->slots);
+
+	if (slot < 0)
+		return slot;
+	drops_forget_slot(np, slot);
+	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++)
+		for (unsigned dir = 0; dir < NET_DIR_MAX; dir++)
+			memset(&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)], 0,
+			       sizeof(struct net_stats));
+	return slot;
+}
+
+void net_slot_free(struct net_probe *np, unsigned slot)
+{
+	slot_pool_put(&np->slots, slot);
+}
+
+int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a)
+{
+	struct net_iface_key key = {};
+	int err;
+
+	if (np->have_netns_cookie) {
+		err = netns_current_cookie(&key.netns_cookie);
+		if (err)
+			return err;
+	}
+	key.ifindex = ifindex;
+	/* The slot must exist before the first frame can look for it. */
+	if (bpf_map_update_elem(net_ifaces_fd(np), &key, &slot, BPF_ANY))
+		return -errno;
+	/* The programs read their slot back as skb->tc_classid - 1. */
+	err = np->tcx ? tcx_attach_pair(ifindex, bpf_map__fd(np->skel->maps.net_tap_progs), slot + 1, a)
+		      : tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
+				       a);
+	if (err)
+		bpf_map_delete_elem(net_ifaces_fd(np), &key);
+	return err;
+}
+
+void net_tap_forget(struct net_probe *np, __u64 netns_cookie, int ifindex)
+{
+	struct net_iface_key key = {};
+
+	key.netns_cookie = np->have_netns_cookie ? netns_cookie : 0;
+	key.ifindex = ifindex;
+	bpf_map_delete_elem(net_ifaces_fd(np), &key);
+}
+
+int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a)
+{
+	int err = tc_detach_pair(a);
+
+	net_tap_forget(np, netns_cookie, a->ifindex);
+	return err;
+}
+
+void net_read(const struct net_probe *np, unsigned slot, unsigned dir, struct net_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++) {
+		const struct net_stats *s = &np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)];
+
+		/* Aligned 64-bit loads: each counter is read whole. */
+		out->bytes += __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
+		for (int i = 0; i < NET_SIZE_SLOTS; i++)
+			out->size_slots[i] += __atomic_load_n(&s->size_slots[i], __ATOMIC_RELAXED);
+		out->tcp_retransmits += __atomic_load_n(&s->tcp_retransmits, __ATOMIC_RELAXED);
+		out->tcp_resets += __atomic_load_n(&s->tcp_resets, __ATOMIC_RELAXED);
+		out->tcp_opened += __atomic_load_n(&s->tcp_opened, __ATOMIC_RELAXED);
+		out->rtt_sum_ns += __atomic_load_n(&s->rtt_sum_ns, __ATOMIC_RELAXED);
+		for (int i = 0; i < NET_RTT_SLOTS; i++)
+			out->rtt_slots[i] += __atomic_load_n(&s->rtt_slots[i], __ATOMIC_RELAXED);
+	}
+}
+
+__u64 net_counter(const struct net_probe *np, enum net_err which)
+{
+	__u32 key = which;
+	__u64 vals[np->nr_cpus], sum = 0;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.net_errors), &key, vals))
+		return 0;
+	for (unsigned i = 0; i < np->nr_cpus; i++)
+		sum += vals[i];
+	return sum;
+}
+
+__u64 net_unknown_frames(const struct net_probe *np)
+{
+	return net_counter(np, NET_ERR_UNKNOWN_IFACE);
+}
+
+long net_flows_live(const struct net_probe *np)
+{
+	int fd = bpf_map__fd(np->skel->maps.net_flows);
+	struct net_flow_key key, next;
+	void *prev = NULL;
+	long n = 0;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+__u64 net_flows_evicted(struct net_probe *np, long *live_out)
+{
+	/*
+	 * The kernel evicts from an LRU map without telling: what was made
+	 * and is neither closed nor still there was evicted. Read "created"
+	 * before the walk and "closed" after it: a flow made or closed
+	 * meanwhile then lowers the estimate for one scrape, never raises it
+	 * for good (the walk may count an entry twice, never skips one that
+	 * stays). The counter only goes up.
+	 */
+	__u64 created = net_counter(np, NET_TCP_FLOWS_CREATED);
+	long live = net_flows_live(np);
+	__u64 closed = net_counter(np, NET_TCP_FLOWS_CLOSED);
+	__u64 gone = created - closed;
+
+	*live_out = live;
+
+	if (live >= 0 && gone > (__u64)live && gone - live > np->flows_evicted)
+		np->flows_evicted = gone - live;
+	return np->flows_evicted;
+}
+
+int net_prog_fd(const struct net_probe *np, bool ingress)
+{
+	return bpf_program__fd(ingress ? np->skel->progs.vmprobe_tap_ingress
+				       : np->skel->progs.vmprobe_tap_egress);
+}
+
+int net_ifaces_fd(const struct net_probe *np)
+{
+	return bpf_map__fd(np->skel->maps.net_ifaces);
+}
+
+int net_host_vm_add(struct net_probe *np, __u32 tgid)
+{
+	struct net_host_tcp zero = {};
+
+	if (!np->host_tcp_on)
+		return 0;
+	if (bpf_map_update_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid, &zero, BPF_NOEXIST) &&
+	    errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+void net_host_vm_del(struct net_probe *np, __u32 tgid)
+{
+	if (np->host_tcp_on)
+		bpf_map_delete_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * tcp_probe runs for every segment any established socket on the host
+ * receives: its hooks stay off while no QEMU socket is watched, so a host
+ * whose VMs have no TCP sockets of their own pays nothing for them.
+ */
+int net_host_tcp_hooks(struct net_probe *np, bool on)
+{
+	struct net_bpf *skel = np->skel;
+	int err = 0;
+
+	if (!np->host_tcp_on || on == !!skel->links.host_tcp_probe)
+		return 0;
+	if (!on) {
+		bpf_link__destroy(skel->links.host_tcp_probe);
+		bpf_link__destroy(skel->links.host_tcp_retransmit);
+		skel->links.host_tcp_probe = skel->links.host_tcp_retransmit = NULL;
+		log_debug("QEMU host TCP hooks detached: no socket to watch");
+		return 0;
+	}
+	skel->links.host_tcp_probe = bpf_program__attach(skel->progs.host_tcp_probe);
+	if (!skel->links.host_tcp_probe)
+		err = -errno;
+	if (!err) {
+		skel->links.host_tcp_retransmit = bpf_program__attach(skel->progs.host_tcp_retransmit);
+		if (!skel->links.host_tcp_retransmit)
+			err = -errno;
+	}
+	if (err) {
+		bpf_link__destroy(skel->links.host_tcp_probe);
+		skel->links.host_tcp_probe = NULL;
+		/* Tried again at every scan of a VM with sockets: said once. */
+		if (err != np->host_tcp_err)
+			log_error("attaching the tcp_probe and tcp_retransmit_skb tracepoints failed "
+				  "(%s): QEMU's host TCP sockets are not measured", strerror(-err));
+		np->host_tcp_err = err;
+		return err;
+	}
+	np->host_tcp_err = 0;
+	log_debug("QEMU host TCP hooks attached");
+	return 0;
+}
+
+int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
+		       size_t nr_now)
+{
+	int fd, err = 0;
+	size_t i = 0, j = 0;
+
+	if (!np->host_tcp_on)
+		return 0;
+	fd = bpf_map__fd(np->skel->maps.host_socks);
+	if (nr_now)
+		qsort(now, nr_now, sizeof(*now), cmp_u64);
+	/* Both sorted: one merge pass adds the new and removes the gone. */
+	while (i < nr_old || j < nr_now) {
+		if (j == nr_now || (i < nr_old && old[i] < now[j])) {
+			if (!bpf_map_delete_elem(fd, &old[i]))
+				np->host_socks_nr--;
+			i++;
+		} else if (i == nr_old || now[j] < old[i]) {
+			if (bpf_map_update_elem(fd, &now[j], &tgid, BPF_NOEXIST) == 0)
+				np->host_socks_nr++;
+			else if (errno != EEXIST)
+				err = -errno;
+			j++;
+		} else {
+			i++, j++;
+		}
+	}
+	np->skel->bss->host_socks_nr = np->host_socks_nr;
+	/* Its failure is logged there, once, and tried again at the next call. */
+	net_host_tcp_hooks(np, np->host_socks_nr > 0);
+	return err;
+}
+
+int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out)
+{
+	if (!np->host_tcp_on ||
+	    bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid, out))
+		return -ENOENT;
+	return 0;
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The network probe: TC programs on the VMs' taps (net.c loads them, tc.c
+ * hangs them from a tap), per-VM state (vm.c), metric families (metrics.c).
+ */
+#ifndef VMPROBE_NET_PROBE_H
+#define VMPROBE_NET_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/probe.h"
+#include "core/qemu.h"
+#include "probes/net/tc.h"
+#include "core/util.h"
+#include "vmprobe/net.h"
+
+struct net_bpf;
+
+/* Names kept for enum skb_drop_reason values below this. */
+#define NET_DROP_REASONS 256
+
+struct net_probe {
+	struct net_bpf *skel;
+	unsigned max_ifaces;
+	unsigned max_flows; /* TCP flow table; 0: no flow tracking */
+	unsigned nr_cpus;
+	struct net_stats *stats; /* the mmapped stats array */
+	size_t stats_len;
+	struct slot_pool slots;
+	bool tcx;               /* taps attach as TCX links, else clsact filters */
+	bool have_netns_cookie; /* in TC programs, for the fallback key */
+	bool drops_on;          /* kfree_skb with drop reasons */
+	bool host_tcp_on;       /* tcp_probe and tcp_retransmit_skb */
+	int host_tcp_err;       /* last failure to attach them, said once */
+	unsigned host_socks_nr; /* QEMU TCP sockets watched */
+	__u64 flows_evicted;    /* last value reported, see net_flows_evicted() */
+	char drop_reason[NET_DROP_REASONS][48];
+};
+
+/*
+ * Opens, sizes and loads the programs and maps, with room for max_flows
+ * TCP flows (0: no flow tracking), for taps to be attached from `hook`;
+ * 0 or -errno.
+ */
+int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
+		   enum tc_hook hook);
+void net_probe_close(struct net_probe *np);
+
+/*
+ * Counts the tap `ifindex` of the current network namespace as `slot`
+ * (from net_slot_alloc) and attaches the TC programs; 0 or -errno.
+ */
+int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a);
+/* Detaches (current namespace) and forgets the tap's key. */
+int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a);
+/* Forgets the key only: the tap and its filters are already gone. */
+void net_tap_forget(struct net_probe *np, __u64 netns_cookie, int ifindex);
+
+/* A zeroed slot, or -ENOSPC. */
+int net_slot_alloc(struct net_probe *np);
+void net_slot_free(struct net_probe *np, unsigned slot);
+
+/* Sums one (slot, direction) over all CPUs. */
+void net_read(const struct net_probe *np, unsigned slot, unsigned dir, struct net_stats *out);
+
+/* Calls fn for every (slot, direction, reason) with drops; stops on non-zero. */
+int net_drops_foreach(const struct net_probe *np,
+		      int (*fn)(const struct net_drop_key *k, __u64 count, void *arg), void *arg);
+
+/* Frames the programs saw on a device they have no slot for. */
+__u64 net_unknown_frames(const struct net_probe *np);
+/* One of the programs' health counters, summed over CPUs. */
+__u64 net_counter(const struct net_probe *np, enum net_err which);
+/* Entries in the TCP flow table now (a walk of it). */
+long net_flows_live(const struct net_probe *np);
+/*
+ * Flows the full table evicted, as far as can be told (monotonic); also
+ * the entries now, from the same walk.
+ */
+__u64 net_flows_evicted(struct net_probe *np, long *live);
+
+/*
+ * QEMU's own TCP sockets on the host. A VM's counters exist from
+ * net_host_vm_add() to net_host_vm_del(); net_host_socks_set() replaces
+ * its sockets `old` (sorted, as a previous call left `now`) by `now`
+ * (socket inodes, sorted here). 0 or -errno.
+ */
+int net_host_vm_add(struct net_probe *np, __u32 tgid);
+void net_host_vm_del(struct net_probe *np, __u32 tgid);
+int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
+		       size_t nr_now);
+/*
+ * Attaches (on) or detaches the host TCP tracepoints; net_host_socks_set()
+ * keeps them attached exactly while sockets are watched. 0 or -errno.
+ */
+int net_host_tcp_hooks(struct net_probe *np, bool on);
+/* The VM's counters; -ENOENT if it has none. */
+int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out);
+
+/* Program fds, for the bench and the BPF_PROG_TEST_RUN tests. */
+int net_prog_fd(const struct net_probe *np, bool ingress);
+int net_ifaces_fd(const struct net_probe *np);
+
+/* One tap of a VM as the probe counts it. */
+struct tap_state {
+	int ifindex;
+	__u64 netns_cookie;
+	int slot; /* -1 while not counted */
+	struct tc_attachment att;
+	int last_error; /* of the last attach try, to log each failure once */
+};
+
+/* The probe's state of one VM: its taps, as vm->taps, and host sockets. */
+struct net_vm {
+	struct tap_state taps[VM_MAX_NICS];
+	__u64 *socks; /* QEMU's TCP socket inodes being watched, sorted */
+	size_t nr_socks;
+};
+
+struct discovery;
+struct expo_family;
+struct strbuf;
+struct vm;
+
+extern const struct probe_ops net_probe_ops;
+
+/* probe_ops of the VM table (vm.c). */
+int net_vm_add(struct probe *p, struct discovery *d, struct vm *vm);
+bool net_vm_pending(struct probe *p, const struct vm *vm);
+void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
+		 const struct vm_snapshot *snap);
+void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
+/* The state of vm->taps[i]. */
+const struct tap_state *net_vm_tap(const struct probe *p, const struct vm *vm, int i);
+
+/* Metric families (metrics.c). */
+const struct expo_family *net_families(size_t *nr);
+void net_render(struct probe *p, struct discovery *d, struct strbuf *sb);
+void net_render_self(struct probe *p, struct discovery *d, struct strbuf *sb);
+
+#endif

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The network probe's entry in the VM table's seam (core/probe.h). */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+
+#include "core/config.h"
+#include "core/discovery.h"
+#include "core/pin.h"
+#include "net.skel.h"
+#include "probes/net/net_probe.h"
+
+static bool net_wanted(const struct config *cfg, enum probe_mode mode)
+{
+	return cfg->net_enabled;
+}
+
+static int net_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
+{
+	struct net_probe *np = calloc(1, sizeof(*np));
+	int err;
+
+	if (!np)
+		return -ENOMEM;
+	err = net_probe_open(np, cfg->max_interfaces, cfg->max_tcp_flows, cfg->tc_hook);
+	if (err) {
+		free(np);
+		return err;
+	}
+	p->priv = np;
+	return 0;
+}
+
+static void net_close(struct probe *p)
+{
+	net_probe_close(p->priv);
+	free(p->priv);
+}
+
+static const char *const pinned[] = { "net_stats", "net_ifaces" };
+
+static int net_pin(struct probe *p, const char *dir)
+{
+	struct net_probe *np = p->priv;
+	int err = pin_map(np->skel->maps.net_stats, dir);
+
+	return err ? err : pin_map(np->skel->maps.net_ifaces, dir);
+}
+
+static void net_unpin(const char *dir)
+{
+	pin_unlink(dir, pinned, ARRAY_SIZE(pinned));
+}
+
+static void net_state(struct probe *p, const struct vm *vm, struct json_object *out)
+{
+	json_object *taps = json_object_new_array();
+
+	for (int i = 0; i < vm->nr_taps; i++) {
+		json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "interface", json_object_new_string(vm->taps[i].ifname));
+		json_object_object_add(t, "slot", json_object_new_int(net_vm_tap(p, vm, i)->slot));
+		json_object_array_add(taps, t);
+	}
+	json_object_object_add(out, "taps", taps);
+}
+
+const struct probe_ops net_probe_ops = {
+	.name = "net",
+	.wanted = net_wanted,
+	.open = net_open,
+	.close = net_close,
+	.vm_add = net_vm_add,
+	.vm_pending = net_vm_pending,
+	.vm_sync = net_vm_sync,
+	.vm_del = net_vm_del,
+	.families = net_families,
+	.render = net_render,
+	.render_self = net_render_self,
+	.pin = net_pin,
+	.unpin = net_unpin,
+	.state = net_state,
+};

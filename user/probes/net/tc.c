@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "probes/net/tc.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+const char *const tc_hook_names[TC_HOOK_MAX] = {
+	[TC_HOOK_AUTO] = "auto", [TC_HOOK_TCX] = "tcx", [TC_HOOK_CLSACT] = "clsact",
+};
+
+/* BPF_F_BEFORE (UAPI, as TCX_INGRESS): with no relative program, the front. */
+#define TCX_F_BEFORE (1U << 3)
+
+static const enum bpf_tc_attach_point points[2] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
+
+/* Our filters sit alone at their priority, so one handle is enough. */
+#define TC_FILTER_HANDLE 1
+/* Where the kernel would put a first filter: room before and after it. */
+#define TC_DEFAULT_PRIORITY 0xc000
+
+/* Appends a netlink attribute; false when it does not fit. */
+static bool nl_put(struct nlmsghdr *nh, size_t cap, unsigned short type, const void *data,
+		   size_t len)
+{
+	struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
+
+	if (NLMSG_ALIGN(nh->nlmsg_len) + RTA_SPACE(len) > cap)
+		return false;
+	rta->rta_type = type;
+	rta->rta_len = RTA_LENGTH(len);
+	if (len)
+		memcpy(RTA_DATA(rta), data, len);
+	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_SPACE(len);
+	return true;
+}
+
+/* Sends one request and waits for its acknowledgement; 0 or -errno. */
+static int nl_request(struct nlmsghdr *nh)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[4096];
+	ssize_t n;
+	int fd, ret = -EPROTO;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, nh, nh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	n = recv(fd, buf, sizeof(buf), 0);
+	if (n < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, n); r = NLMSG_NEXT(r, n)) {
+		if (r->nlmsg_type == NLMSG_ERROR) {
+			ret = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
+			break;
+		}
+	}
+cleanup:
+	close(fd);
+	return ret;
+}
+
+/*
+ * A direct-action cls_bpf filter with a classid. libbpf's bpf_tc_attach()
+ * cannot set one; the classid is how the program learns its tap's slot.
+ */
+static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __u32 classid)
+{
+	union {
+		struct nlmsghdr nh;
+		char buf[512];
+	} req = {};
+	struct tcmsg *tc;
+	struct rtattr *opts;
+	__u32 flags = TCA_BPF_FLAG_ACT_DIRECT, fd = (__u32)prog_fd;
+	const char *name = ingress ? "vmprobe_tap_ingress" : "vmprobe_tap_egress";
+
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg));
+	req.nh.nlmsg_type = RTM_NEWTFILTER;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+	tc = NLMSG_DATA(&req.nh);
+	tc->tcm_family = AF_UNSPEC;
+	tc->tcm_ifindex = ifindex;
+	tc->tcm_handle = TC_FILTER_HANDLE;
+	tc->tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+	tc->tcm_info = TC_H_MAKE(priority << 16, htons(ETH_P_ALL));
+	if (!nl_put(&req.nh, sizeof(req), TCA_KIND, "bpf", 4))
+		return -E2BIG;
+	opts = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
+	if (!nl_put(&req.nh, sizeof(req), TCA_OPTIONS, NULL, 0) ||
+	    !nl_put(&req.nh, sizeof(req), TCA_BPF_FD, &fd, sizeof(fd)) ||
+	    !nl_put(&req.nh, sizeof(req), TCA_BPF_NAME, name, strlen(name) + 1) ||
+	    !nl_put(&req.nh, sizeof(req), TCA_BPF_FLAGS, &flags, sizeof(flags)) ||
+	    !nl_put(&req.nh, sizeof(req), TCA_BPF_CLASSID, &classid, sizeof(classid)))
+		return -E2BIG;
+	opts->rta_len = (char *)&req + req.nh.nlmsg_len - (char *)opts;
+	return nl_request(&req.nh);
+}
+
+int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
+		   struct tc_attachment *a)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+			    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	const int fds[2] = { ingress_fd, egress_fd };
+	int err;
+
+	memset(a, 0, sizeof(*a));
+	a->ifindex = ifindex;
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST)
+		return err;
+	a->created_qdisc = err == 0;
+
+	for (int i = 0; i < 2; i++) {
+		__u32 priority = TC_DEFAULT_PRIORITY;
+		struct tc_filters f;
+
+		/*
+		 * Run before any filter already there, so that one that ends
+		 * classification (or drops) cannot hide frames from the counts.
+		 */
+		err = tc_list_filters(ifindex, i == 0, &f);
+		if (err < 0) {
+			tc_detach_pair(a);
+			return err;
+		}
+		/*
+		 * Filters of a vmprobe killed before it could detach would count
+		 * nothing anyone reads, at a cost per frame: remove them. (Only
+		 * one vmprobe serve runs per host.)
+		 */
+		for (unsigned k = 0; k < f.nr_stale; k++) {
+			DECLARE_LIBBPF_OPTS(bpf_tc_opts, stale, .handle = f.stale[k].handle,
+					    .priority = f.stale[k].priority);
+
+			hook.attach_point = points[i];
+			if (bpf_tc_detach(&hook, &stale) == 0)
+				log_info("ifindex %d: removed a filter left by an earlier vmprobe",
+					 ifindex);
+		}
+		if (f.count && f.min_priority > 1) {
+			priority = f.min_priority - 1;
+		} else if (f.count) {
+			priority = f.max_priority + 1;
+			log_warn("ifindex %d: a foreign filter holds TC priority 1 on %s; "
+				 "frames it ends classification for are not counted",
+				 ifindex, i == 0 ? "ingress" : "egress");
+		}
+		err = add_filter(ifindex, i == 0, fds[i], priority, classid);
+		if (err) {
+			tc_detach_pair(a);
+			return err;
+		}
+		a->attached[i] = true;
+		a->handle[i] = TC_FILTER_HANDLE;
+		a->priority[i] = priority;
+	}
+	return 0;
+}
+
+bool tcx_supported(const struct btf *vmlinux)
+{
+	int id = vmlinux ? btf__find_by_name_kind(vmlinux, "bpf_attach_type", BTF_KIND_ENUM) : -1;
+	const struct btf_type *t;
+	const struct btf_enum *e;
+
+	if (id <= 0)
+		return false;
+	t = btf__type_by_id(vmlinux, id);
+	e = btf_enum(t);
+	for (int i = 0; i < btf_vlen(t); i++, e++) {
+		const char *name = btf__name_by_offset(vmlinux, e->name_off);
+
+		if (name && !strcmp(name, "BPF_TCX_INGRESS"))
+			return e->val == TCX_INGRESS;
+	}
+	return false;
+}
+
+int tcx_link_prog_fd(const struct tc_attachment *a, bool ingress)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	int fd;
+
+	if (!a->tcx || !a->attached[ingress ? 0 : 1])
+		return -ENOENT;
+	if (bpf_obj_get_info_by_fd(a->link_fd[ingress ? 0 : 1], &info, &len))
+		return -errno;
+	fd = bpf_prog_get_fd_by_id(info.prog_id);
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * The device's own program for direction i: skb->tc_classid = classid,
+ * then on to the shared program. Should the tail call ever fail, the
+ * frame goes on untouched and uncounted (TCX_NEXT).
+ */
+static int tcx_stub_load(int progs_fd, __u32 classid, int i)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = (__s32)classid },
+		{ .code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = BPF_REG_1, .src_reg = BPF_REG_2,
+		  .off = offsetof(struct __sk_buff, tc_classid) },
+		{ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_2,
+		  .src_reg = BPF_PSEUDO_MAP_FD, .imm = progs_fd },
+		{ 0 }, /* the map's upper 32 bits */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = i },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_tail_call },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, i == 0 ? "vmprobe_tap_ingress" : "vmprobe_tap_egress",
+			       "Dual BSD/GPL", insns, ARRAY_SIZE(insns), NULL);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int tcx_attach_pair(int ifindex, int progs_fd, __u32 classid, struct tc_attachment *a)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = TCX_F_BEFORE);
+
+	memset(a, 0, sizeof(*a));
+	a->ifindex = ifindex;
+	a->tcx = true;
+	for (int i = 0; i < 2; i++) {
+		int prog = tcx_stub_load(progs_fd, classid, i), link;
+
+		if (prog < 0) {
+			tc_detach_pair(a);
+			return prog;
+		}
+		/* At the front: a program there before us cannot hide frames from the counts. */
+		link = bpf_link_create(prog, ifindex,
+				       (enum bpf_attach_type)(i == 0 ? TCX_INGRESS : TCX_EGRESS), &opts);
+		link = link < 0 ? -errno : link;
+		/* The link holds the program: one fd per direction stays open, not two. */
+		close(prog);
+		if (link < 0) {
+			tc_detach_pair(a);
+			return link;
+		}
+		a->link_fd[i] = link;
+		a->attached[i] = true;
+	}
+	return 0;
+}
+
+int tc_detach_pair(struct tc_attachment *a)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex);
+	struct tc_filters in, eg;
+	int ret = 0, err;
+
+	if (a->tcx) {
+		/* Closing the link detaches (a device already gone took it along). */
+		for (int i = 0; i < 2; i++) {
+			if (!a->attached[i])
+				continue;
+			close(a->link_fd[i]);
+			a->attached[i] = false;
+		}
+		return 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = a->handle[i],
+				    .priority = a->priority[i]);
+
+		if (!a->attached[i])
+			continue;
+		hook.attach_point = points[i];
+		err = bpf_tc_detach(&hook, &opts);
+		/* The device (or its namespace) going away took the filter with it. */
+		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
+			ret = err;
+		a->attached[i] = false;
+	}
+	if (a->created_qdisc && tc_list_filters(a->ifindex, true, &in) == 0 && in.count == 0 &&
+	    tc_list_filters(a->ifindex, false, &eg) == 0 && eg.count == 0) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		err = bpf_tc_hook_destroy(&hook);
+		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
+			ret = err;
+	}
+	a->created_qdisc = false;
+	return ret;
+}
+
+/* A cls_bpf filter of a vmprobe that died without detaching (by its name). */
+static bool is_stale_vmprobe(struct nlmsghdr *nh)
+{
+	int len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg));
+	struct rtattr *rta = (struct rtattr *)((char *)NLMSG_DATA(nh) +
+					       NLMSG_ALIGN(sizeof(struct tcmsg)));
+
+	for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+		struct rtattr *opt;
+		int olen;
+
+		if (rta->rta_type != TCA_OPTIONS)
+			continue;
+		olen = RTA_PAYLOAD(rta);
+		for (opt = RTA_DATA(rta); RTA_OK(opt, olen); opt = RTA_NEXT(opt, olen))
+			if (opt->rta_type == TCA_BPF_NAME &&
+			    strncmp(RTA_DATA(opt), "vmprobe_tap_", 12) == 0)
+				return true;
+	}
+	return false;
+}
+
+int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct tcmsg tc;
+	} req = {
+		.nh = {
+			.nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)),
+			.nlmsg_type = RTM_GETTFILTER,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			.nlmsg_seq = 1,
+		},
+		.tc = {
+			.tcm_family = AF_UNSPEC,
+			.tcm_ifindex = ifindex,
+			.tcm_parent = TC_H_MAKE(TC_H_CLSACT,
+						ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS),
+		},
+	};
+	char buf[16384];
+	int fd, ret;
+
+	memset(out, 0, sizeof(*out));
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *nh;
+
+		if (n < 0) {
+			ret = -errno;
+			goto cleanup;
+		}
+		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n)) {
+			struct tcmsg *tc = NLMSG_DATA(nh);
+			__u32 prio = TC_H_MAJ(tc->tcm_info) >> 16;
+
+			if (nh->nlmsg_type == NLMSG_DONE) {
+				ret = 0;
+				goto cleanup;
+			}
+			if (nh->nlmsg_type == NLMSG_ERROR) {
+				ret = ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
+				goto cleanup;
+			}
+			/* Handle 0 describes a classifier instance, not a filter. */
+			if (nh->nlmsg_type != RTM_NEWTFILTER || tc->tcm_handle == 0)
+				continue;
+			if (is_stale_vmprobe(nh) && out->nr_stale < TC_MAX_STALE) {
+				out->stale[out->nr_stale].priority = prio;
+				out->stale[out->nr_stale++].handle = tc->tcm_handle;
+				continue;
+			}
+			if (!out->count || prio < out->min_priority)
+				out->min_priority = prio;
+			if (prio > out->max_priority)
+				out->max_priority = prio;
+			out->count++;
+		}
+	}
+cleanup:
+	close(fd);
+	return ret;
+}
