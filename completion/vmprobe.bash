@@ -14,7 +14,7 @@ _vmprobe() {
 	local cmd=${COMP_WORDS[1]:-}
 
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W "serve check list top hist config version help --help --version" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "serve check list top hist metrics config version help --help --version" -- "$cur")
 		return
 	fi
 	case $prev in
@@ -28,6 +28,7 @@ _vmprobe() {
 	case $cmd in
 	serve) mapfile -t COMPREPLY < <(compgen -W "--config --listen --help" -- "$cur") ;;
 	check | list) mapfile -t COMPREPLY < <(compgen -W "--json --help" -- "$cur") ;;
+	metrics) mapfile -t COMPREPLY < <(compgen -W "--markdown --help" -- "$cur") ;;
 	top) mapfile -t COMPREPLY < <(compgen -W "--delay --count --batch --sort --help" -- "$cur") ;;
 	hist)
 		if [[ $cur == -* ]]; then

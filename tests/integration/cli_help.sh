@@ -9,13 +9,13 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/vmprobe.sh"
 MAN=$REPO/build/vmprobe.8
 
-COMMANDS=(serve check list top hist config version help)
+COMMANDS=(serve check list top hist config metrics version help)
 for c in "${COMMANDS[@]}"; do
 	rc=0; out=$("$VMPROBE" "$c" --help 2>/dev/null) || rc=$?
 	check_eq "vmprobe $c --help exits 0" 0 "$rc"
 	check "vmprobe $c --help prints its usage on stdout" grep -q "^usage: vmprobe" <<<"$out"
 done
-for c in serve check list top hist; do
+for c in serve check list top hist metrics; do
 	rc=0; "$VMPROBE" "$c" --no-such-option >/dev/null 2>&1 || rc=$?
 	check_eq "vmprobe $c --no-such-option exits 2" 2 "$rc"
 done
@@ -30,7 +30,7 @@ else
 	check "make built build/vmprobe.8" test -s "$MAN"
 	check_eq "groff renders vmprobe.8 without a warning" "" "$(groff -man -Tutf8 -ww -z "$MAN" 2>&1)"
 	text=$(groff -man -Tutf8 "$MAN" 2>/dev/null | sed 's/.\x08//g')
-	for c in "${COMMANDS[@]:0:6}"; do
+	for c in "${COMMANDS[@]:0:7}"; do
 		check "the man page's synopsis has vmprobe $c" grep -q "^ *vmprobe $c" <<<"$text"
 	done
 	for s in NAME SYNOPSIS DESCRIPTION "EXIT STATUS" FILES; do
@@ -41,13 +41,18 @@ else
 	fi
 fi
 
+# The README's metric table is the one the renderer's descriptions print.
+readme_table=$(sed -n '/^<!-- vmprobe metrics --markdown -->$/,/^<!-- end of vmprobe metrics --markdown -->$/p' \
+	"$REPO/README.md" | sed '1d;$d')
+check_eq "README's metric table is vmprobe metrics --markdown" "$("$VMPROBE" metrics --markdown)" "$readme_table"
+
 complete_words() { # WORDS...: what the completion offers for the last word
 	bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _vmprobe; echo "${COMPREPLY[*]}"' \
 		_ "$REPO/completion/vmprobe.bash" "$@"
 }
 check "the completion file is valid bash" bash -n "$REPO/completion/vmprobe.bash"
 check_eq "completion: commands starting with t, h" "top" "$(complete_words vmprobe t)"
-check_eq "completion: every command" "serve check list top hist config version help --help --version" \
+check_eq "completion: every command" "serve check list top hist metrics config version help --help --version" \
 	"$(complete_words vmprobe '')"
 check_eq "completion: top's options" "--delay --count --batch --sort --help" "$(complete_words vmprobe top --)"
 check_eq "completion: top --sort fields starting with r" "rxpk rxbit riops rmb" \

@@ -219,6 +219,10 @@ check "the VM's disk series are there to compare" test "$(vm_series "$WORK/s1.tx
 check_eq "non-VM IO (dd, fio psync/libaio/io_uring) leaves every VM disk series unchanged" \
 	"$(vm_series "$WORK/s1.txt")" "$(vm_series "$WORK/s2.txt")"
 check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/s2.txt'"
+# Every family served is described (vmprobe metrics, the README's table), with its type.
+check_eq "every served family is one vmprobe metrics describes, with the same type" "" \
+	"$(comm -23 <(sed -n 's/^# TYPE \([^ ]*\) \(.*\)/\1 \2/p' "$WORK/s2.txt" | sort) \
+		<("$VMPROBE" metrics | awk '{ print $1, $2 }' | sort))"
 
 sleep 2
 sel="drive=\"thr\",operation=\"write\""

@@ -17,6 +17,7 @@ int do_check(int argc, char **argv);
 int do_list(int argc, char **argv);
 int do_hist(int argc, char **argv);
 int do_top(int argc, char **argv);
+int do_metrics(int argc, char **argv);
 
 /* Loads the embedded default and, if path is set, a file over it. */
 struct config;

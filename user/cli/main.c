@@ -27,6 +27,7 @@ static const struct cmd {
 	{ "list", do_list, "list [--json]                          the VMs, their taps and drives" },
 	{ "top", do_top, "top [-d S] [-n N] [-b] [--sort FIELD]  per-VM rates, live" },
 	{ "hist", do_hist, "hist VM [--disk D | --net IF] [-i S]   log2 histograms of a VM" },
+	{ "metrics", do_metrics, "metrics [--markdown]                   every metric family, described" },
 	{ "config", do_config, "config check FILE | default           validate or show config" },
 	{ "version", do_version, "version                                print the version" },
 	{ "help", do_help, "help                                   this text" },

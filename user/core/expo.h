@@ -42,7 +42,7 @@ struct expo_family {
 	const char *name;
 	enum expo_type type;
 	const char *unit;   /* base unit ("seconds", "bytes"), "" if none */
-	const char *labels; /* labels besides name and namespace, comma-separated */
+	const char *labels; /* its labels, comma-separated (name,namespace: per VM) */
 	const char *help;
 };
 

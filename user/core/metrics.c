@@ -16,7 +16,7 @@ enum { F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_ATTACH_ERRORS, F_SCRAPE_SE
 static const struct expo_family fams[F_MAX] = {
 	[F_BUILD] = { "vmprobe_build_info", EXPO_GAUGE, "", "version,libbpf",
 		      "vmprobe's version and the libbpf it runs with; always 1." },
-	[F_VM_INFO] = { "vmprobe_vm_info", EXPO_GAUGE, "", "uuid,pid",
+	[F_VM_INFO] = { "vmprobe_vm_info", EXPO_GAUGE, "", "name,namespace,uuid,pid",
 			"A discovered QEMU virtual machine; always 1." },
 	[F_SCANS] = { "vmprobe_discovery_scans_total", EXPO_COUNTER, "", "",
 		      "Scans of /proc for QEMU processes." },

@@ -13,15 +13,19 @@ enum {
 };
 
 static const struct expo_family fams[F_MAX] = {
-	[F_OPS] = { "vmprobe_disk_operations_total", EXPO_COUNTER, "", "drive,operation",
-		    "Requests QEMU issued to the host for the VM's drive." },
-	[F_BYTES] = { "vmprobe_disk_bytes_total", EXPO_COUNTER, "bytes", "drive,operation",
+	[F_OPS] = { "vmprobe_disk_operations_total", EXPO_COUNTER, "", "name,namespace,drive,operation",
+		    "Requests (read, write, flush, discard) QEMU issued to the host for the VM's "
+		    "drive." },
+	[F_BYTES] = { "vmprobe_disk_bytes_total", EXPO_COUNTER, "bytes",
+		      "name,namespace,drive,operation",
 		      "Bytes of the requests QEMU issued for the VM's drive (as transferred)." },
 	[F_LATENCY] = { "vmprobe_disk_latency_seconds", EXPO_HISTOGRAM, "seconds",
-			"drive,operation",
-			"Host-side latency of the VM drive's requests, issue to completion." },
-	[F_SIZE] = { "vmprobe_disk_request_size_bytes", EXPO_HISTOGRAM, "bytes", "drive,operation",
-		     "Sizes of the VM drive's requests." },
+			"name,namespace,drive,operation",
+			"Host-side latency of the VM drive's requests, issue to completion; le "
+			"1.024 us .. 17.2 s." },
+	[F_SIZE] = { "vmprobe_disk_request_size_bytes", EXPO_HISTOGRAM, "bytes",
+		     "name,namespace,drive,operation",
+		     "Sizes of the VM drive's requests; le 512 B .. 16 MiB." },
 	[F_HOST_BLOCK] = { "vmprobe_host_block_latency_seconds", EXPO_HISTOGRAM, "seconds",
 			   "device,operation",
 			   "Host block device latency, issue to completion, all IO." },
@@ -30,7 +34,8 @@ static const struct expo_family fams[F_MAX] = {
 	[F_SOURCE_REQS] = { "vmprobe_disk_source_requests_total", EXPO_COUNTER, "", "source",
 			    "VM disk requests measured, by the AIO mode's source." },
 	[F_UNMEASURED] = { "vmprobe_disk_unmeasured_requests_total", EXPO_COUNTER, "", "reason",
-			   "VM disk requests vmprobe saw but could not measure, by reason." },
+			   "VM disk requests vmprobe saw but could not measure, by reason (inflight_full, "
+			   "io_uring_fixed_file, native_mixed_drives, host_block_no_timestamp)." },
 };
 
 const struct expo_family *disk_families(size_t *nr)

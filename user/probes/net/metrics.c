@@ -19,32 +19,42 @@ enum {
 };
 
 static const struct expo_family fams[F_MAX] = {
-	[F_PACKETS] = { "vmprobe_network_packets_total", EXPO_COUNTER, "", "interface,direction",
-			"Frames seen on the VM's tap; direction is the guest's view (rx: to the guest)." },
-	[F_BYTES] = { "vmprobe_network_bytes_total", EXPO_COUNTER, "bytes", "interface,direction",
+	[F_PACKETS] = { "vmprobe_network_packets_total", EXPO_COUNTER, "", "name,namespace,interface,direction",
+			"Frames seen on the VM's tap; direction is the guest's view (rx: to the guest). "
+			"Equals the tap's own counters: tx = tap rx_packets, rx = tap tx_packets + "
+			"tx_dropped." },
+	[F_BYTES] = { "vmprobe_network_bytes_total", EXPO_COUNTER, "bytes", "name,namespace,interface,direction",
 		      "Frame bytes seen on the VM's tap, Ethernet header included." },
 	[F_SIZE] = { "vmprobe_network_packet_size_bytes", EXPO_HISTOGRAM, "bytes",
-		     "interface,direction", "Sizes of the frames seen on the VM's tap." },
-	[F_RTT] = { "vmprobe_network_tcp_rtt_seconds", EXPO_HISTOGRAM, "seconds", "interface,path",
+		     "name,namespace,interface,direction",
+		     "Sizes of the frames seen on the VM's tap; le 64 .. 65536 B, powers of two "
+		     "(network.packet_size_buckets)." },
+	[F_RTT] = { "vmprobe_network_tcp_rtt_seconds", EXPO_HISTOGRAM, "seconds",
+		    "name,namespace,interface,path",
 		    "Passive TCP round-trip time seen on the tap. path=network: a segment leaves "
 		    "the guest until the peer's answer arrives; path=guest: a segment is delivered "
-		    "to the guest until its answer leaves it." },
+		    "to the guest until its answer leaves it. Handshakes give one sample per path, "
+		    "then TCP timestamps or, without them, sequence/ack (Karn's rule)." },
 	[F_RETRANS] = { "vmprobe_network_tcp_retransmits_total", EXPO_COUNTER, "",
-			"interface,direction",
+			"name,namespace,interface,direction",
 			"TCP segments seen on the tap carrying sequence space already seen (tx: sent "
-			"by the guest)." },
-	[F_RESETS] = { "vmprobe_network_tcp_resets_total", EXPO_COUNTER, "", "interface,direction",
+			"by the guest); a gap filled within half the flow's RTT is reordering, not "
+			"counted." },
+	[F_RESETS] = { "vmprobe_network_tcp_resets_total", EXPO_COUNTER, "",
+		       "name,namespace,interface,direction",
 		       "TCP segments with RST seen on the tap (tx: sent by the guest)." },
 	[F_OPENED] = { "vmprobe_network_tcp_connections_opened_total", EXPO_COUNTER, "",
-		       "interface,opened_by",
+		       "name,namespace,interface,opened_by",
 		       "TCP handshakes completed through the tap, by the side that sent the SYN." },
-	[F_DROPS] = { "vmprobe_network_drops_total", EXPO_COUNTER, "", "interface,direction,reason",
-		      "Frames the host dropped on the way to (rx) or from (tx) the VM, by kernel drop "
-		      "reason." },
-	[F_HOST_SRTT] = { "vmprobe_host_tcp_srtt_seconds", EXPO_HISTOGRAM, "seconds", "",
+	[F_DROPS] = { "vmprobe_network_drops_total", EXPO_COUNTER, "",
+		      "name,namespace,interface,direction,reason",
+		      "Frames the host dropped on the way to (rx) or from (tx) the VM, by the kernel's "
+		      "drop reason (kfree_skb), e.g. FULL_RING (rx) when the guest does not drain its "
+		      "queue; a series appears at its first drop." },
+	[F_HOST_SRTT] = { "vmprobe_host_tcp_srtt_seconds", EXPO_HISTOGRAM, "seconds", "name,namespace",
 			  "Smoothed RTT of the VM's QEMU TCP sockets on the host (migration, network "
 			  "storage, VNC), one sample per segment received." },
-	[F_HOST_RETRANS] = { "vmprobe_host_tcp_retransmits_total", EXPO_COUNTER, "", "",
+	[F_HOST_RETRANS] = { "vmprobe_host_tcp_retransmits_total", EXPO_COUNTER, "", "name,namespace",
 			     "Segments the VM's QEMU TCP sockets on the host retransmitted." },
 	[F_IFACES] = { "vmprobe_network_interfaces", EXPO_GAUGE, "", "", "Taps being counted." },
 	[F_IFACE_SLOTS] = { "vmprobe_network_interface_slots", EXPO_GAUGE, "", "",

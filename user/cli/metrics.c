@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * vmprobe metrics: every family vmprobe can expose, from the descriptions
+ * the renderer uses (core/expo.h); --markdown prints the README's table.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cmd.h"
+#include "core/metrics.h"
+
+static void print_row(const struct expo_family *f, bool markdown)
+{
+	if (!markdown) {
+		printf("%-48s %-9s %-27s %s\n", f->name, expo_type_names[f->type],
+		       f->labels[0] ? f->labels : "-", f->help);
+		return;
+	}
+	printf("| `%s` | %s | %s%s%s | %s |\n", f->name, expo_type_names[f->type],
+	       f->labels[0] ? "`" : "", f->labels, f->labels[0] ? "`" : "", f->help);
+}
+
+static int print_list(const struct family_list *l, void *arg)
+{
+	const bool *markdown = arg;
+
+	for (size_t i = 0; i < l->nr; i++)
+		print_row(&l->families[i], *markdown);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vmprobe metrics [--markdown]\n"
+		   "  Lists every metric family vmprobe can expose: name, type, labels\n"
+		   "  and help text.\n"
+		   "  -m, --markdown   as a Markdown table (the README's)\n");
+}
+
+int do_metrics(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "markdown", no_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	bool markdown = false;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "mh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'm':
+			markdown = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (markdown)
+		printf("| metric | type | labels | meaning |\n|---|---|---|---|\n");
+	metrics_families(print_list, &markdown);
+	return EXIT_OK;
+}
