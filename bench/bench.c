@@ -1278,7 +1278,7 @@ static int add_vms(struct discovery *d, unsigned nr_vms)
 
 	for (unsigned i = 0; i < nr_vms; i++) {
 		struct vm *vm = calloc(1, sizeof(*vm));
-		struct net_vm *nv;
+		struct tap_state *t;
 		int slot;
 
 		if (!vm)
@@ -1294,8 +1294,10 @@ static int add_vms(struct discovery *d, unsigned nr_vms)
 			snprintf(vm->ns, sizeof(vm->ns), "tenant-%u", i % 10);
 		snprintf(vm->spec.uuid, sizeof(vm->spec.uuid), "%08x-0000-4000-8000-%012x", i, i);
 		snprintf(vm->pid_str, sizeof(vm->pid_str), "%d", (int)vm->pid);
-		vm->nr_taps = 1;
-		snprintf(vm->taps[0].ifname, IFNAMSIZ, "tap%04u", i);
+		vm->nr_ifaces = 1;
+		vm->ifaces[0].present = true;
+		snprintf(vm->ifaces[0].tap, IFNAMSIZ, "tap%04u", i);
+		snprintf(vm->ifaces[0].label, sizeof(vm->ifaces[0].label), "tap%04u", i);
 		if (net_vm_add(p, d, vm))
 			return -ENOMEM;
 		slot = net_slot_alloc(p->priv);
@@ -1305,9 +1307,11 @@ static int add_vms(struct discovery *d, unsigned nr_vms)
 		 * Counted as if attached, with no programs: with no namespace to
 		 * enter, net_vm_del() then only frees the slot.
 		 */
-		nv = vm->priv[p->id];
-		nv->taps[0] = (struct tap_state){ .ifindex = (int)(1000 + i), .netns_cookie = 1,
-						  .slot = slot };
+		t = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		*t = (struct tap_state){ .ifindex = (int)(1000 + i), .netns_cookie = 1, .slot = slot };
+		vm->ifaces[0].priv[p->id] = t;
 		fill_stats(p->priv, (unsigned)slot, i);
 	}
 	return 0;

@@ -19,7 +19,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "vmprobe/disk.h"
-#include "hist.bpf.h"
+#include "drive.bpf.h"
 
 const volatile __u32 max_drives = DISK_DEFAULT_MAX_DRIVES;
 
@@ -64,8 +64,9 @@ struct inflight {
 	__u64 key;
 	__u64 start_ns;
 	__u64 bytes; /* known at issue (discard); else taken at completion */
-	__u32 slot;
+	__u32 slot;  /* SLOT_STAGED: an fd of a VM that no drive has yet */
 	__u32 op;
+	struct drive_fd_key staged; /* SLOT_STAGED: which */
 };
 
 #define DM_ARRAY(name)                                                            \
@@ -114,6 +115,26 @@ struct {
 	__type(value, struct blkdev_slot);
 } dev_stats SEC(".maps");
 
+/*
+ * IO of a VM on an fd no drive has yet (a drive hot-plugged a moment ago:
+ * QEMU opened its image, the guest may already read it): counted here by
+ * (tgid, fd), and user space told at the first request, so that when it
+ * learns the fd is a drive's it adds these to the drive's slot. Nothing
+ * before a drive is known is lost. LRU: fds that never become a drive's
+ * age out.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DISK_STAGED_MAX);
+	__type(key, struct drive_fd_key);
+	__type(value, struct staged_stats);
+} disk_staged SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} disk_events SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, DISK_SRC_MAX);
@@ -136,6 +157,13 @@ static __always_inline void bump(void *map, __u32 key)
 		*v += 1;
 }
 
+static __always_inline void stats_add(struct drive_stats *st, __u64 bytes, __u64 lat_ns,
+				      __u32 src)
+{
+	drive_stats_add(st, bytes, lat_ns);
+	bump(&disk_sources, src);
+}
+
 static __always_inline void record(__u32 slot, __u32 op, __u64 bytes, __u64 lat_ns, __u32 src)
 {
 	struct drive_stats *st;
@@ -145,13 +173,23 @@ static __always_inline void record(__u32 slot, __u32 op, __u64 bytes, __u64 lat_
 		return;
 	idx = drive_stats_index(slot, op);
 	st = bpf_map_lookup_elem(&drive_stats, &idx);
-	if (!st)
+	if (st)
+		stats_add(st, bytes, lat_ns, src);
+}
+
+/* A completed request of the syscall or io_uring paths: its drive's, or staged. */
+static __always_inline void record_in(const struct inflight *in, __u64 bytes, __u64 lat_ns,
+				      __u32 src)
+{
+	struct staged_stats *ss;
+
+	if (in->slot != SLOT_STAGED) {
+		record(in->slot, in->op, bytes, lat_ns, src);
 		return;
-	__sync_fetch_and_add(&st->bytes, bytes);
-	__sync_fetch_and_add(&st->lat_sum_ns, lat_ns);
-	__sync_fetch_and_add(&st->lat_slots[hist_slot(lat_ns, DISK_LAT_SLOTS)], 1);
-	__sync_fetch_and_add(&st->size_slots[hist_slot(bytes, DISK_SIZE_SLOTS)], 1);
-	bump(&disk_sources, src);
+	}
+	ss = bpf_map_lookup_elem(&disk_staged, &in->staged);
+	if (ss && in->op < DISK_OP_MAX)
+		stats_add(&ss->ops[in->op], bytes, lat_ns, src);
 }
 
 static __always_inline __u32 dm_index(__u64 key)
@@ -204,20 +242,39 @@ static __always_inline __u32 *fd_slot(__u32 tgid, __u64 fd)
 	return bpf_map_lookup_elem(&disk_fds, &key);
 }
 
+/*
+ * The slot for a request of VM `tgid` on `fd`: its drive's, or, when no
+ * drive has the fd yet, SLOT_STAGED with the staging entry made (user
+ * space is told of a new one).
+ */
+static __always_inline __u32 slot_or_stage(__u32 tgid, __u64 fd, struct drive_fd_key *staged)
+{
+	static const struct staged_stats zero;
+	__u32 *slot = fd_slot(tgid, fd);
+
+	if (slot)
+		return *slot;
+	staged->tgid = tgid;
+	staged->fd = (__u32)fd;
+	if (!bpf_map_lookup_elem(&disk_staged, staged) &&
+	    !bpf_map_update_elem(&disk_staged, staged, &zero, BPF_NOEXIST))
+		bpf_ringbuf_output(&disk_events, staged, sizeof(*staged), 0);
+	return SLOT_STAGED;
+}
+
 /* ---- aio=threads ---- */
 
 static __always_inline int sys_enter(__u64 id, __u64 fd, __u32 op, __u64 bytes)
 {
+	struct drive_fd_key staged = {};
+	__u32 slot = slot_or_stage(id >> 32, fd, &staged);
 	struct inflight *in;
-	__u32 *slot;
 
-	slot = fd_slot(id >> 32, fd);
-	if (!slot)
-		return 0;
 	in = dm_start(&sys_inflight, id);
 	if (!in)
 		return 0;
-	in->slot = *slot;
+	in->slot = slot;
+	in->staged = staged;
 	in->op = op;
 	in->bytes = bytes;
 	return 0;
@@ -257,7 +314,7 @@ static __always_inline int sys_exit(long ret)
 	bytes = in->bytes;
 	if (in->op == DISK_OP_READ || in->op == DISK_OP_WRITE)
 		bytes = ret > 0 ? ret : 0;
-	record(in->slot, in->op, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_SYSCALL);
+	record_in(in, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_SYSCALL);
 	in->key = 0;
 	return 0;
 }
@@ -336,25 +393,26 @@ int uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct io_kiocb *req = ctx->req;
 	int op = uring_op(ctx->opcode);
+	struct drive_fd_key staged = {};
 	struct inflight *in;
-	__u32 *slot;
+	__u32 slot;
 	int fd;
 
 	if (op < 0 || !is_vm(tgid))
 		return 0;
 	fd = BPF_CORE_READ(req, cqe.fd);
-	slot = fd_slot(tgid, fd);
-	if (!slot)
-		return 0;
 	/* A registered file's fd is an index into the ring's table. */
 	if (BPF_CORE_READ(req, flags) & (1ULL << REQ_F_FIXED_FILE_BIT)) {
-		bump(&disk_errors, DISK_ERR_FIXED_FILE);
+		if (fd_slot(tgid, fd))
+			bump(&disk_errors, DISK_ERR_FIXED_FILE);
 		return 0;
 	}
+	slot = slot_or_stage(tgid, fd, &staged);
 	in = dm_start(&uring_inflight, (__u64)req);
 	if (!in)
 		return 0;
-	in->slot = *slot;
+	in->slot = slot;
+	in->staged = staged;
 	in->op = op;
 	return 0;
 }
@@ -370,7 +428,7 @@ int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		return 0;
 	if ((in->op == DISK_OP_READ || in->op == DISK_OP_WRITE) && ctx->res > 0)
 		bytes = ctx->res;
-	record(in->slot, in->op, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_IO_URING);
+	record_in(in, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_IO_URING);
 	in->key = 0;
 	return 0;
 }

@@ -47,6 +47,18 @@ _Static_assert(sizeof(struct drive_stats) == 8 * (2 + DISK_LAT_SLOTS + DISK_SIZE
 	       "drive_stats layout");
 
 /*
+ * A VM's requests on an fd no drive has yet, per operation, kept until
+ * user space adds them to the drive the fd turns out to be (a drive
+ * hot-plugged a moment ago). In-flight entries mark them SLOT_STAGED.
+ */
+struct staged_stats {
+	struct drive_stats ops[DISK_OP_MAX];
+};
+
+#define SLOT_STAGED 0xffffffffu
+#define DISK_STAGED_MAX 256
+
+/*
  * The image of an aio=native drive, as the completing request's file
  * shows it: (QEMU's tgid, kernel dev_t of the filesystem, inode) -> drive
  * slot. With tgid 0: how many VMs' native drives use that inode.

@@ -51,10 +51,14 @@ expected=$(python3 - "$NAME" "$GUEST_PID" "$GUEST_UUID" "$TAP" "$MAC" "$WORK" \
 	"$(readlink /proc/$GUEST_PID/ns/net)" "$(cat /sys/class/net/$TAP/ifindex)" <<'PY'
 import json, sys
 name, pid, uuid, tap, mac, work, netns, ifindex = sys.argv[1:]
+off = {"measured": None, "reason": "vmprobe serve is not running"}
 print(json.dumps({"pid": int(pid), "name": name, "namespace": "", "uuid": uuid,
-    "taps": [{"interface": tap, "netns": netns, "ifindex": int(ifindex), "mac": mac}],
-    "drives": [{"drive": "root", "node": "d0", "file": work + "/a.img", "aio": "threads"},
-               {"drive": "data", "node": "d1", "file": work + "/b, c.img", "aio": "io_uring"}]},
+    "interfaces": [dict(interface=tap, tap=tap, type="tap", netns=netns, ifindex=int(ifindex),
+                        mac=mac, source="cmdline", **off)],
+    "drives": [dict(drive="root", node="d0", file=work + "/a.img", aio="threads",
+                    backend="file", source="cmdline", **off),
+               dict(drive="data", node="d1", file=work + "/b, c.img", aio="io_uring",
+                    backend="file", source="cmdline", **off)]},
     sort_keys=True, indent=1))
 PY
 )
@@ -64,17 +68,17 @@ vms = [vm for vm in json.load(open(sys.argv[1])) if vm["pid"] == int(sys.argv[2]
 print(json.dumps(vms[0], sort_keys=True, indent=1) if len(vms) == 1 else "%d entries" % len(vms))
 PY
 )
-check_eq "list --json gives the guest's command line exactly (name, uuid, tap, MAC, drives)" \
+check_eq "list --json gives the guest's command line exactly (name, uuid, NIC, MAC, drives)" \
 	"$expected" "$actual"
 
 "$VMPROBE" list >"$WORK/list.txt" 2>&1
 check "list shows the VM's name, pid and uuid" \
 	grep -qF "$NAME  pid $GUEST_PID  uuid $GUEST_UUID" "$WORK/list.txt"
-check "list shows the tap with its ifindex, namespace and MAC" grep -qE \
-	"^  tap +$TAP +ifindex $(cat /sys/class/net/$TAP/ifindex) +$(readlink /proc/$GUEST_PID/ns/net | sed 's/[][]/\\&/g') +mac $MAC\$" \
+check "list shows the NIC with its tap, ifindex, namespace and MAC" grep -qE \
+	"^  iface +$TAP +tap +$TAP +ifindex $(cat /sys/class/net/$TAP/ifindex) +$(readlink /proc/$GUEST_PID/ns/net | sed 's/[][]/\\&/g') +mac $MAC\$" \
 	"$WORK/list.txt"
 check "list shows drive root (threads) and its image" \
-	grep -qE "^  drive +root +aio=threads +$WORK/a.img\$" "$WORK/list.txt"
+	grep -qE "^  drive +root +file +aio=threads +$WORK/a.img\$" "$WORK/list.txt"
 check "list shows drive data (io_uring) and its image" \
 	grep -qF "aio=io_uring $WORK/b, c.img" "$WORK/list.txt"
 check_eq "list adds no TC program to the tap" "" "$(tap_progs "$TAP")"

@@ -59,20 +59,20 @@ static char *load_text(const char *rel)
 }
 
 struct want_nic {
-	const char *netdev_id, *ifname, *mac;
+	const char *type, *netdev_id, *device_id, *ifname, *mac;
 	int fds[4];
 	int nr_fds;
 };
 
 struct want_drive {
-	const char *node, *label, *file, *aio;
+	const char *node, *label, *file, *aio, *backend, *remote;
 };
 
 struct want_vm {
 	const char *name, *uuid;
 	struct want_nic nics[4];
 	int nr_nics;
-	struct want_drive drives[4];
+	struct want_drive drives[6];
 	int nr_drives;
 };
 
@@ -88,7 +88,9 @@ static void expect_vm(const char *fixture, const struct want_vm *w, const struct
 		const struct want_nic *wn = &w->nics[i];
 		const struct vm_nic *n = &vm->nics[i];
 
+		expect_str(CTX("%s: nics[%d].type", fixture, i), wn->type, n->type);
 		expect_str(CTX("%s: nics[%d].netdev_id", fixture, i), wn->netdev_id, n->netdev_id);
+		expect_str(CTX("%s: nics[%d].device_id", fixture, i), wn->device_id, n->device_id);
 		expect_str(CTX("%s: nics[%d].ifname", fixture, i), wn->ifname, n->ifname);
 		expect_str(CTX("%s: nics[%d].mac", fixture, i), wn->mac, n->mac);
 		expect_int(CTX("%s: nics[%d].nr_fds", fixture, i), wn->nr_fds, n->nr_fds);
@@ -104,6 +106,8 @@ static void expect_vm(const char *fixture, const struct want_vm *w, const struct
 		expect_str(CTX("%s: drives[%d].label", fixture, i), wd->label, d->label);
 		expect_str(CTX("%s: drives[%d].file", fixture, i), wd->file, d->file);
 		expect_str(CTX("%s: drives[%d].aio", fixture, i), wd->aio, d->aio);
+		expect_str(CTX("%s: drives[%d].backend", fixture, i), wd->backend, d->backend);
+		expect_str(CTX("%s: drives[%d].remote", fixture, i), wd->remote, d->remote);
 	}
 #undef CTX
 }
@@ -129,15 +133,15 @@ static void test_libvirt_cmdline_gives_fd_taps_with_macs_and_blockdev_chains(voi
 		.name = "web01",
 		.uuid = "8f2b6c1e-3d4a-4e5f-9a6b-7c8d9e0f1a2b",
 		.nics = {
-			{ "hostnet0", "", "52:54:00:6b:3c:58", { 33 }, 1 },
-			{ "hostnet1", "", "52:54:00:1a:2b:3c", { 36, 37 }, 2 },
+			{ "tap", "hostnet0", "net0", "", "52:54:00:6b:3c:58", { 33 }, 1 },
+			{ "tap", "hostnet1", "net1", "", "52:54:00:1a:2b:3c", { 36, 37 }, 2 },
 		},
 		.nr_nics = 2,
 		.drives = {
 			{ "libvirt-2-format", "virtio-disk0", "/var/lib/libvirt/images/web01.qcow2",
-			  "native" },
+			  "native", "file", "" },
 			{ "libvirt-1-format", "virtio-disk1", "/var/lib/libvirt/images/web01-data.raw",
-			  "threads" },
+			  "threads", "file", "" },
 		},
 		.nr_drives = 2,
 	};
@@ -152,14 +156,14 @@ static void test_kubevirt_cmdline_gives_multiqueue_fds_and_labels_without_ua_pre
 		.name = "default_vmi-fedora",
 		.uuid = "5a9fc181-957e-5c32-9e5a-2de5e9673531",
 		.nics = {
-			{ "hostua-default", "", "02:8e:3a:71:0b:2f", { 22, 23 }, 2 },
+			{ "tap", "hostua-default", "ua-default", "", "02:8e:3a:71:0b:2f", { 22, 23 }, 2 },
 		},
 		.nr_nics = 1,
 		.drives = {
-			{ "libvirt-2-format", "rootdisk", "/dev/rootdisk", "native" },
+			{ "libvirt-2-format", "rootdisk", "/dev/rootdisk", "native", "host_device", "" },
 			{ "libvirt-1-format", "cloudinitdisk",
 			  "/var/run/kubevirt-ephemeral-disks/cloud-init-data/default/vmi-fedora/noCloud.iso",
-			  "threads" },
+			  "threads", "file", "" },
 		},
 		.nr_drives = 2,
 	};
@@ -174,22 +178,55 @@ static void test_handwritten_cmdline_gives_named_taps_drives_and_unescaped_name(
 		.name = "a,b",
 		.uuid = "0e6f4b8a-1c2d-4e3f-8a9b-0c1d2e3f4a5b",
 		.nics = {
-			{ "n0", "vnet3", "52:54:00:12:34:56", { 0 }, 0 },
-			/* -nic: no netdev id, MAC from its own options; -netdev user is no tap. */
-			{ "", "vnet4", "52:54:00:12:34:57", { 0 }, 0 },
+			{ "tap", "n0", "", "vnet3", "52:54:00:12:34:56", { 0 }, 0 },
+			/* -nic: no netdev id, MAC from its own options. */
+			{ "tap", "", "", "vnet4", "52:54:00:12:34:57", { 0 }, 0 },
+			/* -netdev user has no tap: listed, to be reported as not measured. */
+			{ "user", "n1", "", "", "", { 0 }, 0 },
 		},
-		.nr_nics = 2,
+		.nr_nics = 3,
 		.drives = {
-			{ "d0", "disk0", "/img/a.raw", "io_uring" },
+			{ "d0", "disk0", "/img/a.raw", "io_uring", "file", "" },
 			/* -device with no id: the label falls back to the node. */
-			{ "d2", "d2", "/img/c.raw", "native" },
+			{ "d2", "d2", "/img/c.raw", "native", "file", "" },
 			/* -drive if=virtio makes its own device. */
-			{ "d1", "d1", "/img/b.qcow2", "threads" },
+			{ "d1", "d1", "/img/b.qcow2", "threads", "file", "" },
 		},
 		.nr_drives = 3,
 	};
 
 	expect_fixture("handwritten.txt", &w);
+}
+
+static void test_network_storage_gives_backend_and_remote_name_and_vhost_user_nic(void **state)
+{
+	static const struct want_vm w = {
+		.name = "storage",
+		.uuid = "",
+		.nics = {
+			{ "vhost-user", "vu0", "ua-fast", "", "52:54:00:00:00:07", { 0 }, 0 },
+		},
+		.nr_nics = 1,
+		.drives = {
+			/* -drive rbd: string, snapshot and options cut from the image name. */
+			{ "r0", "vol-a", "rbd:volumes/vol-a@snap1:conf=/etc/ceph/ceph.conf:id=nova",
+			  "threads", "rbd", "volumes/vol-a" },
+			/* libvirt's JSON -blockdev for rbd: no filename, pool and image keys. */
+			{ "libvirt-3-format", "virtio-disk1", "rbd:volumes/tenant1/vol-b", "threads",
+			  "rbd", "volumes/tenant1/vol-b" },
+			{ "i0", "vol-c", "iscsi://10.0.0.5:3260/iqn.2003-01.org.example:t1/2", "threads",
+			  "iscsi", "iqn.2003-01.org.example:t1/2" },
+			{ "libvirt-4-format", "virtio-disk3",
+			  "iscsi://10.0.0.6:3260/iqn.2003-01.org.example:t2/0", "threads", "iscsi",
+			  "iqn.2003-01.org.example:t2/0" },
+			{ "n0", "vol-e", "nbd://10.0.0.7:10809/export", "threads", "nbd", "" },
+			/* A format over a protocol node: the backend is the leaf's. */
+			{ "libvirt-5-format", "virtio-disk5", "", "threads", "nbd", "" },
+		},
+		.nr_drives = 6,
+	};
+
+	expect_fixture("network-storage.txt", &w);
 }
 
 static void test_malformed_json_option_is_skipped_and_the_rest_parsed(void **state)
@@ -198,12 +235,12 @@ static void test_malformed_json_option_is_skipped_and_the_rest_parsed(void **sta
 		.name = "broken",
 		.uuid = "c3d4e5f6-a7b8-4c9d-8e0f-112233445566",
 		.nics = {
-			{ "hostnet1", "", "52:54:00:00:00:02", { 40 }, 1 },
+			{ "tap", "hostnet1", "net1", "", "52:54:00:00:00:02", { 40 }, 1 },
 		},
 		.nr_nics = 1,
 		.drives = {
 			{ "libvirt-1-format", "virtio-disk0", "/var/lib/libvirt/images/broken.qcow2",
-			  "threads" },
+			  "threads", "file", "" },
 		},
 		.nr_drives = 1,
 	};
@@ -398,6 +435,25 @@ static void test_fdinfo_of_a_regular_file_is_enoent(void **state)
 	free(text);
 }
 
+static void test_fdinfo_qemu_image_locks_tell_an_image(void **state)
+{
+	static const struct { const char *text; bool image; } cases[] = {
+		{ "pos:\t0\nflags:\t02140002\nlock:\t1: OFDLCK ADVISORY  READ -1 fe:00:10952849 100 101\n",
+		  true },
+		{ "lock:\t1: OFDLCK ADVISORY  WRITE -1 08:01:77 201 201\n", true },
+		/* A pid file: a POSIX lock from offset 0. */
+		{ "lock:\t1: POSIX  ADVISORY  WRITE 4242 fe:00:778 0 EOF\n", false },
+		/* An OFD lock of someone else's range. */
+		{ "lock:\t1: OFDLCK ADVISORY  READ -1 fe:00:1 0 99\n", false },
+		{ "pos:\t0\nflags:\t0100001\n", false },
+		{ "lock:", false },
+		{ "", false },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		expect_int(cases[i].text, cases[i].image, fdinfo_qemu_image_lock(cases[i].text));
+}
+
 static void test_fdinfo_edge_cases(void **state)
 {
 	static const struct {
@@ -476,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_libvirt_cmdline_gives_fd_taps_with_macs_and_blockdev_chains),
 		cmocka_unit_test(test_kubevirt_cmdline_gives_multiqueue_fds_and_labels_without_ua_prefix),
 		cmocka_unit_test(test_handwritten_cmdline_gives_named_taps_drives_and_unescaped_name),
+		cmocka_unit_test(test_network_storage_gives_backend_and_remote_name_and_vhost_user_nic),
 		cmocka_unit_test(test_malformed_json_option_is_skipped_and_the_rest_parsed),
 		cmocka_unit_test(test_non_qemu_cmdline_is_enoent),
 		cmocka_unit_test(test_cmdline_without_final_nul_is_einval),
@@ -489,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_fdinfo_of_a_tap_names_it),
 		cmocka_unit_test(test_fdinfo_of_a_regular_file_is_enoent),
 		cmocka_unit_test(test_fdinfo_edge_cases),
+		cmocka_unit_test(test_fdinfo_qemu_image_locks_tell_an_image),
 		cmocka_unit_test(test_vm_identity_splits_namespace_only_inside_kubepods),
 	};
 

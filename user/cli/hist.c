@@ -21,6 +21,7 @@ struct series {
 	char title[160];
 	enum kind kind;
 	int slot;
+	const struct view_drive *drive; /* K_DISK */
 	unsigned sub; /* op or direction */
 	__u64 before[DISK_LAT_SLOTS];
 	__u64 now[DISK_LAT_SLOTS];
@@ -36,7 +37,7 @@ static void series_read(const struct view *v, struct series *s, __u64 *out)
 	if (s->kind == K_DISK) {
 		struct drive_stats st;
 
-		disk_read(v->dp, s->slot, s->sub, &st);
+		view_drive_read(v, s->drive, s->sub, &st);
 		memcpy(out, st.lat_slots, sizeof(st.lat_slots));
 	} else {
 		struct net_stats st;
@@ -118,14 +119,15 @@ static int select_series(const struct view *v, const struct view_vm *vm, const c
 	int n = 0;
 	bool found = !disk && !net;
 
-	for (int i = 0; v->dp && !net && i < vm->nr_drives; i++) {
+	for (int i = 0; !net && i < vm->nr_drives; i++) {
 		if (disk && strcmp(disk, vm->drives[i].label))
 			continue;
 		found = true;
 		if (vm->drives[i].slot < 0)
 			continue;
 		for (unsigned op = 0; op < DISK_OP_MAX && n < max; op++, n++) {
-			out[n] = (struct series){ .kind = K_DISK, .slot = vm->drives[i].slot, .sub = op };
+			out[n] = (struct series){ .kind = K_DISK, .slot = vm->drives[i].slot,
+						  .drive = &vm->drives[i], .sub = op };
 			snprintf(out[n].title, sizeof(out[n].title), "drive %s, %s latency, operations",
 				 vm->drives[i].label, disk_op_names[op]);
 		}

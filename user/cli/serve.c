@@ -93,7 +93,8 @@ static void usage(FILE *f)
 		   "  -l, --listen ADDR   e.g. :19472, 127.0.0.1:19472, [::1]:19472\n");
 }
 
-int do_serve(int argc, char **argv)
+/* Parses serve's options into cfg; EXIT_OK to go on, else the exit code (-1: --help). */
+static int serve_options(int argc, char **argv, struct config *cfg)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -102,14 +103,9 @@ int do_serve(int argc, char **argv)
 		{},
 	};
 	const char *cfg_path = NULL, *listen = NULL;
-	struct probe_set probes = {};
-	struct server *srv = NULL;
-	struct discovery d;
-	struct config cfg;
-	struct pollfd pfd[2];
-	sigset_t mask;
-	int opt, sfd = -1, lfd, err, ret = EXIT_FAIL, lock_fd, attach_fd;
-	bool disc = false, pinned = false;
+	char host[128];
+	unsigned port;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:l:h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -121,7 +117,7 @@ int do_serve(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return EXIT_OK;
+			return -1;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -131,38 +127,103 @@ int do_serve(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (cmd_load_config(&cfg, cfg_path))
+	if (cmd_load_config(cfg, cfg_path))
 		return EXIT_USAGE;
-	if (listen) {
-		char host[128];
-		unsigned port;
-
-		if (config_parse_listen(listen, host, sizeof(host), &port)) {
-			fprintf(stderr, "vmprobe: --listen '%s' is not HOST:PORT, :PORT or [V6]:PORT\n",
-				listen);
-			return EXIT_USAGE;
-		}
-		snprintf(cfg.listen, sizeof(cfg.listen), "%s", listen);
+	if (listen && config_parse_listen(listen, host, sizeof(host), &port)) {
+		fprintf(stderr, "vmprobe: --listen '%s' is not HOST:PORT, :PORT or [V6]:PORT\n",
+			listen);
+		return EXIT_USAGE;
 	}
-	log_max_level = cfg.log_level;
-	libbpf_set_print(libbpf_log);
-	if (take_locks(&lock_fd, &attach_fd))
-		return EXIT_FAIL;
+	if (listen)
+		snprintf(cfg->listen, sizeof(cfg->listen), "%s", listen);
+	return EXIT_OK;
+}
 
-	/* Signals are read from a signalfd by the main loop, not by handlers. */
+/* Signals are read from a signalfd by the main loop, not by handlers. */
+static int signals_fd(void)
+{
+	sigset_t mask;
+
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	return signalfd(-1, &mask, SFD_CLOEXEC);
+}
+
+enum { POLL_SIGNAL, POLL_LINK, POLL_PROBES };
+
+/*
+ * Rescans at every interval, at once on link events and when a probe
+ * wants a VM synced; returns on SIGINT or SIGTERM (EXIT_OK).
+ */
+static int serve_loop(struct discovery *d, int sfd, bool pinned)
+{
+	struct probe_set *ps = d->probes;
+	struct pollfd pfd[POLL_PROBES + PROBE_MAX];
+	int lfd = open_link_events(), ret = EXIT_FAIL;
+
+	if (lfd < 0)
+		log_warn("no netlink link events (%s): relying on rescans", strerror(-lfd));
+	pfd[POLL_SIGNAL] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	pfd[POLL_LINK] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	for (unsigned i = 0; i < ps->nr; i++)
+		pfd[POLL_PROBES + i] = (struct pollfd){
+			.fd = ps->probes[i].ops->event_fd ? ps->probes[i].ops->event_fd(&ps->probes[i]) : -1,
+			.events = POLLIN,
+		};
+	for (;;) {
+		struct signalfd_siginfo si;
+		int n = poll(pfd, POLL_PROBES + ps->nr, (int)d->cfg->rescan_interval_ms);
+
+		if (n < 0 && errno != EINTR) {
+			log_error("poll: %s", strerror(errno));
+			break;
+		}
+		if (n > 0 && (pfd[POLL_SIGNAL].revents & POLLIN) &&
+		    read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			log_info("signal %u: detaching and exiting", si.ssi_signo);
+			ret = EXIT_OK;
+			break;
+		}
+		if (n > 0 && (pfd[POLL_LINK].revents & POLLIN))
+			drain(lfd);
+		for (unsigned i = 0; n > 0 && i < ps->nr; i++)
+			if (pfd[POLL_PROBES + i].revents & POLLIN)
+				ps->probes[i].ops->events(&ps->probes[i], d);
+		discovery_scan(d);
+		/* The CLI (top, hist) reads serve's counters through this table. */
+		if (pinned)
+			state_write(d);
+	}
+	if (lfd >= 0)
+		close(lfd);
+	return ret;
+}
+
+int do_serve(int argc, char **argv)
+{
+	struct probe_set probes = {};
+	struct server *srv = NULL;
+	struct discovery d;
+	struct config cfg;
+	int sfd, err, ret, lock_fd, attach_fd;
+	bool disc = false, pinned = false;
+
+	ret = serve_options(argc, argv, &cfg);
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
+	ret = EXIT_FAIL;
+	log_max_level = cfg.log_level;
+	libbpf_set_print(libbpf_log);
+	if (take_locks(&lock_fd, &attach_fd))
+		return EXIT_FAIL;
+	sfd = signals_fd();
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
-		close(attach_fd);
-		close(lock_fd);
-		return EXIT_FAIL;
+		goto cleanup;
 	}
-
 	err = probes_open(&probes, &cfg, PROBE_SERVE);
 	if (err)
 		goto cleanup;
@@ -177,39 +238,8 @@ int do_serve(int argc, char **argv)
 	if (pinned)
 		state_write(&d);
 	srv = server_start(cfg.listen, &d);
-	if (!srv)
-		goto cleanup;
-
-	lfd = open_link_events();
-	if (lfd < 0)
-		log_warn("no netlink link events (%s): relying on rescans", strerror(-lfd));
-	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
-	for (;;) {
-		int n = poll(pfd, lfd >= 0 ? 2 : 1, (int)cfg.rescan_interval_ms);
-
-		if (n < 0 && errno != EINTR) {
-			log_error("poll: %s", strerror(errno));
-			break;
-		}
-		if (n > 0 && (pfd[0].revents & POLLIN)) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				log_info("signal %u: detaching and exiting", si.ssi_signo);
-				ret = EXIT_OK;
-				break;
-			}
-		}
-		if (n > 0 && lfd >= 0 && (pfd[1].revents & POLLIN))
-			drain(lfd);
-		discovery_scan(&d);
-		/* The CLI (top, hist) reads serve's counters through this table. */
-		if (pinned)
-			state_write(&d);
-	}
-	if (lfd >= 0)
-		close(lfd);
+	if (srv)
+		ret = serve_loop(&d, sfd, pinned);
 cleanup:
 	if (pinned)
 		pins_remove();

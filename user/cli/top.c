@@ -65,13 +65,13 @@ static void totals_read(const struct view *v, const struct view_vm *vm, struct t
 				t->lat[dir == NET_PATH_NETWORK ? L_NET : L_GUEST][s] += st.rtt_slots[s];
 		}
 	}
-	for (int i = 0; v->dp && i < vm->nr_drives; i++) {
+	for (int i = 0; i < vm->nr_drives; i++) {
 		if (vm->drives[i].slot < 0)
 			continue;
 		for (unsigned op = 0; op < DISK_OP_MAX; op++) {
 			struct drive_stats st;
 
-			disk_read(v->dp, vm->drives[i].slot, op, &st);
+			view_drive_read(v, &vm->drives[i], op, &st);
 			for (int s = 0; s < DISK_LAT_SLOTS; s++) {
 				t->lat[L_DISK][s] += st.lat_slots[s];
 				if (op <= DISK_OP_WRITE)

@@ -32,11 +32,7 @@ static int open_shared(struct view *v)
 	v->shared_np.nr_cpus = ncpus;
 	v->shared_np.max_ifaces = n / ((unsigned)ncpus * NET_DIR_MAX);
 	v->np = v->shared_np.stats ? &v->shared_np : NULL;
-	v->shared_dp.stats = pin_mmap_ro("drive_stats", sizeof(struct drive_stats), &n,
-					 &v->shared_dp.stats_len);
-	v->shared_dp.max_drives = n / DISK_OP_MAX;
-	v->dp = v->shared_dp.stats ? &v->shared_dp : NULL;
-	if (!v->np && !v->dp) {
+	if (!v->np && access(PIN_DIR "/drive_stats", F_OK)) {
 		fprintf(stderr, "vmprobe: serve runs but its maps are not pinned under %s "
 				"(see its log)\n", PIN_DIR);
 		return -ENOENT;
@@ -74,7 +70,6 @@ static int open_own(struct view *v)
 	v->net = probes_find(&v->probes, "net");
 	v->disk = probes_find(&v->probes, "disk");
 	v->np = v->net ? v->net->priv : NULL;
-	v->dp = v->disk ? v->disk->priv : NULL;
 	return discovery_init(&v->d, &v->cfg, &v->probes);
 }
 
@@ -106,6 +101,54 @@ static void state_entry(json_object *t, const char *key, char *name, size_t size
 	snprintf(name, size, "%s",
 		 json_object_object_get_ex(t, key, &f) ? json_object_get_string(f) : "");
 	*slot = json_object_object_get_ex(t, "slot", &f) ? json_object_get_int(f) : -1;
+}
+
+/* The index in v->maps of serve's pinned map `name`, mapped at first use; -1 if none. */
+static int map_index(struct view *v, const char *name)
+{
+	struct view_map *m;
+
+	for (int i = 0; i < v->nr_maps; i++)
+		if (!strcmp(v->maps[i].name, name))
+			return i;
+	if (v->nr_maps == VIEW_MAX_MAPS || !name[0])
+		return -1;
+	m = &v->maps[v->nr_maps];
+	m->stats = pin_mmap_ro(name, sizeof(struct drive_stats), &m->entries, &m->len);
+	if (!m->stats)
+		return -1;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	return v->nr_maps++;
+}
+
+static void state_drive(struct view *v, json_object *t, struct view_drive *dr)
+{
+	json_object *f;
+
+	state_entry(t, "drive", dr->label, sizeof(dr->label), &dr->slot);
+	dr->map = map_index(v, json_object_object_get_ex(t, "map", &f) ? json_object_get_string(f)
+									 : "");
+	if (dr->map < 0 || (__u32)dr->slot * DISK_OP_MAX >= v->maps[dr->map].entries)
+		dr->slot = -1;
+}
+
+void view_drive_read(const struct view *v, const struct view_drive *dr, unsigned op,
+		     struct drive_stats *out)
+{
+	struct probe *p = dr->disk ? (struct probe *)dr->disk->cov.probe : NULL;
+	const __u64 *src;
+
+	memset(out, 0, sizeof(*out));
+	if (dr->slot < 0)
+		return;
+	if (!v->shared) {
+		if (p && p->ops->drive_read)
+			p->ops->drive_read(p, dr->disk, op, out);
+		return;
+	}
+	src = (const __u64 *)&v->maps[dr->map].stats[drive_stats_index(dr->slot, op)];
+	for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
+		((__u64 *)out)[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
 static int refresh_shared(struct view *v)
@@ -142,13 +185,13 @@ static int refresh_shared(struct view *v)
 		if (json_object_object_get_ex(j, "taps", &arr))
 			for (size_t k = 0; k < json_object_array_length(arr) && k < VM_MAX_NICS; k++) {
 				state_entry(json_object_array_get_idx(arr, k), "interface",
-					    vm->taps[k].ifname, IFNAMSIZ, &vm->taps[k].slot);
+					    vm->taps[k].ifname, sizeof(vm->taps[k].ifname),
+					    &vm->taps[k].slot);
 				vm->nr_taps++;
 			}
 		if (json_object_object_get_ex(j, "drives", &arr))
 			for (size_t k = 0; k < json_object_array_length(arr) && k < VM_MAX_DRIVES; k++) {
-				state_entry(json_object_array_get_idx(arr, k), "drive",
-					    vm->drives[k].label, VM_ID_MAX, &vm->drives[k].slot);
+				state_drive(v, json_object_array_get_idx(arr, k), &vm->drives[k]);
 				vm->nr_drives++;
 			}
 	}
@@ -173,16 +216,21 @@ static int refresh_own(struct view *v)
 		w->pid = vm->pid;
 		snprintf(w->name, sizeof(w->name), "%s", vm->name);
 		snprintf(w->ns, sizeof(w->ns), "%s", vm->ns);
-		for (int i = 0; v->net && i < vm->nr_taps; i++) {
-			snprintf(w->taps[i].ifname, IFNAMSIZ, "%s", vm->taps[i].ifname);
-			w->taps[i].slot = net_vm_tap(v->net, vm, i)->slot;
+		for (int i = 0; v->net && i < vm->nr_ifaces; i++) {
+			snprintf(w->taps[i].ifname, sizeof(w->taps[i].ifname), "%s",
+				 vm->ifaces[i].label);
+			w->taps[i].slot = net_iface_slot(v->net, &vm->ifaces[i]);
 		}
-		w->nr_taps = v->net ? vm->nr_taps : 0;
-		for (int i = 0; v->disk && i < vm->spec.nr_drives; i++) {
-			snprintf(w->drives[i].label, VM_ID_MAX, "%s", vm->spec.drives[i].label);
-			w->drives[i].slot = disk_vm_drive_slot(v->disk, vm, i);
+		w->nr_taps = v->net ? vm->nr_ifaces : 0;
+		for (int i = 0; i < vm->nr_disks; i++) {
+			const struct vm_disk *disk = &vm->disks[i];
+			struct view_drive *dr = &w->drives[i];
+
+			snprintf(dr->label, sizeof(dr->label), "%s", disk->spec.label);
+			dr->disk = disk;
+			dr->slot = disk->cov.measured ? 0 : -1;
 		}
-		w->nr_drives = v->disk ? vm->spec.nr_drives : 0;
+		w->nr_drives = vm->nr_disks;
 	}
 	pthread_mutex_unlock(&v->d.lock);
 	return v->vms ? 0 : -ENOMEM;
@@ -198,8 +246,8 @@ void view_close(struct view *v)
 	if (v->shared) {
 		if (v->shared_np.stats)
 			munmap(v->shared_np.stats, v->shared_np.stats_len);
-		if (v->shared_dp.stats)
-			munmap(v->shared_dp.stats, v->shared_dp.stats_len);
+		for (int i = 0; i < v->nr_maps; i++)
+			munmap(v->maps[i].stats, v->maps[i].len);
 	} else {
 		if (v->d.cfg)
 			discovery_fini(&v->d);

@@ -15,31 +15,46 @@
 #include "probes/disk/disk_probe.h"
 #include "probes/net/net_probe.h"
 
+/* A drive's counters: in a map serve pinned, or (own probes) read through its probe. */
+struct view_drive {
+	char label[VM_ID_MAX];
+	int slot;                   /* -1: not counted */
+	int map;                    /* shared: index in view.maps */
+	const struct vm_disk *disk; /* own: valid until the next view_refresh() */
+};
+
 struct view_vm {
 	pid_t pid;
 	char name[VM_NAME_MAX];
 	char ns[VM_NAME_MAX];
 	struct {
-		char ifname[IFNAMSIZ];
+		char ifname[VM_ID_MAX]; /* the interface label */
 		int slot;
 	} taps[VM_MAX_NICS];
 	int nr_taps;
-	struct {
-		char label[VM_ID_MAX];
-		int slot;
-	} drives[VM_MAX_DRIVES];
+	struct view_drive drives[VM_MAX_DRIVES];
 	int nr_drives;
 };
+
+/* A drive_stats array serve pinned, mapped read-only. */
+struct view_map {
+	char name[32];
+	struct drive_stats *stats;
+	size_t len;
+	__u32 entries;
+};
+
+#define VIEW_MAX_MAPS 4
 
 struct view {
 	bool shared;     /* reading serve's maps */
 	bool own;        /* probes of its own are open */
 	int attach_lock; /* own probes: ATTACH_LOCK, else -1 */
-	/* shared mode: only the fields net_read() and disk_read() use */
+	/* shared mode: only the fields net_read() uses; the drives' maps */
 	struct net_probe shared_np;
-	struct disk_probe shared_dp;
+	struct view_map maps[VIEW_MAX_MAPS];
+	int nr_maps;
 	const struct net_probe *np; /* NULL: no network counters */
-	const struct disk_probe *dp; /* NULL: no disk counters */
 	struct config cfg;
 	struct probe_set probes;
 	struct probe *net, *disk; /* own mode */
@@ -53,6 +68,10 @@ int view_open(struct view *v);
 /* Re-reads the VM table (serve's state file, or a rescan); 0 or -errno. */
 int view_refresh(struct view *v);
 void view_close(struct view *v);
+
+/* The counters of one operation of a drive (zero when it is not counted). */
+void view_drive_read(const struct view *v, const struct view_drive *dr, unsigned op,
+		     struct drive_stats *out);
 
 /* Parses an interval or count option in [min, max]. */
 bool view_arg(const char *s, long min, long max, long *out);

@@ -19,11 +19,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/libvirt.h"
 #include "core/netns.h"
 #include "core/util.h"
 
 /* Every this many scans a VM's fds are rescanned for hot-plugged taps and drives. */
 #define FULL_SYNC_EVERY 8
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
 
 static double now_seconds(void)
 {
@@ -111,17 +119,8 @@ static int read_start_time(const struct discovery *d, pid_t pid, unsigned long l
 	return 0;
 }
 
-static void tap_find_or_add(struct vm *vm, const char *ifname)
-{
-	for (int i = 0; i < vm->nr_taps; i++)
-		if (strcmp(vm->taps[i].ifname, ifname) == 0)
-			return;
-	if (vm->nr_taps >= VM_MAX_NICS)
-		return;
-	snprintf(vm->taps[vm->nr_taps++].ifname, IFNAMSIZ, "%s", ifname);
-}
-
-static int push_file(struct vm_snapshot *snap, size_t *cap, int fd, const struct stat *st)
+static int push_file(struct vm_snapshot *snap, size_t *cap, int fd, const struct stat *st,
+		     const char *path)
 {
 	if (snap->nr_files == *cap) {
 		size_t c = *cap ? *cap * 2 : 16;
@@ -136,80 +135,144 @@ static int push_file(struct vm_snapshot *snap, size_t *cap, int fd, const struct
 		.fd = fd, .dev = st->st_dev, .ino = st->st_ino, .mode = st->st_mode,
 		.rdev = st->st_rdev,
 	};
+	str_copy(snap->files[snap->nr_files - 1].path, sizeof(snap->files[0].path), path);
 	return 0;
 }
 
-/* One fd of the walk: a tun fd names a tap, a socket or file goes in the snapshot. */
-static void snapshot_fd(const struct discovery *d, struct vm *vm, const char *name,
-			struct vm_snapshot *snap, size_t *file_cap, size_t *sock_cap)
+static int push_tun(struct vm_snapshot *snap, size_t *cap, int fd, const char *ifname)
 {
-	char path[PATH_MAX], link[64], text[4096], ifname[IFNAMSIZ];
+	if (snap->nr_tuns == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		struct vm_tun *nt = realloc(snap->tuns, c * sizeof(*nt));
+
+		if (!nt)
+			return -ENOMEM;
+		snap->tuns = nt;
+		*cap = c;
+	}
+	snap->tuns[snap->nr_tuns].fd = fd;
+	snprintf(snap->tuns[snap->nr_tuns++].ifname, IFNAMSIZ, "%s", ifname);
+	return 0;
+}
+
+/* Growth room of the snapshot's arrays. */
+struct snap_caps {
+	size_t files, tuns, socks;
+};
+
+/* One fd of the walk: a tun fd (with its tap), a socket or a file, into the snapshot. */
+static void snapshot_fd(const struct discovery *d, const struct vm *vm, const char *name,
+			struct vm_snapshot *snap, struct snap_caps *caps)
+{
+	char path[PATH_MAX], link[PATH_MAX], text[4096], ifname[IFNAMSIZ];
 	unsigned long long ino;
 	struct stat st;
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "%s/%d/fd/%s", d->cfg->proc_root, (int)vm->pid, name);
 	n = readlink(path, link, sizeof(link) - 1);
-	if (n > 0) {
-		link[n] = '\0';
-		if (strcmp(link, "/dev/net/tun") == 0) {
-			snprintf(path, sizeof(path), "%s/%d/fdinfo/%s", d->cfg->proc_root,
-				 (int)vm->pid, name);
-			if (read_file(path, text, sizeof(text)) > 0 &&
-			    fdinfo_tap_name(text, ifname, sizeof(ifname)) == 0)
-				tap_find_or_add(vm, ifname);
-			return;
-		}
-		if (sscanf(link, "socket:[%llu]", &ino) == 1) {
-			u64_push(&snap->socks, &snap->nr_socks, sock_cap, ino);
-			return;
-		}
+	if (n <= 0)
+		return;
+	link[n] = '\0';
+	if (strcmp(link, "/dev/net/tun") == 0) {
+		snprintf(path, sizeof(path), "%s/%d/fdinfo/%s", d->cfg->proc_root, (int)vm->pid,
+			 name);
+		if (read_file(path, text, sizeof(text)) > 0 &&
+		    fdinfo_tap_name(text, ifname, sizeof(ifname)) == 0)
+			push_tun(snap, &caps->tuns, atoi(name), ifname);
+		return;
+	}
+	if (sscanf(link, "socket:[%llu]", &ino) == 1) {
+		u64_push(&snap->socks, &snap->nr_socks, &caps->socks, ino);
+		return;
 	}
 	if (stat(path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
-		push_file(snap, file_cap, atoi(name), &st);
+		push_file(snap, &caps->files, atoi(name), &st, link);
 }
 
-/*
- * Taps named on the command line; then one walk of the process's fds:
- * every tun fd is a tap (fdinfo names it), regular files and block
- * devices may be drives' images, sockets may be QEMU's host TCP sockets.
- */
-static void snapshot_read(struct discovery *d, struct vm *vm, struct vm_snapshot *snap)
+/* The fd numbers of the process, sorted; -errno if its fd table cannot be read. */
+static int fd_numbers(const struct discovery *d, const struct vm *vm, int **out, size_t *nr)
 {
 	char path[PATH_MAX];
-	size_t file_cap = 0, sock_cap = 0;
+	size_t cap = 0;
 	struct dirent *de;
 	DIR *dir;
 
-	memset(snap, 0, sizeof(*snap));
-	for (int i = 0; i < vm->spec.nr_nics; i++)
-		if (vm->spec.nics[i].ifname[0])
-			tap_find_or_add(vm, vm->spec.nics[i].ifname);
+	*out = NULL;
+	*nr = 0;
 	if (proc_path(d, path, sizeof(path), vm->pid, "fd"))
-		return;
+		return -ENAMETOOLONG;
 	dir = opendir(path);
-	if (!dir) {
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		if (*nr == cap) {
+			int *n2 = realloc(*out, (cap = cap ? cap * 2 : 64) * sizeof(**out));
+
+			if (!n2)
+				break;
+			*out = n2;
+		}
+		(*out)[(*nr)++] = atoi(de->d_name);
+	}
+	closedir(dir);
+	qsort(*out, *nr, sizeof(**out), cmp_int);
+	return 0;
+}
+
+/*
+ * One walk of the process's fds: tun fds are taps (fdinfo names them),
+ * regular files and block devices may be drives' images, sockets may be
+ * QEMU's host TCP sockets.
+ */
+static void snapshot_read(struct discovery *d, struct vm *vm, struct vm_snapshot *snap)
+{
+	struct snap_caps caps = {};
+	char name[16];
+	int err;
+
+	memset(snap, 0, sizeof(*snap));
+	free(vm->fds);
+	err = fd_numbers(d, vm, &vm->fds, &vm->nr_fds);
+	if (err) {
 		/* Without its fds, fd-passed taps and every drive go uncounted. */
-		if (errno == EACCES || errno == EPERM) {
+		if (err == -EACCES || err == -EPERM) {
 			d->attach_errors++;
 			if (!vm->fd_warned)
-				log_warn("cannot read %s: %s (vmprobe needs CAP_SYS_PTRACE and "
+				log_warn("cannot read %s/%d/fd: %s (vmprobe needs CAP_SYS_PTRACE and "
 					 "CAP_DAC_READ_SEARCH for other users' QEMU)",
-					 path, strerror(errno));
+					 d->cfg->proc_root, (int)vm->pid, strerror(-err));
 			vm->fd_warned = true;
 		}
 		return;
 	}
-	while ((de = readdir(dir)))
-		if (isdigit((unsigned char)de->d_name[0]))
-			snapshot_fd(d, vm, de->d_name, snap, &file_cap, &sock_cap);
-	closedir(dir);
+	for (size_t i = 0; i < vm->nr_fds; i++) {
+		snprintf(name, sizeof(name), "%d", vm->fds[i]);
+		snapshot_fd(d, vm, name, snap, &caps);
+	}
 	snap->fds_read = true;
+}
+
+/* Whether the fd table changed since the last snapshot (opened or closed fds). */
+static bool fds_changed(const struct discovery *d, const struct vm *vm)
+{
+	int *now;
+	size_t nr;
+	bool changed;
+
+	if (fd_numbers(d, vm, &now, &nr))
+		return false;
+	changed = nr != vm->nr_fds || (nr && memcmp(now, vm->fds, nr * sizeof(*now)));
+	free(now);
+	return changed;
 }
 
 static void snapshot_free(struct vm_snapshot *snap)
 {
 	free(snap->files);
+	free(snap->tuns);
 	free(snap->socks);
 }
 
@@ -233,24 +296,38 @@ void discovery_leave_netns(struct discovery *d)
 		log_error("cannot return to vmprobe's network namespace: %s", strerror(-err));
 }
 
+/* libvirt's state of the VM, when libvirt manages it: re-read when its file changes. */
+static bool libvirt_changed(struct discovery *d, struct vm *vm)
+{
+	char root[PATH_MAX];
+
+	if (!vm->libvirt)
+		vm->libvirt = calloc(1, sizeof(*vm->libvirt));
+	if (!vm->libvirt || proc_path(d, root, sizeof(root), vm->pid, "root"))
+		return false;
+	return libvirt_refresh(vm->libvirt, root, vm->spec.name, vm->spec.pidfile, vm->pid) > 0;
+}
+
+/*
+ * A VM is synced when its fd table or libvirt's state of it changed, when
+ * a probe waits for something (a tap not up yet), and at every full sync.
+ */
 static void vm_sync(struct discovery *d, struct vm *vm, bool full)
 {
 	struct probe_set *ps = d->probes;
-	bool pending = full || vm->needs_sync;
+	bool pending = libvirt_changed(d, vm) | full | vm->needs_sync;
 	struct vm_snapshot snap;
 
-	/*
-	 * A tap or drive the probes could not count yet is looked for at
-	 * every rescan; anything else waits for a full sync.
-	 */
 	for (unsigned i = 0; !pending && i < ps->nr; i++)
 		pending = ps->probes[i].ops->vm_pending(&ps->probes[i], vm);
-	if (!pending)
+	if (!pending && !fds_changed(d, vm))
 		return;
 	vm->needs_sync = false;
 	snapshot_read(d, vm, &snap);
+	inventory_update(d, vm, &snap, vm->libvirt && vm->libvirt->valid ? &vm->libvirt->dom : NULL);
 	for (unsigned i = 0; i < ps->nr; i++)
 		ps->probes[i].ops->vm_sync(&ps->probes[i], d, vm, &snap);
+	inventory_settle(vm, ps->nr > 0);
 	snapshot_free(&snap);
 }
 
@@ -263,6 +340,8 @@ static void vm_free(struct discovery *d, struct vm *vm)
 			ps->probes[i].ops->vm_del(&ps->probes[i], d, vm);
 	if (vm->netns_fd >= 0)
 		close(vm->netns_fd);
+	free(vm->fds);
+	free(vm->libvirt);
 	free(vm);
 }
 
@@ -387,6 +466,15 @@ void discovery_scan(struct discovery *d)
 out:
 	d->scans++;
 	d->last_scan_seconds = now_seconds() - t0;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void discovery_poke(struct discovery *d, pid_t pid)
+{
+	pthread_mutex_lock(&d->lock);
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		if (vm->pid == pid)
+			vm->needs_sync = true;
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -10,13 +10,9 @@
 #include <sys/types.h>
 
 #include "core/config.h"
+#include "core/inventory.h"
 #include "core/probe.h"
 #include "core/qemu.h"
-
-/* A tap of the VM: named on its command line or found as a tun fd. */
-struct vm_tap {
-	char ifname[IFNAMSIZ];
-};
 
 struct vm {
 	pid_t pid;
@@ -24,12 +20,17 @@ struct vm {
 	char name[VM_NAME_MAX];
 	char ns[VM_NAME_MAX]; /* KubeVirt namespace, "" outside Kubernetes */
 	char pid_str[16];
-	struct vm_spec spec;
-	struct vm_tap taps[VM_MAX_NICS]; /* only ever added to */
-	int nr_taps;
+	struct vm_spec spec;          /* its command line */
+	struct vm_disk disks[VM_MAX_DRIVES]; /* what it uses now (core/inventory.h) */
+	int nr_disks;
+	struct vm_iface ifaces[VM_MAX_NICS];
+	int nr_ifaces;
 	int netns_fd;     /* the VM's network namespace, where its taps are */
 	bool needs_sync;  /* sync at the next scan, whatever the probes say */
 	bool fd_warned;   /* an unreadable fd table was logged */
+	int *fds;         /* the fd numbers of the last sync, sorted: a change means a new sync */
+	size_t nr_fds;
+	struct libvirt_state *libvirt; /* libvirt's view of the domain, NULL if unmanaged */
 	void *priv[PROBE_MAX]; /* each probe's state of this VM, by probe id */
 	unsigned seen_gen;
 	struct vm *next;
@@ -52,6 +53,8 @@ struct discovery {
 int discovery_init(struct discovery *d, const struct config *cfg, struct probe_set *probes);
 /* Rescans /proc: new VMs and resources go to the probes, what is gone is forgotten. */
 void discovery_scan(struct discovery *d);
+/* The VM of `pid`, if known, is synced at the next scan whatever else changed. */
+void discovery_poke(struct discovery *d, pid_t pid);
 /* Forgets every VM (the probes undo what they did for it) and frees the table. */
 void discovery_fini(struct discovery *d);
 

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/storage.h"
+
 enum { F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_ATTACH_ERRORS, F_SCRAPE_SECONDS, F_MAX };
 
 static const struct expo_family fams[F_MAX] = {
@@ -53,6 +55,8 @@ int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *ar
 	struct family_list l = { "vmprobe", fams, F_MAX };
 	int ret = fn(&l, arg);
 
+	l.families = storage_families(&l.nr);
+	ret = ret ? ret : fn(&l, arg);
 	for (size_t i = 0; !ret && i < probe_registry_len; i++) {
 		l.owner = probe_registry[i]->name;
 		l.families = probe_registry[i]->families(&l.nr);
@@ -105,6 +109,8 @@ int metrics_render(struct discovery *d, struct strbuf *sb)
 	render_build(sb, &lb);
 	pthread_mutex_lock(&d->lock);
 	render_vm_info(d, sb, &lb);
+	coverage_render(d, sb);
+	storage_render(d, sb);
 	for (unsigned i = 0; i < ps->nr; i++)
 		ps->probes[i].ops->render(&ps->probes[i], d, sb);
 	render_self(d, sb);

@@ -81,6 +81,48 @@ void pins_remove(void)
 	unlink(STATE_PATH);
 }
 
+/* The VM's drives, with the map and slot of those a probe counts. */
+static json_object *state_drives(const struct vm *vm)
+{
+	json_object *drives = json_object_new_array();
+
+	for (int i = 0; i < vm->nr_disks; i++) {
+		const struct vm_disk *disk = &vm->disks[i];
+		struct probe *p = (struct probe *)disk->cov.probe;
+		json_object *t = json_object_new_object();
+		const char *map = "";
+		int slot = -1;
+
+		if (p && p->ops->drive_slot && disk->cov.measured)
+			slot = p->ops->drive_slot(p, disk, &map);
+		json_object_object_add(t, "drive", json_object_new_string(disk->spec.label));
+		json_object_object_add(t, "map", json_object_new_string(map));
+		json_object_object_add(t, "slot", json_object_new_int(slot));
+		json_object_object_add(t, "measured", json_object_new_boolean(disk->cov.measured));
+		json_object_object_add(t, "reason", json_object_new_string(disk->cov.reason));
+		json_object_array_add(drives, t);
+	}
+	return drives;
+}
+
+/* The VM's NICs, measured or not (the network probe adds its slots as "taps"). */
+static json_object *state_ifaces(const struct vm *vm)
+{
+	json_object *ifaces = json_object_new_array();
+
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		const struct vm_iface *ifc = &vm->ifaces[i];
+		json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "interface", json_object_new_string(ifc->label));
+		json_object_object_add(t, "tap", json_object_new_string(ifc->tap));
+		json_object_object_add(t, "measured", json_object_new_boolean(ifc->cov.measured));
+		json_object_object_add(t, "reason", json_object_new_string(ifc->cov.reason));
+		json_object_array_add(ifaces, t);
+	}
+	return ifaces;
+}
+
 int state_write(struct discovery *d)
 {
 	json_object *o = json_object_new_object(), *vms = json_object_new_array();
@@ -94,8 +136,11 @@ int state_write(struct discovery *d)
 		json_object_object_add(j, "pid", json_object_new_int(vm->pid));
 		json_object_object_add(j, "name", json_object_new_string(vm->name));
 		json_object_object_add(j, "namespace", json_object_new_string(vm->ns));
+		json_object_object_add(j, "drives", state_drives(vm));
+		json_object_object_add(j, "interfaces", state_ifaces(vm));
 		for (unsigned i = 0; i < ps->nr; i++)
-			ps->probes[i].ops->state(&ps->probes[i], vm, j);
+			if (ps->probes[i].ops->state)
+				ps->probes[i].ops->state(&ps->probes[i], vm, j);
 		json_object_array_add(vms, j);
 	}
 	pthread_mutex_unlock(&d->lock);

@@ -17,8 +17,10 @@ struct config;
 struct discovery;
 struct expo_family;
 struct json_object;
+struct drive_stats;
 struct strbuf;
 struct vm;
+struct vm_disk;
 
 enum probe_mode {
 	PROBE_SERVE, /* vmprobe serve: every source the configuration turns on */
@@ -32,6 +34,13 @@ struct vm_file {
 	ino_t ino;
 	mode_t mode;
 	dev_t rdev;
+	char path[512]; /* as QEMU sees it (readlink of the fd) */
+};
+
+/* A tun fd of the VM, and the tap it is. */
+struct vm_tun {
+	int fd;
+	char ifname[16];
 };
 
 /* What one walk of a VM's fd table found, handed to every probe. */
@@ -39,6 +48,8 @@ struct vm_snapshot {
 	bool fds_read;            /* false: the fd table was not read; only the spec */
 	struct vm_file *files;    /* regular files and block devices */
 	size_t nr_files;
+	struct vm_tun *tuns;
+	size_t nr_tuns;
 	__u64 *socks;             /* socket inodes */
 	size_t nr_socks;
 };
@@ -63,13 +74,29 @@ struct probe_ops {
 	void (*vm_del)(struct probe *p, struct discovery *d, struct vm *vm);
 	/* Every family it may render (the docs' table, `vmprobe metrics`), *nr of them. */
 	const struct expo_family *(*families)(size_t *nr);
+	/*
+	 * Optional: an fd that becomes readable when the probe saw something
+	 * of a VM to sync at once (a request on an fd no drive has yet), and
+	 * the handler that reads it and pokes those VMs (discovery_poke).
+	 */
+	int (*event_fd)(struct probe *p);
+	void (*events)(struct probe *p, struct discovery *d);
 	/* Its metric families, per VM and its own health; the table is locked. */
 	void (*render)(struct probe *p, struct discovery *d, struct strbuf *sb);
 	void (*render_self)(struct probe *p, struct discovery *d, struct strbuf *sb);
+	/*
+	 * Storage probes, for the drives they measure (disk->cov.probe): the
+	 * counters of one operation (vmprobe_disk_* are rendered from them,
+	 * whichever probe measures), and where top and hist find them: the
+	 * pinned map's name and the slot, -1 if not counted. NULL otherwise.
+	 */
+	void (*drive_read)(struct probe *p, const struct vm_disk *disk, unsigned op,
+			   struct drive_stats *out);
+	int (*drive_slot)(struct probe *p, const struct vm_disk *disk, const char **map);
 	/* serve: pins the maps top and hist read, in dir; removes them. 0 or -errno. */
 	int (*pin)(struct probe *p, const char *dir);
 	void (*unpin)(const char *dir);
-	/* serve: the VM's slots, added to its object in the state file. */
+	/* serve: the VM's slots, added to its object in the state file (NULL: none). */
 	void (*state)(struct probe *p, const struct vm *vm, struct json_object *out);
 };
 

@@ -128,10 +128,7 @@ bool qemu_is_emulator(const char *argv0)
 	return strncmp(base, "qemu-system-", 12) == 0 || strcmp(base, "qemu-kvm") == 0;
 }
 
-static void copy(char *dst, size_t size, const char *src)
-{
-	snprintf(dst, size, "%s", src ? src : "");
-}
+#define copy str_copy
 
 static void parse_fds(struct vm_nic *nic, const char *fd, const char *fds)
 {
@@ -154,15 +151,18 @@ static void parse_fds(struct vm_nic *nic, const char *fd, const char *fds)
 	}
 }
 
-static void add_tap(struct vm_spec *vm, const struct qopts *o)
+/* -netdev, -nic or -net: every host side of a NIC, whether or not it is a tap. */
+static void add_netdev(struct vm_spec *vm, const struct qopts *o)
 {
 	const char *type = qopts_get(o, "type");
 	struct vm_nic *nic;
 
-	if (!type || strcmp(type, "tap") != 0 || vm->nr_nics >= VM_MAX_NICS)
+	/* -net nic is the guest side of the legacy syntax; none the absence of one. */
+	if (!type || !strcmp(type, "nic") || !strcmp(type, "none") || vm->nr_nics >= VM_MAX_NICS)
 		return;
 	nic = &vm->nics[vm->nr_nics++];
 	memset(nic, 0, sizeof(*nic));
+	copy(nic->type, sizeof(nic->type), type);
 	copy(nic->netdev_id, sizeof(nic->netdev_id), qopts_get(o, "id"));
 	copy(nic->ifname, sizeof(nic->ifname), qopts_get(o, "ifname"));
 	copy(nic->mac, sizeof(nic->mac), qopts_get(o, "mac"));
@@ -175,6 +175,8 @@ struct bnode {
 	char child[VM_ID_MAX]; /* `file` given as a reference to another node */
 	char file[VM_PATH_MAX];
 	char aio[16];
+	char backend[16];      /* a protocol driver's name, "" for a format's node */
+	char remote[VM_PATH_MAX];
 	bool is_drive; /* from -drive, which is a whole chain in one */
 	bool used;
 };
@@ -187,6 +189,7 @@ struct bdevice {
 /* -device netdev=X,mac=Y; applied once all -netdev are known (any order). */
 struct ndevice {
 	char netdev[VM_ID_MAX];
+	char id[VM_ID_MAX];
 	char mac[18];
 };
 
@@ -199,6 +202,115 @@ struct parse_state {
 	int nr_ndevs;
 	int drives_per_if[8]; /* to name -drive without id= as QEMU does */
 };
+
+/* Protocol drivers: what reaches the storage, below any format. */
+static const char *const protocols[] = {
+	"file", "host_device", "host_cdrom", "rbd", "iscsi", "nbd", "gluster", "ssh", "http",
+	"https", "ftp", "ftps", "nfs", "nvme", "null-co", "null-aio", "vxhs", "io_uring",
+	"virtio-blk-vhost-user", "virtio-blk-vdpa", "virtio-blk-vfio-pci",
+};
+
+static bool is_protocol(const char *driver)
+{
+	for (size_t i = 0; driver && i < ARRAY_SIZE(protocols); i++)
+		if (!strcmp(driver, protocols[i]))
+			return true;
+	return false;
+}
+
+bool qemu_backend_is_local(const char *backend)
+{
+	return !strcmp(backend, "file") || !strcmp(backend, "host_device");
+}
+
+/* The protocol of a -drive file= string: rbd:, iscsi://, nbd:, nbd+unix://, gluster://... */
+static void url_backend(const char *file, char *backend, size_t size)
+{
+	static const char *const prefixes[][2] = {
+		{ "rbd:", "rbd" }, { "iscsi://", "iscsi" }, { "nbd:", "nbd" }, { "nbd+", "nbd" },
+		{ "gluster", "gluster" }, { "ssh://", "ssh" }, { "https://", "https" },
+		{ "http://", "http" }, { "ftps://", "ftps" }, { "ftp://", "ftp" }, { "nfs://", "nfs" },
+		{ "nvme://", "nvme" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+		if (!strncmp(file, prefixes[i][0], strlen(prefixes[i][0]))) {
+			copy(backend, size, prefixes[i][1]);
+			return;
+		}
+	copy(backend, size, "file");
+}
+
+/* rbd:POOL/IMAGE[@SNAP][:opts] or POOL/NS/IMAGE: the image's name without snap and options. */
+static void rbd_remote(const char *spec, char *out, size_t size)
+{
+	size_t n = strcspn(spec, "@:");
+
+	snprintf(out, size, "%.*s", (int)n, spec);
+}
+
+/* iscsi://[USER[%PASS]@]HOST[:PORT]/TARGET/LUN: "TARGET/LUN". */
+static void iscsi_remote(const char *url, char *out, size_t size)
+{
+	const char *p = strchr(url + strlen("iscsi://"), '/');
+
+	snprintf(out, size, "%.*s", p ? (int)strcspn(p + 1, "?") : 0, p ? p + 1 : "");
+}
+
+/* Where a node's storage is: its protocol and, for network storage, what it names. */
+static void node_backend(struct bnode *n, const struct qopts *o, bool is_drive)
+{
+	const char *driver = qopts_get(o, is_drive ? "file.driver" : "driver");
+	const char *pre = is_drive ? "file." : "";
+	char key[64];
+
+	if (is_drive && !driver && n->file[0])
+		url_backend(n->file, n->backend, sizeof(n->backend));
+	else if (is_protocol(driver))
+		copy(n->backend, sizeof(n->backend), driver);
+	else if (is_drive)
+		copy(n->backend, sizeof(n->backend), "file");
+	if (!strcmp(n->backend, "rbd")) {
+		const char *pool, *image, *ns;
+
+		snprintf(key, sizeof(key), "%spool", pre);
+		pool = qopts_get(o, key);
+		snprintf(key, sizeof(key), "%simage", pre);
+		image = qopts_get(o, key);
+		snprintf(key, sizeof(key), "%snamespace", pre);
+		ns = qopts_get(o, key);
+		if (pool && image)
+			snprintf(n->remote, sizeof(n->remote), "%s/%s%s%s", pool, ns ? ns : "",
+				 ns ? "/" : "", image);
+		else if (!strncmp(n->file, "rbd:", 4))
+			rbd_remote(n->file + 4, n->remote, sizeof(n->remote));
+		if (!n->file[0]) {
+			char url[VM_PATH_MAX * 2];
+
+			snprintf(url, sizeof(url), "rbd:%s", n->remote);
+			copy(n->file, sizeof(n->file), url);
+		}
+	} else if (!strcmp(n->backend, "iscsi")) {
+		const char *target, *lun, *portal;
+
+		snprintf(key, sizeof(key), "%starget", pre);
+		target = qopts_get(o, key);
+		snprintf(key, sizeof(key), "%slun", pre);
+		lun = qopts_get(o, key);
+		snprintf(key, sizeof(key), "%sportal", pre);
+		portal = qopts_get(o, key);
+		if (target)
+			snprintf(n->remote, sizeof(n->remote), "%s/%s", target, lun ? lun : "0");
+		else if (!strncmp(n->file, "iscsi://", 8))
+			iscsi_remote(n->file, n->remote, sizeof(n->remote));
+		if (!n->file[0] && target) {
+			char url[VM_PATH_MAX * 2];
+
+			snprintf(url, sizeof(url), "iscsi://%s/%s", portal ? portal : "", n->remote);
+			copy(n->file, sizeof(n->file), url);
+		}
+	}
+}
 
 static void add_node(struct parse_state *st, const struct qopts *o, bool is_drive)
 {
@@ -243,6 +355,7 @@ static void add_node(struct parse_state *st, const struct qopts *o, bool is_driv
 		copy(n->child, sizeof(n->child), qopts_get(o, "file"));
 	aio = qopts_get(o, "file.aio");
 	copy(n->aio, sizeof(n->aio), aio ? aio : qopts_get(o, "aio"));
+	node_backend(n, o, is_drive);
 }
 
 static struct bnode *find_node(struct parse_state *st, const char *name)
@@ -272,12 +385,18 @@ static void add_drive(struct vm_spec *vm, struct parse_state *st, const char *no
 	for (int depth = 0; n && depth < 8; depth++) {
 		if (n->aio[0] && !d->aio[0])
 			copy(d->aio, sizeof(d->aio), n->aio);
+		if (n->backend[0]) {
+			copy(d->backend, sizeof(d->backend), n->backend);
+			copy(d->remote, sizeof(d->remote), n->remote);
+		}
 		if (n->file[0]) {
 			copy(d->file, sizeof(d->file), n->file);
 			break;
 		}
 		n = n->child[0] ? find_node(st, n->child) : NULL;
 	}
+	if (!d->backend[0])
+		copy(d->backend, sizeof(d->backend), d->file[0] ? "file" : "unknown");
 	if (!d->aio[0])
 		copy(d->aio, sizeof(d->aio), "threads");
 }
@@ -285,9 +404,13 @@ static void add_drive(struct vm_spec *vm, struct parse_state *st, const char *no
 static void finish(struct vm_spec *vm, struct parse_state *st)
 {
 	for (int d = 0; d < st->nr_ndevs; d++)
-		for (int i = 0; i < vm->nr_nics; i++)
-			if (strcmp(vm->nics[i].netdev_id, st->ndevs[d].netdev) == 0)
+		for (int i = 0; i < vm->nr_nics; i++) {
+			if (strcmp(vm->nics[i].netdev_id, st->ndevs[d].netdev) != 0)
+				continue;
+			if (st->ndevs[d].mac[0])
 				copy(vm->nics[i].mac, sizeof(vm->nics[i].mac), st->ndevs[d].mac);
+			copy(vm->nics[i].device_id, sizeof(vm->nics[i].device_id), st->ndevs[d].id);
+		}
 
 	for (int i = 0; i < st->nr_devs; i++)
 		add_drive(vm, st, st->devs[i].drive, st->devs[i].id);
@@ -302,10 +425,11 @@ static void add_device(struct vm_spec *vm, struct parse_state *st, const struct 
 	const char *netdev = qopts_get(o, "netdev"), *drive = qopts_get(o, "drive");
 	const char *mac = qopts_get(o, "mac");
 
-	if (netdev && mac && st->nr_ndevs < VM_MAX_NICS) {
+	if (netdev && st->nr_ndevs < VM_MAX_NICS) {
 		struct ndevice *n = &st->ndevs[st->nr_ndevs++];
 
 		copy(n->netdev, sizeof(n->netdev), netdev);
+		copy(n->id, sizeof(n->id), qopts_get(o, "id"));
 		copy(n->mac, sizeof(n->mac), mac);
 	}
 	if (drive && st->nr_devs < VM_MAX_DRIVES) {
@@ -337,6 +461,10 @@ int qemu_parse_argv(int argc, char *const argv[], struct vm_spec *vm)
 			copy(vm->uuid, sizeof(vm->uuid), argv[++i]);
 			continue;
 		}
+		if (strcmp(opt, "pidfile") == 0) {
+			copy(vm->pidfile, sizeof(vm->pidfile), argv[++i]);
+			continue;
+		}
 		if (strcmp(opt, "name") == 0)
 			implied = "guest";
 		else if (strcmp(opt, "netdev") == 0 || strcmp(opt, "nic") == 0 ||
@@ -359,7 +487,7 @@ int qemu_parse_argv(int argc, char *const argv[], struct vm_spec *vm)
 		if (strcmp(opt, "name") == 0)
 			copy(vm->name, sizeof(vm->name), qopts_get(&o, "guest"));
 		else if (strcmp(implied, "type") == 0)
-			add_tap(vm, &o);
+			add_netdev(vm, &o);
 		else if (strcmp(opt, "device") == 0)
 			add_device(vm, st, &o);
 		else
@@ -416,4 +544,28 @@ int fdinfo_tap_name(const char *text, char *ifname, size_t size)
 			p++;
 	}
 	return -ENOENT;
+}
+
+/*
+ * QEMU's file-posix driver locks one byte per permission of the image,
+ * from RAW_LOCK_PERM_BASE (100) and RAW_LOCK_SHARED_BASE (200), as OFD
+ * locks ("lock:\t1: OFDLCK ADVISORY  READ -1 fe:00:1234 100 101").
+ */
+bool fdinfo_qemu_image_lock(const char *text)
+{
+	for (const char *p = strstr(text, "lock:"); p; p = strstr(p + 1, "lock:")) {
+		unsigned long long start, end;
+		const char *line_end = strchr(p, '\n');
+		char line[256];
+		int n;
+
+		n = (int)(line_end ? (size_t)(line_end - p) : strlen(p));
+		snprintf(line, sizeof(line), "%.*s", n, p);
+		if (!strstr(line, "OFDLCK"))
+			continue;
+		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %llu %llu", &start, &end) == 2 &&
+		    start >= 100 && start < 300)
+			return true;
+	}
+	return false;
 }

@@ -30,7 +30,9 @@ const char *qopts_get(const struct qopts *o, const char *key);
 void qopts_free(struct qopts *o);
 
 struct vm_nic {
+	char type[16];         /* the netdev's type: tap, bridge, vhost-user, user, ... */
 	char netdev_id[VM_ID_MAX];
+	char device_id[VM_ID_MAX]; /* id= of the NIC device on this netdev, "" if none */
 	char ifname[IFNAMSIZ]; /* from ifname=, else resolved from fds */
 	int fds[VM_MAX_FDS];   /* tap fds passed by the management layer */
 	int nr_fds;
@@ -40,13 +42,21 @@ struct vm_nic {
 struct vm_drive {
 	char node[VM_ID_MAX];  /* -drive id= or -blockdev node-name= */
 	char label[VM_ID_MAX]; /* the `drive` label: device id sans "ua-", else node */
-	char file[VM_PATH_MAX];
+	char file[VM_PATH_MAX]; /* the image; for network storage, the URL QEMU was given */
 	char aio[16];
+	/*
+	 * The protocol driver that reaches the storage: "file" and
+	 * "host_device" for local images, "rbd", "iscsi", "nbd", ...
+	 */
+	char backend[16];
+	/* Network storage: rbd "POOL/IMAGE" (or POOL/NAMESPACE/IMAGE), iscsi "TARGET/LUN". */
+	char remote[VM_PATH_MAX];
 };
 
 struct vm_spec {
 	char name[VM_NAME_MAX];
 	char uuid[40];
+	char pidfile[VM_PATH_MAX]; /* -pidfile: libvirt keeps its status file beside it */
 	struct vm_nic nics[VM_MAX_NICS];
 	int nr_nics;
 	struct vm_drive drives[VM_MAX_DRIVES];
@@ -61,6 +71,15 @@ int qemu_parse_argv(int argc, char *const argv[], struct vm_spec *vm);
 
 /* Parses NUL-separated /proc/PID/cmdline text of `len` bytes. */
 int qemu_parse_cmdline(const char *buf, size_t len, struct vm_spec *vm);
+
+/*
+ * Whether /proc/PID/fdinfo text shows the image locks QEMU's file driver
+ * takes on a drive's image (OFD locks on bytes 100+ and 200+).
+ */
+bool fdinfo_qemu_image_lock(const char *text);
+
+/* Whether a drive's backend is a local image (a file or block device on this host). */
+bool qemu_backend_is_local(const char *backend);
 
 /* The tap name in /proc/PID/fdinfo/N text (`iff:` line); 0 or -ENOENT. */
 int fdinfo_tap_name(const char *text, char *ifname, size_t size);

@@ -164,6 +164,17 @@ void slot_pool_put(struct slot_pool *p, unsigned slot)
 		p->used[slot] = 0;
 }
 
+void str_copy(char *dst, size_t size, const char *src)
+{
+	size_t n = src ? strlen(src) : 0;
+
+	if (n >= size)
+		n = size - 1;
+	if (n)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 int u64_push(__u64 **v, size_t *n, size_t *cap, __u64 x)
 {
 	if (*n == *cap) {

@@ -54,6 +54,9 @@ void slot_pool_fini(struct slot_pool *p);
 int slot_pool_get(struct slot_pool *p);
 void slot_pool_put(struct slot_pool *p, unsigned slot);
 
+/* Copies src (NULL: "") into dst of `size` bytes, cut to fit, NUL-terminated. */
+void str_copy(char *dst, size_t size, const char *src);
+
 /* Appends x to the growable array *v of *n (room for *cap); 0 or -ENOMEM. */
 int u64_push(__u64 **v, size_t *n, size_t *cap, __u64 x);
 

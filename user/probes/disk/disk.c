@@ -18,11 +18,6 @@
 #include "disk.skel.h"
 #include "core/util.h"
 
-const char *const disk_op_names[DISK_OP_MAX] = {
-	[DISK_OP_READ] = "read", [DISK_OP_WRITE] = "write",
-	[DISK_OP_FLUSH] = "flush", [DISK_OP_DISCARD] = "discard",
-};
-
 const char *const disk_src_names[DISK_SRC_MAX] = {
 	[DISK_SRC_SYSCALL] = "threads", [DISK_SRC_IO_URING] = "io_uring",
 	[DISK_SRC_NATIVE] = "native",
@@ -221,6 +216,46 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 	btf__free(vmlinux);
 }
 
+/* Where disk_events_consume() hands each event: set for the length of one call. */
+struct events_ctx {
+	void (*fn)(__u32 tgid, void *arg);
+	void *arg;
+};
+
+static struct events_ctx *events_now;
+
+static int event_seen(void *ctx, void *data, size_t len)
+{
+	const struct drive_fd_key *k = data;
+
+	if (len >= sizeof(*k) && events_now)
+		events_now->fn(k->tgid, events_now->arg);
+	return 0;
+}
+
+int disk_events_consume(struct disk_probe *dp, void (*fn)(__u32 tgid, void *arg), void *arg)
+{
+	struct events_ctx ctx = { fn, arg };
+	int n;
+
+	events_now = &ctx;
+	n = ring_buffer__consume(dp->events);
+	events_now = NULL;
+	return n;
+}
+
+int disk_events_fd(const struct disk_probe *dp)
+{
+	return ring_buffer__epoll_fd(dp->events);
+}
+
+int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot)
+{
+	struct drive_fd_key key = { .tgid = tgid, .fd = fd };
+
+	return staged_merge(bpf_map__fd(dp->skel->maps.disk_staged), &key, dp->stats, slot);
+}
+
 int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 {
 	struct disk_bpf *skel;
@@ -266,6 +301,11 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 		dp->stats = NULL;
 		goto cleanup;
 	}
+	dp->events = ring_buffer__new(bpf_map__fd(skel->maps.disk_events), event_seen, dp, NULL);
+	if (!dp->events) {
+		err = -errno;
+		goto cleanup;
+	}
 	dp->dev_slots = mmap(NULL, DISK_DEV_SLOTS * sizeof(struct blkdev_slot), PROT_READ,
 			     MAP_SHARED, bpf_map__fd(skel->maps.dev_stats), 0);
 	if (dp->dev_slots == MAP_FAILED) {
@@ -288,6 +328,7 @@ cleanup:
 
 void disk_probe_close(struct disk_probe *dp)
 {
+	ring_buffer__free(dp->events);
 	if (dp->stats)
 		munmap(dp->stats, dp->stats_len);
 	if (dp->dev_slots)

@@ -12,10 +12,12 @@
 
 #include "core/probe.h"
 #include "core/qemu.h"
+#include "core/storage.h"
 #include "core/util.h"
 #include "vmprobe/disk.h"
 
 struct disk_bpf;
+struct ring_buffer;
 
 struct disk_probe {
 	struct disk_bpf *skel;
@@ -26,6 +28,7 @@ struct disk_probe {
 	struct slot_pool slots;
 	bool source_on[DISK_SRC_MAX]; /* which AIO modes can be measured */
 	bool host_block_on;
+	struct ring_buffer *events; /* a VM's first request on an fd no drive has */
 };
 
 /*
@@ -74,32 +77,47 @@ int disk_dev_foreach(const struct disk_probe *dp,
 		     int (*fn)(const struct blkdev_key *k, const struct blkdev_stats *s, void *arg),
 		     void *arg);
 
+/*
+ * Adds the requests the VM made on `fd` before a drive had it to `slot`,
+ * and forgets them; 0, or -ENOENT if there were none.
+ */
+int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot);
+/*
+ * Reads the ring of first requests on unknown fds: calls fn for each VM
+ * (tgid) that made one. Its fd (for poll) is disk_events_fd().
+ */
+int disk_events_consume(struct disk_probe *dp, void (*fn)(__u32 tgid, void *arg), void *arg);
+int disk_events_fd(const struct disk_probe *dp);
+
 __u64 disk_source_count(const struct disk_probe *dp, unsigned src);
 __u64 disk_error_count(const struct disk_probe *dp, unsigned err);
 
 /* Kernel dev_t (major << 20 | minor) of a user-space one. */
 __u32 disk_kdev(unsigned long long rdev);
 
-extern const char *const disk_op_names[DISK_OP_MAX];
 extern const char *const disk_src_names[DISK_SRC_MAX];
 
 #define DRIVE_MAX_FDS 8
 
-/* One drive of a VM as the probe counts it. */
+/* One drive of a VM as the probe counts it (in its vm_disk). */
 struct drive_state {
-	int slot;         /* -1 while not counted */
-	bool resolved;    /* the image was found */
-	dev_t st_dev;     /* identity of the image, to match the process's fds */
-	ino_t st_ino;
+	int slot;
 	__u32 kdev;       /* kernel dev_t when the image is a block device, else 0 */
+	bool native;      /* its image is registered for aio=native */
 	int fds[DRIVE_MAX_FDS];
 	int nr_fds;
 	bool had_fds;     /* fds were found once: no need to look at every rescan */
+	/*
+	 * fds counted since the last sync: what the VM did on them before
+	 * (disk_staged_merge) is added once requests in flight then are done.
+	 */
+	int merge_fds[DRIVE_MAX_FDS];
+	int nr_merge;
+	double merge_after; /* CLOCK_MONOTONIC seconds */
 };
 
-/* The probe's state of one VM: its drives, as vm->spec.drives. */
+/* The probe's state of one VM (its drives' is in each vm_disk). */
 struct disk_vm {
-	struct drive_state drives[VM_MAX_DRIVES];
 	bool marked; /* its tgid bit is set */
 };
 
@@ -107,6 +125,7 @@ struct discovery;
 struct expo_family;
 struct strbuf;
 struct vm;
+struct vm_disk;
 
 /* probe_ops of the VM table (vm.c). */
 int disk_vm_add(struct probe *p, struct discovery *d, struct vm *vm);
@@ -114,8 +133,10 @@ bool disk_vm_pending(struct probe *p, const struct vm *vm);
 void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		  const struct vm_snapshot *snap);
 void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
-/* The slot of vm->spec.drives[i], -1 if not counted. */
-int disk_vm_drive_slot(const struct probe *p, const struct vm *vm, int i);
+/* probe_ops.drive_slot and drive_read. */
+int disk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map);
+void disk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
+		     struct drive_stats *out);
 
 /* Metric families (metrics.c). */
 const struct expo_family *disk_families(size_t *nr);

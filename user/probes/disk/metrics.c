@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* The disk probe's metric families: per drive, per host block device, and its health. */
+/* The disk probe's own metric families: host block devices and its health (drives: core/storage.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,25 +7,9 @@
 #include "core/metrics.h"
 #include "probes/disk/disk_probe.h"
 
-enum {
-	F_OPS, F_BYTES, F_LATENCY, F_SIZE, F_HOST_BLOCK, F_SOURCE_ON, F_SOURCE_REQS, F_UNMEASURED,
-	F_MAX
-};
+enum { F_HOST_BLOCK, F_SOURCE_ON, F_SOURCE_REQS, F_UNMEASURED, F_MAX };
 
 static const struct expo_family fams[F_MAX] = {
-	[F_OPS] = { "vmprobe_disk_operations_total", EXPO_COUNTER, "", "name,namespace,drive,operation",
-		    "Requests (read, write, flush, discard) QEMU issued to the host for the VM's "
-		    "drive." },
-	[F_BYTES] = { "vmprobe_disk_bytes_total", EXPO_COUNTER, "bytes",
-		      "name,namespace,drive,operation",
-		      "Bytes of the requests QEMU issued for the VM's drive (as transferred)." },
-	[F_LATENCY] = { "vmprobe_disk_latency_seconds", EXPO_HISTOGRAM, "seconds",
-			"name,namespace,drive,operation",
-			"Host-side latency of the VM drive's requests, issue to completion; le "
-			"1.024 us .. 17.2 s." },
-	[F_SIZE] = { "vmprobe_disk_request_size_bytes", EXPO_HISTOGRAM, "bytes",
-		     "name,namespace,drive,operation",
-		     "Sizes of the VM drive's requests; le 512 B .. 16 MiB." },
 	[F_HOST_BLOCK] = { "vmprobe_host_block_latency_seconds", EXPO_HISTOGRAM, "seconds",
 			   "device,operation",
 			   "Host block device latency, issue to completion, all IO." },
@@ -42,48 +26,6 @@ const struct expo_family *disk_families(size_t *nr)
 {
 	*nr = F_MAX;
 	return fams;
-}
-
-static const struct hist_range req_size_range = { .min_slot = 9, .max_slot = 24,
-						  .per_unit = 1 }; /* 512 B .. 16 MiB */
-
-/* One (drive, operation) of a VM, read once per scrape. */
-struct disk_row {
-	char *labels; /* name, namespace, drive, operation */
-	struct drive_stats st;
-};
-
-static size_t rows_collect(struct probe *p, struct discovery *d, struct disk_row **out)
-{
-	struct disk_row *rows;
-	struct strbuf lb;
-	size_t n = 0, cap = 0;
-
-	for (struct vm *vm = d->vms; vm; vm = vm->next)
-		for (int i = 0; i < vm->spec.nr_drives; i++)
-			cap += disk_vm_drive_slot(p, vm, i) >= 0 ? DISK_OP_MAX : 0;
-	rows = calloc(cap ? cap : 1, sizeof(*rows));
-	if (!rows)
-		return 0;
-	sb_init(&lb);
-	for (struct vm *vm = d->vms; vm; vm = vm->next) {
-		for (int i = 0; i < vm->spec.nr_drives; i++) {
-			int slot = disk_vm_drive_slot(p, vm, i);
-
-			for (unsigned op = 0; slot >= 0 && op < DISK_OP_MAX; op++) {
-				struct expo_label l[] = { { "drive", vm->spec.drives[i].label },
-							  { "operation", disk_op_names[op] } };
-
-				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
-				rows[n].labels = strdup(lb.buf ? lb.buf : "");
-				disk_read(p->priv, slot, op, &rows[n].st);
-				n++;
-			}
-		}
-	}
-	sb_free(&lb);
-	*out = rows;
-	return n;
 }
 
 struct dev_render {
@@ -114,32 +56,7 @@ static int render_dev(const struct blkdev_key *k, const struct blkdev_stats *st,
 void disk_render(struct probe *p, struct discovery *d, struct strbuf *sb)
 {
 	struct disk_probe *dp = p->priv;
-	struct disk_row *rows = NULL;
-	size_t n = rows_collect(p, d, &rows), i;
 	struct dev_render r = { .sb = sb };
-
-	expo_family(sb, &fams[F_OPS]);
-	for (i = 0; i < n; i++) {
-		__u64 ops = 0;
-
-		for (int s = 0; s < DISK_LAT_SLOTS; s++)
-			ops += rows[i].st.lat_slots[s];
-		expo_u64(sb, fams[F_OPS].name, rows[i].labels, ops);
-	}
-	expo_family(sb, &fams[F_BYTES]);
-	for (i = 0; i < n; i++)
-		expo_u64(sb, fams[F_BYTES].name, rows[i].labels, rows[i].st.bytes);
-	expo_family(sb, &fams[F_LATENCY]);
-	for (i = 0; i < n; i++)
-		expo_histogram(sb, fams[F_LATENCY].name, rows[i].labels, rows[i].st.lat_slots,
-			       DISK_LAT_SLOTS, &expo_time_range, rows[i].st.lat_sum_ns);
-	expo_family(sb, &fams[F_SIZE]);
-	for (i = 0; i < n; i++)
-		expo_histogram(sb, fams[F_SIZE].name, rows[i].labels, rows[i].st.size_slots,
-			       DISK_SIZE_SLOTS, &req_size_range, rows[i].st.bytes);
-	for (i = 0; i < n; i++)
-		free(rows[i].labels);
-	free(rows);
 
 	if (!dp->host_block_on)
 		return;

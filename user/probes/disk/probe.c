@@ -53,18 +53,19 @@ static void disk_unpin(const char *dir)
 	pin_unlink(dir, pinned, ARRAY_SIZE(pinned));
 }
 
-static void disk_state(struct probe *p, const struct vm *vm, struct json_object *out)
+static int disk_event_fd(struct probe *p)
 {
-	json_object *drives = json_object_new_array();
+	return disk_events_fd(p->priv);
+}
 
-	for (int i = 0; i < vm->spec.nr_drives; i++) {
-		json_object *t = json_object_new_object();
+static void poke(__u32 tgid, void *arg)
+{
+	discovery_poke(arg, (pid_t)tgid);
+}
 
-		json_object_object_add(t, "drive", json_object_new_string(vm->spec.drives[i].label));
-		json_object_object_add(t, "slot", json_object_new_int(disk_vm_drive_slot(p, vm, i)));
-		json_object_array_add(drives, t);
-	}
-	json_object_object_add(out, "drives", drives);
+static void disk_events(struct probe *p, struct discovery *d)
+{
+	disk_events_consume(p->priv, poke, d);
 }
 
 const struct probe_ops disk_probe_ops = {
@@ -76,10 +77,13 @@ const struct probe_ops disk_probe_ops = {
 	.vm_pending = disk_vm_pending,
 	.vm_sync = disk_vm_sync,
 	.vm_del = disk_vm_del,
+	.event_fd = disk_event_fd,
+	.events = disk_events,
 	.families = disk_families,
 	.render = disk_render,
 	.render_self = disk_render_self,
+	.drive_read = disk_drive_read,
+	.drive_slot = disk_drive_slot,
 	.pin = disk_pin,
 	.unpin = disk_unpin,
-	.state = disk_state,
 };

@@ -1,26 +1,45 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * The disk probe's view of one VM: a slot per drive with a local image,
- * the image's identity, and the fds QEMU holds on it.
+ * and the fds QEMU holds on the image.
  */
 #include "probes/disk/disk_probe.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/discovery.h"
 #include "core/util.h"
 
-/* drive_fds_prune() keeps a bit per fd in an unsigned. */
+/*
+ * How long after an fd is counted its earlier requests are added: a
+ * request that started before (staged) completes within it.
+ */
+#define MERGE_GRACE 0.1
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* drives_match_fds() keeps a bit per fd in an unsigned. */
 _Static_assert(DRIVE_MAX_FDS <= 32, "DRIVE_MAX_FDS fits a bitmask");
 
 static struct disk_vm *disk_vm(const struct probe *p, const struct vm *vm)
 {
 	return vm->priv[p->id];
+}
+
+static struct drive_state *drive_of(const struct probe *p, const struct vm_disk *disk)
+{
+	return disk->priv[p->id];
 }
 
 int disk_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
@@ -29,44 +48,30 @@ int disk_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
 
 	if (!dv)
 		return -ENOMEM;
-	for (int i = 0; i < VM_MAX_DRIVES; i++)
-		dv->drives[i].slot = -1;
 	vm->priv[p->id] = dv;
 	return 0;
 }
 
+static bool is_ours(const struct vm_disk *disk)
+{
+	return disk->present && qemu_backend_is_local(disk->spec.backend);
+}
+
 /*
  * A drive whose image is known but not yet open in QEMU is looked for at
- * every rescan; unresolved drives, and drives whose fds have all gone,
- * wait for a full sync.
+ * every rescan; a drive whose image is not found waits for a change of the
+ * fd table or the next full sync.
  */
 bool disk_vm_pending(struct probe *p, const struct vm *vm)
 {
-	const struct disk_vm *dv = disk_vm(p, vm);
+	for (int i = 0; i < vm->nr_disks; i++) {
+		const struct drive_state *ds = drive_of(p, &vm->disks[i]);
 
-	for (int i = 0; i < vm->spec.nr_drives; i++)
-		if (dv->drives[i].resolved && !dv->drives[i].had_fds)
+		if (is_ours(&vm->disks[i]) && vm->disks[i].resolved &&
+		    (!ds || !ds->had_fds || ds->nr_merge))
 			return true;
+	}
 	return false;
-}
-
-/* Finds a drive's image in the process's own mount namespace. */
-static void drive_resolve(const struct discovery *d, const struct vm *vm, struct drive_state *ds,
-			  const char *file)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	if (ds->resolved || !file[0])
-		return;
-	snprintf(path, sizeof(path), "%s/%d/%s/%s", d->cfg->proc_root, (int)vm->pid,
-		 file[0] == '/' ? "root" : "cwd", file);
-	if (stat(path, &st))
-		return;
-	ds->resolved = true;
-	ds->st_dev = st.st_dev;
-	ds->st_ino = st.st_ino;
-	ds->kdev = S_ISBLK(st.st_mode) ? disk_kdev(st.st_rdev) : 0;
 }
 
 /* Whether the fd is one of the drive's already; marks it in *seen, a bit per entry. */
@@ -96,6 +101,9 @@ static void drive_fd_add(struct disk_probe *dp, struct discovery *d, const struc
 	}
 	ds->fds[ds->nr_fds++] = fd;
 	ds->had_fds = true;
+	if (ds->nr_merge < DRIVE_MAX_FDS)
+		ds->merge_fds[ds->nr_merge++] = fd;
+	ds->merge_after = now_seconds() + MERGE_GRACE;
 	log_debug("fd %d of VM %s (pid %d) is on a drive's image: counted", fd, vm->name,
 		  (int)vm->pid);
 }
@@ -104,9 +112,7 @@ static void drive_fd_add(struct disk_probe *dp, struct discovery *d, const struc
  * Forgets the drive's fds a full walk of the fd table did not find on its
  * image: QEMU closed them (it reopens images as their permissions change
  * at start, and for block-commit, mirror or snapshots), and the number
- * may come back on another file, whose IO is not this drive's. A drive
- * QEMU moved to another file (the command line still names the old one)
- * then goes uncounted rather than miscounted.
+ * may come back on another file, whose IO is not this drive's.
  */
 static void drive_fds_prune(struct disk_probe *dp, const struct vm *vm, struct drive_state *ds,
 			    unsigned seen)
@@ -126,55 +132,104 @@ static void drive_fds_prune(struct disk_probe *dp, const struct vm *vm, struct d
 }
 
 /* The fds of the snapshot on each drive's image: new ones counted, closed ones forgotten. */
-static void drives_match_fds(struct disk_probe *dp, struct discovery *d, const struct vm *vm,
-			     struct disk_vm *dv, const struct vm_snapshot *snap)
+static void drives_match_fds(struct probe *p, struct discovery *d, struct vm *vm,
+			     const struct vm_snapshot *snap)
 {
+	struct disk_probe *dp = p->priv;
 	unsigned seen[VM_MAX_DRIVES] = { 0 };
-	struct { int fd, drive; } adds[VM_MAX_DRIVES * DRIVE_MAX_FDS];
+	struct { int fd, disk; } adds[VM_MAX_DRIVES * DRIVE_MAX_FDS];
 	int nr_adds = 0;
 
 	for (size_t f = 0; f < snap->nr_files; f++) {
 		const struct vm_file *file = &snap->files[f];
 
-		for (int i = 0; i < vm->spec.nr_drives; i++) {
-			struct drive_state *ds = &dv->drives[i];
+		for (int i = 0; i < vm->nr_disks; i++) {
+			const struct vm_disk *disk = &vm->disks[i];
+			struct drive_state *ds = drive_of(p, disk);
 
-			if (ds->slot >= 0 && ds->resolved && ds->st_dev == file->dev &&
-			    ds->st_ino == file->ino && !drive_fd_known(ds, file->fd, &seen[i]) &&
+			if (ds && disk->dev == file->dev && disk->ino == file->ino &&
+			    !drive_fd_known(ds, file->fd, &seen[i]) &&
 			    nr_adds < (int)ARRAY_SIZE(adds)) {
 				adds[nr_adds].fd = file->fd;
-				adds[nr_adds++].drive = i;
+				adds[nr_adds++].disk = i;
 			}
 		}
 	}
 	/* Forget first: a number closed on one drive's image may now be another's. */
-	for (int i = 0; i < vm->spec.nr_drives; i++)
-		drive_fds_prune(dp, vm, &dv->drives[i], seen[i]);
+	for (int i = 0; i < vm->nr_disks; i++)
+		if (drive_of(p, &vm->disks[i]))
+			drive_fds_prune(dp, vm, drive_of(p, &vm->disks[i]), seen[i]);
 	for (int j = 0; j < nr_adds; j++)
-		drive_fd_add(dp, d, vm, &dv->drives[adds[j].drive], adds[j].fd);
+		drive_fd_add(dp, d, vm, drive_of(p, &vm->disks[adds[j].disk]), adds[j].fd);
 }
 
-/* A slot for drive i, whose image was found; false when none is free. */
-static bool drive_count(struct disk_probe *dp, struct discovery *d, const struct vm *vm,
-			struct drive_state *ds, const struct vm_drive *dr)
+/* aio=native is measured at block completion, by the image's (device, inode). */
+static bool maybe_native(const struct vm_disk *disk)
 {
-	int slot = disk_slot_alloc(dp);
+	return !strcmp(disk->spec.aio, "native") || !strcmp(disk->spec.aio, "unknown");
+}
+
+/* A slot for a drive whose image was found; NULL when none is free. */
+static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *d,
+				       const struct vm *vm, const struct vm_disk *disk)
+{
+	struct drive_state *ds = calloc(1, sizeof(*ds));
+	int slot = ds ? disk_slot_alloc(dp) : -ENOMEM;
 
 	if (slot < 0) {
+		free(ds);
 		d->attach_errors++;
-		log_warn("cannot count drive %s of VM %s: no free slot (raise disk.max_drives)",
-			 dr->label, vm->name);
-		return false;
+		log_warn("cannot count drive %s of VM %s: %s", disk->spec.label, vm->name,
+			 slot == -ENOSPC ? "no free slot (raise disk.max_drives)" : strerror(-slot));
+		return NULL;
 	}
 	ds->slot = slot;
-	if (!strcmp(dr->aio, "native")) {
+	ds->kdev = disk->rdev ? disk_kdev(disk->rdev) : 0;
+	if (maybe_native(disk)) {
 		disk_native_drives(dp, 1);
-		if (disk_native_file_add(dp, vm->pid, disk_kdev(ds->st_dev), ds->st_ino, slot))
+		ds->native = true;
+		if (disk_native_file_add(dp, vm->pid, disk_kdev(disk->dev), disk->ino, slot))
 			d->attach_errors++;
 	}
-	log_info("counting drive %s (%s, aio=%s) of VM %s", dr->label, dr->file, dr->aio,
-		 vm->name);
-	return true;
+	if (ds->kdev && disk_dev_add(dp, vm->pid, ds->kdev, slot))
+		d->attach_errors++;
+	log_info("counting drive %s (%s, aio=%s) of VM %s", disk->spec.label, disk->spec.file,
+		 disk->spec.aio, vm->name);
+	return ds;
+}
+
+static void drive_forget(struct disk_probe *dp, const struct vm *vm, const struct vm_disk *disk,
+			 struct drive_state *ds)
+{
+	for (int k = 0; k < ds->nr_fds; k++)
+		disk_fd_del(dp, vm->pid, ds->fds[k]);
+	if (ds->kdev)
+		disk_dev_del(dp, vm->pid, ds->kdev);
+	if (ds->native) {
+		disk_native_drives(dp, -1);
+		disk_native_file_del(dp, vm->pid, disk_kdev(disk->dev), disk->ino);
+	}
+	disk_slot_free(dp, ds->slot);
+	free(ds);
+}
+
+/* Adds what the VM did on newly counted fds before they were its drives'. */
+static void drives_merge_staged(struct probe *p, const struct vm *vm)
+{
+	double now = now_seconds();
+
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct drive_state *ds = drive_of(p, &vm->disks[i]);
+
+		if (!ds || !ds->nr_merge || now < ds->merge_after)
+			continue;
+		for (int k = 0; k < ds->nr_merge; k++)
+			if (disk_staged_merge(p->priv, vm->pid, ds->merge_fds[k], ds->slot) == 0)
+				log_debug("drive %s of VM %s: requests on fd %d before it was "
+					  "counted added", vm->disks[i].spec.label, vm->name,
+					  ds->merge_fds[k]);
+		ds->nr_merge = 0;
+	}
 }
 
 void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
@@ -183,33 +238,36 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 	struct disk_probe *dp = p->priv;
 	struct disk_vm *dv = disk_vm(p, vm);
 
-	if (!dv->marked) {
-		if (disk_vm_mark(dp, vm->pid)) {
-			d->attach_errors++;
-			return;
-		}
+	if (!dv->marked && disk_vm_mark(dp, vm->pid) == 0)
 		dv->marked = true;
-	}
-	for (int i = 0; i < vm->spec.nr_drives; i++) {
-		struct drive_state *ds = &dv->drives[i];
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct vm_disk *disk = &vm->disks[i];
 
-		/*
-		 * Only drives with a local image get a slot: network storage
-		 * (rbd:, nbd:, iSCSI) has no file to match, and a series that
-		 * could only ever read 0 would mislead.
-		 */
-		drive_resolve(d, vm, ds, vm->spec.drives[i].file);
-		if (ds->slot < 0 && ds->resolved && !drive_count(dp, d, vm, ds, &vm->spec.drives[i]))
-			return;
+		if (!disk->present && drive_of(p, disk)) {
+			drive_forget(dp, vm, disk, drive_of(p, disk));
+			disk->priv[p->id] = NULL;
+			log_info("drive %s of VM %s went: not counted any more", disk->spec.label,
+				 vm->name);
+		}
+		if (!is_ours(disk))
+			continue;
+		if (!disk->resolved) {
+			coverage_set(&disk->cov, p, false, "image %s not found in QEMU's mount "
+				     "namespace", disk->spec.file);
+			continue;
+		}
+		if (!drive_of(p, disk))
+			disk->priv[p->id] = drive_count(dp, d, vm, disk);
+		if (!dv->marked)
+			coverage_set(&disk->cov, p, false, "cannot mark the QEMU process");
+		else if (!drive_of(p, disk))
+			coverage_set(&disk->cov, p, false, "no free slot (disk.max_drives)");
+		else
+			coverage_set(&disk->cov, p, true, NULL);
 	}
 	if (snap->fds_read)
-		drives_match_fds(dp, d, vm, dv, snap);
-	for (int i = 0; i < vm->spec.nr_drives; i++) {
-		struct drive_state *ds = &dv->drives[i];
-
-		if (ds->slot >= 0 && ds->kdev && disk_dev_add(dp, vm->pid, ds->kdev, ds->slot))
-			d->attach_errors++;
-	}
+		drives_match_fds(p, d, vm, snap);
+	drives_merge_staged(p, vm);
 }
 
 void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
@@ -219,26 +277,32 @@ void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 
 	if (dv->marked)
 		disk_vm_unmark(dp, vm->pid);
-	for (int i = 0; i < vm->spec.nr_drives; i++) {
-		struct drive_state *ds = &dv->drives[i];
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct drive_state *ds = drive_of(p, &vm->disks[i]);
 
-		if (ds->slot < 0)
-			continue;
-		for (int k = 0; k < ds->nr_fds; k++)
-			disk_fd_del(dp, vm->pid, ds->fds[k]);
-		if (ds->kdev)
-			disk_dev_del(dp, vm->pid, ds->kdev);
-		if (!strcmp(vm->spec.drives[i].aio, "native")) {
-			disk_native_drives(dp, -1);
-			disk_native_file_del(dp, vm->pid, disk_kdev(ds->st_dev), ds->st_ino);
-		}
-		disk_slot_free(dp, ds->slot);
+		if (ds)
+			drive_forget(dp, vm, &vm->disks[i], ds);
+		vm->disks[i].priv[p->id] = NULL;
 	}
 	free(dv);
 	vm->priv[p->id] = NULL;
 }
 
-int disk_vm_drive_slot(const struct probe *p, const struct vm *vm, int i)
+int disk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map)
 {
-	return disk_vm(p, vm)->drives[i].slot;
+	const struct drive_state *ds = drive_of(p, disk);
+
+	*map = "drive_stats";
+	return ds ? ds->slot : -1;
+}
+
+void disk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
+		     struct drive_stats *out)
+{
+	const struct drive_state *ds = drive_of(p, disk);
+
+	if (ds)
+		disk_read(p->priv, ds->slot, op, out);
+	else
+		memset(out, 0, sizeof(*out));
 }

@@ -100,7 +100,7 @@ static const char *const dir_names[NET_DIR_MAX] = { [NET_DIR_RX] = "rx", [NET_DI
 struct net_row {
 	char *labels; /* name, namespace, interface, direction */
 	const struct vm *vm;
-	const char *ifname;
+	const char *ifname; /* the interface label */
 	unsigned dir;
 	struct net_stats st;
 };
@@ -117,25 +117,25 @@ static void rows_collect(struct probe *p, struct discovery *d, struct net_rows *
 
 	memset(out, 0, sizeof(*out));
 	for (struct vm *vm = d->vms; vm; vm = vm->next)
-		for (int i = 0; i < vm->nr_taps; i++)
-			cap += net_vm_tap(p, vm, i)->slot >= 0 ? NET_DIR_MAX : 0;
+		for (int i = 0; i < vm->nr_ifaces; i++)
+			cap += net_iface_slot(p, &vm->ifaces[i]) >= 0 ? NET_DIR_MAX : 0;
 	out->rows = calloc(cap ? cap : 1, sizeof(*out->rows));
 	if (!out->rows)
 		return;
 	sb_init(&lb);
 	for (struct vm *vm = d->vms; vm; vm = vm->next) {
-		for (int i = 0; i < vm->nr_taps; i++) {
-			int slot = net_vm_tap(p, vm, i)->slot;
+		for (int i = 0; i < vm->nr_ifaces; i++) {
+			int slot = net_iface_slot(p, &vm->ifaces[i]);
 
 			for (unsigned dir = 0; slot >= 0 && dir < NET_DIR_MAX; dir++) {
 				struct net_row *r = &out->rows[out->n++];
-				struct expo_label l[] = { { "interface", vm->taps[i].ifname },
+				struct expo_label l[] = { { "interface", vm->ifaces[i].label },
 							  { "direction", dir_names[dir] } };
 
 				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
 				r->labels = strdup(lb.buf ? lb.buf : "");
 				r->vm = vm;
-				r->ifname = vm->taps[i].ifname;
+				r->ifname = vm->ifaces[i].label;
 				r->dir = dir;
 				net_read(p->priv, slot, dir, &r->st);
 			}
@@ -274,8 +274,8 @@ static void render_drops(struct probe *p, struct discovery *d, struct strbuf *sb
 	expo_family(sb, &fams[F_DROPS]);
 	sb_init(&lb);
 	for (struct vm *vm = d->vms; vm; vm = vm->next) {
-		for (int i = 0; i < vm->nr_taps; i++) {
-			int slot = net_vm_tap(p, vm, i)->slot;
+		for (int i = 0; i < vm->nr_ifaces; i++) {
+			int slot = net_iface_slot(p, &vm->ifaces[i]);
 
 			for (size_t k = 0; slot >= 0 && k < l.n; k++) {
 				char num[32];
@@ -283,7 +283,7 @@ static void render_drops(struct probe *p, struct discovery *d, struct strbuf *sb
 				if (l.keys[k].slot != (__u32)slot || l.keys[k].dir >= NET_DIR_MAX)
 					continue;
 				struct expo_label lab[] = {
-					{ "interface", vm->taps[i].ifname },
+					{ "interface", vm->ifaces[i].label },
 					{ "direction", dir_names[l.keys[k].dir] },
 					{ "reason", drop_reason(np, l.keys[k].reason, num, sizeof(num)) },
 				};
@@ -406,8 +406,8 @@ void net_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
 	unsigned attached = 0;
 
 	for (struct vm *vm = d->vms; vm; vm = vm->next)
-		for (int i = 0; i < vm->nr_taps; i++)
-			attached += net_vm_tap(p, vm, i)->slot >= 0;
+		for (int i = 0; i < vm->nr_ifaces; i++)
+			attached += net_iface_slot(p, &vm->ifaces[i]) >= 0;
 	metrics_single_u64(sb, &fams[F_IFACES], attached);
 	metrics_single_u64(sb, &fams[F_IFACE_SLOTS], np->max_ifaces);
 	expo_family(sb, &fams[F_HOOK]);

@@ -111,9 +111,8 @@ struct tap_state {
 	int last_error; /* of the last attach try, to log each failure once */
 };
 
-/* The probe's state of one VM: its taps, as vm->taps, and host sockets. */
+/* The probe's state of one VM (its taps' is in each vm_iface): QEMU's host sockets. */
 struct net_vm {
-	struct tap_state taps[VM_MAX_NICS];
 	__u64 *socks; /* QEMU's TCP socket inodes being watched, sorted */
 	size_t nr_socks;
 };
@@ -122,6 +121,7 @@ struct discovery;
 struct expo_family;
 struct strbuf;
 struct vm;
+struct vm_iface;
 
 extern const struct probe_ops net_probe_ops;
 
@@ -131,8 +131,8 @@ bool net_vm_pending(struct probe *p, const struct vm *vm);
 void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		 const struct vm_snapshot *snap);
 void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
-/* The state of vm->taps[i]. */
-const struct tap_state *net_vm_tap(const struct probe *p, const struct vm *vm, int i);
+/* The slot of a VM's NIC, -1 if it is not counted. */
+int net_iface_slot(const struct probe *p, const struct vm_iface *ifc);
 
 /* Metric families (metrics.c). */
 const struct expo_family *net_families(size_t *nr);

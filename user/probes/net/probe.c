@@ -56,11 +56,13 @@ static void net_state(struct probe *p, const struct vm *vm, struct json_object *
 {
 	json_object *taps = json_object_new_array();
 
-	for (int i = 0; i < vm->nr_taps; i++) {
+	for (int i = 0; i < vm->nr_ifaces; i++) {
 		json_object *t = json_object_new_object();
 
-		json_object_object_add(t, "interface", json_object_new_string(vm->taps[i].ifname));
-		json_object_object_add(t, "slot", json_object_new_int(net_vm_tap(p, vm, i)->slot));
+		json_object_object_add(t, "interface", json_object_new_string(vm->ifaces[i].label));
+		json_object_object_add(t, "tap", json_object_new_string(vm->ifaces[i].tap));
+		json_object_object_add(t, "slot",
+				       json_object_new_int(net_iface_slot(p, &vm->ifaces[i])));
 		json_object_array_add(taps, t);
 	}
 	json_object_object_add(out, "taps", taps);

@@ -22,6 +22,11 @@ static struct net_vm *net_vm(const struct probe *p, const struct vm *vm)
 	return vm->priv[p->id];
 }
 
+static struct tap_state *tap_of(const struct probe *p, const struct vm_iface *ifc)
+{
+	return ifc->priv[p->id];
+}
+
 int net_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
 {
 	struct net_probe *np = p->priv;
@@ -29,8 +34,6 @@ int net_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
 
 	if (!nv)
 		return -ENOMEM;
-	for (int i = 0; i < VM_MAX_NICS; i++)
-		nv->taps[i].slot = -1;
 	vm->priv[p->id] = nv;
 	if (net_host_vm_add(np, (__u32)vm->pid)) {
 		d->attach_errors++;
@@ -40,13 +43,15 @@ int net_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
 	return 0;
 }
 
+/* A tap not counted yet (not up, or its attach failed) is tried at every scan. */
 bool net_vm_pending(struct probe *p, const struct vm *vm)
 {
-	const struct net_vm *nv = net_vm(p, vm);
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		const struct tap_state *t = tap_of(p, &vm->ifaces[i]);
 
-	for (int i = 0; i < vm->nr_taps; i++)
-		if (nv->taps[i].slot < 0)
+		if (vm->ifaces[i].present && vm->ifaces[i].tap[0] && (!t || t->slot < 0))
 			return true;
+	}
 	return false;
 }
 
@@ -107,6 +112,7 @@ static void host_socks_update(struct net_probe *np, struct discovery *d, struct 
 	nv->nr_socks = nt;
 }
 
+/* Detaches the tap (in the VM's namespace) and frees its slot. */
 static void tap_forget(struct net_probe *np, struct tap_state *t, const char *ifname)
 {
 	int err;
@@ -123,19 +129,34 @@ static void tap_forget(struct net_probe *np, struct tap_state *t, const char *if
 	t->slot = -1;
 }
 
-static void tap_sync(struct net_probe *np, struct discovery *d, struct vm *vm,
-		     struct tap_state *t, int i, __u64 cookie)
+/*
+ * Without the VM's namespace, the taps and their clsact filters are gone.
+ * TCX links are fds of ours: closed here, wherever we are.
+ */
+static void tap_drop(struct net_probe *np, struct tap_state *t)
 {
-	const char *ifname = vm->taps[i].ifname;
-	int ifindex = (int)if_nametoindex(ifname), slot, err;
+	if (t->slot < 0)
+		return;
+	if (t->att.tcx)
+		tc_detach_pair(&t->att);
+	net_tap_forget(np, t->netns_cookie, t->ifindex);
+	net_slot_free(np, t->slot);
+	t->slot = -1;
+}
+
+static void tap_sync(struct net_probe *np, struct discovery *d, struct vm *vm,
+		     struct vm_iface *ifc, struct tap_state *t, __u64 cookie)
+{
+	int ifindex = (int)if_nametoindex(ifc->tap), slot, err;
 
 	if (t->slot >= 0 && t->ifindex == ifindex && t->netns_cookie == cookie)
 		return;
 	/* Gone, or replaced by a new device of the same name. */
-	tap_forget(np, t, ifname);
-	if (ifindex == 0)
+	tap_forget(np, t, ifc->tap);
+	if (ifindex == 0) {
+		t->last_error = -ENODEV;
 		return;
-
+	}
 	slot = net_slot_alloc(np);
 	if (slot < 0) {
 		err = slot;
@@ -150,16 +171,81 @@ static void tap_sync(struct net_probe *np, struct discovery *d, struct vm *vm,
 	t->ifindex = ifindex;
 	t->netns_cookie = cookie;
 	t->last_error = 0;
-	log_info("counting tap %s (ifindex %d) of VM %s%s%s, pid %d", ifname, ifindex, vm->ns,
-		 vm->ns[0] ? "/" : "", vm->name, (int)vm->pid);
+	log_info("counting tap %s (interface %s, ifindex %d) of VM %s%s%s, pid %d", ifc->tap,
+		 ifc->label, ifindex, vm->ns, vm->ns[0] ? "/" : "", vm->name, (int)vm->pid);
 	return;
 fail:
 	d->attach_errors++;
 	if (err != t->last_error)
-		log_warn("cannot count tap %s of VM %s: %s%s", ifname, vm->name, strerror(-err),
+		log_warn("cannot count tap %s of VM %s: %s%s", ifc->tap, vm->name, strerror(-err),
 			 err == -ENOSPC ? " (raise network.max_interfaces)"
 			 : err == -EMFILE ? " (raise vmprobe's RLIMIT_NOFILE hard limit)" : "");
 	t->last_error = err;
+}
+
+/* The tap's state, made on first sight; NULL when out of memory. */
+static struct tap_state *tap_get(const struct probe *p, struct vm_iface *ifc)
+{
+	struct tap_state *t = tap_of(p, ifc);
+
+	if (t || !(t = calloc(1, sizeof(*t))))
+		return t;
+	t->slot = -1;
+	ifc->priv[p->id] = t;
+	return t;
+}
+
+/* In the VM's namespace: taps that went are detached, present ones attached. */
+static void taps_sync(struct probe *p, struct discovery *d, struct vm *vm, __u64 cookie)
+{
+	struct net_probe *np = p->priv;
+
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		struct vm_iface *ifc = &vm->ifaces[i];
+		struct tap_state *t = tap_of(p, ifc);
+
+		if (!ifc->present && t) {
+			tap_forget(np, t, ifc->tap);
+			free(t);
+			ifc->priv[p->id] = NULL;
+		} else if (ifc->present && ifc->tap[0] && (t = tap_get(p, ifc))) {
+			tap_sync(np, d, vm, ifc, t, cookie);
+		}
+	}
+}
+
+/* Taps that went while the VM's namespace cannot be entered. */
+static void taps_drop_gone(struct probe *p, struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		struct tap_state *t = tap_of(p, &vm->ifaces[i]);
+
+		if (vm->ifaces[i].present || !t)
+			continue;
+		tap_drop(p->priv, t);
+		free(t);
+		vm->ifaces[i].priv[p->id] = NULL;
+	}
+}
+
+/* Says for each tap whether it is counted, and why not. */
+static void taps_coverage(struct probe *p, struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		struct vm_iface *ifc = &vm->ifaces[i];
+		const struct tap_state *t = tap_of(p, ifc);
+
+		if (!ifc->present || !ifc->tap[0])
+			continue;
+		if (t && t->slot >= 0)
+			coverage_set(&ifc->cov, p, true, NULL);
+		else if (!t || t->last_error == -ENODEV || !t->last_error)
+			coverage_set(&ifc->cov, p, false, "tap %s not found in the VM's network "
+				     "namespace", ifc->tap);
+		else
+			coverage_set(&ifc->cov, p, false, "attaching to tap %s failed: %s", ifc->tap,
+				     strerror(-t->last_error));
+	}
 }
 
 void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
@@ -170,53 +256,42 @@ void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 
 	if (snap->fds_read && np->host_tcp_on)
 		host_socks_update(np, d, vm, net_vm(p, vm), snap);
-	if (discovery_enter_netns(d, vm))
+	if (discovery_enter_netns(d, vm)) {
+		taps_drop_gone(p, vm);
+		taps_coverage(p, vm);
 		return;
+	}
 	if (netns_current_cookie(&cookie) == 0) {
-		for (int i = 0; i < vm->nr_taps; i++)
-			tap_sync(np, d, vm, &net_vm(p, vm)->taps[i], i, cookie);
+		taps_sync(p, d, vm, cookie);
 	} else {
 		d->attach_errors++;
 		log_warn("cannot tell the network namespace of VM %s (pid %d) apart", vm->name,
 			 (int)vm->pid);
 	}
 	discovery_leave_netns(d);
-}
-
-/*
- * Without its namespace, the taps and their clsact filters are gone. TCX
- * links are fds of ours: closed here, wherever we are.
- */
-static void taps_drop(struct net_probe *np, struct net_vm *nv, int nr_taps)
-{
-	for (int i = 0; i < nr_taps; i++) {
-		struct tap_state *t = &nv->taps[i];
-
-		if (t->slot < 0)
-			continue;
-		if (t->att.tcx)
-			tc_detach_pair(&t->att);
-		net_tap_forget(np, t->netns_cookie, t->ifindex);
-		net_slot_free(np, t->slot);
-		t->slot = -1;
-	}
+	taps_coverage(p, vm);
 }
 
 void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 {
 	struct net_probe *np = p->priv;
 	struct net_vm *nv = net_vm(p, vm);
-	bool attached = false;
+	bool in_ns = netns_enter(vm->netns_fd) == 0;
 
-	for (int i = 0; i < vm->nr_taps; i++)
-		attached |= nv->taps[i].slot >= 0;
-	if (attached && netns_enter(vm->netns_fd) == 0) {
-		for (int i = 0; i < vm->nr_taps; i++)
-			tap_forget(np, &nv->taps[i], vm->taps[i].ifname);
-		discovery_leave_netns(d);
-	} else if (attached) {
-		taps_drop(np, nv, vm->nr_taps);
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		struct tap_state *t = tap_of(p, &vm->ifaces[i]);
+
+		if (!t)
+			continue;
+		if (in_ns)
+			tap_forget(np, t, vm->ifaces[i].tap);
+		else
+			tap_drop(np, t);
+		free(t);
+		vm->ifaces[i].priv[p->id] = NULL;
 	}
+	if (in_ns)
+		discovery_leave_netns(d);
 	net_host_socks_set(np, (__u32)vm->pid, nv->socks, nv->nr_socks, NULL, 0);
 	net_host_vm_del(np, (__u32)vm->pid);
 	free(nv->socks);
@@ -224,7 +299,9 @@ void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 	vm->priv[p->id] = NULL;
 }
 
-const struct tap_state *net_vm_tap(const struct probe *p, const struct vm *vm, int i)
+int net_iface_slot(const struct probe *p, const struct vm_iface *ifc)
 {
-	return &net_vm(p, vm)->taps[i];
+	const struct tap_state *t = tap_of(p, ifc);
+
+	return ifc->present && t ? t->slot : -1;
 }

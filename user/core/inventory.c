@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * A VM's drives and NICs (core/inventory.h): rebuilt at each sync from the
+ * command line, libvirt's live state and the fds, matched to what was
+ * there before so that the probes keep their state of what stayed.
+ */
+#include "core/inventory.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/discovery.h"
+#include "core/libvirt.h"
+#include "core/util.h"
+
+const char *const vm_source_names[] = {
+	[VM_SRC_CMDLINE] = "cmdline", [VM_SRC_FD] = "fd", [VM_SRC_LIBVIRT] = "libvirt",
+};
+
+void coverage_set(struct coverage *c, const struct probe *p, bool measured, const char *why, ...)
+{
+	va_list ap;
+
+	c->probe = p;
+	c->measured = measured;
+	c->reason[0] = '\0';
+	if (measured || !why)
+		return;
+	va_start(ap, why);
+	vsnprintf(c->reason, sizeof(c->reason), why, ap);
+	va_end(ap);
+}
+
+void iface_label(const char *device_id, const char *tap, char *out, size_t size)
+{
+	if (!strncmp(device_id, "ua-", 3) && device_id[3])
+		snprintf(out, size, "%s", device_id + 3);
+	else if (tap[0])
+		snprintf(out, size, "%s", tap);
+	else
+		snprintf(out, size, "%s", device_id);
+}
+
+/* A drive wanted now, and where it was learned. */
+struct want_disk {
+	struct vm_drive spec;
+	enum vm_source source;
+	const struct vm_file *file; /* VM_SRC_FD: the fd it was found on */
+	bool used;
+};
+
+static bool same_drive(const struct vm_disk *have, const struct want_disk *w)
+{
+	return (have->source == VM_SRC_FD) == (w->source == VM_SRC_FD) &&
+	       !strcmp(have->spec.label, w->spec.label) && !strcmp(have->spec.file, w->spec.file) &&
+	       !strcmp(have->spec.backend, w->spec.backend);
+}
+
+/* Finds a local image in the process's own mount namespace. */
+static void disk_resolve(const struct discovery *d, const struct vm *vm, struct vm_disk *disk)
+{
+	const char *file = disk->spec.file;
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (disk->resolved || !file[0] || !qemu_backend_is_local(disk->spec.backend))
+		return;
+	snprintf(path, sizeof(path), "%s/%d/%s/%s", d->cfg->proc_root, (int)vm->pid,
+		 file[0] == '/' ? "root" : "cwd", file);
+	if (stat(path, &st))
+		return;
+	disk->resolved = true;
+	disk->dev = st.st_dev;
+	disk->ino = st.st_ino;
+	disk->rdev = S_ISBLK(st.st_mode) ? st.st_rdev : 0;
+}
+
+/*
+ * Keeps the entries of `vm` of one kind (fd-learned or named) that are
+ * still wanted, marks the others gone, and adds the new ones.
+ */
+static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, bool fd_kind)
+{
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct vm_disk *have = &vm->disks[i];
+		bool kept = false;
+
+		if (!have->present || (have->source == VM_SRC_FD) != fd_kind)
+			continue;
+		for (int j = 0; j < nr_want && !kept; j++) {
+			if (want[j].used || !same_drive(have, &want[j]))
+				continue;
+			want[j].used = kept = true;
+			/* libvirt's state and the command line may tell different details. */
+			have->spec = want[j].spec;
+			have->source = want[j].source;
+		}
+		have->present = kept;
+	}
+	for (int j = 0; j < nr_want; j++) {
+		struct vm_disk *disk;
+
+		if (want[j].used || vm->nr_disks >= VM_MAX_DRIVES)
+			continue;
+		disk = &vm->disks[vm->nr_disks++];
+		memset(disk, 0, sizeof(*disk));
+		disk->spec = want[j].spec;
+		disk->source = want[j].source;
+		disk->present = true;
+		if (want[j].file) {
+			disk->resolved = true;
+			disk->dev = want[j].file->dev;
+			disk->ino = want[j].file->ino;
+			disk->rdev = S_ISBLK(want[j].file->mode) ? want[j].file->rdev : 0;
+		}
+	}
+}
+
+/* The drive of the command line labelled `label`, for the details libvirt's state lacks. */
+static const struct vm_drive *spec_drive(const struct vm *vm, const char *label)
+{
+	for (int i = 0; i < vm->spec.nr_drives; i++)
+		if (!strcmp(vm->spec.drives[i].label, label))
+			return &vm->spec.drives[i];
+	return NULL;
+}
+
+/* Drives named by libvirt's live state when it has one, else by the command line. */
+static int named_drives(const struct vm *vm, const struct libvirt_domain *dom,
+			struct want_disk *want)
+{
+	int n = 0;
+
+	if (!dom) {
+		for (int i = 0; i < vm->spec.nr_drives; i++)
+			want[n++] = (struct want_disk){ .spec = vm->spec.drives[i],
+							.source = VM_SRC_CMDLINE };
+		return n;
+	}
+	for (int i = 0; i < dom->nr_disks && n < VM_MAX_DRIVES; i++) {
+		const struct vm_drive *cmd = spec_drive(vm, dom->disks[i].label);
+
+		want[n] = (struct want_disk){ .spec = dom->disks[i], .source = VM_SRC_LIBVIRT };
+		/* The AIO mode and node name are QEMU's: the command line has them. */
+		if (cmd && !strcmp(cmd->file, dom->disks[i].file)) {
+			str_copy(want[n].spec.aio, sizeof(want[n].spec.aio), cmd->aio);
+			str_copy(want[n].spec.node, sizeof(want[n].spec.node), cmd->node);
+		}
+		n++;
+	}
+	return n;
+}
+
+static bool file_is_named_disk(const struct vm *vm, const struct vm_file *f)
+{
+	for (int i = 0; i < vm->nr_disks; i++)
+		if (vm->disks[i].present && vm->disks[i].source != VM_SRC_FD &&
+		    vm->disks[i].resolved && vm->disks[i].dev == f->dev && vm->disks[i].ino == f->ino)
+			return true;
+	return false;
+}
+
+/*
+ * Images QEMU holds open that nothing names (a drive hot-plugged over QMP
+ * on a VM no libvirt manages): told apart from QEMU's other files (logs,
+ * pid file) by the image locks QEMU's file driver takes. Labelled by the
+ * image's path: no device id can be learned for them.
+ */
+static int fd_drives(const struct discovery *d, const struct vm *vm,
+		     const struct vm_snapshot *snap, struct want_disk *want)
+{
+	char path[PATH_MAX], text[4096];
+	int n = 0;
+
+	for (size_t i = 0; i < snap->nr_files && n < VM_MAX_DRIVES; i++) {
+		const struct vm_file *f = &snap->files[i];
+		bool dup = false;
+
+		if (file_is_named_disk(vm, f))
+			continue;
+		for (int j = 0; j < n; j++)
+			dup |= want[j].file->dev == f->dev && want[j].file->ino == f->ino;
+		snprintf(path, sizeof(path), "%s/%d/fdinfo/%d", d->cfg->proc_root, (int)vm->pid,
+			 f->fd);
+		if (dup || read_file(path, text, sizeof(text)) <= 0 || !fdinfo_qemu_image_lock(text))
+			continue;
+		want[n] = (struct want_disk){ .source = VM_SRC_FD, .file = f };
+		str_copy(want[n].spec.label, sizeof(want[n].spec.label), f->path);
+		str_copy(want[n].spec.file, sizeof(want[n].spec.file), f->path);
+		snprintf(want[n].spec.backend, sizeof(want[n].spec.backend), "%s",
+			 S_ISBLK(f->mode) ? "host_device" : "file");
+		/* Its AIO mode is not known: the disk probe watches every path for it. */
+		snprintf(want[n].spec.aio, sizeof(want[n].spec.aio), "unknown");
+		n++;
+	}
+	return n;
+}
+
+static void disks_update(struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
+			 const struct libvirt_domain *dom)
+{
+	struct want_disk *want = calloc(VM_MAX_DRIVES, sizeof(*want));
+	int n;
+
+	if (!want)
+		return;
+	n = named_drives(vm, dom, want);
+	disks_reconcile(vm, want, n, false);
+	for (int i = 0; i < vm->nr_disks; i++)
+		if (vm->disks[i].present)
+			disk_resolve(d, vm, &vm->disks[i]);
+	if (snap->fds_read) {
+		memset(want, 0, VM_MAX_DRIVES * sizeof(*want));
+		n = fd_drives(d, vm, snap, want);
+		disks_reconcile(vm, want, n, true);
+	}
+	free(want);
+}
+
+/* A NIC wanted now. */
+struct want_iface {
+	char tap[IFNAMSIZ];
+	char label[VM_ID_MAX];
+	char type[16];
+	char mac[18];
+	enum vm_source source;
+	bool used;
+};
+
+/* The tap a command-line NIC is: named by ifname=, else the tap of one of its fds. */
+static const char *nic_tap(const struct vm_nic *nic, const struct vm_snapshot *snap)
+{
+	if (nic->ifname[0])
+		return nic->ifname;
+	for (int k = 0; k < nic->nr_fds; k++)
+		for (size_t t = 0; t < snap->nr_tuns; t++)
+			if (snap->tuns[t].fd == nic->fds[k])
+				return snap->tuns[t].ifname;
+	return "";
+}
+
+static int want_find_tap(struct want_iface *want, int n, const char *tap)
+{
+	for (int i = 0; tap[0] && i < n; i++)
+		if (!strcmp(want[i].tap, tap))
+			return i;
+	return -1;
+}
+
+static void want_add(struct want_iface *want, int *n, const char *tap, const char *device_id,
+		     const char *type, const char *mac, enum vm_source source)
+{
+	struct want_iface *w;
+
+	if (*n >= VM_MAX_NICS)
+		return;
+	w = &want[(*n)++];
+	memset(w, 0, sizeof(*w));
+	str_copy(w->tap, sizeof(w->tap), tap);
+	iface_label(device_id, tap, w->label, sizeof(w->label));
+	str_copy(w->type, sizeof(w->type), type);
+	str_copy(w->mac, sizeof(w->mac), mac);
+	w->source = source;
+}
+
+/*
+ * NICs from the command line (taps by name or by fd), libvirt's live
+ * state (hot-plugged NICs, with their aliases) and tun fds nothing names.
+ * Without a fresh snapshot, what the fds told last time stays.
+ */
+static int wanted_ifaces(const struct vm *vm, const struct vm_snapshot *snap,
+			 const struct libvirt_domain *dom, struct want_iface *want)
+{
+	int n = 0;
+
+	for (int i = 0; i < vm->spec.nr_nics; i++) {
+		const struct vm_nic *nic = &vm->spec.nics[i];
+		const char *tap = nic_tap(nic, snap);
+
+		/* A fd-passed tap whose fd is gone was unplugged, or is not known yet. */
+		if (!tap[0] && nic->nr_fds && (snap->fds_read || dom))
+			continue;
+		want_add(want, &n, tap, nic->device_id, nic->type, nic->mac, VM_SRC_CMDLINE);
+	}
+	for (int i = 0; dom && i < dom->nr_ifaces; i++) {
+		const struct libvirt_iface *li = &dom->ifaces[i];
+		int k = want_find_tap(want, n, li->tap);
+
+		if (k < 0)
+			want_add(want, &n, li->tap, li->alias, li->type, li->mac, VM_SRC_LIBVIRT);
+		else
+			iface_label(li->alias, li->tap, want[k].label, sizeof(want[k].label));
+	}
+	for (size_t t = 0; t < snap->nr_tuns; t++)
+		if (want_find_tap(want, n, snap->tuns[t].ifname) < 0)
+			want_add(want, &n, snap->tuns[t].ifname, "", "tap", "", VM_SRC_FD);
+	if (!snap->fds_read)
+		for (int i = 0; i < vm->nr_ifaces; i++)
+			if (vm->ifaces[i].present && vm->ifaces[i].source == VM_SRC_FD &&
+			    want_find_tap(want, n, vm->ifaces[i].tap) < 0)
+				want_add(want, &n, vm->ifaces[i].tap, "", "tap", "", VM_SRC_FD);
+	return n;
+}
+
+static bool same_iface(const struct vm_iface *have, const struct want_iface *w)
+{
+	return have->tap[0] ? !strcmp(have->tap, w->tap) : !w->tap[0] && !strcmp(have->label, w->label);
+}
+
+static void ifaces_update(struct vm *vm, const struct vm_snapshot *snap,
+			  const struct libvirt_domain *dom)
+{
+	struct want_iface want[VM_MAX_NICS];
+	int n = wanted_ifaces(vm, snap, dom, want);
+
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		struct vm_iface *have = &vm->ifaces[i];
+		bool kept = false;
+
+		for (int j = 0; have->present && j < n && !kept; j++) {
+			if (want[j].used || !same_iface(have, &want[j]))
+				continue;
+			want[j].used = kept = true;
+			str_copy(have->label, sizeof(have->label), want[j].label);
+			str_copy(have->mac, sizeof(have->mac), want[j].mac);
+		}
+		have->present = kept;
+	}
+	for (int j = 0; j < n; j++) {
+		struct vm_iface *ifc;
+
+		if (want[j].used || vm->nr_ifaces >= VM_MAX_NICS)
+			continue;
+		ifc = &vm->ifaces[vm->nr_ifaces++];
+		memset(ifc, 0, sizeof(*ifc));
+		str_copy(ifc->tap, sizeof(ifc->tap), want[j].tap);
+		str_copy(ifc->label, sizeof(ifc->label), want[j].label);
+		str_copy(ifc->type, sizeof(ifc->type), want[j].type);
+		str_copy(ifc->mac, sizeof(ifc->mac), want[j].mac);
+		ifc->source = want[j].source;
+		ifc->present = true;
+	}
+}
+
+void inventory_update(struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
+		      const struct libvirt_domain *dom)
+{
+	disks_update(d, vm, snap, dom);
+	ifaces_update(vm, snap, dom);
+	/* The probes say anew, at this sync, what they measure. */
+	for (int i = 0; i < vm->nr_disks; i++)
+		coverage_set(&vm->disks[i].cov, NULL, false, NULL);
+	for (int i = 0; i < vm->nr_ifaces; i++)
+		coverage_set(&vm->ifaces[i].cov, NULL, false, NULL);
+}
+
+/* Why a drive of this backend is measured by no probe here. */
+static void disk_unclaimed(struct vm_disk *disk)
+{
+	const char *b = disk->spec.backend;
+
+	if (!strcmp(b, "nbd"))
+		coverage_set(&disk->cov, NULL, false,
+			     "nbd: QEMU's built-in NBD client has no hook vmprobe can use");
+	else if (qemu_backend_is_local(b))
+		coverage_set(&disk->cov, NULL, false, "local image: the disk probe is off");
+	else
+		coverage_set(&disk->cov, NULL, false, "%s: no probe for this backend", b);
+}
+
+static void iface_unclaimed(struct vm_iface *ifc)
+{
+	if (!ifc->tap[0] && !strcmp(ifc->type, "tap"))
+		coverage_set(&ifc->cov, NULL, false, "tap not found (its fd is not readable)");
+	else if (!ifc->tap[0])
+		coverage_set(&ifc->cov, NULL, false, "%s: no tap on the host to hook", ifc->type);
+	else
+		coverage_set(&ifc->cov, NULL, false, "tap: the network probe is off");
+}
+
+/* What is not measured is said in the log, once for each drive or NIC. */
+static void warn_unmeasured(struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct vm_disk *disk = &vm->disks[i];
+
+		if (!disk->cov.measured && !disk->cov.warned)
+			log_warn("VM %s: drive %s (%s) is not measured: %s", vm->name,
+				 disk->spec.label, disk->spec.backend, disk->cov.reason);
+		disk->cov.warned |= !disk->cov.measured;
+	}
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		struct vm_iface *ifc = &vm->ifaces[i];
+
+		if (!ifc->cov.measured && !ifc->cov.warned)
+			log_warn("VM %s: interface %s is not measured: %s", vm->name, ifc->label,
+				 ifc->cov.reason);
+		ifc->cov.warned |= !ifc->cov.measured;
+	}
+}
+
+void inventory_settle(struct vm *vm, bool measuring)
+{
+	int kept = 0;
+
+	for (int i = 0; i < vm->nr_disks; i++)
+		if (vm->disks[i].present)
+			vm->disks[kept++] = vm->disks[i];
+	vm->nr_disks = kept;
+	kept = 0;
+	for (int i = 0; i < vm->nr_ifaces; i++)
+		if (vm->ifaces[i].present)
+			vm->ifaces[kept++] = vm->ifaces[i];
+	vm->nr_ifaces = kept;
+	if (!measuring)
+		return;
+	for (int i = 0; i < vm->nr_disks; i++)
+		if (!vm->disks[i].cov.probe)
+			disk_unclaimed(&vm->disks[i]);
+	for (int i = 0; i < vm->nr_ifaces; i++)
+		if (!vm->ifaces[i].cov.probe)
+			iface_unclaimed(&vm->ifaces[i]);
+	warn_unmeasured(vm);
+}

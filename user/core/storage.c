@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The per-drive families (vmprobe_disk_*), whichever probe measures the
+ * drive (probe_ops.drive_read), and what each drive and NIC is: measured
+ * or not, and why (vmprobe_drive_info, vmprobe_interface_info).
+ */
+#include "core/storage.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/metrics.h"
+
+enum { F_OPS, F_BYTES, F_LATENCY, F_SIZE, F_DRIVE_INFO, F_IFACE_INFO, F_MAX };
+
+static const struct expo_family fams[F_MAX] = {
+	[F_OPS] = { "vmprobe_disk_operations_total", EXPO_COUNTER, "",
+		    "name,namespace,drive,operation",
+		    "Requests (read, write, flush, discard) QEMU issued for the VM's drive: to the "
+		    "host for a local image, to the cluster or target for network storage." },
+	[F_BYTES] = { "vmprobe_disk_bytes_total", EXPO_COUNTER, "bytes",
+		      "name,namespace,drive,operation",
+		      "Bytes of the requests QEMU issued for the VM's drive (as transferred)." },
+	[F_LATENCY] = { "vmprobe_disk_latency_seconds", EXPO_HISTOGRAM, "seconds",
+			"name,namespace,drive,operation",
+			"Host-side latency of the VM drive's requests, issue to completion; le "
+			"1.024 us .. 17.2 s." },
+	[F_SIZE] = { "vmprobe_disk_request_size_bytes", EXPO_HISTOGRAM, "bytes",
+		     "name,namespace,drive,operation",
+		     "Sizes of the VM drive's requests; le 512 B .. 16 MiB." },
+	[F_DRIVE_INFO] = { "vmprobe_drive_info", EXPO_GAUGE, "",
+			   "name,namespace,drive,backend,source,measured,reason",
+			   "Every drive the VM uses, always 1: its backend (file, host_device, rbd, "
+			   "iscsi, nbd, ...), where vmprobe learned it (cmdline, libvirt, fd), and "
+			   "whether it is measured, or why not." },
+	[F_IFACE_INFO] = { "vmprobe_interface_info", EXPO_GAUGE, "",
+			   "name,namespace,interface,tap,type,measured,reason",
+			   "Every NIC the VM has, always 1: its interface label, tap (\"\" without "
+			   "one), netdev type, and whether it is measured, or why not." },
+};
+
+int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigned slot)
+{
+	struct staged_stats *ss = malloc(sizeof(*ss));
+	int err = 0;
+
+	if (!ss)
+		return -ENOMEM;
+	if (bpf_map_lookup_and_delete_elem(map_fd, key, ss) &&
+	    (bpf_map_lookup_elem(map_fd, key, ss) || bpf_map_delete_elem(map_fd, key)))
+		err = -ENOENT;
+	for (unsigned op = 0; !err && op < DISK_OP_MAX; op++) {
+		__u64 *dst = (__u64 *)&stats[drive_stats_index(slot, op)];
+		const __u64 *src = (const __u64 *)&ss->ops[op];
+
+		/* The programs add to the same counters: atomically, as they do. */
+		for (size_t i = 0; i < sizeof(struct drive_stats) / sizeof(__u64); i++)
+			if (src[i])
+				__atomic_fetch_add(&dst[i], src[i], __ATOMIC_RELAXED);
+	}
+	free(ss);
+	return err;
+}
+
+const struct expo_family *storage_families(size_t *nr)
+{
+	*nr = F_MAX;
+	return fams;
+}
+
+static const struct hist_range req_size_range = { .min_slot = 9, .max_slot = 24,
+						  .per_unit = 1 }; /* 512 B .. 16 MiB */
+
+const char *const disk_op_names[DISK_OP_MAX] = {
+	[DISK_OP_READ] = "read", [DISK_OP_WRITE] = "write",
+	[DISK_OP_FLUSH] = "flush", [DISK_OP_DISCARD] = "discard",
+};
+
+/* One (drive, operation) of a VM, read once per scrape. */
+struct disk_row {
+	char *labels; /* name, namespace, drive, operation */
+	struct drive_stats st;
+};
+
+static bool counted(const struct vm_disk *disk)
+{
+	return disk->cov.measured && disk->cov.probe && disk->cov.probe->ops->drive_read;
+}
+
+static size_t rows_collect(struct discovery *d, struct disk_row **out)
+{
+	struct disk_row *rows;
+	struct strbuf lb;
+	size_t n = 0, cap = 0;
+
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		for (int i = 0; i < vm->nr_disks; i++)
+			cap += counted(&vm->disks[i]) ? DISK_OP_MAX : 0;
+	rows = calloc(cap ? cap : 1, sizeof(*rows));
+	if (!rows)
+		return 0;
+	sb_init(&lb);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		for (int i = 0; i < vm->nr_disks; i++) {
+			const struct vm_disk *disk = &vm->disks[i];
+			struct probe *p = (struct probe *)disk->cov.probe;
+
+			for (unsigned op = 0; counted(disk) && op < DISK_OP_MAX; op++) {
+				struct expo_label l[] = { { "drive", disk->spec.label },
+							  { "operation", disk_op_names[op] } };
+
+				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
+				rows[n].labels = strdup(lb.buf ? lb.buf : "");
+				p->ops->drive_read(p, disk, op, &rows[n].st);
+				n++;
+			}
+		}
+	}
+	sb_free(&lb);
+	*out = rows;
+	return n;
+}
+
+void storage_render(struct discovery *d, struct strbuf *sb)
+{
+	struct disk_row *rows = NULL;
+	size_t n = rows_collect(d, &rows), i;
+
+	expo_family(sb, &fams[F_OPS]);
+	for (i = 0; i < n; i++) {
+		__u64 ops = 0;
+
+		for (int s = 0; s < DISK_LAT_SLOTS; s++)
+			ops += rows[i].st.lat_slots[s];
+		expo_u64(sb, fams[F_OPS].name, rows[i].labels, ops);
+	}
+	expo_family(sb, &fams[F_BYTES]);
+	for (i = 0; i < n; i++)
+		expo_u64(sb, fams[F_BYTES].name, rows[i].labels, rows[i].st.bytes);
+	expo_family(sb, &fams[F_LATENCY]);
+	for (i = 0; i < n; i++)
+		expo_histogram(sb, fams[F_LATENCY].name, rows[i].labels, rows[i].st.lat_slots,
+			       DISK_LAT_SLOTS, &expo_time_range, rows[i].st.lat_sum_ns);
+	expo_family(sb, &fams[F_SIZE]);
+	for (i = 0; i < n; i++)
+		expo_histogram(sb, fams[F_SIZE].name, rows[i].labels, rows[i].st.size_slots,
+			       DISK_SIZE_SLOTS, &req_size_range, rows[i].st.bytes);
+	for (i = 0; i < n; i++)
+		free(rows[i].labels);
+	free(rows);
+}
+
+void coverage_render(struct discovery *d, struct strbuf *sb)
+{
+	struct strbuf lb;
+
+	sb_init(&lb);
+	expo_family(sb, &fams[F_DRIVE_INFO]);
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		for (int i = 0; i < vm->nr_disks; i++) {
+			const struct vm_disk *disk = &vm->disks[i];
+			struct expo_label l[] = {
+				{ "drive", disk->spec.label },
+				{ "backend", disk->spec.backend },
+				{ "source", vm_source_names[disk->source] },
+				{ "measured", disk->cov.measured ? "true" : "false" },
+				{ "reason", disk->cov.reason },
+			};
+
+			vm_labels(&lb, vm, l, ARRAY_SIZE(l));
+			expo_u64(sb, fams[F_DRIVE_INFO].name, lb.buf, 1);
+		}
+	expo_family(sb, &fams[F_IFACE_INFO]);
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		for (int i = 0; i < vm->nr_ifaces; i++) {
+			const struct vm_iface *ifc = &vm->ifaces[i];
+			struct expo_label l[] = {
+				{ "interface", ifc->label },
+				{ "tap", ifc->tap },
+				{ "type", ifc->type },
+				{ "measured", ifc->cov.measured ? "true" : "false" },
+				{ "reason", ifc->cov.reason },
+			};
+
+			vm_labels(&lb, vm, l, ARRAY_SIZE(l));
+			expo_u64(sb, fams[F_IFACE_INFO].name, lb.buf, 1);
+		}
+	sb_free(&lb);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The drive families every storage probe's drives share (vmprobe_disk_*),
+ * and the coverage of drives and NICs (vmprobe_drive_info,
+ * vmprobe_interface_info).
+ */
+#ifndef VMPROBE_STORAGE_H
+#define VMPROBE_STORAGE_H
+
+#include <stddef.h>
+
+#include "core/discovery.h"
+#include "core/util.h"
+#include "vmprobe/disk.h"
+
+extern const char *const disk_op_names[DISK_OP_MAX];
+
+/*
+ * Adds the requests staged at `key` of the BPF hash `map_fd` (values:
+ * struct staged_stats) to drive `slot` of the mmapped array `stats`, and
+ * deletes them; 0, or -ENOENT if none were staged.
+ */
+int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigned slot);
+
+const struct expo_family *storage_families(size_t *nr);
+/* vmprobe_disk_* of every drive a probe measures; the table is locked. */
+void storage_render(struct discovery *d, struct strbuf *sb);
+/* vmprobe_drive_info and vmprobe_interface_info of every VM; the table is locked. */
+void coverage_render(struct discovery *d, struct strbuf *sb);
+
+#endif
