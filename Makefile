@@ -21,7 +21,7 @@ BPFTOOL ?= bpftool
 CC ?= cc
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
-BPF_NAMES := net disk
+BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 BPF_OBJS := $(patsubst %,$(BUILD)/bpf/%.bpf.o,$(BPF_NAMES))
 SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_NAMES))
 

@@ -19,6 +19,8 @@
 #include "probes/disk/disk_probe.h"
 #include "probes/net/net_probe.h"
 #include "core/netns.h"
+#include "core/pin.h"
+#include "core/qemu.h"
 #include "core/util.h"
 
 enum status {
@@ -272,10 +274,61 @@ static void check_disk(struct report *r)
 	disk_probe_close(&dp);
 }
 
+/* One VM's drives or NICs (`what`) from serve's state: each not measured is degraded. */
+static int coverage_of(struct report *r, json_object *vm, const char *what, const char *key,
+		       const char *noun)
+{
+	json_object *arr, *e, *f, *m, *why;
+	int unmeasured = 0;
+	char name[VM_NAME_MAX + VM_ID_MAX + 32];
+
+	if (!json_object_object_get_ex(vm, what, &arr))
+		return 0;
+	for (size_t k = 0; k < json_object_array_length(arr); k++) {
+		e = json_object_array_get_idx(arr, k);
+		if (!json_object_object_get_ex(e, "measured", &m) || json_object_get_boolean(m))
+			continue;
+		json_object_object_get_ex(e, "reason", &why);
+		json_object_object_get_ex(e, key, &f);
+		snprintf(name, sizeof(name), "VM %s %s %s",
+			 json_object_object_get_ex(vm, "name", &m) ? json_object_get_string(m) : "?",
+			 noun, json_object_get_string(f));
+		item(r, name, ST_DEGRADED, "not measured: %s", json_object_get_string(why));
+		unmeasured++;
+	}
+	return unmeasured;
+}
+
+/* What serve measures of the VMs it found: every drive and NIC it does not, with why. */
+static void check_coverage(struct report *r)
+{
+	json_object *state = serve_running() ? json_object_from_file(STATE_PATH) : NULL, *vms;
+	int unmeasured = 0, n;
+
+	if (!state || !json_object_object_get_ex(state, "vms", &vms)) {
+		item(r, "coverage", ST_ABSENT, "vmprobe serve is not running: what it measures of "
+		     "the VMs is not known");
+		json_object_put(state);
+		return;
+	}
+	n = (int)json_object_array_length(vms);
+	for (int i = 0; i < n; i++) {
+		unmeasured += coverage_of(r, json_object_array_get_idx(vms, i), "drives", "drive",
+					  "drive");
+		unmeasured += coverage_of(r, json_object_array_get_idx(vms, i), "interfaces",
+					  "interface", "interface");
+	}
+	if (!unmeasured)
+		item(r, "coverage", ST_OK, "every drive and NIC of the %d VM%s serve found is measured",
+		     n, n == 1 ? "" : "s");
+	json_object_put(state);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmprobe check [--json]\n"
-		   "Tells whether vmprobe can run here and what it can measure.\n"
+		   "Tells whether vmprobe can run here and what it can measure; while\n"
+		   "serve runs, also every VM drive or NIC it does not measure, and why.\n"
 		   "Exit: 0 everything works, 1 runs but measures less (degraded),\n"
 		   "      3 cannot run (something required is missing).\n");
 }
@@ -333,6 +386,7 @@ int do_check(int argc, char **argv)
 			: "kernel.bpf_stats_enabled=0: no vmprobe_bpf_program_* self-metrics");
 	}
 	btf__free(vmlinux);
+	check_coverage(&r);
 
 	ret = r.worst == ST_OK ? EXIT_OK : r.worst == ST_DEGRADED ? EXIT_FAIL : EXIT_CANNOT_RUN;
 	if (r.json) {

@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Network disks of VMs, per drive: the requests QEMU's rbd and iSCSI
+ * drivers hand to librbd and libiscsi, from submission to completion,
+ * seen by uprobes on the libraries' exported functions. User space
+ * attaches them to each QEMU process alone (a uprobe with a pid puts its
+ * breakpoints in that process only): other processes using the same
+ * libraries never hit one.
+ *  - librbd: rbd_aio_{readv,writev,discard,write_zeroes,flush}(image, ..., c)
+ *    submit; QEMU's completion callback calls rbd_aio_get_return_value(c),
+ *    then rbd_aio_release(c) (alone when a submit failed).
+ *  - libiscsi: every iscsi_*_task builder goes through
+ *    iscsi_scsi_command_async(iscsi, lun, task, ...); QEMU frees the task
+ *    with scsi_free_scsi_task(task) once its callback ran.
+ * A session (rbd image handle, iSCSI context) user space has not matched
+ * to a drive yet counts into a staging entry, and its first request is
+ * told to user space, which adds what was staged to the drive it finds.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "vmprobe/netdisk.h"
+#include "drive.bpf.h"
+
+const volatile __u32 max_drives = NETDISK_DEFAULT_MAX_DRIVES;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, NETDISK_DEFAULT_MAX_DRIVES * DISK_OP_MAX);
+	__type(key, __u32);
+	__type(value, struct drive_stats);
+} netdisk_stats SEC(".maps");
+
+/* Sessions user space matched to a drive: -> slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETDISK_SESSIONS_MAX);
+	__type(key, struct netdisk_session);
+	__type(value, __u32);
+} netdisk_sessions SEC(".maps");
+
+/* Requests of sessions not matched yet, until user space adds them to their drive. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct netdisk_session);
+	__type(value, struct staged_stats);
+} netdisk_staged SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETDISK_INFLIGHT_MAX);
+	__type(key, struct netdisk_req);
+	__type(value, struct netdisk_inflight);
+} netdisk_inflight SEC(".maps");
+
+/* iSCSI: the block size of a session, from its reads and writes, for UNMAP's blocks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NETDISK_SESSIONS_MAX);
+	__type(key, struct netdisk_session);
+	__type(value, __u32);
+} netdisk_blksize SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} netdisk_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETDISK_ERR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} netdisk_errors SEC(".maps");
+
+static __always_inline void bump(__u32 err)
+{
+	__u64 *v = bpf_map_lookup_elem(&netdisk_errors, &err);
+
+	if (v)
+		*v += 1;
+}
+
+/* The session's slot, or SLOT_STAGED with its staging entry made (user space told). */
+static __always_inline __u32 session_slot(struct netdisk_session *s, __u32 lun)
+{
+	static const struct staged_stats zero;
+	struct netdisk_event ev = {};
+	__u32 *slot = bpf_map_lookup_elem(&netdisk_sessions, s);
+
+	if (slot)
+		return *slot;
+	if (!bpf_map_lookup_elem(&netdisk_staged, s) &&
+	    !bpf_map_update_elem(&netdisk_staged, s, &zero, BPF_NOEXIST)) {
+		ev.sess = *s;
+		ev.lun = lun;
+		bpf_ringbuf_output(&netdisk_events, &ev, sizeof(ev), 0);
+	}
+	return SLOT_STAGED;
+}
+
+static __always_inline int submit(__u32 kind, __u64 handle, __u64 req_ptr, __u32 op,
+				  __u64 bytes, __u32 lun)
+{
+	struct netdisk_req req = {};
+	struct netdisk_inflight in = {};
+
+	req.tgid = bpf_get_current_pid_tgid() >> 32;
+	req.ptr = req_ptr;
+	in.sess.tgid = req.tgid;
+	in.sess.kind = kind;
+	in.sess.handle = handle;
+	in.op = op;
+	in.bytes = bytes;
+	in.slot = session_slot(&in.sess, lun);
+	in.start_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&netdisk_inflight, &req, &in, BPF_ANY))
+		bump(NETDISK_ERR_INFLIGHT_FULL);
+	return 0;
+}
+
+/* The request ends: its counters, then it is forgotten. record false: it failed to start. */
+static __always_inline int complete(__u64 req_ptr, bool record)
+{
+	struct netdisk_req req = {};
+	struct netdisk_inflight *in;
+	struct drive_stats *st = NULL;
+	struct staged_stats *ss;
+	__u32 idx, op, slot;
+
+	req.tgid = bpf_get_current_pid_tgid() >> 32;
+	req.ptr = req_ptr;
+	in = bpf_map_lookup_elem(&netdisk_inflight, &req);
+	if (!in)
+		return 0;
+	/* Copies the verifier can bound: the entry's memory may change under us. */
+	op = in->op & (DISK_OP_MAX - 1);
+	slot = in->slot;
+	if (record && slot == SLOT_STAGED) {
+		ss = bpf_map_lookup_elem(&netdisk_staged, &in->sess);
+		if (ss)
+			st = &ss->ops[op];
+	} else if (record && slot < max_drives) {
+		idx = drive_stats_index(slot, op);
+		st = bpf_map_lookup_elem(&netdisk_stats, &idx);
+	}
+	if (st)
+		drive_stats_add(st, in->bytes, bpf_ktime_get_ns() - in->start_ns);
+	bpf_map_delete_elem(&netdisk_inflight, &req);
+	return 0;
+}
+
+/* ---- librbd ---- */
+
+struct iovec___user {
+	void *iov_base;
+	__u64 iov_len;
+};
+
+#define RBD_MAX_IOV 128 /* QEMU's requests: 1 to 16 iovs; IOV_MAX is 1024 */
+
+/* Bytes of a vectored request: the sum of its iovs (QEMU's qiov->size). */
+static __always_inline __u64 iov_bytes(const struct iovec___user *iov, int iovcnt)
+{
+	__u64 bytes = 0, len;
+
+	for (int i = 0; i < RBD_MAX_IOV; i++) {
+		if (i >= iovcnt)
+			break;
+		if (bpf_probe_read_user(&len, sizeof(len), &iov[i].iov_len))
+			break;
+		bytes += len;
+	}
+	return bytes;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(rbd_readv, void *image, const struct iovec___user *iov, int iovcnt, __u64 off,
+	       void *c)
+{
+	return submit(NETDISK_RBD, (__u64)image, (__u64)c, DISK_OP_READ, iov_bytes(iov, iovcnt), 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(rbd_writev, void *image, const struct iovec___user *iov, int iovcnt, __u64 off,
+	       void *c)
+{
+	return submit(NETDISK_RBD, (__u64)image, (__u64)c, DISK_OP_WRITE, iov_bytes(iov, iovcnt), 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(rbd_discard, void *image, __u64 off, __u64 len, void *c)
+{
+	return submit(NETDISK_RBD, (__u64)image, (__u64)c, DISK_OP_DISCARD, len, 0);
+}
+
+/* Write zeroes is a discard, as fallocate's zero range is for local images. */
+SEC("uprobe")
+int BPF_KPROBE(rbd_write_zeroes, void *image, __u64 off, __u64 len, void *c)
+{
+	return submit(NETDISK_RBD, (__u64)image, (__u64)c, DISK_OP_DISCARD, len, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(rbd_flush, void *image, void *c)
+{
+	return submit(NETDISK_RBD, (__u64)image, (__u64)c, DISK_OP_FLUSH, 0, 0);
+}
+
+/* QEMU's completion callback, in librbd's thread: the request is done. */
+SEC("uprobe")
+int BPF_KPROBE(rbd_done, void *c)
+{
+	return complete((__u64)c, true);
+}
+
+/* Also after a failed submit, with no completion: forget the request. */
+SEC("uprobe")
+int BPF_KPROBE(rbd_release, void *c)
+{
+	return complete((__u64)c, false);
+}
+
+/* The image is closed: its handle may be the next image's. */
+SEC("uprobe")
+int BPF_KPROBE(rbd_close, void *image)
+{
+	struct netdisk_session s = { .tgid = bpf_get_current_pid_tgid() >> 32,
+				     .kind = NETDISK_RBD, .handle = (__u64)image };
+
+	bpf_map_delete_elem(&netdisk_sessions, &s);
+	bpf_map_delete_elem(&netdisk_staged, &s);
+	return 0;
+}
+
+/* ---- libiscsi ---- */
+
+static __always_inline __u32 be32(const __u8 *b)
+{
+	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
+}
+
+/* Blocks of a WRITE SAME: CDB bytes 7-8 (10) or 10-13 (16). */
+static __always_inline __u32 write_same_blocks(const __u8 *cdb)
+{
+	return cdb[0] == SCSI_WRITE_SAME10 ? (__u32)cdb[7] << 8 | cdb[8] : be32(&cdb[10]);
+}
+
+/* Blocks of a READ or WRITE: CDB bytes 7-8 (10), 6-9 (12) or 10-13 (16). */
+static __always_inline __u32 rw_blocks(const __u8 *cdb)
+{
+	switch (cdb[0]) {
+	case SCSI_READ10:
+	case SCSI_WRITE10:
+		return (__u32)cdb[7] << 8 | cdb[8];
+	case SCSI_READ12:
+	case SCSI_WRITE12:
+		return be32(&cdb[6]);
+	}
+	return be32(&cdb[10]);
+}
+
+/* Bytes an UNMAP names: its first block descriptor's count, in blocks of the session. */
+static __always_inline __u64 unmap_bytes(const void *task, struct netdisk_session *s)
+{
+	__u8 desc[4];
+	void *iov, *buf;
+	__u32 *bs = bpf_map_lookup_elem(&netdisk_blksize, s);
+
+	if (bpf_probe_read_user(&iov, sizeof(iov), task + SCSI_TASK_IOV_OUT) || !iov ||
+	    bpf_probe_read_user(&buf, sizeof(buf), iov) || !buf ||
+	    bpf_probe_read_user(desc, sizeof(desc), buf + 16))
+		return 0;
+	return (__u64)be32(desc) * (bs ? *bs : 512);
+}
+
+/* The operation and bytes of a SCSI command; -1 for commands that are not the guest's IO. */
+static __always_inline int scsi_op(const __u8 *cdb, __u32 xferlen, const void *task,
+				   struct netdisk_session *s, __u64 *bytes)
+{
+	__u32 blocks;
+
+	switch (cdb[0]) {
+	case SCSI_READ10:
+	case SCSI_READ12:
+	case SCSI_READ16:
+	case SCSI_WRITE10:
+	case SCSI_WRITE12:
+	case SCSI_WRITE16:
+		*bytes = xferlen;
+		blocks = rw_blocks(cdb);
+		if (blocks && xferlen) {
+			__u32 bs = xferlen / blocks;
+
+			bpf_map_update_elem(&netdisk_blksize, s, &bs, BPF_ANY);
+		}
+		return cdb[0] == SCSI_READ10 || cdb[0] == SCSI_READ12 || cdb[0] == SCSI_READ16
+			       ? DISK_OP_READ : DISK_OP_WRITE;
+	case SCSI_SYNC_CACHE10:
+	case SCSI_SYNC_CACHE16:
+		*bytes = 0;
+		return DISK_OP_FLUSH;
+	case SCSI_UNMAP:
+		*bytes = unmap_bytes(task, s);
+		return DISK_OP_DISCARD;
+	case SCSI_WRITE_SAME10:
+	case SCSI_WRITE_SAME16:
+		/* QEMU's write-zeroes: one block of data for that many blocks. */
+		*bytes = (__u64)write_same_blocks(cdb) * xferlen;
+		return DISK_OP_DISCARD;
+	}
+	return -1;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(iscsi_submit, void *iscsi, int lun, void *task)
+{
+	struct netdisk_session s = {};
+	__u8 cdb[16];
+	__u32 xferlen;
+	__u64 bytes = 0;
+	int op;
+
+	if (bpf_probe_read_user(cdb, sizeof(cdb), task + SCSI_TASK_CDB) ||
+	    bpf_probe_read_user(&xferlen, sizeof(xferlen), task + SCSI_TASK_EXPXFERLEN))
+		return 0;
+	s.tgid = bpf_get_current_pid_tgid() >> 32;
+	s.kind = NETDISK_ISCSI;
+	s.handle = (__u64)iscsi;
+	/* TEST UNIT READY, INQUIRY, READ CAPACITY...: QEMU's own, not the guest's IO. */
+	op = scsi_op(cdb, xferlen, task, &s, &bytes);
+	if (op < 0)
+		return 0;
+	/* A task sent again after a reconnect keeps its first start. */
+	{
+		struct netdisk_req req = { .tgid = s.tgid, .ptr = (__u64)task };
+
+		if (bpf_map_lookup_elem(&netdisk_inflight, &req))
+			return 0;
+	}
+	return submit(NETDISK_ISCSI, (__u64)iscsi, (__u64)task, op, bytes, lun);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(iscsi_done, void *task)
+{
+	return complete((__u64)task, true);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(iscsi_destroy, void *iscsi)
+{
+	struct netdisk_session s = { .tgid = bpf_get_current_pid_tgid() >> 32,
+				     .kind = NETDISK_ISCSI, .handle = (__u64)iscsi };
+
+	bpf_map_delete_elem(&netdisk_sessions, &s);
+	bpf_map_delete_elem(&netdisk_staged, &s);
+	bpf_map_delete_elem(&netdisk_blksize, &s);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

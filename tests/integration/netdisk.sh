@@ -1,0 +1,193 @@
+#!/bin/bash
+# Network storage end to end: a real single-node Ceph cluster (ceph-mon,
+# ceph-osd on memstore) and a real iSCSI target (tgtd), and a QEMU guest
+# whose drives are two rbd images (the -drive rbd: form and libvirt's JSON
+# -blockdev form), an iSCSI LUN (QEMU's libiscsi driver) and an NBD export
+# (nbdkit). The guest does reads, writes, a flush and discards of known
+# sizes: per drive and operation, vmprobe's operations and bytes equal the
+# guest's own block statistics, and the latency histogram counts every
+# operation. The NBD drive, which vmprobe cannot measure, says so in
+# /metrics, `list` and `check`. Processes that are not VMs using librbd
+# and libiscsi on the same images are never counted.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/lib/guest.sh"
+. "$REPO/tests/lib/ceph.sh"
+. "$REPO/tests/lib/iscsi.sh"
+
+for need in qemu-system-x86_64 nbdkit; do
+	if ! command -v $need >/dev/null; then
+		tap_skip "network storage with a QEMU guest" "$need is not installed"
+		tap_done; exit
+	fi
+done
+for req in ceph_require iscsi_require; do
+	if ! why=$($req); then
+		tap_skip "network storage with a QEMU guest" "$why"
+		tap_done; exit
+	fi
+done
+tap_require_root "network storage with a QEMU guest"
+
+WORK=$(mktemp -d /tmp/vmprobe-netdisk.XXXXXX)
+PORT=19613 TAP=vmpt-nd0 NBD_PID=
+cleanup() {
+	guest_stop >/dev/null 2>&1
+	vmprobe_stop >/dev/null 2>&1
+	[ -n "$NBD_PID" ] && kill "$NBD_PID" 2>/dev/null && wait "$NBD_PID" 2>/dev/null
+	iscsi_stop >/dev/null 2>&1
+	ceph_stop >/dev/null 2>&1
+	ip link del "$TAP" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip link del "$TAP" 2>/dev/null
+
+if ! guest_build >"$WORK/build.log" 2>&1; then
+	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
+	tap_done; exit
+fi
+if ceph_start "$WORK/ceph" >"$WORK/ceph-start.log" 2>&1 && ceph_image_create img1 32 >/dev/null &&
+	ceph_image_create img2 32 >/dev/null && ceph_image_create other 16 >/dev/null; then
+	tap_ok "a single-node Ceph cluster runs, with three images"
+else
+	tap_fail "a single-node Ceph cluster runs" "$(tail -5 "$WORK/ceph-start.log")"
+	tap_done; exit
+fi
+if ISCSI_THIN=1 iscsi_start "$WORK/iscsi" 32 >"$WORK/iscsi-start.log" 2>&1; then
+	tap_ok "an iSCSI target runs (thin LUN: discards reach it)"
+else
+	tap_fail "an iSCSI target runs" "$(tail -5 "$WORK/iscsi-start.log")"
+	tap_done; exit
+fi
+NBD_PORT=$((40000 + RANDOM % 10000))
+nbdkit -f -i 127.0.0.1 -p "$NBD_PORT" memory 16M >"$WORK/nbdkit.log" 2>&1 &
+NBD_PID=$!
+
+ip tuntap add dev "$TAP" mode tap
+ip link set "$TAP" up
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+
+# vda = img1, vdb = img2, vdc = iSCSI, vdd = NBD, in -device order.
+guest_make_initrd "$WORK/initrd" - <<'SH'
+st() { for d in vda vdb vdc; do echo "STAT $1 $d $(cat /sys/block/$d/stat)"; done; }
+st BEFORE
+echo PHASE-BEFORE
+sleep 3
+for d in vda vdb vdc; do
+	dd if=/dev/zero of=/dev/$d bs=4096 count=32 oflag=direct 2>/dev/null
+	dd if=/dev/$d of=/dev/null bs=16384 count=16 iflag=direct 2>/dev/null
+	dd if=/dev/zero of=/dev/$d bs=65536 count=4 seek=16 oflag=direct conv=fsync 2>/dev/null
+done
+blkdiscard -o 2097152 -l 1048576 /dev/vdb
+blkdiscard -o 2097152 -l 1048576 /dev/vdc
+dd if=/dev/vdd of=/dev/null bs=4096 count=8 iflag=direct 2>/dev/null
+st AFTER
+echo PHASE-AFTER
+sleep 300
+SH
+NAME=netstore
+RBD_BLOCKDEV=$(python3 -c 'import json,sys; print(json.dumps({"driver": "rbd", "pool": sys.argv[1],
+	"image": "img2", "conf": sys.argv[2], "node-name": "libvirt-2-storage", "discard": "unmap",
+	"cache": {"direct": True}}))' "$CEPH_POOL" "$CEPH_CONF")
+GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" \
+	-drive "file=rbd:$CEPH_POOL/img1:conf=$CEPH_CONF,format=raw,if=none,id=r0,cache=none" \
+	-device virtio-blk-pci,drive=r0,id=ua-rbd-one \
+	-blockdev "$RBD_BLOCKDEV" \
+	-blockdev '{"node-name": "libvirt-2-format", "driver": "raw", "file": "libvirt-2-storage", "discard": "unmap"}' \
+	-device virtio-blk-pci,drive=libvirt-2-format,id=virtio-disk1 \
+	-drive "file=$ISCSI_URL,format=raw,if=none,id=i0,cache=none,discard=unmap" \
+	-device virtio-blk-pci,drive=i0,id=lun1 \
+	-drive "file=nbd://127.0.0.1:$NBD_PORT,format=raw,if=none,id=n0" \
+	-device virtio-blk-pci,drive=n0,id=vol-nbd ||
+	{ tap_fail "QEMU guest with rbd, iSCSI and NBD drives starts"; tap_done; exit; }
+tap_ok "QEMU guest with rbd, iSCSI and NBD drives starts"
+check "the guest reaches its workload" wait_for 90 grep -q PHASE-BEFORE "$GUEST_LOG"
+# Before the guest works: pause it, so that no request falls between a scrape and its stats.
+guest_qmp "$GUEST_QMP" stop >/dev/null
+scrape "$WORK/s0.txt"
+guest_qmp "$GUEST_QMP" cont >/dev/null
+check "the guest's workload completes" wait_for 120 grep -q PHASE-AFTER "$GUEST_LOG"
+sleep 1
+scrape "$WORK/s1.txt"
+
+for d in rbd-one virtio-disk1 lun1; do
+	check_eq "drive $d is measured" 1 \
+		"$(metric "$WORK/s1.txt" vmprobe_drive_info name=$NAME drive=$d measured=true)"
+done
+gstat() { # PHASE DEV FIELD
+	tr -d '\r' <"$GUEST_LOG" | awk -v p="$1" -v d="$2" -v f="$3" '$1 == "STAT" && $2 == p && $3 == d { print $(3 + f) }'
+}
+gdelta() { echo $(( $(gstat AFTER "$1" "$2") - $(gstat BEFORE "$1" "$2") )); }
+mdelta() { # NAME LABELS...: delta of a sample between s0 and s1
+	local a b
+	a=$(metric "$WORK/s0.txt" "$@"); b=$(metric "$WORK/s1.txt" "$@")
+	[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
+}
+# Guest's /sys/block/DEV/stat: 1 reads, 3 sectors read, 5 writes, 7 sectors
+# written, 12 discards, 14 sectors discarded.
+for pair in vda:rbd-one:rbd vdb:virtio-disk1:rbd vdc:lun1:iscsi; do
+	IFS=: read -r dev drive kind <<<"$pair"
+	l=(name="$NAME" drive="$drive")
+	check_num "$drive ($kind): reads = the guest's" "$(gdelta $dev 1)" \
+		"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=read)"
+	check_num "$drive ($kind): bytes read = the guest's sectors read x 512" \
+		"$(( $(gdelta $dev 3) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=read)"
+	# The guest counts its flush as a write of no sectors (see e2e_qemu_disk.sh).
+	w=$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=write)
+	f=$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=flush)
+	check_num "$drive ($kind): writes + flushes = the guest's writes" "$(gdelta $dev 5)" \
+		"$(( ${w:-0} + ${f:-0} ))"
+	check_num "$drive ($kind): the guest's one fsync is one flush" 1 "${f:-}"
+	check_num "$drive ($kind): bytes written = the guest's sectors written x 512" \
+		"$(( $(gdelta $dev 7) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=write)"
+	for op in read write flush; do
+		check_num "$drive ($kind): the $op latency histogram counts every $op" \
+			"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=$op)" \
+			"$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)"
+	done
+	check_eq "$drive ($kind): the guest did the workload (16 reads; 36 writes + 1 flush)" \
+		"16 37" "$(gdelta $dev 1) $(gdelta $dev 5)"
+done
+for pair in vdb:virtio-disk1:rbd vdc:lun1:iscsi; do
+	IFS=: read -r dev drive kind <<<"$pair"
+	l=(name="$NAME" drive="$drive")
+	check_num "$drive ($kind): discards = the guest's" "$(gdelta $dev 12)" \
+		"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=discard)"
+	check_num "$drive ($kind): bytes discarded = the guest's sectors discarded x 512" \
+		"$(( $(gdelta $dev 14) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=discard)"
+done
+
+# NBD: not measured, and said so everywhere.
+check_eq "the NBD drive is listed as not measured, with its reason" 1 \
+	"$(metric "$WORK/s1.txt" vmprobe_drive_info name=$NAME drive=vol-nbd backend=nbd measured=false \
+		reason="nbd: QEMU's built-in NBD client has no hook vmprobe can use")"
+check_eq "the NBD drive has no operation series (a zero would mislead)" "" \
+	"$(metric "$WORK/s1.txt" vmprobe_disk_operations_total name=$NAME drive=vol-nbd operation=read)"
+"$VMPROBE" list >"$WORK/list.txt" 2>&1
+check "vmprobe list says the NBD drive is not measured, and why" grep -qE \
+	"^  drive +vol-nbd +nbd .*NOT MEASURED: nbd: QEMU's built-in NBD client" "$WORK/list.txt"
+"$VMPROBE" check >"$WORK/check.txt" 2>&1
+check "vmprobe check says the NBD drive is not measured" grep -qE \
+	"^degraded +VM $NAME drive vol-nbd +not measured: nbd" "$WORK/check.txt"
+check "the log said so" grep -q "drive vol-nbd (nbd) is not measured" "$WORK/vmprobe.log"
+
+# Processes that are not VMs, with the same libraries on the same storage.
+rbd --conf "$CEPH_CONF" bench --io-type write --io-size 4096 --io-total 1M "$CEPH_POOL/other" \
+	>"$WORK/rbd-bench.log" 2>&1
+check "a non-VM librbd client (rbd bench) wrote" grep -q "elapsed" "$WORK/rbd-bench.log"
+if command -v iscsi-perf >/dev/null; then
+	timeout -s INT 3 iscsi-perf "$ISCSI_URL" >"$WORK/iscsi-perf.log" 2>&1
+	check "a non-VM libiscsi client (iscsi-perf) read" grep -qiE "iops|MB/s" "$WORK/iscsi-perf.log"
+fi
+sleep 1
+scrape "$WORK/s2.txt"
+vm_series() { grep -E '^vmprobe_disk_' "$1" | grep -F "name=\"$NAME\""; }
+check "the VM's network disk series are there to compare" test "$(vm_series "$WORK/s1.txt" | wc -l)" -gt 100
+check_eq "non-VM librbd and libiscsi IO leaves every VM disk series unchanged" \
+	"$(vm_series "$WORK/s1.txt")" "$(vm_series "$WORK/s2.txt")"
+check_eq "no session was left unmatched" 0 "$(metric "$WORK/s2.txt" vmprobe_netdisk_unmatched_sessions)"
+check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/s2.txt'"
+tap_done

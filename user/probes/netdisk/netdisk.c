@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The network-disk probe's programs and maps: loading (nothing attaches
+ * here: vm.c hooks each QEMU process), slots, sessions, staged requests.
+ */
+#include "probes/netdisk/netdisk_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/storage.h"
+#include "netdisk.skel.h"
+
+static const char *const rbd_paths[] = {
+	"/usr/lib/x86_64-linux-gnu/librbd.so.1", "/usr/lib64/librbd.so.1", "/usr/lib/librbd.so.1",
+	NULL,
+};
+static const char *const iscsi_paths[] = {
+	"/usr/lib/x86_64-linux-gnu/libiscsi.so.7", "/usr/lib64/libiscsi.so.9",
+	"/usr/lib64/libiscsi.so.7", "/usr/lib/libiscsi.so.7", NULL,
+};
+
+const struct netdisk_lib netdisk_libs[NETDISK_KIND_MAX] = {
+	[NETDISK_RBD] = { "librbd.so", rbd_paths, "rbd" },
+	[NETDISK_ISCSI] = { "libiscsi.so", iscsi_paths, "iscsi" },
+};
+
+struct bpf_program *netdisk_prog(const struct netdisk_probe *np, unsigned kind, int i,
+				 const char **func)
+{
+	struct netdisk_bpf *s = np->skel;
+	const struct {
+		struct bpf_program *prog;
+		const char *func;
+	} rbd[] = {
+		{ s->progs.rbd_readv, "rbd_aio_readv" },
+		{ s->progs.rbd_writev, "rbd_aio_writev" },
+		{ s->progs.rbd_discard, "rbd_aio_discard" },
+		{ s->progs.rbd_write_zeroes, "rbd_aio_write_zeroes" },
+		{ s->progs.rbd_flush, "rbd_aio_flush" },
+		{ s->progs.rbd_done, "rbd_aio_get_return_value" },
+		{ s->progs.rbd_release, "rbd_aio_release" },
+		{ s->progs.rbd_close, "rbd_close" },
+	}, iscsi[] = {
+		{ s->progs.iscsi_submit, "iscsi_scsi_command_async" },
+		{ s->progs.iscsi_done, "scsi_free_scsi_task" },
+		{ s->progs.iscsi_destroy, "iscsi_destroy_context" },
+	};
+	_Static_assert(ARRAY_SIZE(rbd) <= NETDISK_MAX_LINKS, "rbd links fit");
+
+	if (kind == NETDISK_RBD && i < (int)ARRAY_SIZE(rbd)) {
+		*func = rbd[i].func;
+		return rbd[i].prog;
+	}
+	if (kind == NETDISK_ISCSI && i < (int)ARRAY_SIZE(iscsi)) {
+		*func = iscsi[i].func;
+		return iscsi[i].prog;
+	}
+	return NULL;
+}
+
+static int event_seen(void *ctx, void *data, size_t len)
+{
+	struct netdisk_probe *np = ctx;
+	const struct netdisk_event *ev = data;
+
+	if (len < sizeof(*ev) || np->nr_pending >= NETDISK_MAX_PENDING)
+		return 0;
+	np->pending[np->nr_pending++] = (struct netdisk_pending){ .ev = *ev };
+	return 0;
+}
+
+int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives)
+{
+	struct netdisk_bpf *skel;
+	int err;
+
+	memset(np, 0, sizeof(*np));
+	skel = netdisk_bpf__open();
+	if (!skel)
+		return -errno;
+	np->skel = skel;
+	np->max_drives = max_drives;
+	skel->rodata->max_drives = max_drives;
+	err = bpf_map__set_max_entries(skel->maps.netdisk_stats, max_drives * DISK_OP_MAX);
+	if (!err)
+		err = netdisk_bpf__load(skel);
+	if (err) {
+		log_error("loading the network-disk probe failed (%s)", strerror(-err));
+		goto cleanup;
+	}
+	np->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
+	np->stats = mmap(NULL, np->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(skel->maps.netdisk_stats), 0);
+	if (np->stats == MAP_FAILED) {
+		err = -errno;
+		np->stats = NULL;
+		goto cleanup;
+	}
+	np->events = ring_buffer__new(bpf_map__fd(skel->maps.netdisk_events), event_seen, np, NULL);
+	if (!np->events) {
+		err = -errno;
+		goto cleanup;
+	}
+	err = slot_pool_init(&np->slots, max_drives);
+	if (err)
+		goto cleanup;
+	log_info("network disks: rbd (librbd) and iSCSI (libiscsi) uprobes, per QEMU process");
+	return 0;
+cleanup:
+	netdisk_probe_close(np);
+	return err;
+}
+
+void netdisk_probe_close(struct netdisk_probe *np)
+{
+	ring_buffer__free(np->events);
+	if (np->stats)
+		munmap(np->stats, np->stats_len);
+	slot_pool_fini(&np->slots);
+	netdisk_bpf__destroy(np->skel);
+	memset(np, 0, sizeof(*np));
+}
+
+int netdisk_slot_alloc(struct netdisk_probe *np)
+{
+	int slot = slot_pool_get(&np->slots);
+
+	if (slot >= 0)
+		memset(&np->stats[drive_stats_index(slot, 0)], 0,
+		       DISK_OP_MAX * sizeof(struct drive_stats));
+	return slot;
+}
+
+void netdisk_slot_free(struct netdisk_probe *np, unsigned slot)
+{
+	slot_pool_put(&np->slots, slot);
+}
+
+void netdisk_read(const struct netdisk_probe *np, unsigned slot, unsigned op,
+		  struct drive_stats *out)
+{
+	const __u64 *src = (const __u64 *)&np->stats[drive_stats_index(slot, op)];
+
+	for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
+		((__u64 *)out)[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+int netdisk_session_set(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot)
+{
+	__u32 v = slot;
+
+	return bpf_map_update_elem(bpf_map__fd(np->skel->maps.netdisk_sessions), s, &v, BPF_ANY)
+		       ? -errno : 0;
+}
+
+void netdisk_session_del(struct netdisk_probe *np, const struct netdisk_session *s)
+{
+	bpf_map_delete_elem(bpf_map__fd(np->skel->maps.netdisk_sessions), s);
+	bpf_map_delete_elem(bpf_map__fd(np->skel->maps.netdisk_staged), s);
+}
+
+int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot)
+{
+	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->stats, slot);
+}
+
+void netdisk_events_consume(struct netdisk_probe *np, void (*poke)(pid_t, void *), void *arg)
+{
+	int before = np->nr_pending;
+
+	ring_buffer__consume(np->events);
+	for (int i = before; i < np->nr_pending; i++)
+		poke((pid_t)np->pending[i].ev.sess.tgid, arg);
+}
+
+int netdisk_events_fd(const struct netdisk_probe *np)
+{
+	return ring_buffer__epoll_fd(np->events);
+}
+
+__u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 vals[ncpus > 0 ? ncpus : 1], sum = 0;
+	__u32 key = err;
+
+	if (ncpus <= 0 ||
+	    bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.netdisk_errors), &key, vals))
+		return 0;
+	for (int i = 0; i < ncpus; i++)
+		sum += vals[i];
+	return sum;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The network-disk probe: uprobes on librbd and libiscsi in each QEMU
+ * process (netdisk.c loads the programs, vm.c attaches them per VM and
+ * claims the VM's rbd and iSCSI drives, session.c tells which drive a
+ * library session is), counted per drive like local drives.
+ */
+#ifndef VMPROBE_NETDISK_PROBE_H
+#define VMPROBE_NETDISK_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/probe.h"
+#include "core/util.h"
+#include "vmprobe/netdisk.h"
+
+struct netdisk_bpf;
+struct ring_buffer;
+struct discovery;
+struct vm;
+struct vm_disk;
+
+/* A session whose first request came, waiting to be matched to a drive. */
+struct netdisk_pending {
+	struct netdisk_event ev;
+	bool warned; /* no drive matched it: said once */
+};
+
+#define NETDISK_MAX_PENDING 64
+
+struct netdisk_probe {
+	struct netdisk_bpf *skel;
+	unsigned max_drives;
+	struct drive_stats *stats; /* the mmapped per-drive array */
+	size_t stats_len;
+	struct slot_pool slots;
+	struct ring_buffer *events;
+	struct netdisk_pending pending[NETDISK_MAX_PENDING];
+	int nr_pending;
+};
+
+/* The library each kind of session is in, and the functions hooked there. */
+struct netdisk_lib {
+	const char *soname_prefix; /* as /proc/PID/maps names it: "librbd.so" */
+	const char *const *paths;  /* where to look when QEMU has not loaded it yet */
+	const char *backend;       /* the drives it serves: vm_drive.backend */
+};
+extern const struct netdisk_lib netdisk_libs[NETDISK_KIND_MAX];
+
+#define NETDISK_MAX_SESSIONS 4
+
+/* A drive as the probe counts it (in its vm_disk). */
+struct netdisk_drive {
+	int slot;
+	struct netdisk_session sessions[NETDISK_MAX_SESSIONS];
+	int nr_sessions;
+	/* sessions matched since the last sync: their staged requests are added after a grace */
+	struct netdisk_session merge[NETDISK_MAX_SESSIONS];
+	int nr_merge;
+	double merge_after;
+};
+
+#define NETDISK_MAX_LINKS 8
+
+/* The probe's state of one VM: its uprobes, per library. */
+struct netdisk_vm {
+	struct bpf_link *links[NETDISK_KIND_MAX][NETDISK_MAX_LINKS];
+	int nr_links[NETDISK_KIND_MAX];
+	int attach_err[NETDISK_KIND_MAX]; /* of the last try, 0 when attached */
+	bool unmatched[NETDISK_KIND_MAX]; /* a session no drive could be found for */
+};
+
+/* netdisk.c: the programs and maps. */
+int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives);
+void netdisk_probe_close(struct netdisk_probe *np);
+int netdisk_slot_alloc(struct netdisk_probe *np);
+void netdisk_slot_free(struct netdisk_probe *np, unsigned slot);
+void netdisk_read(const struct netdisk_probe *np, unsigned slot, unsigned op,
+		  struct drive_stats *out);
+/* A session of a drive: counted into slot from now on; 0 or -errno. */
+int netdisk_session_set(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot);
+void netdisk_session_del(struct netdisk_probe *np, const struct netdisk_session *s);
+/* Adds what the session did before it was matched to slot; 0 or -ENOENT. */
+int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot);
+/* Reads the ring of first requests of unknown sessions into np->pending; calls poke(tgid). */
+void netdisk_events_consume(struct netdisk_probe *np, void (*poke)(pid_t, void *), void *arg);
+int netdisk_events_fd(const struct netdisk_probe *np);
+__u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err);
+/* The program for a hooked function of a library, by index; NULL past the last. */
+struct bpf_program *netdisk_prog(const struct netdisk_probe *np, unsigned kind, int i,
+				 const char **func);
+
+/* session.c: which drive of the VM a session is; its index in vm->disks, or -1. */
+int netdisk_session_drive(const struct vm *vm, const struct netdisk_event *ev);
+
+/* vm.c: probe_ops of the VM table. */
+int netdisk_vm_add(struct probe *p, struct discovery *d, struct vm *vm);
+bool netdisk_vm_pending(struct probe *p, const struct vm *vm);
+void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
+		     const struct vm_snapshot *snap);
+void netdisk_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
+int netdisk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map);
+void netdisk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
+			struct drive_stats *out);
+
+#endif

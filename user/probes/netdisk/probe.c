@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The network-disk probe's entry in the VM table's seam (core/probe.h), and its health. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/config.h"
+#include "core/discovery.h"
+#include "core/metrics.h"
+#include "core/pin.h"
+#include "netdisk.skel.h"
+#include "probes/netdisk/netdisk_probe.h"
+
+static bool netdisk_wanted(const struct config *cfg, enum probe_mode mode)
+{
+	return cfg->disk_enabled;
+}
+
+static int netdisk_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
+{
+	struct netdisk_probe *np = calloc(1, sizeof(*np));
+	int err;
+
+	if (!np)
+		return -ENOMEM;
+	err = netdisk_probe_open(np, cfg->max_drives);
+	if (err) {
+		free(np);
+		return err;
+	}
+	p->priv = np;
+	return 0;
+}
+
+static void netdisk_close(struct probe *p)
+{
+	netdisk_probe_close(p->priv);
+	free(p->priv);
+}
+
+static const char *const pinned[] = { "netdisk_stats" };
+
+static int netdisk_pin(struct probe *p, const char *dir)
+{
+	struct netdisk_probe *np = p->priv;
+
+	return pin_map(np->skel->maps.netdisk_stats, dir);
+}
+
+static void netdisk_unpin(const char *dir)
+{
+	pin_unlink(dir, pinned, ARRAY_SIZE(pinned));
+}
+
+static int netdisk_event_fd(struct probe *p)
+{
+	return netdisk_events_fd(p->priv);
+}
+
+static void poke(pid_t pid, void *arg)
+{
+	discovery_poke(arg, pid);
+}
+
+static void netdisk_events(struct probe *p, struct discovery *d)
+{
+	netdisk_events_consume(p->priv, poke, d);
+}
+
+enum { F_LOST, F_UNMATCHED, F_MAX };
+
+static const struct expo_family fams[F_MAX] = {
+	[F_LOST] = { "vmprobe_netdisk_lost_requests_total", EXPO_COUNTER, "", "",
+		     "rbd and iSCSI requests the probe could not follow (its in-flight table was "
+		     "full): not measured." },
+	[F_UNMATCHED] = { "vmprobe_netdisk_unmatched_sessions", EXPO_GAUGE, "", "",
+			  "librbd or libiscsi sessions of VMs that no drive could be matched to: "
+			  "their requests are not counted (the log says which VM)." },
+};
+
+static const struct expo_family *netdisk_families(size_t *nr)
+{
+	*nr = F_MAX;
+	return fams;
+}
+
+static void netdisk_render(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+}
+
+static void netdisk_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
+{
+	struct netdisk_probe *np = p->priv;
+
+	metrics_single_u64(sb, &fams[F_LOST], netdisk_error_count(np, NETDISK_ERR_INFLIGHT_FULL));
+	metrics_single_u64(sb, &fams[F_UNMATCHED], (__u64)np->nr_pending);
+}
+
+const struct probe_ops netdisk_probe_ops = {
+	.name = "netdisk",
+	.wanted = netdisk_wanted,
+	.open = netdisk_open,
+	.close = netdisk_close,
+	.vm_add = netdisk_vm_add,
+	.vm_pending = netdisk_vm_pending,
+	.vm_sync = netdisk_vm_sync,
+	.vm_del = netdisk_vm_del,
+	.event_fd = netdisk_event_fd,
+	.events = netdisk_events,
+	.families = netdisk_families,
+	.render = netdisk_render,
+	.render_self = netdisk_render_self,
+	.drive_read = netdisk_drive_read,
+	.drive_slot = netdisk_drive_slot,
+	.pin = netdisk_pin,
+	.unpin = netdisk_unpin,
+};

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The network-disk probe's view of one VM: its uprobes on librbd and
+ * libiscsi (attached to this QEMU process alone, once it has a drive of
+ * that kind), a slot per rbd or iSCSI drive, and the library sessions
+ * matched to each drive.
+ */
+#include "probes/netdisk/netdisk_probe.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/discovery.h"
+
+/* How long after a session is matched its staged requests are added (see disk/vm.c). */
+#define MERGE_GRACE 0.1
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct netdisk_vm *nd_vm(const struct probe *p, const struct vm *vm)
+{
+	return vm->priv[p->id];
+}
+
+static struct netdisk_drive *drive_of(const struct probe *p, const struct vm_disk *disk)
+{
+	return disk->priv[p->id];
+}
+
+/* The kind of session that serves a drive, or -1 if the probe does not measure it. */
+static int drive_kind(const struct vm_disk *disk)
+{
+	for (int k = 0; k < NETDISK_KIND_MAX; k++)
+		if (disk->present && !strcmp(disk->spec.backend, netdisk_libs[k].backend))
+			return k;
+	return -1;
+}
+
+int netdisk_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
+{
+	struct netdisk_vm *nv = calloc(1, sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	vm->priv[p->id] = nv;
+	return 0;
+}
+
+bool netdisk_vm_pending(struct probe *p, const struct vm *vm)
+{
+	const struct netdisk_probe *np = p->priv;
+	const struct netdisk_vm *nv = nd_vm(p, vm);
+
+	for (int i = 0; i < np->nr_pending; i++)
+		if (np->pending[i].ev.sess.tgid == (__u32)vm->pid && !np->pending[i].warned)
+			return true;
+	for (int i = 0; i < vm->nr_disks; i++) {
+		int k = drive_kind(&vm->disks[i]);
+		const struct netdisk_drive *nd = drive_of(p, &vm->disks[i]);
+
+		if (k >= 0 && (!nv->nr_links[k] || (nd && nd->nr_merge)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The library as QEMU sees it, through its root: where QEMU mapped it,
+ * else where it would load it from (the drive's module may load later).
+ */
+static bool lib_path(const struct discovery *d, const struct vm *vm, int kind, char *out,
+		     size_t size)
+{
+	const struct netdisk_lib *lib = &netdisk_libs[kind];
+	char path[PATH_MAX], line[PATH_MAX + 128];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%d/maps", d->cfg->proc_root, (int)vm->pid);
+	f = fopen(path, "re");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *file = strchr(line, '/');
+
+		if (!file || !strstr(file, lib->soname_prefix))
+			continue;
+		file[strcspn(file, "\n")] = '\0';
+		snprintf(out, size, "%s/%d/root%s", d->cfg->proc_root, (int)vm->pid, file);
+		found = true;
+	}
+	if (f)
+		fclose(f);
+	for (int i = 0; !found && lib->paths[i]; i++) {
+		snprintf(out, size, "%s/%d/root%s", d->cfg->proc_root, (int)vm->pid, lib->paths[i]);
+		found = access(out, R_OK) == 0;
+	}
+	return found;
+}
+
+static void links_drop(struct netdisk_vm *nv, int kind)
+{
+	for (int i = 0; i < nv->nr_links[kind]; i++)
+		bpf_link__destroy(nv->links[kind][i]);
+	nv->nr_links[kind] = 0;
+}
+
+/* Hooks the library's functions in this QEMU process alone; 0 or -errno. */
+static int attach(struct netdisk_probe *np, struct discovery *d, struct vm *vm,
+		  struct netdisk_vm *nv, int kind)
+{
+	char path[PATH_MAX];
+	const char *func;
+	struct bpf_program *prog;
+
+	if (!lib_path(d, vm, kind, path, sizeof(path)))
+		return -ENOENT;
+	for (int i = 0; (prog = netdisk_prog(np, kind, i, &func)); i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
+		struct bpf_link *link = bpf_program__attach_uprobe_opts(prog, vm->pid, path, 0, &opts);
+
+		if (!link) {
+			int err = -errno;
+
+			links_drop(nv, kind);
+			return err;
+		}
+		nv->links[kind][nv->nr_links[kind]++] = link;
+	}
+	log_info("VM %s: %s hooked in QEMU (pid %d) for its %s drives", vm->name,
+		 netdisk_libs[kind].soname_prefix, (int)vm->pid, netdisk_libs[kind].backend);
+	return 0;
+}
+
+/* A slot for a drive of ours, made on first sight; NULL when none is free. */
+static struct netdisk_drive *drive_get(struct probe *p, struct discovery *d, const struct vm *vm,
+				       struct vm_disk *disk)
+{
+	struct netdisk_drive *nd = drive_of(p, disk);
+	int slot;
+
+	if (nd)
+		return nd;
+	nd = calloc(1, sizeof(*nd));
+	slot = nd ? netdisk_slot_alloc(p->priv) : -ENOMEM;
+	if (slot < 0) {
+		free(nd);
+		d->attach_errors++;
+		log_warn("cannot count drive %s of VM %s: %s", disk->spec.label, vm->name,
+			 slot == -ENOSPC ? "no free slot (raise disk.max_drives)" : strerror(-slot));
+		return NULL;
+	}
+	nd->slot = slot;
+	disk->priv[p->id] = nd;
+	log_info("counting drive %s (%s) of VM %s", disk->spec.label, disk->spec.file, vm->name);
+	return nd;
+}
+
+static void drive_forget(struct probe *p, struct vm_disk *disk)
+{
+	struct netdisk_drive *nd = drive_of(p, disk);
+
+	if (!nd)
+		return;
+	for (int i = 0; i < nd->nr_sessions; i++)
+		netdisk_session_del(p->priv, &nd->sessions[i]);
+	netdisk_slot_free(p->priv, nd->slot);
+	free(nd);
+	disk->priv[p->id] = NULL;
+}
+
+/* The sessions of this VM whose first request came: each matched to its drive, if it can be. */
+static void sessions_match(struct probe *p, struct vm *vm, struct netdisk_vm *nv)
+{
+	struct netdisk_probe *np = p->priv;
+	int kept = 0;
+
+	memset(nv->unmatched, 0, sizeof(nv->unmatched));
+	for (int i = 0; i < np->nr_pending; i++) {
+		struct netdisk_pending *pe = &np->pending[i];
+		struct netdisk_drive *nd;
+		int idx;
+
+		if (pe->ev.sess.tgid != (__u32)vm->pid) {
+			np->pending[kept++] = *pe;
+			continue;
+		}
+		idx = netdisk_session_drive(vm, &pe->ev);
+		nd = idx >= 0 ? drive_of(p, &vm->disks[idx]) : NULL;
+		if (!nd || nd->nr_sessions >= NETDISK_MAX_SESSIONS ||
+		    netdisk_session_set(np, &pe->ev.sess, nd->slot)) {
+			if (!pe->warned)
+				log_warn("VM %s: a %s session matches none of its drives: its "
+					 "requests are not counted", vm->name,
+					 netdisk_libs[pe->ev.sess.kind].soname_prefix);
+			pe->warned = true;
+			nv->unmatched[pe->ev.sess.kind % NETDISK_KIND_MAX] = true;
+			np->pending[kept++] = *pe;
+			continue;
+		}
+		nd->sessions[nd->nr_sessions++] = pe->ev.sess;
+		nd->merge[nd->nr_merge++] = pe->ev.sess;
+		nd->merge_after = now_seconds() + MERGE_GRACE;
+		log_debug("VM %s: a %s session is drive %s", vm->name,
+			  netdisk_libs[pe->ev.sess.kind].soname_prefix, vm->disks[idx].spec.label);
+	}
+	np->nr_pending = kept;
+}
+
+static void sessions_merge(struct probe *p, struct vm *vm)
+{
+	double now = now_seconds();
+
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct netdisk_drive *nd = drive_of(p, &vm->disks[i]);
+
+		if (!nd || !nd->nr_merge || now < nd->merge_after)
+			continue;
+		for (int k = 0; k < nd->nr_merge; k++)
+			netdisk_staged_merge(p->priv, &nd->merge[k], nd->slot);
+		nd->nr_merge = 0;
+	}
+}
+
+/* Measured once the library is hooked; not when it cannot be, or a session went unmatched. */
+static void drive_coverage(struct probe *p, const struct netdisk_vm *nv, struct vm_disk *disk,
+			   int kind)
+{
+	const struct netdisk_drive *nd = drive_of(p, disk);
+	const char *lib = netdisk_libs[kind].soname_prefix;
+
+	if (!nd)
+		coverage_set(&disk->cov, p, false, "no free slot (disk.max_drives)");
+	else if (!nv->nr_links[kind] && nv->attach_err[kind] == -ENOENT)
+		coverage_set(&disk->cov, p, false, "%s not found in QEMU's root", lib);
+	else if (!nv->nr_links[kind])
+		coverage_set(&disk->cov, p, false, "hooking %s failed: %s", lib,
+			     strerror(-nv->attach_err[kind]));
+	else if (!nd->nr_sessions && nv->unmatched[kind])
+		coverage_set(&disk->cov, p, false, "its %s session could not be told apart", lib);
+	else
+		coverage_set(&disk->cov, p, true, NULL);
+}
+
+void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
+		     const struct vm_snapshot *snap)
+{
+	struct netdisk_probe *np = p->priv;
+	struct netdisk_vm *nv = nd_vm(p, vm);
+
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct vm_disk *disk = &vm->disks[i];
+		int k = drive_kind(disk);
+
+		if (!disk->present)
+			drive_forget(p, disk);
+		if (k < 0)
+			continue;
+		drive_get(p, d, vm, disk);
+		if (!nv->nr_links[k]) {
+			int err = attach(np, d, vm, nv, k);
+
+			if (err && err != nv->attach_err[k])
+				log_warn("VM %s: cannot hook %s: %s", vm->name,
+					 netdisk_libs[k].soname_prefix, strerror(-err));
+			nv->attach_err[k] = err;
+		}
+	}
+	sessions_match(p, vm, nv);
+	sessions_merge(p, vm);
+	for (int i = 0; i < vm->nr_disks; i++)
+		if (drive_kind(&vm->disks[i]) >= 0)
+			drive_coverage(p, nv, &vm->disks[i], drive_kind(&vm->disks[i]));
+}
+
+void netdisk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
+{
+	struct netdisk_probe *np = p->priv;
+	struct netdisk_vm *nv = nd_vm(p, vm);
+	int kept = 0;
+
+	for (int k = 0; k < NETDISK_KIND_MAX; k++)
+		links_drop(nv, k);
+	for (int i = 0; i < vm->nr_disks; i++)
+		drive_forget(p, &vm->disks[i]);
+	for (int i = 0; i < np->nr_pending; i++)
+		if (np->pending[i].ev.sess.tgid != (__u32)vm->pid)
+			np->pending[kept++] = np->pending[i];
+	np->nr_pending = kept;
+	free(nv);
+	vm->priv[p->id] = NULL;
+}
+
+int netdisk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map)
+{
+	const struct netdisk_drive *nd = drive_of(p, disk);
+
+	*map = "netdisk_stats";
+	return nd ? nd->slot : -1;
+}
+
+void netdisk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
+			struct drive_stats *out)
+{
+	const struct netdisk_drive *nd = drive_of(p, disk);
+
+	if (nd)
+		netdisk_read(p->priv, nd->slot, op, out);
+	else
+		memset(out, 0, sizeof(*out));
+}
