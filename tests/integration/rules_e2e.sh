@@ -16,7 +16,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/k8s/lib.sh"
 
 what="the chart's rules and dashboard on a real Prometheus"
-for need in qemu-system-x86_64 prometheus promtool; do
+for need in qemu-system-x86_64 prometheus promtool nbdkit; do
 	if ! command -v $need >/dev/null; then
 		tap_skip "$what" "$need is not installed"
 		tap_done; exit
@@ -30,12 +30,12 @@ fi
 
 WORK=$(mktemp -d /tmp/vmprobe-rules-e2e.XXXXXX)
 PORT=19584 PROM_PORT=19592 KV_PORT=19593 TAP=vmpt-r0
-PROM_PID= KV_PID= TCP_PID=
+PROM_PID= KV_PID= TCP_PID= NBD_PID=
 CG=$(kubepods_cgroup vmprobe-rules-e2e)
 cleanup() {
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
-	for p in $PROM_PID $KV_PID $TCP_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	for p in $PROM_PID $KV_PID $TCP_PID $NBD_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	ip link del "$TAP" 2>/dev/null
 	[ -n "$CG" ] && rmdir "$CG" "${CG%/*}" 2>/dev/null
 	umount "$WORK/img" 2>/dev/null
@@ -162,9 +162,18 @@ echo WORKLOAD-DONE
 sleep 300
 SH
 [ $kube -eq 1 ] && echo $BASHPID >"$CG/cgroup.procs"
-GUEST_IP=10.77.4.2/24 guest_start "${NS}_$VM" "$TAP" "$WORK/initrd" \
+# What vmprobe cannot measure, so that its alert runs on data: a drive on
+# QEMU's built-in NBD client and a NIC with no tap (slirp).
+NBD_PORT=$((40000 + RANDOM % 10000))
+nbdkit -f -i 127.0.0.1 -p "$NBD_PORT" memory 8M >"$WORK/nbdkit.log" 2>&1 &
+NBD_PID=$!
+# The NIC as KubeVirt names its device: the VMI's interface "default".
+GUEST_IP=10.77.4.2/24 GUEST_NIC_ID=ua-default guest_start "${NS}_$VM" "$TAP" "$WORK/initrd" \
 	-drive "file=$WORK/img/data.img,format=raw,if=none,id=drive-ua-data,cache=none,aio=threads" \
-	-device virtio-blk-pci,drive=drive-ua-data,id=ua-data
+	-device virtio-blk-pci,drive=drive-ua-data,id=ua-data \
+	-drive "file=nbd://127.0.0.1:$NBD_PORT,format=raw,if=none,id=drive-ua-scratch" \
+	-device virtio-blk-pci,drive=drive-ua-scratch,id=ua-scratch \
+	-netdev user,id=slirp0 -device virtio-net-pci,netdev=slirp0,id=ua-slirp
 rc=$?
 [ $kube -eq 1 ] && echo $BASHPID >"${CG%/kubepods.slice/*}/cgroup.procs"
 [ $rc -eq 0 ] || { tap_fail "QEMU guest starts"; tap_done; exit; }
@@ -188,7 +197,13 @@ if [ $kube -eq 1 ]; then
 fi
 # ~30 connections by now, one a second; the server's accept log is not needed.
 check_range "vmprobe counts the guest's TCP connections (opened by the guest)" 10 45 \
-	"$(metric "$WORK/metrics.txt" vmprobe_network_tcp_connections_opened_total name="$VM" interface="$TAP" opened_by=guest)"
+	"$(metric "$WORK/metrics.txt" vmprobe_network_tcp_connections_opened_total name="$VM" interface=default opened_by=guest)"
+check_num "the interface is labelled by KubeVirt's name (ua-default), its tap kept in the info series" 1 \
+	"$(metric "$WORK/metrics.txt" vmprobe_interface_info name="$VM" interface=default tap="$TAP" measured=true)"
+check_num "vmprobe says the NBD drive is not measured" 1 \
+	"$(metric "$WORK/metrics.txt" vmprobe_drive_info name="$VM" drive=scratch backend=nbd measured=false)"
+check_num "vmprobe says the slirp NIC is not measured" 1 \
+	"$(metric "$WORK/metrics.txt" vmprobe_interface_info name="$VM" interface=slirp type=user measured=false)"
 check "vmprobe counts the guest's drive (drive label without KubeVirt's ua- prefix)" \
 	test -n "$(metric "$WORK/metrics.txt" vmprobe_disk_operations_total name="$VM" drive=data operation=write)"
 
@@ -212,5 +227,10 @@ if [ $kube -eq 1 ]; then
 		'query=sum by (namespace, name) (rate(vmprobe_network_bytes_total[1m])) * on (namespace, name) group_left (instance_type) max by (namespace, name, instance_type) (kubevirt_vmi_info)' |
 		python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(" ".join(sorted("%s/%s %s" % (s["metric"]["namespace"], s["metric"]["name"], s["metric"]["instance_type"]) for s in r)))')
 	check_eq "vmprobe's series join kubevirt_vmi_info on namespace and name" "$NS/$VM u1.small" "$got"
+	got=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode \
+		'query=sum by (namespace, name, interface) (rate(vmprobe_network_bytes_total{direction="rx"}[1m])) / on (namespace, name, interface) sum by (namespace, name, interface) (rate(kubevirt_vmi_network_receive_bytes_total[1m]))' |
+		python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(" ".join(sorted("%s/%s %s" % (s["metric"]["namespace"], s["metric"]["name"], s["metric"]["interface"]) for s in r)))')
+	check_eq "vmprobe's series join kubevirt_vmi_network_* on namespace, name and interface" \
+		"$NS/$VM default" "$got"
 fi
 tap_done

@@ -68,6 +68,7 @@ _guest_qemu_escape() {
 #   GUEST_IP      eth0 address in the guest, ADDR/PREFIX (default 10.77.0.2/24;
 #                 empty: eth0 comes up without an address)
 #   GUEST_MAC     NIC MAC (default 52:54:00 + 3 bytes of the generated UUID)
+#   GUEST_NIC_ID  the NIC device's id= (none by default; KubeVirt's are ua-NAME)
 #   GUEST_MEM     memory in MiB (default 256)
 #   GUEST_APPEND  extra kernel command line
 #   GUEST_RUN_DIR where run directories are made (default ${TMPDIR:-/tmp})
@@ -106,7 +107,7 @@ guest_start() {
         -chardev "socket,id=qmp0,path=$(_guest_qemu_escape "$dir/qmp.sock"),server=on,wait=off"
         -mon chardev=qmp0,mode=control
         -netdev "tap,id=n0,ifname=$(_guest_qemu_escape "$tap"),script=no,downscript=no"
-        -device "virtio-net-pci,netdev=n0,mac=$mac"
+        -device "virtio-net-pci,netdev=n0,mac=$mac${GUEST_NIC_ID:+,id=$GUEST_NIC_ID}"
         "$@"
     )
     qemu-system-x86_64 "${args[@]}" </dev/null >"$dir/qemu.log" 2>&1 &
