@@ -123,12 +123,18 @@ $(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
 $(BUILD)/bench/bench: bench/bench.c bench/ref.h $(BUILD)/bench/ref.skel.h $(USER_OBJS) | $(BUILD)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -o $@
+# A librbd/libiscsi client for bench/netdisk.sh: the libraries by dlopen.
+$(BUILD)/bench/netdisk_load: bench/netdisk_load.c | $(BUILD)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -ldl -o $@
 .PHONY: bench
 bench: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench $(BUILD)/tests/tools/tapguest
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench $(BUILD)/bench/netdisk_load \
+		$(BUILD)/tests/tools/tapguest
 	$(Q)$(BUILD)/bench/bench
 	$(Q)bench/net.sh
 	$(Q)bench/disk.sh
+	$(Q)bench/netdisk.sh
 
 # Kubernetes delivery: the chart rendered for kubectl, the container image,
 # and the pinned helm/kubectl/schemas its tests use (scripts/install-k8s-tools.sh,

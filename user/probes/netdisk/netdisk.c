@@ -44,7 +44,6 @@ struct bpf_program *netdisk_prog(const struct netdisk_probe *np, unsigned kind, 
 		{ s->progs.rbd_write_zeroes, "rbd_aio_write_zeroes" },
 		{ s->progs.rbd_flush, "rbd_aio_flush" },
 		{ s->progs.rbd_done, "rbd_aio_get_return_value" },
-		{ s->progs.rbd_release, "rbd_aio_release" },
 		{ s->progs.rbd_close, "rbd_close" },
 	}, iscsi[] = {
 		{ s->progs.iscsi_submit, "iscsi_scsi_command_async" },

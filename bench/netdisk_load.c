@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * A client of librbd or libiscsi doing what QEMU's drivers do for one
+ * 4 KiB read: rbd_aio_create_completion, rbd_aio_readv, wait,
+ * rbd_aio_get_return_value, rbd_aio_release; or a libiscsi READ16 (through
+ * iscsi_scsi_command_async) and scsi_free_scsi_task. Started under the name
+ * qemu-system-x86_64 with a QEMU command line naming the drive, vmprobe
+ * takes it for a VM and hooks it; under another name it is any other
+ * process on the host. bench/netdisk.sh runs one of each side by side.
+ *
+ * Usage: netdisk_load [QEMU ARGS...]; the environment says what to reach:
+ *   LOAD_KIND=rbd  LOAD_CONF=ceph.conf LOAD_POOL=P LOAD_IMAGE=I
+ *   LOAD_KIND=iscsi LOAD_PORTAL=HOST:PORT LOAD_TARGET=IQN LOAD_LUN=N
+ *   LOAD_KIND=call: calls netdisk_load_noop(), where the bench hangs a bare
+ *   uprobe, to measure what a uprobe hit itself costs on this machine
+ * Commands on stdin: "run SECS" runs reads for SECS seconds and prints
+ * "LAT <mean latency in ns> <reads>"; end of input exits.
+ * The libraries are loaded with dlopen, so nothing here needs their headers.
+ */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#define READ_SIZE 4096
+#define SPAN (8 << 20) /* reads walk the first 8 MiB */
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static void *sym(void *lib, const char *name)
+{
+	void *p = dlsym(lib, name);
+
+	if (!p) {
+		fprintf(stderr, "netdisk_load: %s: %s\n", name, dlerror());
+		exit(1);
+	}
+	return p;
+}
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (!v) {
+		fprintf(stderr, "netdisk_load: %s is not set\n", name);
+		exit(2);
+	}
+	return v;
+}
+
+/* librbd, as QEMU's block/rbd.c calls it. */
+static struct {
+	void *image;
+	int (*create_completion)(void *, void *, void **);
+	int (*readv)(void *, const struct iovec *, int, uint64_t, void *);
+	int (*wait)(void *);
+	long (*ret)(void *);
+	void (*release)(void *);
+} rbd;
+
+static void rbd_setup(void)
+{
+	void *rados = dlopen("librados.so.2", RTLD_NOW), *lib = dlopen("librbd.so.1", RTLD_NOW);
+	int (*create)(void **, const char *), (*read_conf)(void *, const char *);
+	int (*connect)(void *), (*ioctx_create)(void *, const char *, void **);
+	int (*open)(void *, const char *, void **, const char *);
+	void *cluster, *ioctx;
+
+	if (!rados || !lib) {
+		fprintf(stderr, "netdisk_load: %s\n", dlerror());
+		exit(1);
+	}
+	create = sym(rados, "rados_create");
+	read_conf = sym(rados, "rados_conf_read_file");
+	connect = sym(rados, "rados_connect");
+	ioctx_create = sym(rados, "rados_ioctx_create");
+	open = sym(lib, "rbd_open");
+	rbd.create_completion = sym(lib, "rbd_aio_create_completion");
+	rbd.readv = sym(lib, "rbd_aio_readv");
+	rbd.wait = sym(lib, "rbd_aio_wait_for_complete");
+	rbd.ret = sym(lib, "rbd_aio_get_return_value");
+	rbd.release = sym(lib, "rbd_aio_release");
+	if (create(&cluster, NULL) || read_conf(cluster, env("LOAD_CONF")) || connect(cluster) ||
+	    ioctx_create(cluster, env("LOAD_POOL"), &ioctx) ||
+	    open(ioctx, env("LOAD_IMAGE"), &rbd.image, NULL)) {
+		fprintf(stderr, "netdisk_load: cannot open the rbd image\n");
+		exit(1);
+	}
+}
+
+static int rbd_read(uint64_t off, char *buf)
+{
+	struct iovec iov = { buf, READ_SIZE };
+	void *c;
+
+	if (rbd.create_completion(NULL, NULL, &c) || rbd.readv(rbd.image, &iov, 1, off, c))
+		return -1;
+	rbd.wait(c);
+	if (rbd.ret(c) != READ_SIZE) {
+		rbd.release(c);
+		return -1;
+	}
+	rbd.release(c);
+	return 0;
+}
+
+/* libiscsi: a synchronous READ16 goes through iscsi_scsi_command_async. */
+static struct {
+	void *ctx;
+	int lun;
+	void *(*read16)(void *, int, uint64_t, uint32_t, int, int, int, int, int, int);
+	void (*free_task)(void *);
+} isc;
+
+static void iscsi_setup(void)
+{
+	void *lib = dlopen("libiscsi.so.7", RTLD_NOW);
+	void *(*create)(const char *);
+	int (*set_target)(void *, const char *), (*set_type)(void *, int);
+	int (*connect)(void *, const char *, int);
+
+	if (!lib) {
+		fprintf(stderr, "netdisk_load: %s\n", dlerror());
+		exit(1);
+	}
+	create = sym(lib, "iscsi_create_context");
+	set_target = sym(lib, "iscsi_set_targetname");
+	set_type = sym(lib, "iscsi_set_session_type");
+	connect = sym(lib, "iscsi_full_connect_sync");
+	isc.read16 = sym(lib, "iscsi_read16_sync");
+	isc.free_task = sym(lib, "scsi_free_scsi_task");
+	isc.lun = atoi(env("LOAD_LUN"));
+	isc.ctx = create("iqn.2024-01.org.vmprobe:bench");
+	/* ISCSI_SESSION_NORMAL is 2 in libiscsi's enum. */
+	if (!isc.ctx || set_target(isc.ctx, env("LOAD_TARGET")) || set_type(isc.ctx, 2) ||
+	    connect(isc.ctx, env("LOAD_PORTAL"), isc.lun)) {
+		fprintf(stderr, "netdisk_load: cannot log in to the iSCSI target\n");
+		exit(1);
+	}
+}
+
+static int iscsi_read(uint64_t off, char *buf)
+{
+	void *task = isc.read16(isc.ctx, isc.lun, off / 512, READ_SIZE, 512, 0, 0, 0, 0, 0);
+	int status;
+
+	if (!task)
+		return -1;
+	memcpy(&status, task, sizeof(status)); /* struct scsi_task starts with its status */
+	isc.free_task(task);
+	return status == 0 ? 0 : -1;
+}
+
+/* Exported and not inlined: a uprobe's target (LOAD_KIND=call). */
+__attribute__((noinline, used, visibility("default"))) int netdisk_load_noop(uint64_t off)
+{
+	__asm__ volatile("" ::: "memory");
+	return (int)(off & 0);
+}
+
+static int call_one(uint64_t off, char *buf)
+{
+	return netdisk_load_noop(off);
+}
+
+int main(int argc, char **argv)
+{
+	static char buf[READ_SIZE];
+	int (*read_one)(uint64_t, char *);
+	char line[64];
+	uint64_t off = 0;
+
+	if (!strcmp(env("LOAD_KIND"), "rbd")) {
+		rbd_setup();
+		read_one = rbd_read;
+	} else if (!strcmp(env("LOAD_KIND"), "call")) {
+		read_one = call_one;
+	} else {
+		iscsi_setup();
+		read_one = iscsi_read;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("READY\n");
+	while (fgets(line, sizeof(line), stdin)) {
+		double secs = 0, t0, end;
+		unsigned long n = 0;
+
+		if (sscanf(line, "run %lf", &secs) != 1)
+			continue;
+		t0 = now_ns();
+		end = t0 + secs * 1e9;
+		do {
+			if (read_one(off, buf)) {
+				fprintf(stderr, "netdisk_load: a read failed\n");
+				return 1;
+			}
+			off = (off + READ_SIZE) % SPAN;
+			n++;
+		} while (now_ns() < end);
+		printf("LAT %.0f %lu\n", (now_ns() - t0) / n, n);
+	}
+	return 0;
+}
