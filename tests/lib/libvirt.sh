@@ -1,0 +1,289 @@
+# shellcheck shell=bash
+# A private libvirtd for vmprobe integration tests: libvirt-managed QEMU
+# (TCG) guests whose drives and NICs are hot-plugged with virsh.
+#
+#   . tests/lib/guest.sh; . tests/lib/libvirt.sh
+#   libvirt_require || { tap_skip "..." "$(libvirt_require 2>&1)"; ...; }
+#   guest_build; guest_make_initrd "$tmp/initrd" workload.sh
+#   trap libvirt_stop EXIT
+#   libvirt_start /tmp/lvt.XXXX                    # sets VIRSH, LV_URI, LV_DIR
+#   libvirt_define_guest vm1 vpt0 "$GUEST_KERNEL" "$tmp/initrd"
+#   $VIRSH attach-disk vm1 "$img" vdb --live --targetbus virtio --driver qemu --subdriver raw
+#   guest_wait_done "$LV_LOG" 60                   # guest.sh works on LV_LOG
+#   libvirt_stop
+#
+# Isolation: libvirtd runs as root (privileged, qemu:///system driver) in a
+# private mount namespace (unshare -m) where DIR/{etc,run,lib,log,cache} are
+# bind-mounted over /etc/libvirt, /run/libvirt, /var/lib/libvirt,
+# /var/log/libvirt and /var/cache/libvirt. Its QEMU processes inherit that
+# namespace, so - as under KubeVirt's virt-launcher - the live domain XML is
+# /run/libvirt/qemu/NAME.xml only as seen through /proc/QEMU_PID/root; from
+# the host it is also DIR/run/qemu/NAME.xml. A system libvirtd, if any, is
+# untouched. The only host changes: empty mount points /run/libvirt,
+# /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt are created if
+# missing (and left, since another instance may be using them).
+#
+# Do not call libvirt_start in a subshell ($(...)): libvirtd must be a child
+# of the test's shell so libvirt_stop can reap it.
+
+# libvirtd's own state (one instance per sourcing shell).
+LV_DIR=${LV_DIR:-}
+LV_DAEMON_PID=${LV_DAEMON_PID:-}
+
+_lv_qemu_driver=/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so
+
+# libvirt_require
+# Returns 0 if a private libvirtd can run here; otherwise prints one line
+# saying why to stderr and returns 1. Debian 12 packages (with
+# --no-install-recommends): libvirt-daemon libvirt-clients (which pull
+# libvirt-daemon-driver-qemu and libvirt0), plus qemu-system-x86.
+libvirt_require() {
+    local why=
+    if [[ $(id -u) != 0 ]]; then
+        why="needs root"
+    elif [[ ! -x /usr/sbin/libvirtd ]]; then
+        why="libvirtd is not installed (Debian: libvirt-daemon)"
+    elif ! command -v virsh >/dev/null; then
+        why="virsh is not installed (Debian: libvirt-clients)"
+    elif [[ ! -e $_lv_qemu_driver ]]; then
+        why="libvirt's QEMU driver is not installed (Debian: libvirt-daemon-driver-qemu)"
+    elif ! command -v qemu-system-x86_64 >/dev/null; then
+        why="qemu-system-x86_64 is not installed (Debian: qemu-system-x86)"
+    elif ! command -v unshare >/dev/null; then
+        why="unshare is not installed (Debian: util-linux)"
+    elif ! unshare -m true 2>/dev/null; then
+        why="cannot create a mount namespace (unshare -m)"
+    fi
+    if [[ -n $why ]]; then
+        echo "libvirt: $why" >&2
+        return 1
+    fi
+}
+
+# _lv_passwd_line FILE NAME LINE: prints FILE, plus LINE if NAME is not in it.
+_lv_with_entry() {
+    cat "$1"
+    grep -q "^$2:" "$1" || echo "$3"
+}
+
+# libvirt_start DIR
+# Creates DIR (absolute, short: sockets live under it), writes libvirtd.conf
+# and qemu.conf there and starts libvirtd in the background. Returns once
+# virsh can talk to it (first start ~3-5 s: it probes QEMU's capabilities;
+# the probe is cached in LIBVIRT_CAPS_CACHE, default
+# /var/cache/vmprobe-libvirt, which makes later starts faster).
+# Sets:
+#   LV_DIR         DIR
+#   LV_URI         qemu:///system?socket=DIR/run/libvirt-sock
+#   VIRSH          DIR/virsh: a wrapper running virsh -c "$LV_URI" "$@"
+#                  (call it unquoted: $VIRSH list)
+#   LV_DAEMON_PID  libvirtd's PID; its log is DIR/libvirtd.log
+# qemu.conf: QEMU runs as root:root, no dynamic ownership, no security
+# driver, no cgroups (none are needed, and a host without systemd has no
+# machined), QEMU's stderr to DIR/log/qemu/NAME.log (stdio_handler=file,
+# so no virtlogd). libvirt's per-QEMU mount namespace (namespaces=["mount"],
+# private /dev) stays on, as in a default install.
+libvirt_start() {
+    local dir=$1 d i
+    if [[ -n $LV_DAEMON_PID ]]; then
+        echo "libvirt_start: libvirtd already started ($LV_DIR)" >&2
+        return 1
+    fi
+    [[ $dir == /* ]] || dir=$PWD/$dir
+    mkdir -p "$dir"/{etc,run,lib,log,cache,ns} || return
+    dir=$(cd "$dir" && pwd -P)
+    local caps=${LIBVIRT_CAPS_CACHE:-/var/cache/vmprobe-libvirt}
+    mkdir -p "$caps" || return
+
+    cat >"$dir/etc/libvirtd.conf" <<EOF
+unix_sock_group = "root"
+unix_sock_ro_perms = "0700"
+unix_sock_rw_perms = "0700"
+unix_sock_admin_perms = "0700"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+log_outputs = "3:stderr"
+EOF
+    cat >"$dir/etc/qemu.conf" <<EOF
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+cgroup_controllers = [ ]
+stdio_handler = "file"
+EOF
+    # libvirt's QEMU driver refuses to start unless the user and group it
+    # was built with (libvirt-qemu, made by libvirt-daemon-system's
+    # postinst) exist, even when qemu.conf says root. If they are missing,
+    # libvirtd sees /etc/passwd and /etc/group with them added (in its
+    # mount namespace only).
+    local binds=""
+    if ! getent passwd libvirt-qemu >/dev/null || ! getent group libvirt-qemu >/dev/null; then
+        _lv_with_entry /etc/passwd libvirt-qemu \
+            'libvirt-qemu:x:64055:64055:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin' >"$dir/ns/passwd"
+        _lv_with_entry /etc/group libvirt-qemu 'libvirt-qemu:x:64055:' >"$dir/ns/group"
+        binds="mount --bind '$dir/ns/passwd' /etc/passwd && mount --bind '$dir/ns/group' /etc/group && "
+    fi
+    for d in /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/libvirt; do
+        mkdir -p "$d" || return
+    done
+    mkdir -p "$caps/qemu" "$dir/cache"
+    binds+="mount --bind '$dir/etc' /etc/libvirt && mount --bind '$dir/run' /run/libvirt &&"
+    binds+=" mount --bind '$dir/lib' /var/lib/libvirt && mount --bind '$dir/log' /var/log/libvirt &&"
+    binds+=" mount --bind '$caps' /var/cache/libvirt"
+
+    # unshare execs sh, sh execs libvirtd: $! is libvirtd.
+    unshare --mount --propagation private -- /bin/sh -c \
+        "$binds && exec /usr/sbin/libvirtd --pid-file '$dir/libvirtd.pid'" \
+        </dev/null >"$dir/libvirtd.log" 2>&1 &
+    LV_DAEMON_PID=$!
+    LV_DIR=$dir
+    LV_URI="qemu:///system?socket=$dir/run/libvirt-sock"
+    printf '#!/bin/sh\nexec virsh -c %q "$@"\n' "$LV_URI" >"$dir/virsh"
+    chmod 755 "$dir/virsh"
+    VIRSH=$dir/virsh
+
+    for ((i = 0; i < 300; i++)); do
+        if [[ -S $dir/run/libvirt-sock ]] && "$VIRSH" version >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$LV_DAEMON_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "libvirt_start: libvirtd did not come up; its log:" >&2
+    tail -n 20 "$dir/libvirtd.log" >&2
+    libvirt_stop
+    return 1
+}
+
+# XML text escaping (names and paths are test input).
+_lv_xml() {
+    local s=$1
+    s=${s//&/&amp;}; s=${s//</&lt;}; s=${s//>/&gt;}; s=${s//\'/&apos;}; s=${s//\"/&quot;}
+    printf '%s' "$s"
+}
+
+# libvirt_define_guest NAME TAP KERNEL INITRD [DEVICES_XML]
+# Starts a transient domain (virsh create) NAME of type 'qemu' (TCG, CPU
+# mode 'maximum') booting KERNEL/INITRD directly, with the serial console in
+# a file, no USB/balloon/graphics, on_poweroff/on_crash/on_reboot destroy,
+# and one virtio NIC on the existing tap TAP (<interface type='ethernet'>
+# <target dev='TAP' managed='no'/>: libvirt opens the tap and passes QEMU
+# an fd). TAP "" makes libvirt create its own tap (vnetN).
+# DEVICES_XML is appended inside <devices>.
+# Same environment inputs as guest_start: GUEST_IP (default 10.77.0.2/24),
+# GUEST_MAC, GUEST_MEM (MiB, 256), GUEST_APPEND.
+# Sets LV_DOM (NAME), LV_PID (QEMU's PID), LV_LOG (serial log; its
+# directory's "pid" file holds LV_PID, so guest_wait_done notices when
+# QEMU exits), LV_XML (live domain XML as seen from the host:
+# LV_DIR/run/qemu/NAME.xml; /proc/LV_PID/root/run/libvirt/qemu/NAME.xml is
+# the same file).
+# shellcheck disable=SC2034  # the LV_* globals are for the caller
+libvirt_define_guest() {
+    local name=$1 tap=$2 kernel=$3 initrd=$4 extra=${5:-}
+    if [[ -z $LV_DAEMON_PID ]]; then
+        echo "libvirt_define_guest: call libvirt_start first" >&2
+        return 1
+    fi
+    local dir uuid hex mac iface i pid
+    dir=$(mktemp -d "$LV_DIR/dom.XXXXXX") || return
+    uuid=$(cat /proc/sys/kernel/random/uuid)
+    hex=${uuid//-/}
+    mac=${GUEST_MAC:-52:54:00:${hex:0:2}:${hex:2:2}:${hex:4:2}}
+    if [[ -n $tap ]]; then
+        iface="<target dev='$(_lv_xml "$tap")' managed='no'/>"
+    else
+        iface=""
+    fi
+    cat >"$dir/domain.xml" <<EOF
+<domain type='qemu'>
+  <name>$(_lv_xml "$name")</name>
+  <uuid>$uuid</uuid>
+  <memory unit='MiB'>${GUEST_MEM:-256}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$(_lv_xml "$kernel")</kernel>
+    <initrd>$(_lv_xml "$initrd")</initrd>
+    <cmdline>$(_lv_xml "console=ttyS0 quiet panic=-1 vmprobe.ip=${GUEST_IP-10.77.0.2/24} ${GUEST_APPEND:-}")</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='maximum' check='none'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>$(command -v qemu-system-x86_64)</emulator>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+    <serial type='file'>
+      <source path='$(_lv_xml "$dir/serial.log")'/>
+      <target port='0'/>
+    </serial>
+    <interface type='ethernet'>
+      <mac address='$mac'/>
+      $iface
+      <model type='virtio'/>
+    </interface>
+$extra
+  </devices>
+</domain>
+EOF
+    if ! "$VIRSH" create "$dir/domain.xml" >"$dir/create.log" 2>&1; then
+        echo "libvirt_define_guest: virsh create failed:" >&2
+        cat "$dir/create.log" >&2
+        tail -n 5 "$LV_DIR/log/qemu/$name.log" 2>/dev/null >&2
+        return 1
+    fi
+    for ((i = 0; i < 50; i++)); do
+        pid=$(cat "$LV_DIR/run/qemu/$name.pid" 2>/dev/null) && [[ -n $pid ]] && break
+        sleep 0.1
+    done
+    if [[ -z ${pid:-} ]]; then
+        echo "libvirt_define_guest: no QEMU pid for $name" >&2
+        return 1
+    fi
+    echo "$pid" >"$dir/pid"
+    LV_DOM=$name
+    LV_PID=$pid
+    LV_LOG=$dir/serial.log
+    LV_XML=$LV_DIR/run/qemu/$name.xml
+}
+
+# libvirt_stop
+# Destroys every domain of this libvirtd, kills any QEMU it left, stops
+# libvirtd (SIGTERM, SIGKILL after 10 s), reaps it and removes LV_DIR
+# (kept with LIBVIRT_KEEP_DIR=1). Safe as an EXIT trap, and when
+# libvirt_start failed or was never called.
+libvirt_stop() {
+    local dom pid f i
+    [[ -n $LV_DIR ]] || return 0
+    if [[ -n $LV_DAEMON_PID ]] && kill -0 "$LV_DAEMON_PID" 2>/dev/null; then
+        while read -r dom; do
+            [[ -n $dom ]] && "$VIRSH" destroy "$dom" >/dev/null 2>&1
+        done < <(timeout 10 "$VIRSH" list --name 2>/dev/null)
+    fi
+    # QEMU processes outlive libvirtd: kill those it still knows of.
+    for f in "$LV_DIR"/run/qemu/*.pid "$LV_DIR"/dom.*/pid; do
+        [[ -f $f ]] || continue
+        pid=$(<"$f")
+        [[ $pid =~ ^[0-9]+$ ]] || continue
+        # Only a QEMU: a stale pid file may name a recycled pid.
+        [[ $(cat "/proc/$pid/comm" 2>/dev/null) == qemu-system-* ]] || continue
+        kill -KILL "$pid" 2>/dev/null
+    done
+    if [[ -n $LV_DAEMON_PID ]]; then
+        if kill -TERM "$LV_DAEMON_PID" 2>/dev/null; then
+            for ((i = 0; i < 100; i++)); do
+                kill -0 "$LV_DAEMON_PID" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -KILL "$LV_DAEMON_PID" 2>/dev/null
+        fi
+        wait "$LV_DAEMON_PID" 2>/dev/null
+    fi
+    [[ ${LIBVIRT_KEEP_DIR:-0} == 1 ]] || rm -rf "$LV_DIR"
+    LV_DIR= LV_DAEMON_PID= VIRSH= LV_URI=
+    return 0
+}
