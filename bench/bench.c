@@ -57,6 +57,7 @@
 #include "ref.h"
 #include "probes/net/tc.h"
 #include "core/util.h"
+#include "../tests/lib/pktgen.h"
 
 #define TC_ACT_UNSPEC (-1)
 #define TAP_NAME "vmpb-bench"
@@ -162,62 +163,27 @@ static int tap_tx_dropped(const char *name, __u32 *out)
 	return err;
 }
 
-static void put16(unsigned char *p, unsigned v)
-{
-	p[0] = (unsigned char)(v >> 8);
-	p[1] = (unsigned char)v;
-}
-
 static const unsigned char guest_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x01 };
 static const unsigned char host_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x02 };
 
 /* An Ethernet frame of `size` bytes to the guest, over a patterned payload. */
 static void eth_frame(unsigned char *f, unsigned size, unsigned ethertype)
 {
-	for (unsigned i = 0; i < size; i++)
-		f[i] = (unsigned char)(i * 7 + 3);
-	memcpy(f, guest_mac, 6);
-	memcpy(f + 6, host_mac, 6);
-	put16(f + 12, ethertype);
+	pktgen_eth_frame(f, size, guest_mac, host_mac, ethertype);
 }
 
-static void put32(unsigned char *p, __u32 v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
-}
-
-/* A 20-byte IPv4 header with its checksum; addresses in host order. */
-static void ip4_header(unsigned char *ip, unsigned tot_len, unsigned proto, __u32 saddr,
-		       __u32 daddr)
-{
-	unsigned sum = 0;
-
-	memset(ip, 0, 20);
-	ip[0] = 0x45;
-	put16(ip + 2, tot_len);
-	ip[8] = 64;
-	ip[9] = (unsigned char)proto;
-	put32(ip + 12, saddr);
-	put32(ip + 16, daddr);
-	for (int i = 0; i < 20; i += 2)
-		sum += (unsigned)ip[i] << 8 | ip[i + 1];
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	put16(ip + 10, ~sum & 0xffff);
-}
-
-/* A well-formed Ethernet/IPv4/UDP frame of `size` bytes. */
+/* A well-formed Ethernet/IPv4/UDP frame of `size` bytes (no UDP checksum: allowed over IPv4). */
 static void udp_frame(unsigned char *f, unsigned size)
 {
-	unsigned char *ip = f + 14, *udp = ip + 20;
+	static const unsigned char guest[4] = { 10, 0, 0, 2 }, host[4] = { 10, 0, 0, 1 };
+	struct pktgen pg;
 
-	eth_frame(f, size, 0x0800);
-	ip4_header(ip, size - 14, 17 /* UDP */, 0x0a000002, 0x0a000001);
-	put16(udp, 40000);
-	put16(udp + 2, 5201);
-	put16(udp + 4, size - 14 - 20);
-	put16(udp + 6, 0); /* no UDP checksum: allowed over IPv4 */
+	pktgen_init(&pg, f, size);
+	pktgen_eth(&pg, guest_mac, host_mac);
+	pktgen_ipv4(&pg, guest, host, 17);
+	pktgen_udp(&pg, 40000, 5201);
+	pktgen_payload(&pg, size - 14 - 20 - 8, -1);
+	pktgen_finish(&pg);
 }
 
 static double added_ratio(const double ns[PROG_MAX], enum tc_prog ref)
@@ -606,38 +572,34 @@ static unsigned mix_segment(struct mix_conn *c, unsigned dir, unsigned flags, un
 			    bool tick, unsigned char *f)
 {
 	unsigned o = dir ^ 1, optlen = (flags & TCPF_SYN) ? 20 : 12;
-	unsigned char *ip = f + 14, *th = ip + 20, *opt = th + 20;
 	bool guest = dir == NET_DIR_TX;
+	unsigned char ga[4], pa[4], *opt;
+	struct pktgen pg;
 
-	memcpy(f, guest ? host_mac : guest_mac, 6);
-	memcpy(f + 6, guest ? guest_mac : host_mac, 6);
-	put16(f + 12, 0x0800);
-	ip4_header(ip, 20 + 20 + optlen + len, 6 /* TCP */, guest ? GUEST_ADDR : c->peer_addr,
-		   guest ? c->peer_addr : GUEST_ADDR);
+	pktgen_put32(ga, GUEST_ADDR);
+	pktgen_put32(pa, c->peer_addr);
 	if (tick)
 		c->tsval[dir]++;
-	memset(th, 0, 20);
-	put16(th, guest ? c->guest_port : c->peer_port);
-	put16(th + 2, guest ? c->peer_port : c->guest_port);
-	put32(th + 4, c->snd_nxt[dir]);
-	put32(th + 8, (flags & TCPF_ACK) ? c->snd_nxt[o] : 0);
-	th[12] = (unsigned char)((20 + optlen) / 4 << 4);
-	th[13] = (unsigned char)flags;
-	put16(th + 14, 502);
-	if (flags & TCPF_SYN) {
+	pktgen_init(&pg, f, MIX_FRAME_MAX);
+	pktgen_eth(&pg, guest ? host_mac : guest_mac, guest ? guest_mac : host_mac);
+	pktgen_ipv4(&pg, guest ? ga : pa, guest ? pa : ga, 6);
+	opt = pktgen_tcp(&pg, guest ? c->guest_port : c->peer_port,
+			 guest ? c->peer_port : c->guest_port, c->snd_nxt[dir],
+			 (flags & TCPF_ACK) ? c->snd_nxt[o] : 0, flags, optlen);
+	if (opt && (flags & TCPF_SYN)) {
 		memcpy(opt, "\x02\x04\x05\xb4\x04\x02\x08\x0a", 8);
-		put32(opt + 8, c->tsval[dir]);
-		put32(opt + 12, (flags & TCPF_ACK) ? c->ts_recent[dir] : 0);
+		pktgen_put32(opt + 8, c->tsval[dir]);
+		pktgen_put32(opt + 12, (flags & TCPF_ACK) ? c->ts_recent[dir] : 0);
 		memcpy(opt + 16, "\x01\x03\x03\x07", 4);
-	} else {
+	} else if (opt) {
 		memcpy(opt, "\x01\x01\x08\x0a", 4);
-		put32(opt + 4, c->tsval[dir]);
-		put32(opt + 8, c->ts_recent[dir]);
+		pktgen_put32(opt + 4, c->tsval[dir]);
+		pktgen_put32(opt + 8, c->ts_recent[dir]);
 	}
-	memset(opt + optlen, 'x', len);
+	pktgen_payload(&pg, len, 'x');
 	c->snd_nxt[dir] += len + !!(flags & TCPF_SYN) + !!(flags & TCPF_FIN);
 	c->ts_recent[o] = c->tsval[dir];
-	return 14 + 20 + 20 + optlen + len;
+	return (unsigned)pktgen_finish(&pg);
 }
 
 /* Step `s` (of MIX_STEPS) of connection `i`: its frame into f, its sender into *dir. */
@@ -1072,19 +1034,110 @@ static int time_prog(int prog_fd, int ifindex, unsigned char *frame, unsigned si
 }
 
 /* The fallback path: BPF_PROG_TEST_RUN cannot set tc_classid. */
-static int bench_tc_testrun(struct tc_bench *b)
+/* What the fallback-path test runs measured: ns per run, and the kernel's own ns. */
+struct testrun {
+	double ns[PROG_MAX][NR_SIZES][TC_ROUNDS];
+	unsigned kns[PROG_MAX][NR_SIZES][TC_ROUNDS];
+	__u64 runs;
+};
+
+/* Interleaved rounds of every program on every frame size; round -1 is a warm-up. */
+static int testrun_rounds(struct tc_bench *b, const int fds[PROG_MAX],
+			  unsigned char frame[NR_SIZES][2048], struct testrun *t)
 {
-	static const char vmprobe[] = "vmprobe_fallback";
-	struct net_iface_key key = { .netns_cookie = b->netns_cookie, .ifindex = b->ifindex };
+	for (int r = -1; r < TC_ROUNDS; r++) {
+		for (size_t s = 0; s < NR_SIZES; s++) {
+			for (int p = 0; p < PROG_MAX; p++) {
+				double ns = 0;
+				unsigned k = 0;
+				int err = time_prog(fds[p], b->ifindex, frame[s], frame_sizes[s], &ns, &k);
+
+				if (err) {
+					fprintf(stderr, "bench: test run of %s on %u bytes failed (%s)\n",
+						prog_names[p], frame_sizes[s], strerror(-err));
+					return err;
+				}
+				if (r >= 0) {
+					t->ns[p][s][r] = ns;
+					t->kns[p][s][r] = k;
+				}
+			}
+			t->runs += TC_REPEAT;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A program that missed its entry would be timed on a cheaper path: each
+ * must have counted every run. Both reference programs count in the one entry.
+ */
+static int testrun_check(struct tc_bench *b, int slot, __u64 runs)
+{
 	struct ref_value rval = {};
 	struct net_stats st;
-	unsigned char frame[NR_SIZES][2048];
-	double ns[PROG_MAX][NR_SIZES][TC_ROUNDS], mix[PROG_MAX][TC_ROUNDS];
-	double med[PROG_MAX], med_size[NR_SIZES][PROG_MAX];
-	unsigned kns[PROG_MAX][NR_SIZES][TC_ROUNDS];
-	__u64 runs = 0, packets = 0;
+	__u64 packets = 0;
+
+	net_read(b->np, (unsigned)slot, NET_DIR_TX, &st);
+	for (int i = 0; i < NET_SIZE_SLOTS; i++)
+		packets += st.size_slots[i];
+	if (bpf_map_lookup_elem(bpf_map__fd(b->ref->maps.ref_counts), &b->rkey, &rval))
+		rval.packets = 0;
+	if (packets == runs && rval.packets == 2 * runs && !net_unknown_frames(b->np))
+		return 0;
+	fprintf(stderr, "bench: the programs did not count every run: expected %llu each, "
+		"vmprobe %llu, naive and atomic %llu, vmprobe unknown-device %llu\n",
+		(unsigned long long)runs, (unsigned long long)packets,
+		(unsigned long long)rval.packets, (unsigned long long)net_unknown_frames(b->np));
+	return -EPROTO;
+}
+
+static void testrun_report(const struct testrun *t)
+{
+	static const char vmprobe[] = "vmprobe_fallback";
+	double mix[PROG_MAX][TC_ROUNDS], med[PROG_MAX], med_size[NR_SIZES][PROG_MAX];
+
+	for (int p = 0; p < PROG_MAX; p++) {
+		for (int r = 0; r < TC_ROUNDS; r++) {
+			mix[p][r] = 0;
+			for (size_t s = 0; s < NR_SIZES; s++)
+				mix[p][r] += t->ns[p][s][r] / NR_SIZES;
+		}
+		med[p] = median(mix[p], TC_ROUNDS);
+		for (size_t s = 0; s < NR_SIZES; s++)
+			med_size[s][p] = median(t->ns[p][s], TC_ROUNDS);
+	}
+	printf("# unsuffixed: each program on one %u-byte and one %u-byte frame, mean of the two\n",
+	       frame_sizes[0], frame_sizes[1]);
+	print_tc("tc_testrun_", vmprobe, "", med);
+	for (size_t s = 0; s < NR_SIZES; s++) {
+		char suffix[16];
+
+		snprintf(suffix, sizeof(suffix), "_%ub", frame_sizes[s]);
+		print_tc("tc_testrun_", vmprobe, suffix, med_size[s]);
+	}
+	for (int p = 0; p < PROG_MAX; p++) {
+		printf("# kernel-reported ns/run of %s (whole ns; %u-byte rounds, then %u-byte):",
+		       p == PROG_VMPROBE ? vmprobe : prog_names[p], frame_sizes[0], frame_sizes[1]);
+		for (size_t s = 0; s < NR_SIZES; s++)
+			for (int r = 0; r < TC_ROUNDS; r++)
+				printf(" %u", t->kns[p][s][r]);
+		printf("\n");
+	}
+	printf("# fallback path, not the goal: vmprobe adds %.2f ns, naive %.2f ns, atomic %.2f ns "
+	       "over empty\n", med[PROG_VMPROBE] - med[PROG_EMPTY], med[PROG_NAIVE] - med[PROG_EMPTY],
+	       med[PROG_ATOMIC] - med[PROG_EMPTY]);
+}
+
+static int bench_tc_testrun(struct tc_bench *b)
+{
+	struct net_iface_key key = { .netns_cookie = b->netns_cookie, .ifindex = b->ifindex };
+	static unsigned char frame[NR_SIZES][2048];
+	static struct testrun t;
+	struct ref_value rval = {};
 	int fds[PROG_MAX], slot, err;
 
+	memset(&t, 0, sizeof(t));
 	slot = net_slot_alloc(b->np);
 	if (slot < 0)
 		return slot;
@@ -1104,82 +1157,15 @@ static int bench_tc_testrun(struct tc_bench *b)
 	fds[PROG_VMPROBE] = net_prog_fd(b->np, true);
 	for (size_t s = 0; s < NR_SIZES; s++)
 		udp_frame(frame[s], frame_sizes[s]);
-
 	printf("# TC cost per packet, fallback path (tc_testrun_*): BPF_PROG_TEST_RUN cannot set "
 	       "tc_classid, so vmprobe looks its slot up by (netns, ifindex); %d runs per call, "
 	       "%d interleaved rounds after a warm-up round, median per program\n", TC_REPEAT,
 	       TC_ROUNDS);
-	/* Round -1 warms caches and clocks and is not kept. */
-	for (int r = -1; r < TC_ROUNDS; r++) {
-		for (size_t s = 0; s < NR_SIZES; s++) {
-			for (int p = 0; p < PROG_MAX; p++) {
-				double t = 0;
-				unsigned k = 0;
-
-				err = time_prog(fds[p], b->ifindex, frame[s], frame_sizes[s], &t, &k);
-				if (err) {
-					fprintf(stderr, "bench: test run of %s on %u bytes failed (%s)\n",
-						prog_names[p], frame_sizes[s], strerror(-err));
-					goto cleanup;
-				}
-				if (r >= 0) {
-					ns[p][s][r] = t;
-					kns[p][s][r] = k;
-				}
-			}
-			runs += TC_REPEAT;
-		}
-	}
-
-	/*
-	 * A program that missed its entry would be timed on a cheaper path.
-	 * Both reference programs count in the one entry.
-	 */
-	net_read(b->np, (unsigned)slot, NET_DIR_TX, &st);
-	for (int i = 0; i < NET_SIZE_SLOTS; i++)
-		packets += st.size_slots[i];
-	if (bpf_map_lookup_elem(bpf_map__fd(b->ref->maps.ref_counts), &b->rkey, &rval))
-		rval.packets = 0;
-	if (packets != runs || rval.packets != 2 * runs || net_unknown_frames(b->np)) {
-		fprintf(stderr, "bench: the programs did not count every run: expected %llu each, "
-			"vmprobe %llu, naive and atomic %llu, vmprobe unknown-device %llu\n",
-			(unsigned long long)runs, (unsigned long long)packets,
-			(unsigned long long)rval.packets, (unsigned long long)net_unknown_frames(b->np));
-		err = -EPROTO;
-		goto cleanup;
-	}
-
-	for (int p = 0; p < PROG_MAX; p++) {
-		for (int r = 0; r < TC_ROUNDS; r++) {
-			mix[p][r] = 0;
-			for (size_t s = 0; s < NR_SIZES; s++)
-				mix[p][r] += ns[p][s][r] / NR_SIZES;
-		}
-		med[p] = median(mix[p], TC_ROUNDS);
-		for (size_t s = 0; s < NR_SIZES; s++)
-			med_size[s][p] = median(ns[p][s], TC_ROUNDS);
-	}
-	printf("# unsuffixed: each program on one %u-byte and one %u-byte frame, mean of the two\n",
-	       frame_sizes[0], frame_sizes[1]);
-	print_tc("tc_testrun_", vmprobe, "", med);
-	for (size_t s = 0; s < NR_SIZES; s++) {
-		char suffix[16];
-
-		snprintf(suffix, sizeof(suffix), "_%ub", frame_sizes[s]);
-		print_tc("tc_testrun_", vmprobe, suffix, med_size[s]);
-	}
-	for (int p = 0; p < PROG_MAX; p++) {
-		printf("# kernel-reported ns/run of %s (whole ns; %u-byte rounds, then %u-byte):",
-		       p == PROG_VMPROBE ? vmprobe : prog_names[p], frame_sizes[0], frame_sizes[1]);
-		for (size_t s = 0; s < NR_SIZES; s++)
-			for (int r = 0; r < TC_ROUNDS; r++)
-				printf(" %u", kns[p][s][r]);
-		printf("\n");
-	}
-	printf("# fallback path, not the goal: vmprobe adds %.2f ns, naive %.2f ns, atomic %.2f ns "
-	       "over empty\n", med[PROG_VMPROBE] - med[PROG_EMPTY], med[PROG_NAIVE] - med[PROG_EMPTY],
-	       med[PROG_ATOMIC] - med[PROG_EMPTY]);
-	err = 0;
+	err = testrun_rounds(b, fds, frame, &t);
+	if (!err)
+		err = testrun_check(b, slot, t.runs);
+	if (!err)
+		testrun_report(&t);
 cleanup:
 	net_tap_forget(b->np, b->netns_cookie, b->ifindex);
 	net_slot_free(b->np, (unsigned)slot);

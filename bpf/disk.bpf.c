@@ -19,6 +19,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "vmprobe/disk.h"
+#include "arch.bpf.h"
 #include "drive.bpf.h"
 
 const volatile __u32 max_drives = DISK_DEFAULT_MAX_DRIVES;
@@ -463,14 +464,13 @@ static __noinline int native_submit_enter(__u64 id, struct iocb **iocbpp, __u32 
 	return 0;
 }
 
-#define NR_IO_SUBMIT 209 /* x86_64 */
 
 /* Is the current task inside io_submit(2)? Its saved syscall number says. */
 static __always_inline bool in_io_submit(void)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
-	return BPF_CORE_READ(regs, orig_ax) == NR_IO_SUBMIT;
+	return SYSCALL_NR(regs) == NR_IO_SUBMIT;
 }
 
 /* Native-mode requests are looked for only while a VM has such a drive. */

@@ -73,40 +73,37 @@ static __always_inline void map_v4(__u32 out[4], __u32 addr)
 }
 
 /*
- * Reads the frame's TCP header into seg and its connection into key,
- * guest side first. 0: a TCP segment; 1: not TCP (or a later fragment);
- * -1: an IP frame whose headers cannot be read (truncated, not in the
- * linear part, IPv6 extension headers).
+ * Past Ethernet, up to two VLAN tags and the IP header: *data is then the
+ * TCP header, *l4len its length with payload, key's addresses set (guest
+ * side first). 0: TCP; 1: not TCP (or a later fragment); -1: headers that
+ * cannot be read.
  */
-static __always_inline int tcp_parse(struct __sk_buff *skb, __u32 dir, struct net_flow_key *key,
-				     struct tcp_seg *seg)
+static __always_inline int l3_parse(void **data, void *end, __u32 dir, struct net_flow_key *key,
+				    __u32 *l4len)
 {
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	__u32 *g_addr, *p_addr, l4len, doff;
-	struct tcphdr *th;
+	struct ethhdr *eth = *data;
+	__u32 *g_addr, *p_addr;
 	__u16 proto;
-	__u8 *opt, *oend;
 
 	if ((void *)(eth + 1) > end)
 		return 1;
 	proto = eth->h_proto;
-	data += sizeof(*eth);
+	*data += sizeof(*eth);
 	/* Up to two tags (802.1ad + 802.1Q); offloaded tags are not in the data. */
 	for (int i = 0; i < 2; i++) {
-		struct vlan_hdr *vh = data;
+		struct vlan_hdr *vh = *data;
 
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
 			break;
 		if ((void *)(vh + 1) > end)
 			return -1;
 		proto = vh->h_vlan_encapsulated_proto;
-		data += sizeof(*vh);
+		*data += sizeof(*vh);
 	}
 	g_addr = dir == NET_DIR_TX ? key->guest_addr : key->peer_addr; /* the source */
 	p_addr = dir == NET_DIR_TX ? key->peer_addr : key->guest_addr; /* the destination */
 	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = data;
+		struct iphdr *ip = *data;
 		__u32 ihl;
 
 		if ((void *)(ip + 1) > end)
@@ -114,15 +111,17 @@ static __always_inline int tcp_parse(struct __sk_buff *skb, __u32 dir, struct ne
 		if (ip->protocol != IPPROTO_TCP || (ip->frag_off & bpf_htons(0x1fff)))
 			return 1;
 		ihl = ip->ihl * 4;
-		l4len = bpf_ntohs(ip->tot_len);
-		if (ihl < sizeof(*ip) || l4len < ihl)
+		*l4len = bpf_ntohs(ip->tot_len);
+		if (ihl < sizeof(*ip) || *l4len < ihl)
 			return -1;
-		l4len -= ihl;
+		*l4len -= ihl;
 		map_v4(g_addr, ip->saddr);
 		map_v4(p_addr, ip->daddr);
-		data += ihl;
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = data;
+		*data += ihl;
+		return 0;
+	}
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = *data;
 
 		if ((void *)(ip6 + 1) > end)
 			return -1;
@@ -133,39 +132,25 @@ static __always_inline int tcp_parse(struct __sk_buff *skb, __u32 dir, struct ne
 			}
 			return 1;
 		}
-		l4len = bpf_ntohs(ip6->payload_len);
+		*l4len = bpf_ntohs(ip6->payload_len);
 		__builtin_memcpy(g_addr, &ip6->saddr, 16);
 		__builtin_memcpy(p_addr, &ip6->daddr, 16);
-		data += sizeof(*ip6);
-	} else {
-		return 1;
+		*data += sizeof(*ip6);
+		return 0;
 	}
-	th = data;
-	if ((void *)(th + 1) > end)
-		return -1;
-	doff = th->doff * 4;
-	if (doff < sizeof(*th) || doff > l4len)
-		return -1;
-	if (dir == NET_DIR_TX) {
-		key->guest_port = th->source;
-		key->peer_port = th->dest;
-	} else {
-		key->guest_port = th->dest;
-		key->peer_port = th->source;
-	}
-	seg->seq = bpf_ntohl(th->seq);
-	seg->ack = bpf_ntohl(th->ack_seq);
-	seg->flags = ((__u8 *)th)[13];
-	seg->len = l4len - doff + !!(seg->flags & TCPF_SYN) + !!(seg->flags & TCPF_FIN);
+	return 1;
+}
 
-	opt = (__u8 *)(th + 1);
-	oend = (__u8 *)th + doff;
+/* The timestamps option, if the segment carries one (opt..oend, within end). */
+static __always_inline void tcp_options(__u8 *opt, __u8 *oend, void *end, __u32 doff,
+					struct tcp_seg *seg)
+{
 	/* Most segments: NOP, NOP, timestamps. */
 	if (doff >= 32 && opt + 12 <= (__u8 *)end && load_be32(opt) == 0x0101080a) {
 		seg->tsval = load_be32(opt + 4);
 		seg->tsecr = load_be32(opt + 8);
 		seg->has_ts = true;
-		return 0;
+		return;
 	}
 	for (int i = 0; i < 10; i++) {
 		__u8 kind, olen;
@@ -192,6 +177,42 @@ static __always_inline int tcp_parse(struct __sk_buff *skb, __u32 dir, struct ne
 			break;
 		opt += olen;
 	}
+}
+
+/*
+ * Reads the frame's TCP header into seg and its connection into key,
+ * guest side first. 0: a TCP segment; 1: not TCP (or a later fragment);
+ * -1: an IP frame whose headers cannot be read (truncated, not in the
+ * linear part, IPv6 extension headers).
+ */
+static __always_inline int tcp_parse(struct __sk_buff *skb, __u32 dir, struct net_flow_key *key,
+				     struct tcp_seg *seg)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct tcphdr *th;
+	__u32 l4len = 0, doff;
+	int r = l3_parse(&data, end, dir, key, &l4len);
+
+	if (r)
+		return r;
+	th = data;
+	if ((void *)(th + 1) > end)
+		return -1;
+	doff = th->doff * 4;
+	if (doff < sizeof(*th) || doff > l4len)
+		return -1;
+	if (dir == NET_DIR_TX) {
+		key->guest_port = th->source;
+		key->peer_port = th->dest;
+	} else {
+		key->guest_port = th->dest;
+		key->peer_port = th->source;
+	}
+	seg->seq = bpf_ntohl(th->seq);
+	seg->ack = bpf_ntohl(th->ack_seq);
+	seg->flags = ((__u8 *)th)[13];
+	seg->len = l4len - doff + !!(seg->flags & TCPF_SYN) + !!(seg->flags & TCPF_FIN);
+	tcp_options((__u8 *)(th + 1), (__u8 *)th + doff, end, doff, seg);
 	return 0;
 }
 
@@ -317,6 +338,85 @@ static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key
 		f->flags &= ~NET_FLOW_TS;
 }
 
+/* A flow first seen after its handshake: made from a data segment only. */
+static __always_inline struct net_flow *flow_midstream(struct net_flow_key *key,
+						       const struct tcp_seg *seg)
+{
+	struct net_flow init = {};
+
+	/* Pure ACKs and FINs of unknown flows are ends, not beginnings. */
+	if (seg->len <= !!(seg->flags & TCPF_FIN) || !(seg->flags & TCPF_ACK))
+		return NULL;
+	init.state = NET_FLOW_ESTABLISHED;
+	init.opener = NET_DIR_MAX;
+	init.flags = seg->has_ts ? NET_FLOW_TS : 0;
+	if (flow_new(key, &init))
+		return NULL;
+	count_error(NET_TCP_FLOWS_MIDSTREAM);
+	return bpf_map_lookup_elem(&net_flows, key);
+}
+
+/* An ACK from dir: the handshake's end, or the answer to the other side's pending samples. */
+static __always_inline void tcp_acked(struct net_flow *f, const struct tcp_seg *seg, __u32 dir,
+				      struct net_stats *st, __u64 *now)
+{
+	__u32 o = dir ^ 1;
+
+	if (f->state == NET_FLOW_SYN_RCVD && f->opener == dir && seg->ack == f->nxt[o]) {
+		if (f->hs_ns)
+			rtt_sample(f, st, dir, clock_once(now) - f->hs_ns);
+		f->hs_ns = 0;
+		f->state = NET_FLOW_ESTABLISHED;
+		st->tcp_opened += 1;
+	}
+	if (seg->has_ts && f->ts_ns[o]) {
+		if (seg->tsecr == f->tsval[o]) {
+			rtt_sample(f, st, dir, clock_once(now) - f->ts_ns[o]);
+			f->ts_ns[o] = 0;
+		} else if (seq_before(f->tsval[o], seg->tsecr)) {
+			f->ts_ns[o] = 0;
+		}
+	}
+	if (f->seq_ns[o] && !seq_before(seg->ack, f->seq_end[o])) {
+		rtt_sample(f, st, dir, clock_once(now) - f->seq_ns[o]);
+		f->seq_ns[o] = 0;
+	}
+}
+
+/* What dir sends: retransmits, and the samples it starts (by sequence or TSval). */
+static __always_inline void tcp_sent(struct net_flow *f, const struct tcp_seg *seg, __u32 dir,
+				     struct net_stats *st, __u64 *now)
+{
+	if (seg->len) {
+		int kind = seq_classify(f, seg, dir, now);
+
+		if (kind == SEG_RETRANS) {
+			st->tcp_retransmits += 1;
+			if (f->seq_ns[dir] && seq_before(seg->seq, f->seq_end[dir]))
+				f->seq_ns[dir] = 0;
+		} else if (kind == SEG_NEW && !(f->flags & NET_FLOW_TS) && !f->seq_ns[dir]) {
+			f->seq_end[dir] = seg->seq + seg->len;
+			f->seq_ns[dir] = clock_once(now);
+		}
+	}
+	/*
+	 * Time this TSval if none is pending, or if the pending one came on a
+	 * pure ACK and this segment carries data: data is sure to be answered,
+	 * and the answer echoes the newest value, so the older one would only
+	 * go stale.
+	 */
+	if (seg->has_ts && (f->flags & NET_FLOW_TS) && seg->tsval != f->last_tsval[dir] &&
+	    (!f->ts_ns[dir] || (seg->len && (f->ts_pure & (1u << dir))))) {
+		f->tsval[dir] = seg->tsval;
+		f->last_tsval[dir] = seg->tsval;
+		f->ts_ns[dir] = clock_once(now);
+		if (seg->len)
+			f->ts_pure &= ~(1u << dir);
+		else
+			f->ts_pure |= 1u << dir;
+	}
+}
+
 static __always_inline void tcp_segment(struct __sk_buff *skb, __u32 slot, __u32 dir,
 					struct net_stats *st)
 {
@@ -345,73 +445,11 @@ static __always_inline void tcp_segment(struct __sk_buff *skb, __u32 slot, __u32
 		tcp_syn(f, &key, &seg, dir, st, clock_once(&now));
 		return;
 	}
-	if (!f) {
-		/* Pure ACKs and FINs of unknown flows are ends, not beginnings. */
-		if (seg.len <= !!(seg.flags & TCPF_FIN) || !(seg.flags & TCPF_ACK))
-			return;
-		struct net_flow init = {};
-
-		init.state = NET_FLOW_ESTABLISHED;
-		init.opener = NET_DIR_MAX;
-		init.flags = seg.has_ts ? NET_FLOW_TS : 0;
-		if (flow_new(&key, &init))
-			return;
-		count_error(NET_TCP_FLOWS_MIDSTREAM);
-		f = bpf_map_lookup_elem(&net_flows, &key);
-		if (!f)
-			return;
-	}
-	if (f->state == NET_FLOW_SYN_RCVD && f->opener == dir && (seg.flags & TCPF_ACK) &&
-	    seg.ack == f->nxt[o]) {
-		if (f->hs_ns)
-			rtt_sample(f, st, dir, clock_once(&now) - f->hs_ns);
-		f->hs_ns = 0;
-		f->state = NET_FLOW_ESTABLISHED;
-		st->tcp_opened += 1;
-	}
-	if (seg.flags & TCPF_ACK) {
-		/* The other direction's pending samples: is this their answer? */
-		if (seg.has_ts && f->ts_ns[o]) {
-			if (seg.tsecr == f->tsval[o]) {
-				rtt_sample(f, st, dir, clock_once(&now) - f->ts_ns[o]);
-				f->ts_ns[o] = 0;
-			} else if (seq_before(f->tsval[o], seg.tsecr)) {
-				f->ts_ns[o] = 0;
-			}
-		}
-		if (f->seq_ns[o] && !seq_before(seg.ack, f->seq_end[o])) {
-			rtt_sample(f, st, dir, clock_once(&now) - f->seq_ns[o]);
-			f->seq_ns[o] = 0;
-		}
-	}
-	if (seg.len) {
-		int kind = seq_classify(f, &seg, dir, &now);
-
-		if (kind == SEG_RETRANS) {
-			st->tcp_retransmits += 1;
-			if (f->seq_ns[dir] && seq_before(seg.seq, f->seq_end[dir]))
-				f->seq_ns[dir] = 0;
-		} else if (kind == SEG_NEW && !(f->flags & NET_FLOW_TS) && !f->seq_ns[dir]) {
-			f->seq_end[dir] = seg.seq + seg.len;
-			f->seq_ns[dir] = clock_once(&now);
-		}
-	}
-	/*
-	 * Time this TSval if none is pending, or if the pending one came on a
-	 * pure ACK and this segment carries data: data is sure to be answered,
-	 * and the answer echoes the newest value, so the older one would only
-	 * go stale.
-	 */
-	if (seg.has_ts && (f->flags & NET_FLOW_TS) && seg.tsval != f->last_tsval[dir] &&
-	    (!f->ts_ns[dir] || (seg.len && (f->ts_pure & (1u << dir))))) {
-		f->tsval[dir] = seg.tsval;
-		f->last_tsval[dir] = seg.tsval;
-		f->ts_ns[dir] = clock_once(&now);
-		if (seg.len)
-			f->ts_pure &= ~(1u << dir);
-		else
-			f->ts_pure |= 1u << dir;
-	}
+	if (!f && !(f = flow_midstream(&key, &seg)))
+		return;
+	if (seg.flags & TCPF_ACK)
+		tcp_acked(f, &seg, dir, st, &now);
+	tcp_sent(f, &seg, dir, st, &now);
 	/* The last ACK: both FINs were seen and this acks the other one. */
 	fin_before = (f->flags & NET_FLOW_FIN(dir)) && (f->flags & NET_FLOW_FIN(o));
 	if (seg.flags & TCPF_FIN)

@@ -20,16 +20,17 @@
 #include <unistd.h>
 
 #include "bpftest.h"
+#include "../lib/pktgen.h"
 #include "probes/net/net_probe.h"
 #include "core/tapdev.h"
 #include "core/netns.h"
 
+/* A local experimental EtherType: the program must not care. */
 static void frame_of(unsigned char *f, unsigned size)
 {
-	for (unsigned i = 0; i < size; i++)
-		f[i] = (unsigned char)(i * 7 + 3);
-	f[12] = 0x88; /* a local experimental EtherType: the program must not care */
-	f[13] = 0xb5;
+	static const unsigned char a[6] = { 0x52, 0x54, 0, 0, 0, 1 }, b[6] = { 0x52, 0x54, 0, 0, 0, 2 };
+
+	pktgen_eth_frame(f, size, a, b, PKTGEN_ETH_P_LOCAL);
 }
 
 int main(void)

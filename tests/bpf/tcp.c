@@ -22,15 +22,16 @@
 #include <unistd.h>
 
 #include "bpftest.h"
+#include "../lib/pktgen.h"
 #include "probes/net/net_probe.h"
 #include "core/netns.h"
 #include "core/tapdev.h"
 
-#define FIN 0x01
-#define SYN 0x02
-#define RST 0x04
-#define PSH 0x08
-#define ACK 0x10
+#define FIN PKTGEN_FIN
+#define SYN PKTGEN_SYN
+#define RST PKTGEN_RST
+#define PSH PKTGEN_PSH
+#define ACK PKTGEN_ACK
 
 static struct net_probe np;
 static int ifindex;
@@ -86,18 +87,6 @@ static int only_sample_slot(const struct snap *a, const struct snap *b, unsigned
 	return slot;
 }
 
-static void put16(unsigned char *p, unsigned v)
-{
-	p[0] = v >> 8;
-	p[1] = v;
-}
-
-static void put32(unsigned char *p, __u32 v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
-}
-
 /*
  * One segment of c going `dir` (NET_DIR_TX: from the guest), through the
  * program of that direction. A SYN carries Linux's option layout (MSS,
@@ -107,63 +96,40 @@ static void put32(unsigned char *p, __u32 v)
 static void seg(const struct conn *c, unsigned dir, unsigned flags, __u32 seq, __u32 ack,
 		unsigned len, __u32 tsval, __u32 tsecr)
 {
-	unsigned char f[2048] = {}, *p = f;
+	static const unsigned char mac_a[6] = { 0x52, 0x54, 0, 0, 0, 1 }, mac_b[6] = { 0x52, 0x54, 0, 0, 0, 2 };
+	unsigned char f[2048], *opt;
 	const unsigned char *src = dir == NET_DIR_TX ? c->guest : c->peer;
 	const unsigned char *dst = dir == NET_DIR_TX ? c->peer : c->guest;
-	unsigned optlen = !c->ts ? 0 : (flags & SYN) ? 20 : 12, tcplen = 20 + optlen + len;
+	unsigned optlen = !c->ts ? 0 : (flags & SYN) ? 20 : 12;
+	struct pktgen pg;
 	int retval, same, err;
+	size_t n;
 
-	memcpy(p, "\x52\x54\x00\x00\x00\x01\x52\x54\x00\x00\x00\x02", 12);
-	p += 12;
-	if (c->vlans == 2) {
-		put16(p, 0x88a8), put16(p + 2, 100);
-		p += 4;
+	pktgen_init(&pg, f, sizeof(f));
+	pktgen_eth(&pg, mac_a, mac_b);
+	if (c->vlans == 2)
+		pktgen_vlan(&pg, 0x88a8, 100);
+	if (c->vlans >= 1)
+		pktgen_vlan(&pg, 0x8100, 200);
+	if (c->v6)
+		pktgen_ipv6(&pg, src, dst, 6);
+	else
+		pktgen_ipv4(&pg, src, dst, 6);
+	opt = pktgen_tcp(&pg, dir == NET_DIR_TX ? c->gport : c->pport,
+			 dir == NET_DIR_TX ? c->pport : c->gport, seq, ack, flags, optlen);
+	if (opt && c->ts && (flags & SYN)) {
+		memcpy(opt, "\x02\x04\x05\xb4\x04\x02\x08\x0a", 8);
+		pktgen_put32(opt + 8, tsval);
+		pktgen_put32(opt + 12, tsecr);
+		memcpy(opt + 16, "\x01\x03\x03\x07", 4);
+	} else if (opt && c->ts) {
+		memcpy(opt, "\x01\x01\x08\x0a", 4);
+		pktgen_put32(opt + 4, tsval);
+		pktgen_put32(opt + 8, tsecr);
 	}
-	if (c->vlans >= 1) {
-		put16(p, 0x8100), put16(p + 2, 200);
-		p += 4;
-	}
-	put16(p, c->v6 ? 0x86dd : 0x0800);
-	p += 2;
-	if (c->v6) {
-		p[0] = 0x60;
-		put16(p + 4, tcplen);
-		p[6] = 6;
-		p[7] = 64;
-		memcpy(p + 8, src, 16);
-		memcpy(p + 24, dst, 16);
-		p += 40;
-	} else {
-		p[0] = 0x45;
-		put16(p + 2, 20 + tcplen);
-		p[8] = 64;
-		p[9] = 6;
-		memcpy(p + 12, src, 4);
-		memcpy(p + 16, dst, 4);
-		p += 20;
-	}
-	put16(p, dir == NET_DIR_TX ? c->gport : c->pport);
-	put16(p + 2, dir == NET_DIR_TX ? c->pport : c->gport);
-	put32(p + 4, seq);
-	put32(p + 8, ack);
-	p[12] = (unsigned char)((20 + optlen) / 4) << 4;
-	p[13] = flags;
-	put16(p + 14, 64240);
-	p += 20;
-	if (c->ts && (flags & SYN)) {
-		memcpy(p, "\x02\x04\x05\xb4\x04\x02\x08\x0a", 8);
-		put32(p + 8, tsval);
-		put32(p + 12, tsecr);
-		memcpy(p + 16, "\x01\x03\x03\x07", 4);
-	} else if (c->ts) {
-		memcpy(p, "\x01\x01\x08\x0a", 4);
-		put32(p + 4, tsval);
-		put32(p + 8, tsecr);
-	}
-	p += optlen;
-	memset(p, 'x', len);
-	p += len;
-	err = run(net_prog_fd(&np, dir == NET_DIR_TX), ifindex, f, (unsigned)(p - f), &retval, &same);
+	pktgen_payload(&pg, len, 'x');
+	n = pktgen_finish(&pg);
+	err = run(net_prog_fd(&np, dir == NET_DIR_TX), ifindex, f, (unsigned)n, &retval, &same);
 	if (err || retval != TC_ACT_UNSPEC || !same)
 		report(0, "segment passed unchanged", "err %d retval %d same %d", err, retval, same);
 }
@@ -450,31 +416,47 @@ static void case_rst_midstream(void)
 /* Frames that are not TCP, or whose headers cannot be read. */
 static void case_unparsed(void)
 {
-	static const unsigned char v6_hbh[] = {
-		0x52, 0x54, 0, 0, 0, 1, 0x52, 0x54, 0, 0, 0, 2, 0x86, 0xdd,
-		0x60, 0, 0, 0, 0, 28, 0 /* hop-by-hop */, 64,
-		0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
-		0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-		6, 0, 1, 4, 0, 0, 0, 0, /* next: TCP, PadN */
-		0x9c, 0x41, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0,
-	};
-	unsigned char trunc[14 + 20 + 10] = { 0x52, 0x54, 0, 0, 0, 1, 0x52, 0x54, 0, 0, 0, 2,
-					      0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6 };
-	unsigned char udp[14 + 20 + 8 + 18] = { 0x52, 0x54, 0, 0, 0, 1, 0x52, 0x54, 0, 0, 0, 2,
-						0x08, 0x00, 0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17 };
+	static const unsigned char mac_a[6] = { 0x52, 0x54, 0, 0, 0, 1 }, mac_b[6] = { 0x52, 0x54, 0, 0, 0, 2 };
+	static const unsigned char a6[16] = { 0xfd, [15] = 2 }, b6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	static const unsigned char a4[4] = { 10, 0, 0, 2 }, b4[4] = { 192, 0, 2, 1 };
+	unsigned char v6_hbh[128], trunc[64], udp[128], *hbh;
+	size_t n_hbh, n_trunc, n_udp;
+	struct pktgen pg;
+
+	/* IPv6, a hop-by-hop header (next: TCP, PadN), then a SYN. */
+	pktgen_init(&pg, v6_hbh, sizeof(v6_hbh));
+	pktgen_eth(&pg, mac_a, mac_b);
+	pktgen_ipv6(&pg, a6, b6, 0 /* hop-by-hop */);
+	hbh = pktgen_push(&pg, 8);
+	if (hbh)
+		memcpy(hbh, "\x06\x00\x01\x04\x00\x00\x00\x00", 8);
+	pktgen_tcp(&pg, 40001, 443, 1, 0, SYN, 0);
+	n_hbh = pktgen_finish(&pg);
+	/* IPv4 saying TCP, with 10 bytes where its 20-byte header should be. */
+	pktgen_init(&pg, trunc, sizeof(trunc));
+	pktgen_eth(&pg, mac_a, mac_b);
+	pktgen_ipv4(&pg, a4, b4, 6);
+	pktgen_payload(&pg, 10, 0);
+	n_trunc = pktgen_finish(&pg);
+	pktgen_init(&pg, udp, sizeof(udp));
+	pktgen_eth(&pg, mac_a, mac_b);
+	pktgen_ipv4(&pg, a4, b4, 17);
+	pktgen_udp(&pg, 40000, 53);
+	pktgen_payload(&pg, 18, 0);
+	n_udp = pktgen_finish(&pg);
 	struct conn c;
 	struct snap a, b;
 	int retval, same, err = 0;
 
 	conn_init(&c, false, 0, true, 40006);
 	snap_take(&c, &a);
-	err |= run(net_prog_fd(&np, true), ifindex, v6_hbh, sizeof(v6_hbh), &retval, &same);
-	err |= run(net_prog_fd(&np, true), ifindex, trunc, sizeof(trunc), &retval, &same);
+	err |= run(net_prog_fd(&np, true), ifindex, v6_hbh, (unsigned)n_hbh, &retval, &same);
+	err |= run(net_prog_fd(&np, true), ifindex, trunc, (unsigned)n_trunc, &retval, &same);
 	snap_take(&c, &b);
 	report(!err && CTR(a, b, NET_ERR_NOT_PARSED) == 2 && CTR(a, b, NET_TCP_FLOWS_CREATED) == 0,
 	       "IPv6 with an extension header and a truncated TCP header: two frames not parsed",
 	       "err %d not parsed %llu", err, (unsigned long long)CTR(a, b, NET_ERR_NOT_PARSED));
-	err = run(net_prog_fd(&np, false), ifindex, udp, sizeof(udp), &retval, &same);
+	err = run(net_prog_fd(&np, false), ifindex, udp, (unsigned)n_udp, &retval, &same);
 	snap_take(&c, &a);
 	report(!err && same && retval == TC_ACT_UNSPEC && CTR(b, a, NET_ERR_NOT_PARSED) == 0 &&
 		       CTR(b, a, NET_TCP_FLOWS_CREATED) == 0,

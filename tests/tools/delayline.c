@@ -306,6 +306,98 @@ static unsigned long long parse_num(const char *arg, const char *what, unsigned 
 	return v;
 }
 
+/* Sets what ppoll waits for, and for how long: the first due frame of either way. */
+static struct timespec *poll_setup(struct dir dirs[2], struct pollfd pfd[2], struct timespec *timeout)
+{
+	struct timespec now;
+	long long wait_ns = -1;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (int i = 0; i < 2; i++) {
+		struct dir *d = &dirs[i];
+
+		if (!d->blocked)
+			transmit(d, &now);
+		/* dirs[i] reads pfd[i] and writes pfd[1 - i]. */
+		pfd[i].events |= POLLIN;
+		if (d->blocked) {
+			pfd[1 - i].events |= POLLOUT;
+		} else if (d->count) {
+			long long ns = ts_diff_ns(&d->ring[d->head].due, &now);
+
+			if (wait_ns < 0 || ns < wait_ns)
+				wait_ns = ns;
+		}
+	}
+	if (wait_ns < 0)
+		return NULL;
+	timeout->tv_sec = wait_ns / 1000000000LL;
+	timeout->tv_nsec = wait_ns % 1000000000LL;
+	return timeout;
+}
+
+/* Forwards until a signal stops it; 0, or 1 on an error. */
+static int forward(struct dir dirs[2], int fa, int fb, unsigned int delay_ms,
+		   const sigset_t *waitmask)
+{
+	while (!stop) {
+		struct pollfd pfd[2] = { { .fd = fa }, { .fd = fb } };
+		struct timespec timeout, *tp = poll_setup(dirs, pfd, &timeout);
+
+		if (ppoll(pfd, 2, tp, waitmask) < 0) {
+			if (errno != EINTR) {
+				perror("delayline: ppoll");
+				return 1;
+			}
+			if (dump) {
+				dump = 0;
+				print_counters(dirs);
+			}
+			continue;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (pfd[1 - i].revents & POLLOUT)
+				dirs[i].blocked = false;
+			if ((pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) &&
+			    receive(&dirs[i], delay_ms) < 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Opens both taps non-blocking, and the rings; 0 or 1 (said on stderr). */
+static int setup(struct dir dirs[2], const char *a, const char *b, const char *netns)
+{
+	int fa = tapdev_open(a), fb;
+
+	if (fa < 0) {
+		fprintf(stderr, "delayline: cannot open tap %s: %s (root? /dev/net/tun?)\n", a,
+			strerror(-fa));
+		return 1;
+	}
+	fb = open_tap(b, netns);
+	if (fb < 0) {
+		fprintf(stderr, "delayline: cannot open tap %s%s%s: %s\n", b,
+			netns ? " in netns " : "", netns ? netns : "", strerror(-fb));
+		return 1;
+	}
+	if (fcntl(fa, F_SETFL, O_NONBLOCK) || fcntl(fb, F_SETFL, O_NONBLOCK)) {
+		perror("delayline: fcntl");
+		return 1;
+	}
+	dirs[0].in = dirs[1].out = fa;
+	dirs[0].out = dirs[1].in = fb;
+	for (int i = 0; i < 2; i++) {
+		dirs[i].ring = calloc(queue_cap, sizeof(struct slot));
+		if (!dirs[i].ring) {
+			fprintf(stderr, "delayline: no memory for %u frames\n", queue_cap);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -323,7 +415,7 @@ int main(int argc, char **argv)
 	const char *netns = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t block, waitmask;
-	int opt, fa, fb, rc = 0;
+	int opt, rc;
 
 	while ((opt = getopt_long(argc, argv, "d:q:h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -341,33 +433,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-
-	fa = tapdev_open(argv[optind]);
-	if (fa < 0) {
-		fprintf(stderr, "delayline: cannot open tap %s: %s (root? /dev/net/tun?)\n",
-			argv[optind], strerror(-fa));
+	if (setup(dirs, argv[optind], argv[optind + 1], netns))
 		return 1;
-	}
-	fb = open_tap(argv[optind + 1], netns);
-	if (fb < 0) {
-		fprintf(stderr, "delayline: cannot open tap %s%s%s: %s\n", argv[optind + 1],
-			netns ? " in netns " : "", netns ? netns : "", strerror(-fb));
-		return 1;
-	}
-	if (fcntl(fa, F_SETFL, O_NONBLOCK) || fcntl(fb, F_SETFL, O_NONBLOCK)) {
-		perror("delayline: fcntl");
-		return 1;
-	}
-	dirs[0].in = dirs[1].out = fa;
-	dirs[0].out = dirs[1].in = fb;
-	for (int i = 0; i < 2; i++) {
-		dirs[i].ring = calloc(queue_cap, sizeof(struct slot));
-		if (!dirs[i].ring) {
-			fprintf(stderr, "delayline: no memory for %u frames\n", queue_cap);
-			return 1;
-		}
-	}
-
 	/* Signals are blocked except inside ppoll, so none is lost between checks. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
@@ -377,60 +444,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
-
 	printf("delayline: ready A=%s B=%s%s%s delay_ms=%u queue=%u\n", argv[optind],
 	       argv[optind + 1], netns ? " netns=" : "", netns ? netns : "", delay_ms, queue_cap);
 	fflush(stdout);
-
-	while (!stop) {
-		struct pollfd pfd[2] = { { .fd = fa }, { .fd = fb } };
-		struct timespec now, timeout, *tp = NULL;
-		long long wait_ns = -1;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		for (int i = 0; i < 2; i++) {
-			struct dir *d = &dirs[i];
-
-			if (!d->blocked)
-				transmit(d, &now);
-			/* dirs[i] reads pfd[i] and writes pfd[1 - i]. */
-			pfd[i].events |= POLLIN;
-			if (d->blocked) {
-				pfd[1 - i].events |= POLLOUT;
-			} else if (d->count) {
-				long long ns = ts_diff_ns(&d->ring[d->head].due, &now);
-
-				if (wait_ns < 0 || ns < wait_ns)
-					wait_ns = ns;
-			}
-		}
-		if (wait_ns >= 0) {
-			timeout.tv_sec = wait_ns / 1000000000LL;
-			timeout.tv_nsec = wait_ns % 1000000000LL;
-			tp = &timeout;
-		}
-		if (ppoll(pfd, 2, tp, &waitmask) < 0) {
-			if (errno == EINTR) {
-				if (dump) {
-					dump = 0;
-					print_counters(dirs);
-				}
-				continue;
-			}
-			perror("delayline: ppoll");
-			rc = 1;
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (pfd[1 - i].revents & POLLOUT)
-				dirs[i].blocked = false;
-			if ((pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) &&
-			    receive(&dirs[i], delay_ms) < 0) {
-				rc = 1;
-				stop = 1;
-			}
-		}
-	}
+	rc = forward(dirs, dirs[0].in, dirs[0].out, delay_ms, &waitmask);
 	print_counters(dirs);
 	return rc;
 }

@@ -37,6 +37,7 @@
 
 #include "core/qemu.h"
 #include "core/tapdev.h"
+#include "../lib/pktgen.h"
 
 static volatile sig_atomic_t burst_requested, reads_requested, reuse_requested;
 
@@ -92,11 +93,7 @@ static void fill_frame(unsigned char *f, size_t size, const unsigned char *src)
 {
 	static const unsigned char dst[6] = { 0x02, 0x00, 0x5e, 0x10, 0x00, 0x01 };
 
-	memset(f, 0xa5, size);
-	memcpy(f, dst, 6);
-	memcpy(f + 6, src, 6);
-	f[12] = 0x88; /* EtherType 0x88b5: local experimental */
-	f[13] = 0xb5;
+	pktgen_eth_frame(f, size, dst, src, PKTGEN_ETH_P_LOCAL);
 }
 
 static int inject(const char *ifname, int count, int size)

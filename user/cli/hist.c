@@ -152,7 +152,13 @@ static int select_series(const struct view *v, const struct view_vm *vm, const c
 	return found ? n : -1;
 }
 
-int do_hist(int argc, char **argv)
+struct hist_opts {
+	const char *disk, *net, *name;
+	long interval, count;
+};
+
+/* Parses hist's options; EXIT_OK to go on, else the exit code (-1: --help). */
+static int hist_options(int argc, char **argv, struct hist_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "disk", required_argument, NULL, 'd' },
@@ -162,75 +168,41 @@ int do_hist(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	enum { MAX_SERIES = VM_MAX_DRIVES * DISK_OP_MAX + VM_MAX_NICS * NET_DIR_MAX * 2 };
-	const char *disk = NULL, *net = NULL, *name;
-	struct series *ser = NULL;
-	const struct view_vm *vm;
-	long interval = 5, count = 1;
-	int opt, n, ret = EXIT_FAIL;
-	struct view v;
+	int opt;
 
+	*o = (struct hist_opts){ .interval = 5, .count = 1 };
 	while ((opt = getopt_long(argc, argv, "d:N:i:n:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'd':
-			disk = optarg;
-			break;
-		case 'N':
-			net = optarg;
-			break;
-		case 'i':
-			if (!view_arg(optarg, 1, 86400, &interval))
-				goto bad;
-			break;
-		case 'n':
-			if (!view_arg(optarg, 1, LONG_MAX, &count))
-				goto bad;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			goto bad;
+		if (opt == 'd')
+			o->disk = optarg;
+		else if (opt == 'N')
+			o->net = optarg;
+		else if (!(opt == 'i' && view_arg(optarg, 1, 86400, &o->interval)) &&
+			 !(opt == 'n' && view_arg(optarg, 1, LONG_MAX, &o->count))) {
+			usage(opt == 'h' ? stdout : stderr);
+			return opt == 'h' ? -1 : EXIT_USAGE;
 		}
 	}
-	if (optind + 1 != argc || (disk && net))
-		goto bad;
-	name = argv[optind];
+	if (optind + 1 != argc || (o->disk && o->net)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	o->name = argv[optind];
+	return EXIT_OK;
+}
 
-	log_max_level = LOG_ERROR;
-	view_catch_signals();
-	if (view_open(&v))
-		return EXIT_FAIL;
-	vm = view_find(&v, name);
-	if (!vm) {
-		fprintf(stderr, "vmprobe: no VM named '%s' (see vmprobe list)\n", name);
-		goto cleanup;
-	}
-	ser = calloc(MAX_SERIES, sizeof(*ser));
-	if (!ser)
-		goto cleanup;
-	n = select_series(&v, vm, disk, net, ser, MAX_SERIES);
-	if (n < 0) {
-		fprintf(stderr, "vmprobe: VM '%s' has no %s '%s'\n", name, disk ? "drive" : "tap",
-			disk ? disk : net);
-		goto cleanup;
-	}
-	for (int i = 0; i < n; i++)
-		series_read(&v, &ser[i], ser[i].before);
-	printf("Tracing VM %s%s%s (%s) for %ld s x %ld... Hit Ctrl-C to end.\n", vm->ns,
-	       vm->ns[0] ? "/" : "", vm->name, v.shared ? "vmprobe serve's counters" : "own probes",
-	       interval, count);
-	fflush(stdout);
-	for (long k = 0; k < count; k++) {
+/* Prints the n series' histograms of each interval. */
+static void hist_loop(struct view *v, struct series *ser, int n, const struct hist_opts *o)
+{
+	for (long k = 0; k < o->count; k++) {
 		time_t t;
 		char ts[16];
 
-		view_wait((int)(interval * 1000), -1);
+		view_wait((int)(o->interval * 1000), -1);
 		t = time(NULL);
 		strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
 		printf("\n%s\n", ts);
 		for (int i = 0; i < n; i++) {
-			series_read(&v, &ser[i], ser[i].now);
+			series_read(v, &ser[i], ser[i].now);
 			series_print(&ser[i]);
 			memcpy(ser[i].before, ser[i].now, sizeof(ser[i].now));
 		}
@@ -238,12 +210,45 @@ int do_hist(int argc, char **argv)
 		if (view_interrupted())
 			break;
 	}
-	ret = EXIT_OK;
-cleanup:
+}
+
+int do_hist(int argc, char **argv)
+{
+	enum { MAX_SERIES = VM_MAX_DRIVES * DISK_OP_MAX + VM_MAX_NICS * NET_DIR_MAX * 2 };
+	struct series *ser = NULL;
+	const struct view_vm *vm;
+	struct hist_opts o;
+	int n, ret;
+	struct view v;
+
+	ret = hist_options(argc, argv, &o);
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
+	ret = EXIT_FAIL;
+	log_max_level = LOG_ERROR;
+	view_catch_signals();
+	if (view_open(&v))
+		return EXIT_FAIL;
+	vm = view_find(&v, o.name);
+	ser = vm ? calloc(MAX_SERIES, sizeof(*ser)) : NULL;
+	n = ser ? select_series(&v, vm, o.disk, o.net, ser, MAX_SERIES) : -1;
+	if (!vm)
+		fprintf(stderr, "vmprobe: no VM named '%s' (see vmprobe list)\n", o.name);
+	else if (ser && n < 0)
+		fprintf(stderr, "vmprobe: VM '%s' has no %s '%s'\n", o.name,
+			o.disk ? "drive" : "interface", o.disk ? o.disk : o.net);
+	if (n >= 0) {
+		/* series point into v.vms: hist does not refresh the view. */
+		for (int i = 0; i < n; i++)
+			series_read(&v, &ser[i], ser[i].before);
+		printf("Tracing VM %s%s%s (%s) for %ld s x %ld... Hit Ctrl-C to end.\n", vm->ns,
+		       vm->ns[0] ? "/" : "", vm->name,
+		       v.shared ? "vmprobe serve's counters" : "own probes", o.interval, o.count);
+		fflush(stdout);
+		hist_loop(&v, ser, n, &o);
+		ret = EXIT_OK;
+	}
 	free(ser);
 	view_close(&v);
 	return ret;
-bad:
-	usage(stderr);
-	return EXIT_USAGE;
 }

@@ -289,7 +289,13 @@ static void usage(FILE *f)
 		   "  keys: q quit; r t R T i w b B l N g n sort by that field; < > previous/next\n");
 }
 
-int do_top(int argc, char **argv)
+struct top_opts {
+	long delay, count;
+	bool batch;
+};
+
+/* Parses top's options; EXIT_OK to go on, else the exit code (-1: --help). */
+static int top_options(int argc, char **argv, struct top_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "delay", required_argument, NULL, 'd' },
@@ -299,105 +305,129 @@ int do_top(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct row *rows = NULL, *shown = NULL;
-	int opt, nr_shown = 0, ret = EXIT_FAIL;
-	long delay = 2, count = 0;
-	bool batch = false, go = true;
-	struct view v;
+	int opt;
 
+	*o = (struct top_opts){ .delay = 2 };
 	sort_field = F_RXBIT;
 	while ((opt = getopt_long(argc, argv, "d:n:bs:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'd':
-			if (!view_arg(optarg, 1, 3600, &delay))
-				goto bad;
-			break;
-		case 'n':
-			if (!view_arg(optarg, 1, LONG_MAX, &count))
-				goto bad;
-			break;
-		case 'b':
-			batch = true;
-			break;
-		case 's':
+		if (opt == 'd' && view_arg(optarg, 1, 3600, &o->delay))
+			continue;
+		if (opt == 'n' && view_arg(optarg, 1, LONG_MAX, &o->count))
+			continue;
+		if (opt == 'b') {
+			o->batch = true;
+			continue;
+		}
+		if (opt == 's') {
 			sort_field = F_MAX;
 			for (int f = 0; f < F_MAX; f++)
 				if (!strcmp(optarg, field_names[f]))
 					sort_field = f;
-			if (sort_field == F_MAX)
-				goto bad;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			goto bad;
+			if (sort_field != F_MAX)
+				continue;
+		}
+		usage(opt == 'h' ? stdout : stderr);
+		return opt == 'h' ? -1 : EXIT_USAGE;
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
+		o->batch = true;
+	return EXIT_OK;
+}
+
+/* A row per VM, its counters now: the start of an interval. NULL if out of memory. */
+static struct row *rows_start(const struct view *v, int *n)
+{
+	struct row *rows = calloc(v->nr_vms ? v->nr_vms : 1, sizeof(*rows));
+
+	*n = v->nr_vms;
+	for (int i = 0; rows && i < *n; i++) {
+		const struct view_vm *vm = &v->vms[i];
+
+		rows[i].pid = vm->pid;
+		snprintf(rows[i].name, sizeof(rows[i].name), "%s%s%s", vm->ns, vm->ns[0] ? "/" : "",
+			 vm->name);
+		totals_read(v, vm, &rows[i].prev);
+		rows[i].cur = rows[i].prev;
+	}
+	return rows;
+}
+
+/* The end of the interval: each row's rates; a VM gone meanwhile shows 0. */
+static void rows_finish(const struct view *v, struct row *rows, int n, double secs)
+{
+	for (int i = 0; i < n; i++) {
+		for (int j = 0; j < v->nr_vms; j++)
+			if (v->vms[j].pid == rows[i].pid)
+				totals_read(v, &v->vms[j], &rows[i].cur);
+		row_rates(&rows[i], secs);
+	}
+}
+
+/* Waits out the interval from t0, redrawing `shown` when a key changes the sort. */
+static bool interval_wait(double t0, const struct top_opts *o, struct row *shown, int nr_shown,
+			  const struct view *v)
+{
+	bool go = true;
+	double left;
+
+	while (go && (left = t0 + o->delay - now_seconds()) > 0) {
+		go = view_wait((int)(left * 1000) + 1, o->batch ? -1 : STDIN_FILENO);
+		if (go && !o->batch) {
+			enum field was = sort_field;
+
+			go = handle_keys();
+			if (go && shown && sort_field != was)
+				draw(shown, nr_shown, o->delay, v);
 		}
 	}
-	if (optind != argc)
-		goto bad;
-	if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
-		batch = true;
+	return go;
+}
 
+int do_top(int argc, char **argv)
+{
+	struct row *rows = NULL, *shown = NULL;
+	int nr_shown = 0, n, ret;
+	struct top_opts o;
+	struct view v;
+
+	ret = top_options(argc, argv, &o);
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
 	log_max_level = LOG_ERROR;
 	view_catch_signals();
 	if (view_open(&v))
 		return EXIT_FAIL;
-	if (!batch && raw_terminal())
-		batch = true;
-	for (long k = 0; go && (!count || k < count); k++) {
-		double t0 = now_seconds(), left;
-		int n = v.nr_vms;
+	if (!o.batch && raw_terminal())
+		o.batch = true;
+	ret = EXIT_OK;
+	for (long k = 0; !o.count || k < o.count; k++) {
+		double t0 = now_seconds();
 
-		/* A VM's row covers the interval from here; a VM gone meanwhile shows 0. */
-		rows = calloc(n ? n : 1, sizeof(*rows));
-		if (!rows)
-			goto cleanup;
-		for (int i = 0; i < n; i++) {
-			const struct view_vm *vm = &v.vms[i];
-
-			rows[i].pid = vm->pid;
-			snprintf(rows[i].name, sizeof(rows[i].name), "%s%s%s", vm->ns,
-				 vm->ns[0] ? "/" : "", vm->name);
-			totals_read(&v, vm, &rows[i].prev);
-			rows[i].cur = rows[i].prev;
-		}
-		while (go && (left = t0 + delay - now_seconds()) > 0) {
-			go = view_wait((int)(left * 1000) + 1, batch ? -1 : STDIN_FILENO);
-			if (go && !batch) {
-				enum field was = sort_field;
-
-				go = handle_keys();
-				if (go && shown && sort_field != was)
-					draw(shown, nr_shown, delay, &v);
-			}
-		}
-		if (!go || view_refresh(&v))
+		rows = rows_start(&v, &n);
+		if (!rows) {
+			ret = EXIT_FAIL;
 			break;
-		for (int i = 0; i < n; i++)
-			for (int j = 0; j < v.nr_vms; j++)
-				if (v.vms[j].pid == rows[i].pid)
-					totals_read(&v, &v.vms[j], &rows[i].cur);
-		for (int i = 0; i < n; i++)
-			row_rates(&rows[i], now_seconds() - t0);
+		}
+		if (!interval_wait(t0, &o, shown, nr_shown, &v) || view_refresh(&v))
+			break;
+		rows_finish(&v, rows, n, now_seconds() - t0);
 		free(shown);
 		shown = rows;
 		nr_shown = n;
 		rows = NULL;
-		if (batch)
+		if (o.batch)
 			print_table(shown, nr_shown, "\n");
 		else
-			draw(shown, nr_shown, delay, &v);
+			draw(shown, nr_shown, o.delay, &v);
 		fflush(stdout);
 	}
-	ret = EXIT_OK;
-cleanup:
 	restore_terminal();
 	free(rows);
 	free(shown);
 	view_close(&v);
 	return ret;
-bad:
-	usage(stderr);
-	return EXIT_USAGE;
 }

@@ -103,30 +103,15 @@ static int hook_choose(struct net_probe *np, enum tc_hook hook, const struct btf
 	return 0;
 }
 
-int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
-		   enum tc_hook hook)
+/* Sizes the maps for max_ifaces taps and max_flows flows (0: no flow tracking); 0 or -errno. */
+static int net_size(struct net_probe *np, struct net_bpf *skel, unsigned max_ifaces,
+		    unsigned max_flows)
 {
-	struct btf *btf = NULL;
-	struct net_bpf *skel;
-	size_t cells;
-	int err, ncpus;
+	size_t cells = (size_t)np->nr_cpus * max_ifaces * NET_DIR_MAX;
+	int err;
 
-	memset(np, 0, sizeof(*np));
-	ncpus = libbpf_num_possible_cpus();
-	if (ncpus < 0)
-		return ncpus;
-	skel = net_bpf__open();
-	if (!skel)
-		return -errno;
-	np->skel = skel;
-	np->max_ifaces = max_ifaces;
-	np->nr_cpus = ncpus;
-
-	cells = (size_t)ncpus * max_ifaces * NET_DIR_MAX;
-	if (cells > UINT32_MAX) {
-		err = -E2BIG;
-		goto cleanup;
-	}
+	if (cells > UINT32_MAX)
+		return -E2BIG;
 	skel->rodata->max_ifaces = max_ifaces;
 	/*
 	 * In TC, bpf_get_netns_cookie(skb) is the netns of skb->sk, init_net's
@@ -148,6 +133,53 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_flows, max_flows ? max_flows : 1);
+	np->stats_len = cells * sizeof(struct net_stats);
+	return err;
+}
+
+/* Loads, fills the taps' tail-call array and attaches the drop tracepoint; 0 or -errno. */
+static int net_load(struct net_probe *np, struct net_bpf *skel)
+{
+	int err = net_bpf__load(skel);
+
+	if (err) {
+		log_error("loading the network probe failed (%s): is BTF available and are "
+			  "you root (CAP_BPF with CAP_NET_ADMIN or CAP_SYS_ADMIN)?", strerror(-err));
+		return err;
+	}
+	/* Where the taps' own programs of TCX links go on to, [0] ingress, [1] egress. */
+	for (__u32 i = 0; i < 2; i++) {
+		int fd = net_prog_fd(np, i == 0);
+
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.net_tap_progs), &i, &fd, BPF_ANY))
+			return -errno;
+	}
+	if (np->drops_on) {
+		err = net_bpf__attach(skel);
+		if (err)
+			log_error("attaching the drop tracepoint failed (%s)", strerror(-err));
+	}
+	return err;
+}
+
+int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
+		   enum tc_hook hook)
+{
+	struct btf *btf = NULL;
+	struct net_bpf *skel;
+	int err, ncpus;
+
+	memset(np, 0, sizeof(*np));
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus < 0)
+		return ncpus;
+	skel = net_bpf__open();
+	if (!skel)
+		return -errno;
+	np->skel = skel;
+	np->max_ifaces = max_ifaces;
+	np->nr_cpus = ncpus;
+	err = net_size(np, skel, max_ifaces, max_flows);
 	if (err)
 		goto cleanup;
 	btf = btf__load_vmlinux_btf();
@@ -155,30 +187,9 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 	if (err)
 		goto cleanup;
 	drops_choose(np, skel, btf);
-	err = net_bpf__load(skel);
-	if (err) {
-		log_error("loading the network probe failed (%s): is BTF available and are "
-			  "you root (CAP_BPF with CAP_NET_ADMIN or CAP_SYS_ADMIN)?", strerror(-err));
+	err = net_load(np, skel);
+	if (err)
 		goto cleanup;
-	}
-	/* Where the taps' own programs of TCX links go on to, [0] ingress, [1] egress. */
-	for (__u32 i = 0; i < 2; i++) {
-		int fd = net_prog_fd(np, i == 0);
-
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.net_tap_progs), &i, &fd, BPF_ANY)) {
-			err = -errno;
-			goto cleanup;
-		}
-	}
-
-	if (np->drops_on) {
-		err = net_bpf__attach(skel);
-		if (err) {
-			log_error("attaching the drop tracepoint failed (%s)", strerror(-err));
-			goto cleanup;
-		}
-	}
-	np->stats_len = cells * sizeof(struct net_stats);
 	np->stats = mmap(NULL, np->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 bpf_map__fd(skel->maps.net_stats), 0);
 	if (np->stats == MAP_FAILED) {
@@ -187,13 +198,10 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 		goto cleanup;
 	}
 	err = slot_pool_init(&np->slots, max_ifaces);
-	if (err)
-		goto cleanup;
-	btf__free(btf);
-	return 0;
 cleanup:
 	btf__free(btf);
-	net_probe_close(np);
+	if (err)
+		net_probe_close(np);
 	return err;
 }
 
