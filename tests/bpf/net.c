@@ -33,7 +33,15 @@ static void frame_of(unsigned char *f, unsigned size)
 	pktgen_eth_frame(f, size, a, b, PKTGEN_ETH_P_LOCAL);
 }
 
-int main(void)
+/* The test's probe, tap and slot. */
+static struct net_probe np;
+static struct net_iface_key key;
+static int ifindex, slot;
+static unsigned char frame[16384];
+static __u64 want_bytes[NET_DIR_MAX];
+
+/* Frames of many sizes each way: verdict, bytes and the size histogram's slot. */
+static void case_sizes(void)
 {
 	static const struct {
 		unsigned size;
@@ -47,11 +55,133 @@ int main(void)
 		{ 1514, 11, 0 }, { 1518, 11, 1 }, { 2048, 11, 0 }, { 2049, 12, 1 },
 		{ 3000, 12, 0 },
 	};
-	unsigned char frame[16384];
-	struct net_probe np;
-	__u64 want_bytes[NET_DIR_MAX] = {}, want_slots[NET_DIR_MAX][NET_SIZE_SLOTS] = {};
-	struct net_iface_key key = {};
-	int tap_fd, ifindex, slot, err;
+	__u64 want_slots[NET_DIR_MAX][NET_SIZE_SLOTS] = {};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned dir = cases[i].ingress ? NET_DIR_TX : NET_DIR_RX;
+		struct net_stats st;
+		char what[128];
+		int retval, same, err;
+
+		frame_of(frame, cases[i].size);
+		err = run(net_prog_fd(&np, cases[i].ingress), ifindex, frame, cases[i].size, &retval,
+			  &same);
+		want_bytes[dir] += cases[i].size;
+		want_slots[dir][cases[i].slot]++;
+		snprintf(what, sizeof(what), "%s frame of %u bytes: verdict TC_ACT_UNSPEC, frame unchanged",
+			 cases[i].ingress ? "ingress" : "egress", cases[i].size);
+		report(!err && retval == TC_ACT_UNSPEC && same, what,
+		       "err %d, expected retval %d, actual %d, frame unchanged: %d", err,
+		       TC_ACT_UNSPEC, retval, same);
+		net_read(&np, slot, dir, &st);
+		snprintf(what, sizeof(what), "%u-byte frame counted in slot %u of direction %s",
+			 cases[i].size, cases[i].slot, dir == NET_DIR_TX ? "tx" : "rx");
+		report(st.bytes == want_bytes[dir] &&
+			       memcmp(st.size_slots, want_slots[dir], sizeof(st.size_slots)) == 0,
+		       what, "bytes expected %llu actual %llu; slot %u expected %llu actual %llu",
+		       (unsigned long long)want_bytes[dir], (unsigned long long)st.bytes,
+		       cases[i].slot, (unsigned long long)want_slots[dir][cases[i].slot],
+		       (unsigned long long)st.size_slots[cases[i].slot]);
+	}
+}
+
+/* Slot 0 was allocated but never mapped: it must stay empty. */
+static void case_other_slots(void)
+{
+	struct net_stats st0[NET_DIR_MAX];
+	__u64 total = 0;
+
+	net_read(&np, 0, NET_DIR_RX, &st0[0]);
+	net_read(&np, 0, NET_DIR_TX, &st0[1]);
+	for (int d = 0; d < NET_DIR_MAX; d++) {
+		total += st0[d].bytes;
+		for (int s = 0; s < NET_SIZE_SLOTS; s++)
+			total += st0[d].size_slots[s];
+	}
+	report(total == 0, "other slots untouched", "slot 0 has %llu", (unsigned long long)total);
+}
+
+/* A device with no slot: counted as unknown, stats untouched, frame passed. */
+static void case_unknown_device(void)
+{
+	__u64 before = net_unknown_frames(&np);
+	struct net_stats st;
+	int retval, same, err;
+
+	bpf_map_delete_elem(net_ifaces_fd(&np), &key);
+	frame_of(frame, 100);
+	err = run(net_prog_fd(&np, true), ifindex, frame, 100, &retval, &same);
+	net_read(&np, slot, NET_DIR_TX, &st);
+	report(!err && retval == TC_ACT_UNSPEC && same, "unknown device: frame passed unchanged",
+	       "err %d retval %d same %d", err, retval, same);
+	report(net_unknown_frames(&np) == before + 1 && st.bytes == want_bytes[NET_DIR_TX],
+	       "unknown device: counted as unknown, no slot touched",
+	       "unknown expected %llu actual %llu; bytes expected %llu actual %llu",
+	       (unsigned long long)before + 1, (unsigned long long)net_unknown_frames(&np),
+	       (unsigned long long)want_bytes[NET_DIR_TX], (unsigned long long)st.bytes);
+}
+
+/* The same ifindex in another namespace is another key. */
+static void case_netns_key(void)
+{
+	struct net_iface_key other = key;
+	__u32 got;
+
+	other.netns_cookie ^= 1;
+	bpf_map_update_elem(net_ifaces_fd(&np), &key, &slot, BPF_ANY);
+	report(bpf_map_lookup_elem(net_ifaces_fd(&np), &other, &got) != 0,
+	       "tap key includes the network namespace", "lookup with another cookie found slot %u",
+	       got);
+}
+
+/*
+ * From TCX, the tap's own programs set its classid and go on to the
+ * shared program of their direction. With the tap's key gone from the
+ * hash, only that classid can bring a frame to the slot.
+ */
+static void case_tcx(void)
+{
+	struct tc_attachment a;
+	struct net_stats before[NET_DIR_MAX], after[NET_DIR_MAX];
+	__u64 unknown = net_unknown_frames(&np);
+	int retval[2] = {}, same[2] = {}, prog[2], err;
+
+	err = net_tap_attach(&np, ifindex, slot, &a);
+	report(!err && a.tcx, "TCX: the tap's programs attach", "err %d tcx %d", err, a.tcx);
+	prog[0] = tcx_link_prog_fd(&a, true);
+	prog[1] = tcx_link_prog_fd(&a, false);
+	net_tap_forget(&np, key.netns_cookie, ifindex);
+	for (int d = 0; d < NET_DIR_MAX; d++)
+		net_read(&np, slot, d, &before[d]);
+	frame_of(frame, 100);
+	err = run(prog[0], ifindex, frame, 100, &retval[0], &same[0]);
+	frame_of(frame, 300);
+	if (!err)
+		err = run(prog[1], ifindex, frame, 300, &retval[1], &same[1]);
+	close(prog[0]);
+	close(prog[1]);
+	for (int d = 0; d < NET_DIR_MAX; d++)
+		net_read(&np, slot, d, &after[d]);
+	report(!err && retval[0] == TC_ACT_UNSPEC && retval[1] == TC_ACT_UNSPEC && same[0] &&
+		       same[1],
+	       "TCX: frames passed unchanged", "err %d retval %d %d same %d %d", err, retval[0],
+	       retval[1], same[0], same[1]);
+	report(after[NET_DIR_TX].bytes - before[NET_DIR_TX].bytes == 100 &&
+		       after[NET_DIR_RX].bytes - before[NET_DIR_RX].bytes == 300 &&
+		       net_unknown_frames(&np) == unknown,
+	       "TCX: ingress counted as tx, egress as rx, in the tap's slot with no lookup",
+	       "tx bytes expected 100 actual %llu, rx bytes expected 300 actual %llu, "
+	       "unknown-device frames +%llu",
+	       (unsigned long long)(after[NET_DIR_TX].bytes - before[NET_DIR_TX].bytes),
+	       (unsigned long long)(after[NET_DIR_RX].bytes - before[NET_DIR_RX].bytes),
+	       (unsigned long long)(net_unknown_frames(&np) - unknown));
+	err = net_tap_detach(&np, key.netns_cookie, &a);
+	report(!err, "TCX: the tap's programs detach", "err %d", err);
+}
+
+int main(void)
+{
+	int tap_fd, err;
 
 	err = net_probe_open(&np, 8, 1024, TC_HOOK_AUTO);
 	if (err) {
@@ -71,128 +201,16 @@ int main(void)
 		netns_current_cookie(&key.netns_cookie);
 	key.ifindex = ifindex;
 	bpf_map_update_elem(net_ifaces_fd(&np), &key, &slot, BPF_ANY);
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		unsigned dir = cases[i].ingress ? NET_DIR_TX : NET_DIR_RX;
-		struct net_stats st;
-		char what[128];
-		int retval, same;
-
-		frame_of(frame, cases[i].size);
-		err = run(net_prog_fd(&np, cases[i].ingress), ifindex, frame, cases[i].size, &retval,
-			  &same);
-		want_bytes[dir] += cases[i].size;
-		want_slots[dir][cases[i].slot]++;
-		snprintf(what, sizeof(what), "%s frame of %u bytes: verdict TC_ACT_UNSPEC, frame unchanged",
-			 cases[i].ingress ? "ingress" : "egress", cases[i].size);
-		report(!err && retval == TC_ACT_UNSPEC && same, what,
-		       "err %d, expected retval %d, actual %d, frame unchanged: %d", err,
-		       TC_ACT_UNSPEC, retval, same);
-
-		net_read(&np, slot, dir, &st);
-		snprintf(what, sizeof(what), "%u-byte frame counted in slot %u of direction %s",
-			 cases[i].size, cases[i].slot, dir == NET_DIR_TX ? "tx" : "rx");
-		report(st.bytes == want_bytes[dir] &&
-			       memcmp(st.size_slots, want_slots[dir], sizeof(st.size_slots)) == 0,
-		       what, "bytes expected %llu actual %llu; slot %u expected %llu actual %llu",
-		       (unsigned long long)want_bytes[dir], (unsigned long long)st.bytes,
-		       cases[i].slot, (unsigned long long)want_slots[dir][cases[i].slot],
-		       (unsigned long long)st.size_slots[cases[i].slot]);
-	}
-
-	/* Slot 0 was allocated but never mapped: it must stay empty. */
-	{
-		struct net_stats st0[NET_DIR_MAX];
-		__u64 total = 0;
-
-		net_read(&np, 0, NET_DIR_RX, &st0[0]);
-		net_read(&np, 0, NET_DIR_TX, &st0[1]);
-		for (int d = 0; d < NET_DIR_MAX; d++) {
-			total += st0[d].bytes;
-			for (int s = 0; s < NET_SIZE_SLOTS; s++)
-				total += st0[d].size_slots[s];
-		}
-		report(total == 0, "other slots untouched", "slot 0 has %llu", (unsigned long long)total);
-	}
-
-	/* A device with no slot: counted as unknown, stats untouched, frame passed. */
-	{
-		__u64 before = net_unknown_frames(&np);
-		struct net_stats st;
-		int retval, same;
-
-		bpf_map_delete_elem(net_ifaces_fd(&np), &key);
-		frame_of(frame, 100);
-		err = run(net_prog_fd(&np, true), ifindex, frame, 100, &retval, &same);
-		net_read(&np, slot, NET_DIR_TX, &st);
-		report(!err && retval == TC_ACT_UNSPEC && same, "unknown device: frame passed unchanged",
-		       "err %d retval %d same %d", err, retval, same);
-		report(net_unknown_frames(&np) == before + 1 && st.bytes == want_bytes[NET_DIR_TX],
-		       "unknown device: counted as unknown, no slot touched",
-		       "unknown expected %llu actual %llu; bytes expected %llu actual %llu",
-		       (unsigned long long)before + 1, (unsigned long long)net_unknown_frames(&np),
-		       (unsigned long long)want_bytes[NET_DIR_TX], (unsigned long long)st.bytes);
-	}
-
-	/* The same ifindex in another namespace is another key. */
-	{
-		struct net_iface_key other = key;
-		__u32 got;
-
-		other.netns_cookie ^= 1;
-		bpf_map_update_elem(net_ifaces_fd(&np), &key, &slot, BPF_ANY);
-		report(bpf_map_lookup_elem(net_ifaces_fd(&np), &other, &got) != 0,
-		       "tap key includes the network namespace", "lookup with another cookie found slot %u",
-		       got);
-	}
-
-	/*
-	 * From TCX, the tap's own programs set its classid and go on to the
-	 * shared program of their direction. With the tap's key gone from the
-	 * hash, only that classid can bring a frame to the slot.
-	 */
+	case_sizes();
+	case_other_slots();
+	case_unknown_device();
+	case_netns_key();
 	if (np.tcx) {
-		struct tc_attachment a;
-		struct net_stats before[NET_DIR_MAX], after[NET_DIR_MAX];
-		__u64 unknown = net_unknown_frames(&np);
-		int retval[2] = {}, same[2] = {}, prog[2];
-
-		err = net_tap_attach(&np, ifindex, slot, &a);
-		report(!err && a.tcx, "TCX: the tap's programs attach", "err %d tcx %d", err, a.tcx);
-		prog[0] = tcx_link_prog_fd(&a, true);
-		prog[1] = tcx_link_prog_fd(&a, false);
-		net_tap_forget(&np, key.netns_cookie, ifindex);
-		for (int d = 0; d < NET_DIR_MAX; d++)
-			net_read(&np, slot, d, &before[d]);
-		frame_of(frame, 100);
-		err = run(prog[0], ifindex, frame, 100, &retval[0], &same[0]);
-		frame_of(frame, 300);
-		if (!err)
-			err = run(prog[1], ifindex, frame, 300, &retval[1], &same[1]);
-		close(prog[0]);
-		close(prog[1]);
-		for (int d = 0; d < NET_DIR_MAX; d++)
-			net_read(&np, slot, d, &after[d]);
-		report(!err && retval[0] == TC_ACT_UNSPEC && retval[1] == TC_ACT_UNSPEC && same[0] &&
-			       same[1],
-		       "TCX: frames passed unchanged", "err %d retval %d %d same %d %d", err, retval[0],
-		       retval[1], same[0], same[1]);
-		report(after[NET_DIR_TX].bytes - before[NET_DIR_TX].bytes == 100 &&
-			       after[NET_DIR_RX].bytes - before[NET_DIR_RX].bytes == 300 &&
-			       net_unknown_frames(&np) == unknown,
-		       "TCX: ingress counted as tx, egress as rx, in the tap's slot with no lookup",
-		       "tx bytes expected 100 actual %llu, rx bytes expected 300 actual %llu, "
-		       "unknown-device frames +%llu",
-		       (unsigned long long)(after[NET_DIR_TX].bytes - before[NET_DIR_TX].bytes),
-		       (unsigned long long)(after[NET_DIR_RX].bytes - before[NET_DIR_RX].bytes),
-		       (unsigned long long)(net_unknown_frames(&np) - unknown));
-		err = net_tap_detach(&np, key.netns_cookie, &a);
-		report(!err, "TCX: the tap's programs detach", "err %d", err);
+		case_tcx();
 	} else {
 		n_test++;
 		printf("ok %d - TCX: the tap's own programs # SKIP this kernel has no TCX\n", n_test);
 	}
-
 	close(tap_fd);
 	net_probe_close(&np);
 	printf("1..%d\n", n_test);

@@ -72,77 +72,79 @@ static void test_embedded_default_loads_documented_values(void **state)
 	assert_int_equal(16, cfg.size_max_slot); /* 65536 bytes */
 }
 
+/* Bad documents and the error each must give. */
+static const struct {
+	const char *what, *doc, *msg;
+} bad_docs[] = {
+	{ "unknown top-level key", "lisen: \":1\"\n", "t.yaml:1:1: unknown key 'lisen'" },
+	{ "unknown nested key", "network:\n  enabled: true\n  max_ifaces: 5\n",
+	  "t.yaml:3:3: unknown key 'max_ifaces'" },
+	{ "unknown key two levels down", "network:\n  packet_size_buckets:\n    mid: 128\n",
+	  "t.yaml:3:5: unknown key 'mid'" },
+	{ "duplicate key", "log_level: info\nlog_level: debug\n",
+	  "t.yaml:2:1: duplicate key 'log_level'" },
+	{ "duplicate nested key", "discovery:\n  proc: /a\n  proc: /b\n",
+	  "t.yaml:3:3: duplicate key 'proc'" },
+	{ "mapping where a value is expected", "listen:\n  host: x\n",
+	  "t.yaml:2:3: 'listen' must be a single value" },
+	{ "sequence where a value is expected", "log_level: [info]\n",
+	  "t.yaml:1:12: 'log_level' must be a single value" },
+	{ "value where a section is expected", "discovery: 5\n",
+	  "t.yaml:1:12: discovery must be a mapping" },
+	{ "document that is not a mapping", "- listen\n",
+	  "t.yaml:1:1: the configuration must be a mapping" },
+	{ "key that is not a name", "? [a]\n: 1\n",
+	  "t.yaml:1:3: the configuration: keys must be plain names" },
+	{ "number below its range", "discovery:\n  rescan_interval_ms: 5\n",
+	  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
+	{ "number above its range", "network:\n  max_interfaces: 65536\n",
+	  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65535" },
+	{ "negative number", "network:\n  max_interfaces: -1\n",
+	  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65535" },
+	{ "number with a unit", "discovery:\n  rescan_interval_ms: 500ms\n",
+	  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
+	{ "number that overflows", "discovery:\n  rescan_interval_ms: 99999999999999999999999\n",
+	  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
+	{ "bucket bound not a power of two", "network:\n  packet_size_buckets:\n    min: 100\n",
+	  "t.yaml:3:10: 'min' must be a power of two" },
+	{ "bucket bound past the histogram", "network:\n  packet_size_buckets:\n    max: 262144\n",
+	  "t.yaml:3:10: 'max' must be a whole number from 1 to 131072" },
+	{ "bucket min above max",
+	  "network:\n  packet_size_buckets:\n    min: 4096\n    max: 1024\n",
+	  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
+	{ "bucket min above the default max", "network:\n  packet_size_buckets:\n    min: 131072\n",
+	  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
+	{ "bad bool", "network:\n  enabled: maybe\n",
+	  "t.yaml:2:12: 'enabled' must be true or false" },
+	{ "bad log_level", "log_level: verbose\n",
+	  "t.yaml:1:12: log_level 'verbose' is not one of error, warn, info, debug" },
+	{ "bad tc_hook", "network:\n  tc_hook: xdp\n",
+	  "t.yaml:2:12: tc_hook 'xdp' is not one of auto, tcx, clsact" },
+	{ "tc_hook is case-sensitive", "network:\n  tc_hook: TCX\n",
+	  "t.yaml:2:12: tc_hook 'TCX' is not one of auto, tcx, clsact" },
+	{ "empty string", "discovery:\n  proc: \"\"\n",
+	  "t.yaml:2:9: 'proc' must be a non-empty string of reasonable length" },
+	{ "bad listen", "listen: \"nocolon\"\n",
+	  "t.yaml:1:9: listen 'nocolon' is not HOST:PORT, :PORT or [V6]:PORT" },
+	{ "listen with a space before the port", "listen: \"host: 80\"\n",
+	  "t.yaml:1:9: listen 'host: 80' is not HOST:PORT, :PORT or [V6]:PORT" },
+	{ "number with leading space", "discovery:\n  rescan_interval_ms: \" 500\"\n",
+	  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
+	{ "a second document", "---\nlog_level: debug\n---\nlog_level: error\n",
+	  "t.yaml:4:1: only one YAML document is allowed" },
+	{ "listen port out of range", "listen: \":65536\"\n",
+	  "t.yaml:1:9: listen ':65536' is not HOST:PORT, :PORT or [V6]:PORT" },
+	{ "YAML syntax error: unclosed flow sequence", "listen: [\":1\"\nlog_level: info\n",
+	  "t.yaml:2:1: did not find expected ',' or ']' while parsing a flow sequence" },
+	{ "YAML syntax error: bad indentation",
+	  "network:\n  enabled: true\n max_interfaces: 5\n",
+	  "t.yaml:3:2: did not find expected key while parsing a block mapping" },
+	{ "YAML syntax error: tab indentation", "network:\n\tenabled: true\n",
+	  "t.yaml:2:1: found character that cannot start any token while scanning for the next token" },
+};
+
 static void test_bad_document_is_rejected_with_location_and_leaves_config_unchanged(void **state)
 {
-	static const struct {
-		const char *what, *doc, *msg;
-	} cases[] = {
-		{ "unknown top-level key", "lisen: \":1\"\n", "t.yaml:1:1: unknown key 'lisen'" },
-		{ "unknown nested key", "network:\n  enabled: true\n  max_ifaces: 5\n",
-		  "t.yaml:3:3: unknown key 'max_ifaces'" },
-		{ "unknown key two levels down", "network:\n  packet_size_buckets:\n    mid: 128\n",
-		  "t.yaml:3:5: unknown key 'mid'" },
-		{ "duplicate key", "log_level: info\nlog_level: debug\n",
-		  "t.yaml:2:1: duplicate key 'log_level'" },
-		{ "duplicate nested key", "discovery:\n  proc: /a\n  proc: /b\n",
-		  "t.yaml:3:3: duplicate key 'proc'" },
-		{ "mapping where a value is expected", "listen:\n  host: x\n",
-		  "t.yaml:2:3: 'listen' must be a single value" },
-		{ "sequence where a value is expected", "log_level: [info]\n",
-		  "t.yaml:1:12: 'log_level' must be a single value" },
-		{ "value where a section is expected", "discovery: 5\n",
-		  "t.yaml:1:12: discovery must be a mapping" },
-		{ "document that is not a mapping", "- listen\n",
-		  "t.yaml:1:1: the configuration must be a mapping" },
-		{ "key that is not a name", "? [a]\n: 1\n",
-		  "t.yaml:1:3: the configuration: keys must be plain names" },
-		{ "number below its range", "discovery:\n  rescan_interval_ms: 5\n",
-		  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
-		{ "number above its range", "network:\n  max_interfaces: 65536\n",
-		  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65535" },
-		{ "negative number", "network:\n  max_interfaces: -1\n",
-		  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65535" },
-		{ "number with a unit", "discovery:\n  rescan_interval_ms: 500ms\n",
-		  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
-		{ "number that overflows", "discovery:\n  rescan_interval_ms: 99999999999999999999999\n",
-		  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
-		{ "bucket bound not a power of two", "network:\n  packet_size_buckets:\n    min: 100\n",
-		  "t.yaml:3:10: 'min' must be a power of two" },
-		{ "bucket bound past the histogram", "network:\n  packet_size_buckets:\n    max: 262144\n",
-		  "t.yaml:3:10: 'max' must be a whole number from 1 to 131072" },
-		{ "bucket min above max",
-		  "network:\n  packet_size_buckets:\n    min: 4096\n    max: 1024\n",
-		  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
-		{ "bucket min above the default max", "network:\n  packet_size_buckets:\n    min: 131072\n",
-		  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
-		{ "bad bool", "network:\n  enabled: maybe\n",
-		  "t.yaml:2:12: 'enabled' must be true or false" },
-		{ "bad log_level", "log_level: verbose\n",
-		  "t.yaml:1:12: log_level 'verbose' is not one of error, warn, info, debug" },
-		{ "bad tc_hook", "network:\n  tc_hook: xdp\n",
-		  "t.yaml:2:12: tc_hook 'xdp' is not one of auto, tcx, clsact" },
-		{ "tc_hook is case-sensitive", "network:\n  tc_hook: TCX\n",
-		  "t.yaml:2:12: tc_hook 'TCX' is not one of auto, tcx, clsact" },
-		{ "empty string", "discovery:\n  proc: \"\"\n",
-		  "t.yaml:2:9: 'proc' must be a non-empty string of reasonable length" },
-		{ "bad listen", "listen: \"nocolon\"\n",
-		  "t.yaml:1:9: listen 'nocolon' is not HOST:PORT, :PORT or [V6]:PORT" },
-		{ "listen with a space before the port", "listen: \"host: 80\"\n",
-		  "t.yaml:1:9: listen 'host: 80' is not HOST:PORT, :PORT or [V6]:PORT" },
-		{ "number with leading space", "discovery:\n  rescan_interval_ms: \" 500\"\n",
-		  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
-		{ "a second document", "---\nlog_level: debug\n---\nlog_level: error\n",
-		  "t.yaml:4:1: only one YAML document is allowed" },
-		{ "listen port out of range", "listen: \":65536\"\n",
-		  "t.yaml:1:9: listen ':65536' is not HOST:PORT, :PORT or [V6]:PORT" },
-		{ "YAML syntax error: unclosed flow sequence", "listen: [\":1\"\nlog_level: info\n",
-		  "t.yaml:2:1: did not find expected ',' or ']' while parsing a flow sequence" },
-		{ "YAML syntax error: bad indentation",
-		  "network:\n  enabled: true\n max_interfaces: 5\n",
-		  "t.yaml:3:2: did not find expected key while parsing a block mapping" },
-		{ "YAML syntax error: tab indentation", "network:\n\tenabled: true\n",
-		  "t.yaml:2:1: found character that cannot start any token while scanning for the next token" },
-	};
 	struct config before, cfg;
 	char *errors;
 	int ret;
@@ -150,15 +152,15 @@ static void test_bad_document_is_rejected_with_location_and_leaves_config_unchan
 	load_default(&before);
 	/* Not the default, so a failed apply that resets to it would show. */
 	before.log_level = LOG_WARN;
-	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(bad_docs); i++) {
 		char msg[256];
 
-		snprintf(msg, sizeof(msg), "%s\n", cases[i].msg);
+		snprintf(msg, sizeof(msg), "%s\n", bad_docs[i].msg);
 		cfg = before;
-		ret = apply(&cfg, cases[i].doc, &errors);
-		expect_int(cases[i].what, -EINVAL, ret);
-		expect_str(cases[i].what, msg, errors);
-		expect_config_equal(cases[i].what, &before, &cfg);
+		ret = apply(&cfg, bad_docs[i].doc, &errors);
+		expect_int(bad_docs[i].what, -EINVAL, ret);
+		expect_str(bad_docs[i].what, msg, errors);
+		expect_config_equal(bad_docs[i].what, &before, &cfg);
 		free(errors);
 	}
 }
