@@ -261,16 +261,11 @@ static int prog_run_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_cnt)
  */
 static int ref_attach(int ifindex, int prog_fd, bool ingress_too, struct tc_attachment *a)
 {
-	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
-			    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
-	int err;
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex);
+	int err = tc_clsact_ensure(ifindex, a);
 
-	memset(a, 0, sizeof(*a));
-	a->ifindex = ifindex;
-	err = bpf_tc_hook_create(&hook);
-	if (err && err != -EEXIST)
+	if (err)
 		return err;
-	a->created_qdisc = err == 0;
 	/* a->attached[0] is ingress, [1] egress, as tc_attach_pair has them. */
 	for (int i = ingress_too ? 0 : 1; i < 2; i++) {
 		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd);

@@ -18,6 +18,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "maps.bpf.h"
 #include "vmprobe/disk.h"
 #include "arch.bpf.h"
 #include "drive.bpf.h"
@@ -26,28 +27,12 @@ const volatile __u32 max_drives = DISK_DEFAULT_MAX_DRIVES;
 
 #define MAX_IOCBS 32 /* iocbs read per io_submit; QEMU submits at most 128 */
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct drive_fd_key);
-	__type(value, __u32);
-} disk_fds SEC(".maps");
+VMPROBE_MAP(disk_fds, BPF_MAP_TYPE_HASH, struct drive_fd_key, __u32, 4096);
 
 /* (tgid, kernel dev_t) of drives whose image is a block device. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct drive_fd_key);
-	__type(value, __u32);
-} disk_devs SEC(".maps");
+VMPROBE_MAP(disk_devs, BPF_MAP_TYPE_HASH, struct drive_fd_key, __u32, 1024);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, DISK_DEFAULT_MAX_DRIVES * DISK_OP_MAX);
-	__type(key, __u32);
-	__type(value, struct drive_stats);
-} drive_stats SEC(".maps");
+VMPROBE_MMAP_ARRAY(drive_stats, struct drive_stats, DISK_DEFAULT_MAX_DRIVES * DISK_OP_MAX);
 
 /*
  * In-flight requests live in direct-mapped arrays indexed by a hash of the
@@ -87,12 +72,7 @@ DM_ARRAY(native_inflight); /* aio=native: by the bio that made a request */
  * Valid only while that thread is inside io_submit (checked at use), so
  * no exit hook is needed; LRU lets entries of dead threads age out.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __s32);
-} native_submit SEC(".maps");
+VMPROBE_MAP(native_submit, BPF_MAP_TYPE_LRU_HASH, __u32, __s32, 4096);
 
 /*
  * QEMU tgids, one bit each: the first test of every VM-only program, so
@@ -100,21 +80,10 @@ struct {
  */
 const volatile __u32 tgid_words = 65536;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u64);
-} vm_tgids SEC(".maps");
+VMPROBE_MAP(vm_tgids, BPF_MAP_TYPE_ARRAY, __u32, __u64, 65536);
 
 /* Host block stats, open addressing on (device, op): no hash map update. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, DISK_DEV_SLOTS);
-	__type(key, __u32);
-	__type(value, struct blkdev_slot);
-} dev_stats SEC(".maps");
+VMPROBE_MMAP_ARRAY(dev_stats, struct blkdev_slot, DISK_DEV_SLOTS);
 
 /*
  * IO of a VM on an fd no drive has yet (a drive hot-plugged a moment ago:
@@ -124,31 +93,14 @@ struct {
  * before a drive is known is lost. LRU: fds that never become a drive's
  * age out.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, DISK_STAGED_MAX);
-	__type(key, struct drive_fd_key);
-	__type(value, struct staged_stats);
-} disk_staged SEC(".maps");
+VMPROBE_MAP(disk_staged, BPF_MAP_TYPE_LRU_HASH, struct drive_fd_key, struct staged_stats,
+	    DISK_STAGED_MAX);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
-} disk_events SEC(".maps");
+VMPROBE_RINGBUF(disk_events, 4096);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DISK_SRC_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} disk_sources SEC(".maps");
+VMPROBE_MAP(disk_sources, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, DISK_SRC_MAX);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DISK_ERR_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} disk_errors SEC(".maps");
+VMPROBE_MAP(disk_errors, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, DISK_ERR_MAX);
 
 static __always_inline void bump(void *map, __u32 key)
 {
@@ -610,12 +562,7 @@ const volatile __u64 ksym_iomap_dio = 0;        /* iomap_dio_bio_end_io: bi_priv
 const volatile __u64 ksym_aio_complete_rw = 0;  /* ki_complete of a kiocb from io_submit(2) */
 
 /* Image inodes of native drives: (tgid, dev, ino) -> slot, (0, dev, ino) -> users. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct native_file_key);
-	__type(value, __u32);
-} native_files SEC(".maps");
+VMPROBE_MAP(native_files, BPF_MAP_TYPE_HASH, struct native_file_key, __u32, 4096);
 
 /*
  * The walk reads typed pointers (bpf_rdonly_cast, 6.2: "bpf: Add a kfunc
@@ -625,12 +572,7 @@ struct {
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 #define TYPED(type, p) ((type *)bpf_rdonly_cast((void *)(p), bpf_core_type_id_kernel(type)))
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, NATIVE_BITS_WORDS);
-	__type(key, __u32);
-	__type(value, __u64);
-} native_inode_bits SEC(".maps");
+VMPROBE_MAP(native_inode_bits, BPF_MAP_TYPE_ARRAY, __u32, __u64, NATIVE_BITS_WORDS);
 
 static __always_inline bool maybe_native_inode(__u32 dev, __u64 ino)
 {

@@ -5,6 +5,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "maps.bpf.h"
 #include "vmprobe/net.h"
 #include "hist.bpf.h"
 
@@ -26,27 +27,11 @@ const volatile bool have_netns_cookie = true;
 /* TCP flow tracking; off when network.max_tcp_flows is 0. */
 const volatile bool tcp_on = true;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NET_DEFAULT_MAX_IFACES);
-	__type(key, struct net_iface_key);
-	__type(value, __u32);
-} net_ifaces SEC(".maps");
+VMPROBE_MAP(net_ifaces, BPF_MAP_TYPE_HASH, struct net_iface_key, __u32, NET_DEFAULT_MAX_IFACES);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, NET_DEFAULT_MAX_IFACES * NET_DIR_MAX);
-	__type(key, __u32);
-	__type(value, struct net_stats);
-} net_stats SEC(".maps");
+VMPROBE_MMAP_ARRAY(net_stats, struct net_stats, NET_DEFAULT_MAX_IFACES * NET_DIR_MAX);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NET_ERR_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} net_errors SEC(".maps");
+VMPROBE_MAP(net_errors, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, NET_ERR_MAX);
 
 static __always_inline void count_error(__u32 err)
 {
@@ -61,12 +46,7 @@ static __always_inline void count_error(__u32 err)
  * skb->tc_classid and tail-calls the program for its direction,
  * [0] ingress, [1] egress. Filled by user space.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u32);
-} net_tap_progs SEC(".maps");
+VMPROBE_MAP(net_tap_progs, BPF_MAP_TYPE_PROG_ARRAY, __u32, __u32, 2);
 
 /*
  * The tap's slot, with no lookup at all on the hot path: skb->tc_classid
@@ -130,12 +110,7 @@ int vmprobe_tap_egress(struct __sk_buff *skb)
 	return account(skb, NET_DIR_RX);
 }
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct net_drop_key);
-	__type(value, __u64);
-} net_drops SEC(".maps");
+VMPROBE_MAP(net_drops, BPF_MAP_TYPE_HASH, struct net_drop_key, __u64, 8192);
 
 /*
  * A frame freed as dropped, with the kernel's reason. It is a VM's if its

@@ -23,61 +23,32 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "maps.bpf.h"
 #include "vmprobe/netdisk.h"
 #include "drive.bpf.h"
 
 const volatile __u32 max_drives = NETDISK_DEFAULT_MAX_DRIVES;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, NETDISK_DEFAULT_MAX_DRIVES * DISK_OP_MAX);
-	__type(key, __u32);
-	__type(value, struct drive_stats);
-} netdisk_stats SEC(".maps");
+VMPROBE_MMAP_ARRAY(netdisk_stats, struct drive_stats, NETDISK_DEFAULT_MAX_DRIVES * DISK_OP_MAX);
 
 /* Sessions user space matched to a drive: -> slot. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NETDISK_SESSIONS_MAX);
-	__type(key, struct netdisk_session);
-	__type(value, __u32);
-} netdisk_sessions SEC(".maps");
+VMPROBE_MAP(netdisk_sessions, BPF_MAP_TYPE_HASH, struct netdisk_session, __u32,
+	    NETDISK_SESSIONS_MAX);
 
 /* Requests of sessions not matched yet, until user space adds them to their drive. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 256);
-	__type(key, struct netdisk_session);
-	__type(value, struct staged_stats);
-} netdisk_staged SEC(".maps");
+VMPROBE_MAP(netdisk_staged, BPF_MAP_TYPE_LRU_HASH, struct netdisk_session, struct staged_stats,
+	    256);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, NETDISK_INFLIGHT_MAX);
-	__type(key, struct netdisk_req);
-	__type(value, struct netdisk_inflight);
-} netdisk_inflight SEC(".maps");
+VMPROBE_MAP(netdisk_inflight, BPF_MAP_TYPE_LRU_HASH, struct netdisk_req, struct netdisk_inflight,
+	    NETDISK_INFLIGHT_MAX);
 
 /* iSCSI: the block size of a session, from its reads and writes, for UNMAP's blocks. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, NETDISK_SESSIONS_MAX);
-	__type(key, struct netdisk_session);
-	__type(value, __u32);
-} netdisk_blksize SEC(".maps");
+VMPROBE_MAP(netdisk_blksize, BPF_MAP_TYPE_LRU_HASH, struct netdisk_session, __u32,
+	    NETDISK_SESSIONS_MAX);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
-} netdisk_events SEC(".maps");
+VMPROBE_RINGBUF(netdisk_events, 4096);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NETDISK_ERR_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} netdisk_errors SEC(".maps");
+VMPROBE_MAP(netdisk_errors, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, NETDISK_ERR_MAX);
 
 static __always_inline void bump(__u32 err)
 {

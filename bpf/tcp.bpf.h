@@ -32,12 +32,8 @@
 #ifndef VMPROBE_TCP_BPF_H
 #define VMPROBE_TCP_BPF_H
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, NET_DEFAULT_MAX_FLOWS);
-	__type(key, struct net_flow_key);
-	__type(value, struct net_flow);
-} net_flows SEC(".maps");
+VMPROBE_MAP(net_flows, BPF_MAP_TYPE_LRU_HASH, struct net_flow_key, struct net_flow,
+	    NET_DEFAULT_MAX_FLOWS);
 
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02

@@ -6,25 +6,37 @@
 #   libvirt_require || { tap_skip "..." "$(libvirt_require 2>&1)"; ...; }
 #   guest_build; guest_make_initrd "$tmp/initrd" workload.sh
 #   trap libvirt_stop EXIT
-#   libvirt_start /tmp/lvt.XXXX                    # sets VIRSH, LV_URI, LV_DIR
+#   libvirt_start "$tmp/lv"                        # sets VIRSH, LV_URI, LV_DIR
 #   libvirt_define_guest vm1 vpt0 "$GUEST_KERNEL" "$tmp/initrd"
-#   $VIRSH attach-disk vm1 "$img" vdb --live --targetbus virtio --driver qemu --subdriver raw
+#   $VIRSH attach-disk vm1 "$img" vdb --live --targetbus virtio \
+#       --driver qemu --subdriver raw --cache none
+#   $VIRSH attach-device vm1 nic.xml --live        # see libvirt_nic_xml
 #   guest_wait_done "$LV_LOG" 60                   # guest.sh works on LV_LOG
 #   libvirt_stop
 #
-# Isolation: libvirtd runs as root (privileged, qemu:///system driver) in a
-# private mount namespace (unshare -m) where DIR/{etc,run,lib,log,cache} are
-# bind-mounted over /etc/libvirt, /run/libvirt, /var/lib/libvirt,
-# /var/log/libvirt and /var/cache/libvirt. Its QEMU processes inherit that
-# namespace, so - as under KubeVirt's virt-launcher - the live domain XML is
-# /run/libvirt/qemu/NAME.xml only as seen through /proc/QEMU_PID/root; from
-# the host it is also DIR/run/qemu/NAME.xml. A system libvirtd, if any, is
-# untouched. The only host changes: empty mount points /run/libvirt,
-# /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt are created if
-# missing (and left, since another instance may be using them).
+# Isolation: libvirtd (Debian 12: the monolithic libvirtd 9.0; there is no
+# virtqemud) runs as root - the privileged qemu:///system driver - in a
+# private mount namespace (unshare -m) where DIR/{etc,run,lib,log} and the
+# capabilities cache are bind-mounted over /etc/libvirt, /run/libvirt,
+# /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt. Its QEMU
+# processes inherit that namespace (libvirt then gives each QEMU its own
+# mount namespace with a private /dev), so - as under KubeVirt's
+# virt-launcher - the live domain XML is /run/libvirt/qemu/NAME.xml only as
+# seen through /proc/QEMU_PID/root; from the host it is also
+# DIR/run/qemu/NAME.xml. A system libvirtd, if any, is untouched. Host
+# changes: empty mount points /run/libvirt, /var/lib/libvirt,
+# /var/log/libvirt, /var/cache/libvirt are created if missing and left
+# (another instance may be using them); the capabilities cache stays.
+#
+# Guest side: hot-plugged virtio disks are named by the guest kernel in
+# probe order (vda, vdb, ...), not by libvirt's <target dev>; with no disk
+# at boot the first hot-plugged disk is the guest's vda. Hot-plugged NICs
+# are eth1, eth2, ... (ACPI PCI hotplug on the i440fx machine).
 #
 # Do not call libvirt_start in a subshell ($(...)): libvirtd must be a child
-# of the test's shell so libvirt_stop can reap it.
+# of the test's shell so libvirt_stop can reap it. If the test is killed
+# without running libvirt_stop, libvirtd dies with its process group but
+# its QEMU processes (daemonized) keep running.
 
 # libvirtd's own state (one instance per sourcing shell).
 LV_DIR=${LV_DIR:-}
@@ -60,7 +72,7 @@ libvirt_require() {
     fi
 }
 
-# _lv_passwd_line FILE NAME LINE: prints FILE, plus LINE if NAME is not in it.
+# _lv_with_entry FILE NAME LINE: prints FILE, plus LINE if NAME is not in it.
 _lv_with_entry() {
     cat "$1"
     grep -q "^$2:" "$1" || echo "$3"
@@ -69,9 +81,9 @@ _lv_with_entry() {
 # libvirt_start DIR
 # Creates DIR (absolute, short: sockets live under it), writes libvirtd.conf
 # and qemu.conf there and starts libvirtd in the background. Returns once
-# virsh can talk to it (first start ~3-5 s: it probes QEMU's capabilities;
-# the probe is cached in LIBVIRT_CAPS_CACHE, default
-# /var/cache/vmprobe-libvirt, which makes later starts faster).
+# virsh can talk to it: ~4.5 s the first time (libvirtd probes QEMU's
+# capabilities), ~0.3-0.7 s later: the probe is cached in
+# LIBVIRT_CAPS_CACHE (default /var/cache/vmprobe-libvirt).
 # Sets:
 #   LV_DIR         DIR
 #   LV_URI         qemu:///system?socket=DIR/run/libvirt-sock
@@ -90,7 +102,7 @@ libvirt_start() {
         return 1
     fi
     [[ $dir == /* ]] || dir=$PWD/$dir
-    mkdir -p "$dir"/{etc,run,lib,log,cache,ns} || return
+    mkdir -p "$dir"/{etc,run,lib,log,ns} || return
     dir=$(cd "$dir" && pwd -P)
     local caps=${LIBVIRT_CAPS_CACHE:-/var/cache/vmprobe-libvirt}
     mkdir -p "$caps" || return
@@ -118,29 +130,33 @@ EOF
     # postinst) exist, even when qemu.conf says root. If they are missing,
     # libvirtd sees /etc/passwd and /etc/group with them added (in its
     # mount namespace only).
-    local binds=""
+    local users=0
     if ! getent passwd libvirt-qemu >/dev/null || ! getent group libvirt-qemu >/dev/null; then
         _lv_with_entry /etc/passwd libvirt-qemu \
             'libvirt-qemu:x:64055:64055:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin' >"$dir/ns/passwd"
         _lv_with_entry /etc/group libvirt-qemu 'libvirt-qemu:x:64055:' >"$dir/ns/group"
-        binds="mount --bind '$dir/ns/passwd' /etc/passwd && mount --bind '$dir/ns/group' /etc/group && "
+        users=1
     fi
     for d in /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/libvirt; do
         mkdir -p "$d" || return
     done
-    mkdir -p "$caps/qemu" "$dir/cache"
-    binds+="mount --bind '$dir/etc' /etc/libvirt && mount --bind '$dir/run' /run/libvirt &&"
-    binds+=" mount --bind '$dir/lib' /var/lib/libvirt && mount --bind '$dir/log' /var/log/libvirt &&"
-    binds+=" mount --bind '$caps' /var/cache/libvirt"
 
     # unshare execs sh, sh execs libvirtd: $! is libvirtd.
-    unshare --mount --propagation private -- /bin/sh -c \
-        "$binds && exec /usr/sbin/libvirtd --pid-file '$dir/libvirtd.pid'" \
-        </dev/null >"$dir/libvirtd.log" 2>&1 &
+    # shellcheck disable=SC2016  # $1.. expand in the inner shell
+    unshare --mount --propagation private -- /bin/sh -c '
+        d=$1 caps=$2
+        if [ "$3" = 1 ]; then
+            mount --bind "$d/ns/passwd" /etc/passwd && mount --bind "$d/ns/group" /etc/group || exit 1
+        fi
+        mount --bind "$d/etc" /etc/libvirt && mount --bind "$d/run" /run/libvirt &&
+            mount --bind "$d/lib" /var/lib/libvirt && mount --bind "$d/log" /var/log/libvirt &&
+            mount --bind "$caps" /var/cache/libvirt &&
+            exec /usr/sbin/libvirtd --pid-file "$d/libvirtd.pid"' \
+        sh "$dir" "$caps" "$users" </dev/null >"$dir/libvirtd.log" 2>&1 &
     LV_DAEMON_PID=$!
     LV_DIR=$dir
     LV_URI="qemu:///system?socket=$dir/run/libvirt-sock"
-    printf '#!/bin/sh\nexec virsh -c %q "$@"\n' "$LV_URI" >"$dir/virsh"
+    printf '#!/bin/bash\nexec virsh -c %q "$@"\n' "$LV_URI" >"$dir/virsh"
     chmod 755 "$dir/virsh"
     VIRSH=$dir/virsh
 
@@ -160,14 +176,19 @@ EOF
 # XML text escaping (names and paths are test input).
 _lv_xml() {
     local s=$1
-    s=${s//&/&amp;}; s=${s//</&lt;}; s=${s//>/&gt;}; s=${s//\'/&apos;}; s=${s//\"/&quot;}
+    # Quoted replacements: bash 5.2 (patsub_replacement) reads a bare & as
+    # the matched text.
+    s=${s//&/"&amp;"}; s=${s//</"&lt;"}; s=${s//>/"&gt;"}; s=${s//\'/"&apos;"}; s=${s//\"/"&quot;"}
     printf '%s' "$s"
 }
 
 # libvirt_define_guest NAME TAP KERNEL INITRD [DEVICES_XML]
 # Starts a transient domain (virsh create) NAME of type 'qemu' (TCG, CPU
-# mode 'maximum') booting KERNEL/INITRD directly, with the serial console in
-# a file, no USB/balloon/graphics, on_poweroff/on_crash/on_reboot destroy,
+# mode 'maximum', machine pc = i440fx with ACPI PCI hotplug) booting
+# KERNEL/INITRD directly, with the serial console in a file (libvirt opens
+# it and passes QEMU the fd), no USB/balloon/graphics, ACPI on (without it
+# the guest's poweroff only halts), on_poweroff/on_crash/on_reboot destroy
+# (the transient domain, its XML and QEMU are gone once the workload ends),
 # and one virtio NIC on the existing tap TAP (<interface type='ethernet'>
 # <target dev='TAP' managed='no'/>: libvirt opens the tap and passes QEMU
 # an fd). TAP "" makes libvirt create its own tap (vnetN).
@@ -236,8 +257,13 @@ EOF
         tail -n 5 "$LV_DIR/log/qemu/$name.log" 2>/dev/null >&2
         return 1
     fi
+    # QEMU's pid from <domstatus ... pid='N'> (NAME.xml has the raw name;
+    # libvirt 9.0 XML-escapes it in NAME.pid: "a <b>" -> "a &lt;b&gt;.pid").
     for ((i = 0; i < 50; i++)); do
-        pid=$(cat "$LV_DIR/run/qemu/$name.pid" 2>/dev/null) && [[ -n $pid ]] && break
+        pid=$(grep -o -m1 "^<domstatus [^>]* pid='[0-9]*'" "$LV_DIR/run/qemu/$name.xml" 2>/dev/null)
+        pid=${pid##*pid=\'}
+        pid=${pid%\'}
+        [[ -n $pid ]] && break
         sleep 0.1
     done
     if [[ -z ${pid:-} ]]; then
@@ -251,6 +277,21 @@ EOF
     LV_XML=$LV_DIR/run/qemu/$name.xml
 }
 
+# libvirt_nic_xml TAP [MAC]
+# Prints an <interface> for virsh attach-device/detach-device: virtio on the
+# existing tap TAP (managed='no'; libvirt opens it and hands QEMU the fd with
+# getfd). TAP "" lets libvirt create vnetN. (virsh 9.0 attach-interface has
+# no "ethernet" type; "attach-interface DOM bridge BR --model virtio --live"
+# works and makes vnetN on bridge BR.) detach-device needs the same MAC.
+libvirt_nic_xml() {
+    local tap=$1 mac=${2:-}
+    echo "<interface type='ethernet'>"
+    [[ -n $mac ]] && echo "  <mac address='$(_lv_xml "$mac")'/>"
+    [[ -n $tap ]] && echo "  <target dev='$(_lv_xml "$tap")' managed='no'/>"
+    echo "  <model type='virtio'/>"
+    echo "</interface>"
+}
+
 # libvirt_stop
 # Destroys every domain of this libvirtd, kills any QEMU it left, stops
 # libvirtd (SIGTERM, SIGKILL after 10 s), reaps it and removes LV_DIR
@@ -261,7 +302,9 @@ libvirt_stop() {
     [[ -n $LV_DIR ]] || return 0
     if [[ -n $LV_DAEMON_PID ]] && kill -0 "$LV_DAEMON_PID" 2>/dev/null; then
         while read -r dom; do
-            [[ -n $dom ]] && "$VIRSH" destroy "$dom" >/dev/null 2>&1
+            # destroy: SIGTERM, then SIGKILL after 10 s if QEMU is stuck
+            # (e.g. in a blocking rbd connect).
+            [[ -n $dom ]] && timeout 20 "$VIRSH" destroy "$dom" >/dev/null 2>&1
         done < <(timeout 10 "$VIRSH" list --name 2>/dev/null)
     fi
     # QEMU processes outlive libvirtd: kill those it still knows of.
@@ -284,6 +327,6 @@ libvirt_stop() {
         wait "$LV_DAEMON_PID" 2>/dev/null
     fi
     [[ ${LIBVIRT_KEEP_DIR:-0} == 1 ]] || rm -rf "$LV_DIR"
-    LV_DIR= LV_DAEMON_PID= VIRSH= LV_URI=
+    LV_DIR='' LV_DAEMON_PID='' VIRSH='' LV_URI=''
     return 0
 }

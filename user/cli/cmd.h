@@ -3,6 +3,9 @@
 #ifndef VMPROBE_CMD_H
 #define VMPROBE_CMD_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 /* Exit codes that mean something to a script. */
 enum {
 	EXIT_OK = 0,
@@ -22,5 +25,17 @@ int do_metrics(int argc, char **argv);
 /* Loads the embedded default and, if path is set, a file over it. */
 struct config;
 int cmd_load_config(struct config *cfg, const char *path);
+
+/*
+ * A command's options: getopt_long over argv, each option but --help
+ * handed to on_opt (false: a bad option or value), then exactly `nargs`
+ * operands must remain (from optind). EXIT_OK to go on; otherwise what
+ * the command returns: EXIT_OK after --help printed its usage on stdout,
+ * EXIT_USAGE after usage went to stderr. *done says which.
+ */
+struct option;
+int cmd_options(int argc, char **argv, const char *shorts, const struct option *longs,
+		void (*usage)(FILE *), int nargs, bool (*on_opt)(int opt, void *ctx), void *ctx,
+		bool *done);
 
 #endif

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* vmprobe config: validate or show the configuration; and what every command shares. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +17,31 @@ int cmd_load_config(struct config *cfg, const char *path)
 		return err;
 	}
 	return path ? config_apply_file(cfg, path, stderr) : 0;
+}
+
+int cmd_options(int argc, char **argv, const char *shorts, const struct option *longs,
+		void (*usage)(FILE *), int nargs, bool (*on_opt)(int opt, void *ctx), void *ctx,
+		bool *done)
+{
+	int opt;
+
+	*done = true;
+	while ((opt = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+		if (opt == 'h') {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (opt == '?' || !on_opt(opt, ctx)) {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != nargs) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	*done = false;
+	return EXIT_OK;
 }
 
 static void usage(FILE *f)

@@ -157,6 +157,21 @@ struct hist_opts {
 	long interval, count;
 };
 
+static bool hist_opt(int opt, void *ctx)
+{
+	struct hist_opts *o = ctx;
+
+	if (opt == 'd')
+		o->disk = optarg;
+	else if (opt == 'N')
+		o->net = optarg;
+	else if (opt == 'i')
+		return view_arg(optarg, 1, 86400, &o->interval);
+	else
+		return view_arg(optarg, 1, LONG_MAX, &o->count);
+	return true;
+}
+
 /* Parses hist's options; EXIT_OK to go on, else the exit code (-1: --help). */
 static int hist_options(int argc, char **argv, struct hist_opts *o)
 {
@@ -168,21 +183,14 @@ static int hist_options(int argc, char **argv, struct hist_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	int opt;
+	bool done;
+	int ret;
 
 	*o = (struct hist_opts){ .interval = 5, .count = 1 };
-	while ((opt = getopt_long(argc, argv, "d:N:i:n:h", longopts, NULL)) != -1) {
-		if (opt == 'd')
-			o->disk = optarg;
-		else if (opt == 'N')
-			o->net = optarg;
-		else if (!(opt == 'i' && view_arg(optarg, 1, 86400, &o->interval)) &&
-			 !(opt == 'n' && view_arg(optarg, 1, LONG_MAX, &o->count))) {
-			usage(opt == 'h' ? stdout : stderr);
-			return opt == 'h' ? -1 : EXIT_USAGE;
-		}
-	}
-	if (optind + 1 != argc || (o->disk && o->net)) {
+	ret = cmd_options(argc, argv, "d:N:i:n:h", longopts, usage, 1, hist_opt, o, &done);
+	if (done)
+		return ret == EXIT_OK ? -1 : ret;
+	if (o->disk && o->net) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}

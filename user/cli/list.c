@@ -193,6 +193,12 @@ static void usage(FILE *f)
 		   "  -j, --json   one JSON array, for scripts\n");
 }
 
+static bool list_opt(int opt, void *json)
+{
+	*(bool *)json = true; /* -j: the only option */
+	return true;
+}
+
 int do_list(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -204,26 +210,12 @@ int do_list(int argc, char **argv)
 	struct discovery d;
 	struct config cfg;
 	json_object *arr, *state;
-	bool json = false;
-	int opt, err;
+	bool json = false, done;
+	int err;
 
-	while ((opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	err = cmd_options(argc, argv, "jh", longopts, usage, 0, list_opt, &json, &done);
+	if (done)
+		return err;
 	if (cmd_load_config(&cfg, NULL))
 		return EXIT_USAGE;
 	log_max_level = LOG_WARN;

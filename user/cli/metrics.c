@@ -38,6 +38,12 @@ static void usage(FILE *f)
 		   "  -m, --markdown   as a Markdown table (the README's)\n");
 }
 
+static bool metrics_opt(int opt, void *markdown)
+{
+	*(bool *)markdown = true; /* -m: the only option */
+	return true;
+}
+
 int do_metrics(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -45,26 +51,11 @@ int do_metrics(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	bool markdown = false;
-	int opt;
+	bool markdown = false, done;
+	int ret = cmd_options(argc, argv, "mh", longopts, usage, 0, metrics_opt, &markdown, &done);
 
-	while ((opt = getopt_long(argc, argv, "mh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'm':
-			markdown = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (done)
+		return ret;
 	if (markdown)
 		printf("| metric | type | labels | meaning |\n|---|---|---|---|\n");
 	metrics_families(print_list, &markdown);

@@ -93,6 +93,21 @@ static void usage(FILE *f)
 		   "  -l, --listen ADDR   e.g. :19472, 127.0.0.1:19472, [::1]:19472\n");
 }
 
+struct serve_opts {
+	const char *cfg_path, *listen;
+};
+
+static bool serve_opt(int opt, void *ctx)
+{
+	struct serve_opts *o = ctx;
+
+	if (opt == 'c')
+		o->cfg_path = optarg;
+	else
+		o->listen = optarg;
+	return true;
+}
+
 /* Parses serve's options into cfg; EXIT_OK to go on, else the exit code (-1: --help). */
 static int serve_options(int argc, char **argv, struct config *cfg)
 {
@@ -102,33 +117,18 @@ static int serve_options(int argc, char **argv, struct config *cfg)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *cfg_path = NULL, *listen = NULL;
+	struct serve_opts o = {};
+	const char *listen;
 	char host[128];
 	unsigned port;
-	int opt;
+	bool done;
+	int ret = cmd_options(argc, argv, "c:l:h", longopts, usage, 0, serve_opt, &o, &done);
 
-	while ((opt = getopt_long(argc, argv, "c:l:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			cfg_path = optarg;
-			break;
-		case 'l':
-			listen = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return -1;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
+	if (done)
+		return ret == EXIT_OK ? -1 : ret;
+	if (cmd_load_config(cfg, o.cfg_path))
 		return EXIT_USAGE;
-	}
-	if (cmd_load_config(cfg, cfg_path))
-		return EXIT_USAGE;
+	listen = o.listen;
 	if (listen && config_parse_listen(listen, host, sizeof(host), &port)) {
 		fprintf(stderr, "vmprobe: --listen '%s' is not HOST:PORT, :PORT or [V6]:PORT\n",
 			listen);

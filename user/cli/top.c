@@ -294,6 +294,25 @@ struct top_opts {
 	bool batch;
 };
 
+static bool top_opt(int opt, void *ctx)
+{
+	struct top_opts *o = ctx;
+
+	if (opt == 'd')
+		return view_arg(optarg, 1, 3600, &o->delay);
+	if (opt == 'n')
+		return view_arg(optarg, 1, LONG_MAX, &o->count);
+	if (opt == 'b') {
+		o->batch = true;
+		return true;
+	}
+	sort_field = F_MAX;
+	for (int f = 0; f < F_MAX; f++)
+		if (!strcmp(optarg, field_names[f]))
+			sort_field = f;
+	return sort_field != F_MAX;
+}
+
 /* Parses top's options; EXIT_OK to go on, else the exit code (-1: --help). */
 static int top_options(int argc, char **argv, struct top_opts *o)
 {
@@ -305,34 +324,14 @@ static int top_options(int argc, char **argv, struct top_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	int opt;
+	bool done;
+	int ret;
 
 	*o = (struct top_opts){ .delay = 2 };
 	sort_field = F_RXBIT;
-	while ((opt = getopt_long(argc, argv, "d:n:bs:h", longopts, NULL)) != -1) {
-		if (opt == 'd' && view_arg(optarg, 1, 3600, &o->delay))
-			continue;
-		if (opt == 'n' && view_arg(optarg, 1, LONG_MAX, &o->count))
-			continue;
-		if (opt == 'b') {
-			o->batch = true;
-			continue;
-		}
-		if (opt == 's') {
-			sort_field = F_MAX;
-			for (int f = 0; f < F_MAX; f++)
-				if (!strcmp(optarg, field_names[f]))
-					sort_field = f;
-			if (sort_field != F_MAX)
-				continue;
-		}
-		usage(opt == 'h' ? stdout : stderr);
-		return opt == 'h' ? -1 : EXIT_USAGE;
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	ret = cmd_options(argc, argv, "d:n:bs:h", longopts, usage, 0, top_opt, o, &done);
+	if (done)
+		return ret == EXIT_OK ? -1 : ret;
 	if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
 		o->batch = true;
 	return EXIT_OK;

@@ -136,7 +136,6 @@ void view_drive_read(const struct view *v, const struct view_drive *dr, unsigned
 		     struct drive_stats *out)
 {
 	struct probe *p = dr->disk ? (struct probe *)dr->disk->cov.probe : NULL;
-	const __u64 *src;
 
 	memset(out, 0, sizeof(*out));
 	if (dr->slot < 0)
@@ -146,9 +145,7 @@ void view_drive_read(const struct view *v, const struct view_drive *dr, unsigned
 			p->ops->drive_read(p, dr->disk, op, out);
 		return;
 	}
-	src = (const __u64 *)&v->maps[dr->map].stats[drive_stats_index(dr->slot, op)];
-	for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
-		((__u64 *)out)[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	drive_stats_copy(v->maps[dr->map].stats, dr->slot, op, out);
 }
 
 static int refresh_shared(struct view *v)

@@ -122,15 +122,8 @@ static int read_start_time(const struct discovery *d, pid_t pid, unsigned long l
 static int push_file(struct vm_snapshot *snap, size_t *cap, int fd, const struct stat *st,
 		     const char *path)
 {
-	if (snap->nr_files == *cap) {
-		size_t c = *cap ? *cap * 2 : 16;
-		struct vm_file *nf = realloc(snap->files, c * sizeof(*nf));
-
-		if (!nf)
-			return -ENOMEM;
-		snap->files = nf;
-		*cap = c;
-	}
+	if (array_reserve((void **)&snap->files, snap->nr_files, cap, sizeof(*snap->files)))
+		return -ENOMEM;
 	snap->files[snap->nr_files++] = (struct vm_file){
 		.fd = fd, .dev = st->st_dev, .ino = st->st_ino, .mode = st->st_mode,
 		.rdev = st->st_rdev,
@@ -141,15 +134,8 @@ static int push_file(struct vm_snapshot *snap, size_t *cap, int fd, const struct
 
 static int push_tun(struct vm_snapshot *snap, size_t *cap, int fd, const char *ifname)
 {
-	if (snap->nr_tuns == *cap) {
-		size_t c = *cap ? *cap * 2 : 8;
-		struct vm_tun *nt = realloc(snap->tuns, c * sizeof(*nt));
-
-		if (!nt)
-			return -ENOMEM;
-		snap->tuns = nt;
-		*cap = c;
-	}
+	if (array_reserve((void **)&snap->tuns, snap->nr_tuns, cap, sizeof(*snap->tuns)))
+		return -ENOMEM;
 	snap->tuns[snap->nr_tuns].fd = fd;
 	snprintf(snap->tuns[snap->nr_tuns++].ifname, IFNAMSIZ, "%s", ifname);
 	return 0;
@@ -208,13 +194,8 @@ static int fd_numbers(const struct discovery *d, const struct vm *vm, int **out,
 	while ((de = readdir(dir))) {
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
-		if (*nr == cap) {
-			int *n2 = realloc(*out, (cap = cap ? cap * 2 : 64) * sizeof(**out));
-
-			if (!n2)
-				break;
-			*out = n2;
-		}
+		if (array_reserve((void **)out, *nr, &cap, sizeof(**out)))
+			break;
 		(*out)[(*nr)++] = atoi(de->d_name);
 	}
 	closedir(dir);

@@ -3,6 +3,7 @@
 #include "core/probe.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
@@ -27,8 +28,10 @@ int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode m
 		}
 		p->ops = ops;
 		p->id = s->nr;
-		err = ops->open(p, cfg, mode);
+		p->priv = calloc(1, ops->priv_size);
+		err = p->priv ? ops->open(p, cfg, mode) : -ENOMEM;
 		if (err) {
+			free(p->priv);
 			probes_close(s);
 			return err;
 		}
@@ -43,6 +46,7 @@ void probes_close(struct probe_set *s)
 		struct probe *p = &s->probes[--s->nr];
 
 		p->ops->close(p);
+		free(p->priv);
 		p->priv = NULL;
 	}
 }

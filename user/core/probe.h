@@ -60,7 +60,9 @@ struct probe_ops {
 	const char *name;
 	/* Whether the configuration turns the probe on in this mode. */
 	bool (*wanted)(const struct config *cfg, enum probe_mode mode);
-	/* Opens, sizes, loads and attaches; sets p->priv. 0 or -errno. */
+	/* Bytes of the probe's state: p->priv, zeroed before open, freed after close. */
+	size_t priv_size;
+	/* Opens, sizes, loads and attaches into p->priv; 0 or -errno (then closed). */
 	int (*open)(struct probe *p, const struct config *cfg, enum probe_mode mode);
 	void (*close)(struct probe *p);
 	/* A VM was found: its state goes in vm->priv[p->id]. 0 or -errno. */

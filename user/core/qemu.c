@@ -257,12 +257,60 @@ static void iscsi_remote(const char *url, char *out, size_t size)
 	snprintf(out, size, "%.*s", p ? (int)strcspn(p + 1, "?") : 0, p ? p + 1 : "");
 }
 
+/* The value of `name`, under "file." for a -drive (its protocol's options). */
+static const char *opt_at(const struct qopts *o, bool is_drive, const char *name)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "%s%s", is_drive ? "file." : "", name);
+	return qopts_get(o, key);
+}
+
+/* file becomes "PREFIX" + remote when the node gave no file name. */
+static void file_from_remote(struct bnode *n, const char *prefix)
+{
+	char url[VM_PATH_MAX * 2];
+
+	if (n->file[0] || !n->remote[0])
+		return;
+	snprintf(url, sizeof(url), "%s%s", prefix, n->remote);
+	copy(n->file, sizeof(n->file), url);
+}
+
+/* rbd: "POOL/IMAGE" or "POOL/NAMESPACE/IMAGE", from the keys or the rbd: string. */
+static void rbd_node(struct bnode *n, const struct qopts *o, bool is_drive)
+{
+	const char *pool = opt_at(o, is_drive, "pool"), *image = opt_at(o, is_drive, "image");
+	const char *ns = opt_at(o, is_drive, "namespace");
+
+	if (pool && image)
+		snprintf(n->remote, sizeof(n->remote), "%s/%s%s%s", pool, ns ? ns : "",
+			 ns ? "/" : "", image);
+	else if (!strncmp(n->file, "rbd:", 4))
+		rbd_remote(n->file + 4, n->remote, sizeof(n->remote));
+	file_from_remote(n, "rbd:");
+}
+
+/* iSCSI: "TARGET/LUN", from the keys or the iscsi:// URL. */
+static void iscsi_node(struct bnode *n, const struct qopts *o, bool is_drive)
+{
+	const char *target = opt_at(o, is_drive, "target"), *lun = opt_at(o, is_drive, "lun");
+	const char *portal = opt_at(o, is_drive, "portal");
+	char prefix[VM_ID_MAX];
+
+	if (target)
+		snprintf(n->remote, sizeof(n->remote), "%s/%s", target, lun ? lun : "0");
+	else if (!strncmp(n->file, "iscsi://", 8))
+		iscsi_remote(n->file, n->remote, sizeof(n->remote));
+	snprintf(prefix, sizeof(prefix), "iscsi://%s/", portal ? portal : "");
+	if (target)
+		file_from_remote(n, prefix);
+}
+
 /* Where a node's storage is: its protocol and, for network storage, what it names. */
 static void node_backend(struct bnode *n, const struct qopts *o, bool is_drive)
 {
 	const char *driver = qopts_get(o, is_drive ? "file.driver" : "driver");
-	const char *pre = is_drive ? "file." : "";
-	char key[64];
 
 	if (is_drive && !driver && n->file[0])
 		url_backend(n->file, n->backend, sizeof(n->backend));
@@ -270,46 +318,10 @@ static void node_backend(struct bnode *n, const struct qopts *o, bool is_drive)
 		copy(n->backend, sizeof(n->backend), driver);
 	else if (is_drive)
 		copy(n->backend, sizeof(n->backend), "file");
-	if (!strcmp(n->backend, "rbd")) {
-		const char *pool, *image, *ns;
-
-		snprintf(key, sizeof(key), "%spool", pre);
-		pool = qopts_get(o, key);
-		snprintf(key, sizeof(key), "%simage", pre);
-		image = qopts_get(o, key);
-		snprintf(key, sizeof(key), "%snamespace", pre);
-		ns = qopts_get(o, key);
-		if (pool && image)
-			snprintf(n->remote, sizeof(n->remote), "%s/%s%s%s", pool, ns ? ns : "",
-				 ns ? "/" : "", image);
-		else if (!strncmp(n->file, "rbd:", 4))
-			rbd_remote(n->file + 4, n->remote, sizeof(n->remote));
-		if (!n->file[0]) {
-			char url[VM_PATH_MAX * 2];
-
-			snprintf(url, sizeof(url), "rbd:%s", n->remote);
-			copy(n->file, sizeof(n->file), url);
-		}
-	} else if (!strcmp(n->backend, "iscsi")) {
-		const char *target, *lun, *portal;
-
-		snprintf(key, sizeof(key), "%starget", pre);
-		target = qopts_get(o, key);
-		snprintf(key, sizeof(key), "%slun", pre);
-		lun = qopts_get(o, key);
-		snprintf(key, sizeof(key), "%sportal", pre);
-		portal = qopts_get(o, key);
-		if (target)
-			snprintf(n->remote, sizeof(n->remote), "%s/%s", target, lun ? lun : "0");
-		else if (!strncmp(n->file, "iscsi://", 8))
-			iscsi_remote(n->file, n->remote, sizeof(n->remote));
-		if (!n->file[0] && target) {
-			char url[VM_PATH_MAX * 2];
-
-			snprintf(url, sizeof(url), "iscsi://%s/%s", portal ? portal : "", n->remote);
-			copy(n->file, sizeof(n->file), url);
-		}
-	}
+	if (!strcmp(n->backend, "rbd"))
+		rbd_node(n, o, is_drive);
+	else if (!strcmp(n->backend, "iscsi"))
+		iscsi_node(n, o, is_drive);
 }
 
 static void add_node(struct parse_state *st, const struct qopts *o, bool is_drive)

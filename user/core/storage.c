@@ -41,6 +41,25 @@ static const struct expo_family fams[F_MAX] = {
 			   "one), netdev type, and whether it is measured, or why not." },
 };
 
+int drive_slot_get(struct slot_pool *pool, struct drive_stats *stats)
+{
+	int slot = slot_pool_get(pool);
+
+	if (slot >= 0)
+		memset(&stats[drive_stats_index(slot, 0)], 0, DISK_OP_MAX * sizeof(*stats));
+	return slot;
+}
+
+void drive_stats_copy(const struct drive_stats *stats, unsigned slot, unsigned op,
+		      struct drive_stats *out)
+{
+	const __u64 *src = (const __u64 *)&stats[drive_stats_index(slot, op)];
+
+	/* Aligned 64-bit loads: no counter is seen half-written. */
+	for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
+		((__u64 *)out)[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
 int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigned slot)
 {
 	struct staged_stats *ss = malloc(sizeof(*ss));

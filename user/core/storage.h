@@ -15,6 +15,13 @@
 
 extern const char *const disk_op_names[DISK_OP_MAX];
 
+/* A free slot of `pool`, its counters in `stats` zeroed for the new drive; or -ENOSPC. */
+int drive_slot_get(struct slot_pool *pool, struct drive_stats *stats);
+
+/* A copy of (slot, op) of a drive_stats array the programs write: each counter read whole. */
+void drive_stats_copy(const struct drive_stats *stats, unsigned slot, unsigned op,
+		      struct drive_stats *out);
+
 /*
  * Adds the requests staged at `key` of the BPF hash `map_fd` (values:
  * struct staged_stats) to drive `slot` of the mmapped array `stats`, and

@@ -175,17 +175,25 @@ void str_copy(char *dst, size_t size, const char *src)
 	dst[n] = '\0';
 }
 
+int array_reserve(void **v, size_t n, size_t *cap, size_t elem)
+{
+	size_t c = *cap ? *cap * 2 : 16;
+	void *nv;
+
+	if (n < *cap)
+		return 0;
+	nv = realloc(*v, c * elem);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = c;
+	return 0;
+}
+
 int u64_push(__u64 **v, size_t *n, size_t *cap, __u64 x)
 {
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 32;
-		__u64 *nv = realloc(*v, c * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		*v = nv;
-		*cap = c;
-	}
+	if (array_reserve((void **)v, *n, cap, sizeof(**v)))
+		return -ENOMEM;
 	(*v)[(*n)++] = x;
 	return 0;
 }

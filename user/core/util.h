@@ -57,6 +57,12 @@ void slot_pool_put(struct slot_pool *p, unsigned slot);
 /* Copies src (NULL: "") into dst of `size` bytes, cut to fit, NUL-terminated. */
 void str_copy(char *dst, size_t size, const char *src);
 
+/*
+ * Room for one more element of `elem` bytes in the growable array *v of
+ * n elements (capacity *cap): *v may move; 0 or -ENOMEM.
+ */
+int array_reserve(void **v, size_t n, size_t *cap, size_t elem);
+
 /* Appends x to the growable array *v of *n (room for *cap); 0 or -ENOMEM. */
 int u64_push(__u64 **v, size_t *n, size_t *cap, __u64 x);
 

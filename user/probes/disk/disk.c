@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "core/bpfmap.h"
 #include "disk.skel.h"
 #include "core/util.h"
 
@@ -294,13 +295,9 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 		goto cleanup;
 	}
 	dp->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
-	dp->stats = mmap(NULL, dp->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 bpf_map__fd(skel->maps.drive_stats), 0);
-	if (dp->stats == MAP_FAILED) {
-		err = -errno;
-		dp->stats = NULL;
+	err = bpf_array_mmap(bpf_map__fd(skel->maps.drive_stats), dp->stats_len, &dp->stats);
+	if (err)
 		goto cleanup;
-	}
 	dp->events = ring_buffer__new(bpf_map__fd(skel->maps.disk_events), event_seen, dp, NULL);
 	if (!dp->events) {
 		err = -errno;
@@ -340,12 +337,7 @@ void disk_probe_close(struct disk_probe *dp)
 
 int disk_slot_alloc(struct disk_probe *dp)
 {
-	int slot = slot_pool_get(&dp->slots);
-
-	if (slot >= 0)
-		memset(&dp->stats[drive_stats_index(slot, 0)], 0,
-		       DISK_OP_MAX * sizeof(struct drive_stats));
-	return slot;
+	return drive_slot_get(&dp->slots, dp->stats);
 }
 
 void disk_slot_free(struct disk_probe *dp, unsigned slot)
@@ -455,11 +447,7 @@ void disk_native_file_del(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 i
 
 void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op, struct drive_stats *out)
 {
-	const __u64 *src = (const __u64 *)&dp->stats[drive_stats_index(slot, op)];
-	__u64 *dst = (__u64 *)out;
-
-	for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
-		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	drive_stats_copy(dp->stats, slot, op, out);
 }
 
 int disk_dev_foreach(const struct disk_probe *dp,
@@ -515,26 +503,14 @@ void disk_vm_unmark(struct disk_probe *dp, __u32 tgid)
 	vm_bit(dp, tgid, false);
 }
 
-static __u64 percpu_sum(struct bpf_map *map, __u32 key)
-{
-	int ncpus = libbpf_num_possible_cpus();
-	__u64 vals[ncpus > 0 ? ncpus : 1], sum = 0;
-
-	if (ncpus <= 0 || bpf_map_lookup_elem(bpf_map__fd(map), &key, vals))
-		return 0;
-	for (int i = 0; i < ncpus; i++)
-		sum += vals[i];
-	return sum;
-}
-
 __u64 disk_source_count(const struct disk_probe *dp, unsigned src)
 {
-	return percpu_sum(dp->skel->maps.disk_sources, src);
+	return bpf_percpu_sum(bpf_map__fd(dp->skel->maps.disk_sources), src);
 }
 
 __u64 disk_error_count(const struct disk_probe *dp, unsigned err)
 {
-	return percpu_sum(dp->skel->maps.disk_errors, err);
+	return bpf_percpu_sum(bpf_map__fd(dp->skel->maps.disk_errors), err);
 }
 
 __u32 disk_kdev(unsigned long long rdev)

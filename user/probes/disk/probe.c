@@ -15,27 +15,16 @@ static bool disk_wanted(const struct config *cfg, enum probe_mode mode)
 	return cfg->disk_enabled;
 }
 
+/* top and hist show no host block latency: they leave its hook off. */
 static int disk_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
 {
-	struct disk_probe *dp = calloc(1, sizeof(*dp));
-	int err;
-
-	if (!dp)
-		return -ENOMEM;
-	/* top and hist show no host block latency: they leave its hook off. */
-	err = disk_probe_open(dp, cfg->max_drives, mode == PROBE_SERVE && cfg->host_block_latency);
-	if (err) {
-		free(dp);
-		return err;
-	}
-	p->priv = dp;
-	return 0;
+	return disk_probe_open(p->priv, cfg->max_drives,
+			       mode == PROBE_SERVE && cfg->host_block_latency);
 }
 
 static void disk_close(struct probe *p)
 {
 	disk_probe_close(p->priv);
-	free(p->priv);
 }
 
 static const char *const pinned[] = { "drive_stats", "dev_stats" };
@@ -71,6 +60,7 @@ static void disk_events(struct probe *p, struct discovery *d)
 const struct probe_ops disk_probe_ops = {
 	.name = "disk",
 	.wanted = disk_wanted,
+	.priv_size = sizeof(struct disk_probe),
 	.open = disk_open,
 	.close = disk_close,
 	.vm_add = disk_vm_add,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "net.skel.h"
+#include "core/bpfmap.h"
 #include "core/netns.h"
 #include "core/util.h"
 
@@ -190,14 +191,9 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 	err = net_load(np, skel);
 	if (err)
 		goto cleanup;
-	np->stats = mmap(NULL, np->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 bpf_map__fd(skel->maps.net_stats), 0);
-	if (np->stats == MAP_FAILED) {
-		err = -errno;
-		np->stats = NULL;
-		goto cleanup;
-	}
-	err = slot_pool_init(&np->slots, max_ifaces);
+	err = bpf_array_mmap(bpf_map__fd(skel->maps.net_stats), np->stats_len, &np->stats);
+	if (!err)
+		err = slot_pool_init(&np->slots, max_ifaces);
 cleanup:
 	btf__free(btf);
 	if (err)
@@ -332,14 +328,7 @@ void net_read(const struct net_probe *np, unsigned slot, unsigned dir, struct ne
 
 __u64 net_counter(const struct net_probe *np, enum net_err which)
 {
-	__u32 key = which;
-	__u64 vals[np->nr_cpus], sum = 0;
-
-	if (bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.net_errors), &key, vals))
-		return 0;
-	for (unsigned i = 0; i < np->nr_cpus; i++)
-		sum += vals[i];
-	return sum;
+	return bpf_percpu_sum(bpf_map__fd(np->skel->maps.net_errors), which);
 }
 
 __u64 net_unknown_frames(const struct net_probe *np)

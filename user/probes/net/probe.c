@@ -17,24 +17,12 @@ static bool net_wanted(const struct config *cfg, enum probe_mode mode)
 
 static int net_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
 {
-	struct net_probe *np = calloc(1, sizeof(*np));
-	int err;
-
-	if (!np)
-		return -ENOMEM;
-	err = net_probe_open(np, cfg->max_interfaces, cfg->max_tcp_flows, cfg->tc_hook);
-	if (err) {
-		free(np);
-		return err;
-	}
-	p->priv = np;
-	return 0;
+	return net_probe_open(p->priv, cfg->max_interfaces, cfg->max_tcp_flows, cfg->tc_hook);
 }
 
 static void net_close(struct probe *p)
 {
 	net_probe_close(p->priv);
-	free(p->priv);
 }
 
 static const char *const pinned[] = { "net_stats", "net_ifaces" };
@@ -71,6 +59,7 @@ static void net_state(struct probe *p, const struct vm *vm, struct json_object *
 const struct probe_ops net_probe_ops = {
 	.name = "net",
 	.wanted = net_wanted,
+	.priv_size = sizeof(struct net_probe),
 	.open = net_open,
 	.close = net_close,
 	.vm_add = net_vm_add,

@@ -117,12 +117,10 @@ static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __
 	return nl_request(&req.nh);
 }
 
-int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
-		   struct tc_attachment *a)
+int tc_clsact_ensure(int ifindex, struct tc_attachment *a)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
 			    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
-	const int fds[2] = { ingress_fd, egress_fd };
 	int err;
 
 	memset(a, 0, sizeof(*a));
@@ -131,6 +129,18 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 	if (err && err != -EEXIST)
 		return err;
 	a->created_qdisc = err == 0;
+	return 0;
+}
+
+int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
+		   struct tc_attachment *a)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex);
+	const int fds[2] = { ingress_fd, egress_fd };
+	int err = tc_clsact_ensure(ifindex, a);
+
+	if (err)
+		return err;
 
 	for (int i = 0; i < 2; i++) {
 		__u32 priority = TC_DEFAULT_PRIORITY;

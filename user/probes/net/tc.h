@@ -47,6 +47,12 @@ struct tc_attachment {
 };
 
 /*
+ * Starts an attachment to `ifindex` (current namespace): the clsact qdisc,
+ * made if missing (a->created_qdisc says so); 0 or -errno.
+ */
+int tc_clsact_ensure(int ifindex, struct tc_attachment *a);
+
+/*
  * Adds the ingress and egress programs to `ifindex` in the current
  * network namespace, creating clsact if needed, ahead of any filter
  * already there, each with `classid` (skb->tc_classid while it runs);

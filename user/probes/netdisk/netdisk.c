@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/bpfmap.h"
 #include "core/storage.h"
 #include "netdisk.skel.h"
 
@@ -94,13 +95,9 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives)
 		goto cleanup;
 	}
 	np->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
-	np->stats = mmap(NULL, np->stats_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 bpf_map__fd(skel->maps.netdisk_stats), 0);
-	if (np->stats == MAP_FAILED) {
-		err = -errno;
-		np->stats = NULL;
+	err = bpf_array_mmap(bpf_map__fd(skel->maps.netdisk_stats), np->stats_len, &np->stats);
+	if (err)
 		goto cleanup;
-	}
 	np->events = ring_buffer__new(bpf_map__fd(skel->maps.netdisk_events), event_seen, np, NULL);
 	if (!np->events) {
 		err = -errno;
@@ -128,12 +125,7 @@ void netdisk_probe_close(struct netdisk_probe *np)
 
 int netdisk_slot_alloc(struct netdisk_probe *np)
 {
-	int slot = slot_pool_get(&np->slots);
-
-	if (slot >= 0)
-		memset(&np->stats[drive_stats_index(slot, 0)], 0,
-		       DISK_OP_MAX * sizeof(struct drive_stats));
-	return slot;
+	return drive_slot_get(&np->slots, np->stats);
 }
 
 void netdisk_slot_free(struct netdisk_probe *np, unsigned slot)
@@ -144,10 +136,7 @@ void netdisk_slot_free(struct netdisk_probe *np, unsigned slot)
 void netdisk_read(const struct netdisk_probe *np, unsigned slot, unsigned op,
 		  struct drive_stats *out)
 {
-	const __u64 *src = (const __u64 *)&np->stats[drive_stats_index(slot, op)];
-
-	for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
-		((__u64 *)out)[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	drive_stats_copy(np->stats, slot, op, out);
 }
 
 int netdisk_session_set(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot)
@@ -185,14 +174,5 @@ int netdisk_events_fd(const struct netdisk_probe *np)
 
 __u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err)
 {
-	int ncpus = libbpf_num_possible_cpus();
-	__u64 vals[ncpus > 0 ? ncpus : 1], sum = 0;
-	__u32 key = err;
-
-	if (ncpus <= 0 ||
-	    bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.netdisk_errors), &key, vals))
-		return 0;
-	for (int i = 0; i < ncpus; i++)
-		sum += vals[i];
-	return sum;
+	return bpf_percpu_sum(bpf_map__fd(np->skel->maps.netdisk_errors), err);
 }

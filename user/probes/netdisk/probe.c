@@ -17,24 +17,12 @@ static bool netdisk_wanted(const struct config *cfg, enum probe_mode mode)
 
 static int netdisk_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
 {
-	struct netdisk_probe *np = calloc(1, sizeof(*np));
-	int err;
-
-	if (!np)
-		return -ENOMEM;
-	err = netdisk_probe_open(np, cfg->max_drives);
-	if (err) {
-		free(np);
-		return err;
-	}
-	p->priv = np;
-	return 0;
+	return netdisk_probe_open(p->priv, cfg->max_drives);
 }
 
 static void netdisk_close(struct probe *p)
 {
 	netdisk_probe_close(p->priv);
-	free(p->priv);
 }
 
 static const char *const pinned[] = { "netdisk_stats" };
@@ -98,6 +86,7 @@ static void netdisk_render_self(struct probe *p, struct discovery *d, struct str
 const struct probe_ops netdisk_probe_ops = {
 	.name = "netdisk",
 	.wanted = netdisk_wanted,
+	.priv_size = sizeof(struct netdisk_probe),
 	.open = netdisk_open,
 	.close = netdisk_close,
 	.vm_add = netdisk_vm_add,
