@@ -6,7 +6,11 @@
 # bytes equal the guest's own block statistics since the disk appeared
 # (its partition scan included). It is labelled by its image (no device id
 # can be learned without libvirt) and listed by `vmprobe list`. The NIC's
-# frames equal its tap's counters. Unplug removes both series.
+# frames equal its tap's counters. A qcow2 overlay hot-plugged the same
+# way is one drive: its backing file, which QEMU opens and locks too, is
+# not a drive of its own, and the guest's reads that fall through to it
+# count on the overlay; the CD-ROM's medium is no drive either. Unplug
+# removes the series.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -41,6 +45,11 @@ mkdir -p "$WORK/img"
 mount -t tmpfs -o size=64m tmpfs "$WORK/img"
 IMG="$WORK/img/hot disk.raw"
 truncate -s 16M "$IMG"
+COW="$WORK/img/cow.qcow2" BASE="$WORK/img/base.raw" ISO="$WORK/img/cd.iso"
+truncate -s 4M "$BASE" "$ISO"
+# The backing file named relative to the overlay, as Nova's _base images are not (both work).
+(cd "$WORK/img" && qemu-img create -q -f qcow2 -b base.raw -F raw cow.qcow2 4M) ||
+	{ tap_fail "qemu-img makes the overlay"; tap_done; exit; }
 for t in "$TAP" "$HTAP"; do
 	ip tuntap add dev "$t" mode tap
 	sysctl -qw "net.ipv6.conf.$t.disable_ipv6=1"
@@ -66,12 +75,18 @@ ip link set eth1 up
 ip addr add 10.79.0.2/24 dev eth1
 ping -c 5 -W 2 10.79.0.1 >/dev/null 2>&1
 echo PHASE-NET-DONE
+i=0; while [ ! -e /sys/block/vdb ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 1
+dd if=/dev/vdb of=/dev/null bs=16384 count=8 iflag=direct 2>/dev/null
+echo "STAT2 $(cat /sys/block/vdb/stat)"
+echo PHASE-COW-DONE
 i=0; while [ -e /sys/block/vda ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); done
 echo PHASE-UNPLUGGED
 sleep 300
 SH
 NAME=plain-hotplug
-GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" ||
+GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" \
+	-drive "file=$ISO,media=cdrom,if=ide,format=raw,readonly=on" ||
 	{ tap_fail "QEMU guest starts"; tap_done; exit; }
 tap_ok "QEMU guest starts"
 check "the guest reaches its workload" wait_for 90 grep -q PHASE-READY "$GUEST_LOG"
@@ -85,21 +100,27 @@ check "vmprobe sees the VM" wait_for 10 in_list
 # QEMU's own reads can be told apart from the guest's, which start the
 # moment the guest sees the device.
 LABEL=$(printf '%s' "$IMG" | sed 's/\\/\\\\/g; s/"/\\"/g')
-guest_qmp "$GUEST_QMP" stop >/dev/null
-guest_qmp "$GUEST_QMP" blockdev-add "$(python3 -c 'import json,sys; print(json.dumps(
-	{"driver": "raw", "node-name": "hotfmt", "file": {"driver": "file", "filename": sys.argv[1],
-	 "aio": "threads", "cache": {"direct": True}}}))' "$IMG")" >/dev/null &&
-	guest_qmp "$GUEST_QMP" device_add '{"driver": "virtio-blk-pci", "drive": "hotfmt", "id": "hotdisk"}' >/dev/null
+plug() { # FORMAT NODE DEVICE-ID IMAGE: blockdev-add, then device_add, the guest paused
+	guest_qmp "$GUEST_QMP" stop >/dev/null
+	guest_qmp "$GUEST_QMP" blockdev-add "$(python3 -c 'import json,sys; print(json.dumps(
+		{"driver": sys.argv[1], "node-name": sys.argv[2], "file": {"driver": "file",
+		 "filename": sys.argv[3], "aio": "threads", "cache": {"direct": True}}}))' "$1" "$2" "$4")" >/dev/null &&
+		guest_qmp "$GUEST_QMP" device_add "{\"driver\": \"virtio-blk-pci\", \"drive\": \"$2\", \"id\": \"$3\"}" >/dev/null
+}
+plug raw hotfmt hotdisk "$IMG"
 check "QMP hot-plugs the drive" test $? -eq 0
-measured() { scrape "$WORK/m.txt" && [ "$(metric "$WORK/m.txt" vmprobe_drive_info name=$NAME drive="$LABEL" measured=true source=fd)" = 1 ]; }
+measured() { # LABEL
+	scrape "$WORK/m.txt" && [ "$(metric "$WORK/m.txt" vmprobe_drive_info name=$NAME drive="$1" measured=true source=fd)" = 1 ]
+}
 check "the image is a measured drive, labelled by its path, learned from QEMU's fds" \
-	wait_for 10 measured
+	wait_for 10 measured "$LABEL"
 # QEMU's own reads, counted from the first (they preceded the drive being
 # known): settled once two scrapes half a second apart agree.
-settled() {
+settled() { # [LABEL]
+	local l=${1:-$LABEL}
 	scrape "$WORK/b0.txt"; sleep 0.5; scrape "$WORK/b.txt"
-	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_operations_total name=$NAME drive="$LABEL" operation=read)" ] &&
-	[ "$(grep -F "drive=\"$LABEL\"" "$WORK/b0.txt")" = "$(grep -F "drive=\"$LABEL\"" "$WORK/b.txt")" ]
+	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_operations_total name=$NAME drive="$l" operation=read)" ] &&
+	[ "$(grep -F "drive=\"$l\"" "$WORK/b0.txt")" = "$(grep -F "drive=\"$l\"" "$WORK/b.txt")" ]
 }
 check "QEMU's own requests on the new image are counted and settle" wait_for 10 settled
 check_num "QEMU's requests before the guest has the disk are counted (alignment probe reads)" 1 \
@@ -110,12 +131,13 @@ sleep 1
 scrape "$WORK/s1.txt"
 # Guest's /sys/block/vda/stat: 1 reads, 3 sectors read, 5 writes, 7 sectors written.
 read -r -a gs < <(tr -d '\r' <"$GUEST_LOG" | awk '$1 == "STAT" { $1 = ""; print; exit }')
-m() { # FAMILY OPERATION: since the guest got the disk
+delta() { # BEFORE AFTER DRIVE FAMILY OPERATION: the growth of a drive's counter
 	local a b
-	a=$(metric "$WORK/b.txt" "$1" name=$NAME drive="$LABEL" operation="$2")
-	b=$(metric "$WORK/s1.txt" "$1" name=$NAME drive="$LABEL" operation="$2")
+	a=$(metric "$1" "$4" name=$NAME drive="$3" operation="$5")
+	b=$(metric "$2" "$4" name=$NAME drive="$3" operation="$5")
 	[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
 }
+m() { delta "$WORK/b.txt" "$WORK/s1.txt" "$LABEL" "$@"; } # since the guest got the disk
 check_num "reads from the first one (the guest's partition scan included) = the guest's" \
 	"${gs[0]:-}" "$(m vmprobe_disk_operations_total read)"
 check_num "bytes read = the guest's sectors read x 512" "$(( ${gs[2]:-0} * 512 ))" \
@@ -149,16 +171,44 @@ check_num "frames to the guest = its tap's tx_packets + tx_dropped" \
 	"$(( TAPC[tx_packets] + TAPC[tx_dropped] ))" \
 	"$(metric "$WORK/s2.txt" vmprobe_network_packets_total name=$NAME interface=$HTAP direction=rx)"
 
+# The overlay: QEMU opens its backing file with it (named in its header).
+COWLABEL=$COW
+plug qcow2 cowfmt cowdisk "$COW"
+check "QMP hot-plugs the qcow2 overlay" test $? -eq 0
+check "the overlay is a measured drive" wait_for 10 measured "$COWLABEL"
+check "QEMU's own requests on the overlay and its backing file settle" wait_for 10 settled "$COWLABEL"
+cp "$WORK/b.txt" "$WORK/b2.txt"
+check_eq "its backing file is no drive of its own" "" "$(grep -F "$BASE" "$WORK/b2.txt")"
+check_eq "the CD-ROM's medium is no drive" "" "$(grep -F "$ISO" "$WORK/b2.txt")"
+check_num "one drive per image the guest has, no more (the hot disk, the overlay)" 2 \
+	"$(grep -c "^vmprobe_drive_info{.*name=\"$NAME\"" "$WORK/b2.txt")"
+guest_qmp "$GUEST_QMP" cont >/dev/null
+check "the guest's reads of the overlay complete" wait_for 90 grep -q PHASE-COW-DONE "$GUEST_LOG"
+sleep 1
+scrape "$WORK/s3.txt"
+# The overlay holds no data: each guest read is one read of the backing
+# file (qcow2 hands an unallocated range to the backing file whole).
+read -r -a gs2 < <(tr -d '\r' <"$GUEST_LOG" | awk '$1 == "STAT2" { $1 = ""; print; exit }')
+m2() { delta "$WORK/b2.txt" "$WORK/s3.txt" "$COWLABEL" "$@"; }
+check_num "reads on the overlay drive (served by its backing file) = the guest's reads" \
+	"${gs2[0]:-}" "$(m2 vmprobe_disk_operations_total read)"
+check_num "bytes read = the guest's sectors read x 512" "$(( ${gs2[2]:-0} * 512 ))" \
+	"$(m2 vmprobe_disk_bytes_total read)"
+
 # Unplug: the guest lets the disk go, then QEMU closes the image and the tap.
 guest_qmp "$GUEST_QMP" device_del '{"id": "hotdisk"}' >/dev/null
 check "the guest sees the disk unplugged" wait_for 60 grep -q PHASE-UNPLUGGED "$GUEST_LOG"
 guest_qmp "$GUEST_QMP" blockdev-del '{"node-name": "hotfmt"}' >/dev/null
+guest_qmp "$GUEST_QMP" device_del '{"id": "cowdisk"}' >/dev/null
+cow_gone() { guest_qmp "$GUEST_QMP" blockdev-del '{"node-name": "cowfmt"}' >/dev/null 2>&1; }
+check "the overlay is unplugged" wait_for 30 cow_gone
 guest_qmp "$GUEST_QMP" device_del '{"id": "hotnic"}' >/dev/null
 nic_gone() { guest_qmp "$GUEST_QMP" netdev_del '{"id": "hn1"}' >/dev/null 2>&1; }
 wait_for 30 nic_gone
 disk_gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_drive_info name=$NAME drive="$LABEL")" ] &&
 	[ -z "$(metric "$WORK/g.txt" vmprobe_disk_operations_total name=$NAME drive="$LABEL" operation=read)" ]; }
 check "the unplugged drive's series are gone" wait_for 10 disk_gone
+check_eq "the unplugged overlay's series are gone" "" "$(grep -F "$COW" "$WORK/g.txt")"
 tap_gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_network_packets_total name=$NAME interface=$HTAP direction=rx)" ]; }
 check "the unplugged NIC's series are gone" wait_for 10 tap_gone
 check_eq "the unplugged NIC's tap has no vmprobe program left" "" "$(vmprobe_progs "$HTAP")"

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "unit.h"
@@ -73,7 +75,7 @@ static const struct vm_iface *iface_named(const struct vm *vm, const char *label
 	return NULL;
 }
 
-static void sync(struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
+static void inv_sync(struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
 		 const struct libvirt_domain *dom)
 {
 	inventory_update(d, vm, snap, dom);
@@ -107,7 +109,63 @@ static void test_libvirt_status_gives_disks_nics_and_pid(void **state)
 	expect_str("type of the bridge NIC", "tap", dom->ifaces[1].type);
 	expect_str("vhost-user has no tap", "", dom->ifaces[2].tap);
 	expect_str("vhost-user type", "vhost-user", dom->ifaces[2].type);
+	expect_str("the image format", "qcow2", dom->disks[0].format);
+	/* QEMU locks these too: the fd scan must not take them for drives. */
+	expect_int("other files: backing image, CD-ROM medium, firmware, its variables", 4,
+		   dom->others.n);
+	expect_str("the firmware", "/usr/share/OVMF/OVMF_CODE_4M.fd", dom->others.path[0]);
+	expect_str("its variables", "/var/lib/libvirt/qemu/nvram/web01_VARS.fd",
+		   dom->others.path[1]);
+	expect_str("the backing image", "/var/lib/nova/instances/_base/4c1e5a", dom->others.path[2]);
+	expect_str("the CD-ROM's medium", "/var/lib/libvirt/images/install.iso", dom->others.path[3]);
 	free(dom);
+}
+
+/*
+ * The status file is read again when it is replaced (a new inode, even
+ * with the same mtime), not at every scan when it is not this VM's; its
+ * pid may be the one QEMU has in its own pid namespace (a KubeVirt pod).
+ */
+static void test_libvirt_status_file_by_pid_or_pod_pid(void **state)
+{
+	char root[] = "/tmp/vmprobe-unit-lv.XXXXXX", dir[256], file[300], tmp[320], cmd[700];
+	struct libvirt_state *st = calloc(1, sizeof(*st));
+	struct timespec times[2];
+	struct stat sb;
+
+	assert_non_null(st);
+	assert_non_null(mkdtemp(root));
+	snprintf(dir, sizeof(dir), "%s/run/libvirt/qemu", root);
+	snprintf(file, sizeof(file), "%s/web01.xml", dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp " FIXTURES "/libvirt/web01.xml '%s'", dir,
+		 file);
+	assert_int_equal(0, system(cmd));
+	expect_int("host pid 777, pod pid 4242: this VM's", 1,
+		   libvirt_refresh(st, root, "web01", "", 777, 4242, false));
+	expect_int("valid", 1, st->valid);
+	expect_int("unchanged: not read again", 0,
+		   libvirt_refresh(st, root, "web01", "", 777, 4242, false));
+	/* libvirt writes a new file and renames it over the old one, within one mtime tick. */
+	assert_int_equal(0, stat(file, &sb));
+	snprintf(tmp, sizeof(tmp), "%s.new", file);
+	snprintf(cmd, sizeof(cmd), "sed 's/vnet9/vnet8/' '%s' > '%s'", file, tmp);
+	assert_int_equal(0, system(cmd));
+	times[0] = sb.st_atim;
+	times[1] = sb.st_mtim;
+	assert_int_equal(0, utimensat(AT_FDCWD, tmp, times, 0));
+	assert_int_equal(0, rename(tmp, file));
+	expect_int("replaced with the same mtime: read again", 1,
+		   libvirt_refresh(st, root, "web01", "", 777, 4242, false));
+	expect_str("what it says now", "vnet8", st->dom.ifaces[1].tap);
+
+	memset(st, 0, sizeof(*st));
+	expect_int("another domain's pid: not this VM's", 0,
+		   libvirt_refresh(st, root, "web01", "", 777, 0, false));
+	expect_int("and not valid", 0, st->valid);
+	expect_int("read once only, until it changes", 1, st->read);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(0, system(cmd));
+	free(st);
 }
 
 static void test_malformed_libvirt_status_is_einval(void **state)
@@ -118,6 +176,29 @@ static void test_malformed_libvirt_status_is_einval(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		expect_int(bad[i], -EINVAL, libvirt_parse(bad[i], strlen(bad[i]), dom));
 	free(dom);
+}
+
+/* A NIC with no tap (vhost-user) that libvirt and the command line both name is one NIC. */
+static void test_tapless_nic_from_cmdline_and_libvirt_is_listed_once(void **state)
+{
+	char *const argv[] = {
+		"qemu-system-x86_64", "-name", "web01",
+		"-chardev", "socket,id=charnet2,path=/run/vhost.sock",
+		"-netdev", "vhost-user,chardev=charnet2,id=hostnet2",
+		"-device", "virtio-net-pci,netdev=hostnet2,id=net2,mac=52:54:00:00:00:07",
+	};
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct libvirt_domain *dom = domain_fixture();
+	struct discovery d = { .cfg = &cfg };
+	int named = 0;
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, dom);
+	for (int i = 0; i < vm->nr_ifaces; i++)
+		named += !strcmp(vm->ifaces[i].label, "net2");
+	expect_int("net2 is listed once", 1, named);
+	expect_int("with libvirt's two taps, three NICs", 3, vm->nr_ifaces);
+	free(dom);
+	free(vm);
 }
 
 /*
@@ -140,14 +221,14 @@ static void test_hotplug_and_unplug_follow_libvirt_state(void **state)
 	struct vm_snapshot snap = { .fds_read = true, .tuns = tuns, .nr_tuns = 2 };
 	struct discovery d = { .cfg = &cfg };
 
-	sync(&d, vm, &snap, NULL);
+	inv_sync(&d, vm, &snap, NULL);
 	expect_int("drives from the command line", 1, vm->nr_disks);
 	expect_int("NICs: the command line's and a tun fd nothing names", 2, vm->nr_ifaces);
 	expect_str("a fd-passed tap is found by its fd", "vnet3", iface_named(vm, "vnet3")->tap);
 	expect_int("the unnamed tun fd is learned from the fds", VM_SRC_FD,
 		   iface_named(vm, "vnet9")->source);
 
-	sync(&d, vm, &snap, dom);
+	inv_sync(&d, vm, &snap, dom);
 	expect_int("drives from libvirt's state", 5, vm->nr_disks);
 	expect_str("the AIO mode is QEMU's", "io_uring", disk_named(vm, "virtio-disk0")->spec.aio);
 	expect_int("a hot-plugged drive comes from libvirt", VM_SRC_LIBVIRT,
@@ -160,7 +241,7 @@ static void test_hotplug_and_unplug_follow_libvirt_state(void **state)
 		   "vhost-user: no tap on the host to hook", iface_named(vm, "net2")->cov.reason);
 
 	dom->nr_disks = 1; /* virsh detach-disk of every other drive */
-	sync(&d, vm, &snap, dom);
+	inv_sync(&d, vm, &snap, dom);
 	expect_int("unplugged drives are dropped", 1, vm->nr_disks);
 	free(dom);
 	free(vm);
@@ -184,7 +265,7 @@ static void test_locked_image_fd_is_a_drive_labelled_by_its_path(void **state)
 	struct discovery d = { .cfg = &cfg };
 	const struct vm_disk *disk;
 
-	sync(&d, vm, &snap, NULL);
+	inv_sync(&d, vm, &snap, NULL);
 	expect_int("one drive: the locked image", 1, vm->nr_disks);
 	disk = disk_named(vm, "/images/hot.raw");
 	expect_int("learned from the fd", VM_SRC_FD, disk->source);
@@ -194,11 +275,122 @@ static void test_locked_image_fd_is_a_drive_labelled_by_its_path(void **state)
 		   disk->cov.reason);
 
 	/* A walk that could not be made keeps it; one that misses it drops it. */
-	sync(&d, vm, &(struct vm_snapshot){ .fds_read = false }, NULL);
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = false }, NULL);
 	expect_int("kept while the fds are not read", 1, vm->nr_disks);
 	snap.nr_files = 0;
-	sync(&d, vm, &snap, NULL);
+	inv_sync(&d, vm, &snap, NULL);
 	expect_int("its fd closed: hot-unplugged", 0, vm->nr_disks);
+	free(vm);
+}
+
+/* A qcow2 header naming `backing` (at byte 256). */
+static void write_qcow2(const char *path, const char *backing)
+{
+	unsigned char h[512] = { 0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 3 };
+	size_t len = strlen(backing);
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	h[14] = 1; /* backing_file_offset = 256, big-endian */
+	h[19] = (unsigned char)len;
+	memcpy(h + 256, backing, len);
+	assert_int_equal(1, fwrite(h, sizeof(h), 1, f));
+	fclose(f);
+}
+
+/* fd N of the fake process: the file, and fdinfo with QEMU's image locks. */
+static void fake_fd(const char *root, const char *file, int fd, struct vm_file *out)
+{
+	char path[512], cmd[1100];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/4242/fd/%d", root, fd);
+	assert_int_equal(0, symlink(file, path));
+	snprintf(cmd, sizeof(cmd), "cp " FIXTURES "/proc/4242/fdinfo/21 '%s/4242/fdinfo/%d'", root, fd);
+	assert_int_equal(0, system(cmd));
+	assert_int_equal(0, stat(file, &st));
+	*out = (struct vm_file){ .fd = fd, .dev = st.st_dev, .ino = st.st_ino, .mode = st.st_mode };
+	snprintf(out->path, sizeof(out->path), "%s", file);
+}
+
+/*
+ * QEMU locks every image it opens, not only the guest's disks: backing
+ * files (qcow2 names them in its header), CD-ROM media. Those are no
+ * drives of their own; a backing file's reads count on the drive above
+ * it. A drive passed as /dev/fdset/N (-add-fd) is found by its fd.
+ */
+static void test_backing_files_and_media_are_not_drives(void **state)
+{
+	char root[] = "/tmp/vmprobe-unit-img.XXXXXX", cmd[700];
+	char top[128], base[128], named[128], nbase[128], iso[128], passed[128];
+	char cdrom_opt[200], named_opt[200];
+	struct vm_file files[5];
+	struct config c = { 0 };
+	struct discovery d = { .cfg = &c };
+	const struct vm_disk *disk;
+	struct vm *vm;
+
+	assert_non_null(mkdtemp(root));
+	snprintf(c.proc_root, sizeof(c.proc_root), "%s", root);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/img %s/4242/fd %s/4242/fdinfo", root, root, root);
+	assert_int_equal(0, system(cmd));
+	snprintf(cmd, sizeof(cmd), "%s/4242/root", root);
+	assert_int_equal(0, symlink("/", cmd));
+	snprintf(top, sizeof(top), "%s/img/hot.qcow2", root);
+	snprintf(base, sizeof(base), "%s/img/base.raw", root);
+	snprintf(named, sizeof(named), "%s/img/named.qcow2", root);
+	snprintf(nbase, sizeof(nbase), "%s/img/nbase.raw", root);
+	snprintf(iso, sizeof(iso), "%s/img/install.iso", root);
+	snprintf(passed, sizeof(passed), "%s/img/passed.raw", root);
+	write_qcow2(top, "base.raw"); /* relative to the image naming it */
+	write_qcow2(named, nbase);
+	snprintf(cmd, sizeof(cmd), "touch %s %s %s %s", base, nbase, iso, passed);
+	assert_int_equal(0, system(cmd));
+	fake_fd(root, top, 30, &files[0]);
+	fake_fd(root, base, 31, &files[1]);
+	fake_fd(root, named, 32, &files[2]);
+	fake_fd(root, nbase, 33, &files[3]);
+	fake_fd(root, iso, 34, &files[4]);
+	/* -add-fd: QEMU dups fd 40; the dup (41) is what the drive uses. */
+	assert_int_equal(0, symlink(passed, (snprintf(cmd, sizeof(cmd), "%s/4242/fd/40", root), cmd)));
+	snprintf(cdrom_opt, sizeof(cdrom_opt), "file=%s,media=cdrom,if=ide", iso);
+	snprintf(named_opt, sizeof(named_opt), "file=%s,format=qcow2,if=none,id=d0", named);
+	{
+		char *const argv[] = {
+			"qemu-system-x86_64", "-name", "img",
+			"-drive", cdrom_opt,
+			"-drive", named_opt, "-device", "virtio-blk-pci,drive=d0,id=named",
+			"-add-fd", "fd=40,set=3",
+			"-drive", "file=/dev/fdset/3,format=raw,if=none,id=d1",
+			"-device", "virtio-blk-pci,drive=d1,id=passed",
+		};
+		struct vm_file more[6];
+
+		memcpy(more, files, sizeof(files));
+		fake_fd(root, passed, 41, &more[5]);
+		vm = vm_from(argv, ARRAY_SIZE(argv));
+		inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .files = more, .nr_files = 6 },
+		     NULL);
+	}
+	expect_int("drives: the named one, the fd-passed one, the hot-plugged one", 3,
+		   vm->nr_disks);
+	disk = disk_named(vm, "named");
+	expect_int("the named drive's backing file is its own", 1, disk->nr_backing);
+	expect_int("its reads count on it", 1,
+		   vm_disk_has_file(disk, files[3].dev, files[3].ino));
+	expect_int("the /dev/fdset drive is found by its fd", 1,
+		   disk_named(vm, "passed")->resolved);
+	disk = disk_named(vm, top);
+	expect_int("the hot-plugged qcow2 is learned from its fd", VM_SRC_FD, disk->source);
+	expect_int("with its backing file", 1, vm_disk_has_file(disk, files[1].dev, files[1].ino));
+	for (int i = 0; i < vm->nr_disks; i++) {
+		expect_int("the backing file is no drive", 1, strcmp(vm->disks[i].spec.label, base) != 0);
+		expect_int("the CD-ROM is no drive", 1, strcmp(vm->disks[i].spec.label, iso) != 0);
+		expect_int("the fd-passed image is not listed twice", 1,
+			   strcmp(vm->disks[i].spec.label, passed) != 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(0, system(cmd));
 	free(vm);
 }
 
@@ -214,7 +406,7 @@ static void test_unclaimed_network_storage_says_why(void **state)
 	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
 	struct discovery d = { .cfg = &cfg };
 
-	sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
 	expect_int("both drives listed", 2, vm->nr_disks);
 	expect_int("nbd not measured", 0, disk_named(vm, "vol-e")->cov.measured);
 	expect_str("nbd's reason", "nbd: QEMU's built-in NBD client has no hook vmprobe can use",
@@ -247,6 +439,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_libvirt_status_gives_disks_nics_and_pid),
 		cmocka_unit_test(test_malformed_libvirt_status_is_einval),
+		cmocka_unit_test(test_libvirt_status_file_by_pid_or_pod_pid),
+		cmocka_unit_test(test_tapless_nic_from_cmdline_and_libvirt_is_listed_once),
+		cmocka_unit_test(test_backing_files_and_media_are_not_drives),
 		cmocka_unit_test(test_hotplug_and_unplug_follow_libvirt_state),
 		cmocka_unit_test(test_locked_image_fd_is_a_drive_labelled_by_its_path),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),

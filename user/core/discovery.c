@@ -26,13 +26,6 @@
 /* Every this many scans a VM's fds are rescanned for hot-plugged taps and drives. */
 #define FULL_SYNC_EVERY 8
 
-static int cmp_int(const void *a, const void *b)
-{
-	int x = *(const int *)a, y = *(const int *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double now_seconds(void)
 {
 	struct timespec ts;
@@ -277,8 +270,24 @@ void discovery_leave_netns(struct discovery *d)
 		log_error("cannot return to vmprobe's network namespace: %s", strerror(-err));
 }
 
-/* libvirt's state of the VM, when libvirt manages it: re-read when its file changes. */
-static bool libvirt_changed(struct discovery *d, struct vm *vm)
+/* The pid of `pid` in its own pid namespace (the last of NSpid:), 0 if not known. */
+static pid_t ns_pid(const struct discovery *d, pid_t pid)
+{
+	char path[PATH_MAX], text[4096], *line, *last;
+
+	if (proc_path(d, path, sizeof(path), pid, "status") ||
+	    read_file(path, text, sizeof(text)) <= 0 || !(line = strstr(text, "\nNSpid:")))
+		return 0;
+	line[strcspn(line + 1, "\n") + 1] = '\0';
+	last = strrchr(line, '\t');
+	return last ? (pid_t)atoi(last + 1) : 0;
+}
+
+/*
+ * libvirt's state of the VM, when libvirt manages it: re-read when its
+ * file changes, and at every full sync (a rewrite may keep all it shows).
+ */
+static bool libvirt_changed(struct discovery *d, struct vm *vm, bool full)
 {
 	char root[PATH_MAX];
 
@@ -286,7 +295,10 @@ static bool libvirt_changed(struct discovery *d, struct vm *vm)
 		vm->libvirt = calloc(1, sizeof(*vm->libvirt));
 	if (!vm->libvirt || proc_path(d, root, sizeof(root), vm->pid, "root"))
 		return false;
-	return libvirt_refresh(vm->libvirt, root, vm->spec.name, vm->spec.pidfile, vm->pid) > 0;
+	if (!vm->nspid)
+		vm->nspid = ns_pid(d, vm->pid);
+	return libvirt_refresh(vm->libvirt, root, vm->spec.name, vm->spec.pidfile, vm->pid,
+			       vm->nspid, full) > 0;
 }
 
 /*
@@ -296,7 +308,7 @@ static bool libvirt_changed(struct discovery *d, struct vm *vm)
 static void vm_sync(struct discovery *d, struct vm *vm, bool full)
 {
 	struct probe_set *ps = d->probes;
-	bool pending = libvirt_changed(d, vm) | full | vm->needs_sync;
+	bool pending = libvirt_changed(d, vm, full) | full | vm->needs_sync;
 	struct vm_snapshot snap;
 
 	for (unsigned i = 0; !pending && i < ps->nr; i++)

@@ -16,6 +16,7 @@
 
 struct vm {
 	pid_t pid;
+	pid_t nspid;                  /* its pid in its own pid namespace (a pod's), 0 if not known */
 	unsigned long long start_time; /* tells a reused PID apart */
 	char name[VM_NAME_MAX];
 	char ns[VM_NAME_MAX]; /* KubeVirt namespace, "" outside Kubernetes */
@@ -28,6 +29,7 @@ struct vm {
 	int netns_fd;     /* the VM's network namespace, where its taps are */
 	bool needs_sync;  /* sync at the next scan, whatever the probes say */
 	bool fd_warned;   /* an unreadable fd table was logged */
+	bool full_warned; /* more drives or NICs than kept was logged */
 	int *fds;         /* the fd numbers of the last sync, sorted: a change means a new sync */
 	size_t nr_fds;
 	struct libvirt_state *libvirt; /* libvirt's view of the domain, NULL if unmanaged */

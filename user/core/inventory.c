@@ -46,13 +46,32 @@ void iface_label(const char *device_id, const char *tap, char *out, size_t size)
 		snprintf(out, size, "%s", device_id);
 }
 
+bool vm_disk_has_file(const struct vm_disk *disk, dev_t dev, ino_t ino)
+{
+	if (!disk->resolved)
+		return false;
+	if (disk->dev == dev && disk->ino == ino)
+		return true;
+	for (int i = 0; i < disk->nr_backing; i++)
+		if (disk->backing[i].dev == dev && disk->backing[i].ino == ino)
+			return true;
+	return false;
+}
+
 /* A drive wanted now, and where it was learned. */
 struct want_disk {
 	struct vm_drive spec;
 	enum vm_source source;
 	const struct vm_file *file; /* VM_SRC_FD: the fd it was found on */
+	struct file_id backing[IMAGE_MAX_BACKING]; /* VM_SRC_FD: its backing chain */
+	int nr_backing;
 	bool used;
 };
+
+static void proc_pid_dir(const struct discovery *d, const struct vm *vm, char *out, size_t size)
+{
+	snprintf(out, size, "%.200s/%d", d->cfg->proc_root, (int)vm->pid);
+}
 
 static bool same_drive(const struct vm_disk *have, const struct want_disk *w)
 {
@@ -61,23 +80,54 @@ static bool same_drive(const struct vm_disk *have, const struct want_disk *w)
 	       !strcmp(have->spec.backend, w->spec.backend);
 }
 
-/* Finds a local image in the process's own mount namespace. */
+/* Where QEMU's path of an image can be opened from here: /dev/fdset/N is an -add-fd fd. */
+static void drive_path(const struct vm *vm, const char *proc_pid, const char *file, char *out,
+		       size_t size)
+{
+	if (!strncmp(file, "/dev/fdset/", 11))
+		for (int i = 0; i < vm->spec.nr_fdsets; i++)
+			if (vm->spec.fdsets[i].set == atoi(file + 11)) {
+				snprintf(out, size, "%.255s/fd/%d", proc_pid, vm->spec.fdsets[i].fd);
+				return;
+			}
+	image_path(proc_pid, file, out, size);
+}
+
+/*
+ * Finds a local image in the process's own mount namespace, and the
+ * backing files below it unless its format has none.
+ */
 static void disk_resolve(const struct discovery *d, const struct vm *vm, struct vm_disk *disk)
 {
 	const char *file = disk->spec.file;
-	char path[PATH_MAX];
+	char proc_pid[256], path[PATH_MAX];
 	struct stat st;
 
 	if (disk->resolved || !file[0] || !qemu_backend_is_local(disk->spec.backend))
 		return;
-	snprintf(path, sizeof(path), "%s/%d/%s/%s", d->cfg->proc_root, (int)vm->pid,
-		 file[0] == '/' ? "root" : "cwd", file);
+	proc_pid_dir(d, vm, proc_pid, sizeof(proc_pid));
+	drive_path(vm, proc_pid, file, path, sizeof(path));
 	if (stat(path, &st))
 		return;
 	disk->resolved = true;
 	disk->dev = st.st_dev;
 	disk->ino = st.st_ino;
 	disk->rdev = S_ISBLK(st.st_mode) ? st.st_rdev : 0;
+	if (strcmp(disk->spec.format, "raw"))
+		disk->nr_backing = image_backing_chain(proc_pid, path, file, disk->backing,
+						       IMAGE_MAX_BACKING);
+}
+
+/* Whether a VM has as many entries as vmprobe keeps; said once, never silently. */
+static bool too_many(struct vm *vm, int have, int max, const char *what, const char *label)
+{
+	if (have < max)
+		return false;
+	if (!vm->full_warned)
+		log_warn("VM %s has more than %d %s: %s and any more are not listed nor measured",
+			 vm->name, max, what, label);
+	vm->full_warned = true;
+	return true;
 }
 
 /*
@@ -105,7 +155,8 @@ static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, 
 	for (int j = 0; j < nr_want; j++) {
 		struct vm_disk *disk;
 
-		if (want[j].used || vm->nr_disks >= VM_MAX_DRIVES)
+		if (want[j].used || too_many(vm, vm->nr_disks, VM_MAX_DRIVES, "drives",
+					     want[j].spec.label))
 			continue;
 		disk = &vm->disks[vm->nr_disks++];
 		memset(disk, 0, sizeof(*disk));
@@ -117,6 +168,8 @@ static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, 
 			disk->dev = want[j].file->dev;
 			disk->ino = want[j].file->ino;
 			disk->rdev = S_ISBLK(want[j].file->mode) ? want[j].file->rdev : 0;
+			memcpy(disk->backing, want[j].backing, sizeof(disk->backing));
+			disk->nr_backing = want[j].nr_backing;
 		}
 	}
 }
@@ -156,37 +209,86 @@ static int named_drives(const struct vm *vm, const struct libvirt_domain *dom,
 	return n;
 }
 
-static bool file_is_named_disk(const struct vm *vm, const struct vm_file *f)
+/* Files of the VM that are no drive of their own (struct vm_files, resolved). */
+struct not_drives {
+	struct file_id ids[2 * VM_MAX_OTHER_FILES];
+	int n;
+};
+
+static void not_drives_add(struct not_drives *nd, const char *proc_pid, const struct vm_files *f)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	for (int i = 0; f && i < f->n && nd->n < (int)ARRAY_SIZE(nd->ids); i++) {
+		image_path(proc_pid, f->path[i], path, sizeof(path));
+		if (!stat(path, &st))
+			nd->ids[nd->n++] = (struct file_id){ .dev = st.st_dev, .ino = st.st_ino };
+	}
+}
+
+static bool in_ids(const struct file_id *ids, int n, const struct vm_file *f)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i].dev == f->dev && ids[i].ino == f->ino)
+			return true;
+	return false;
+}
+
+/* A named drive's image or backing file, CD-ROM media, firmware, ...: not a drive of its own. */
+static bool file_is_taken(const struct vm *vm, const struct not_drives *nd, const struct vm_file *f)
 {
 	for (int i = 0; i < vm->nr_disks; i++)
 		if (vm->disks[i].present && vm->disks[i].source != VM_SRC_FD &&
-		    vm->disks[i].resolved && vm->disks[i].dev == f->dev && vm->disks[i].ino == f->ino)
+		    vm_disk_has_file(&vm->disks[i], f->dev, f->ino))
 			return true;
-	return false;
+	return in_ids(nd->ids, nd->n, f);
+}
+
+/* Drops the candidates another one's backing chain has: they are that drive's. */
+static int drop_backing(struct want_disk *want, int n)
+{
+	int kept = 0;
+
+	for (int i = 0; i < n; i++) {
+		bool below = false;
+
+		for (int j = 0; j < n && !below; j++)
+			below = j != i && in_ids(want[j].backing, want[j].nr_backing, want[i].file);
+		if (!below)
+			want[kept++] = want[i];
+	}
+	return kept;
 }
 
 /*
  * Images QEMU holds open that nothing names (a drive hot-plugged over QMP
  * on a VM no libvirt manages): told apart from QEMU's other files (logs,
- * pid file) by the image locks QEMU's file driver takes. Labelled by the
- * image's path: no device id can be learned for them.
+ * pid file) by the image locks QEMU's file driver takes, and from the
+ * other files it locks (CD-ROM media, firmware, backing files) by what
+ * the command line, libvirt and the images' own headers name. Labelled
+ * by the image's path: no device id can be learned for them.
  */
 static int fd_drives(const struct discovery *d, const struct vm *vm,
-		     const struct vm_snapshot *snap, struct want_disk *want)
+		     const struct vm_snapshot *snap, const struct libvirt_domain *dom,
+		     struct want_disk *want)
 {
-	char path[PATH_MAX], text[4096];
+	char proc_pid[256], path[PATH_MAX], text[4096];
+	struct not_drives nd = { .n = 0 };
 	int n = 0;
 
+	proc_pid_dir(d, vm, proc_pid, sizeof(proc_pid));
+	not_drives_add(&nd, proc_pid, &vm->spec.others);
+	not_drives_add(&nd, proc_pid, dom ? &dom->others : NULL);
 	for (size_t i = 0; i < snap->nr_files && n < VM_MAX_DRIVES; i++) {
 		const struct vm_file *f = &snap->files[i];
 		bool dup = false;
 
-		if (file_is_named_disk(vm, f))
+		if (file_is_taken(vm, &nd, f))
 			continue;
 		for (int j = 0; j < n; j++)
 			dup |= want[j].file->dev == f->dev && want[j].file->ino == f->ino;
-		snprintf(path, sizeof(path), "%s/%d/fdinfo/%d", d->cfg->proc_root, (int)vm->pid,
-			 f->fd);
+		snprintf(path, sizeof(path), "%.255s/fdinfo/%d", proc_pid, f->fd);
 		if (dup || read_file(path, text, sizeof(text)) <= 0 || !fdinfo_qemu_image_lock(text))
 			continue;
 		want[n] = (struct want_disk){ .source = VM_SRC_FD, .file = f };
@@ -196,9 +298,12 @@ static int fd_drives(const struct discovery *d, const struct vm *vm,
 			 S_ISBLK(f->mode) ? "host_device" : "file");
 		/* Its AIO mode is not known: the disk probe watches every path for it. */
 		snprintf(want[n].spec.aio, sizeof(want[n].spec.aio), "unknown");
+		snprintf(path, sizeof(path), "%.255s/fd/%d", proc_pid, f->fd);
+		want[n].nr_backing = image_backing_chain(proc_pid, path, f->path, want[n].backing,
+							 IMAGE_MAX_BACKING);
 		n++;
 	}
-	return n;
+	return drop_backing(want, n);
 }
 
 static void disks_update(struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
@@ -216,7 +321,7 @@ static void disks_update(struct discovery *d, struct vm *vm, const struct vm_sna
 			disk_resolve(d, vm, &vm->disks[i]);
 	if (snap->fds_read) {
 		memset(want, 0, VM_MAX_DRIVES * sizeof(*want));
-		n = fd_drives(d, vm, snap, want);
+		n = fd_drives(d, vm, snap, dom, want);
 		disks_reconcile(vm, want, n, true);
 	}
 	free(want);
@@ -225,6 +330,7 @@ static void disks_update(struct discovery *d, struct vm *vm, const struct vm_sna
 /* A NIC wanted now. */
 struct want_iface {
 	char tap[IFNAMSIZ];
+	char device_id[VM_ID_MAX];
 	char label[VM_ID_MAX];
 	char type[16];
 	char mac[18];
@@ -252,6 +358,23 @@ static int want_find_tap(struct want_iface *want, int n, const char *tap)
 	return -1;
 }
 
+static int want_find_id(struct want_iface *want, int n, const char *device_id)
+{
+	for (int i = 0; device_id[0] && i < n; i++)
+		if (!strcmp(want[i].device_id, device_id))
+			return i;
+	return -1;
+}
+
+/* Whether one of a fd-passed NIC's fds is open in QEMU (vm->fds, sorted). */
+static bool nic_fd_open(const struct vm *vm, const struct vm_nic *nic)
+{
+	for (int k = 0; k < nic->nr_fds; k++)
+		if (bsearch(&nic->fds[k], vm->fds, vm->nr_fds, sizeof(*vm->fds), cmp_int))
+			return true;
+	return false;
+}
+
 static void want_add(struct want_iface *want, int *n, const char *tap, const char *device_id,
 		     const char *type, const char *mac, enum vm_source source)
 {
@@ -262,6 +385,7 @@ static void want_add(struct want_iface *want, int *n, const char *tap, const cha
 	w = &want[(*n)++];
 	memset(w, 0, sizeof(*w));
 	str_copy(w->tap, sizeof(w->tap), tap);
+	str_copy(w->device_id, sizeof(w->device_id), device_id);
 	iface_label(device_id, tap, w->label, sizeof(w->label));
 	str_copy(w->type, sizeof(w->type), type);
 	str_copy(w->mac, sizeof(w->mac), mac);
@@ -282,19 +406,31 @@ static int wanted_ifaces(const struct vm *vm, const struct vm_snapshot *snap,
 		const struct vm_nic *nic = &vm->spec.nics[i];
 		const char *tap = nic_tap(nic, snap);
 
-		/* A fd-passed tap whose fd is gone was unplugged, or is not known yet. */
-		if (!tap[0] && nic->nr_fds && (snap->fds_read || dom))
+		/*
+		 * A fd-passed tap whose fds are closed was unplugged (or is not
+		 * known yet); one whose fd is open but no tap (macvtap) stays.
+		 */
+		if (!tap[0] && nic->nr_fds && !(snap->fds_read && nic_fd_open(vm, nic)) &&
+		    (snap->fds_read || dom))
 			continue;
 		want_add(want, &n, tap, nic->device_id, nic->type, nic->mac, VM_SRC_CMDLINE);
 	}
+	/* libvirt's NICs: the command line's found by tap, else by alias (= device id). */
 	for (int i = 0; dom && i < dom->nr_ifaces; i++) {
 		const struct libvirt_iface *li = &dom->ifaces[i];
 		int k = want_find_tap(want, n, li->tap);
 
 		if (k < 0)
+			k = want_find_id(want, n, li->alias);
+		if (k < 0) {
 			want_add(want, &n, li->tap, li->alias, li->type, li->mac, VM_SRC_LIBVIRT);
-		else
-			iface_label(li->alias, li->tap, want[k].label, sizeof(want[k].label));
+			continue;
+		}
+		if (!want[k].tap[0]) {
+			str_copy(want[k].tap, sizeof(want[k].tap), li->tap);
+			str_copy(want[k].type, sizeof(want[k].type), li->type);
+		}
+		iface_label(li->alias, want[k].tap, want[k].label, sizeof(want[k].label));
 	}
 	for (size_t t = 0; t < snap->nr_tuns; t++)
 		if (want_find_tap(want, n, snap->tuns[t].ifname) < 0)
@@ -334,7 +470,7 @@ static void ifaces_update(struct vm *vm, const struct vm_snapshot *snap,
 	for (int j = 0; j < n; j++) {
 		struct vm_iface *ifc;
 
-		if (want[j].used || vm->nr_ifaces >= VM_MAX_NICS)
+		if (want[j].used || too_many(vm, vm->nr_ifaces, VM_MAX_NICS, "NICs", want[j].label))
 			continue;
 		ifc = &vm->ifaces[vm->nr_ifaces++];
 		memset(ifc, 0, sizeof(*ifc));

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "core/image.h"
 #include "core/probe.h"
 #include "core/qemu.h"
 
@@ -44,6 +45,9 @@ struct vm_disk {
 	dev_t dev;
 	ino_t ino;
 	dev_t rdev;             /* the device, when the image is a block device */
+	/* The files below it (a qcow2 image's backing chain): its reads fall through to them. */
+	struct file_id backing[IMAGE_MAX_BACKING];
+	int nr_backing;
 	struct coverage cov;
 	void *priv[PROBE_MAX];  /* each probe's state of this drive */
 };
@@ -77,6 +81,9 @@ void inventory_settle(struct vm *vm, bool measuring);
 /* For probes: takes the entry, measured or not (then `why`, printf-style). */
 void coverage_set(struct coverage *c, const struct probe *p, bool measured, const char *why, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* Whether the file (dev, ino) is the drive's image or one of its backing files. */
+bool vm_disk_has_file(const struct vm_disk *disk, dev_t dev, ino_t ino);
 
 /* The interface label of a NIC: its device id without KubeVirt's "ua-", else the tap's name. */
 void iface_label(const char *device_id, const char *tap, char *out, size_t size);

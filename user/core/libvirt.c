@@ -28,6 +28,8 @@ struct parse {
 	char alias[VM_ID_MAX], target[VM_ID_MAX];
 	char if_type[32];
 	struct libvirt_iface iface;
+	char text[VM_PATH_MAX]; /* the text of <loader> or <nvram> */
+	bool in_text;
 };
 
 static const char *get(const char **attrs, const char *name)
@@ -59,8 +61,10 @@ static void disk_child(struct parse *ps, const char *el, const char **attrs)
 			 get(attrs, !strcmp(ps->disk_type, "block") ? "dev" : "file"));
 		str_copy(ps->disk.backend, sizeof(ps->disk.backend), get(attrs, "protocol"));
 		str_copy(ps->name, sizeof(ps->name), get(attrs, "name"));
-	} else if (!strcmp(el, "driver") && (v = get(attrs, "io"))) {
-		str_copy(ps->disk.aio, sizeof(ps->disk.aio), v);
+	} else if (!strcmp(el, "driver")) {
+		if ((v = get(attrs, "io")))
+			str_copy(ps->disk.aio, sizeof(ps->disk.aio), v);
+		str_copy(ps->disk.format, sizeof(ps->disk.format), get(attrs, "type"));
 	} else if (!strcmp(el, "target")) {
 		str_copy(ps->target, sizeof(ps->target), get(attrs, "dev"));
 	} else if (!strcmp(el, "alias")) {
@@ -78,12 +82,22 @@ static void iface_child(struct parse *ps, const char *el, const char **attrs)
 		str_copy(ps->iface.mac, sizeof(ps->iface.mac), get(attrs, "address"));
 }
 
+/* Whether the element being opened is domain/os/NAME (or under domstatus). */
+static bool at_os(const struct parse *ps, const char *name)
+{
+	int base = !strcmp(ps->path[0], "domstatus") ? 1 : 0;
+
+	return ps->depth == base + 2 && !strcmp(ps->path[base], "domain") &&
+	       !strcmp(ps->path[base + 1], "os") && !strcmp(ps->path[base + 2], name);
+}
+
 static void XMLCALL on_start(void *arg, const char *el, const char **attrs)
 {
 	struct parse *ps = arg;
 
+	/* Deeper elements (custom <metadata>) are none of vmprobe's: only counted. */
 	if (ps->depth >= MAX_DEPTH) {
-		ps->bad = true;
+		ps->depth++;
 		return;
 	}
 	ps->path[ps->depth] = el;
@@ -108,9 +122,26 @@ static void XMLCALL on_start(void *arg, const char *el, const char **attrs)
 		   !strcmp(ps->path[ps->depth - 2], "disk") && !ps->host[0]) {
 		str_copy(ps->host, sizeof(ps->host), get(attrs, "name"));
 		str_copy(ps->port, sizeof(ps->port), get(attrs, "port"));
+	} else if (ps->depth >= 1 && !strcmp(el, "source") &&
+		   !strcmp(ps->path[ps->depth - 1], "backingStore")) {
+		vm_files_add(&ps->dom->others, get(attrs, "file") ? get(attrs, "file") : get(attrs, "dev"));
+	} else if (at_os(ps, "loader") || at_os(ps, "nvram")) {
+		ps->text[0] = '\0';
+		ps->in_text = true;
 	}
 	/* Names are expat's until the element ends: kept only while it is open. */
 	ps->depth++;
+}
+
+static void XMLCALL on_text(void *arg, const char *s, int len)
+{
+	struct parse *ps = arg;
+	size_t have = strlen(ps->text);
+
+	if (!ps->in_text || len <= 0 || have + (size_t)len >= sizeof(ps->text))
+		return;
+	memcpy(ps->text + have, s, (size_t)len);
+	ps->text[have + (size_t)len] = '\0';
 }
 
 /* A finished <disk>: the drive it is, if it is one the guest uses as a disk. */
@@ -120,8 +151,11 @@ static void disk_done(struct parse *ps)
 	struct vm_drive *d = &ps->disk;
 	char url[VM_PATH_MAX * 2];
 
-	if (!strcmp(ps->device, "cdrom") || !strcmp(ps->device, "floppy") ||
-	    dom->nr_disks >= VM_MAX_DRIVES)
+	if (!strcmp(ps->device, "cdrom") || !strcmp(ps->device, "floppy")) {
+		vm_files_add(&dom->others, d->file);
+		return;
+	}
+	if (dom->nr_disks >= VM_MAX_DRIVES)
 		return;
 	if (!strcmp(ps->disk_type, "file") || !strcmp(ps->disk_type, "block")) {
 		/* A drive with no medium is not a disk the guest can use. */
@@ -178,6 +212,12 @@ static void XMLCALL on_end(void *arg, const char *el)
 	if (ps->depth == 0)
 		return;
 	ps->depth--;
+	if (ps->depth >= MAX_DEPTH)
+		return;
+	if (ps->in_text && (at_os(ps, "loader") || at_os(ps, "nvram"))) {
+		ps->in_text = false;
+		vm_files_add(&ps->dom->others, ps->text);
+	}
 	if (at(ps, NULL, "disk"))
 		disk_done(ps);
 	else if (at(ps, NULL, "interface"))
@@ -200,6 +240,7 @@ int libvirt_parse(const char *xml, size_t len, struct libvirt_domain *dom)
 	ps->dom = dom;
 	XML_SetUserData(parser, ps);
 	XML_SetElementHandler(parser, on_start, on_end);
+	XML_SetCharacterDataHandler(parser, on_text);
 	ok = XML_Parse(parser, xml, (int)len, 1) == XML_STATUS_OK && !ps->bad && ps->domain;
 	XML_ParserFree(parser);
 	free(ps);
@@ -213,13 +254,8 @@ static const char *const run_dirs[] = {
 	"/run/libvirt/qemu", "/var/run/libvirt/qemu", "/run/libvirt/qemu/run",
 };
 
-static bool same_time(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
-}
-
 /* Reads the file at st->path into st->dom; false if it is not this VM's. */
-static bool read_status(struct libvirt_state *st, pid_t pid)
+static bool read_status(struct libvirt_state *st, pid_t pid, pid_t nspid)
 {
 	char *buf = malloc(1 << 20);
 	long n;
@@ -228,7 +264,8 @@ static bool read_status(struct libvirt_state *st, pid_t pid)
 	if (!buf)
 		return false;
 	n = read_file(st->path, buf, 1 << 20);
-	ok = n > 0 && libvirt_parse(buf, (size_t)n, &st->dom) == 0 && st->dom.pid == pid;
+	ok = n > 0 && libvirt_parse(buf, (size_t)n, &st->dom) == 0 &&
+	     (st->dom.pid == pid || (nspid > 0 && st->dom.pid == nspid));
 	free(buf);
 	return ok;
 }
@@ -255,20 +292,29 @@ static bool find_status(struct libvirt_state *st, const char *root, const char *
 	return false;
 }
 
+static bool same_stamp(const struct libvirt_state *st, const struct stat *sb)
+{
+	return st->read && st->ino == sb->st_ino && st->size == sb->st_size &&
+	       st->mtime.tv_sec == sb->st_mtim.tv_sec && st->mtime.tv_nsec == sb->st_mtim.tv_nsec;
+}
+
 int libvirt_refresh(struct libvirt_state *st, const char *root, const char *name,
-		    const char *pidfile, pid_t pid)
+		    const char *pidfile, pid_t pid, pid_t nspid, bool force)
 {
 	bool was = st->valid;
 	struct stat sb;
 
 	if ((!st->path[0] || stat(st->path, &sb)) &&
 	    (!find_status(st, root, name, pidfile) || stat(st->path, &sb))) {
-		st->valid = false;
+		st->valid = st->read = false;
 		return was;
 	}
-	if (st->valid && same_time(&sb.st_mtim, &st->mtime))
+	if (!force && same_stamp(st, &sb))
 		return 0;
+	st->read = true;
 	st->mtime = sb.st_mtim;
-	st->valid = read_status(st, pid);
+	st->ino = sb.st_ino;
+	st->size = sb.st_size;
+	st->valid = read_status(st, pid, nspid);
 	return st->valid || was;
 }

@@ -51,6 +51,13 @@ void probes_close(struct probe_set *s)
 	}
 }
 
+void probes_events(struct probe_set *s, struct discovery *d)
+{
+	for (unsigned i = 0; i < s->nr; i++)
+		if (s->probes[i].ops->events)
+			s->probes[i].ops->events(&s->probes[i], d);
+}
+
 struct probe *probes_find(const struct probe_set *s, const char *name)
 {
 	for (unsigned i = 0; i < s->nr; i++)

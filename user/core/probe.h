@@ -127,5 +127,7 @@ int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode m
 void probes_close(struct probe_set *s);
 /* The open probe called `name`, or NULL. */
 struct probe *probes_find(const struct probe_set *s, const char *name);
+/* Reads every probe's events now (without waiting for its event_fd). */
+void probes_events(struct probe_set *s, struct discovery *d);
 
 #endif

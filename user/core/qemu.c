@@ -176,6 +176,7 @@ struct bnode {
 	char file[VM_PATH_MAX];
 	char aio[16];
 	char backend[16];      /* a protocol driver's name, "" for a format's node */
+	char format[16];       /* a format driver's name (qcow2, raw, ...) */
 	char remote[VM_PATH_MAX];
 	bool is_drive; /* from -drive, which is a whole chain in one */
 	bool used;
@@ -324,49 +325,76 @@ static void node_backend(struct bnode *n, const struct qopts *o, bool is_drive)
 		iscsi_node(n, o, is_drive);
 }
 
-static void add_node(struct parse_state *st, const struct qopts *o, bool is_drive)
+void vm_files_add(struct vm_files *f, const char *path)
 {
-	const char *file, *aio;
-	struct bnode *n;
-
-	if (st->nr_nodes >= (int)ARRAY_SIZE(st->nodes))
+	if (!path || !path[0] || f->n >= VM_MAX_OTHER_FILES)
 		return;
-	if (is_drive) {
-		const char *media = qopts_get(o, "media"), *intf = qopts_get(o, "if");
-
-		/* Firmware and CD-ROMs are not the guest's disks. */
-		if ((media && !strcmp(media, "cdrom")) || (intf && !strcmp(intf, "pflash")))
+	for (int i = 0; i < f->n; i++)
+		if (!strcmp(f->path[i], path))
 			return;
-	}
-	n = &st->nodes[st->nr_nodes++];
-	memset(n, 0, sizeof(*n));
-	n->is_drive = is_drive;
-	copy(n->node, sizeof(n->node), qopts_get(o, is_drive ? "id" : "node-name"));
-	if (is_drive && !n->node[0]) {
-		static const char *const ifs[] = { "ide", "scsi", "virtio", "none", "sd", "floppy" };
-		const char *intf = qopts_get(o, "if");
-		size_t i;
+	copy(f->path[f->n++], sizeof(f->path[0]), path);
+}
 
-		intf = intf ? intf : "ide";
-		for (i = 0; i < ARRAY_SIZE(ifs) && strcmp(ifs[i], intf); i++)
-			;
-		/* QEMU's own names: virtio0, ide0-hd0, scsi0-hd0, ... */
-		if (i < ARRAY_SIZE(ifs) && !strcmp(intf, "virtio"))
-			snprintf(n->node, sizeof(n->node), "virtio%d", st->drives_per_if[i]++);
-		else if (i < ARRAY_SIZE(ifs))
-			snprintf(n->node, sizeof(n->node), "%s0-hd%d", intf, st->drives_per_if[i]++);
-	}
-	file = qopts_get(o, "file.filename");
+/* The file a -drive or -blockdev names itself, NULL if it refers to another node. */
+static const char *node_file(const struct qopts *o, bool is_drive)
+{
+	const char *file = qopts_get(o, "file.filename");
+
 	if (!file)
 		file = qopts_get(o, "filename");
 	if (!file && is_drive)
 		file = qopts_get(o, "file");
+	return file;
+}
+
+/* QEMU's names for a -drive without id=: virtio0, ide0-hd0, scsi0-hd0, ... */
+static void drive_default_name(struct parse_state *st, const struct qopts *o, struct bnode *n)
+{
+	static const char *const ifs[] = { "ide", "scsi", "virtio", "none", "sd", "floppy" };
+	const char *intf = qopts_get(o, "if");
+	size_t i;
+
+	intf = intf ? intf : "ide";
+	for (i = 0; i < ARRAY_SIZE(ifs) && strcmp(ifs[i], intf); i++)
+		;
+	if (i < ARRAY_SIZE(ifs) && !strcmp(intf, "virtio"))
+		snprintf(n->node, sizeof(n->node), "virtio%d", st->drives_per_if[i]++);
+	else if (i < ARRAY_SIZE(ifs))
+		snprintf(n->node, sizeof(n->node), "%s0-hd%d", intf, st->drives_per_if[i]++);
+}
+
+static void add_node(struct vm_spec *vm, struct parse_state *st, const struct qopts *o,
+		     bool is_drive)
+{
+	const char *file = node_file(o, is_drive), *aio, *driver;
+	struct bnode *n;
+
+	if (is_drive) {
+		const char *media = qopts_get(o, "media"), *intf = qopts_get(o, "if");
+
+		/* Firmware and CD-ROMs are not the guest's disks. */
+		if ((media && !strcmp(media, "cdrom")) || (intf && !strcmp(intf, "pflash"))) {
+			vm_files_add(&vm->others, file);
+			return;
+		}
+	}
+	if (st->nr_nodes >= (int)ARRAY_SIZE(st->nodes))
+		return;
+	n = &st->nodes[st->nr_nodes++];
+	memset(n, 0, sizeof(*n));
+	n->is_drive = is_drive;
+	copy(n->node, sizeof(n->node), qopts_get(o, is_drive ? "id" : "node-name"));
+	if (is_drive && !n->node[0])
+		drive_default_name(st, o, n);
 	if (file)
 		copy(n->file, sizeof(n->file), file);
 	else
 		copy(n->child, sizeof(n->child), qopts_get(o, "file"));
 	aio = qopts_get(o, "file.aio");
 	copy(n->aio, sizeof(n->aio), aio ? aio : qopts_get(o, "aio"));
+	driver = qopts_get(o, is_drive ? "format" : "driver");
+	if (!is_protocol(driver))
+		copy(n->format, sizeof(n->format), driver);
 	node_backend(n, o, is_drive);
 }
 
@@ -397,6 +425,8 @@ static void add_drive(struct vm_spec *vm, struct parse_state *st, const char *no
 	for (int depth = 0; n && depth < 8; depth++) {
 		if (n->aio[0] && !d->aio[0])
 			copy(d->aio, sizeof(d->aio), n->aio);
+		if (n->format[0] && !d->format[0])
+			copy(d->format, sizeof(d->format), n->format);
 		if (n->backend[0]) {
 			copy(d->backend, sizeof(d->backend), n->backend);
 			copy(d->remote, sizeof(d->remote), n->remote);
@@ -430,6 +460,24 @@ static void finish(struct vm_spec *vm, struct parse_state *st)
 	for (int i = 0; i < st->nr_nodes; i++)
 		if (st->nodes[i].is_drive && !st->nodes[i].used && st->nodes[i].node[0])
 			add_drive(vm, st, st->nodes[i].node, NULL);
+	/* Backing images, firmware, CD-ROM media: nodes whose file is no drive's. */
+	for (int i = 0; i < st->nr_nodes; i++) {
+		bool drive = false;
+
+		for (int k = 0; k < vm->nr_drives && !drive; k++)
+			drive = !strcmp(vm->drives[k].file, st->nodes[i].file);
+		if (!drive)
+			vm_files_add(&vm->others, st->nodes[i].file);
+	}
+}
+
+/* -add-fd fd=FD,set=SET[,opaque=...] */
+static void add_fdset(struct vm_spec *vm, const struct qopts *o)
+{
+	const char *fd = qopts_get(o, "fd"), *set = qopts_get(o, "set");
+
+	if (fd && set && vm->nr_fdsets < VM_MAX_FDS)
+		vm->fdsets[vm->nr_fdsets++] = (struct vm_fdset){ .set = atoi(set), .fd = atoi(fd) };
 }
 
 static void add_device(struct vm_spec *vm, struct parse_state *st, const struct qopts *o)
@@ -486,6 +534,8 @@ int qemu_parse_argv(int argc, char *const argv[], struct vm_spec *vm)
 			implied = "driver";
 		else if (strcmp(opt, "drive") == 0)
 			implied = "file";
+		else if (strcmp(opt, "add-fd") == 0)
+			implied = "fd";
 		else
 			continue;
 		err = qopts_parse(argv[++i], implied, &o);
@@ -502,8 +552,10 @@ int qemu_parse_argv(int argc, char *const argv[], struct vm_spec *vm)
 			add_netdev(vm, &o);
 		else if (strcmp(opt, "device") == 0)
 			add_device(vm, st, &o);
+		else if (strcmp(opt, "add-fd") == 0)
+			add_fdset(vm, &o);
 		else
-			add_node(st, &o, strcmp(opt, "drive") == 0);
+			add_node(vm, st, &o, strcmp(opt, "drive") == 0);
 		qopts_free(&o);
 	}
 	if (!err)

@@ -13,6 +13,7 @@
 #define VM_MAX_FDS 16
 #define VM_MAX_DRIVES 32
 #define VM_PATH_MAX 512
+#define VM_MAX_OTHER_FILES 16
 
 /* One option value split into keys: `a=1,b=x,,y` or JSON (nested keys dotted). */
 struct qopt {
@@ -51,6 +52,25 @@ struct vm_drive {
 	char backend[16];
 	/* Network storage: rbd "POOL/IMAGE" (or POOL/NAMESPACE/IMAGE), iscsi "TARGET/LUN". */
 	char remote[VM_PATH_MAX];
+	char format[16];       /* the image's format (qcow2, raw, ...), "" if QEMU probes it */
+};
+
+/*
+ * Files QEMU opens that are not the guest's disks, though QEMU locks them
+ * as it locks disk images: CD-ROM media, firmware and its variables,
+ * backing images of a disk, block nodes no device uses.
+ */
+struct vm_files {
+	char path[VM_MAX_OTHER_FILES][VM_PATH_MAX];
+	int n;
+};
+
+void vm_files_add(struct vm_files *f, const char *path);
+
+/* -add-fd fd=FD,set=SET: what QEMU opens as /dev/fdset/SET. */
+struct vm_fdset {
+	int set;
+	int fd;
 };
 
 struct vm_spec {
@@ -61,6 +81,9 @@ struct vm_spec {
 	int nr_nics;
 	struct vm_drive drives[VM_MAX_DRIVES];
 	int nr_drives;
+	struct vm_files others;
+	struct vm_fdset fdsets[VM_MAX_FDS];
+	int nr_fdsets;
 };
 
 /* True if argv[0]'s basename is a QEMU system emulator. */

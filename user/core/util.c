@@ -164,6 +164,13 @@ void slot_pool_put(struct slot_pool *p, unsigned slot)
 		p->used[slot] = 0;
 }
 
+int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 void str_copy(char *dst, size_t size, const char *src)
 {
 	size_t n = src ? strlen(src) : 0;

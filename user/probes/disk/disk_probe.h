@@ -118,7 +118,8 @@ struct drive_state {
 
 /* The probe's state of one VM (its drives' is in each vm_disk). */
 struct disk_vm {
-	bool marked; /* its tgid bit is set */
+	bool marked;      /* its tgid bit is set */
+	bool slot_warned; /* running out of drive slots was logged */
 };
 
 struct discovery;

@@ -59,8 +59,8 @@ static bool is_ours(const struct vm_disk *disk)
 
 /*
  * A drive whose image is known but not yet open in QEMU is looked for at
- * every rescan; a drive whose image is not found waits for a change of the
- * fd table or the next full sync.
+ * every rescan; a drive whose image is not found, or that got no slot,
+ * waits for a change of the fd table or the next full sync.
  */
 bool disk_vm_pending(struct probe *p, const struct vm *vm)
 {
@@ -68,7 +68,7 @@ bool disk_vm_pending(struct probe *p, const struct vm *vm)
 		const struct drive_state *ds = drive_of(p, &vm->disks[i]);
 
 		if (is_ours(&vm->disks[i]) && vm->disks[i].resolved &&
-		    (!ds || !ds->had_fds || ds->nr_merge))
+		    ds && (!ds->had_fds || ds->nr_merge))
 			return true;
 	}
 	return false;
@@ -147,7 +147,7 @@ static void drives_match_fds(struct probe *p, struct discovery *d, struct vm *vm
 			const struct vm_disk *disk = &vm->disks[i];
 			struct drive_state *ds = drive_of(p, disk);
 
-			if (ds && disk->dev == file->dev && disk->ino == file->ino &&
+			if (ds && vm_disk_has_file(disk, file->dev, file->ino) &&
 			    !drive_fd_known(ds, file->fd, &seen[i]) &&
 			    nr_adds < (int)ARRAY_SIZE(adds)) {
 				adds[nr_adds].fd = file->fd;
@@ -171,7 +171,8 @@ static bool maybe_native(const struct vm_disk *disk)
 
 /* A slot for a drive whose image was found; NULL when none is free. */
 static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *d,
-				       const struct vm *vm, const struct vm_disk *disk)
+				       const struct vm *vm, struct disk_vm *dv,
+				       const struct vm_disk *disk)
 {
 	struct drive_state *ds = calloc(1, sizeof(*ds));
 	int slot = ds ? disk_slot_alloc(dp) : -ENOMEM;
@@ -179,8 +180,11 @@ static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *
 	if (slot < 0) {
 		free(ds);
 		d->attach_errors++;
-		log_warn("cannot count drive %s of VM %s: %s", disk->spec.label, vm->name,
-			 slot == -ENOSPC ? "no free slot (raise disk.max_drives)" : strerror(-slot));
+		if (!dv->slot_warned)
+			log_warn("cannot count drive %s of VM %s: %s", disk->spec.label, vm->name,
+				 slot == -ENOSPC ? "no free slot (raise disk.max_drives)"
+						 : strerror(-slot));
+		dv->slot_warned = true;
 		return NULL;
 	}
 	ds->slot = slot;
@@ -190,6 +194,10 @@ static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *
 		ds->native = true;
 		if (disk_native_file_add(dp, vm->pid, disk_kdev(disk->dev), disk->ino, slot))
 			d->attach_errors++;
+		for (int i = 0; i < disk->nr_backing; i++)
+			if (disk_native_file_add(dp, vm->pid, disk_kdev(disk->backing[i].dev),
+						 disk->backing[i].ino, slot))
+				d->attach_errors++;
 	}
 	if (ds->kdev && disk_dev_add(dp, vm->pid, ds->kdev, slot))
 		d->attach_errors++;
@@ -208,6 +216,9 @@ static void drive_forget(struct disk_probe *dp, const struct vm *vm, const struc
 	if (ds->native) {
 		disk_native_drives(dp, -1);
 		disk_native_file_del(dp, vm->pid, disk_kdev(disk->dev), disk->ino);
+		for (int i = 0; i < disk->nr_backing; i++)
+			disk_native_file_del(dp, vm->pid, disk_kdev(disk->backing[i].dev),
+					     disk->backing[i].ino);
 	}
 	disk_slot_free(dp, ds->slot);
 	free(ds);
@@ -257,7 +268,7 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 			continue;
 		}
 		if (!drive_of(p, disk))
-			disk->priv[p->id] = drive_count(dp, d, vm, disk);
+			disk->priv[p->id] = drive_count(dp, d, vm, dv, disk);
 		if (!dv->marked)
 			coverage_set(&disk->cov, p, false, "cannot mark the QEMU process");
 		else if (!drive_of(p, disk))

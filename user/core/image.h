@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * What a disk image says of itself: the backing files of a qcow2 image,
+ * which QEMU opens (and locks) with it and reads for the guest wherever
+ * the image has no data of its own.
+ */
+#ifndef VMPROBE_IMAGE_H
+#define VMPROBE_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define IMAGE_MAX_BACKING 8
+
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+};
+
+/*
+ * A path as a process sees it, made openable from here: `proc_pid` is
+ * /proc/PID; an absolute path is found under its root, a relative one
+ * under its working directory.
+ */
+void image_path(const char *proc_pid, const char *vm_path, char *out, size_t size);
+
+/*
+ * The backing chain of the image at `vm_path` (as QEMU sees it), read
+ * through `open_path` (NULL: vm_path under proc_pid): the files each qcow2
+ * header names in turn, up to `max`. Names that are not files (json:,
+ * protocol URLs) end the chain. Returns how many were found.
+ */
+int image_backing_chain(const char *proc_pid, const char *open_path, const char *vm_path,
+			struct file_id *out, int max);
+
+#endif
