@@ -16,6 +16,8 @@
 
 enum kind { K_DISK, K_SIZE, K_RTT };
 
+enum { MAX_SERIES = VM_MAX_DRIVES * DISK_OP_MAX + VM_MAX_NICS * NET_DIR_MAX * 2 };
+
 /* One histogram followed over the interval: a (drive, op), a (tap, dir) or a (tap, path). */
 struct series {
 	char title[160];
@@ -23,6 +25,7 @@ struct series {
 	int slot;
 	const struct view_drive *drive; /* K_DISK */
 	unsigned sub; /* op or direction */
+	bool gone;    /* its drive or tap went during the run */
 	__u64 before[DISK_LAT_SLOTS];
 	__u64 now[DISK_LAT_SLOTS];
 };
@@ -34,7 +37,9 @@ static unsigned series_slots(const struct series *s)
 
 static void series_read(const struct view *v, struct series *s, __u64 *out)
 {
-	if (s->kind == K_DISK) {
+	if (s->gone) {
+		memcpy(out, s->before, sizeof(s->before));
+	} else if (s->kind == K_DISK) {
 		struct drive_stats st;
 
 		view_drive_read(v, s->drive, s->sub, &st);
@@ -198,6 +203,36 @@ static int hist_options(int argc, char **argv, struct hist_opts *o)
 	return EXIT_OK;
 }
 
+/*
+ * Own probes: the view is refreshed, so that what the probes found meanwhile
+ * (a network disk's session) is matched and its requests added; the
+ * series follow their drive or tap by title.
+ */
+static void series_follow(struct view *v, const struct hist_opts *o, struct series *ser, int n)
+{
+	const struct view_vm *vm;
+	struct series *now;
+	int m;
+
+	if (v->shared || view_settle(v))
+		return;
+	vm = view_find(v, o->name);
+	now = calloc(MAX_SERIES, sizeof(*now));
+	m = vm && now ? select_series(v, vm, o->disk, o->net, now, MAX_SERIES) : -1;
+	for (int i = 0; i < n; i++) {
+		int j = 0;
+
+		while (j < m && strcmp(now[j].title, ser[i].title))
+			j++;
+		ser[i].gone = j >= m;
+		if (!ser[i].gone) {
+			ser[i].drive = now[j].drive;
+			ser[i].slot = now[j].slot;
+		}
+	}
+	free(now);
+}
+
 /* Prints the n series' histograms of each interval. */
 static void hist_loop(struct view *v, struct series *ser, int n, const struct hist_opts *o)
 {
@@ -206,6 +241,7 @@ static void hist_loop(struct view *v, struct series *ser, int n, const struct hi
 		char ts[16];
 
 		view_wait((int)(o->interval * 1000), -1);
+		series_follow(v, o, ser, n);
 		t = time(NULL);
 		strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
 		printf("\n%s\n", ts);
@@ -222,7 +258,6 @@ static void hist_loop(struct view *v, struct series *ser, int n, const struct hi
 
 int do_hist(int argc, char **argv)
 {
-	enum { MAX_SERIES = VM_MAX_DRIVES * DISK_OP_MAX + VM_MAX_NICS * NET_DIR_MAX * 2 };
 	struct series *ser = NULL;
 	const struct view_vm *vm;
 	struct hist_opts o;
@@ -246,7 +281,7 @@ int do_hist(int argc, char **argv)
 		fprintf(stderr, "vmprobe: VM '%s' has no %s '%s'\n", o.name,
 			o.disk ? "drive" : "interface", o.disk ? o.disk : o.net);
 	if (n >= 0) {
-		/* series point into v.vms: hist does not refresh the view. */
+		/* series point into v.vms: series_follow() moves them when it changes. */
 		for (int i = 0; i < n; i++)
 			series_read(&v, &ser[i], ser[i].before);
 		printf("Tracing VM %s%s%s (%s) for %ld s x %ld... Hit Ctrl-C to end.\n", vm->ns,

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cmd.h"
@@ -128,7 +129,8 @@ static void state_drive(struct view *v, json_object *t, struct view_drive *dr)
 	state_entry(t, "drive", dr->label, sizeof(dr->label), &dr->slot);
 	dr->map = map_index(v, json_object_object_get_ex(t, "map", &f) ? json_object_get_string(f)
 									 : "");
-	if (dr->map < 0 || (__u32)dr->slot * DISK_OP_MAX >= v->maps[dr->map].entries)
+	if (dr->map < 0 || dr->slot < 0 ||
+	    (__u64)dr->slot * DISK_OP_MAX >= v->maps[dr->map].entries)
 		dr->slot = -1;
 }
 
@@ -184,6 +186,8 @@ static int refresh_shared(struct view *v)
 				state_entry(json_object_array_get_idx(arr, k), "interface",
 					    vm->taps[k].ifname, sizeof(vm->taps[k].ifname),
 					    &vm->taps[k].slot);
+				if (vm->taps[k].slot >= (int)v->shared_np.max_ifaces)
+					vm->taps[k].slot = -1;
 				vm->nr_taps++;
 			}
 		if (json_object_object_get_ex(j, "drives", &arr))
@@ -200,6 +204,8 @@ static int refresh_own(struct view *v)
 {
 	int n = 0;
 
+	/* What the probes asked for (a new session or fd to match) is done by this scan. */
+	probes_events(&v->probes, &v->d);
 	discovery_scan(&v->d);
 	pthread_mutex_lock(&v->d.lock);
 	for (const struct vm *vm = v->d.vms; vm; vm = vm->next)
@@ -236,6 +242,19 @@ static int refresh_own(struct view *v)
 int view_refresh(struct view *v)
 {
 	return v->shared ? refresh_shared(v) : refresh_own(v);
+}
+
+int view_settle(struct view *v)
+{
+	struct timespec grace = { .tv_nsec = 300 * 1000000L };
+	int err;
+
+	if (v->shared)
+		return 0;
+	err = view_refresh(v);
+	/* Requests staged before a match are added once in-flight ones completed (0.1 s). */
+	nanosleep(&grace, NULL);
+	return err ? err : view_refresh(v);
 }
 
 void view_close(struct view *v)

@@ -67,6 +67,12 @@ struct view {
 int view_open(struct view *v);
 /* Re-reads the VM table (serve's state file, or a rescan); 0 or -errno. */
 int view_refresh(struct view *v);
+/*
+ * Own probes: refreshes twice, a moment apart, so that what the probes
+ * found since the last refresh is matched and what it staged is added
+ * (pointers into the view change). Serve's counters need none: 0.
+ */
+int view_settle(struct view *v);
 void view_close(struct view *v);
 
 /* The counters of one operation of a drive (zero when it is not counted). */

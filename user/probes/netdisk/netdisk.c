@@ -31,37 +31,45 @@ const struct netdisk_lib netdisk_libs[NETDISK_KIND_MAX] = {
 	[NETDISK_ISCSI] = { "libiscsi.so", iscsi_paths, "iscsi" },
 };
 
+/*
+ * The hooks of each library. Optional ones a library may lack: librbd
+ * before Octopus has no rbd_aio_write_zeroes (QEMU built against it does
+ * not call it either); without a close hook a handle reused by another
+ * image is matched again only when user space sees the old one went.
+ */
 struct bpf_program *netdisk_prog(const struct netdisk_probe *np, unsigned kind, int i,
-				 const char **func)
+				 const char **func, bool *optional)
 {
 	struct netdisk_bpf *s = np->skel;
-	const struct {
+	const struct hook {
 		struct bpf_program *prog;
 		const char *func;
+		bool optional;
 	} rbd[] = {
-		{ s->progs.rbd_readv, "rbd_aio_readv" },
-		{ s->progs.rbd_writev, "rbd_aio_writev" },
-		{ s->progs.rbd_discard, "rbd_aio_discard" },
-		{ s->progs.rbd_write_zeroes, "rbd_aio_write_zeroes" },
-		{ s->progs.rbd_flush, "rbd_aio_flush" },
-		{ s->progs.rbd_done, "rbd_aio_get_return_value" },
-		{ s->progs.rbd_close, "rbd_close" },
+		{ s->progs.rbd_readv, "rbd_aio_readv", false },
+		{ s->progs.rbd_writev, "rbd_aio_writev", false },
+		{ s->progs.rbd_discard, "rbd_aio_discard", false },
+		{ s->progs.rbd_write_zeroes, "rbd_aio_write_zeroes", true },
+		{ s->progs.rbd_flush, "rbd_aio_flush", false },
+		{ s->progs.rbd_done, "rbd_aio_get_return_value", false },
+		{ s->progs.rbd_close, "rbd_close", true },
 	}, iscsi[] = {
-		{ s->progs.iscsi_submit, "iscsi_scsi_command_async" },
-		{ s->progs.iscsi_done, "scsi_free_scsi_task" },
-		{ s->progs.iscsi_destroy, "iscsi_destroy_context" },
+		{ s->progs.iscsi_submit, "iscsi_scsi_command_async", false },
+		{ s->progs.iscsi_done, "scsi_free_scsi_task", false },
+		{ s->progs.iscsi_destroy, "iscsi_destroy_context", true },
 	};
+	const struct hook *h = NULL;
 	_Static_assert(ARRAY_SIZE(rbd) <= NETDISK_MAX_LINKS, "rbd links fit");
 
-	if (kind == NETDISK_RBD && i < (int)ARRAY_SIZE(rbd)) {
-		*func = rbd[i].func;
-		return rbd[i].prog;
-	}
-	if (kind == NETDISK_ISCSI && i < (int)ARRAY_SIZE(iscsi)) {
-		*func = iscsi[i].func;
-		return iscsi[i].prog;
-	}
-	return NULL;
+	if (kind == NETDISK_RBD && i < (int)ARRAY_SIZE(rbd))
+		h = &rbd[i];
+	else if (kind == NETDISK_ISCSI && i < (int)ARRAY_SIZE(iscsi))
+		h = &iscsi[i];
+	if (!h)
+		return NULL;
+	*func = h->func;
+	*optional = h->optional;
+	return h->prog;
 }
 
 static int event_seen(void *ctx, void *data, size_t len)
@@ -69,8 +77,16 @@ static int event_seen(void *ctx, void *data, size_t len)
 	struct netdisk_probe *np = ctx;
 	const struct netdisk_event *ev = data;
 
-	if (len < sizeof(*ev) || np->nr_pending >= NETDISK_MAX_PENDING)
+	if (len < sizeof(*ev))
 		return 0;
+	if (np->nr_pending >= NETDISK_MAX_PENDING) {
+		/* Not kept: with its staging entry gone, its next request tells again. */
+		if (!np->events_dropped++)
+			log_warn("more than %d rbd or iSCSI sessions wait to be matched to a drive",
+				 NETDISK_MAX_PENDING);
+		bpf_map_delete_elem(bpf_map__fd(np->skel->maps.netdisk_staged), &ev->sess);
+		return 0;
+	}
 	np->pending[np->nr_pending++] = (struct netdisk_pending){ .ev = *ev };
 	return 0;
 }
@@ -153,18 +169,33 @@ void netdisk_session_del(struct netdisk_probe *np, const struct netdisk_session 
 	bpf_map_delete_elem(bpf_map__fd(np->skel->maps.netdisk_staged), s);
 }
 
+bool netdisk_session_live(const struct netdisk_probe *np, const struct netdisk_session *s)
+{
+	__u32 slot;
+
+	return !bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.netdisk_sessions), s, &slot);
+}
+
+bool netdisk_staged_live(const struct netdisk_probe *np, const struct netdisk_session *s)
+{
+	struct staged_stats st;
+
+	return !bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.netdisk_staged), s, &st);
+}
+
 int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot)
 {
 	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->stats, slot);
 }
 
-void netdisk_events_consume(struct netdisk_probe *np, void (*poke)(pid_t, void *), void *arg)
+int netdisk_events_consume(struct netdisk_probe *np, pid_t *pids, int max)
 {
-	int before = np->nr_pending;
+	int before = np->nr_pending, n = 0;
 
 	ring_buffer__consume(np->events);
-	for (int i = before; i < np->nr_pending; i++)
-		poke((pid_t)np->pending[i].ev.sess.tgid, arg);
+	for (int i = before; i < np->nr_pending && n < max; i++)
+		pids[n++] = (pid_t)np->pending[i].ev.sess.tgid;
+	return n;
 }
 
 int netdisk_events_fd(const struct netdisk_probe *np)

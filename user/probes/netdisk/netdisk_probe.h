@@ -28,7 +28,7 @@ struct netdisk_pending {
 	bool warned; /* no drive matched it: said once */
 };
 
-#define NETDISK_MAX_PENDING 64
+#define NETDISK_MAX_PENDING 256
 
 struct netdisk_probe {
 	struct netdisk_bpf *skel;
@@ -39,6 +39,8 @@ struct netdisk_probe {
 	struct ring_buffer *events;
 	struct netdisk_pending pending[NETDISK_MAX_PENDING];
 	int nr_pending;
+	/* first requests not kept (pending full): announced again by a later request */
+	__u64 events_dropped;
 };
 
 /* The library each kind of session is in, and the functions hooked there. */
@@ -68,8 +70,9 @@ struct netdisk_drive {
 struct netdisk_vm {
 	struct bpf_link *links[NETDISK_KIND_MAX][NETDISK_MAX_LINKS];
 	int nr_links[NETDISK_KIND_MAX];
-	int attach_err[NETDISK_KIND_MAX]; /* of the last try, 0 when attached */
+	int attach_err[NETDISK_KIND_MAX]; /* of the last try, 0 when attached or not tried */
 	bool unmatched[NETDISK_KIND_MAX]; /* a session no drive could be found for */
+	bool slot_warned;                 /* running out of drive slots was logged */
 };
 
 /* netdisk.c: the programs and maps. */
@@ -84,13 +87,20 @@ int netdisk_session_set(struct netdisk_probe *np, const struct netdisk_session *
 void netdisk_session_del(struct netdisk_probe *np, const struct netdisk_session *s);
 /* Adds what the session did before it was matched to slot; 0 or -ENOENT. */
 int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot);
-/* Reads the ring of first requests of unknown sessions into np->pending; calls poke(tgid). */
-void netdisk_events_consume(struct netdisk_probe *np, void (*poke)(pid_t, void *), void *arg);
+/* Whether the library still has the session: matched (in the map) or staged. */
+bool netdisk_session_live(const struct netdisk_probe *np, const struct netdisk_session *s);
+bool netdisk_staged_live(const struct netdisk_probe *np, const struct netdisk_session *s);
+/*
+ * Reads the ring of first requests of unknown sessions into np->pending
+ * (under the discovery lock: syncs read it); the QEMU pids to sync in
+ * pids, their number returned.
+ */
+int netdisk_events_consume(struct netdisk_probe *np, pid_t *pids, int max);
 int netdisk_events_fd(const struct netdisk_probe *np);
 __u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err);
 /* The program for a hooked function of a library, by index; NULL past the last. */
 struct bpf_program *netdisk_prog(const struct netdisk_probe *np, unsigned kind, int i,
-				 const char **func);
+				 const char **func, bool *optional);
 
 /* session.c: which drive of the VM a session is; its index in vm->disks, or -1. */
 int netdisk_session_drive(const struct vm *vm, const struct netdisk_event *ev);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* The network-disk probe's entry in the VM table's seam (core/probe.h), and its health. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "core/config.h"
@@ -44,17 +45,19 @@ static int netdisk_event_fd(struct probe *p)
 	return netdisk_events_fd(p->priv);
 }
 
-static void poke(pid_t pid, void *arg)
-{
-	discovery_poke(arg, pid);
-}
-
 static void netdisk_events(struct probe *p, struct discovery *d)
 {
-	netdisk_events_consume(p->priv, poke, d);
+	pid_t pids[NETDISK_MAX_PENDING];
+	int n;
+
+	pthread_mutex_lock(&d->lock);
+	n = netdisk_events_consume(p->priv, pids, NETDISK_MAX_PENDING);
+	pthread_mutex_unlock(&d->lock);
+	for (int i = 0; i < n; i++)
+		discovery_poke(d, pids[i]);
 }
 
-enum { F_LOST, F_UNMATCHED, F_MAX };
+enum { F_LOST, F_UNMATCHED, F_DROPPED, F_MAX };
 
 static const struct expo_family fams[F_MAX] = {
 	[F_LOST] = { "vmprobe_netdisk_lost_requests_total", EXPO_COUNTER, "", "",
@@ -63,6 +66,10 @@ static const struct expo_family fams[F_MAX] = {
 	[F_UNMATCHED] = { "vmprobe_netdisk_unmatched_sessions", EXPO_GAUGE, "", "",
 			  "librbd or libiscsi sessions of VMs that no drive could be matched to: "
 			  "their requests are not counted (the log says which VM)." },
+	[F_DROPPED] = { "vmprobe_netdisk_session_events_dropped_total", EXPO_COUNTER, "", "",
+			"First requests of rbd or iSCSI sessions not kept for matching (too "
+			"many unmatched sessions): their requests are not counted until one "
+			"is kept." },
 };
 
 static const struct expo_family *netdisk_families(size_t *nr)
@@ -81,6 +88,7 @@ static void netdisk_render_self(struct probe *p, struct discovery *d, struct str
 
 	metrics_single_u64(sb, &fams[F_LOST], netdisk_error_count(np, NETDISK_ERR_INFLIGHT_FULL));
 	metrics_single_u64(sb, &fams[F_UNMATCHED], (__u64)np->nr_pending);
+	metrics_single_u64(sb, &fams[F_DROPPED], np->events_dropped);
 }
 
 const struct probe_ops netdisk_probe_ops = {

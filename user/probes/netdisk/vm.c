@@ -70,7 +70,8 @@ bool netdisk_vm_pending(struct probe *p, const struct vm *vm)
 		int k = drive_kind(&vm->disks[i]);
 		const struct netdisk_drive *nd = drive_of(p, &vm->disks[i]);
 
-		if (k >= 0 && (!nv->nr_links[k] || (nd && nd->nr_merge)))
+		/* Hooking a library that failed is tried again at full syncs only. */
+		if (k >= 0 && ((!nv->nr_links[k] && !nv->attach_err[k]) || (nd && nd->nr_merge)))
 			return true;
 	}
 	return false;
@@ -122,16 +123,21 @@ static int attach(struct netdisk_probe *np, struct discovery *d, struct vm *vm,
 	char path[PATH_MAX];
 	const char *func;
 	struct bpf_program *prog;
+	bool optional;
 
 	if (!lib_path(d, vm, kind, path, sizeof(path)))
 		return -ENOENT;
-	for (int i = 0; (prog = netdisk_prog(np, kind, i, &func)); i++) {
+	for (int i = 0; (prog = netdisk_prog(np, kind, i, &func, &optional)); i++) {
 		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
 		struct bpf_link *link = bpf_program__attach_uprobe_opts(prog, vm->pid, path, 0, &opts);
+		int err = -errno;
 
+		if (!link && optional) {
+			log_info("VM %s: %s has no %s (%s): not hooked", vm->name,
+				 netdisk_libs[kind].soname_prefix, func, strerror(-err));
+			continue;
+		}
 		if (!link) {
-			int err = -errno;
-
 			links_drop(nv, kind);
 			return err;
 		}
@@ -144,7 +150,7 @@ static int attach(struct netdisk_probe *np, struct discovery *d, struct vm *vm,
 
 /* A slot for a drive of ours, made on first sight; NULL when none is free. */
 static struct netdisk_drive *drive_get(struct probe *p, struct discovery *d, const struct vm *vm,
-				       struct vm_disk *disk)
+				       struct netdisk_vm *nv, struct vm_disk *disk)
 {
 	struct netdisk_drive *nd = drive_of(p, disk);
 	int slot;
@@ -156,8 +162,11 @@ static struct netdisk_drive *drive_get(struct probe *p, struct discovery *d, con
 	if (slot < 0) {
 		free(nd);
 		d->attach_errors++;
-		log_warn("cannot count drive %s of VM %s: %s", disk->spec.label, vm->name,
-			 slot == -ENOSPC ? "no free slot (raise disk.max_drives)" : strerror(-slot));
+		if (!nv->slot_warned)
+			log_warn("cannot count drive %s of VM %s: %s", disk->spec.label, vm->name,
+				 slot == -ENOSPC ? "no free slot (raise disk.max_drives)"
+						 : strerror(-slot));
+		nv->slot_warned = true;
 		return NULL;
 	}
 	nd->slot = slot;
@@ -179,6 +188,21 @@ static void drive_forget(struct probe *p, struct vm_disk *disk)
 	disk->priv[p->id] = NULL;
 }
 
+/* Forgets the drives' sessions the library closed (the BPF side deleted them). */
+static void sessions_prune(struct probe *p, struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct netdisk_drive *nd = drive_of(p, &vm->disks[i]);
+		int kept = 0;
+
+		for (int k = 0; nd && k < nd->nr_sessions; k++)
+			if (netdisk_session_live(p->priv, &nd->sessions[k]))
+				nd->sessions[kept++] = nd->sessions[k];
+		if (nd)
+			nd->nr_sessions = kept;
+	}
+}
+
 /* The sessions of this VM whose first request came: each matched to its drive, if it can be. */
 static void sessions_match(struct probe *p, struct vm *vm, struct netdisk_vm *nv)
 {
@@ -195,6 +219,9 @@ static void sessions_match(struct probe *p, struct vm *vm, struct netdisk_vm *nv
 			np->pending[kept++] = *pe;
 			continue;
 		}
+		/* Closed, or its staging entry aged out (a later request tells again). */
+		if (pe->warned && !netdisk_staged_live(np, &pe->ev.sess))
+			continue;
 		idx = netdisk_session_drive(vm, &pe->ev);
 		nd = idx >= 0 ? drive_of(p, &vm->disks[idx]) : NULL;
 		if (!nd || nd->nr_sessions >= NETDISK_MAX_SESSIONS ||
@@ -232,7 +259,7 @@ static void sessions_merge(struct probe *p, struct vm *vm)
 	}
 }
 
-/* Measured once the library is hooked; not when it cannot be, or a session went unmatched. */
+/* Measured once the library is hooked; not when it cannot be, or a session of its kind is unmatched. */
 static void drive_coverage(struct probe *p, const struct netdisk_vm *nv, struct vm_disk *disk,
 			   int kind)
 {
@@ -246,8 +273,10 @@ static void drive_coverage(struct probe *p, const struct netdisk_vm *nv, struct 
 	else if (!nv->nr_links[kind])
 		coverage_set(&disk->cov, p, false, "hooking %s failed: %s", lib,
 			     strerror(-nv->attach_err[kind]));
-	else if (!nd->nr_sessions && nv->unmatched[kind])
-		coverage_set(&disk->cov, p, false, "its %s session could not be told apart", lib);
+	else if (nv->unmatched[kind])
+		/* Which drive's requests the unmatched session has is not known: any of them. */
+		coverage_set(&disk->cov, p, false,
+			     "a %s session of this VM could not be matched to its drive", lib);
 	else
 		coverage_set(&disk->cov, p, true, NULL);
 }
@@ -266,7 +295,7 @@ void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 			drive_forget(p, disk);
 		if (k < 0)
 			continue;
-		drive_get(p, d, vm, disk);
+		drive_get(p, d, vm, nv, disk);
 		if (!nv->nr_links[k]) {
 			int err = attach(np, d, vm, nv, k);
 
@@ -276,6 +305,7 @@ void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 			nv->attach_err[k] = err;
 		}
 	}
+	sessions_prune(p, vm);
 	sessions_match(p, vm, nv);
 	sessions_merge(p, vm);
 	for (int i = 0; i < vm->nr_disks; i++)
