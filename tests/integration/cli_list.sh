@@ -26,10 +26,7 @@ cleanup() {
 trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail
 guest_make_initrd "$WORK/initrd" - <<<'sleep 300'
 truncate -s 8M "$WORK/a.img" "$WORK/b, c.img"
 ip tuntap add dev "$TAP" mode tap

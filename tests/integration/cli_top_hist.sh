@@ -57,10 +57,7 @@ udp_send() { # COUNT (0: forever) PER_SECOND
 	python3 "$WORK/udp.py" "$@"
 }
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail
 guest_make_initrd "$WORK/busy.initrd" - <<'SH'
 echo WORKLOAD-START
 while :; do

@@ -38,10 +38,7 @@ cleanup() {
 trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail
 
 # Images on tmpfs (O_DIRECT works there); the native drive is a loop device
 # on tmpfs, since Linux AIO on a plain tmpfs file completes inside io_submit
@@ -52,9 +49,7 @@ truncate -s 16M "$WORK/img/thr.img" "$WORK/img/uring.img" "$WORK/img/native.img"
 LOOP=$(losetup -f --show "$WORK/img/native.img")
 LOOPDEV=${LOOP#/dev/}
 
-ip tuntap add dev "$TAP" mode tap
-sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1"
-ip link set "$TAP" up
+guest_tap_add "$TAP"
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 check "vmprobe logs every disk source as on" grep -q \
@@ -115,36 +110,14 @@ kill -INT "$BIO_PID"; wait "$BIO_PID" 2>/dev/null; BIO_PID=
 
 # Guest's /sys/block/DEV/stat: 1 reads, 3 sectors read, 5 writes,
 # 7 sectors written, 15 flushes.
-gstat() { # PHASE DEV FIELD
-	tr -d '\r' <"$GUEST_LOG" | awk -v p="$1" -v d="$2" -v f="$3" '$1 == "STAT" && $2 == p && $3 == d { print $(3 + f) }'
-}
-gdelta() { echo $(( $(gstat AFTER "$1" "$2") - $(gstat BEFORE "$1" "$2") )); }
-mdelta() { # NAME LABELS...: delta of a sample between s0 and s1
-	local a b
-	a=$(metric "$WORK/s0.txt" "$@"); b=$(metric "$WORK/s1.txt" "$@")
-	[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
-}
+mdelta() { metric_delta "$WORK/s0.txt" "$WORK/s1.txt" "$@"; } # NAME LABELS...
 
 for pair in vda:thr:threads vdb:uring:io_uring vdc:native:native; do
 	IFS=: read -r dev drive mode <<<"$pair"
 	l=(name="$NAME_EXP" drive="$drive")
-	check_num "$drive ($mode): reads = the guest's completed reads" "$(gdelta $dev 1)" \
-		"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=read)"
-	check_num "$drive ($mode): bytes read = the guest's sectors read x 512" \
-		"$(( $(gdelta $dev 3) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=read)"
-	# The guest kernel (6.1) accounts its flush (an empty preflush bio) as a
-	# write of no sectors, and counts no flush: so the guest's writes are
-	# QEMU's writes plus its flushes, and the flush is the one fsync
-	# (conv=fsync) of the workload.
-	w=$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=write)
-	f=$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=flush)
-	check_num "$drive ($mode): writes + flushes = the guest's completed writes" "$(gdelta $dev 5)" \
-		"$(( ${w:-0} + ${f:-0} ))"
-	check_num "$drive ($mode): the guest's one fsync is one flush" 1 "${f:-}"
-	check_num "$drive ($mode): bytes written = the guest's sectors written x 512" \
-		"$(( $(gdelta $dev 7) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=write)"
+	check_drive_io "$drive ($mode)" "$dev" "${l[@]}"
 	check_eq "$drive ($mode): the guest did the workload (32 reads; 72 writes + 1 flush)" \
-		"32 73" "$(gdelta $dev 1) $(gdelta $dev 5)"
+		"32 73" "$(guest_delta $dev 1) $(guest_delta $dev 5)"
 	for op in read write; do
 		n=$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)
 		check_num "$drive ($mode): $op latency histogram counts every $op" \

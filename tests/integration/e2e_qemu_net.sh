@@ -31,15 +31,10 @@ cleanup() {
 trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest (kernel from Debian's archive)" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail "kernel from Debian's archive"
 
-ip tuntap add dev "$TAP" mode tap
-sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1"
+guest_tap_add "$TAP"
 ip addr add 10.77.0.1/24 dev "$TAP"
-ip link set "$TAP" up
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 

@@ -52,10 +52,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ip link del "$TAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest (kernel from Debian's archive)" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail "kernel from Debian's archive"
 if [ ! -x "$DELAYLINE" ]; then
 	tap_fail "the delay line is built" "missing $DELAYLINE: make build/tests/tools/delayline"
 	tap_done; exit

@@ -37,10 +37,7 @@ cleanup() {
 trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest (kernel from Debian's archive)" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail "kernel from Debian's archive"
 ip tuntap add dev "$TAP" mode tap
 sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1"
 ip link set "$TAP" up

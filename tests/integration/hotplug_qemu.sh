@@ -37,10 +37,7 @@ trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 ip link del "$HTAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail
 mkdir -p "$WORK/img"
 mount -t tmpfs -o size=64m tmpfs "$WORK/img"
 IMG="$WORK/img/hot disk.raw"
@@ -50,11 +47,7 @@ truncate -s 4M "$BASE" "$ISO"
 # The backing file named relative to the overlay, as Nova's _base images are not (both work).
 (cd "$WORK/img" && qemu-img create -q -f qcow2 -b base.raw -F raw cow.qcow2 4M) ||
 	{ tap_fail "qemu-img makes the overlay"; tap_done; exit; }
-for t in "$TAP" "$HTAP"; do
-	ip tuntap add dev "$t" mode tap
-	sysctl -qw "net.ipv6.conf.$t.disable_ipv6=1"
-	ip link set "$t" up
-done
+guest_tap_add "$TAP" "$HTAP"
 ip addr add 10.79.0.1/24 dev "$HTAP"
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
@@ -131,13 +124,9 @@ sleep 1
 scrape "$WORK/s1.txt"
 # Guest's /sys/block/vda/stat: 1 reads, 3 sectors read, 5 writes, 7 sectors written.
 read -r -a gs < <(tr -d '\r' <"$GUEST_LOG" | awk '$1 == "STAT" { $1 = ""; print; exit }')
-delta() { # BEFORE AFTER DRIVE FAMILY OPERATION: the growth of a drive's counter
-	local a b
-	a=$(metric "$1" "$4" name=$NAME drive="$3" operation="$5")
-	b=$(metric "$2" "$4" name=$NAME drive="$3" operation="$5")
-	[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
+m() { # FAMILY OPERATION: since the guest got the disk
+	metric_delta "$WORK/b.txt" "$WORK/s1.txt" "$1" name=$NAME drive="$LABEL" operation="$2"
 }
-m() { delta "$WORK/b.txt" "$WORK/s1.txt" "$LABEL" "$@"; } # since the guest got the disk
 check_num "reads from the first one (the guest's partition scan included) = the guest's" \
 	"${gs[0]:-}" "$(m vmprobe_disk_operations_total read)"
 check_num "bytes read = the guest's sectors read x 512" "$(( ${gs[2]:-0} * 512 ))" \
@@ -189,7 +178,7 @@ scrape "$WORK/s3.txt"
 # The overlay holds no data: each guest read is one read of the backing
 # file (qcow2 hands an unallocated range to the backing file whole).
 read -r -a gs2 < <(tr -d '\r' <"$GUEST_LOG" | awk '$1 == "STAT2" { $1 = ""; print; exit }')
-m2() { delta "$WORK/b2.txt" "$WORK/s3.txt" "$COWLABEL" "$@"; }
+m2() { metric_delta "$WORK/b2.txt" "$WORK/s3.txt" "$1" name=$NAME drive="$COWLABEL" operation="$2"; }
 check_num "reads on the overlay drive (served by its backing file) = the guest's reads" \
 	"${gs2[0]:-}" "$(m2 vmprobe_disk_operations_total read)"
 check_num "bytes read = the guest's sectors read x 512" "$(( ${gs2[2]:-0} * 512 ))" \

@@ -37,19 +37,12 @@ trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 ip link del "$HTAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail
 mkdir -p "$WORK/img"
 mount -t tmpfs -o size=64m tmpfs "$WORK/img"
 IMG=$WORK/img/volume.raw
 truncate -s 16M "$IMG"
-for t in "$TAP" "$HTAP"; do
-	ip tuntap add dev "$t" mode tap
-	sysctl -qw "net.ipv6.conf.$t.disable_ipv6=1"
-	ip link set "$t" up
-done
+guest_tap_add "$TAP" "$HTAP"
 ip addr add 10.79.1.1/24 dev "$HTAP"
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
@@ -123,10 +116,7 @@ declare -A LVS
 while read -r _ k v; do [ -n "$k" ] && LVS[$k]=$v; done < <($VIRSH domblkstat "$DOM" vdb)
 read -r -a gs < <(tr -d '\r' <"$LV_LOG" | awk '$1 == "STAT" { $1 = ""; print; exit }')
 m() { # FAMILY OPERATION: since the guest got the drive
-	local a b
-	a=$(metric "$WORK/b.txt" "$1" name=$DOM drive="$ALIAS" operation="$2")
-	b=$(metric "$WORK/s1.txt" "$1" name=$DOM drive="$ALIAS" operation="$2")
-	[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
+	metric_delta "$WORK/b.txt" "$WORK/s1.txt" "$1" name=$DOM drive="$ALIAS" operation="$2"
 }
 check_num "reads from the first one = the guest's" "${gs[0]:-}" "$(m vmprobe_disk_operations_total read)"
 check_num "reads = libvirt's domblkstat rd_req" "${LVS[rd_req]:-}" "$(m vmprobe_disk_operations_total read)"

@@ -45,10 +45,7 @@ cleanup() {
 trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail
 if ceph_start "$WORK/ceph" >"$WORK/ceph-start.log" 2>&1 && ceph_image_create img1 32 >/dev/null &&
 	ceph_image_create img2 32 >/dev/null && ceph_image_create other 16 >/dev/null; then
 	tap_ok "a single-node Ceph cluster runs, with three images"
@@ -117,47 +114,28 @@ for d in rbd-one virtio-disk1 lun1; do
 	check_eq "drive $d is measured" 1 \
 		"$(metric "$WORK/s1.txt" vmprobe_drive_info name=$NAME drive=$d measured=true)"
 done
-gstat() { # PHASE DEV FIELD
-	tr -d '\r' <"$GUEST_LOG" | awk -v p="$1" -v d="$2" -v f="$3" '$1 == "STAT" && $2 == p && $3 == d { print $(3 + f) }'
-}
-gdelta() { echo $(( $(gstat AFTER "$1" "$2") - $(gstat BEFORE "$1" "$2") )); }
-mdelta() { # NAME LABELS...: delta of a sample between s0 and s1
-	local a b
-	a=$(metric "$WORK/s0.txt" "$@"); b=$(metric "$WORK/s1.txt" "$@")
-	[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
-}
+mdelta() { metric_delta "$WORK/s0.txt" "$WORK/s1.txt" "$@"; } # NAME LABELS...
 # Guest's /sys/block/DEV/stat: 1 reads, 3 sectors read, 5 writes, 7 sectors
 # written, 12 discards, 14 sectors discarded.
 for pair in vda:rbd-one:rbd vdb:virtio-disk1:rbd vdc:lun1:iscsi; do
 	IFS=: read -r dev drive kind <<<"$pair"
 	l=(name="$NAME" drive="$drive")
-	check_num "$drive ($kind): reads = the guest's" "$(gdelta $dev 1)" \
-		"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=read)"
-	check_num "$drive ($kind): bytes read = the guest's sectors read x 512" \
-		"$(( $(gdelta $dev 3) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=read)"
-	# The guest counts its flush as a write of no sectors (see e2e_qemu_disk.sh).
-	w=$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=write)
-	f=$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=flush)
-	check_num "$drive ($kind): writes + flushes = the guest's writes" "$(gdelta $dev 5)" \
-		"$(( ${w:-0} + ${f:-0} ))"
-	check_num "$drive ($kind): the guest's one fsync is one flush" 1 "${f:-}"
-	check_num "$drive ($kind): bytes written = the guest's sectors written x 512" \
-		"$(( $(gdelta $dev 7) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=write)"
+	check_drive_io "$drive ($kind)" "$dev" "${l[@]}"
 	for op in read write flush; do
 		check_num "$drive ($kind): the $op latency histogram counts every $op" \
 			"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=$op)" \
 			"$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)"
 	done
 	check_eq "$drive ($kind): the guest did the workload (16 reads; 36 writes + 1 flush)" \
-		"16 37" "$(gdelta $dev 1) $(gdelta $dev 5)"
+		"16 37" "$(guest_delta $dev 1) $(guest_delta $dev 5)"
 done
 for pair in vdb:virtio-disk1:rbd vdc:lun1:iscsi; do
 	IFS=: read -r dev drive kind <<<"$pair"
 	l=(name="$NAME" drive="$drive")
-	check_num "$drive ($kind): discards = the guest's" "$(gdelta $dev 12)" \
+	check_num "$drive ($kind): discards = the guest's" "$(guest_delta $dev 12)" \
 		"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=discard)"
 	check_num "$drive ($kind): bytes discarded = the guest's sectors discarded x 512" \
-		"$(( $(gdelta $dev 14) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=discard)"
+		"$(( $(guest_delta $dev 14) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=discard)"
 done
 
 # NBD: not measured, and said so everywhere.

@@ -44,10 +44,7 @@ cleanup() {
 trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 
-if ! guest_build >"$WORK/build.log" 2>&1; then
-	tap_fail "build the test guest" "$(tail -5 "$WORK/build.log")"
-	tap_done; exit
-fi
+guest_build_or_fail
 
 render "$WORK/all.yaml" "${ALL_ON[@]}"
 rules_of "$WORK/all.yaml" "$WORK/rules.json"

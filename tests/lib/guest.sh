@@ -29,6 +29,38 @@ guest_build() {
     GUEST_BASE_INITRD=${paths#*$'\n'}
 }
 
+# guest_build_or_fail [WHAT]
+# guest_build into $WORK/build.log; if it fails, the test fails and ends.
+guest_build_or_fail() {
+    guest_build >"$WORK/build.log" 2>&1 && return
+    tap_fail "build the test guest${1:+ ($1)}" "$(tail -5 "$WORK/build.log")"
+    tap_done; exit
+}
+
+# guest_tap_add TAP...
+# Taps for guests, up, without IPv6 (no router solicitations in the counts).
+guest_tap_add() {
+    local t
+    for t in "$@"; do
+        ip tuntap add dev "$t" mode tap || return
+        sysctl -qw "net.ipv6.conf.$t.disable_ipv6=1"
+        ip link set "$t" up || return
+    done
+}
+
+# guest_stat PHASE DEV FIELD
+# Field FIELD of the guest's /sys/block/DEV/stat in the workload's line
+# "STAT PHASE DEV fields..." of $GUEST_LOG.
+guest_stat() {
+    tr -d '\r' <"$GUEST_LOG" |
+        awk -v p="$1" -v d="$2" -v f="$3" '$1 == "STAT" && $2 == p && $3 == d { print $(3 + f) }'
+}
+
+# guest_delta DEV FIELD: the field's growth from phase BEFORE to AFTER.
+guest_delta() {
+    echo $(( $(guest_stat AFTER "$1" "$2") - $(guest_stat BEFORE "$1" "$2") ))
+}
+
 # guest_make_initrd OUT WORKLOAD
 # Writes OUT: the base initramfs followed by a cpio holding WORKLOAD as
 # /workload.sh (mode 755; "-" reads it from stdin). The kernel unpacks

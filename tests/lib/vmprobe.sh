@@ -75,6 +75,35 @@ wait_for() { # SECS COMMAND...
 	done
 }
 
+# How much a sample grew from one scrape to another; empty if either lacks it.
+metric_delta() { # FILE0 FILE1 NAME [LABEL=VALUE...]
+	local a b
+	a=$(metric "$1" "${@:3}"); b=$(metric "$2" "${@:3}")
+	[ -n "$a" ] && [ -n "$b" ] && echo $((b - a))
+}
+
+# A drive's reads, writes and flushes and their bytes from scrape s0 to s1
+# ($WORK/s0.txt, s1.txt) against the guest's /sys/block/DEV/stat over the
+# same time (guest_delta: 1 reads, 3 sectors read, 5 writes, 7 sectors
+# written). The guest kernel (6.1) accounts its flush (an empty preflush
+# bio) as a write of no sectors and counts no flush: the guest's writes are
+# QEMU's writes plus its flushes, and the workload's one fsync is one flush.
+check_drive_io() { # WHAT DEV LABEL=VALUE...
+	local what=$1 dev=$2 w f; shift 2
+	check_num "$what: reads = the guest's completed reads" "$(guest_delta "$dev" 1)" \
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_operations_total "$@" operation=read)"
+	check_num "$what: bytes read = the guest's sectors read x 512" "$(( $(guest_delta "$dev" 3) * 512 ))" \
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_bytes_total "$@" operation=read)"
+	w=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_operations_total "$@" operation=write)
+	f=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_operations_total "$@" operation=flush)
+	check_num "$what: writes + flushes = the guest's completed writes" "$(guest_delta "$dev" 5)" \
+		"$(( ${w:-0} + ${f:-0} ))"
+	check_num "$what: the guest's one fsync is one flush" 1 "${f:-}"
+	check_num "$what: bytes written = the guest's sectors written x 512" \
+		"$(( $(guest_delta "$dev" 7) * 512 ))" \
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_bytes_total "$@" operation=write)"
+}
+
 scrape() { # [FILE]: saves /metrics to FILE (default $WORK/metrics.txt)
 	curl -sf "$VMPROBE_URL" >"${1:-$WORK/metrics.txt}"
 }

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cmd.h"
@@ -81,14 +80,6 @@ static void totals_read(const struct view *v, const struct view_vm *vm, struct t
 				t->disk_bytes[op] += st.bytes;
 		}
 	}
-}
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static double delta(__u64 now, __u64 before)

@@ -26,14 +26,6 @@
 /* Every this many scans a VM's fds are rescanned for hot-plugged taps and drives. */
 #define FULL_SYNC_EVERY 8
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, const char *uuid,
 		 char *name, size_t name_size, char *ns, size_t ns_size)
 {

@@ -46,16 +46,18 @@ void iface_label(const char *device_id, const char *tap, char *out, size_t size)
 		snprintf(out, size, "%s", device_id);
 }
 
-bool vm_disk_has_file(const struct vm_disk *disk, dev_t dev, ino_t ino)
+static bool in_ids(const struct file_id *ids, int n, dev_t dev, ino_t ino)
 {
-	if (!disk->resolved)
-		return false;
-	if (disk->dev == dev && disk->ino == ino)
-		return true;
-	for (int i = 0; i < disk->nr_backing; i++)
-		if (disk->backing[i].dev == dev && disk->backing[i].ino == ino)
+	for (int i = 0; i < n; i++)
+		if (ids[i].dev == dev && ids[i].ino == ino)
 			return true;
 	return false;
+}
+
+bool vm_disk_has_file(const struct vm_disk *disk, dev_t dev, ino_t ino)
+{
+	return disk->resolved && ((disk->dev == dev && disk->ino == ino) ||
+				  in_ids(disk->backing, disk->nr_backing, dev, ino));
 }
 
 /* A drive wanted now, and where it was learned. */
@@ -227,14 +229,6 @@ static void not_drives_add(struct not_drives *nd, const char *proc_pid, const st
 	}
 }
 
-static bool in_ids(const struct file_id *ids, int n, const struct vm_file *f)
-{
-	for (int i = 0; i < n; i++)
-		if (ids[i].dev == f->dev && ids[i].ino == f->ino)
-			return true;
-	return false;
-}
-
 /* A named drive's image or backing file, CD-ROM media, firmware, ...: not a drive of its own. */
 static bool file_is_taken(const struct vm *vm, const struct not_drives *nd, const struct vm_file *f)
 {
@@ -242,7 +236,7 @@ static bool file_is_taken(const struct vm *vm, const struct not_drives *nd, cons
 		if (vm->disks[i].present && vm->disks[i].source != VM_SRC_FD &&
 		    vm_disk_has_file(&vm->disks[i], f->dev, f->ino))
 			return true;
-	return in_ids(nd->ids, nd->n, f);
+	return in_ids(nd->ids, nd->n, f->dev, f->ino);
 }
 
 /* Drops the candidates another one's backing chain has: they are that drive's. */
@@ -254,7 +248,8 @@ static int drop_backing(struct want_disk *want, int n)
 		bool below = false;
 
 		for (int j = 0; j < n && !below; j++)
-			below = j != i && in_ids(want[j].backing, want[j].nr_backing, want[i].file);
+			below = j != i && in_ids(want[j].backing, want[j].nr_backing,
+						 want[i].file->dev, want[i].file->ino);
 		if (!below)
 			want[kept++] = want[i];
 	}

@@ -23,6 +23,13 @@ void drive_stats_copy(const struct drive_stats *stats, unsigned slot, unsigned o
 		      struct drive_stats *out);
 
 /*
+ * How long (seconds) after an fd or session is matched to a drive its
+ * staged requests are added: a request that started before (staged)
+ * completes within it.
+ */
+#define STAGED_MERGE_GRACE 0.1
+
+/*
  * Adds the requests staged at `key` of the BPF hash `map_fd` (values:
  * struct staged_stats) to drive `slot` of the mmapped array `stats`, and
  * deletes them; 0, or -ENOENT if none were staged.

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum log_level log_max_level = LOG_INFO;
@@ -162,6 +163,14 @@ void slot_pool_put(struct slot_pool *p, unsigned slot)
 {
 	if (slot < p->size)
 		p->used[slot] = 0;
+}
+
+double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 int cmp_int(const void *a, const void *b)

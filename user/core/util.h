@@ -57,6 +57,9 @@ void slot_pool_put(struct slot_pool *p, unsigned slot);
 /* Copies src (NULL: "") into dst of `size` bytes, cut to fit, NUL-terminated. */
 void str_copy(char *dst, size_t size, const char *src);
 
+/* CLOCK_MONOTONIC in seconds. */
+double now_seconds(void);
+
 /* qsort/bsearch order of ints. */
 int cmp_int(const void *a, const void *b);
 

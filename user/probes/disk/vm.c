@@ -10,24 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "core/discovery.h"
 #include "core/util.h"
-
-/*
- * How long after an fd is counted its earlier requests are added: a
- * request that started before (staged) completes within it.
- */
-#define MERGE_GRACE 0.1
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* drives_match_fds() keeps a bit per fd in an unsigned. */
 _Static_assert(DRIVE_MAX_FDS <= 32, "DRIVE_MAX_FDS fits a bitmask");
@@ -103,7 +88,7 @@ static void drive_fd_add(struct disk_probe *dp, struct discovery *d, const struc
 	ds->had_fds = true;
 	if (ds->nr_merge < DRIVE_MAX_FDS)
 		ds->merge_fds[ds->nr_merge++] = fd;
-	ds->merge_after = now_seconds() + MERGE_GRACE;
+	ds->merge_after = now_seconds() + STAGED_MERGE_GRACE;
 	log_debug("fd %d of VM %s (pid %d) is on a drive's image: counted", fd, vm->name,
 		  (int)vm->pid);
 }

@@ -13,21 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/discovery.h"
-
-/* How long after a session is matched its staged requests are added (see disk/vm.c). */
-#define MERGE_GRACE 0.1
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "core/storage.h"
 
 static struct netdisk_vm *nd_vm(const struct probe *p, const struct vm *vm)
 {
@@ -237,7 +226,7 @@ static void sessions_match(struct probe *p, struct vm *vm, struct netdisk_vm *nv
 		}
 		nd->sessions[nd->nr_sessions++] = pe->ev.sess;
 		nd->merge[nd->nr_merge++] = pe->ev.sess;
-		nd->merge_after = now_seconds() + MERGE_GRACE;
+		nd->merge_after = now_seconds() + STAGED_MERGE_GRACE;
 		log_debug("VM %s: a %s session is drive %s", vm->name,
 			  netdisk_libs[pe->ev.sess.kind].soname_prefix, vm->disks[idx].spec.label);
 	}
