@@ -123,6 +123,10 @@ $(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
 $(BUILD)/bench/bench: bench/bench.c bench/ref.h $(BUILD)/bench/ref.skel.h $(USER_OBJS) | $(BUILD)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -o $@
+# A process that is not a VM, for bench/syscall.sh, and its floor programs.
+$(BUILD)/bench/syscall_loop: bench/syscall_loop.c | $(BUILD)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 # A librbd/libiscsi client for bench/netdisk.sh: the libraries by dlopen.
 $(BUILD)/bench/netdisk_load: bench/netdisk_load.c | $(BUILD)/bench
 	$(call msg,CC,$@)
@@ -130,10 +134,11 @@ $(BUILD)/bench/netdisk_load: bench/netdisk_load.c | $(BUILD)/bench
 .PHONY: bench
 bench: test-deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench $(BUILD)/bench/netdisk_load \
-		$(BUILD)/tests/tools/tapguest
+		$(BUILD)/bench/syscall_loop $(BUILD)/bench/floor.bpf.o $(BUILD)/tests/tools/tapguest
 	$(Q)$(BUILD)/bench/bench
 	$(Q)bench/net.sh
 	$(Q)bench/disk.sh
+	$(Q)bench/syscall.sh
 	$(Q)bench/netdisk.sh
 
 # Kubernetes delivery: the chart rendered for kubectl, the container image,

@@ -22,13 +22,11 @@ ROUNDS=${ROUNDS:-7} SECS=${SECS:-3} JOBS=$((2 * $(nproc))) PORT=19599
 for need in fio biolatency losetup; do
 	command -v $need >/dev/null || { echo "# disk bench skipped: $need is not installed"; exit 0; }
 done
-TAPGUEST=$REPO/build/tests/tools/tapguest
-[ -x "$TAPGUEST" ] || { echo "disk bench: $TAPGUEST is not built (make bench builds it)" >&2; exit 1; }
+. "$REPO/bench/lib.sh"
 WORK=$(mktemp -d /tmp/vmprobe-bench-disk.XXXXXX)
 LOOP= PROBE= VM=
 cleanup() {
-	[ -n "$PROBE" ] && kill -INT "$PROBE" 2>/dev/null && wait "$PROBE" 2>/dev/null
-	[ -n "$VM" ] && kill "$VM" 2>/dev/null && wait "$VM" 2>/dev/null
+	bench_stop
 	[ -n "$LOOP" ] && losetup -d "$LOOP"
 	umount "$WORK" 2>/dev/null
 	rm -rf "$WORK"
@@ -37,12 +35,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mount -t tmpfs -o size=600m tmpfs "$WORK"
 truncate -s 512M "$WORK/disk.img"
-truncate -s 1M "$WORK/thr.img" "$WORK/uring.img" "$WORK/native.img"
 LOOP=$(losetup -f --show "$WORK/disk.img")
-mkdir "$WORK/bin"
-ln -s "$TAPGUEST" "$WORK/bin/qemu-system-x86_64"
 
-# One fio run: "IOPS CPU-µs-per-IO".
+# One fio run: "IOPS CPU-µs-per-IO IOs".
 iops() {
 	local before after
 	before=$(head -1 /proc/stat)
@@ -56,50 +51,25 @@ iops() {
 		d = [y - x for x, y in zip(a, b)]
 		busy = sum(d[:8]) - d[3] - d[4] - d[7]  # less idle, iowait, steal
 		r = json.load(open(sys.argv[3]))["jobs"][0]["read"]
-		print(int(r["iops"]), busy / os.sysconf("SC_CLK_TCK") * 1e6 / r["total_ios"])
+		print(int(r["iops"]), busy / os.sysconf("SC_CLK_TCK") * 1e6 / r["total_ios"], r["total_ios"])
 	EOF
 }
-wait_ready() { # CMD...: up to 30 s, else the bench fails loudly
-	local i
-	for ((i = 0; i < 300; i++)); do "$@" && return 0; sleep 0.1; done
-	echo "disk bench: $PROBE_NAME did not start:" >&2; cat "$WORK/probe.log" >&2; exit 1
-}
-start_vm() { # a stand-in QEMU with one drive per AIO mode, no IO of its own
-	"$WORK/bin/qemu-system-x86_64" -name guest=bench-vm \
-		-drive "file=$WORK/thr.img,format=raw,if=none,id=thr,cache=none,aio=threads" \
-		-drive "file=$WORK/uring.img,format=raw,if=none,id=uring,cache=none,aio=io_uring" \
-		-drive "file=$WORK/native.img,format=raw,if=none,id=nat,cache=none,aio=native" \
-		>"$WORK/vm.log" 2>&1 &
-	VM=$!
-}
-vm_counted() { # every drive of the stand-in VM has its series
-	curl -sf "http://127.0.0.1:$PORT/metrics" >"$WORK/m.txt" &&
-		for d in thr uring nat; do grep -q "^vmprobe_disk_operations_total{.*drive=\"$d\"" "$WORK/m.txt" || return 1; done
-}
 with_probe() { # NAME: starts it, waits until it is attached
-	PROBE_NAME=$1
 	case $1 in
 	vmprobe | vmprobe_nohost | vmprobe_novm | vmprobe_novm_nohost)
 		printf 'listen: "127.0.0.1:%s"\nnetwork:\n  enabled: false\ndisk:\n  host_block_latency: %s\n' \
 			$PORT "$([[ $1 = *nohost ]] && echo false || echo true)" >"$WORK/cfg.yaml"
-		[[ $1 = vmprobe_novm* ]] || start_vm
+		[[ $1 = vmprobe_novm* ]] || bench_vm_start bench-vm
 		"$REPO/build/vmprobe" serve -c "$WORK/cfg.yaml" 2>"$WORK/probe.log" &
 		PROBE=$!
-		wait_ready curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz"
-		[[ $1 = vmprobe_novm* ]] || wait_ready vm_counted ;;
+		bench_until "$1 did not start" curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz"
+		[[ $1 = vmprobe_novm* ]] || bench_until "$1 did not count the VM" bench_vm_counted $PORT ;;
 	biolatency)
 		stdbuf -oL biolatency >"$WORK/probe.log" 2>&1 &
 		PROBE=$!
-		wait_ready grep -q Tracing "$WORK/probe.log" ;;
+		bench_until "biolatency did not start" grep -q Tracing "$WORK/probe.log" ;;
 	esac
 }
-stop_probe() {
-	[ -n "$PROBE" ] || return 0
-	kill -INT "$PROBE"; wait "$PROBE" 2>/dev/null || true; PROBE=
-	[ -n "$VM" ] || return 0
-	kill "$VM"; wait "$VM" 2>/dev/null || true; VM=
-}
-
 iops >/dev/null # warm up
 CONFIGS=(none vmprobe vmprobe_nohost vmprobe_novm vmprobe_novm_nohost biolatency)
 for ((r = 0; r < ROUNDS; r++)); do
@@ -108,11 +78,34 @@ for ((r = 0; r < ROUNDS; r++)); do
 		[ $p != none ] && with_probe $p
 		# Assigned first: under set -e a failed run then ends the bench.
 		out=$(iops)
-		read -r io cpu <<<"$out"
-		stop_probe
+		read -r io cpu _ <<<"$out"
+		bench_stop
 		echo "$r $p iops $io" >>"$WORK/runs"
 		echo "$r $p cpu_us_per_io $cpu" >>"$WORK/runs"
 	done
+done
+# BPF run time per IO (bpf_stats), one run each after the rounds (the stats'
+# own clock reads would skew the IOPS above): the programs a probe loaded.
+prog_ids() { bpftool prog show --json | python3 -c 'import json, sys; [print(p["id"]) for p in json.load(sys.stdin)]' | sort; }
+run_ns() { # IDS...: their run time so far, ns
+	bpftool prog show --json | python3 -c '
+import json, sys
+ids = {int(i) for i in sys.argv[1:]}
+print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p["id"] in ids))' "$@"
+}
+stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+for p in vmprobe biolatency; do
+	before=$(prog_ids)
+	with_probe $p
+	mapfile -t ids < <(comm -13 <(echo "$before") <(prog_ids))
+	sysctl -qw kernel.bpf_stats_enabled=1
+	t0=$(run_ns "${ids[@]}")
+	out=$(iops)
+	t1=$(run_ns "${ids[@]}")
+	sysctl -qw kernel.bpf_stats_enabled="$stats_was"
+	bench_stop
+	read -r _ _ ios <<<"$out"
+	echo "$p $t0 $t1 $ios" >>"$WORK/bpf_ns"
 done
 echo "# fio randread 4k O_DIRECT libaio qd16, $JOBS jobs, on a tmpfs loop device, $SECS s a run," \
 	"$ROUNDS rounds in rotating order"
@@ -128,3 +121,11 @@ awk '$2 == "disk_iops_loss_vmprobe_vs_biolatency_ratio" { l = $3 }
 		" IOPS %s (%s), CPU per IO %s (%s); no VM on the host: IOPS %s, CPU per IO %s\n",
 		l, l <= 0.5 ? "met" : "NOT met", c, c <= 0.5 ? "met" : "NOT met", nv, cn
 }' "$WORK/summary"
+awk '{ ns[$1] = ($3 - $2) / $4; printf "BENCH disk_bpf_ns_per_io_%s %.1f ns\n", $1, ns[$1] }
+	END {
+	if (ns["biolatency"] > 0)
+		printf "BENCH disk_bpf_ns_per_io_vmprobe_vs_biolatency_ratio %.3f ratio\n" \
+			"# goal: vmprobe (every source on) runs at most half of biolatency'"'"'s BPF time per IO" \
+			" (<= 0.50): %s\n", ns["vmprobe"] / ns["biolatency"],
+			(ns["vmprobe"] / ns["biolatency"] <= 0.5 ? "met" : "NOT met")
+}' "$WORK/bpf_ns"

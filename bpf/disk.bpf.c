@@ -53,7 +53,15 @@ struct inflight {
 	__u32 slot;  /* SLOT_STAGED: an fd of a VM that no drive has yet */
 	__u32 op;
 	struct drive_fd_key staged; /* SLOT_STAGED: which */
+	__u32 epoch; /* hooks_epoch when it started */
 };
+
+/*
+ * The hooks are attached only while there is something to measure (user
+ * space, disk.c); each attach starts a new epoch, so that an entry left
+ * from before a detach never completes a request seen since.
+ */
+volatile __u32 hooks_epoch;
 
 #define DM_ARRAY(name)                                                            \
 	struct {                                                                  \
@@ -158,9 +166,10 @@ static __always_inline struct inflight *dm_start(void *map, __u64 key)
 
 	if (!e)
 		return NULL;
-	if (e->key)
+	if (e->key && e->epoch == hooks_epoch)
 		bump(&disk_errors, DISK_ERR_INFLIGHT_FULL);
 	e->key = key;
+	e->epoch = hooks_epoch;
 	e->start_ns = bpf_ktime_get_ns();
 	e->bytes = 0;
 	return e;
@@ -172,7 +181,7 @@ static __always_inline struct inflight *dm_find(void *map, __u64 key)
 	__u32 idx = dm_index(key);
 	struct inflight *e = bpf_map_lookup_elem(map, &idx);
 
-	return e && e->key == key ? e : NULL;
+	return e && e->key == key && e->epoch == hooks_epoch ? e : NULL;
 }
 
 static __always_inline bool is_vm(__u32 tgid)
@@ -243,7 +252,10 @@ static int native_submit_enter(__u64 id, struct iocb **iocbpp, __u32 nr);
  * sys_exit: those run for every syscall of every process, these only for
  * the IO syscalls, so a busy non-VM process pays far less (measured: the
  * raw pair cost fio more than the classic io_submit pair). A process that
- * is not a VM then costs one bitmap test.
+ * is not a VM then costs one bitmap test, plus the tracepoint's own cost,
+ * which no program can avoid (bench/syscall.sh measures it beside an empty
+ * program's): paid only while a VM runs, the hooks being attached only
+ * then (user/probes/disk/disk.c).
  */
 static __always_inline int sys_enter_vm(__u64 fd, __u32 op, __u64 bytes)
 {

@@ -261,13 +261,18 @@ static void check_disk(struct report *r)
 		item(r, "disk probe", ST_DEGRADED, "load: %s (disk metrics off)", strerror(-err));
 		return;
 	}
+	/* Attached only while VMs run: tried here once, whole, and detached. */
+	err = disk_hooks_try(&dp);
 	for (unsigned s = 0; s < DISK_SRC_MAX; s++) {
 		char name[48];
 
 		snprintf(name, sizeof(name), "disk source aio=%s", disk_src_names[s]);
-		item(r, name, dp.source_on[s] ? ST_OK : ST_DEGRADED, "%s",
-		     dp.source_on[s] ? "tracepoints present and attached"
-				     : "tracepoints missing: these drives are not measured");
+		if (!dp.source_on[s])
+			item(r, name, ST_DEGRADED, "tracepoints missing: these drives are not measured");
+		else if (err)
+			item(r, name, ST_DEGRADED, "tracepoints do not attach: %s", strerror(-err));
+		else
+			item(r, name, ST_OK, "tracepoints present and attach");
 	}
 	item(r, "host block latency", dp.host_block_on ? ST_OK : ST_DEGRADED, "%s",
 	     dp.host_block_on ? "block_rq_complete attached" : "block tracepoint or request time stamps missing");

@@ -234,6 +234,91 @@ static int event_seen(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+enum hook_kind { HOOK_VM, HOOK_BLOCK };
+
+static const char *const hook_names[] = {
+	[HOOK_VM] = "syscall, io_uring and io_submit tracepoints",
+	[HOOK_BLOCK] = "block_rq_complete",
+};
+
+/* Block completion serves host block latency and aio=native; the rest, VMs only. */
+static enum hook_kind hook_kind(const struct bpf_program *prog)
+{
+	return strncmp(bpf_program__name(prog), "rq_complete", 11) ? HOOK_VM : HOOK_BLOCK;
+}
+
+/*
+ * Attaches or detaches each kind of hook as it is wanted now: the VM hooks
+ * while a VM is marked, block completion while host block latency is on or
+ * a VM has an aio=native drive. A kind attaches whole or not at all (an
+ * enter hook without its exit is no use). 0, or the -errno of the kind
+ * that failed to attach (said once per distinct error).
+ */
+static int hooks_update(struct disk_probe *dp)
+{
+	bool want[2] = { dp->nr_vms > 0, dp->host_block_on || dp->native_drives > 0 };
+	bool starting[2] = { false, false };
+	struct bpf_program *prog;
+	int errs[2] = { 0, 0 }, ret = 0;
+	size_t i = 0;
+
+	bpf_object__for_each_program(prog, dp->skel->obj) {
+		enum hook_kind k = hook_kind(prog);
+		struct bpf_link **l = &dp->links[i++];
+
+		if (!bpf_program__autoload(prog) || want[k] == !!*l || errs[k])
+			continue;
+		if (!want[k]) {
+			bpf_link__destroy(*l);
+			*l = NULL;
+			continue;
+		}
+		if (!starting[k] && k == HOOK_VM)
+			/* Entries in flight from an earlier attach complete nothing now. */
+			dp->skel->bss->hooks_epoch++;
+		starting[k] = true;
+		*l = bpf_program__attach(prog);
+		if (!*l)
+			errs[k] = -errno;
+	}
+	for (int k = 0; k < 2; k++) {
+		if (errs[k]) {
+			/* Undone whole: another try attaches the kind from scratch. */
+			i = 0;
+			bpf_object__for_each_program(prog, dp->skel->obj) {
+				struct bpf_link **l = &dp->links[i++];
+
+				if (hook_kind(prog) == (enum hook_kind)k && *l) {
+					bpf_link__destroy(*l);
+					*l = NULL;
+				}
+			}
+			if (errs[k] != dp->hooks_err[k])
+				log_error("attaching the disk probe's %s failed (%s)", hook_names[k],
+					  strerror(-errs[k]));
+			ret = errs[k];
+		} else if (starting[k]) {
+			log_debug("disk probe: %s attached", hook_names[k]);
+		}
+		dp->hooks_err[k] = errs[k];
+	}
+	return ret;
+}
+
+int disk_hooks_try(struct disk_probe *dp)
+{
+	unsigned nr_vms = dp->nr_vms;
+	int native = dp->native_drives, err;
+
+	dp->nr_vms = 1;
+	dp->native_drives = 1;
+	err = hooks_update(dp);
+	dp->nr_vms = nr_vms;
+	dp->native_drives = native;
+	hooks_update(dp);
+	return err;
+}
+
 int disk_events_consume(struct disk_probe *dp, void (*fn)(__u32 tgid, void *arg), void *arg)
 {
 	struct events_ctx ctx = { fn, arg };
@@ -289,11 +374,20 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 		log_error("loading the disk probe failed (%s)", strerror(-err));
 		goto cleanup;
 	}
-	err = disk_bpf__attach(skel);
-	if (err) {
-		log_error("attaching the disk probe failed (%s)", strerror(-err));
+	{
+		struct bpf_program *prog;
+
+		bpf_object__for_each_program(prog, skel->obj)
+			dp->nr_links++;
+	}
+	dp->links = calloc(dp->nr_links, sizeof(*dp->links));
+	if (!dp->links) {
+		err = -ENOMEM;
 		goto cleanup;
 	}
+	err = hooks_update(dp);
+	if (err)
+		goto cleanup;
 	dp->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
 	err = bpf_array_mmap(bpf_map__fd(skel->maps.drive_stats), dp->stats_len, &dp->stats);
 	if (err)
@@ -325,6 +419,9 @@ cleanup:
 
 void disk_probe_close(struct disk_probe *dp)
 {
+	for (size_t i = 0; i < dp->nr_links; i++)
+		bpf_link__destroy(dp->links[i]);
+	free(dp->links);
 	ring_buffer__free(dp->events);
 	if (dp->stats)
 		munmap(dp->stats, dp->stats_len);
@@ -488,19 +585,33 @@ static int vm_bit(struct disk_probe *dp, __u32 tgid, bool on)
 	return bpf_map_update_elem(fd, &word, &bits, BPF_ANY) ? -errno : 0;
 }
 
-void disk_native_drives(struct disk_probe *dp, int delta)
+int disk_native_drives(struct disk_probe *dp, int delta)
 {
+	dp->native_drives += delta;
 	__atomic_add_fetch(&dp->skel->bss->native_drives, delta, __ATOMIC_RELAXED);
+	return hooks_update(dp);
 }
 
 int disk_vm_mark(struct disk_probe *dp, __u32 tgid)
 {
-	return vm_bit(dp, tgid, true);
+	int err;
+
+	dp->nr_vms++;
+	err = hooks_update(dp);
+	if (!err)
+		err = vm_bit(dp, tgid, true);
+	if (err) {
+		dp->nr_vms--;
+		hooks_update(dp);
+	}
+	return err;
 }
 
 void disk_vm_unmark(struct disk_probe *dp, __u32 tgid)
 {
 	vm_bit(dp, tgid, false);
+	dp->nr_vms--;
+	hooks_update(dp);
 }
 
 __u64 disk_source_count(const struct disk_probe *dp, unsigned src)

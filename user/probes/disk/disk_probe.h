@@ -29,6 +29,12 @@ struct disk_probe {
 	bool source_on[DISK_SRC_MAX]; /* which AIO modes can be measured */
 	bool host_block_on;
 	struct ring_buffer *events; /* a VM's first request on an fd no drive has */
+	/* One per program (object order); NULL: not attached now (see hooks_update). */
+	struct bpf_link **links;
+	size_t nr_links;
+	unsigned nr_vms;      /* marked QEMU processes: the VM hooks run while > 0 */
+	int native_drives;    /* aio=native drives: block completion runs while > 0 */
+	int hooks_err[2];     /* last attach error of each kind of hook, said once */
 };
 
 /*
@@ -39,8 +45,12 @@ struct disk_probe {
 const char *tracefs_root(bool *mounted_now);
 
 /*
- * Opens and loads the programs whose tracepoints this kernel has, attaches
- * them and logs which sources are active; 0 or -errno.
+ * Opens and loads the programs whose tracepoints this kernel has and logs
+ * which sources are active; 0 or -errno. Hooks on the host's IO paths are
+ * attached only while they have something to measure: the VM-only ones
+ * while a VM is marked (disk_vm_mark), block completion while host block
+ * latency is on or a VM has an aio=native drive. A host without VMs pays
+ * nothing for the disk probe.
  */
 int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block);
 void disk_probe_close(struct disk_probe *dp);
@@ -48,10 +58,18 @@ void disk_probe_close(struct disk_probe *dp);
 int disk_slot_alloc(struct disk_probe *dp);
 void disk_slot_free(struct disk_probe *dp, unsigned slot);
 
-/* Counts drives in aio=native mode: without any, block completions skip that path. */
-void disk_native_drives(struct disk_probe *dp, int delta);
+/*
+ * Counts drives in aio=native mode: without any (and without host block
+ * latency), block completion is not hooked. 0, or -errno when its hook
+ * does not attach (logged once).
+ */
+int disk_native_drives(struct disk_probe *dp, int delta);
 
-/* Marks a QEMU process: only these pay for more than a bit test. */
+/*
+ * Marks a QEMU process: only these pay for more than a bit test. The first
+ * one attaches the VM hooks: 0, or -errno when they do not attach (logged
+ * once; the process is then not marked).
+ */
 int disk_vm_mark(struct disk_probe *dp, __u32 tgid);
 void disk_vm_unmark(struct disk_probe *dp, __u32 tgid);
 
@@ -92,6 +110,9 @@ int disk_events_fd(const struct disk_probe *dp);
 __u64 disk_source_count(const struct disk_probe *dp, unsigned src);
 __u64 disk_error_count(const struct disk_probe *dp, unsigned err);
 
+/* Attaches every loaded hook and detaches them again: 0 or the first -errno (check). */
+int disk_hooks_try(struct disk_probe *dp);
+
 /* Kernel dev_t (major << 20 | minor) of a user-space one. */
 __u32 disk_kdev(unsigned long long rdev);
 
@@ -104,6 +125,7 @@ struct drive_state {
 	int slot;
 	__u32 kdev;       /* kernel dev_t when the image is a block device, else 0 */
 	bool native;      /* its image is registered for aio=native */
+	bool hook_failed; /* block completion, which native needs, did not attach */
 	int fds[DRIVE_MAX_FDS];
 	int nr_fds;
 	bool had_fds;     /* fds were found once: no need to look at every rescan */

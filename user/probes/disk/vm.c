@@ -175,7 +175,8 @@ static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *
 	ds->slot = slot;
 	ds->kdev = disk->rdev ? disk_kdev(disk->rdev) : 0;
 	if (maybe_native(disk)) {
-		disk_native_drives(dp, 1);
+		if (disk_native_drives(dp, 1))
+			ds->hook_failed = true; /* said by the probe, once */
 		ds->native = true;
 		if (disk_native_file_add(dp, vm->pid, disk_kdev(disk->dev), disk->ino, slot))
 			d->attach_errors++;
@@ -235,7 +236,7 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 	struct disk_vm *dv = disk_vm(p, vm);
 
 	if (!dv->marked && disk_vm_mark(dp, vm->pid) == 0)
-		dv->marked = true;
+		dv->marked = true; /* else tried again at the next sync */
 	for (int i = 0; i < vm->nr_disks; i++) {
 		struct vm_disk *disk = &vm->disks[i];
 
@@ -255,9 +256,13 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		if (!drive_of(p, disk))
 			disk->priv[p->id] = drive_count(dp, d, vm, dv, disk);
 		if (!dv->marked)
-			coverage_set(&disk->cov, p, false, "cannot mark the QEMU process");
+			coverage_set(&disk->cov, p, false,
+				     "cannot mark the QEMU process or attach its hooks (see log)");
 		else if (!drive_of(p, disk))
 			coverage_set(&disk->cov, p, false, "no free slot (disk.max_drives)");
+		else if (drive_of(p, disk)->hook_failed)
+			coverage_set(&disk->cov, p, false,
+				     "block_rq_complete did not attach: aio=native not measured");
 		else
 			coverage_set(&disk->cov, p, true, NULL);
 	}
