@@ -20,6 +20,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CC ?= cc
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 BPF_OBJS := $(patsubst %,$(BUILD)/bpf/%.bpf.o,$(BPF_NAMES))
@@ -31,8 +32,7 @@ BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
 PKGS := libbpf libmicrohttpd yaml-0.1 json-c expat
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
-	-Iinclude -Iuser -I$(BUILD) $(shell pkg-config --cflags $(PKGS)) \
-	-DVMPROBE_VERSION='"$(VERSION)"'
+	-Iinclude -Iuser -I$(BUILD) $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -lelf -lz -lm -lpthread
 
 # user/core (VM table, discovery, exposition), user/probes/<probe>, user/cli.
@@ -58,6 +58,16 @@ $(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# The version and commit, rewritten only when they change, so that what
+# includes them is rebuilt then (and only then).
+.PHONY: FORCE
+$(BUILD)/version.h: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)printf '#define VMPROBE_VERSION "%s"\n#define VMPROBE_REVISION "%s"\n' \
+		'$(VERSION)' '$(REVISION)' >$@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/user/cli/main.o $(BUILD)/user/core/metrics.o: $(BUILD)/version.h
 
 $(BUILD)/vmprobe: $(BUILD)/user/cli/main.o $(USER_OBJS)
 	$(call msg,LINK,$@)

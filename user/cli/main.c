@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cmd.h"
+#include "version.h"
 
 static int do_version(int argc, char **argv)
 {

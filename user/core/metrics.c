@@ -11,13 +11,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/process.h"
+#include "version.h"
 #include "core/storage.h"
 
 enum { F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_ATTACH_ERRORS, F_SCRAPE_SECONDS, F_MAX };
 
 static const struct expo_family fams[F_MAX] = {
-	[F_BUILD] = { "vmprobe_build_info", EXPO_GAUGE, "", "version,libbpf",
-		      "vmprobe's version and the libbpf it runs with; always 1." },
+	[F_BUILD] = { "vmprobe_build_info", EXPO_GAUGE, "", "version,revision,compiler,libbpf",
+		      "vmprobe's version, the commit it was built from, the C compiler that "
+		      "built it and the libbpf it runs with; always 1." },
 	[F_VM_INFO] = { "vmprobe_vm_info", EXPO_GAUGE, "", "name,namespace,uuid,pid",
 			"A discovered QEMU virtual machine; always 1." },
 	[F_SCANS] = { "vmprobe_discovery_scans_total", EXPO_COUNTER, "", "",
@@ -57,6 +60,9 @@ int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *ar
 
 	l.families = storage_families(&l.nr);
 	ret = ret ? ret : fn(&l, arg);
+	l.owner = "process";
+	l.families = process_families(&l.nr);
+	ret = ret ? ret : fn(&l, arg);
 	for (size_t i = 0; !ret && i < probe_registry_len; i++) {
 		l.owner = probe_registry[i]->name;
 		l.families = probe_registry[i]->families(&l.nr);
@@ -65,12 +71,21 @@ int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *ar
 	return ret;
 }
 
+#ifdef __clang__
+#define COMPILER "clang " __clang_version__
+#else
+#define COMPILER "gcc " __VERSION__
+#endif
+
 static void render_build(struct strbuf *sb, struct strbuf *lb)
 {
 	char libbpf[32];
 
 	snprintf(libbpf, sizeof(libbpf), "%u.%u", libbpf_major_version(), libbpf_minor_version());
-	struct expo_label l[] = { { "version", VMPROBE_VERSION }, { "libbpf", libbpf } };
+	struct expo_label l[] = { { "version", VMPROBE_VERSION },
+				  { "revision", VMPROBE_REVISION },
+				  { "compiler", COMPILER },
+				  { "libbpf", libbpf } };
 
 	sb_reset(lb);
 	expo_labels(lb, l, ARRAY_SIZE(l));
@@ -117,6 +132,7 @@ int metrics_render(struct discovery *d, struct strbuf *sb)
 	for (unsigned i = 0; i < ps->nr; i++)
 		ps->probes[i].ops->render_self(&ps->probes[i], d, sb);
 	pthread_mutex_unlock(&d->lock);
+	process_render(sb);
 	sb_free(&lb);
 
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -11,9 +11,12 @@
 
 #include "core/config.h"
 #include "core/metrics.h"
+#include "core/negotiate.h"
 #include "core/util.h"
 
-#define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* What /metrics offers (Accept), in order of preference: plain clients get the first. */
+static const char *const offers[] = { "text/plain; version=0.0.4" };
+static const char *const content_types[] = { "text/plain; version=0.0.4; charset=utf-8" };
 
 struct server {
 	struct MHD_Daemon *mhd;
@@ -72,6 +75,8 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
 static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 {
 	const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
+	int format = negotiate_accept(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
+				      offers, ARRAY_SIZE(offers));
 	struct MHD_Response *r;
 	struct strbuf sb;
 	enum MHD_Result ret;
@@ -79,6 +84,9 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 	char *text;
 	void *z = NULL;
 
+	if (format < 0)
+		return send_text(c, MHD_HTTP_NOT_ACCEPTABLE, "text/plain",
+				 "/metrics is served as text/plain; version=0.0.4\n");
 	sb_init(&sb);
 	if (metrics_render(s->d, &sb)) {
 		sb_free(&sb);
@@ -87,7 +95,7 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 	}
 	len = sb.len;
 	text = sb_steal(&sb);
-	if (enc && strstr(enc, "gzip"))
+	if (negotiate_encoding(enc, "gzip"))
 		z = gzip(text, len, &zlen);
 	if (z) {
 		free(text);
@@ -99,7 +107,9 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 		free(z ? z : text);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_types[format]);
+	/* Caches must key the response by what it was negotiated on. */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
 	if (z)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);

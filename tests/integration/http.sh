@@ -1,0 +1,92 @@
+#!/bin/bash
+# vmprobe serve's HTTP side as clients see it: content negotiation (Accept,
+# Accept-Encoding with q-values, RFC 9110), Vary, the landing page, errors,
+# and the families every exporter has (process_*, build_info), checked
+# against the process itself and against promtool.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+
+tap_require_root "HTTP of vmprobe serve"
+WORK=$(mktemp -d /tmp/vmprobe-http.XXXXXX)
+PORT=19594
+cleanup() {
+	vmprobe_stop >/dev/null 2>&1
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+
+# get NAME [curl args...]: headers in $WORK/NAME.h, body in $WORK/NAME.b, status printed.
+get() {
+	local name=$1; shift
+	curl -s -o "$WORK/$name.b" -D "$WORK/$name.h" -w '%{http_code}' "$@"
+}
+header() { # NAME HEADER: its value (last one), CR stripped
+	awk -v h="$2" 'BEGIN { IGNORECASE = 1 } tolower($0) ~ "^" tolower(h) ":" {
+		sub(/^[^:]*: */, ""); sub(/\r$/, ""); v = $0 } END { print v }' "$WORK/$1.h"
+}
+gzipped() { [ "$(header "$1" Content-Encoding)" = gzip ] && gzip -t <"$WORK/$1.b"; }
+plain() { [ -z "$(header "$1" Content-Encoding)" ] && grep -q '^# TYPE ' "$WORK/$1.b"; }
+
+check_eq "plain GET: 200" 200 "$(get plain "$VMPROBE_URL")"
+check_eq "plain GET: the 0.0.4 text format" "text/plain; version=0.0.4; charset=utf-8" \
+	"$(header plain Content-Type)"
+check "plain GET: not compressed" plain plain
+check_eq "Vary names what the response was negotiated on" "Accept, Accept-Encoding" \
+	"$(header plain Vary)"
+
+PROM_ACCEPT='application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+check_eq "Prometheus 2.42's Accept and Accept-Encoding: 200" 200 \
+	"$(get prom -H "Accept: $PROM_ACCEPT" -H 'Accept-Encoding: gzip' "$VMPROBE_URL")"
+check "gzip when asked for, and it decompresses" gzipped prom
+gunzip -c <"$WORK/prom.b" >"$WORK/prom.txt"
+if command -v promtool >/dev/null; then
+	check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/prom.txt'"
+else
+	tap_skip "promtool check metrics is clean" "promtool is not installed"
+fi
+
+get q0 -H 'Accept-Encoding: gzip;q=0' "$VMPROBE_URL" >/dev/null
+check "gzip;q=0 refuses gzip (a substring test would send it)" plain q0
+get idpref -H 'Accept-Encoding: identity;q=1, gzip;q=0.5' "$VMPROBE_URL" >/dev/null
+check "identity preferred over gzip: plain" plain idpref
+get star -H 'Accept-Encoding: *' "$VMPROBE_URL" >/dev/null
+check "* accepts gzip" gzipped star
+get xgzip -H 'Accept-Encoding: x-gzip, br' "$VMPROBE_URL" >/dev/null
+check "codings vmprobe does not have: plain" plain xgzip
+
+check_eq "an Accept that takes nothing vmprobe offers: 406" 406 \
+	"$(get png -H 'Accept: image/png' "$VMPROBE_URL")"
+check_eq "Accept: text/plain;q=0 alone: 406" 406 \
+	"$(get refused -H 'Accept: text/plain;q=0' "$VMPROBE_URL")"
+check_eq "HEAD /metrics: 200" 200 "$(get head -I "$VMPROBE_URL")"
+check_eq "POST /metrics: 405" 405 "$(get post -X POST "$VMPROBE_URL")"
+check_eq "an unknown path: 404" 404 "$(get nope "http://127.0.0.1:$PORT/nope")"
+check_eq "/ is a landing page" "200 text/html" \
+	"$(get root "http://127.0.0.1:$PORT/") $(header root Content-Type)"
+check "which links /metrics" grep -q 'href="/metrics"' "$WORK/root.b"
+
+# process_* describe the serving process itself.
+val() { metric "$WORK/plain.b" "$1"; }
+pid_start=$(awk '{ print $22 }' "/proc/$VMPROBE_PID/stat")
+btime=$(awk '$1 == "btime" { print $2 }' /proc/stat)
+tck=$(getconf CLK_TCK)
+check_range "process_start_time_seconds is the process's start (within a tick)" \
+	"$(awk -v b="$btime" -v s="$pid_start" -v t="$tck" 'BEGIN { printf "%.2f", b + s / t - 0.02 }')" \
+	"$(awk -v b="$btime" -v s="$pid_start" -v t="$tck" 'BEGIN { printf "%.2f", b + s / t + 0.02 }')" \
+	"$(val process_start_time_seconds)"
+max_fds=$(awk '/^Max open files/ { print $4 }' "/proc/$VMPROBE_PID/limits")
+check_range "process_max_fds is its RLIMIT_NOFILE" "$max_fds" "$max_fds" "$(val process_max_fds)"
+check_range "process_open_fds is about its fd count (a scrape opens a few)" \
+	"$(($(ls "/proc/$VMPROBE_PID/fd" | wc -l) - 8))" "$(($(ls "/proc/$VMPROBE_PID/fd" | wc -l) + 8))" \
+	"$(val process_open_fds)"
+rss_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$VMPROBE_PID/status")
+check_range "process_resident_memory_bytes is about its RSS (within 50 %)" \
+	"$((rss_kb * 1024 / 2))" "$((rss_kb * 1024 * 3 / 2))" "$(val process_resident_memory_bytes)"
+check "process_cpu_seconds_total is there" test -n "$(val process_cpu_seconds_total)"
+check_eq "vmprobe_build_info names the commit it was built from" \
+	"$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)" \
+	"$(grep -o 'revision="[^"]*"' "$WORK/plain.b" | head -1 | cut -d'"' -f2)"
+tap_done

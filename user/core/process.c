@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* process_* metrics of vmprobe itself, from /proc/self and getrlimit(2). */
+#include "core/process.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+enum { P_CPU, P_RSS, P_VSZ, P_FDS, P_MAX_FDS, P_START, P_MAX };
+
+static const struct expo_family fams[P_MAX] = {
+	[P_CPU] = { "process_cpu_seconds_total", EXPO_COUNTER, "seconds", "",
+		    "Total user and system CPU time spent in seconds." },
+	[P_RSS] = { "process_resident_memory_bytes", EXPO_GAUGE, "bytes", "",
+		    "Resident memory size in bytes." },
+	[P_VSZ] = { "process_virtual_memory_bytes", EXPO_GAUGE, "bytes", "",
+		    "Virtual memory size in bytes." },
+	[P_FDS] = { "process_open_fds", EXPO_GAUGE, "", "", "Number of open file descriptors." },
+	[P_MAX_FDS] = { "process_max_fds", EXPO_GAUGE, "", "",
+			"Maximum number of open file descriptors." },
+	[P_START] = { "process_start_time_seconds", EXPO_GAUGE, "seconds", "",
+		      "Start time of the process since unix epoch in seconds." },
+};
+
+const struct expo_family *process_families(size_t *nr)
+{
+	*nr = P_MAX;
+	return fams;
+}
+
+static void single(struct strbuf *sb, int f, double v)
+{
+	expo_family(sb, &fams[f]);
+	expo_double(sb, fams[f].name, "", v);
+}
+
+/* The boot time, seconds since the epoch (btime of /proc/stat); 0 if unknown. */
+static double boot_time(void)
+{
+	char buf[8192], *p;
+
+	if (read_file("/proc/stat", buf, sizeof(buf)) <= 0)
+		return 0;
+	p = strstr(buf, "\nbtime ");
+	return p ? strtod(p + 7, NULL) : 0;
+}
+
+static int open_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.';
+	closedir(dir);
+	return n - 1; /* less the directory's own */
+}
+
+void process_render(struct strbuf *sb)
+{
+	unsigned long long utime, stime, start, vsize;
+	long long rss;
+	double tick = (double)sysconf(_SC_CLK_TCK), boot = boot_time();
+	struct rlimit rl;
+	char buf[1024], *p;
+	int fds;
+
+	/* Fields after the command name, which may hold anything up to its last ')'. */
+	if (read_file("/proc/self/stat", buf, sizeof(buf)) > 0 && (p = strrchr(buf, ')')) &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+			  "%*d %*d %llu %llu %lld", &utime, &stime, &start, &vsize, &rss) == 5) {
+		single(sb, P_CPU, (utime + stime) / tick);
+		single(sb, P_RSS, (double)rss * sysconf(_SC_PAGESIZE));
+		single(sb, P_VSZ, (double)vsize);
+		if (boot > 0)
+			single(sb, P_START, boot + start / tick);
+	}
+	fds = open_fds();
+	if (fds >= 0)
+		single(sb, P_FDS, fds);
+	if (!getrlimit(RLIMIT_NOFILE, &rl))
+		single(sb, P_MAX_FDS, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
+}
