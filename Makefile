@@ -29,7 +29,7 @@ SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_NAMES))
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
 	-Ivmlinux/$(ARCH) -Iinclude -Ibpf
 
-PKGS := libbpf libmicrohttpd yaml-0.1 json-c expat
+PKGS := libbpf libmicrohttpd yaml-0.1 json-c expat gnutls libxcrypt
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Iinclude -Iuser -I$(BUILD) $(shell pkg-config --cflags $(PKGS))

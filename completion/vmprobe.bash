@@ -18,15 +18,15 @@ _vmprobe() {
 		return
 	fi
 	case $prev in
-	-c | --config)
+	-c | --config | --web.config.file)
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
 	--sort | -s)
 		mapfile -t COMPREPLY < <(compgen -W "rxpk txpk rxbit txbit riops wiops rmb wmb p99 name" -- "$cur"); return ;;
-	--listen | -l | -d | --delay | -n | --count | -i | --interval | --disk | --net | -N)
+	--listen | -l | --web.max-requests | -d | --delay | -n | --count | -i | --interval | --disk | --net | -N)
 		return ;;
 	esac
 	case $cmd in
-	serve) mapfile -t COMPREPLY < <(compgen -W "--config --listen --help" -- "$cur") ;;
+	serve) mapfile -t COMPREPLY < <(compgen -W "--config --listen --web.config.file --web.max-requests --help" -- "$cur") ;;
 	check | list) mapfile -t COMPREPLY < <(compgen -W "--json --help" -- "$cur") ;;
 	metrics) mapfile -t COMPREPLY < <(compgen -W "--markdown --help" -- "$cur") ;;
 	top) mapfile -t COMPREPLY < <(compgen -W "--delay --count --batch --sort --help" -- "$cur") ;;

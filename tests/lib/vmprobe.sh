@@ -165,8 +165,9 @@ tapguest_dir() {
 
 # Starts a Prometheus server on 127.0.0.1:PROM_PORT that scrapes vmprobe on
 # PORT every second; sets PROM_PID (the caller stops it). Fails unless the
-# server is ready within 30 s.
-prometheus_start() { # PROM_PORT PORT
+# server is ready within 30 s. JOB_YAML: more keys of the scrape job
+# (scheme, tls_config, basic_auth...), indented by four spaces.
+prometheus_start() { # PROM_PORT PORT [JOB_YAML]
 	PROM_URL="http://127.0.0.1:$1"
 	cat >"$WORK/prometheus.yml" <<YAML
 global:
@@ -176,6 +177,7 @@ scrape_configs:
   - job_name: vmprobe
     static_configs:
       - targets: ["127.0.0.1:$2"]
+${3:-}
 YAML
 	prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
 		--web.listen-address="127.0.0.1:$1" >"$WORK/prometheus.log" 2>&1 &

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
@@ -88,13 +89,20 @@ static int take_locks(int *serve_fd, int *attach_fd)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vmprobe serve [-c FILE] [--listen ADDR:PORT]\n"
-		   "  -c, --config FILE   YAML applied over the embedded default\n"
-		   "  -l, --listen ADDR   e.g. :19472, 127.0.0.1:19472, [::1]:19472\n");
+	fprintf(f, "usage: vmprobe serve [-c FILE] [--listen ADDR:PORT] [--web.config.file FILE]\n"
+		   "                     [--web.max-requests N]\n"
+		   "  -c, --config FILE         YAML applied over the embedded default\n"
+		   "  -l, --listen ADDR         e.g. :19472, 127.0.0.1:19472, [::1]:19472\n"
+		   "  --web.config.file FILE    TLS and basic authentication, in the format of\n"
+		   "                            Prometheus' exporter-toolkit\n"
+		   "  --web.max-requests N      connections served at once (default 40); more\n"
+		   "                            wait, so that many clients cannot starve a scrape\n");
 }
 
+enum { OPT_WEB_CONFIG = 1000, OPT_MAX_REQUESTS };
+
 struct serve_opts {
-	const char *cfg_path, *listen;
+	const char *cfg_path, *listen, *web_config, *max_requests;
 };
 
 static bool serve_opt(int opt, void *ctx)
@@ -103,29 +111,55 @@ static bool serve_opt(int opt, void *ctx)
 
 	if (opt == 'c')
 		o->cfg_path = optarg;
+	else if (opt == OPT_WEB_CONFIG)
+		o->web_config = optarg;
+	else if (opt == OPT_MAX_REQUESTS)
+		o->max_requests = optarg;
 	else
 		o->listen = optarg;
 	return true;
 }
 
-/* Parses serve's options into cfg; EXIT_OK to go on, else the exit code (-1: --help). */
-static int serve_options(int argc, char **argv, struct config *cfg)
+/*
+ * Parses serve's options into cfg, the web configuration (*have_web: one
+ * was given and is good) and the connection cap; EXIT_OK to go on, else
+ * the exit code (-1: --help).
+ */
+static int serve_options(int argc, char **argv, struct config *cfg, struct web_config *web,
+			 bool *have_web, unsigned *max_requests)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "web.config.file", required_argument, NULL, OPT_WEB_CONFIG },
+		{ "web.max-requests", required_argument, NULL, OPT_MAX_REQUESTS },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct serve_opts o = {};
 	const char *listen;
-	char host[128];
+	char host[128], *end;
 	unsigned port;
 	bool done;
 	int ret = cmd_options(argc, argv, "c:l:h", longopts, usage, 0, serve_opt, &o, &done);
 
 	if (done)
 		return ret == EXIT_OK ? -1 : ret;
+	*max_requests = 40;
+	if (o.max_requests) {
+		unsigned long n = strtoul(o.max_requests, &end, 10);
+
+		if (!*o.max_requests || *end || n < 1 || n > 100000) {
+			fprintf(stderr, "vmprobe: --web.max-requests '%s' is not a number from 1 "
+					"to 100000\n", o.max_requests);
+			return EXIT_USAGE;
+		}
+		*max_requests = (unsigned)n;
+	}
+	/* Checked before anything is attached: a bad file changes nothing. */
+	if (o.web_config && web_config_load(web, o.web_config, stderr))
+		return EXIT_USAGE;
+	*have_web = o.web_config != NULL;
 	if (cmd_load_config(cfg, o.cfg_path))
 		return EXIT_USAGE;
 	listen = o.listen;
@@ -206,19 +240,25 @@ int do_serve(int argc, char **argv)
 {
 	struct probe_set probes = {};
 	struct server *srv = NULL;
+	struct web_config web = {};
+	struct server_opts so = {};
 	struct discovery d;
 	struct config cfg;
 	int sfd, err, ret, lock_fd, attach_fd;
-	bool disc = false, pinned = false;
+	bool disc = false, pinned = false, have_web = false;
 
-	ret = serve_options(argc, argv, &cfg);
-	if (ret)
+	ret = serve_options(argc, argv, &cfg, &web, &have_web, &so.max_connections);
+	if (ret) {
+		web_config_free(&web);
 		return ret < 0 ? EXIT_OK : ret;
+	}
 	ret = EXIT_FAIL;
 	log_max_level = cfg.log_level;
 	libbpf_set_print(libbpf_log);
-	if (take_locks(&lock_fd, &attach_fd))
+	if (take_locks(&lock_fd, &attach_fd)) {
+		web_config_free(&web);
 		return EXIT_FAIL;
+	}
 	sfd = signals_fd();
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
@@ -237,7 +277,9 @@ int do_serve(int argc, char **argv)
 	discovery_scan(&d);
 	if (pinned)
 		state_write(&d);
-	srv = server_start(cfg.listen, &d);
+	so.listen = cfg.listen;
+	so.web = have_web ? &web : NULL;
+	srv = server_start(&so, &d);
 	if (srv)
 		ret = serve_loop(&d, sfd, pinned);
 cleanup:
@@ -251,5 +293,6 @@ cleanup:
 		close(sfd);
 	close(attach_fd);
 	close(lock_fd);
+	web_config_free(&web);
 	return ret;
 }

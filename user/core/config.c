@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "core/yamldoc.h"
+
 #include "probes/net/tc.h"
 #include "vmprobe/net.h"
 
@@ -72,53 +74,35 @@ static const struct field root_fields[] = {
 };
 
 struct ctx {
-	yaml_document_t *doc;
-	const char *name;
-	FILE *err;
+	struct yamldoc y;
 	struct config *cfg;
 	yaml_node_t *buckets; /* where a min/max mismatch is reported */
 };
 
-static int fail(struct ctx *c, const yaml_node_t *node, const char *fmt, const char *arg)
-{
-	fprintf(c->err, "%s:%zu:%zu: ", c->name, node->start_mark.line + 1,
-		node->start_mark.column + 1);
-	fprintf(c->err, fmt, arg);
-	fputc('\n', c->err);
-	return -EINVAL;
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-	return (const char *)n->data.scalar.value;
-}
+#define fail(c, node, ...) yamldoc_fail(&(c)->y, node, __VA_ARGS__)
+#define scalar yamldoc_scalar
 
 static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v);
-
-static bool is_null(const char *s)
-{
-	return !*s || !strcmp(s, "~") || !strcasecmp(s, "null");
-}
 
 static int apply_map(struct ctx *c, const struct field *fields, yaml_node_t *map, const char *what)
 {
 	yaml_node_pair_t *p, *q;
 
 	/* `network:` with nothing (or only comments) under it sets nothing. */
-	if (map->type == YAML_SCALAR_NODE && is_null(scalar(map)))
+	if (map->type == YAML_SCALAR_NODE && yamldoc_is_null(scalar(map)))
 		return 0;
 	if (map->type != YAML_MAPPING_NODE)
 		return fail(c, map, "%s must be a mapping", what);
 	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-		yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+		yaml_node_t *k = yamldoc_node(&c->y, p->key);
+		yaml_node_t *v = yamldoc_node(&c->y, p->value);
 		const struct field *f;
 		int err;
 
 		if (k->type != YAML_SCALAR_NODE)
 			return fail(c, k, "%s: keys must be plain names", what);
 		for (q = map->data.mapping.pairs.start; q < p; q++) {
-			yaml_node_t *prev = yaml_document_get_node(c->doc, q->key);
+			yaml_node_t *prev = yamldoc_node(&c->y, q->key);
 
 			if (prev->type == YAML_SCALAR_NODE && strcmp(scalar(prev), scalar(k)) == 0)
 				return fail(c, k, "duplicate key '%s'", scalar(k));
@@ -189,12 +173,9 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 		return 0;
 	case F_UINT:
 	case F_LOG2:
-		if (parse_ulong(s, &n) || n < f->min || n > f->max) {
-			fprintf(c->err, "%s:%zu:%zu: '%s' must be a whole number from %lu to %lu\n",
-				c->name, v->start_mark.line + 1, v->start_mark.column + 1, f->key,
-				f->min, f->max);
-			return -EINVAL;
-		}
+		if (parse_ulong(s, &n) || n < f->min || n > f->max)
+			return fail(c, v, "'%s' must be a whole number from %lu to %lu", f->key,
+				    f->min, f->max);
 		if (f->type == F_UINT) {
 			*(unsigned *)dst = (unsigned)n;
 			return 0;
@@ -254,83 +235,40 @@ static int check(struct ctx *c, yaml_node_t *root)
 	return 0;
 }
 
-int config_apply_string(struct config *cfg, const char *name, const char *text, size_t len,
-			FILE *err)
+/* Applies the loaded document c->y to a copy of *cfg, kept only if all is well. */
+static int apply_doc(struct config *cfg, struct ctx *c)
 {
-	yaml_parser_t parser;
-	yaml_document_t doc;
 	struct config next = *cfg;
-	struct ctx c = { .doc = &doc, .name = name, .err = err, .cfg = &next };
-	yaml_node_t *root;
-	int ret;
+	yaml_node_t *root = yamldoc_root(&c->y);
+	int ret = 0;
 
-	if (!yaml_parser_initialize(&parser))
-		return -ENOMEM;
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&parser, &doc)) {
-		fprintf(err, "%s:%zu:%zu: %s%s%s\n", name, parser.problem_mark.line + 1,
-			parser.problem_mark.column + 1, parser.problem ? parser.problem : "syntax error",
-			parser.context ? " " : "", parser.context ? parser.context : "");
-		yaml_parser_delete(&parser);
-		return -EINVAL;
-	}
-	root = yaml_document_get_root_node(&doc);
-	ret = 0;
-	if (root) {
-		/* A second document would be silently ignored: refuse it. */
-		yaml_document_t next_doc;
-
-		if (!yaml_parser_load(&parser, &next_doc)) {
-			ret = fail(&c, root, "%s", "YAML syntax error after the first document");
-		} else {
-			yaml_node_t *extra = yaml_document_get_root_node(&next_doc);
-
-			if (extra)
-				ret = fail(&c, extra, "%s", "only one YAML document is allowed");
-			yaml_document_delete(&next_doc);
-		}
-	}
+	c->cfg = &next;
+	if (root)
+		ret = apply_map(c, root_fields, root, "the configuration");
 	if (!ret && root)
-		ret = apply_map(&c, root_fields, root, "the configuration");
-	if (!ret && root)
-		ret = check(&c, root);
+		ret = check(c, root);
 	/* All or nothing: a bad file leaves cfg as it was. */
 	if (!ret)
 		*cfg = next;
-	yaml_document_delete(&doc);
-	yaml_parser_delete(&parser);
+	yamldoc_free(&c->y);
 	return ret;
+}
+
+int config_apply_string(struct config *cfg, const char *name, const char *text, size_t len,
+			FILE *err)
+{
+	struct ctx c = {};
+	int ret = yamldoc_load_string(&c.y, name, text, len, err);
+
+	return ret ? ret : apply_doc(cfg, &c);
 }
 
 int config_apply_file(struct config *cfg, const char *path, FILE *err)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f;
-	int ret;
+	struct ctx c = {};
+	int ret = yamldoc_load_file(&c.y, path, err);
 
-	f = fopen(path, "re");
-	if (!f) {
-		ret = -errno;
-		fprintf(err, "%s: cannot open: %s\n", path, strerror(errno));
-		return ret;
-	}
-	text = malloc(1 << 20);
-	if (!text) {
-		fclose(f);
-		return -ENOMEM;
-	}
-	len = fread(text, 1, 1 << 20, f);
-	if (ferror(f) || !feof(f)) {
-		fprintf(err, "%s: cannot read (or larger than 1 MiB)\n", path);
-		ret = -EIO;
-		goto cleanup;
-	}
-	ret = config_apply_string(cfg, path, text, len, err);
-cleanup:
-	free(text);
-	fclose(f);
-	return ret;
+	return ret ? ret : apply_doc(cfg, &c);
 }
 
 int config_load_default(struct config *cfg)

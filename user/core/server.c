@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The HTTP endpoint (libmicrohttpd): /metrics negotiated by Accept and
+ * Accept-Encoding, /healthz, a landing page; TLS, client certificates and
+ * basic authentication from --web.config.file; a cap on connections and
+ * an idle timeout, so that slow or many clients cannot starve a scrape.
+ */
 #include "core/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
+#include "core/auth.h"
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/negotiate.h"
+#include "core/tls.h"
 #include "core/util.h"
 
 /* What /metrics offers (Accept), in order of preference: plain clients get the first. */
@@ -21,7 +31,15 @@ static const char *const content_types[] = { "text/plain; version=0.0.4; charset
 struct server {
 	struct MHD_Daemon *mhd;
 	struct discovery *d;
+	const struct web_config *web; /* NULL: plain HTTP, no authentication */
 };
+
+/* The web configuration's headers go on every response. */
+static void add_headers(struct server *s, struct MHD_Response *r)
+{
+	for (size_t i = 0; s->web && i < s->web->nr_headers; i++)
+		MHD_add_response_header(r, s->web->headers[i].name, s->web->headers[i].value);
+}
 
 static const char index_html[] =
 	"<html><head><title>vmprobe</title></head><body><h1>vmprobe</h1>"
@@ -57,15 +75,16 @@ static void *gzip(const char *in, size_t len, size_t *out_len)
 	return out;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
-				 const char *body)
+static enum MHD_Result send_text(struct server *s, struct MHD_Connection *c, unsigned status,
+				 const char *type, const char *body)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
+	add_headers(s, r);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
@@ -85,12 +104,12 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 	void *z = NULL;
 
 	if (format < 0)
-		return send_text(c, MHD_HTTP_NOT_ACCEPTABLE, "text/plain",
+		return send_text(s, c, MHD_HTTP_NOT_ACCEPTABLE, "text/plain",
 				 "/metrics is served as text/plain; version=0.0.4\n");
 	sb_init(&sb);
 	if (metrics_render(s->d, &sb)) {
 		sb_free(&sb);
-		return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+		return send_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 				 "out of memory rendering metrics\n");
 	}
 	len = sb.len;
@@ -107,6 +126,7 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 		free(z ? z : text);
 		return MHD_NO;
 	}
+	add_headers(s, r);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_types[format]);
 	/* Caches must key the response by what it was negotiated on. */
 	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
@@ -117,68 +137,159 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 	return ret;
 }
 
+static const char auth_needed[] = "authentication needed";
+
+/*
+ * Why the request may not go on: NULL if it may, auth_needed, or the
+ * client certificate's fault (said in a 403). /healthz is open to anyone
+ * who got through TLS, so that liveness probes need no password.
+ */
+static const char *refused(struct server *s, struct MHD_Connection *c, const char *url)
+{
+	char *user, *password = NULL;
+	bool ok;
+
+	if (!s->web)
+		return NULL;
+	if (s->web->tls) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		const char *why = ci ? tls_client_refused(ci->tls_session) : "no TLS session";
+
+		if (why)
+			return why;
+	}
+	if (!s->web->nr_users || !strcmp(url, "/healthz"))
+		return NULL;
+	user = MHD_basic_auth_get_username_password(c, &password);
+	ok = user && password && auth_check(s->web, user, password);
+	MHD_free(user);
+	if (password) {
+		memset(password, 0, strlen(password));
+		MHD_free(password);
+	}
+	return ok ? NULL : auth_needed;
+}
+
+static enum MHD_Result ask_auth(struct server *s, struct MHD_Connection *c)
+{
+	static const char body[] = "401 Unauthorized\n";
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	add_headers(s, r);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	ret = MHD_queue_basic_auth_fail_response(c, "vmprobe", r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **req_cls)
 {
 	struct server *s = cls;
+	const char *why;
 
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
+		return send_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
 				 "only GET and HEAD\n");
+	why = refused(s, c, url);
+	if (why)
+		return why == auth_needed ? ask_auth(s, c)
+					  : send_text(s, c, MHD_HTTP_FORBIDDEN, "text/plain", why);
 	if (strcmp(url, "/metrics") == 0)
 		return send_metrics(s, c);
 	if (strcmp(url, "/healthz") == 0)
-		return send_text(c, MHD_HTTP_OK, "text/plain", "ok\n");
+		return send_text(s, c, MHD_HTTP_OK, "text/plain", "ok\n");
 	if (strcmp(url, "/") == 0)
-		return send_text(c, MHD_HTTP_OK, "text/html", index_html);
-	return send_text(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found: try /metrics\n");
+		return send_text(s, c, MHD_HTTP_OK, "text/html", index_html);
+	return send_text(s, c, MHD_HTTP_NOT_FOUND, "text/plain", "not found: try /metrics\n");
 }
 
-struct server *server_start(const char *listen, struct discovery *d)
+/* libmicrohttpd's own messages (a client's failed TLS handshake...): debug lines of ours. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_debug("http: %s", msg);
+}
+
+struct server *server_start(const struct server_opts *o, struct discovery *d)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
 	/* epoll, not select(): TCX links take two fds per tap, past FD_SETSIZE on a big host. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-	char host[128], port_str[8];
+	struct MHD_OptionItem opts[10];
+	char host[128], port_str[8], prio[128];
+	const struct web_config *web = o->web;
 	struct server *s;
-	unsigned port;
+	unsigned port, n = 0;
 	int err;
 
-	if (config_parse_listen(listen, host, sizeof(host), &port)) {
-		log_error("listen address '%s' is not HOST:PORT, :PORT or [V6]:PORT", listen);
+	if (config_parse_listen(o->listen, host, sizeof(host), &port)) {
+		log_error("listen address '%s' is not HOST:PORT, :PORT or [V6]:PORT", o->listen);
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->d = d;
+	s->web = web;
+	/* An idle or slow client is dropped after 30 s; beyond the cap, new ones wait. */
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+					     NULL };
+	if (web && web->tls) {
+		if (tls_init(web))
+			goto fail;
+		flags |= MHD_USE_TLS;
+		web_config_priorities(web, prio, sizeof(prio));
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, prio };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+						     (void *)tls_cert_callback };
+		if (tls_request_trust())
+			opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
+							     (void *)tls_request_trust() };
+	}
 	if (host[0]) {
 		snprintf(port_str, sizeof(port_str), "%u", port);
 		err = getaddrinfo(host, port_str, &hints, &ai);
 		if (err) {
 			log_error("cannot resolve listen host '%s': %s", host, gai_strerror(err));
-			free(s);
-			return NULL;
+			goto fail;
 		}
 		if (ai->ai_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
-		s->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, s,
-					  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-					  MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-		freeaddrinfo(ai);
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr };
 	} else {
-		s->mhd = MHD_start_daemon(flags | MHD_USE_DUAL_STACK, (uint16_t)port, NULL, NULL,
-					  handle, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-					  MHD_OPTION_END);
+		flags |= MHD_USE_DUAL_STACK;
 	}
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	s->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, s, MHD_OPTION_ARRAY,
+				  opts, MHD_OPTION_END);
+	if (ai)
+		freeaddrinfo(ai);
 	if (!s->mhd) {
-		log_error("cannot listen on %s (port in use? try --listen)", listen);
-		free(s);
-		return NULL;
+		log_error("cannot listen on %s (port in use? try --listen)", o->listen);
+		goto fail;
 	}
-	log_info("serving /metrics on %s", listen);
+	log_info("serving /metrics on %s (%s%s)", o->listen, web && web->tls ? "https" : "http",
+		 web && web->nr_users ? ", basic authentication" : "");
 	return s;
+fail:
+	tls_fini();
+	free(s);
+	return NULL;
 }
 
 void server_stop(struct server *s)
@@ -186,5 +297,6 @@ void server_stop(struct server *s)
 	if (!s)
 		return;
 	MHD_stop_daemon(s->mhd);
+	tls_fini();
 	free(s);
 }

@@ -1,14 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* The HTTP endpoint: /metrics, /healthz (libmicrohttpd). */
+/* The HTTP endpoint: /metrics, /healthz, / (libmicrohttpd); TLS and authentication. */
 #ifndef VMPROBE_SERVER_H
 #define VMPROBE_SERVER_H
 
 #include "core/discovery.h"
+#include "core/webconfig.h"
 
 struct server;
 
-/* Starts serving on `listen` ("HOST:PORT", ":PORT", "[V6]:PORT"); NULL on error. */
-struct server *server_start(const char *listen, struct discovery *d);
+struct server_opts {
+	const char *listen;            /* "HOST:PORT", ":PORT", "[V6]:PORT" */
+	const struct web_config *web;  /* NULL: plain HTTP, open */
+	unsigned max_connections;      /* at once; more wait in the listen queue */
+};
+
+/* Starts serving; NULL on error (logged). */
+struct server *server_start(const struct server_opts *o, struct discovery *d);
 void server_stop(struct server *s);
 
 #endif

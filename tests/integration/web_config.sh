@@ -1,0 +1,178 @@
+#!/bin/bash
+# --web.config.file, exporter-toolkit's format: TLS with client certificates
+# verified against a CA, bcrypt basic authentication, extra headers; the
+# certificate re-read when its files change, without a restart; a bad
+# file refused at start with file:line:column; a real Prometheus scraping
+# over TLS with a client certificate and a password; the connection cap.
+# Certificates are made here with openssl (a CA, a server and a client
+# certificate, and a client certificate of another CA).
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+
+tap_require_root "vmprobe serve --web.config.file"
+for need in openssl python3; do
+	command -v $need >/dev/null || { tap_skip "vmprobe serve --web.config.file" "no $need"; tap_done; exit; }
+done
+WORK=$(mktemp -d /tmp/vmprobe-web.XXXXXX)
+PORT=19595 PROM_PORT=19596 PROM_PID= HOLD=()
+cleanup() {
+	for p in "${HOLD[@]}"; do kill "$p" 2>/dev/null; done
+	[ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
+	vmprobe_stop >/dev/null 2>&1
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+T=$WORK/tls
+mkdir -p "$T"
+
+ec() { echo "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"; }
+ca() { # NAME
+	openssl req -x509 $(ec) -keyout "$T/$1.key" -out "$T/$1.crt" -days 2 -subj "/CN=$1" 2>/dev/null
+}
+cert() { # NAME CA CN EXTENSIONS
+	openssl req $(ec) -keyout "$T/$1.key" -out "$T/$1.csr" -subj "/CN=$3" 2>/dev/null &&
+		printf '%s\n' "$4" >"$T/$1.ext" &&
+		openssl x509 -req -in "$T/$1.csr" -CA "$T/$2.crt" -CAkey "$T/$2.key" -CAcreateserial \
+			-out "$T/$1.crt" -days 2 -extfile "$T/$1.ext" 2>/dev/null
+}
+SERVER_EXT=$'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
+ca ca && ca other-ca &&
+	cert server ca localhost "$SERVER_EXT" &&
+	cert client ca prometheus "extendedKeyUsage=clientAuth" &&
+	cert stranger other-ca prometheus "extendedKeyUsage=clientAuth" ||
+	{ tap_fail "openssl makes the test certificates"; tap_done; exit; }
+HASH=$(python3 -W ignore -c 'import crypt; print(crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1024)))')
+
+# --- A bad file is refused at start, saying where. ---
+refused_at() { # DESC WHERE YAML: serve exits non-zero and says WHERE
+	printf '%s\n' "$3" >"$T/bad.yml"
+	"$VMPROBE" serve --listen 127.0.0.1:$PORT --web.config.file "$T/bad.yml" >"$WORK/bad.out" 2>&1
+	local rc=$?
+	if [ $rc -ne 0 ] && grep -q "$T/bad.yml:$2" "$WORK/bad.out"; then
+		tap_ok "$1"
+	else
+		tap_fail "$1" "exit $rc, expected $T/bad.yml:$2 in:" "$(cat "$WORK/bad.out")"
+	fi
+}
+refused_at "an unknown key: file:line:column" "3:3: unknown key 'cert_fil'" \
+	"tls_server_config:
+  key_file: server.key
+  cert_fil: server.crt"
+refused_at "a password that is not a bcrypt hash" "2:9: the password of 'prom'" \
+	"basic_auth_users:
+  prom: s3cret"
+refused_at "a client_auth_type that verifies without client_ca_file" "4:21: client_auth_type" \
+	"tls_server_config:
+  cert_file: $T/server.crt
+  key_file: $T/server.key
+  client_auth_type: RequireAndVerifyClientCert"
+refused_at "a certificate file that is not there" "2:14: cert_file $T/nope.crt" \
+	"tls_server_config:
+  cert_file: nope.crt
+  key_file: server.key"
+refused_at "a YAML syntax error" "3:1: did not find expected" "tls_server_config:
+ - [ unclosed"
+printf 'tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n' >"$T/mismatch.yml"
+"$VMPROBE" serve --listen 127.0.0.1:$PORT --web.config.file "$T/mismatch.yml" >"$WORK/bad.out" 2>&1
+check "a key that is not the certificate's: refused at start" \
+	eval "[ $? -ne 0 ] && grep -q 'is not the key of' '$WORK/bad.out'"
+
+# --- TLS, client certificates, basic authentication. ---
+cat >"$T/web.yml" <<YAML
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: ca.crt
+basic_auth_users:
+  prom: $HASH
+http_server_config:
+  headers:
+    X-Content-Type-Options: nosniff
+YAML
+cat >"$WORK/vmprobe.yaml" <<YAML
+listen: "127.0.0.1:$PORT"
+log_level: debug
+YAML
+"$VMPROBE" serve -c "$WORK/vmprobe.yaml" --web.config.file "$T/web.yml" --web.max-requests 3 \
+	>"$WORK/vmprobe.log" 2>&1 &
+VMPROBE_PID=$!
+URL=https://127.0.0.1:$PORT
+CA=(--cacert "$T/ca.crt") CLIENT=(--cert "$T/client.crt" --key "$T/client.key")
+code() { curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "$@"; }
+check "vmprobe serves https" wait_for 20 curl -s "${CA[@]}" -o /dev/null "$URL/healthz"
+check_eq "plain http gets no answer" 000 "$(code "http://127.0.0.1:$PORT/metrics")"
+check_eq "no client certificate: 403" 403 "$(code "${CA[@]}" "$URL/metrics")"
+check_eq "a client certificate of another CA: 403" 403 \
+	"$(code "${CA[@]}" --cert "$T/stranger.crt" --key "$T/stranger.key" -u prom:s3cret "$URL/metrics")"
+check_eq "the client certificate, no password: 401" 401 "$(code "${CA[@]}" "${CLIENT[@]}" "$URL/metrics")"
+check "which asks for Basic credentials" grep -qi '^WWW-Authenticate: Basic realm="vmprobe"' "$WORK/headers"
+check_eq "a wrong password: 401" 401 "$(code "${CA[@]}" "${CLIENT[@]}" -u prom:nope "$URL/metrics")"
+check_eq "an unknown user: 401" 401 "$(code "${CA[@]}" "${CLIENT[@]}" -u eve:s3cret "$URL/metrics")"
+check_eq "certificate and password: 200" 200 "$(code "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")"
+check "and the metrics" grep -q '^vmprobe_build_info{' "$WORK/body"
+check "the configured header is on the response" grep -qi '^X-Content-Type-Options: nosniff' "$WORK/headers"
+check_eq "/healthz needs no password (liveness probes)" 200 "$(code "${CA[@]}" "${CLIENT[@]}" "$URL/healthz")"
+check_eq "TLS 1.1 is refused (min_version defaults to TLS12)" 000 \
+	"$(code "${CA[@]}" "${CLIENT[@]}" --tls-max 1.1 -u prom:s3cret "$URL/metrics")"
+
+# --- The certificate is re-read when its files change. ---
+serial() { # the serial of the certificate vmprobe presents now
+	openssl s_client -connect 127.0.0.1:$PORT -CAfile "$T/ca.crt" -cert "$T/client.crt" \
+		-key "$T/client.key" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null
+}
+old_serial=$(serial)
+check "openssl reads the certificate served" test -n "$old_serial"
+cert next ca localhost "$SERVER_EXT"
+new_serial=$(openssl x509 -noout -serial -in "$T/next.crt")
+# As cert-manager and kubelet rotate: new files renamed over the old.
+cp "$T/next.key" "$T/server.key.tmp" && cp "$T/next.crt" "$T/server.crt.tmp" &&
+	mv "$T/server.key.tmp" "$T/server.key" && mv "$T/server.crt.tmp" "$T/server.crt"
+served_new() { [ "$(serial)" = "$new_serial" ]; }
+check "a rotated certificate is served without a restart" wait_for 10 served_new
+check "and the log says so" grep -q "TLS: .*server.crt and .*server.key re-read" "$WORK/vmprobe.log"
+echo garbage >"$T/server.crt.tmp" && mv "$T/server.crt.tmp" "$T/server.crt"
+check "a broken certificate file is said" wait_for 10 eval \
+	"curl -s ${CA[*]} ${CLIENT[*]} -o /dev/null $URL/healthz; grep -q 'keeping the certificate read before' '$WORK/vmprobe.log'"
+check "and the last good one is still served" served_new
+check "vmprobe kept running through all of it" kill -0 "$VMPROBE_PID"
+
+# --- A real Prometheus scrapes it. ---
+cp "$T/next.crt" "$T/server.crt"
+if command -v prometheus >/dev/null; then
+	prometheus_start $PROM_PORT $PORT "    scheme: https
+    tls_config:
+      ca_file: $T/ca.crt
+      cert_file: $T/client.crt
+      key_file: $T/client.key
+    basic_auth:
+      username: prom
+      password: s3cret" || tap_fail "prometheus starts" "$(tail -5 "$WORK/prometheus.log")"
+	up() { [ "$(promql 'up{job="vmprobe"}')" = 1 ]; }
+	check "Prometheus scrapes it over TLS with a certificate and a password: up == 1" wait_for 30 up
+	check "and stores its series" test -n "$(promql 'vmprobe_build_info')"
+else
+	tap_skip "Prometheus scrapes it over TLS" "prometheus is not installed"
+fi
+
+# --- At most --web.max-requests connections at once. ---
+[ -n "$PROM_PID" ] && kill "$PROM_PID" && wait "$PROM_PID" 2>/dev/null; PROM_PID=
+for i in 1 2 3; do
+	# Idle TLS clients that hold a connection open.
+	sleep 60 | openssl s_client -quiet -connect 127.0.0.1:$PORT -CAfile "$T/ca.crt" \
+		-cert "$T/client.crt" -key "$T/client.key" >/dev/null 2>&1 &
+	HOLD+=($!)
+done
+sleep 1
+check_eq "with 3 connections held (the cap), a fourth is not served" 000 \
+	"$(code --max-time 5 "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")"
+for p in "${HOLD[@]}"; do kill "$p" 2>/dev/null; done
+pkill -f "openssl s_client -quiet -connect 127.0.0.1:$PORT" 2>/dev/null
+HOLD=()
+ok_again() { [ "$(code "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")" = 200 ]; }
+check "once they go, it is served again" wait_for 10 ok_again
+vmprobe_stop
+check_eq "vmprobe serve exits cleanly" 0 $?
+tap_done

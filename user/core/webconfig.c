@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* --web.config.file in exporter-toolkit's format: parsed and checked. */
+#include "core/webconfig.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "core/yamldoc.h"
+
+struct ctx {
+	struct yamldoc y;
+	struct web_config *wc;
+	char dir[4096]; /* of the file, for relative paths */
+	const yaml_node_t *ca_node, *auth_node, *tls_node;
+};
+
+typedef int (*key_fn)(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v);
+
+/* Calls fn for every key of a mapping (a null value: none), refusing duplicates. */
+static int each_key(struct ctx *c, yaml_node_t *map, const char *what, key_fn fn)
+{
+	yaml_node_pair_t *p, *q;
+
+	if (map->type == YAML_SCALAR_NODE && yamldoc_is_null(yamldoc_scalar(map)))
+		return 0;
+	if (map->type != YAML_MAPPING_NODE)
+		return yamldoc_fail(&c->y, map, "%s must be a mapping", what);
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yamldoc_node(&c->y, p->key), *v = yamldoc_node(&c->y, p->value);
+		int err;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return yamldoc_fail(&c->y, k, "%s: keys must be plain names", what);
+		for (q = map->data.mapping.pairs.start; q < p; q++) {
+			yaml_node_t *prev = yamldoc_node(&c->y, q->key);
+
+			if (prev->type == YAML_SCALAR_NODE &&
+			    !strcmp(yamldoc_scalar(prev), yamldoc_scalar(k)))
+				return yamldoc_fail(&c->y, k, "duplicate key '%s'", yamldoc_scalar(k));
+		}
+		err = fn(c, yamldoc_scalar(k), k, v);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int unknown(struct ctx *c, const char *key, yaml_node_t *k, const char *where)
+{
+	return yamldoc_fail(&c->y, k, "unknown key '%s' in %s", key, where);
+}
+
+/* A non-empty single value into a malloc'd string. */
+static int string(struct ctx *c, const char *key, yaml_node_t *v, char **out)
+{
+	if (v->type != YAML_SCALAR_NODE || yamldoc_is_null(yamldoc_scalar(v)))
+		return yamldoc_fail(&c->y, v, "'%s' must be a single non-empty value", key);
+	free(*out);
+	*out = strdup(yamldoc_scalar(v));
+	return *out ? 0 : -ENOMEM;
+}
+
+/* A file path, made absolute from the file's directory, which must be readable. */
+static int path(struct ctx *c, const char *key, yaml_node_t *v, char **out)
+{
+	char *p = NULL;
+	int err = string(c, key, v, &p);
+
+	if (err)
+		return err;
+	if (p[0] != '/') {
+		char *abs = malloc(strlen(c->dir) + strlen(p) + 2);
+
+		if (!abs) {
+			free(p);
+			return -ENOMEM;
+		}
+		sprintf(abs, "%s/%s", c->dir, p);
+		free(p);
+		p = abs;
+	}
+	free(*out);
+	*out = p;
+	if (access(p, R_OK))
+		return yamldoc_fail(&c->y, v, "%s %s: %s", key, p, strerror(errno));
+	return 0;
+}
+
+static const char *const auth_names[] = {
+	[CLIENT_AUTH_NONE] = "NoClientCert",
+	[CLIENT_AUTH_REQUEST] = "RequestClientCert",
+	[CLIENT_AUTH_REQUIRE_ANY] = "RequireAnyClientCert",
+	[CLIENT_AUTH_VERIFY_IF_GIVEN] = "VerifyClientCertIfGiven",
+	[CLIENT_AUTH_REQUIRE_VERIFY] = "RequireAndVerifyClientCert",
+};
+
+static const char *const version_names[] = {
+	[TLS10] = "TLS10", [TLS11] = "TLS11", [TLS12] = "TLS12", [TLS13] = "TLS13",
+};
+
+static int version(struct ctx *c, const char *key, yaml_node_t *v, enum tls_version *out)
+{
+	if (v->type == YAML_SCALAR_NODE)
+		for (int i = TLS10; i <= TLS13; i++)
+			if (!strcmp(yamldoc_scalar(v), version_names[i])) {
+				*out = i;
+				return 0;
+			}
+	return yamldoc_fail(&c->y, v, "%s must be one of TLS10, TLS11, TLS12, TLS13", key);
+}
+
+static int tls_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+{
+	struct web_config *wc = c->wc;
+
+	if (!strcmp(key, "cert_file"))
+		return path(c, key, v, &wc->cert_file);
+	if (!strcmp(key, "key_file"))
+		return path(c, key, v, &wc->key_file);
+	if (!strcmp(key, "client_ca_file")) {
+		c->ca_node = v;
+		return path(c, key, v, &wc->client_ca_file);
+	}
+	if (!strcmp(key, "min_version"))
+		return version(c, key, v, &wc->min_version);
+	if (!strcmp(key, "max_version"))
+		return version(c, key, v, &wc->max_version);
+	if (!strcmp(key, "client_auth_type")) {
+		c->auth_node = v;
+		if (v->type == YAML_SCALAR_NODE)
+			for (size_t i = 0; i < ARRAY_SIZE(auth_names); i++)
+				if (!strcmp(yamldoc_scalar(v), auth_names[i])) {
+					wc->client_auth = i;
+					return 0;
+				}
+		return yamldoc_fail(&c->y, v, "client_auth_type must be one of NoClientCert, "
+				    "RequestClientCert, RequireAnyClientCert, "
+				    "VerifyClientCertIfGiven, RequireAndVerifyClientCert");
+	}
+	if (!strcmp(key, "cipher_suites") || !strcmp(key, "curve_preferences") ||
+	    !strcmp(key, "prefer_server_cipher_suites") || !strcmp(key, "client_allowed_sans") ||
+	    !strcmp(key, "cert") || !strcmp(key, "key"))
+		return yamldoc_fail(&c->y, k, "'%s' is not supported by vmprobe (GnuTLS chooses "
+				    "suites and curves; give certificates as files)", key);
+	return unknown(c, key, k, "tls_server_config");
+}
+
+/* exporter-toolkit's own check: a bcrypt hash is $2a$, $2b$ or $2y$, cost, 53 characters. */
+static bool is_bcrypt(const char *h)
+{
+	return strlen(h) == 60 && h[0] == '$' && h[1] == '2' && strchr("aby", h[2]) &&
+	       h[3] == '$' && h[4] >= '0' && h[4] <= '3' && h[5] >= '0' && h[5] <= '9' &&
+	       h[6] == '$';
+}
+
+static int user_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+{
+	struct web_config *wc = c->wc;
+	struct web_user *u;
+	void *grown;
+
+	if (!*key || strchr(key, ':'))
+		return yamldoc_fail(&c->y, k, "user name '%s' must be non-empty, without ':'", key);
+	if (v->type != YAML_SCALAR_NODE || !is_bcrypt(yamldoc_scalar(v)))
+		return yamldoc_fail(&c->y, v, "the password of '%s' must be a bcrypt hash "
+				    "($2y$... as htpasswd -B makes)", key);
+	grown = realloc(wc->users, (wc->nr_users + 1) * sizeof(*wc->users));
+	if (!grown)
+		return -ENOMEM;
+	wc->users = grown;
+	u = &wc->users[wc->nr_users];
+	u->name = strdup(key);
+	u->hash = strdup(yamldoc_scalar(v));
+	wc->nr_users++;
+	return u->name && u->hash ? 0 : -ENOMEM;
+}
+
+static int header_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+{
+	struct web_config *wc = c->wc;
+	struct web_header *h;
+	void *grown;
+
+	for (const char *p = key; *p; p++)
+		if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
+			return yamldoc_fail(&c->y, k, "'%s' is not an HTTP header name", key);
+	if (v->type != YAML_SCALAR_NODE || strpbrk(yamldoc_scalar(v), "\r\n"))
+		return yamldoc_fail(&c->y, v, "header %s must be one line", key);
+	grown = realloc(wc->headers, (wc->nr_headers + 1) * sizeof(*wc->headers));
+	if (!grown)
+		return -ENOMEM;
+	wc->headers = grown;
+	h = &wc->headers[wc->nr_headers];
+	h->name = strdup(key);
+	h->value = strdup(yamldoc_scalar(v));
+	wc->nr_headers++;
+	return h->name && h->value ? 0 : -ENOMEM;
+}
+
+static int http_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+{
+	if (!strcmp(key, "headers"))
+		return each_key(c, v, "http_server_config.headers", header_key);
+	/* vmprobe speaks HTTP/1.1: http2 is accepted, as true or false, and changes nothing. */
+	if (!strcmp(key, "http2")) {
+		if (v->type == YAML_SCALAR_NODE &&
+		    (!strcmp(yamldoc_scalar(v), "true") || !strcmp(yamldoc_scalar(v), "false")))
+			return 0;
+		return yamldoc_fail(&c->y, v, "http2 must be true or false");
+	}
+	return unknown(c, key, k, "http_server_config");
+}
+
+static int root_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+{
+	if (!strcmp(key, "tls_server_config")) {
+		c->tls_node = k;
+		return each_key(c, v, key, tls_key);
+	}
+	if (!strcmp(key, "basic_auth_users"))
+		return each_key(c, v, key, user_key);
+	if (!strcmp(key, "http_server_config"))
+		return each_key(c, v, key, http_key);
+	return unknown(c, key, k, "the web configuration");
+}
+
+/* Checks across keys. */
+static int check(struct ctx *c, yaml_node_t *root)
+{
+	struct web_config *wc = c->wc;
+	const yaml_node_t *at = c->tls_node ? c->tls_node : root;
+
+	if (!c->tls_node)
+		return 0;
+	if (!wc->cert_file || !wc->key_file)
+		return yamldoc_fail(&c->y, at, "tls_server_config needs both cert_file and key_file");
+	wc->tls = true;
+	if ((wc->client_auth == CLIENT_AUTH_VERIFY_IF_GIVEN ||
+	     wc->client_auth == CLIENT_AUTH_REQUIRE_VERIFY) && !wc->client_ca_file)
+		return yamldoc_fail(&c->y, c->auth_node, "client_auth_type %s needs client_ca_file",
+				    auth_names[wc->client_auth]);
+	if (wc->client_ca_file && wc->client_auth == CLIENT_AUTH_NONE)
+		return yamldoc_fail(&c->y, c->ca_node, "client_ca_file is set but client_auth_type "
+				    "is NoClientCert: client certificates would not be checked");
+	if (wc->min_version && wc->max_version && wc->min_version > wc->max_version)
+		return yamldoc_fail(&c->y, at, "min_version is above max_version");
+	return 0;
+}
+
+int web_config_load(struct web_config *wc, const char *file, FILE *err)
+{
+	struct ctx c = { .wc = wc };
+	const char *slash = strrchr(file, '/');
+	yaml_node_t *root;
+	int ret;
+
+	memset(wc, 0, sizeof(*wc));
+	if (!slash)
+		str_copy(c.dir, sizeof(c.dir), ".");
+	else
+		snprintf(c.dir, sizeof(c.dir), "%.*s", (int)(slash - file), file);
+	if (!c.dir[0])
+		str_copy(c.dir, sizeof(c.dir), "/");
+	ret = yamldoc_load_file(&c.y, file, err);
+	if (ret)
+		return ret;
+	root = yamldoc_root(&c.y);
+	if (root)
+		ret = each_key(&c, root, "the web configuration", root_key);
+	if (!ret && root)
+		ret = check(&c, root);
+	yamldoc_free(&c.y);
+	if (ret)
+		web_config_free(wc);
+	return ret;
+}
+
+void web_config_free(struct web_config *wc)
+{
+	free(wc->cert_file);
+	free(wc->key_file);
+	free(wc->client_ca_file);
+	for (size_t i = 0; i < wc->nr_users; i++) {
+		free(wc->users[i].name);
+		free(wc->users[i].hash);
+	}
+	free(wc->users);
+	for (size_t i = 0; i < wc->nr_headers; i++) {
+		free(wc->headers[i].name);
+		free(wc->headers[i].value);
+	}
+	free(wc->headers);
+	memset(wc, 0, sizeof(*wc));
+}
+
+void web_config_priorities(const struct web_config *wc, char *buf, size_t size)
+{
+	static const char *const gnutls_names[] = {
+		[TLS10] = "TLS1.0", [TLS11] = "TLS1.1", [TLS12] = "TLS1.2", [TLS13] = "TLS1.3",
+	};
+	/* exporter-toolkit's default minimum is TLS 1.2. */
+	int lo = wc->min_version ? (int)wc->min_version : TLS12;
+	int hi = wc->max_version ? (int)wc->max_version : TLS13;
+	size_t n = (size_t)snprintf(buf, size, "NORMAL:-VERS-ALL");
+
+	for (int v = lo; v <= hi && n < size; v++)
+		n += (size_t)snprintf(buf + n, size - n, ":+VERS-%s", gnutls_names[v]);
+}
