@@ -37,7 +37,7 @@ bool auth_check(const struct web_config *wc, const char *user, const char *passw
 	static const char dummy[] = "$2y$10$QOauhQNbBCuQDKes6eFzPeyR5HyZ4iAN.tXQxVDwlMTKIYdPI712y";
 	static unsigned char cache[CACHE_SIZE][DIGEST];
 	static unsigned next;
-	const struct web_user *u = NULL;
+	const struct web_pair *u = NULL;
 	unsigned char key[DIGEST];
 	size_t ul = strlen(user), pl = strlen(password);
 	char *both;
@@ -50,19 +50,19 @@ bool auth_check(const struct web_config *wc, const char *user, const char *passw
 		return false;
 	}
 	/* user NUL hash NUL password: a changed hash (a new file) misses the cache. */
-	both = malloc(ul + strlen(u->hash) + pl + 3);
+	both = malloc(ul + strlen(u->value) + pl + 3);
 	if (!both)
 		return false;
 	memcpy(both, user, ul + 1);
-	memcpy(both + ul + 1, u->hash, strlen(u->hash) + 1);
-	memcpy(both + ul + strlen(u->hash) + 2, password, pl + 1);
-	gnutls_hash_fast(GNUTLS_DIG_SHA256, both, ul + strlen(u->hash) + pl + 3, key);
-	memset(both, 0, ul + strlen(u->hash) + pl + 3);
+	memcpy(both + ul + 1, u->value, strlen(u->value) + 1);
+	memcpy(both + ul + strlen(u->value) + 2, password, pl + 1);
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, both, ul + strlen(u->value) + pl + 3, key);
+	memset(both, 0, ul + strlen(u->value) + pl + 3);
 	free(both);
 	for (unsigned i = 0; i < CACHE_SIZE; i++)
 		if (same(cache[i], key, DIGEST))
 			return true;
-	if (!bcrypt_ok(password, u->hash))
+	if (!bcrypt_ok(password, u->value))
 		return false;
 	memcpy(cache[next++ % CACHE_SIZE], key, DIGEST);
 	return true;

@@ -75,17 +75,27 @@ static void *gzip(const char *in, size_t len, size_t *out_len)
 	return out;
 }
 
+/* A short response with the configured headers; NULL if out of memory. */
+static struct MHD_Response *text_response(struct server *s, const char *type, const char *body)
+{
+	struct MHD_Response *r;
+
+	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (r) {
+		add_headers(s, r);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	}
+	return r;
+}
+
 static enum MHD_Result send_text(struct server *s, struct MHD_Connection *c, unsigned status,
 				 const char *type, const char *body)
 {
-	struct MHD_Response *r;
+	struct MHD_Response *r = text_response(s, type, body);
 	enum MHD_Result ret;
 
-	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
-	add_headers(s, r);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -173,15 +183,11 @@ static const char *refused(struct server *s, struct MHD_Connection *c, const cha
 
 static enum MHD_Result ask_auth(struct server *s, struct MHD_Connection *c)
 {
-	static const char body[] = "401 Unauthorized\n";
-	struct MHD_Response *r;
+	struct MHD_Response *r = text_response(s, "text/plain", "401 Unauthorized\n");
 	enum MHD_Result ret;
 
-	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
 	if (!r)
 		return MHD_NO;
-	add_headers(s, r);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
 	ret = MHD_queue_basic_auth_fail_response(c, "vmprobe", r);
 	MHD_destroy_response(r);
 	return ret;

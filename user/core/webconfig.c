@@ -157,48 +157,38 @@ static bool is_bcrypt(const char *h)
 	       h[6] == '$';
 }
 
+/* Appends (name, value) to the array *v of *n; 0 or -ENOMEM. */
+static int pair_add(struct web_pair **v, size_t *n, const char *name, const char *value)
+{
+	struct web_pair *grown = realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!grown)
+		return -ENOMEM;
+	*v = grown;
+	grown[*n].name = strdup(name);
+	grown[*n].value = strdup(value);
+	(*n)++;
+	return grown[*n - 1].name && grown[*n - 1].value ? 0 : -ENOMEM;
+}
+
 static int user_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
 {
-	struct web_config *wc = c->wc;
-	struct web_user *u;
-	void *grown;
-
 	if (!*key || strchr(key, ':'))
 		return yamldoc_fail(&c->y, k, "user name '%s' must be non-empty, without ':'", key);
 	if (v->type != YAML_SCALAR_NODE || !is_bcrypt(yamldoc_scalar(v)))
 		return yamldoc_fail(&c->y, v, "the password of '%s' must be a bcrypt hash "
 				    "($2y$... as htpasswd -B makes)", key);
-	grown = realloc(wc->users, (wc->nr_users + 1) * sizeof(*wc->users));
-	if (!grown)
-		return -ENOMEM;
-	wc->users = grown;
-	u = &wc->users[wc->nr_users];
-	u->name = strdup(key);
-	u->hash = strdup(yamldoc_scalar(v));
-	wc->nr_users++;
-	return u->name && u->hash ? 0 : -ENOMEM;
+	return pair_add(&c->wc->users, &c->wc->nr_users, key, yamldoc_scalar(v));
 }
 
 static int header_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
 {
-	struct web_config *wc = c->wc;
-	struct web_header *h;
-	void *grown;
-
 	for (const char *p = key; *p; p++)
 		if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
 			return yamldoc_fail(&c->y, k, "'%s' is not an HTTP header name", key);
 	if (v->type != YAML_SCALAR_NODE || strpbrk(yamldoc_scalar(v), "\r\n"))
 		return yamldoc_fail(&c->y, v, "header %s must be one line", key);
-	grown = realloc(wc->headers, (wc->nr_headers + 1) * sizeof(*wc->headers));
-	if (!grown)
-		return -ENOMEM;
-	wc->headers = grown;
-	h = &wc->headers[wc->nr_headers];
-	h->name = strdup(key);
-	h->value = strdup(yamldoc_scalar(v));
-	wc->nr_headers++;
-	return h->name && h->value ? 0 : -ENOMEM;
+	return pair_add(&c->wc->headers, &c->wc->nr_headers, key, yamldoc_scalar(v));
 }
 
 static int http_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
@@ -279,21 +269,22 @@ int web_config_load(struct web_config *wc, const char *file, FILE *err)
 	return ret;
 }
 
+static void pairs_free(struct web_pair *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].value);
+	}
+	free(v);
+}
+
 void web_config_free(struct web_config *wc)
 {
 	free(wc->cert_file);
 	free(wc->key_file);
 	free(wc->client_ca_file);
-	for (size_t i = 0; i < wc->nr_users; i++) {
-		free(wc->users[i].name);
-		free(wc->users[i].hash);
-	}
-	free(wc->users);
-	for (size_t i = 0; i < wc->nr_headers; i++) {
-		free(wc->headers[i].name);
-		free(wc->headers[i].value);
-	}
-	free(wc->headers);
+	pairs_free(wc->users, wc->nr_users);
+	pairs_free(wc->headers, wc->nr_headers);
 	memset(wc, 0, sizeof(*wc));
 }
 

@@ -24,12 +24,8 @@ enum client_auth {
 /* TLS protocol versions, as exporter-toolkit names them (TLS10..TLS13). */
 enum tls_version { TLS_ANY, TLS10, TLS11, TLS12, TLS13 };
 
-struct web_user {
-	char *name;
-	char *hash; /* bcrypt ($2a$, $2b$, $2y$) */
-};
-
-struct web_header {
+/* A user and its bcrypt hash ($2a$, $2b$, $2y$), or a header and its value. */
+struct web_pair {
 	char *name, *value;
 };
 
@@ -38,9 +34,9 @@ struct web_config {
 	char *cert_file, *key_file, *client_ca_file; /* absolute, or relative to the file */
 	enum client_auth client_auth;
 	enum tls_version min_version, max_version;
-	struct web_user *users;
+	struct web_pair *users;
 	size_t nr_users;
-	struct web_header *headers; /* added to every response */
+	struct web_pair *headers; /* added to every response */
 	size_t nr_headers;
 };
 
