@@ -81,7 +81,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(USER_OBJS) | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) -Ibpf $(filter %.c %.o,$^) $(LDLIBS) -lcmocka -o $@
 
 # BPF_PROG_TEST_RUN tests and bench programs link the user objects too.
 $(BUILD)/tests/bpf_%: tests/bpf/%.c tests/bpf/bpftest.h $(USER_OBJS) | $(BUILD)/tests

@@ -697,7 +697,7 @@ static __always_inline int rq_done(struct request *rq, __u32 nr_bytes, bool walk
 			ds = dev_slot(dev, op);
 			if (ds) {
 				__sync_fetch_and_add(&ds->st.lat_sum_ns, lat);
-				__sync_fetch_and_add(&ds->st.lat_slots[hist_slot(lat, DISK_LAT_SLOTS)], 1);
+				__sync_fetch_and_add(&ds->st.lat_slots[time_slot(lat, DISK_LAT_SLOTS)], 1);
 			}
 		}
 	}

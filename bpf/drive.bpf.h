@@ -10,7 +10,7 @@ static __always_inline void drive_stats_add(struct drive_stats *st, __u64 bytes,
 {
 	__sync_fetch_and_add(&st->bytes, bytes);
 	__sync_fetch_and_add(&st->lat_sum_ns, lat_ns);
-	__sync_fetch_and_add(&st->lat_slots[hist_slot(lat_ns, DISK_LAT_SLOTS)], 1);
+	__sync_fetch_and_add(&st->lat_slots[time_slot(lat_ns, DISK_LAT_SLOTS)], 1);
 	__sync_fetch_and_add(&st->size_slots[hist_slot(bytes, DISK_SIZE_SLOTS)], 1);
 }
 

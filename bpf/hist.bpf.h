@@ -25,4 +25,19 @@ static __always_inline __u32 hist_slot(__u64 v, __u32 nr_slots)
 	return r < nr_slots - 1 ? r : nr_slots - 1;
 }
 
+/*
+ * Slot of a duration of `ns` nanoseconds in units of 2^-30 s (TIME_SLOT_UNITS
+ * a second, ~0.93 ns each): slot i then holds (2^(i-31), 2^(i-30)] seconds,
+ * exactly the native-histogram bucket of index i - 30 (schema 0) and the
+ * classic bucket le=2^(i-30). ns * 2^30 / 10^9, rounded up, so that a
+ * duration just above a power of two of a second is never put below it.
+ */
+static __always_inline __u32 time_slot(__u64 ns, __u32 nr_slots)
+{
+	/* 2^37 ns (137 s) is past every time histogram's last slot. */
+	if (ns > (1ULL << 37))
+		ns = 1ULL << 37;
+	return hist_slot(ns + (ns * 73741824 + 999999999) / 1000000000, nr_slots);
+}
+
 #endif

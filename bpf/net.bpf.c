@@ -200,7 +200,7 @@ int BPF_PROG(host_tcp_probe, struct sock *sk)
 		return 0;
 	ns = (__u64)(BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3) * 1000;
 	__sync_fetch_and_add(&h->srtt_sum_ns, ns);
-	__sync_fetch_and_add(&h->srtt_slots[hist_slot(ns, NET_RTT_SLOTS)], 1);
+	__sync_fetch_and_add(&h->srtt_slots[time_slot(ns, NET_RTT_SLOTS)], 1);
 	return 0;
 }
 

@@ -232,7 +232,7 @@ static __always_inline void rtt_sample(struct net_flow *f, struct net_stats *st,
 				       __u64 ns)
 {
 	st->rtt_sum_ns += ns;
-	st->rtt_slots[hist_slot(ns, NET_RTT_SLOTS)] += 1;
+	st->rtt_slots[time_slot(ns, NET_RTT_SLOTS)] += 1;
 	if (dir == NET_PATH_NETWORK)
 		f->net_rtt_us = ns / 1000 < 0xffffffff ? ns / 1000 : 0xffffffff;
 }

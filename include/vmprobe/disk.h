@@ -7,10 +7,11 @@
 #include <linux/types.h>
 #endif
 
+#include "vmprobe/hist.h"
+
 /*
- * Log2 histograms as in net.h: slot i counts (2^(i-1), 2^i], the last
- * slot everything larger (only +Inf). Latency in ns up to 2^36 (~69 s),
- * request size in bytes up to 2^26 (64 MiB).
+ * Log2 histograms (vmprobe/hist.h): latency up to 2^36 units (64 s), the
+ * last slot beyond; request size in bytes up to 2^26 (64 MiB).
  */
 #define DISK_LAT_SLOTS 38
 #define DISK_SIZE_SLOTS 28

@@ -6,6 +6,7 @@
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
 #endif
+#include "vmprobe/hist.h"
 
 /*
  * Frame-size histogram: slot i counts frames of (2^(i-1), 2^i] bytes, so
@@ -26,8 +27,8 @@ enum net_dir {
 #define NET_DEFAULT_MAX_FLOWS 65536
 
 /*
- * TCP round-trip time, log2 slots of ns as the size slots: up to 2^34 ns
- * (~17 s), the last slot beyond.
+ * TCP round-trip time, log2 slots of time units (vmprobe/hist.h): up to
+ * 2^34 units (16 s), the last slot beyond.
  */
 #define NET_RTT_SLOTS 36
 

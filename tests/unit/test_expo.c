@@ -11,6 +11,7 @@
 #include "unit.h"
 
 #include "core/expo.h"
+#include "vmprobe/disk.h"
 
 #define FFFD "\xef\xbf\xbd"
 
@@ -264,6 +265,26 @@ static void test_histogram_in_ns_writes_exact_le_of_second_sized_buckets(void **
 		fail_msg("expected le=\"1.073741824\" and le=\"17.179869184\", got:\n%s", got);
 }
 
+static void test_time_histograms_are_powers_of_two_of_a_second_with_the_sum_in_ns(void **state)
+{
+	__u64 slots[DISK_LAT_SLOTS] = { 0 };
+	struct strbuf sb;
+	char got[4096];
+
+	slots[10] = 1; /* (2^-21, 2^-20] s */
+	slots[34] = 2; /* (8, 16] s */
+	sb_init(&sb);
+	expo_histogram(&sb, "t_seconds", "", slots, DISK_LAT_SLOTS, &expo_time_range, 1500);
+	snprintf(got, sizeof(got), "%s", text(&sb));
+	sb_free(&sb);
+	/* 2^-20 and 2^4, exactly; the sum's 1500 ns is 1.5e-06 s. */
+	if (!strstr(got, "t_seconds_bucket{le=\"9.5367431640625e-07\"} 1\n") ||
+	    !strstr(got, "t_seconds_bucket{le=\"16\"} 3\n") ||
+	    !strstr(got, "t_seconds_sum 1.5e-06\n") || strstr(got, "le=\"32\""))
+		fail_msg("expected le from 9.5367431640625e-07 (2^-20) to 16 (2^4) and the sum "
+			 "1.5e-06, got:\n%s", got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_family_writes_help_then_type),
 		cmocka_unit_test(test_samples_put_braces_only_around_labels),
 		cmocka_unit_test(test_histogram_folds_low_slots_into_first_bucket_and_high_into_inf),
+		cmocka_unit_test(test_time_histograms_are_powers_of_two_of_a_second_with_the_sum_in_ns),
 		cmocka_unit_test(test_histogram_overflow_slot_feeds_only_inf_even_when_max_is_past_it),
 		cmocka_unit_test(test_histogram_without_labels_has_braces_only_for_le),
 		cmocka_unit_test(test_histogram_of_zeros_writes_every_bucket_with_zero),

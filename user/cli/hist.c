@@ -56,9 +56,9 @@ static void series_read(const struct view *v, struct series *s, __u64 *out)
 }
 
 /*
- * Slot i counts values in (2^(i-1), 2^i]: the rows show that range, in
- * usecs for latency (ns / 1000, exact to 3 decimals) and bytes for sizes.
- * The last slot has no upper bound.
+ * Slot i counts values in (2^(i-1), 2^i] units: the rows show that range,
+ * in usecs for latency (units are 2^-30 s, vmprobe/hist.h: 3 decimals,
+ * rounded) and bytes for sizes. The last slot has no upper bound.
  */
 static void edge(char *buf, size_t size, const struct series *s, int i)
 {
@@ -67,7 +67,7 @@ static void edge(char *buf, size_t size, const struct series *s, int i)
 	if (i >= (int)series_slots(s) - 1)
 		snprintf(buf, size, "inf");
 	else if (s->kind != K_SIZE)
-		snprintf(buf, size, "%llu.%03llu", v / 1000, v % 1000);
+		snprintf(buf, size, "%.3f", (double)v * 1e6 / TIME_SLOT_UNITS);
 	else
 		snprintf(buf, size, "%llu", v);
 }

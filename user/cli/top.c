@@ -29,7 +29,7 @@ static const enum field p99_field[L_MAX] = { F_P99, F_NRTT, F_GRTT };
 struct totals {
 	__u64 pkts[NET_DIR_MAX], bytes[NET_DIR_MAX];
 	__u64 ops[2], disk_bytes[2]; /* read, write */
-	__u64 lat[L_MAX][DISK_LAT_SLOTS]; /* ns log2 slots: every disk op; RTT per path */
+	__u64 lat[L_MAX][DISK_LAT_SLOTS]; /* time slots: every disk op; RTT per path */
 };
 _Static_assert(NET_RTT_SLOTS <= DISK_LAT_SLOTS, "RTT slots fit the latency rows");
 
@@ -99,7 +99,7 @@ static double quantile(const __u64 *cur, const __u64 *prev, double q)
 	for (int s = 0; s < DISK_LAT_SLOTS; s++) {
 		seen += delta(cur[s], prev[s]);
 		if (seen >= q * total)
-			return (double)(1ULL << s) / 1000;
+			return (double)(1ULL << s) * 1e6 / TIME_SLOT_UNITS;
 	}
 	return -1;
 }

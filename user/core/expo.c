@@ -93,7 +93,8 @@ const char *const expo_type_names[] = {
 };
 
 const struct hist_range expo_time_range = { .min_slot = 10, .max_slot = 34,
-					    .per_unit = 1000000000ULL };
+					    .per_unit = TIME_SLOT_UNITS,
+					    .sum_per_unit = 1000000000ULL };
 
 void expo_family(struct strbuf *sb, const struct expo_family *f)
 {
@@ -163,6 +164,7 @@ void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
 {
 	unsigned max = r->max_slot < nr_slots - 1 ? r->max_slot : nr_slots - 2;
 	uint64_t cum = 0, total = 0;
+	unsigned long long sum_unit;
 	char le[32];
 	unsigned i;
 
@@ -182,10 +184,11 @@ void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
 	sample_head(sb, name, "_bucket", labels, "+Inf");
 	sb_printf(sb, "%" PRIu64 "\n", total);
 	sample_head(sb, name, "_sum", labels, NULL);
-	if (r->per_unit == 1)
+	sum_unit = r->sum_per_unit ? r->sum_per_unit : r->per_unit;
+	if (sum_unit == 1)
 		sb_printf(sb, "%" PRIu64 "\n", sum);
 	else {
-		fmt_double(le, sizeof(le), (double)sum / (double)r->per_unit);
+		fmt_double(le, sizeof(le), (double)sum / (double)sum_unit);
 		sb_printf(sb, "%s\n", le);
 	}
 	sample_head(sb, name, "_count", labels, NULL);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <linux/types.h>
 #include "core/util.h"
+#include "vmprobe/hist.h"
 
 struct expo_label {
 	const char *name;
@@ -21,9 +22,11 @@ struct expo_label {
 struct hist_range {
 	unsigned min_slot;
 	unsigned max_slot;
-	/* slot units per base unit, e.g. 1000000000 for ns -> s; dividing
-	 * (rather than multiplying by 1e-9) keeps le exactly 2^i / 1e9 */
+	/* slot units per base unit, e.g. TIME_SLOT_UNITS for durations; a
+	 * power of two keeps every le an exact power of two */
 	unsigned long long per_unit;
+	/* units of the sum per base unit (1000000000: ns); 0: per_unit */
+	unsigned long long sum_per_unit;
 };
 
 /* Appends `value` escaped for a label value: \\, \", \n; invalid UTF-8 -> U+FFFD. */
@@ -55,7 +58,7 @@ void expo_family(struct strbuf *sb, const struct expo_family *f);
 void expo_u64(struct strbuf *sb, const char *name, const char *labels, uint64_t v);
 void expo_double(struct strbuf *sb, const char *name, const char *labels, double v);
 
-/* Every time histogram (disk latency, RTT): ns slots, exported 1.024 us .. 17.2 s. */
+/* Every time histogram (disk latency, RTT): exported le 2^-20 s (0.95 us) .. 2^4 s (16 s). */
 extern const struct hist_range expo_time_range;
 
 /*

@@ -26,7 +26,7 @@ static const struct expo_family fams[F_MAX] = {
 	[F_LATENCY] = { "vmprobe_disk_latency_seconds", EXPO_HISTOGRAM, "seconds",
 			"name,namespace,drive,operation",
 			"Host-side latency of the VM drive's requests, issue to completion; le "
-			"1.024 us .. 17.2 s." },
+			"powers of two of a second, 2^-20 (0.95 us) .. 2^4 (16 s)." },
 	[F_SIZE] = { "vmprobe_disk_request_size_bytes", EXPO_HISTOGRAM, "bytes",
 		     "name,namespace,drive,operation",
 		     "Sizes of the VM drive's requests; le 512 B .. 16 MiB." },

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The BPF programs' slot math (bpf/hist.bpf.h), run here on the CPU: a
+ * duration's time slot is exactly the power of two of a second above it,
+ * checked against exact integer arithmetic.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+#include <linux/types.h>
+
+#include "unit.h"
+
+#ifndef __always_inline /* glibc's cdefs.h has it */
+#define __always_inline inline __attribute__((always_inline))
+#endif
+#include "hist.bpf.h"
+#include "vmprobe/disk.h"
+
+/* The slot by definition: the least i with ns / 10^9 <= 2^(i-30), i.e. ns * 2^30 <= 10^9 * 2^i. */
+static __u32 exact_slot(__u64 ns, __u32 nr)
+{
+	unsigned __int128 v = (unsigned __int128)ns << 30;
+	__u32 i = 0;
+
+	while (i < nr - 1 && v > ((unsigned __int128)1000000000 << i))
+		i++;
+	return i;
+}
+
+static void every_duration_up_to_64_ms_lands_in_its_power_of_two(void **state)
+{
+	for (__u64 ns = 0; ns <= (1ULL << 26); ns++)
+		if (time_slot(ns, DISK_LAT_SLOTS) != exact_slot(ns, DISK_LAT_SLOTS))
+			fail_msg("%llu ns: slot %u, expected %u", (unsigned long long)ns,
+				 time_slot(ns, DISK_LAT_SLOTS), exact_slot(ns, DISK_LAT_SLOTS));
+}
+
+static void the_boundaries_and_long_durations_too(void **state)
+{
+	char what[64];
+
+	/* Around each 2^k s, k = -20..6 (the last slots), and random long ones. */
+	for (int k = -20; k <= 6; k++) {
+		__u64 edge = (__u64)(1e9 * (k < 0 ? 1.0 / (1ULL << -k) : (double)(1ULL << k)));
+
+		for (__u64 ns = edge > 2 ? edge - 2 : 0; ns <= edge + 2; ns++) {
+			snprintf(what, sizeof(what), "%llu ns", (unsigned long long)ns);
+			expect_int(what, exact_slot(ns, DISK_LAT_SLOTS), time_slot(ns, DISK_LAT_SLOTS));
+		}
+	}
+	srand(1);
+	for (int i = 0; i < 1000000; i++) {
+		__u64 ns = ((__u64)rand() << 31 ^ (__u64)rand()) & ((1ULL << 40) - 1);
+
+		snprintf(what, sizeof(what), "%llu ns", (unsigned long long)ns);
+		expect_int(what, exact_slot(ns, DISK_LAT_SLOTS), time_slot(ns, DISK_LAT_SLOTS));
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_duration_up_to_64_ms_lands_in_its_power_of_two),
+		cmocka_unit_test(the_boundaries_and_long_durations_too),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
