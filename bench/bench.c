@@ -1333,7 +1333,7 @@ static int bench_render(struct net_probe *np, const struct config *cfg, unsigned
 
 		sb_init(&sb);
 		t0 = now_ns(CLOCK_MONOTONIC);
-		err = metrics_render(&d, &sb);
+		err = metrics_render(&d, EXPO_TEXT, &sb);
 		t1 = now_ns(CLOCK_MONOTONIC);
 		if (!err && r >= 0) {
 			ms[r] = (t1 - t0) / 1e6;

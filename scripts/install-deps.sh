@@ -4,7 +4,8 @@
 set -euo pipefail
 
 build=(make clang llvm gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
-       libmicrohttpd-dev libyaml-dev libjson-c-dev libexpat1-dev libgnutls28-dev libcrypt-dev)
+       libmicrohttpd-dev libyaml-dev libjson-c-dev libexpat1-dev libgnutls28-dev libcrypt-dev
+       libprotobuf-c-dev protobuf-c-compiler)
 test=(libcmocka-dev prometheus qemu-system-x86 busybox-static cpio iproute2
       fio iperf3 libbpf-tools tmux xz-utils curl python3 kmod openssl
       podman runc libcap2-bin unzip groff-base

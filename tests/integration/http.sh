@@ -1,6 +1,7 @@
 #!/bin/bash
-# vmprobe serve's HTTP side as clients see it: content negotiation (Accept,
-# Accept-Encoding with q-values, RFC 9110), Vary, the landing page, errors,
+# vmprobe serve's HTTP side as clients see it: content negotiation (Accept:
+# text 0.0.4, OpenMetrics, protobuf; Accept-Encoding; q-values as RFC 9110
+# reads them), Vary, the landing page, errors,
 # and the families every exporter has (process_*, build_info), checked
 # against the process itself and against promtool.
 set -uo pipefail
@@ -41,12 +42,21 @@ PROM_ACCEPT='application/openmetrics-text;version=1.0.0,application/openmetrics-
 check_eq "Prometheus 2.42's Accept and Accept-Encoding: 200" 200 \
 	"$(get prom -H "Accept: $PROM_ACCEPT" -H 'Accept-Encoding: gzip' "$VMPROBE_URL")"
 check "gzip when asked for, and it decompresses" gzipped prom
+check_eq "Prometheus' default Accept gets OpenMetrics" \
+	"application/openmetrics-text; version=1.0.0; charset=utf-8" "$(header prom Content-Type)"
 gunzip -c <"$WORK/prom.b" >"$WORK/prom.txt"
+check_eq "which ends with # EOF" "# EOF" "$(tail -1 "$WORK/prom.txt")"
 if command -v promtool >/dev/null; then
-	check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/prom.txt'"
+	check "promtool check metrics is clean (text format)" \
+		bash -c "promtool check metrics <'$WORK/plain.b'"
 else
 	tap_skip "promtool check metrics is clean" "promtool is not installed"
 fi
+PB='application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited'
+get pb -H "Accept: $PB;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2" "$VMPROBE_URL" >/dev/null
+check_eq "Prometheus' Accept with native histograms gets protobuf" \
+	"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited" \
+	"$(header pb Content-Type)"
 
 get q0 -H 'Accept-Encoding: gzip;q=0' "$VMPROBE_URL" >/dev/null
 check "gzip;q=0 refuses gzip (a substring test would send it)" plain q0

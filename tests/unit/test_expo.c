@@ -15,6 +15,15 @@
 
 #define FFFD "\xef\xbf\xbd"
 
+/* A text-format writer into sb (its state matters only to the other formats). */
+static struct expo *text_of(struct strbuf *sb)
+{
+	static struct expo e;
+
+	expo_begin(&e, EXPO_TEXT, sb, 0);
+	return &e;
+}
+
 static const char *text(const struct strbuf *sb)
 {
 	return sb->buf ? sb->buf : "";
@@ -129,7 +138,7 @@ static void test_family_writes_help_then_type(void **state)
 	struct strbuf sb;
 
 	sb_init(&sb);
-	expo_family(&sb, &(struct expo_family){ "vmprobe_network_bytes_total", EXPO_COUNTER, "bytes",
+	expo_family(text_of(&sb), &(struct expo_family){ "vmprobe_network_bytes_total", EXPO_COUNTER, "bytes",
 				      "interface,direction", "Frame bytes seen on the tap." });
 	assert_string_equal("# HELP vmprobe_network_bytes_total Frame bytes seen on the tap.\n"
 			    "# TYPE vmprobe_network_bytes_total counter\n",
@@ -142,11 +151,11 @@ static void test_samples_put_braces_only_around_labels(void **state)
 	struct strbuf sb;
 
 	sb_init(&sb);
-	expo_u64(&sb, "a_total", "name=\"x\"", 18446744073709551615ULL);
-	expo_u64(&sb, "b_total", "", 0);
-	expo_u64(&sb, "c_total", NULL, 7);
-	expo_double(&sb, "d_seconds", "", 0.25);
-	expo_double(&sb, "e_seconds", "k=\"v\"", 1e-9);
+	expo_u64(text_of(&sb), "a_total", "name=\"x\"", 18446744073709551615ULL);
+	expo_u64(text_of(&sb), "b_total", "", 0);
+	expo_u64(text_of(&sb), "c_total", NULL, 7);
+	expo_double(text_of(&sb), "d_seconds", "", 0.25);
+	expo_double(text_of(&sb), "e_seconds", "k=\"v\"", 1e-9);
 	assert_string_equal("a_total{name=\"x\"} 18446744073709551615\n"
 			    "b_total 0\n"
 			    "c_total 7\n"
@@ -165,7 +174,7 @@ static void test_histogram_folds_low_slots_into_first_bucket_and_high_into_inf(v
 	struct strbuf sb;
 
 	sb_init(&sb);
-	expo_histogram(&sb, "h_bytes", "vm=\"a\"", eight_slots, 8, &r, 1234);
+	expo_histogram(text_of(&sb), "h_bytes", "vm=\"a\"", eight_slots, 8, &r, 1234);
 	assert_string_equal("h_bytes_bucket{vm=\"a\",le=\"4\"} 6\n"
 			    "h_bytes_bucket{vm=\"a\",le=\"8\"} 10\n"
 			    "h_bytes_bucket{vm=\"a\",le=\"16\"} 15\n"
@@ -184,7 +193,7 @@ static void test_histogram_overflow_slot_feeds_only_inf_even_when_max_is_past_it
 	struct strbuf sb;
 
 	sb_init(&sb);
-	expo_histogram(&sb, "h", "vm=\"a\"", eight_slots, 8, &r, 99);
+	expo_histogram(text_of(&sb), "h", "vm=\"a\"", eight_slots, 8, &r, 99);
 	assert_string_equal("h_bucket{vm=\"a\",le=\"32\"} 21\n"
 			    "h_bucket{vm=\"a\",le=\"64\"} 28\n"
 			    "h_bucket{vm=\"a\",le=\"+Inf\"} 36\n"
@@ -201,7 +210,7 @@ static void test_histogram_without_labels_has_braces_only_for_le(void **state)
 	struct strbuf sb;
 
 	sb_init(&sb);
-	expo_histogram(&sb, "h", "", slots, 4, &r, 10);
+	expo_histogram(text_of(&sb), "h", "", slots, 4, &r, 10);
 	assert_string_equal("h_bucket{le=\"1\"} 0\n"
 			    "h_bucket{le=\"2\"} 3\n"
 			    "h_bucket{le=\"4\"} 3\n"
@@ -219,7 +228,7 @@ static void test_histogram_of_zeros_writes_every_bucket_with_zero(void **state)
 	struct strbuf sb;
 
 	sb_init(&sb);
-	expo_histogram(&sb, "h", NULL, slots, 5, &r, 0);
+	expo_histogram(text_of(&sb), "h", NULL, slots, 5, &r, 0);
 	assert_string_equal("h_bucket{le=\"8\"} 0\n"
 			    "h_bucket{le=\"+Inf\"} 0\n"
 			    "h_sum 0\n"
@@ -239,7 +248,7 @@ static void test_histogram_in_ns_writes_le_and_sum_in_seconds(void **state)
 	slots[11] = 2;
 	slots[12] = 3; /* overflow */
 	sb_init(&sb);
-	expo_histogram(&sb, "io_seconds", "drive=\"vda\"", slots, 13, &r, 1500);
+	expo_histogram(text_of(&sb), "io_seconds", "drive=\"vda\"", slots, 13, &r, 1500);
 	assert_string_equal("io_seconds_bucket{drive=\"vda\",le=\"1.024e-06\"} 5\n"
 			    "io_seconds_bucket{drive=\"vda\",le=\"2.048e-06\"} 7\n"
 			    "io_seconds_bucket{drive=\"vda\",le=\"+Inf\"} 10\n"
@@ -258,7 +267,7 @@ static void test_histogram_in_ns_writes_exact_le_of_second_sized_buckets(void **
 	char got[512];
 
 	sb_init(&sb);
-	expo_histogram(&sb, "io_seconds", "", slots, 36, &r, 0);
+	expo_histogram(text_of(&sb), "io_seconds", "", slots, 36, &r, 0);
 	snprintf(got, sizeof(got), "%s", text(&sb));
 	sb_free(&sb);
 	if (!strstr(got, "{le=\"1.073741824\"}") || !strstr(got, "{le=\"17.179869184\"}"))
@@ -274,7 +283,7 @@ static void test_time_histograms_are_powers_of_two_of_a_second_with_the_sum_in_n
 	slots[10] = 1; /* (2^-21, 2^-20] s */
 	slots[34] = 2; /* (8, 16] s */
 	sb_init(&sb);
-	expo_histogram(&sb, "t_seconds", "", slots, DISK_LAT_SLOTS, &expo_time_range, 1500);
+	expo_histogram(text_of(&sb), "t_seconds", "", slots, DISK_LAT_SLOTS, &expo_time_range, 1500);
 	snprintf(got, sizeof(got), "%s", text(&sb));
 	sb_free(&sb);
 	/* 2^-20 and 2^4, exactly; the sum's 1500 ns is 1.5e-06 s. */

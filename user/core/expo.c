@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* Exposition: label escaping, and the text formats (0.0.4 and OpenMetrics). */
 #include "core/expo.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/expo_pb.h"
 
 /* Length of the valid UTF-8 sequence at s, 0 if invalid. */
 static size_t utf8_len(const unsigned char *s)
@@ -92,23 +96,102 @@ const char *const expo_type_names[] = {
 	[EXPO_COUNTER] = "counter", [EXPO_GAUGE] = "gauge", [EXPO_HISTOGRAM] = "histogram",
 };
 
+double expo_hist_sum(const struct hist_range *r, uint64_t sum)
+{
+	return (double)sum / (double)(r->sum_per_unit ? r->sum_per_unit : r->per_unit);
+}
+
 const struct hist_range expo_time_range = { .min_slot = 10, .max_slot = 34,
 					    .per_unit = TIME_SLOT_UNITS,
 					    .sum_per_unit = 1000000000ULL };
 
-void expo_family(struct strbuf *sb, const struct expo_family *f)
+const char *const expo_media_types[EXPO_FORMATS] = {
+	[EXPO_TEXT] = "text/plain; version=0.0.4",
+	[EXPO_OPENMETRICS] = "application/openmetrics-text; version=1.0.0",
+	[EXPO_PROTOBUF] = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+			  "encoding=delimited",
+};
+
+const char *const expo_content_types[EXPO_FORMATS] = {
+	[EXPO_TEXT] = "text/plain; version=0.0.4; charset=utf-8",
+	[EXPO_OPENMETRICS] = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+	[EXPO_PROTOBUF] = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+			  "encoding=delimited",
+};
+
+void expo_begin(struct expo *e, enum expo_format format, struct strbuf *out, double start)
 {
-	sb_printf(sb, "# HELP %s ", f->name);
-	/* HELP text escapes only backslash and newline. */
-	for (const char *p = f->help; *p; p++) {
+	memset(e, 0, sizeof(*e));
+	e->format = format;
+	e->out = out;
+	e->classic = true;
+	e->start = e->created = start;
+}
+
+int expo_end(struct expo *e)
+{
+	int err = 0;
+
+	if (e->format == EXPO_OPENMETRICS)
+		sb_puts(e->out, "# EOF\n");
+	else if (e->format == EXPO_PROTOBUF)
+		err = expo_pb_flush(e);
+	return err ? err : e->out->oom ? -ENOMEM : 0;
+}
+
+/* HELP text: backslash and newline escaped; in OpenMetrics the double quote too. */
+static void help_text(struct strbuf *sb, const char *help, bool quote)
+{
+	for (const char *p = help; *p; p++) {
 		if (*p == '\\')
 			sb_add(sb, "\\\\", 2);
 		else if (*p == '\n')
 			sb_add(sb, "\\n", 2);
+		else if (*p == '"' && quote)
+			sb_add(sb, "\\\"", 2);
 		else
 			sb_putc(sb, *p);
 	}
-	sb_printf(sb, "\n# TYPE %s %s\n", f->name, expo_type_names[f->type]);
+}
+
+/* A counter's OpenMetrics family name: its sample name without _total. */
+static size_t om_name_len(const struct expo_family *f)
+{
+	size_t n = strlen(f->name);
+
+	if (f->type == EXPO_COUNTER && n > 6 && !strcmp(f->name + n - 6, "_total"))
+		n -= 6;
+	return n;
+}
+
+void expo_family(struct expo *e, const struct expo_family *f)
+{
+	struct strbuf *sb = e->out;
+	int n = (int)strlen(f->name);
+
+	e->family = f;
+	e->created = e->start;
+	switch (e->format) {
+	case EXPO_PROTOBUF:
+		expo_pb_family(e, f);
+		return;
+	case EXPO_OPENMETRICS:
+		n = (int)om_name_len(f);
+		sb_printf(sb, "# TYPE %.*s %s\n", n, f->name, expo_type_names[f->type]);
+		/* OpenMetrics wants the unit as the name's suffix: said only where it is. */
+		if (f->unit[0] && n > (int)strlen(f->unit) &&
+		    !strncmp(f->name + n - strlen(f->unit), f->unit, strlen(f->unit)) &&
+		    f->name[n - strlen(f->unit) - 1] == '_')
+			sb_printf(sb, "# UNIT %.*s %s\n", n, f->name, f->unit);
+		sb_printf(sb, "# HELP %.*s ", n, f->name);
+		help_text(sb, f->help, true);
+		sb_putc(sb, '\n');
+		return;
+	default:
+		sb_printf(sb, "# HELP %s ", f->name);
+		help_text(sb, f->help, false);
+		sb_printf(sb, "\n# TYPE %s %s\n", f->name, expo_type_names[f->type]);
+	}
 }
 
 /* The shortest decimal that reads back as exactly v. */
@@ -143,31 +226,59 @@ static void sample_head(struct strbuf *sb, const char *name, const char *suffix,
 	sb_add(sb, "} ", 2);
 }
 
-void expo_u64(struct strbuf *sb, const char *name, const char *labels, uint64_t v)
-{
-	sample_head(sb, name, "", labels, NULL);
-	sb_printf(sb, "%" PRIu64 "\n", v);
-}
-
-void expo_double(struct strbuf *sb, const char *name, const char *labels, double v)
+/* OpenMetrics: a counter's or histogram's name_created sample, when known. */
+static void om_created(struct expo *e, const char *labels)
 {
 	char buf[32];
 
-	fmt_double(buf, sizeof(buf), v);
-	sample_head(sb, name, "", labels, NULL);
-	sb_printf(sb, "%s\n", buf);
+	if (e->format != EXPO_OPENMETRICS || e->created <= 0 || !e->family ||
+	    e->family->type == EXPO_GAUGE)
+		return;
+	fmt_double(buf, sizeof(buf), e->created);
+	sb_add(e->out, e->family->name, om_name_len(e->family));
+	sample_head(e->out, "", "_created", labels, NULL);
+	sb_printf(e->out, "%s\n", buf);
 }
 
-void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
+void expo_u64(struct expo *e, const char *name, const char *labels, uint64_t v)
+{
+	if (e->format == EXPO_PROTOBUF) {
+		expo_pb_sample(e, labels, (double)v);
+		return;
+	}
+	sample_head(e->out, name, "", labels, NULL);
+	sb_printf(e->out, "%" PRIu64 "\n", v);
+	om_created(e, labels);
+}
+
+void expo_double(struct expo *e, const char *name, const char *labels, double v)
+{
+	char buf[32];
+
+	if (e->format == EXPO_PROTOBUF) {
+		expo_pb_sample(e, labels, v);
+		return;
+	}
+	fmt_double(buf, sizeof(buf), v);
+	sample_head(e->out, name, "", labels, NULL);
+	sb_printf(e->out, "%s\n", buf);
+	om_created(e, labels);
+}
+
+void expo_histogram(struct expo *e, const char *name, const char *labels,
 		    const __u64 *slots, unsigned nr_slots, const struct hist_range *r,
 		    uint64_t sum)
 {
+	struct strbuf *sb = e->out;
 	unsigned max = r->max_slot < nr_slots - 1 ? r->max_slot : nr_slots - 2;
 	uint64_t cum = 0, total = 0;
-	unsigned long long sum_unit;
 	char le[32];
 	unsigned i;
 
+	if (e->format == EXPO_PROTOBUF) {
+		expo_pb_histogram(e, labels, slots, nr_slots, r, sum);
+		return;
+	}
 	for (i = 0; i < nr_slots; i++)
 		total += slots[i];
 	for (i = 0; i <= max; i++) {
@@ -184,13 +295,13 @@ void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
 	sample_head(sb, name, "_bucket", labels, "+Inf");
 	sb_printf(sb, "%" PRIu64 "\n", total);
 	sample_head(sb, name, "_sum", labels, NULL);
-	sum_unit = r->sum_per_unit ? r->sum_per_unit : r->per_unit;
-	if (sum_unit == 1)
+	if ((r->sum_per_unit ? r->sum_per_unit : r->per_unit) == 1)
 		sb_printf(sb, "%" PRIu64 "\n", sum);
 	else {
-		fmt_double(le, sizeof(le), (double)sum / (double)sum_unit);
+		fmt_double(le, sizeof(le), expo_hist_sum(r, sum));
 		sb_printf(sb, "%s\n", le);
 	}
 	sample_head(sb, name, "_count", labels, NULL);
 	sb_printf(sb, "%" PRIu64 "\n", total);
+	om_created(e, labels);
 }

@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* Prometheus text exposition format (version 0.0.4). */
+/*
+ * Metric exposition, described once and written in the format a scraper
+ * negotiated: Prometheus text 0.0.4, OpenMetrics 1.0.0 (# UNIT, _created,
+ * # EOF), or protobuf MetricFamily messages with native histograms
+ * (expo_pb.c). Renderers call the same functions whatever the format.
+ */
 #ifndef VMPROBE_EXPO_H
 #define VMPROBE_EXPO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
@@ -37,6 +43,31 @@ void expo_labels(struct strbuf *sb, const struct expo_label *labels, size_t n);
 
 enum expo_type { EXPO_COUNTER, EXPO_GAUGE, EXPO_HISTOGRAM };
 
+enum expo_format { EXPO_TEXT, EXPO_OPENMETRICS, EXPO_PROTOBUF, EXPO_FORMATS };
+
+/* What each format is served as, and what Accept must name to get it. */
+extern const char *const expo_media_types[EXPO_FORMATS];
+extern const char *const expo_content_types[EXPO_FORMATS];
+
+struct expo_family;
+struct expo_pb;
+
+/* A response being written. */
+struct expo {
+	enum expo_format format;
+	struct strbuf *out;
+	bool classic;   /* protobuf: classic buckets beside the native ones */
+	double start;   /* vmprobe's start (epoch s): what expo_family() sets created to */
+	double created; /* _created of the counters and histograms that follow (epoch s); 0: none */
+	const struct expo_family *family; /* the one being written */
+	struct expo_pb *pb;               /* protobuf: the family being built */
+};
+
+/* Starts writing into out (kept by the caller); `start`: see struct expo. */
+void expo_begin(struct expo *e, enum expo_format format, struct strbuf *out, double start);
+/* Ends the response (# EOF; the last protobuf family); 0 or -ENOMEM. */
+int expo_end(struct expo *e);
+
 /*
  * A metric family, described once: the renderer writes its HELP and TYPE
  * from it, and `vmprobe metrics` lists it for the docs.
@@ -51,12 +82,15 @@ struct expo_family {
 
 extern const char *const expo_type_names[];
 
-/* # HELP and # TYPE lines of a family. */
-void expo_family(struct strbuf *sb, const struct expo_family *f);
+/* Starts a family: # HELP and # TYPE (and # UNIT in OpenMetrics). */
+void expo_family(struct expo *e, const struct expo_family *f);
 
 /* One sample: name{labels} value; `labels` is from expo_labels(), may be "". */
-void expo_u64(struct strbuf *sb, const char *name, const char *labels, uint64_t v);
-void expo_double(struct strbuf *sb, const char *name, const char *labels, double v);
+void expo_u64(struct expo *e, const char *name, const char *labels, uint64_t v);
+void expo_double(struct expo *e, const char *name, const char *labels, double v);
+
+/* A histogram's sum in its base unit. */
+double expo_hist_sum(const struct hist_range *r, uint64_t sum);
 
 /* Every time histogram (disk latency, RTT): exported le 2^-20 s (0.95 us) .. 2^4 s (16 s). */
 extern const struct hist_range expo_time_range;
@@ -65,7 +99,7 @@ extern const struct hist_range expo_time_range;
  * One histogram series from log2 slots: _bucket{le} for the range, +Inf,
  * _sum (sum, in slot units, over per_unit) and _count.
  */
-void expo_histogram(struct strbuf *sb, const char *name, const char *labels,
+void expo_histogram(struct expo *e, const char *name, const char *labels,
 		    const __u64 *slots, unsigned nr_slots, const struct hist_range *r,
 		    uint64_t sum);
 

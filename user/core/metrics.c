@@ -47,10 +47,10 @@ void vm_labels(struct strbuf *lb, const struct vm *vm, const struct expo_label *
 	}
 }
 
-void metrics_single_u64(struct strbuf *sb, const struct expo_family *f, __u64 v)
+void metrics_single_u64(struct expo *e, const struct expo_family *f, __u64 v)
 {
-	expo_family(sb, f);
-	expo_u64(sb, f->name, "", v);
+	expo_family(e, f);
+	expo_u64(e, f->name, "", v);
 }
 
 int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *arg)
@@ -77,7 +77,7 @@ int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *ar
 #define COMPILER "gcc " __VERSION__
 #endif
 
-static void render_build(struct strbuf *sb, struct strbuf *lb)
+static void render_build(struct expo *e, struct strbuf *lb)
 {
 	char libbpf[32];
 
@@ -89,55 +89,59 @@ static void render_build(struct strbuf *sb, struct strbuf *lb)
 
 	sb_reset(lb);
 	expo_labels(lb, l, ARRAY_SIZE(l));
-	expo_family(sb, &fams[F_BUILD]);
-	expo_u64(sb, fams[F_BUILD].name, lb->buf, 1);
+	expo_family(e, &fams[F_BUILD]);
+	expo_u64(e, fams[F_BUILD].name, lb->buf, 1);
 }
 
-static void render_vm_info(struct discovery *d, struct strbuf *sb, struct strbuf *lb)
+static void render_vm_info(struct discovery *d, struct expo *e, struct strbuf *lb)
 {
-	expo_family(sb, &fams[F_VM_INFO]);
+	expo_family(e, &fams[F_VM_INFO]);
 	for (struct vm *vm = d->vms; vm; vm = vm->next) {
 		struct expo_label l[] = { { "uuid", vm->spec.uuid }, { "pid", vm->pid_str } };
 
 		vm_labels(lb, vm, l, ARRAY_SIZE(l));
-		expo_u64(sb, fams[F_VM_INFO].name, lb->buf, 1);
+		expo_u64(e, fams[F_VM_INFO].name, lb->buf, 1);
 	}
 }
 
-static void render_self(struct discovery *d, struct strbuf *sb)
+static void render_self(struct discovery *d, struct expo *e)
 {
-	metrics_single_u64(sb, &fams[F_SCANS], d->scans);
-	expo_family(sb, &fams[F_SCAN_SECONDS]);
-	expo_double(sb, fams[F_SCAN_SECONDS].name, "", d->last_scan_seconds);
-	metrics_single_u64(sb, &fams[F_ATTACH_ERRORS], d->attach_errors);
+	metrics_single_u64(e, &fams[F_SCANS], d->scans);
+	expo_family(e, &fams[F_SCAN_SECONDS]);
+	expo_double(e, fams[F_SCAN_SECONDS].name, "", d->last_scan_seconds);
+	metrics_single_u64(e, &fams[F_ATTACH_ERRORS], d->attach_errors);
 }
 
-int metrics_render(struct discovery *d, struct strbuf *sb)
+int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb)
 {
 	struct probe_set *ps = d->probes;
 	struct timespec t0, t1;
 	struct strbuf lb;
+	struct expo e;
+	int err;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	sb_reset(sb);
 	sb_init(&lb);
-	render_build(sb, &lb);
+	expo_begin(&e, format, sb, process_start_time());
+	render_build(&e, &lb);
 	pthread_mutex_lock(&d->lock);
-	render_vm_info(d, sb, &lb);
-	coverage_render(d, sb);
-	storage_render(d, sb);
+	render_vm_info(d, &e, &lb);
+	coverage_render(d, &e);
+	storage_render(d, &e);
 	for (unsigned i = 0; i < ps->nr; i++)
-		ps->probes[i].ops->render(&ps->probes[i], d, sb);
-	render_self(d, sb);
+		ps->probes[i].ops->render(&ps->probes[i], d, &e);
+	render_self(d, &e);
 	for (unsigned i = 0; i < ps->nr; i++)
-		ps->probes[i].ops->render_self(&ps->probes[i], d, sb);
+		ps->probes[i].ops->render_self(&ps->probes[i], d, &e);
 	pthread_mutex_unlock(&d->lock);
-	process_render(sb);
+	process_render(&e);
 	sb_free(&lb);
 
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	expo_family(sb, &fams[F_SCRAPE_SECONDS]);
-	expo_double(sb, fams[F_SCRAPE_SECONDS].name, "",
+	expo_family(&e, &fams[F_SCRAPE_SECONDS]);
+	expo_double(&e, fams[F_SCRAPE_SECONDS].name, "",
 		    (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
-	return sb->oom ? -ENOMEM : 0;
+	err = expo_end(&e);
+	return err ? err : sb->oom ? -ENOMEM : 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * /metrics: vmprobe's own families and the VMs', then each probe's
- * (probe_ops.render), as exposition text.
+ * (probe_ops.render), in the format the scraper negotiated.
  */
 #ifndef VMPROBE_METRICS_H
 #define VMPROBE_METRICS_H
@@ -10,8 +10,8 @@
 #include "core/expo.h"
 #include "core/util.h"
 
-/* Renders every family into sb (reset first); 0 or -ENOMEM. */
-int metrics_render(struct discovery *d, struct strbuf *sb);
+/* Renders every family into sb (reset first) in `format`; 0 or -ENOMEM. */
+int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb);
 
 /*
  * The labels of a per-VM series into lb (reset first): name, namespace
@@ -20,7 +20,7 @@ int metrics_render(struct discovery *d, struct strbuf *sb);
 void vm_labels(struct strbuf *lb, const struct vm *vm, const struct expo_label *extra, size_t n);
 
 /* A family with one unlabelled sample. */
-void metrics_single_u64(struct strbuf *sb, const struct expo_family *f, __u64 v);
+void metrics_single_u64(struct expo *e, const struct expo_family *f, __u64 v);
 
 /* Each family vmprobe can expose: vmprobe's own, then every probe's. */
 struct family_list {

@@ -18,6 +18,7 @@ struct discovery;
 struct expo_family;
 struct json_object;
 struct drive_stats;
+struct expo;
 struct strbuf;
 struct vm;
 struct vm_disk;
@@ -84,8 +85,8 @@ struct probe_ops {
 	int (*event_fd)(struct probe *p);
 	void (*events)(struct probe *p, struct discovery *d);
 	/* Its metric families, per VM and its own health; the table is locked. */
-	void (*render)(struct probe *p, struct discovery *d, struct strbuf *sb);
-	void (*render_self)(struct probe *p, struct discovery *d, struct strbuf *sb);
+	void (*render)(struct probe *p, struct discovery *d, struct expo *e);
+	void (*render_self)(struct probe *p, struct discovery *d, struct expo *e);
 	/*
 	 * Storage probes, for the drives they measure (disk->cov.probe): the
 	 * counters of one operation (vmprobe_disk_* are rendered from them,

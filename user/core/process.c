@@ -31,10 +31,10 @@ const struct expo_family *process_families(size_t *nr)
 	return fams;
 }
 
-static void single(struct strbuf *sb, int f, double v)
+static void single(struct expo *e, int f, double v)
 {
-	expo_family(sb, &fams[f]);
-	expo_double(sb, fams[f].name, "", v);
+	expo_family(e, &fams[f]);
+	expo_double(e, fams[f].name, "", v);
 }
 
 /* The boot time, seconds since the epoch (btime of /proc/stat); 0 if unknown. */
@@ -62,11 +62,35 @@ static int open_fds(void)
 	return n - 1; /* less the directory's own */
 }
 
-void process_render(struct strbuf *sb)
+/* Seconds since the epoch at start, from /proc/self/stat; 0 if unknown. */
+static double start_time(const char *stat)
 {
-	unsigned long long utime, stime, start, vsize;
+	unsigned long long start;
+	const char *p = strrchr(stat, ')');
+	double boot = boot_time();
+
+	if (!p || boot <= 0 ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+			  "%*d %*d %llu", &start) != 1)
+		return 0;
+	return boot + start / (double)sysconf(_SC_CLK_TCK);
+}
+
+double process_start_time(void)
+{
+	static double start;
+	char buf[1024];
+
+	if (!start && read_file("/proc/self/stat", buf, sizeof(buf)) > 0)
+		start = start_time(buf);
+	return start;
+}
+
+void process_render(struct expo *e)
+{
+	unsigned long long utime, stime, vsize;
 	long long rss;
-	double tick = (double)sysconf(_SC_CLK_TCK), boot = boot_time();
+	double tick = (double)sysconf(_SC_CLK_TCK), start;
 	struct rlimit rl;
 	char buf[1024], *p;
 	int fds;
@@ -74,16 +98,17 @@ void process_render(struct strbuf *sb)
 	/* Fields after the command name, which may hold anything up to its last ')'. */
 	if (read_file("/proc/self/stat", buf, sizeof(buf)) > 0 && (p = strrchr(buf, ')')) &&
 	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
-			  "%*d %*d %llu %llu %lld", &utime, &stime, &start, &vsize, &rss) == 5) {
-		single(sb, P_CPU, (utime + stime) / tick);
-		single(sb, P_RSS, (double)rss * sysconf(_SC_PAGESIZE));
-		single(sb, P_VSZ, (double)vsize);
-		if (boot > 0)
-			single(sb, P_START, boot + start / tick);
+			  "%*d %*d %*u %llu %lld", &utime, &stime, &vsize, &rss) == 4) {
+		single(e, P_CPU, (utime + stime) / tick);
+		single(e, P_RSS, (double)rss * sysconf(_SC_PAGESIZE));
+		single(e, P_VSZ, (double)vsize);
 	}
+	start = start_time(buf);
+	if (start > 0)
+		single(e, P_START, start);
 	fds = open_fds();
 	if (fds >= 0)
-		single(sb, P_FDS, fds);
+		single(e, P_FDS, fds);
 	if (!getrlimit(RLIMIT_NOFILE, &rl))
-		single(sb, P_MAX_FDS, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
+		single(e, P_MAX_FDS, rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
 }

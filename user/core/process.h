@@ -13,7 +13,10 @@
 
 const struct expo_family *process_families(size_t *nr);
 
+/* When vmprobe started, seconds since the epoch (0 if unknown). */
+double process_start_time(void);
+
 /* Renders them from /proc/self; a family whose source cannot be read is left out. */
-void process_render(struct strbuf *sb);
+void process_render(struct expo *e);
 
 #endif

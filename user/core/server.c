@@ -24,9 +24,6 @@
 #include "core/tls.h"
 #include "core/util.h"
 
-/* What /metrics offers (Accept), in order of preference: plain clients get the first. */
-static const char *const offers[] = { "text/plain; version=0.0.4" };
-static const char *const content_types[] = { "text/plain; version=0.0.4; charset=utf-8" };
 
 struct server {
 	struct MHD_Daemon *mhd;
@@ -104,8 +101,9 @@ static enum MHD_Result send_text(struct server *s, struct MHD_Connection *c, uns
 static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 {
 	const char *enc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
+	/* Offered in enum expo_format's order: plain clients get the text format. */
 	int format = negotiate_accept(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
-				      offers, ARRAY_SIZE(offers));
+				      expo_media_types, EXPO_FORMATS);
 	struct MHD_Response *r;
 	struct strbuf sb;
 	enum MHD_Result ret;
@@ -115,9 +113,12 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 
 	if (format < 0)
 		return send_text(s, c, MHD_HTTP_NOT_ACCEPTABLE, "text/plain",
-				 "/metrics is served as text/plain; version=0.0.4\n");
+				 "/metrics is served as text/plain; version=0.0.4, "
+				 "application/openmetrics-text; version=1.0.0 or "
+				 "application/vnd.google.protobuf; "
+				 "proto=io.prometheus.client.MetricFamily; encoding=delimited\n");
 	sb_init(&sb);
-	if (metrics_render(s->d, &sb)) {
+	if (metrics_render(s->d, (enum expo_format)format, &sb)) {
 		sb_free(&sb);
 		return send_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 				 "out of memory rendering metrics\n");
@@ -137,7 +138,7 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 		return MHD_NO;
 	}
 	add_headers(s, r);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_types[format]);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, expo_content_types[format]);
 	/* Caches must key the response by what it was negotiated on. */
 	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
 	if (z)

@@ -142,41 +142,41 @@ static size_t rows_collect(struct discovery *d, struct disk_row **out)
 	return n;
 }
 
-void storage_render(struct discovery *d, struct strbuf *sb)
+void storage_render(struct discovery *d, struct expo *e)
 {
 	struct disk_row *rows = NULL;
 	size_t n = rows_collect(d, &rows), i;
 
-	expo_family(sb, &fams[F_OPS]);
+	expo_family(e, &fams[F_OPS]);
 	for (i = 0; i < n; i++) {
 		__u64 ops = 0;
 
 		for (int s = 0; s < DISK_LAT_SLOTS; s++)
 			ops += rows[i].st.lat_slots[s];
-		expo_u64(sb, fams[F_OPS].name, rows[i].labels, ops);
+		expo_u64(e, fams[F_OPS].name, rows[i].labels, ops);
 	}
-	expo_family(sb, &fams[F_BYTES]);
+	expo_family(e, &fams[F_BYTES]);
 	for (i = 0; i < n; i++)
-		expo_u64(sb, fams[F_BYTES].name, rows[i].labels, rows[i].st.bytes);
-	expo_family(sb, &fams[F_LATENCY]);
+		expo_u64(e, fams[F_BYTES].name, rows[i].labels, rows[i].st.bytes);
+	expo_family(e, &fams[F_LATENCY]);
 	for (i = 0; i < n; i++)
-		expo_histogram(sb, fams[F_LATENCY].name, rows[i].labels, rows[i].st.lat_slots,
+		expo_histogram(e, fams[F_LATENCY].name, rows[i].labels, rows[i].st.lat_slots,
 			       DISK_LAT_SLOTS, &expo_time_range, rows[i].st.lat_sum_ns);
-	expo_family(sb, &fams[F_SIZE]);
+	expo_family(e, &fams[F_SIZE]);
 	for (i = 0; i < n; i++)
-		expo_histogram(sb, fams[F_SIZE].name, rows[i].labels, rows[i].st.size_slots,
+		expo_histogram(e, fams[F_SIZE].name, rows[i].labels, rows[i].st.size_slots,
 			       DISK_SIZE_SLOTS, &req_size_range, rows[i].st.bytes);
 	for (i = 0; i < n; i++)
 		free(rows[i].labels);
 	free(rows);
 }
 
-void coverage_render(struct discovery *d, struct strbuf *sb)
+void coverage_render(struct discovery *d, struct expo *e)
 {
 	struct strbuf lb;
 
 	sb_init(&lb);
-	expo_family(sb, &fams[F_DRIVE_INFO]);
+	expo_family(e, &fams[F_DRIVE_INFO]);
 	for (struct vm *vm = d->vms; vm; vm = vm->next)
 		for (int i = 0; i < vm->nr_disks; i++) {
 			const struct vm_disk *disk = &vm->disks[i];
@@ -189,9 +189,9 @@ void coverage_render(struct discovery *d, struct strbuf *sb)
 			};
 
 			vm_labels(&lb, vm, l, ARRAY_SIZE(l));
-			expo_u64(sb, fams[F_DRIVE_INFO].name, lb.buf, 1);
+			expo_u64(e, fams[F_DRIVE_INFO].name, lb.buf, 1);
 		}
-	expo_family(sb, &fams[F_IFACE_INFO]);
+	expo_family(e, &fams[F_IFACE_INFO]);
 	for (struct vm *vm = d->vms; vm; vm = vm->next)
 		for (int i = 0; i < vm->nr_ifaces; i++) {
 			const struct vm_iface *ifc = &vm->ifaces[i];
@@ -204,7 +204,7 @@ void coverage_render(struct discovery *d, struct strbuf *sb)
 			};
 
 			vm_labels(&lb, vm, l, ARRAY_SIZE(l));
-			expo_u64(sb, fams[F_IFACE_INFO].name, lb.buf, 1);
+			expo_u64(e, fams[F_IFACE_INFO].name, lb.buf, 1);
 		}
 	sb_free(&lb);
 }

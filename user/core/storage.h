@@ -38,8 +38,8 @@ int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigne
 
 const struct expo_family *storage_families(size_t *nr);
 /* vmprobe_disk_* of every drive a probe measures; the table is locked. */
-void storage_render(struct discovery *d, struct strbuf *sb);
+void storage_render(struct discovery *d, struct expo *e);
 /* vmprobe_drive_info and vmprobe_interface_info of every VM; the table is locked. */
-void coverage_render(struct discovery *d, struct strbuf *sb);
+void coverage_render(struct discovery *d, struct expo *e);
 
 #endif

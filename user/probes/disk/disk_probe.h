@@ -146,6 +146,7 @@ struct disk_vm {
 
 struct discovery;
 struct expo_family;
+struct expo;
 struct strbuf;
 struct vm;
 struct vm_disk;
@@ -163,7 +164,7 @@ void disk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
 
 /* Metric families (metrics.c). */
 const struct expo_family *disk_families(size_t *nr);
-void disk_render(struct probe *p, struct discovery *d, struct strbuf *sb);
-void disk_render_self(struct probe *p, struct discovery *d, struct strbuf *sb);
+void disk_render(struct probe *p, struct discovery *d, struct expo *e);
+void disk_render_self(struct probe *p, struct discovery *d, struct expo *e);
 
 #endif

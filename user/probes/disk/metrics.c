@@ -29,7 +29,7 @@ const struct expo_family *disk_families(size_t *nr)
 }
 
 struct dev_render {
-	struct strbuf *sb;
+	struct expo *e;
 	struct strbuf lb;
 };
 
@@ -48,39 +48,39 @@ static int render_dev(const struct blkdev_key *k, const struct blkdev_stats *st,
 
 	sb_reset(&r->lb);
 	expo_labels(&r->lb, l, ARRAY_SIZE(l));
-	expo_histogram(r->sb, fams[F_HOST_BLOCK].name, r->lb.buf, st->lat_slots, DISK_LAT_SLOTS,
+	expo_histogram(r->e, fams[F_HOST_BLOCK].name, r->lb.buf, st->lat_slots, DISK_LAT_SLOTS,
 		       &expo_time_range, st->lat_sum_ns);
 	return 0;
 }
 
-void disk_render(struct probe *p, struct discovery *d, struct strbuf *sb)
+void disk_render(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct disk_probe *dp = p->priv;
-	struct dev_render r = { .sb = sb };
+	struct dev_render r = { .e = e };
 
 	if (!dp->host_block_on)
 		return;
-	expo_family(sb, &fams[F_HOST_BLOCK]);
+	expo_family(e, &fams[F_HOST_BLOCK]);
 	sb_init(&r.lb);
 	disk_dev_foreach(dp, render_dev, &r);
 	sb_free(&r.lb);
 }
 
 /* A family with one sample per value of `key`, from names[] and value(i). */
-static void render_by(struct strbuf *sb, const struct expo_family *f, const char *key,
+static void render_by(struct expo *e, const struct expo_family *f, const char *key,
 		      const char *const *names, unsigned n, const struct disk_probe *dp,
 		      __u64 (*value)(const struct disk_probe *dp, unsigned i))
 {
 	struct strbuf lb;
 
 	sb_init(&lb);
-	expo_family(sb, f);
+	expo_family(e, f);
 	for (unsigned i = 0; i < n; i++) {
 		struct expo_label l[] = { { key, names[i] } };
 
 		sb_reset(&lb);
 		expo_labels(&lb, l, 1);
-		expo_u64(sb, f->name, lb.buf, value(dp, i));
+		expo_u64(e, f->name, lb.buf, value(dp, i));
 	}
 	sb_free(&lb);
 }
@@ -90,7 +90,7 @@ static __u64 source_on(const struct disk_probe *dp, unsigned s)
 	return dp->source_on[s];
 }
 
-void disk_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
+void disk_render_self(struct probe *p, struct discovery *d, struct expo *e)
 {
 	static const char *const err_names[DISK_ERR_MAX] = {
 		[DISK_ERR_INFLIGHT_FULL] = "inflight_full",
@@ -100,9 +100,9 @@ void disk_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
 	};
 	struct disk_probe *dp = p->priv;
 
-	render_by(sb, &fams[F_SOURCE_ON], "source", disk_src_names, DISK_SRC_MAX, dp, source_on);
-	render_by(sb, &fams[F_SOURCE_REQS], "source", disk_src_names, DISK_SRC_MAX, dp,
+	render_by(e, &fams[F_SOURCE_ON], "source", disk_src_names, DISK_SRC_MAX, dp, source_on);
+	render_by(e, &fams[F_SOURCE_REQS], "source", disk_src_names, DISK_SRC_MAX, dp,
 		  disk_source_count);
-	render_by(sb, &fams[F_UNMEASURED], "reason", err_names, DISK_ERR_MAX, dp,
+	render_by(e, &fams[F_UNMEASURED], "reason", err_names, DISK_ERR_MAX, dp,
 		  disk_error_count);
 }

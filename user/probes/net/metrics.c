@@ -160,7 +160,7 @@ static void row_labels(struct strbuf *lb, const struct net_row *r, const char *k
 	vm_labels(lb, r->vm, l, ARRAY_SIZE(l));
 }
 
-static void render_tcp(const struct net_rows *rows, struct strbuf *sb)
+static void render_tcp(const struct net_rows *rows, struct expo *e)
 {
 	static const char *const path_names[NET_DIR_MAX] = { [NET_PATH_NETWORK] = "network",
 							     [NET_PATH_GUEST] = "guest" };
@@ -171,27 +171,27 @@ static void render_tcp(const struct net_rows *rows, struct strbuf *sb)
 	size_t i;
 
 	sb_init(&lb);
-	expo_family(sb, &fams[F_RTT]);
+	expo_family(e, &fams[F_RTT]);
 	for (i = 0; i < rows->n; i++) {
 		row_labels(&lb, &r[i], "path", path_names[r[i].dir]);
-		expo_histogram(sb, fams[F_RTT].name, lb.buf, r[i].st.rtt_slots, NET_RTT_SLOTS,
+		expo_histogram(e, fams[F_RTT].name, lb.buf, r[i].st.rtt_slots, NET_RTT_SLOTS,
 			       &expo_time_range, r[i].st.rtt_sum_ns);
 	}
-	expo_family(sb, &fams[F_RETRANS]);
+	expo_family(e, &fams[F_RETRANS]);
 	for (i = 0; i < rows->n; i++)
-		expo_u64(sb, fams[F_RETRANS].name, r[i].labels, r[i].st.tcp_retransmits);
-	expo_family(sb, &fams[F_RESETS]);
+		expo_u64(e, fams[F_RETRANS].name, r[i].labels, r[i].st.tcp_retransmits);
+	expo_family(e, &fams[F_RESETS]);
 	for (i = 0; i < rows->n; i++)
-		expo_u64(sb, fams[F_RESETS].name, r[i].labels, r[i].st.tcp_resets);
-	expo_family(sb, &fams[F_OPENED]);
+		expo_u64(e, fams[F_RESETS].name, r[i].labels, r[i].st.tcp_resets);
+	expo_family(e, &fams[F_OPENED]);
 	for (i = 0; i < rows->n; i++) {
 		row_labels(&lb, &r[i], "opened_by", opener_names[r[i].dir]);
-		expo_u64(sb, fams[F_OPENED].name, lb.buf, r[i].st.tcp_opened);
+		expo_u64(e, fams[F_OPENED].name, lb.buf, r[i].st.tcp_opened);
 	}
 	sb_free(&lb);
 }
 
-static void render_taps(struct probe *p, struct discovery *d, struct strbuf *sb)
+static void render_taps(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct net_probe *np = p->priv;
 	const struct hist_range size_range = {
@@ -205,23 +205,23 @@ static void render_taps(struct probe *p, struct discovery *d, struct strbuf *sb)
 
 	rows_collect(p, d, &rows);
 	r = rows.rows;
-	expo_family(sb, &fams[F_PACKETS]);
+	expo_family(e, &fams[F_PACKETS]);
 	for (i = 0; i < rows.n; i++) {
 		__u64 packets = 0;
 
 		for (int s = 0; s < NET_SIZE_SLOTS; s++)
 			packets += r[i].st.size_slots[s];
-		expo_u64(sb, fams[F_PACKETS].name, r[i].labels, packets);
+		expo_u64(e, fams[F_PACKETS].name, r[i].labels, packets);
 	}
-	expo_family(sb, &fams[F_BYTES]);
+	expo_family(e, &fams[F_BYTES]);
 	for (i = 0; i < rows.n; i++)
-		expo_u64(sb, fams[F_BYTES].name, r[i].labels, r[i].st.bytes);
-	expo_family(sb, &fams[F_SIZE]);
+		expo_u64(e, fams[F_BYTES].name, r[i].labels, r[i].st.bytes);
+	expo_family(e, &fams[F_SIZE]);
 	for (i = 0; i < rows.n; i++)
-		expo_histogram(sb, fams[F_SIZE].name, r[i].labels, r[i].st.size_slots, NET_SIZE_SLOTS,
+		expo_histogram(e, fams[F_SIZE].name, r[i].labels, r[i].st.size_slots, NET_SIZE_SLOTS,
 			       &size_range, r[i].st.bytes);
 	if (np->max_flows)
-		render_tcp(&rows, sb);
+		render_tcp(&rows, e);
 	rows_free(&rows);
 }
 
@@ -262,7 +262,7 @@ static const char *drop_reason(const struct net_probe *np, __u32 reason, char *b
 }
 
 /* Only series that have dropped something: a reason is not a fixed set. */
-static void render_drops(struct probe *p, struct discovery *d, struct strbuf *sb)
+static void render_drops(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct net_probe *np = p->priv;
 	struct drop_list l = {};
@@ -271,7 +271,7 @@ static void render_drops(struct probe *p, struct discovery *d, struct strbuf *sb
 	if (!np->drops_on)
 		return;
 	net_drops_foreach(np, collect_drop, &l);
-	expo_family(sb, &fams[F_DROPS]);
+	expo_family(e, &fams[F_DROPS]);
 	sb_init(&lb);
 	for (struct vm *vm = d->vms; vm; vm = vm->next) {
 		for (int i = 0; i < vm->nr_ifaces; i++) {
@@ -289,7 +289,7 @@ static void render_drops(struct probe *p, struct discovery *d, struct strbuf *sb
 				};
 
 				vm_labels(&lb, vm, lab, ARRAY_SIZE(lab));
-				expo_u64(sb, fams[F_DROPS].name, lb.buf, l.counts[k]);
+				expo_u64(e, fams[F_DROPS].name, lb.buf, l.counts[k]);
 			}
 		}
 	}
@@ -299,7 +299,7 @@ static void render_drops(struct probe *p, struct discovery *d, struct strbuf *sb
 }
 
 /* QEMU's own TCP sockets on the host, per VM. */
-static void render_host_tcp(struct probe *p, struct discovery *d, struct strbuf *sb)
+static void render_host_tcp(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct net_probe *np = p->priv;
 	struct host_row {
@@ -324,36 +324,36 @@ static void render_host_tcp(struct probe *p, struct discovery *d, struct strbuf 
 		net_host_read(np, (__u32)vm->pid, &rows[i].t);
 	}
 	sb_free(&lb);
-	expo_family(sb, &fams[F_HOST_SRTT]);
+	expo_family(e, &fams[F_HOST_SRTT]);
 	for (i = 0; i < n; i++)
-		expo_histogram(sb, fams[F_HOST_SRTT].name, rows[i].labels, rows[i].t.srtt_slots,
+		expo_histogram(e, fams[F_HOST_SRTT].name, rows[i].labels, rows[i].t.srtt_slots,
 			       NET_RTT_SLOTS, &expo_time_range, rows[i].t.srtt_sum_ns);
-	expo_family(sb, &fams[F_HOST_RETRANS]);
+	expo_family(e, &fams[F_HOST_RETRANS]);
 	for (i = 0; i < n; i++)
-		expo_u64(sb, fams[F_HOST_RETRANS].name, rows[i].labels, rows[i].t.retransmits);
+		expo_u64(e, fams[F_HOST_RETRANS].name, rows[i].labels, rows[i].t.retransmits);
 	for (i = 0; i < n; i++)
 		free(rows[i].labels);
 	free(rows);
 }
 
-void net_render(struct probe *p, struct discovery *d, struct strbuf *sb)
+void net_render(struct probe *p, struct discovery *d, struct expo *e)
 {
-	render_taps(p, d, sb);
-	render_drops(p, d, sb);
-	render_host_tcp(p, d, sb);
+	render_taps(p, d, e);
+	render_drops(p, d, e);
+	render_host_tcp(p, d, e);
 }
 
-static void render_flows(struct net_probe *np, struct strbuf *sb)
+static void render_flows(struct net_probe *np, struct expo *e)
 {
 	long live;
 	__u64 evicted = net_flows_evicted(np, &live);
 
-	metrics_single_u64(sb, &fams[F_FLOWS], live > 0 ? (__u64)live : 0);
-	metrics_single_u64(sb, &fams[F_FLOW_SLOTS], np->max_flows);
-	metrics_single_u64(sb, &fams[F_FLOWS_CREATED], net_counter(np, NET_TCP_FLOWS_CREATED));
-	metrics_single_u64(sb, &fams[F_FLOWS_MIDSTREAM], net_counter(np, NET_TCP_FLOWS_MIDSTREAM));
-	metrics_single_u64(sb, &fams[F_FLOWS_EVICTED], evicted);
-	metrics_single_u64(sb, &fams[F_FLOW_FAILURES], net_counter(np, NET_TCP_FLOWS_FAILED));
+	metrics_single_u64(e, &fams[F_FLOWS], live > 0 ? (__u64)live : 0);
+	metrics_single_u64(e, &fams[F_FLOW_SLOTS], np->max_flows);
+	metrics_single_u64(e, &fams[F_FLOWS_CREATED], net_counter(np, NET_TCP_FLOWS_CREATED));
+	metrics_single_u64(e, &fams[F_FLOWS_MIDSTREAM], net_counter(np, NET_TCP_FLOWS_MIDSTREAM));
+	metrics_single_u64(e, &fams[F_FLOWS_EVICTED], evicted);
+	metrics_single_u64(e, &fams[F_FLOW_FAILURES], net_counter(np, NET_TCP_FLOWS_FAILED));
 }
 
 static bool bpf_stats_enabled(void)
@@ -365,7 +365,7 @@ static bool bpf_stats_enabled(void)
 }
 
 /* Run count and time of the TC programs, only counted while kernel.bpf_stats_enabled=1. */
-static void render_prog_stats(struct net_probe *np, struct strbuf *sb)
+static void render_prog_stats(struct net_probe *np, struct expo *e)
 {
 	struct bpf_program *progs[] = { np->skel->progs.vmprobe_tap_ingress,
 					np->skel->progs.vmprobe_tap_egress };
@@ -381,26 +381,26 @@ static void render_prog_stats(struct net_probe *np, struct strbuf *sb)
 		bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info[i], &len);
 	}
 	sb_init(&lb);
-	expo_family(sb, &fams[F_PROG_RUNS]);
+	expo_family(e, &fams[F_PROG_RUNS]);
 	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
 		struct expo_label l[] = { { "program", bpf_program__name(progs[i]) } };
 
 		sb_reset(&lb);
 		expo_labels(&lb, l, 1);
-		expo_u64(sb, fams[F_PROG_RUNS].name, lb.buf, info[i].run_cnt);
+		expo_u64(e, fams[F_PROG_RUNS].name, lb.buf, info[i].run_cnt);
 	}
-	expo_family(sb, &fams[F_PROG_SECONDS]);
+	expo_family(e, &fams[F_PROG_SECONDS]);
 	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
 		struct expo_label l[] = { { "program", bpf_program__name(progs[i]) } };
 
 		sb_reset(&lb);
 		expo_labels(&lb, l, 1);
-		expo_double(sb, fams[F_PROG_SECONDS].name, lb.buf, info[i].run_time_ns / 1e9);
+		expo_double(e, fams[F_PROG_SECONDS].name, lb.buf, info[i].run_time_ns / 1e9);
 	}
 	sb_free(&lb);
 }
 
-void net_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
+void net_render_self(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct net_probe *np = p->priv;
 	unsigned attached = 0;
@@ -408,13 +408,13 @@ void net_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
 	for (struct vm *vm = d->vms; vm; vm = vm->next)
 		for (int i = 0; i < vm->nr_ifaces; i++)
 			attached += net_iface_slot(p, &vm->ifaces[i]) >= 0;
-	metrics_single_u64(sb, &fams[F_IFACES], attached);
-	metrics_single_u64(sb, &fams[F_IFACE_SLOTS], np->max_ifaces);
-	expo_family(sb, &fams[F_HOOK]);
-	expo_u64(sb, fams[F_HOOK].name, np->tcx ? "hook=\"tcx\"" : "hook=\"clsact\"", 1);
-	metrics_single_u64(sb, &fams[F_UNKNOWN], net_unknown_frames(np));
-	metrics_single_u64(sb, &fams[F_UNPARSED], net_counter(np, NET_ERR_NOT_PARSED));
+	metrics_single_u64(e, &fams[F_IFACES], attached);
+	metrics_single_u64(e, &fams[F_IFACE_SLOTS], np->max_ifaces);
+	expo_family(e, &fams[F_HOOK]);
+	expo_u64(e, fams[F_HOOK].name, np->tcx ? "hook=\"tcx\"" : "hook=\"clsact\"", 1);
+	metrics_single_u64(e, &fams[F_UNKNOWN], net_unknown_frames(np));
+	metrics_single_u64(e, &fams[F_UNPARSED], net_counter(np, NET_ERR_NOT_PARSED));
 	if (np->max_flows)
-		render_flows(np, sb);
-	render_prog_stats(np, sb);
+		render_flows(np, e);
+	render_prog_stats(np, e);
 }

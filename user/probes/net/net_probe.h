@@ -119,6 +119,7 @@ struct net_vm {
 
 struct discovery;
 struct expo_family;
+struct expo;
 struct strbuf;
 struct vm;
 struct vm_iface;
@@ -136,7 +137,7 @@ int net_iface_slot(const struct probe *p, const struct vm_iface *ifc);
 
 /* Metric families (metrics.c). */
 const struct expo_family *net_families(size_t *nr);
-void net_render(struct probe *p, struct discovery *d, struct strbuf *sb);
-void net_render_self(struct probe *p, struct discovery *d, struct strbuf *sb);
+void net_render(struct probe *p, struct discovery *d, struct expo *e);
+void net_render_self(struct probe *p, struct discovery *d, struct expo *e);
 
 #endif

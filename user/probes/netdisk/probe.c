@@ -78,17 +78,17 @@ static const struct expo_family *netdisk_families(size_t *nr)
 	return fams;
 }
 
-static void netdisk_render(struct probe *p, struct discovery *d, struct strbuf *sb)
+static void netdisk_render(struct probe *p, struct discovery *d, struct expo *e)
 {
 }
 
-static void netdisk_render_self(struct probe *p, struct discovery *d, struct strbuf *sb)
+static void netdisk_render_self(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct netdisk_probe *np = p->priv;
 
-	metrics_single_u64(sb, &fams[F_LOST], netdisk_error_count(np, NETDISK_ERR_INFLIGHT_FULL));
-	metrics_single_u64(sb, &fams[F_UNMATCHED], (__u64)np->nr_pending);
-	metrics_single_u64(sb, &fams[F_DROPPED], np->events_dropped);
+	metrics_single_u64(e, &fams[F_LOST], netdisk_error_count(np, NETDISK_ERR_INFLIGHT_FULL));
+	metrics_single_u64(e, &fams[F_UNMATCHED], (__u64)np->nr_pending);
+	metrics_single_u64(e, &fams[F_DROPPED], np->events_dropped);
 }
 
 const struct probe_ops netdisk_probe_ops = {

@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Protobuf exposition (libprotobuf-c, proto/metrics.proto): one
+ * MetricFamily message per family, length-delimited. Histograms carry
+ * native buckets of schema 0 straight from the log2 slots (slot i is the
+ * bucket of index i - log2(per_unit): durations count in 2^-30 s, sizes in
+ * bytes; slot 0 is the zero bucket, of width one unit) and, when
+ * e->classic, the classic buckets of the text formats.
+ */
+#include "core/expo_pb.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.pb-c.h"
+
+typedef Io__Prometheus__Client__MetricFamily PbFamily;
+typedef Io__Prometheus__Client__Metric PbMetric;
+typedef Io__Prometheus__Client__LabelPair PbLabel;
+typedef Io__Prometheus__Client__Histogram PbHistogram;
+typedef Io__Prometheus__Client__Bucket PbBucket;
+typedef Io__Prometheus__Client__BucketSpan PbSpan;
+typedef Io__Prometheus__Client__Timestamp PbTimestamp;
+
+#define MAX_LABELS 16
+#define CHUNK (64 * 1024)
+
+/* Everything of one family comes from here and goes at once when it is written. */
+struct chunk {
+	struct chunk *next;
+	size_t used;
+	_Alignas(16) char data[CHUNK];
+};
+
+struct expo_pb {
+	PbFamily fam;
+	PbMetric **metrics;
+	size_t cap;
+	struct chunk *chunks;
+	bool oom;
+};
+
+static void *alloc(struct expo_pb *pb, size_t n)
+{
+	struct chunk *c = pb->chunks;
+
+	n = (n + 15) & ~(size_t)15;
+	if (n > CHUNK) {
+		pb->oom = true;
+		return NULL;
+	}
+	if (!c || c->used + n > CHUNK) {
+		c = malloc(sizeof(*c));
+		if (!c) {
+			pb->oom = true;
+			return NULL;
+		}
+		c->next = pb->chunks;
+		c->used = 0;
+		pb->chunks = c;
+	}
+	c->used += n;
+	return memset(c->data + c->used - n, 0, n);
+}
+
+static void arena_free(struct expo_pb *pb)
+{
+	while (pb->chunks) {
+		struct chunk *next = pb->chunks->next;
+
+		free(pb->chunks);
+		pb->chunks = next;
+	}
+}
+
+/* Appends what protobuf-c packs to the response, less the first byte (see write_family). */
+struct sink {
+	ProtobufCBuffer base;
+	struct strbuf *sb;
+	bool skipped;
+};
+
+static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+	struct sink *s = (struct sink *)b;
+
+	if (len && !s->skipped) {
+		s->skipped = true;
+		data++, len--;
+	}
+	sb_add(s->sb, (const char *)data, len);
+}
+
+/*
+ * A Delimited message holding the family is field 1's tag byte, the
+ * family's length as a varint, then the family: without the tag, exactly
+ * the length-delimited family that `encoding=delimited` asks for.
+ */
+static int write_family(struct expo *e)
+{
+	struct expo_pb *pb = e->pb;
+	Io__Prometheus__Client__Delimited d = IO__PROMETHEUS__CLIENT__DELIMITED__INIT;
+	struct sink s = { .base.append = sink_append, .sb = e->out };
+	int err = pb->oom ? -ENOMEM : 0;
+
+	if (!err && pb->fam.name) {
+		pb->fam.metric = pb->metrics;
+		d.family = &pb->fam;
+		protobuf_c_message_pack_to_buffer(&d.base, &s.base);
+	}
+	arena_free(pb);
+	pb->fam.name = NULL;
+	pb->fam.n_metric = 0;
+	pb->oom = false;
+	return err;
+}
+
+int expo_pb_flush(struct expo *e)
+{
+	int err;
+
+	if (!e->pb)
+		return 0;
+	err = write_family(e);
+	free(e->pb->metrics);
+	free(e->pb);
+	e->pb = NULL;
+	return err;
+}
+
+void expo_pb_family(struct expo *e, const struct expo_family *f)
+{
+	static const Io__Prometheus__Client__MetricType types[] = {
+		[EXPO_COUNTER] = IO__PROMETHEUS__CLIENT__METRIC_TYPE__COUNTER,
+		[EXPO_GAUGE] = IO__PROMETHEUS__CLIENT__METRIC_TYPE__GAUGE,
+		[EXPO_HISTOGRAM] = IO__PROMETHEUS__CLIENT__METRIC_TYPE__HISTOGRAM,
+	};
+	struct expo_pb *pb = e->pb;
+
+	if (!pb) {
+		pb = e->pb = calloc(1, sizeof(*pb));
+		if (!pb) {
+			e->out->oom = true;
+			return;
+		}
+	} else if (write_family(e)) {
+		e->out->oom = true;
+	}
+	io__prometheus__client__metric_family__init(&pb->fam);
+	pb->fam.name = (char *)f->name;
+	pb->fam.help = (char *)f->help;
+	pb->fam.has_type = true;
+	pb->fam.type = types[f->type];
+	if (f->unit[0])
+		pb->fam.unit = (char *)f->unit;
+}
+
+int expo_pb_split_labels(const char *labels, char *buf, size_t size, const char **names,
+			 const char **values, int max)
+{
+	const char *p = labels;
+	size_t n = 0;
+	int nr = 0;
+
+	while (p && *p) {
+		if (nr == max)
+			return -1;
+		names[nr] = buf + n;
+		while (*p && *p != '=') {
+			if (n + 1 >= size)
+				return -1;
+			buf[n++] = *p++;
+		}
+		if (p[0] != '=' || p[1] != '"')
+			return -1;
+		buf[n++] = '\0';
+		p += 2;
+		values[nr] = buf + n;
+		for (; *p && *p != '"'; p++) {
+			char c = *p;
+
+			if (c == '\\') {
+				c = *++p == 'n' ? '\n' : *p;
+				if (!*p)
+					return -1;
+			}
+			if (n + 1 >= size)
+				return -1;
+			buf[n++] = c;
+		}
+		if (*p != '"' || n + 1 >= size)
+			return -1;
+		buf[n++] = '\0';
+		p++;
+		nr++;
+		if (*p == ',')
+			p++;
+		else if (*p)
+			return -1;
+	}
+	return nr;
+}
+
+static char *str_dup(struct expo_pb *pb, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = alloc(pb, n);
+
+	return d ? memcpy(d, s, n) : NULL;
+}
+
+/* A new metric of the current family with its labels; NULL if out of memory. */
+static PbMetric *metric_new(struct expo *e, const char *labels)
+{
+	struct expo_pb *pb = e->pb;
+	const char *names[MAX_LABELS], *values[MAX_LABELS];
+	char buf[4096];
+	int nr = expo_pb_split_labels(labels, buf, sizeof(buf), names, values, MAX_LABELS);
+	PbMetric *m;
+
+	if (!pb || nr < 0) {
+		if (pb)
+			pb->oom = true; /* a label string we wrote ourselves: cannot happen */
+		return NULL;
+	}
+	if (pb->fam.n_metric == pb->cap) {
+		size_t cap = pb->cap ? pb->cap * 2 : 64;
+		void *grown = realloc(pb->metrics, cap * sizeof(*pb->metrics));
+
+		if (!grown) {
+			pb->oom = true;
+			return NULL;
+		}
+		pb->metrics = grown;
+		pb->cap = cap;
+	}
+	m = alloc(pb, sizeof(*m));
+	if (!m)
+		return NULL;
+	io__prometheus__client__metric__init(m);
+	m->label = alloc(pb, (size_t)(nr ? nr : 1) * sizeof(*m->label));
+	if (!m->label)
+		return NULL;
+	for (int i = 0; i < nr; i++) {
+		PbLabel *l = alloc(pb, sizeof(*l));
+
+		if (!l)
+			return NULL;
+		io__prometheus__client__label_pair__init(l);
+		l->name = str_dup(pb, names[i]);
+		l->value = str_dup(pb, values[i]);
+		if (!l->name || !l->value)
+			return NULL;
+		m->label[i] = l;
+	}
+	m->n_label = (size_t)nr;
+	pb->metrics[pb->fam.n_metric++] = m;
+	return m;
+}
+
+/* e->created as a Timestamp; NULL when unknown. */
+static PbTimestamp *created(struct expo *e)
+{
+	PbTimestamp *t;
+
+	if (e->created <= 0)
+		return NULL;
+	t = alloc(e->pb, sizeof(*t));
+	if (!t)
+		return NULL;
+	io__prometheus__client__timestamp__init(t);
+	t->has_seconds = t->has_nanos = true;
+	t->seconds = (int64_t)e->created;
+	t->nanos = (int32_t)((e->created - (double)t->seconds) * 1e9);
+	return t;
+}
+
+void expo_pb_sample(struct expo *e, const char *labels, double v)
+{
+	PbMetric *m = metric_new(e, labels);
+
+	if (!m)
+		return;
+	if (e->family->type == EXPO_COUNTER) {
+		Io__Prometheus__Client__Counter *c = alloc(e->pb, sizeof(*c));
+
+		if (!c)
+			return;
+		io__prometheus__client__counter__init(c);
+		c->has_value = true;
+		c->value = v;
+		c->created_timestamp = created(e);
+		m->counter = c;
+	} else {
+		Io__Prometheus__Client__Gauge *g = alloc(e->pb, sizeof(*g));
+
+		if (!g)
+			return;
+		io__prometheus__client__gauge__init(g);
+		g->has_value = true;
+		g->value = v;
+		m->gauge = g;
+	}
+}
+
+/* The classic buckets, as the text formats have them (+Inf implied by the count). */
+static bool classic_buckets(struct expo_pb *pb, PbHistogram *h, const __u64 *slots,
+			    unsigned nr_slots, const struct hist_range *r)
+{
+	unsigned max = r->max_slot < nr_slots - 1 ? r->max_slot : nr_slots - 2;
+	uint64_t cum = 0;
+
+	h->bucket = alloc(pb, (max + 1) * sizeof(*h->bucket));
+	if (!h->bucket)
+		return false;
+	for (unsigned i = 0; i <= max; i++) {
+		PbBucket *b;
+
+		cum += slots[i];
+		if (i < r->min_slot)
+			continue;
+		b = alloc(pb, sizeof(*b));
+		if (!b)
+			return false;
+		io__prometheus__client__bucket__init(b);
+		b->has_cumulative_count = b->has_upper_bound = true;
+		b->cumulative_count = cum;
+		b->upper_bound = ldexp(1.0, (int)i) / (double)r->per_unit;
+		h->bucket[h->n_bucket++] = b;
+	}
+	return true;
+}
+
+/*
+ * Native buckets: slot 0 (up to one unit) is the zero bucket, slot i > 0
+ * the bucket of index i - log2(per_unit); one span per run of non-empty
+ * slots, counts as deltas. The last slot, which holds everything above,
+ * stands as the bucket of its index.
+ */
+static bool native_buckets(struct expo_pb *pb, PbHistogram *h, const __u64 *slots,
+			   unsigned nr_slots, const struct hist_range *r)
+{
+	int shift = __builtin_ctzll(r->per_unit);
+	int64_t prev = 0;
+	int last = 0; /* index after the last span, relative */
+	bool open = false;
+
+	h->has_schema = h->has_zero_threshold = h->has_zero_count = true;
+	h->schema = 0;
+	h->zero_threshold = ldexp(1.0, -shift);
+	h->zero_count = slots[0];
+	h->positive_span = alloc(pb, nr_slots * sizeof(*h->positive_span));
+	h->positive_delta = alloc(pb, nr_slots * sizeof(*h->positive_delta));
+	if (!h->positive_span || !h->positive_delta)
+		return false;
+	for (unsigned i = 1; i < nr_slots; i++) {
+		int index = (int)i - shift;
+
+		if (!slots[i]) {
+			open = false;
+			continue;
+		}
+		if (!open) {
+			PbSpan *s = alloc(pb, sizeof(*s));
+
+			if (!s)
+				return false;
+			io__prometheus__client__bucket_span__init(s);
+			s->has_offset = s->has_length = true;
+			s->offset = h->n_positive_span ? index - last : index;
+			h->positive_span[h->n_positive_span++] = s;
+			open = true;
+		}
+		h->positive_span[h->n_positive_span - 1]->length++;
+		last = index + 1;
+		h->positive_delta[h->n_positive_delta++] = (int64_t)slots[i] - prev;
+		prev = (int64_t)slots[i];
+	}
+	return true;
+}
+
+void expo_pb_histogram(struct expo *e, const char *labels, const __u64 *slots, unsigned nr_slots,
+		       const struct hist_range *r, uint64_t sum)
+{
+	PbMetric *m = metric_new(e, labels);
+	PbHistogram *h;
+	uint64_t total = 0;
+
+	if (!m)
+		return;
+	h = alloc(e->pb, sizeof(*h));
+	if (!h)
+		return;
+	io__prometheus__client__histogram__init(h);
+	for (unsigned i = 0; i < nr_slots; i++)
+		total += slots[i];
+	h->has_sample_count = h->has_sample_sum = true;
+	h->sample_count = total;
+	h->sample_sum = expo_hist_sum(r, sum);
+	h->created_timestamp = created(e);
+	if ((e->classic && !classic_buckets(e->pb, h, slots, nr_slots, r)) ||
+	    !native_buckets(e->pb, h, slots, nr_slots, r))
+		return;
+	m->histogram = h;
+}
