@@ -77,13 +77,19 @@ static bool is_qemu_comm(const char *comm)
 	return strncmp(comm, "qemu-system-", 12) == 0 || strncmp(comm, "qemu-kvm", 8) == 0;
 }
 
+/* The kernel's PF_EXITING (include/linux/sched.h), in field 9 of /proc/PID/stat. */
+#define TASK_EXITING 0x4UL
+
 /*
  * Field 22 of /proc/PID/stat, after the parenthesised comm; -ESRCH for a
- * zombie, which keeps its /proc entry until reaped but is no VM any more.
+ * zombie, which keeps its /proc entry until reaped but is no VM any more,
+ * and for a leader in exit, which still holds its fds for a moment but is
+ * no VM any more either.
  */
 static int read_start_time(const struct discovery *d, pid_t pid, unsigned long long *out)
 {
 	char path[PATH_MAX], buf[1024], *p;
+	unsigned long flags;
 	long n;
 
 	if (proc_path(d, path, sizeof(path), pid, "stat"))
@@ -96,8 +102,14 @@ static int read_start_time(const struct discovery *d, pid_t pid, unsigned long l
 		return -EINVAL;
 	if (p[2] == 'Z' || p[2] == 'X')
 		return -ESRCH;
-	/* After ") " come fields 3..; start_time is the 20th of those. */
-	for (int field = 3; field < 22 && p; field++)
+	/* From the ')' that ends field 2, the n-th space comes before field n + 2. */
+	for (int field = 2; field < 9 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%lu", &flags) != 1)
+		return -EINVAL;
+	if (flags & TASK_EXITING)
+		return -ESRCH;
+	for (int field = 9; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p || sscanf(p + 1, "%llu", out) != 1)
 		return -EINVAL;
