@@ -378,6 +378,7 @@ static struct vm *vm_new(struct discovery *d, pid_t pid, unsigned long long star
 		return NULL;
 	vm->pid = pid;
 	vm->start_time = start_time;
+	vm->found_ns = monotonic_ns();
 	vm->netns_fd = -1;
 	vm->needs_sync = true;
 	snprintf(vm->pid_str, sizeof(vm->pid_str), "%d", (int)pid);
@@ -398,9 +399,53 @@ fail:
 	return NULL;
 }
 
-void discovery_scan(struct discovery *d)
+/* Unlinks the VM at *pp and frees it; the table changed. */
+static void vm_drop(struct discovery *d, struct vm **pp)
+{
+	struct vm *vm = *pp;
+
+	*pp = vm->next;
+	vm_free(d, vm);
+	d->table_gen++;
+}
+
+/*
+ * One process of /proc, as a scan sees it: a new QEMU process becomes a
+ * VM, a known VM is synced. Returns the VM, or NULL if pid is none.
+ */
+static struct vm *scan_pid(struct discovery *d, pid_t pid, bool full)
 {
 	char path[PATH_MAX], comm[64];
+	unsigned long long start_time;
+	struct vm **pp, *vm;
+
+	if (proc_path(d, path, sizeof(path), pid, "comm") ||
+	    read_file(path, comm, sizeof(comm)) <= 0 || !is_qemu_comm(comm))
+		return NULL;
+	if (read_start_time(d, pid, &start_time))
+		return NULL;
+	for (pp = &d->vms; *pp; pp = &(*pp)->next)
+		if ((*pp)->pid == pid)
+			break;
+	if (*pp && (*pp)->start_time != start_time)
+		/* A new process under an old PID: the old VM is gone. */
+		vm_drop(d, pp);
+	vm = *pp;
+	if (!vm) {
+		vm = vm_new(d, pid, start_time);
+		if (!vm)
+			return NULL;
+		vm->next = d->vms;
+		d->vms = vm;
+		d->table_gen++;
+	}
+	vm->seen_gen = d->gen;
+	vm_sync(d, vm, full);
+	return vm;
+}
+
+void discovery_scan(struct discovery *d)
+{
 	bool full = d->gen % FULL_SYNC_EVERY == 0;
 	double t0 = now_seconds();
 	struct vm **pp, *vm;
@@ -416,36 +461,11 @@ void discovery_scan(struct discovery *d)
 		goto out;
 	}
 	while ((de = readdir(dir))) {
-		unsigned long long start_time;
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
 
-		if (*end || pid <= 0 || pid == self)
-			continue;
-		if (proc_path(d, path, sizeof(path), (pid_t)pid, "comm") ||
-		    read_file(path, comm, sizeof(comm)) <= 0 || !is_qemu_comm(comm))
-			continue;
-		if (read_start_time(d, (pid_t)pid, &start_time))
-			continue;
-		for (pp = &d->vms; *pp; pp = &(*pp)->next)
-			if ((*pp)->pid == pid)
-				break;
-		vm = *pp;
-		if (vm && vm->start_time != start_time) {
-			/* A new process under an old PID: the old VM is gone. */
-			*pp = vm->next;
-			vm_free(d, vm);
-			vm = NULL;
-		}
-		if (!vm) {
-			vm = vm_new(d, (pid_t)pid, start_time);
-			if (!vm)
-				continue;
-			vm->next = d->vms;
-			d->vms = vm;
-		}
-		vm->seen_gen = d->gen;
-		vm_sync(d, vm, full);
+		if (!*end && pid > 0 && pid != self)
+			scan_pid(d, (pid_t)pid, full);
 	}
 	closedir(dir);
 
@@ -456,13 +476,38 @@ void discovery_scan(struct discovery *d)
 			pp = &vm->next;
 			continue;
 		}
-		*pp = vm->next;
 		log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
-		vm_free(d, vm);
+		vm_drop(d, pp);
 	}
 out:
 	d->scans++;
 	d->last_scan_seconds = now_seconds() - t0;
+	pthread_mutex_unlock(&d->lock);
+}
+
+bool discovery_scan_pid(struct discovery *d, pid_t pid)
+{
+	bool vm;
+
+	pthread_mutex_lock(&d->lock);
+	vm = scan_pid(d, pid, false) != NULL;
+	pthread_mutex_unlock(&d->lock);
+	return vm;
+}
+
+void discovery_forget(struct discovery *d, pid_t pid, __u64 before_ns)
+{
+	struct vm **pp;
+
+	pthread_mutex_lock(&d->lock);
+	for (pp = &d->vms; *pp; pp = &(*pp)->next)
+		if ((*pp)->pid == pid)
+			break;
+	/* Found after the event: that VM already is what the process became. */
+	if (*pp && (*pp)->found_ns < before_ns) {
+		log_info("VM %s (pid %d) is gone", (*pp)->name, (int)pid);
+		vm_drop(d, pp);
+	}
 	pthread_mutex_unlock(&d->lock);
 }
 
