@@ -51,6 +51,7 @@ struct discovery {
 	unsigned long long scans;
 	unsigned long long attach_errors;
 	double last_scan_seconds;
+	unsigned long long exec_events, exit_events; /* read by core/proc_events.c */
 };
 
 /* probes: NULL to find VMs and count nothing (vmprobe list). */
