@@ -399,11 +399,23 @@ fail:
 	return NULL;
 }
 
-/* Unlinks the VM at *pp and frees it; the table changed. */
+/* Where the table links the VM of pid: *result is NULL if it has none. */
+static struct vm **vm_link(struct discovery *d, pid_t pid)
+{
+	struct vm **pp;
+
+	for (pp = &d->vms; *pp; pp = &(*pp)->next)
+		if ((*pp)->pid == pid)
+			break;
+	return pp;
+}
+
+/* Unlinks the VM at *pp and frees it: its taps are detached, its series end. */
 static void vm_drop(struct discovery *d, struct vm **pp)
 {
 	struct vm *vm = *pp;
 
+	log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
 	*pp = vm->next;
 	vm_free(d, vm);
 	d->table_gen++;
@@ -424,9 +436,7 @@ static struct vm *scan_pid(struct discovery *d, pid_t pid, bool full)
 		return NULL;
 	if (read_start_time(d, pid, &start_time))
 		return NULL;
-	for (pp = &d->vms; *pp; pp = &(*pp)->next)
-		if ((*pp)->pid == pid)
-			break;
+	pp = vm_link(d, pid);
 	if (*pp && (*pp)->start_time != start_time)
 		/* A new process under an old PID: the old VM is gone. */
 		vm_drop(d, pp);
@@ -448,8 +458,8 @@ void discovery_scan(struct discovery *d)
 {
 	bool full = d->gen % FULL_SYNC_EVERY == 0;
 	double t0 = now_seconds();
-	struct vm **pp, *vm;
 	struct dirent *de;
+	struct vm **pp;
 	pid_t self = getpid();
 	DIR *dir;
 
@@ -469,15 +479,12 @@ void discovery_scan(struct discovery *d)
 	}
 	closedir(dir);
 
-	/* Forget VMs that are gone: their taps are detached, their series end. */
+	/* Forget VMs that are gone. */
 	for (pp = &d->vms; *pp;) {
-		vm = *pp;
-		if (vm->seen_gen == d->gen) {
-			pp = &vm->next;
-			continue;
-		}
-		log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
-		vm_drop(d, pp);
+		if ((*pp)->seen_gen == d->gen)
+			pp = &(*pp)->next;
+		else
+			vm_drop(d, pp);
 	}
 out:
 	d->scans++;
@@ -500,23 +507,21 @@ void discovery_forget(struct discovery *d, pid_t pid, __u64 before_ns)
 	struct vm **pp;
 
 	pthread_mutex_lock(&d->lock);
-	for (pp = &d->vms; *pp; pp = &(*pp)->next)
-		if ((*pp)->pid == pid)
-			break;
+	pp = vm_link(d, pid);
 	/* Found after the event: that VM already is what the process became. */
-	if (*pp && (*pp)->found_ns < before_ns) {
-		log_info("VM %s (pid %d) is gone", (*pp)->name, (int)pid);
+	if (*pp && (*pp)->found_ns < before_ns)
 		vm_drop(d, pp);
-	}
 	pthread_mutex_unlock(&d->lock);
 }
 
 void discovery_poke(struct discovery *d, pid_t pid)
 {
+	struct vm *vm;
+
 	pthread_mutex_lock(&d->lock);
-	for (struct vm *vm = d->vms; vm; vm = vm->next)
-		if (vm->pid == pid)
-			vm->needs_sync = true;
+	vm = *vm_link(d, pid);
+	if (vm)
+		vm->needs_sync = true;
 	pthread_mutex_unlock(&d->lock);
 }
 
