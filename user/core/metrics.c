@@ -28,8 +28,8 @@ static const struct expo_family fams[F_MAX] = {
 	[F_SCAN_SECONDS] = { "vmprobe_discovery_scan_duration_seconds", EXPO_GAUGE, "seconds", "",
 			     "Duration of the last discovery scan." },
 	[F_PROC_EVENTS] = { "vmprobe_discovery_process_events_total", EXPO_COUNTER, "", "event",
-			    "QEMU processes looked at as they exec, VMs dropped as they exit "
-			    "(discovery.process_events; none while rescans alone find VMs)." },
+			    "QEMU processes that execed (looked at soon after), VMs dropped as "
+			    "they exit (discovery.process_events; none while rescans alone find VMs)." },
 	[F_ATTACH_ERRORS] = { "vmprobe_attach_errors_total", EXPO_COUNTER, "", "",
 			      "Failures to start counting a VM's tap, drive or sockets, or to "
 			      "read its fds or enter its namespace (the log says which and why)." },

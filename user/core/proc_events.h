@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Discovery driven by process events: a QEMU process is looked at when it
- * execs and dropped when it exits (bpf/proc_events.bpf.c), and looked at
- * again a few times soon after exec, while QEMU opens its drives and taps.
+ * Discovery driven by process events: a QEMU process is looked at a few
+ * times soon after it execs, while QEMU opens its drives and taps, and
+ * dropped when it exits (bpf/proc_events.bpf.c).
  * Without the hooks, discovery finds everything by its rescans alone.
  */
 #ifndef VMPROBE_CORE_PROC_EVENTS_H
@@ -16,7 +16,7 @@ struct discovery;
 struct proc_events_bpf;
 struct ring_buffer;
 
-/* A process that execed as QEMU, looked at again at fixed delays after its exec. */
+/* A process that execed as QEMU, looked at at fixed delays after its exec. */
 struct proc_rescan {
 	pid_t pid;
 	double exec_at; /* now_seconds() clock */
@@ -30,7 +30,7 @@ struct proc_events {
 	struct proc_rescan *rescans;
 	size_t nr_rescans, cap_rescans;
 	unsigned table_gen; /* of the VM table last handed to the kernel's watch list */
-	bool watching, full_warned;
+	bool watching, full_warned, lost_warned;
 };
 
 /*
@@ -42,7 +42,7 @@ int proc_events_open(struct proc_events *pe, struct discovery *d);
 void proc_events_close(struct proc_events *pe);
 /* Readable when events wait. */
 int proc_events_fd(const struct proc_events *pe);
-/* Reads what waits: an exec is looked at now and its rescans planned, an exit drops the VM. */
+/* Reads what waits: an exec plans the looks at the process, an exit drops the VM. */
 void proc_events_read(struct proc_events *pe);
 /* Runs the rescans due now; milliseconds until the next one, -1 if none is planned. */
 int proc_events_rescan(struct proc_events *pe);
