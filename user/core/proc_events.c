@@ -19,7 +19,7 @@
 
 /*
  * After its exec, QEMU opens its drives and taps within tens to hundreds
- * of ms (90-190 ms measured here under TCG): it is looked at this long
+ * of ms (60-190 ms measured here under TCG): it is looked at this long
  * after the exec, at most 50 ms apart over the first 300 ms. A look is a
  * few reads of its /proc entry. Not at once: the dynamic loader runs
  * first (3 ms for QEMU here), and the disk probe would count its reads of
