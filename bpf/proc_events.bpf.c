@@ -6,7 +6,6 @@
  * and a hash delete, every other thread exit two loads.
  */
 #include "vmlinux.h"
-#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -54,7 +53,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proc_exec, struct task_struct *p)
 {
 	char comm[TASK_COMM_LEN] = {};
-	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 tgid = p->tgid;
 	__u8 one = 1;
 
 	bpf_get_current_comm(comm, sizeof(comm));
@@ -77,9 +76,10 @@ int BPF_PROG(proc_exit, struct task_struct *p)
 {
 	__u32 tgid;
 
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+	/* BTF-typed loads (tp_btf), relocated by CO-RE: no helper call. */
+	if (p->signal->live.counter != 0)
 		return 0;
-	tgid = BPF_CORE_READ(p, tgid);
+	tgid = p->tgid;
 	if (bpf_map_delete_elem(&watched, &tgid) == 0)
 		emit(tgid, PROC_EV_EXIT);
 	return 0;

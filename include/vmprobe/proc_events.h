@@ -12,8 +12,11 @@ enum proc_event_kind {
 	PROC_EV_EXIT,     /* the last thread of a watched process exited */
 };
 
-/* Processes whose exit wakes user space at once (VMs); more are found by rescans. */
-#define PROC_MAX_WATCHED 16384
+/*
+ * Processes whose exit wakes user space at once (VMs): 4096 take 320 KiB
+ * (a preallocated hash); the exits of more are found by rescans.
+ */
+#define PROC_MAX_WATCHED 4096
 
 /* One event in the ring buffer. */
 struct vmprobe_proc_event {
