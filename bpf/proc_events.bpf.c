@@ -3,7 +3,8 @@
  * Process events for discovery: a process that execs as QEMU, and a watched
  * process (a VM) that exits or execs another program, wake user space
  * through a ring buffer. Every other exec on the host costs a comm compare
- * and a hash delete, every other thread exit two loads.
+ * and a hash lookup, every other process exit a comm compare, every other
+ * thread exit two loads.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -22,7 +23,7 @@ VMPROBE_RINGBUF(proc_events, 64 * 1024);
 __u64 lost = 0;
 
 /* user/core/discovery.c's test, on the comm the kernel gives at exec (the file's basename). */
-static bool is_qemu(const char *comm)
+static __always_inline bool is_qemu(const char *comm)
 {
 	static const char sys[] = "qemu-system-", kvm[] = "qemu-kvm";
 	bool s = true, k = true;
@@ -48,6 +49,15 @@ static void emit(__u32 tgid, __u32 kind)
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * Whether tgid was watched; it is not any more. The lookup takes no lock,
+ * a delete takes the bucket's: only what is there is deleted.
+ */
+static __always_inline bool unwatch(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&watched, &tgid) && bpf_map_delete_elem(&watched, &tgid) == 0;
+}
+
 /* After the new program is loaded: comm and /proc/PID/cmdline are the new ones. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proc_exec, struct task_struct *p)
@@ -60,7 +70,7 @@ int BPF_PROG(proc_exec, struct task_struct *p)
 	if (is_qemu(comm)) {
 		bpf_map_update_elem(&watched, &tgid, &one, BPF_ANY);
 		emit(tgid, PROC_EV_EXEC);
-	} else if (bpf_map_delete_elem(&watched, &tgid) == 0) {
+	} else if (unwatch(tgid)) {
 		emit(tgid, PROC_EV_EXEC);
 	}
 	return 0;
@@ -79,8 +89,11 @@ int BPF_PROG(proc_exit, struct task_struct *p)
 	/* BTF-typed loads (tp_btf), relocated by CO-RE: no helper call. */
 	if (p->signal->live.counter != 0)
 		return 0;
+	/* Only QEMU processes are watched, and their leader keeps its comm. */
+	if (!is_qemu(p->group_leader->comm))
+		return 0;
 	tgid = p->tgid;
-	if (bpf_map_delete_elem(&watched, &tgid) == 0)
+	if (unwatch(tgid))
 		emit(tgid, PROC_EV_EXIT);
 	return 0;
 }
