@@ -135,7 +135,9 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 # the fallback path (BPF_PROG_TEST_RUN), and /metrics render time and size;
 # iperf3 throughput through a veth between two netns while the probes take
 # turns (bench/net.sh); fio IOPS and CPU per IO (bench/disk.sh), paired per
-# round (bench/ratios.py). Root: it makes netns and taps.
+# round (bench/ratios.py); how long a VM takes to be counted after its start,
+# and dropped after its exit, with the exec/exit hooks and by rescans alone
+# (bench/discovery.sh). Root: it makes netns and taps.
 $(BUILD)/bench/ref.bpf.o: bench/ref.h
 $(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
 	$(call msg,GEN-SKEL,$@)
@@ -160,6 +162,7 @@ bench: test-deps
 	$(Q)bench/disk.sh
 	$(Q)bench/syscall.sh
 	$(Q)bench/netdisk.sh
+	$(Q)bench/discovery.sh
 
 # Kubernetes delivery: the chart rendered for kubectl, the container image,
 # and the pinned helm/kubectl/schemas its tests use (scripts/install-k8s-tools.sh,

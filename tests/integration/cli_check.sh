@@ -29,7 +29,7 @@ check_eq "every other check is ok" "" "$(grep -vE '^(ok|absent) |^$|^verdict:' "
 TCX_ITEM=()
 have_tcx && TCX_ITEM=("TC attach (tcx)")
 for item in "kernel BTF" "bpf() syscall" "tracefs" "${TCX_ITEM[@]}" "TC attach (clsact)" "disk source aio=threads" \
-	"disk source aio=io_uring" "disk source aio=native" "host block latency"; do
+	"disk source aio=io_uring" "disk source aio=native" "host block latency" "process exec/exit events"; do
 	check "check reports '$item' ok" grep -qF "ok        $item" "$WORK/check.txt"
 done
 

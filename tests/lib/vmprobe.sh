@@ -36,15 +36,18 @@ vmprobe_progs() { # [NETNS] DEV
 		awk '{ print $2 }'
 }
 
-# Starts `vmprobe serve` in the background on PORT with a fast rescan.
-# Sets VMPROBE_PID and VMPROBE_URL; the log goes to $WORK/vmprobe.log.
+# Starts `vmprobe serve` in the background on PORT with a fast rescan
+# (VMPROBE_RESCAN_MS, default 200; VMPROBE_PROCESS_EVENTS=false turns the
+# exec/exit hooks off). Sets VMPROBE_PID and VMPROBE_URL; the log goes to
+# $WORK/vmprobe.log.
 vmprobe_start() { # PORT [EXTRA_YAML]
 	local port=$1 extra=${2:-}
 	cat >"$WORK/vmprobe.yaml" <<YAML
 listen: "127.0.0.1:$port"
 log_level: debug
 discovery:
-  rescan_interval_ms: 200
+  rescan_interval_ms: ${VMPROBE_RESCAN_MS:-200}
+  process_events: ${VMPROBE_PROCESS_EVENTS:-true}
 $extra
 YAML
 	"$VMPROBE" serve -c "$WORK/vmprobe.yaml" >"$WORK/vmprobe.log" 2>&1 &

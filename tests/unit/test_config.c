@@ -27,6 +27,7 @@ static void expect_config_equal(const char *what, const struct config *exp,
 	expect_str(FIELD_CTX(proc_root), exp->proc_root, act->proc_root);
 	expect_int(FIELD_CTX(rescan_interval_ms), exp->rescan_interval_ms,
 		   act->rescan_interval_ms);
+	expect_int(FIELD_CTX(process_events), exp->process_events, act->process_events);
 	expect_int(FIELD_CTX(net_enabled), exp->net_enabled, act->net_enabled);
 	expect_int(FIELD_CTX(max_interfaces), exp->max_interfaces, act->max_interfaces);
 	expect_int(FIELD_CTX(max_tcp_flows), exp->max_tcp_flows, act->max_tcp_flows);
@@ -65,6 +66,7 @@ static void test_embedded_default_loads_documented_values(void **state)
 	assert_int_equal(LOG_INFO, cfg.log_level);
 	assert_string_equal("/proc", cfg.proc_root);
 	assert_int_equal(500, cfg.rescan_interval_ms);
+	assert_true(cfg.process_events);
 	assert_true(cfg.net_enabled);
 	assert_int_equal(1024, cfg.max_interfaces);
 	assert_int_equal(TC_HOOK_AUTO, cfg.tc_hook);
@@ -116,6 +118,8 @@ static const struct {
 	  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
 	{ "bad bool", "network:\n  enabled: maybe\n",
 	  "t.yaml:2:12: 'enabled' must be true or false" },
+	{ "bad bool in discovery", "discovery:\n  process_events: 0\n",
+	  "t.yaml:2:19: 'process_events' must be true or false" },
 	{ "bad log_level", "log_level: verbose\n",
 	  "t.yaml:1:12: log_level 'verbose' is not one of error, warn, info, debug" },
 	{ "bad tc_hook", "network:\n  tc_hook: xdp\n",
@@ -193,6 +197,7 @@ static void set_small_net(struct config *c)
 	c->size_max_slot = 10;
 }
 static void set_rescan(struct config *c) { c->rescan_interval_ms = 10; }
+static void set_events_off(struct config *c) { c->process_events = false; }
 static void set_size_one(struct config *c) { c->size_min_slot = 0; }
 static void set_tcx(struct config *c) { c->tc_hook = TC_HOOK_TCX; }
 static void set_clsact(struct config *c) { c->tc_hook = TC_HOOK_CLSACT; }
@@ -207,6 +212,7 @@ static void test_overrides_change_only_the_keys_they_set(void **state)
 		{ "IPv6 listen", "listen: \"[::1]:9100\"\n", set_listen_v6 },
 		{ "proc", "discovery:\n  proc: /host/proc\n", set_proc },
 		{ "rescan at its minimum", "discovery:\n  rescan_interval_ms: 10\n", set_rescan },
+		{ "process_events: false", "discovery:\n  process_events: false\n", set_events_off },
 		{ "enabled: false", "network:\n  enabled: false\n", set_net_off },
 		{ "enabled: no", "network:\n  enabled: no\n", set_net_off },
 		{ "enabled: off", "network:\n  enabled: off\n", set_net_off },

@@ -20,6 +20,7 @@
 #include "probes/net/net_probe.h"
 #include "core/netns.h"
 #include "core/pin.h"
+#include "core/proc_events.h"
 #include "core/qemu.h"
 #include "core/util.h"
 
@@ -279,6 +280,23 @@ static void check_disk(struct report *r)
 	disk_probe_close(&dp);
 }
 
+/* The exec/exit hooks discovery follows; without them it finds VMs by rescans alone. */
+static void check_proc_events(struct report *r)
+{
+	struct proc_events pe;
+	int err = proc_events_open(&pe, NULL);
+
+	if (err) {
+		item(r, "process exec/exit events", ST_DEGRADED,
+		     "sched_process_exec/exit hooks: %s; VMs are found by rescans of /proc only "
+		     "(every discovery.rescan_interval_ms)", strerror(-err));
+		return;
+	}
+	item(r, "process exec/exit events", ST_OK,
+	     "sched_process_exec/exit attached: VMs are found as they start and exit");
+	proc_events_close(&pe);
+}
+
 /* One VM's drives or NICs (`what`) from serve's state: each not measured is degraded. */
 static int coverage_of(struct report *r, json_object *vm, const char *what, const char *key,
 		       const char *noun)
@@ -375,6 +393,7 @@ int do_check(int argc, char **argv)
 		     "not mounted and cannot be mounted: the syscall and io_uring tracepoints need it");
 	check_net(&r);
 	check_disk(&r);
+	check_proc_events(&r);
 	/* The kprobe PMU is there whenever kprobe events are, tracefs or not. */
 	kprobes = access("/sys/bus/event_source/devices/kprobe", F_OK) == 0;
 	item(&r, "kprobes (optional)", kprobes ? ST_OK : ST_ABSENT, "%s",

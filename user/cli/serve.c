@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/discovery.h"
 #include "core/pin.h"
+#include "core/proc_events.h"
 #include "core/server.h"
 #include "core/util.h"
 
@@ -186,22 +187,33 @@ static int signals_fd(void)
 	return signalfd(-1, &mask, SFD_CLOEXEC);
 }
 
-enum { POLL_SIGNAL, POLL_LINK, POLL_PROBES };
+enum { POLL_SIGNAL, POLL_LINK, POLL_PROC, POLL_PROBES };
+
+/* Milliseconds until `at` (now_seconds() clock), at least 0, at most `cap`. */
+static int ms_until(double at, int cap)
+{
+	double ms = (at - now_seconds()) * 1e3;
+
+	return ms <= 0 ? 0 : ms < cap ? (int)ms + 1 : cap;
+}
 
 /*
- * Rescans at every interval, at once on link events and when a probe
- * wants a VM synced; returns on SIGINT or SIGTERM (EXIT_OK).
+ * Rescans /proc at every interval, and at once on link events and when a
+ * probe wants a VM synced; follows process events (pe, NULL without them)
+ * in between. Returns on SIGINT or SIGTERM (EXIT_OK).
  */
-static int serve_loop(struct discovery *d, int sfd, bool pinned)
+static int serve_loop(struct discovery *d, struct proc_events *pe, int sfd, bool pinned)
 {
 	struct probe_set *ps = d->probes;
 	struct pollfd pfd[POLL_PROBES + PROBE_MAX];
-	int lfd = open_link_events(), ret = EXIT_FAIL;
+	int lfd = open_link_events(), ret = EXIT_FAIL, interval = (int)d->cfg->rescan_interval_ms;
+	double next_scan = now_seconds() + interval / 1e3;
 
 	if (lfd < 0)
 		log_warn("no netlink link events (%s): relying on rescans", strerror(-lfd));
 	pfd[POLL_SIGNAL] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[POLL_LINK] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	pfd[POLL_PROC] = (struct pollfd){ .fd = pe ? proc_events_fd(pe) : -1, .events = POLLIN };
 	for (unsigned i = 0; i < ps->nr; i++)
 		pfd[POLL_PROBES + i] = (struct pollfd){
 			.fd = ps->probes[i].ops->event_fd ? ps->probes[i].ops->event_fd(&ps->probes[i]) : -1,
@@ -209,8 +221,13 @@ static int serve_loop(struct discovery *d, int sfd, bool pinned)
 		};
 	for (;;) {
 		struct signalfd_siginfo si;
-		int n = poll(pfd, POLL_PROBES + ps->nr, (int)d->cfg->rescan_interval_ms);
+		int timeout = ms_until(next_scan, interval), rescan = pe ? proc_events_rescan(pe) : -1;
+		bool scan;
+		int n;
 
+		if (rescan >= 0 && rescan < timeout)
+			timeout = rescan;
+		n = poll(pfd, POLL_PROBES + ps->nr, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			break;
@@ -221,12 +238,24 @@ static int serve_loop(struct discovery *d, int sfd, bool pinned)
 			ret = EXIT_OK;
 			break;
 		}
-		if (n > 0 && (pfd[POLL_LINK].revents & POLLIN))
+		scan = now_seconds() >= next_scan;
+		if (n > 0 && (pfd[POLL_LINK].revents & POLLIN)) {
 			drain(lfd);
+			scan = true;
+		}
+		if (n > 0 && (pfd[POLL_PROC].revents & POLLIN))
+			proc_events_read(pe);
 		for (unsigned i = 0; n > 0 && i < ps->nr; i++)
-			if (pfd[POLL_PROBES + i].revents & POLLIN)
+			if (pfd[POLL_PROBES + i].revents & POLLIN) {
 				ps->probes[i].ops->events(&ps->probes[i], d);
-		discovery_scan(d);
+				scan = true;
+			}
+		if (scan) {
+			discovery_scan(d);
+			next_scan = now_seconds() + interval / 1e3;
+		}
+		if (pe)
+			proc_events_watch(pe);
 		/* The CLI (top, hist) reads serve's counters through this table. */
 		if (pinned)
 			state_write(d);
@@ -236,8 +265,20 @@ static int serve_loop(struct discovery *d, int sfd, bool pinned)
 	return ret;
 }
 
+/* The process event hooks, unless the configuration turns them off; NULL without them. */
+static struct proc_events *events_open(struct proc_events *pe, struct discovery *d)
+{
+	if (!d->cfg->process_events) {
+		log_info("process events off (discovery.process_events): VMs are found by rescans "
+			 "of /proc every %u ms", d->cfg->rescan_interval_ms);
+		return NULL;
+	}
+	return proc_events_open(pe, d) ? NULL : pe;
+}
+
 int do_serve(int argc, char **argv)
 {
+	struct proc_events events, *pe = NULL;
 	struct probe_set probes = {};
 	struct server *srv = NULL;
 	struct web_config web = {};
@@ -274,18 +315,24 @@ int do_serve(int argc, char **argv)
 	}
 	disc = true;
 	pinned = pins_create(&probes) == 0;
+	/* Hooks first: a VM that starts during the first scan is not missed. */
+	pe = events_open(&events, &d);
 	discovery_scan(&d);
+	if (pe)
+		proc_events_watch(pe);
 	if (pinned)
 		state_write(&d);
 	so.listen = cfg.listen;
 	so.web = have_web ? &web : NULL;
 	srv = server_start(&so, &d);
 	if (srv)
-		ret = serve_loop(&d, sfd, pinned);
+		ret = serve_loop(&d, pe, sfd, pinned);
 cleanup:
 	if (pinned)
 		pins_remove();
 	server_stop(srv);
+	if (pe)
+		proc_events_close(pe);
 	if (disc)
 		discovery_fini(&d);
 	probes_close(&probes);

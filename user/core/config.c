@@ -44,6 +44,7 @@ static const struct field size_bucket_fields[] = {
 static const struct field discovery_fields[] = {
 	{ "proc", F_STR, CFG(proc_root), 0, 0, NULL },
 	{ "rescan_interval_ms", F_UINT, CFG(rescan_interval_ms), 10, 3600000, NULL },
+	{ "process_events", F_BOOL, CFG(process_events), 0, 0, NULL },
 	{ NULL },
 };
 

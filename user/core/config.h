@@ -12,6 +12,7 @@ struct config {
 	enum log_level log_level;
 	char proc_root[256];
 	unsigned rescan_interval_ms;
+	bool process_events; /* exec/exit hooks (core/proc_events.c) */
 	bool net_enabled;
 	unsigned max_interfaces;
 	unsigned max_tcp_flows; /* 0: no TCP flow tracking */

@@ -77,13 +77,19 @@ static bool is_qemu_comm(const char *comm)
 	return strncmp(comm, "qemu-system-", 12) == 0 || strncmp(comm, "qemu-kvm", 8) == 0;
 }
 
+/* The kernel's PF_EXITING (include/linux/sched.h), in field 9 of /proc/PID/stat. */
+#define TASK_EXITING 0x4UL
+
 /*
  * Field 22 of /proc/PID/stat, after the parenthesised comm; -ESRCH for a
- * zombie, which keeps its /proc entry until reaped but is no VM any more.
+ * zombie, which keeps its /proc entry until reaped but is no VM any more,
+ * and for a leader in exit, which still holds its fds for a moment but is
+ * no VM any more either.
  */
 static int read_start_time(const struct discovery *d, pid_t pid, unsigned long long *out)
 {
 	char path[PATH_MAX], buf[1024], *p;
+	unsigned long flags;
 	long n;
 
 	if (proc_path(d, path, sizeof(path), pid, "stat"))
@@ -96,8 +102,14 @@ static int read_start_time(const struct discovery *d, pid_t pid, unsigned long l
 		return -EINVAL;
 	if (p[2] == 'Z' || p[2] == 'X')
 		return -ESRCH;
-	/* After ") " come fields 3..; start_time is the 20th of those. */
-	for (int field = 3; field < 22 && p; field++)
+	/* From the ')' that ends field 2, the n-th space comes before field n + 2. */
+	for (int field = 2; field < 9 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%lu", &flags) != 1)
+		return -EINVAL;
+	if (flags & TASK_EXITING)
+		return -ESRCH;
+	for (int field = 9; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p || sscanf(p + 1, "%llu", out) != 1)
 		return -EINVAL;
@@ -366,6 +378,7 @@ static struct vm *vm_new(struct discovery *d, pid_t pid, unsigned long long star
 		return NULL;
 	vm->pid = pid;
 	vm->start_time = start_time;
+	vm->found_ns = monotonic_ns();
 	vm->netns_fd = -1;
 	vm->needs_sync = true;
 	snprintf(vm->pid_str, sizeof(vm->pid_str), "%d", (int)pid);
@@ -386,13 +399,67 @@ fail:
 	return NULL;
 }
 
-void discovery_scan(struct discovery *d)
+/* Where the table links the VM of pid: *result is NULL if it has none. */
+static struct vm **vm_link(struct discovery *d, pid_t pid)
+{
+	struct vm **pp;
+
+	for (pp = &d->vms; *pp; pp = &(*pp)->next)
+		if ((*pp)->pid == pid)
+			break;
+	return pp;
+}
+
+/* Unlinks the VM at *pp and frees it: its taps are detached, its series end. */
+static void vm_drop(struct discovery *d, struct vm **pp)
+{
+	struct vm *vm = *pp;
+
+	log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
+	*pp = vm->next;
+	vm_free(d, vm);
+	d->table_gen++;
+}
+
+/*
+ * One process of /proc, as a scan sees it: a new QEMU process becomes a
+ * VM, a known VM is synced. Returns the VM, or NULL if pid is none.
+ */
+static struct vm *scan_pid(struct discovery *d, pid_t pid, bool full)
 {
 	char path[PATH_MAX], comm[64];
+	unsigned long long start_time;
+	struct vm **pp, *vm;
+
+	if (proc_path(d, path, sizeof(path), pid, "comm") ||
+	    read_file(path, comm, sizeof(comm)) <= 0 || !is_qemu_comm(comm))
+		return NULL;
+	if (read_start_time(d, pid, &start_time))
+		return NULL;
+	pp = vm_link(d, pid);
+	if (*pp && (*pp)->start_time != start_time)
+		/* A new process under an old PID: the old VM is gone. */
+		vm_drop(d, pp);
+	vm = *pp;
+	if (!vm) {
+		vm = vm_new(d, pid, start_time);
+		if (!vm)
+			return NULL;
+		vm->next = d->vms;
+		d->vms = vm;
+		d->table_gen++;
+	}
+	vm->seen_gen = d->gen;
+	vm_sync(d, vm, full);
+	return vm;
+}
+
+void discovery_scan(struct discovery *d)
+{
 	bool full = d->gen % FULL_SYNC_EVERY == 0;
 	double t0 = now_seconds();
-	struct vm **pp, *vm;
 	struct dirent *de;
+	struct vm **pp;
 	pid_t self = getpid();
 	DIR *dir;
 
@@ -404,49 +471,20 @@ void discovery_scan(struct discovery *d)
 		goto out;
 	}
 	while ((de = readdir(dir))) {
-		unsigned long long start_time;
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
 
-		if (*end || pid <= 0 || pid == self)
-			continue;
-		if (proc_path(d, path, sizeof(path), (pid_t)pid, "comm") ||
-		    read_file(path, comm, sizeof(comm)) <= 0 || !is_qemu_comm(comm))
-			continue;
-		if (read_start_time(d, (pid_t)pid, &start_time))
-			continue;
-		for (pp = &d->vms; *pp; pp = &(*pp)->next)
-			if ((*pp)->pid == pid)
-				break;
-		vm = *pp;
-		if (vm && vm->start_time != start_time) {
-			/* A new process under an old PID: the old VM is gone. */
-			*pp = vm->next;
-			vm_free(d, vm);
-			vm = NULL;
-		}
-		if (!vm) {
-			vm = vm_new(d, (pid_t)pid, start_time);
-			if (!vm)
-				continue;
-			vm->next = d->vms;
-			d->vms = vm;
-		}
-		vm->seen_gen = d->gen;
-		vm_sync(d, vm, full);
+		if (!*end && pid > 0 && pid != self)
+			scan_pid(d, (pid_t)pid, full);
 	}
 	closedir(dir);
 
-	/* Forget VMs that are gone: their taps are detached, their series end. */
+	/* Forget VMs that are gone. */
 	for (pp = &d->vms; *pp;) {
-		vm = *pp;
-		if (vm->seen_gen == d->gen) {
-			pp = &vm->next;
-			continue;
-		}
-		*pp = vm->next;
-		log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
-		vm_free(d, vm);
+		if ((*pp)->seen_gen == d->gen)
+			pp = &(*pp)->next;
+		else
+			vm_drop(d, pp);
 	}
 out:
 	d->scans++;
@@ -454,12 +492,36 @@ out:
 	pthread_mutex_unlock(&d->lock);
 }
 
+bool discovery_scan_pid(struct discovery *d, pid_t pid)
+{
+	bool vm;
+
+	pthread_mutex_lock(&d->lock);
+	vm = scan_pid(d, pid, false) != NULL;
+	pthread_mutex_unlock(&d->lock);
+	return vm;
+}
+
+void discovery_forget(struct discovery *d, pid_t pid, __u64 before_ns)
+{
+	struct vm **pp;
+
+	pthread_mutex_lock(&d->lock);
+	pp = vm_link(d, pid);
+	/* Found after the event: that VM already is what the process became. */
+	if (*pp && (*pp)->found_ns < before_ns)
+		vm_drop(d, pp);
+	pthread_mutex_unlock(&d->lock);
+}
+
 void discovery_poke(struct discovery *d, pid_t pid)
 {
+	struct vm *vm;
+
 	pthread_mutex_lock(&d->lock);
-	for (struct vm *vm = d->vms; vm; vm = vm->next)
-		if (vm->pid == pid)
-			vm->needs_sync = true;
+	vm = *vm_link(d, pid);
+	if (vm)
+		vm->needs_sync = true;
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -18,6 +18,7 @@ struct vm {
 	pid_t pid;
 	pid_t nspid;                  /* its pid in its own pid namespace (a pod's), 0 if not known */
 	unsigned long long start_time; /* tells a reused PID apart */
+	unsigned long long found_ns;  /* monotonic_ns() when discovery first read it */
 	char name[VM_NAME_MAX];
 	char ns[VM_NAME_MAX]; /* KubeVirt namespace, "" outside Kubernetes */
 	char pid_str[16];
@@ -45,16 +46,28 @@ struct discovery {
 	struct vm *vms;
 	int home_netns; /* the namespace to come back to */
 	unsigned gen;
+	unsigned table_gen; /* grows whenever a VM is added or dropped */
 	/* self-metrics */
 	unsigned long long scans;
 	unsigned long long attach_errors;
 	double last_scan_seconds;
+	unsigned long long exec_events, exit_events; /* read by core/proc_events.c */
 };
 
 /* probes: NULL to find VMs and count nothing (vmprobe list). */
 int discovery_init(struct discovery *d, const struct config *cfg, struct probe_set *probes);
 /* Rescans /proc: new VMs and resources go to the probes, what is gone is forgotten. */
 void discovery_scan(struct discovery *d);
+/*
+ * Looks at one process now, as a scan would: a new QEMU process becomes a
+ * VM, a known VM is synced. Whether pid is a VM.
+ */
+bool discovery_scan_pid(struct discovery *d, pid_t pid);
+/*
+ * The process `pid` exited or runs another program: its VM, if discovery
+ * found it before before_ns (monotonic_ns()), is dropped now.
+ */
+void discovery_forget(struct discovery *d, pid_t pid, __u64 before_ns);
 /* The VM of `pid`, if known, is synced at the next scan whatever else changed. */
 void discovery_poke(struct discovery *d, pid_t pid);
 /* Forgets every VM (the probes undo what they did for it) and frees the table. */

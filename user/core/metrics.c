@@ -15,7 +15,10 @@
 #include "version.h"
 #include "core/storage.h"
 
-enum { F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_ATTACH_ERRORS, F_SCRAPE_SECONDS, F_MAX };
+enum {
+	F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_PROC_EVENTS, F_ATTACH_ERRORS, F_SCRAPE_SECONDS,
+	F_MAX
+};
 
 static const struct expo_family fams[F_MAX] = {
 	[F_BUILD] = { "vmprobe_build_info", EXPO_GAUGE, "", "version,revision,compiler,libbpf",
@@ -27,6 +30,9 @@ static const struct expo_family fams[F_MAX] = {
 		      "Scans of /proc for QEMU processes." },
 	[F_SCAN_SECONDS] = { "vmprobe_discovery_scan_duration_seconds", EXPO_GAUGE, "seconds", "",
 			     "Duration of the last discovery scan." },
+	[F_PROC_EVENTS] = { "vmprobe_discovery_process_events_total", EXPO_COUNTER, "", "event",
+			    "QEMU processes that execed (looked at soon after), VMs dropped as "
+			    "they exit (discovery.process_events; none while rescans alone find VMs)." },
 	[F_ATTACH_ERRORS] = { "vmprobe_attach_errors_total", EXPO_COUNTER, "", "",
 			      "Failures to start counting a VM's tap, drive or sockets, or to "
 			      "read its fds or enter its namespace (the log says which and why)." },
@@ -109,6 +115,9 @@ static void render_self(struct discovery *d, struct expo *e)
 	metrics_single_u64(e, &fams[F_SCANS], d->scans);
 	expo_family(e, &fams[F_SCAN_SECONDS]);
 	expo_double(e, fams[F_SCAN_SECONDS].name, "", d->last_scan_seconds);
+	expo_family(e, &fams[F_PROC_EVENTS]);
+	expo_u64(e, fams[F_PROC_EVENTS].name, "event=\"exec\"", d->exec_events);
+	expo_u64(e, fams[F_PROC_EVENTS].name, "event=\"exit\"", d->exit_events);
 	metrics_single_u64(e, &fams[F_ATTACH_ERRORS], d->attach_errors);
 }
 

@@ -165,12 +165,17 @@ void slot_pool_put(struct slot_pool *p, unsigned slot)
 		p->used[slot] = 0;
 }
 
-double now_seconds(void)
+unsigned long long monotonic_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+double now_seconds(void)
+{
+	return monotonic_ns() / 1e9;
 }
 
 int cmp_int(const void *a, const void *b)

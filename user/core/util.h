@@ -59,6 +59,8 @@ void str_copy(char *dst, size_t size, const char *src);
 
 /* CLOCK_MONOTONIC in seconds. */
 double now_seconds(void);
+/* CLOCK_MONOTONIC in ns, the clock of BPF's bpf_ktime_get_ns(). */
+unsigned long long monotonic_ns(void);
 
 /* qsort/bsearch order of ints. */
 int cmp_int(const void *a, const void *b);
