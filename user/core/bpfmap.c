@@ -5,8 +5,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#include "core/util.h"
 
 __u64 bpf_percpu_sum(int map_fd, __u32 key)
 {
@@ -30,4 +34,28 @@ int bpf_array_mmap(int map_fd, size_t len, void *out)
 	}
 	memcpy(out, &p, sizeof(p));
 	return 0;
+}
+
+/* The "memlock:" line of a map fd's fdinfo; 0 if there is none. */
+static __u64 map_memlock(int fd)
+{
+	char path[64], text[1024];
+	const char *line;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (read_file(path, text, sizeof(text)) <= 0)
+		return 0;
+	line = strstr(text, "\nmemlock:");
+	return line ? strtoull(line + strlen("\nmemlock:"), NULL, 10) : 0;
+}
+
+__u64 bpf_object_memlock(const struct bpf_object *obj)
+{
+	const struct bpf_map *m;
+	__u64 sum = 0;
+
+	bpf_object__for_each_map(m, obj)
+		if (bpf_map__fd(m) >= 0)
+			sum += map_memlock(bpf_map__fd(m));
+	return sum;
 }

@@ -11,9 +11,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/bpfmap.h"
 #include "core/storage.h"
 
-enum { F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_ATTACH_ERRORS, F_SCRAPE_SECONDS, F_MAX };
+enum {
+	F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_ATTACH_ERRORS, F_MAP_MEMORY, F_SCRAPE_SECONDS,
+	F_MAX
+};
 
 static const struct expo_family fams[F_MAX] = {
 	[F_BUILD] = { "vmprobe_build_info", EXPO_GAUGE, "", "version,libbpf",
@@ -27,6 +31,9 @@ static const struct expo_family fams[F_MAX] = {
 	[F_ATTACH_ERRORS] = { "vmprobe_attach_errors_total", EXPO_COUNTER, "", "",
 			      "Failures to start counting a VM's tap, drive or sockets, or to "
 			      "read its fds or enter its namespace (the log says which and why)." },
+	[F_MAP_MEMORY] = { "vmprobe_bpf_map_memory_bytes", EXPO_GAUGE, "bytes", "probe",
+			   "Kernel memory of each probe's BPF maps, as the kernel accounts it "
+			   "(memlock in the maps' fdinfo); see the README's Memory section." },
 	[F_SCRAPE_SECONDS] = { "vmprobe_scrape_duration_seconds", EXPO_GAUGE, "seconds", "",
 			       "Time vmprobe took to render this response." },
 };
@@ -89,12 +96,26 @@ static void render_vm_info(struct discovery *d, struct strbuf *sb, struct strbuf
 	}
 }
 
-static void render_self(struct discovery *d, struct strbuf *sb)
+static void render_map_memory(struct probe_set *ps, struct strbuf *sb, struct strbuf *lb)
+{
+	expo_family(sb, &fams[F_MAP_MEMORY]);
+	for (unsigned i = 0; i < ps->nr; i++) {
+		struct probe *p = &ps->probes[i];
+		struct expo_label l[] = { { "probe", p->ops->name } };
+
+		sb_reset(lb);
+		expo_labels(lb, l, ARRAY_SIZE(l));
+		expo_u64(sb, fams[F_MAP_MEMORY].name, lb->buf, bpf_object_memlock(p->ops->object(p)));
+	}
+}
+
+static void render_self(struct discovery *d, struct strbuf *sb, struct strbuf *lb)
 {
 	metrics_single_u64(sb, &fams[F_SCANS], d->scans);
 	expo_family(sb, &fams[F_SCAN_SECONDS]);
 	expo_double(sb, fams[F_SCAN_SECONDS].name, "", d->last_scan_seconds);
 	metrics_single_u64(sb, &fams[F_ATTACH_ERRORS], d->attach_errors);
+	render_map_memory(d->probes, sb, lb);
 }
 
 int metrics_render(struct discovery *d, struct strbuf *sb)
@@ -113,7 +134,7 @@ int metrics_render(struct discovery *d, struct strbuf *sb)
 	storage_render(d, sb);
 	for (unsigned i = 0; i < ps->nr; i++)
 		ps->probes[i].ops->render(&ps->probes[i], d, sb);
-	render_self(d, sb);
+	render_self(d, sb, &lb);
 	for (unsigned i = 0; i < ps->nr; i++)
 		ps->probes[i].ops->render_self(&ps->probes[i], d, sb);
 	pthread_mutex_unlock(&d->lock);

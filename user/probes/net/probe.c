@@ -56,6 +56,11 @@ static void net_state(struct probe *p, const struct vm *vm, struct json_object *
 	json_object_object_add(out, "taps", taps);
 }
 
+static struct bpf_object *net_object(struct probe *p)
+{
+	return ((struct net_probe *)p->priv)->skel->obj;
+}
+
 const struct probe_ops net_probe_ops = {
 	.name = "net",
 	.wanted = net_wanted,
@@ -71,5 +76,6 @@ const struct probe_ops net_probe_ops = {
 	.render_self = net_render_self,
 	.pin = net_pin,
 	.unpin = net_unpin,
+	.object = net_object,
 	.state = net_state,
 };
