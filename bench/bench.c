@@ -1222,7 +1222,7 @@ static void fill_stats(struct net_probe *np, unsigned slot, unsigned seed)
 {
 	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++) {
 		for (unsigned dir = 0; dir < NET_DIR_MAX; dir++) {
-			struct net_stats *st =
+			struct net_pkt_cell *st =
 				&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)];
 
 			st->bytes = 0;

@@ -25,8 +25,10 @@ struct net_probe {
 	unsigned max_ifaces;
 	unsigned max_flows; /* TCP flow table; 0: no flow tracking */
 	unsigned nr_cpus;
-	struct net_stats *stats; /* the mmapped stats array */
+	struct net_pkt_cell *stats; /* the mmapped net_stats array, per CPU */
 	size_t stats_len;
+	struct net_tcp_cell *tcp; /* the mmapped net_tcp array */
+	size_t tcp_len;
 	struct slot_pool slots;
 	bool tcx;               /* taps attach as TCX links, else clsact filters */
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
@@ -46,6 +48,13 @@ struct net_probe {
 int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
 		   enum tc_hook hook);
 void net_probe_close(struct net_probe *np);
+
+/*
+ * Sizes an opened skeleton's maps for max_ifaces taps and max_flows TCP
+ * flows on nr_cpus possible CPUs: what net_probe_open() loads, and what
+ * the memory model (tests/unit/test_memory.c) counts. 0 or -errno.
+ */
+int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, unsigned max_ifaces, unsigned max_flows);
 
 /*
  * Counts the tap `ifindex` of the current network namespace as `slot`

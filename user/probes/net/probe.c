@@ -25,13 +25,14 @@ static void net_close(struct probe *p)
 	net_probe_close(p->priv);
 }
 
-static const char *const pinned[] = { "net_stats", "net_ifaces" };
+static const char *const pinned[] = { "net_stats", "net_tcp", "net_ifaces" };
 
 static int net_pin(struct probe *p, const char *dir)
 {
 	struct net_probe *np = p->priv;
 	int err = pin_map(np->skel->maps.net_stats, dir);
 
+	err = err ? err : pin_map(np->skel->maps.net_tcp, dir);
 	return err ? err : pin_map(np->skel->maps.net_ifaces, dir);
 }
 
