@@ -65,6 +65,7 @@ static const struct field disk_fields[] = {
 static const struct field root_fields[] = {
 	{ "listen", F_STR, CFG(listen), 0, 0, NULL },
 	{ "log_level", F_LOGLEVEL, CFG(log_level), 0, 0, NULL },
+	{ "max_vms", F_UINT, CFG(max_vms), 1, 65535, NULL },
 	{ "discovery", F_MAP, 0, 0, 0, 0, discovery_fields },
 	{ "network", F_MAP, 0, 0, 0, 0, network_fields },
 	{ "disk", F_MAP, 0, 0, 0, 0, disk_fields },
@@ -146,6 +147,16 @@ static int parse_ulong(const char *s, unsigned long *out)
 	return errno || *end ? -EINVAL : 0;
 }
 
+/* The CONFIG_SET_* of a map size that follows max_vms when auto; 0 for other keys. */
+static unsigned size_bit(size_t off)
+{
+	if (off == offsetof(struct config, max_interfaces))
+		return CONFIG_SET_IFACES;
+	if (off == offsetof(struct config, max_tcp_flows))
+		return CONFIG_SET_FLOWS;
+	return off == offsetof(struct config, max_drives) ? CONFIG_SET_DRIVES : 0;
+}
+
 static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 {
 	char *dst = (char *)c->cfg + f->off;
@@ -189,14 +200,19 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 		return 0;
 	case F_UINT:
 	case F_LOG2:
+		if (size_bit(f->off) && !strcmp(s, "auto")) {
+			c->cfg->sizes_set &= ~size_bit(f->off);
+			return 0;
+		}
 		if (parse_ulong(s, &n) || n < f->min || n > f->max) {
-			fprintf(c->err, "%s:%zu:%zu: '%s' must be a whole number from %lu to %lu\n",
+			fprintf(c->err, "%s:%zu:%zu: '%s' must be a whole number from %lu to %lu%s\n",
 				c->name, v->start_mark.line + 1, v->start_mark.column + 1, f->key,
-				f->min, f->max);
+				f->min, f->max, size_bit(f->off) ? ", or auto" : "");
 			return -EINVAL;
 		}
 		if (f->type == F_UINT) {
 			*(unsigned *)dst = (unsigned)n;
+			c->cfg->sizes_set |= size_bit(f->off);
 			return 0;
 		}
 		if (n & (n - 1))
@@ -243,6 +259,20 @@ int config_parse_listen(const char *s, char *host, size_t host_size, unsigned *p
 	host[hlen] = '\0';
 	*port = (unsigned)p;
 	return 0;
+}
+
+/*
+ * Map sizes left auto follow max_vms (README, "Memory"): a tap per VM, 32
+ * TCP flows per tap, two drives per VM.
+ */
+static void derive_sizes(struct config *cfg)
+{
+	if (!(cfg->sizes_set & CONFIG_SET_IFACES))
+		cfg->max_interfaces = cfg->max_vms;
+	if (!(cfg->sizes_set & CONFIG_SET_FLOWS))
+		cfg->max_tcp_flows = CONFIG_FLOWS_PER_IFACE * cfg->max_interfaces;
+	if (!(cfg->sizes_set & CONFIG_SET_DRIVES))
+		cfg->max_drives = cfg->max_vms * 2 < 65536 ? cfg->max_vms * 2 : 65536;
 }
 
 /* Checks across keys, once the document is applied. */
@@ -294,6 +324,7 @@ int config_apply_string(struct config *cfg, const char *name, const char *text, 
 		ret = apply_map(&c, root_fields, root, "the configuration");
 	if (!ret && root)
 		ret = check(&c, root);
+	derive_sizes(&next);
 	/* All or nothing: a bad file leaves cfg as it was. */
 	if (!ret)
 		*cfg = next;
