@@ -24,4 +24,16 @@ struct bpf_object;
  */
 __u64 bpf_object_memlock(const struct bpf_object *obj);
 
+struct bpf_map;
+
+/*
+ * What the kernel will account for a map of this definition (type, sizes,
+ * max_entries, flags: set them first) on a host of ncpus possible CPUs:
+ * a model of the kernel's own accounting, slightly high (see bpfmap.c).
+ * 0 for a map type the model does not know.
+ */
+__u64 bpf_map_memory_model(const struct bpf_map *m, unsigned ncpus);
+/* The same for every map the object will create. */
+__u64 bpf_object_memory_model(const struct bpf_object *obj, unsigned ncpus);
+
 #endif
