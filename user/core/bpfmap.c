@@ -61,10 +61,11 @@ __u64 bpf_object_memlock(const struct bpf_object *obj)
 }
 
 /*
- * The model of memory_model(): Linux's map_mem_usage() of each map type
+ * bpf_map_memory_model() follows Linux's map_mem_usage() of each map type
  * (kernel/bpf/arraymap.c, hashtab.c, ringbuf.c, 6.x), what fdinfo's
- * memlock reports. Kernel structs are taken at a little more than their
- * size on x86-64, so that the model errs high:
+ * memlock reports; what that leaves out (the programs, an LRU's per-CPU
+ * lists) this leaves out too. Kernel structs are taken at a little more
+ * than their size on x86-64, so that the model errs high:
  * - array: the struct bpf_array header, values rounded up to 8 bytes;
  *   per-CPU: a pointer and the value on every possible CPU per entry;
  *   mmapable: header and values each rounded up to pages.
