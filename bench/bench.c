@@ -1609,9 +1609,10 @@ static int alt_open(struct alt_run *r, const unsigned order[], unsigned nr)
 			wanted |= alt_configs[order[i]].prog == AP_VMPROBE && alt_configs[order[i]].load == t;
 		if (!wanted)
 			continue;
-		err = net_probe_open(&r->np[t], cfg.max_interfaces,
-				     t == AL_NO_FLOWS ? 0 : cfg.max_tcp_flows,
-				     t == AL_CLSACT ? TC_HOOK_CLSACT : cfg.tc_hook);
+		struct net_sizes sz = { cfg.max_vms, cfg.max_interfaces,
+					t == AL_NO_FLOWS ? 0 : cfg.max_tcp_flows };
+
+		err = net_probe_open(&r->np[t], &sz, t == AL_CLSACT ? TC_HOOK_CLSACT : cfg.tc_hook);
 		if (err)
 			return err;
 		if (r->np[t].have_netns_cookie) {
@@ -1790,7 +1791,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pin_to_current_cpu();
-	err = net_probe_open(&np, cfg.max_interfaces, cfg.max_tcp_flows, cfg.tc_hook);
+	err = net_probe_open(&np, &(struct net_sizes){ cfg.max_vms, cfg.max_interfaces, cfg.max_tcp_flows },
+			     cfg.tc_hook);
 	if (err) {
 		fprintf(stderr, "bench: opening the network probe failed (%s): run as root\n",
 			strerror(-err));

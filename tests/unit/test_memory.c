@@ -58,7 +58,9 @@ static void objs_open(struct objs *o, const struct config *cfg, unsigned ncpus)
 	assert_non_null(o->net);
 	assert_non_null(o->disk);
 	assert_non_null(o->netdisk);
-	assert_int_equal(0, net_maps_size(o->net, ncpus, cfg->max_interfaces, cfg->max_tcp_flows));
+	assert_int_equal(0, net_maps_size(o->net, ncpus,
+					  &(struct net_sizes){ cfg->max_vms, cfg->max_interfaces,
+							       cfg->max_tcp_flows }));
 	assert_int_equal(0, disk_maps_size(o->disk, cfg->max_drives, PID_MAX_LIMIT));
 	assert_int_equal(0, netdisk_maps_size(o->netdisk, cfg->max_drives));
 	o->obj[P_NET] = o->net->obj;

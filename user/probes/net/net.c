@@ -104,35 +104,34 @@ static int hook_choose(struct net_probe *np, enum tc_hook hook, const struct btf
 	return 0;
 }
 
-int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, unsigned max_ifaces, unsigned max_flows)
+int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, const struct net_sizes *sz)
 {
-	size_t cells = (size_t)nr_cpus * max_ifaces * NET_DIR_MAX;
+	size_t cells = (size_t)nr_cpus * sz->ifaces * NET_DIR_MAX;
 	int err;
 
 	if (cells > UINT32_MAX / 2)
 		return -E2BIG;
-	skel->rodata->max_ifaces = max_ifaces;
-	err = bpf_map__set_max_entries(skel->maps.net_ifaces, max_ifaces);
+	skel->rodata->max_ifaces = sz->ifaces;
+	err = bpf_map__set_max_entries(skel->maps.net_ifaces, sz->ifaces);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
 	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.net_tcp, max_ifaces * NET_DIR_MAX);
+		err = bpf_map__set_max_entries(skel->maps.net_tcp, sz->ifaces * NET_DIR_MAX);
 	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.net_flows, max_flows ? max_flows : 1);
+		err = bpf_map__set_max_entries(skel->maps.net_flows, sz->flows ? sz->flows : 1);
 	/* Drop kinds: a few reasons per tap and direction. */
 	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.net_drops, max_ifaces * NET_DROPS_PER_IFACE);
-	/* QEMU's host socket counters, per VM: VMs have a tap or more, so no more VMs than taps. */
+		err = bpf_map__set_max_entries(skel->maps.net_drops, sz->ifaces * NET_DROPS_PER_IFACE);
+	/* QEMU's host socket counters, one entry per VM. */
 	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.host_tcp, max_ifaces);
+		err = bpf_map__set_max_entries(skel->maps.host_tcp, sz->vms);
 	return err;
 }
 
-/* Sizes the maps for max_ifaces taps and max_flows flows (0: no flow tracking); 0 or -errno. */
-static int net_size(struct net_probe *np, struct net_bpf *skel, unsigned max_ifaces,
-		    unsigned max_flows)
+/* Sizes the maps and sets what the kernel can do; 0 or -errno. */
+static int net_size(struct net_probe *np, struct net_bpf *skel, const struct net_sizes *sz)
 {
-	int err = net_maps_size(skel, np->nr_cpus, max_ifaces, max_flows);
+	int err = net_maps_size(skel, np->nr_cpus, sz);
 
 	if (err)
 		return err;
@@ -149,10 +148,10 @@ static int net_size(struct net_probe *np, struct net_bpf *skel, unsigned max_ifa
 	if (!np->have_netns_cookie)
 		log_info("this kernel's TC programs lack bpf_get_netns_cookie(): the fallback "
 			 "lookup keys taps by ifindex only (the classid path is unaffected)");
-	np->max_flows = max_flows;
-	skel->rodata->tcp_on = max_flows > 0;
-	np->stats_len = (size_t)np->nr_cpus * max_ifaces * NET_DIR_MAX * sizeof(struct net_pkt_cell);
-	np->tcp_len = (size_t)max_ifaces * NET_DIR_MAX * sizeof(struct net_tcp_cell);
+	np->max_flows = sz->flows;
+	skel->rodata->tcp_on = sz->flows > 0;
+	np->stats_len = (size_t)np->nr_cpus * sz->ifaces * NET_DIR_MAX * sizeof(struct net_pkt_cell);
+	np->tcp_len = (size_t)sz->ifaces * NET_DIR_MAX * sizeof(struct net_tcp_cell);
 	return 0;
 }
 
@@ -181,8 +180,7 @@ static int net_load(struct net_probe *np, struct net_bpf *skel)
 	return err;
 }
 
-int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
-		   enum tc_hook hook)
+int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hook hook)
 {
 	struct btf *btf = NULL;
 	struct net_bpf *skel;
@@ -196,9 +194,9 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 	if (!skel)
 		return -errno;
 	np->skel = skel;
-	np->max_ifaces = max_ifaces;
+	np->max_ifaces = sz->ifaces;
 	np->nr_cpus = ncpus;
-	err = net_size(np, skel, max_ifaces, max_flows);
+	err = net_size(np, skel, sz);
 	if (err)
 		goto cleanup;
 	btf = btf__load_vmlinux_btf();
@@ -213,7 +211,7 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 	if (!err)
 		err = bpf_array_mmap(bpf_map__fd(skel->maps.net_tcp), np->tcp_len, &np->tcp);
 	if (!err)
-		err = slot_pool_init(&np->slots, max_ifaces);
+		err = slot_pool_init(&np->slots, sz->ifaces);
 cleanup:
 	btf__free(btf);
 	if (err)

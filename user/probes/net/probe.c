@@ -17,7 +17,9 @@ static bool net_wanted(const struct config *cfg, enum probe_mode mode)
 
 static int net_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
 {
-	return net_probe_open(p->priv, cfg->max_interfaces, cfg->max_tcp_flows, cfg->tc_hook);
+	struct net_sizes sz = { cfg->max_vms, cfg->max_interfaces, cfg->max_tcp_flows };
+
+	return net_probe_open(p->priv, &sz, cfg->tc_hook);
 }
 
 static void net_close(struct probe *p)
