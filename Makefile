@@ -59,6 +59,9 @@ $(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# The embedded default configuration (.incbin).
+$(BUILD)/user/core/config.o: config/default.yaml
+
 $(BUILD)/vmprobe: $(BUILD)/user/cli/main.o $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
