@@ -79,6 +79,9 @@ $(BUILD)/version.h: FORCE
 	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 $(BUILD)/user/cli/main.o $(BUILD)/user/core/metrics.o: $(BUILD)/version.h
 
+# The embedded default configuration (.incbin).
+$(BUILD)/user/core/config.o: config/default.yaml
+
 $(BUILD)/vmprobe: $(BUILD)/user/cli/main.o $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@

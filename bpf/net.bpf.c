@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* TC programs on VM taps: per-slot frame counts, bytes and sizes. */
+/* TC programs on VM taps: per-slot frame counts, bytes and sizes (TCP: tcp.bpf.h). */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
@@ -29,7 +29,11 @@ const volatile bool tcp_on = true;
 
 VMPROBE_MAP(net_ifaces, BPF_MAP_TYPE_HASH, struct net_iface_key, __u32, NET_DEFAULT_MAX_IFACES);
 
-VMPROBE_MMAP_ARRAY(net_stats, struct net_stats, NET_DEFAULT_MAX_IFACES * NET_DIR_MAX);
+/* Per CPU, see net_stats_index(); sized by user space (CPUs x taps x 2). */
+VMPROBE_MMAP_ARRAY(net_stats, struct net_pkt_cell, NET_DEFAULT_MAX_IFACES * NET_DIR_MAX);
+
+/* Shared by all CPUs, see net_tcp_index(). */
+VMPROBE_MMAP_ARRAY(net_tcp, struct net_tcp_cell, NET_DEFAULT_MAX_IFACES * NET_DIR_MAX);
 
 VMPROBE_MAP(net_errors, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, NET_ERR_MAX);
 
@@ -75,7 +79,7 @@ static __always_inline int tap_slot(struct __sk_buff *skb)
 
 static __always_inline int account(struct __sk_buff *skb, __u32 dir)
 {
-	struct net_stats *st;
+	struct net_pkt_cell *st;
 	__u32 idx;
 	int slot;
 
@@ -92,7 +96,7 @@ static __always_inline int account(struct __sk_buff *skb, __u32 dir)
 	st->bytes += skb->len;
 	st->size_slots[hist_slot(skb->len, NET_SIZE_SLOTS)] += 1;
 	if (tcp_on)
-		tcp_track(skb, slot, dir, st);
+		tcp_track(skb, slot, dir);
 	return TC_ACT_UNSPEC;
 }
 

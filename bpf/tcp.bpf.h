@@ -226,13 +226,13 @@ static __always_inline __u64 clock_once(__u64 *now)
 
 /*
  * An RTT sample, closed by a segment going `dir`: it lands in st, that
- * direction's cell on this CPU (see NET_PATH_*), with no second lookup.
+ * direction's cell (see NET_PATH_*), shared by all CPUs.
  */
-static __always_inline void rtt_sample(struct net_flow *f, struct net_stats *st, __u32 dir,
+static __always_inline void rtt_sample(struct net_flow *f, struct net_tcp_cell *st, __u32 dir,
 				       __u64 ns)
 {
-	st->rtt_sum_ns += ns;
-	st->rtt_slots[time_slot(ns, NET_RTT_SLOTS)] += 1;
+	__sync_fetch_and_add(&st->rtt_sum_ns, ns);
+	__sync_fetch_and_add(&st->rtt_slots[time_slot(ns, NET_RTT_SLOTS)], 1);
 	if (dir == NET_PATH_NETWORK)
 		f->net_rtt_us = ns / 1000 < 0xffffffff ? ns / 1000 : 0xffffffff;
 }
@@ -298,13 +298,13 @@ static __always_inline int seq_classify(struct net_flow *f, const struct tcp_seg
 /* SYN or SYN-ACK. */
 static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key,
 				    const struct tcp_seg *seg, __u32 dir,
-				    struct net_stats *st, __u64 now)
+				    struct net_tcp_cell *st, __u64 now)
 {
 	__u32 o = dir ^ 1;
 
 	/* The same SYN or SYN-ACK again: no handshake sample then (Karn). */
 	if (f && (f->flags & NET_FLOW_NXT(dir)) && seg->seq + 1 == f->nxt[dir]) {
-		st->tcp_retransmits += 1;
+		__sync_fetch_and_add(&st->tcp_retransmits, 1);
 		if (f->state != NET_FLOW_ESTABLISHED)
 			f->hs_ns = 0;
 		return;
@@ -354,7 +354,7 @@ static __always_inline struct net_flow *flow_midstream(struct net_flow_key *key,
 
 /* An ACK from dir: the handshake's end, or the answer to the other side's pending samples. */
 static __always_inline void tcp_acked(struct net_flow *f, const struct tcp_seg *seg, __u32 dir,
-				      struct net_stats *st, __u64 *now)
+				      struct net_tcp_cell *st, __u64 *now)
 {
 	__u32 o = dir ^ 1;
 
@@ -363,7 +363,7 @@ static __always_inline void tcp_acked(struct net_flow *f, const struct tcp_seg *
 			rtt_sample(f, st, dir, clock_once(now) - f->hs_ns);
 		f->hs_ns = 0;
 		f->state = NET_FLOW_ESTABLISHED;
-		st->tcp_opened += 1;
+		__sync_fetch_and_add(&st->tcp_opened, 1);
 	}
 	if (seg->has_ts && f->ts_ns[o]) {
 		if (seg->tsecr == f->tsval[o]) {
@@ -381,13 +381,13 @@ static __always_inline void tcp_acked(struct net_flow *f, const struct tcp_seg *
 
 /* What dir sends: retransmits, and the samples it starts (by sequence or TSval). */
 static __always_inline void tcp_sent(struct net_flow *f, const struct tcp_seg *seg, __u32 dir,
-				     struct net_stats *st, __u64 *now)
+				     struct net_tcp_cell *st, __u64 *now)
 {
 	if (seg->len) {
 		int kind = seq_classify(f, seg, dir, now);
 
 		if (kind == SEG_RETRANS) {
-			st->tcp_retransmits += 1;
+			__sync_fetch_and_add(&st->tcp_retransmits, 1);
 			if (f->seq_ns[dir] && seq_before(seg->seq, f->seq_end[dir]))
 				f->seq_ns[dir] = 0;
 		} else if (kind == SEG_NEW && !(f->flags & NET_FLOW_TS) && !f->seq_ns[dir]) {
@@ -414,7 +414,7 @@ static __always_inline void tcp_sent(struct net_flow *f, const struct tcp_seg *s
 }
 
 static __always_inline void tcp_segment(struct __sk_buff *skb, __u32 slot, __u32 dir,
-					struct net_stats *st)
+					struct net_tcp_cell *st)
 {
 	struct net_flow_key key = {};
 	struct tcp_seg seg = {};
@@ -432,7 +432,7 @@ static __always_inline void tcp_segment(struct __sk_buff *skb, __u32 slot, __u32
 	}
 	key.slot = slot;
 	if (seg.flags & TCPF_RST) {
-		st->tcp_resets += 1;
+		__sync_fetch_and_add(&st->tcp_resets, 1);
 		flow_close(&key);
 		return;
 	}
@@ -479,10 +479,15 @@ static __always_inline bool maybe_tcp(struct __sk_buff *skb)
 	return eth->h_proto == bpf_htons(ETH_P_8021Q) || eth->h_proto == bpf_htons(ETH_P_8021AD);
 }
 
-static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 dir,
-				      struct net_stats *st)
+static __always_inline void tcp_track(struct __sk_buff *skb, __u32 slot, __u32 dir)
 {
-	if (maybe_tcp(skb))
+	__u32 idx = net_tcp_index(slot, dir);
+	struct net_tcp_cell *st;
+
+	if (!maybe_tcp(skb))
+		return;
+	st = bpf_map_lookup_elem(&net_tcp, &idx);
+	if (st)
 		tcp_segment(skb, slot, dir, st);
 }
 

@@ -51,22 +51,50 @@ struct net_iface_key {
 _Static_assert(sizeof(struct net_iface_key) == 16, "net_iface_key layout");
 
 /*
- * Counters of one (slot, direction) on one CPU. Packets are not stored:
- * they are the sum of the size slots.
+ * Members declared once, reachable both as a named struct TAG (a map
+ * cell) and directly in the enclosing struct: the kernel's
+ * __struct_group() (uapi/linux/stddef.h), which BPF code cannot include.
+ */
+#define NET_STRUCT_GROUP(TAG, NAME, ...)    \
+	union {                             \
+		struct {                    \
+			__VA_ARGS__         \
+		};                          \
+		struct TAG {                \
+			__VA_ARGS__         \
+		} NAME;                     \
+	}
+
+/*
+ * Counters of one (slot, direction), as a reader gets them (summed over
+ * CPUs). The programs keep them in two maps:
+ * - pkt, struct net_pkt_cell, in net_stats: what every frame updates, one
+ *   cell per CPU so that frames cost plain adds. Packets are not stored:
+ *   they are the sum of the size slots.
+ * - tcp, struct net_tcp_cell, in net_tcp: updated per TCP event and RTT
+ *   sample, not per frame, so one cell shared by all CPUs (atomic adds):
+ *   two thirds of the counters, kept once instead of once per CPU.
  */
 struct net_stats {
-	__u64 bytes;
-	__u64 size_slots[NET_SIZE_SLOTS];
-	/* TCP segments of this direction (tx: sent by the guest). */
-	__u64 tcp_retransmits;
-	__u64 tcp_resets;
-	/* Handshakes completed whose SYN went this way (tx: opened by the guest). */
-	__u64 tcp_opened;
-	/* RTT samples answered in this direction: see NET_PATH_*. */
-	__u64 rtt_sum_ns;
-	__u64 rtt_slots[NET_RTT_SLOTS];
+	NET_STRUCT_GROUP(net_pkt_cell, pkt,
+		__u64 bytes;
+		__u64 size_slots[NET_SIZE_SLOTS];
+	);
+	NET_STRUCT_GROUP(net_tcp_cell, tcp,
+		/* TCP segments of this direction (tx: sent by the guest). */
+		__u64 tcp_retransmits;
+		__u64 tcp_resets;
+		/* Handshakes completed whose SYN went this way (tx: opened by the guest). */
+		__u64 tcp_opened;
+		/* RTT samples answered in this direction: see NET_PATH_*. */
+		__u64 rtt_sum_ns;
+		__u64 rtt_slots[NET_RTT_SLOTS];
+	);
 };
-_Static_assert(sizeof(struct net_stats) == 8 * (5 + NET_SIZE_SLOTS + NET_RTT_SLOTS),
+_Static_assert(sizeof(struct net_pkt_cell) == 8 * (1 + NET_SIZE_SLOTS), "net_pkt_cell layout");
+_Static_assert(sizeof(struct net_tcp_cell) == 8 * (4 + NET_RTT_SLOTS), "net_tcp_cell layout");
+_Static_assert(sizeof(struct net_stats) ==
+		       sizeof(struct net_pkt_cell) + sizeof(struct net_tcp_cell),
 	       "net_stats layout");
 
 /*
@@ -137,13 +165,15 @@ struct net_drop_key {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct net_drop_key) == 16, "net_drop_key layout");
+/* Entries of the drop map user space makes per tap: (direction, reason) kinds seen. */
+#define NET_DROPS_PER_IFACE 16
 
 /*
  * TCP sockets of QEMU processes on the host (migration, NBD, VNC, ...):
  * socket inode -> QEMU's tgid, filled by discovery; counters per tgid.
  */
 #define NET_HOST_SOCKS_MAX 4096
-#define NET_HOST_VMS_MAX 4096
+#define NET_HOST_VMS_MAX 4096 /* user space sets it to network.max_interfaces */
 
 struct net_host_tcp {
 	__u64 retransmits;
@@ -163,13 +193,19 @@ enum net_err {
 };
 
 /*
- * Index of a (cpu, slot, dir) cell in the mmapable stats array. Each CPU
- * owns a contiguous region, so the programs update with plain adds and a
- * reader sums the regions.
+ * Index of a (cpu, slot, dir) cell in the mmapable net_stats array. Each
+ * CPU owns a contiguous region, so the programs update with plain adds
+ * and a reader sums the regions.
  */
 static inline __u32 net_stats_index(__u32 cpu, __u32 slot, __u32 dir, __u32 max_ifaces)
 {
 	return (cpu * max_ifaces + slot) * NET_DIR_MAX + dir;
+}
+
+/* Index of a (slot, dir) cell in the shared net_tcp array. */
+static inline __u32 net_tcp_index(__u32 slot, __u32 dir)
+{
+	return slot * NET_DIR_MAX + dir;
 }
 
 #endif

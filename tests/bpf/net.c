@@ -183,7 +183,8 @@ int main(void)
 {
 	int tap_fd, err;
 
-	err = net_probe_open(&np, 8, 1024, TC_HOOK_AUTO);
+	err = net_probe_open(&np, &(struct net_sizes){ .vms = 8, .ifaces = 8, .flows = 1024 },
+			     TC_HOOK_AUTO);
 	if (err) {
 		printf("not ok 1 - load the network probe\n#   %s\n", strerror(-err));
 		return 1;

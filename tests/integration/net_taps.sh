@@ -336,7 +336,7 @@ kill -KILL "$VMPROBE_PID"; wait "$VMPROBE_PID" 2>/dev/null; VMPROBE_PID=
 if [ "$TC_HOOK" = tcx ]; then
 	# Links last as long as their fds: nothing outlives a vmprobe killed outright.
 	check_eq "SIGKILL leaves no vmprobe program behind (the links die with it)" 0 "$(vmp_filters)"
-	# Two fds per tap: with max_interfaces 1024, more than the usual soft limit.
+	# Two fds per tap: for the default 256 taps (max_vms), more than a soft limit of 256.
 	ulimit -Sn 256
 	vmprobe_start $PORT "network: {tc_hook: $TC_HOOK}" && wait_for 5 host_counted
 	check_eq "the next vmprobe attaches one program per direction" 2 "$(vmp_filters)"

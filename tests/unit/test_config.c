@@ -31,6 +31,9 @@ static void expect_config_equal(const char *what, const struct config *exp,
 	expect_int(FIELD_CTX(net_enabled), exp->net_enabled, act->net_enabled);
 	expect_int(FIELD_CTX(max_interfaces), exp->max_interfaces, act->max_interfaces);
 	expect_int(FIELD_CTX(max_tcp_flows), exp->max_tcp_flows, act->max_tcp_flows);
+	expect_int(FIELD_CTX(max_drives), exp->max_drives, act->max_drives);
+	expect_int(FIELD_CTX(max_vms), exp->max_vms, act->max_vms);
+	expect_int(FIELD_CTX(sizes_set), exp->sizes_set, act->sizes_set);
 	expect_int(FIELD_CTX(tc_hook), exp->tc_hook, act->tc_hook);
 	expect_int(FIELD_CTX(size_min_slot), exp->size_min_slot, act->size_min_slot);
 	expect_int(FIELD_CTX(size_max_slot), exp->size_max_slot, act->size_max_slot);
@@ -68,7 +71,12 @@ static void test_embedded_default_loads_documented_values(void **state)
 	assert_int_equal(500, cfg.rescan_interval_ms);
 	assert_true(cfg.process_events);
 	assert_true(cfg.net_enabled);
-	assert_int_equal(1024, cfg.max_interfaces);
+	assert_int_equal(256, cfg.max_vms);
+	/* Map sizes follow max_vms: a tap per VM, 32 flows per tap, 2 drives per VM. */
+	assert_int_equal(256, cfg.max_interfaces);
+	assert_int_equal(8192, cfg.max_tcp_flows);
+	assert_int_equal(512, cfg.max_drives);
+	assert_int_equal(0, cfg.sizes_set);
 	assert_int_equal(TC_HOOK_AUTO, cfg.tc_hook);
 	assert_int_equal(6, cfg.size_min_slot);  /* 64 bytes */
 	assert_int_equal(16, cfg.size_max_slot); /* 65536 bytes */
@@ -100,9 +108,15 @@ static const struct {
 	{ "number below its range", "discovery:\n  rescan_interval_ms: 5\n",
 	  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
 	{ "number above its range", "network:\n  max_interfaces: 65536\n",
-	  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65535" },
+	  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65535, or auto" },
+	{ "max_vms of 0", "max_vms: 0\n",
+	  "t.yaml:1:10: 'max_vms' must be a whole number from 1 to 65535" },
+	{ "max_vms is never auto", "max_vms: auto\n",
+	  "t.yaml:1:10: 'max_vms' must be a whole number from 1 to 65535" },
+	{ "map size neither a number nor auto", "disk:\n  max_drives: Auto\n",
+	  "t.yaml:2:15: 'max_drives' must be a whole number from 1 to 65536, or auto" },
 	{ "negative number", "network:\n  max_interfaces: -1\n",
-	  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65535" },
+	  "t.yaml:2:19: 'max_interfaces' must be a whole number from 1 to 65535, or auto" },
 	{ "number with a unit", "discovery:\n  rescan_interval_ms: 500ms\n",
 	  "t.yaml:2:23: 'rescan_interval_ms' must be a whole number from 10 to 3600000" },
 	{ "number that overflows", "discovery:\n  rescan_interval_ms: 99999999999999999999999\n",
@@ -194,7 +208,31 @@ static void set_net_off(struct config *c) { c->net_enabled = false; }
 static void set_small_net(struct config *c)
 {
 	c->max_interfaces = 8;
+	c->max_tcp_flows = 8 * CONFIG_FLOWS_PER_IFACE;
+	c->sizes_set = CONFIG_SET_IFACES;
 	c->size_max_slot = 10;
+}
+static void set_200_vms(struct config *c)
+{
+	c->max_vms = 200;
+	c->max_interfaces = 200;
+	c->max_tcp_flows = 6400;
+	c->max_drives = 400;
+}
+static void set_vms_no_flows(struct config *c)
+{
+	c->max_vms = 10;
+	c->max_interfaces = 10;
+	c->max_tcp_flows = 0;
+	c->max_drives = 20;
+	c->sizes_set = CONFIG_SET_FLOWS;
+}
+static void set_vms_many_drives(struct config *c)
+{
+	c->max_vms = 40000;
+	c->max_interfaces = 40000;
+	c->max_tcp_flows = 40000 * CONFIG_FLOWS_PER_IFACE;
+	c->max_drives = 65536; /* 2 x 40000 is past the key's range */
 }
 static void set_rescan(struct config *c) { c->rescan_interval_ms = 10; }
 static void set_events_off(struct config *c) { c->process_events = false; }
@@ -222,6 +260,11 @@ static void test_overrides_change_only_the_keys_they_set(void **state)
 		  set_small_net },
 		{ "bucket min of 1 byte", "network:\n  packet_size_buckets:\n    min: 1\n",
 		  set_size_one },
+		{ "max_vms sizes the maps no key sets", "max_vms: 200\n", set_200_vms },
+		{ "max_vms with flow tracking off", "max_vms: 10\nnetwork:\n  max_tcp_flows: 0\n",
+		  set_vms_no_flows },
+		{ "max_vms whose 2 drives per VM pass max_drives' range", "max_vms: 40000\n",
+		  set_vms_many_drives },
 		{ "tc_hook: tcx", "network:\n  tc_hook: tcx\n", set_tcx },
 		{ "tc_hook: clsact, flow style", "network: {tc_hook: clsact}\n", set_clsact },
 	};
@@ -240,6 +283,26 @@ static void test_overrides_change_only_the_keys_they_set(void **state)
 		expect_config_equal(cases[i].what, &want, &cfg);
 		free(errors);
 	}
+}
+
+/* A size one file set stays when a later file changes max_vms; the others follow it. */
+static void test_a_size_set_by_a_file_outlives_a_later_max_vms(void **state)
+{
+	struct config cfg;
+	char *errors;
+
+	load_default(&cfg);
+	expect_int("first file", 0, apply(&cfg, "network:\n  max_interfaces: 8\n", &errors));
+	free(errors);
+	expect_int("second file", 0, apply(&cfg, "max_vms: 100\n", &errors));
+	free(errors);
+	expect_int("max_interfaces, set by the first file", 8, cfg.max_interfaces);
+	expect_int("max_tcp_flows, from max_interfaces", 8 * CONFIG_FLOWS_PER_IFACE, cfg.max_tcp_flows);
+	expect_int("max_drives, from the second file's max_vms", 200, cfg.max_drives);
+	expect_int("third file", 0, apply(&cfg, "network:\n  max_interfaces: auto\n", &errors));
+	free(errors);
+	expect_int("max_interfaces back to auto: max_vms", 100, cfg.max_interfaces);
+	expect_int("max_tcp_flows, from it", 100 * CONFIG_FLOWS_PER_IFACE, cfg.max_tcp_flows);
 }
 
 static void test_empty_or_comment_only_document_changes_nothing(void **state)
@@ -283,7 +346,7 @@ static void test_apply_file_reads_the_file_and_names_it_in_errors(void **state)
 	assert_int_equal(-EINVAL, config_apply_file(&cfg, path, err));
 	fclose(err);
 	snprintf(want, sizeof(want),
-		 "%s:2:19: 'max_interfaces' must be a whole number from 1 to 65535\n", path);
+		 "%s:2:19: 'max_interfaces' must be a whole number from 1 to 65535, or auto\n", path);
 	assert_string_equal(want, errors);
 	expect_config_equal("after a bad file", &def, &cfg);
 	free(errors);
@@ -354,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_bad_document_is_rejected_with_location_and_leaves_config_unchanged),
 		cmocka_unit_test(test_failed_apply_drops_the_valid_settings_before_the_error),
 		cmocka_unit_test(test_overrides_change_only_the_keys_they_set),
+		cmocka_unit_test(test_a_size_set_by_a_file_outlives_a_later_max_vms),
 		cmocka_unit_test(test_empty_or_comment_only_document_changes_nothing),
 		cmocka_unit_test(test_apply_file_reads_the_file_and_names_it_in_errors),
 		cmocka_unit_test(test_parse_listen_accepts_host_port_forms_and_rejects_the_rest),

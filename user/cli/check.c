@@ -220,7 +220,8 @@ static void check_net(struct report *r)
 	struct net_probe np;
 	int err, slot;
 
-	err = net_probe_open(&np, 4, 64, TC_HOOK_AUTO);
+	err = net_probe_open(&np, &(struct net_sizes){ .vms = 4, .ifaces = 4, .flows = 64 },
+			     TC_HOOK_AUTO);
 	if (err) {
 		item(r, "network probe (TC)", ST_MISSING, "load: %s", strerror(-err));
 		return;

@@ -28,10 +28,20 @@ static int open_shared(struct view *v)
 
 	if (ncpus <= 0)
 		return -EINVAL;
-	v->shared_np.stats = pin_mmap_ro("net_stats", sizeof(struct net_stats), &n,
+	v->shared_np.stats = pin_mmap_ro("net_stats", sizeof(struct net_pkt_cell), &n,
 					 &v->shared_np.stats_len);
 	v->shared_np.nr_cpus = ncpus;
 	v->shared_np.max_ifaces = n / ((unsigned)ncpus * NET_DIR_MAX);
+	v->shared_np.tcp = pin_mmap_ro("net_tcp", sizeof(struct net_tcp_cell), &n,
+				       &v->shared_np.tcp_len);
+	if (v->shared_np.tcp && n != v->shared_np.max_ifaces * NET_DIR_MAX) {
+		munmap(v->shared_np.tcp, v->shared_np.tcp_len);
+		v->shared_np.tcp = NULL;
+	}
+	if (!v->shared_np.tcp && v->shared_np.stats) {
+		munmap(v->shared_np.stats, v->shared_np.stats_len);
+		v->shared_np.stats = NULL;
+	}
 	v->np = v->shared_np.stats ? &v->shared_np : NULL;
 	if (!v->np && access(PIN_DIR "/drive_stats", F_OK)) {
 		fprintf(stderr, "vmprobe: serve runs but its maps are not pinned under %s "
@@ -262,6 +272,8 @@ void view_close(struct view *v)
 	if (v->shared) {
 		if (v->shared_np.stats)
 			munmap(v->shared_np.stats, v->shared_np.stats_len);
+		if (v->shared_np.tcp)
+			munmap(v->shared_np.tcp, v->shared_np.tcp_len);
 		for (int i = 0; i < v->nr_maps; i++)
 			munmap(v->maps[i].stats, v->maps[i].len);
 	} else {

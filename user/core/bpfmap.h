@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* User-space helpers for the probes' BPF maps: per-CPU counters, mmapped arrays. */
+/* User-space helpers for the probes' BPF maps: per-CPU counters, mmapped arrays, memory. */
 #ifndef VMPROBE_BPFMAP_H
 #define VMPROBE_BPFMAP_H
 
@@ -14,5 +14,26 @@ __u64 bpf_percpu_sum(int map_fd, __u32 key);
  * that slots can be zeroed for reuse; *out set, 0 or -errno.
  */
 int bpf_array_mmap(int map_fd, size_t len, void *out);
+
+struct bpf_object;
+
+/*
+ * Kernel memory of a loaded object's maps, as the kernel accounts it
+ * ("memlock" in each map's fdinfo: the map's own mem_usage); 0 for an
+ * object with no map loaded.
+ */
+__u64 bpf_object_memlock(const struct bpf_object *obj);
+
+struct bpf_map;
+
+/*
+ * What the kernel will account for a map of this definition (type, sizes,
+ * max_entries, flags: set them first) on a host of ncpus possible CPUs:
+ * a model of the kernel's own accounting, slightly high (see bpfmap.c).
+ * 0 for a map type the model does not know.
+ */
+__u64 bpf_map_memory_model(const struct bpf_map *m, unsigned ncpus);
+/* The same for every map the object will create. */
+__u64 bpf_object_memory_model(const struct bpf_object *obj, unsigned ncpus);
 
 #endif

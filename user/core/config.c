@@ -68,6 +68,7 @@ static const struct field disk_fields[] = {
 static const struct field root_fields[] = {
 	{ "listen", F_STR, CFG(listen), 0, 0, NULL },
 	{ "log_level", F_LOGLEVEL, CFG(log_level), 0, 0, NULL },
+	{ "max_vms", F_UINT, CFG(max_vms), 1, 65535, NULL },
 	{ "discovery", F_MAP, 0, 0, 0, 0, discovery_fields },
 	{ "network", F_MAP, 0, 0, 0, 0, network_fields },
 	{ "disk", F_MAP, 0, 0, 0, 0, disk_fields },
@@ -131,6 +132,16 @@ static int parse_ulong(const char *s, unsigned long *out)
 	return errno || *end ? -EINVAL : 0;
 }
 
+/* The CONFIG_SET_* of a map size that follows max_vms when auto; 0 for other keys. */
+static unsigned size_bit(size_t off)
+{
+	if (off == offsetof(struct config, max_interfaces))
+		return CONFIG_SET_IFACES;
+	if (off == offsetof(struct config, max_tcp_flows))
+		return CONFIG_SET_FLOWS;
+	return off == offsetof(struct config, max_drives) ? CONFIG_SET_DRIVES : 0;
+}
+
 static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 {
 	char *dst = (char *)c->cfg + f->off;
@@ -174,11 +185,16 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 		return 0;
 	case F_UINT:
 	case F_LOG2:
+		if (size_bit(f->off) && !strcmp(s, "auto")) {
+			c->cfg->sizes_set &= ~size_bit(f->off);
+			return 0;
+		}
 		if (parse_ulong(s, &n) || n < f->min || n > f->max)
-			return fail(c, v, "'%s' must be a whole number from %lu to %lu", f->key,
-				    f->min, f->max);
+			return fail(c, v, "'%s' must be a whole number from %lu to %lu%s", f->key,
+				    f->min, f->max, size_bit(f->off) ? ", or auto" : "");
 		if (f->type == F_UINT) {
 			*(unsigned *)dst = (unsigned)n;
+			c->cfg->sizes_set |= size_bit(f->off);
 			return 0;
 		}
 		if (n & (n - 1))
@@ -227,6 +243,20 @@ int config_parse_listen(const char *s, char *host, size_t host_size, unsigned *p
 	return 0;
 }
 
+/*
+ * Map sizes left auto follow max_vms (README, "Memory"): a tap per VM, 32
+ * TCP flows per tap, two drives per VM.
+ */
+static void derive_sizes(struct config *cfg)
+{
+	if (!(cfg->sizes_set & CONFIG_SET_IFACES))
+		cfg->max_interfaces = cfg->max_vms;
+	if (!(cfg->sizes_set & CONFIG_SET_FLOWS))
+		cfg->max_tcp_flows = CONFIG_FLOWS_PER_IFACE * cfg->max_interfaces;
+	if (!(cfg->sizes_set & CONFIG_SET_DRIVES))
+		cfg->max_drives = cfg->max_vms * 2 < 65536 ? cfg->max_vms * 2 : 65536;
+}
+
 /* Checks across keys, once the document is applied. */
 static int check(struct ctx *c, yaml_node_t *root)
 {
@@ -248,6 +278,7 @@ static int apply_doc(struct config *cfg, struct ctx *c)
 		ret = apply_map(c, root_fields, root, "the configuration");
 	if (!ret && root)
 		ret = check(c, root);
+	derive_sizes(&next);
 	/* All or nothing: a bad file leaves cfg as it was. */
 	if (!ret)
 		*cfg = next;

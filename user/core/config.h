@@ -22,7 +22,16 @@ struct config {
 	bool disk_enabled;
 	bool host_block_latency;
 	unsigned max_drives;
+	unsigned max_vms;    /* the sizes below follow it unless a file sets them */
+	unsigned sizes_set;  /* CONFIG_SET_*: the sizes a file set */
 };
+
+enum {
+	CONFIG_SET_IFACES = 1 << 0, /* network.max_interfaces, else max_vms */
+	CONFIG_SET_FLOWS = 1 << 1,  /* network.max_tcp_flows, else 32 per interface */
+	CONFIG_SET_DRIVES = 1 << 2, /* disk.max_drives, else 2 per VM */
+};
+#define CONFIG_FLOWS_PER_IFACE 32
 
 /* The YAML text built into the binary. */
 extern const char config_default_yaml[];

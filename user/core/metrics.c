@@ -11,12 +11,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/bpfmap.h"
 #include "core/process.h"
 #include "version.h"
 #include "core/storage.h"
 
 enum {
-	F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_PROC_EVENTS, F_ATTACH_ERRORS, F_SCRAPE_SECONDS,
+	F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_PROC_EVENTS, F_ATTACH_ERRORS, F_MAP_MEMORY,
+	F_SCRAPE_SECONDS,
 	F_MAX
 };
 
@@ -36,6 +38,9 @@ static const struct expo_family fams[F_MAX] = {
 	[F_ATTACH_ERRORS] = { "vmprobe_attach_errors_total", EXPO_COUNTER, "", "",
 			      "Failures to start counting a VM's tap, drive or sockets, or to "
 			      "read its fds or enter its namespace (the log says which and why)." },
+	[F_MAP_MEMORY] = { "vmprobe_bpf_map_memory_bytes", EXPO_GAUGE, "bytes", "probe",
+			   "Kernel memory of each probe's BPF maps, as the kernel accounts it "
+			   "(memlock in the maps' fdinfo); see the README's Memory section." },
 	[F_SCRAPE_SECONDS] = { "vmprobe_scrape_duration_seconds", EXPO_GAUGE, "seconds", "",
 			       "Time vmprobe took to render this response." },
 };
@@ -110,7 +115,20 @@ static void render_vm_info(struct discovery *d, struct expo *e, struct strbuf *l
 	}
 }
 
-static void render_self(struct discovery *d, struct expo *e)
+static void render_map_memory(struct probe_set *ps, struct expo *e, struct strbuf *lb)
+{
+	expo_family(e, &fams[F_MAP_MEMORY]);
+	for (unsigned i = 0; i < ps->nr; i++) {
+		struct probe *p = &ps->probes[i];
+		struct expo_label l[] = { { "probe", p->ops->name } };
+
+		sb_reset(lb);
+		expo_labels(lb, l, ARRAY_SIZE(l));
+		expo_u64(e, fams[F_MAP_MEMORY].name, lb->buf, bpf_object_memlock(p->ops->object(p)));
+	}
+}
+
+static void render_self(struct discovery *d, struct expo *e, struct strbuf *lb)
 {
 	metrics_single_u64(e, &fams[F_SCANS], d->scans);
 	expo_family(e, &fams[F_SCAN_SECONDS]);
@@ -119,6 +137,7 @@ static void render_self(struct discovery *d, struct expo *e)
 	expo_u64(e, fams[F_PROC_EVENTS].name, "event=\"exec\"", d->exec_events);
 	expo_u64(e, fams[F_PROC_EVENTS].name, "event=\"exit\"", d->exit_events);
 	metrics_single_u64(e, &fams[F_ATTACH_ERRORS], d->attach_errors);
+	render_map_memory(d->probes, e, lb);
 }
 
 int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb)
@@ -140,7 +159,7 @@ int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *
 	storage_render(d, &e);
 	for (unsigned i = 0; i < ps->nr; i++)
 		ps->probes[i].ops->render(&ps->probes[i], d, &e);
-	render_self(d, &e);
+	render_self(d, &e, &lb);
 	for (unsigned i = 0; i < ps->nr; i++)
 		ps->probes[i].ops->render_self(&ps->probes[i], d, &e);
 	pthread_mutex_unlock(&d->lock);

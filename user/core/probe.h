@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct bpf_object;
 struct config;
 struct discovery;
 struct expo_family;
@@ -99,6 +100,8 @@ struct probe_ops {
 	/* serve: pins the maps top and hist read, in dir; removes them. 0 or -errno. */
 	int (*pin)(struct probe *p, const char *dir);
 	void (*unpin)(const char *dir);
+	/* Its loaded BPF object: whose maps vmprobe_bpf_map_memory_bytes sums. */
+	struct bpf_object *(*object)(struct probe *p);
 	/* serve: the VM's slots, added to its object in the state file (NULL: none). */
 	void (*state)(struct probe *p, const struct vm *vm, struct json_object *out);
 };

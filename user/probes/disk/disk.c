@@ -342,6 +342,19 @@ int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot
 	return staged_merge(bpf_map__fd(dp->skel->maps.disk_staged), &key, dp->stats, slot);
 }
 
+int disk_maps_size(struct disk_bpf *skel, unsigned max_drives, long pid_max)
+{
+	__u32 words = (__u32)((pid_max + 63) / 64);
+	int err;
+
+	skel->rodata->max_drives = max_drives;
+	err = bpf_map__set_max_entries(skel->maps.drive_stats, max_drives * DISK_OP_MAX);
+	if (err)
+		return err;
+	skel->rodata->tgid_words = words;
+	return bpf_map__set_max_entries(skel->maps.vm_tgids, words);
+}
+
 int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 {
 	struct disk_bpf *skel;
@@ -353,18 +366,12 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 		return -errno;
 	dp->skel = skel;
 	dp->max_drives = max_drives;
-	skel->rodata->max_drives = max_drives;
-	err = bpf_map__set_max_entries(skel->maps.drive_stats, max_drives * DISK_OP_MAX);
-	if (err)
-		goto cleanup;
 	{
 		char buf[32];
 		long pid_max = read_file("/proc/sys/kernel/pid_max", buf, sizeof(buf)) > 0 ?
 				       atol(buf) : 4194304;
-		__u32 words = (__u32)((pid_max + 63) / 64);
 
-		skel->rodata->tgid_words = words;
-		err = bpf_map__set_max_entries(skel->maps.vm_tgids, words);
+		err = disk_maps_size(skel, max_drives, pid_max);
 		if (err)
 			goto cleanup;
 	}

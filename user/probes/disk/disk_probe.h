@@ -53,6 +53,12 @@ const char *tracefs_root(bool *mounted_now);
  * nothing for the disk probe.
  */
 int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block);
+/*
+ * Sizes an opened skeleton's maps for max_drives drives and a pid_max of
+ * the host (the VM tgid bitmap): what disk_probe_open() loads, and what
+ * the memory model (tests/unit/test_memory.c) counts. 0 or -errno.
+ */
+int disk_maps_size(struct disk_bpf *skel, unsigned max_drives, long pid_max);
 void disk_probe_close(struct disk_probe *dp);
 
 int disk_slot_alloc(struct disk_probe *dp);

@@ -57,6 +57,11 @@ static void disk_events(struct probe *p, struct discovery *d)
 	disk_events_consume(p->priv, poke, d);
 }
 
+static struct bpf_object *disk_object(struct probe *p)
+{
+	return ((struct disk_probe *)p->priv)->skel->obj;
+}
+
 const struct probe_ops disk_probe_ops = {
 	.name = "disk",
 	.wanted = disk_wanted,
@@ -76,4 +81,5 @@ const struct probe_ops disk_probe_ops = {
 	.drive_slot = disk_drive_slot,
 	.pin = disk_pin,
 	.unpin = disk_unpin,
+	.object = disk_object,
 };

@@ -104,16 +104,37 @@ static int hook_choose(struct net_probe *np, enum tc_hook hook, const struct btf
 	return 0;
 }
 
-/* Sizes the maps for max_ifaces taps and max_flows flows (0: no flow tracking); 0 or -errno. */
-static int net_size(struct net_probe *np, struct net_bpf *skel, unsigned max_ifaces,
-		    unsigned max_flows)
+int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, const struct net_sizes *sz)
 {
-	size_t cells = (size_t)np->nr_cpus * max_ifaces * NET_DIR_MAX;
+	size_t cells = (size_t)nr_cpus * sz->ifaces * NET_DIR_MAX;
 	int err;
 
-	if (cells > UINT32_MAX)
+	if (cells > UINT32_MAX / 2)
 		return -E2BIG;
-	skel->rodata->max_ifaces = max_ifaces;
+	skel->rodata->max_ifaces = sz->ifaces;
+	err = bpf_map__set_max_entries(skel->maps.net_ifaces, sz->ifaces);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_tcp, sz->ifaces * NET_DIR_MAX);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_flows, sz->flows ? sz->flows : 1);
+	/* Drop kinds: a few reasons per tap and direction. */
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_drops, sz->ifaces * NET_DROPS_PER_IFACE);
+	/* QEMU's host socket counters, one entry per VM. */
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.host_tcp, sz->vms);
+	return err;
+}
+
+/* Sizes the maps and sets what the kernel can do; 0 or -errno. */
+static int net_size(struct net_probe *np, struct net_bpf *skel, const struct net_sizes *sz)
+{
+	int err = net_maps_size(skel, np->nr_cpus, sz);
+
+	if (err)
+		return err;
 	/*
 	 * In TC, bpf_get_netns_cookie(skb) is the netns of skb->sk, init_net's
 	 * for a frame with no socket (all a guest sends): right for
@@ -127,15 +148,11 @@ static int net_size(struct net_probe *np, struct net_bpf *skel, unsigned max_ifa
 	if (!np->have_netns_cookie)
 		log_info("this kernel's TC programs lack bpf_get_netns_cookie(): the fallback "
 			 "lookup keys taps by ifindex only (the classid path is unaffected)");
-	np->max_flows = max_flows;
-	skel->rodata->tcp_on = max_flows > 0;
-	err = bpf_map__set_max_entries(skel->maps.net_ifaces, max_ifaces);
-	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
-	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.net_flows, max_flows ? max_flows : 1);
-	np->stats_len = cells * sizeof(struct net_stats);
-	return err;
+	np->max_flows = sz->flows;
+	skel->rodata->tcp_on = sz->flows > 0;
+	np->stats_len = (size_t)np->nr_cpus * sz->ifaces * NET_DIR_MAX * sizeof(struct net_pkt_cell);
+	np->tcp_len = (size_t)sz->ifaces * NET_DIR_MAX * sizeof(struct net_tcp_cell);
+	return 0;
 }
 
 /* Loads, fills the taps' tail-call array and attaches the drop tracepoint; 0 or -errno. */
@@ -163,8 +180,7 @@ static int net_load(struct net_probe *np, struct net_bpf *skel)
 	return err;
 }
 
-int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
-		   enum tc_hook hook)
+int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hook hook)
 {
 	struct btf *btf = NULL;
 	struct net_bpf *skel;
@@ -178,9 +194,9 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 	if (!skel)
 		return -errno;
 	np->skel = skel;
-	np->max_ifaces = max_ifaces;
+	np->max_ifaces = sz->ifaces;
 	np->nr_cpus = ncpus;
-	err = net_size(np, skel, max_ifaces, max_flows);
+	err = net_size(np, skel, sz);
 	if (err)
 		goto cleanup;
 	btf = btf__load_vmlinux_btf();
@@ -193,7 +209,9 @@ int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows
 		goto cleanup;
 	err = bpf_array_mmap(bpf_map__fd(skel->maps.net_stats), np->stats_len, &np->stats);
 	if (!err)
-		err = slot_pool_init(&np->slots, max_ifaces);
+		err = bpf_array_mmap(bpf_map__fd(skel->maps.net_tcp), np->tcp_len, &np->tcp);
+	if (!err)
+		err = slot_pool_init(&np->slots, sz->ifaces);
 cleanup:
 	btf__free(btf);
 	if (err)
@@ -205,6 +223,8 @@ void net_probe_close(struct net_probe *np)
 {
 	if (np->stats)
 		munmap(np->stats, np->stats_len);
+	if (np->tcp)
+		munmap(np->tcp, np->tcp_len);
 	slot_pool_fini(&np->slots);
 	net_bpf__destroy(np->skel);
 	memset(np, 0, sizeof(*np));
@@ -255,10 +275,12 @@ int net_slot_alloc(struct net_probe *np)
 	if (slot < 0)
 		return slot;
 	drops_forget_slot(np, slot);
-	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++)
-		for (unsigned dir = 0; dir < NET_DIR_MAX; dir++)
+	for (unsigned dir = 0; dir < NET_DIR_MAX; dir++) {
+		for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++)
 			memset(&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)], 0,
-			       sizeof(struct net_stats));
+			       sizeof(struct net_pkt_cell));
+		memset(&np->tcp[net_tcp_index(slot, dir)], 0, sizeof(struct net_tcp_cell));
+	}
 	return slot;
 }
 
@@ -307,23 +329,22 @@ int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachmen
 	return err;
 }
 
+/* dst[i] += src[i] for n counters, each read whole (aligned 64-bit loads). */
+static void add_counters(__u64 *dst, const __u64 *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
 void net_read(const struct net_probe *np, unsigned slot, unsigned dir, struct net_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++) {
-		const struct net_stats *s = &np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)];
-
-		/* Aligned 64-bit loads: each counter is read whole. */
-		out->bytes += __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
-		for (int i = 0; i < NET_SIZE_SLOTS; i++)
-			out->size_slots[i] += __atomic_load_n(&s->size_slots[i], __ATOMIC_RELAXED);
-		out->tcp_retransmits += __atomic_load_n(&s->tcp_retransmits, __ATOMIC_RELAXED);
-		out->tcp_resets += __atomic_load_n(&s->tcp_resets, __ATOMIC_RELAXED);
-		out->tcp_opened += __atomic_load_n(&s->tcp_opened, __ATOMIC_RELAXED);
-		out->rtt_sum_ns += __atomic_load_n(&s->rtt_sum_ns, __ATOMIC_RELAXED);
-		for (int i = 0; i < NET_RTT_SLOTS; i++)
-			out->rtt_slots[i] += __atomic_load_n(&s->rtt_slots[i], __ATOMIC_RELAXED);
-	}
+	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++)
+		add_counters((__u64 *)&out->pkt,
+			     (const __u64 *)&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)],
+			     sizeof(out->pkt) / sizeof(__u64));
+	add_counters((__u64 *)&out->tcp, (const __u64 *)&np->tcp[net_tcp_index(slot, dir)],
+		     sizeof(out->tcp) / sizeof(__u64));
 }
 
 __u64 net_counter(const struct net_probe *np, enum net_err which)

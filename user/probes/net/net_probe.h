@@ -25,8 +25,10 @@ struct net_probe {
 	unsigned max_ifaces;
 	unsigned max_flows; /* TCP flow table; 0: no flow tracking */
 	unsigned nr_cpus;
-	struct net_stats *stats; /* the mmapped stats array */
+	struct net_pkt_cell *stats; /* the mmapped net_stats array, per CPU */
 	size_t stats_len;
+	struct net_tcp_cell *tcp; /* the mmapped net_tcp array */
+	size_t tcp_len;
 	struct slot_pool slots;
 	bool tcx;               /* taps attach as TCX links, else clsact filters */
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
@@ -38,14 +40,26 @@ struct net_probe {
 	char drop_reason[NET_DROP_REASONS][48];
 };
 
+/* What the maps are sized for (config: max_vms, network.max_*). */
+struct net_sizes {
+	unsigned vms;    /* VMs whose QEMU host sockets are counted */
+	unsigned ifaces; /* taps counted at once */
+	unsigned flows;  /* TCP flows tracked at once; 0: no flow tracking */
+};
+
 /*
- * Opens, sizes and loads the programs and maps, with room for max_flows
- * TCP flows (0: no flow tracking), for taps to be attached from `hook`;
- * 0 or -errno.
+ * Opens, sizes and loads the programs and maps, for taps to be attached
+ * from `hook`; 0 or -errno.
  */
-int net_probe_open(struct net_probe *np, unsigned max_ifaces, unsigned max_flows,
-		   enum tc_hook hook);
+int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hook hook);
 void net_probe_close(struct net_probe *np);
+
+/*
+ * Sizes an opened skeleton's maps for nr_cpus possible CPUs: what
+ * net_probe_open() loads, and what the memory model
+ * (tests/unit/test_memory.c) counts. 0 or -errno.
+ */
+int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, const struct net_sizes *sz);
 
 /*
  * Counts the tap `ifindex` of the current network namespace as `slot`

@@ -17,7 +17,9 @@ static bool net_wanted(const struct config *cfg, enum probe_mode mode)
 
 static int net_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
 {
-	return net_probe_open(p->priv, cfg->max_interfaces, cfg->max_tcp_flows, cfg->tc_hook);
+	struct net_sizes sz = { cfg->max_vms, cfg->max_interfaces, cfg->max_tcp_flows };
+
+	return net_probe_open(p->priv, &sz, cfg->tc_hook);
 }
 
 static void net_close(struct probe *p)
@@ -25,13 +27,14 @@ static void net_close(struct probe *p)
 	net_probe_close(p->priv);
 }
 
-static const char *const pinned[] = { "net_stats", "net_ifaces" };
+static const char *const pinned[] = { "net_stats", "net_tcp", "net_ifaces" };
 
 static int net_pin(struct probe *p, const char *dir)
 {
 	struct net_probe *np = p->priv;
 	int err = pin_map(np->skel->maps.net_stats, dir);
 
+	err = err ? err : pin_map(np->skel->maps.net_tcp, dir);
 	return err ? err : pin_map(np->skel->maps.net_ifaces, dir);
 }
 
@@ -56,6 +59,11 @@ static void net_state(struct probe *p, const struct vm *vm, struct json_object *
 	json_object_object_add(out, "taps", taps);
 }
 
+static struct bpf_object *net_object(struct probe *p)
+{
+	return ((struct net_probe *)p->priv)->skel->obj;
+}
+
 const struct probe_ops net_probe_ops = {
 	.name = "net",
 	.wanted = net_wanted,
@@ -71,5 +79,6 @@ const struct probe_ops net_probe_ops = {
 	.render_self = net_render_self,
 	.pin = net_pin,
 	.unpin = net_unpin,
+	.object = net_object,
 	.state = net_state,
 };

@@ -91,6 +91,12 @@ static int event_seen(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+int netdisk_maps_size(struct netdisk_bpf *skel, unsigned max_drives)
+{
+	skel->rodata->max_drives = max_drives;
+	return bpf_map__set_max_entries(skel->maps.netdisk_stats, max_drives * DISK_OP_MAX);
+}
+
 int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives)
 {
 	struct netdisk_bpf *skel;
@@ -102,8 +108,7 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives)
 		return -errno;
 	np->skel = skel;
 	np->max_drives = max_drives;
-	skel->rodata->max_drives = max_drives;
-	err = bpf_map__set_max_entries(skel->maps.netdisk_stats, max_drives * DISK_OP_MAX);
+	err = netdisk_maps_size(skel, max_drives);
 	if (!err)
 		err = netdisk_bpf__load(skel);
 	if (err) {

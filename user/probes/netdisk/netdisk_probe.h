@@ -77,6 +77,12 @@ struct netdisk_vm {
 
 /* netdisk.c: the programs and maps. */
 int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives);
+/*
+ * Sizes an opened skeleton's maps for max_drives drives: what
+ * netdisk_probe_open() loads, and what the memory model
+ * (tests/unit/test_memory.c) counts. 0 or -errno.
+ */
+int netdisk_maps_size(struct netdisk_bpf *skel, unsigned max_drives);
 void netdisk_probe_close(struct netdisk_probe *np);
 int netdisk_slot_alloc(struct netdisk_probe *np);
 void netdisk_slot_free(struct netdisk_probe *np, unsigned slot);

@@ -91,6 +91,11 @@ static void netdisk_render_self(struct probe *p, struct discovery *d, struct exp
 	metrics_single_u64(e, &fams[F_DROPPED], np->events_dropped);
 }
 
+static struct bpf_object *netdisk_object(struct probe *p)
+{
+	return ((struct netdisk_probe *)p->priv)->skel->obj;
+}
+
 const struct probe_ops netdisk_probe_ops = {
 	.name = "netdisk",
 	.wanted = netdisk_wanted,
@@ -110,4 +115,5 @@ const struct probe_ops netdisk_probe_ops = {
 	.drive_slot = netdisk_drive_slot,
 	.pin = netdisk_pin,
 	.unpin = netdisk_unpin,
+	.object = netdisk_object,
 };
