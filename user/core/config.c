@@ -65,6 +65,13 @@ static const struct field disk_fields[] = {
 	{ NULL },
 };
 
+static const struct field exposition_fields[] = {
+	{ "native_histograms", F_BOOL, CFG(native_histograms), 0, 0, NULL },
+	{ "classic_in_protobuf", F_BOOL, CFG(classic_in_protobuf), 0, 0, NULL },
+	{ "openmetrics_created", F_BOOL, CFG(openmetrics_created), 0, 0, NULL },
+	{ NULL },
+};
+
 static const struct field root_fields[] = {
 	{ "listen", F_STR, CFG(listen), 0, 0, NULL },
 	{ "log_level", F_LOGLEVEL, CFG(log_level), 0, 0, NULL },
@@ -72,6 +79,7 @@ static const struct field root_fields[] = {
 	{ "discovery", F_MAP, 0, 0, 0, 0, discovery_fields },
 	{ "network", F_MAP, 0, 0, 0, 0, network_fields },
 	{ "disk", F_MAP, 0, 0, 0, 0, disk_fields },
+	{ "exposition", F_MAP, 0, 0, 0, 0, exposition_fields },
 	{ NULL },
 };
 

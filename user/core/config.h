@@ -21,6 +21,9 @@ struct config {
 	unsigned size_max_slot;
 	bool disk_enabled;
 	bool host_block_latency;
+	bool native_histograms;   /* protobuf: native buckets in histograms */
+	bool classic_in_protobuf; /* protobuf: classic buckets too */
+	bool openmetrics_created; /* OpenMetrics: _created samples */
 	unsigned max_drives;
 	unsigned max_vms;    /* the sizes below follow it unless a file sets them */
 	unsigned sizes_set;  /* CONFIG_SET_*: the sizes a file set */

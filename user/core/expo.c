@@ -124,7 +124,7 @@ void expo_begin(struct expo *e, enum expo_format format, struct strbuf *out, dou
 	memset(e, 0, sizeof(*e));
 	e->format = format;
 	e->out = out;
-	e->classic = true;
+	e->native = e->classic = true;
 	e->start = e->created = start;
 }
 
@@ -231,7 +231,7 @@ static void om_created(struct expo *e, const char *labels)
 {
 	char buf[32];
 
-	if (e->format != EXPO_OPENMETRICS || e->created <= 0 || !e->family ||
+	if (e->format != EXPO_OPENMETRICS || !e->om_created || e->created <= 0 || !e->family ||
 	    e->family->type == EXPO_GAUGE)
 		return;
 	fmt_double(buf, sizeof(buf), e->created);

@@ -56,7 +56,9 @@ struct expo_pb;
 struct expo {
 	enum expo_format format;
 	struct strbuf *out;
-	bool classic;   /* protobuf: classic buckets beside the native ones */
+	bool native;     /* protobuf: native buckets in histograms */
+	bool classic;    /* protobuf: classic buckets (always in the text formats) */
+	bool om_created; /* OpenMetrics: _created samples */
 	double start;   /* vmprobe's start (epoch s): what expo_family() sets created to */
 	double created; /* _created of the counters and histograms that follow (epoch s); 0: none */
 	const struct expo_family *family; /* the one being written */

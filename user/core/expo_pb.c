@@ -401,7 +401,7 @@ void expo_pb_histogram(struct expo *e, const char *labels, const __u64 *slots, u
 	h->sample_sum = expo_hist_sum(r, sum);
 	h->created_timestamp = created(e);
 	if ((e->classic && !classic_buckets(e->pb, h, slots, nr_slots, r)) ||
-	    !native_buckets(e->pb, h, slots, nr_slots, r))
+	    (e->native && !native_buckets(e->pb, h, slots, nr_slots, r)))
 		return;
 	m->histogram = h;
 }

@@ -152,6 +152,9 @@ int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *
 	sb_reset(sb);
 	sb_init(&lb);
 	expo_begin(&e, format, sb, process_start_time());
+	e.native = d->cfg->native_histograms;
+	e.classic = d->cfg->classic_in_protobuf || !e.native;
+	e.om_created = d->cfg->openmetrics_created;
 	render_build(&e, &lb);
 	pthread_mutex_lock(&d->lock);
 	render_vm_info(d, &e, &lb);
