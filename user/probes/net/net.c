@@ -50,6 +50,8 @@ static void drops_choose(struct net_probe *np, struct net_bpf *skel, const struc
 		log_warn("no kfree_skb drop reasons in this kernel: vmprobe_network_drops_total is off");
 	}
 	bpf_program__set_autoload(skel->progs.net_kfree_skb, np->drops_on);
+	/* Every drop on the host runs it: attached only while a tap is counted (net_drop_hook). */
+	bpf_program__set_autoattach(skel->progs.net_kfree_skb, false);
 	/* QEMU's own TCP sockets: the tcp tracepoints (4.16+, BTF-typed 5.5+). */
 	np->host_tcp_on = btf && btf__find_by_name_kind(btf, "btf_trace_tcp_probe", BTF_KIND_TYPEDEF) > 0 &&
 			  btf__find_by_name_kind(btf, "btf_trace_tcp_retransmit_skb", BTF_KIND_TYPEDEF) > 0;
@@ -155,7 +157,7 @@ static int net_size(struct net_probe *np, struct net_bpf *skel, const struct net
 	return 0;
 }
 
-/* Loads, fills the taps' tail-call array and attaches the drop tracepoint; 0 or -errno. */
+/* Loads and fills the taps' tail-call array; 0 or -errno. */
 static int net_load(struct net_probe *np, struct net_bpf *skel)
 {
 	int err = net_bpf__load(skel);
@@ -172,12 +174,33 @@ static int net_load(struct net_probe *np, struct net_bpf *skel)
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.net_tap_progs), &i, &fd, BPF_ANY))
 			return -errno;
 	}
-	if (np->drops_on) {
-		err = net_bpf__attach(skel);
-		if (err)
-			log_error("attaching the drop tracepoint failed (%s)", strerror(-err));
+	return 0;
+}
+
+/*
+ * kfree_skb runs for every frame the host drops, VM or not: attached only
+ * while a tap is counted, so that a host without VMs pays nothing for it.
+ */
+static void net_drop_hook(struct net_probe *np)
+{
+	struct net_bpf *skel = np->skel;
+	bool on = np->nr_taps > 0;
+	int err;
+
+	if (!np->drops_on || on == !!skel->links.net_kfree_skb)
+		return;
+	if (!on) {
+		bpf_link__destroy(skel->links.net_kfree_skb);
+		skel->links.net_kfree_skb = NULL;
+		return;
 	}
-	return err;
+	skel->links.net_kfree_skb = bpf_program__attach(skel->progs.net_kfree_skb);
+	err = skel->links.net_kfree_skb ? 0 : -errno;
+	/* Tried again at the next tap; said once. */
+	if (err && err != np->drops_err)
+		log_error("attaching the kfree_skb tracepoint failed (%s): "
+			  "vmprobe_network_drops_total does not count", strerror(-err));
+	np->drops_err = err;
 }
 
 int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hook hook)
@@ -307,9 +330,13 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 	err = np->tcx ? tcx_attach_pair(ifindex, bpf_map__fd(np->skel->maps.net_tap_progs), slot + 1, a)
 		      : tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
 				       a);
-	if (err)
+	if (err) {
 		bpf_map_delete_elem(net_ifaces_fd(np), &key);
-	return err;
+		return err;
+	}
+	np->nr_taps++;
+	net_drop_hook(np);
+	return 0;
 }
 
 void net_tap_forget(struct net_probe *np, __u64 netns_cookie, int ifindex)
@@ -326,6 +353,9 @@ int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachmen
 	int err = tc_detach_pair(a);
 
 	net_tap_forget(np, netns_cookie, a->ifindex);
+	if (np->nr_taps)
+		np->nr_taps--;
+	net_drop_hook(np);
 	return err;
 }
 

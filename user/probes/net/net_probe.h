@@ -33,6 +33,8 @@ struct net_probe {
 	bool tcx;               /* taps attach as TCX links, else clsact filters */
 	bool have_netns_cookie; /* in TC programs, for the fallback key */
 	bool drops_on;          /* kfree_skb with drop reasons */
+	int drops_err;          /* last failure to attach kfree_skb, said once */
+	unsigned nr_taps;       /* taps attached: kfree_skb is hooked while > 0 */
 	bool host_tcp_on;       /* tcp_probe and tcp_retransmit_skb */
 	int host_tcp_err;       /* last failure to attach them, said once */
 	unsigned host_socks_nr; /* QEMU TCP sockets watched */
