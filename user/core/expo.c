@@ -170,7 +170,12 @@ void expo_family(struct expo *e, const struct expo_family *f)
 	int n = (int)strlen(f->name);
 
 	e->family = f;
-	e->created = e->start;
+	/*
+	 * vmprobe's own and host-wide series began with vmprobe; a VM's began
+	 * when its drive or tap started to be counted, which is not tracked
+	 * yet: left out rather than said wrong.
+	 */
+	e->created = strncmp(f->labels, "name,", 5) ? e->start : 0;
 	switch (e->format) {
 	case EXPO_PROTOBUF:
 		expo_pb_family(e, f);

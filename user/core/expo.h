@@ -59,7 +59,7 @@ struct expo {
 	bool native;     /* protobuf: native buckets in histograms */
 	bool classic;    /* protobuf: classic buckets (always in the text formats) */
 	bool om_created; /* OpenMetrics: _created samples */
-	double start;   /* vmprobe's start (epoch s): what expo_family() sets created to */
+	double start;   /* vmprobe's start (epoch s): created of its own and host-wide families */
 	double created; /* _created of the counters and histograms that follow (epoch s); 0: none */
 	const struct expo_family *family; /* the one being written */
 	struct expo_pb *pb;               /* protobuf: the family being built */
