@@ -1354,6 +1354,29 @@ static int bench_render(struct net_probe *np, const struct config *cfg, unsigned
 	}
 	printf("BENCH metrics_render_ms_%uvms %.3f ms\n", nr_vms, median(ms, RENDER_RUNS));
 	printf("BENCH metrics_bytes_%uvms %zu bytes\n", nr_vms, bytes);
+	/* The other formats, same table: OpenMetrics, and protobuf with native histograms. */
+	for (int f = EXPO_OPENMETRICS; f < EXPO_FORMATS; f++) {
+		static const char *const names[] = { [EXPO_OPENMETRICS] = "openmetrics",
+						     [EXPO_PROTOBUF] = "protobuf" };
+
+		for (int r = -1; r < RENDER_RUNS && !err; r++) {
+			struct strbuf sb;
+			double t0;
+
+			sb_init(&sb);
+			t0 = now_ns(CLOCK_MONOTONIC);
+			err = metrics_render(&d, (enum expo_format)f, &sb);
+			if (r >= 0)
+				ms[r] = (now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
+			bytes = sb.len;
+			sb_free(&sb);
+		}
+		if (err)
+			goto cleanup;
+		printf("BENCH metrics_render_ms_%s_%uvms %.3f ms\n", names[f], nr_vms,
+		       median(ms, RENDER_RUNS));
+		printf("BENCH metrics_bytes_%s_%uvms %zu bytes\n", names[f], nr_vms, bytes);
+	}
 cleanup:
 	free_vms(&d);
 	pthread_mutex_destroy(&d.lock);
