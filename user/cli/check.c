@@ -370,6 +370,10 @@ int do_check(int argc, char **argv)
 	if (tracefs)
 		item(&r, "tracefs", ST_OK, "%s%s", tracefs,
 		     mounted_now ? " (mounted now, as serve does)" : "");
+	else if (errno == EACCES)
+		item(&r, "tracefs", ST_DEGRADED,
+		     "not readable (root or CAP_DAC_READ_SEARCH): the syscall and io_uring "
+		     "tracepoints need it");
 	else
 		item(&r, "tracefs", ST_DEGRADED,
 		     "not mounted and cannot be mounted: the syscall and io_uring tracepoints need it");
