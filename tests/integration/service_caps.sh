@@ -50,11 +50,22 @@ fi
 id -u "$SVC_USER" >/dev/null 2>&1 || systemd-sysusers "$REPO/packaging/vmprobe.sysusers"
 check "the unit's user exists" id -u "$SVC_USER"
 
-# Starts serve as the unit does, with capabilities CAP... (CAP_X names);
-# fails if it does not serve within 10 s (the log says why).
+# Runs COMMAND as the unit's user with capabilities CAP... (CAP_X names)
+# in every set, as systemd's User=, CapabilityBoundingSet= and
+# AmbientCapabilities= make them. It execs: run it in a subshell, or in
+# the background (then $! is COMMAND's pid).
+as_unit() { # CAP... -- COMMAND...
+	local set=-all
+	while [ "$1" != -- ]; do set+=",+$(tr 'A-Z' 'a-z' <<<"${1#CAP_}")"; shift; done
+	shift
+	exec setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups --inh-caps="$set" \
+		--ambient-caps="$set" --bounding-set="$set" "$@"
+}
+
+# Starts serve as the unit does, with capabilities CAP...; fails if it
+# does not serve within 10 s (the log says why).
 serve_as() {
-	local set=-all cap pre
-	for cap in "$@"; do set+=",+$(tr 'A-Z' 'a-z' <<<"${cap#CAP_}")"; done
+	local pre
 	# RuntimeDirectory=: made for the unit's user at start, removed at stop.
 	rm -rf /run/vmprobe
 	install -d -o "$SVC_USER" -g "$SVC_USER" -m "$(unit_value RuntimeDirectoryMode)" /run/vmprobe
@@ -66,9 +77,7 @@ listen: "127.0.0.1:$PORT"
 discovery:
   rescan_interval_ms: 200
 YAML
-	setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups --inh-caps="$set" \
-		--ambient-caps="$set" --bounding-set="$set" \
-		"$VMPROBE" serve -c "$WORK/vmprobe.yaml" >"$WORK/vmprobe.log" 2>&1 &
+	as_unit "$@" -- "$VMPROBE" serve -c "$WORK/vmprobe.yaml" >"$WORK/vmprobe.log" 2>&1 &
 	VMPROBE_PID=$!
 	VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
 	wait_for 10 curl -sf -o /dev/null "$VMPROBE_URL"
@@ -94,6 +103,13 @@ TAPGUEST_PASS_FD=1 TAPGUEST_RUN_AS="$(id -u nobody):$(id -g nobody)" "$QEMU" -na
 VM=$!
 check "the stand-in VM runs as nobody" wait_for 5 grep -q "^ready 1 taps" "$WORK/vm.out"
 check_eq "the stand-in VM is another user's" "$(id -u nobody)" "$(stat -c %u "/proc/$VM")"
+
+# --- vmprobe check agrees: only CAP_SYS_ADMIN (not granted) is short.
+rc=0
+(as_unit "${CAPS[@]}" -- "$VMPROBE" check) >"$WORK/check.txt" 2>&1 || rc=$?
+check_eq "vmprobe check with the unit's capabilities exits 1 (runs, measuring less)" 1 "$rc"
+check_eq "and only CAP_SYS_ADMIN is short" "degraded privilege CAP_SYS_ADMIN" \
+	"$(grep -E '^(degraded|missing) ' "$WORK/check.txt" | awk '{ print $1, $2, $3 }')"
 
 # --- With the unit's capabilities: everything measured, exactly.
 if ! serve_as "${CAPS[@]}"; then
