@@ -242,18 +242,21 @@ static void snapshot_free(struct vm_snapshot *snap)
 	free(snap->socks);
 }
 
-int discovery_enter_netns(struct discovery *d, const struct vm *vm)
+int discovery_enter_netns(struct discovery *d, struct vm *vm)
 {
 	int err;
 
 	if (vm->netns_fd < 0)
 		return -EACCES; /* said once, when the VM was found */
 	err = netns_enter(vm->netns_fd);
-
 	if (err) {
 		d->attach_errors++;
-		log_warn("cannot enter the network namespace of VM %s (pid %d): %s", vm->name,
-			 (int)vm->pid, strerror(-err));
+		if (!vm->netns_warned)
+			log_warn("cannot enter the network namespace of VM %s (pid %d): %s%s",
+				 vm->name, (int)vm->pid, strerror(-err),
+				 err == -EPERM ? " (vmprobe needs CAP_SYS_ADMIN for VMs in other "
+						 "network namespaces)" : "");
+		vm->netns_warned = true;
 	}
 	return err;
 }

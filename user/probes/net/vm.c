@@ -228,7 +228,7 @@ static void taps_drop_gone(struct probe *p, struct vm *vm)
 	}
 }
 
-/* Says for each tap whether it is counted, and why not (ns_err: entering the VM's namespace failed). */
+/* Says for each tap whether it is counted, and why not (ns_err: the VM's netns was not entered). */
 static void taps_coverage(struct probe *p, struct vm *vm, int ns_err)
 {
 	for (int i = 0; i < vm->nr_ifaces; i++) {
