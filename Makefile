@@ -19,7 +19,8 @@ BUILD := build
 CLANG ?= clang
 BPFTOOL ?= bpftool
 CC ?= cc
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+# The release, from one place (VERSION; debian/changelog must agree).
+VERSION ?= $(shell cat VERSION)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
@@ -31,7 +32,7 @@ BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
 
 PKGS := libbpf libmicrohttpd yaml-0.1 json-c expat gnutls libxcrypt libprotobuf-c
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+CFLAGS += $(CPPFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Iinclude -Iuser -I$(BUILD) -I$(BUILD)/proto $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -lelf -lz -lm -lpthread
 
@@ -84,7 +85,7 @@ $(BUILD)/user/core/config.o: config/default.yaml
 
 $(BUILD)/vmprobe: $(BUILD)/user/cli/main.o $(USER_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests $(BUILD)/bench:
 	$(Q)mkdir -p $@
@@ -219,7 +220,74 @@ image: image-rootfs
 # The man page vmprobe(8): doc/vmprobe.8.in is plain roff (man(7) macros,
 # commented); make fills in the version. Installed nowhere: man -l build/vmprobe.8
 all: $(BUILD)/vmprobe.8
-$(BUILD)/vmprobe.8: doc/vmprobe.8.in
+$(BUILD)/vmprobe.8: doc/vmprobe.8.in VERSION
 	$(call msg,MAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)sed 's/@VERSION@/$(VERSION)/g' $< >$@
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the binary in sbin (a
+# daemon and tools for root, section 8), its man page, bash completion,
+# the systemd unit (packaging/vmprobe.service.in, paths filled in), the
+# sysusers.d entry of its user, and /etc/vmprobe/vmprobe.yaml: the embedded
+# defaults, commented out, so that a file left from an older release pins
+# nothing (an existing one is kept). Then: systemd-sysusers vmprobe.conf;
+# systemctl daemon-reload; systemctl enable --now vmprobe.
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+.PHONY: install uninstall deb
+all: $(BUILD)/vmprobe.service $(BUILD)/vmprobe.yaml
+$(BUILD)/vmprobe.service: packaging/vmprobe.service.in FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< >$@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/vmprobe.yaml: config/default.yaml
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q){ printf '%s\n' '# vmprobe serve -c $(SYSCONFDIR)/vmprobe/vmprobe.yaml (the systemd unit):' \
+		'# this file applies over the embedded defaults below, commented out;' \
+		'# uncomment and change only what differs. vmprobe config check FILE' \
+		'# validates it. Restart vmprobe to apply it.' '#'; \
+		sed -e '1,/^$$/d' -e 's/^\([^#]\)/#\1/' $<; } >$@
+
+install: all
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -D -m 0755 $(BUILD)/vmprobe $(DESTDIR)$(SBINDIR)/vmprobe
+	$(Q)install -D -m 0644 $(BUILD)/vmprobe.8 $(DESTDIR)$(MANDIR)/man8/vmprobe.8
+	$(Q)install -D -m 0644 completion/vmprobe.bash $(DESTDIR)$(COMPLETIONDIR)/vmprobe
+	$(Q)install -D -m 0644 $(BUILD)/vmprobe.service $(DESTDIR)$(SYSTEMDUNITDIR)/vmprobe.service
+	$(Q)install -D -m 0644 packaging/vmprobe.sysusers $(DESTDIR)$(SYSUSERSDIR)/vmprobe.conf
+	$(Q)if [ -e $(DESTDIR)$(SYSCONFDIR)/vmprobe/vmprobe.yaml ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/vmprobe/vmprobe.yaml"; \
+	else \
+		install -D -m 0644 $(BUILD)/vmprobe.yaml $(DESTDIR)$(SYSCONFDIR)/vmprobe/vmprobe.yaml; \
+	fi
+
+# Leaves the configuration and the vmprobe user.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/vmprobe $(DESTDIR)$(MANDIR)/man8/vmprobe.8 \
+		$(DESTDIR)$(COMPLETIONDIR)/vmprobe $(DESTDIR)$(SYSTEMDUNITDIR)/vmprobe.service \
+		$(DESTDIR)$(SYSUSERSDIR)/vmprobe.conf
+
+# make deb: build/deb/vmprobe_VERSION_ARCH.deb, built by debian/ from a copy
+# of the tree (tracked and untracked, not ignored files) in build/deb, so
+# that nothing is written beside the tree; the commit goes in as REVISION.
+DEB_DIR := $(BUILD)/deb/vmprobe-$(VERSION)
+deb:
+	$(Q)v=$$(dpkg-parsechangelog -l debian/changelog -S Version); \
+	if [ "$$v" != "$(VERSION)" ]; then \
+		echo "debian/changelog is at $$v, VERSION at $(VERSION): add a changelog entry (dch -v $(VERSION))" >&2; \
+		exit 1; \
+	fi
+	$(call msg,DEB,$(BUILD)/deb)
+	$(Q)rm -rf $(BUILD)/deb && mkdir -p $(DEB_DIR)
+	$(Q)git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+		tar --null -T - -cf - | tar -xf - -C $(DEB_DIR)
+	$(Q)cd $(DEB_DIR) && REVISION=$(REVISION) dpkg-buildpackage -b -us -uc $(if $(V),,>../build.log 2>&1) || \
+		{ echo "dpkg-buildpackage failed: see $(BUILD)/deb/build.log" >&2; exit 1; }
+	$(Q)ls $(BUILD)/deb/*.deb

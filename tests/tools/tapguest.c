@@ -15,12 +15,15 @@
  * It drains every frame delivered to the guest and, on SIGUSR1, writes
  * the frames listed in TAPGUEST_BURST ("COUNT:SIZE,...") into each tap,
  * as a guest transmitting. With TAPGUEST_PASS_FD=1 it re-executes itself
- * with `fd=N` in place of `ifname=`, as libvirt passes taps.
+ * with `fd=N` in place of `ifname=`, as libvirt passes taps; with
+ * TAPGUEST_RUN_AS=UID:GID too, as that user, as libvirt runs QEMU
+ * (libvirt-qemu) on taps it opened as root.
  *
  *   tapguest inject IFNAME COUNT SIZE
  * sends COUNT frames of SIZE bytes out of IFNAME (towards the guest).
  */
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
@@ -130,6 +133,20 @@ static int inject(const char *ifname, int count, int size)
 }
 
 
+/* Drops to UID:GID (no supplementary groups), or exits. */
+static void run_as(const char *ids)
+{
+	unsigned uid, gid;
+
+	if (!ids)
+		return;
+	if (sscanf(ids, "%u:%u", &uid, &gid) != 2 || setgroups(0, NULL) || setgid(gid) ||
+	    setuid(uid)) {
+		fprintf(stderr, "tapguest: cannot run as %s: %s\n", ids, strerror(errno));
+		exit(1);
+	}
+}
+
 /* Re-executes with every `ifname=X` replaced by `fd=N` of an open tap. */
 static void pass_fds(int argc, char **argv)
 {
@@ -156,6 +173,7 @@ static void pass_fds(int argc, char **argv)
 		argv[i + 1] = arg;
 	}
 	unsetenv("TAPGUEST_PASS_FD");
+	run_as(getenv("TAPGUEST_RUN_AS"));
 	/* By its own name, so that comm stays that of a QEMU. */
 	execv(argv[0], argv);
 	perror("tapguest: exec");

@@ -66,35 +66,52 @@ static void item(struct report *r, const char *name, enum status st, const char 
 	json_object_array_add(r->items, o);
 }
 
-/* have_tcx: the TC programs attach as TCX links, which need no CAP_NET_ADMIN. */
+/*
+ * The capabilities serve uses (README, "Security"; the systemd unit grants
+ * all but CAP_SYS_ADMIN). CAP_SYS_ADMIN stands in for CAP_BPF, CAP_PERFMON
+ * and, for loading TC programs and TCX links (have_tcx), CAP_NET_ADMIN.
+ */
 static void check_caps(struct report *r, bool have_tcx)
 {
 	static const struct {
 		int cap;
+		enum status without;
 		const char *name, *why;
 	} caps[] = {
-		{ CAP_SYS_ADMIN, "CAP_SYS_ADMIN", "enter pods' network namespaces (and BPF)" },
-		{ CAP_NET_ADMIN, "CAP_NET_ADMIN", "clsact and TC filters on taps (no TCX here)" },
-		{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE", "other users' /proc/PID/fd, ns, root" },
-		{ CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH", "list another user's /proc/PID/fd" },
+		{ CAP_BPF, ST_MISSING, "CAP_BPF", "BPF maps and programs" },
+		{ CAP_PERFMON, ST_MISSING, "CAP_PERFMON", "tracepoints, kernel memory reads" },
+		{ CAP_NET_ADMIN, ST_MISSING, "CAP_NET_ADMIN", "load TC programs, attach them to taps" },
+		{ CAP_SYS_PTRACE, ST_MISSING, "CAP_SYS_PTRACE", "other users' /proc/PID/fd, ns, root" },
+		{ CAP_DAC_READ_SEARCH, ST_MISSING, "CAP_DAC_READ_SEARCH",
+		  "list another user's /proc/PID/fd, read tracefs" },
+		{ CAP_SYSLOG, ST_DEGRADED, "CAP_SYSLOG",
+		  "kernel addresses: aio=native at block completion, not io_submit" },
+		{ CAP_SYS_ADMIN, ST_DEGRADED, "CAP_SYS_ADMIN",
+		  "enter pods' network namespaces; mount bpffs, tracefs" },
 	};
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2] = {};
+	bool admin;
 
 	if (syscall(SYS_capget, &hdr, data)) {
 		item(r, "privileges", ST_MISSING, "capget: %s", strerror(errno));
 		return;
 	}
+	admin = data[CAP_SYS_ADMIN / 32].effective & (1U << (CAP_SYS_ADMIN % 32));
 	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
-		bool has = data[caps[i].cap / 32].effective & (1U << (caps[i].cap % 32));
+		int cap = caps[i].cap;
+		bool has = data[cap / 32].effective & (1U << (cap % 32));
 		char name[48];
 
 		snprintf(name, sizeof(name), "privilege %s", caps[i].name);
-		if (caps[i].cap == CAP_NET_ADMIN && have_tcx)
-			item(r, name, has ? ST_OK : ST_ABSENT, "%s",
-			     "only for network.tc_hook: clsact; TCX links need none");
+		if (!has && admin && (cap == CAP_BPF || cap == CAP_PERFMON))
+			item(r, name, ST_ABSENT, "CAP_SYS_ADMIN stands in for it");
+		else if (!has && admin && cap == CAP_NET_ADMIN && have_tcx)
+			item(r, name, ST_ABSENT, "%s",
+			     "CAP_SYS_ADMIN stands in for it with TCX links; only network.tc_hook: "
+			     "clsact needs it");
 		else
-			item(r, name, has ? ST_OK : ST_MISSING, "%s", caps[i].why);
+			item(r, name, has ? ST_OK : caps[i].without, "%s", caps[i].why);
 	}
 }
 
@@ -146,8 +163,9 @@ static void check_fentry(struct report *r, struct btf *vmlinux)
 
 /*
  * TCX links attach and detach, tried on the loopback of a network
- * namespace of check's own: no device of the host is touched, and no
- * privilege but those serve needs with TCX is asked.
+ * namespace of check's own: no device of the host is touched. Making
+ * that namespace needs CAP_SYS_ADMIN, which serve does not: without it
+ * the attach is not tried (the programs' load is).
  */
 static void check_tcx(struct report *r, struct net_probe *np, int slot)
 {
@@ -176,7 +194,10 @@ static void check_tcx(struct report *r, struct net_probe *np, int slot)
 	if (ret)
 		log_error("returning to the network namespace failed: %s", strerror(-ret));
 	close(self);
-	if (err)
+	if (err == -EPERM && !strcmp(step, "a network namespace"))
+		item(r, "TC attach (tcx)", ST_ABSENT, "not tried: check's throwaway network namespace "
+		     "needs CAP_SYS_ADMIN (serve does not)");
+	else if (err)
 		item(r, "TC attach (tcx)", ST_MISSING, "%s: %s", step, strerror(-err));
 	else
 		item(r, "TC attach (tcx)", ST_OK, "links attach and detach; the hook vmprobe uses");
@@ -389,6 +410,10 @@ int do_check(int argc, char **argv)
 	if (tracefs)
 		item(&r, "tracefs", ST_OK, "%s%s", tracefs,
 		     mounted_now ? " (mounted now, as serve does)" : "");
+	else if (errno == EACCES)
+		item(&r, "tracefs", ST_DEGRADED,
+		     "not readable (root or CAP_DAC_READ_SEARCH): the syscall and io_uring "
+		     "tracepoints need it");
 	else
 		item(&r, "tracefs", ST_DEGRADED,
 		     "not mounted and cannot be mounted: the syscall and io_uring tracepoints need it");

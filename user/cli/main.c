@@ -12,7 +12,7 @@ static int do_version(int argc, char **argv)
 		printf("usage: vmprobe version\n  Prints the version of this build.\n");
 		return EXIT_OK;
 	}
-	printf("vmprobe %s\n", VMPROBE_VERSION);
+	printf("vmprobe %s (revision %s)\n", VMPROBE_VERSION, VMPROBE_REVISION);
 	return EXIT_OK;
 }
 

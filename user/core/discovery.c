@@ -254,14 +254,21 @@ static void snapshot_free(struct vm_snapshot *snap)
 	free(snap->socks);
 }
 
-int discovery_enter_netns(struct discovery *d, const struct vm *vm)
+int discovery_enter_netns(struct discovery *d, struct vm *vm)
 {
-	int err = netns_enter(vm->netns_fd);
+	int err;
 
+	if (vm->netns_fd < 0)
+		return -EACCES; /* said once, when the VM was found */
+	err = netns_enter(vm->netns_fd);
 	if (err) {
 		d->attach_errors++;
-		log_warn("cannot enter the network namespace of VM %s (pid %d): %s", vm->name,
-			 (int)vm->pid, strerror(-err));
+		if (!vm->netns_warned)
+			log_warn("cannot enter the network namespace of VM %s (pid %d): %s%s",
+				 vm->name, (int)vm->pid, strerror(-err),
+				 err == -EPERM ? " (vmprobe needs CAP_SYS_ADMIN for VMs in other "
+						 "network namespaces)" : "");
+		vm->netns_warned = true;
 	}
 	return err;
 }
@@ -384,10 +391,17 @@ static struct vm *vm_new(struct discovery *d, pid_t pid, unsigned long long star
 	snprintf(vm->pid_str, sizeof(vm->pid_str), "%d", (int)pid);
 	if (vm_read_identity(d, vm))
 		goto fail;
-	if (!proc_path(d, path, sizeof(path), pid, "ns/net"))
-		vm->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (vm->netns_fd < 0)
+	if (proc_path(d, path, sizeof(path), pid, "ns/net"))
 		goto fail;
+	vm->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Another user's QEMU without CAP_SYS_PTRACE: listed, its NICs and drives unmeasured. */
+	if (vm->netns_fd < 0 && (errno == EACCES || errno == EPERM)) {
+		d->attach_errors++;
+		log_warn("cannot open %s: %s: VM %s is not measured (vmprobe needs CAP_SYS_PTRACE "
+			 "for other users' QEMU)", path, strerror(errno), vm->name);
+	} else if (vm->netns_fd < 0) {
+		goto fail;
+	}
 	for (unsigned i = 0; i < ps->nr; i++)
 		if (ps->probes[i].ops->vm_add(&ps->probes[i], d, vm))
 			goto fail;

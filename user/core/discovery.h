@@ -30,6 +30,7 @@ struct vm {
 	int netns_fd;     /* the VM's network namespace, where its taps are */
 	bool needs_sync;  /* sync at the next scan, whatever the probes say */
 	bool fd_warned;   /* an unreadable fd table was logged */
+	bool netns_warned; /* a network namespace that cannot be entered was logged */
 	bool full_warned; /* more drives or NICs than kept was logged */
 	int *fds;         /* the fd numbers of the last sync, sorted: a change means a new sync */
 	size_t nr_fds;
@@ -77,8 +78,8 @@ void discovery_fini(struct discovery *d);
 void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, const char *uuid,
 		 char *name, size_t name_size, char *ns, size_t ns_size);
 
-/* Enters the VM's network namespace (vm->netns_fd); 0 or -errno, logged. */
-int discovery_enter_netns(struct discovery *d, const struct vm *vm);
+/* Enters the VM's network namespace (vm->netns_fd); 0 or -errno, logged once per VM. */
+int discovery_enter_netns(struct discovery *d, struct vm *vm);
 /* Back to vmprobe's own, after discovery_enter_netns(). */
 void discovery_leave_netns(struct discovery *d);
 

@@ -7,7 +7,8 @@
 
 /*
  * Switches the calling thread into the network namespace of the open
- * nsfs file `fd` (setns affects only this thread); 0 or -errno.
+ * nsfs file `fd` (setns affects only this thread), unless it is there
+ * already: entering its own namespace needs no CAP_SYS_ADMIN; 0 or -errno.
  */
 int netns_enter(int fd);
 

@@ -6,6 +6,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +30,21 @@ static const char *const tracefs_roots[] = { "/sys/kernel/tracing", "/sys/kernel
 const char *tracefs_root(bool *mounted_now)
 {
 	char path[128];
+	int denied = 0;
 
 	if (mounted_now)
 		*mounted_now = false;
+	/* By the effective capabilities: access(2) would judge by the real uid. */
 	for (size_t i = 0; i < ARRAY_SIZE(tracefs_roots); i++) {
 		snprintf(path, sizeof(path), "%s/events", tracefs_roots[i]);
-		if (access(path, F_OK) == 0)
+		if (faccessat(AT_FDCWD, path, F_OK, AT_EACCESS) == 0)
 			return tracefs_roots[i];
+		if (errno == EACCES)
+			denied = EACCES;
+	}
+	if (denied) {
+		errno = denied;
+		return NULL;
 	}
 	if (mount("nodev", tracefs_roots[0], "tracefs", 0, NULL) == 0) {
 		if (mounted_now)
@@ -60,7 +69,7 @@ static bool attach_point_exists(const struct bpf_program *prog, const struct btf
 		if (!tracefs)
 			return false;
 		snprintf(path, sizeof(path), "%s/events/%s", tracefs, sec + 11);
-		return access(path, F_OK) == 0;
+		return faccessat(AT_FDCWD, path, F_OK, AT_EACCESS) == 0;
 	}
 	return false;
 }
@@ -167,8 +176,12 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 	struct bpf_program *prog;
 	bool threads = true, uring = true, native = true, host = true, at_complete;
 
-	if (!tracefs)
-		log_warn("tracefs is not mounted and cannot be: no syscall or io_uring tracepoints");
+	if (!tracefs && errno == EACCES)
+		log_warn("tracefs at %s is not readable by vmprobe (run as root or with "
+			 "CAP_DAC_READ_SEARCH): no syscall or io_uring tracepoints", tracefs_roots[0]);
+	else if (!tracefs)
+		log_warn("tracefs is not mounted and cannot be (%s; mounting needs CAP_SYS_ADMIN): "
+			 "no syscall or io_uring tracepoints", strerror(errno));
 	at_complete = native_at_complete(skel, vmlinux);
 	bpf_object__for_each_program(prog, skel->obj) {
 		const char *name = bpf_program__name(prog);

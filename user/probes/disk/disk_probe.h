@@ -40,7 +40,8 @@ struct disk_probe {
 /*
  * Where tracefs is, mounted where the kernel expects it if it was not
  * (classic tracepoints need it; *mounted_now says so, if not NULL); NULL
- * if it cannot be.
+ * with errno set if it cannot be: EACCES when it is mounted but this
+ * process may not look inside (not root, no CAP_DAC_READ_SEARCH).
  */
 const char *tracefs_root(bool *mounted_now);
 

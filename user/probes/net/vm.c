@@ -228,8 +228,8 @@ static void taps_drop_gone(struct probe *p, struct vm *vm)
 	}
 }
 
-/* Says for each tap whether it is counted, and why not. */
-static void taps_coverage(struct probe *p, struct vm *vm)
+/* Says for each tap whether it is counted, and why not (ns_err: the VM's netns was not entered). */
+static void taps_coverage(struct probe *p, struct vm *vm, int ns_err)
 {
 	for (int i = 0; i < vm->nr_ifaces; i++) {
 		struct vm_iface *ifc = &vm->ifaces[i];
@@ -239,6 +239,9 @@ static void taps_coverage(struct probe *p, struct vm *vm)
 			continue;
 		if (t && t->slot >= 0)
 			coverage_set(&ifc->cov, p, true, NULL);
+		else if (ns_err)
+			coverage_set(&ifc->cov, p, false, "cannot enter the VM's network namespace: %s",
+				     strerror(-ns_err));
 		else if (!t || t->last_error == -ENODEV || !t->last_error)
 			coverage_set(&ifc->cov, p, false, "tap %s not found in the VM's network "
 				     "namespace", ifc->tap);
@@ -253,12 +256,14 @@ void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 {
 	struct net_probe *np = p->priv;
 	__u64 cookie;
+	int err;
 
 	if (snap->fds_read && np->host_tcp_on)
 		host_socks_update(np, d, vm, net_vm(p, vm), snap);
-	if (discovery_enter_netns(d, vm)) {
+	err = discovery_enter_netns(d, vm);
+	if (err) {
 		taps_drop_gone(p, vm);
-		taps_coverage(p, vm);
+		taps_coverage(p, vm, err);
 		return;
 	}
 	if (netns_current_cookie(&cookie) == 0) {
@@ -269,7 +274,7 @@ void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 			 (int)vm->pid);
 	}
 	discovery_leave_netns(d);
-	taps_coverage(p, vm);
+	taps_coverage(p, vm, 0);
 }
 
 void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm)

@@ -1,0 +1,80 @@
+#!/bin/bash
+# make deb builds a Debian package that lintian passes, that installs
+# what make install does where Debian wants it (the config a conffile,
+# the vmprobe user made, the unit neither enabled nor started), whose
+# vmprobe runs, and that dpkg -r and dpkg -P remove cleanly: -r keeps the
+# configuration, -P takes it too.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+
+tap_require_root "the Debian package installs and removes cleanly"
+for tool in dpkg-buildpackage dh lintian git; do
+	if ! command -v $tool >/dev/null; then
+		tap_skip "the Debian package installs and removes cleanly" "needs $tool (make test-deps)"
+		tap_done; exit
+	fi
+done
+if dpkg-query -W -f='${Status}' vmprobe 2>/dev/null | grep -q installed || [ -e /etc/vmprobe ]; then
+	tap_skip "the Debian package installs and removes cleanly" "vmprobe is installed already (package or /etc/vmprobe)"
+	tap_done; exit
+fi
+
+cleanup() { dpkg -P vmprobe >/dev/null 2>&1; }
+trap cleanup EXIT
+
+VERSION=$(cat "$REPO/VERSION")
+check_fails "make deb refuses a VERSION debian/changelog does not have" \
+	make -C "$REPO" --no-print-directory deb VERSION=0.0.0-not-in-changelog
+if ! out=$(make -C "$REPO" --no-print-directory deb 2>&1); then
+	tap_fail "make deb builds the package" "$out" "$(tail -30 "$REPO/build/deb/build.log" 2>/dev/null)"
+	tap_done; exit
+fi
+DEB=$REPO/build/deb/vmprobe_${VERSION}_$(dpkg --print-architecture).deb
+check "make deb builds the package, versioned from VERSION" test -f "$DEB"
+check_eq "lintian finds nothing (pedantic, info; overrides explained in debian/)" "" \
+	"$(lintian --allow-root --pedantic -E -I "$REPO/build/deb/vmprobe_${VERSION}_$(dpkg --print-architecture).changes" 2>&1)"
+check_eq "Depends come from shlibs (libbpf1 among them)" 1 \
+	"$(dpkg-deb -f "$DEB" Depends | grep -c 'libbpf1')"
+
+CTL=$(mktemp -d /tmp/vmprobe-deb.XXXXXX)
+trap 'cleanup; rm -rf "$CTL"' EXIT
+dpkg-deb -e "$DEB" "$CTL"
+check "postinst makes the vmprobe user (systemd-sysusers)" grep -q "systemd-sysusers .*vmprobe.conf" "$CTL/postinst"
+check_eq "postinst starts nothing (no deb-systemd-invoke)" 0 "$(grep -c deb-systemd-invoke "$CTL/postinst")"
+had_user=0
+id -u vmprobe >/dev/null 2>&1 && had_user=1
+
+check "dpkg -i installs it" dpkg -i "$DEB"
+for f in /usr/sbin/vmprobe /usr/share/man/man8/vmprobe.8.gz /usr/share/bash-completion/completions/vmprobe \
+	/lib/systemd/system/vmprobe.service /usr/lib/sysusers.d/vmprobe.conf /etc/vmprobe/vmprobe.yaml \
+	/usr/share/doc/vmprobe/copyright; do
+	check "it installs $f" test -f "$f"
+done
+check_eq "the config is a conffile" /etc/vmprobe/vmprobe.yaml \
+	"$(dpkg-query -W -f='${Conffiles}' vmprobe | awk '{ print $1 }' | paste -sd' ')"
+check_eq "vmprobe --version is the package's" "vmprobe $VERSION" \
+	"$(/usr/sbin/vmprobe --version | awk '{ print $1, $2 }')"
+check "the installed config is valid" /usr/sbin/vmprobe config check /etc/vmprobe/vmprobe.yaml
+check_eq "the config sets nothing (the defaults, commented out)" "" \
+	"$(grep -vE '^[[:space:]]*(#|$)' /etc/vmprobe/vmprobe.yaml)"
+if [ $had_user = 1 ]; then
+	tap_skip "postinst made the vmprobe user" "it existed before"
+else
+	check "postinst made the vmprobe user" id -u vmprobe
+fi
+check_eq "the unit runs the installed binary with the installed config" \
+	"/usr/sbin/vmprobe serve -c /etc/vmprobe/vmprobe.yaml" \
+	"$(sed -n 's/^ExecStart=//p' /lib/systemd/system/vmprobe.service)"
+check "systemd-analyze verify passes on the installed unit" systemd-analyze verify /lib/systemd/system/vmprobe.service
+check "the unit is not enabled" test ! -e /etc/systemd/system/multi-user.target.wants/vmprobe.service
+check "man finds the page" man -w vmprobe
+
+check "dpkg -r removes it" dpkg -r vmprobe
+check "the binary is gone" test ! -e /usr/sbin/vmprobe
+check "the unit is gone" test ! -e /lib/systemd/system/vmprobe.service
+check "the configuration stays after dpkg -r" test -f /etc/vmprobe/vmprobe.yaml
+check "dpkg -P purges it" dpkg -P vmprobe
+check "the configuration is gone after dpkg -P" test ! -e /etc/vmprobe
+check_eq "dpkg knows nothing of it" "" "$(dpkg-query -W -f='${Status}' vmprobe 2>/dev/null)"
+tap_done

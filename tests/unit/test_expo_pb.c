@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The protobuf exposition, decoded again with libprotobuf-c: label values
+ * (tenant input) survive escaping both ways; histograms carry native
+ * buckets of schema 0 whose spans and deltas give back the log2 slots.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "unit.h"
+
+#include "core/expo.h"
+#include "core/expo_pb.h"
+#include "metrics.pb-c.h"
+
+static void labels_come_back_unescaped(void **state)
+{
+	struct strbuf sb;
+	const char *names[4], *values[4];
+	char buf[256];
+	struct expo_label l[] = { { "name", "web \"01\" \\ prod\nx" }, { "drive", "vda" } };
+	int n;
+
+	sb_init(&sb);
+	expo_labels(&sb, l, 2);
+	n = expo_pb_split_labels(sb.buf, buf, sizeof(buf), names, values, 4);
+	expect_int("labels", 2, n);
+	expect_str("first name", "name", names[0]);
+	expect_str("first value", "web \"01\" \\ prod\nx", values[0]);
+	expect_str("second", "vda", values[1]);
+	expect_int("empty", 0, expo_pb_split_labels("", buf, sizeof(buf), names, values, 4));
+	expect_int("no quote", -1, expo_pb_split_labels("a=b", buf, sizeof(buf), names, values, 4));
+	expect_int("unterminated", -1, expo_pb_split_labels("a=\"b", buf, sizeof(buf), names, values, 4));
+	expect_int("too many", -1, expo_pb_split_labels("a=\"1\",b=\"2\"", buf, sizeof(buf), names, values, 1));
+	sb_free(&sb);
+}
+
+/* The first length-delimited MetricFamily of out. */
+static Io__Prometheus__Client__MetricFamily *first_family(const struct strbuf *out)
+{
+	const uint8_t *p = (const uint8_t *)out->buf;
+	size_t len = 0, shift = 0, i = 0;
+
+	do
+		len |= (size_t)(p[i] & 0x7f) << shift, shift += 7;
+	while (p[i++] & 0x80);
+	assert_true(i + len == out->len);
+	return io__prometheus__client__metric_family__unpack(NULL, len, p + i);
+}
+
+static void a_histogram_decodes_to_its_slots(void **state)
+{
+	static const struct expo_family f = { "t_seconds", EXPO_HISTOGRAM, "seconds", "drive", "T." };
+	__u64 slots[38] = { 0 }, back[38] = { 0 };
+	struct strbuf sb;
+	struct expo e;
+	Io__Prometheus__Client__MetricFamily *m;
+	Io__Prometheus__Client__Histogram *h;
+	int index;
+	int64_t count = 0;
+	size_t d = 0;
+
+	slots[0] = 1;  /* the zero bucket */
+	slots[20] = 3; /* 2^-10 s */
+	slots[21] = 5;
+	slots[25] = 2; /* after a gap */
+	slots[37] = 1; /* the last slot */
+	sb_init(&sb);
+	expo_begin(&e, EXPO_PROTOBUF, &sb, 1000.5);
+	expo_family(&e, &f);
+	expo_histogram(&e, f.name, "drive=\"a\\\"b\"", slots, 38, &expo_time_range, 123456789);
+	assert_int_equal(0, expo_end(&e));
+	m = first_family(&sb);
+	assert_non_null(m);
+	expect_str("name", "t_seconds", m->name);
+	expect_str("unit", "seconds", m->unit);
+	expect_int("type", IO__PROMETHEUS__CLIENT__METRIC_TYPE__HISTOGRAM, m->type);
+	assert_int_equal(1, m->n_metric);
+	expect_str("label value", "a\"b", m->metric[0]->label[0]->value);
+	h = m->metric[0]->histogram;
+	assert_non_null(h);
+	expect_int("count", 12, h->sample_count);
+	assert_true(h->sample_sum == 0.123456789);
+	expect_int("schema", 0, h->schema);
+	assert_true(h->zero_threshold == 1.0 / (1 << 30));
+	expect_int("zero count", 1, h->zero_count);
+	expect_int("created", 1000, h->created_timestamp->seconds);
+	expect_int("spans", 3, h->n_positive_span);
+	/* Walk spans and deltas back into slots: index i is slot i + 30. */
+	index = 0;
+	for (size_t s = 0; s < h->n_positive_span; s++) {
+		index += h->positive_span[s]->offset;
+		for (unsigned k = 0; k < h->positive_span[s]->length; k++, index++) {
+			count += h->positive_delta[d++];
+			back[index + 30] = (__u64)count;
+		}
+	}
+	back[0] = h->zero_count;
+	for (int i = 0; i < 38; i++) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "slot %d", i);
+		expect_int(what, slots[i], back[i]);
+	}
+	/* And the classic buckets, as the text format has them. */
+	assert_true(h->n_bucket > 0);
+	assert_true(h->bucket[0]->upper_bound == 1.0 / (1 << 20));
+	io__prometheus__client__metric_family__free_unpacked(m, NULL);
+	sb_free(&sb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(labels_come_back_unescaped),
+		cmocka_unit_test(a_histogram_decodes_to_its_slots),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
