@@ -9,6 +9,7 @@
 
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,8 @@ static bool lib_path(const struct discovery *d, const struct vm *vm, int kind, c
 		fclose(f);
 	for (int i = 0; !found && lib->paths[i]; i++) {
 		snprintf(out, size, "%s/%d/root%s", d->cfg->proc_root, (int)vm->pid, lib->paths[i]);
-		found = access(out, R_OK) == 0;
+		/* By the effective capabilities (access(2) checks the real ids'). */
+		found = faccessat(AT_FDCWD, out, R_OK, AT_EACCESS) == 0;
 	}
 	return found;
 }
