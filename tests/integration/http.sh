@@ -2,8 +2,8 @@
 # vmprobe serve's HTTP side as clients see it: content negotiation (Accept:
 # text 0.0.4, OpenMetrics, protobuf; Accept-Encoding; q-values as RFC 9110
 # reads them), Vary, the landing page, errors,
-# and the families every exporter has (process_*, build_info), checked
-# against the process itself and against promtool.
+# the families every exporter has (process_*, build_info), checked
+# against the process itself and against promtool, and JSON logs.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -99,4 +99,16 @@ check "process_cpu_seconds_total is there" test -n "$(val process_cpu_seconds_to
 check_eq "vmprobe_build_info names the commit it was built from" \
 	"$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)" \
 	"$(grep -o 'revision="[^"]*"' "$WORK/plain.b" | head -1 | cut -d'"' -f2)"
+# log_format: json: every line of serve's log is one JSON object.
+vmprobe_stop
+vmprobe_start $PORT "log_format: json" || tap_fail "vmprobe serve starts with log_format: json"
+vmprobe_stop
+check "log_format: json: every log line is a JSON object with ts, level and msg" python3 - "$WORK/vmprobe.log" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines, "no log line"
+for l in lines:
+    o = json.loads(l)
+    assert set(o) == {"ts", "level", "msg"} and o["ts"].endswith("Z"), l
+PY
 tap_done

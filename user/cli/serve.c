@@ -295,6 +295,7 @@ int do_serve(int argc, char **argv)
 	}
 	ret = EXIT_FAIL;
 	log_max_level = cfg.log_level;
+	log_format = cfg.log_format;
 	libbpf_set_print(libbpf_log);
 	if (take_locks(&lock_fd, &attach_fd)) {
 		web_config_free(&web);

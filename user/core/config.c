@@ -22,7 +22,7 @@ __asm__(".section .rodata\n"
 	".byte 0\n"
 	".previous\n");
 
-enum ftype { F_STR, F_UINT, F_BOOL, F_LOGLEVEL, F_TC_HOOK, F_LOG2, F_MAP };
+enum ftype { F_STR, F_UINT, F_BOOL, F_LOGLEVEL, F_LOGFORMAT, F_TC_HOOK, F_LOG2, F_MAP };
 
 struct field {
 	const char *key;
@@ -75,6 +75,7 @@ static const struct field exposition_fields[] = {
 static const struct field root_fields[] = {
 	{ "listen", F_STR, CFG(listen), 0, 0, NULL },
 	{ "log_level", F_LOGLEVEL, CFG(log_level), 0, 0, NULL },
+	{ "log_format", F_LOGFORMAT, CFG(log_format), 0, 0, NULL },
 	{ "max_vms", F_UINT, CFG(max_vms), 1, 65535, NULL },
 	{ "discovery", F_MAP, 0, 0, 0, 0, discovery_fields },
 	{ "network", F_MAP, 0, 0, 0, 0, network_fields },
@@ -190,6 +191,10 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 	case F_LOGLEVEL:
 		if (log_level_parse(s, (enum log_level *)dst))
 			return fail(c, v, "log_level '%s' is not one of error, warn, info, debug", s);
+		return 0;
+	case F_LOGFORMAT:
+		if (log_format_parse(s, (enum log_format *)dst))
+			return fail(c, v, "log_format '%s' is not one of plain, logfmt, json", s);
 		return 0;
 	case F_UINT:
 	case F_LOG2:

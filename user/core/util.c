@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +17,129 @@ static const char *const level_names[] = {
 	[LOG_ERROR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
+enum log_format log_format = LOG_PLAIN;
+
+static const char *const format_names[] = {
+	[LOG_PLAIN] = "plain", [LOG_LOGFMT] = "logfmt", [LOG_JSON] = "json",
+};
+
+int log_format_parse(const char *s, enum log_format *out)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(format_names); i++) {
+		if (strcmp(s, format_names[i]) == 0) {
+			*out = (enum log_format)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	size_t n, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and values past U+10FFFF. */
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* A quoted string for logfmt or JSON: \\, \", \n, \t; other controls \u00XX; invalid UTF-8 U+FFFD. */
+static void quoted(struct strbuf *sb, const char *msg)
+{
+	const unsigned char *s = (const unsigned char *)msg;
+
+	sb_putc(sb, '"');
+	while (*s) {
+		size_t n;
+
+		if (*s == '"' || *s == '\\') {
+			sb_putc(sb, '\\');
+			sb_putc(sb, (char)*s++);
+		} else if (*s == '\n') {
+			sb_add(sb, "\\n", 2), s++;
+		} else if (*s == '\t') {
+			sb_add(sb, "\\t", 2), s++;
+		} else if (*s < 0x20 || *s == 0x7f) {
+			sb_printf(sb, "\\u%04x", *s++);
+		} else if ((n = utf8_len(s)) == 0) {
+			sb_add(sb, "\xef\xbf\xbd", 3), s++;
+		} else {
+			sb_add(sb, (const char *)s, n), s += n;
+		}
+	}
+	sb_putc(sb, '"');
+}
+
+void log_line(struct strbuf *sb, enum log_format f, enum log_level lvl,
+	      const struct timespec *ts, const char *msg)
+{
+	char when[40];
+	struct tm tm;
+
+	sb_reset(sb);
+	if (f == LOG_PLAIN) {
+		sb_printf(sb, "vmprobe: %s: %s\n", level_names[lvl], msg);
+		return;
+	}
+	gmtime_r(&ts->tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (f == LOG_LOGFMT) {
+		sb_printf(sb, "ts=%s.%03ldZ level=%s msg=", when, ts->tv_nsec / 1000000,
+			  level_names[lvl]);
+		quoted(sb, msg);
+	} else {
+		sb_printf(sb, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", when,
+			  ts->tv_nsec / 1000000, level_names[lvl]);
+		quoted(sb, msg);
+		sb_putc(sb, '}');
+	}
+	sb_putc(sb, '\n');
+}
+
 void vlog(enum log_level lvl, const char *fmt, ...)
 {
+	char msg[2048];
+	struct strbuf sb;
+	struct timespec ts;
 	va_list ap;
 
 	if (lvl > log_max_level)
 		return;
-	fprintf(stderr, "vmprobe: %s: ", level_names[lvl]);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sb_init(&sb);
+	log_line(&sb, log_format, lvl, &ts, msg);
+	/* One write a line: lines of several threads never interleave. */
+	if (sb.buf)
+		fputs(sb.buf, stderr);
+	else
+		fprintf(stderr, "vmprobe: %s: %s\n", level_names[lvl], msg);
+	sb_free(&sb);
 }
 
 int log_level_parse(const char *s, enum log_level *out)

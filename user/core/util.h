@@ -7,11 +7,28 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 extern enum log_level log_max_level;
+
+/*
+ * How log lines look on stderr: plain "vmprobe: LEVEL: message" (the
+ * journal and kubectl add time stamps), or with an RFC 3339 time stamp as
+ * logfmt (ts=... level=... msg="...") or one JSON object a line.
+ */
+enum log_format { LOG_PLAIN, LOG_LOGFMT, LOG_JSON };
+struct strbuf;
+extern enum log_format log_format;
+int log_format_parse(const char *s, enum log_format *out);
+/* One log line of `msg` into sb (reset first), as log_format says; `ts` is CLOCK_REALTIME. */
+void log_line(struct strbuf *sb, enum log_format f, enum log_level lvl,
+	      const struct timespec *ts, const char *msg);
+
+/* Length of the valid UTF-8 sequence at s, 0 if invalid. */
+size_t utf8_len(const unsigned char *s);
 
 void vlog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_error(...) vlog(LOG_ERROR, __VA_ARGS__)
