@@ -236,9 +236,10 @@ hd() {
 	hist_delta "$2" "$3" vmprobe_network_tcp_rtt_seconds "${lbl[@]}" path="$4" |
 		grep -o "$1[=<]*[^ ]*" | sed 's/^[a-z0-9]*[=<]*//'
 }
-# Log2 buckets in seconds: 2D = 40 ms lies in (2^25, 2^26] ns; "far below
-# 2D" is the bucket under it at most, <= 2^25 ns.
-BUCKET_2D=0.067108864 BELOW_2D=0.033554432
+# Log2 buckets, powers of two of a second: 2D = 40 ms (and what the ends
+# add, to about 55 ms here) lies in (2^-5, 2^-4] s; "far below 2D" is the
+# bucket under it at most, <= 2^-5 s.
+BUCKET_2D=0.0625 BELOW_2D=0.03125
 twoD=$((2 * D))
 # Tolerance of a round trip through the delay line: never below 2D (each
 # frame is held D ms from the moment it is read), and above by what the
@@ -351,7 +352,7 @@ wait "$TOP_PID"
 # top's columns are fixed width (the name has a space): NET50/99 is 61-69.
 toprow=$(grep -a '^tcp delay' "$WORK/top.txt")
 echo "# top: $toprow"
-check_eq "top: network-path RTT p50 is 2D's bucket edge (67 ms)" 67m "$(cut -c61-69 <<<"$toprow" | tr -d ' ' | cut -d/ -f1)"
+check_eq "top: network-path RTT p50 is 2D's bucket edge (62.5 ms)" 62m "$(cut -c61-69 <<<"$toprow" | tr -d ' ' | cut -d/ -f1)"
 check "top: guest-path RTT p50 is far below 2D" bash -c "[[ '$(cut -c71-79 <<<"$toprow" | tr -d ' ' | cut -d/ -f1)' =~ ^([0-9]+u|1m|2m|4m|8m|17m)$ ]]"
 
 # --- c) a bulk connection opened by the guest; the delay line drops the

@@ -53,6 +53,7 @@ struct discovery {
 	unsigned long long attach_errors;
 	double last_scan_seconds;
 	unsigned long long exec_events, exit_events; /* read by core/proc_events.c */
+	unsigned long long events_map_bytes; /* BPF maps of core/proc_events.c; 0: none */
 };
 
 /* probes: NULL to find VMs and count nothing (vmprobe list). */

@@ -39,8 +39,9 @@ static const struct expo_family fams[F_MAX] = {
 			      "Failures to start counting a VM's tap, drive or sockets, or to "
 			      "read its fds or enter its namespace (the log says which and why)." },
 	[F_MAP_MEMORY] = { "vmprobe_bpf_map_memory_bytes", EXPO_GAUGE, "bytes", "probe",
-			   "Kernel memory of each probe's BPF maps, as the kernel accounts it "
-			   "(memlock in the maps' fdinfo); see the README's Memory section." },
+			   "Kernel memory of each probe's BPF maps (and discovery's, for its "
+			   "process events), as the kernel accounts it (memlock in the maps' "
+			   "fdinfo); see the README's Memory section." },
 	[F_SCRAPE_SECONDS] = { "vmprobe_scrape_duration_seconds", EXPO_GAUGE, "seconds", "",
 			       "Time vmprobe took to render this response." },
 };
@@ -128,6 +129,13 @@ static void render_map_memory(struct probe_set *ps, struct expo *e, struct strbu
 	}
 }
 
+/* And discovery's own (the process exec/exit hooks), when it has them. */
+static void render_events_memory(struct discovery *d, struct expo *e)
+{
+	if (d->events_map_bytes)
+		expo_u64(e, fams[F_MAP_MEMORY].name, "probe=\"discovery\"", d->events_map_bytes);
+}
+
 static void render_self(struct discovery *d, struct expo *e, struct strbuf *lb)
 {
 	metrics_single_u64(e, &fams[F_SCANS], d->scans);
@@ -138,6 +146,7 @@ static void render_self(struct discovery *d, struct expo *e, struct strbuf *lb)
 	expo_u64(e, fams[F_PROC_EVENTS].name, "event=\"exit\"", d->exit_events);
 	metrics_single_u64(e, &fams[F_ATTACH_ERRORS], d->attach_errors);
 	render_map_memory(d->probes, e, lb);
+	render_events_memory(d, e);
 }
 
 int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb)

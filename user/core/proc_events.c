@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/bpfmap.h"
 #include "core/discovery.h"
 #include "core/util.h"
 #include "proc_events.skel.h"
@@ -93,6 +94,7 @@ int proc_events_open(struct proc_events *pe, struct discovery *d)
 		proc_events_close(pe);
 		return err;
 	}
+	d->events_map_bytes = bpf_object_memlock(pe->skel->obj);
 	return 0;
 }
 
