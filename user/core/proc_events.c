@@ -94,7 +94,8 @@ int proc_events_open(struct proc_events *pe, struct discovery *d)
 		proc_events_close(pe);
 		return err;
 	}
-	d->events_map_bytes = bpf_object_memlock(pe->skel->obj);
+	if (d) /* vmprobe check opens them with no table */
+		d->events_map_bytes = bpf_object_memlock(pe->skel->obj);
 	return 0;
 }
 
