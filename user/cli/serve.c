@@ -32,15 +32,8 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 		return 0;
 	if (log_format != LOG_PLAIN) {
 		/* A structured line each, as vmprobe's own. */
-		char msg[1024];
-		size_t n;
-
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		n = strlen(msg);
-		while (n && msg[n - 1] == '\n')
-			msg[--n] = '\0';
-		vlog(level == LIBBPF_WARN ? LOG_WARN : LOG_DEBUG, "%s", msg);
-		return (int)n;
+		log_va(level == LIBBPF_WARN ? LOG_WARN : LOG_DEBUG, "", fmt, ap);
+		return 0;
 	}
 	fputs("vmprobe: libbpf: ", stderr);
 	return vfprintf(stderr, fmt, ap);

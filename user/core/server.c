@@ -220,14 +220,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 /* libmicrohttpd's own messages (a client's failed TLS handshake...): debug lines of ours. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char msg[256];
-	size_t n;
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	log_debug("http: %s", msg);
+	log_va(LOG_DEBUG, "http: ", fmt, ap);
 }
 
 struct server *server_start(const struct server_opts *o, struct discovery *d)

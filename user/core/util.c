@@ -121,16 +121,28 @@ void log_line(struct strbuf *sb, enum log_format f, enum log_level lvl,
 
 void vlog(enum log_level lvl, const char *fmt, ...)
 {
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_va(lvl, "", fmt, ap);
+	va_end(ap);
+}
+
+void log_va(enum log_level lvl, const char *prefix, const char *fmt, va_list ap)
+{
 	char msg[2048];
 	struct strbuf sb;
 	struct timespec ts;
-	va_list ap;
+	size_t n;
 
 	if (lvl > log_max_level)
 		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	n = (size_t)snprintf(msg, sizeof(msg), "%s", prefix);
+	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
+	/* Libraries end their messages with newlines: the line has one already. */
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
 	clock_gettime(CLOCK_REALTIME, &ts);
 	sb_init(&sb);
 	log_line(&sb, log_format, lvl, &ts, msg);

@@ -31,6 +31,8 @@ void log_line(struct strbuf *sb, enum log_format f, enum log_level lvl,
 size_t utf8_len(const unsigned char *s);
 
 void vlog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same from a va_list, `prefix` first (a library's messages: "http: "...). */
+void log_va(enum log_level lvl, const char *prefix, const char *fmt, va_list ap);
 #define log_error(...) vlog(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) vlog(LOG_WARN, __VA_ARGS__)
 #define log_info(...) vlog(LOG_INFO, __VA_ARGS__)
