@@ -95,39 +95,29 @@ struct ctx {
 
 static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v);
 
+/* One mapping's keys, each a field of `fields`. */
+struct map_walk {
+	struct ctx *c;
+	const struct field *fields;
+};
+
+static int apply_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
+{
+	struct map_walk *w = arg;
+	const struct field *f;
+
+	for (f = w->fields; f->key; f++)
+		if (strcmp(f->key, key) == 0)
+			return set_field(w->c, f, v);
+	return fail(w->c, k, "unknown key '%s'", key);
+}
+
+/* `network:` with nothing (or only comments) under it sets nothing. */
 static int apply_map(struct ctx *c, const struct field *fields, yaml_node_t *map, const char *what)
 {
-	yaml_node_pair_t *p, *q;
+	struct map_walk w = { c, fields };
 
-	/* `network:` with nothing (or only comments) under it sets nothing. */
-	if (map->type == YAML_SCALAR_NODE && yamldoc_is_null(scalar(map)))
-		return 0;
-	if (map->type != YAML_MAPPING_NODE)
-		return fail(c, map, "%s must be a mapping", what);
-	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yamldoc_node(&c->y, p->key);
-		yaml_node_t *v = yamldoc_node(&c->y, p->value);
-		const struct field *f;
-		int err;
-
-		if (k->type != YAML_SCALAR_NODE)
-			return fail(c, k, "%s: keys must be plain names", what);
-		for (q = map->data.mapping.pairs.start; q < p; q++) {
-			yaml_node_t *prev = yamldoc_node(&c->y, q->key);
-
-			if (prev->type == YAML_SCALAR_NODE && strcmp(scalar(prev), scalar(k)) == 0)
-				return fail(c, k, "duplicate key '%s'", scalar(k));
-		}
-		for (f = fields; f->key; f++)
-			if (strcmp(f->key, scalar(k)) == 0)
-				break;
-		if (!f->key)
-			return fail(c, k, "unknown key '%s'", scalar(k));
-		err = set_field(c, f, v);
-		if (err)
-			return err;
-	}
-	return 0;
+	return yamldoc_each_key(&c->y, map, what, apply_key, &w);
 }
 
 static int parse_ulong(const char *s, unsigned long *out)

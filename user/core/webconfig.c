@@ -18,35 +18,10 @@ struct ctx {
 	const yaml_node_t *ca_node, *auth_node, *tls_node;
 };
 
-typedef int (*key_fn)(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v);
-
-/* Calls fn for every key of a mapping (a null value: none), refusing duplicates. */
-static int each_key(struct ctx *c, yaml_node_t *map, const char *what, key_fn fn)
+/* The keys of a mapping, each handed to fn with the context. */
+static int each_key(struct ctx *c, yaml_node_t *map, const char *what, yamldoc_key_fn fn)
 {
-	yaml_node_pair_t *p, *q;
-
-	if (map->type == YAML_SCALAR_NODE && yamldoc_is_null(yamldoc_scalar(map)))
-		return 0;
-	if (map->type != YAML_MAPPING_NODE)
-		return yamldoc_fail(&c->y, map, "%s must be a mapping", what);
-	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yamldoc_node(&c->y, p->key), *v = yamldoc_node(&c->y, p->value);
-		int err;
-
-		if (k->type != YAML_SCALAR_NODE)
-			return yamldoc_fail(&c->y, k, "%s: keys must be plain names", what);
-		for (q = map->data.mapping.pairs.start; q < p; q++) {
-			yaml_node_t *prev = yamldoc_node(&c->y, q->key);
-
-			if (prev->type == YAML_SCALAR_NODE &&
-			    !strcmp(yamldoc_scalar(prev), yamldoc_scalar(k)))
-				return yamldoc_fail(&c->y, k, "duplicate key '%s'", yamldoc_scalar(k));
-		}
-		err = fn(c, yamldoc_scalar(k), k, v);
-		if (err)
-			return err;
-	}
-	return 0;
+	return yamldoc_each_key(&c->y, map, what, fn, c);
 }
 
 static int unknown(struct ctx *c, const char *key, yaml_node_t *k, const char *where)
@@ -113,8 +88,9 @@ static int version(struct ctx *c, const char *key, yaml_node_t *v, enum tls_vers
 	return yamldoc_fail(&c->y, v, "%s must be one of TLS10, TLS11, TLS12, TLS13", key);
 }
 
-static int tls_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+static int tls_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
 {
+	struct ctx *c = arg;
 	struct web_config *wc = c->wc;
 
 	if (!strcmp(key, "cert_file"))
@@ -171,8 +147,10 @@ static int pair_add(struct web_pair **v, size_t *n, const char *name, const char
 	return grown[*n - 1].name && grown[*n - 1].value ? 0 : -ENOMEM;
 }
 
-static int user_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+static int user_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
 {
+	struct ctx *c = arg;
+
 	if (!*key || strchr(key, ':'))
 		return yamldoc_fail(&c->y, k, "user name '%s' must be non-empty, without ':'", key);
 	if (v->type != YAML_SCALAR_NODE || !is_bcrypt(yamldoc_scalar(v)))
@@ -181,8 +159,10 @@ static int user_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
 	return pair_add(&c->wc->users, &c->wc->nr_users, key, yamldoc_scalar(v));
 }
 
-static int header_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+static int header_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
 {
+	struct ctx *c = arg;
+
 	for (const char *p = key; *p; p++)
 		if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
 			return yamldoc_fail(&c->y, k, "'%s' is not an HTTP header name", key);
@@ -191,8 +171,10 @@ static int header_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_
 	return pair_add(&c->wc->headers, &c->wc->nr_headers, key, yamldoc_scalar(v));
 }
 
-static int http_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+static int http_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
 {
+	struct ctx *c = arg;
+
 	if (!strcmp(key, "headers"))
 		return each_key(c, v, "http_server_config.headers", header_key);
 	/* vmprobe speaks HTTP/1.1: http2 is accepted, as true or false, and changes nothing. */
@@ -205,8 +187,10 @@ static int http_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t 
 	return unknown(c, key, k, "http_server_config");
 }
 
-static int root_key(struct ctx *c, const char *key, yaml_node_t *k, yaml_node_t *v)
+static int root_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
 {
+	struct ctx *c = arg;
+
 	if (!strcmp(key, "tls_server_config")) {
 		c->tls_node = k;
 		return each_key(c, v, key, tls_key);

@@ -28,6 +28,35 @@ int yamldoc_fail(const struct yamldoc *y, const yaml_node_t *node, const char *f
 	return -EINVAL;
 }
 
+int yamldoc_each_key(struct yamldoc *y, yaml_node_t *map, const char *what, yamldoc_key_fn fn,
+		     void *arg)
+{
+	yaml_node_pair_t *p, *q;
+
+	if (map->type == YAML_SCALAR_NODE && yamldoc_is_null(yamldoc_scalar(map)))
+		return 0;
+	if (map->type != YAML_MAPPING_NODE)
+		return yamldoc_fail(y, map, "%s must be a mapping", what);
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yamldoc_node(y, p->key), *v = yamldoc_node(y, p->value);
+		int err;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return yamldoc_fail(y, k, "%s: keys must be plain names", what);
+		for (q = map->data.mapping.pairs.start; q < p; q++) {
+			yaml_node_t *prev = yamldoc_node(y, q->key);
+
+			if (prev->type == YAML_SCALAR_NODE &&
+			    !strcmp(yamldoc_scalar(prev), yamldoc_scalar(k)))
+				return yamldoc_fail(y, k, "duplicate key '%s'", yamldoc_scalar(k));
+		}
+		err = fn(arg, yamldoc_scalar(k), k, v);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 yaml_node_t *yamldoc_root(struct yamldoc *y)
 {
 	return yaml_document_get_root_node(&y->doc);

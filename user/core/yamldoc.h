@@ -36,6 +36,17 @@ yaml_node_t *yamldoc_node(struct yamldoc *y, int index);
 int yamldoc_fail(const struct yamldoc *y, const yaml_node_t *node, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Calls fn(arg, key, key node, value node) for every key of a mapping in
+ * order, stopping at the first non-zero return. A null value (a key with
+ * nothing under it) is an empty mapping; anything else that is not a
+ * mapping, a key that is not a plain scalar, and a key given twice are
+ * errors about `what`. 0 or the first error.
+ */
+typedef int (*yamldoc_key_fn)(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v);
+int yamldoc_each_key(struct yamldoc *y, yaml_node_t *map, const char *what, yamldoc_key_fn fn,
+		     void *arg);
+
 /* A scalar's text. */
 static inline const char *yamldoc_scalar(const yaml_node_t *n)
 {
