@@ -62,48 +62,48 @@ static int open_fds(void)
 	return n - 1; /* less the directory's own */
 }
 
-/* Seconds since the epoch at start, from /proc/self/stat; 0 if unknown. */
-static double start_time(const char *stat)
-{
-	unsigned long long start;
-	const char *p = strrchr(stat, ')');
-	double boot = boot_time();
+/* The fields of /proc/self/stat this file needs. */
+struct self_stat {
+	unsigned long long utime, stime, start, vsize; /* clock ticks; start since boot */
+	long long rss;                                 /* pages */
+};
 
-	if (!p || boot <= 0 ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-			  "%*d %*d %llu", &start) != 1)
-		return 0;
-	return boot + start / (double)sysconf(_SC_CLK_TCK);
+/* 0, or -1 if /proc/self/stat cannot be read. */
+static int self_stat(struct self_stat *st)
+{
+	char buf[1024], *p;
+
+	/* Fields after the command name, which may hold anything up to its last ')'. */
+	if (read_file("/proc/self/stat", buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
+		return -1;
+	return sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d "
+			     "%*d %*d %*d %llu %llu %lld", &st->utime, &st->stime, &st->start,
+		      &st->vsize, &st->rss) == 5 ? 0 : -1;
 }
 
 double process_start_time(void)
 {
-	static double start;
-	char buf[1024];
+	static double start; /* it does not change: read once */
+	struct self_stat st;
+	double boot;
 
-	if (!start && read_file("/proc/self/stat", buf, sizeof(buf)) > 0)
-		start = start_time(buf);
+	if (!start && !self_stat(&st) && (boot = boot_time()) > 0)
+		start = boot + st.start / (double)sysconf(_SC_CLK_TCK);
 	return start;
 }
 
 void process_render(struct expo *e)
 {
-	unsigned long long utime, stime, vsize;
-	long long rss;
-	double tick = (double)sysconf(_SC_CLK_TCK), start;
+	double tick = (double)sysconf(_SC_CLK_TCK), start = process_start_time();
+	struct self_stat st;
 	struct rlimit rl;
-	char buf[1024], *p;
 	int fds;
 
-	/* Fields after the command name, which may hold anything up to its last ')'. */
-	if (read_file("/proc/self/stat", buf, sizeof(buf)) > 0 && (p = strrchr(buf, ')')) &&
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
-			  "%*d %*d %*u %llu %lld", &utime, &stime, &vsize, &rss) == 4) {
-		single(e, P_CPU, (utime + stime) / tick);
-		single(e, P_RSS, (double)rss * sysconf(_SC_PAGESIZE));
-		single(e, P_VSZ, (double)vsize);
+	if (!self_stat(&st)) {
+		single(e, P_CPU, (st.utime + st.stime) / tick);
+		single(e, P_RSS, (double)st.rss * sysconf(_SC_PAGESIZE));
+		single(e, P_VSZ, (double)st.vsize);
 	}
-	start = start_time(buf);
 	if (start > 0)
 		single(e, P_START, start);
 	fds = open_fds();
