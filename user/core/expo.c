@@ -68,6 +68,25 @@ double expo_hist_sum(const struct hist_range *r, uint64_t sum)
 	return (double)sum / (double)(r->sum_per_unit ? r->sum_per_unit : r->per_unit);
 }
 
+unsigned expo_hist_last(const struct hist_range *r, unsigned nr_slots)
+{
+	return r->max_slot < nr_slots - 1 ? r->max_slot : nr_slots - 2;
+}
+
+double expo_hist_le(const struct hist_range *r, unsigned i)
+{
+	return ldexp(1.0, (int)i) / (double)r->per_unit;
+}
+
+uint64_t expo_hist_count(const __u64 *slots, unsigned nr_slots)
+{
+	uint64_t total = 0;
+
+	for (unsigned i = 0; i < nr_slots; i++)
+		total += slots[i];
+	return total;
+}
+
 const struct hist_range expo_time_range = { .min_slot = 10, .max_slot = 34,
 					    .per_unit = TIME_SLOT_UNITS,
 					    .sum_per_unit = 1000000000ULL };
@@ -242,25 +261,23 @@ void expo_histogram(struct expo *e, const char *name, const char *labels,
 		    uint64_t sum)
 {
 	struct strbuf *sb = e->out;
-	unsigned max = r->max_slot < nr_slots - 1 ? r->max_slot : nr_slots - 2;
-	uint64_t cum = 0, total = 0;
+	unsigned max = expo_hist_last(r, nr_slots);
+	uint64_t cum = 0, total;
 	char le[32];
-	unsigned i;
 
 	if (e->format == EXPO_PROTOBUF) {
 		expo_pb_histogram(e, labels, slots, nr_slots, r, sum);
 		return;
 	}
-	for (i = 0; i < nr_slots; i++)
-		total += slots[i];
-	for (i = 0; i <= max; i++) {
+	total = expo_hist_count(slots, nr_slots);
+	for (unsigned i = 0; i <= max; i++) {
 		cum += slots[i];
 		if (i < r->min_slot)
 			continue;
 		if (r->per_unit == 1)
 			snprintf(le, sizeof(le), "%" PRIu64, (uint64_t)1 << i);
 		else
-			fmt_double(le, sizeof(le), ldexp(1.0, i) / (double)r->per_unit);
+			fmt_double(le, sizeof(le), expo_hist_le(r, i));
 		sample_head(sb, name, "_bucket", labels, le);
 		sb_printf(sb, "%" PRIu64 "\n", cum);
 	}

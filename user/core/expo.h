@@ -93,6 +93,12 @@ void expo_double(struct expo *e, const char *name, const char *labels, double v)
 
 /* A histogram's sum in its base unit. */
 double expo_hist_sum(const struct hist_range *r, uint64_t sum);
+/* The last slot exported as a bucket of its own: past it, only +Inf (the last slot has no bound). */
+unsigned expo_hist_last(const struct hist_range *r, unsigned nr_slots);
+/* The upper bound of slot i's bucket, in the base unit. */
+double expo_hist_le(const struct hist_range *r, unsigned i);
+/* The observations of a histogram: its slots' sum. */
+uint64_t expo_hist_count(const __u64 *slots, unsigned nr_slots);
 
 /* Every time histogram (disk latency, RTT): exported le 2^-20 s (0.95 us) .. 2^4 s (16 s). */
 extern const struct hist_range expo_time_range;

@@ -309,7 +309,7 @@ void expo_pb_sample(struct expo *e, const char *labels, double v)
 static bool classic_buckets(struct expo_pb *pb, PbHistogram *h, const __u64 *slots,
 			    unsigned nr_slots, const struct hist_range *r)
 {
-	unsigned max = r->max_slot < nr_slots - 1 ? r->max_slot : nr_slots - 2;
+	unsigned max = expo_hist_last(r, nr_slots);
 	uint64_t cum = 0;
 
 	h->bucket = alloc(pb, (max + 1) * sizeof(*h->bucket));
@@ -327,7 +327,7 @@ static bool classic_buckets(struct expo_pb *pb, PbHistogram *h, const __u64 *slo
 		io__prometheus__client__bucket__init(b);
 		b->has_cumulative_count = b->has_upper_bound = true;
 		b->cumulative_count = cum;
-		b->upper_bound = ldexp(1.0, (int)i) / (double)r->per_unit;
+		b->upper_bound = expo_hist_le(r, i);
 		h->bucket[h->n_bucket++] = b;
 	}
 	return true;
@@ -386,7 +386,6 @@ void expo_pb_histogram(struct expo *e, const char *labels, const __u64 *slots, u
 {
 	PbMetric *m = metric_new(e, labels);
 	PbHistogram *h;
-	uint64_t total = 0;
 
 	if (!m)
 		return;
@@ -394,10 +393,8 @@ void expo_pb_histogram(struct expo *e, const char *labels, const __u64 *slots, u
 	if (!h)
 		return;
 	io__prometheus__client__histogram__init(h);
-	for (unsigned i = 0; i < nr_slots; i++)
-		total += slots[i];
 	h->has_sample_count = h->has_sample_sum = true;
-	h->sample_count = total;
+	h->sample_count = expo_hist_count(slots, nr_slots);
 	h->sample_sum = expo_hist_sum(r, sum);
 	h->created_timestamp = created(e);
 	if ((e->classic && !classic_buckets(e->pb, h, slots, nr_slots, r)) ||
