@@ -59,7 +59,7 @@ check "vmprobe logs every disk source as on" grep -q \
 if prometheus_start $PROM_PORT $PORT; then
 	tap_ok "Prometheus server starts"
 else
-	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus.log")"
+	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
 fi
 
 # vda = thr (threads), vdb = uring (io_uring), vdc = native, in -device order.

@@ -42,7 +42,7 @@ vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.l
 if prometheus_start $PROM_PORT $PORT; then
 	tap_ok "Prometheus server starts"
 else
-	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus.log")"
+	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
 fi
 
 # 1 ARP exchange first, then 300 pings of 1000 bytes every 50 ms (1042-byte

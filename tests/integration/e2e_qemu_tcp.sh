@@ -123,7 +123,7 @@ vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.l
 if prometheus_start $PROM_PORT $PORT; then
 	tap_ok "Prometheus server starts"
 else
-	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus.log")"
+	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
 fi
 
 # The guest waits at each barrier until the host writes a line to its second

@@ -19,31 +19,22 @@ cleanup() {
 trap cleanup EXIT
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 
-# get NAME [curl args...]: headers in $WORK/NAME.h, body in $WORK/NAME.b, status printed.
-get() {
-	local name=$1; shift
-	curl -s -o "$WORK/$name.b" -D "$WORK/$name.h" -w '%{http_code}' "$@"
-}
-header() { # NAME HEADER: its value (last one), CR stripped
-	awk -v h="$2" 'BEGIN { IGNORECASE = 1 } tolower($0) ~ "^" tolower(h) ":" {
-		sub(/^[^:]*: */, ""); sub(/\r$/, ""); v = $0 } END { print v }' "$WORK/$1.h"
-}
-gzipped() { [ "$(header "$1" Content-Encoding)" = gzip ] && gzip -t <"$WORK/$1.b"; }
-plain() { [ -z "$(header "$1" Content-Encoding)" ] && grep -q '^# TYPE ' "$WORK/$1.b"; }
+gzipped() { [ "$(http_header "$1" Content-Encoding)" = gzip ] && gzip -t <"$WORK/$1.b"; }
+plain() { [ -z "$(http_header "$1" Content-Encoding)" ] && grep -q '^# TYPE ' "$WORK/$1.b"; }
 
-check_eq "plain GET: 200" 200 "$(get plain "$VMPROBE_URL")"
+check_eq "plain GET: 200" 200 "$(http_get plain "$VMPROBE_URL")"
 check_eq "plain GET: the 0.0.4 text format" "text/plain; version=0.0.4; charset=utf-8" \
-	"$(header plain Content-Type)"
+	"$(http_header plain Content-Type)"
 check "plain GET: not compressed" plain plain
 check_eq "Vary names what the response was negotiated on" "Accept, Accept-Encoding" \
-	"$(header plain Vary)"
+	"$(http_header plain Vary)"
 
 PROM_ACCEPT='application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
 check_eq "Prometheus 2.42's Accept and Accept-Encoding: 200" 200 \
-	"$(get prom -H "Accept: $PROM_ACCEPT" -H 'Accept-Encoding: gzip' "$VMPROBE_URL")"
+	"$(http_get prom -H "Accept: $PROM_ACCEPT" -H 'Accept-Encoding: gzip' "$VMPROBE_URL")"
 check "gzip when asked for, and it decompresses" gzipped prom
 check_eq "Prometheus' default Accept gets OpenMetrics" \
-	"application/openmetrics-text; version=1.0.0; charset=utf-8" "$(header prom Content-Type)"
+	"application/openmetrics-text; version=1.0.0; charset=utf-8" "$(http_header prom Content-Type)"
 gunzip -c <"$WORK/prom.b" >"$WORK/prom.txt"
 check_eq "which ends with # EOF" "# EOF" "$(tail -1 "$WORK/prom.txt")"
 if command -v promtool >/dev/null; then
@@ -53,29 +44,29 @@ else
 	tap_skip "promtool check metrics is clean" "promtool is not installed"
 fi
 PB='application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited'
-get pb -H "Accept: $PB;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2" "$VMPROBE_URL" >/dev/null
+http_get pb -H "Accept: $PB;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2" "$VMPROBE_URL" >/dev/null
 check_eq "Prometheus' Accept with native histograms gets protobuf" \
 	"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited" \
-	"$(header pb Content-Type)"
+	"$(http_header pb Content-Type)"
 
-get q0 -H 'Accept-Encoding: gzip;q=0' "$VMPROBE_URL" >/dev/null
+http_get q0 -H 'Accept-Encoding: gzip;q=0' "$VMPROBE_URL" >/dev/null
 check "gzip;q=0 refuses gzip (a substring test would send it)" plain q0
-get idpref -H 'Accept-Encoding: identity;q=1, gzip;q=0.5' "$VMPROBE_URL" >/dev/null
+http_get idpref -H 'Accept-Encoding: identity;q=1, gzip;q=0.5' "$VMPROBE_URL" >/dev/null
 check "identity preferred over gzip: plain" plain idpref
-get star -H 'Accept-Encoding: *' "$VMPROBE_URL" >/dev/null
+http_get star -H 'Accept-Encoding: *' "$VMPROBE_URL" >/dev/null
 check "* accepts gzip" gzipped star
-get xgzip -H 'Accept-Encoding: x-gzip, br' "$VMPROBE_URL" >/dev/null
+http_get xgzip -H 'Accept-Encoding: x-gzip, br' "$VMPROBE_URL" >/dev/null
 check "codings vmprobe does not have: plain" plain xgzip
 
 check_eq "an Accept that takes nothing vmprobe offers: 406" 406 \
-	"$(get png -H 'Accept: image/png' "$VMPROBE_URL")"
+	"$(http_get png -H 'Accept: image/png' "$VMPROBE_URL")"
 check_eq "Accept: text/plain;q=0 alone: 406" 406 \
-	"$(get refused -H 'Accept: text/plain;q=0' "$VMPROBE_URL")"
-check_eq "HEAD /metrics: 200" 200 "$(get head -I "$VMPROBE_URL")"
-check_eq "POST /metrics: 405" 405 "$(get post -X POST "$VMPROBE_URL")"
-check_eq "an unknown path: 404" 404 "$(get nope "http://127.0.0.1:$PORT/nope")"
+	"$(http_get refused -H 'Accept: text/plain;q=0' "$VMPROBE_URL")"
+check_eq "HEAD /metrics: 200" 200 "$(http_get head -I "$VMPROBE_URL")"
+check_eq "POST /metrics: 405" 405 "$(http_get post -X POST "$VMPROBE_URL")"
+check_eq "an unknown path: 404" 404 "$(http_get nope "http://127.0.0.1:$PORT/nope")"
 check_eq "/ is a landing page" "200 text/html" \
-	"$(get root "http://127.0.0.1:$PORT/") $(header root Content-Type)"
+	"$(http_get root "http://127.0.0.1:$PORT/") $(http_header root Content-Type)"
 check "which links /metrics" grep -q 'href="/metrics"' "$WORK/root.b"
 
 # process_* describe the serving process itself.

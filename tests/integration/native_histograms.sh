@@ -40,44 +40,26 @@ check "the stand-in VM read its image" wait_for 5 grep -q "^read 8$" "$WORK/vm.o
 check_num "8 reads in the text format's count" 8 "$(count)"
 cp "$WORK/metrics.txt" "$WORK/text.txt"
 
-# Prometheus with native histograms (it asks for protobuf).
-prom() { # PORT EXTRA-FLAGS...: a Prometheus on PORT scraping vmprobe every second
-	local port=$1; shift
-	mkdir -p "$WORK/p$port"
-	cat >"$WORK/p$port/prometheus.yml" <<-YAML
-		global:
-		  scrape_interval: 1s
-		scrape_configs:
-		  - job_name: vmprobe
-		    static_configs:
-		      - targets: ["127.0.0.1:$PORT"]
-	YAML
-	prometheus --config.file="$WORK/p$port/prometheus.yml" --storage.tsdb.path="$WORK/p$port/tsdb" \
-		--web.listen-address="127.0.0.1:$port" "$@" >"$WORK/p$port/log" 2>&1 &
-	echo $!
-}
-q() { # PORT QUERY: the first result's value
-	curl -sf "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2" |
-		python3 -c 'import json,sys
-r=json.load(sys.stdin)["data"]["result"]
-print(r[0]["value"][1] if r else "")'
-}
-PROM_PID=$(prom $PROM_PORT --enable-feature=native-histograms)
-OM_PID=$(prom $OM_PORT)
+# One Prometheus without native histograms (it asks for OpenMetrics), one
+# with them (it asks for protobuf).
+prometheus_start $OM_PORT $PORT || tap_fail "Prometheus starts" "$(tail -5 "$WORK/prometheus-$OM_PORT.log")"
+OM_PID=$PROM_PID
+prometheus_start $PROM_PORT $PORT "" --enable-feature=native-histograms ||
+	tap_fail "Prometheus with native histograms starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
 NH="vmprobe_disk_latency_seconds{$SEL}"
-has() { [ -n "$(q "$1" "$2")" ]; }
+has() { [ -n "$(promql_on "$1" "$2")" ]; }
 check "Prometheus (native histograms) stores a native histogram: histogram_count works" \
 	wait_for 30 has $PROM_PORT "histogram_count($NH)"
-check_num "its count is the text format's, exactly" 8 "$(q $PROM_PORT "histogram_count($NH)")"
+check_num "its count is the text format's, exactly" 8 "$(promql_on $PROM_PORT "histogram_count($NH)")"
 sum_text=$(metric "$WORK/text.txt" vmprobe_disk_latency_seconds_sum name=nh-vm drive=disk0 operation=read)
 check_eq "its sum is the text format's" "$sum_text" \
-	"$(python3 -c "print(repr(float('$(q $PROM_PORT "histogram_sum($NH)")')))" | sed 's/\.0$//')"
+	"$(python3 -c "print(repr(float('$(promql_on $PROM_PORT "histogram_sum($NH)")')))" | sed 's/\.0$//')"
 # Every classic bound: the native histogram's fraction below it times its
 # count is the classic cumulative count, to the observation.
 bad=
 while read -r le cum; do
 	[ "$le" = "+Inf" ] && continue
-	got=$(q $PROM_PORT "histogram_fraction(0, $le, $NH) * histogram_count($NH)")
+	got=$(promql_on $PROM_PORT "histogram_fraction(0, $le, $NH) * histogram_count($NH)")
 	python3 -c "import sys; sys.exit(abs(float('$got') - $cum) > 1e-9)" 2>/dev/null ||
 		bad="$bad le=$le classic=$cum native=$got;"
 done < <(python3 - "$WORK/text.txt" <<'PY'
@@ -93,12 +75,12 @@ PY
 check_eq "every classic bucket is exactly a native one (histogram_fraction at each le)" "" "$bad"
 SZ="vmprobe_disk_request_size_bytes{$SEL}"
 check_num "request sizes: all 8 reads in the native bucket (2048, 4096]" 8 \
-	"$(q $PROM_PORT "histogram_fraction(2048, 4096, $SZ) * histogram_count($SZ)")"
+	"$(promql_on $PROM_PORT "histogram_fraction(2048, 4096, $SZ) * histogram_count($SZ)")"
 check_eq "Prometheus 2.42 keeps the native histogram only: no classic _bucket series" "" \
-	"$(q $PROM_PORT "count(vmprobe_disk_latency_seconds_bucket{$SEL})")"
+	"$(promql_on $PROM_PORT "count(vmprobe_disk_latency_seconds_bucket{$SEL})")"
 # And one without the feature (it asks for OpenMetrics).
 check "Prometheus without the feature scrapes OpenMetrics: classic buckets stored" \
 	wait_for 30 has $OM_PORT "vmprobe_disk_latency_seconds_bucket{$SEL,le=\"+Inf\"}"
-check_num "with the same count" 8 "$(q $OM_PORT "vmprobe_disk_latency_seconds_count{$SEL}")"
-check_eq "both scrape without errors" "1 1" "$(q $PROM_PORT 'up{job="vmprobe"}') $(q $OM_PORT 'up{job="vmprobe"}')"
+check_num "with the same count" 8 "$(promql_on $OM_PORT "vmprobe_disk_latency_seconds_count{$SEL}")"
+check_eq "both scrape without errors" "1 1" "$(promql_on $PROM_PORT 'up{job="vmprobe"}') $(promql_on $OM_PORT 'up{job="vmprobe"}')"
 tap_done

@@ -101,22 +101,21 @@ YAML
 VMPROBE_PID=$!
 URL=https://127.0.0.1:$PORT
 CA=(--cacert "$T/ca.crt") CLIENT=(--cert "$T/client.crt" --key "$T/client.key")
-code() { curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "$@"; }
 check "vmprobe serves https" wait_for 20 curl -s "${CA[@]}" -o /dev/null "$URL/healthz"
-check_eq "plain http gets no answer" 000 "$(code "http://127.0.0.1:$PORT/metrics")"
-check_eq "no client certificate: 403" 403 "$(code "${CA[@]}" "$URL/metrics")"
+check_eq "plain http gets no answer" 000 "$(http_get resp "http://127.0.0.1:$PORT/metrics")"
+check_eq "no client certificate: 403" 403 "$(http_get resp "${CA[@]}" "$URL/metrics")"
 check_eq "a client certificate of another CA: 403" 403 \
-	"$(code "${CA[@]}" --cert "$T/stranger.crt" --key "$T/stranger.key" -u prom:s3cret "$URL/metrics")"
-check_eq "the client certificate, no password: 401" 401 "$(code "${CA[@]}" "${CLIENT[@]}" "$URL/metrics")"
-check "which asks for Basic credentials" grep -qi '^WWW-Authenticate: Basic realm="vmprobe"' "$WORK/headers"
-check_eq "a wrong password: 401" 401 "$(code "${CA[@]}" "${CLIENT[@]}" -u prom:nope "$URL/metrics")"
-check_eq "an unknown user: 401" 401 "$(code "${CA[@]}" "${CLIENT[@]}" -u eve:s3cret "$URL/metrics")"
-check_eq "certificate and password: 200" 200 "$(code "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")"
-check "and the metrics" grep -q '^vmprobe_build_info{' "$WORK/body"
-check "the configured header is on the response" grep -qi '^X-Content-Type-Options: nosniff' "$WORK/headers"
-check_eq "/healthz needs no password (liveness probes)" 200 "$(code "${CA[@]}" "${CLIENT[@]}" "$URL/healthz")"
+	"$(http_get resp "${CA[@]}" --cert "$T/stranger.crt" --key "$T/stranger.key" -u prom:s3cret "$URL/metrics")"
+check_eq "the client certificate, no password: 401" 401 "$(http_get resp "${CA[@]}" "${CLIENT[@]}" "$URL/metrics")"
+check "which asks for Basic credentials" grep -qi '^WWW-Authenticate: Basic realm="vmprobe"' "$WORK/resp.h"
+check_eq "a wrong password: 401" 401 "$(http_get resp "${CA[@]}" "${CLIENT[@]}" -u prom:nope "$URL/metrics")"
+check_eq "an unknown user: 401" 401 "$(http_get resp "${CA[@]}" "${CLIENT[@]}" -u eve:s3cret "$URL/metrics")"
+check_eq "certificate and password: 200" 200 "$(http_get resp "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")"
+check "and the metrics" grep -q '^vmprobe_build_info{' "$WORK/resp.b"
+check "the configured header is on the response" grep -qi '^X-Content-Type-Options: nosniff' "$WORK/resp.h"
+check_eq "/healthz needs no password (liveness probes)" 200 "$(http_get resp "${CA[@]}" "${CLIENT[@]}" "$URL/healthz")"
 check_eq "TLS 1.1 is refused (min_version defaults to TLS12)" 000 \
-	"$(code "${CA[@]}" "${CLIENT[@]}" --tls-max 1.1 -u prom:s3cret "$URL/metrics")"
+	"$(http_get resp "${CA[@]}" "${CLIENT[@]}" --tls-max 1.1 -u prom:s3cret "$URL/metrics")"
 
 # --- The certificate is re-read when its files change. ---
 serial() { # the serial of the certificate vmprobe presents now
@@ -149,7 +148,7 @@ if command -v prometheus >/dev/null; then
       key_file: $T/client.key
     basic_auth:
       username: prom
-      password: s3cret" || tap_fail "prometheus starts" "$(tail -5 "$WORK/prometheus.log")"
+      password: s3cret" || tap_fail "prometheus starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
 	up() { [ "$(promql 'up{job="vmprobe"}')" = 1 ]; }
 	check "Prometheus scrapes it over TLS with a certificate and a password: up == 1" wait_for 30 up
 	check "and stores its series" test -n "$(promql 'vmprobe_build_info')"
@@ -167,11 +166,11 @@ for i in 1 2 3; do
 done
 sleep 1
 check_eq "with 3 connections held (the cap), a fourth is not served" 000 \
-	"$(code --max-time 5 "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")"
+	"$(http_get resp --max-time 5 "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")"
 for p in "${HOLD[@]}"; do kill "$p" 2>/dev/null; done
 pkill -f "openssl s_client -quiet -connect 127.0.0.1:$PORT" 2>/dev/null
 HOLD=()
-ok_again() { [ "$(code "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")" = 200 ]; }
+ok_again() { [ "$(http_get resp "${CA[@]}" "${CLIENT[@]}" -u prom:s3cret "$URL/metrics")" = 200 ]; }
 check "once they go, it is served again" wait_for 10 ok_again
 vmprobe_stop
 check_eq "vmprobe serve exits cleanly" 0 $?

@@ -111,6 +111,18 @@ scrape() { # [FILE]: saves /metrics to FILE (default $WORK/metrics.txt)
 	curl -sf "$VMPROBE_URL" >"${1:-$WORK/metrics.txt}"
 }
 
+# An HTTP request (curl): headers in $WORK/NAME.h, body in $WORK/NAME.b, the
+# status printed (000: no answer).
+http_get() { # NAME [CURL ARGS...]
+	local name=$1; shift
+	curl -s -o "$WORK/$name.b" -D "$WORK/$name.h" -w '%{http_code}' "$@"
+}
+# The value of a header of http_get's response NAME (the last one), CR stripped.
+http_header() { # NAME HEADER
+	awk -v h="$2" 'tolower($0) ~ "^" tolower(h) ":" { sub(/^[^:]*: */, ""); sub(/\r$/, ""); v = $0 }
+		END { print v }' "$WORK/$1.h"
+}
+
 # Value of the sample whose name is NAME and whose labels include every
 # `k="v"` given (exact text as exposed, escaping included); empty if none.
 metric() { # FILE NAME [LABEL=VALUE...]
@@ -167,32 +179,38 @@ tapguest_dir() {
 }
 
 # Starts a Prometheus server on 127.0.0.1:PROM_PORT that scrapes vmprobe on
-# PORT every second; sets PROM_PID (the caller stops it). Fails unless the
-# server is ready within 30 s. JOB_YAML: more keys of the scrape job
-# (scheme, tls_config, basic_auth...), indented by four spaces.
-prometheus_start() { # PROM_PORT PORT [JOB_YAML]
-	PROM_URL="http://127.0.0.1:$1"
-	cat >"$WORK/prometheus.yml" <<YAML
+# PORT every second; sets PROM_URL and PROM_PID (the caller stops it). Its
+# files: $WORK/prometheus-PROM_PORT.yml and .log, $WORK/tsdb-PROM_PORT, so
+# that a test can run several. Fails unless the server is ready within
+# 30 s. JOB_YAML: more keys of the scrape job (scheme, tls_config,
+# basic_auth...), indented by four spaces; FLAGS: more of its flags.
+prometheus_start() { # PROM_PORT PORT [JOB_YAML [FLAGS...]]
+	local port=$1 target=$2 job=${3:-}
+	shift 2
+	[ $# -gt 0 ] && shift
+	PROM_URL="http://127.0.0.1:$port"
+	cat >"$WORK/prometheus-$port.yml" <<YAML
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
 scrape_configs:
   - job_name: vmprobe
     static_configs:
-      - targets: ["127.0.0.1:$2"]
-${3:-}
+      - targets: ["127.0.0.1:$target"]
+$job
 YAML
-	prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-		--web.listen-address="127.0.0.1:$1" >"$WORK/prometheus.log" 2>&1 &
+	prometheus --config.file="$WORK/prometheus-$port.yml" --storage.tsdb.path="$WORK/tsdb-$port" \
+		--web.listen-address="127.0.0.1:$port" "$@" >"$WORK/prometheus-$port.log" 2>&1 &
 	PROM_PID=$!
 	wait_for 30 curl -sf "$PROM_URL/-/ready"
 }
-
-# The first result's value of an instant PromQL query ("" if none).
-promql() { # QUERY [TIME]
-	curl -sf "$PROM_URL/api/v1/query" --data-urlencode "query=$1" \
-		${2:+--data-urlencode "time=$2"} |
+# The first result's value of an instant PromQL query to the Prometheus on
+# PROM_PORT ("" if none); promql asks the last one started.
+promql_on() { # PROM_PORT QUERY [TIME]
+	curl -sf "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2" \
+		${3:+--data-urlencode "time=$3"} |
 		python3 -c 'import json,sys
 r=json.load(sys.stdin)["data"]["result"]
 print(r[0]["value"][1] if r else "")'
 }
+promql() { promql_on "${PROM_URL##*:}" "$@"; } # QUERY [TIME]
