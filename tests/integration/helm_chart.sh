@@ -52,13 +52,14 @@ check "the validator refuses an unknown ServiceMonitor field (honorLabel)" grep 
 # values.schema.json: wrong values fail at install time, not in the pod.
 for bad in "config.network.max_interfaces=0" "config.network.typo=1" "config.log_level=verbose" \
 	"config.network.packet_size_buckets.min=100" "image.pullPolicy=Sometimes" "port=70000" \
-	"prometheusRule.thresholds.networkDropRatio=2" "unknownTopLevel=1"; do
+	"prometheusRule.alerts.VMNetworkDrops.dropRatio=2" "prometheusRule.alerts.VmprobeDown.for=5min" \
+	"prometheusRule.alerts.VmprobeTypo.enabled=false" "prometheusRule.baseline.days=0" "unknownTopLevel=1"; do
 	check_fails "values.schema.json refuses --set $bad" render "$WORK/x.yaml" --set "$bad"
 done
 check "values.schema.json accepts a custom config, labels and thresholds" render "$WORK/x.yaml" "${ALL_ON[@]}" \
 	--set config.log_level=debug --set config.network.max_interfaces=4096 --set config.disk.enabled=false \
-	--set serviceMonitor.additionalLabels.release=kps --set prometheusRule.thresholds.diskLatencyP99Seconds=0.25 \
-	--set-json prometheusRule.thresholds.networkDropRatio=0.05
+	--set serviceMonitor.additionalLabels.release=kps --set prometheusRule.alerts.VMDiskLatencyHigh.p99Seconds=0.25 \
+	--set-json prometheusRule.alerts.VMNetworkDrops.dropRatio=0.05 --set prometheusRule.alerts.VmprobeDown.for=2h30m
 
 # The schema's config keys are vmprobe's, less the two the chart owns.
 if [ -x "$REPO/build/vmprobe" ]; then
