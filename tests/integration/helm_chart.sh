@@ -182,22 +182,35 @@ check "the dashboards ConfigMap carries the Grafana sidecar label (grafana_dashb
 	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1])).get("grafana_dashboard") != "1")' "$WORK/dash-labels.json"
 dash=$WORK/vmprobe.json
 if check "the dashboard is valid JSON" python3 -m json.tool "$dash"; then
-	check_eq "the dashboard has node, namespace and VM variables" "datasource node namespace vm" \
-		"$(python3 -c 'import json,sys; print(" ".join(v["name"] for v in json.load(open(sys.argv[1]))["templating"]["list"]))' "$dash")"
-	for fam in vmprobe_network_packet_size_bytes vmprobe_network_tcp_rtt_seconds vmprobe_disk_latency_seconds \
-		vmprobe_disk_request_size_bytes vmprobe_host_block_latency_seconds; do
-		check "histogram $fam is shown as a heatmap" python3 -c '
+	python3 "$REPO/scripts/dashboard.py" "$WORK/generated.json"
+	check "the dashboard is what scripts/dashboard.py writes" cmp "$CHART/dashboards/vmprobe.json" "$WORK/generated.json"
+	# One TAP line per structural check (tests/k8s/dashboard_check.py).
+	dash_verdicts() { python3 "$REPO/tests/k8s/dashboard_check.py" "$1" 2>&1 || echo "FAIL	the dashboard checker runs"; }
+	while IFS=$'\t' read -r v what why; do
+		if [ "$v" = OK ]; then tap_ok "dashboard: $what"; else tap_fail "dashboard: $what" "$why"; fi
+	done < <(dash_verdicts "$dash")
+	# The checker itself must catch what it claims to: a panel without the
+	# cluster filter, a link to an unknown variable or from a label the
+	# query drops, a heatmap that adds classic buckets to native ones.
+	python3 - "$dash" "$WORK/bad-dash.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-sys.exit(not any(p["type"] == "heatmap" and any(sys.argv[2] + "_bucket" in t["expr"] and t.get("format") == "heatmap"
-    for t in p["targets"]) for p in d["panels"]))' "$dash" "$fam"
-	done
-	check "every dashboard query uses the datasource variable and the node filter" python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-bad = [p["title"] for p in d["panels"] if p["type"] != "row" and (p["datasource"]["uid"] != "${datasource}"
-       or any("$node" not in t["expr"] for t in p["targets"]))]
-sys.exit("panels: %s" % bad if bad else 0)' "$dash"
+p = {p["title"]: p for p in d["panels"]}
+t = p["Frames per VM"]["targets"][0]
+t["expr"] = t["expr"].replace('cluster=~"$cluster", ', "")
+l = p["VMs per node"]["fieldConfig"]["defaults"]["links"] = [dict(p["VMs per node"]["fieldConfig"]["defaults"]["links"][0])]
+l[0]["url"] = l[0]["url"].replace("var-node=", "var-host=")
+l = p["Taps counted and slots"]["fieldConfig"]["defaults"]["links"] = [dict(p["Taps counted and slots"]["fieldConfig"]["defaults"]["links"][0])]
+l[0]["url"] = l[0]["url"] + "&var-drive=${__field.labels.drive}"
+t = p["Disk latency"]["targets"][0]
+t["expr"] = t["expr"].replace(" or on () ", " or ")
+json.dump(d, open(sys.argv[2], "w"))
+PY
+	bad=$(dash_verdicts "$WORK/bad-dash.json" | grep '^FAIL')
+	check "the dashboard checker refuses a selector without \$cluster" grep -q "FAIL.*filters by \$cluster" <<<"$bad"
+	check "the dashboard checker refuses a link to an unknown variable" grep -q 'FAIL.*VMs per node.*var-host is no variable' <<<"$bad"
+	check "the dashboard checker refuses a link from a label the query drops" grep -q 'FAIL.*Taps counted.*drive is not a label' <<<"$bad"
+	check "the dashboard checker refuses a heatmap adding classic buckets to native ones" grep -q 'FAIL.*heatmap "Disk latency"' <<<"$bad"
 fi
 
 # Alerts: summary, description, and a runbook section that exists.
@@ -224,6 +237,8 @@ while read -r alert s d rb; do
 	check_eq "alert $alert has a summary, a description and a runbook section in docs/runbook.md" \
 		"summary description runbook" "$s $d $rb"
 done <"$WORK/alerts.txt"
+check_eq "every section of docs/runbook.md is an alert's, or Baselines" "Baselines $(cut -d' ' -f1 "$WORK/alerts.txt" | sort | paste -sd' ')" \
+	"Baselines $(sed -n 's/^## //p' "$REPO/docs/runbook.md" | grep -vx Baselines | sort | paste -sd' ')"
 
 # Plain kubectl: make deploy/vmprobe.yaml.
 check "make deploy/vmprobe.yaml renders the chart" make -C "$REPO" --no-print-directory -s deploy/vmprobe.yaml

@@ -3,11 +3,19 @@
 # real vmprobe measuring a real QEMU guest (TCG) with a NIC and a drive,
 # placed as KubeVirt places it (domain NAMESPACE_NAME, QEMU in a kubepods
 # cgroup). Prometheus loads the rules taken from the rendered chart and
-# also scrapes a stand-in for KubeVirt's kubevirt_vmi_* series. Every
-# expression of the rules, the dashboard and docs/kubevirt.md must run
-# without error, and return data where vmprobe exports its metric family;
-# an expression whose family is not exported yet is reported as SKIP,
-# naming it (tests/k8s/promql_check.py).
+# also scrapes a stand-in for KubeVirt's kubevirt_vmi_* and
+# kube-state-metrics' node series; both jobs carry a cluster label, as
+# where one Prometheus scrapes several clusters. A week of the baselines'
+# hourly series for the guest's drive and interface is backfilled
+# (promtool tsdb create-blocks-from openmetrics), so that the baseline
+# rules, z-scores and anomaly operands run on the guest's live series.
+# Every expression of the rules, the dashboard and docs/kubevirt.md must
+# run without error, and return data where vmprobe exports its metric
+# family; an expression whose family is not exported yet is reported as
+# SKIP, naming it (tests/k8s/promql_check.py). Every dashboard variable
+# resolves to the guest's cluster, node, namespace, name, interface and
+# drive. A second Prometheus with native histograms (it keeps no _bucket
+# series) must give the quantile rules and the heatmaps from them.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -29,13 +37,13 @@ if ! k8s_tools; then
 fi
 
 WORK=$(mktemp -d /tmp/vmprobe-rules-e2e.XXXXXX)
-PORT=19584 PROM_PORT=19592 KV_PORT=19593 TAP=vmpt-r0
-PROM_PID= KV_PID= TCP_PID= NBD_PID=
+PORT=19584 PROM_PORT=19592 KV_PORT=19593 NH_PORT=19594 TAP=vmpt-r0
+PROM_PID= NH_PID= KV_PID= TCP_PID= NBD_PID=
 CG=$(kubepods_cgroup vmprobe-rules-e2e)
 cleanup() {
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
-	for p in $PROM_PID $KV_PID $TCP_PID $NBD_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	for p in $PROM_PID $NH_PID $KV_PID $TCP_PID $NBD_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	ip link del "$TAP" 2>/dev/null
 	[ -n "$CG" ] && rmdir "$CG" "${CG%/*}" 2>/dev/null
 	umount "$WORK/img" 2>/dev/null
@@ -65,7 +73,9 @@ truncate -s 32M "$WORK/img/data.img"
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 
 # KubeVirt's own series for the same VM (virt-handler exports them with
-# the VMI's namespace and name), as counters that grow.
+# the VMI's namespace and name), as counters that grow; virt-controller's
+# VMI count of the node; kube-state-metrics' node labels and condition, for
+# this node and for a second KubeVirt node that has no vmprobe.
 cat >"$WORK/kubevirt.py" <<'PY'
 import http.server, sys, time
 ns, name = sys.argv[2], sys.argv[3]
@@ -86,6 +96,14 @@ class H(http.server.BaseHTTPRequestHandler):
             'kubevirt_vmi_storage_read_times_seconds_total{%s,drive="data"} %f' % (l, t / 1e5),
             '# TYPE kubevirt_vmi_vcpu_wait_seconds_total counter',
             'kubevirt_vmi_vcpu_wait_seconds_total{%s,id="0",state="running"} %f' % (l, t / 1e6),
+            '# TYPE kubevirt_vmi_phase_count gauge',
+            'kubevirt_vmi_phase_count{node="e2e-node",phase="Running",os="linux",workload="server",flavor="small",instance_type="u1.small"} 1',
+            '# TYPE kube_node_labels gauge',
+            'kube_node_labels{node="e2e-node",label_kubevirt_io_schedulable="true"} 1',
+            'kube_node_labels{node="e2e-node-2",label_kubevirt_io_schedulable="true"} 1',
+            '# TYPE kube_node_status_condition gauge',
+            'kube_node_status_condition{node="e2e-node",condition="Ready",status="true"} 1',
+            'kube_node_status_condition{node="e2e-node-2",condition="Ready",status="true"} 1',
             ""]).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -117,18 +135,64 @@ scrape_configs:
     honor_labels: true
     static_configs:
       - targets: ["127.0.0.1:$PORT"]
-        labels: {node: e2e-node}
+        labels: {node: e2e-node, cluster: e2e-cluster}
   - job_name: kubevirt
     honor_labels: true
     static_configs:
       - targets: ["127.0.0.1:$KV_PORT"]
+        labels: {cluster: e2e-cluster}
 YAML
 check "promtool check config accepts the Prometheus config with the chart's rules" \
 	promtool check config "$WORK/prometheus.yml"
-prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-	--web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
+
+# A week of the baselines' hourly series (1 ms +- 0.2 ms, no drops), every
+# 5 minutes until 20 hours ago, with the labels the live rules give the
+# guest's drive and interface: each day's same hour is 23h30m, 47h30m, ...
+# before the rules' evaluations during this test.
+VM_NAME=$VM
+[ $kube -eq 1 ] || VM_NAME=${NS}_$VM
+python3 - "$WORK/history.om" "$PORT" "$kube" "$NS" "$VM_NAME" <<'PY'
+import sys, time
+out, port, kube, ns, name = sys.argv[1:]
+who = 'cluster="e2e-cluster",node="e2e-node",instance="127.0.0.1:%s",%sname="%s"' % (
+    port, 'namespace="%s",' % ns if kube == "1" else "", name)
+series = []
+for op in ("read", "write"):
+    l = '%s,drive="data",operation="%s",quantile="0.99"' % (who, op)
+    series += [("vm_drive:vmprobe_disk_latency_seconds:p99_avg1h", l, 0.001),
+               ("vm_drive:vmprobe_disk_latency_seconds:p99_stddev1h", l, 0.0002)]
+for path in ("guest", "network"):
+    l = '%s,interface="default",path="%s",quantile="0.99"' % (who, path)
+    series += [("vm_interface:vmprobe_network_tcp_rtt_seconds:p99_avg1h", l, 0.001),
+               ("vm_interface:vmprobe_network_tcp_rtt_seconds:p99_stddev1h", l, 0.0002)]
+for d in ("rx", "tx"):
+    l = '%s,interface="default",direction="%s"' % (who, d)
+    series += [("vm_interface:vmprobe_network_drops:ratio_avg1h", l, 0),
+               ("vm_interface:vmprobe_network_drops:ratio_stddev1h", l, 0)]
+now = int(time.time()) // 300 * 300
+with open(out, "w") as f:
+    for n in sorted({n for n, _, _ in series}):
+        f.write("# TYPE %s gauge\n" % n)
+        for t in range(now - 8 * 86400, now - 20 * 3600, 300):
+            for m, l, v in series:
+                if m == n:
+                    f.write("%s{%s} %s %d\n" % (m, l, v, t))
+    f.write("# EOF\n")
+PY
+check "promtool backfills a week of the baselines' hourly series" \
+	promtool tsdb create-blocks-from openmetrics "$WORK/history.om" "$WORK/tsdb"
+prom_start() { # PORT TSDB [FLAGS...]: a Prometheus with this config
+	local port=$1 tsdb=$2; shift 2
+	prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$tsdb" \
+		--web.listen-address="127.0.0.1:$port" "$@" >"$WORK/prometheus-$port.log" 2>&1 &
+}
+prom_start $PROM_PORT "$WORK/tsdb"
 PROM_PID=$!
 check "Prometheus starts with the chart's rules" wait_for 30 curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
+prom_start $NH_PORT "$WORK/tsdb-native" --enable-feature=native-histograms
+NH_PID=$!
+check "Prometheus with native histograms starts with the chart's rules" \
+	wait_for 30 curl -sf "http://127.0.0.1:$NH_PORT/-/ready"
 
 # A TCP server on the host for the guest's short connections (RTT samples).
 python3 -c '
@@ -190,7 +254,7 @@ scrape "$WORK/metrics.txt"
 if [ $kube -eq 1 ]; then
 	check_num "vmprobe names the VM by KubeVirt's namespace and name" 1 \
 		"$(metric "$WORK/metrics.txt" vmprobe_vm_info namespace="$NS" name="$VM")"
-	export VAR_namespace=$NS VAR_vm=$VM
+	export VAR_namespace=$NS
 fi
 # ~30 connections by now, one a second; the server's accept log is not needed.
 check_range "vmprobe counts the guest's TCP connections (opened by the guest)" 10 45 \
@@ -205,7 +269,8 @@ check "vmprobe counts the guest's drive (drive label without KubeVirt's ua- pref
 	test -n "$(metric "$WORK/metrics.txt" vmprobe_disk_operations_total name="$VM" drive=data operation=write)"
 
 curl -sf "http://127.0.0.1:$KV_PORT/metrics" >"$WORK/kubevirt.txt"
-export VAR_node=e2e-node RATE_INTERVAL=1m
+export VAR_cluster=e2e-cluster VAR_node=e2e-node VAR_vm=$VM_NAME VAR_interface=default VAR_drive=data RATE_INTERVAL=1m
+export NATIVE_PROM=http://127.0.0.1:$NH_PORT
 python3 "$REPO/tests/k8s/promql_check.py" "http://127.0.0.1:$PROM_PORT" "$WORK/metrics.txt,$WORK/kubevirt.txt" \
 	"$WORK/rules.json" "$WORK/dashboard.json" "$REPO/docs/kubevirt.md" >"$WORK/verdicts.txt" 2>"$WORK/check.err"
 check_eq "the PromQL checker ran to the end" "" "$(cat "$WORK/check.err")"
@@ -216,6 +281,16 @@ while IFS=$'\t' read -r v what why; do
 	*) tap_fail "$what" "$why" ;;
 	esac
 done <"$WORK/verdicts.txt"
+
+# VmprobeMissingOnNode's condition on real series: the KubeVirt node
+# without vmprobe, not this one.
+missing=$(python3 -c '
+import json, sys
+print([r["expr"] for g in json.load(open(sys.argv[1]))["groups"] for r in g["rules"]
+       if r.get("alert") == "VmprobeMissingOnNode"][0])' "$WORK/rules.json")
+check_eq "VmprobeMissingOnNode's condition holds for the KubeVirt node without vmprobe only" "e2e-cluster/e2e-node-2" \
+	"$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$missing" |
+		python3 -c 'import json,sys; print(" ".join(sorted("%s/%s" % (s["metric"].get("cluster"), s["metric"]["node"]) for s in json.load(sys.stdin)["data"]["result"])))')"
 
 # The KubeVirt join of docs/kubevirt.md attaches KubeVirt's labels to
 # vmprobe's series of the same VM.

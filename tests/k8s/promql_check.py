@@ -11,12 +11,19 @@ return data when every metric family it reads is in the scrape; if one is
 not exported yet, the data check is skipped, naming the family.
 Recording rules are checked by their recorded series. An alert's
 condition is false on a healthy host, so each operand of its top-level
-comparisons and and/or/unless (e.g. `p99 > 0.1` -> `p99`) must return data.
+comparisons and and/or/unless (e.g. `p99 > 0.1` -> `p99`) must return data
+(a parenthesised operand is split in turn: `(a or b)` -> `a`, `b`).
+
+With NATIVE_PROM=URL (a Prometheus with --enable-feature=native-histograms,
+which keeps vmprobe's histograms as native ones and no _bucket series),
+the recording rules that read histograms must give data there too, and
+the heatmap panels native histograms there and classic buckets on PROM_URL.
 
 Usage: promql_check.py PROM_URL METRICS_FILE[,...] RULES_JSON DASHBOARD_JSON [DOC.md...]
 (METRICS_FILE: what Prometheus scraped, saved in the exposition format)
-Dashboard variables are replaced by `.*` (or the value of $VAR in the
-environment, e.g. node=e2e-node), $__rate_interval by RATE_INTERVAL (1m).
+Dashboard variables are replaced by `.*`, or by the value of $VAR_name in
+the environment (e.g. VAR_node=e2e-node), which the variable's own query
+must then return among its values; $__rate_interval by RATE_INTERVAL (1m).
 """
 import json
 import os
@@ -67,10 +74,10 @@ def families(expr, seen=None):
     return out
 
 
-def query(expr):
+def query(expr, url=None):
     data = urllib.parse.urlencode({"query": expr}).encode()
     try:
-        with urllib.request.urlopen(prom + "/api/v1/query", data, timeout=30) as r:
+        with urllib.request.urlopen((url or prom) + "/api/v1/query", data, timeout=30) as r:
             body = json.load(r)
     except urllib.error.HTTPError as e:
         body = json.load(e)
@@ -88,7 +95,7 @@ def short(expr, n=110):
     return e if len(e) <= n else e[: n - 3] + "..."
 
 
-def check(what, expr, want_data=True, label=None):
+def check(what, expr, want_data=True, label=None, value=None):
     result, err = query(expr)
     if err:
         verdict("FAIL", what, "%s: %s" % (err, short(expr, 300)))
@@ -102,6 +109,9 @@ def check(what, expr, want_data=True, label=None):
         verdict("FAIL", what + " returns data", "empty result: " + short(expr, 300))
     elif label and not any(label in s["metric"] for s in result):
         verdict("FAIL", what + " returns data", "no series has the label %s: %s" % (label, short(expr, 300)))
+    elif value is not None and value not in {s["metric"].get(label) for s in result}:
+        verdict("FAIL", what + " returns data", "%s=\"%s\" is not among the values %s: %s" % (
+            label, value, sorted({s["metric"].get(label, "") for s in result}), short(expr, 300)))
     else:
         verdict("OK", what + " returns data")
 
@@ -129,10 +139,29 @@ def operands(expr):
     for p in parts:
         p = re.sub(r"^\s*bool\b", "", p)
         p = re.sub(r"^\s*(on|ignoring)\s*\([^)]*\)", "", p)
-        p = re.sub(r"^\s*(group_left|group_right)\s*(\([^)]*\))?", "", p).strip()
-        if p and not re.fullmatch(r"[-+0-9.eE]+", p):
+        p = re.sub(r"^\s*(group_left|group_right)\s*(\([^)]*\))?", "", p)
+        p = p.strip()
+        if not p or re.fullmatch(r"[-+0-9.eE]+", p):
+            continue
+        if wrapped(p):  # (a or b), (x == 0): their own operands
+            out += operands(p[1:-1])
+        else:
             out.append(p)
     return out
+
+
+def wrapped(expr):
+    """Whether the whole expression is one parenthesised group."""
+    s = strip_strings(expr)
+    if not (s.startswith("(") and s.endswith(")")):
+        return False
+    depth = 0
+    for i, c in enumerate(s):
+        depth += c == "("
+        depth -= c == ")"
+        if depth == 0 and i < len(s) - 1:
+            return False
+    return True
 
 
 # Rules: all of them once more through the API's own health report.
@@ -177,8 +206,10 @@ for v in dash["templating"]["list"]:
     if not m:
         verdict("FAIL", "variable %s: a label_values() query" % v["name"], v["query"]["query"])
         continue
-    check("dashboard variable $%s (%s)" % (v["name"], short(v["query"]["query"], 70)), subst(m.group(1)),
-          label=m.group(2))
+    want = os.environ.get("VAR_" + v["name"])
+    check("dashboard variable $%s (%s)%s" % (v["name"], short(v["query"]["query"], 70),
+                                             ", %s among its values," % want if want else ""),
+          subst(m.group(1)), label=m.group(2), value=want)
 for p in dash["panels"]:
     for t in p.get("targets", []):
         check("dashboard panel \"%s\" %s" % (p["title"], t["refId"]), subst(t["expr"]))
@@ -189,3 +220,26 @@ for doc in docs:
     for k, (info, block) in enumerate(re.findall(r"```promql( no-data)?\n(.*?)```", text, re.S)):
         check("%s PromQL block %d `%s`" % (os.path.basename(doc), k + 1, short(block, 60)), block,
               want_data=not info)
+
+native = os.environ.get("NATIVE_PROM")
+if native:
+    result, err = query('count({__name__=~"vmprobe_.+_bucket"})', native)
+    verdict("OK" if not err and not result else "FAIL", "the native-histogram Prometheus keeps no _bucket series",
+            err or json.dumps(result)[:300])
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            if "record" in r and re.search(r"\bvmprobe_\w+_(bucket|count)\{", r["expr"]):
+                q = r.get("labels", {}).get("quantile")
+                sel = '%s{quantile="%s"}' % (r["record"], q) if q else r["record"]
+                result, err = query(sel, native)
+                verdict("OK" if result else "FAIL", "recorded %s from native histograms" % sel,
+                        err or "empty result")
+    for p in dash["panels"]:
+        if p["type"] != "heatmap":
+            continue
+        for t in p["targets"]:
+            for url, kind, want in ((native, "native", "histogram"), (prom, "classic", "value")):
+                result, err = query(subst(t["expr"]), url)
+                ok = result and all(want in s_ for s_ in result) and (kind == "native" or all("le" in s_["metric"] for s_ in result))
+                verdict("OK" if ok else "FAIL", "heatmap \"%s\" from %s histograms" % (p["title"], kind),
+                        err or short(json.dumps(result), 300))
