@@ -240,6 +240,13 @@ done <"$WORK/alerts.txt"
 check_eq "every section of docs/runbook.md is an alert's, or Baselines" "Baselines $(cut -d' ' -f1 "$WORK/alerts.txt" | sort | paste -sd' ')" \
 	"Baselines $(sed -n 's/^## //p' "$REPO/docs/runbook.md" | grep -vx Baselines | sort | paste -sd' ')"
 
+# The notes helm prints after install (rendered offline by a client-side dry run).
+notes=$("$HELM" install vmprobe "$CHART" --namespace vmprobe --dry-run=client "${ALL_ON[@]}" 2>&1 | sed -n '/^NOTES:/,$p')
+home=$(sed -n 's/^home: *//p' "$CHART/Chart.yaml")
+check "the notes name the runbook of this version" grep -qF "runbooks at $home/blob/v" <<<"$notes"
+check "the notes name the kube-state-metrics allowlist VmprobeMissingOnNode needs" \
+	grep -qF -- "--metric-labels-allowlist=nodes=[kubevirt.io/schedulable]" <<<"$notes"
+
 # Plain kubectl: make deploy/vmprobe.yaml.
 check "make deploy/vmprobe.yaml renders the chart" make -C "$REPO" --no-print-directory -s deploy/vmprobe.yaml
 if [ -f "$REPO/deploy/vmprobe.yaml" ]; then
