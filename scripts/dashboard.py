@@ -28,6 +28,10 @@ def rate(metric, sel, fn="rate"):
     return "%s(%s{%s}[%s])" % (fn, metric, sel, RATE)
 
 
+def summed(metric, sel, by, fn="rate"):
+    return "sum by (%s) (%s)" % (by, rate(metric, sel, fn))
+
+
 def quantile(q, metric, sel, by):
     """q-quantile by BY, from native histograms or else classic buckets."""
     return "histogram_quantile(%s, sum by (%s) (%s)) or histogram_quantile(%s, sum by (%s, le) (%s))" % (
@@ -67,6 +71,16 @@ def timeseries(title, desc, targets, unit, links=None, thresholds=None):
             "options": {"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["mean", "max"]},
                         "tooltip": {"mode": "multi", "sort": "desc"}},
             "targets": [target(e, l, chr(ord("A") + i)) for i, (e, l) in enumerate(targets)]}
+
+
+def rates(title, desc, metric, sel, by, legend, unit, scale=""):
+    """Per-second rate of a counter, summed by BY."""
+    return timeseries(title, desc, [(summed(metric, sel, by) + scale, legend)], unit)
+
+
+def p50_p99(title, desc, metric, sel, by, legend, unit):
+    return timeseries(title, desc, [(quantile(q, metric, sel, by), "%s p%s" % (legend, p))
+                                    for q, p in (("0.5", "50"), ("0.99", "99"))], unit)
 
 
 def heatmap(title, desc, metric, sel, unit):
@@ -138,9 +152,9 @@ def where():
                     "s", NODE_LINK), 8, 8),
         (timeseries("Drops and retransmits", "Frames the host dropped on the way to (rx) or from (tx) each VM, by "
                     "kernel drop reason, and TCP segments retransmitted through its tap.",
-                    [("sum by (namespace, name, interface, direction, reason) (%s)" % rate("vmprobe_network_drops_total", IFACE),
+                    [(summed("vmprobe_network_drops_total", IFACE, "namespace, name, interface, direction, reason"),
                       WHO + " {{interface}} {{direction}} drop {{reason}}"),
-                     ("sum by (namespace, name, interface, direction) (%s)" % rate("vmprobe_network_tcp_retransmits_total", IFACE),
+                     (summed("vmprobe_network_tcp_retransmits_total", IFACE, "namespace, name, interface, direction"),
                       WHO + " {{interface}} {{direction}} retransmits")], "pps"), 8, 8),
         (timeseries("Deviation from the VM's usual at this hour (z-score)", "How many standard deviations each VM's "
                     "p99 RTT (per path), p99 drive latency and drop ratio are from their mean at this hour of day over "
@@ -165,19 +179,19 @@ def hosts():
                      ("sum by (node) (vmprobe_network_interface_slots{%s})" % HOST, "{{node}} slots")], "short", NODE_LINK), 12, 8),
         (timeseries("VM network traffic per node", "Bits per second through the VMs' taps on each node, by direction "
                     "(rx: into the guests).",
-                    [("sum by (node, direction) (%s) * 8" % rate("vmprobe_network_bytes_total", HOST), "{{node}} {{direction}}")],
+                    [(summed("vmprobe_network_bytes_total", HOST, "node, direction") + " * 8", "{{node}} {{direction}}")],
                     "bps", NODE_LINK), 12, 8),
         (timeseries("VM disk requests per node", "Requests QEMU issued for the VMs' drives on each node, by operation.",
-                    [("sum by (node, operation) (%s)" % rate("vmprobe_disk_operations_total", HOST), "{{node}} {{operation}}")],
+                    [(summed("vmprobe_disk_operations_total", HOST, "node, operation"), "{{node}} {{operation}}")],
                     "reqps", NODE_LINK), 12, 8),
         (heatmap("Host block device latency", "Every block request on the selected nodes' devices, issue to completion "
                  "(vmprobe_host_block_latency_seconds).", "vmprobe_host_block_latency_seconds", HOST, "s"), 12, 8),
         (timeseries("vmprobe attach errors and unattributed frames", "Should stay at 0: failures to count a VM's tap, "
                     "drive or sockets; frames on devices with no slot; disk requests seen but not measured.",
-                    [("sum by (node) (%s)" % rate("vmprobe_attach_errors_total", HOST, "increase"), "{{node}} attach errors"),
-                     ("sum by (node) (%s)" % rate("vmprobe_network_unknown_interface_frames_total", HOST, "increase"),
+                    [(summed("vmprobe_attach_errors_total", HOST, "node", "increase"), "{{node}} attach errors"),
+                     (summed("vmprobe_network_unknown_interface_frames_total", HOST, "node", "increase"),
                       "{{node}} unknown-interface frames"),
-                     ("sum by (node, reason) (%s)" % rate("vmprobe_disk_unmeasured_requests_total", HOST, "increase"),
+                     (summed("vmprobe_disk_unmeasured_requests_total", HOST, "node, reason", "increase"),
                       "{{node}} unmeasured disk requests ({{reason}})")], "short", NODE_LINK), 12, 8),
         (timeseries("vmprobe scrape and scan time", "Time vmprobe took to render the last scrape, and its last /proc scan.",
                     [("max by (node) (vmprobe_scrape_duration_seconds{%s})" % HOST, "{{node}} scrape"),
@@ -192,27 +206,23 @@ def network():
     by = VM_BY + ", interface, direction"
     return [
         row("Virtual machines: network (interface $interface)"),
-        (timeseries("Network traffic per VM", "Bits per second through each VM's taps (rx: into the guest), Ethernet "
-                    "headers included.",
-                    [("sum by (%s) (%s) * 8" % (by, rate("vmprobe_network_bytes_total", IFACE)), WHO + " {{interface}} {{direction}}")],
-                    "bps"), 12, 8),
-        (timeseries("Frames per VM", "Frames per second through each VM's taps.",
-                    [("sum by (%s) (%s)" % (by, rate("vmprobe_network_packets_total", IFACE)), WHO + " {{interface}} {{direction}}")],
-                    "pps"), 12, 8),
+        (rates("Network traffic per VM", "Bits per second through each VM's taps (rx: into the guest), Ethernet "
+               "headers included.", "vmprobe_network_bytes_total", IFACE, by, WHO + " {{interface}} {{direction}}",
+               "bps", " * 8"), 12, 8),
+        (rates("Frames per VM", "Frames per second through each VM's taps.", "vmprobe_network_packets_total", IFACE, by,
+               WHO + " {{interface}} {{direction}}", "pps"), 12, 8),
         (heatmap("Frame sizes", "Sizes of the frames through the selected VMs' taps.", size, IFACE, "bytes"), 12, 8),
-        (timeseries("Frame size p50 and p99", "Per VM, interface and direction.",
-                    [(quantile("0.5", size, IFACE, by), WHO + " {{interface}} {{direction}} p50"),
-                     (quantile("0.99", size, IFACE, by), WHO + " {{interface}} {{direction}} p99")], "bytes"), 12, 8),
+        (p50_p99("Frame size p50 and p99", "Per VM, interface and direction.", size, IFACE, by,
+                 WHO + " {{interface}} {{direction}}", "bytes"), 12, 8),
         (heatmap("TCP RTT, network path", "Out of the guest to the peer's answer at the tap.", rtt, IFACE + ', path="network"', "s"), 12, 8),
         (heatmap("TCP RTT, guest path", "Into the guest to the guest's answer at the tap.", rtt, IFACE + ', path="guest"', "s"), 12, 8),
-        (timeseries("TCP RTT p50 and p99 per path", "Per VM, interface and path (network, guest).",
-                    [(quantile("0.5", rtt, IFACE, VM_BY + ", interface, path"), WHO + " {{interface}} {{path}} p50"),
-                     (quantile("0.99", rtt, IFACE, VM_BY + ", interface, path"), WHO + " {{interface}} {{path}} p99")], "s"), 12, 8),
+        (p50_p99("TCP RTT p50 and p99 per path", "Per VM, interface and path (network, guest).", rtt, IFACE,
+                 VM_BY + ", interface, path", WHO + " {{interface}} {{path}}", "s"), 12, 8),
         (timeseries("TCP connections, resets", "Handshakes completed through each VM's taps by the side that opened "
                     "them, and segments with RST.",
-                    [("sum by (namespace, name, interface, opened_by) (%s)" % rate("vmprobe_network_tcp_connections_opened_total", IFACE),
+                    [(summed("vmprobe_network_tcp_connections_opened_total", IFACE, "namespace, name, interface, opened_by"),
                       WHO + " {{interface}} opened by {{opened_by}}"),
-                     ("sum by (namespace, name, interface, direction) (%s)" % rate("vmprobe_network_tcp_resets_total", IFACE),
+                     (summed("vmprobe_network_tcp_resets_total", IFACE, "namespace, name, interface, direction"),
                       WHO + " {{interface}} {{direction}} resets")], "ops"), 12, 8),
     ]
 
@@ -222,16 +232,13 @@ def disk():
     by = VM_BY + ", drive, operation"
     return [
         row("Virtual machines: disk (drive $drive)"),
-        (timeseries("Disk requests per drive", "Reads, writes, flushes and discards QEMU issued for each drive.",
-                    [("sum by (%s) (%s)" % (by, rate("vmprobe_disk_operations_total", DRIVE)), WHO + " {{drive}} {{operation}}")],
-                    "reqps"), 12, 8),
-        (timeseries("Disk throughput per drive", "Bytes of those requests.",
-                    [("sum by (%s) (%s)" % (by, rate("vmprobe_disk_bytes_total", DRIVE)), WHO + " {{drive}} {{operation}}")],
-                    "Bps"), 12, 8),
+        (rates("Disk requests per drive", "Reads, writes, flushes and discards QEMU issued for each drive.",
+               "vmprobe_disk_operations_total", DRIVE, by, WHO + " {{drive}} {{operation}}", "reqps"), 12, 8),
+        (rates("Disk throughput per drive", "Bytes of those requests.", "vmprobe_disk_bytes_total", DRIVE, by,
+               WHO + " {{drive}} {{operation}}", "Bps"), 12, 8),
         (heatmap("Disk latency", "Host-side latency of the selected drives' requests, issue to completion.", lat, DRIVE, "s"), 12, 8),
-        (timeseries("Disk latency p50 and p99 per drive", "Per VM, drive and operation.",
-                    [(quantile("0.5", lat, DRIVE, by), WHO + " {{drive}} {{operation}} p50"),
-                     (quantile("0.99", lat, DRIVE, by), WHO + " {{drive}} {{operation}} p99")], "s"), 12, 8),
+        (p50_p99("Disk latency p50 and p99 per drive", "Per VM, drive and operation.", lat, DRIVE, by,
+                 WHO + " {{drive}} {{operation}}", "s"), 12, 8),
         (heatmap("Disk request sizes", "Sizes of the selected drives' requests.", "vmprobe_disk_request_size_bytes", DRIVE, "bytes"), 24, 8),
     ]
 
