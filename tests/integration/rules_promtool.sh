@@ -150,6 +150,9 @@ import json, re, sys
 print(" ".join("%s %s" % (r["record"], re.search(r"clamp_min\([^,]*, ([0-9.]+)\)", r["expr"]).group(1))
       for g in json.load(open(sys.argv[1]))["groups"] for r in g["rules"] if r.get("record", "").endswith("_zscore")))' "$WORK/b.json")"
 check "promtool check rules accepts them" promtool check rules "$WORK/b.json"
+out=$(render "$WORK/x.yaml" --set prometheusRule.enabled=true --set prometheusRule.baseline.minDays=8 2>&1)
+check_eq "baseline.minDays above baseline.days is refused, naming both" "minDays (8) ... days (7)" \
+	"$(grep -o 'minDays (8) is more than prometheusRule.baseline.days (7)' <<<"$out" | sed 's/ is more than prometheusRule.baseline./ ... /')"
 check_eq "baseline.enabled=false: no baseline group and no anomaly alert" \
 	"$(tr ' ' '\n' <<<"$all" | grep -v Anomaly | paste -sd' ') | groups: vmprobe.rules vmprobe.trends vmprobe.alerts" \
 	"$(alerts_of "$WORK/n.yaml" --set prometheusRule.baseline.enabled=false) | groups: $(python3 -c 'import json,sys; print(" ".join(g["name"] for g in json.load(open(sys.argv[1]))["groups"]))' "$WORK/n.yaml.json")"
