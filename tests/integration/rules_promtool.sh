@@ -160,8 +160,13 @@ check "promtool check rules accepts them" promtool check rules "$WORK/n.yaml.jso
 
 # The job, the nodeSelector and the runbook base.
 render "$WORK/t.yaml" --set prometheusRule.enabled=true --set prometheusRule.job=vmprobe-hosts \
+	--set prometheusRule.alertLabels.team=virt --set prometheusRule.alertLabels.severity=page \
 	--set 'nodeSelector.kubevirt\.io/schedulable=null' --set 'nodeSelector.node-role\.kubernetes\.io/virt=yes' &&
 	rules_of "$WORK/t.yaml" "$WORK/t.json"
+check_eq "alertLabels reach every alert; each keeps its own severity" \
+	"$(python3 -c 'import json,sys; print(" ".join("%s:virt:%s" % (a, v["severity"]) for a, v in json.load(sys.stdin)[0]["prometheusRule"]["alerts"].items()))' \
+		< <(tojson "$CHART/values.yaml"))" \
+	"$(python3 -c 'import json,sys; print(" ".join("%s:%s:%s" % (r["alert"], r["labels"].get("team"), r["labels"]["severity"]) for g in json.load(open(sys.argv[1]))["groups"] for r in g["rules"] if "alert" in r))' "$WORK/t.json")"
 check "prometheusRule.job selects the targets" grep -q 'up{job=\\"vmprobe-hosts\\"} == 0' "$WORK/t.json"
 check "the DaemonSet's nodeSelector is what VmprobeMissingOnNode expects of kube_node_labels" \
 	grep -q 'kube_node_labels{label_node_role_kubernetes_io_virt=\\"yes\\"}' "$WORK/t.json"

@@ -25,10 +25,8 @@ as they are). for, severity and alertLabels come from values. */}}
     {{- .expr | trim | nindent 4 }}
   for: {{ .a.for }}
   labels:
-    severity: {{ .a.severity }}
-    {{- with .root.Values.prometheusRule.alertLabels }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
+    {{- /* The alert's own severity wins over one in alertLabels. */}}
+    {{- merge (dict "severity" .a.severity) .root.Values.prometheusRule.alertLabels | toYaml | nindent 4 }}
   annotations:
     summary: {{ .summary | quote }}
     description: {{ .description | quote }}
