@@ -80,6 +80,11 @@ static void test_embedded_default_loads_documented_values(void **state)
 	assert_int_equal(TC_HOOK_AUTO, cfg.tc_hook);
 	assert_int_equal(6, cfg.size_min_slot);  /* 64 bytes */
 	assert_int_equal(16, cfg.size_max_slot); /* 65536 bytes */
+	assert_int_equal(9, cfg.dsize_min_slot);  /* 512 bytes */
+	assert_int_equal(24, cfg.dsize_max_slot); /* 16 MiB */
+	assert_int_equal(10, cfg.time_min_slot);  /* 2^-20 s, from 0.000001 */
+	assert_int_equal(34, cfg.time_max_slot);  /* 2^4 s */
+	assert_int_equal(0, cfg.nr_disabled);
 }
 
 /* Bad documents and the error each must give. */
@@ -130,6 +135,28 @@ static const struct {
 	  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
 	{ "bucket min above the default max", "network:\n  packet_size_buckets:\n    min: 131072\n",
 	  "t.yaml:3:5: network.packet_size_buckets: min must not be above max" },
+	{ "disk size bucket not a power of two", "disk:\n  request_size_buckets:\n    max: 1000\n",
+	  "t.yaml:3:10: 'max' must be a power of two" },
+	{ "disk size bucket min above max",
+	  "disk:\n  request_size_buckets:\n    min: 65536\n    max: 4096\n",
+	  "t.yaml:3:5: disk.request_size_buckets: min must not be above max" },
+	{ "time bucket not a number", "exposition:\n  time_buckets:\n    min: 1us\n",
+	  "t.yaml:3:10: 'min' must be a number of seconds from 1.86265e-09 (2^-29) to 128 (2^7)" },
+	{ "time bucket of zero", "exposition:\n  time_buckets:\n    min: 0\n",
+	  "t.yaml:3:10: 'min' must be a number of seconds from 1.86265e-09 (2^-29) to 128 (2^7)" },
+	{ "time bucket past the histogram", "exposition:\n  time_buckets:\n    max: 1000\n",
+	  "t.yaml:3:10: 'max' must be a number of seconds from 1.86265e-09 (2^-29) to 128 (2^7)" },
+	{ "time bucket min above max", "exposition:\n  time_buckets:\n    min: 1\n    max: 0.5\n",
+	  "t.yaml:3:5: exposition.time_buckets: min must not be above max" },
+	{ "unknown metric family",
+	  "exposition:\n  disabled_families:\n    - vmprobe_disk_latency_seconds\n"
+	  "    - vmprobe_disk_latency\n",
+	  "t.yaml:4:7: unknown metric family 'vmprobe_disk_latency' (vmprobe metrics lists them)" },
+	{ "disabled_families not a list", "exposition:\n  disabled_families: vmprobe_vm_info\n",
+	  "t.yaml:2:22: 'disabled_families' must be a list of metric family names" },
+	{ "disabled_families with a mapping in it",
+	  "exposition:\n  disabled_families:\n    - {a: b}\n",
+	  "t.yaml:3:7: 'disabled_families' must be a list of metric family names" },
 	{ "bad bool", "network:\n  enabled: maybe\n",
 	  "t.yaml:2:12: 'enabled' must be true or false" },
 	{ "bad bool in discovery", "discovery:\n  process_events: 0\n",
@@ -360,6 +387,44 @@ static void test_apply_file_reads_the_file_and_names_it_in_errors(void **state)
 	free(errors);
 }
 
+static void test_series_budget_keys(void **state)
+{
+	struct config cfg;
+	char *errors;
+
+	load_default(&cfg);
+	assert_int_equal(0, apply(&cfg,
+				  "exposition:\n"
+				  "  disabled_families: [vmprobe_disk_operations_total,\n"
+				  "                      vmprobe_network_packets_total]\n"
+				  "  time_buckets: {min: 0.00005, max: 3}\n"
+				  "disk:\n"
+				  "  request_size_buckets: {min: 4096, max: 1048576}\n",
+				  &errors));
+	assert_string_equal("", errors);
+	free(errors);
+	assert_int_equal(2, cfg.nr_disabled);
+	assert_true(config_family_disabled(&cfg, "vmprobe_disk_operations_total"));
+	assert_true(config_family_disabled(&cfg, "vmprobe_network_packets_total"));
+	assert_false(config_family_disabled(&cfg, "vmprobe_disk_bytes_total"));
+	/* Rounded out: 50 us down to 2^-15 s (30.5 us), 3 s up to 2^2 s. */
+	assert_int_equal(15, cfg.time_min_slot);
+	assert_int_equal(32, cfg.time_max_slot);
+	assert_int_equal(12, cfg.dsize_min_slot);
+	assert_int_equal(20, cfg.dsize_max_slot);
+	/* An exact power of two stays itself at either end. */
+	assert_int_equal(0, apply(&cfg, "exposition:\n  time_buckets: {min: 0.5, max: 0.5}\n",
+				  &errors));
+	free(errors);
+	assert_int_equal(29, cfg.time_min_slot);
+	assert_int_equal(29, cfg.time_max_slot);
+	/* A later file's list replaces the earlier one; an empty list turns none off. */
+	assert_int_equal(0, apply(&cfg, "exposition:\n  disabled_families: []\n", &errors));
+	free(errors);
+	assert_int_equal(0, cfg.nr_disabled);
+	assert_false(config_family_disabled(&cfg, "vmprobe_disk_operations_total"));
+}
+
 static void test_parse_listen_accepts_host_port_forms_and_rejects_the_rest(void **state)
 {
 	static const struct {
@@ -420,6 +485,7 @@ int main(void)
 		cmocka_unit_test(test_a_size_set_by_a_file_outlives_a_later_max_vms),
 		cmocka_unit_test(test_empty_or_comment_only_document_changes_nothing),
 		cmocka_unit_test(test_apply_file_reads_the_file_and_names_it_in_errors),
+		cmocka_unit_test(test_series_budget_keys),
 		cmocka_unit_test(test_parse_listen_accepts_host_port_forms_and_rejects_the_rest),
 		cmocka_unit_test(test_parse_listen_rejects_a_host_longer_than_the_buffer),
 	};

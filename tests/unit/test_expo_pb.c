@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +52,74 @@ static Io__Prometheus__Client__MetricFamily *first_family(const struct strbuf *o
 	while (p[i++] & 0x80);
 	assert_true(i + len == out->len);
 	return io__prometheus__client__metric_family__unpack(NULL, len, p + i);
+}
+
+static bool off_b(const char *name, const void *arg)
+{
+	return !strcmp(name, arg);
+}
+
+/* Families a, b (left out), c in FORMAT: what was written. */
+static void write_abc(struct strbuf *sb, enum expo_format format)
+{
+	static const struct expo_family f[] = { { "a_total", EXPO_COUNTER, "", "", "A." },
+						{ "b_seconds", EXPO_HISTOGRAM, "seconds", "", "B." },
+						{ "c", EXPO_GAUGE, "", "", "C." } };
+	__u64 slots[38] = { [20] = 4 };
+	struct expo e;
+
+	sb_init(sb);
+	expo_begin(&e, format, sb, 1000.5);
+	e.family_off = off_b;
+	e.family_off_arg = "b_seconds";
+	expo_family(&e, &f[0]);
+	expo_u64(&e, f[0].name, "", 7);
+	expo_family(&e, &f[1]);
+	expo_histogram(&e, f[1].name, "", slots, 38, &e.time_range, 99);
+	expo_family(&e, &f[2]);
+	expo_double(&e, f[2].name, "", 1.5);
+	expect_int("expo_end", 0, expo_end(&e));
+}
+
+/* exposition.disabled_families: a family left out leaves no trace, in every format. */
+static void a_disabled_family_is_left_out(void **state)
+{
+	Io__Prometheus__Client__MetricFamily *m[3] = { 0 };
+	const uint8_t *p;
+	struct strbuf sb;
+	size_t off = 0;
+	int n = 0;
+
+	write_abc(&sb, EXPO_TEXT);
+	expect_str("text", "# HELP a_total A.\n# TYPE a_total counter\na_total 7\n"
+			   "# HELP c C.\n# TYPE c gauge\nc 1.5\n", sb.buf);
+	sb_free(&sb);
+	write_abc(&sb, EXPO_OPENMETRICS);
+	assert_null(strstr(sb.buf, "b_seconds"));
+	assert_non_null(strstr(sb.buf, "a_total 7\n"));
+	assert_non_null(strstr(sb.buf, "c 1.5\n# EOF\n"));
+	sb_free(&sb);
+	write_abc(&sb, EXPO_PROTOBUF);
+	p = (const uint8_t *)sb.buf;
+	while (off < sb.len && n < 3) {
+		size_t len = 0, shift = 0;
+
+		do
+			len |= (size_t)(p[off] & 0x7f) << shift, shift += 7;
+		while (p[off++] & 0x80);
+		m[n++] = io__prometheus__client__metric_family__unpack(NULL, len, p + off);
+		off += len;
+	}
+	expect_int("protobuf: two families", 2, n);
+	expect_int("protobuf: all of the body", (int)sb.len, (int)off);
+	assert_non_null(m[0]);
+	assert_non_null(m[1]);
+	expect_str("first", "a_total", m[0]->name);
+	expect_int("a_total's value", 7, (int)m[0]->metric[0]->counter->value);
+	expect_str("second", "c", m[1]->name);
+	for (int i = 0; i < n; i++)
+		io__prometheus__client__metric_family__free_unpacked(m[i], NULL);
+	sb_free(&sb);
 }
 
 static void a_histogram_decodes_to_its_slots(void **state)
@@ -119,6 +188,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(labels_come_back_unescaped),
 		cmocka_unit_test(a_histogram_decodes_to_its_slots),
+		cmocka_unit_test(a_disabled_family_is_left_out),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,15 +4,19 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
 
+#include "core/metrics.h"
 #include "core/yamldoc.h"
 
 #include "probes/net/tc.h"
+#include "vmprobe/disk.h"
+#include "vmprobe/hist.h"
 #include "vmprobe/net.h"
 
 __asm__(".section .rodata\n"
@@ -22,7 +26,11 @@ __asm__(".section .rodata\n"
 	".byte 0\n"
 	".previous\n");
 
-enum ftype { F_STR, F_UINT, F_BOOL, F_LOGLEVEL, F_LOGFORMAT, F_TC_HOOK, F_LOG2, F_MAP };
+enum ftype {
+	F_STR, F_UINT, F_BOOL, F_LOGLEVEL, F_LOGFORMAT, F_TC_HOOK, F_LOG2, F_MAP,
+	F_SECONDS_LOG2, /* seconds, rounded out to a power of two: a time slot */
+	F_FAMILIES,     /* a list of metric family names */
+};
 
 struct field {
 	const char *key;
@@ -38,6 +46,19 @@ struct field {
 static const struct field size_bucket_fields[] = {
 	{ "min", F_LOG2, CFG(size_min_slot), 1, 1UL << (NET_SIZE_SLOTS - 2), NULL },
 	{ "max", F_LOG2, CFG(size_max_slot), 1, 1UL << (NET_SIZE_SLOTS - 2), NULL },
+	{ NULL },
+};
+
+static const struct field disk_size_bucket_fields[] = {
+	{ "min", F_LOG2, CFG(dsize_min_slot), 1, 1UL << (DISK_SIZE_SLOTS - 2), NULL },
+	{ "max", F_LOG2, CFG(dsize_max_slot), 1, 1UL << (DISK_SIZE_SLOTS - 2), NULL },
+	{ NULL },
+};
+
+/* min and max: the first bucket's le rounded down to a power of two, the last's up. */
+static const struct field time_bucket_fields[] = {
+	{ "min", F_SECONDS_LOG2, CFG(time_min_slot), 0, 0, NULL },
+	{ "max", F_SECONDS_LOG2, CFG(time_max_slot), 1, 0, NULL },
 	{ NULL },
 };
 
@@ -62,6 +83,7 @@ static const struct field disk_fields[] = {
 	{ "enabled", F_BOOL, CFG(disk_enabled), 0, 0, NULL },
 	{ "max_drives", F_UINT, CFG(max_drives), 1, 65536, NULL },
 	{ "host_block_latency", F_BOOL, CFG(host_block_latency), 0, 0, NULL },
+	{ "request_size_buckets", F_MAP, 0, 0, 0, 0, disk_size_bucket_fields },
 	{ NULL },
 };
 
@@ -69,6 +91,8 @@ static const struct field exposition_fields[] = {
 	{ "native_histograms", F_BOOL, CFG(native_histograms), 0, 0, NULL },
 	{ "classic_in_protobuf", F_BOOL, CFG(classic_in_protobuf), 0, 0, NULL },
 	{ "openmetrics_created", F_BOOL, CFG(openmetrics_created), 0, 0, NULL },
+	{ "disabled_families", F_FAMILIES, 0, 0, 0, 0, NULL },
+	{ "time_buckets", F_MAP, 0, 0, 0, 0, time_bucket_fields },
 	{ NULL },
 };
 
@@ -87,7 +111,8 @@ static const struct field root_fields[] = {
 struct ctx {
 	struct yamldoc y;
 	struct config *cfg;
-	yaml_node_t *buckets; /* where a min/max mismatch is reported */
+	/* where a min/max mismatch is reported: packet, disk size, time buckets */
+	yaml_node_t *buckets, *dsize_buckets, *time_buckets;
 };
 
 #define fail(c, node, ...) yamldoc_fail(&(c)->y, node, __VA_ARGS__)
@@ -141,6 +166,68 @@ static unsigned size_bit(size_t off)
 	return off == offsetof(struct config, max_drives) ? CONFIG_SET_DRIVES : 0;
 }
 
+/*
+ * A time bucket bound in seconds, as the log2 slot of TIME_SLOT_UNITS whose
+ * le it becomes: min rounds down to a power of two, max up (f->min: 1 for
+ * max), so the exported range always covers what was asked.
+ */
+static int set_seconds_slot(struct ctx *c, const struct field *f, yaml_node_t *v,
+			    unsigned *dst)
+{
+	const double lo = 1.0 / TIME_SLOT_UNITS * 2, hi = 128;
+	const char *s = scalar(v);
+	char *end;
+	double x, l2;
+
+	errno = 0;
+	x = strtod(s, &end);
+	if (errno || end == s || *end || !(x >= lo && x <= hi))
+		return fail(c, v, "'%s' must be a number of seconds from %g (2^-29) to %g (2^7)",
+			    f->key, lo, hi);
+	l2 = log2(x * TIME_SLOT_UNITS);
+	*dst = (unsigned)(f->min ? ceil(l2 - 1e-9) : floor(l2 + 1e-9));
+	return 0;
+}
+
+/* exposition.disabled_families: names `vmprobe metrics` lists, each checked. */
+static int set_families(struct ctx *c, const struct field *f, yaml_node_t *v)
+{
+	struct config *cfg = c->cfg;
+
+	if (v->type == YAML_SCALAR_NODE && !*scalar(v)) {
+		cfg->nr_disabled = 0; /* "disabled_families:" with nothing: none */
+		return 0;
+	}
+	if (v->type != YAML_SEQUENCE_NODE)
+		return fail(c, v, "'%s' must be a list of metric family names", f->key);
+	cfg->nr_disabled = 0;
+	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *item = yamldoc_node(&c->y, *it);
+		const char *name = item && item->type == YAML_SCALAR_NODE ? scalar(item) : NULL;
+
+		if (!name)
+			return fail(c, item ? item : v, "'%s' must be a list of metric family names",
+				    f->key);
+		if (!metrics_family_find(name))
+			return fail(c, item, "unknown metric family '%s' (vmprobe metrics lists them)",
+				    name);
+		if (cfg->nr_disabled == CONFIG_MAX_DISABLED)
+			return fail(c, item, "'%s' names more than %d families", f->key,
+				    CONFIG_MAX_DISABLED);
+		str_copy(cfg->disabled_families[cfg->nr_disabled++], CONFIG_FAMILY_NAME, name);
+	}
+	return 0;
+}
+
+bool config_family_disabled(const struct config *cfg, const char *name)
+{
+	for (unsigned i = 0; i < cfg->nr_disabled; i++)
+		if (!strcmp(cfg->disabled_families[i], name))
+			return true;
+	return false;
+}
+
 static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 {
 	char *dst = (char *)c->cfg + f->off;
@@ -150,8 +237,14 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 	if (f->type == F_MAP) {
 		if (f->children == size_bucket_fields)
 			c->buckets = v;
+		else if (f->children == disk_size_bucket_fields)
+			c->dsize_buckets = v;
+		else if (f->children == time_bucket_fields)
+			c->time_buckets = v;
 		return apply_map(c, f->children, v, f->key);
 	}
+	if (f->type == F_FAMILIES)
+		return set_families(c, f, v);
 	if (v->type != YAML_SCALAR_NODE)
 		return fail(c, v, "'%s' must be a single value", f->key);
 	s = scalar(v);
@@ -204,6 +297,8 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 			return fail(c, v, "'%s' must be a power of two", f->key);
 		*(unsigned *)dst = (unsigned)__builtin_ctzl(n);
 		return 0;
+	case F_SECONDS_LOG2:
+		return set_seconds_slot(c, f, v, (unsigned *)dst);
 	case F_TC_HOOK:
 		for (unsigned i = 0; i < ARRAY_SIZE(tc_hook_names); i++) {
 			if (!strcmp(s, tc_hook_names[i])) {
@@ -213,6 +308,7 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 		}
 		return fail(c, v, "tc_hook '%s' is not one of auto, tcx, clsact", s);
 	case F_MAP:
+	case F_FAMILIES:
 		break;
 	}
 	return -EINVAL;
@@ -266,6 +362,12 @@ static int check(struct ctx *c, yaml_node_t *root)
 	if (c->cfg->size_min_slot > c->cfg->size_max_slot)
 		return fail(c, c->buckets ? c->buckets : root, "%s",
 			    "network.packet_size_buckets: min must not be above max");
+	if (c->cfg->dsize_min_slot > c->cfg->dsize_max_slot)
+		return fail(c, c->dsize_buckets ? c->dsize_buckets : root, "%s",
+			    "disk.request_size_buckets: min must not be above max");
+	if (c->cfg->time_min_slot > c->cfg->time_max_slot)
+		return fail(c, c->time_buckets ? c->time_buckets : root, "%s",
+			    "exposition.time_buckets: min must not be above max");
 	return 0;
 }
 

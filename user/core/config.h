@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include "core/util.h"
 
+#define CONFIG_MAX_DISABLED 64
+#define CONFIG_FAMILY_NAME 96
+
 struct config {
 	char listen[128];
 	enum log_level log_level;
@@ -25,6 +28,13 @@ struct config {
 	bool native_histograms;   /* protobuf: native buckets in histograms */
 	bool classic_in_protobuf; /* protobuf: classic buckets too */
 	bool openmetrics_created; /* OpenMetrics: _created samples */
+	/* exposition.disabled_families: names of families left out */
+	char disabled_families[CONFIG_MAX_DISABLED][CONFIG_FAMILY_NAME];
+	unsigned nr_disabled;
+	/* exposition.time_buckets, in log2 slots of TIME_SLOT_UNITS (2^-30 s) */
+	unsigned time_min_slot, time_max_slot;
+	/* disk.request_size_buckets: log2 of min and max, bytes */
+	unsigned dsize_min_slot, dsize_max_slot;
 	unsigned max_drives;
 	unsigned max_vms;    /* the sizes below follow it unless a file sets them */
 	unsigned sizes_set;  /* CONFIG_SET_*: the sizes a file set */
@@ -51,6 +61,9 @@ int config_load_default(struct config *cfg);
 int config_apply_file(struct config *cfg, const char *path, FILE *err);
 int config_apply_string(struct config *cfg, const char *name, const char *text, size_t len,
 			FILE *err);
+
+/* Whether exposition.disabled_families names the family. */
+bool config_family_disabled(const struct config *cfg, const char *name);
 
 /* Splits "HOST:PORT", ":PORT" or "[V6]:PORT"; 0 or -EINVAL. */
 int config_parse_listen(const char *s, char *host, size_t host_size, unsigned *port);

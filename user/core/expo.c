@@ -112,6 +112,7 @@ void expo_begin(struct expo *e, enum expo_format format, struct strbuf *out, dou
 	e->out = out;
 	e->native = e->classic = true;
 	e->start = e->created = start;
+	e->time_range = expo_time_range;
 }
 
 int expo_end(struct expo *e)
@@ -156,6 +157,13 @@ void expo_family(struct expo *e, const struct expo_family *f)
 	int n = (int)strlen(f->name);
 
 	e->family = f;
+	e->skip = e->family_off && e->family_off(f->name, e->family_off_arg);
+	if (e->skip) {
+		/* protobuf: the family before is complete */
+		if (e->format == EXPO_PROTOBUF && expo_pb_flush(e))
+			e->out->oom = true;
+		return;
+	}
 	/*
 	 * vmprobe's own and host-wide series began with vmprobe; a VM's began
 	 * when its drive or tap started to be counted, which is not tracked
@@ -233,6 +241,8 @@ static void om_created(struct expo *e, const char *labels)
 
 void expo_u64(struct expo *e, const char *name, const char *labels, uint64_t v)
 {
+	if (e->skip)
+		return;
 	if (e->format == EXPO_PROTOBUF) {
 		expo_pb_sample(e, labels, (double)v);
 		return;
@@ -246,6 +256,8 @@ void expo_double(struct expo *e, const char *name, const char *labels, double v)
 {
 	char buf[32];
 
+	if (e->skip)
+		return;
 	if (e->format == EXPO_PROTOBUF) {
 		expo_pb_sample(e, labels, v);
 		return;
@@ -265,6 +277,8 @@ void expo_histogram(struct expo *e, const char *name, const char *labels,
 	uint64_t cum = 0, total;
 	char le[32];
 
+	if (e->skip)
+		return;
 	if (e->format == EXPO_PROTOBUF) {
 		expo_pb_histogram(e, labels, slots, nr_slots, r, sum);
 		return;

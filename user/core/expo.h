@@ -62,6 +62,11 @@ struct expo {
 	double start;   /* vmprobe's start (epoch s): created of its own and host-wide families */
 	double created; /* _created of the counters and histograms that follow (epoch s); 0: none */
 	const struct expo_family *family; /* the one being written */
+	/* families left out (exposition.disabled_families); NULL: none */
+	bool (*family_off)(const char *name, const void *arg);
+	const void *family_off_arg;
+	bool skip;                        /* the family being written is left out */
+	struct hist_range time_range;     /* of every time histogram: expo_time_range by default */
 	struct expo_pb *pb;               /* protobuf: the family being built */
 };
 
@@ -84,7 +89,10 @@ struct expo_family {
 
 extern const char *const expo_type_names[];
 
-/* Starts a family: # HELP and # TYPE (and # UNIT in OpenMetrics). */
+/*
+ * Starts a family: # HELP and # TYPE (and # UNIT in OpenMetrics); a family
+ * e->family_off() names is left out, its samples too.
+ */
 void expo_family(struct expo *e, const struct expo_family *f);
 
 /* One sample: name{labels} value; `labels` is from expo_labels(), may be "". */
@@ -100,7 +108,7 @@ double expo_hist_le(const struct hist_range *r, unsigned i);
 /* The observations of a histogram: its slots' sum. */
 uint64_t expo_hist_count(const __u64 *slots, unsigned nr_slots);
 
-/* Every time histogram (disk latency, RTT): exported le 2^-20 s (0.95 us) .. 2^4 s (16 s). */
+/* Time histograms (disk latency, RTT) by default: le 2^-20 s (0.95 us) .. 2^4 s (16 s). */
 extern const struct hist_range expo_time_range;
 
 /*

@@ -83,6 +83,36 @@ int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *ar
 	return ret;
 }
 
+struct family_search {
+	const char *name;
+	const struct expo_family *found;
+};
+
+static int family_match(const struct family_list *l, void *arg)
+{
+	struct family_search *fs = arg;
+
+	for (size_t i = 0; i < l->nr; i++)
+		if (!strcmp(l->families[i].name, fs->name)) {
+			fs->found = &l->families[i];
+			return 1;
+		}
+	return 0;
+}
+
+const struct expo_family *metrics_family_find(const char *name)
+{
+	struct family_search fs = { name, NULL };
+
+	metrics_families(family_match, &fs);
+	return fs.found;
+}
+
+static bool family_off(const char *name, const void *cfg)
+{
+	return config_family_disabled(cfg, name);
+}
+
 #ifdef __clang__
 #define COMPILER "clang " __clang_version__
 #else
@@ -164,6 +194,10 @@ int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *
 	e.native = d->cfg->native_histograms;
 	e.classic = d->cfg->classic_in_protobuf || !e.native;
 	e.om_created = d->cfg->openmetrics_created;
+	e.family_off = family_off;
+	e.family_off_arg = d->cfg;
+	e.time_range.min_slot = d->cfg->time_min_slot;
+	e.time_range.max_slot = d->cfg->time_max_slot;
 	render_build(&e, &lb);
 	pthread_mutex_lock(&d->lock);
 	render_vm_info(d, &e, &lb);

@@ -30,5 +30,7 @@ struct family_list {
 };
 /* Calls fn for every list in order; stops on non-zero. */
 int metrics_families(int (*fn)(const struct family_list *l, void *arg), void *arg);
+/* The family named `name`, or NULL. */
+const struct expo_family *metrics_family_find(const char *name);
 
 #endif

@@ -26,10 +26,12 @@ static const struct expo_family fams[F_MAX] = {
 	[F_LATENCY] = { "vmprobe_disk_latency_seconds", EXPO_HISTOGRAM, "seconds",
 			"name,namespace,drive,operation",
 			"Host-side latency of the VM drive's requests, issue to completion; le "
-			"powers of two of a second, 2^-20 (0.95 us) .. 2^4 (16 s)." },
+			"powers of two of a second, by default 2^-20 (0.95 us) .. 2^4 (16 s) "
+			"(exposition.time_buckets)." },
 	[F_SIZE] = { "vmprobe_disk_request_size_bytes", EXPO_HISTOGRAM, "bytes",
 		     "name,namespace,drive,operation",
-		     "Sizes of the VM drive's requests; le 512 B .. 16 MiB." },
+		     "Sizes of the VM drive's reads, writes and discards (a flush has none); le "
+		     "by default 512 B .. 16 MiB (disk.request_size_buckets)." },
 	[F_DRIVE_INFO] = { "vmprobe_drive_info", EXPO_GAUGE, "",
 			   "name,namespace,drive,backend,source,measured,reason",
 			   "Every drive the VM uses, always 1: its backend (file, host_device, rbd, "
@@ -89,9 +91,6 @@ const struct expo_family *storage_families(size_t *nr)
 	return fams;
 }
 
-static const struct hist_range req_size_range = { .min_slot = 9, .max_slot = 24,
-						  .per_unit = 1 }; /* 512 B .. 16 MiB */
-
 const char *const disk_op_names[DISK_OP_MAX] = {
 	[DISK_OP_READ] = "read", [DISK_OP_WRITE] = "write",
 	[DISK_OP_FLUSH] = "flush", [DISK_OP_DISCARD] = "discard",
@@ -100,6 +99,7 @@ const char *const disk_op_names[DISK_OP_MAX] = {
 /* One (drive, operation) of a VM, read once per scrape. */
 struct disk_row {
 	char *labels; /* name, namespace, drive, operation */
+	unsigned op;
 	struct drive_stats st;
 };
 
@@ -132,6 +132,7 @@ static size_t rows_collect(struct discovery *d, struct disk_row **out)
 
 				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
 				rows[n].labels = strdup(lb.buf ? lb.buf : "");
+				rows[n].op = op;
 				p->ops->drive_read(p, disk, op, &rows[n].st);
 				n++;
 			}
@@ -144,6 +145,8 @@ static size_t rows_collect(struct discovery *d, struct disk_row **out)
 
 void storage_render(struct discovery *d, struct expo *e)
 {
+	const struct hist_range size_range = { .min_slot = d->cfg->dsize_min_slot,
+					       .max_slot = d->cfg->dsize_max_slot, .per_unit = 1 };
 	struct disk_row *rows = NULL;
 	size_t n = rows_collect(d, &rows), i;
 
@@ -161,11 +164,12 @@ void storage_render(struct discovery *d, struct expo *e)
 	expo_family(e, &fams[F_LATENCY]);
 	for (i = 0; i < n; i++)
 		expo_histogram(e, fams[F_LATENCY].name, rows[i].labels, rows[i].st.lat_slots,
-			       DISK_LAT_SLOTS, &expo_time_range, rows[i].st.lat_sum_ns);
+			       DISK_LAT_SLOTS, &e->time_range, rows[i].st.lat_sum_ns);
 	expo_family(e, &fams[F_SIZE]);
 	for (i = 0; i < n; i++)
-		expo_histogram(e, fams[F_SIZE].name, rows[i].labels, rows[i].st.size_slots,
-			       DISK_SIZE_SLOTS, &req_size_range, rows[i].st.bytes);
+		if (rows[i].op != DISK_OP_FLUSH) /* a flush has no size: nothing to tell */
+			expo_histogram(e, fams[F_SIZE].name, rows[i].labels, rows[i].st.size_slots,
+				       DISK_SIZE_SLOTS, &size_range, rows[i].st.bytes);
 	for (i = 0; i < n; i++)
 		free(rows[i].labels);
 	free(rows);

@@ -49,7 +49,7 @@ static int render_dev(const struct blkdev_key *k, const struct blkdev_stats *st,
 	sb_reset(&r->lb);
 	expo_labels(&r->lb, l, ARRAY_SIZE(l));
 	expo_histogram(r->e, fams[F_HOST_BLOCK].name, r->lb.buf, st->lat_slots, DISK_LAT_SLOTS,
-		       &expo_time_range, st->lat_sum_ns);
+		       &r->e->time_range, st->lat_sum_ns);
 	return 0;
 }
 

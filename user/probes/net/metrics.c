@@ -175,7 +175,7 @@ static void render_tcp(const struct net_rows *rows, struct expo *e)
 	for (i = 0; i < rows->n; i++) {
 		row_labels(&lb, &r[i], "path", path_names[r[i].dir]);
 		expo_histogram(e, fams[F_RTT].name, lb.buf, r[i].st.rtt_slots, NET_RTT_SLOTS,
-			       &expo_time_range, r[i].st.rtt_sum_ns);
+			       &e->time_range, r[i].st.rtt_sum_ns);
 	}
 	expo_family(e, &fams[F_RETRANS]);
 	for (i = 0; i < rows->n; i++)
@@ -327,7 +327,7 @@ static void render_host_tcp(struct probe *p, struct discovery *d, struct expo *e
 	expo_family(e, &fams[F_HOST_SRTT]);
 	for (i = 0; i < n; i++)
 		expo_histogram(e, fams[F_HOST_SRTT].name, rows[i].labels, rows[i].t.srtt_slots,
-			       NET_RTT_SLOTS, &expo_time_range, rows[i].t.srtt_sum_ns);
+			       NET_RTT_SLOTS, &e->time_range, rows[i].t.srtt_sum_ns);
 	expo_family(e, &fams[F_HOST_RETRANS]);
 	for (i = 0; i < n; i++)
 		expo_u64(e, fams[F_HOST_RETRANS].name, rows[i].labels, rows[i].t.retransmits);
