@@ -352,12 +352,10 @@ static __always_inline int uring_op(__u8 opcode)
 	return -1;
 }
 
-SEC("tracepoint/io_uring/io_uring_submit_req")
-int uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
+static __always_inline int uring_submit_one(struct io_kiocb *req, __u8 opcode)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct io_kiocb *req = ctx->req;
-	int op = uring_op(ctx->opcode);
+	int op = uring_op(opcode);
 	struct drive_fd_key staged = {};
 	struct inflight *in;
 	__u32 slot;
@@ -380,6 +378,27 @@ int uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
 	in->staged = staged;
 	in->op = op;
 	return 0;
+}
+
+SEC("tracepoint/io_uring/io_uring_submit_req")
+int uring_submit(struct trace_event_raw_io_uring_submit_req *ctx)
+{
+	return uring_submit_one(ctx->req, ctx->opcode);
+}
+
+/* The same tracepoint before Linux 6.4 (Debian 12's 6.1), named for the SQE. */
+struct trace_event_raw_io_uring_submit_sqe {
+	struct trace_entry ent;
+	void *ctx;
+	void *req;
+	__u64 user_data;
+	__u8 opcode;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/io_uring/io_uring_submit_sqe")
+int uring_submit_sqe(struct trace_event_raw_io_uring_submit_sqe *ctx)
+{
+	return uring_submit_one(ctx->req, ctx->opcode);
 }
 
 /* Completions may run in any task (io-wq, task work): keyed by request. */

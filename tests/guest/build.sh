@@ -29,8 +29,10 @@ cache=${1:-${VMPROBE_GUEST_CACHE:-/var/cache/vmprobe-guest}}
 # Debian builds these as modules (=m), so the initramfs must carry them:
 # the PCI transport for virtio, plus the NIC and disk drivers and their
 # dependencies. init loads them in whatever order until all are in.
+# tun, sch_ingress (clsact) and cls_bpf let vmprobe itself run in the guest
+# (tests/integration/kernel_guest.sh: the oldest supported kernel).
 modules=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
-         failover net_failover virtio_net virtio_blk)
+         failover net_failover virtio_net virtio_blk tun sch_ingress cls_bpf)
 
 log() { echo "build.sh: $*" >&2; }
 

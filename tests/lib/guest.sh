@@ -269,3 +269,25 @@ guest_stop() {
     done
     return 0
 }
+
+# guest_pack_binaries OUT BINARY...
+# Writes OUT: a gzipped cpio to append to an initrd, holding each BINARY in
+# /usr/bin and every shared library it loads (ldd) at its own path, so that
+# host programs (vmprobe itself) run in the guest's busybox world. The host
+# and the guest both being Debian 12 amd64, the libraries fit.
+guest_pack_binaries() {
+    local out=$1 dir b lib rc=0
+    shift
+    dir=$(mktemp -d) || return
+    mkdir -p "$dir/usr/bin"
+    for b in "$@"; do
+        cp "$b" "$dir/usr/bin/" || rc=1
+        while read -r lib; do
+            mkdir -p "$dir$(dirname "$lib")" && cp -L "$lib" "$dir$lib" || rc=1
+        done < <(ldd "$b" | grep -o '/[^ ]*')
+    done
+    ((rc == 0)) && (cd "$dir" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio -o -H newc --owner=0:0 --quiet) | gzip -1 >"$out" || rc=1
+    rm -rf "$dir"
+    return "$rc"
+}

@@ -175,6 +175,8 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 	const char *tracefs = tracefs_root(NULL);
 	struct bpf_program *prog;
 	bool threads = true, uring = true, native = true, host = true, at_complete;
+	/* io_uring's submission tracepoint: _req since Linux 6.4, _sqe before. */
+	bool submit_req = false, submit_sqe = false;
 
 	if (!tracefs && errno == EACCES)
 		log_warn("tracefs at %s is not readable by vmprobe (run as root or with "
@@ -187,6 +189,14 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 		const char *name = bpf_program__name(prog);
 		bool ok = attach_point_exists(prog, vmlinux, tracefs);
 
+		if (!strcmp(name, "uring_submit")) {
+			submit_req = ok;
+			continue;
+		}
+		if (!strcmp(name, "uring_submit_sqe")) {
+			submit_sqe = ok;
+			continue;
+		}
 		if (!ok)
 			log_warn("attach point of %s (%s) missing on this kernel", name,
 				 bpf_program__section_name(prog));
@@ -199,6 +209,10 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 		else
 			threads &= ok;
 	}
+	if (!submit_req && !submit_sqe)
+		log_warn("attach point of uring_submit (tracepoint io_uring/io_uring_submit_req, "
+			 "or io_uring_submit_sqe before Linux 6.4) missing on this kernel");
+	uring &= submit_req || submit_sqe;
 	dp->source_on[DISK_SRC_SYSCALL] = threads;
 	dp->source_on[DISK_SRC_IO_URING] = uring;
 	dp->source_on[DISK_SRC_NATIVE] = native;
@@ -215,7 +229,11 @@ static void choose_programs(struct disk_probe *dp, struct disk_bpf *skel, bool w
 		const char *name = bpf_program__name(prog);
 		bool on;
 
-		if (!strncmp(name, "uring_", 6))
+		if (!strcmp(name, "uring_submit"))
+			on = uring && submit_req;
+		else if (!strcmp(name, "uring_submit_sqe"))
+			on = uring && !submit_req;
+		else if (!strncmp(name, "uring_", 6))
 			on = uring;
 		else if (!strcmp(name, "rq_complete"))
 			on = (host || native) && !at_complete;

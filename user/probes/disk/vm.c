@@ -154,6 +154,17 @@ static bool maybe_native(const struct vm_disk *disk)
 	return !strcmp(disk->spec.aio, "native") || !strcmp(disk->spec.aio, "unknown");
 }
 
+/* The drive's AIO mode when the disk source measuring it is off, else NULL. */
+static const char *source_off(const struct disk_probe *dp, const struct vm_disk *disk)
+{
+	const char *aio = disk->spec.aio[0] ? disk->spec.aio : disk_src_names[DISK_SRC_SYSCALL];
+
+	for (unsigned s = 0; s < DISK_SRC_MAX; s++)
+		if (!strcmp(aio, disk_src_names[s]))
+			return dp->source_on[s] ? NULL : disk_src_names[s];
+	return NULL;
+}
+
 /* A slot for a drive whose image was found; NULL when none is free. */
 static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *d,
 				       const struct vm *vm, struct disk_vm *dv,
@@ -234,6 +245,7 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 {
 	struct disk_probe *dp = p->priv;
 	struct disk_vm *dv = disk_vm(p, vm);
+	const char *off;
 
 	if (!dv->marked && disk_vm_mark(dp, vm->pid) == 0)
 		dv->marked = true; /* else tried again at the next sync */
@@ -263,6 +275,9 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		else if (drive_of(p, disk)->hook_failed)
 			coverage_set(&disk->cov, p, false,
 				     "block_rq_complete did not attach: aio=native not measured");
+		else if ((off = source_off(dp, disk)))
+			coverage_set(&disk->cov, p, false, "aio=%s: its hooks are missing on this "
+				     "kernel (see vmprobe check)", off);
 		else
 			coverage_set(&disk->cov, p, true, NULL);
 	}
