@@ -132,6 +132,8 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+# The stand-in VM makes aio=io_uring's requests through liburing.
+$(BUILD)/tests/tools/tapguest: LDLIBS += -luring
 
 # make bench: vmprobe's TC cost per packet against an empty program and two
 # reference exporters (bench/ref.bpf.c), on the real path (frames out of a

@@ -54,6 +54,7 @@ struct inflight {
 	__u32 op;
 	struct drive_fd_key staged; /* SLOT_STAGED: which */
 	__u32 epoch; /* hooks_epoch when it started */
+	__u32 failed; /* aio=native: a part completed so far failed */
 };
 
 /*
@@ -118,14 +119,19 @@ static __always_inline void bump(void *map, __u32 key)
 		*v += 1;
 }
 
+/* One request done: counted, or, if the host failed it, an error alone. */
 static __always_inline void stats_add(struct drive_stats *st, __u64 bytes, __u64 lat_ns,
-				      __u32 src)
+				      __u32 src, bool failed)
 {
-	drive_stats_add(st, bytes, lat_ns);
+	if (failed)
+		drive_stats_error(st);
+	else
+		drive_stats_add(st, bytes, lat_ns);
 	bump(&disk_sources, src);
 }
 
-static __always_inline void record(__u32 slot, __u32 op, __u64 bytes, __u64 lat_ns, __u32 src)
+static __always_inline void record(__u32 slot, __u32 op, __u64 bytes, __u64 lat_ns, __u32 src,
+				   bool failed)
 {
 	struct drive_stats *st;
 	__u32 idx;
@@ -135,22 +141,22 @@ static __always_inline void record(__u32 slot, __u32 op, __u64 bytes, __u64 lat_
 	idx = drive_stats_index(slot, op);
 	st = bpf_map_lookup_elem(&drive_stats, &idx);
 	if (st)
-		stats_add(st, bytes, lat_ns, src);
+		stats_add(st, bytes, lat_ns, src, failed);
 }
 
 /* A completed request of the syscall or io_uring paths: its drive's, or staged. */
 static __always_inline void record_in(const struct inflight *in, __u64 bytes, __u64 lat_ns,
-				      __u32 src)
+				      __u32 src, bool failed)
 {
 	struct staged_stats *ss;
 
 	if (in->slot != SLOT_STAGED) {
-		record(in->slot, in->op, bytes, lat_ns, src);
+		record(in->slot, in->op, bytes, lat_ns, src, failed);
 		return;
 	}
 	ss = bpf_map_lookup_elem(&disk_staged, &in->staged);
 	if (ss && in->op < DISK_OP_MAX)
-		stats_add(&ss->ops[in->op], bytes, lat_ns, src);
+		stats_add(&ss->ops[in->op], bytes, lat_ns, src, failed);
 }
 
 static __always_inline __u32 dm_index(__u64 key)
@@ -172,6 +178,7 @@ static __always_inline struct inflight *dm_start(void *map, __u64 key)
 	e->epoch = hooks_epoch;
 	e->start_ns = bpf_ktime_get_ns();
 	e->bytes = 0;
+	e->failed = 0;
 	return e;
 }
 
@@ -242,9 +249,6 @@ static __always_inline int sys_enter(__u64 id, __u64 fd, __u32 op, __u64 bytes)
 	return 0;
 }
 
-#define FALLOC_FL_PUNCH_HOLE 0x02
-#define FALLOC_FL_ZERO_RANGE 0x10
-
 static int native_submit_enter(__u64 id, struct iocb **iocbpp, __u32 nr);
 
 /*
@@ -266,6 +270,7 @@ static __always_inline int sys_enter_vm(__u64 fd, __u32 op, __u64 bytes)
 	return sys_enter(id, fd, op, bytes);
 }
 
+/* A negative return is the host failing the request: an error, not an operation. */
 static __always_inline int sys_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid(), bytes;
@@ -279,7 +284,7 @@ static __always_inline int sys_exit(long ret)
 	bytes = in->bytes;
 	if (in->op == DISK_OP_READ || in->op == DISK_OP_WRITE)
 		bytes = ret > 0 ? ret : 0;
-	record_in(in, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_SYSCALL);
+	record_in(in, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_SYSCALL, ret < 0);
 	in->key = 0;
 	return 0;
 }
@@ -305,13 +310,15 @@ SYSCALL_PAIR(pwritev2, DISK_OP_WRITE)
 SYSCALL_PAIR(fdatasync, DISK_OP_FLUSH)
 SYSCALL_PAIR(fsync, DISK_OP_FLUSH)
 
-/* fallocate(fd, mode, offset, len): punch hole / zero range is a discard. */
+/* fallocate(fd, mode, offset, len): a discard or not, by mode (disk_falloc_op). */
 SEC("tracepoint/syscalls/sys_enter_fallocate")
 int enter_fallocate(struct trace_event_raw_sys_enter *ctx)
 {
-	if (!(ctx->args[1] & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+	int op = disk_falloc_op(ctx->args[1]);
+
+	if (op < 0)
 		return 0;
-	return sys_enter_vm(ctx->args[0], DISK_OP_DISCARD, ctx->args[3]);
+	return sys_enter_vm(ctx->args[0], op, ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_fallocate")
@@ -346,10 +353,24 @@ static __always_inline int uring_op(__u8 opcode)
 		return DISK_OP_WRITE;
 	case 3: /* IORING_OP_FSYNC */
 		return DISK_OP_FLUSH;
-	case 17: /* IORING_OP_FALLOCATE */
-		return DISK_OP_DISCARD;
 	}
 	return -1;
+}
+
+#define IORING_OP_FALLOCATE 17
+
+/*
+ * An IORING_OP_FALLOCATE's arguments, as its prep stored them in the
+ * request's command area (struct io_sync; "io_uring: move to separate
+ * directory", 6.0, made that the io_kiocb's `cmd`) ahead of this
+ * tracepoint; NULL where this kernel's layout differs (no mode: a
+ * request of no kind).
+ */
+static __always_inline struct io_sync *uring_sync(struct io_kiocb *req)
+{
+	if (!bpf_core_field_exists(req->cmd) || !bpf_core_type_exists(struct io_sync))
+		return NULL;
+	return (void *)req + bpf_core_field_offset(req->cmd);
 }
 
 static __always_inline int uring_submit_one(struct io_kiocb *req, __u8 opcode)
@@ -357,10 +378,15 @@ static __always_inline int uring_submit_one(struct io_kiocb *req, __u8 opcode)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	int op = uring_op(opcode);
 	struct drive_fd_key staged = {};
+	struct io_sync *sync = NULL;
 	struct inflight *in;
 	__u32 slot;
 	int fd;
 
+	if (opcode == IORING_OP_FALLOCATE && is_vm(tgid)) {
+		sync = uring_sync(req);
+		op = sync ? disk_falloc_op(BPF_CORE_READ(sync, mode)) : -1;
+	}
 	if (op < 0 || !is_vm(tgid))
 		return 0;
 	fd = BPF_CORE_READ(req, cqe.fd);
@@ -377,6 +403,8 @@ static __always_inline int uring_submit_one(struct io_kiocb *req, __u8 opcode)
 	in->slot = slot;
 	in->staged = staged;
 	in->op = op;
+	if (sync)
+		in->bytes = BPF_CORE_READ(sync, len);
 	return 0;
 }
 
@@ -401,7 +429,11 @@ int uring_submit_sqe(struct trace_event_raw_io_uring_submit_sqe *ctx)
 	return uring_submit_one(ctx->req, ctx->opcode);
 }
 
-/* Completions may run in any task (io-wq, task work): keyed by request. */
+/*
+ * Completions may run in any task (io-wq, task work): keyed by request. A
+ * negative result (the CQE's res) is an error, -EAGAIN included: QEMU
+ * submits the request again, which is a request of its own.
+ */
 SEC("tracepoint/io_uring/io_uring_complete")
 int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 {
@@ -412,7 +444,9 @@ int uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		return 0;
 	if ((in->op == DISK_OP_READ || in->op == DISK_OP_WRITE) && ctx->res > 0)
 		bytes = ctx->res;
-	record_in(in, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_IO_URING);
+	else if (in->op == DISK_OP_DISCARD)
+		bytes = in->bytes;
+	record_in(in, bytes, bpf_ktime_get_ns() - in->start_ns, DISK_SRC_IO_URING, ctx->res < 0);
 	in->key = 0;
 	return 0;
 }
@@ -463,6 +497,29 @@ volatile __u32 native_drives;
 static __always_inline __u64 sector_key(__u32 dev, __u64 sector)
 {
 	return 1ULL << 63 | (((__u64)dev << 40) ^ sector);
+}
+
+/*
+ * A block request completed in part (blk_update_request with fewer bytes
+ * than it has): the rest completes later from the sector after, where
+ * its entry moves with the bytes done so far. Counted once, when done.
+ */
+static __noinline int native_partial(struct inflight *in, __u32 dev, __u64 sector, __u32 nr_bytes,
+				     bool failed)
+{
+	__u64 start = in->start_ns, bytes = in->bytes + nr_bytes;
+	__u32 slot = in->slot, was_failed = in->failed;
+	struct inflight *next;
+
+	in->key = 0;
+	next = dm_start(&native_inflight, sector_key(dev, sector + (nr_bytes >> 9)));
+	if (!next)
+		return 0;
+	next->start_ns = start;
+	next->bytes = bytes;
+	next->slot = slot;
+	next->failed = was_failed || failed;
+	return 0;
 }
 
 /* A new request for a bio, made in the submitting task. */
@@ -591,6 +648,7 @@ const volatile __u64 ksym_blkdev_dio_async = 0; /* blkdev_bio_end_io_async (5.16
 const volatile __u64 ksym_blkdev_dio = 0;       /* blkdev_bio_end_io: bi_private is the blkdev_dio */
 const volatile __u64 ksym_iomap_dio = 0;        /* iomap_dio_bio_end_io: bi_private is the iomap_dio */
 const volatile __u64 ksym_aio_complete_rw = 0;  /* ki_complete of a kiocb from io_submit(2) */
+const volatile __u64 ksym_bio_chain_endio = 0;  /* a piece split off a bio: bi_private is that bio */
 
 /* Image inodes of native drives: (tgid, dev, ino) -> slot, (0, dev, ino) -> users. */
 VMPROBE_MAP(native_files, BPF_MAP_TYPE_HASH, struct native_file_key, __u32, 4096);
@@ -613,18 +671,37 @@ static __always_inline bool maybe_native_inode(__u32 dev, __u64 ino)
 	return w && (*w & (1ULL << (bit % 64)));
 }
 
-/* The kiocb a direct-IO bio was made for, or NULL. */
-static __always_inline struct kiocb *dio_kiocb(struct bio *bio)
+/*
+ * The kiocb a direct-IO bio was made for, or NULL; *size: the bytes of the
+ * whole request where its dio says them (a block device's: fixed before
+ * its bios are submitted), else 0. A piece the block layer split off to
+ * fit the device's limits (bio_split_to_limits) ends in bio_chain_endio
+ * and points to the bio it came from.
+ */
+static __always_inline struct kiocb *dio_kiocb(struct bio *bio, __u64 *size)
 {
 	__u64 end_io = (__u64)bio->bi_end_io;
+	struct blkdev_dio *bd;
 
+	*size = 0;
+	if (end_io && end_io == ksym_bio_chain_endio) {
+		bio = TYPED(struct bio, bio->bi_private);
+		end_io = (__u64)bio->bi_end_io;
+	}
 	if (!end_io)
 		return NULL;
-	if (end_io == ksym_blkdev_dio_async && bpf_core_type_exists(struct blkdev_dio))
-		return TYPED(struct blkdev_dio,
-			     (__u64)bio - bpf_core_field_offset(struct blkdev_dio, bio))->iocb;
-	if (end_io == ksym_blkdev_dio && bpf_core_type_exists(struct blkdev_dio))
-		return TYPED(struct blkdev_dio, bio->bi_private)->iocb;
+	/* Without bio_chain_endio's address, split-off pieces are not known: no size to wait for. */
+	if (end_io == ksym_blkdev_dio_async && bpf_core_type_exists(struct blkdev_dio)) {
+		bd = TYPED(struct blkdev_dio,
+			   (__u64)bio - bpf_core_field_offset(struct blkdev_dio, bio));
+		*size = ksym_bio_chain_endio ? bd->size : 0;
+		return bd->iocb;
+	}
+	if (end_io == ksym_blkdev_dio && bpf_core_type_exists(struct blkdev_dio)) {
+		bd = TYPED(struct blkdev_dio, bio->bi_private);
+		*size = ksym_bio_chain_endio ? bd->size : 0;
+		return bd->iocb;
+	}
 	if (end_io == ksym_iomap_dio && bpf_core_type_exists(struct iomap_dio))
 		return TYPED(struct iomap_dio, bio->bi_private)->iocb;
 	return NULL;
@@ -652,18 +729,81 @@ static __always_inline __u32 aio_submitter(struct kiocb *iocb)
 	return owner ? owner->tgid : 0;
 }
 
-static __always_inline void native_complete(struct request *rq, int op, __u32 nr_bytes, __u64 now)
+/*
+ * A request of io_submit(2) in pieces: block requests a bio was split
+ * into, or a block request completed in parts (blk_update_request with
+ * fewer bytes than it has). Counted once, when its last byte is done:
+ * its full size, latency from the earliest piece's start to then, failed
+ * if any piece failed. Keyed by the kiocb; its position and size tell a
+ * reused kiocb from a request whose pieces were not all seen (the hook
+ * attached meanwhile), and the epoch one from before a detach.
+ */
+struct native_req {
+	__u64 start_ns;
+	__u64 done; /* bytes */
+	__u64 size;
+	__s64 pos;
+	__u32 slot;
+	__u32 failed;
+	__u32 epoch;
+};
+
+VMPROBE_MAP(native_reqs, BPF_MAP_TYPE_LRU_HASH, __u64, struct native_req, 1024);
+
+/* `p`: one piece (its bytes in p->done) of the request of kiocb `key`. */
+static __noinline void native_piece(__u64 key, struct native_req *p, int op, __u64 now)
+{
+	struct native_req *r;
+	__u64 done, n = p->done;
+
+	if (n >= p->size) {
+		record(p->slot, op, p->size, now - p->start_ns, DISK_SRC_NATIVE, p->failed);
+		return;
+	}
+	r = bpf_map_lookup_elem(&native_reqs, &key);
+	if (!r || r->pos != p->pos || r->size != p->size || r->epoch != p->epoch) {
+		/* A piece completing at once on another CPU may make it first: then add to that. */
+		if (!bpf_map_update_elem(&native_reqs, &key, p, r ? BPF_ANY : BPF_NOEXIST))
+			return;
+		r = bpf_map_lookup_elem(&native_reqs, &key);
+		if (!r)
+			return;
+	}
+	if (p->start_ns < r->start_ns)
+		r->start_ns = p->start_ns;
+	if (p->failed)
+		r->failed = 1;
+	done = __sync_add_and_fetch(&r->done, n);
+	/* Exactly one piece's bytes cross the size: that one counts the request. */
+	if (done < r->size || done - n >= r->size)
+		return;
+	record(r->slot, op, r->size, now - r->start_ns, DISK_SRC_NATIVE, r->failed);
+	bpf_map_delete_elem(&native_reqs, &key);
+}
+
+/* What a completion says of each of its bios. */
+struct native_done {
+	__u64 start_ns; /* the block request's issue */
+	__u64 now;
+	int op;
+	bool failed;
+};
+
+/*
+ * `n` bytes of `bio` done: a VM's aio=native request, or a piece of one?
+ * A function of its own: inlined into the loop over a request's bios, its
+ * branches multiplied past the verifier's limit.
+ */
+static __noinline void native_bio(struct bio *bio, __u64 n, const struct native_done *c)
 {
 	struct native_file_key key = {};
+	struct native_req piece = {};
 	struct kiocb *iocb;
 	struct inode *inode;
-	struct bio *bio = rq->bio;
-	__u64 start;
+	__u64 size;
 	__u32 *slot;
 
-	if (!bio)
-		return;
-	iocb = dio_kiocb(bio);
+	iocb = dio_kiocb(bio, &size);
 	if (!iocb || (__u64)iocb->ki_complete != ksym_aio_complete_rw)
 		return;
 	inode = iocb->ki_filp->f_inode;
@@ -678,12 +818,50 @@ static __always_inline void native_complete(struct request *rq, int op, __u32 nr
 	slot = bpf_map_lookup_elem(&native_files, &key);
 	if (!slot)
 		return;
-	start = rq_start_ns(rq);
-	if (!start || start > now) {
+	/*
+	 * A file's dio may have bytes no block request carries (holes read
+	 * as zeroes): its size is not waited for, each block request counts.
+	 */
+	piece.start_ns = c->start_ns;
+	piece.done = n;
+	piece.size = size ? size : n;
+	piece.pos = iocb->ki_pos;
+	piece.slot = *slot;
+	piece.failed = c->failed;
+	piece.epoch = hooks_epoch;
+	native_piece((__u64)iocb, &piece, c->op, c->now);
+}
+
+/* Bios of one request a completion may end: merged requests of several kiocbs. */
+#define NATIVE_MAX_BIOS 8
+
+/*
+ * The bios of the request that `nr_bytes` ends, in order, as
+ * blk_update_request ends them: each VM request among them is counted.
+ */
+static __always_inline void native_complete(struct request *rq, int op, __u32 nr_bytes, __u64 now,
+					    bool failed)
+{
+	struct native_done c = { .now = now, .op = op, .failed = failed };
+	struct bio *bio = rq->bio;
+	__u64 left = nr_bytes, n;
+
+	if (!bio || op == DISK_OP_FLUSH)
+		return;
+	c.start_ns = rq_start_ns(rq);
+	if (!c.start_ns || c.start_ns > now) {
 		bump(&disk_errors, DISK_ERR_NO_TIMESTAMP);
 		return;
 	}
-	record(*slot, op, op == DISK_OP_FLUSH ? 0 : nr_bytes, now - start, DISK_SRC_NATIVE);
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < NATIVE_MAX_BIOS && bio && left; i++) {
+		n = bio->bi_iter.bi_size;
+		if (n > left)
+			n = left;
+		native_bio(bio, n, &c);
+		left -= n;
+		bio = bio->bi_next;
+	}
 }
 
 /*
@@ -692,7 +870,7 @@ static __always_inline void native_complete(struct request *rq, int op, __u32 nr
  * or as started by block_getrq. Two programs, one loaded (user space
  * chooses): the walk's kfunc must not appear where it does not exist.
  */
-static __always_inline int rq_done(struct request *rq, __u32 nr_bytes, bool walk)
+static __always_inline int rq_done(struct request *rq, __u32 nr_bytes, bool failed, bool walk)
 {
 	struct blkdev_slot *ds;
 	struct inflight *in;
@@ -723,14 +901,16 @@ static __always_inline int rq_done(struct request *rq, __u32 nr_bytes, bool walk
 	if (!native_drives || op < 0)
 		return 0;
 	if (walk) {
-		native_complete(rq, op, nr_bytes, now);
+		native_complete(rq, op, nr_bytes, now, failed);
 		return 0;
 	}
 	in = dm_find(&native_inflight, sector_key(dev, rq->__sector));
 	if (!in)
 		return 0;
-	record(in->slot, op, op == DISK_OP_FLUSH ? 0 : nr_bytes, now - in->start_ns,
-	       DISK_SRC_NATIVE);
+	if (op != DISK_OP_FLUSH && nr_bytes < rq->__data_len)
+		return native_partial(in, dev, rq->__sector, nr_bytes, failed);
+	record(in->slot, op, op == DISK_OP_FLUSH ? 0 : in->bytes + nr_bytes, now - in->start_ns,
+	       DISK_SRC_NATIVE, failed || in->failed);
 	in->key = 0;
 	return 0;
 }
@@ -738,13 +918,13 @@ static __always_inline int rq_done(struct request *rq, __u32 nr_bytes, bool walk
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(rq_complete, struct request *rq, int error, unsigned int nr_bytes)
 {
-	return rq_done(rq, nr_bytes, false);
+	return rq_done(rq, nr_bytes, error != 0, false);
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(rq_complete_walk, struct request *rq, int error, unsigned int nr_bytes)
 {
-	return rq_done(rq, nr_bytes, true);
+	return rq_done(rq, nr_bytes, error != 0, true);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -14,4 +14,10 @@ static __always_inline void drive_stats_add(struct drive_stats *st, __u64 bytes,
 	__sync_fetch_and_add(&st->size_slots[hist_slot(bytes, DISK_SIZE_SLOTS)], 1);
 }
 
+/* A request the host failed: an error, never an operation, bytes or latency. */
+static __always_inline void drive_stats_error(struct drive_stats *st)
+{
+	__sync_fetch_and_add(&st->errors, 1);
+}
+
 #endif

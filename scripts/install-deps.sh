@@ -7,7 +7,7 @@ build=(make clang llvm gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
        libmicrohttpd-dev libyaml-dev libjson-c-dev libexpat1-dev libgnutls28-dev libcrypt-dev
        libprotobuf-c-dev protobuf-c-compiler)
 test=(libcmocka-dev prometheus qemu-system-x86 busybox-static cpio iproute2
-      fio iperf3 libbpf-tools tmux xz-utils curl python3 kmod openssl
+      fio liburing-dev iperf3 libbpf-tools tmux xz-utils curl python3 kmod openssl
       podman runc libcap2-bin unzip groff-base
       qemu-block-extra qemu-utils ceph-mon ceph-osd ceph-common tgt libiscsi-bin nbdkit
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients

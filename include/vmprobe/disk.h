@@ -36,15 +36,17 @@ _Static_assert(sizeof(struct drive_fd_key) == 8, "drive_fd_key layout");
 /*
  * Counters of one (drive slot, op). Shared by all CPUs: disk IO rates are
  * far below packet rates, so atomic adds keep the array CPU-count free.
- * Operations are the sum of the latency slots.
+ * Operations are the sum of the latency slots; a request that failed
+ * (the host said an error) counts in `errors` alone.
  */
 struct drive_stats {
 	__u64 bytes;
 	__u64 lat_sum_ns;
+	__u64 errors;
 	__u64 lat_slots[DISK_LAT_SLOTS];
 	__u64 size_slots[DISK_SIZE_SLOTS];
 };
-_Static_assert(sizeof(struct drive_stats) == 8 * (2 + DISK_LAT_SLOTS + DISK_SIZE_SLOTS),
+_Static_assert(sizeof(struct drive_stats) == 8 * (3 + DISK_LAT_SLOTS + DISK_SIZE_SLOTS),
 	       "drive_stats layout");
 
 /*
@@ -123,6 +125,27 @@ enum disk_err {
 	DISK_ERR_NO_TIMESTAMP,      /* host block: a request blk-mq did not time-stamp */
 	DISK_ERR_MAX,
 };
+
+/*
+ * fallocate(2) modes (linux/falloc.h) and what each is as a request of a
+ * guest: QEMU discards with PUNCH_HOLE|KEEP_SIZE and writes zeroes with
+ * ZERO_RANGE (or PUNCH_HOLE, then a plain fallocate of the same range);
+ * WRITE_ZEROES (Linux 6.17) is a write of zeroes too. Both count as a
+ * discard, as a block device's REQ_OP_DISCARD and REQ_OP_WRITE_ZEROES do.
+ * Any other mode (0 or KEEP_SIZE alone: preallocation; COLLAPSE, INSERT,
+ * UNSHARE) is no guest request and is not counted. One rule for the
+ * syscall and io_uring paths: disk_falloc_op().
+ */
+#define DISK_FALLOC_PUNCH_HOLE 0x02
+#define DISK_FALLOC_ZERO_RANGE 0x10
+#define DISK_FALLOC_WRITE_ZEROES 0x80
+
+/* The operation of an fallocate of `mode`, or -1: not counted. */
+static inline int disk_falloc_op(__u64 mode)
+{
+	return mode & (DISK_FALLOC_PUNCH_HOLE | DISK_FALLOC_ZERO_RANGE | DISK_FALLOC_WRITE_ZEROES) ?
+		       DISK_OP_DISCARD : -1;
+}
 
 static inline __u32 drive_stats_index(__u32 slot, __u32 op)
 {

@@ -12,9 +12,12 @@
  * TAPGUEST_READS (default 8) blocks of 4 KiB from each drive's fd with
  * pread(2), as aio=threads does (with TAPGUEST_AIO=1, each drive the
  * way its aio= says: io_uring through an io_uring ring, native through
- * Linux AIO on an O_DIRECT fd, as QEMU's drivers do);
- * on SIGHUP it puts /dev/zero in place of
- * each image under the same fd number, as a reopen may reuse it.
+ * Linux AIO on an O_DIRECT fd, as QEMU's drivers do); or, with
+ * TAPGUEST_OPS set, does the requests it lists on each drive (below), with
+ * syscalls for an aio=threads drive and through an io_uring for an
+ * aio=io_uring one, and prints "ops N" (requests done, failed ones
+ * included). On SIGHUP it puts /dev/zero in place of each image under the
+ * same fd number, as a reopen may reuse it.
  * It drains every frame delivered to the guest and, on SIGUSR1, writes
  * the frames listed in TAPGUEST_BURST ("COUNT:SIZE,...") into each tap,
  * as a guest transmitting. With TAPGUEST_PASS_FD=1 it re-executes itself
@@ -25,15 +28,15 @@
  *   tapguest inject IFNAME COUNT SIZE
  * sends COUNT frames of SIZE bytes out of IFNAME (towards the guest).
  */
-#define _GNU_SOURCE /* O_DIRECT */
+#define _GNU_SOURCE /* O_DIRECT, fallocate */
 #include <errno.h>
 #include <grp.h>
 #include <linux/aio_abi.h>
-#include <linux/io_uring.h>
 #include <stdbool.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
+#include <liburing.h>
+#include <linux/falloc.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <net/ethernet.h>
@@ -45,6 +48,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/qemu.h"
@@ -68,62 +72,22 @@ static void on_hup(int sig)
 	reuse_requested = 1;
 }
 
-/* One io_uring ring, one request at a time (no liburing in the build). */
-struct uring {
-	int fd;
-	unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
-	struct io_uring_sqe *sqes;
-	struct io_uring_cqe *cqes;
-};
-
-static int uring_open(struct uring *r)
+/* An IORING_OP_READ through a ring of its own; its result (bytes or -errno). */
+static int uring_read(int fd, void *buf, unsigned len, off_t off)
 {
-	struct io_uring_params p = { 0 };
-	char *sq, *cq;
+	static struct io_uring ring;
+	static bool ready;
+	struct io_uring_cqe *cqe;
+	int res, err;
 
-	r->fd = (int)syscall(__NR_io_uring_setup, 4, &p);
-	if (r->fd < 0)
-		return -1;
-	sq = mmap(NULL, p.sq_off.array + p.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
-		  MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
-	cq = mmap(NULL, p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe),
-		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
-	r->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
-	if (sq == MAP_FAILED || cq == MAP_FAILED || r->sqes == MAP_FAILED)
-		return -1;
-	r->sq_tail = (unsigned *)(sq + p.sq_off.tail);
-	r->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
-	r->sq_array = (unsigned *)(sq + p.sq_off.array);
-	r->cq_head = (unsigned *)(cq + p.cq_off.head);
-	r->cq_tail = (unsigned *)(cq + p.cq_off.tail);
-	r->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
-	r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
-	return 0;
-}
-
-/* An IORING_OP_READ of LEN bytes at OFF; its result (bytes or -errno). */
-static int uring_read(struct uring *r, int fd, void *buf, unsigned len, off_t off)
-{
-	unsigned tail = *r->sq_tail, head, idx = tail & *r->sq_mask;
-	struct io_uring_sqe *sqe = &r->sqes[idx];
-	int res;
-
-	memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = IORING_OP_READ;
-	sqe->fd = fd;
-	sqe->addr = (unsigned long)buf;
-	sqe->len = len;
-	sqe->off = (unsigned long long)off;
-	r->sq_array[idx] = idx;
-	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
-	if (syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
-		return -errno;
-	head = *r->cq_head;
-	if (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE))
-		return -EAGAIN;
-	res = r->cqes[head & *r->cq_mask].res;
-	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+	if (!ready && (err = io_uring_queue_init(4, &ring, 0)))
+		return err;
+	ready = true;
+	io_uring_prep_read(io_uring_get_sqe(&ring), fd, buf, len, off);
+	if (io_uring_submit(&ring) != 1 || (err = io_uring_wait_cqe(&ring, &cqe)))
+		return -EIO;
+	res = cqe->res;
+	io_uring_cqe_seen(&ring, cqe);
 	return res;
 }
 
@@ -153,19 +117,14 @@ static void drive_reads(const int *fds, const enum read_way *way, int nr)
 	const char *env = getenv("TAPGUEST_READS");
 	int count = env ? atoi(env) : 8, done = 0;
 	static char block[4096] __attribute__((aligned(4096)));
-	static struct uring ring = { .fd = -1 };
 
 	for (int i = 0; i < nr; i++)
 		for (int k = 0; k < count; k++) {
 			off_t off = (off_t)k * sizeof(block);
 			long got;
 
-			if (way[i] == READ_URING && ring.fd < 0 && uring_open(&ring)) {
-				fprintf(stderr, "tapguest: io_uring: %s\n", strerror(errno));
-				exit(1);
-			}
 			if (way[i] == READ_URING)
-				got = uring_read(&ring, fds[i], block, sizeof(block), off);
+				got = uring_read(fds[i], block, sizeof(block), off);
 			else if (way[i] == READ_AIO)
 				got = aio_read(fds[i], block, sizeof(block), off);
 			else
@@ -175,6 +134,113 @@ static void drive_reads(const int *fds, const enum read_way *way, int nr)
 		}
 	printf("read %d\n", done);
 	fflush(stdout);
+}
+
+/*
+ * TAPGUEST_OPS: "NAME[:COUNT],..." done in order on each drive, 4 KiB at
+ * offsets 0, 4096, ...:
+ *   read write readv writev (two iovecs, 8 KiB) flush (fdatasync)
+ *   punch (PUNCH_HOLE|KEEP_SIZE) zero (ZERO_RANGE) prealloc (mode 0)
+ *   keepsize (KEEP_SIZE alone), and requests the kernel fails (EINVAL):
+ *   badread badwrite badreadv badwritev (offset -4096), badpunch (length 0).
+ */
+enum op_kind { K_READ, K_WRITE, K_READV, K_WRITEV, K_FLUSH, K_FALLOC };
+
+struct op_def {
+	const char *name;
+	enum op_kind kind;
+	int mode; /* fallocate */
+	bool bad;
+};
+
+static const struct op_def op_defs[] = {
+	{ "read", K_READ, 0, false }, { "write", K_WRITE, 0, false },
+	{ "readv", K_READV, 0, false }, { "writev", K_WRITEV, 0, false },
+	{ "flush", K_FLUSH, 0, false },
+	{ "punch", K_FALLOC, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, false },
+	{ "zero", K_FALLOC, FALLOC_FL_ZERO_RANGE, false }, { "prealloc", K_FALLOC, 0, false },
+	{ "keepsize", K_FALLOC, FALLOC_FL_KEEP_SIZE, false },
+	{ "badread", K_READ, 0, true }, { "badwrite", K_WRITE, 0, true },
+	{ "badreadv", K_READV, 0, true }, { "badwritev", K_WRITEV, 0, true },
+	{ "badpunch", K_FALLOC, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, true },
+};
+
+/* One request by syscall, as QEMU's worker threads make them. */
+static void op_syscall(int fd, const struct op_def *d, off_t off, char *buf)
+{
+	struct iovec iov[2] = { { buf, 4096 }, { buf + 4096, 4096 } };
+
+	if (d->bad && d->kind != K_FALLOC)
+		off = -4096;
+	switch (d->kind) {
+	case K_READ: (void)!pread(fd, buf, 4096, off); break;
+	case K_WRITE: (void)!pwrite(fd, buf, 4096, off); break;
+	case K_READV: (void)!preadv(fd, iov, 2, off); break;
+	case K_WRITEV: (void)!pwritev(fd, iov, 2, off); break;
+	case K_FLUSH: fdatasync(fd); break;
+	case K_FALLOC: (void)!fallocate(fd, d->mode, off, d->bad ? 0 : 4096); break;
+	}
+}
+
+/* One request through an io_uring, submitted and reaped, as QEMU's aio=io_uring does. */
+static void op_uring(struct io_uring *ring, int fd, const struct op_def *d, off_t off, char *buf)
+{
+	static struct iovec iov[2];
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+
+	iov[0] = (struct iovec){ buf, 4096 };
+	iov[1] = (struct iovec){ buf + 4096, 4096 };
+	if (d->bad && d->kind != K_FALLOC)
+		off = -4096;
+	switch (d->kind) {
+	case K_READ: io_uring_prep_read(sqe, fd, buf, 4096, off); break;
+	case K_WRITE: io_uring_prep_write(sqe, fd, buf, 4096, off); break;
+	case K_READV: io_uring_prep_readv(sqe, fd, iov, 2, off); break;
+	case K_WRITEV: io_uring_prep_writev(sqe, fd, iov, 2, off); break;
+	case K_FLUSH: io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); break;
+	case K_FALLOC: io_uring_prep_fallocate(sqe, fd, d->mode, off, d->bad ? 0 : 4096); break;
+	}
+	if (io_uring_submit(ring) == 1 && io_uring_wait_cqe(ring, &cqe) == 0)
+		io_uring_cqe_seen(ring, cqe);
+}
+
+static int drive_ops(const char *spec, const int *fds, const bool *uring, int nr)
+{
+	static char buf[8192];
+	struct io_uring ring;
+	int done = 0, err = io_uring_queue_init(8, &ring, 0);
+
+	if (err) {
+		fprintf(stderr, "tapguest: io_uring: %s\n", strerror(-err));
+		return -1;
+	}
+	for (int i = 0; i < nr; i++) {
+		off_t off = 0;
+
+		for (const char *p = spec; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+			size_t len = strcspn(p, ":,");
+			int count = p[len] == ':' ? atoi(p + len + 1) : 1;
+			const struct op_def *d = NULL;
+
+			for (size_t k = 0; k < sizeof(op_defs) / sizeof(op_defs[0]); k++)
+				if (strlen(op_defs[k].name) == len && !strncmp(p, op_defs[k].name, len))
+					d = &op_defs[k];
+			if (!d) {
+				fprintf(stderr, "tapguest: unknown op in TAPGUEST_OPS: %.*s\n",
+					(int)len, p);
+				io_uring_queue_exit(&ring);
+				return -1;
+			}
+			for (int k = 0; k < count; k++, off += 4096, done++)
+				if (uring[i])
+					op_uring(&ring, fds[i], d, off, buf);
+				else
+					op_syscall(fds[i], d, off, buf);
+		}
+	}
+	io_uring_queue_exit(&ring);
+	return done;
 }
 
 /* The same fd numbers, now on /dev/zero; prints "reused N". */
@@ -292,6 +358,7 @@ int main(int argc, char **argv)
 	int nfd = 0, drive_fds[VM_MAX_DRIVES], nr_drive_fds = 0;
 	enum read_way drive_way[VM_MAX_DRIVES];
 	bool by_aio = getenv("TAPGUEST_AIO") && atoi(getenv("TAPGUEST_AIO"));
+	bool drive_uring[VM_MAX_DRIVES];
 
 	if (argc == 5 && strcmp(argv[1], "inject") == 0)
 		return inject(argv[2], atoi(argv[3]), atoi(argv[4]));
@@ -318,6 +385,7 @@ int main(int argc, char **argv)
 		enum read_way way = !by_aio ? READ_PREAD : !strcmp(aio, "io_uring") ? READ_URING :
 				    !strcmp(aio, "native") ? READ_AIO : READ_PREAD;
 
+		drive_uring[nr_drive_fds] = !strcmp(aio, "io_uring");
 		drive_fds[nr_drive_fds] = open(vm.drives[i].file,
 					       O_RDWR | (way == READ_AIO ? O_DIRECT : 0));
 		if (drive_fds[nr_drive_fds] < 0) {
@@ -337,7 +405,12 @@ int main(int argc, char **argv)
 		for (int i = 0; n > 0 && i < nfd; i++)
 			while (read(pfd[i].fd, frame, sizeof(frame)) > 0)
 				got++;
-		if (reads_requested) {
+		if (reads_requested && getenv("TAPGUEST_OPS")) {
+			reads_requested = 0;
+			printf("ops %d\n", drive_ops(getenv("TAPGUEST_OPS"), drive_fds, drive_uring,
+						      nr_drive_fds));
+			fflush(stdout);
+		} else if (reads_requested) {
 			reads_requested = 0;
 			drive_reads(drive_fds, drive_way, nr_drive_fds);
 		}

@@ -97,6 +97,8 @@ struct probe_ops {
 	void (*drive_read)(struct probe *p, const struct vm_disk *disk, unsigned op,
 			   struct drive_stats *out);
 	int (*drive_slot)(struct probe *p, const struct vm_disk *disk, const char **map);
+	/* Whether drive_read's `errors` are measured: vmprobe_disk_errors_total only then. */
+	bool drive_errors;
 	/* serve: pins the maps top and hist read, in dir; removes them. 0 or -errno. */
 	int (*pin)(struct probe *p, const char *dir);
 	void (*unpin)(const char *dir);

@@ -13,13 +13,18 @@
 
 #include "core/metrics.h"
 
-enum { F_OPS, F_BYTES, F_LATENCY, F_SIZE, F_DRIVE_INFO, F_IFACE_INFO, F_MAX };
+enum { F_OPS, F_ERRORS, F_BYTES, F_LATENCY, F_SIZE, F_DRIVE_INFO, F_IFACE_INFO, F_MAX };
 
 static const struct expo_family fams[F_MAX] = {
 	[F_OPS] = { "vmprobe_disk_operations_total", EXPO_COUNTER, "",
 		    "name,namespace,drive,operation",
 		    "Requests (read, write, flush, discard) QEMU issued for the VM's drive: to the "
 		    "host for a local image, to the cluster or target for network storage." },
+	[F_ERRORS] = { "vmprobe_disk_errors_total", EXPO_COUNTER, "",
+		       "name,namespace,drive,operation",
+		       "Requests QEMU issued for the VM's drive that the host failed (a negative "
+		       "syscall return, io_uring result or block status); never in the operations, "
+		       "bytes or latency. Only for drives whose probe sees errors (local images)." },
 	[F_BYTES] = { "vmprobe_disk_bytes_total", EXPO_COUNTER, "bytes",
 		      "name,namespace,drive,operation",
 		      "Bytes of the requests QEMU issued for the VM's drive (as transferred)." },
@@ -101,6 +106,7 @@ struct disk_row {
 	char *labels; /* name, namespace, drive, operation */
 	unsigned op;
 	struct drive_stats st;
+	bool errors; /* its probe measures errors */
 };
 
 static bool counted(const struct vm_disk *disk)
@@ -133,6 +139,7 @@ static size_t rows_collect(struct discovery *d, struct disk_row **out)
 				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
 				rows[n].labels = strdup(lb.buf ? lb.buf : "");
 				rows[n].op = op;
+				rows[n].errors = p->ops->drive_errors;
 				p->ops->drive_read(p, disk, op, &rows[n].st);
 				n++;
 			}
@@ -158,6 +165,10 @@ void storage_render(struct discovery *d, struct expo *e)
 			ops += rows[i].st.lat_slots[s];
 		expo_u64(e, fams[F_OPS].name, rows[i].labels, ops);
 	}
+	expo_family(e, &fams[F_ERRORS]);
+	for (i = 0; i < n; i++)
+		if (rows[i].errors)
+			expo_u64(e, fams[F_ERRORS].name, rows[i].labels, rows[i].st.errors);
 	expo_family(e, &fams[F_BYTES]);
 	for (i = 0; i < n; i++)
 		expo_u64(e, fams[F_BYTES].name, rows[i].labels, rows[i].st.bytes);

@@ -136,7 +136,8 @@ static void kallsyms_find(const char *const *names, __u64 *addrs, size_t n)
 static bool native_at_complete(struct disk_bpf *skel, const struct btf *btf)
 {
 	static const char *const names[] = { "blkdev_bio_end_io_async", "blkdev_bio_end_io",
-					     "iomap_dio_bio_end_io", "aio_complete_rw" };
+					     "iomap_dio_bio_end_io", "aio_complete_rw",
+					     "bio_chain_endio" };
 	__u64 addr[ARRAY_SIZE(names)];
 
 	if (!btf)
@@ -164,6 +165,11 @@ static bool native_at_complete(struct disk_bpf *skel, const struct btf *btf)
 	skel->rodata->ksym_blkdev_dio = addr[1];
 	skel->rodata->ksym_iomap_dio = addr[2];
 	skel->rodata->ksym_aio_complete_rw = addr[3];
+	/* Without it, a request split into several block requests counts as each of them. */
+	skel->rodata->ksym_bio_chain_endio = addr[4];
+	if (!addr[4])
+		log_warn("aio=native: no bio_chain_endio in /proc/kallsyms: a request the block "
+			 "layer splits counts once per piece");
 	log_info("aio=native: measured at block completion (no io_submit or block_getrq hook)");
 	return true;
 }

@@ -79,6 +79,7 @@ const struct probe_ops disk_probe_ops = {
 	.render_self = disk_render_self,
 	.drive_read = disk_drive_read,
 	.drive_slot = disk_drive_slot,
+	.drive_errors = true,
 	.pin = disk_pin,
 	.unpin = disk_unpin,
 	.object = disk_object,
