@@ -301,6 +301,73 @@ static int fd_drives(const struct discovery *d, const struct vm *vm,
 	return drop_backing(want, n);
 }
 
+/* The drive is on the candidate's image now: its file and backing chain. */
+static void disk_move(const struct vm *vm, struct vm_disk *disk, const struct want_disk *w)
+{
+	disk->dev = w->file->dev;
+	disk->ino = w->file->ino;
+	disk->rdev = S_ISBLK(w->file->mode) ? w->file->rdev : 0;
+	memcpy(disk->backing, w->backing, sizeof(disk->backing));
+	disk->nr_backing = w->nr_backing;
+	disk->open = true;
+	log_info("VM %s: drive %s moved to %s", vm->name, disk->spec.label, w->file->path);
+}
+
+static bool disk_open_in(const struct vm_disk *disk, const struct vm_snapshot *snap)
+{
+	for (size_t f = 0; f < snap->nr_files; f++)
+		if (vm_disk_has_file(disk, snap->files[f].dev, snap->files[f].ino))
+			return true;
+	return false;
+}
+
+/*
+ * A named drive QEMU moved to a new image stays the same drive (its
+ * labels and counters go on); the new image, which nothing names, is no
+ * drive of its own. A new image is a named drive's when its backing chain
+ * holds that drive's image (blockdev-snapshot, a mirror onto an overlay of
+ * the same base); or when it is the one candidate at the walk where the
+ * drive's own image was closed (blockdev-mirror or drive-mirror, then
+ * job-complete: the target was opened before, the source closed at the
+ * pivot). A drive whose image closed with no one candidate keeps its own
+ * image (said once). Returns the candidates left (want[0..n)).
+ */
+static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct want_disk *want,
+			 int n)
+{
+	struct vm_disk *closed[VM_MAX_DRIVES];
+	int nr_closed = 0;
+
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct vm_disk *disk = &vm->disks[i];
+		bool was_open = disk->open;
+
+		if (!disk->present || !disk->resolved || disk->source == VM_SRC_FD)
+			continue;
+		for (int j = 0; j < n; j++) {
+			if (!in_ids(want[j].backing, want[j].nr_backing, disk->dev, disk->ino))
+				continue;
+			disk_move(vm, disk, &want[j]);
+			want[j--] = want[--n];
+		}
+		disk->open = disk_open_in(disk, snap);
+		if (was_open && !disk->open)
+			closed[nr_closed++] = disk;
+	}
+	if (nr_closed == 1 && n == 1) {
+		disk_move(vm, closed[0], &want[0]);
+		return 0;
+	}
+	for (int i = 0; i < nr_closed; i++) {
+		if (!closed[i]->move_warned)
+			log_warn("VM %s: drive %s's image was closed with %d new images open: where "
+				 "it moved, if it did, cannot be told", vm->name,
+				 closed[i]->spec.label, n);
+		closed[i]->move_warned = true;
+	}
+	return n;
+}
+
 static void disks_update(struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
 			 const struct libvirt_domain *dom)
 {
@@ -317,6 +384,7 @@ static void disks_update(struct discovery *d, struct vm *vm, const struct vm_sna
 	if (snap->fds_read) {
 		memset(want, 0, VM_MAX_DRIVES * sizeof(*want));
 		n = fd_drives(d, vm, snap, dom, want);
+		n = drives_follow(vm, snap, want, n);
 		disks_reconcile(vm, want, n, true);
 	}
 	free(want);

@@ -48,6 +48,8 @@ struct vm_disk {
 	/* The files below it (a qcow2 image's backing chain): its reads fall through to them. */
 	struct file_id backing[IMAGE_MAX_BACKING];
 	int nr_backing;
+	bool open;              /* an fd was on its image at the last walk of the fd table */
+	bool move_warned;       /* a move to an image that could not be told was logged */
 	struct coverage cov;
 	void *priv[PROBE_MAX];  /* each probe's state of this drive */
 };

@@ -12,6 +12,7 @@
 
 #include "core/probe.h"
 #include "core/qemu.h"
+#include "core/image.h"
 #include "core/storage.h"
 #include "core/util.h"
 #include "vmprobe/disk.h"
@@ -130,6 +131,10 @@ extern const char *const disk_src_names[DISK_SRC_MAX];
 /* One drive of a VM as the probe counts it (in its vm_disk). */
 struct drive_state {
 	int slot;
+	/* The image registered for its completions (drive_image_add): the drive's, or where it moved. */
+	struct file_id image;
+	struct file_id backing[IMAGE_MAX_BACKING];
+	int nr_backing;
 	__u32 kdev;       /* kernel dev_t when the image is a block device, else 0 */
 	bool native;      /* its image is registered for aio=native */
 	bool hook_failed; /* block completion, which native needs, did not attach */

@@ -165,6 +165,51 @@ static const char *source_off(const struct disk_probe *dp, const struct vm_disk 
 	return NULL;
 }
 
+/*
+ * Registers the drive's image where completions look it up: its files'
+ * (device, inode) for aio=native, its device when it is a block device.
+ */
+static void drive_image_add(struct disk_probe *dp, struct discovery *d, const struct vm *vm,
+			    const struct vm_disk *disk, struct drive_state *ds)
+{
+	ds->image = (struct file_id){ .dev = disk->dev, .ino = disk->ino };
+	memcpy(ds->backing, disk->backing, sizeof(ds->backing));
+	ds->nr_backing = disk->nr_backing;
+	ds->kdev = disk->rdev ? disk_kdev(disk->rdev) : 0;
+	if (ds->native) {
+		if (disk_native_file_add(dp, vm->pid, disk_kdev(ds->image.dev), ds->image.ino,
+					 ds->slot))
+			d->attach_errors++;
+		for (int i = 0; i < ds->nr_backing; i++)
+			if (disk_native_file_add(dp, vm->pid, disk_kdev(ds->backing[i].dev),
+						 ds->backing[i].ino, ds->slot))
+				d->attach_errors++;
+	}
+	if (ds->kdev && disk_dev_add(dp, vm->pid, ds->kdev, ds->slot))
+		d->attach_errors++;
+}
+
+static void drive_image_del(struct disk_probe *dp, const struct vm *vm, struct drive_state *ds)
+{
+	if (ds->kdev)
+		disk_dev_del(dp, vm->pid, ds->kdev);
+	if (!ds->native)
+		return;
+	disk_native_file_del(dp, vm->pid, disk_kdev(ds->image.dev), ds->image.ino);
+	for (int i = 0; i < ds->nr_backing; i++)
+		disk_native_file_del(dp, vm->pid, disk_kdev(ds->backing[i].dev), ds->backing[i].ino);
+}
+
+/* The drive moved to another image (core/inventory.c): its completions are looked up there. */
+static void drive_image_follow(struct disk_probe *dp, struct discovery *d, const struct vm *vm,
+			       const struct vm_disk *disk, struct drive_state *ds)
+{
+	if (ds->image.dev == disk->dev && ds->image.ino == disk->ino)
+		return;
+	drive_image_del(dp, vm, ds);
+	drive_image_add(dp, d, vm, disk, ds);
+}
+
 /* A slot for a drive whose image was found; NULL when none is free. */
 static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *d,
 				       const struct vm *vm, struct disk_vm *dv,
@@ -184,39 +229,24 @@ static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *
 		return NULL;
 	}
 	ds->slot = slot;
-	ds->kdev = disk->rdev ? disk_kdev(disk->rdev) : 0;
 	if (maybe_native(disk)) {
 		if (disk_native_drives(dp, 1))
 			ds->hook_failed = true; /* said by the probe, once */
 		ds->native = true;
-		if (disk_native_file_add(dp, vm->pid, disk_kdev(disk->dev), disk->ino, slot))
-			d->attach_errors++;
-		for (int i = 0; i < disk->nr_backing; i++)
-			if (disk_native_file_add(dp, vm->pid, disk_kdev(disk->backing[i].dev),
-						 disk->backing[i].ino, slot))
-				d->attach_errors++;
 	}
-	if (ds->kdev && disk_dev_add(dp, vm->pid, ds->kdev, slot))
-		d->attach_errors++;
+	drive_image_add(dp, d, vm, disk, ds);
 	log_info("counting drive %s (%s, aio=%s) of VM %s", disk->spec.label, disk->spec.file,
 		 disk->spec.aio, vm->name);
 	return ds;
 }
 
-static void drive_forget(struct disk_probe *dp, const struct vm *vm, const struct vm_disk *disk,
-			 struct drive_state *ds)
+static void drive_forget(struct disk_probe *dp, const struct vm *vm, struct drive_state *ds)
 {
 	for (int k = 0; k < ds->nr_fds; k++)
 		disk_fd_del(dp, vm->pid, ds->fds[k]);
-	if (ds->kdev)
-		disk_dev_del(dp, vm->pid, ds->kdev);
-	if (ds->native) {
+	drive_image_del(dp, vm, ds);
+	if (ds->native)
 		disk_native_drives(dp, -1);
-		disk_native_file_del(dp, vm->pid, disk_kdev(disk->dev), disk->ino);
-		for (int i = 0; i < disk->nr_backing; i++)
-			disk_native_file_del(dp, vm->pid, disk_kdev(disk->backing[i].dev),
-					     disk->backing[i].ino);
-	}
 	disk_slot_free(dp, ds->slot);
 	free(ds);
 }
@@ -249,15 +279,20 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 
 	if (!dv->marked && disk_vm_mark(dp, vm->pid) == 0)
 		dv->marked = true; /* else tried again at the next sync */
+	/* Gone first: a drive that moved takes over the image (and fds) of one that went. */
 	for (int i = 0; i < vm->nr_disks; i++) {
 		struct vm_disk *disk = &vm->disks[i];
 
 		if (!disk->present && drive_of(p, disk)) {
-			drive_forget(dp, vm, disk, drive_of(p, disk));
+			drive_forget(dp, vm, drive_of(p, disk));
 			disk->priv[p->id] = NULL;
 			log_info("drive %s of VM %s went: not counted any more", disk->spec.label,
 				 vm->name);
 		}
+	}
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct vm_disk *disk = &vm->disks[i];
+
 		if (!is_ours(disk))
 			continue;
 		if (!disk->resolved) {
@@ -267,6 +302,8 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		}
 		if (!drive_of(p, disk))
 			disk->priv[p->id] = drive_count(dp, d, vm, dv, disk);
+		else
+			drive_image_follow(dp, d, vm, disk, drive_of(p, disk));
 		if (!dv->marked)
 			coverage_set(&disk->cov, p, false,
 				     "cannot mark the QEMU process or attach its hooks (see log)");
@@ -297,7 +334,7 @@ void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 		struct drive_state *ds = drive_of(p, &vm->disks[i]);
 
 		if (ds)
-			drive_forget(dp, vm, &vm->disks[i], ds);
+			drive_forget(dp, vm, ds);
 		vm->disks[i].priv[p->id] = NULL;
 	}
 	free(dv);
