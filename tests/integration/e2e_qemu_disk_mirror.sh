@@ -85,7 +85,7 @@ check "both drives are counted" wait_for 20 counted
 qmp() { guest_qmp "$GUEST_QMP" "$@"; }
 job_ready() { qmp query-block-jobs | grep -q '"ready": true'; }
 no_jobs() { [ "$(qmp query-block-jobs)" = "[]" ]; }
-moves() { grep -c "drive $1 moved to" "$WORK/vmprobe.log"; }
+moved() { grep -q "drive $1 moved to" "$WORK/vmprobe.log"; }
 # mirror DRIVE_ID LABEL TARGET_JSON: the drive onto a new node, pivoted.
 mirror() {
 	qmp blockdev-add "$3" >/dev/null &&
@@ -96,17 +96,16 @@ check "drive vol is mirrored to dst.img and pivoted" mirror d0 vol \
 	"{\"driver\": \"file\", \"node-name\": \"t-d0\", \"filename\": \"$WORK/img/dst.img\", \"aio\": \"threads\", \"cache\": {\"direct\": true}}"
 src_closed() { ! ls -l "/proc/$GUEST_PID/fd" | grep -q src.img; }
 check "QEMU closed the source image" wait_for 20 src_closed
-check "vmprobe follows drive vol to its new image" wait_for 20 test "$(moves vol)" -ge 1
+check "vmprobe follows drive vol to its new image" wait_for 20 moved vol
 check "drive nvol is mirrored to another loop device and pivoted" mirror d1 nvol \
 	"{\"driver\": \"host_device\", \"node-name\": \"t-d1\", \"filename\": \"${LOOPS[1]}\", \"aio\": \"native\", \"cache\": {\"direct\": true}}"
-check "vmprobe follows drive nvol to its new image" wait_for 20 test "$(moves nvol)" -ge 1
+check "vmprobe follows drive nvol to its new image" wait_for 20 moved nvol
 
 # The marks, written through QEMU (its own IO, before the "before" scrape)
 # while the guest is stopped.
 qmp stop >/dev/null
-for dr in d0 d1; do
-	qmp human-monitor-command "{\"command-line\": \"qemu-io $dr 'write -P 0x5a 8M 512'\"}" >/dev/null
-done
+mark() { qmp human-monitor-command "{\"command-line\": \"qemu-io $1 \\\"write -P 0x5a 8M 512\\\"\"}" | grep -q "wrote 512/512"; }
+for dr in d0 d1; do check "the host marks $dr through QEMU (qemu-io)" mark $dr; done
 scrape "$WORK/s0.txt"
 qmp cont >/dev/null
 check "the guest's workload completes" wait_for 120 grep -q PHASE-AFTER "$GUEST_LOG"
