@@ -104,8 +104,13 @@ check "vmprobe follows drive nvol to its new image" wait_for 20 moved nvol
 # The marks, written through QEMU (its own IO, before the "before" scrape)
 # while the guest is stopped.
 qmp stop >/dev/null
-mark() { qmp human-monitor-command "{\"command-line\": \"qemu-io $1 \\\"write -P 0x5a 8M 512\\\"\"}" | grep -q "wrote 512/512"; }
-for dr in d0 d1; do check "the host marks $dr through QEMU (qemu-io)" mark $dr; done
+for dr in d0 d1; do
+	qmp human-monitor-command "{\"command-line\": \"qemu-io $dr \\\"write -P 0x5a 8M 512\\\"\"}" >/dev/null
+done
+# qemu-io says nothing back over QMP: the marks are looked for where QEMU wrote them.
+marked() { dd if="$1" bs=512 skip=16384 count=1 iflag=direct 2>/dev/null | grep -q Z; }
+check "QEMU wrote vol's mark to its new image (dst.img)" marked "$WORK/img/dst.img"
+check "QEMU wrote nvol's mark to its new image (${LOOPS[1]})" marked "${LOOPS[1]}"
 scrape "$WORK/s0.txt"
 qmp cont >/dev/null
 check "the guest's workload completes" wait_for 120 grep -q PHASE-AFTER "$GUEST_LOG"
