@@ -49,8 +49,8 @@ check "the VM's drive and tap are counted" wait_for 15 counted
 # 2^9..2^24 B, frame sizes 2^6..2^16 B.
 TIME=$(hist 10 34) DSIZE=$(hist 9 24) NSIZE=$(hist 6 16)
 drive=$(series 'drive="disk0"' ) info_d=$(series '^vmprobe_drive_info')
-check_num "a drive: 4 operations x (2 counters + latency) + size for read, write, discard (no flush)" \
-	$((4 * (2 + TIME) + 3 * DSIZE)) $((drive - info_d))
+check_num "a drive: 4 operations x (3 counters + latency) + size for read, write, discard (no flush)" \
+	$((4 * (3 + TIME) + 3 * DSIZE)) $((drive - info_d))
 check_num "the flush has no size histogram" 0 "$(series '^vmprobe_disk_request_size_bytes.*operation="flush"')"
 tap=$(series 'interface="'"$TAP"'"') info_i=$(series '^vmprobe_interface_info')
 check_num "a tap: 2 directions x (2 counters + size) + RTT for 2 paths + 3 TCP counters x 2" \
@@ -81,7 +81,7 @@ done
 check "and not even described (no HELP or TYPE)" eval "! grep -q '^# .* vmprobe_disk_operations_total ' '$WORK/metrics.txt'"
 TIME=$(hist 15 32) DSIZE=$(hist 12 20) NSIZE=$(hist 7 11)
 drive=$(series 'drive="disk0"') tap=$(series 'interface="'"$TAP"'"') vm=$(series)
-check_num "a drive: latency for 4 operations, size for 3" $((4 * TIME + 3 * DSIZE)) $((drive - 1))
+check_num "a drive: latency and errors for 4 operations, size for 3" $((4 * (TIME + 1) + 3 * DSIZE)) $((drive - 1))
 check_num "a tap: size for 2 directions, RTT for 2 paths, 3 TCP counters x 2" \
 	$((2 * NSIZE + 2 * TIME + 6)) $((tap - 1))
 check_num "the VM beyond: its info" 1 $((vm - drive - tap))
