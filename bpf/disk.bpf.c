@@ -211,6 +211,22 @@ static __always_inline __u32 *fd_slot(__u32 tgid, __u64 fd)
 	return bpf_map_lookup_elem(&disk_fds, &key);
 }
 
+/* The (kernel dev_t, inode) of the file behind the current task's fd; zeros if none. */
+static __always_inline void fd_file_id(__u64 fd, __u32 *dev, __u64 *ino)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	struct file *file = NULL;
+
+	*dev = 0;
+	*ino = 0;
+	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds) ||
+	    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return;
+	*ino = BPF_CORE_READ(file, f_inode, i_ino);
+	*dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+}
+
 /*
  * The slot for a request of VM `tgid` on `fd`: its drive's, or, when no
  * drive has the fd yet, SLOT_STAGED with the staging entry made (user
@@ -220,14 +236,31 @@ static __always_inline __u32 slot_or_stage(__u32 tgid, __u64 fd, struct drive_fd
 {
 	static const struct staged_stats zero;
 	__u32 *slot = fd_slot(tgid, fd);
+	struct staged_stats *ss;
+	__u64 ino;
+	__u32 dev;
 
 	if (slot)
 		return *slot;
 	staged->tgid = tgid;
 	staged->fd = (__u32)fd;
-	if (!bpf_map_lookup_elem(&disk_staged, staged) &&
-	    !bpf_map_update_elem(&disk_staged, staged, &zero, BPF_NOEXIST))
-		bpf_ringbuf_output(&disk_events, staged, sizeof(*staged), 0);
+	/*
+	 * The file behind the number now: requests on another file (a
+	 * library the loader read through the same number before QEMU opened
+	 * the image there) must never be added to the drive.
+	 */
+	fd_file_id(fd, &dev, &ino);
+	ss = bpf_map_lookup_elem(&disk_staged, staged);
+	if (ss && ss->dev == dev && ss->ino == ino)
+		return SLOT_STAGED;
+	if (bpf_map_update_elem(&disk_staged, staged, &zero, BPF_ANY))
+		return SLOT_STAGED;
+	ss = bpf_map_lookup_elem(&disk_staged, staged);
+	if (ss) {
+		ss->dev = dev;
+		ss->ino = ino;
+	}
+	bpf_ringbuf_output(&disk_events, staged, sizeof(*staged), 0);
 	return SLOT_STAGED;
 }
 

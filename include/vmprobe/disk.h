@@ -56,6 +56,15 @@ _Static_assert(sizeof(struct drive_stats) == 8 * (3 + DISK_LAT_SLOTS + DISK_SIZE
  */
 struct staged_stats {
 	struct drive_stats ops[DISK_OP_MAX];
+	/*
+	 * The disk probe's: the file the fd was on when these requests were
+	 * made (kernel dev_t of its filesystem, inode), so that only requests
+	 * on the drive's image are added to it; a request on another file
+	 * under the same number starts the entry over. 0 in netdisk's.
+	 */
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
 };
 
 #define SLOT_STAGED 0xffffffffu

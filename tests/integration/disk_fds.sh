@@ -1,7 +1,8 @@
 #!/bin/bash
 # A drive's fds follow QEMU's fd table: a stand-in VM (tapguest) reads its
 # image with pread(2), as aio=threads does, and every read counts for the
-# drive, exactly. Then the image's fd number is reused for another file
+# drive, exactly; a read of another file made earlier under the same fd
+# number (as the loader reads libraries) does not. Then the image's fd number is reused for another file
 # (as a reopen for block-commit, mirror or snapshot may leave it): once a
 # full walk of the fd table has seen that, reads through that number no
 # longer count for the drive.
@@ -30,7 +31,11 @@ if ! grep -q "disk sources: threads on" "$WORK/vmprobe.log"; then
 	tap_done; exit
 fi
 export TAPGUEST_READS=8
-"$QEMU" -name guest=fds-vm -drive "file=$WORK/d0.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
+# Before it opens its image, the VM reads 1000 bytes of another file under
+# the number the image then gets: requests vmprobe stages until it finds
+# the drive's fd, and must not add to the drive (not its file).
+head -c 4096 /dev/urandom >"$WORK/lib.so"
+TAPGUEST_PREREAD=$WORK/lib.so "$QEMU" -name guest=fds-vm -drive "file=$WORK/d0.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
 	-device virtio-blk-pci,drive=d0,id=disk0 >"$WORK/vm.out" 2>&1 &
 VM=$!
 
@@ -45,6 +50,8 @@ check "the stand-in VM read its image" wait_for 5 grep -q "^read 8$" "$WORK/vm.o
 check_num "every pread of the image counts for the drive" $((before + 8)) "$(reads)"
 check_num "and its bytes" $((8 * 4096)) \
 	"$(metric "$WORK/metrics.txt" vmprobe_disk_bytes_total name=fds-vm drive=disk0 operation=read)"
+check "the read of another file under the image's fd number was staged and dropped, not added" \
+	grep -q "drive disk0 of VM fds-vm: requests on fd $(awk '/^preread fd/ { print $3 }' "$WORK/vm.out") before it was counted were on another file" "$WORK/vmprobe.log"
 
 # The fd number now names /dev/zero; discovery's next walk of the whole fd
 # table (every 8 rescans, 200 ms each here) notices.

@@ -378,6 +378,25 @@ int main(int argc, char **argv)
 		fcntl(fd, F_SETFL, O_NONBLOCK);
 		pfd[nfd++] = (struct pollfd){ .fd = fd, .events = POLLIN };
 	}
+	/*
+	 * TAPGUEST_PREREAD=FILE: after a second (vmprobe has marked the VM by
+	 * then), reads 1000 bytes of FILE and closes it, so that the first
+	 * drive opens under the same fd number, as the loader's library reads
+	 * come before QEMU opens its images.
+	 */
+	if (getenv("TAPGUEST_PREREAD")) {
+		char buf[1000];
+		int fd;
+
+		sleep(1);
+		fd = open(getenv("TAPGUEST_PREREAD"), O_RDONLY);
+		if (fd < 0 || pread(fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf)) {
+			fprintf(stderr, "tapguest: preread: %s\n", strerror(errno));
+			return 1;
+		}
+		close(fd);
+		printf("preread fd %d\n", fd);
+	}
 	for (int i = 0; i < vm.nr_drives; i++) {
 		if (!vm.drives[i].file[0])
 			continue;

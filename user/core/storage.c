@@ -67,7 +67,8 @@ void drive_stats_copy(const struct drive_stats *stats, unsigned slot, unsigned o
 		((__u64 *)out)[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
-int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigned slot)
+int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigned slot,
+		 __u32 dev, __u64 ino)
 {
 	struct staged_stats *ss = malloc(sizeof(*ss));
 	int err = 0;
@@ -77,6 +78,9 @@ int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigne
 	if (bpf_map_lookup_and_delete_elem(map_fd, key, ss) &&
 	    (bpf_map_lookup_elem(map_fd, key, ss) || bpf_map_delete_elem(map_fd, key)))
 		err = -ENOENT;
+	/* Made on another file than the one now known under the key: not the drive's. */
+	if (!err && (ss->dev != dev || ss->ino != ino))
+		err = -ESTALE;
 	for (unsigned op = 0; !err && op < DISK_OP_MAX; op++) {
 		__u64 *dst = (__u64 *)&stats[drive_stats_index(slot, op)];
 		const __u64 *src = (const __u64 *)&ss->ops[op];

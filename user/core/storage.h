@@ -32,9 +32,11 @@ void drive_stats_copy(const struct drive_stats *stats, unsigned slot, unsigned o
 /*
  * Adds the requests staged at `key` of the BPF hash `map_fd` (values:
  * struct staged_stats) to drive `slot` of the mmapped array `stats`, and
- * deletes them; 0, or -ENOENT if none were staged.
+ * deletes them; 0, -ENOENT if none were staged, or -ESTALE (dropped) if they
+ * were made on another file than (dev, ino), the staged entry's.
  */
-int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigned slot);
+int staged_merge(int map_fd, const void *key, struct drive_stats *stats, unsigned slot,
+		 __u32 dev, __u64 ino);
 
 const struct expo_family *storage_families(size_t *nr);
 /* vmprobe_disk_* of every drive a probe measures; the table is locked. */

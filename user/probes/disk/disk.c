@@ -372,11 +372,13 @@ int disk_events_fd(const struct disk_probe *dp)
 	return ring_buffer__epoll_fd(dp->events);
 }
 
-int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot)
+int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot, __u32 kdev,
+		      __u64 ino)
 {
 	struct drive_fd_key key = { .tgid = tgid, .fd = fd };
 
-	return staged_merge(bpf_map__fd(dp->skel->maps.disk_staged), &key, dp->stats, slot);
+	return staged_merge(bpf_map__fd(dp->skel->maps.disk_staged), &key, dp->stats, slot, kdev,
+			    ino);
 }
 
 int disk_maps_size(struct disk_bpf *skel, unsigned max_drives, long pid_max)

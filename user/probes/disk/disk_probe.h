@@ -107,7 +107,9 @@ int disk_dev_foreach(const struct disk_probe *dp,
  * Adds the requests the VM made on `fd` before a drive had it to `slot`,
  * and forgets them; 0, or -ENOENT if there were none.
  */
-int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot);
+/* Only requests made on the file (kdev, ino) are added: others are dropped (-ESTALE). */
+int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot, __u32 kdev,
+		      __u64 ino);
 /*
  * Reads the ring of first requests on unknown fds: calls fn for each VM
  * (tgid) that made one. Its fd (for poll) is disk_events_fd().
@@ -146,6 +148,7 @@ struct drive_state {
 	 * (disk_staged_merge) is added once requests in flight then are done.
 	 */
 	int merge_fds[DRIVE_MAX_FDS];
+	struct file_id merge_files[DRIVE_MAX_FDS]; /* the file each was found on */
 	int nr_merge;
 	double merge_after; /* CLOCK_MONOTONIC seconds */
 };

@@ -72,8 +72,9 @@ static bool drive_fd_known(const struct drive_state *ds, int fd, unsigned *seen)
 
 /* Counts the fd as the drive's (QEMU may hold an image more than once). */
 static void drive_fd_add(struct disk_probe *dp, struct discovery *d, const struct vm *vm,
-			 struct drive_state *ds, int fd)
+			 struct drive_state *ds, const struct vm_file *file)
 {
+	int fd = file->fd;
 	int err;
 
 	if (ds->nr_fds >= DRIVE_MAX_FDS)
@@ -86,8 +87,10 @@ static void drive_fd_add(struct disk_probe *dp, struct discovery *d, const struc
 	}
 	ds->fds[ds->nr_fds++] = fd;
 	ds->had_fds = true;
-	if (ds->nr_merge < DRIVE_MAX_FDS)
+	if (ds->nr_merge < DRIVE_MAX_FDS) {
+		ds->merge_files[ds->nr_merge] = (struct file_id){ .dev = file->dev, .ino = file->ino };
 		ds->merge_fds[ds->nr_merge++] = fd;
+	}
 	ds->merge_after = now_seconds() + STAGED_MERGE_GRACE;
 	log_debug("fd %d of VM %s (pid %d) is on a drive's image: counted", fd, vm->name,
 		  (int)vm->pid);
@@ -122,7 +125,7 @@ static void drives_match_fds(struct probe *p, struct discovery *d, struct vm *vm
 {
 	struct disk_probe *dp = p->priv;
 	unsigned seen[VM_MAX_DRIVES] = { 0 };
-	struct { int fd, disk; } adds[VM_MAX_DRIVES * DRIVE_MAX_FDS];
+	struct { const struct vm_file *file; int disk; } adds[VM_MAX_DRIVES * DRIVE_MAX_FDS];
 	int nr_adds = 0;
 
 	for (size_t f = 0; f < snap->nr_files; f++) {
@@ -135,7 +138,7 @@ static void drives_match_fds(struct probe *p, struct discovery *d, struct vm *vm
 			if (ds && vm_disk_has_file(disk, file->dev, file->ino) &&
 			    !drive_fd_known(ds, file->fd, &seen[i]) &&
 			    nr_adds < (int)ARRAY_SIZE(adds)) {
-				adds[nr_adds].fd = file->fd;
+				adds[nr_adds].file = file;
 				adds[nr_adds++].disk = i;
 			}
 		}
@@ -145,7 +148,7 @@ static void drives_match_fds(struct probe *p, struct discovery *d, struct vm *vm
 		if (drive_of(p, &vm->disks[i]))
 			drive_fds_prune(dp, vm, drive_of(p, &vm->disks[i]), seen[i]);
 	for (int j = 0; j < nr_adds; j++)
-		drive_fd_add(dp, d, vm, drive_of(p, &vm->disks[adds[j].disk]), adds[j].fd);
+		drive_fd_add(dp, d, vm, drive_of(p, &vm->disks[adds[j].disk]), adds[j].file);
 }
 
 /* aio=native is measured at block completion, by the image's (device, inode). */
@@ -261,11 +264,20 @@ static void drives_merge_staged(struct probe *p, const struct vm *vm)
 
 		if (!ds || !ds->nr_merge || now < ds->merge_after)
 			continue;
-		for (int k = 0; k < ds->nr_merge; k++)
-			if (disk_staged_merge(p->priv, vm->pid, ds->merge_fds[k], ds->slot) == 0)
+		for (int k = 0; k < ds->nr_merge; k++) {
+			const struct file_id *f = &ds->merge_files[k];
+			int err = disk_staged_merge(p->priv, vm->pid, ds->merge_fds[k], ds->slot,
+						    disk_kdev(f->dev), f->ino);
+
+			if (!err)
 				log_debug("drive %s of VM %s: requests on fd %d before it was "
 					  "counted added", vm->disks[i].spec.label, vm->name,
 					  ds->merge_fds[k]);
+			else if (err == -ESTALE)
+				log_debug("drive %s of VM %s: requests on fd %d before it was "
+					  "counted were on another file: not the drive's",
+					  vm->disks[i].spec.label, vm->name, ds->merge_fds[k]);
+		}
 		ds->nr_merge = 0;
 	}
 }

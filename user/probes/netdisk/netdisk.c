@@ -190,7 +190,7 @@ bool netdisk_staged_live(const struct netdisk_probe *np, const struct netdisk_se
 
 int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot)
 {
-	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->stats, slot);
+	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->stats, slot, 0, 0);
 }
 
 int netdisk_events_consume(struct netdisk_probe *np, pid_t *pids, int max)
