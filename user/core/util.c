@@ -93,26 +93,33 @@ static void quoted(struct strbuf *sb, const char *msg)
 	sb_putc(sb, '"');
 }
 
+void time_rfc3339(char *buf, size_t size, const struct timespec *ts)
+{
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&ts->tv_sec, &tm);
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%03ldZ", ts->tv_nsec / 1000000);
+}
+
 void log_line(struct strbuf *sb, enum log_format f, enum log_level lvl,
 	      const struct timespec *ts, const char *msg)
 {
 	char when[40];
-	struct tm tm;
 
 	sb_reset(sb);
 	if (f == LOG_PLAIN) {
 		sb_printf(sb, "vmprobe: %s: %s\n", level_names[lvl], msg);
 		return;
 	}
-	gmtime_r(&ts->tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	time_rfc3339(when, sizeof(when), ts);
 	if (f == LOG_LOGFMT) {
-		sb_printf(sb, "ts=%s.%03ldZ level=%s msg=", when, ts->tv_nsec / 1000000,
-			  level_names[lvl]);
+		sb_printf(sb, "ts=%s level=%s msg=", when, level_names[lvl]);
 		quoted(sb, msg);
 	} else {
-		sb_printf(sb, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", when,
-			  ts->tv_nsec / 1000000, level_names[lvl]);
+		sb_printf(sb, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", when,
+			  level_names[lvl]);
 		quoted(sb, msg);
 		sb_putc(sb, '}');
 	}

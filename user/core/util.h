@@ -76,6 +76,9 @@ void slot_pool_put(struct slot_pool *p, unsigned slot);
 /* Copies src (NULL: "") into dst of `size` bytes, cut to fit, NUL-terminated. */
 void str_copy(char *dst, size_t size, const char *src);
 
+/* ts (CLOCK_REALTIME) as RFC 3339 in UTC with milliseconds: 2006-01-02T15:04:05.000Z. */
+void time_rfc3339(char *buf, size_t size, const struct timespec *ts);
+
 /* CLOCK_MONOTONIC in seconds. */
 double now_seconds(void);
 /* CLOCK_MONOTONIC in ns, the clock of BPF's bpf_ktime_get_ns(). */
