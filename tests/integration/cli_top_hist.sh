@@ -1,10 +1,11 @@
 #!/bin/bash
 # vmprobe top and hist with real QEMU guests (TCG): a busy one doing disk
 # IO and receiving datagrams, an idle one. While `serve` runs they read its
-# pinned maps and add no TC filter; hist's bucket counts equal the /metrics
-# histogram deltas over the same interval (the guest is paused at both
-# edges so nothing happens in between); top -b prints one table per
-# interval; top driven in tmux shows the VMs, changes order on a sort key,
+# pinned maps and add no TC filter; hist's bucket counts, as text and as
+# JSON, equal the /metrics histogram deltas over the same interval (the
+# guest is paused at both edges so nothing happens in between); top -b
+# prints one table per interval, top --json one line of the documented
+# keys per (fractional) interval; top driven in tmux shows the VMs, changes order on a sort key,
 # quits on q and on SIGTERM with the terminal restored. Without serve they
 # load their own probes and remove their filters on exit; serve removes its
 # pins on exit.
@@ -97,9 +98,13 @@ kill "$UDP_PID"; wait "$UDP_PID" 2>/dev/null; UDP_PID=
 guest_qmp "$BUSY_QMP" stop >/dev/null
 sleep 0.3
 scrape "$WORK/s0.txt"
-"$VMPROBE" hist web-busy -i 4 -n 1 >"$WORK/hist.txt" 2>&1 &
+# The same interval twice: as text, and as JSON (-o json; its banner goes to stderr).
+"$VMPROBE" hist web-busy -d 4 -n 1 >"$WORK/hist.txt" 2>&1 &
 HIST_PID=$!
+"$VMPROBE" hist web-busy -d 4 -n 1 -o json >"$WORK/hist.json" 2>"$WORK/hist-json.err" &
+HIST_JSON_PID=$!
 wait_for 5 grep -q '^Tracing' "$WORK/hist.txt"
+wait_for 5 grep -q '^Tracing' "$WORK/hist-json.err"
 guest_qmp "$BUSY_QMP" cont >/dev/null
 udp_send 10 10
 sleep 0.5
@@ -107,6 +112,8 @@ guest_qmp "$BUSY_QMP" stop >/dev/null
 during=$(filters "$TAP")
 wait "$HIST_PID"
 check_eq "hist exits 0" 0 "$?"
+wait "$HIST_JSON_PID"
+check_eq "hist -o json exits 0" 0 "$?"
 scrape "$WORK/s1.txt"
 guest_qmp "$BUSY_QMP" cont >/dev/null
 check_eq "hist while serve runs adds no TC filter (vmprobe filters on the tap)" 2 "$during"
@@ -141,13 +148,70 @@ for (key, le), v in sorted(b1.items()):
 PY
 bad=$(awk '{ split($5, a, "="); split($6, b, "="); if (a[2] != b[2]) print }' "$WORK/cmp.txt")
 check_eq "hist: every bucket equals the /metrics delta over the interval (disk latency, frame sizes)" "" "$bad"
+# hist --json: one line, the documented keys, and the same buckets by family and labels.
+check_eq "hist -o json prints one line (one interval)" 1 "$(wc -l <"$WORK/hist.json")"
+python3 - "$WORK/hist.json" "$WORK/s0.txt" "$WORK/s1.txt" "$TAP" >"$WORK/cmp-json.txt" <<'PY'
+import json, re, sys
+o = json.loads(open(sys.argv[1]).read())
+bad = []
+def keys(where, obj, want):
+    if set(obj) != set(want): bad.append("%s keys %s" % (where, sorted(obj)))
+keys("interval", o, ["time", "interval_seconds", "counters", "vm", "histograms"])
+keys("vm", o["vm"], ["name", "namespace", "pid"])
+if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", o["time"]): bad.append("time " + o["time"])
+if o["counters"] != "serve" or o["vm"]["name"] != "web-busy": bad.append("counters/vm %s" % o)
+if not 4 <= o["interval_seconds"] < 30: bad.append("interval_seconds %s" % o["interval_seconds"])
+fams = {"vmprobe_disk_latency_seconds": {"drive", "operation"},
+        "vmprobe_network_packet_size_bytes": {"interface", "direction"},
+        "vmprobe_network_tcp_rtt_seconds": {"interface", "path"}}
+got = {}
+for h in o["histograms"]:
+    keys("histogram", h, ["family", "labels", "count", "buckets"])
+    if set(h["labels"]) != fams.get(h["family"]): bad.append("labels %s" % h)
+    les = [b["le"] for b in h["buckets"]]
+    if les != sorted(les, key=lambda le: float(le)) or any(b["count"] <= 0 for b in h["buckets"]):
+        bad.append("buckets %s" % h)
+    if sum(b["count"] for b in h["buckets"]) != h["count"]: bad.append("count %s" % h)
+    got[(h["family"], tuple(sorted(h["labels"].items())))] = h
+def buckets(path):
+    b = {}
+    for line in open(path):
+        m = re.match(r'(vmprobe_\w+)_bucket\{(.*)\} (\d+)$', line)
+        if not m or m.group(1) not in fams: continue
+        l = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if l.pop("name") != "web-busy": continue
+        le = l.pop("le")
+        b[(m.group(1), tuple(sorted(l.items())), le)] = int(m.group(3))
+    return b
+b0, b1 = buckets(sys.argv[2]), buckets(sys.argv[3])
+seen = 0
+for (fam, labels, le), v in sorted(b1.items()):
+    lim = float("inf") if le == "+Inf" else float(le)
+    h = got.get((fam, labels))
+    cum = sum(b["count"] for b in h["buckets"] if float(b["le"]) <= lim) if h else 0
+    if cum != v - b0.get((fam, labels, le), 0):
+        bad.append("%s %s le=%s metrics=%d json=%d" % (fam, labels, le, v - b0.get((fam, labels, le), 0), cum))
+    seen += 1
+for k, h in got.items():
+    if h["count"] and (k[0], k[1], "+Inf") not in b1: bad.append("not in /metrics: %s" % (k,))
+print("\n".join(bad) if bad else "ok %d buckets" % seen)
+PY
+check_eq "hist -o json: the documented keys, and every bucket equals the /metrics delta" "" \
+	"$(grep -vE '^ok [1-9][0-9]* buckets$' "$WORK/cmp-json.txt")"
+check "hist -o json saw the disk writes and the datagrams" python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+c = {(h["family"], tuple(sorted(h["labels"].items()))): h["count"] for h in o["histograms"]}
+assert c[("vmprobe_disk_latency_seconds", (("drive", "root"), ("operation", "write")))] > 0
+assert c[("vmprobe_network_packet_size_bytes", (("direction", "rx"), ("interface", sys.argv[2])))] > 0
+' "$WORK/hist.json" "$TAP"
 check "hist saw the workload: disk writes" grep -qE '^drive root write le=\+Inf metrics=[1-9]' "$WORK/cmp.txt"
 check "hist saw the workload: disk reads" grep -qE '^drive root read le=\+Inf metrics=[1-9]' "$WORK/cmp.txt"
 check "hist saw the datagrams: frames into the guest" grep -qE "^tap $TAP rx le=\+Inf metrics=[1-9]" "$WORK/cmp.txt"
 check "hist prints biolatency-style rows in usecs" grep -qE '^ +usecs : count +distribution' "$WORK/hist.txt"
 rc=0; "$VMPROBE" hist web-busy --disk nosuch >/dev/null 2>&1 || rc=$?
 check_eq "hist on a drive the VM does not have exits 1" 1 "$rc"
-rc=0; "$VMPROBE" hist no-such-vm -i 1 >/dev/null 2>&1 || rc=$?
+rc=0; "$VMPROBE" hist no-such-vm -d 1 >/dev/null 2>&1 || rc=$?
 check_eq "hist on an unknown VM exits 1" 1 "$rc"
 
 python3 "$WORK/udp.py" 0 20 &
@@ -170,6 +234,45 @@ pair() { # FILE VM COLUMN HALF
 check_range "top: the busy VM's rx packets/s match the 20/s datagrams" 10 60 "$(pair "$WORK/top.txt" web-busy 2 1)"
 check_range "top: the busy VM does disk writes" 1 100000 "$(pair "$WORK/top.txt" web-busy 4 2)"
 check_eq "top: the idle VM has no traffic" "0/0 0/0" "$(awk '$1 == "idle-vm" { v = $2 " " $3 } END { print v }' "$WORK/top.txt")"
+
+# top --json, with a fractional interval: a line per interval, the documented keys.
+rc=0; "$VMPROBE" top --json -n 3 -d 0.5 >"$WORK/top.json" 2>"$WORK/top-json.err" || rc=$?
+check_eq "top --json -n 3 -d 0.5 exits 0, nothing on stderr" "0 " "$rc $(cat "$WORK/top-json.err")"
+check_eq "top --json prints three lines" 3 "$(wc -l <"$WORK/top.json")"
+python3 - "$WORK/top.json" >"$WORK/top-json.txt" <<'PY'
+import json, math, re, sys
+bad = []
+def keys(where, obj, want):
+    if set(obj) != set(want): bad.append("%s keys %s" % (where, sorted(obj)))
+q = ["p50", "p99"]
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    keys("interval", o, ["time", "interval_seconds", "counters", "sort", "vms"])
+    if not re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", o["time"]): bad.append("time")
+    if not 0.5 <= o["interval_seconds"] < 10: bad.append("interval_seconds %s" % o["interval_seconds"])
+    if (o["counters"], o["sort"]) != ("serve", "rxbit"): bad.append("counters/sort")
+    if [v["name"] for v in o["vms"]] != ["web-busy", "idle-vm"]: bad.append("order %s" % o["vms"])
+    for v in o["vms"]:
+        keys("vm", v, ["name", "namespace", "pid", "network", "disk"])
+        keys("network", v["network"], ["rx_packets_per_second", "tx_packets_per_second",
+             "rx_bits_per_second", "tx_bits_per_second", "tcp_rtt_seconds"])
+        keys("tcp_rtt_seconds", v["network"]["tcp_rtt_seconds"], ["network", "guest"])
+        for p in ("network", "guest"): keys("rtt " + p, v["network"]["tcp_rtt_seconds"][p], q)
+        keys("disk", v["disk"], ["read_operations_per_second", "write_operations_per_second",
+             "read_bytes_per_second", "write_bytes_per_second", "latency_seconds"])
+        keys("latency", v["disk"]["latency_seconds"], q)
+        for x in v["disk"]["latency_seconds"].values():
+            if x is not None and math.log2(x) != round(math.log2(x)): bad.append("not a power of two: %s" % x)
+    busy, idle = o["vms"]
+    print("busy_rx_pps %s" % busy["network"]["rx_packets_per_second"])
+    if idle["network"]["rx_bits_per_second"] != 0 or idle["disk"]["latency_seconds"]["p99"] is not None:
+        bad.append("idle %s" % idle)
+print("\n".join(bad) if bad else "ok")
+PY
+check_eq "top --json: the documented keys; an idle VM's zeros and nulls; p50/p99 powers of two" ok \
+	"$(tail -1 "$WORK/top-json.txt")"
+check_range "top --json: the busy VM's rx packets/s match the 20/s datagrams (last interval)" 10 60 \
+	"$(grep '^busy_rx_pps ' "$WORK/top-json.txt" | tail -1 | cut -d' ' -f2)"
 
 # Full screen in tmux.
 tmux -L "$TMUX_SOCK" new-session -d -x 80 -y 24 -s top bash --norc
@@ -214,7 +317,7 @@ wait "$TOP_PID"
 check_eq "without serve, top -b -n 2 exits 0" 0 "$?"
 check_range "without serve, top sees the datagrams" 10 60 "$(pair "$WORK/top2.txt" web-busy 2 1)"
 check_eq "top removed its filters on exit" 0 "$(filters "$TAP")"
-"$VMPROBE" hist web-busy --net "$TAP" -i 1 -n 2 >"$WORK/hist2.txt" 2>&1
+"$VMPROBE" hist web-busy --net "$TAP" -d 1 -n 2 >"$WORK/hist2.txt" 2>&1
 check_eq "without serve, hist --net exits 0" 0 "$?"
 check "without serve, hist uses its own probes" grep -q '(own probes)' "$WORK/hist2.txt"
 check_eq "hist --net prints rx and tx per interval (2 intervals)" 4 \
@@ -226,7 +329,7 @@ check_eq "hist removed its filters on exit" 0 "$(filters "$TAP")"
 "$VMPROBE" top -b -n 20 -d 1 >"$WORK/top3.txt" 2>&1 &
 TOP_PID=$!
 check "a top with its own probes runs" wait_for 5 own_filters
-rc=0; "$VMPROBE" hist web-busy -i 1 -n 1 >"$WORK/hist3.txt" 2>&1 || rc=$?
+rc=0; "$VMPROBE" hist web-busy -d 1 -n 1 >"$WORK/hist3.txt" 2>&1 || rc=$?
 check_eq "meanwhile a hist that would load its own probes exits 1" 1 "$rc"
 check "and says which vmprobe holds them (pid $TOP_PID)" \
 	grep -q "another vmprobe (pid $TOP_PID) has probes of its own attached" "$WORK/hist3.txt"
@@ -236,6 +339,6 @@ check "and names the top (pid $TOP_PID)" grep -q "(pid $TOP_PID) has probes of i
 check_eq "the first top's filters are untouched" 2 "$(filters "$TAP")"
 kill -TERM "$TOP_PID"; wait "$TOP_PID"
 check_eq "top removed its filters on SIGTERM" 0 "$(filters "$TAP")"
-"$VMPROBE" hist web-busy --net "$TAP" -i 1 -n 1 >"$WORK/hist4.txt" 2>&1
+"$VMPROBE" hist web-busy --net "$TAP" -d 1 -n 1 >"$WORK/hist4.txt" 2>&1
 check_eq "once it ended, hist loads its own probes again" 0 "$?"
 tap_done

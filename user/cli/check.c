@@ -369,34 +369,22 @@ static void check_coverage(struct report *r)
 	json_object_put(state);
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: vmprobe check [--json]\n"
-		   "Tells whether vmprobe can run here and what it can measure; while\n"
-		   "serve runs, also every VM drive or NIC it does not measure, and why.\n"
-		   "Exit: 0 everything works, 1 runs but measures less (degraded),\n"
-		   "      3 cannot run (something required is missing).\n");
-}
+static const struct cmd_opt check_opts[] = {
+	CMD_OPTS_JSON("an object: the verdict and every check"),
+	{ NULL },
+};
 
-int do_check(int argc, char **argv)
+static int do_check(int argc, char **argv)
 {
 	struct report r = {};
 	const char *tracefs;
 	struct btf *vmlinux;
 	bool kprobes, mounted_now;
-	int ret;
+	int ret, first;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			r.json = true;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage(stdout);
-			return EXIT_OK;
-		} else {
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
+	ret = cmd_parse(&cmd_check, argc, argv, cmd_json_opt, &r.json, &first);
+	if (ret != CMD_GO)
+		return ret;
 	log_max_level = LOG_ERROR; /* findings go to the report, not the log */
 	r.items = json_object_new_array();
 
@@ -456,3 +444,16 @@ int do_check(int argc, char **argv)
 	}
 	return ret;
 }
+
+const struct cmd cmd_check = {
+	.name = "check",
+	.fn = do_check,
+	.summary = "can vmprobe run here, and what will it measure?",
+	.about = "Tells whether vmprobe can run here and what it can measure (BTF, bpf(), "
+		 "privileges, tracefs, the TC hooks, every disk source, the optional kprobes and "
+		 "fentry vmprobe does not use), each ok, degraded, missing or absent; while serve "
+		 "runs, also every VM drive or NIC it does not measure, and why.\n"
+		 "Exit: 0 everything works, 1 runs but measures less (degraded), 3 cannot run "
+		 "(something required is missing).",
+	.opts = check_opts,
+};

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* vmprobe config: validate or show the configuration; and what every command shares. */
-#include <errno.h>
-#include <getopt.h>
+/* vmprobe config: validate or show the configuration; and how every command loads it. */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,55 +17,48 @@ int cmd_load_config(struct config *cfg, const char *path)
 	return path ? config_apply_file(cfg, path, stderr) : 0;
 }
 
-int cmd_options(int argc, char **argv, const char *shorts, const struct option *longs,
-		void (*usage)(FILE *), int nargs, bool (*on_opt)(int opt, void *ctx), void *ctx,
-		bool *done)
-{
-	int opt;
+static const char *const config_actions[] = { "check", "default", NULL };
 
-	*done = true;
-	while ((opt = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
-		if (opt == 'h') {
-			usage(stdout);
-			return EXIT_OK;
-		}
-		if (opt == '?' || !on_opt(opt, ctx)) {
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != nargs) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	*done = false;
-	return EXIT_OK;
-}
-
-static void usage(FILE *f)
+static int do_config(int argc, char **argv)
 {
-	fprintf(f, "usage: vmprobe config check FILE   validate a configuration file\n"
-		   "       vmprobe config default      print the embedded default\n");
-}
-
-int do_config(int argc, char **argv)
-{
+	int first, ret = cmd_parse(&cmd_config, argc, argv, NULL, NULL, &first);
+	const char *action;
 	struct config cfg;
 
-	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		usage(stdout);
-		return EXIT_OK;
-	}
-	if (argc == 2 && strcmp(argv[1], "default") == 0) {
+	if (ret != CMD_GO)
+		return ret;
+	action = argv[first];
+	if (!strcmp(action, "default") && first + 1 == argc) {
 		fputs(config_default_yaml, stdout);
 		return EXIT_OK;
 	}
-	if (argc != 3 || strcmp(argv[1], "check") != 0) {
-		usage(stderr);
+	if (!strcmp(action, "default")) {
+		fprintf(stderr, "vmprobe: config default takes no FILE, not '%s'\n", argv[first + 1]);
 		return EXIT_USAGE;
 	}
-	if (cmd_load_config(&cfg, argv[2]))
+	if (strcmp(action, "check")) {
+		fprintf(stderr, "vmprobe: config has no action '%s' (check FILE, default)\n", action);
 		return EXIT_USAGE;
-	printf("%s: ok\n", argv[2]);
+	}
+	if (first + 2 != argc) {
+		fprintf(stderr, "vmprobe: config check needs FILE\n");
+		return EXIT_USAGE;
+	}
+	if (cmd_load_config(&cfg, argv[first + 1]))
+		return EXIT_USAGE;
+	printf("%s: ok\n", argv[first + 1]);
 	return EXIT_OK;
 }
+
+const struct cmd cmd_config = {
+	.name = "config",
+	.fn = do_config,
+	.summary = "validate a configuration file, or print the embedded default",
+	.about = "check FILE validates a YAML configuration as serve -c would apply it over the "
+		 "embedded default (errors name file:line:column); default prints that default.",
+	.operands = "check FILE | default",
+	.min_operands = 1,
+	.max_operands = 2,
+	.complete = { CMP_WORDS, CMP_FILE },
+	.operand_words = config_actions,
+};

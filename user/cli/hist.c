@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* vmprobe hist: a VM's log2 histograms over an interval, like biolatency. */
+#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ enum { MAX_SERIES = VM_MAX_DRIVES * DISK_OP_MAX + VM_MAX_NICS * NET_DIR_MAX * 2 
 /* One histogram followed over the interval: a (drive, op), a (tap, dir) or a (tap, path). */
 struct series {
 	char title[160];
+	char device[VM_ID_MAX]; /* the drive or interface label */
 	enum kind kind;
 	int slot;
 	const struct view_drive *drive; /* K_DISK */
@@ -103,20 +105,6 @@ static void series_print(const struct series *s)
 	}
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: vmprobe hist VM [--disk DRIVE | --net IFACE] [-i SECS] [-n COUNT]\n"
-		   "  Log2 histograms of one VM over an interval, like biolatency: disk\n"
-		   "  latency per drive and operation (usecs), frame sizes per tap and\n"
-		   "  direction (bytes; rx: into the guest) and TCP RTT per tap and path\n"
-		   "  (usecs; network, guest). VM is a name, NAMESPACE/NAME or PID.\n"
-		   "  Reads vmprobe serve's counters when it runs, else loads its own probes.\n"
-		   "  -d, --disk DRIVE     only this drive (default: every drive and tap)\n"
-		   "  -N, --net IFACE      only this tap\n"
-		   "  -i, --interval SECS  length of each interval (default 5)\n"
-		   "  -n, --count COUNT    intervals to print (default 1)\n");
-}
-
 /* The series the options select; the number of them, or -1 if the VM has no such device. */
 static int select_series(const struct view *v, const struct view_vm *vm, const char *disk,
 			 const char *net, struct series *out, int max)
@@ -133,6 +121,7 @@ static int select_series(const struct view *v, const struct view_vm *vm, const c
 		for (unsigned op = 0; op < DISK_OP_MAX && n < max; op++, n++) {
 			out[n] = (struct series){ .kind = K_DISK, .slot = vm->drives[i].slot,
 						  .drive = &vm->drives[i], .sub = op };
+			str_copy(out[n].device, sizeof(out[n].device), vm->drives[i].label);
 			snprintf(out[n].title, sizeof(out[n].title), "drive %s, %s latency, operations",
 				 vm->drives[i].label, disk_op_names[op]);
 		}
@@ -145,11 +134,13 @@ static int select_series(const struct view *v, const struct view_vm *vm, const c
 			continue;
 		for (unsigned dir = 0; dir < NET_DIR_MAX && n < max; dir++, n++) {
 			out[n] = (struct series){ .kind = K_SIZE, .slot = vm->taps[i].slot, .sub = dir };
+			str_copy(out[n].device, sizeof(out[n].device), vm->taps[i].ifname);
 			snprintf(out[n].title, sizeof(out[n].title), "tap %s, %s frame sizes, frames",
 				 vm->taps[i].ifname, dir == NET_DIR_RX ? "rx" : "tx");
 		}
 		for (unsigned dir = 0; dir < NET_DIR_MAX && n < max; dir++, n++) {
 			out[n] = (struct series){ .kind = K_RTT, .slot = vm->taps[i].slot, .sub = dir };
+			str_copy(out[n].device, sizeof(out[n].device), vm->taps[i].ifname);
 			snprintf(out[n].title, sizeof(out[n].title), "tap %s, TCP RTT, %s path, samples",
 				 vm->taps[i].ifname, dir == NET_PATH_NETWORK ? "network" : "guest");
 		}
@@ -157,50 +148,66 @@ static int select_series(const struct view *v, const struct view_vm *vm, const c
 	return found ? n : -1;
 }
 
-struct hist_opts {
-	const char *disk, *net, *name;
-	long interval, count;
+static const struct cmd_opt hist_opts[] = {
+	{ .name = "disk", .key = 'D', .arg = "DRIVE",
+	  .help = "only this drive (default: every drive and interface)" },
+	{ .name = "net", .key = 'N', .arg = "IFACE", .help = "only this interface" },
+	{ .name = "delay", .key = 'd', .arg = "SECS",
+	  .help = "the length of each interval, in seconds, fractions allowed (default 5)" },
+	{ .name = "count", .key = 'n', .arg = "COUNT", .help = "intervals to print (default 1)" },
+	CMD_OPTS_JSON("an object an interval, each on a line of its own"),
+	{ NULL },
 };
 
-static bool hist_opt(int opt, void *ctx)
-{
-	struct hist_opts *o = ctx;
+struct hist_opts {
+	const char *disk, *net, *name;
+	double interval;
+	long count;
+	bool json;
+};
 
-	if (opt == 'd')
-		o->disk = optarg;
-	else if (opt == 'N')
-		o->net = optarg;
-	else if (opt == 'i')
-		return view_arg(optarg, 1, 86400, &o->interval);
-	else
-		return view_arg(optarg, 1, LONG_MAX, &o->count);
-	return true;
+static bool hist_opt(const struct cmd_opt *o, const char *val, void *ctx)
+{
+	struct hist_opts *h = ctx;
+
+	switch (o->key) {
+	case 'D':
+		h->disk = val;
+		return true;
+	case 'N':
+		h->net = val;
+		return true;
+	case 'd':
+		if (cmd_seconds(o, val, VIEW_MIN_INTERVAL, VIEW_MAX_INTERVAL, &h->interval))
+			return true;
+		/* Up to 0.1.0, hist -d was the drive. */
+		if (!isdigit((unsigned char)val[0]) && val[0] != '.')
+			fprintf(stderr, "vmprobe: hist -d is the interval, as in top; -D (--disk) "
+					"picks a drive\n");
+		return false;
+	case 'n':
+		return cmd_count(o, val, 1, LONG_MAX, &h->count);
+	default:
+		return cmd_json_opt(o, val, &h->json);
+	}
 }
 
-/* Parses hist's options; EXIT_OK to go on, else the exit code (-1: --help). */
+/* Parses hist's options; CMD_GO to go on, else the exit code. */
 static int hist_options(int argc, char **argv, struct hist_opts *o)
 {
-	static const struct option longopts[] = {
-		{ "disk", required_argument, NULL, 'd' },
-		{ "net", required_argument, NULL, 'N' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	bool done;
-	int ret;
+	int first, ret;
 
 	*o = (struct hist_opts){ .interval = 5, .count = 1 };
-	ret = cmd_options(argc, argv, "d:N:i:n:h", longopts, usage, 1, hist_opt, o, &done);
-	if (done)
-		return ret == EXIT_OK ? -1 : ret;
+	ret = cmd_parse(&cmd_hist, argc, argv, hist_opt, o, &first);
+	if (ret != CMD_GO)
+		return ret;
 	if (o->disk && o->net) {
-		usage(stderr);
+		fprintf(stderr, "vmprobe: hist takes --disk '%s' or --net '%s', not both\n", o->disk,
+			o->net);
 		return EXIT_USAGE;
 	}
-	o->name = argv[optind];
-	return EXIT_OK;
+	o->name = argv[first];
+	return CMD_GO;
 }
 
 /*
@@ -233,40 +240,121 @@ static void series_follow(struct view *v, const struct hist_opts *o, struct seri
 	free(now);
 }
 
-/* Prints the n series' histograms of each interval. */
-static void hist_loop(struct view *v, struct series *ser, int n, const struct hist_opts *o)
+/*
+ * A series as its /metrics histogram: family, labels (but the VM's), the
+ * interval's count and its non-empty log2 buckets, each the count of
+ * values in (previous le, le], le in seconds or bytes.
+ */
+static json_object *series_json(const struct series *s)
 {
+	static const char *const family[] = {
+		[K_DISK] = "vmprobe_disk_latency_seconds",
+		[K_SIZE] = "vmprobe_network_packet_size_bytes",
+		[K_RTT] = "vmprobe_network_tcp_rtt_seconds",
+	};
+	json_object *o = json_object_new_object(), *labels = json_object_new_object(),
+		    *buckets = json_object_new_array();
+	unsigned n = series_slots(s);
+	__u64 total = 0;
+
+	json_object_object_add(o, "family", json_object_new_string(family[s->kind]));
+	json_object_object_add(labels, s->kind == K_DISK ? "drive" : "interface",
+			       json_object_new_string(s->device));
+	if (s->kind == K_DISK)
+		json_object_object_add(labels, "operation",
+				       json_object_new_string(disk_op_names[s->sub]));
+	else if (s->kind == K_SIZE)
+		json_object_object_add(labels, "direction",
+				       json_object_new_string(s->sub == NET_DIR_RX ? "rx" : "tx"));
+	else
+		json_object_object_add(labels, "path", json_object_new_string(
+			s->sub == NET_PATH_NETWORK ? "network" : "guest"));
+	json_object_object_add(o, "labels", labels);
+	for (unsigned i = 0; i < n; i++) {
+		__u64 d = s->now[i] >= s->before[i] ? s->now[i] - s->before[i] : 0;
+		json_object *b;
+
+		total += d;
+		if (!d)
+			continue;
+		b = json_object_new_object();
+		if (i == n - 1)
+			json_object_object_add(b, "le", json_object_new_string("+Inf"));
+		else if (s->kind == K_SIZE)
+			json_object_object_add(b, "le", json_object_new_uint64(1ULL << i));
+		else
+			json_object_object_add(b, "le", json_object_new_double(
+				(double)(1ULL << i) / TIME_SLOT_UNITS));
+		json_object_object_add(b, "count", json_object_new_uint64(d));
+		json_object_array_add(buckets, b);
+	}
+	json_object_object_add(o, "count", json_object_new_uint64(total));
+	json_object_object_add(o, "buckets", buckets);
+	return o;
+}
+
+/* One interval as one line of JSON. */
+static void print_json(const struct view *v, const struct view_vm *vm, const struct series *ser,
+		       int n, double secs)
+{
+	json_object *o = view_json_interval(v, secs), *j = json_object_new_object(),
+		    *arr = json_object_new_array();
+
+	json_object_object_add(j, "name", json_object_new_string(vm->name));
+	json_object_object_add(j, "namespace", json_object_new_string(vm->ns));
+	json_object_object_add(j, "pid", json_object_new_int(vm->pid));
+	json_object_object_add(o, "vm", j);
+	for (int i = 0; i < n; i++)
+		json_object_array_add(arr, series_json(&ser[i]));
+	json_object_object_add(o, "histograms", arr);
+	view_json_print(o);
+}
+
+/* Prints the n series' histograms of each interval; vm: the VM's identity, copied. */
+static void hist_loop(struct view *v, const struct view_vm *vm, struct series *ser, int n,
+		      const struct hist_opts *o)
+{
+	double t0 = now_seconds(), t;
+
 	for (long k = 0; k < o->count; k++) {
-		time_t t;
+		time_t now;
 		char ts[16];
 
 		view_wait((int)(o->interval * 1000), -1);
 		series_follow(v, o, ser, n);
-		t = time(NULL);
-		strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
-		printf("\n%s\n", ts);
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < n; i++)
 			series_read(v, &ser[i], ser[i].now);
-			series_print(&ser[i]);
-			memcpy(ser[i].before, ser[i].now, sizeof(ser[i].now));
+		t = now_seconds();
+		if (o->json) {
+			print_json(v, vm, ser, n, t - t0);
+		} else {
+			now = time(NULL);
+			strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&now));
+			printf("\n%s\n", ts);
+			for (int i = 0; i < n; i++)
+				series_print(&ser[i]);
+			fflush(stdout);
 		}
-		fflush(stdout);
+		for (int i = 0; i < n; i++)
+			memcpy(ser[i].before, ser[i].now, sizeof(ser[i].now));
+		t0 = t;
 		if (view_interrupted())
 			break;
 	}
 }
 
-int do_hist(int argc, char **argv)
+static int do_hist(int argc, char **argv)
 {
 	struct series *ser = NULL;
 	const struct view_vm *vm;
+	struct view_vm who;
 	struct hist_opts o;
 	int n, ret;
 	struct view v;
 
 	ret = hist_options(argc, argv, &o);
-	if (ret)
-		return ret < 0 ? EXIT_OK : ret;
+	if (ret != CMD_GO)
+		return ret;
 	ret = EXIT_FAIL;
 	log_max_level = LOG_ERROR;
 	view_catch_signals();
@@ -284,14 +372,34 @@ int do_hist(int argc, char **argv)
 		/* series point into v.vms: series_follow() moves them when it changes. */
 		for (int i = 0; i < n; i++)
 			series_read(&v, &ser[i], ser[i].before);
-		printf("Tracing VM %s%s%s (%s) for %ld s x %ld... Hit Ctrl-C to end.\n", vm->ns,
-		       vm->ns[0] ? "/" : "", vm->name,
-		       v.shared ? "vmprobe serve's counters" : "own probes", o.interval, o.count);
+		/* With --json, stdout has only JSON. */
+		fprintf(o.json ? stderr : stdout,
+			"Tracing VM %s%s%s (%s) for %g s x %ld... Hit Ctrl-C to end.\n", vm->ns,
+			vm->ns[0] ? "/" : "", vm->name,
+			v.shared ? "vmprobe serve's counters" : "own probes", o.interval, o.count);
 		fflush(stdout);
-		hist_loop(&v, ser, n, &o);
+		who = *vm;
+		hist_loop(&v, &who, ser, n, &o);
 		ret = EXIT_OK;
 	}
 	free(ser);
 	view_close(&v);
 	return ret;
 }
+
+const struct cmd cmd_hist = {
+	.name = "hist",
+	.fn = do_hist,
+	.summary = "log2 histograms of one VM over an interval, like biolatency",
+	.about = "Log2 histograms of one VM over each interval, like biolatency: disk latency per "
+		 "drive and operation (usecs), frame sizes per interface and direction (bytes; rx: "
+		 "into the guest) and TCP RTT per interface and path (usecs; network, guest). A row "
+		 "\"lo -> hi\" counts values above lo and at most hi: the bucket le=hi of /metrics. "
+		 "VM is a name, NAMESPACE/NAME or PID. Reads vmprobe serve's counters when it runs, "
+		 "else loads its own probes and removes them on exit.",
+	.opts = hist_opts,
+	.operands = "VM",
+	.min_operands = 1,
+	.max_operands = 1,
+	.complete = { CMP_VM },
+};

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <net/if.h>
@@ -184,37 +183,22 @@ static void vm_text(json_object *o)
 #undef S
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: vmprobe list [--json]\n"
-		   "  Lists every QEMU VM on this host: PID, UUID, namespace/name, NICs\n"
-		   "  (interface, tap, network namespace, ifindex, MAC) and drives (label,\n"
-		   "  backend, AIO mode, image), with what vmprobe serve does not measure.\n"
-		   "  -j, --json   one JSON array, for scripts\n");
-}
+static const struct cmd_opt list_opts[] = {
+	CMD_OPTS_JSON("one array of the VMs, each with its interfaces and drives"),
+	{ NULL },
+};
 
-static bool list_opt(int opt, void *json)
+static int do_list(int argc, char **argv)
 {
-	*(bool *)json = true; /* -j: the only option */
-	return true;
-}
-
-int do_list(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct served sv = {};
 	struct discovery d;
 	struct config cfg;
 	json_object *arr, *state;
-	bool json = false, done;
-	int err;
+	bool json = false;
+	int first, err;
 
-	err = cmd_options(argc, argv, "jh", longopts, usage, 0, list_opt, &json, &done);
-	if (done)
+	err = cmd_parse(&cmd_list, argc, argv, cmd_json_opt, &json, &first);
+	if (err != CMD_GO)
 		return err;
 	if (cmd_load_config(&cfg, NULL))
 		return EXIT_USAGE;
@@ -249,3 +233,13 @@ int do_list(int argc, char **argv)
 	discovery_fini(&d);
 	return EXIT_OK;
 }
+
+const struct cmd cmd_list = {
+	.name = "list",
+	.fn = do_list,
+	.summary = "the VMs, their NICs and drives, and what is not measured",
+	.about = "Lists every QEMU VM on this host: PID, UUID, namespace/name, NICs (interface, "
+		 "tap, network namespace, ifindex, MAC) and drives (label, backend, AIO mode, "
+		 "image), with what vmprobe serve does not measure, and why. Attaches nothing.",
+	.opts = list_opts,
+};

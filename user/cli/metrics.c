@@ -3,7 +3,6 @@
  * vmprobe metrics: every family vmprobe can expose, from the descriptions
  * the renderer uses (core/expo.h); --markdown prints the README's table.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,34 +29,44 @@ static int print_list(const struct family_list *l, void *arg)
 	return 0;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: vmprobe metrics [--markdown]\n"
-		   "  Lists every metric family vmprobe can expose: name, type, labels\n"
-		   "  and help text.\n"
-		   "  -m, --markdown   as a Markdown table (the README's)\n");
-}
+static const char *const metrics_formats[] = { "text", "markdown", NULL };
 
-static bool metrics_opt(int opt, void *markdown)
+static const struct cmd_opt metrics_opts[] = {
+	{ .name = "output", .key = 'o', .arg = "FORMAT",
+	  .help = "text (the default) or markdown: the README's table", .values = metrics_formats,
+	  .complete = CMP_WORDS },
+	{ .name = "markdown", .key = 'm', .help = "the same as -o markdown" },
+	{ NULL },
+};
+
+static bool metrics_opt(const struct cmd_opt *o, const char *val, void *markdown)
 {
-	*(bool *)markdown = true; /* -m: the only option */
+	int i = 1;
+
+	if (o->key == 'o' && !cmd_choice(o, val, &i))
+		return false;
+	*(bool *)markdown = i == 1;
 	return true;
 }
 
-int do_metrics(int argc, char **argv)
+static int do_metrics(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "markdown", no_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	bool markdown = false, done;
-	int ret = cmd_options(argc, argv, "mh", longopts, usage, 0, metrics_opt, &markdown, &done);
+	bool markdown = false;
+	int first, ret = cmd_parse(&cmd_metrics, argc, argv, metrics_opt, &markdown, &first);
 
-	if (done)
+	if (ret != CMD_GO)
 		return ret;
 	if (markdown)
 		printf("| metric | type | labels | meaning |\n|---|---|---|---|\n");
 	metrics_families(print_list, &markdown);
 	return EXIT_OK;
 }
+
+const struct cmd cmd_metrics = {
+	.name = "metrics",
+	.fn = do_metrics,
+	.summary = "every metric family vmprobe can expose, described",
+	.about = "Lists every metric family vmprobe can expose: name, type, labels and help "
+		 "text, from the descriptions serve renders /metrics from.",
+	.opts = metrics_opts,
+};

@@ -2,7 +2,6 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <poll.h>
@@ -93,90 +92,74 @@ static int take_locks(int *serve_fd, int *attach_fd)
 	return 0;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: vmprobe serve [-c FILE] [--listen ADDR:PORT] [--web.config.file FILE]\n"
-		   "                     [--web.max-requests N]\n"
-		   "  -c, --config FILE         YAML applied over the embedded default\n"
-		   "  -l, --listen ADDR         e.g. :19472, 127.0.0.1:19472, [::1]:19472\n"
-		   "  --web.config.file FILE    TLS and basic authentication, in the format of\n"
-		   "                            Prometheus' exporter-toolkit\n"
-		   "  --web.max-requests N      connections served at once (default 40); more\n"
-		   "                            wait, so that many clients cannot starve a scrape\n");
-}
+enum { OPT_WEB_CONFIG = CMD_LONG_ONLY, OPT_MAX_REQUESTS };
 
-enum { OPT_WEB_CONFIG = 1000, OPT_MAX_REQUESTS };
-
-struct serve_opts {
-	const char *cfg_path, *listen, *web_config, *max_requests;
+static const struct cmd_opt serve_opts[] = {
+	{ .name = "config", .key = 'c', .arg = "FILE",
+	  .help = "YAML applied over the embedded default (vmprobe config default prints it)",
+	  .complete = CMP_FILE },
+	{ .name = "listen", .key = 'l', .arg = "ADDR:PORT",
+	  .help = "where to serve, e.g. :19472, 127.0.0.1:19472, [::1]:19472 (the "
+		  "configuration's listen)" },
+	{ .name = "web.config.file", .key = OPT_WEB_CONFIG, .arg = "FILE",
+	  .help = "TLS and basic authentication, in the format of Prometheus' exporter-toolkit",
+	  .complete = CMP_FILE },
+	{ .name = "web.max-requests", .key = OPT_MAX_REQUESTS, .arg = "N",
+	  .help = "connections served at once (default 40); more wait, so that many clients "
+		  "cannot starve a scrape" },
+	{ NULL },
 };
 
-static bool serve_opt(int opt, void *ctx)
-{
-	struct serve_opts *o = ctx;
+struct serve_opts {
+	const char *cfg_path, *listen, *web_config;
+	long max_requests;
+};
 
-	if (opt == 'c')
-		o->cfg_path = optarg;
-	else if (opt == OPT_WEB_CONFIG)
-		o->web_config = optarg;
-	else if (opt == OPT_MAX_REQUESTS)
-		o->max_requests = optarg;
-	else
-		o->listen = optarg;
-	return true;
+static bool serve_opt(const struct cmd_opt *o, const char *val, void *ctx)
+{
+	struct serve_opts *so = ctx;
+	char host[128];
+	unsigned port;
+
+	switch (o->key) {
+	case 'c':
+		so->cfg_path = val;
+		return true;
+	case OPT_WEB_CONFIG:
+		so->web_config = val;
+		return true;
+	case OPT_MAX_REQUESTS:
+		return cmd_count(o, val, 1, 100000, &so->max_requests);
+	default:
+		so->listen = val;
+		return !config_parse_listen(val, host, sizeof(host), &port) ||
+		       cmd_bad_value(o, val, "is not HOST:PORT, :PORT or [V6]:PORT");
+	}
 }
 
 /*
  * Parses serve's options into cfg, the web configuration (*have_web: one
- * was given and is good) and the connection cap; EXIT_OK to go on, else
- * the exit code (-1: --help).
+ * was given and is good) and the connection cap; CMD_GO to go on, else
+ * the exit code.
  */
 static int serve_options(int argc, char **argv, struct config *cfg, struct web_config *web,
 			 bool *have_web, unsigned *max_requests)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "web.config.file", required_argument, NULL, OPT_WEB_CONFIG },
-		{ "web.max-requests", required_argument, NULL, OPT_MAX_REQUESTS },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	struct serve_opts o = {};
-	const char *listen;
-	char host[128], *end;
-	unsigned port;
-	bool done;
-	int ret = cmd_options(argc, argv, "c:l:h", longopts, usage, 0, serve_opt, &o, &done);
+	struct serve_opts o = { .max_requests = 40 };
+	int first, ret = cmd_parse(&cmd_serve, argc, argv, serve_opt, &o, &first);
 
-	if (done)
-		return ret == EXIT_OK ? -1 : ret;
-	*max_requests = 40;
-	if (o.max_requests) {
-		unsigned long n = strtoul(o.max_requests, &end, 10);
-
-		if (!*o.max_requests || *end || n < 1 || n > 100000) {
-			fprintf(stderr, "vmprobe: --web.max-requests '%s' is not a number from 1 "
-					"to 100000\n", o.max_requests);
-			return EXIT_USAGE;
-		}
-		*max_requests = (unsigned)n;
-	}
+	if (ret != CMD_GO)
+		return ret;
+	*max_requests = (unsigned)o.max_requests;
 	/* Checked before anything is attached: a bad file changes nothing. */
 	if (o.web_config && web_config_load(web, o.web_config, stderr))
 		return EXIT_USAGE;
 	*have_web = o.web_config != NULL;
 	if (cmd_load_config(cfg, o.cfg_path))
 		return EXIT_USAGE;
-	listen = o.listen;
-	if (listen && config_parse_listen(listen, host, sizeof(host), &port)) {
-		fprintf(stderr, "vmprobe: --listen '%s' is not HOST:PORT, :PORT or [V6]:PORT\n",
-			listen);
-		return EXIT_USAGE;
-	}
-	if (listen)
-		snprintf(cfg->listen, sizeof(cfg->listen), "%s", listen);
-	return EXIT_OK;
+	if (o.listen)
+		snprintf(cfg->listen, sizeof(cfg->listen), "%s", o.listen);
+	return CMD_GO;
 }
 
 /* Signals are read from a signalfd by the main loop, not by handlers. */
@@ -281,7 +264,7 @@ static struct proc_events *events_open(struct proc_events *pe, struct discovery 
 	return proc_events_open(pe, d) ? NULL : pe;
 }
 
-int do_serve(int argc, char **argv)
+static int do_serve(int argc, char **argv)
 {
 	struct proc_events events, *pe = NULL;
 	struct probe_set probes = {};
@@ -294,9 +277,9 @@ int do_serve(int argc, char **argv)
 	bool disc = false, pinned = false, have_web = false;
 
 	ret = serve_options(argc, argv, &cfg, &web, &have_web, &so.max_connections);
-	if (ret) {
+	if (ret != CMD_GO) {
 		web_config_free(&web);
-		return ret < 0 ? EXIT_OK : ret;
+		return ret;
 	}
 	ret = EXIT_FAIL;
 	log_max_level = cfg.log_level;
@@ -349,3 +332,15 @@ cleanup:
 	web_config_free(&web);
 	return ret;
 }
+
+const struct cmd cmd_serve = {
+	.name = "serve",
+	.fn = do_serve,
+	.summary = "serve /metrics and /healthz to Prometheus",
+	.about = "Finds the QEMU VMs on this host, attaches the probes to their taps and drives, and "
+		 "serves /metrics (Prometheus text, OpenMetrics or protobuf, as Accept asks), /healthz "
+		 "(ok; no password needed) and a landing page / on the configuration's listen "
+		 "address (default :19472). One serve runs per host; top and hist read its "
+		 "counters. SIGINT and SIGTERM detach everything and exit 0.",
+	.opts = serve_opts,
+};

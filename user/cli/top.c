@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* vmprobe top: one row per VM, network and disk rates over the last interval. */
 #include <errno.h>
-#include <getopt.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,13 +35,14 @@ _Static_assert(NET_RTT_SLOTS <= DISK_LAT_SLOTS, "RTT slots fit the latency rows"
 
 struct row {
 	pid_t pid;
-	char name[VM_NAME_MAX * 2 + 2];
+	char name[VM_NAME_MAX * 2 + 2]; /* NAMESPACE/NAME, or NAME */
+	char vm_name[VM_NAME_MAX], ns[VM_NAME_MAX];
 	struct totals prev, cur;
-	double v[F_NAME]; /* rates and p99s (usecs, < 0 when none), by enum field */
-	double p50[L_MAX]; /* usecs; < 0 when none */
+	double v[F_NAME]; /* rates (bytes/s for F_RMB, F_WMB) and p99s (seconds, < 0 when none) */
+	double p50[L_MAX]; /* seconds; < 0 when none */
 };
 
-static const char *const field_names[F_MAX] = {
+static const char *const field_names[F_MAX + 1] = {
 	[F_RXPK] = "rxpk", [F_TXPK] = "txpk", [F_RXBIT] = "rxbit", [F_TXBIT] = "txbit",
 	[F_RIOPS] = "riops", [F_WIOPS] = "wiops", [F_RMB] = "rmb", [F_WMB] = "wmb",
 	[F_P99] = "p99", [F_NRTT] = "netrtt", [F_GRTT] = "guestrtt", [F_NAME] = "name",
@@ -87,7 +88,7 @@ static double delta(__u64 now, __u64 before)
 	return now >= before ? (double)(now - before) : 0;
 }
 
-/* Upper edge (usecs) of the log2 slot holding quantile q of the interval's values; -1: none. */
+/* Upper edge (seconds) of the log2 slot holding quantile q of the interval's values; -1: none. */
 static double quantile(const __u64 *cur, const __u64 *prev, double q)
 {
 	double total = 0, seen = 0;
@@ -99,7 +100,7 @@ static double quantile(const __u64 *cur, const __u64 *prev, double q)
 	for (int s = 0; s < DISK_LAT_SLOTS; s++) {
 		seen += delta(cur[s], prev[s]);
 		if (seen >= q * total)
-			return (double)(1ULL << s) * 1e6 / TIME_SLOT_UNITS;
+			return (double)(1ULL << s) / TIME_SLOT_UNITS;
 	}
 	return -1;
 }
@@ -114,8 +115,8 @@ static void row_rates(struct row *r, double secs)
 	r->v[F_TXBIT] = delta(c->bytes[NET_DIR_TX], p->bytes[NET_DIR_TX]) * 8 / secs;
 	r->v[F_RIOPS] = delta(c->ops[0], p->ops[0]) / secs;
 	r->v[F_WIOPS] = delta(c->ops[1], p->ops[1]) / secs;
-	r->v[F_RMB] = delta(c->disk_bytes[0], p->disk_bytes[0]) / 1e6 / secs;
-	r->v[F_WMB] = delta(c->disk_bytes[1], p->disk_bytes[1]) / 1e6 / secs;
+	r->v[F_RMB] = delta(c->disk_bytes[0], p->disk_bytes[0]) / secs;
+	r->v[F_WMB] = delta(c->disk_bytes[1], p->disk_bytes[1]) / secs;
 	for (int l = 0; l < L_MAX; l++) {
 		r->p50[l] = quantile(c->lat[l], p->lat[l], 0.5);
 		r->v[p99_field[l]] = quantile(c->lat[l], p->lat[l], 0.99);
@@ -149,9 +150,11 @@ static void human(char *buf, size_t size, double v)
 		snprintf(buf, size, v < 9.95 ? "%.1f%c" : "%.0f%c", v, units[u]);
 }
 
-/* A latency in at most 4 columns: 512u, 33m, 17s; "-" for none. */
-static void usec(char *buf, size_t size, double us)
+/* A latency (seconds) in at most 4 columns: 512u, 33m, 17s; "-" for none. */
+static void latency_text(char *buf, size_t size, double secs)
 {
+	double us = secs * 1e6;
+
 	if (us < 0)
 		snprintf(buf, size, "-");
 	else if (us < 999.5)
@@ -177,17 +180,20 @@ static void print_table(struct row *rows, int n, const char *eol)
 		const struct row *r = &rows[i];
 
 		for (int k = 0; k < 4; k++) {
-			/* MB/s below 10 keeps a decimal: a slow disk is not 0. */
-			for (int j = 0; j < 2; j++)
-				if (2 * k + j >= F_RMB && r->v[2 * k + j] < 9.95)
-					snprintf(j ? b : a, sizeof(a), "%.1f", r->v[2 * k + j]);
+			for (int j = 0; j < 2; j++) {
+				double v = r->v[2 * k + j] / (2 * k + j >= F_RMB ? 1e6 : 1);
+
+				/* MB/s below 10 keeps a decimal: a slow disk is not 0. */
+				if (2 * k + j >= F_RMB && v < 9.95)
+					snprintf(j ? b : a, sizeof(a), "%.1f", v);
 				else
-					human(j ? b : a, sizeof(a), r->v[2 * k + j]);
+					human(j ? b : a, sizeof(a), v);
+			}
 			snprintf(c[k], sizeof(c[k]), "%s/%s", a, b);
 		}
 		for (int l = 0; l < L_MAX; l++) {
-			usec(a, sizeof(a), r->p50[l]);
-			usec(b, sizeof(b), r->v[p99_field[l]]);
+			latency_text(a, sizeof(a), r->p50[l]);
+			latency_text(b, sizeof(b), r->v[p99_field[l]]);
 			snprintf(c[4 + l], sizeof(c[4 + l]), "%s/%s", a, b);
 		}
 		printf("%-9.9s %9s %9s %9s %9s %9s %9s %9s%s", r->name, c[0], c[1], c[2], c[3], c[4],
@@ -199,12 +205,62 @@ static void print_table(struct row *rows, int n, const char *eol)
 		printf("\n");
 }
 
-static void draw(struct row *rows, int n, long delay, const struct view *v)
+static void draw(struct row *rows, int n, double delay, const struct view *v)
 {
 	printf("\033[H\033[2J");
-	printf("vmprobe top: every %lds, sort %s, %s (q quit, < > sort)\r\n\r\n", delay,
+	printf("vmprobe top: every %gs, sort %s, %s (q quit, < > sort)\r\n\r\n", delay,
 	       field_names[sort_field], v->shared ? "serve's counters" : "own probes");
 	print_table(rows, n, "\r\n");
+}
+
+/* p50 and p99 (seconds; null: no sample) of one latency histogram. */
+static json_object *quantiles_json(const struct row *r, enum lat l)
+{
+	json_object *q = json_object_new_object();
+
+	json_object_object_add(q, "p50", view_json_seconds(r->p50[l]));
+	json_object_object_add(q, "p99", view_json_seconds(r->v[p99_field[l]]));
+	return q;
+}
+
+static json_object *row_json(const struct row *r)
+{
+	json_object *o = json_object_new_object(), *net = json_object_new_object(),
+		    *rtt = json_object_new_object(), *disk = json_object_new_object();
+
+	json_object_object_add(o, "name", json_object_new_string(r->vm_name));
+	json_object_object_add(o, "namespace", json_object_new_string(r->ns));
+	json_object_object_add(o, "pid", json_object_new_int(r->pid));
+	json_object_object_add(net, "rx_packets_per_second", json_object_new_double(r->v[F_RXPK]));
+	json_object_object_add(net, "tx_packets_per_second", json_object_new_double(r->v[F_TXPK]));
+	json_object_object_add(net, "rx_bits_per_second", json_object_new_double(r->v[F_RXBIT]));
+	json_object_object_add(net, "tx_bits_per_second", json_object_new_double(r->v[F_TXBIT]));
+	json_object_object_add(rtt, "network", quantiles_json(r, L_NET));
+	json_object_object_add(rtt, "guest", quantiles_json(r, L_GUEST));
+	json_object_object_add(net, "tcp_rtt_seconds", rtt);
+	json_object_object_add(o, "network", net);
+	json_object_object_add(disk, "read_operations_per_second",
+			       json_object_new_double(r->v[F_RIOPS]));
+	json_object_object_add(disk, "write_operations_per_second",
+			       json_object_new_double(r->v[F_WIOPS]));
+	json_object_object_add(disk, "read_bytes_per_second", json_object_new_double(r->v[F_RMB]));
+	json_object_object_add(disk, "write_bytes_per_second", json_object_new_double(r->v[F_WMB]));
+	json_object_object_add(disk, "latency_seconds", quantiles_json(r, L_DISK));
+	json_object_object_add(o, "disk", disk);
+	return o;
+}
+
+/* One interval as one line of JSON: the rows in the table's order. */
+static void print_json(struct row *rows, int n, double secs, const struct view *v)
+{
+	json_object *o = view_json_interval(v, secs), *vms = json_object_new_array();
+
+	qsort(rows, n, sizeof(*rows), row_cmp);
+	json_object_object_add(o, "sort", json_object_new_string(field_names[sort_field]));
+	for (int i = 0; i < n; i++)
+		json_object_array_add(vms, row_json(&rows[i]));
+	json_object_object_add(o, "vms", vms);
+	view_json_print(o);
 }
 
 static struct termios saved_tio;
@@ -263,69 +319,65 @@ static bool handle_keys(void)
 	return true;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: vmprobe top [-d SECS] [-n COUNT] [-b] [--sort FIELD]\n"
-		   "  One row per VM over the last interval, each column a pair: packets/s\n"
-		   "  and bits/s into (RX) and out of (TX) the guest, disk read/write IOPS\n"
-		   "  and MB/s, p50/p99 of disk latency, of TCP RTT on the network path and\n"
-		   "  of TCP RTT in the guest (upper edge of the log2 bucket; u = usecs,\n"
-		   "  m = msecs, s = secs; - = no sample). Reads vmprobe serve's counters\n"
-		   "  when it runs, else loads its own probes and removes them on exit.\n"
-		   "  -d, --delay SECS    interval (default 2)\n"
-		   "  -n, --count COUNT   stop after COUNT intervals\n"
-		   "  -b, --batch         plain tables, one per interval (also without a tty)\n"
-		   "  -s, --sort FIELD    rxpk txpk rxbit txbit riops wiops rmb wmb p99 (disk)\n"
-		   "                      netrtt guestrtt (p99) name (default rxbit)\n"
-		   "  keys: q quit; r t R T i w b B l N g n sort by that field; < > previous/next\n");
-}
-
-struct top_opts {
-	long delay, count;
-	bool batch;
+static const struct cmd_opt top_opts[] = {
+	{ .name = "delay", .key = 'd', .arg = "SECS",
+	  .help = "the interval, in seconds, fractions allowed (default 2)" },
+	{ .name = "count", .key = 'n', .arg = "COUNT",
+	  .help = "stop after COUNT intervals (default: run until q or a signal)" },
+	{ .name = "batch", .key = 'b',
+	  .help = "plain tables, one per interval, as top -b (also when standard input or output "
+		  "is not a terminal)" },
+	{ .name = "sort", .key = 's', .arg = "FIELD",
+	  .help = "the column to sort by, largest first (name: alphabetically): packets/s, bits/s, "
+		  "IOPS, bytes/s of each direction, p99 of disk latency (p99), of TCP RTT on the "
+		  "network path (netrtt) and in the guest (guestrtt); default rxbit",
+	  .values = field_names, .complete = CMP_WORDS },
+	CMD_OPTS_JSON("an object an interval, each on a line of its own"),
+	{ NULL },
 };
 
-static bool top_opt(int opt, void *ctx)
-{
-	struct top_opts *o = ctx;
+struct top_opts {
+	double delay;
+	long count;
+	bool batch, json;
+};
 
-	if (opt == 'd')
-		return view_arg(optarg, 1, 3600, &o->delay);
-	if (opt == 'n')
-		return view_arg(optarg, 1, LONG_MAX, &o->count);
-	if (opt == 'b') {
-		o->batch = true;
+static bool top_opt(const struct cmd_opt *o, const char *val, void *ctx)
+{
+	struct top_opts *t = ctx;
+	int f;
+
+	switch (o->key) {
+	case 'd':
+		return cmd_seconds(o, val, VIEW_MIN_INTERVAL, VIEW_MAX_INTERVAL, &t->delay);
+	case 'n':
+		return cmd_count(o, val, 1, LONG_MAX, &t->count);
+	case 'b':
+		t->batch = true;
 		return true;
+	case 's':
+		if (!cmd_choice(o, val, &f))
+			return false;
+		sort_field = f;
+		return true;
+	default:
+		return cmd_json_opt(o, val, &t->json);
 	}
-	sort_field = F_MAX;
-	for (int f = 0; f < F_MAX; f++)
-		if (!strcmp(optarg, field_names[f]))
-			sort_field = f;
-	return sort_field != F_MAX;
 }
 
-/* Parses top's options; EXIT_OK to go on, else the exit code (-1: --help). */
+/* Parses top's options; CMD_GO to go on, else the exit code. */
 static int top_options(int argc, char **argv, struct top_opts *o)
 {
-	static const struct option longopts[] = {
-		{ "delay", required_argument, NULL, 'd' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "batch", no_argument, NULL, 'b' },
-		{ "sort", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	bool done;
-	int ret;
+	int first, ret;
 
 	*o = (struct top_opts){ .delay = 2 };
 	sort_field = F_RXBIT;
-	ret = cmd_options(argc, argv, "d:n:bs:h", longopts, usage, 0, top_opt, o, &done);
-	if (done)
-		return ret == EXIT_OK ? -1 : ret;
-	if (!isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
+	ret = cmd_parse(&cmd_top, argc, argv, top_opt, o, &first);
+	if (ret != CMD_GO)
+		return ret;
+	if (o->json || !isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
 		o->batch = true;
-	return EXIT_OK;
+	return CMD_GO;
 }
 
 /* A row per VM, its counters now: the start of an interval. NULL if out of memory. */
@@ -340,6 +392,8 @@ static struct row *rows_start(const struct view *v, int *n)
 		rows[i].pid = vm->pid;
 		snprintf(rows[i].name, sizeof(rows[i].name), "%s%s%s", vm->ns, vm->ns[0] ? "/" : "",
 			 vm->name);
+		snprintf(rows[i].vm_name, sizeof(rows[i].vm_name), "%s", vm->name);
+		snprintf(rows[i].ns, sizeof(rows[i].ns), "%s", vm->ns);
 		totals_read(v, vm, &rows[i].prev);
 		rows[i].cur = rows[i].prev;
 	}
@@ -377,7 +431,7 @@ static bool interval_wait(double t0, const struct top_opts *o, struct row *shown
 	return go;
 }
 
-int do_top(int argc, char **argv)
+static int do_top(int argc, char **argv)
 {
 	struct row *rows = NULL, *shown = NULL;
 	int nr_shown = 0, n, ret;
@@ -385,8 +439,8 @@ int do_top(int argc, char **argv)
 	struct view v;
 
 	ret = top_options(argc, argv, &o);
-	if (ret)
-		return ret < 0 ? EXIT_OK : ret;
+	if (ret != CMD_GO)
+		return ret;
 	log_max_level = LOG_ERROR;
 	view_catch_signals();
 	if (view_open(&v))
@@ -395,7 +449,7 @@ int do_top(int argc, char **argv)
 		o.batch = true;
 	ret = EXIT_OK;
 	for (long k = 0; !o.count || k < o.count; k++) {
-		double t0 = now_seconds();
+		double t0 = now_seconds(), secs;
 
 		rows = rows_start(&v, &n);
 		if (!rows) {
@@ -404,12 +458,15 @@ int do_top(int argc, char **argv)
 		}
 		if (!interval_wait(t0, &o, shown, nr_shown, &v) || view_refresh(&v))
 			break;
-		rows_finish(&v, rows, n, now_seconds() - t0);
+		secs = now_seconds() - t0;
+		rows_finish(&v, rows, n, secs);
 		free(shown);
 		shown = rows;
 		nr_shown = n;
 		rows = NULL;
-		if (o.batch)
+		if (o.json)
+			print_json(shown, nr_shown, secs, &v);
+		else if (o.batch)
 			print_table(shown, nr_shown, "\n");
 		else
 			draw(shown, nr_shown, o.delay, &v);
@@ -421,3 +478,18 @@ int do_top(int argc, char **argv)
 	view_close(&v);
 	return ret;
 }
+
+const struct cmd cmd_top = {
+	.name = "top",
+	.fn = do_top,
+	.summary = "per-VM network and disk rates and latencies, live",
+	.about = "One row per VM over the last interval, each column a pair: packets/s and bits/s "
+		 "into (RX) and out of (TX) the guest, disk read/write IOPS and MB/s, p50/p99 of "
+		 "disk latency, of TCP RTT on the network path and of TCP RTT in the guest (upper "
+		 "edge of the log2 bucket; u = usecs, m = msecs, s = secs; - = no sample). Reads "
+		 "vmprobe serve's counters when it runs, else loads its own probes and removes them "
+		 "on exit.\n"
+		 "Keys: q quits; r t R T i w b B l N g n sort by rxpk txpk rxbit txbit riops wiops "
+		 "rmb wmb p99 netrtt guestrtt name; < and > step through them.",
+	.opts = top_opts,
+};

@@ -290,13 +290,31 @@ void view_close(struct view *v)
 	v->attach_lock = -1;
 }
 
-bool view_arg(const char *s, long min, long max, long *out)
+json_object *view_json_interval(const struct view *v, double secs)
 {
-	char *end;
+	json_object *o = json_object_new_object();
+	struct timespec ts;
+	char when[40];
 
-	errno = 0;
-	*out = strtol(s, &end, 10);
-	return !errno && end != s && !*end && *out >= min && *out <= max;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	time_rfc3339(when, sizeof(when), &ts);
+	json_object_object_add(o, "time", json_object_new_string(when));
+	json_object_object_add(o, "interval_seconds", json_object_new_double(secs));
+	json_object_object_add(o, "counters", json_object_new_string(v->shared ? "serve" : "own"));
+	return o;
+}
+
+json_object *view_json_seconds(double secs)
+{
+	return secs < 0 ? NULL : json_object_new_double(secs);
+}
+
+void view_json_print(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+	fflush(stdout);
+	json_object_put(o);
 }
 
 const struct view_vm *view_find(const struct view *v, const char *name)

@@ -79,8 +79,19 @@ void view_close(struct view *v);
 void view_drive_read(const struct view *v, const struct view_drive *dr, unsigned op,
 		     struct drive_stats *out);
 
-/* Parses an interval or count option in [min, max]. */
-bool view_arg(const char *s, long min, long max, long *out);
+/* The intervals top and hist take (seconds). */
+#define VIEW_MIN_INTERVAL 0.1
+#define VIEW_MAX_INTERVAL 86400
+
+/*
+ * --json: an interval's object, {"time": RFC 3339 UTC now, "interval_seconds",
+ * "counters": "serve" or "own"}, for the command to add to.
+ */
+struct json_object *view_json_interval(const struct view *v, double secs);
+/* A duration in seconds; JSON null when < 0 (no sample). */
+struct json_object *view_json_seconds(double secs);
+/* Prints o on one line, flushed, and frees it. */
+void view_json_print(struct json_object *o);
 
 /* The VM named `name` (or "namespace/name", or its PID); NULL if none. */
 const struct view_vm *view_find(const struct view *v, const char *name);
