@@ -219,13 +219,29 @@ image: image-rootfs
 		buildah bud -q --build-arg VERSION=$(VERSION) -f Containerfile -t $(IMAGE) $(BUILD)/image; \
 	fi
 
-# The man page vmprobe(8): doc/vmprobe.8.in is plain roff (man(7) macros,
-# commented); make fills in the version. Installed nowhere: man -l build/vmprobe.8
-all: $(BUILD)/vmprobe.8
-$(BUILD)/vmprobe.8: doc/vmprobe.8.in VERSION
+# The man page vmprobe(8) and the bash completion: doc/vmprobe.8.in is plain
+# roff (man(7) macros, commented), completion/vmprobe.bash.in the
+# completion's logic. In both, make fills in the version and replaces each
+# line "... @vmprobe options ARGS" by what `build/vmprobe options ARGS`
+# prints: the synopsis, the option lists and the completion's tables come
+# from the tables vmprobe parses its arguments with (user/cli/*.c).
+# Installed by make install; before: man -l build/vmprobe.8,
+# . build/vmprobe.bash
+FILL = awk -v bin=$(BUILD)/vmprobe -v version='$(VERSION)' ' \
+	{ gsub(/@VERSION@/, version) } \
+	/^[^@]*@vmprobe options [-a-z ]+$$/ { \
+		cmd = $$0; sub(/.*@vmprobe /, "", cmd); cmd = bin " " cmd; \
+		while ((cmd | getline line) > 0) print line; \
+		if (close(cmd) != 0) { print "make: " cmd " failed" > "/dev/stderr"; exit 1 } \
+		next } \
+	{ print }'
+all: $(BUILD)/vmprobe.8 $(BUILD)/vmprobe.bash
+$(BUILD)/vmprobe.8: doc/vmprobe.8.in VERSION $(BUILD)/vmprobe
 	$(call msg,MAN,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)sed 's/@VERSION@/$(VERSION)/g' $< >$@
+	$(Q)$(FILL) $< >$@
+$(BUILD)/vmprobe.bash: completion/vmprobe.bash.in $(BUILD)/vmprobe
+	$(call msg,GEN,$@)
+	$(Q)$(FILL) $< >$@
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the binary in sbin (a
 # daemon and tools for root, section 8), its man page, bash completion,
@@ -260,7 +276,7 @@ install: all
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
 	$(Q)install -D -m 0755 $(BUILD)/vmprobe $(DESTDIR)$(SBINDIR)/vmprobe
 	$(Q)install -D -m 0644 $(BUILD)/vmprobe.8 $(DESTDIR)$(MANDIR)/man8/vmprobe.8
-	$(Q)install -D -m 0644 completion/vmprobe.bash $(DESTDIR)$(COMPLETIONDIR)/vmprobe
+	$(Q)install -D -m 0644 $(BUILD)/vmprobe.bash $(DESTDIR)$(COMPLETIONDIR)/vmprobe
 	$(Q)install -D -m 0644 $(BUILD)/vmprobe.service $(DESTDIR)$(SYSTEMDUNITDIR)/vmprobe.service
 	$(Q)install -D -m 0644 packaging/vmprobe.sysusers $(DESTDIR)$(SYSUSERSDIR)/vmprobe.conf
 	$(Q)if [ -e $(DESTDIR)$(SYSCONFDIR)/vmprobe/vmprobe.yaml ]; then \
