@@ -195,7 +195,10 @@ static void usage_from_the_table(void **state)
 	free(buf);
 }
 
-/* One meaning per short option: a letter used by two commands has the same long name. */
+/*
+ * One meaning per short option: a letter used by two commands has the same
+ * long name; and no command has more options than the parser takes.
+ */
 static void one_meaning_per_short_option(void **state)
 {
 	const char *meaning[128] = {};
@@ -205,6 +208,9 @@ static void one_meaning_per_short_option(void **state)
 		cmd_for_each_opt(o, cmd_table[i], k) {
 			char what[96];
 
+			snprintf(what, sizeof(what), "%s has at most CMD_MAX_OPTS options", cmd_table[i]->name);
+			if (k >= CMD_MAX_OPTS)
+				fail_msg("%s", what);
 			if (o->key >= CMD_LONG_ONLY)
 				continue;
 			if (!meaning[o->key])

@@ -16,13 +16,11 @@
 #include "version.h"
 
 const struct cmd *const cmd_table[] = {
-	&cmd_serve, &cmd_check, &cmd_list,    &cmd_top,  &cmd_hist,
+	&cmd_serve,   &cmd_check,  &cmd_list,    &cmd_top,  &cmd_hist,
 	&cmd_metrics, &cmd_config, &cmd_version, &cmd_help, &cmd_options,
 };
 const unsigned cmd_table_len = sizeof(cmd_table) / sizeof(cmd_table[0]);
 
-/* The most options a command has, --help included. */
-#define CMD_MAX_OPTS 16
 /* --help's width, and where option help starts. */
 #define WIDTH 79
 #define HELP_COL 24

@@ -40,6 +40,9 @@ struct cmd_opt {
 	enum cmd_complete complete; /* for arg: CMP_WORDS when values are set */
 };
 
+/* The most options a command can have, --help included (tests/unit/test_cmd.c checks). */
+#define CMD_MAX_OPTS 16
+
 /* Keys of long-only options start here. */
 #define CMD_LONG_ONLY 256
 
