@@ -93,15 +93,22 @@ check "serve writes its VM table to /run/vmprobe/state.json" grep -q '"name":"we
 
 # hist against /metrics: the guest is paused from before the first scrape
 # until hist has its baseline, and from before hist's last read until the
-# second scrape; the datagrams stop so the tap is quiet too.
+# second scrape; the datagrams stop so the tap is quiet too. Pausing makes
+# QEMU flush its drives, which a loaded host may take seconds to complete:
+# each scrape and hist's last read wait until the VM's counters are still.
 kill "$UDP_PID"; wait "$UDP_PID" 2>/dev/null; UDP_PID=
+still() { # the VM's latency and frame-size buckets the same 0.5 s apart
+	scrape "$WORK/q0.txt" && sleep 0.5 && scrape "$WORK/q1.txt" &&
+		cmp -s <(grep 'name="web-busy"' "$WORK/q0.txt" | grep -E '_(latency_seconds|packet_size_bytes)_bucket') \
+			<(grep 'name="web-busy"' "$WORK/q1.txt" | grep -E '_(latency_seconds|packet_size_bytes)_bucket')
+}
 guest_qmp "$BUSY_QMP" stop >/dev/null
-sleep 0.3
+wait_for 30 still
 scrape "$WORK/s0.txt"
 # The same interval twice: as text, and as JSON (-o json; its banner goes to stderr).
-"$VMPROBE" hist web-busy -d 4 -n 1 >"$WORK/hist.txt" 2>&1 &
+"$VMPROBE" hist web-busy -d 12 -n 1 >"$WORK/hist.txt" 2>&1 &
 HIST_PID=$!
-"$VMPROBE" hist web-busy -d 4 -n 1 -o json >"$WORK/hist.json" 2>"$WORK/hist-json.err" &
+"$VMPROBE" hist web-busy -d 12 -n 1 -o json >"$WORK/hist.json" 2>"$WORK/hist-json.err" &
 HIST_JSON_PID=$!
 wait_for 5 grep -q '^Tracing' "$WORK/hist.txt"
 wait_for 5 grep -q '^Tracing' "$WORK/hist-json.err"
@@ -110,6 +117,10 @@ udp_send 10 10
 sleep 0.5
 guest_qmp "$BUSY_QMP" stop >/dev/null
 during=$(filters "$TAP")
+# Still before hist's last read (12 s after it started): else the comparison
+# below is not of one interval, and says so.
+wait_for 10 still
+check "the VM's counters were still before hist's last read" kill -0 "$HIST_PID"
 wait "$HIST_PID"
 check_eq "hist exits 0" 0 "$?"
 wait "$HIST_JSON_PID"
