@@ -44,6 +44,9 @@ reads() { # the drive's read operations now
 }
 counted() { [ -n "$(reads)" ]; }
 check "the drive's series appears" wait_for 10 counted
+# The series comes from the command line: the stand-in may still be making
+# its preread, before it handles SIGUSR2; "ready" says it does.
+check "the stand-in VM opened its image and is ready" wait_for 15 grep -q '^ready' "$WORK/vm.out"
 before=$(reads)
 kill -USR2 "$VM"
 check "the stand-in VM read its image" wait_for 5 grep -q "^read 8$" "$WORK/vm.out"
