@@ -33,6 +33,8 @@ Usage:
   adapter_rules.py discover CONFIG.json PROM  "resource metric series" lines
   adapter_rules.py query CONFIG.json PROM TIME RESOURCE NAMESPACE METRIC \
         NAME[,NAME...] [LABEL=VALUE,...]      the query, then "name value"
+  adapter_rules.py selftest                   the model against cases of the
+                                              adapter's own unit tests
 CONFIG.json: the adapter's config.yaml as JSON. Errors go to stderr with
 the rule's index, exit status 1.
 """
@@ -238,7 +240,43 @@ def build(rule, series, resource, namespace, names, selector):
                                            "GroupBy": lbl, "LabelValuesByName": by_name}), lbl
 
 
+def selftest():
+    """Expected outputs from the adapter's pkg/naming tests; "ok"/"FAIL" lines."""
+    rule = {"overrides": {"resource": "resource.group", "namespace": "namespaces"}}
+    cases = [
+        ("<<.LabelMatchers>>", "", ["bar", "baz"], {}, 'resource=~"bar|baz"'),
+        ("<<.LabelMatchers>>", "", ["bar"], {}, 'resource="bar"'),
+        ("<<.LabelMatchers>>", "", ["bar"], {"metric1": "value1"}, 'metric1="value1",resource="bar"'),
+        ("<<.LabelMatchers>>", "default", ["bar"], {"b": "2", "a": "1"},
+         'a="1",b="2",namespace="default",resource="bar"'),
+        ("<<.LabelValuesByName.resource>>", "", ["bar", "baz"], {}, "bar|baz"),
+        ("<<.LabelValuesByName.namespace>> <<.LabelValuesByName.resource>>", "default", ["bar", "baz"], {},
+         "default bar|baz"),
+        ("<<.GroupBy>>", "", ["bar"], {}, "resource"),
+        ("series <<.Series>>", "", ["bar"], {}, "series foo"),
+        ("<<.LabelMatchers>>", "", ['a"b\\c'], {}, 'resource="a\\"b\\\\c"'),
+    ]
+    bad = 0
+    for tmpl, ns, names, sel, want in cases:
+        got, _ = build(dict(rule, query=tmpl), "foo", "resource.group", ns, names, sel)
+        bad += got != want
+        print("%s query %r %r %r %r -> %r (want %r)" % ("ok" if got == want else "FAIL", tmpl, ns, names, sel, got, want))
+    names = [("^container_(.*)_seconds_total$", "$1", "container_cpu_usage_seconds_total", "cpu_usage"),
+             ("^(.*)_total$", "${1}_per_second", "http_requests_total", "http_requests_per_second"),
+             ("^(.*)_total$", "$1x", "http_requests_total", ""),
+             ("^(?P<base>.*)_total$", "$base", "http_requests_total", "http_requests"),
+             ("^kube_pod_info$", "$0", "kube_pod_info", "kube_pod_info"),
+             ("^x$", "a$$b", "x", "a$b")]
+    for pat, as_, name, want in names:
+        got = expand_as(re.compile(pat), as_, name)
+        bad += got != want
+        print("%s as %r %r %r -> %r (want %r)" % ("ok" if got == want else "FAIL", pat, as_, name, got, want))
+    return bad
+
+
 def main(argv):
+    if len(argv) == 2 and argv[1] == "selftest":
+        sys.exit(1 if selftest() else 0)
     if len(argv) < 3:
         sys.exit(__doc__)
     cmd, rules = argv[1], load(argv[2])

@@ -22,6 +22,13 @@ k8s_tools() {
 	cp "$REPO"/tests/k8s/*.mjs "$NPM_DIR/"
 }
 
+# k8s_tools, or the whole test ends as one loud skip, naming why.
+k8s_tools_or_skip() { # DESC
+	k8s_tools && return
+	tap_skip "$1" "$K8S_TOOLS_ERR"
+	tap_done; exit
+}
+
 # render OUT [HELM_ARGS...]: the chart as `helm template`, release vmprobe
 # in namespace vmprobe.
 render() {

@@ -33,6 +33,17 @@ tap_require_root() { # DESC [tun] [REASON]
 	fi
 }
 
+# Ends the whole test as one loud skip unless every COMMAND is installed.
+tap_require_cmds() { # DESC COMMAND...
+	local desc=$1 c; shift
+	for c in "$@"; do
+		if ! command -v "$c" >/dev/null; then
+			tap_skip "$desc" "$c is not installed (scripts/install-deps.sh test)"
+			tap_done; exit
+		fi
+	done
+}
+
 check_eq() { # DESC EXPECTED ACTUAL
 	if [ "$2" == "$3" ]; then tap_ok "$1"; else tap_fail "$1" "expected: $2" "actual:   $3"; fi
 }
