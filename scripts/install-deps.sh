@@ -10,6 +10,7 @@ test=(libcmocka-dev prometheus qemu-system-x86 busybox-static cpio iproute2
       fio liburing-dev iperf3 libbpf-tools tmux xz-utils curl python3 kmod openssl
       podman runc libcap2-bin unzip groff-base
       qemu-block-extra qemu-utils ceph-mon ceph-osd ceph-common tgt libiscsi-bin nbdkit
+      victoria-metrics influxdb
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
       systemd debhelper dpkg-dev lintian)
 

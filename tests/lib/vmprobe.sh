@@ -184,6 +184,7 @@ tapguest_dir() {
 # that a test can run several. Fails unless the server is ready within
 # 30 s. JOB_YAML: more keys of the scrape job (scheme, tls_config,
 # basic_auth...), indented by four spaces; FLAGS: more of its flags.
+# PROM_TOP_YAML: more top-level keys (rule_files, remote_write...).
 prometheus_start() { # PROM_PORT PORT [JOB_YAML [FLAGS...]]
 	local port=$1 target=$2 job=${3:-}
 	shift 2
@@ -193,6 +194,7 @@ prometheus_start() { # PROM_PORT PORT [JOB_YAML [FLAGS...]]
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
+${PROM_TOP_YAML:-}
 scrape_configs:
   - job_name: vmprobe
     static_configs:
