@@ -22,12 +22,12 @@ tap_require_cmds "$what" qemu-system-x86_64 prometheus promtool
 k8s_tools_or_skip "$what"
 ADAPTER="python3 $REPO/tests/k8s/adapter_rules.py"
 WORK=$(mktemp -d /tmp/vmprobe-adapter.XXXXXX)
-PORT=19881 PROM_PORT=19882 KSM_PORT=19883 TCP_PORT=19884 TAP=vmpt-ad0
-PROM_PID= KSM_PID= TCP_PID= CG=
+PORT=19881 PROM_PORT=19882 KSM_PORT=19883 TCP_PORT=19884 NPROM_PORT=19885 TAP=vmpt-ad0
+PROM_PID= NPROM_PID= KSM_PID= TCP_PID= CG=
 cleanup() {
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
-	for p in $PROM_PID $KSM_PID $TCP_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	for p in $PROM_PID $NPROM_PID $KSM_PID $TCP_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	ip link del "$TAP" 2>/dev/null
 	[ -n "$CG" ] && rmdir "$CG" "${CG%/*}" 2>/dev/null
 	umount "$WORK/img" 2>/dev/null
@@ -128,13 +128,19 @@ python3 "$WORK/ksm.py" $KSM_PORT "$NS" "$VM" "$POD" "$OTHER" >"$WORK/ksm.log" 2>
 KSM_PID=$!
 # As the chart's ServiceMonitor and kube-prometheus-stack's scrape them:
 # honor_labels keeps the VM's and the pod's namespace.
-PROM_TOP_YAML="" prometheus_start $PROM_PORT $PORT "    honor_labels: true
+# A second one with native histograms: it keeps vmprobe's histograms as
+# native ones only, which the latency metrics read then.
+KSM_JOB="    honor_labels: true
   - job_name: kube-state-metrics
     honor_labels: true
     static_configs:
-      - targets: [\"127.0.0.1:$KSM_PORT\"]" ||
+      - targets: [\"127.0.0.1:$KSM_PORT\"]"
+prometheus_start $NPROM_PORT $PORT "$KSM_JOB" --enable-feature=native-histograms ||
+	{ tap_fail "Prometheus (native histograms) starts" "$(tail -5 "$WORK/prometheus-$NPROM_PORT.log")"; tap_done; exit; }
+NPROM_PID=$PROM_PID NP=$PROM_URL
+prometheus_start $PROM_PORT $PORT "$KSM_JOB" ||
 	{ tap_fail "Prometheus starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"; tap_done; exit; }
-P=http://127.0.0.1:$PROM_PORT
+P=$PROM_URL
 
 # A TCP server on the host for the guest's connections (RTT both ways).
 python3 -c '
@@ -198,7 +204,7 @@ check_eq "the VM's series carry KubeVirt's namespace and name" "1" \
 sleep 5
 T=$(date +%s)
 value() { # RESOURCE NAMESPACE METRIC NAMES [SELECTOR]: "name value" lines
-	$ADAPTER query "$WORK/adapter.json" "$P" "$T" "$@" >"$WORK/q.out" 2>&1 || { cat "$WORK/q.out"; return 1; }
+	$ADAPTER query "$WORK/adapter.json" "${VP:-$P}" "$T" "$@" >"$WORK/q.out" 2>&1 || { cat "$WORK/q.out"; return 1; }
 	tail -n +2 "$WORK/q.out" | sort
 }
 isnum() { [[ $1 =~ ^[0-9.e+-]+$ ]] && [ "$1" != "NaN" ]; }
@@ -236,4 +242,19 @@ check "... the query says interface=\"default\",namespace=\"$NS\",name=\"$VM\"" 
 check_eq "a selector matching nothing (interface=nope): no value" "" \
 	"$(value virtualmachineinstances.kubevirt.io "$NS" vmprobe_network_receive_bytes_per_second "$VM" interface=nope)"
 check_eq "a pod of no running VM: no value" "" "$(value pods "$NS" vmprobe_disk_read_bytes_per_second "$OTHER")"
+# The latency metrics from native histograms (the Prometheus that has no
+# classic buckets): a number, the same for the VMI and its pod.
+check "Prometheus (native) has the VM's disk latency as a native histogram" \
+	test -n "$(promql_on $NPROM_PORT "histogram_count(vmprobe_disk_latency_seconds{name=\"$VM\",operation=\"read\"})")"
+check_eq "... and no classic bucket of it" "" "$(promql_on $NPROM_PORT "count(vmprobe_disk_latency_seconds_bucket{name=\"$VM\"})")"
+for m in $(grep '_p[0-9]*_seconds$' <<<"$want"); do
+	vmi=$(VP=$NP value virtualmachineinstances.kubevirt.io "$NS" "$m" "$VM")
+	v=${vmi#"$VM "}
+	if isnum "$v" && [ "$vmi" = "$VM $v" ]; then
+		tap_ok "native: $m of the VMI is a number ($v)"
+		check_eq "native: $m of its pod is the VMI's" "$POD $v" "$(VP=$NP value pods "$NS" "$m" "$POD")"
+	else
+		tap_fail "native: $m of the VMI is a number" "got: $vmi" "query: $(head -1 "$WORK/q.out")"
+	fi
+done
 tap_done
