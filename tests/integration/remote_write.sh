@@ -222,13 +222,13 @@ SEL="name=\"$VMNAME\""
 # in: wait until its recorded samples up to T are Prometheus's (those of
 # the last evaluation change every second), then compare.
 RULES='{__name__=~"(vm|node)_[a-z_]+:vmprobe_.+"}'
-RULES_VM='{__name__=~"(vm|node)_[a-z_]+:vmprobe_.+",replica="classic"}'
-vm_caught_up() {
-	promql_all $P "$RULES" | grep -v ' NaN$' >"$WORK/p-nonan.txt"
-	promql_all $VM_URL "$RULES_VM" >"$WORK/v.txt"
+rules_of_replica() { echo "{__name__=~\"(vm|node)_[a-z_]+:vmprobe_.+\",replica=\"$1\"}"; }
+vm_caught_up() { # PROM_URL REPLICA
+	promql_all "$1" "$RULES" | grep -v ' NaN$' >"$WORK/p-nonan.txt"
+	promql_all $VM_URL "$(rules_of_replica "$2")" >"$WORK/v.txt"
 	compare "$WORK/p-nonan.txt" "$WORK/v.txt" 1e-11 >/dev/null
 }
-wait_for 30 vm_caught_up
+wait_for 30 vm_caught_up $P classic
 # Per-VM totals.
 for fam in vmprobe_network_bytes_total vmprobe_network_packets_total vmprobe_disk_operations_total \
 	vmprobe_disk_bytes_total; do
@@ -258,7 +258,7 @@ for qq in 0.5 0.9 0.99; do
 done
 # Every sample the chart's recording rules wrote (rates and quantiles).
 promql_all $P "$RULES" >"$WORK/p.txt"
-promql_all $VM_URL "$RULES_VM" >"$WORK/v.txt"
+promql_all $VM_URL "$(rules_of_replica classic)" >"$WORK/v.txt"
 q=()
 for m in $(cut -d'{' -f1 "$WORK/p.txt" | sort -u); do q+=("$(influx_last "$m")"); done
 influx_all vmprobe "${q[@]}" >"$WORK/i.txt"
@@ -273,18 +273,31 @@ same "every recording rule's sample other than NaN in InfluxDB = Prometheus's" "
 echo "# NaN samples (no requests in the window) neither store keeps: $(grep -c ' NaN$' "$WORK/p.txt")"
 # Native histograms: Prometheus 2.42 with the feature stores vmprobe's
 # histograms as native ones only (no _bucket series) and sends them with
-# send_native_histograms; neither store of these versions has them.
+# send_native_histograms; neither store of these versions keeps them. The
+# chart's quantile rules read native histograms where there are: their
+# recorded quantiles are what reaches the stores.
 sent=$(curl -sf "$NP/metrics" | awk '/^prometheus_remote_storage_histograms_total/ { n += $2 } END { print n + 0 }')
 failed=$(curl -sf "$NP/metrics" | awk '/^prometheus_remote_storage_(histograms|samples)_failed_total/ { n += $2 } END { print n + 0 }')
 check "Prometheus (native) sent native histograms to both stores" test "$sent" -gt 0
 check_num "... and both accepted every request (nothing failed)" 0 "$failed"
+check_eq "Prometheus (native) has no classic buckets: no vmprobe_disk_latency_seconds_bucket series" "" \
+	"$(promql_all $NP "vmprobe_disk_latency_seconds_bucket{$SEL}")"
 check_eq "VictoriaMetrics 1.79 keeps no native histogram: no vmprobe_disk_latency_seconds series" "" \
 	"$(promql_all $VM_URL "{__name__=~\"vmprobe_disk_latency_seconds.*\",$SEL,replica=\"native\"}")"
 check_eq "InfluxDB 1.x keeps no native histogram: no vmprobe_disk_latency_seconds measurement" "" \
 	"$(influxql 'SHOW MEASUREMENTS WITH MEASUREMENT =~ /^vmprobe_disk_latency_seconds/' vmprobe_native | grep -o '"values"')"
-check_eq "the chart's classic-bucket quantile rules record nothing on a native-only Prometheus 2.42" "" \
-	"$(promql_all $NP "vm_drive:vmprobe_disk_latency_seconds:quantile5m{$SEL}")"
+wait_for 30 vm_caught_up $NP native
+promql_all $NP "$RULES" | grep -v ' NaN$' >"$WORK/p-nonan.txt"
+check "the chart's quantile rules record from native histograms (vm_drive:vmprobe_disk_latency_seconds:quantile5m)" \
+	grep -q "^vm_drive:vmprobe_disk_latency_seconds:quantile5m{.*$SEL" "$WORK/p-nonan.txt"
+promql_all $VM_URL "$(rules_of_replica native)" >"$WORK/v.txt"
+q=()
+for m in $(cut -d'{' -f1 "$WORK/p-nonan.txt" | sort -u); do q+=("$(influx_last "$m")"); done
+influx_all vmprobe_native "${q[@]}" >"$WORK/i.txt"
+same "native: every recorded sample other than NaN in VictoriaMetrics = Prometheus's, to 12 digits" \
+	"$WORK/p-nonan.txt" "$WORK/v.txt" 1e-11
+same "native: every recorded sample other than NaN in InfluxDB = Prometheus's" "$WORK/p-nonan.txt" "$WORK/i.txt"
 promql_all $NP "sum by (name) (vmprobe_disk_operations_total{$SEL})" >"$WORK/p.txt"
 promql_all $VM_URL "sum by (name) (vmprobe_disk_operations_total{$SEL,replica=\"native\"})" >"$WORK/v.txt"
-same "the float series sent beside them arrive whole: per-VM disk operations on VictoriaMetrics" "$WORK/p.txt" "$WORK/v.txt"
+same "native: the float series sent beside them arrive whole (per-VM disk operations on VictoriaMetrics)" "$WORK/p.txt" "$WORK/v.txt"
 tap_done
