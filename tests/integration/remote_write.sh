@@ -5,11 +5,13 @@
 # its drive) and remote-writes to a real VictoriaMetrics and a real
 # InfluxDB 1.x (Debian's), both started here. Once the traffic has stopped
 # and the counters are static, at one time T: PromQL on VictoriaMetrics
-# and InfluxQL on InfluxDB return exactly Prometheus's per-VM totals,
-# every classic bucket, and every recording rule's sample (rates and
-# quantiles); histogram_quantile on VictoriaMetrics equals Prometheus's.
-# A second Prometheus with native histograms, sending them
-# (send_native_histograms), shows what each target keeps of them.
+# and InfluxQL on InfluxDB return exactly Prometheus's per-VM totals and
+# every classic bucket, sum and count, and every recording rule's sample
+# (rates, quantiles) but NaN ones, which neither keeps (VictoriaMetrics:
+# to 12 significant digits); histogram_quantile on VictoriaMetrics equals
+# Prometheus's. A second Prometheus keeping native histograms only and
+# sending them (send_native_histograms): neither store keeps them, the
+# rules' recorded quantiles reach both.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
