@@ -14,12 +14,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/vmprobe.sh"
 . "$REPO/tests/lib/guest.sh"
 
-for need in qemu-system-x86_64 prometheus promtool biolatency fio losetup; do
-	if ! command -v $need >/dev/null; then
-		tap_skip "disk end to end with a QEMU guest" "$need is not installed"
-		tap_done; exit
-	fi
-done
+tap_require_cmds "disk end to end with a QEMU guest" qemu-system-x86_64 prometheus promtool biolatency fio losetup
 tap_require_root "disk end to end with a QEMU guest"
 
 WORK=$(mktemp -d /tmp/vmprobe-disk.XXXXXX)

@@ -15,12 +15,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/vmprobe.sh"
 . "$REPO/tests/lib/guest.sh"
 
-for need in qemu-system-x86_64 losetup; do
-	if ! command -v $need >/dev/null; then
-		tap_skip "a mirrored drive is counted on its new image" "$need is not installed"
-		tap_done; exit
-	fi
-done
+tap_require_cmds "a mirrored drive is counted on its new image" qemu-system-x86_64 losetup
 tap_require_root "a mirrored drive is counted on its new image"
 
 WORK=$(mktemp -d /tmp/vmprobe-diskmirror.XXXXXX)

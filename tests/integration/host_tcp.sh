@@ -13,12 +13,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/vmprobe.sh"
 . "$REPO/tests/lib/guest.sh"
 
-for need in qemu-system-x86_64 tc ss; do
-	if ! command -v $need >/dev/null; then
-		tap_skip "QEMU host TCP sockets" "$need is not installed"
-		tap_done; exit
-	fi
-done
+tap_require_cmds "QEMU host TCP sockets" qemu-system-x86_64 tc ss
 tap_require_root "QEMU host TCP sockets" tun
 
 WORK=$(mktemp -d /tmp/vmprobe-hosttcp.XXXXXX)

@@ -17,12 +17,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/ceph.sh"
 . "$REPO/tests/lib/iscsi.sh"
 
-for need in qemu-system-x86_64 nbdkit; do
-	if ! command -v $need >/dev/null; then
-		tap_skip "network storage with a QEMU guest" "$need is not installed"
-		tap_done; exit
-	fi
-done
+tap_require_cmds "network storage with a QEMU guest" qemu-system-x86_64 nbdkit
 for req in ceph_require iscsi_require; do
 	if ! why=$($req); then
 		tap_skip "network storage with a QEMU guest" "$why"

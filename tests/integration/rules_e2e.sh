@@ -24,12 +24,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/k8s/lib.sh"
 
 what="the chart's rules and dashboard on a real Prometheus"
-for need in qemu-system-x86_64 prometheus promtool nbdkit; do
-	if ! command -v $need >/dev/null; then
-		tap_skip "$what" "$need is not installed"
-		tap_done; exit
-	fi
-done
+tap_require_cmds "$what" qemu-system-x86_64 prometheus promtool nbdkit
 tap_require_root "$what" tun
 if ! k8s_tools; then
 	tap_skip "$what" "$K8S_TOOLS_ERR"
