@@ -21,6 +21,7 @@
 
 #include "core/libvirt.h"
 #include "core/netns.h"
+#include "core/process.h"
 #include "core/util.h"
 
 /* Every this many scans a VM's fds are rescanned for hot-plugged taps and drives. */
@@ -81,38 +82,23 @@ static bool is_qemu_comm(const char *comm)
 #define TASK_EXITING 0x4UL
 
 /*
- * Field 22 of /proc/PID/stat, after the parenthesised comm; -ESRCH for a
- * zombie, which keeps its /proc entry until reaped but is no VM any more,
- * and for a leader in exit, which still holds its fds for a moment but is
- * no VM any more either.
+ * Field 22 of /proc/PID/stat; -ESRCH for a zombie, which keeps its /proc
+ * entry until reaped but is no VM any more, and for a leader in exit,
+ * which still holds its fds for a moment but is no VM any more either.
  */
 static int read_start_time(const struct discovery *d, pid_t pid, unsigned long long *out)
 {
-	char path[PATH_MAX], buf[1024], *p;
-	unsigned long flags;
-	long n;
+	char path[PATH_MAX], buf[1024];
+	struct proc_stat st;
 
 	if (proc_path(d, path, sizeof(path), pid, "stat"))
 		return -ENAMETOOLONG;
-	n = read_file(path, buf, sizeof(buf));
-	if (n < 0)
-		return (int)n;
-	p = strrchr(buf, ')');
-	if (!p || !p[1] || !p[2])
+	/* Gone (ENOENT, ESRCH) or unreadable: no VM to take either way. */
+	if (read_file(path, buf, sizeof(buf)) < 0 || proc_stat_parse(buf, &st))
 		return -EINVAL;
-	if (p[2] == 'Z' || p[2] == 'X')
+	if (st.state == 'Z' || st.state == 'X' || (st.flags & TASK_EXITING))
 		return -ESRCH;
-	/* From the ')' that ends field 2, the n-th space comes before field n + 2. */
-	for (int field = 2; field < 9 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%lu", &flags) != 1)
-		return -EINVAL;
-	if (flags & TASK_EXITING)
-		return -ESRCH;
-	for (int field = 9; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%llu", out) != 1)
-		return -EINVAL;
+	*out = st.start;
 	return 0;
 }
 
@@ -281,17 +267,30 @@ void discovery_leave_netns(struct discovery *d)
 		log_error("cannot return to vmprobe's network namespace: %s", strerror(-err));
 }
 
-/* The pid of `pid` in its own pid namespace (the last of NSpid:), 0 if not known. */
+pid_t proc_status_nspid(const char *text)
+{
+	const char *line = strstr(text, "\nNSpid:"), *last = NULL;
+	size_t len;
+
+	if (!line)
+		return 0;
+	line++;
+	len = strcspn(line, "\n");
+	for (size_t i = 0; i < len; i++)
+		if (line[i] == '\t')
+			last = line + i;
+	return last ? (pid_t)atoi(last + 1) : 0;
+}
+
+/* The pid of `pid` in its own pid namespace, 0 if not known. */
 static pid_t ns_pid(const struct discovery *d, pid_t pid)
 {
-	char path[PATH_MAX], text[4096], *line, *last;
+	char path[PATH_MAX], text[4096];
 
 	if (proc_path(d, path, sizeof(path), pid, "status") ||
-	    read_file(path, text, sizeof(text)) <= 0 || !(line = strstr(text, "\nNSpid:")))
+	    read_file(path, text, sizeof(text)) <= 0)
 		return 0;
-	line[strcspn(line + 1, "\n") + 1] = '\0';
-	last = strrchr(line, '\t');
-	return last ? (pid_t)atoi(last + 1) : 0;
+	return proc_status_nspid(text);
 }
 
 /*

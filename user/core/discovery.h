@@ -79,6 +79,9 @@ void discovery_fini(struct discovery *d);
 void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, const char *uuid,
 		 char *name, size_t name_size, char *ns, size_t ns_size);
 
+/* The pid in its own pid namespace (the last of NSpid:) in /proc/PID/status text, 0 if none. */
+pid_t proc_status_nspid(const char *text);
+
 /* Enters the VM's network namespace (vm->netns_fd); 0 or -errno, logged once per VM. */
 int discovery_enter_netns(struct discovery *d, struct vm *vm);
 /* Back to vmprobe's own, after discovery_enter_netns(). */

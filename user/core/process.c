@@ -3,6 +3,7 @@
 #include "core/process.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,29 +63,31 @@ static int open_fds(void)
 	return n - 1; /* less the directory's own */
 }
 
-/* The fields of /proc/self/stat this file needs. */
-struct self_stat {
-	unsigned long long utime, stime, start, vsize; /* clock ticks; start since boot */
-	long long rss;                                 /* pages */
-};
-
-/* 0, or -1 if /proc/self/stat cannot be read. */
-static int self_stat(struct self_stat *st)
+int proc_stat_parse(const char *text, struct proc_stat *st)
 {
-	char buf[1024], *p;
+	const char *p = strrchr(text, ')');
 
-	/* Fields after the command name, which may hold anything up to its last ')'. */
-	if (read_file("/proc/self/stat", buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
-		return -1;
-	return sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d "
-			     "%*d %*d %*d %llu %llu %lld", &st->utime, &st->stime, &st->start,
-		      &st->vsize, &st->rss) == 5 ? 0 : -1;
+	memset(st, 0, sizeof(*st));
+	if (!p || p[1] != ' ')
+		return -EINVAL;
+	return sscanf(p + 2, "%c %*d %*d %*d %*d %*d %lu %*u %*u %*u %*u %llu %llu %*d %*d %*d "
+			     "%*d %*d %*d %llu %llu %lld", &st->state, &st->flags, &st->utime,
+		      &st->stime, &st->start, &st->vsize, &st->rss) == 7 ? 0 : -EINVAL;
+}
+
+/* vmprobe's own /proc/self/stat; 0, or -1 if it cannot be read. */
+static int self_stat(struct proc_stat *st)
+{
+	char buf[1024];
+
+	return read_file("/proc/self/stat", buf, sizeof(buf)) > 0 && !proc_stat_parse(buf, st)
+		       ? 0 : -1;
 }
 
 double process_start_time(void)
 {
 	static double start; /* it does not change: read once */
-	struct self_stat st;
+	struct proc_stat st;
 	double boot;
 
 	if (!start && !self_stat(&st) && (boot = boot_time()) > 0)
@@ -95,7 +98,7 @@ double process_start_time(void)
 void process_render(struct expo *e)
 {
 	double tick = (double)sysconf(_SC_CLK_TCK), start = process_start_time();
-	struct self_stat st;
+	struct proc_stat st;
 	struct rlimit rl;
 	int fds;
 
