@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #define QCOW2_MAGIC 0x514649fbu
-#define QCOW2_NAME_MAX 1023 /* QEMU's own limit on a backing file name */
 
 void image_path(const char *proc_pid, const char *vm_path, char *out, size_t size)
 {
@@ -27,11 +26,27 @@ void image_path(const char *proc_pid, const char *vm_path, char *out, size_t siz
 		 vm_path);
 }
 
+bool qcow2_backing_at(const unsigned char *h, size_t n, uint64_t *off, uint32_t *len)
+{
+	uint32_t magic;
+
+	if (n < QCOW2_HEADER)
+		return false;
+	memcpy(&magic, h, 4);
+	memcpy(off, h + 8, 8);
+	memcpy(len, h + 16, 4);
+	magic = be32toh(magic);
+	*off = be64toh(*off);
+	*len = be32toh(*len);
+	return magic == QCOW2_MAGIC && *off && *len && *len <= QCOW2_NAME_MAX &&
+	       *off <= (uint64_t)INT64_MAX;
+}
+
 /* The backing file name in a qcow2 header; false if none (or not qcow2). */
 static bool qcow2_backing(const char *path, char *name, size_t size)
 {
-	unsigned char h[20];
-	uint32_t magic, len;
+	unsigned char h[QCOW2_HEADER];
+	uint32_t len;
 	uint64_t off;
 	struct stat st;
 	bool ok = false;
@@ -41,16 +56,8 @@ static bool qcow2_backing(const char *path, char *name, size_t size)
 		return false;
 	/* Never a FIFO or a device that could block or has side effects on read. */
 	if (fstat(fd, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) ||
-	    pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
-		goto out;
-	memcpy(&magic, h, 4);
-	memcpy(&off, h + 8, 8);
-	memcpy(&len, h + 16, 4);
-	magic = be32toh(magic);
-	off = be64toh(off);
-	len = be32toh(len);
-	if (magic != QCOW2_MAGIC || !off || !len || len > QCOW2_NAME_MAX || len >= size ||
-	    off > (uint64_t)INT64_MAX)
+	    pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    !qcow2_backing_at(h, sizeof(h), &off, &len) || len >= size)
 		goto out;
 	ok = pread(fd, name, len, (off_t)off) == (ssize_t)len;
 	name[ok ? len : 0] = '\0';
@@ -60,12 +67,21 @@ out:
 	return ok;
 }
 
-/* A name QEMU opens as a file: not json:{...}, not proto:... */
-static bool is_file_name(const char *name)
+bool image_backing_next(const char *cur, const char *name, char *next, size_t size)
 {
-	size_t colon = strcspn(name, ":");
+	size_t colon = strcspn(name, ":"), dir;
+	const char *slash = strrchr(cur, '/');
 
-	return name[0] == '/' || !name[colon] || memchr(name, '/', colon);
+	/* A name QEMU opens as a file: not json:{...}, not proto:... */
+	if (name[0] != '/' && name[colon] && !memchr(name, '/', colon))
+		return false;
+	/* A relative name is relative to the image that names it. */
+	dir = name[0] == '/' || !slash ? 0 : (size_t)(slash - cur) + 1;
+	if (dir + strlen(name) >= size)
+		return false;
+	memmove(next, cur, dir);
+	memcpy(next + dir, name, strlen(name) + 1);
+	return true;
 }
 
 int image_backing_chain(const char *proc_pid, const char *open_path, const char *vm_path,
@@ -80,15 +96,8 @@ int image_backing_chain(const char *proc_pid, const char *open_path, const char 
 		snprintf(open_at, sizeof(open_at), "%s", open_path);
 	else
 		image_path(proc_pid, cur, open_at, sizeof(open_at));
-	while (n < max && qcow2_backing(open_at, name, sizeof(name)) && is_file_name(name)) {
-		const char *slash = strrchr(cur, '/');
-		/* A relative name is relative to the image that names it. */
-		size_t dir = name[0] == '/' || !slash ? 0 : (size_t)(slash - cur) + 1;
-
-		if (dir + strlen(name) >= sizeof(next))
-			break;
-		memcpy(next, cur, dir);
-		memcpy(next + dir, name, strlen(name) + 1);
+	while (n < max && qcow2_backing(open_at, name, sizeof(name)) &&
+	       image_backing_next(cur, name, next, sizeof(next))) {
 		memcpy(cur, next, sizeof(cur));
 		image_path(proc_pid, cur, open_at, sizeof(open_at));
 		if (stat(open_at, &st))

@@ -9,9 +9,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define IMAGE_MAX_BACKING 8
+#define QCOW2_HEADER 20      /* the bytes of a qcow2 header that say where the backing name is */
+#define QCOW2_NAME_MAX 1023 /* QEMU's own limit on a backing file name */
 
 struct file_id {
 	dev_t dev;
@@ -33,5 +36,18 @@ void image_path(const char *proc_pid, const char *vm_path, char *out, size_t siz
  */
 int image_backing_chain(const char *proc_pid, const char *open_path, const char *vm_path,
 			struct file_id *out, int max);
+
+/*
+ * From the first `n` bytes of an image: whether it is qcow2 and names a
+ * backing file, at byte *off, of *len bytes (at most QCOW2_NAME_MAX).
+ */
+bool qcow2_backing_at(const unsigned char *h, size_t n, uint64_t *off, uint32_t *len);
+
+/*
+ * The next image of a chain into `next`: the backing `name` a header of
+ * the image `cur` gives, relative to cur's directory unless absolute;
+ * false if it is no file name (json:{...}, protocol:...) or too long.
+ */
+bool image_backing_next(const char *cur, const char *name, char *next, size_t size);
 
 #endif
