@@ -225,7 +225,8 @@ static int check(struct ctx *c, yaml_node_t *root)
 	return 0;
 }
 
-int web_config_load(struct web_config *wc, const char *file, FILE *err)
+/* The web configuration at `file`, from `text` of `len` bytes, or read from the file if NULL. */
+static int load(struct web_config *wc, const char *file, const char *text, size_t len, FILE *err)
 {
 	struct ctx c = { .wc = wc };
 	const char *slash = strrchr(file, '/');
@@ -239,7 +240,8 @@ int web_config_load(struct web_config *wc, const char *file, FILE *err)
 		snprintf(c.dir, sizeof(c.dir), "%.*s", (int)(slash - file), file);
 	if (!c.dir[0])
 		str_copy(c.dir, sizeof(c.dir), "/");
-	ret = yamldoc_load_file(&c.y, file, err);
+	ret = text ? yamldoc_load_string(&c.y, file, text, len, err)
+		   : yamldoc_load_file(&c.y, file, err);
 	if (ret)
 		return ret;
 	root = yamldoc_root(&c.y);
@@ -251,6 +253,17 @@ int web_config_load(struct web_config *wc, const char *file, FILE *err)
 	if (ret)
 		web_config_free(wc);
 	return ret;
+}
+
+int web_config_load(struct web_config *wc, const char *file, FILE *err)
+{
+	return load(wc, file, NULL, 0, err);
+}
+
+int web_config_load_string(struct web_config *wc, const char *file, const char *text, size_t len,
+			   FILE *err)
+{
+	return load(wc, file, text, len, err);
 }
 
 static void pairs_free(struct web_pair *v, size_t n)

@@ -48,6 +48,9 @@ struct web_config {
  * taken relative to the file's directory.
  */
 int web_config_load(struct web_config *wc, const char *path, FILE *err);
+/* The same from `text` of `len` bytes, as if it were the file at `path`. */
+int web_config_load_string(struct web_config *wc, const char *path, const char *text, size_t len,
+			   FILE *err);
 void web_config_free(struct web_config *wc);
 
 /* The GnuTLS priority string of the configured versions ("NORMAL:-VERS-ALL:+VERS-TLS1.3..."). */
