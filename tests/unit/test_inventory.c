@@ -178,6 +178,21 @@ static void test_malformed_libvirt_status_is_einval(void **state)
 	free(dom);
 }
 
+/* Found by tests/fuzz/fuzz_libvirt: a drive with no backend was listed with backend="". */
+static void test_network_disk_without_protocol_has_backend_unknown(void **state)
+{
+	static const char xml[] = "<domstatus pid='7'><domain><devices><disk type='network'>"
+				  "<source name='volumes/v1'/><target dev='vdb'/></disk>"
+				  "</devices></domain></domstatus>";
+	struct libvirt_domain *dom = malloc(sizeof(*dom));
+
+	assert_int_equal(0, libvirt_parse(xml, strlen(xml), dom));
+	expect_int("one disk", 1, dom->nr_disks);
+	expect_str("its backend", "unknown", dom->disks[0].backend);
+	expect_str("its label", "vdb", dom->disks[0].label);
+	free(dom);
+}
+
 /* A NIC with no tap (vhost-user) that libvirt and the command line both name is one NIC. */
 static void test_tapless_nic_from_cmdline_and_libvirt_is_listed_once(void **state)
 {
@@ -439,6 +454,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_libvirt_status_gives_disks_nics_and_pid),
 		cmocka_unit_test(test_malformed_libvirt_status_is_einval),
+		cmocka_unit_test(test_network_disk_without_protocol_has_backend_unknown),
 		cmocka_unit_test(test_libvirt_status_file_by_pid_or_pod_pid),
 		cmocka_unit_test(test_tapless_nic_from_cmdline_and_libvirt_is_listed_once),
 		cmocka_unit_test(test_backing_files_and_media_are_not_drives),

@@ -164,6 +164,9 @@ static void disk_done(struct parse *ps)
 		str_copy(d->backend, sizeof(d->backend),
 			 !strcmp(ps->disk_type, "file") ? "file" : "host_device");
 	} else if (!strcmp(ps->disk_type, "network")) {
+		/* No protocol= (not libvirt's own writing): a backend no probe takes, named. */
+		if (!d->backend[0])
+			str_copy(d->backend, sizeof(d->backend), "unknown");
 		if (!strcmp(d->backend, "rbd"))
 			snprintf(url, sizeof(url), "rbd:%s", ps->name);
 		else
