@@ -166,8 +166,12 @@ static int header_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v
 	for (const char *p = key; *p; p++)
 		if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
 			return yamldoc_fail(&c->y, k, "'%s' is not an HTTP header name", key);
-	if (v->type != YAML_SCALAR_NODE || strpbrk(yamldoc_scalar(v), "\r\n"))
-		return yamldoc_fail(&c->y, v, "header %s must be one line", key);
+	/* libmicrohttpd sends neither an empty name nor an empty value: refused, never dropped. */
+	if (!*key)
+		return yamldoc_fail(&c->y, k, "a header name must not be empty");
+	if (v->type != YAML_SCALAR_NODE || strpbrk(yamldoc_scalar(v), "\r\n") ||
+	    !*yamldoc_scalar(v))
+		return yamldoc_fail(&c->y, v, "header %s must be one non-empty line", key);
 	return pair_add(&c->wc->headers, &c->wc->nr_headers, key, yamldoc_scalar(v));
 }
 
