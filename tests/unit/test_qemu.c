@@ -320,6 +320,20 @@ static void test_mac_from_a_device_given_before_its_netdev(void **state)
 	free(vm);
 }
 
+/* Found by tests/fuzz/fuzz_cmdline: a NIC of type "" was listed. */
+static void test_netdev_of_an_empty_type_is_no_nic(void **state)
+{
+	char *const argv[] = { "qemu-system-x86_64", "-netdev", "{\"type\":\"\",\"id\":\"n0\"}",
+			       "-netdev", "type=,id=n1", "-netdev", "tap,id=n2,ifname=tap2" };
+	struct vm_spec *vm = malloc(sizeof(*vm));
+
+	assert_non_null(vm);
+	assert_int_equal(0, qemu_parse_argv(ARRAY_SIZE(argv), argv, vm));
+	expect_int("only the tap", 1, vm->nr_nics);
+	expect_str("its id", "n2", vm->nics[0].netdev_id);
+	free(vm);
+}
+
 static void test_drives_without_id_get_qemu_names_and_firmware_cdrom_are_not_disks(void **state)
 {
 	char *const argv[] = { "qemu-system-x86_64",
@@ -539,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_emulator_is_recognised_by_argv0_basename),
 		cmocka_unit_test(test_name_without_guest_key_and_trailing_option_without_value),
 		cmocka_unit_test(test_mac_from_a_device_given_before_its_netdev),
+		cmocka_unit_test(test_netdev_of_an_empty_type_is_no_nic),
 		cmocka_unit_test(test_drives_without_id_get_qemu_names_and_firmware_cdrom_are_not_disks),
 		cmocka_unit_test(test_qopts_split_keys_values_implied_key_and_json),
 		cmocka_unit_test(test_qopts_reject_malformed_json),

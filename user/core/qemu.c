@@ -157,8 +157,12 @@ static void add_netdev(struct vm_spec *vm, const struct qopts *o)
 	const char *type = qopts_get(o, "type");
 	struct vm_nic *nic;
 
-	/* -net nic is the guest side of the legacy syntax; none the absence of one. */
-	if (!type || !strcmp(type, "nic") || !strcmp(type, "none") || vm->nr_nics >= VM_MAX_NICS)
+	/*
+	 * -net nic is the guest side of the legacy syntax; none the absence of
+	 * one; an empty type no QEMU starts with.
+	 */
+	if (!type || !*type || !strcmp(type, "nic") || !strcmp(type, "none") ||
+	    vm->nr_nics >= VM_MAX_NICS)
 		return;
 	nic = &vm->nics[vm->nr_nics++];
 	memset(nic, 0, sizeof(*nic));
