@@ -12,7 +12,10 @@
 
 #include "core/webconfig.h"
 
-/* Whether `user` with `password` is allowed. Unknown users cost a bcrypt too. */
+/*
+ * Whether `user` with `password` is allowed. An unknown user costs a bcrypt
+ * of a known user's hash too: as long as a wrong password.
+ */
 bool auth_check(const struct web_config *wc, const char *user, const char *password);
 
 #endif
