@@ -44,7 +44,7 @@ PB_GEN := $(BUILD)/proto/metrics.pb-c.h
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS)) $(BUILD)/proto/metrics.pb-c.o
 USER_HDRS := $(wildcard user/*/*.h user/probes/*/*.h include/vmprobe/*.h)
 
-.PHONY: all deps test-deps run test unit vmlinux clean
+.PHONY: all deps test-deps run test unit fuzz vmlinux clean
 all: $(BUILD)/vmprobe
 
 # BPF objects of the product (bpf/), the bench (bench/) and tests (tests/tools/).
@@ -116,7 +116,7 @@ run: deps
 unit: $(UNIT_BINS)
 
 test: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 	$(Q)tests/run.sh
 
 vmlinux:
@@ -134,6 +134,38 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 # The stand-in VM makes aio=io_uring's requests through liburing.
 $(BUILD)/tests/tools/tapguest: LDLIBS += -luring
+
+# Fuzzing: every parser fed by the outside world, one libFuzzer target per
+# tests/fuzz/fuzz_X.c, linked with the user objects built again by clang with
+# ASan and UBSan (clang's diagnostics that gcc lacks and the style does not
+# follow are off). make fuzz runs each FUZZ_SECONDS from its checked-in
+# corpus (tests/fuzz/corpus/X, grown in build/fuzz/corpus/X) and fails on a
+# crash, leaving the input in build/fuzz/crashes/X; make test replays the
+# corpora and tests/fuzz/regressions and fuzzes each a few seconds.
+FUZZ_SECONDS ?= 60
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_OBJS := $(patsubst $(BUILD)/%,$(BUILD)/fuzz/%,$(USER_OBJS))
+FUZZ_CFLAGS := $(filter-out -O%,$(CFLAGS)) -O1 -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-Wno-missing-field-initializers -Wno-string-concatenation
+$(BUILD)/fuzz/user/%.o: user/%.c $(USER_HDRS) $(SKELS) $(PB_GEN)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fuzz/proto/%.o: $(BUILD)/proto/%.c $(PB_GEN)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(BUILD)/fuzz/user/core/metrics.o: $(BUILD)/version.h
+$(BUILD)/fuzz/user/core/config.o: config/default.yaml
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %.c %.o,$^) $(LDLIBS) -o $@
+
+fuzz:
+	$(Q)scripts/install-deps.sh fuzz
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
+	$(Q)tests/fuzz/run.sh fuzz $(FUZZ_SECONDS)
 
 # make bench: vmprobe's TC cost per packet against an empty program and two
 # reference exporters (bench/ref.bpf.c), on the real path (frames out of a

@@ -13,12 +13,15 @@ test=(libcmocka-dev prometheus qemu-system-x86 busybox-static cpio iproute2
       victoria-metrics influxdb
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
       systemd debhelper dpkg-dev lintian)
+# libFuzzer and the sanitizers' runtimes for clang (make fuzz; make test runs a short pass).
+fuzz=(libclang-rt-14-dev)
 
 want=("${build[@]}")
 case "${1:-build}" in
 build) ;;
-test) want+=("${test[@]}") ;;
-*) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+fuzz) want+=("${fuzz[@]}") ;;
+test) want+=("${test[@]}" "${fuzz[@]}") ;;
+*) echo "usage: $0 [build|fuzz|test]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -3,7 +3,9 @@
 # "not ok N - what", "... # SKIP why"); this script echoes them, counts
 # them and ends with one line: "N passed, N failed, N skipped".
 # A suite that exits non-zero without reporting a failure counts as one.
-# Usage: tests/run.sh [unit|bpf|integration ...]   (default: all)
+# Usage: tests/run.sh [unit|bpf|fuzz|integration ...]   (default: all)
+# fuzz: each libFuzzer target of build/fuzz replays its corpus and
+# regressions and fuzzes FUZZ_CHECK_SECONDS (default 2) - make fuzz runs longer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,13 +35,18 @@ run_suite() {
 }
 
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(unit bpf integration)
+[ ${#want[@]} -eq 0 ] && want=(unit bpf fuzz integration)
 for kind in "${want[@]}"; do
 	case $kind in
 	unit)
 		for t in build/tests/test_*; do [ -x "$t" ] && run_suite "unit-$(basename "$t")" "$t"; done ;;
 	bpf)
 		for t in build/tests/bpf_*; do [ -x "$t" ] && run_suite "$(basename "$t")" "$t"; done ;;
+	fuzz)
+		for t in build/fuzz/fuzz_*; do
+			[ -x "$t" ] && run_suite "fuzz-${t##*/fuzz_}" \
+				tests/fuzz/run.sh check "${FUZZ_CHECK_SECONDS:-2}" "${t##*/fuzz_}"
+		done ;;
 	integration)
 		for t in tests/integration/*.sh; do
 			[ -f "$t" ] && run_suite "int-$(basename "$t" .sh)" bash "$t"
