@@ -7,7 +7,9 @@
 #include "fuzz.h"
 
 #include "core/config.h"
+#include "core/metrics.h"
 #include "probes/net/tc.h"
+#include "vmprobe/disk.h"
 #include "vmprobe/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -35,5 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_assert(cfg.max_tcp_flows <= 16777216 && cfg.tc_hook < TC_HOOK_MAX);
 	fuzz_assert(cfg.size_min_slot <= cfg.size_max_slot && cfg.size_max_slot < NET_SIZE_SLOTS);
 	fuzz_assert(cfg.log_level <= LOG_DEBUG && cfg.log_format <= LOG_JSON);
+	fuzz_assert(cfg.dsize_min_slot <= cfg.dsize_max_slot && cfg.dsize_max_slot < DISK_SIZE_SLOTS);
+	/* 2^-29 s to 2^7 s in slots of 2^-30 s. */
+	fuzz_assert(cfg.time_min_slot >= 1 && cfg.time_min_slot <= cfg.time_max_slot &&
+		    cfg.time_max_slot <= 37);
+	fuzz_assert(cfg.nr_disabled <= CONFIG_MAX_DISABLED);
+	for (unsigned i = 0; i < cfg.nr_disabled; i++)
+		fuzz_assert(fuzz_terminated(cfg.disabled_families[i]) &&
+			    metrics_family_find(cfg.disabled_families[i]));
 	return 0;
 }

@@ -38,10 +38,15 @@ cleanup() {
 	return 0
 }
 trap cleanup EXIT
-for t in $TAP $LVTAP $HOTTAP; do
-	ip link del "$t" 2>/dev/null
-	ip tuntap add dev "$t" mode tap && ip link set "$t" up || die "cannot make tap $t"
-done
+# The taps QEMU and libvirt are given (made once, for the parts that need them).
+taps_up() {
+	local t
+	for t in $TAP $LVTAP $HOTTAP; do
+		[ -e /sys/class/net/$t ] && continue
+		ip tuntap add dev "$t" mode tap && ip link set "$t" up || die "cannot make tap $t"
+	done
+}
+for t in $TAP $LVTAP $HOTTAP; do ip link del "$t" 2>/dev/null; done
 mkdir -p $C/{cmdline,fdinfo,identity,stat,status,libvirt,qcow2,http,negotiate,config}
 
 # The parsers' inputs already in the tree.
@@ -82,6 +87,7 @@ proc_seeds() {
 # tap by then. Its command line is written as libvirt and hand-written
 # scripts write them: JSON and key=value, escaped commas, an fd set.
 qemu_seeds() {
+	taps_up
 	qemu-img create -q -f qcow2 "$W/base.qcow2" 16M &&
 		(cd "$W" && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2) &&
 		qemu-img create -q -f qcow2 -b "$W/top.qcow2" -F qcow2 "$W/snap.qcow2" &&
@@ -124,6 +130,7 @@ qemu_seeds() {
 # hot-plugged.
 libvirt_seeds() {
 	local xml
+	taps_up
 	guest_build >"$W/build.log" 2>&1 || die "guest_build failed: $(tail -3 "$W/build.log")"
 	guest_make_initrd "$W/initrd" - <<<'sleep 600' || die "guest_make_initrd failed"
 	libvirt_start "$W/lv" >"$W/lv.log" 2>&1 || die "libvirt_start failed: $(tail -3 "$W/lv.log")"
