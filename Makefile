@@ -138,11 +138,13 @@ $(BUILD)/tests/tools/tapguest: LDLIBS += -luring
 # Fuzzing: every parser fed by the outside world, one libFuzzer target per
 # tests/fuzz/fuzz_X.c, linked with the user objects built again by clang with
 # ASan and UBSan (clang's diagnostics that gcc lacks and the style does not
-# follow are off). make fuzz runs each FUZZ_SECONDS from its checked-in
-# corpus (tests/fuzz/corpus/X, grown in build/fuzz/corpus/X) and fails on a
-# crash, leaving the input in build/fuzz/crashes/X; make test replays the
-# corpora and tests/fuzz/regressions and fuzzes each a few seconds.
+# follow are off). make fuzz runs each FUZZ_SECONDS (or FUZZ_RUNS executions,
+# if set and reached first) from its checked-in corpus (tests/fuzz/corpus/X,
+# grown in build/fuzz/corpus/X) and fails on a crash, leaving the input in
+# build/fuzz/crashes/X; make test replays the corpora and tests/fuzz/regressions
+# and fuzzes each for 2000 executions with a fixed seed.
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_OBJS := $(patsubst $(BUILD)/%,$(BUILD)/fuzz/%,$(USER_OBJS))
 FUZZ_CFLAGS := $(filter-out -O%,$(CFLAGS)) -O1 -fno-omit-frame-pointer \
@@ -165,7 +167,7 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
 fuzz:
 	$(Q)scripts/install-deps.sh fuzz
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
-	$(Q)tests/fuzz/run.sh fuzz $(FUZZ_SECONDS)
+	$(Q)FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh fuzz $(FUZZ_SECONDS)
 
 # make bench: vmprobe's TC cost per packet against an empty program and two
 # reference exporters (bench/ref.bpf.c), on the real path (frames out of a

@@ -5,7 +5,8 @@
 # A suite that exits non-zero without reporting a failure counts as one.
 # Usage: tests/run.sh [unit|bpf|fuzz|integration ...]   (default: all)
 # fuzz: each libFuzzer target of build/fuzz replays its corpus and
-# regressions and fuzzes FUZZ_CHECK_SECONDS (default 2) - make fuzz runs longer.
+# regressions and fuzzes FUZZ_CHECK_RUNS executions (default 2000, seed 1:
+# the same inputs each time) - make fuzz runs longer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +46,7 @@ for kind in "${want[@]}"; do
 	fuzz)
 		for t in build/fuzz/fuzz_*; do
 			[ -x "$t" ] && run_suite "fuzz-${t##*/fuzz_}" \
-				tests/fuzz/run.sh check "${FUZZ_CHECK_SECONDS:-2}" "${t##*/fuzz_}"
+				tests/fuzz/run.sh check "${FUZZ_CHECK_RUNS:-2000}" "${t##*/fuzz_}"
 		done ;;
 	integration)
 		for t in tests/integration/*.sh; do

@@ -2,22 +2,25 @@
 # Runs the libFuzzer targets build/fuzz/fuzz_NAME (tests/fuzz/fuzz_NAME.c).
 #
 #   tests/fuzz/run.sh fuzz SECONDS [NAME...]   (make fuzz)
-#       Each target (all by default) in turn for SECONDS, from its corpus
-#       tests/fuzz/corpus/NAME and what earlier runs added in
+#       Each target (all by default) in turn for SECONDS, or until it has
+#       made $FUZZ_RUNS executions if that is set and comes first, from its
+#       corpus tests/fuzz/corpus/NAME and what earlier runs added in
 #       build/fuzz/corpus/NAME (new inputs go there), with its dictionary
 #       tests/fuzz/NAME.dict if any. A crash, a leak, a hang (30 s on one
 #       input) or running out of memory (2 GiB) stops it: the input is left
 #       in build/fuzz/crashes/NAME/ and the run fails. One line a target:
-#       executions, corpus size, crashes.
-#   tests/fuzz/run.sh check SECONDS [NAME...]  (make test: tests/run.sh fuzz)
+#       executions, time taken, corpus size, crashes.
+#   tests/fuzz/run.sh check RUNS [NAME...]     (make test: tests/run.sh fuzz)
 #       TAP: the corpus and the regressions (tests/fuzz/regressions/NAME:
-#       inputs that crashed once) each replayed without a crash, then
-#       SECONDS of fuzzing from the corpus into a scratch directory.
+#       inputs that crashed once) replayed without a crash, then RUNS
+#       executions of fuzzing from the corpus into a scratch directory with
+#       a fixed seed: the same inputs every time (but for what the timing of
+#       fuzz_http's server thread adds to its coverage).
 #
 # Run from anywhere; each process is one fuzzer at a time (the targets are
 # single-threaded, but for fuzz_http's server thread).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 B=build/fuzz
 
 # The flags of every run of target NAME.
@@ -37,14 +40,14 @@ crash_lines() {
 }
 
 fuzz() { # SECONDS NAME
-	local secs=$1 name=$2 bin=$B/fuzz_$2 log=$B/logs/$2.log rc
+	local secs=$1 name=$2 bin=$B/fuzz_$2 log=$B/logs/$2.log rc start=$SECONDS
 	mkdir -p "$B/corpus/$name" "$B/crashes/$name" "$B/logs"
 	# shellcheck disable=SC2046  # flags() is a word list
-	"$bin" $(flags "$name") -max_total_time="$secs" -print_final_stats=1 \
-		"$B/corpus/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1
+	"$bin" $(flags "$name") -max_total_time="$secs" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} \
+		-print_final_stats=1 "$B/corpus/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1
 	rc=$?
 	printf '%-10s %10s executions in %ss, corpus %s inputs, %s\n' "$name" \
-		"$(stat "$log" number_of_executed_units)" "$secs" \
+		"$(stat "$log" number_of_executed_units)" "$((SECONDS - start))" \
 		"$(find "$B/corpus/$name" "tests/fuzz/corpus/$name" -type f | wc -l)" \
 		"$([ $rc -eq 0 ] && echo "0 crashes" || echo "CRASHED (exit $rc): see $log")"
 	[ $rc -eq 0 ] || crash_lines "$log" | sed 's/^/    /'
@@ -61,17 +64,15 @@ tap() { # ok|not ok, DESC [DETAIL...]
 	return 0
 }
 
-check() { # SECONDS NAME
-	local secs=$1 name=$2 bin=$B/fuzz_$2 log dir files rc scratch
+check() { # RUNS NAME
+	local runs=$1 name=$2 bin=$B/fuzz_$2 log dir files rc scratch ran
 	mkdir -p "$B/logs" "$B/crashes/$name"
 	for dir in corpus regressions; do
 		files=$(find "tests/fuzz/$dir/$name" -type f 2>/dev/null | wc -l)
 		if [ "$files" -eq 0 ]; then
-			if [ $dir = corpus ]; then
+			# No regression input: nothing ever crashed this target, no line.
+			[ $dir = corpus ] &&
 				tap "not ok" "fuzz_$name: its corpus tests/fuzz/corpus/$name is empty"
-			else
-				tap ok "fuzz_$name: no regression input (no crash found so far)"
-			fi
 			continue
 		fi
 		log=$B/logs/$name-$dir.log
@@ -88,22 +89,26 @@ check() { # SECONDS NAME
 	scratch=$(mktemp -d "$B/scratch.XXXXXX")
 	log=$B/logs/$name-check.log
 	# shellcheck disable=SC2046
-	"$bin" $(flags "$name") -max_total_time="$secs" -print_final_stats=1 \
+	"$bin" $(flags "$name") -seed=1 -runs="$runs" -print_final_stats=1 \
 		"$scratch" "tests/fuzz/corpus/$name" >"$log" 2>&1
 	rc=$?
 	rm -rf "$scratch"
-	if [ $rc -eq 0 ]; then
-		tap ok "fuzz_$name: ${secs}s of fuzzing ($(stat "$log" number_of_executed_units) executions) without a crash"
-	else
-		tap "not ok" "fuzz_$name: fuzzing for ${secs}s found a crash (exit $rc)" \
+	ran=$(stat "$log" number_of_executed_units)
+	if [ $rc -ne 0 ]; then
+		tap "not ok" "fuzz_$name: $runs executions of fuzzing (seed 1) found a crash (exit $rc)" \
 			"$(crash_lines "$log")" "to keep it: tests/fuzz/regressions/$name/, after fixing it"
+	elif [ "${ran:-0}" -lt "$runs" ]; then
+		tap "not ok" "fuzz_$name: fuzzing stopped after ${ran:-no} of $runs executions" \
+			"$(tail -3 "$log")"
+	else
+		tap ok "fuzz_$name: $ran executions of fuzzing (seed 1) without a crash"
 	fi
 }
 
 mode=${1:-} secs=${2:-}
 shift 2 2>/dev/null
 if [[ ! $secs =~ ^[0-9]+$ ]] || { [ "$mode" != fuzz ] && [ "$mode" != check ]; }; then
-	echo "usage: $0 fuzz|check SECONDS [NAME...]" >&2
+	echo "usage: $0 fuzz SECONDS [NAME...] | check RUNS [NAME...]" >&2
 	exit 2
 fi
 names=("$@")
