@@ -131,7 +131,7 @@ clean:
 # Root; hold the integration tests' lock (README, Tests) on a shared host.
 .PHONY: soak
 soak: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(BUILD)/tests/tools/tapguest $(BUILD)/tests/tools/tcx
+	$(Q)$(MAKE) --no-print-directory all $(TOOL_BINS)
 	$(Q)SOAK_VMS=$${SOAK_VMS:-1000} SOAK_PARALLEL=$${SOAK_PARALLEL:-40} bash tests/integration/churn_soak.sh
 
 # Test tools (stand-in guests and the like) link the user objects too.

@@ -6,12 +6,20 @@ VMs start and stop, up to --parallel at once, while /metrics is scraped
 every 200 ms. Most VMs are stand-ins (tests/tools/tapguest as
 qemu-system-x86_64: taps and images held as QEMU holds them, frames and
 preads on request); every --real-every-th is Debian's QEMU under TCG,
-paused. Each VM gets fresh taps (deleted after it, or, for some, under
-it while it runs) and images, is waited for until vmprobe counts every
-tap and drive, does network and disk IO, and is stopped (SIGTERM or
-SIGKILL). Every --sample-th VM, and every real one, has its counters
-compared with the ground truth before it stops: the tap's own counters,
-and the reads the stand-in made.
+paused. Each VM gets fresh taps (named after its worker's slot, so that
+the next VM of the slot uses the names again; deleted after it, or, for
+some, under it while it runs) and images, is waited for until vmprobe
+counts every tap and drive, does network and disk IO, and is stopped
+(SIGTERM or SIGKILL). Every --sample-th VM, and every real one, has its
+counters compared with the ground truth before it stops: the tap's own
+counters, and the reads the stand-in made; and each of its taps must
+have one program of vmprobe's on each TC hook.
+
+The survivors, a stand-in on each of --survivor-taps, start before the
+churn and outlive it (the shell stops them): through the churn they do
+a round of IO every second or so; every scrape must have them with all
+their taps and drives, and none of their counters may go back; after the
+churn their counters must equal the ground truth of all their rounds.
 
 Every scrape must answer 200 and pass a structural check of the text
 format (below); a sample also goes through `promtool check metrics`.
@@ -197,20 +205,32 @@ def value_of(text, metric, **want):
     return None
 
 
-def examine(text, prefix):
+LIVE_COUNTERS = ('vmprobe_network_packets_total{', 'vmprobe_network_bytes_total{',
+                 'vmprobe_disk_operations_total{', 'vmprobe_disk_bytes_total{')
+
+
+def examine(text, prefixes, live):
     """
-    In a process of its own: the errors of one scrape, and which VMs (named
-    prefix...) it has, with their taps and drives said to be measured.
+    In a process of its own: the errors of one scrape, which VMs (named
+    with one of prefixes) it has, with their taps and drives said to be
+    measured, and the counters of the VMs that live through the churn
+    (named live...): series -> value.
     """
     x = Exposition(text)
-    vms = {name: {'taps': set(), 'drives': set()} for name in x.names if name.startswith(prefix)}
+    vms = {name: {'taps': set(), 'drives': set()} for name in x.names if name.startswith(prefixes)}
+    mark = 'name="%s' % live
+    counters = {}
+    for line in text.split('\n'):
+        if mark in line and line.startswith(LIVE_COUNTERS):
+            key, _, value = line.rpartition(' ')
+            counters[key] = float(value)
     for metric, key, label in (('vmprobe_interface_info', 'taps', 'tap'),
                                ('vmprobe_drive_info', 'drives', 'drive')):
         for labels in x.info[metric]:
             if labels.get('measured') == 'true' and labels.get('name') in vms:
                 vms[labels['name']][key].add(labels.get(label))
     render = re.search(r'^vmprobe_scrape_duration_seconds (\S+)$', text, re.M)
-    return x.errors, vms, float(render.group(1)) if render else None
+    return x.errors, vms, counters, float(render.group(1)) if render else None
 
 
 class Scraper:
@@ -222,9 +242,9 @@ class Scraper:
     reaped before it began that it still has.
     """
 
-    def __init__(self, port, work, interval, promtool_every, prefix):
+    def __init__(self, port, work, interval, promtool_every, prefix, live):
         self.port, self.work, self.interval = port, work, interval
-        self.promtool_every, self.prefix = promtool_every, prefix
+        self.promtool_every, self.prefixes, self.live = promtool_every, (prefix, live), live
         self.pool = multiprocessing.Pool(2)  # before any thread: it forks
         self.cond = threading.Condition()
         self.stop = threading.Event()
@@ -234,6 +254,10 @@ class Scraper:
         self.exited = {}        # name -> when it was reaped, until a scrape lacks it
         self.gone = {}          # name -> seconds from reaped to the first scrape without it
         self.stale, self.back = [], set()
+        self.survivors = {}     # name -> its taps and drives, once counted: in every later scrape
+        self.missing = []       # (scrape, survivor, what it lacked)
+        self.counters = {}      # the survivors' counters in the last scrape
+        self.went_back = []     # (scrape, series, from, to): a survivor's counter that decreased
         self.scrapes = self.failed = self.invalid = 0
         self.times, self.failures, self.max_vms = [], [], 0
         self.renders = []       # what vmprobe says each response took to render
@@ -279,7 +303,7 @@ class Scraper:
                 self.note_failure('failed', '%s: %s' % (type(e).__name__, e))
             else:
                 self.times.append(time.monotonic() - t0)
-                self.examined.put((t0, text, self.pool.apply_async(examine, (text, self.prefix))))
+                self.examined.put((t0, text, self.pool.apply_async(examine, (text, self.prefixes, self.live))))
             due += self.interval
             time.sleep(max(0.0, due - time.monotonic()))
             due = max(due, time.monotonic() - self.interval)
@@ -300,7 +324,7 @@ class Scraper:
             if item is None:
                 return
             t0, text, result = item
-            errors, vms, render = result.get()
+            errors, vms, counters, render = result.get()
             self.renders.append(render)
             self.lag = max(self.lag, time.monotonic() - t0)
             if errors:
@@ -313,10 +337,22 @@ class Scraper:
                     self.promtool_q.put_nowait(text)
                 except queue.Full:
                     pass  # the last sample is still being checked
-            self.publish(t0, vms)
+            self.publish(t0, vms, counters)
 
-    def publish(self, t0, vms):
+    def publish(self, t0, vms, counters):
         with self.cond:
+            for name, want in self.survivors.items():
+                have = vms.get(name, {'taps': set(), 'drives': set()})
+                if not (have['taps'] >= want['taps'] and have['drives'] >= want['drives']):
+                    if len(self.missing) < 10:
+                        self.missing.append((self.seq, name, sorted(want['taps'] - have['taps']),
+                                             sorted(want['drives'] - have['drives'])))
+            for key, old in self.counters.items():
+                new = counters.get(key)
+                if new is None or new < old:
+                    if len(self.went_back) < 10:
+                        self.went_back.append((self.seq, key, old, new))
+            self.counters = counters
             self.back |= set(vms) & self.gone.keys()
             for name, t_exit in list(self.exited.items()):
                 if t_exit >= t0:
@@ -405,6 +441,20 @@ def tap_delete(name):
     run(['ip', 'link', 'del', name])
 
 
+def tc_hooks(tcx, tap):
+    """vmprobe's programs on tap's TC hooks, TCX links and clsact filters: "ingress|egress NAME", sorted."""
+    found = []
+    status, out, _ = run([tcx, 'list', tap])
+    if status == 0:  # else a kernel without TCX
+        found += [x for x in out.decode().splitlines() if x.split()[1:2] and x.split()[1].startswith('vmprobe_')]
+    for hook in ('ingress', 'egress'):
+        status, out, err = run(['tc', 'filter', 'show', 'dev', tap, hook])
+        if status:
+            return ['tc filter show dev %s %s: %s' % (tap, hook, err.decode().strip())]
+        found += ['%s %s' % (hook, x) for x in re.findall(r' name (vmprobe_\w+)', out.decode())]
+    return sorted(found)
+
+
 def tap_stats(taps):
     out = {}
     for tap in taps:
@@ -434,18 +484,23 @@ class Soak:
         self.procs = set()  # running VMs, killed if the soak itself is stopped
         self.counted_s = []
         self.done, self.rss_trend = 0, []  # (VMs done, vmprobe's VmRSS in kB)
+        self.survivors = []  # the VMs that live through the churn
 
     def error(self, vm, what):
         with self.lock:
             self.errors.append('%s: %s' % (vm, what))
         print('# %s: %s' % (vm, what), flush=True)
 
-    def layout(self, i):
-        """What VM i is: kind, taps, drives, fd passing, tap deleted under it, signal."""
+    def layout(self, i, slot):
+        """
+        What VM i is: kind, taps, drives, fd passing, tap deleted under it,
+        signal. Its taps are named after the worker's slot: each name is
+        used again by the worker's next VM, as libvirt's vnetN are.
+        """
         real = self.a.qemu and self.a.real_every and i % self.a.real_every == self.a.real_every - 1
         return {
             'kind': 'qemu' if real else 'standin',
-            'taps': ['vmsk%dn%d' % (i, j) for j in range(1 if real or i % 3 else 2)],
+            'taps': ['vmsk%dn%d' % (slot, j) for j in range(1 if real or i % 3 else 2)],
             'drives': 1 if real or i % 4 else 2,
             'pass_fd': not real and i % 2 == 1,
             'unplug': i % 7 == 3,
@@ -467,12 +522,10 @@ class Soak:
                      '-device', 'virtio-blk-pci,drive=d%d,id=disk%d' % (j, j)]
         return argv
 
-    def run_vm(self, i):
-        name, lay = '%s%d' % (self.a.prefix, i), self.layout(i)
+    def boot(self, name, lay):
+        """VM `name` started: (its process, images, drives, log, start time)."""
         images = ['%s/img/%s-d%d.img' % (self.a.work, name, j) for j in range(lay['drives'])]
         drives = {'disk%d' % j for j in range(lay['drives'])}
-        for tap in lay['taps']:
-            tap_create(tap)
         for img in images:
             with open(img, 'wb') as f:
                 f.truncate(64 * 1024)
@@ -486,6 +539,14 @@ class Soak:
                      stdout=subprocess.PIPE if lay['kind'] == 'standin' else log, stderr=log)
         with self.lock:
             self.procs.add(proc)
+        return proc, images, drives, log, t_start
+
+    def run_vm(self, i, slot):
+        name, lay = '%s%d' % (self.a.prefix, i), self.layout(i, slot)
+        for tap in lay['taps']:
+            tap_create(tap)
+        proc, images, drives, log, t_start = self.boot(name, lay)
+        with self.lock:
             self.started[lay['kind']] += 1
             self.sampled[lay['kind']] += lay['sample']
             self.live += 1
@@ -510,6 +571,31 @@ class Soak:
             log.close()
             self.finished()
 
+    def survive(self, taps):
+        """
+        The VMs that live through the churn: a stand-in on each of taps
+        (made before vmprobe started; every other one held by fd), with two
+        drives; each counted before the churn, and in every scrape after.
+        """
+        for j, tap in enumerate(taps):
+            name = '%s%d' % (self.a.live, j)
+            lay = {'kind': 'standin', 'taps': [tap], 'drives': 2, 'pass_fd': j % 2 == 1}
+            proc, _, drives, _, t_start = self.boot(name, lay)
+            self.survivors.append({'name': name, 'lay': lay, 'proc': proc, 'drives': drives,
+                                   'rounds': 0, 'sent': 0, 'read': 0})
+            if self.counted(name, lay, proc, drives, t_start):
+                with self.scraper.cond:
+                    self.scraper.survivors[name] = {'taps': set(lay['taps']), 'drives': drives}
+
+    def survivors_io(self, stop):
+        """Rounds of IO on every survivor, one every 0.5 to 1.5 s, until stop is set."""
+        while not stop.wait(random.uniform(0.5, 1.5)):
+            for s in self.survivors:
+                sent, read = self.io(s['lay'], s['proc'])
+                s['rounds'] += 1
+                s['sent'] += sent
+                s['read'] += read
+
     def finished(self):
         """One more VM done; every 1/20 of the run, vmprobe's VmRSS noted."""
         with self.lock:
@@ -517,21 +603,40 @@ class Soak:
             if self.done % max(1, (self.a.vms + self.a.warmup) // 20) == 0:
                 self.rss_trend.append((self.done, vm_rss(self.a.pid)))
 
-    def live_vm(self, name, lay, proc, drives, t_start):
-        standin = lay['kind'] == 'standin'
-        hold = random.uniform(self.a.hold_min, self.a.hold_max)
-        if standin and not readline(proc).startswith('ready'):
-            return self.error(name, 'the stand-in did not start')
+    def counted(self, name, lay, proc, drives, t_start):
+        """Whether the VM started and vmprobe counts all its taps and drives (BOUND s); else an error."""
+        if lay['kind'] == 'standin' and not readline(proc).startswith('ready'):
+            self.error(name, 'the stand-in did not start')
+            return False
         taps = set(lay['taps'])
         if not self.scraper.wait_for(
                 lambda vms: name in vms and vms[name]['taps'] >= taps and vms[name]['drives'] >= drives):
-            return self.error(name, 'not counted within %d s of its start (taps %s, drives %s)' %
-                              (BOUND, sorted(taps), sorted(drives)))
+            self.error(name, 'not counted within %d s of its start (taps %s, drives %s)' %
+                       (BOUND, sorted(taps), sorted(drives)))
+            return False
         with self.lock:
             self.counted_s.append((round(time.monotonic() - t_start, 3), name))
+        return True
+
+    def live_vm(self, name, lay, proc, drives, t_start):
+        hold = random.uniform(self.a.hold_min, self.a.hold_max)
+        if not self.counted(name, lay, proc, drives, t_start):
+            return
         time.sleep(random.uniform(0, hold / 2))
+        sent, read = self.io(lay, proc)
+        if lay['sample'] and self.exact(name, lay, drives, sent, read):
+            with self.lock:
+                self.checked[lay['kind']] += 1
+        time.sleep(max(0.0, t_start + hold - time.monotonic()))
+
+    def io(self, lay, proc):
+        """
+        One round of IO: a stand-in writes its burst into each tap and reads
+        each drive; frames are sent out of each tap. (Frames sent, blocks
+        read) as the stand-in says (-1: it did not).
+        """
         sent = read = 0
-        if standin:
+        if lay['kind'] == 'standin':
             proc.send_signal(signal.SIGUSR1)
             line = readline(proc).split()
             sent = int(line[1]) if line[:1] == ['sent'] else -1
@@ -542,11 +647,9 @@ class Soak:
             for count, size in self.INJECT:
                 # By its own name: as qemu-system-x86_64 it would be a VM too.
                 run([os.path.realpath(self.a.standin), 'inject', tap, str(count), str(size)])
-        if lay['sample']:
-            self.exact(name, lay, drives, sent, read)
-        time.sleep(max(0.0, t_start + hold - time.monotonic()))
+        return sent, read
 
-    def net_diffs(self, name, lay, stats, text):
+    def net_diffs(self, name, lay, stats, text, rounds):
         """
         Each tap's counters against vmprobe's. A stand-in drains its taps,
         so the tap's own counters are the truth both ways. A paused QEMU
@@ -556,8 +659,8 @@ class Soak:
         """
         standin, diffs = lay['kind'] == 'standin', []
         burst = self.BURST if standin else []
-        wrote = (sum(c for c, _ in burst), sum(c * s for c, s in burst))
-        inj = (sum(c for c, _ in self.INJECT), sum(c * s for c, s in self.INJECT))
+        wrote = (rounds * sum(c for c, _ in burst), rounds * sum(c * s for c, s in burst))
+        inj = (rounds * sum(c for c, _ in self.INJECT), rounds * sum(c * s for c, s in self.INJECT))
         for tap, st in stats.items():
             def cmp(what, want, got):
                 if want != got:
@@ -582,13 +685,13 @@ class Soak:
                  vmprobe('vmprobe_network_packet_size_bytes_count', 'rx')))
         return diffs
 
-    def disk_diffs(self, name, drives, text):
+    def disk_diffs(self, name, drives, text, rounds):
         """Each drive's operations, bytes and latencies against the stand-in's preads."""
         diffs = []
         for drive in sorted(drives):
             def vmprobe(metric, op):
                 return value_of(text, metric, name=name, drive=drive, operation=op)
-            for op, ops, size in (('read', self.READS, 4096), ('write', 0, 0), ('flush', 0, 0)):
+            for op, ops, size in (('read', rounds * self.READS, 4096), ('write', 0, 0), ('flush', 0, 0)):
                 want = (ops, ops * size, ops)
                 got = (vmprobe('vmprobe_disk_operations_total', op),
                        vmprobe('vmprobe_disk_bytes_total', op),
@@ -608,12 +711,18 @@ class Soak:
         finally:
             conn.close()
 
-    def exact(self, name, lay, drives, sent, read):
-        """Polls until vmprobe's counters equal the ground truth (BOUND s), else says how they differ."""
+    def exact(self, name, lay, drives, sent, read, rounds=1):
+        """
+        Whether vmprobe's counters equal the ground truth after `rounds` of
+        IO (polled for BOUND s) and each tap has one program of vmprobe's
+        on each TC hook; else an error says how they differ.
+        """
         standin = lay['kind'] == 'standin'
-        if standin and (sent, read) != (sum(c for c, _ in self.BURST) * len(lay['taps']),
-                                        self.READS * len(drives)):
-            return self.error(name, 'the stand-in wrote %d frames and read %d blocks' % (sent, read))
+        if standin and (sent, read) != (rounds * sum(c for c, _ in self.BURST) * len(lay['taps']),
+                                        rounds * self.READS * len(drives)):
+            self.error(name, 'the stand-in wrote %d frames and read %d blocks in %d rounds' %
+                       (sent, read, rounds))
+            return False
         deadline, diffs = time.monotonic() + BOUND, ['no scrape while the taps were quiet']
         while time.monotonic() < deadline:
             # Between two equal reads of the taps' counters: both count the same frames.
@@ -633,15 +742,23 @@ class Soak:
                 diffs = ['scrape %d: %s' % (status, errors[:3])]
                 break
             mine = '\n'.join(line for line in text.split('\n') if 'name="%s"' % name in line)
-            diffs = self.net_diffs(name, lay, stats, mine)
+            diffs = self.net_diffs(name, lay, stats, mine, rounds)
             if standin:
-                diffs += self.disk_diffs(name, drives, mine)
+                diffs += self.disk_diffs(name, drives, mine, rounds)
             if not diffs:
-                with self.lock:
-                    self.checked[lay['kind']] += 1
-                return
+                return self.hooks(name, lay['taps'])
             time.sleep(0.2)
         self.error(name, 'counts differ from the ground truth: ' + '; '.join(diffs[:8]))
+        return False
+
+    def hooks(self, name, taps):
+        """Whether each tap has exactly one program of vmprobe's on each TC hook; else an error."""
+        for tap in taps:
+            found = tc_hooks(self.a.tcx, tap)
+            if [x.split()[0] for x in found] != ['egress', 'ingress']:
+                self.error(name, 'tap %s: vmprobe\'s programs on its TC hooks: %s' % (tap, found))
+                return False
+        return True
 
     def kill_all(self):
         with self.lock:
@@ -654,18 +771,18 @@ class Soak:
         for i in range(first, first + count):
             todo.put(i)
 
-        def worker():
+        def worker(slot):
             while True:
                 try:
                     i = todo.get_nowait()
                 except queue.Empty:
                     return
                 try:
-                    self.run_vm(i)
+                    self.run_vm(i, slot)
                 except Exception as e:  # noqa: BLE001 -- a broken VM is a finding, not a crash
                     self.error('%s%d' % (self.a.prefix, i), 'soak error: %r' % e)
 
-        workers = [threading.Thread(target=worker) for _ in range(self.a.parallel)]
+        workers = [threading.Thread(target=worker, args=(slot,)) for slot in range(self.a.parallel)]
         for w in workers:
             w.start()
         for w in workers:
@@ -769,6 +886,9 @@ def main():
     p.add_argument('--promtool-every', type=int, default=10)
     p.add_argument('--seed', type=int, default=int(time.time()))
     p.add_argument('--prefix', default='soak-')
+    p.add_argument('--live', default='soaklive-', help="the survivors' name prefix")
+    p.add_argument('--survivor-taps', default='', help='taps for the VMs that live through the churn, by commas')
+    p.add_argument('--tcx', required=True, help='tests/tools/tcx')
     p.add_argument('--json', required=True)
     a = p.parse_args()
     a.warmup = a.warmup or 2 * a.parallel
@@ -778,7 +898,7 @@ def main():
     print('# churn: %d VMs (after %d of warm-up), %d at once, seed %d' %
           (a.vms, a.warmup, a.parallel, a.seed), flush=True)
 
-    scraper = Scraper(a.port, a.work, a.interval, a.promtool_every, a.prefix)
+    scraper = Scraper(a.port, a.work, a.interval, a.promtool_every, a.prefix, a.live)
     scraper.start()
     soak = Soak(a, scraper)
 
@@ -787,8 +907,11 @@ def main():
         os._exit(1)
     signal.signal(signal.SIGTERM, stopped)
     signal.signal(signal.SIGINT, stopped)
-    none_left = lambda vms: not vms  # noqa: E731
+    none_left = lambda vms: not any(n.startswith(a.prefix) for n in vms)  # noqa: E731
 
+    soak.survive([t for t in a.survivor_taps.split(',') if t])
+    with open(a.work + '/survivors.pids', 'w') as f:  # for the shell to stop, whatever happens here
+        f.write(''.join('%d\n' % s['proc'].pid for s in soak.survivors))
     soak.round(0, a.warmup)
     warm_gone = scraper.wait_for(none_left)
     base = baseline(a.pid)
@@ -797,8 +920,15 @@ def main():
           (base['fds'], len(base['prog_ids']), len(base['map_ids']), len(base['link_ids']),
            base['rss_kb']), flush=True)
     scrapes0, t0 = scraper.scrapes, time.monotonic()
+    stop_io = threading.Event()
+    io = threading.Thread(target=soak.survivors_io, args=(stop_io,))
+    io.start()
     soak.round(a.warmup, a.vms)
     duration = time.monotonic() - t0
+    stop_io.set()
+    io.join()
+    survivors_exact = sum(soak.exact(s['name'], s['lay'], s['drives'], s['sent'], s['read'], s['rounds'])
+                          for s in soak.survivors)
     end_gone = scraper.wait_for(none_left)
     # Every VM reaped is judged by a scrape that began after it (BOUND s at most).
     scraper.wait_for(lambda vms: not scraper.exited, BOUND + 5)
@@ -835,6 +965,10 @@ def main():
         'render_max_s': renders[-1] if renders else None,
         'publish_lag_max_s': round(scraper.lag, 3),
         'render_median_s': renders[len(renders) // 2] if renders else None,
+        'survivors': [{'name': s['name'], 'pid': s['proc'].pid, 'taps': s['lay']['taps'],
+                       'drives': len(s['drives']), 'rounds': s['rounds']} for s in soak.survivors],
+        'survivors_counted': len(scraper.survivors), 'survivors_exact': survivors_exact,
+        'survivor_missing': scraper.missing, 'survivor_went_back': scraper.went_back,
     }
     with open(a.json, 'w') as f:
         json.dump(out, f, indent=1)
