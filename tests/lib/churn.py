@@ -969,6 +969,7 @@ def main():
                        'drives': len(s['drives']), 'rounds': s['rounds']} for s in soak.survivors],
         'survivors_counted': len(scraper.survivors), 'survivors_exact': survivors_exact,
         'survivor_missing': scraper.missing, 'survivor_went_back': scraper.went_back,
+        'survivor_series': len(scraper.counters),
     }
     with open(a.json, 'w') as f:
         json.dump(out, f, indent=1)
