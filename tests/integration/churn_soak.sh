@@ -29,6 +29,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/guest.sh"
 
 tap_require_root "churn soak" tun
+tap_require_cmds "churn soak" python3 bpftool tc ip promtool
 VMS=${SOAK_VMS:-100} PARALLEL=${SOAK_PARALLEL:-20} SURVIVORS=${SOAK_SURVIVORS:-2}
 WORK=$(mktemp -d /tmp/vmprobe-soak.XXXXXX)
 PORT=19661 DRIVER= HOLD=
