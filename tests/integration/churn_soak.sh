@@ -1,6 +1,7 @@
 #!/bin/bash
 # Churn soak: SOAK_VMS VMs (default 100; make soak: 1000) start and stop,
-# up to SOAK_PARALLEL at once (20; make soak: 40), while /metrics is
+# up to SOAK_PARALLEL at once (20; make soak: 40), after a warm-up of
+# SOAK_WARMUP VMs (2 x SOAK_PARALLEL) as baseline, while /metrics is
 # scraped every 200 ms (tests/lib/churn.py does the churn and the
 # scraping), and SOAK_SURVIVORS stand-ins (2) live through it all, doing
 # rounds of IO. Most churned VMs are stand-ins (tapguest) holding fresh
@@ -87,7 +88,7 @@ VMPROBE_RESCAN_MS=500 vmprobe_start $PORT ||
 python3 "$REPO/tests/lib/churn.py" --port $PORT --pid "$VMPROBE_PID" --work "$WORK" \
 	--standin "$STANDIN" --qemu "$QEMU" --vms "$VMS" --parallel "$PARALLEL" --tcx "$TCX" \
 	--survivor-taps "$(IFS=,; echo "${LIVE_TAPS[*]}")" \
-	--json "$WORK/result.json" ${SOAK_SEED:+--seed "$SOAK_SEED"} &
+	--json "$WORK/result.json" ${SOAK_SEED:+--seed "$SOAK_SEED"} ${SOAK_WARMUP:+--warmup "$SOAK_WARMUP"} &
 DRIVER=$!
 wait "$DRIVER"
 rc=$? DRIVER=
