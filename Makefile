@@ -78,7 +78,7 @@ $(BUILD)/version.h: FORCE
 	$(Q)printf '#define VMPROBE_VERSION "%s"\n#define VMPROBE_REVISION "%s"\n' \
 		'$(VERSION)' '$(REVISION)' >$@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
-$(BUILD)/user/cli/cmd.o $(BUILD)/user/core/metrics.o: $(BUILD)/version.h
+$(BUILD)/user/cli/cmd.o $(BUILD)/user/core/metrics.o $(BUILD)/user/core/pin.o: $(BUILD)/version.h
 
 # The embedded default configuration (.incbin).
 $(BUILD)/user/core/config.o: config/default.yaml

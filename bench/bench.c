@@ -1635,7 +1635,8 @@ static int alt_open(struct alt_run *r, const unsigned order[], unsigned nr)
 		struct net_sizes sz = { cfg.max_vms, cfg.max_interfaces,
 					t == AL_NO_FLOWS ? 0 : cfg.max_tcp_flows };
 
-		err = net_probe_open(&r->np[t], &sz, t == AL_CLSACT ? TC_HOOK_CLSACT : cfg.tc_hook);
+		err = net_probe_open(&r->np[t], &sz, t == AL_CLSACT ? TC_HOOK_CLSACT : cfg.tc_hook,
+				     NULL);
 		if (err)
 			return err;
 		if (r->np[t].have_netns_cookie) {
@@ -1816,7 +1817,7 @@ int main(int argc, char **argv)
 	}
 	pin_to_current_cpu();
 	err = net_probe_open(&np, &(struct net_sizes){ cfg.max_vms, cfg.max_interfaces, cfg.max_tcp_flows },
-			     cfg.tc_hook);
+			     cfg.tc_hook, NULL);
 	if (err) {
 		fprintf(stderr, "bench: opening the network probe failed (%s): run as root\n",
 			strerror(-err));

@@ -51,6 +51,22 @@ struct net_iface_key {
 _Static_assert(sizeof(struct net_iface_key) == 16, "net_iface_key layout");
 
 /*
+ * What user space attached for a slot (net_slots, indexed by slot; no
+ * program reads it): pinned with the counters, so that the next vmprobe
+ * serve knows which tap each slot counts and how its programs hang there.
+ */
+struct net_slot {
+	__u64 netns_cookie; /* the tap's network namespace */
+	__u32 ifindex;
+	__u32 flags; /* NET_SLOT_* */
+};
+_Static_assert(sizeof(struct net_slot) == 16, "net_slot layout");
+
+#define NET_SLOT_USED (1u << 0)  /* the slot counts a tap */
+#define NET_SLOT_TCX (1u << 1)   /* by TCX links (pinned as links/tapSLOT_in, _eg), else clsact */
+#define NET_SLOT_QDISC (1u << 2) /* clsact: vmprobe made the qdisc */
+
+/*
  * Members declared once, reachable both as a named struct TAG (a map
  * cell) and directly in the enclosing struct: the kernel's
  * __struct_group() (uapi/linux/stddef.h), which BPF code cannot include.

@@ -184,7 +184,7 @@ int main(void)
 	int tap_fd, err;
 
 	err = net_probe_open(&np, &(struct net_sizes){ .vms = 8, .ifaces = 8, .flows = 1024 },
-			     TC_HOOK_AUTO);
+			     TC_HOOK_AUTO, NULL);
 	if (err) {
 		printf("not ok 1 - load the network probe\n#   %s\n", strerror(-err));
 		return 1;

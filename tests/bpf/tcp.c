@@ -469,7 +469,7 @@ int main(void)
 	int tap_fd, err;
 
 	err = net_probe_open(&np, &(struct net_sizes){ .vms = 16, .ifaces = 16, .flows = 1024 },
-			     TC_HOOK_AUTO);
+			     TC_HOOK_AUTO, NULL);
 	if (err) {
 		printf("not ok 1 - load the network probe\n#   %s\n", strerror(-err));
 		return 1;

@@ -32,7 +32,7 @@ for c in json.load(open(sys.argv[1]))["commands"]:
         print("opt", c["name"], o["long"], o["short"] or "-", o["arg"] or "-", o["completion"], *o["values"])
 PY
 COMMANDS=($(awk '$1 == "cmd" && $3 == "shown" { print $2 }' "$WORK/table.txt"))
-check_eq "every command is in the tables" "serve check list top hist metrics config version help" "${COMMANDS[*]}"
+check_eq "every command is in the tables" "serve check list top hist metrics config uninstall version help" "${COMMANDS[*]}"
 
 # --help and the parser, per option.
 for c in "${COMMANDS[@]}"; do

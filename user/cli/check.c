@@ -242,7 +242,7 @@ static void check_net(struct report *r)
 	int err, slot;
 
 	err = net_probe_open(&np, &(struct net_sizes){ .vms = 4, .ifaces = 4, .flows = 64 },
-			     TC_HOOK_AUTO);
+			     TC_HOOK_AUTO, NULL);
 	if (err) {
 		item(r, "network probe (TC)", ST_MISSING, "load: %s", strerror(-err));
 		return;
@@ -278,7 +278,7 @@ static void check_net(struct report *r)
 static void check_disk(struct report *r)
 {
 	struct disk_probe dp;
-	int err = disk_probe_open(&dp, 4, true);
+	int err = disk_probe_open(&dp, 4, true, NULL);
 
 	if (err) {
 		item(r, "disk probe", ST_DEGRADED, "load: %s (disk metrics off)", strerror(-err));

@@ -16,8 +16,8 @@
 #include "version.h"
 
 const struct cmd *const cmd_table[] = {
-	&cmd_serve,   &cmd_check,  &cmd_list,    &cmd_top,  &cmd_hist,
-	&cmd_metrics, &cmd_config, &cmd_version, &cmd_help, &cmd_options,
+	&cmd_serve,  &cmd_check,     &cmd_list,    &cmd_top,  &cmd_hist,    &cmd_metrics,
+	&cmd_config, &cmd_uninstall, &cmd_version, &cmd_help, &cmd_options,
 };
 const unsigned cmd_table_len = sizeof(cmd_table) / sizeof(cmd_table[0]);
 

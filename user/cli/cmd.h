@@ -67,7 +67,19 @@ extern const struct cmd *const cmd_table[];
 extern const unsigned cmd_table_len;
 
 extern const struct cmd cmd_serve, cmd_check, cmd_list, cmd_top, cmd_hist, cmd_metrics,
-	cmd_config, cmd_version, cmd_help, cmd_options;
+	cmd_config, cmd_uninstall, cmd_version, cmd_help, cmd_options;
+
+/*
+ * serve's start and end (serve.c), shared with uninstall. Begin: takes
+ * the host's locks, opens the probes (adopting what an earlier serve
+ * pinned), the VM table, the process hooks if wanted, and makes the first
+ * scan; NULL after logging why not. Finish: with `persist` everything
+ * stays attached and pinned for the next serve, else everything goes.
+ */
+struct config;
+struct serve_state;
+struct serve_state *serve_begin(struct config *cfg, bool process_hooks);
+void serve_finish(struct serve_state *st, bool persist);
 
 /* `vmprobe` alone, or an unknown command (cmd, if set): the commands on stderr; EXIT_USAGE. */
 int cmd_help_error(const char *cmd);

@@ -92,7 +92,7 @@ static int take_locks(int *serve_fd, int *attach_fd)
 	return 0;
 }
 
-enum { OPT_WEB_CONFIG = CMD_LONG_ONLY, OPT_MAX_REQUESTS };
+enum { OPT_WEB_CONFIG = CMD_LONG_ONLY, OPT_MAX_REQUESTS, OPT_PERSIST, OPT_CLEANUP };
 
 static const struct cmd_opt serve_opts[] = {
 	{ .name = "config", .key = 'c', .arg = "FILE",
@@ -107,12 +107,19 @@ static const struct cmd_opt serve_opts[] = {
 	{ .name = "web.max-requests", .key = OPT_MAX_REQUESTS, .arg = "N",
 	  .help = "connections served at once (default 40); more wait, so that many clients "
 		  "cannot starve a scrape" },
+	{ .name = "persist", .key = OPT_PERSIST,
+	  .help = "programs and counters outlive serve, still counting, for the next serve to "
+		  "adopt (the configuration's persist: true)" },
+	{ .name = "cleanup", .key = OPT_CLEANUP,
+	  .help = "remove every program, link and pin at exit (the configuration's persist: "
+		  "false)" },
 	{ NULL },
 };
 
 struct serve_opts {
 	const char *cfg_path, *listen, *web_config;
 	long max_requests;
+	int persist; /* -1: as the configuration says */
 };
 
 static bool serve_opt(const struct cmd_opt *o, const char *val, void *ctx)
@@ -124,6 +131,10 @@ static bool serve_opt(const struct cmd_opt *o, const char *val, void *ctx)
 	switch (o->key) {
 	case 'c':
 		so->cfg_path = val;
+		return true;
+	case OPT_PERSIST:
+	case OPT_CLEANUP:
+		so->persist = o->key == OPT_PERSIST;
 		return true;
 	case OPT_WEB_CONFIG:
 		so->web_config = val;
@@ -145,7 +156,7 @@ static bool serve_opt(const struct cmd_opt *o, const char *val, void *ctx)
 static int serve_options(int argc, char **argv, struct config *cfg, struct web_config *web,
 			 bool *have_web, unsigned *max_requests)
 {
-	struct serve_opts o = { .max_requests = 40 };
+	struct serve_opts o = { .max_requests = 40, .persist = -1 };
 	int first, ret = cmd_parse(&cmd_serve, argc, argv, serve_opt, &o, &first);
 
 	if (ret != CMD_GO)
@@ -159,6 +170,8 @@ static int serve_options(int argc, char **argv, struct config *cfg, struct web_c
 		return EXIT_USAGE;
 	if (o.listen)
 		snprintf(cfg->listen, sizeof(cfg->listen), "%s", o.listen);
+	if (o.persist >= 0)
+		cfg->persist = o.persist;
 	return CMD_GO;
 }
 
@@ -222,7 +235,9 @@ static int serve_loop(struct discovery *d, struct proc_events *pe, int sfd, bool
 		}
 		if (n > 0 && (pfd[POLL_SIGNAL].revents & POLLIN) &&
 		    read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			log_info("signal %u: detaching and exiting", si.ssi_signo);
+			log_info("signal %u: %s", si.ssi_signo,
+				 d->cfg->persist ? "leaving the programs counting for the next serve"
+						 : "detaching and exiting");
 			ret = EXIT_OK;
 			break;
 		}
@@ -264,17 +279,86 @@ static struct proc_events *events_open(struct proc_events *pe, struct discovery 
 	return proc_events_open(pe, d) ? NULL : pe;
 }
 
+struct serve_state {
+	struct probe_set probes;
+	struct discovery d;
+	struct proc_events events, *pe;
+	bool disc;   /* d is initialised */
+	bool pinned; /* a probe pins its maps: the CLI reads them through the state file */
+	int lock_fd, attach_fd;
+};
+
+/* Removes the pins of probes this serve does not run, or of older versions. */
+static void tidy_pins(const struct probe_set *ps)
+{
+	const char *names[PROBE_MAX];
+
+	for (unsigned i = 0; i < ps->nr; i++)
+		names[i] = ps->probes[i].ops->name;
+	if (ps->nr && pins_on(ps->probes[0].pins))
+		pins_tidy(names, ps->nr);
+}
+
+struct serve_state *serve_begin(struct config *cfg, bool process_hooks)
+{
+	struct serve_state *st = calloc(1, sizeof(*st));
+	int err;
+
+	if (!st || take_locks(&st->lock_fd, &st->attach_fd)) {
+		free(st);
+		return NULL;
+	}
+	err = probes_open(&st->probes, cfg, PROBE_SERVE);
+	if (!err)
+		err = discovery_init(&st->d, cfg, &st->probes);
+	if (err) {
+		log_error("cannot start: %s", strerror(-err));
+		serve_finish(st, cfg->persist);
+		return NULL;
+	}
+	st->disc = true;
+	for (unsigned i = 0; i < st->probes.nr; i++)
+		st->pinned |= pins_on(st->probes.probes[i].pins);
+	tidy_pins(&st->probes);
+	/* Hooks first: a VM that starts during the first scan is not missed. */
+	st->pe = process_hooks ? events_open(&st->events, &st->d) : NULL;
+	/* The first scan: each VM claims what an earlier serve counted for it. */
+	discovery_scan(&st->d);
+	probes_adopted(&st->probes, &st->d);
+	if (st->pe)
+		proc_events_watch(st->pe);
+	if (st->pinned)
+		state_write(&st->d);
+	return st;
+}
+
+void serve_finish(struct serve_state *st, bool persist)
+{
+	if (persist)
+		probes_keep(&st->probes);
+	if (st->pe)
+		proc_events_close(st->pe);
+	if (st->disc)
+		discovery_fini(&st->d);
+	probes_close(&st->probes);
+	if (!persist && st->pinned && pins_remove_all())
+		log_warn("cannot remove %s: %s", PIN_DIR, strerror(errno));
+	if (st->pinned)
+		unlink(STATE_PATH);
+	close(st->attach_fd);
+	close(st->lock_fd);
+	free(st);
+}
+
 static int do_serve(int argc, char **argv)
 {
-	struct proc_events events, *pe = NULL;
-	struct probe_set probes = {};
+	struct serve_state *st = NULL;
 	struct server *srv = NULL;
 	struct web_config web = {};
 	struct server_opts so = {};
-	struct discovery d;
 	struct config cfg;
-	int sfd, err, ret, lock_fd, attach_fd;
-	bool disc = false, pinned = false, have_web = false;
+	int sfd, ret;
+	bool have_web = false;
 
 	ret = serve_options(argc, argv, &cfg, &web, &have_web, &so.max_connections);
 	if (ret != CMD_GO) {
@@ -285,50 +369,23 @@ static int do_serve(int argc, char **argv)
 	log_max_level = cfg.log_level;
 	log_format = cfg.log_format;
 	libbpf_set_print(libbpf_log);
-	if (take_locks(&lock_fd, &attach_fd)) {
-		web_config_free(&web);
-		return EXIT_FAIL;
-	}
 	sfd = signals_fd();
-	if (sfd < 0) {
+	if (sfd < 0)
 		log_error("signalfd: %s", strerror(errno));
-		goto cleanup;
+	else
+		st = serve_begin(&cfg, true);
+	if (st) {
+		so.listen = cfg.listen;
+		so.web = have_web ? &web : NULL;
+		srv = server_start(&so, &st->d);
 	}
-	err = probes_open(&probes, &cfg, PROBE_SERVE);
-	if (err)
-		goto cleanup;
-	err = discovery_init(&d, &cfg, &probes);
-	if (err) {
-		log_error("discovery: %s", strerror(-err));
-		goto cleanup;
-	}
-	disc = true;
-	pinned = pins_create(&probes) == 0;
-	/* Hooks first: a VM that starts during the first scan is not missed. */
-	pe = events_open(&events, &d);
-	discovery_scan(&d);
-	if (pe)
-		proc_events_watch(pe);
-	if (pinned)
-		state_write(&d);
-	so.listen = cfg.listen;
-	so.web = have_web ? &web : NULL;
-	srv = server_start(&so, &d);
 	if (srv)
-		ret = serve_loop(&d, pe, sfd, pinned);
-cleanup:
-	if (pinned)
-		pins_remove();
+		ret = serve_loop(&st->d, st->pe, sfd, st->pinned);
 	server_stop(srv);
-	if (pe)
-		proc_events_close(pe);
-	if (disc)
-		discovery_fini(&d);
-	probes_close(&probes);
+	if (st)
+		serve_finish(st, cfg.persist);
 	if (sfd >= 0)
 		close(sfd);
-	close(attach_fd);
-	close(lock_fd);
 	web_config_free(&web);
 	return ret;
 }
@@ -341,6 +398,8 @@ const struct cmd cmd_serve = {
 		 "serves /metrics (Prometheus text, OpenMetrics or protobuf, as Accept asks), /healthz "
 		 "(ok; no password needed) and a landing page / on the configuration's listen "
 		 "address (default :19472). One serve runs per host; top and hist read its "
-		 "counters. SIGINT and SIGTERM detach everything and exit 0.",
+		 "counters. SIGINT and SIGTERM detach everything and exit 0; with persist, "
+		 "programs and counters are left counting, however serve ends, and the next serve "
+		 "of the same map layout adopts them: no count lost, no counter reset.",
 	.opts = serve_opts,
 };

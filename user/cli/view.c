@@ -28,11 +28,11 @@ static int open_shared(struct view *v)
 
 	if (ncpus <= 0)
 		return -EINVAL;
-	v->shared_np.stats = pin_mmap_ro("net_stats", sizeof(struct net_pkt_cell), &n,
+	v->shared_np.stats = pin_mmap_ro("net/net_stats", sizeof(struct net_pkt_cell), &n,
 					 &v->shared_np.stats_len);
 	v->shared_np.nr_cpus = ncpus;
 	v->shared_np.max_ifaces = n / ((unsigned)ncpus * NET_DIR_MAX);
-	v->shared_np.tcp = pin_mmap_ro("net_tcp", sizeof(struct net_tcp_cell), &n,
+	v->shared_np.tcp = pin_mmap_ro("net/net_tcp", sizeof(struct net_tcp_cell), &n,
 				       &v->shared_np.tcp_len);
 	if (v->shared_np.tcp && n != v->shared_np.max_ifaces * NET_DIR_MAX) {
 		munmap(v->shared_np.tcp, v->shared_np.tcp_len);
@@ -43,7 +43,7 @@ static int open_shared(struct view *v)
 		v->shared_np.stats = NULL;
 	}
 	v->np = v->shared_np.stats ? &v->shared_np : NULL;
-	if (!v->np && access(PIN_DIR "/drive_stats", F_OK)) {
+	if (!v->np && access(PIN_DIR "/disk/drive_stats", F_OK)) {
 		fprintf(stderr, "vmprobe: serve runs but its maps are not pinned under %s "
 				"(see its log)\n", PIN_DIR);
 		return -ENOENT;
@@ -58,6 +58,13 @@ static int open_own(struct view *v)
 
 	if (cmd_load_config(&v->cfg, NULL))
 		return -EINVAL;
+	if (pins_exist()) {
+		/* Probes of our own would remove its clsact filters, and count beside its programs. */
+		fprintf(stderr, "vmprobe: vmprobe serve left its programs counting under %s "
+				"(persist) and is not running: start it to read them, or remove "
+				"them with vmprobe uninstall\n", PIN_DIR);
+		return -EEXIST;
+	}
 	/*
 	 * Each vmprobe that attaches its own filters removes those an ended
 	 * one left: two at once would remove each other's.
@@ -95,8 +102,8 @@ int view_open(struct view *v)
 	if (!err)
 		err = view_refresh(v);
 	if (err) {
-		/* open_own() said who holds the attach lock. */
-		if (v->shared || v->attach_lock != -EBUSY)
+		/* open_own() said who holds the attach lock, or what serve left. */
+		if (v->shared || (v->attach_lock != -EBUSY && err != -EEXIST))
 			fprintf(stderr, "vmprobe: cannot read the counters (%s)%s\n", strerror(-err),
 				v->shared ? "" : ": run as root (see vmprobe check)");
 		view_close(v);

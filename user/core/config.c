@@ -101,6 +101,7 @@ static const struct field root_fields[] = {
 	{ "log_level", F_LOGLEVEL, CFG(log_level), 0, 0, NULL },
 	{ "log_format", F_LOGFORMAT, CFG(log_format), 0, 0, NULL },
 	{ "max_vms", F_UINT, CFG(max_vms), 1, 65535, NULL },
+	{ "persist", F_BOOL, CFG(persist), 0, 0, NULL },
 	{ "discovery", F_MAP, 0, 0, 0, 0, discovery_fields },
 	{ "network", F_MAP, 0, 0, 0, 0, network_fields },
 	{ "disk", F_MAP, 0, 0, 0, 0, disk_fields },

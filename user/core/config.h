@@ -14,6 +14,7 @@ struct config {
 	char listen[128];
 	enum log_level log_level;
 	enum log_format log_format;
+	bool persist; /* serve's programs and counters outlive it (core/pin.h) */
 	char proc_root[256];
 	unsigned rescan_interval_ms;
 	bool process_events; /* exec/exit hooks (core/proc_events.c) */

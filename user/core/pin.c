@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* Serve's pins and state file for the CLI, and the host-wide locks (core/pin.h). */
+/* Serve's pins, their stamps and adoption, the state file, the host-wide locks (core/pin.h). */
 #include "core/pin.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/crypto.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,66 +23,499 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "version.h"
 
 #define BPFFS "/sys/fs/bpf"
 
-static int bpffs_ready(void)
+/* bpffs at BPFFS, mounted if it is not (*mounted_now says so), and PIN_DIR; 0 or -errno. */
+static int bpffs_ready(bool *mounted_now)
 {
 	struct statfs sf;
 
+	*mounted_now = false;
 	if (statfs(BPFFS, &sf) || sf.f_type != BPF_FS_MAGIC) {
 		if (mount("bpf", BPFFS, "bpf", 0, NULL))
 			return -errno;
+		*mounted_now = true;
 	}
 	if (mkdir(PIN_DIR, 0700) && errno != EEXIST)
 		return -errno;
 	return 0;
 }
 
-int pin_map(struct bpf_map *map, const char *dir)
+bool pins_on(const struct probe_pins *pp)
 {
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-	/* A pin left by a serve that was killed: serve's lock says it is ours now. */
-	unlink(path);
-	return bpf_map__pin(map, path);
+	return pp && pp->dir[0];
 }
 
-void pin_unlink(const char *dir, const char *const *names, size_t n)
+bool pins_persist(const struct probe_pins *pp)
 {
-	char path[256];
+	return pins_on(pp) && pp->persist;
+}
 
-	for (size_t i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+/* Removes `path` and all below it (bpffs holds pins and directories only). */
+static void tree_remove(const char *path, int depth)
+{
+	struct dirent *de;
+	DIR *dir;
+
+	if (unlink(path) == 0 || errno == ENOENT || depth > 4)
+		return;
+	dir = opendir(path);
+	if (dir) {
+		while ((de = readdir(dir))) {
+			char sub[PATH_MAX];
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+			tree_remove(sub, depth + 1);
+		}
+		closedir(dir);
+	}
+	if (rmdir(path) && errno != ENOENT)
+		log_warn("cannot remove %s: %s", path, strerror(errno));
+}
+
+/* Empties a probe's directory: the stamp first, so that what is left is never adopted. */
+static void dir_clear(const char *dir)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/stamp", dir) < (int)sizeof(path))
 		unlink(path);
+	tree_remove(dir, 0);
+}
+
+static bool dir_empty(const char *path)
+{
+	struct dirent *de;
+	DIR *dir = opendir(path);
+	bool empty = true;
+
+	while (dir && empty && (de = readdir(dir)))
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	if (dir)
+		closedir(dir);
+	return empty;
+}
+
+static void hash_u32(gnutls_hash_hd_t h, __u32 v)
+{
+	gnutls_hash(h, &v, sizeof(v));
+}
+
+static void hash_str(gnutls_hash_hd_t h, const char *s)
+{
+	s = s ? s : "";
+	gnutls_hash(h, s, strlen(s) + 1);
+}
+
+/*
+ * The layout of BTF type `id` as readers and writers of a map must agree
+ * on it: kinds, sizes, member names and offsets, element counts.
+ */
+static void hash_btf(gnutls_hash_hd_t h, const struct btf *btf, __u32 id, int depth)
+{
+	const struct btf_type *t = btf__type_by_id(btf, id);
+
+	while (t && (btf_is_typedef(t) || btf_is_mod(t) || btf_is_var(t)))
+		t = btf__type_by_id(btf, t->type);
+	if (!t || depth > 8) {
+		hash_u32(h, ~0u);
+		return;
+	}
+	hash_u32(h, btf_kind(t));
+	if (btf_is_int(t)) {
+		hash_u32(h, t->size);
+		hash_u32(h, btf_int_encoding(t) << 16 | btf_int_offset(t) << 8 | btf_int_bits(t));
+	} else if (btf_is_any_enum(t) || btf_is_float(t)) {
+		hash_u32(h, t->size);
+	} else if (btf_is_array(t)) {
+		hash_u32(h, btf_array(t)->nelems);
+		hash_btf(h, btf, btf_array(t)->type, depth + 1);
+	} else if (btf_is_composite(t)) {
+		const struct btf_member *m = btf_members(t);
+
+		hash_u32(h, t->size);
+		for (int i = 0; i < btf_vlen(t); i++, m++) {
+			hash_str(h, btf__name_by_offset(btf, m->name_off));
+			hash_u32(h, btf_member_bit_offset(t, i));
+			hash_u32(h, btf_member_bitfield_size(t, i));
+			hash_btf(h, btf, m->type, depth + 1);
+		}
+	} else if (btf_is_datasec(t)) {
+		const struct btf_var_secinfo *v = btf_var_secinfos(t);
+
+		hash_u32(h, t->size);
+		for (int i = 0; i < btf_vlen(t); i++, v++) {
+			const struct btf_type *var = btf__type_by_id(btf, v->type);
+
+			hash_str(h, var ? btf__name_by_offset(btf, var->name_off) : "");
+			hash_u32(h, v->offset);
+			hash_u32(h, v->size);
+			hash_btf(h, btf, v->type, depth + 1);
+		}
 	}
 }
 
-int pins_create(struct probe_set *s)
+/* Maps the programs write: pinned and reused. Read-only data is each load's own. */
+static bool map_pinned(const struct bpf_map *m)
 {
-	int err = bpffs_ready();
+	return !(bpf_map__map_flags(m) & BPF_F_RDONLY_PROG);
+}
 
-	if (err) {
-		log_warn("cannot use bpffs at %s (%s): top and hist will load their own probes",
-			 BPFFS, strerror(-err));
-		return err;
+/* The BTF type of a map's values; a global data section's is found by its name. */
+static __u32 map_value_type(const struct btf *btf, const struct bpf_map *m)
+{
+	const char *sec = strchr(bpf_map__name(m), '.');
+	__u32 id = bpf_map__btf_value_type_id(m);
+	int found;
+
+	if (id || !bpf_map__is_internal(m) || !sec)
+		return id;
+	found = btf__find_by_name_kind(btf, sec, BTF_KIND_DATASEC);
+	return found > 0 ? (__u32)found : 0;
+}
+
+/* Our stamp: the layout of every map we pin, and what the programs are. */
+static void stamp_compute(struct pin_stamp *st, struct bpf_object *obj, const void *elf,
+			  size_t elf_size)
+{
+	const struct btf *btf = bpf_object__btf(obj);
+	gnutls_hash_hd_t lay, code;
+	struct bpf_program *prog;
+	struct bpf_map *m;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->version, sizeof(st->version), "%s", VMPROBE_VERSION);
+	st->pid = (__u32)getpid();
+	if (gnutls_hash_init(&lay, GNUTLS_DIG_SHA256) ||
+	    gnutls_hash_init(&code, GNUTLS_DIG_SHA256))
+		return; /* an all-zero stamp matches no other */
+	gnutls_hash(code, elf, elf_size);
+	bpf_object__for_each_map(m, obj) {
+		size_t size = 0;
+		const void *init;
+
+		if (!map_pinned(m)) {
+			init = bpf_map__initial_value(m, &size);
+			if (init)
+				gnutls_hash(code, init, size);
+			continue;
+		}
+		hash_str(lay, bpf_map__name(m));
+		hash_u32(lay, bpf_map__type(m));
+		hash_u32(lay, bpf_map__key_size(m));
+		hash_u32(lay, bpf_map__value_size(m));
+		hash_u32(lay, bpf_map__max_entries(m));
+		hash_u32(lay, bpf_map__map_flags(m));
+		if (btf && bpf_map__btf_key_type_id(m))
+			hash_btf(lay, btf, bpf_map__btf_key_type_id(m), 0);
+		if (btf && map_value_type(btf, m))
+			hash_btf(lay, btf, map_value_type(btf, m), 0);
 	}
-	for (unsigned i = 0; !err && i < s->nr; i++)
-		err = s->probes[i].ops->pin(&s->probes[i], PIN_DIR);
-	if (err) {
-		log_warn("cannot pin maps under %s (%s)", PIN_DIR, strerror(-err));
-		pins_remove();
+	bpf_object__for_each_program(prog, obj) {
+		hash_str(code, bpf_program__name(prog));
+		hash_u32(code, bpf_program__autoload(prog));
 	}
+	gnutls_hash_deinit(lay, st->layout);
+	gnutls_hash_deinit(code, st->code);
+}
+
+static int stamp_read(const char *dir, struct pin_stamp *st)
+{
+	char path[PATH_MAX];
+	__u32 zero = 0;
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/stamp", dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_map_lookup_elem(fd, &zero, st))
+		err = -errno;
+	close(fd);
+	st->version[sizeof(st->version) - 1] = '\0';
 	return err;
 }
 
-void pins_remove(void)
+/* Why the pins in pp->dir cannot be adopted, or NULL if they can (or there are none). */
+static const char *pins_unfit(const struct probe_pins *pp, bool adoptable, struct pin_stamp *old)
 {
-	for (size_t i = 0; i < probe_registry_len; i++)
-		probe_registry[i]->unpin(PIN_DIR);
-	rmdir(PIN_DIR);
-	unlink(STATE_PATH);
+	int err = stamp_read(pp->dir, old);
+
+	if (err == -ENOENT && dir_empty(pp->dir))
+		return NULL;
+	if (err)
+		return "they have no stamp (a serve that ended while pinning, or an older vmprobe)";
+	if (!old->persist)
+		return "the serve that pinned them did not persist them (it was killed)";
+	if (memcmp(old->layout, pp->stamp.layout, sizeof(old->layout)))
+		return "their map layout is not this version's (another version, or other map "
+		       "sizes in the configuration)";
+	if (!adoptable)
+		return "this probe does not adopt an earlier serve's counters yet";
+	return NULL;
+}
+
+void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
+		  struct bpf_object *obj, const void *elf, size_t elf_size)
+{
+	static bool warned;
+	struct pin_stamp old = {};
+	const char *why;
+	struct bpf_map *m;
+	bool mounted;
+	int err;
+
+	if (!pp)
+		return;
+	pp->adopting = pp->code_changed = pp->keep = false;
+	snprintf(pp->dir, sizeof(pp->dir), PIN_DIR "/%s", probe);
+	err = bpffs_ready(&mounted);
+	if (!err && mkdir(pp->dir, 0700) && errno != EEXIST)
+		err = -errno;
+	if (err) {
+		if (!warned)
+			log_warn("cannot use bpffs at %s (%s): nothing outlives this serve, and top "
+				 "and hist load their own probes", BPFFS, strerror(-err));
+		warned = true;
+		pp->dir[0] = '\0';
+		return;
+	}
+	if (mounted && pp->persist)
+		log_warn("mounted bpffs at %s myself: the pins last as long as this mount "
+			 "(in a container, mount the host's bpffs there)", BPFFS);
+	stamp_compute(&pp->stamp, obj, elf, elf_size);
+	why = pins_unfit(pp, adoptable, &old);
+	if (why) {
+		/* A probe that never adopts says it at each start: no surprise, no warning. */
+		vlog(adoptable ? LOG_WARN : LOG_INFO,
+		     "%s probe: removing the pins left in %s by vmprobe %s (pid %u): %s; its "
+		     "counters start from zero", probe, pp->dir, old.version[0] ? old.version : "?",
+		     old.pid, why);
+		dir_clear(pp->dir);
+		if (mkdir(pp->dir, 0700) && errno != EEXIST)
+			log_warn("cannot make %s: %s", pp->dir, strerror(errno));
+	} else if (old.persist) {
+		pp->adopting = true;
+		pp->code_changed = memcmp(old.code, pp->stamp.code, sizeof(old.code)) != 0;
+		log_info("%s probe: adopting the programs and counters of vmprobe %s (pid %u)%s",
+			 probe, old.version, old.pid,
+			 pp->code_changed ? "; its BPF programs differ from ours and are replaced" : "");
+	}
+	bpf_object__for_each_map(m, obj) {
+		char path[PATH_MAX], *dot;
+		int n;
+
+		if (!map_pinned(m))
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", pp->dir, bpf_map__name(m));
+		/* bpffs reserves names with a dot ("net_bpf.bss"): EPERM. */
+		while (n > 0 && (dot = strchr(path + strlen(pp->dir), '.')))
+			*dot = '_';
+		bpf_map__set_pin_path(m, path);
+	}
+}
+
+void pins_commit(struct probe_pins *pp)
+{
+	char path[PATH_MAX];
+	__u32 zero = 0;
+	int fd;
+
+	if (!pins_on(pp))
+		return;
+	pp->stamp.persist = pp->persist;
+	snprintf(path, sizeof(path), "%s/stamp", pp->dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vmprobe_stamp", sizeof(zero),
+				    sizeof(pp->stamp), 1, NULL);
+		if (fd >= 0 && bpf_obj_pin(fd, path)) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd < 0 || bpf_map_update_elem(fd, &zero, &pp->stamp, BPF_ANY))
+		log_warn("cannot write the stamp %s (%s): the next serve starts from zero", path,
+			 strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* PIN_DIR/PROBE/links/NAME; the links directory made when `make`. */
+static void link_path(const struct probe_pins *pp, const char *name, char *path, size_t size,
+		      bool make)
+{
+	snprintf(path, size, "%s/links", pp->dir);
+	if (make)
+		mkdir(path, 0700);
+	snprintf(path, size, "%s/links/%s", pp->dir, name);
+}
+
+struct bpf_link *pins_link_attach(struct probe_pins *pp, struct bpf_program *prog)
+{
+	struct bpf_link *link = bpf_program__attach(prog);
+	char path[PATH_MAX];
+	int err;
+
+	if (!link || !pins_persist(pp))
+		return link;
+	link_path(pp, bpf_program__name(prog), path, sizeof(path), true);
+	/* One left by a serve whose links were not adopted. */
+	unlink(path);
+	err = bpf_link__pin(link, path);
+	if (err)
+		log_warn("cannot pin %s (%s): it will not outlive this serve", path, strerror(-err));
+	return link;
+}
+
+struct bpf_link *pins_link_adopt(struct probe_pins *pp, struct bpf_program *prog)
+{
+	struct bpf_link *old, *link;
+	char path[PATH_MAX];
+
+	if (!pins_on(pp) || !pp->adopting)
+		return NULL;
+	link_path(pp, bpf_program__name(prog), path, sizeof(path), false);
+	if (access(path, F_OK))
+		return NULL;
+	old = bpf_link__open(path);
+	if (!old || !pp->code_changed)
+		return old;
+	/*
+	 * A tracepoint link cannot change its program: ours is attached
+	 * beside the old one, which then goes. Events in between (a few
+	 * microseconds) run both.
+	 */
+	link = bpf_program__attach(prog);
+	if (!link) {
+		log_warn("cannot attach %s (%s): the earlier serve's program stays", bpf_program__name(prog),
+			 strerror(errno));
+		return old;
+	}
+	pins_link_end(pp, old);
+	if (pp->persist && bpf_link__pin(link, path))
+		log_warn("cannot pin %s: it will not outlive this serve", path);
+	return link;
+}
+
+void pins_link_end(struct probe_pins *pp, struct bpf_link *link)
+{
+	if (!link)
+		return;
+	if (pp && pp->keep && bpf_link__pin_path(link)) {
+		/*
+		 * Let go without detaching: libbpf would disable a perf event
+		 * link's event on destroy, which its pin must keep. The fds go
+		 * as the process ends.
+		 */
+		bpf_link__disconnect(link);
+	} else if (bpf_link__pin_path(link)) {
+		bpf_link__unpin(link);
+	}
+	bpf_link__destroy(link);
+}
+
+int pins_fd_pin(struct probe_pins *pp, int fd, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (!pins_persist(pp))
+		return 0;
+	link_path(pp, name, path, sizeof(path), true);
+	unlink(path);
+	return bpf_obj_pin(fd, path) ? -errno : 0;
+}
+
+int pins_fd_adopt(struct probe_pins *pp, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (!pins_on(pp) || !pp->adopting)
+		return -ENOENT;
+	link_path(pp, name, path, sizeof(path), false);
+	fd = bpf_obj_get(path);
+	return fd < 0 ? -errno : fd;
+}
+
+void pins_fd_end(struct probe_pins *pp, int fd, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (pins_on(pp) && !pp->keep) {
+		link_path(pp, name, path, sizeof(path), false);
+		unlink(path);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+int pins_links_foreach(struct probe_pins *pp, int (*fn)(const char *name, void *arg), void *arg)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *dir;
+	int ret = 0;
+
+	if (!pins_on(pp))
+		return 0;
+	snprintf(path, sizeof(path), "%s/links", pp->dir);
+	dir = opendir(path);
+	while (dir && !ret && (de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			ret = fn(de->d_name, arg);
+	if (dir)
+		closedir(dir);
+	return ret;
+}
+
+void pins_tidy(const char *const *probes, size_t nr)
+{
+	struct dirent *de;
+	DIR *dir = opendir(PIN_DIR);
+
+	while (dir && (de = readdir(dir))) {
+		char path[PATH_MAX];
+		bool ours = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+
+		for (size_t i = 0; !ours && i < nr; i++)
+			ours = !strcmp(de->d_name, probes[i]);
+		if (ours)
+			continue;
+		snprintf(path, sizeof(path), PIN_DIR "/%s", de->d_name);
+		log_info("removing %s: not a probe this serve runs", path);
+		dir_clear(path);
+	}
+	if (dir)
+		closedir(dir);
+}
+
+int pins_remove_all(void)
+{
+	struct dirent *de;
+	DIR *dir = opendir(PIN_DIR);
+
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(dir))) {
+		char path[PATH_MAX];
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), PIN_DIR "/%s", de->d_name);
+		dir_clear(path);
+	}
+	closedir(dir);
+	return rmdir(PIN_DIR) && errno != ENOENT ? -errno : 0;
+}
+
+bool pins_exist(void)
+{
+	return access(PIN_DIR, F_OK) == 0 && !dir_empty(PIN_DIR);
 }
 
 /* The VM's drives, with the map and slot of those a probe counts. */

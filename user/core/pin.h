@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Serve's state shared with the CLI: the probes' counter maps pinned in
- * bpffs (probe_ops.pin) and the VM table in a small JSON file
- * (probe_ops.state), so `top` and `hist` read the counters serve keeps
- * instead of attaching a second set of probes; and the locks that keep
- * one attacher per host.
+ * What serve keeps in bpffs and /run: each probe's maps, and with
+ * `persist` its links too, pinned under PIN_DIR/PROBE/ beside a stamp of
+ * their layout, so that the next serve of a compatible version adopts
+ * programs and counters (no gap, no reset) and top and hist read the
+ * counters serve keeps; the VM table in a small JSON file
+ * (probe_ops.state); and the locks that keep one attacher per host.
  */
 #ifndef VMPROBE_PIN_H
 #define VMPROBE_PIN_H
@@ -23,7 +24,9 @@
 /* Held by whoever attaches filters: serve, or top/hist with probes of their own. */
 #define ATTACH_LOCK RUN_DIR "/attach.lock"
 
-struct bpf_map;
+struct bpf_link;
+struct bpf_object;
+struct bpf_program;
 
 /*
  * Takes the lock at `path` (made if missing) and writes our PID in it: its
@@ -34,21 +37,92 @@ int lock_take(const char *path, char *holder, size_t len);
 /* Is serve running? It holds SERVE_LOCK for as long as it lives. */
 bool serve_running(void);
 
-/* serve: pins every probe's maps (mounting bpffs if needed); 0 or -errno. */
-int pins_create(struct probe_set *s);
-/* serve: removes every registered probe's pins, PIN_DIR and the state file. */
-void pins_remove(void);
 /* serve: writes the VM table and the probes' slots to STATE_PATH (atomically). */
 int state_write(struct discovery *d);
 
-/* For probe_ops.pin: pins `map` as dir/NAME, replacing a pin left by a killed serve. */
-int pin_map(struct bpf_map *map, const char *dir);
-/* For probe_ops.unpin: removes dir/NAME for each name. */
-void pin_unlink(const char *dir, const char *const *names, size_t n);
+/*
+ * The stamp beside a probe's pins (PIN_DIR/PROBE/stamp, a one-entry BPF
+ * array): which serve pinned them and what they are, so that the next
+ * serve knows whether it can adopt them.
+ */
+struct pin_stamp {
+	char version[32]; /* vmprobe's */
+	__u8 layout[32];  /* SHA-256 of the pinned maps' definitions and BTF layouts */
+	__u8 code[32];    /* SHA-256 of the BPF object, its read-only data and programs */
+	__u32 pid;        /* the serve that wrote it */
+	__u32 persist;    /* 1: its links are pinned too, and outlive it */
+};
+_Static_assert(sizeof(struct pin_stamp) == 104, "pin_stamp layout");
+
+/* One probe's pins: serve's (probe->pins); elsewhere NULL, and nothing is pinned. */
+struct probe_pins {
+	char dir[64];      /* PIN_DIR/PROBE; "" when bpffs cannot be used */
+	bool persist;      /* links pinned too, and left attached at exit */
+	bool adopting;     /* maps of an earlier serve reused: its links and slots wait to be claimed */
+	bool code_changed; /* ... and its programs are not ours: hooks move to ours */
+	bool keep;         /* leaving with persist: the probes detach and forget nothing */
+	struct pin_stamp stamp; /* ours */
+};
 
 /*
- * A map serve pinned as PIN_DIR/name, mapped read-only, if its values are
- * `elem` bytes: its address (*len bytes, *entries values), or NULL.
+ * Before loading an opened object: decides what to do with the probe's
+ * pins and sets the pin path of every writable map (libbpf then reuses
+ * the pinned map or pins the new one). Compatible pins of a persistent
+ * serve (same layout; `adoptable`: the probe can claim them) are adopted:
+ * pp->adopting. Other pins are removed, their links detached, and the log
+ * says why the counters start from zero. `elf` is the object's ELF image.
+ * Without bpffs the probe runs unpinned (logged; pins_on() is false).
+ */
+void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
+		  struct bpf_object *obj, const void *elf, size_t elf_size);
+/* After a successful load: writes our stamp, the pins' last step. */
+void pins_commit(struct probe_pins *pp);
+/* Whether pp pins anything (serve with bpffs). */
+bool pins_on(const struct probe_pins *pp);
+/* Whether links are pinned: serve with persist. */
+bool pins_persist(const struct probe_pins *pp);
+
+/*
+ * Attaches a program (bpf_program__attach) and, with persist, pins its
+ * link as links/PROGRAM; NULL with errno set.
+ */
+struct bpf_link *pins_link_attach(struct probe_pins *pp, struct bpf_program *prog);
+/*
+ * While adopting: the link of `prog` an earlier serve pinned, moved to
+ * `prog` itself when the programs changed; NULL if there is none.
+ */
+struct bpf_link *pins_link_adopt(struct probe_pins *pp, struct bpf_program *prog);
+/*
+ * Ends a link: detached for good and its pin removed, or, when leaving
+ * with persist (pp->keep), only let go of. NULL pp: destroyed.
+ */
+void pins_link_end(struct probe_pins *pp, struct bpf_link *link);
+
+/*
+ * The same for a link held as a bare fd (TCX): pin, adopt (-ENOENT if
+ * none), end (fd -1: the pin alone, detaching a link no one holds).
+ */
+int pins_fd_pin(struct probe_pins *pp, int fd, const char *name);
+int pins_fd_adopt(struct probe_pins *pp, const char *name);
+void pins_fd_end(struct probe_pins *pp, int fd, const char *name);
+/* Names of the links/ entries an earlier serve pinned, one call each; stops on non-zero. */
+int pins_links_foreach(struct probe_pins *pp, int (*fn)(const char *name, void *arg), void *arg);
+
+/*
+ * Removes PIN_DIR's entries that are not the directory of one of `probes`
+ * (a probe this serve does not run, pins of older versions), detaching
+ * what they held.
+ */
+void pins_tidy(const char *const *probes, size_t nr);
+/* Removes everything under PIN_DIR and PIN_DIR itself; 0 or -errno. */
+int pins_remove_all(void);
+/* Whether PIN_DIR holds anything. */
+bool pins_exist(void);
+
+/*
+ * A map serve pinned as PIN_DIR/name ("net/net_stats"), mapped read-only,
+ * if its values are `elem` bytes: its address (*len bytes, *entries
+ * values), or NULL.
  */
 void *pin_mmap_ro(const char *name, size_t elem, __u32 *entries, size_t *len);
 

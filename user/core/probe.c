@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/pin.h"
 #include "core/util.h"
 
 _Static_assert(PROBE_MAX >= 2, "room for the probes");
@@ -29,15 +30,39 @@ int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode m
 		p->ops = ops;
 		p->id = s->nr;
 		p->priv = calloc(1, ops->priv_size);
-		err = p->priv ? ops->open(p, cfg, mode) : -ENOMEM;
+		p->pins = mode == PROBE_SERVE ? calloc(1, sizeof(*p->pins)) : NULL;
+		if (p->pins)
+			p->pins->persist = cfg->persist;
+		err = p->priv && (p->pins || mode != PROBE_SERVE) ? ops->open(p, cfg, mode) : -ENOMEM;
 		if (err) {
 			free(p->priv);
+			free(p->pins);
 			probes_close(s);
 			return err;
 		}
 		s->nr++;
 	}
 	return 0;
+}
+
+void probes_adopted(struct probe_set *s, struct discovery *d)
+{
+	for (unsigned i = 0; i < s->nr; i++) {
+		struct probe *p = &s->probes[i];
+
+		if (!p->pins || !p->pins->adopting)
+			continue;
+		if (p->ops->adopted)
+			p->ops->adopted(p, d);
+		p->pins->adopting = false;
+	}
+}
+
+void probes_keep(struct probe_set *s)
+{
+	for (unsigned i = 0; i < s->nr; i++)
+		if (pins_persist(s->probes[i].pins))
+			s->probes[i].pins->keep = true;
 }
 
 void probes_close(struct probe_set *s)
@@ -47,7 +72,9 @@ void probes_close(struct probe_set *s)
 
 		p->ops->close(p);
 		free(p->priv);
+		free(p->pins);
 		p->priv = NULL;
+		p->pins = NULL;
 	}
 }
 

@@ -99,19 +99,25 @@ struct probe_ops {
 	int (*drive_slot)(struct probe *p, const struct vm_disk *disk, const char **map);
 	/* Whether drive_read's `errors` are measured: vmprobe_disk_errors_total only then. */
 	bool drive_errors;
-	/* serve: pins the maps top and hist read, in dir; removes them. 0 or -errno. */
-	int (*pin)(struct probe *p, const char *dir);
-	void (*unpin)(const char *dir);
+	/*
+	 * serve, after its first scan, when it adopted an earlier serve's
+	 * pins (p->pins->adopting): releases what no VM claimed (slots,
+	 * links) and attaches or detaches hooks as the VMs now want them.
+	 */
+	void (*adopted)(struct probe *p, struct discovery *d);
 	/* Its loaded BPF object: whose maps vmprobe_bpf_map_memory_bytes sums. */
 	struct bpf_object *(*object)(struct probe *p);
 	/* serve: the VM's slots, added to its object in the state file (NULL: none). */
 	void (*state)(struct probe *p, const struct vm *vm, struct json_object *out);
 };
 
+struct probe_pins;
+
 struct probe {
 	const struct probe_ops *ops;
 	unsigned id; /* index in its set, and in vm->priv */
 	void *priv;  /* the probe's own state */
+	struct probe_pins *pins; /* serve's pins of the probe (core/pin.h); NULL elsewhere */
 };
 
 #define PROBE_MAX 8
@@ -127,9 +133,18 @@ extern const size_t probe_registry_len;
 
 /*
  * Opens every registered probe the configuration wants in `mode`; 0, or
- * -errno after closing those it opened.
+ * -errno after closing those it opened. serve's probes pin their maps,
+ * and their links with cfg->persist, and adopt an earlier serve's.
  */
 int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode mode);
+/* serve's first scan is done: what an earlier serve left and no VM claimed is released. */
+void probes_adopted(struct probe_set *s, struct discovery *d);
+/*
+ * serve with persist is leaving: from now on the probes let go of their
+ * hooks and slots (vm_del, close) without detaching or forgetting any,
+ * so that they go on counting for the next serve.
+ */
+void probes_keep(struct probe_set *s);
 void probes_close(struct probe_set *s);
 /* The open probe called `name`, or NULL. */
 struct probe *probes_find(const struct probe_set *s, const char *name);

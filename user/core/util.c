@@ -298,6 +298,16 @@ void slot_pool_put(struct slot_pool *p, unsigned slot)
 		p->used[slot] = 0;
 }
 
+int slot_pool_take(struct slot_pool *p, unsigned slot)
+{
+	if (slot >= p->size)
+		return -ERANGE;
+	if (p->used[slot])
+		return -EBUSY;
+	p->used[slot] = 1;
+	return 0;
+}
+
 unsigned long long monotonic_ns(void)
 {
 	struct timespec ts;
@@ -314,6 +324,13 @@ double now_seconds(void)
 int cmp_int(const void *a, const void *b)
 {
 	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
 
 	return x < y ? -1 : x > y;
 }

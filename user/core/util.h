@@ -72,6 +72,8 @@ void slot_pool_fini(struct slot_pool *p);
 /* A free slot, now used, or -ENOSPC. */
 int slot_pool_get(struct slot_pool *p);
 void slot_pool_put(struct slot_pool *p, unsigned slot);
+/* Marks `slot` used (one an earlier serve left in use); 0, or -EBUSY/-ERANGE. */
+int slot_pool_take(struct slot_pool *p, unsigned slot);
 
 /* Copies src (NULL: "") into dst of `size` bytes, cut to fit, NUL-terminated. */
 void str_copy(char *dst, size_t size, const char *src);
@@ -84,8 +86,9 @@ double now_seconds(void);
 /* CLOCK_MONOTONIC in ns, the clock of BPF's bpf_ktime_get_ns(). */
 unsigned long long monotonic_ns(void);
 
-/* qsort/bsearch order of ints. */
+/* qsort/bsearch order of ints, and of __u64s. */
 int cmp_int(const void *a, const void *b);
+int cmp_u64(const void *a, const void *b);
 
 /*
  * Room for one more element of `elem` bytes in the growable array *v of

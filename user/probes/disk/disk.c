@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/bpfmap.h"
+#include "core/pin.h"
 #include "disk.skel.h"
 #include "core/util.h"
 
@@ -306,7 +307,10 @@ static int hooks_update(struct disk_probe *dp)
 		if (!bpf_program__autoload(prog) || want[k] == !!*l || errs[k])
 			continue;
 		if (!want[k]) {
-			bpf_link__destroy(*l);
+			/* Hooks an earlier serve left stay until its VMs are all claimed. */
+			if (disk_adopting(dp))
+				continue;
+			pins_link_end(dp->pins, *l);
 			*l = NULL;
 			continue;
 		}
@@ -314,7 +318,7 @@ static int hooks_update(struct disk_probe *dp)
 			/* Entries in flight from an earlier attach complete nothing now. */
 			dp->skel->bss->hooks_epoch++;
 		starting[k] = true;
-		*l = bpf_program__attach(prog);
+		*l = pins_link_attach(dp->pins, prog);
 		if (!*l)
 			errs[k] = -errno;
 	}
@@ -326,7 +330,7 @@ static int hooks_update(struct disk_probe *dp)
 				struct bpf_link **l = &dp->links[i++];
 
 				if (hook_kind(prog) == (enum hook_kind)k && *l) {
-					bpf_link__destroy(*l);
+					pins_link_end(dp->pins, *l);
 					*l = NULL;
 				}
 			}
@@ -340,6 +344,61 @@ static int hooks_update(struct disk_probe *dp)
 		dp->hooks_err[k] = errs[k];
 	}
 	return ret;
+}
+
+/*
+ * The hooks an earlier serve left, kept as they are (moved to our programs
+ * if those differ) until disk_adopted(); a kind not left whole is attached
+ * afresh when wanted.
+ */
+static void hooks_adopt(struct disk_probe *dp)
+{
+	bool whole[2] = { true, true };
+	struct bpf_program *prog;
+	size_t i = 0;
+
+	bpf_object__for_each_program(prog, dp->skel->obj) {
+		struct bpf_link **l = &dp->links[i++];
+
+		if (!bpf_program__autoload(prog))
+			continue;
+		*l = pins_link_adopt(dp->pins, prog);
+		whole[hook_kind(prog)] &= *l != NULL;
+	}
+	i = 0;
+	bpf_object__for_each_program(prog, dp->skel->obj) {
+		struct bpf_link **l = &dp->links[i++];
+
+		if (*l && !whole[hook_kind(prog)]) {
+			pins_link_end(dp->pins, *l);
+			*l = NULL;
+		}
+	}
+}
+
+/* Is `name` one of the links this probe holds? For pins_links_foreach(). */
+static int stray_link(const char *name, void *arg)
+{
+	struct disk_probe *dp = arg;
+	struct bpf_program *prog;
+	size_t i = 0;
+
+	bpf_object__for_each_program(prog, dp->skel->obj)
+		if (dp->links[i++] && !strcmp(bpf_program__name(prog), name))
+			return 0;
+	/* A hook of the earlier serve's this one has no program for. */
+	pins_fd_end(dp->pins, -1, name);
+	return 0;
+}
+
+void disk_adopted(struct disk_probe *dp)
+{
+	if (!disk_adopting(dp))
+		return;
+	disk_adopt_release(dp);
+	pins_links_foreach(dp->pins, stray_link, dp);
+	__atomic_store_n(&dp->skel->bss->native_drives, dp->native_drives, __ATOMIC_RELAXED);
+	hooks_update(dp);
 }
 
 int disk_hooks_try(struct disk_probe *dp)
@@ -394,12 +453,15 @@ int disk_maps_size(struct disk_bpf *skel, unsigned max_drives, long pid_max)
 	return bpf_map__set_max_entries(skel->maps.vm_tgids, words);
 }
 
-int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
+int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
+		    struct probe_pins *pins)
 {
 	struct disk_bpf *skel;
+	size_t elf_size = 0;
 	int err;
 
 	memset(dp, 0, sizeof(*dp));
+	dp->pins = pins;
 	skel = disk_bpf__open();
 	if (!skel)
 		return -errno;
@@ -415,11 +477,13 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 			goto cleanup;
 	}
 	choose_programs(dp, skel, host_block);
+	pins_prepare(pins, "disk", true, skel->obj, disk_bpf__elf_bytes(&elf_size), elf_size);
 	err = disk_bpf__load(skel);
 	if (err) {
 		log_error("loading the disk probe failed (%s)", strerror(-err));
 		goto cleanup;
 	}
+	pins_commit(pins);
 	{
 		struct bpf_program *prog;
 
@@ -431,7 +495,13 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	err = hooks_update(dp);
+	err = slot_pool_init(&dp->slots, max_drives);
+	if (!err)
+		err = disk_adopt_open(dp);
+	if (!err && disk_adopting(dp))
+		hooks_adopt(dp);
+	if (!err)
+		err = hooks_update(dp);
 	if (err)
 		goto cleanup;
 	dp->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
@@ -450,9 +520,6 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block)
 		dp->dev_slots = NULL;
 		goto cleanup;
 	}
-	err = slot_pool_init(&dp->slots, max_drives);
-	if (err)
-		goto cleanup;
 	log_info("disk sources: threads %s, io_uring %s, native %s, host block %s",
 		 dp->source_on[DISK_SRC_SYSCALL] ? "on" : "OFF",
 		 dp->source_on[DISK_SRC_IO_URING] ? "on" : "OFF",
@@ -466,8 +533,9 @@ cleanup:
 void disk_probe_close(struct disk_probe *dp)
 {
 	for (size_t i = 0; i < dp->nr_links; i++)
-		bpf_link__destroy(dp->links[i]);
+		pins_link_end(dp->pins, dp->links[i]);
 	free(dp->links);
+	disk_adopt_free(dp);
 	ring_buffer__free(dp->events);
 	if (dp->stats)
 		munmap(dp->stats, dp->stats_len);
@@ -634,7 +702,9 @@ static int vm_bit(struct disk_probe *dp, __u32 tgid, bool on)
 int disk_native_drives(struct disk_probe *dp, int delta)
 {
 	dp->native_drives += delta;
-	__atomic_add_fetch(&dp->skel->bss->native_drives, delta, __ATOMIC_RELAXED);
+	/* While adopting, the programs keep the earlier serve's count until disk_adopted(). */
+	if (!disk_adopting(dp))
+		__atomic_add_fetch(&dp->skel->bss->native_drives, delta, __ATOMIC_RELAXED);
 	return hooks_update(dp);
 }
 
@@ -649,12 +719,15 @@ int disk_vm_mark(struct disk_probe *dp, __u32 tgid)
 	if (err) {
 		dp->nr_vms--;
 		hooks_update(dp);
+	} else {
+		disk_adopt_tgid(dp, tgid, true);
 	}
 	return err;
 }
 
 void disk_vm_unmark(struct disk_probe *dp, __u32 tgid)
 {
+	disk_adopt_tgid(dp, tgid, false);
 	vm_bit(dp, tgid, false);
 	dp->nr_vms--;
 	hooks_update(dp);

@@ -19,6 +19,19 @@
 
 struct disk_bpf;
 struct ring_buffer;
+struct probe_pins;
+struct vm_disk;
+
+/* Which map an earlier serve's entry is in (pins.c). */
+enum disk_adopt_map { ADOPT_FDS, ADOPT_DEVS, ADOPT_NATIVE };
+
+/* An entry of disk_fds, disk_devs or native_files an earlier serve made, to be claimed. */
+struct disk_adopt {
+	struct native_file_key key; /* dev holds the fd (disk_fds) or the device (disk_devs) */
+	__u32 slot;
+	enum disk_adopt_map map;
+	bool claimed;
+};
 
 struct disk_probe {
 	struct disk_bpf *skel;
@@ -36,6 +49,13 @@ struct disk_probe {
 	unsigned nr_vms;      /* marked QEMU processes: the VM hooks run while > 0 */
 	int native_drives;    /* aio=native drives: block completion runs while > 0 */
 	int hooks_err[2];     /* last attach error of each kind of hook, said once */
+	struct probe_pins *pins; /* serve's (core/pin.h), else NULL */
+	/* While adopting an earlier serve's pins (pins.c): its entries, and the VMs marked since. */
+	bool adopting;
+	struct disk_adopt *adopt;
+	size_t nr_adopt;
+	__u64 *adopt_tgids;
+	size_t nr_adopt_tgids, cap_adopt_tgids;
 };
 
 /*
@@ -54,7 +74,8 @@ const char *tracefs_root(bool *mounted_now);
  * latency is on or a VM has an aio=native drive. A host without VMs pays
  * nothing for the disk probe.
  */
-int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block);
+int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
+		    struct probe_pins *pins);
 /*
  * Sizes an opened skeleton's maps for max_drives drives and a pid_max of
  * the host (the VM tgid bitmap): what disk_probe_open() loads, and what
@@ -119,6 +140,29 @@ int disk_events_fd(const struct disk_probe *dp);
 
 __u64 disk_source_count(const struct disk_probe *dp, unsigned src);
 __u64 disk_error_count(const struct disk_probe *dp, unsigned err);
+
+/*
+ * Adopting what an earlier serve pinned (pins.c): its slots and map
+ * entries are read at open and claimed drive by drive; after serve's
+ * first scan, disk_adopted() releases what no VM claimed and attaches or
+ * detaches the hooks as the VMs now want them.
+ */
+int disk_adopt_open(struct disk_probe *dp);
+void disk_adopt_free(struct disk_probe *dp);
+bool disk_adopting(const struct disk_probe *dp);
+/*
+ * The slot the earlier serve counted the VM's (tgid) drive in, found by
+ * its image (snap: the VM's fds): claimed, its counters go on, and its
+ * counted fds in fds (*nr_fds, at most DRIVE_MAX_FDS); or -ENOENT.
+ */
+int disk_drive_claim(struct disk_probe *dp, __u32 tgid, const struct vm_disk *disk,
+		     const struct vm_snapshot *snap, int *fds, int *nr_fds);
+/* A VM marked or unmarked while adopting: the tgid bits disk_adopted() keeps. */
+void disk_adopt_tgid(struct disk_probe *dp, __u32 tgid, bool on);
+/* Releases the entries and slots no VM claimed, and the bits of VMs gone. */
+void disk_adopt_release(struct disk_probe *dp);
+/* serve's first scan is done (disk.c): the above, then hooks as the VMs want them. */
+void disk_adopted(struct disk_probe *dp);
 
 /* Attaches every loaded hook and detaches them again: 0 or the first -errno (check). */
 int disk_hooks_try(struct disk_probe *dp);

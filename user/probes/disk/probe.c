@@ -6,7 +6,6 @@
 
 #include "core/config.h"
 #include "core/discovery.h"
-#include "core/pin.h"
 #include "disk.skel.h"
 #include "probes/disk/disk_probe.h"
 
@@ -19,7 +18,7 @@ static bool disk_wanted(const struct config *cfg, enum probe_mode mode)
 static int disk_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
 {
 	return disk_probe_open(p->priv, cfg->max_drives,
-			       mode == PROBE_SERVE && cfg->host_block_latency);
+			       mode == PROBE_SERVE && cfg->host_block_latency, p->pins);
 }
 
 static void disk_close(struct probe *p)
@@ -27,19 +26,9 @@ static void disk_close(struct probe *p)
 	disk_probe_close(p->priv);
 }
 
-static const char *const pinned[] = { "drive_stats", "dev_stats" };
-
-static int disk_pin(struct probe *p, const char *dir)
+static void disk_adopted_op(struct probe *p, struct discovery *d)
 {
-	struct disk_probe *dp = p->priv;
-	int err = pin_map(dp->skel->maps.drive_stats, dir);
-
-	return err ? err : pin_map(dp->skel->maps.dev_stats, dir);
-}
-
-static void disk_unpin(const char *dir)
-{
-	pin_unlink(dir, pinned, ARRAY_SIZE(pinned));
+	disk_adopted(p->priv);
 }
 
 static int disk_event_fd(struct probe *p)
@@ -80,7 +69,6 @@ const struct probe_ops disk_probe_ops = {
 	.drive_read = disk_drive_read,
 	.drive_slot = disk_drive_slot,
 	.drive_errors = true,
-	.pin = disk_pin,
-	.unpin = disk_unpin,
+	.adopted = disk_adopted_op,
 	.object = disk_object,
 };

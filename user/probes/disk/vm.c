@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "core/discovery.h"
+#include "core/pin.h"
 #include "core/util.h"
 
 /* drives_match_fds() keeps a bit per fd in an unsigned. */
@@ -213,14 +214,21 @@ static void drive_image_follow(struct disk_probe *dp, struct discovery *d, const
 	drive_image_add(dp, d, vm, disk, ds);
 }
 
-/* A slot for a drive whose image was found; NULL when none is free. */
+/*
+ * A slot for a drive whose image was found: the one an earlier serve
+ * counted it in (its counters go on, its fds as they were), else a new
+ * one; NULL when none is free.
+ */
 static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *d,
 				       const struct vm *vm, struct disk_vm *dv,
-				       const struct vm_disk *disk)
+				       const struct vm_disk *disk, const struct vm_snapshot *snap)
 {
 	struct drive_state *ds = calloc(1, sizeof(*ds));
-	int slot = ds ? disk_slot_alloc(dp) : -ENOMEM;
+	int slot = ds ? disk_drive_claim(dp, vm->pid, disk, snap, ds->fds, &ds->nr_fds) : -ENOMEM;
+	bool adopted = slot >= 0;
 
+	if (ds && slot == -ENOENT)
+		slot = disk_slot_alloc(dp);
 	if (slot < 0) {
 		free(ds);
 		d->attach_errors++;
@@ -232,14 +240,15 @@ static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *
 		return NULL;
 	}
 	ds->slot = slot;
+	ds->had_fds = ds->nr_fds > 0;
 	if (maybe_native(disk)) {
 		if (disk_native_drives(dp, 1))
 			ds->hook_failed = true; /* said by the probe, once */
 		ds->native = true;
 	}
 	drive_image_add(dp, d, vm, disk, ds);
-	log_info("counting drive %s (%s, aio=%s) of VM %s", disk->spec.label, disk->spec.file,
-		 disk->spec.aio, vm->name);
+	log_info("counting drive %s (%s, aio=%s) of VM %s%s", disk->spec.label, disk->spec.file,
+		 disk->spec.aio, vm->name, adopted ? ": adopted, its counters go on" : "");
 	return ds;
 }
 
@@ -313,7 +322,7 @@ void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 			continue;
 		}
 		if (!drive_of(p, disk))
-			disk->priv[p->id] = drive_count(dp, d, vm, dv, disk);
+			disk->priv[p->id] = drive_count(dp, d, vm, dv, disk, snap);
 		else
 			drive_image_follow(dp, d, vm, disk, drive_of(p, disk));
 		if (!dv->marked)
@@ -339,14 +348,18 @@ void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 {
 	struct disk_probe *dp = p->priv;
 	struct disk_vm *dv = disk_vm(p, vm);
+	/* serve with persist is leaving: the VM stays marked, its drives counted. */
+	bool keep = p->pins && p->pins->keep;
 
-	if (dv->marked)
+	if (dv->marked && !keep)
 		disk_vm_unmark(dp, vm->pid);
 	for (int i = 0; i < vm->nr_disks; i++) {
 		struct drive_state *ds = drive_of(p, &vm->disks[i]);
 
-		if (ds)
+		if (ds && !keep)
 			drive_forget(dp, vm, ds);
+		else
+			free(ds);
 		vm->disks[i].priv[p->id] = NULL;
 	}
 	free(dv);
@@ -357,7 +370,7 @@ int disk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **ma
 {
 	const struct drive_state *ds = drive_of(p, disk);
 
-	*map = "drive_stats";
+	*map = "disk/drive_stats";
 	return ds ? ds->slot : -1;
 }
 

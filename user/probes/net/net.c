@@ -16,6 +16,7 @@
 #include "net.skel.h"
 #include "core/bpfmap.h"
 #include "core/netns.h"
+#include "core/pin.h"
 #include "core/util.h"
 
 /*
@@ -181,7 +182,7 @@ static int net_load(struct net_probe *np, struct net_bpf *skel)
  * kfree_skb runs for every frame the host drops, VM or not: attached only
  * while a tap is counted, so that a host without VMs pays nothing for it.
  */
-static void net_drop_hook(struct net_probe *np)
+void net_drop_hook(struct net_probe *np)
 {
 	struct net_bpf *skel = np->skel;
 	bool on = np->nr_taps > 0;
@@ -190,11 +191,14 @@ static void net_drop_hook(struct net_probe *np)
 	if (!np->drops_on || on == !!skel->links.net_kfree_skb)
 		return;
 	if (!on) {
-		bpf_link__destroy(skel->links.net_kfree_skb);
+		/* Taps an earlier serve left are not all claimed yet. */
+		if (net_adopting(np))
+			return;
+		pins_link_end(np->pins, skel->links.net_kfree_skb);
 		skel->links.net_kfree_skb = NULL;
 		return;
 	}
-	skel->links.net_kfree_skb = bpf_program__attach(skel->progs.net_kfree_skb);
+	skel->links.net_kfree_skb = pins_link_attach(np->pins, skel->progs.net_kfree_skb);
 	err = skel->links.net_kfree_skb ? 0 : -errno;
 	/* Tried again at the next tap; said once. */
 	if (err && err != np->drops_err)
@@ -203,13 +207,16 @@ static void net_drop_hook(struct net_probe *np)
 	np->drops_err = err;
 }
 
-int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hook hook)
+int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hook hook,
+		   struct probe_pins *pins)
 {
 	struct btf *btf = NULL;
 	struct net_bpf *skel;
+	size_t elf_size = 0;
 	int err, ncpus;
 
 	memset(np, 0, sizeof(*np));
+	np->pins = pins;
 	ncpus = libbpf_num_possible_cpus();
 	if (ncpus < 0)
 		return ncpus;
@@ -227,14 +234,18 @@ int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hoo
 	if (err)
 		goto cleanup;
 	drops_choose(np, skel, btf);
+	pins_prepare(pins, "net", true, skel->obj, net_bpf__elf_bytes(&elf_size), elf_size);
 	err = net_load(np, skel);
 	if (err)
 		goto cleanup;
+	pins_commit(pins);
 	err = bpf_array_mmap(bpf_map__fd(skel->maps.net_stats), np->stats_len, &np->stats);
 	if (!err)
 		err = bpf_array_mmap(bpf_map__fd(skel->maps.net_tcp), np->tcp_len, &np->tcp);
 	if (!err)
 		err = slot_pool_init(&np->slots, sz->ifaces);
+	if (!err)
+		err = net_adopt_open(np);
 cleanup:
 	btf__free(btf);
 	if (err)
@@ -244,6 +255,14 @@ cleanup:
 
 void net_probe_close(struct net_probe *np)
 {
+	if (np->skel) {
+		pins_link_end(np->pins, np->skel->links.net_kfree_skb);
+		pins_link_end(np->pins, np->skel->links.host_tcp_probe);
+		pins_link_end(np->pins, np->skel->links.host_tcp_retransmit);
+		np->skel->links.net_kfree_skb = NULL;
+		np->skel->links.host_tcp_probe = np->skel->links.host_tcp_retransmit = NULL;
+	}
+	net_adopt_free(np);
 	if (np->stats)
 		munmap(np->stats, np->stats_len);
 	if (np->tcp)
@@ -326,6 +345,12 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 	/* The slot must exist before the first frame can look for it. */
 	if (bpf_map_update_elem(net_ifaces_fd(np), &key, &slot, BPF_ANY))
 		return -errno;
+	/*
+	 * Filters an earlier vmprobe left under clsact (killed, or a serve on
+	 * that hook whose pins were not adopted) would count beside our links.
+	 */
+	if (np->tcx)
+		tc_remove_stale(ifindex);
 	/* The programs read their slot back as skb->tc_classid - 1. */
 	err = np->tcx ? tcx_attach_pair(ifindex, bpf_map__fd(np->skel->maps.net_tap_progs), slot + 1, a)
 		      : tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
@@ -334,9 +359,15 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 		bpf_map_delete_elem(net_ifaces_fd(np), &key);
 		return err;
 	}
+	net_tap_counted(np, a);
+	return 0;
+}
+
+void net_tap_counted(struct net_probe *np, const struct tc_attachment *a)
+{
+	net_slot_record(np, a);
 	np->nr_taps++;
 	net_drop_hook(np);
-	return 0;
 }
 
 void net_tap_forget(struct net_probe *np, __u64 netns_cookie, int ifindex)
@@ -350,8 +381,10 @@ void net_tap_forget(struct net_probe *np, __u64 netns_cookie, int ifindex)
 
 int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a)
 {
-	int err = tc_detach_pair(a);
+	int err;
 
+	net_slot_unrecord(np, a);
+	err = tc_detach_pair(a);
 	net_tap_forget(np, netns_cookie, a->ifindex);
 	if (np->nr_taps)
 		np->nr_taps--;
@@ -453,13 +486,6 @@ void net_host_vm_del(struct net_probe *np, __u32 tgid)
 		bpf_map_delete_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * tcp_probe runs for every segment any established socket on the host
  * receives: its hooks stay off while no QEMU socket is watched, so a host
@@ -473,22 +499,26 @@ int net_host_tcp_hooks(struct net_probe *np, bool on)
 	if (!np->host_tcp_on || on == !!skel->links.host_tcp_probe)
 		return 0;
 	if (!on) {
-		bpf_link__destroy(skel->links.host_tcp_probe);
-		bpf_link__destroy(skel->links.host_tcp_retransmit);
+		/* Sockets an earlier serve watched are not all claimed yet. */
+		if (net_adopting(np))
+			return 0;
+		pins_link_end(np->pins, skel->links.host_tcp_probe);
+		pins_link_end(np->pins, skel->links.host_tcp_retransmit);
 		skel->links.host_tcp_probe = skel->links.host_tcp_retransmit = NULL;
 		log_debug("QEMU host TCP hooks detached: no socket to watch");
 		return 0;
 	}
-	skel->links.host_tcp_probe = bpf_program__attach(skel->progs.host_tcp_probe);
+	skel->links.host_tcp_probe = pins_link_attach(np->pins, skel->progs.host_tcp_probe);
 	if (!skel->links.host_tcp_probe)
 		err = -errno;
 	if (!err) {
-		skel->links.host_tcp_retransmit = bpf_program__attach(skel->progs.host_tcp_retransmit);
+		skel->links.host_tcp_retransmit =
+			pins_link_attach(np->pins, skel->progs.host_tcp_retransmit);
 		if (!skel->links.host_tcp_retransmit)
 			err = -errno;
 	}
 	if (err) {
-		bpf_link__destroy(skel->links.host_tcp_probe);
+		pins_link_end(np->pins, skel->links.host_tcp_probe);
 		skel->links.host_tcp_probe = NULL;
 		/* Tried again at every scan of a VM with sockets: said once. */
 		if (err != np->host_tcp_err)

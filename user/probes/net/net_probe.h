@@ -16,6 +16,13 @@
 #include "vmprobe/net.h"
 
 struct net_bpf;
+struct probe_pins;
+
+/* An entry of the host_socks map: a QEMU TCP socket and its VM. */
+struct net_host_sock {
+	__u64 ino;
+	__u32 tgid;
+};
 
 /* Names kept for enum skb_drop_reason values below this. */
 #define NET_DROP_REASONS 256
@@ -40,7 +47,19 @@ struct net_probe {
 	unsigned host_socks_nr; /* QEMU TCP sockets watched */
 	__u64 flows_evicted;    /* last value reported, see net_flows_evicted() */
 	char drop_reason[NET_DROP_REASONS][48];
+	struct probe_pins *pins; /* serve's (core/pin.h), else NULL */
+	/*
+	 * While adopting an earlier serve's pins (pins.c): its slots' records
+	 * not claimed yet (flags 0 once claimed, or never used), and its
+	 * QEMU sockets (host_socks) with the VMs that claimed theirs.
+	 */
+	struct net_slot *adopt;
+	struct net_host_sock *adopt_socks;
+	size_t nr_adopt_socks;
+	__u64 *adopt_tgids;
+	size_t nr_adopt_tgids, cap_adopt_tgids;
 };
+
 
 /* What the maps are sized for (config: max_vms, network.max_*). */
 struct net_sizes {
@@ -51,9 +70,11 @@ struct net_sizes {
 
 /*
  * Opens, sizes and loads the programs and maps, for taps to be attached
- * from `hook`; 0 or -errno.
+ * from `hook`; with serve's pins, adopting what an earlier serve pinned.
+ * 0 or -errno.
  */
-int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hook hook);
+int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hook hook,
+		   struct probe_pins *pins);
 void net_probe_close(struct net_probe *np);
 
 /*
@@ -68,6 +89,10 @@ int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, const struct net_sizes
  * (from net_slot_alloc) and attaches the TC programs; 0 or -errno.
  */
 int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a);
+/* A tap is counted as `a` says: recorded for the next serve, the drop hook on. */
+void net_tap_counted(struct net_probe *np, const struct tc_attachment *a);
+/* Attaches kfree_skb while a tap is counted, detaches it when none is. */
+void net_drop_hook(struct net_probe *np);
 /* Detaches (current namespace) and forgets the tap's key. */
 int net_tap_detach(struct net_probe *np, __u64 netns_cookie, struct tc_attachment *a);
 /* Forgets the key only: the tap and its filters are already gone. */
@@ -113,6 +138,41 @@ int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_o
 int net_host_tcp_hooks(struct net_probe *np, bool on);
 /* The VM's counters; -ENOENT if it has none. */
 int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out);
+
+/*
+ * The probe's pins (pins.c): each slot's record (net_slots) and TCX
+ * links, and adopting those an earlier serve left.
+ */
+/* Records the tap of a->classid - 1 and pins its TCX links (serve with persist). */
+void net_slot_record(struct net_probe *np, const struct tc_attachment *a);
+/* Forgets that record and removes those pins. */
+void net_slot_unrecord(struct net_probe *np, struct tc_attachment *a);
+/* serve's pins: lets go of the tap, which goes on counting for the next serve. */
+void net_tap_leave(struct net_probe *np, struct tc_attachment *a);
+/* After loading: an earlier serve's slots, sockets and hooks to adopt; 0 or -errno. */
+int net_adopt_open(struct net_probe *np);
+void net_adopt_free(struct net_probe *np);
+/* Whether an earlier serve's slots wait to be claimed. */
+bool net_adopting(const struct net_probe *np);
+/*
+ * The slot an earlier serve counted the tap (netns_cookie, ifindex) in:
+ * claimed (its counters go on), or -ENOENT. Its record in *rec.
+ */
+int net_tap_claim(struct net_probe *np, __u64 netns_cookie, int ifindex, struct net_slot *rec);
+/*
+ * Counts the tap of a claimed slot: takes its programs over where the
+ * earlier serve hung them (no frame uncounted), else attaches them
+ * afresh; 0 or -errno.
+ */
+int net_tap_adopt(struct net_probe *np, int ifindex, unsigned slot, const struct net_slot *rec,
+		  struct tc_attachment *a);
+/*
+ * The QEMU sockets an earlier serve watched for the VM `tgid`, now this
+ * serve's (sorted, malloc'ed; NULL and 0 if none).
+ */
+__u64 *net_host_adopt_socks(struct net_probe *np, __u32 tgid, size_t *nr);
+/* The first scan is over: what no VM claimed is released, hooks follow what is counted. */
+void net_adopted(struct net_probe *np);
 
 /* Program fds, for the bench and the BPF_PROG_TEST_RUN tests. */
 int net_prog_fd(const struct net_probe *np, bool ingress);

@@ -6,7 +6,6 @@
 
 #include "core/config.h"
 #include "core/discovery.h"
-#include "core/pin.h"
 #include "net.skel.h"
 #include "probes/net/net_probe.h"
 
@@ -19,7 +18,7 @@ static int net_open(struct probe *p, const struct config *cfg, enum probe_mode m
 {
 	struct net_sizes sz = { cfg->max_vms, cfg->max_interfaces, cfg->max_tcp_flows };
 
-	return net_probe_open(p->priv, &sz, cfg->tc_hook);
+	return net_probe_open(p->priv, &sz, cfg->tc_hook, p->pins);
 }
 
 static void net_close(struct probe *p)
@@ -27,20 +26,9 @@ static void net_close(struct probe *p)
 	net_probe_close(p->priv);
 }
 
-static const char *const pinned[] = { "net_stats", "net_tcp", "net_ifaces" };
-
-static int net_pin(struct probe *p, const char *dir)
+static void net_adopted_op(struct probe *p, struct discovery *d)
 {
-	struct net_probe *np = p->priv;
-	int err = pin_map(np->skel->maps.net_stats, dir);
-
-	err = err ? err : pin_map(np->skel->maps.net_tcp, dir);
-	return err ? err : pin_map(np->skel->maps.net_ifaces, dir);
-}
-
-static void net_unpin(const char *dir)
-{
-	pin_unlink(dir, pinned, ARRAY_SIZE(pinned));
+	net_adopted(p->priv);
 }
 
 static void net_state(struct probe *p, const struct vm *vm, struct json_object *out)
@@ -77,8 +65,7 @@ const struct probe_ops net_probe_ops = {
 	.families = net_families,
 	.render = net_render,
 	.render_self = net_render_self,
-	.pin = net_pin,
-	.unpin = net_unpin,
+	.adopted = net_adopted_op,
 	.object = net_object,
 	.state = net_state,
 };

@@ -83,8 +83,11 @@ cleanup:
 /*
  * A direct-action cls_bpf filter with a classid. libbpf's bpf_tc_attach()
  * cannot set one; the classid is how the program learns its tap's slot.
+ * `replace`: the filter at (priority, handle) exists, and cls_bpf swaps
+ * its program in place.
  */
-static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __u32 classid)
+static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __u32 handle,
+		      __u32 classid, bool replace)
 {
 	union {
 		struct nlmsghdr nh;
@@ -97,11 +100,11 @@ static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __
 
 	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg));
 	req.nh.nlmsg_type = RTM_NEWTFILTER;
-	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (replace ? 0 : NLM_F_CREATE | NLM_F_EXCL);
 	tc = NLMSG_DATA(&req.nh);
 	tc->tcm_family = AF_UNSPEC;
 	tc->tcm_ifindex = ifindex;
-	tc->tcm_handle = TC_FILTER_HANDLE;
+	tc->tcm_handle = handle;
 	tc->tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
 	tc->tcm_info = TC_H_MAKE(priority << 16, htons(ETH_P_ALL));
 	if (!nl_put(&req.nh, sizeof(req), TCA_KIND, "bpf", 4))
@@ -132,16 +135,46 @@ int tc_clsact_ensure(int ifindex, struct tc_attachment *a)
 	return 0;
 }
 
+/* Removes the filters of an earlier vmprobe listed in f (direction i), from the `from`th. */
+static void stale_remove(int ifindex, int i, const struct tc_filters *f, unsigned from)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
+
+	for (unsigned k = from; k < f->nr_stale; k++) {
+		DECLARE_LIBBPF_OPTS(bpf_tc_opts, stale, .handle = f->stale[k].handle,
+				    .priority = f->stale[k].priority);
+
+		if (bpf_tc_detach(&hook, &stale) == 0)
+			log_info("ifindex %d: removed a filter left by an earlier vmprobe", ifindex);
+	}
+}
+
+int tc_remove_stale(int ifindex)
+{
+	struct tc_filters f;
+	int err = 0;
+
+	for (int i = 0; i < 2; i++) {
+		int e = tc_list_filters(ifindex, i == 0, &f);
+
+		if (e)
+			err = e;
+		else
+			stale_remove(ifindex, i, &f, 0);
+	}
+	return err;
+}
+
 int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 		   struct tc_attachment *a)
 {
-	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex);
 	const int fds[2] = { ingress_fd, egress_fd };
 	int err = tc_clsact_ensure(ifindex, a);
 
 	if (err)
 		return err;
 
+	a->classid = classid;
 	for (int i = 0; i < 2; i++) {
 		__u32 priority = TC_DEFAULT_PRIORITY;
 		struct tc_filters f;
@@ -156,19 +189,12 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 			return err;
 		}
 		/*
-		 * Filters of a vmprobe killed before it could detach would count
-		 * nothing anyone reads, at a cost per frame: remove them. (Only
-		 * one vmprobe serve runs per host.)
+		 * Filters of a vmprobe killed before it could detach, or of a
+		 * serve whose programs are not adopted, would count beside ours
+		 * or for nothing: remove them. (Only one vmprobe serve runs per
+		 * host.)
 		 */
-		for (unsigned k = 0; k < f.nr_stale; k++) {
-			DECLARE_LIBBPF_OPTS(bpf_tc_opts, stale, .handle = f.stale[k].handle,
-					    .priority = f.stale[k].priority);
-
-			hook.attach_point = points[i];
-			if (bpf_tc_detach(&hook, &stale) == 0)
-				log_info("ifindex %d: removed a filter left by an earlier vmprobe",
-					 ifindex);
-		}
+		stale_remove(ifindex, i, &f, 0);
 		if (f.count && f.min_priority > 1) {
 			priority = f.min_priority - 1;
 		} else if (f.count) {
@@ -177,7 +203,7 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 				 "frames it ends classification for are not counted",
 				 ifindex, i == 0 ? "ingress" : "egress");
 		}
-		err = add_filter(ifindex, i == 0, fds[i], priority, classid);
+		err = add_filter(ifindex, i == 0, fds[i], priority, TC_FILTER_HANDLE, classid, false);
 		if (err) {
 			tc_detach_pair(a);
 			return err;
@@ -254,6 +280,7 @@ int tcx_attach_pair(int ifindex, int progs_fd, __u32 classid, struct tc_attachme
 	memset(a, 0, sizeof(*a));
 	a->ifindex = ifindex;
 	a->tcx = true;
+	a->classid = classid;
 	for (int i = 0; i < 2; i++) {
 		int prog = tcx_stub_load(progs_fd, classid, i), link;
 
@@ -272,6 +299,76 @@ int tcx_attach_pair(int ifindex, int progs_fd, __u32 classid, struct tc_attachme
 			return link;
 		}
 		a->link_fd[i] = link;
+		a->attached[i] = true;
+	}
+	return 0;
+}
+
+int tc_adopt_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid, bool created_qdisc,
+		  struct tc_attachment *a)
+{
+	const int fds[2] = { ingress_fd, egress_fd };
+	struct tc_filters f[2];
+	int err;
+
+	for (int i = 0; i < 2; i++) {
+		err = tc_list_filters(ifindex, i == 0, &f[i]);
+		if (err)
+			return err;
+		if (!f[i].nr_stale)
+			return -ENOENT;
+	}
+	memset(a, 0, sizeof(*a));
+	a->ifindex = ifindex;
+	a->classid = classid;
+	a->created_qdisc = created_qdisc;
+	for (int i = 0; i < 2; i++) {
+		err = add_filter(ifindex, i == 0, fds[i], f[i].stale[0].priority, f[i].stale[0].handle,
+				 classid, true);
+		if (err)
+			return err;
+		a->attached[i] = true;
+		a->priority[i] = f[i].stale[0].priority;
+		a->handle[i] = f[i].stale[0].handle;
+		stale_remove(ifindex, i, &f[i], 1);
+	}
+	return 0;
+}
+
+/* BPF_LINK_TYPE_TCX (UAPI, as TCX_INGRESS); its info's first field is the device, 0 once gone. */
+#define TCX_LINK_TYPE 11
+
+int tcx_adopt_pair(int ifindex, int progs_fd, __u32 classid, const int link_fd[2],
+		   struct tc_attachment *a)
+{
+	int prog[2] = { -1, -1 }, err = 0;
+
+	for (int i = 0; i < 2 && !err; i++) {
+		struct bpf_link_info info = {};
+		__u32 len = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(link_fd[i], &info, &len))
+			err = -errno;
+		/* xdp.ifindex is where the kernel puts tcx.ifindex, absent from older headers. */
+		else if (info.type != TCX_LINK_TYPE || info.xdp.ifindex != (__u32)ifindex)
+			err = -ESTALE;
+		else
+			err = (prog[i] = tcx_stub_load(progs_fd, classid, i)) < 0 ? prog[i] : 0;
+	}
+	for (int i = 0; i < 2 && !err; i++)
+		if (bpf_link_update(link_fd[i], prog[i], NULL))
+			err = -errno;
+	for (int i = 0; i < 2; i++)
+		if (prog[i] >= 0)
+			close(prog[i]);
+	if (err)
+		return err;
+	memset(a, 0, sizeof(*a));
+	a->ifindex = ifindex;
+	a->tcx = true;
+	a->classid = classid;
+	for (int i = 0; i < 2; i++) {
+		a->link_fd[i] = link_fd[i];
 		a->attached[i] = true;
 	}
 	return 0;

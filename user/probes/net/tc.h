@@ -44,6 +44,7 @@ struct tc_attachment {
 	__u32 handle[2];
 	__u32 priority[2];
 	int link_fd[2];     /* TCX: the links, each to the device's own program */
+	__u32 classid;      /* what the programs see in skb->tc_classid */
 };
 
 /*
@@ -73,6 +74,27 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
  */
 int tcx_attach_pair(int ifindex, int progs_fd, __u32 classid, struct tc_attachment *a);
 
+/*
+ * Takes over the TCX links `link_fd` (ingress, egress) an earlier vmprobe
+ * made on `ifindex`: each must still be attached there, and is moved
+ * (BPF_LINK_UPDATE, atomic: no frame goes uncounted) to a new program of
+ * the device's own, as tcx_attach_pair() makes, with `classid`. 0 (`a`
+ * holds the links now), or -errno (nothing changed; the fds stay the
+ * caller's).
+ */
+int tcx_adopt_pair(int ifindex, int progs_fd, __u32 classid, const int link_fd[2],
+		   struct tc_attachment *a);
+
+/*
+ * Takes over the filters an earlier vmprobe left on `ifindex` (current
+ * namespace), known by their name: the first of each direction is
+ * replaced in place (atomic: no frame goes uncounted) by ingress_fd or
+ * egress_fd with `classid`, any other is removed. 0, or -ENOENT when a
+ * direction has none (nothing changed), or another -errno.
+ */
+int tc_adopt_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid, bool created_qdisc,
+		  struct tc_attachment *a);
+
 /* A new fd of the device's own program behind one TCX link of `a`, or -errno. */
 int tcx_link_prog_fd(const struct tc_attachment *a, bool ingress);
 
@@ -94,6 +116,9 @@ struct tc_filters {
 		__u32 priority, handle;
 	} stale[TC_MAX_STALE];
 };
+
+/* Removes every filter an earlier vmprobe left on `ifindex` (current namespace); 0 or -errno. */
+int tc_remove_stale(int ifindex);
 
 /* Lists the filters under a clsact hook (ingress or egress); 0 or -errno. */
 int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out);

@@ -15,6 +15,7 @@
 
 #include "core/discovery.h"
 #include "core/netns.h"
+#include "core/pin.h"
 #include "core/util.h"
 
 static struct net_vm *net_vm(const struct probe *p, const struct vm *vm)
@@ -35,6 +36,8 @@ int net_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
 	if (!nv)
 		return -ENOMEM;
 	vm->priv[p->id] = nv;
+	/* The sockets an earlier serve watched for it: the first sync drops those now closed. */
+	nv->socks = net_host_adopt_socks(np, (__u32)vm->pid, &nv->nr_socks);
 	if (net_host_vm_add(np, (__u32)vm->pid)) {
 		d->attach_errors++;
 		log_warn("cannot count the host TCP sockets of VM %s (pid %d)", vm->name,
@@ -137,6 +140,7 @@ static void tap_drop(struct net_probe *np, struct tap_state *t)
 {
 	if (t->slot < 0)
 		return;
+	net_slot_unrecord(np, &t->att);
 	if (t->att.tcx)
 		tc_detach_pair(&t->att);
 	net_tap_forget(np, t->netns_cookie, t->ifindex);
@@ -144,10 +148,35 @@ static void tap_drop(struct net_probe *np, struct tap_state *t)
 	t->slot = -1;
 }
 
+/*
+ * A slot and programs for the tap: those an earlier serve counted it with
+ * (its counters go on), else new ones. The slot, or -errno.
+ */
+static int tap_count(struct net_probe *np, int ifindex, __u64 cookie, struct tc_attachment *a,
+		     bool *adopted)
+{
+	struct net_slot rec;
+	int slot = net_tap_claim(np, cookie, ifindex, &rec), err;
+
+	*adopted = slot >= 0;
+	if (*adopted)
+		err = net_tap_adopt(np, ifindex, (unsigned)slot, &rec, a);
+	else if ((slot = net_slot_alloc(np)) < 0)
+		return slot;
+	else
+		err = net_tap_attach(np, ifindex, (unsigned)slot, a);
+	if (err) {
+		net_slot_free(np, (unsigned)slot);
+		return err;
+	}
+	return slot;
+}
+
 static void tap_sync(struct net_probe *np, struct discovery *d, struct vm *vm,
 		     struct vm_iface *ifc, struct tap_state *t, __u64 cookie)
 {
 	int ifindex = (int)if_nametoindex(ifc->tap), slot, err;
+	bool adopted;
 
 	if (t->slot >= 0 && t->ifindex == ifindex && t->netns_cookie == cookie)
 		return;
@@ -157,22 +186,18 @@ static void tap_sync(struct net_probe *np, struct discovery *d, struct vm *vm,
 		t->last_error = -ENODEV;
 		return;
 	}
-	slot = net_slot_alloc(np);
+	slot = tap_count(np, ifindex, cookie, &t->att, &adopted);
 	if (slot < 0) {
 		err = slot;
-		goto fail;
-	}
-	err = net_tap_attach(np, ifindex, slot, &t->att);
-	if (err) {
-		net_slot_free(np, slot);
 		goto fail;
 	}
 	t->slot = slot;
 	t->ifindex = ifindex;
 	t->netns_cookie = cookie;
 	t->last_error = 0;
-	log_info("counting tap %s (interface %s, ifindex %d) of VM %s%s%s, pid %d", ifc->tap,
-		 ifc->label, ifindex, vm->ns, vm->ns[0] ? "/" : "", vm->name, (int)vm->pid);
+	log_info("counting tap %s (interface %s, ifindex %d) of VM %s%s%s, pid %d%s", ifc->tap,
+		 ifc->label, ifindex, vm->ns, vm->ns[0] ? "/" : "", vm->name, (int)vm->pid,
+		 adopted ? ": adopted, its counters go on" : "");
 	return;
 fail:
 	d->attach_errors++;
@@ -277,12 +302,35 @@ void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 	taps_coverage(p, vm, 0);
 }
 
+/* serve with persist is leaving: the VM's taps and sockets stay counted for the next one. */
+static void vm_leave(struct probe *p, struct vm *vm)
+{
+	struct net_vm *nv = net_vm(p, vm);
+
+	for (int i = 0; i < vm->nr_ifaces; i++) {
+		struct tap_state *t = tap_of(p, &vm->ifaces[i]);
+
+		if (t && t->slot >= 0)
+			net_tap_leave(p->priv, &t->att);
+		free(t);
+		vm->ifaces[i].priv[p->id] = NULL;
+	}
+	free(nv->socks);
+	free(nv);
+	vm->priv[p->id] = NULL;
+}
+
 void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 {
 	struct net_probe *np = p->priv;
 	struct net_vm *nv = net_vm(p, vm);
-	bool in_ns = netns_enter(vm->netns_fd) == 0;
+	bool in_ns;
 
+	if (p->pins && p->pins->keep) {
+		vm_leave(p, vm);
+		return;
+	}
+	in_ns = netns_enter(vm->netns_fd) == 0;
 	for (int i = 0; i < vm->nr_ifaces; i++) {
 		struct tap_state *t = tap_of(p, &vm->ifaces[i]);
 

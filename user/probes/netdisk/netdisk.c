@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 
 #include "core/bpfmap.h"
+#include "core/pin.h"
 #include "core/storage.h"
 #include "netdisk.skel.h"
 
@@ -97,9 +98,10 @@ int netdisk_maps_size(struct netdisk_bpf *skel, unsigned max_drives)
 	return bpf_map__set_max_entries(skel->maps.netdisk_stats, max_drives * DISK_OP_MAX);
 }
 
-int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives)
+int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct probe_pins *pins)
 {
 	struct netdisk_bpf *skel;
+	size_t elf_size = 0;
 	int err;
 
 	memset(np, 0, sizeof(*np));
@@ -109,12 +111,17 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives)
 	np->skel = skel;
 	np->max_drives = max_drives;
 	err = netdisk_maps_size(skel, max_drives);
+	/* Its uprobes are per process and not pinned: counters start from zero at each serve. */
+	if (!err)
+		pins_prepare(pins, "netdisk", false, skel->obj, netdisk_bpf__elf_bytes(&elf_size),
+			     elf_size);
 	if (!err)
 		err = netdisk_bpf__load(skel);
 	if (err) {
 		log_error("loading the network-disk probe failed (%s)", strerror(-err));
 		goto cleanup;
 	}
+	pins_commit(pins);
 	np->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
 	err = bpf_array_mmap(bpf_map__fd(skel->maps.netdisk_stats), np->stats_len, &np->stats);
 	if (err)

@@ -17,6 +17,7 @@
 #include "vmprobe/netdisk.h"
 
 struct netdisk_bpf;
+struct probe_pins;
 struct ring_buffer;
 struct discovery;
 struct vm;
@@ -76,7 +77,8 @@ struct netdisk_vm {
 };
 
 /* netdisk.c: the programs and maps. */
-int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives);
+/* With serve's pins, its maps are pinned for top and hist (not adopted). */
+int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct probe_pins *pins);
 /*
  * Sizes an opened skeleton's maps for max_drives drives: what
  * netdisk_probe_open() loads, and what the memory model

@@ -7,7 +7,6 @@
 #include "core/config.h"
 #include "core/discovery.h"
 #include "core/metrics.h"
-#include "core/pin.h"
 #include "netdisk.skel.h"
 #include "probes/netdisk/netdisk_probe.h"
 
@@ -18,7 +17,7 @@ static bool netdisk_wanted(const struct config *cfg, enum probe_mode mode)
 
 static int netdisk_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
 {
-	return netdisk_probe_open(p->priv, cfg->max_drives);
+	return netdisk_probe_open(p->priv, cfg->max_drives, p->pins);
 }
 
 static void netdisk_close(struct probe *p)
@@ -26,19 +25,6 @@ static void netdisk_close(struct probe *p)
 	netdisk_probe_close(p->priv);
 }
 
-static const char *const pinned[] = { "netdisk_stats" };
-
-static int netdisk_pin(struct probe *p, const char *dir)
-{
-	struct netdisk_probe *np = p->priv;
-
-	return pin_map(np->skel->maps.netdisk_stats, dir);
-}
-
-static void netdisk_unpin(const char *dir)
-{
-	pin_unlink(dir, pinned, ARRAY_SIZE(pinned));
-}
 
 static int netdisk_event_fd(struct probe *p)
 {
@@ -113,7 +99,5 @@ const struct probe_ops netdisk_probe_ops = {
 	.render_self = netdisk_render_self,
 	.drive_read = netdisk_drive_read,
 	.drive_slot = netdisk_drive_slot,
-	.pin = netdisk_pin,
-	.unpin = netdisk_unpin,
 	.object = netdisk_object,
 };

@@ -326,7 +326,7 @@ int netdisk_drive_slot(struct probe *p, const struct vm_disk *disk, const char *
 {
 	const struct netdisk_drive *nd = drive_of(p, disk);
 
-	*map = "netdisk_stats";
+	*map = "netdisk/netdisk_stats";
 	return nd ? nd->slot : -1;
 }
 

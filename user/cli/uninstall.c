@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * vmprobe uninstall: removes for good what a persistent serve left
+ * attached and pinned (programs, links, filters, counters), as a serve
+ * without persist would at its exit: it adopts them, claims them VM by VM
+ * (finding the taps in their network namespaces), then detaches all.
+ */
+#include <stdio.h>
+
+#include "cli/cmd.h"
+#include "core/config.h"
+#include "core/pin.h"
+#include "core/util.h"
+
+static const struct cmd_opt uninstall_opts[] = {
+	{ .name = "config", .key = 'c', .arg = "FILE",
+	  .help = "serve's configuration (where the host's /proc is, the map sizes)",
+	  .complete = CMP_FILE },
+	{ NULL },
+};
+
+static bool uninstall_opt(const struct cmd_opt *o, const char *val, void *path)
+{
+	*(const char **)path = val; /* -c: the only option */
+	return true;
+}
+
+static int do_uninstall(int argc, char **argv)
+{
+	const char *path = NULL;
+	struct serve_state *st;
+	struct config cfg;
+	int first, ret = cmd_parse(&cmd_uninstall, argc, argv, uninstall_opt, &path, &first);
+
+	if (ret != CMD_GO)
+		return ret;
+	if (cmd_load_config(&cfg, path))
+		return EXIT_USAGE;
+	log_max_level = cfg.log_level < LOG_WARN ? cfg.log_level : LOG_WARN;
+	log_format = cfg.log_format;
+	/* Every probe, whatever the configuration runs: each may have left pins. */
+	cfg.net_enabled = cfg.disk_enabled = true;
+	cfg.persist = false;
+	/* A serve that ran (however it ended) left pins: none, nothing to do, no probe loaded. */
+	if (!pins_exist() && !serve_running()) {
+		printf("nothing of vmprobe serve was left on this host\n");
+		return EXIT_OK;
+	}
+	st = serve_begin(&cfg, false);
+	if (!st)
+		return EXIT_FAIL;
+	serve_finish(st, false);
+	if (pins_exist()) {
+		fprintf(stderr, "vmprobe: %s could not be removed entirely (see above)\n", PIN_DIR);
+		return EXIT_FAIL;
+	}
+	printf("removed what vmprobe serve left on this host\n");
+	return EXIT_OK;
+}
+
+const struct cmd cmd_uninstall = {
+	.name = "uninstall",
+	.fn = do_uninstall,
+	.summary = "remove what a persistent serve left on this host",
+	.about = "Removes every program, link, TC filter (in every VM's network namespace) and "
+		 "counter that vmprobe serve left on this host (persist: true keeps them across "
+		 "restarts), and its pins under " PIN_DIR ". vmprobe serve must not be running.",
+	.opts = uninstall_opts,
+};
