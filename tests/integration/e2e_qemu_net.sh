@@ -76,15 +76,7 @@ check "the guest workload completes" wait_for 120 grep -q PINGS-DONE "$GUEST_LOG
 sleep 3 # quiet, and at least two more scrapes
 lbl=(name="$NAME_EXP" interface=$TAP)
 if scrape_with_tap $TAP "$WORK/final.txt"; then tap_ok "the tap stays quiet for a scrape"; else tap_fail "the tap stays quiet for a scrape"; fi
-check_num "frames from the guest = tap rx_packets" "${TAPC[rx_packets]}" \
-	"$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=tx)"
-check_num "bytes from the guest = tap rx_bytes" "${TAPC[rx_bytes]}" \
-	"$(metric "$WORK/final.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=tx)"
-check_num "frames to the guest = tap tx_packets + tx_dropped" \
-	"$((TAPC[tx_packets] + TAPC[tx_dropped]))" \
-	"$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=rx)"
-check_num "bytes to the guest = tap tx_bytes" "${TAPC[tx_bytes]}" \
-	"$(metric "$WORK/final.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=rx)"
+check_tap_totals "" "$WORK/final.txt" "$NAME_EXP" $TAP
 tx=$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=tx)
 check_range "the workload's 301 pings and a few ARP frames left the guest" 302 310 "$tx"
 check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/final.txt'"

@@ -381,15 +381,7 @@ check_eq "phase c: network-path median in 2D's bucket (le=$BUCKET_2D)" $BUCKET_2
 
 # --- the packet counters still match the tap's own, with TCP in GSO frames.
 if scrape_with_tap $TAP "$WORK/final.txt"; then tap_ok "the tap stays quiet for a scrape"; else tap_fail "the tap stays quiet for a scrape"; fi
-check_num "frames from the guest = tap rx_packets" "${TAPC[rx_packets]}" \
-	"$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=tx)"
-check_num "bytes from the guest = tap rx_bytes" "${TAPC[rx_bytes]}" \
-	"$(metric "$WORK/final.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=tx)"
-check_num "frames to the guest = tap tx_packets + tx_dropped" \
-	"$((TAPC[tx_packets] + TAPC[tx_dropped]))" \
-	"$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=rx)"
-check_num "bytes to the guest = tap tx_bytes" "${TAPC[tx_bytes]}" \
-	"$(metric "$WORK/final.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=rx)"
+check_tap_totals "" "$WORK/final.txt" "tcp delay" $TAP
 check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/final.txt'"
 # Prometheus scrapes every second: let it take the final counts, then ask
 # for the median of all of the run's samples per path.

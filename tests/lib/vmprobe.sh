@@ -90,7 +90,8 @@ metric_delta() { # FILE0 FILE1 NAME [LABEL=VALUE...]
 # same time (guest_delta: 1 reads, 3 sectors read, 5 writes, 7 sectors
 # written). The guest kernel (6.1) accounts its flush (an empty preflush
 # bio) as a write of no sectors and counts no flush: the guest's writes are
-# QEMU's writes plus its flushes, and the workload's one fsync is one flush.
+# QEMU's writes plus its flushes, and the workload's fsyncs (FSYNCS, default
+# one) are as many flushes.
 check_drive_io() { # WHAT DEV LABEL=VALUE...
 	local what=$1 dev=$2 w f; shift 2
 	check_num "$what: reads = the guest's completed reads" "$(guest_delta "$dev" 1)" \
@@ -101,10 +102,25 @@ check_drive_io() { # WHAT DEV LABEL=VALUE...
 	f=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_operations_total "$@" operation=flush)
 	check_num "$what: writes + flushes = the guest's completed writes" "$(guest_delta "$dev" 5)" \
 		"$(( ${w:-0} + ${f:-0} ))"
-	check_num "$what: the guest's one fsync is one flush" 1 "${f:-}"
+	check_num "$what: the guest's fsyncs (${FSYNCS:-1}) are as many flushes" "${FSYNCS:-1}" "${f:-}"
 	check_num "$what: bytes written = the guest's sectors written x 512" \
 		"$(( $(guest_delta "$dev" 7) * 512 ))" \
 		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_bytes_total "$@" operation=write)"
+}
+
+# vmprobe's totals of NAME's tap in FILE against the tap's own counters as
+# scrape_with_tap left them in TAPC: frames and bytes, both ways.
+check_tap_totals() { # WHAT FILE NAME TAP
+	local what=$1 file=$2 l=(name="$3" interface="$4")
+	check_num "${what}frames from the guest = tap rx_packets" "${TAPC[rx_packets]}" \
+		"$(metric "$file" vmprobe_network_packets_total "${l[@]}" direction=tx)"
+	check_num "${what}bytes from the guest = tap rx_bytes" "${TAPC[rx_bytes]}" \
+		"$(metric "$file" vmprobe_network_bytes_total "${l[@]}" direction=tx)"
+	check_num "${what}frames to the guest = tap tx_packets + tx_dropped" \
+		"$((TAPC[tx_packets] + TAPC[tx_dropped]))" \
+		"$(metric "$file" vmprobe_network_packets_total "${l[@]}" direction=rx)"
+	check_num "${what}bytes to the guest = tap tx_bytes" "${TAPC[tx_bytes]}" \
+		"$(metric "$file" vmprobe_network_bytes_total "${l[@]}" direction=rx)"
 }
 
 scrape() { # [FILE]: saves /metrics to FILE (default $WORK/metrics.txt)

@@ -1,0 +1,231 @@
+#!/bin/bash
+# What vmprobe serve leaves in bpffs, and what the next serve does with it,
+# with a stand-in VM (tests/tools/tapguest: a tap, and an aio=threads drive
+# it reads with pread(2)) whose frames and reads are known exactly:
+#  - persist: true pins maps, links and a stamp (PIN_DIR/PROBE/); after
+#    SIGTERM or SIGKILL the programs go on counting, and the next serve
+#    adopts them: totals equal the tap's counters and the reads, gap
+#    included; on TCX and on clsact (filters replaced in place);
+#  - a configuration with other map sizes (another layout) starts from
+#    zero and says so; so does a serve after one killed without persist;
+#  - a VM gone while no serve ran is released: no hook stays attached;
+#  - `serve --cleanup` and `vmprobe uninstall` remove everything;
+#  - two serves never run at once, and uninstall waits for none.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+
+tap_require_root "serve's pins and their adoption" tun
+command -v bpftool >/dev/null || { tap_skip "serve's pins and their adoption" "no bpftool"; tap_done; exit; }
+[ -x "$TAPGUEST" ] || { tap_skip "serve's pins and their adoption" "$TAPGUEST is not built"; tap_done; exit; }
+
+WORK=$(mktemp -d /tmp/vmprobe-pins.XXXXXX)
+PORT=19598 VM= TAP=vmpin-t0 PINS=/sys/fs/bpf/vmprobe
+cleanup() {
+	vmprobe_stop >/dev/null 2>&1
+	[ -n "$VM" ] && kill "$VM" 2>/dev/null && wait "$VM" 2>/dev/null
+	"$VMPROBE" uninstall >/dev/null 2>&1
+	ip link del "$TAP" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip link del "$TAP" 2>/dev/null
+"$VMPROBE" uninstall >/dev/null 2>&1
+
+QEMU=$(tapguest_dir)
+truncate -s 1M "$WORK/thr.img"
+ip tuntap add dev "$TAP" mode tap && ip link set "$TAP" up && sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1" ||
+	{ tap_fail "a tap for the stand-in VM"; tap_done; exit; }
+export TAPGUEST_BURST=10:300 TAPGUEST_READS=8
+start_vm() {
+	"$QEMU" -name guest=pin-vm -netdev tap,id=n0,ifname="$TAP" -device virtio-net-pci,netdev=n0,id=net0 \
+		-drive "file=$WORK/thr.img,format=raw,if=none,id=thr,cache=none,aio=threads" \
+		-device virtio-blk-pci,drive=thr,id=disk0 >"$WORK/vm.out" 2>&1 &
+	VM=$!
+}
+start_vm
+
+# A serve in the background, answering once its first scan is done: the
+# VM is counted by then. Host block latency is off, as in host_tax.sh: it
+# hooks block completion on purpose, VM or not. Each serve's log is kept
+# in $WORK/serves.log; the running one's in $WORK/vmprobe.log.
+serve() { # EXTRA_YAML [FLAGS...]
+	cat "$WORK/vmprobe.log" >>"$WORK/serves.log" 2>/dev/null
+	cat >"$WORK/vmprobe.yaml" <<YAML
+listen: "127.0.0.1:$PORT"
+log_level: debug
+discovery:
+  rescan_interval_ms: 200
+disk:
+  host_block_latency: false
+$1
+YAML
+	shift
+	"$VMPROBE" serve -c "$WORK/vmprobe.yaml" "$@" >"$WORK/vmprobe.log" 2>&1 &
+	VMPROBE_PID=$!
+	VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
+	wait_for 10 curl -sf -o /dev/null "$VMPROBE_URL"
+}
+stop() { # SIGNAL
+	kill -"$1" "$VMPROBE_PID"
+	wait "$VMPROBE_PID" 2>/dev/null
+	VMPROBE_PID=
+}
+tx() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_network_packets_total name=pin-vm interface=$TAP direction="${1:-tx}"; }
+reads() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read; }
+counted() { [ -n "$(tx)" ] && [ -n "$(reads)" ]; }
+# Traffic both ways and 8 reads, whether or not a serve runs.
+READS=0
+stream() {
+	local n0
+	n0=$(grep -c '^read' "$WORK/vm.out")
+	kill -USR1 "$VM"; kill -USR2 "$VM"
+	"$TAPGUEST" inject "$TAP" 7 200 >/dev/null
+	wait_for 10 eval '[ "$(grep -c "^read" "$WORK/vm.out")" -gt '"$n0"' ]'
+	READS=$((READS + 8))
+}
+# vmprobe's totals against the tap's own counters and the reads made.
+exact() { # WHAT
+	sleep 0.3
+	if ! scrape_with_tap "$TAP" "$WORK/exact.txt"; then tap_fail "$1: the tap stays quiet for a scrape"; return; fi
+	check_tap_totals "$1: " "$WORK/exact.txt" pin-vm $TAP
+	check_num "$1: the drive's reads = the VM's preads" "$READS" \
+		"$(metric "$WORK/exact.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read)"
+}
+progs() { vmprobe_progs "$TAP" | sort | xargs; }
+# Links (of any hook) whose program is one of vmprobe's, by name: one a line.
+vmprobe_links() {
+	local names
+	names=$(for o in net disk; do readelf -Ws "$REPO/build/bpf/$o.bpf.o"; done |
+		awk '$4 == "FUNC" && $5 == "GLOBAL" { print $8 }' | xargs)
+	python3 - "$names" <<'PY'
+import json, subprocess, sys
+names = set(sys.argv[1].split())
+progs = {p["id"]: p.get("name", "") for p in json.loads(subprocess.check_output(["bpftool", "-j", "prog", "show"]))}
+for l in json.loads(subprocess.check_output(["bpftool", "-j", "link", "show"])):
+    n = progs.get(l.get("prog_id"), "")
+    if n in names or n.startswith("vmprobe_tap_"):
+        print(n)
+PY
+}
+adopted() { grep -q "net probe: adopting the programs and counters" "$WORK/vmprobe.log"; }
+
+# 1. persist: what is pinned, and the programs outlive serve.
+serve "persist: true" && counted ||
+	{ tap_fail "serve (persist: true) starts and counts the VM" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+tap_ok "serve (persist: true) starts and counts the VM"
+stream
+exact "first serve"
+check "net and disk pins carry a stamp" test -e $PINS/net/stamp -a -e $PINS/disk/stamp
+check "the counters are pinned (net_stats, drive_stats)" test -e $PINS/net/net_stats -a -e $PINS/disk/drive_stats
+if have_tcx; then
+	check "the tap's TCX links are pinned" test -e $PINS/net/links/tap0_in -a -e $PINS/net/links/tap0_eg
+fi
+check "the disk hooks' links are pinned (sys_enter_pread64's)" test -e $PINS/disk/links/enter_pread64
+
+# 2. Restarts: SIGTERM, SIGKILL, each with a gap that has traffic and reads.
+for sig in TERM KILL; do
+	stop $sig
+	check_eq "SIG$sig: with no serve, vmprobe's programs stay on the tap" \
+		"vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+	check "SIG$sig: and its disk hooks stay attached" eval '[ "$(vmprobe_links | grep -cx enter_pread64)" = 1 ]'
+	stream
+	if serve "persist: true" && counted; then tap_ok "SIG$sig: the next serve starts"; else tap_fail "SIG$sig: the next serve starts" "$(cat "$WORK/vmprobe.log")"; fi
+	check "SIG$sig: it adopts the earlier serve's programs and counters" adopted
+	check_eq "SIG$sig: one program each way on the tap" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+	stream
+	exact "after SIG$sig"
+done
+
+# 3. Two serves never at once; uninstall does not run beside a serve.
+"$VMPROBE" serve -c "$WORK/vmprobe.yaml" --listen 127.0.0.1:$((PORT + 1)) >"$WORK/second.log" 2>&1
+check_num "a second serve exits 1" 1 "$?"
+check "... saying which serve runs" grep -q "another vmprobe serve (pid $VMPROBE_PID) is running" "$WORK/second.log"
+"$VMPROBE" uninstall >"$WORK/uninstall.log" 2>&1
+check_num "uninstall exits 1 while serve runs" 1 "$?"
+check "... saying so" grep -q "another vmprobe serve (pid $VMPROBE_PID) is running" "$WORK/uninstall.log"
+check_eq "and changes nothing" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+exact "beside a refused second serve"
+
+# 4. clsact: a serve on the other hook takes the tap over (its counters go
+# on); the next one replaces its filters in place.
+stop TERM
+if serve "persist: true
+network:
+  tc_hook: clsact"; then tap_ok "a serve on clsact starts"; else tap_fail "a serve on clsact starts" "$(cat "$WORK/vmprobe.log")"; fi
+check "it adopts the counters" adopted
+stream
+exact "serve on clsact after one on TCX"
+stop TERM
+stream
+check_eq "clsact: with no serve, one vmprobe filter each way stays" \
+	"vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+serve "persist: true
+network:
+  tc_hook: clsact"
+check "clsact: the next serve adopts" adopted
+check "clsact: its filters are taken over, not attached anew" \
+	grep -q "counting tap $TAP .*: adopted, its counters go on" "$WORK/vmprobe.log"
+check_eq "clsact: one filter each way" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+stream
+exact "clsact, after a restart"
+
+# 5. Another map layout (other sizes) starts from zero, and says so.
+stop TERM
+stream
+serve "persist: true
+max_vms: 17"
+for p in net disk; do
+	check "another map layout: the log says the $p probe's pins are removed and why" \
+		grep -q "$p probe: removing the pins .*map layout is not this version's.*counters start from zero" \
+		"$WORK/vmprobe.log"
+done
+check_eq "another map layout: one program each way" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+check_num "the VM's frames count from zero" 0 "$(tx)"
+check_num "the VM's reads count from zero" 0 "$(reads)"
+
+# 6. A serve without persist that is killed: the next start removes its pins.
+stop TERM
+serve "" --cleanup
+stop KILL
+check "a killed serve without persist leaves its stamp" test -e $PINS/net/stamp
+serve "persist: true"
+check "the next serve removes its pins: it did not persist them" \
+	grep -q "net probe: removing the pins .*did not persist them" "$WORK/vmprobe.log"
+check_num "and counts from zero" 0 "$(reads)"
+
+# 7. A VM gone while no serve ran: released, and no hook stays attached.
+stop TERM
+kill "$VM"; wait "$VM" 2>/dev/null; VM=
+serve "persist: true"
+gone() { ! grep -q pin-vm <(curl -sf "$VMPROBE_URL"); }
+check "the gone VM's series are not served" gone
+check "its slot is released" grep -q "network probe: released 1 slots" "$WORK/vmprobe.log"
+check_eq "no vmprobe hook stays attached with no VM (no tap program, tracepoint or drop hook)" "" \
+	"$(vmprobe_links | sort -u | xargs)"
+check_eq "no link is pinned" "" "$(find $PINS/net/links $PINS/disk/links -mindepth 1 2>/dev/null)"
+
+# 8. serve --cleanup adopts, then removes everything as it exits.
+start_vm
+check "a new VM is counted" wait_for 10 counted
+stop TERM
+check_eq "persist leaves the tap's programs" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+serve "persist: true" --cleanup
+check "serve --cleanup adopts" adopted
+stop TERM
+check "serve --cleanup removes /sys/fs/bpf/vmprobe as it exits" test ! -e $PINS
+check_eq "... and every vmprobe program and hook" "" "$(progs; vmprobe_links)"
+
+# 9. vmprobe uninstall after a persistent serve.
+serve "persist: true"
+stop KILL
+check_eq "SIGKILL leaves the programs" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+"$VMPROBE" uninstall >"$WORK/uninstall.log" 2>&1
+check_num "vmprobe uninstall exits 0" 0 "$?"
+check "... saying what it did" grep -q "removed what vmprobe serve left" "$WORK/uninstall.log"
+check "and removes /sys/fs/bpf/vmprobe" test ! -e $PINS
+check_eq "and every vmprobe program and hook" "" "$(progs; vmprobe_links)"
+"$VMPROBE" uninstall >"$WORK/uninstall.log" 2>&1
+check "a second uninstall finds nothing" grep -q "nothing of vmprobe serve was left" "$WORK/uninstall.log"
+tap_done
