@@ -41,6 +41,8 @@ CTL=$(mktemp -d /tmp/vmprobe-deb.XXXXXX)
 trap 'cleanup; rm -rf "$CTL"' EXIT
 dpkg-deb -e "$DEB" "$CTL"
 check "postinst makes the vmprobe user (systemd-sysusers)" grep -q "systemd-sysusers .*vmprobe.conf" "$CTL/postinst"
+check "prerm removes what a persistent serve left (vmprobe uninstall) on remove" \
+	grep -q "vmprobe uninstall -c /etc/vmprobe/vmprobe.yaml" "$CTL/prerm"
 check_eq "postinst starts nothing (no deb-systemd-invoke)" 0 "$(grep -c deb-systemd-invoke "$CTL/postinst")"
 had_user=0
 id -u vmprobe >/dev/null 2>&1 && had_user=1
@@ -64,7 +66,7 @@ else
 	check "postinst made the vmprobe user" id -u vmprobe
 fi
 check_eq "the unit runs the installed binary with the installed config" \
-	"/usr/sbin/vmprobe serve -c /etc/vmprobe/vmprobe.yaml" \
+	"/usr/sbin/vmprobe serve --persist -c /etc/vmprobe/vmprobe.yaml" \
 	"$(sed -n 's/^ExecStart=//p' /lib/systemd/system/vmprobe.service)"
 check "systemd-analyze verify passes on the installed unit" systemd-analyze verify /lib/systemd/system/vmprobe.service
 check "the unit is not enabled" test ! -e /etc/systemd/system/multi-user.target.wants/vmprobe.service

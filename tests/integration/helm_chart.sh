@@ -113,6 +113,7 @@ for m in c["volumeMounts"]:
     v = vols[m["name"]]
     src = v["hostPath"]["path"] if "hostPath" in v else "configMap"
     print("mount", m["mountPath"], src, "ro" if m.get("readOnly") else "rw")
+    print("propagation", m["mountPath"], m.get("mountPropagation", "None"))
 for p in ("livenessProbe", "readinessProbe"):
     print(p, c[p]["httpGet"]["path"], c[p]["httpGet"]["port"])
 print("ports", " ".join("%s=%s" % (p["name"], p["containerPort"]) for p in c["ports"]))
@@ -165,6 +166,10 @@ check_eq "kernel BTF (CO-RE) mounted read-only" "/sys/kernel/btf /sys/kernel/btf
 check_eq "tracefs mounted read-only (disk probe tracepoints)" "/sys/kernel/tracing /sys/kernel/tracing ro" \
 	"$(ds mount | grep '^/sys/kernel/tracing ')"
 check_eq "BPF filesystem mounted (pinning)" "/sys/fs/bpf /sys/fs/bpf rw" "$(ds mount | grep '^/sys/fs/bpf ')"
+check_eq "the host's bpffs, as the host sees it (HostToContainer), for the next pod to adopt the pins" \
+	"/sys/fs/bpf HostToContainer" "$(ds propagation | grep '^/sys/fs/bpf ')"
+check_eq "the chart's vmprobe persists (a rollout adopts programs and counters)" "True" \
+	"$(tojson "$WORK/cfg-default.yaml" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0].get("persist"))')"
 check_eq "liveness and readiness probe /healthz on the metrics port" "/healthz metrics /healthz metrics" \
 	"$(ds livenessProbe) $(ds readinessProbe)"
 listen=$(python3 -c 'import sys,re; print(re.search(r"listen: \"?:(\d+)", open(sys.argv[1]).read()).group(1))' "$WORK/cfg-default.yaml")

@@ -17,7 +17,7 @@ check_eq "it installs the binary, man page, completion, unit, sysusers entry and
 	"./etc/vmp/vmprobe/vmprobe.yaml ./opt/vmp/lib/systemd/system/vmprobe.service ./opt/vmp/lib/sysusers.d/vmprobe.conf ./opt/vmp/sbin/vmprobe ./opt/vmp/share/bash-completion/completions/vmprobe ./opt/vmp/share/man/man8/vmprobe.8" \
 	"$files"
 check_eq "the unit runs the installed binary with the installed config" \
-	"/opt/vmp/sbin/vmprobe serve -c /etc/vmp/vmprobe/vmprobe.yaml" \
+	"/opt/vmp/sbin/vmprobe serve --persist -c /etc/vmp/vmprobe/vmprobe.yaml" \
 	"$(sed -n 's/^ExecStart=//p' "$DEST/opt/vmp/lib/systemd/system/vmprobe.service")"
 check_eq "the unit has no placeholder left" "" "$(grep -o '@[A-Z]*@' "$DEST/opt/vmp/lib/systemd/system/vmprobe.service")"
 check "the installed config is valid" "$DEST/opt/vmp/sbin/vmprobe" config check "$DEST/etc/vmp/vmprobe/vmprobe.yaml"

@@ -57,6 +57,7 @@ cleanup() {
 	wait 2>/dev/null
 	ip link del "$TAP" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
+	"$VMPROBE" uninstall >/dev/null 2>&1
 	rm -rf /run/vmprobe
 	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
@@ -97,12 +98,15 @@ listen: "127.0.0.1:$PORT"
 discovery:
   rescan_interval_ms: 200
 YAML
-	as_unit "$@" -- "$VMPROBE" serve -c "$WORK/vmprobe.yaml" >"$WORK/vmprobe.log" 2>&1 &
+	# The unit's flags (--persist), with this test's config.
+	read -ra flags <<<"$(unit_value ExecStart | sed 's/.* serve //; s/ -c .*//')"
+	as_unit "$@" -- "$VMPROBE" serve "${flags[@]}" -c "$WORK/vmprobe.yaml" >"$WORK/vmprobe.log" 2>&1 &
 	VMPROBE_PID=$!
 	VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
 	wait_for 10 curl -sf -o /dev/null "$VMPROBE_URL"
 }
-serve_end() { vmprobe_stop >/dev/null 2>&1; rm -rf /run/vmprobe; }
+# Stops serve, and removes what it persisted (as root), for the next run to start clean.
+serve_end() { vmprobe_stop >/dev/null 2>&1; "$VMPROBE" uninstall >/dev/null 2>&1; rm -rf /run/vmprobe; }
 
 # The stand-in VM: a tap and a drive, run as nobody (the tap opened as
 # root and passed by fd), its image in a directory only nobody may read.
@@ -179,7 +183,31 @@ check_num "the drive's bytes read" $((8 * 4096)) "$(d vmprobe_disk_bytes_total d
 check_eq "every disk source is on" "1 1 1" "$(for s in threads io_uring native; do
 	metric "$WORK/s1.txt" vmprobe_disk_source_enabled source=$s; done | paste -sd' ')"
 check_eq "nothing in the log is a warning or an error" "" "$(grep -E ': (warn|error):' "$WORK/vmprobe.log")"
-check "the maps are pinned for top and hist" test -e /sys/fs/bpf/vmprobe/net_stats
+check "the maps are pinned for top and hist" test -e /sys/fs/bpf/vmprobe/net/net_stats
+check "the unit persists: the tap's links are pinned too" test -e /sys/fs/bpf/vmprobe/net/links/tap0_in
+
+# A restart as the unit's user (systemctl restart): the next serve adopts
+# the programs and counters, with no capability beyond the unit's, and
+# what went on the tap while none ran is counted.
+vmprobe_stop >/dev/null 2>&1
+kill -USR1 "$VM"
+"$TAPGUEST" inject "$TAP" 7 100 >/dev/null
+sleep 0.5
+if serve_as "${CAPS[@]}"; then
+	tap_ok "a restart with the unit's capabilities serves"
+	check "it adopts the earlier serve's programs and counters" \
+		grep -q "net probe: adopting the programs and counters" "$WORK/vmprobe.log"
+	scrape_with_tap "$TAP" "$WORK/s2.txt"
+	check_num "frames from the guest, the restart's gap included = the tap's rx_packets" \
+		"$((TAPC[rx_packets] - T0[rx_packets]))" \
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s2.txt" vmprobe_network_packets_total name=caps-vm direction=tx)"
+	check_num "frames to the guest, the gap included = the tap's tx_packets + tx_dropped" \
+		"$((TAPC[tx_packets] + TAPC[tx_dropped] - T0[tx_packets] - T0[tx_dropped]))" \
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s2.txt" vmprobe_network_packets_total name=caps-vm direction=rx)"
+	check_eq "nothing in the restart's log is a warning or an error" "" "$(grep -E ': (warn|error):' "$WORK/vmprobe.log")"
+else
+	tap_fail "a restart with the unit's capabilities serves" "$(cat "$WORK/vmprobe.log")"
+fi
 
 # Without CAP_SYS_ADMIN (not in the unit): a VM in another network
 # namespace (a KubeVirt pod's) is listed and its tap declared unmeasured.
