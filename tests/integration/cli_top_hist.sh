@@ -86,7 +86,7 @@ UDP_PID=$!
 filters() { vmprobe_progs "$1" | wc -l; } # TAP: vmprobe's programs on it (ingress + egress)
 counted() { [ "$(filters "$TAP")" = 2 ] && [ "$(filters "$TAP2")" = 2 ] && grep -q '"slot":0' /run/vmprobe/state.json; }
 check "serve counts both taps" wait_for 10 counted
-for m in net_stats net_ifaces drive_stats dev_stats; do
+for m in net/net_stats net/net_ifaces disk/drive_stats disk/dev_stats; do
 	check "serve pins $m under /sys/fs/bpf/vmprobe" test -e /sys/fs/bpf/vmprobe/$m
 done
 check "serve writes its VM table to /run/vmprobe/state.json" grep -q '"name":"web-busy"' /run/vmprobe/state.json

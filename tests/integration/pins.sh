@@ -5,11 +5,13 @@
 #  - persist: true pins maps, links and a stamp (PIN_DIR/PROBE/); after
 #    SIGTERM or SIGKILL the programs go on counting, and the next serve
 #    adopts them: totals equal the tap's counters and the reads, gap
-#    included; on TCX and on clsact (filters replaced in place);
+#    included; on TCX and on clsact (filters replaced in place), and from
+#    another build with the same layout (programs replaced);
 #  - a configuration with other map sizes (another layout) starts from
 #    zero and says so; so does a serve after one killed without persist;
 #  - a VM gone while no serve ran is released: no hook stays attached;
-#  - `serve --cleanup` and `vmprobe uninstall` remove everything;
+#  - `serve --cleanup` and `vmprobe uninstall` remove everything; top
+#    does not attach probes of its own beside programs left counting;
 #  - two serves never run at once, and uninstall waits for none.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -138,6 +140,30 @@ for sig in TERM KILL; do
 	exact "after SIG$sig"
 done
 
+# 2b. Programs that differ with the same layout (another build): adopted,
+# the TC programs swapped in place, the tracepoint links moved to ours.
+# Stamped here as another build would: the code hash changed.
+restamp() { # STAMP: flips the first byte of its code hash (offset 64)
+	local v
+	v=$(bpftool -j map lookup pinned "$1" key 0 0 0 0 | python3 -c '
+import json, sys
+v = [int(b, 16) for b in json.load(sys.stdin)["value"]]
+v[64] ^= 0xff
+print(" ".join(str(b) for b in v))')
+	bpftool map update pinned "$1" key 0 0 0 0 value $v
+}
+stop TERM
+stream
+check "another build's stamps (code hash changed)" eval 'restamp $PINS/net/stamp && restamp $PINS/disk/stamp'
+if serve "persist: true" && counted; then tap_ok "another build: the next serve starts"; else tap_fail "another build: the next serve starts" "$(cat "$WORK/vmprobe.log")"; fi
+check "another build: it adopts the counters" adopted
+check "another build: the log says its programs are replaced" \
+	grep -q "disk probe: adopting .*its BPF programs differ from ours and are replaced" "$WORK/vmprobe.log"
+check_eq "another build: one program each way on the tap" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+check_eq "another build: each disk hook attached once (the old links went)" 1 "$(vmprobe_links | grep -cx enter_pread64)"
+stream
+exact "after another build"
+
 # 3. Two serves never at once; uninstall does not run beside a serve.
 "$VMPROBE" serve -c "$WORK/vmprobe.yaml" --listen 127.0.0.1:$((PORT + 1)) >"$WORK/second.log" 2>&1
 check_num "a second serve exits 1" 1 "$?"
@@ -221,6 +247,10 @@ check_eq "... and every vmprobe program and hook" "" "$(progs; vmprobe_links)"
 serve "persist: true"
 stop KILL
 check_eq "SIGKILL leaves the programs" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+"$VMPROBE" top -b -n 1 >"$WORK/top.log" 2>&1
+check_num "top exits 1 rather than attach probes beside the programs left counting" 1 "$?"
+check "... and says what to do" grep -q "start it to read them, or remove them with vmprobe uninstall" "$WORK/top.log"
+check_eq "... leaving them as they were" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
 "$VMPROBE" uninstall >"$WORK/uninstall.log" 2>&1
 check_num "vmprobe uninstall exits 0" 0 "$?"
 check "... saying what it did" grep -q "removed what vmprobe serve left" "$WORK/uninstall.log"

@@ -306,15 +306,14 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 			 pp->code_changed ? "; its BPF programs differ from ours and are replaced" : "");
 	}
 	bpf_object__for_each_map(m, obj) {
-		char path[PATH_MAX], *dot;
-		int n;
+		char path[PATH_MAX], *name;
 
 		if (!map_pinned(m))
 			continue;
-		n = snprintf(path, sizeof(path), "%s/%s", pp->dir, bpf_map__name(m));
-		/* bpffs reserves names with a dot ("net_bpf.bss"): EPERM. */
-		while (n > 0 && (dot = strchr(path + strlen(pp->dir), '.')))
-			*dot = '_';
+		snprintf(path, sizeof(path), "%s/%s", pp->dir, bpf_map__name(m));
+		/* bpffs refuses names with a dot ("net_bpf.bss"): EPERM. */
+		for (name = path + strlen(pp->dir); *name; name++)
+			*name = *name == '.' ? '_' : *name;
 		bpf_map__set_pin_path(m, path);
 	}
 }
@@ -473,43 +472,37 @@ int pins_links_foreach(struct probe_pins *pp, int (*fn)(const char *name, void *
 	return ret;
 }
 
-void pins_tidy(const char *const *probes, size_t nr)
+/* Removes PIN_DIR's entries but those named in keep; `why`, if set, logged for each. */
+static void entries_remove(const char *const *keep, size_t nr, const char *why)
 {
 	struct dirent *de;
 	DIR *dir = opendir(PIN_DIR);
 
 	while (dir && (de = readdir(dir))) {
 		char path[PATH_MAX];
-		bool ours = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+		bool kept = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
 
-		for (size_t i = 0; !ours && i < nr; i++)
-			ours = !strcmp(de->d_name, probes[i]);
-		if (ours)
+		for (size_t i = 0; !kept && i < nr; i++)
+			kept = !strcmp(de->d_name, keep[i]);
+		if (kept)
 			continue;
 		snprintf(path, sizeof(path), PIN_DIR "/%s", de->d_name);
-		log_info("removing %s: not a probe this serve runs", path);
+		if (why)
+			log_info("removing %s: %s", path, why);
 		dir_clear(path);
 	}
 	if (dir)
 		closedir(dir);
 }
 
+void pins_tidy(const char *const *probes, size_t nr)
+{
+	entries_remove(probes, nr, "not a probe this serve runs");
+}
+
 int pins_remove_all(void)
 {
-	struct dirent *de;
-	DIR *dir = opendir(PIN_DIR);
-
-	if (!dir)
-		return errno == ENOENT ? 0 : -errno;
-	while ((de = readdir(dir))) {
-		char path[PATH_MAX];
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(path, sizeof(path), PIN_DIR "/%s", de->d_name);
-		dir_clear(path);
-	}
-	closedir(dir);
+	entries_remove(NULL, 0, NULL);
 	return rmdir(PIN_DIR) && errno != ENOENT ? -errno : 0;
 }
 
