@@ -104,6 +104,16 @@ $(BUILD)/tests/bpf_%: tests/bpf/%.c tests/bpf/bpftest.h $(USER_OBJS) | $(BUILD)/
 
 BPF_TEST_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf_%,$(wildcard tests/bpf/*.c))
 
+# test_pins reads one small object built in variants (tests/unit/stamp.bpf.c) beside it.
+STAMP_OBJS := $(patsubst %,$(BUILD)/tests/stamp_%.bpf.o,base errors moved code)
+$(BUILD)/tests/stamp_errors.bpf.o: STAMP := -DSTAMP_ERRORS
+$(BUILD)/tests/stamp_moved.bpf.o: STAMP := -DSTAMP_MOVED
+$(BUILD)/tests/stamp_code.bpf.o: STAMP := -DSTAMP_CODE
+$(BUILD)/tests/stamp_%.bpf.o: tests/unit/stamp.bpf.c | $(BUILD)/tests
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) $(STAMP) -c $< -o $@
+$(BUILD)/tests/test_pins: | $(STAMP_OBJS)
+
 deps:
 	$(Q)scripts/install-deps.sh build
 test-deps:

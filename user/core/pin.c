@@ -178,9 +178,8 @@ static __u32 map_value_type(const struct btf *btf, const struct bpf_map *m)
 	return found > 0 ? (__u32)found : 0;
 }
 
-/* Our stamp: the layout of every map we pin, and what the programs are. */
-static void stamp_compute(struct pin_stamp *st, struct bpf_object *obj, const void *elf,
-			  size_t elf_size)
+void pin_stamp_compute(struct pin_stamp *st, struct bpf_object *obj, const void *elf,
+		       size_t elf_size)
 {
 	const struct btf *btf = bpf_object__btf(obj);
 	gnutls_hash_hd_t lay, code;
@@ -287,7 +286,7 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 	if (mounted && pp->persist)
 		log_warn("mounted bpffs at %s myself: the pins last as long as this mount "
 			 "(in a container, mount the host's bpffs there)", BPFFS);
-	stamp_compute(&pp->stamp, obj, elf, elf_size);
+	pin_stamp_compute(&pp->stamp, obj, elf, elf_size);
 	why = pins_unfit(pp, adoptable, &old);
 	if (why) {
 		/* A probe that never adopts says it at each start: no surprise, no warning. */

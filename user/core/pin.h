@@ -53,6 +53,15 @@ struct pin_stamp {
 	__u32 persist;    /* 1: its links are pinned too, and outlive it */
 };
 _Static_assert(sizeof(struct pin_stamp) == 104, "pin_stamp layout");
+/*
+ * The stamp of an opened object (sized, not loaded) whose ELF image is
+ * `elf`: the layout hash covers every map the programs write (name, type,
+ * key and value sizes, entries, flags, and the BTF layout of keys and
+ * values: member names, offsets, types), so that any change a reader
+ * would misread changes it; the code hash covers the rest.
+ */
+void pin_stamp_compute(struct pin_stamp *st, struct bpf_object *obj, const void *elf,
+		       size_t elf_size);
 
 /* One probe's pins: serve's (probe->pins); elsewhere NULL, and nothing is pinned. */
 struct probe_pins {
