@@ -19,8 +19,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 
+tap_require_cmds "serve's pins and their adoption" bpftool
 tap_require_root "serve's pins and their adoption" tun
-command -v bpftool >/dev/null || { tap_skip "serve's pins and their adoption" "no bpftool"; tap_done; exit; }
 [ -x "$TAPGUEST" ] || { tap_skip "serve's pins and their adoption" "$TAPGUEST is not built"; tap_done; exit; }
 
 WORK=$(mktemp -d /tmp/vmprobe-pins.XXXXXX)

@@ -14,12 +14,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/vmprobe.sh"
 . "$REPO/tests/lib/guest.sh"
 
-for need in qemu-system-x86_64 prometheus losetup; do
-	if ! command -v $need >/dev/null; then
-		tap_skip "restarts that lose no count" "$need is not installed"
-		tap_done; exit
-	fi
-done
+tap_require_cmds "restarts that lose no count" qemu-system-x86_64 prometheus losetup
 tap_require_root "restarts that lose no count" tun
 
 WORK=$(mktemp -d /tmp/vmprobe-upgrade.XXXXXX)
