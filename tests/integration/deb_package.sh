@@ -3,10 +3,12 @@
 # what make install does where Debian wants it (the config a conffile,
 # the vmprobe user made, the unit neither enabled nor started), whose
 # vmprobe runs, and that dpkg -r and dpkg -P remove cleanly: -r keeps the
-# configuration, -P takes it too.
+# configuration and removes what a persistent serve left, -P takes the
+# configuration too.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
 
 tap_require_root "the Debian package installs and removes cleanly"
 for tool in dpkg-buildpackage dh lintian git; do
@@ -20,7 +22,11 @@ if dpkg-query -W -f='${Status}' vmprobe 2>/dev/null | grep -q installed || [ -e 
 	tap_done; exit
 fi
 
-cleanup() { dpkg -P vmprobe >/dev/null 2>&1; }
+cleanup() {
+	vmprobe_stop >/dev/null 2>&1
+	dpkg -P vmprobe >/dev/null 2>&1
+	"$REPO/build/vmprobe" uninstall >/dev/null 2>&1
+}
 trap cleanup EXIT
 
 VERSION=$(cat "$REPO/VERSION")
@@ -72,7 +78,15 @@ check "systemd-analyze verify passes on the installed unit" systemd-analyze veri
 check "the unit is not enabled" test ! -e /etc/systemd/system/multi-user.target.wants/vmprobe.service
 check "man finds the page" man -w vmprobe
 
+# What the unit's serve (--persist) leaves at exit, for the next version to
+# adopt: dpkg -r removes it (prerm: vmprobe uninstall).
+WORK=$CTL VMPROBE=/usr/sbin/vmprobe
+if vmprobe_start 19599 "persist: true"; then tap_ok "the installed vmprobe serves (persist: true)"
+else tap_fail "the installed vmprobe serves (persist: true)" "$(cat "$WORK/vmprobe.log")"; fi
+vmprobe_stop
+check "it leaves its pins at exit" test -e /sys/fs/bpf/vmprobe/net/stamp
 check "dpkg -r removes it" dpkg -r vmprobe
+check "... and what its serve left (prerm: vmprobe uninstall)" test ! -e /sys/fs/bpf/vmprobe
 check "the binary is gone" test ! -e /usr/sbin/vmprobe
 check "the unit is gone" test ! -e /lib/systemd/system/vmprobe.service
 check "the configuration stays after dpkg -r" test -f /etc/vmprobe/vmprobe.yaml
