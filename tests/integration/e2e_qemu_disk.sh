@@ -81,13 +81,8 @@ scrape "$WORK/sb0.txt"
 
 NAME='db "disk" \ vm'
 NAME_EXP='db \"disk\" \\ vm'
-GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" \
-	-drive "file=$WORK/img/thr.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
-	-device virtio-blk-pci,drive=d0,id=ua-thr \
-	-drive "file=$WORK/img/uring.img,format=raw,if=none,id=d1,cache=none,aio=io_uring" \
-	-device virtio-blk-pci,drive=d1,id=uring \
-	-drive "file=$LOOP,format=raw,if=none,id=d2,cache=none,aio=native" \
-	-device virtio-blk-pci,drive=d2,id=native ||
+guest_three_drives "$WORK/img" "$LOOP" ua-thr
+GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" "${GUEST_DRIVES[@]}" ||
 	{ tap_fail "QEMU guest with three drives starts"; tap_done; exit; }
 tap_ok "QEMU guest with three drives starts"
 

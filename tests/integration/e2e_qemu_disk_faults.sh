@@ -84,13 +84,8 @@ echo PHASE-AFTER
 sleep 300
 SH
 
-GUEST_IP= guest_start df-vm "$TAP" "$WORK/initrd" \
-	-drive "file=$WORK/img/thr.img,format=raw,if=none,id=d0,cache=none,aio=threads,werror=report,rerror=report" \
-	-device virtio-blk-pci,drive=d0,id=thr \
-	-drive "file=$WORK/img/uring.img,format=raw,if=none,id=d1,cache=none,aio=io_uring,werror=report,rerror=report" \
-	-device virtio-blk-pci,drive=d1,id=uring \
-	-drive "file=$LOOP,format=raw,if=none,id=d2,cache=none,aio=native,werror=report,rerror=report" \
-	-device virtio-blk-pci,drive=d2,id=native ||
+guest_three_drives "$WORK/img" "$LOOP" thr ,werror=report,rerror=report
+GUEST_IP= guest_start df-vm "$TAP" "$WORK/initrd" "${GUEST_DRIVES[@]}" ||
 	{ tap_fail "QEMU guest with three drives starts"; tap_done; exit; }
 tap_ok "QEMU guest with three drives starts"
 

@@ -172,6 +172,25 @@ guest_start() {
     GUEST_QMP=$dir/qmp.sock
 }
 
+# guest_three_drives DIR NATIVE_DEV THREADS_ID [DRIVE_OPTS]
+# Sets GUEST_DRIVES, guest_start's options for three virtio-blk drives, one
+# per AIO mode, all cache=none: DIR/thr.img (aio=threads, device id
+# THREADS_ID), DIR/uring.img (aio=io_uring, id uring) and NATIVE_DEV
+# (aio=native, id native); vda, vdb and vdc in the guest. DRIVE_OPTS
+# (",werror=report"...) ends each -drive.
+guest_three_drives() {
+    local dir=$1 native=$2 thr_id=$3 opts=${4:-}
+    # shellcheck disable=SC2034,SC2054  # for the caller; commas inside QEMU option values
+    GUEST_DRIVES=(
+        -drive "file=$dir/thr.img,format=raw,if=none,id=d0,cache=none,aio=threads$opts"
+        -device "virtio-blk-pci,drive=d0,id=$thr_id"
+        -drive "file=$dir/uring.img,format=raw,if=none,id=d1,cache=none,aio=io_uring$opts"
+        -device virtio-blk-pci,drive=d1,id=uring
+        -drive "file=$native,format=raw,if=none,id=d2,cache=none,aio=native$opts"
+        -device virtio-blk-pci,drive=d2,id=native
+    )
+}
+
 # guest_qmp SOCKET COMMAND [ARGUMENTS_JSON]
 # Runs one QMP command and prints its "return" value as JSON; fails if QEMU
 # answers with an error. E.g. pause and resume the guest:
