@@ -12,7 +12,8 @@
 #    killed without persist;
 #  - a VM gone while no serve ran is released: no hook stays attached;
 #  - `serve --cleanup` and `vmprobe uninstall` remove everything; top
-#    does not attach probes of its own beside programs left counting;
+#    does not attach probes of its own beside programs left counting, nor
+#    read a serve's counters of another layout;
 #  - two serves never run at once, and uninstall waits for none.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -225,6 +226,16 @@ check_num "the VM's reads count from zero" 0 "$(reads)"
 # 6. A serve without persist that is killed: the next start removes its pins.
 stop TERM
 serve "" --cleanup
+# top beside a serve whose counters are laid out otherwise (a serve of
+# another version, before its restart): drive_stats' pin replaced by a map
+# of 8-byte values (serve keeps its own; its pins go at the next start).
+# top says so and exits 1, rather than misread them.
+rm $PINS/disk/drive_stats &&
+	bpftool map create $PINS/disk/drive_stats type array key 4 value 8 entries 4 name drive_stats
+"$VMPROBE" top -b -n 1 >"$WORK/top.log" 2>&1
+check_num "top beside counters of another layout exits 1" 1 "$?"
+check "... naming the map, the sizes and what to do" \
+	grep -q "serve's $PINS/disk/drive_stats holds values of 8 bytes, this vmprobe's are [0-9]*: serve is another version of vmprobe; restart it" "$WORK/top.log"
 stop KILL
 check "a killed serve without persist leaves its stamp" test -e $PINS/net/stamp
 serve "persist: true"

@@ -21,6 +21,37 @@
 #include "core/pin.h"
 #include "core/util.h"
 
+/* The counter maps serve pins for us, and the size of their values in this vmprobe. */
+static const struct {
+	const char *name;
+	size_t elem;
+} shared_maps[] = {
+	{ "net/net_stats", sizeof(struct net_pkt_cell) },
+	{ "net/net_tcp", sizeof(struct net_tcp_cell) },
+	{ "disk/drive_stats", sizeof(struct drive_stats) },
+	{ "netdisk/netdisk_stats", sizeof(struct drive_stats) },
+};
+
+/*
+ * Whether serve's counters are laid out as this vmprobe reads them: a serve
+ * of another version (during an upgrade, before its restart) may pin
+ * values of another size, which would be read as zeros or garbage.
+ */
+static int shared_maps_fit(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(shared_maps); i++) {
+		int size = pin_value_size(shared_maps[i].name);
+
+		if (size < 0 || (size_t)size == shared_maps[i].elem)
+			continue;
+		fprintf(stderr, "vmprobe: serve's %s/%s holds values of %d bytes, this vmprobe's "
+				"are %zu: serve is another version of vmprobe; restart it, or use its "
+				"own vmprobe\n", PIN_DIR, shared_maps[i].name, size, shared_maps[i].elem);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 static int open_shared(struct view *v)
 {
 	int ncpus = libbpf_num_possible_cpus();
@@ -28,6 +59,8 @@ static int open_shared(struct view *v)
 
 	if (ncpus <= 0)
 		return -EINVAL;
+	if (shared_maps_fit())
+		return -EPROTO;
 	v->shared_np.stats = pin_mmap_ro("net/net_stats", sizeof(struct net_pkt_cell), &n,
 					 &v->shared_np.stats_len);
 	v->shared_np.nr_cpus = ncpus;

@@ -619,20 +619,48 @@ bool serve_running(void)
 	return held;
 }
 
+/* The map pinned as PIN_DIR/name: its fd and info, or -errno. */
+static int pin_map_get(const char *name, struct bpf_map_info *info)
+{
+	__u32 info_len = sizeof(*info);
+	char path[256];
+	int fd, err;
+
+	memset(info, 0, sizeof(*info));
+	snprintf(path, sizeof(path), PIN_DIR "/%s", name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, info, &info_len)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int pin_value_size(const char *name)
+{
+	struct bpf_map_info info;
+	int fd = pin_map_get(name, &info);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return (int)info.value_size;
+}
+
 void *pin_mmap_ro(const char *name, size_t elem, __u32 *entries, size_t *len)
 {
-	struct bpf_map_info info = {};
-	__u32 info_len = sizeof(info);
-	char path[256];
+	struct bpf_map_info info;
 	void *p;
 	int fd;
 
 	*entries = 0;
-	snprintf(path, sizeof(path), PIN_DIR "/%s", name);
-	fd = bpf_obj_get(path);
+	fd = pin_map_get(name, &info);
 	if (fd < 0)
 		return NULL;
-	if (bpf_obj_get_info_by_fd(fd, &info, &info_len) || info.value_size != elem) {
+	if (info.value_size != elem) {
 		close(fd);
 		return NULL;
 	}

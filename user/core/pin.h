@@ -134,5 +134,7 @@ bool pins_exist(void);
  * values), or NULL.
  */
 void *pin_mmap_ro(const char *name, size_t elem, __u32 *entries, size_t *len);
+/* The value size of the map pinned as PIN_DIR/name, or -errno (-ENOENT: none). */
+int pin_value_size(const char *name);
 
 #endif
