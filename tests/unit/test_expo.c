@@ -237,6 +237,47 @@ static void test_histogram_of_zeros_writes_every_bucket_with_zero(void **state)
 	sb_free(&sb);
 }
 
+/* _sum in seconds is the shortest decimal that reads back as the same double. */
+static void test_histogram_sum_is_the_shortest_decimal_that_reads_back(void **state)
+{
+	static const struct {
+		__u64 ns;
+		const char *text;
+	} cases[] = {
+		{ 0, "0" },
+		{ 1, "1e-09" },
+		{ 3, "3e-09" },
+		{ 1500, "1.5e-06" },
+		{ 123456789, "0.123456789" },
+		{ 500000000, "0.5" },   /* powers of two: */
+		{ 250000000, "0.25" },  /* their lower neighbour is nearer */
+		{ 1000000000, "1" },
+		{ 2000000000, "2" },
+		{ 4294967296000000000ULL, "4294967296" },
+		{ 18446744073709551615ULL, "18446744073.709553" },
+		{ 987654321012345678ULL, "987654321.0123457" },
+		{ 100000000000000001ULL, "1e+08" },
+	};
+	const __u64 slots[2] = { 0, 1 };
+	const struct hist_range r = { .min_slot = 1, .max_slot = 0, .per_unit = 1,
+				      .sum_per_unit = 1000000000 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct strbuf sb;
+		char what[64], got[64];
+		const char *sum;
+
+		sb_init(&sb);
+		expo_histogram(text_of(&sb), "h", "", slots, 2, &r, cases[i].ns);
+		snprintf(what, sizeof(what), "sum of %llu ns", (unsigned long long)cases[i].ns);
+		sum = strstr(text(&sb), "h_sum ");
+		assert_non_null(sum);
+		snprintf(got, sizeof(got), "%.*s", (int)strcspn(sum + 6, "\n"), sum + 6);
+		expect_str(what, cases[i].text, got);
+		sb_free(&sb);
+	}
+}
+
 static void test_histogram_in_ns_writes_le_and_sum_in_seconds(void **state)
 {
 	__u64 slots[13] = { 0 };
@@ -307,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_histogram_overflow_slot_feeds_only_inf_even_when_max_is_past_it),
 		cmocka_unit_test(test_histogram_without_labels_has_braces_only_for_le),
 		cmocka_unit_test(test_histogram_of_zeros_writes_every_bucket_with_zero),
+		cmocka_unit_test(test_histogram_sum_is_the_shortest_decimal_that_reads_back),
 		cmocka_unit_test(test_histogram_in_ns_writes_le_and_sum_in_seconds),
 		cmocka_unit_test(test_histogram_in_ns_writes_exact_le_of_second_sized_buckets),
 	};

@@ -183,10 +183,52 @@ static void a_histogram_decodes_to_its_slots(void **state)
 	sb_free(&sb);
 }
 
+/*
+ * A family is packed a metric at a time behind room for its length: with
+ * one, a few hundred or thousands of metrics (lengths of one to three
+ * varint bytes), it decodes to all of them, in order, with its unit.
+ */
+static void a_family_of_many_metrics_decodes_whole(void **state)
+{
+	static const struct expo_family f = { "n_bytes", EXPO_COUNTER, "bytes", "vm", "N." };
+	static const int counts[] = { 1, 3, 300, 5000 };
+
+	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+		Io__Prometheus__Client__MetricFamily *m;
+		struct strbuf sb;
+		struct expo e;
+		char labels[32], what[64];
+
+		sb_init(&sb);
+		expo_begin(&e, EXPO_PROTOBUF, &sb, 1000.5);
+		expo_family(&e, &f);
+		for (int i = 0; i < counts[c]; i++) {
+			snprintf(labels, sizeof(labels), "vm=\"v%d\"", i);
+			expo_u64(&e, f.name, labels, (uint64_t)i * 3);
+		}
+		assert_int_equal(0, expo_end(&e));
+		m = first_family(&sb);
+		snprintf(what, sizeof(what), "%d metrics: decoded", counts[c]);
+		assert_non_null(m);
+		expect_int(what, counts[c], m->n_metric);
+		expect_str(what, "n_bytes", m->name);
+		expect_str(what, "N.", m->help);
+		expect_str(what, "bytes", m->unit);
+		for (int i = 0; i < counts[c]; i++) {
+			snprintf(labels, sizeof(labels), "v%d", i);
+			expect_str(what, labels, m->metric[i]->label[0]->value);
+			expect_int(what, i * 3, (long long)m->metric[i]->counter->value);
+		}
+		io__prometheus__client__metric_family__free_unpacked(m, NULL);
+		sb_free(&sb);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(labels_come_back_unescaped),
+		cmocka_unit_test(a_family_of_many_metrics_decodes_whole),
 		cmocka_unit_test(a_histogram_decodes_to_its_slots),
 		cmocka_unit_test(a_disabled_family_is_left_out),
 	};

@@ -123,6 +123,7 @@ int expo_end(struct expo *e)
 		sb_puts(e->out, "# EOF\n");
 	else if (e->format == EXPO_PROTOBUF)
 		err = expo_pb_flush(e);
+	expo_pb_end(e);
 	return err ? err : e->out->oom ? -ENOMEM : 0;
 }
 
@@ -193,35 +194,93 @@ void expo_family(struct expo *e, const struct expo_family *f)
 	}
 }
 
-/* The shortest decimal that reads back as exactly v. */
+/* Whether %.{prec}g of v reads back as exactly v; the text in buf. */
+static bool round_trips(char *buf, size_t size, double v, int prec)
+{
+	snprintf(buf, size, "%.*g", prec, v);
+	return strtod(buf, NULL) == v;
+}
+
+/*
+ * The shortest decimal that reads back as exactly v. More digits never
+ * stop a decimal from reading back, but for a power of two (whose lower
+ * neighbour is nearer than its upper one): elsewhere the least precision
+ * is found by bisection, 4 or 5 tries rather than up to 17.
+ */
 static void fmt_double(char *buf, size_t size, double v)
 {
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, size, "%.*g", prec, v);
-		if (strtod(buf, NULL) == v)
-			return;
+	int lo = 1, hi = 17, exp;
+
+	if (!isfinite(v) || fabs(frexp(v, &exp)) == 0.5) {
+		for (int prec = 1; prec <= 17; prec++)
+			if (round_trips(buf, size, v, prec))
+				return;
+		return;
 	}
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+
+		if (round_trips(buf, size, v, mid))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	round_trips(buf, size, v, lo);
+}
+
+/* v in decimal, then a newline: printf costs more than the rest of a sample. */
+static void put_u64_line(struct strbuf *sb, uint64_t v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+
+	*--p = '\n';
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	sb_add(sb, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+/*
+ * The le text of slot i's bucket. Every histogram of a unit has the same
+ * few dozen, so each is formatted once per thread and unit.
+ */
+static const char *le_text(const struct hist_range *r, unsigned i)
+{
+	static __thread struct le_cache {
+		unsigned long long per_unit; /* 0: empty */
+		char le[64][32];
+	} cache[4];
+	static __thread unsigned next;
+	struct le_cache *c = NULL;
+
+	for (unsigned k = 0; k < ARRAY_SIZE(cache) && !c; k++)
+		if (cache[k].per_unit == r->per_unit)
+			c = &cache[k];
+	if (!c) {
+		c = &cache[next++ % ARRAY_SIZE(cache)];
+		c->per_unit = r->per_unit;
+		for (unsigned k = 0; k < ARRAY_SIZE(c->le); k++) {
+			if (r->per_unit == 1)
+				snprintf(c->le[k], sizeof(c->le[k]), "%" PRIu64, (uint64_t)1 << k);
+			else
+				fmt_double(c->le[k], sizeof(c->le[k]), expo_hist_le(r, k));
+		}
+	}
+	return c->le[i];
 }
 
 static void sample_head(struct strbuf *sb, const char *name, const char *suffix,
-			const char *labels, const char *le)
+			const char *labels)
 {
-	bool has_labels = labels && *labels;
-
 	sb_puts(sb, name);
 	sb_puts(sb, suffix);
-	if (!has_labels && !le) {
+	if (!labels || !*labels) {
 		sb_putc(sb, ' ');
 		return;
 	}
 	sb_putc(sb, '{');
-	if (has_labels)
-		sb_puts(sb, labels);
-	if (le) {
-		if (has_labels)
-			sb_putc(sb, ',');
-		sb_printf(sb, "le=\"%s\"", le);
-	}
+	sb_puts(sb, labels);
 	sb_add(sb, "} ", 2);
 }
 
@@ -235,7 +294,7 @@ static void om_created(struct expo *e, const char *labels)
 		return;
 	fmt_double(buf, sizeof(buf), e->created);
 	sb_add(e->out, e->family->name, om_name_len(e->family));
-	sample_head(e->out, "", "_created", labels, NULL);
+	sample_head(e->out, "", "_created", labels);
 	sb_printf(e->out, "%s\n", buf);
 }
 
@@ -247,8 +306,8 @@ void expo_u64(struct expo *e, const char *name, const char *labels, uint64_t v)
 		expo_pb_sample(e, labels, (double)v);
 		return;
 	}
-	sample_head(e->out, name, "", labels, NULL);
-	sb_printf(e->out, "%" PRIu64 "\n", v);
+	sample_head(e->out, name, "", labels);
+	put_u64_line(e->out, v);
 	om_created(e, labels);
 }
 
@@ -263,9 +322,40 @@ void expo_double(struct expo *e, const char *name, const char *labels, double v)
 		return;
 	}
 	fmt_double(buf, sizeof(buf), v);
-	sample_head(e->out, name, "", labels, NULL);
+	sample_head(e->out, name, "", labels);
 	sb_printf(e->out, "%s\n", buf);
 	om_created(e, labels);
+}
+
+/* Where the response holds `name_bucket{labels,le="`, once written. */
+struct bucket_head {
+	size_t off, len; /* len 0: not written yet */
+};
+
+/*
+ * name_bucket{labels,le="LE"} COUNT: the part before LE, the same on every
+ * line of a histogram, is copied from its first line.
+ */
+static void bucket_line(struct strbuf *sb, const char *name, const char *labels,
+			struct bucket_head *h, const char *le, uint64_t count)
+{
+	if (!h->len) {
+		h->off = sb->len;
+		sb_puts(sb, name);
+		sb_add(sb, "_bucket{", 8);
+		if (labels && *labels) {
+			sb_puts(sb, labels);
+			sb_putc(sb, ',');
+		}
+		sb_add(sb, "le=\"", 4);
+		h->len = sb->len - h->off;
+	} else if (sb_reserve(sb, h->len)) {
+		memcpy(sb->buf + sb->len, sb->buf + h->off, h->len);
+		sb->len += h->len;
+	}
+	sb_puts(sb, le);
+	sb_add(sb, "\"} ", 3);
+	put_u64_line(sb, count);
 }
 
 void expo_histogram(struct expo *e, const char *name, const char *labels,
@@ -274,6 +364,7 @@ void expo_histogram(struct expo *e, const char *name, const char *labels,
 {
 	struct strbuf *sb = e->out;
 	unsigned max = expo_hist_last(r, nr_slots);
+	struct bucket_head head = { 0 };
 	uint64_t cum = 0, total;
 	char le[32];
 
@@ -286,25 +377,19 @@ void expo_histogram(struct expo *e, const char *name, const char *labels,
 	total = expo_hist_count(slots, nr_slots);
 	for (unsigned i = 0; i <= max; i++) {
 		cum += slots[i];
-		if (i < r->min_slot)
-			continue;
-		if (r->per_unit == 1)
-			snprintf(le, sizeof(le), "%" PRIu64, (uint64_t)1 << i);
-		else
-			fmt_double(le, sizeof(le), expo_hist_le(r, i));
-		sample_head(sb, name, "_bucket", labels, le);
-		sb_printf(sb, "%" PRIu64 "\n", cum);
+		if (i >= r->min_slot)
+			bucket_line(sb, name, labels, &head, le_text(r, i), cum);
 	}
-	sample_head(sb, name, "_bucket", labels, "+Inf");
-	sb_printf(sb, "%" PRIu64 "\n", total);
-	sample_head(sb, name, "_sum", labels, NULL);
-	if ((r->sum_per_unit ? r->sum_per_unit : r->per_unit) == 1)
-		sb_printf(sb, "%" PRIu64 "\n", sum);
-	else {
+	bucket_line(sb, name, labels, &head, "+Inf", total);
+	sample_head(sb, name, "_sum", labels);
+	if ((r->sum_per_unit ? r->sum_per_unit : r->per_unit) == 1) {
+		put_u64_line(sb, sum);
+	} else {
 		fmt_double(le, sizeof(le), expo_hist_sum(r, sum));
-		sb_printf(sb, "%s\n", le);
+		sb_puts(sb, le);
+		sb_putc(sb, '\n');
 	}
-	sample_head(sb, name, "_count", labels, NULL);
-	sb_printf(sb, "%" PRIu64 "\n", total);
+	sample_head(sb, name, "_count", labels);
+	put_u64_line(sb, total);
 	om_created(e, labels);
 }

@@ -6,6 +6,13 @@
  * bucket of index i - log2(per_unit): durations count in 2^-30 s, sizes in
  * bytes; slot 0 is the zero bucket, of width one unit) and, when
  * e->classic, the classic buckets of the text formats.
+ *
+ * A family is packed into the response as it is rendered, a metric at a
+ * time (protobuf's repeated fields may be packed piecewise: the family's
+ * header fields, each metric as a family of one, then its unit, are the
+ * bytes of the whole family), behind room for its length, which is
+ * written when the family ends. One metric at a time is held in memory,
+ * however many the family has.
  */
 #include "core/expo_pb.h"
 
@@ -26,8 +33,10 @@ typedef Io__Prometheus__Client__Timestamp PbTimestamp;
 
 #define MAX_LABELS 16
 #define CHUNK (64 * 1024)
+/* The longest varint: room left for a family's length. */
+#define LENGTH_MAX 10
 
-/* Everything of one family comes from here and goes at once when it is written. */
+/* Everything of one metric comes from here, and is reused for the next. */
 struct chunk {
 	struct chunk *next;
 	size_t used;
@@ -35,34 +44,49 @@ struct chunk {
 };
 
 struct expo_pb {
-	PbFamily fam;
-	PbMetric **metrics;
-	size_t cap;
+	PbFamily fam;     /* the family being written: its header fields */
+	bool open;        /* one is */
+	size_t start;     /* where in the response: its length goes there */
 	struct chunk *chunks;
+	struct chunk *cur; /* allocating from */
 	bool oom;
 };
 
 static void *alloc(struct expo_pb *pb, size_t n)
 {
-	struct chunk *c = pb->chunks;
+	struct chunk *c = pb->cur;
 
 	n = (n + 15) & ~(size_t)15;
 	if (n > CHUNK) {
 		pb->oom = true;
 		return NULL;
 	}
-	if (!c || c->used + n > CHUNK) {
+	while (c && c->used + n > CHUNK)
+		c = c->next;
+	if (!c) {
 		c = malloc(sizeof(*c));
 		if (!c) {
 			pb->oom = true;
 			return NULL;
 		}
-		c->next = pb->chunks;
+		c->next = NULL;
 		c->used = 0;
-		pb->chunks = c;
+		if (pb->cur)
+			pb->cur->next = c;
+		else
+			pb->chunks = c;
 	}
+	pb->cur = c;
 	c->used += n;
 	return memset(c->data + c->used - n, 0, n);
+}
+
+/* The next metric reuses the memory of the last. */
+static void arena_rewind(struct expo_pb *pb)
+{
+	for (struct chunk *c = pb->chunks; c; c = c->next)
+		c->used = 0;
+	pb->cur = pb->chunks;
 }
 
 static void arena_free(struct expo_pb *pb)
@@ -73,61 +97,68 @@ static void arena_free(struct expo_pb *pb)
 		free(pb->chunks);
 		pb->chunks = next;
 	}
+	pb->cur = NULL;
 }
 
-/* Appends what protobuf-c packs to the response, less the first byte (see write_family). */
-struct sink {
-	ProtobufCBuffer base;
-	struct strbuf *sb;
-	bool skipped;
-};
-
-static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+/* Appends what protobuf-c packs of m to the response. */
+static void pack(struct expo *e, const ProtobufCMessage *m)
 {
-	struct sink *s = (struct sink *)b;
+	struct strbuf *sb = e->out;
+	size_t n = protobuf_c_message_get_packed_size(m);
 
-	if (len && !s->skipped) {
-		s->skipped = true;
-		data++, len--;
-	}
-	sb_add(s->sb, (const char *)data, len);
+	if (!sb_reserve(sb, n))
+		return;
+	sb->len += protobuf_c_message_pack(m, (uint8_t *)sb->buf + sb->len);
+	sb->buf[sb->len] = '\0';
 }
 
 /*
- * A Delimited message holding the family is field 1's tag byte, the
- * family's length as a varint, then the family: without the tag, exactly
- * the length-delimited family that `encoding=delimited` asks for.
+ * Ends the family: its unit (field 5 comes after the metrics), then its
+ * length before it, as a varint protobuf-c writes (a Length message less
+ * its tag byte), where room was left for the longest.
  */
 static int write_family(struct expo *e)
 {
 	struct expo_pb *pb = e->pb;
-	Io__Prometheus__Client__Delimited d = IO__PROMETHEUS__CLIENT__DELIMITED__INIT;
-	struct sink s = { .base.append = sink_append, .sb = e->out };
-	int err = pb->oom ? -ENOMEM : 0;
+	Io__Prometheus__Client__Length len = IO__PROMETHEUS__CLIENT__LENGTH__INIT;
+	uint8_t varint[1 + LENGTH_MAX];
+	struct strbuf *sb = e->out;
+	size_t body, n;
 
-	if (!err && pb->fam.name) {
-		pb->fam.metric = pb->metrics;
-		d.family = &pb->fam;
-		protobuf_c_message_pack_to_buffer(&d.base, &s.base);
+	if (!pb->open)
+		return 0;
+	pb->open = false;
+	if (pb->fam.unit) {
+		PbFamily unit = IO__PROMETHEUS__CLIENT__METRIC_FAMILY__INIT;
+
+		unit.unit = pb->fam.unit;
+		pack(e, &unit.base);
 	}
-	arena_free(pb);
-	pb->fam.name = NULL;
-	pb->fam.n_metric = 0;
-	pb->oom = false;
-	return err;
+	if (sb->oom || pb->oom)
+		return -ENOMEM;
+	body = sb->len - pb->start - LENGTH_MAX;
+	len.has_value = true;
+	len.value = body;
+	n = protobuf_c_message_pack(&len.base, varint) - 1;
+	memmove(sb->buf + pb->start + n, sb->buf + pb->start + LENGTH_MAX, body);
+	memcpy(sb->buf + pb->start, varint + 1, n);
+	sb->len = pb->start + n + body;
+	sb->buf[sb->len] = '\0';
+	return 0;
 }
 
 int expo_pb_flush(struct expo *e)
 {
-	int err;
+	return e->pb ? write_family(e) : 0;
+}
 
+void expo_pb_end(struct expo *e)
+{
 	if (!e->pb)
-		return 0;
-	err = write_family(e);
-	free(e->pb->metrics);
+		return;
+	arena_free(e->pb);
 	free(e->pb);
 	e->pb = NULL;
-	return err;
 }
 
 void expo_pb_family(struct expo *e, const struct expo_family *f)
@@ -137,7 +168,9 @@ void expo_pb_family(struct expo *e, const struct expo_family *f)
 		[EXPO_GAUGE] = IO__PROMETHEUS__CLIENT__METRIC_TYPE__GAUGE,
 		[EXPO_HISTOGRAM] = IO__PROMETHEUS__CLIENT__METRIC_TYPE__HISTOGRAM,
 	};
+	static const char room[LENGTH_MAX];
 	struct expo_pb *pb = e->pb;
+	PbFamily head;
 
 	if (!pb) {
 		pb = e->pb = calloc(1, sizeof(*pb));
@@ -155,6 +188,13 @@ void expo_pb_family(struct expo *e, const struct expo_family *f)
 	pb->fam.type = types[f->type];
 	if (f->unit[0])
 		pb->fam.unit = (char *)f->unit;
+	pb->open = true;
+	pb->start = e->out->len;
+	sb_add(e->out, room, sizeof(room));
+	/* The fields before the metrics: name, help, type. */
+	head = pb->fam;
+	head.unit = NULL;
+	pack(e, &head.base);
 }
 
 int expo_pb_split_labels(const char *labels, char *buf, size_t size, const char **names,
@@ -211,7 +251,10 @@ static char *str_dup(struct expo_pb *pb, const char *s)
 	return d ? memcpy(d, s, n) : NULL;
 }
 
-/* A new metric of the current family with its labels; NULL if out of memory. */
+/*
+ * A new metric of the current family with its labels, in the memory of
+ * the last one; NULL if out of memory.
+ */
 static PbMetric *metric_new(struct expo *e, const char *labels)
 {
 	struct expo_pb *pb = e->pb;
@@ -220,22 +263,12 @@ static PbMetric *metric_new(struct expo *e, const char *labels)
 	int nr = expo_pb_split_labels(labels, buf, sizeof(buf), names, values, MAX_LABELS);
 	PbMetric *m;
 
-	if (!pb || nr < 0) {
+	if (!pb || !pb->open || nr < 0) {
 		if (pb)
 			pb->oom = true; /* a label string we wrote ourselves: cannot happen */
 		return NULL;
 	}
-	if (pb->fam.n_metric == pb->cap) {
-		size_t cap = pb->cap ? pb->cap * 2 : 64;
-		void *grown = realloc(pb->metrics, cap * sizeof(*pb->metrics));
-
-		if (!grown) {
-			pb->oom = true;
-			return NULL;
-		}
-		pb->metrics = grown;
-		pb->cap = cap;
-	}
+	arena_rewind(pb);
 	m = alloc(pb, sizeof(*m));
 	if (!m)
 		return NULL;
@@ -256,8 +289,17 @@ static PbMetric *metric_new(struct expo *e, const char *labels)
 		m->label[i] = l;
 	}
 	m->n_label = (size_t)nr;
-	pb->metrics[pb->fam.n_metric++] = m;
 	return m;
+}
+
+/* Packs the metric into the response, as a family of one without its header fields. */
+static void metric_write(struct expo *e, PbMetric *m)
+{
+	PbFamily one = IO__PROMETHEUS__CLIENT__METRIC_FAMILY__INIT;
+
+	one.n_metric = 1;
+	one.metric = &m;
+	pack(e, &one.base);
 }
 
 /* e->created as a Timestamp; NULL when unknown. */
@@ -303,6 +345,7 @@ void expo_pb_sample(struct expo *e, const char *labels, double v)
 		g->value = v;
 		m->gauge = g;
 	}
+	metric_write(e, m);
 }
 
 /* The classic buckets, as the text formats have them (+Inf implied by the count). */
@@ -401,4 +444,5 @@ void expo_pb_histogram(struct expo *e, const char *labels, const __u64 *slots, u
 	    (e->native && !native_buckets(e->pb, h, slots, nr_slots, r)))
 		return;
 	m->histogram = h;
+	metric_write(e, m);
 }

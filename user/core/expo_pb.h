@@ -12,8 +12,10 @@ void expo_pb_sample(struct expo *e, const char *labels, double v);
 /* A histogram of the current family: classic buckets (e->classic) and native, schema 0. */
 void expo_pb_histogram(struct expo *e, const char *labels, const __u64 *slots, unsigned nr_slots,
 		       const struct hist_range *r, uint64_t sum);
-/* Writes out the last family; 0 or -ENOMEM. */
+/* Ends the family being written, if any; 0 or -ENOMEM. */
 int expo_pb_flush(struct expo *e);
+/* Frees what the protobuf writer kept (after the last expo_pb_flush). */
+void expo_pb_end(struct expo *e);
 
 /*
  * Splits an escaped label string (`a="x",b="y\"z"`) into at most `max`

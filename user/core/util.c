@@ -213,6 +213,11 @@ static bool sb_grow(struct strbuf *sb, size_t extra)
 	return true;
 }
 
+bool sb_reserve(struct strbuf *sb, size_t extra)
+{
+	return sb_grow(sb, extra);
+}
+
 void sb_add(struct strbuf *sb, const char *s, size_t n)
 {
 	if (!sb_grow(sb, n))
