@@ -36,6 +36,52 @@ int bpf_array_mmap(int map_fd, size_t len, void *out)
 	return 0;
 }
 
+/* Entries read by one BPF_MAP_LOOKUP_BATCH (a hash bucket larger than this doubles it). */
+#define BATCH_ENTRIES 1024
+
+int bpf_hash_foreach(int map_fd, __u32 key_size, __u32 value_size,
+		     int (*fn)(const void *key, const void *value, void *arg), void *arg)
+{
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 cap = BATCH_ENTRIES, count;
+	__u64 token = 0; /* a hash map's batch token is a bucket number */
+	char *keys = NULL, *values = NULL;
+	bool first = true, done = false;
+	int ret = 0;
+
+	while (!done && !ret) {
+		if (!keys) {
+			keys = malloc((size_t)cap * key_size);
+			values = malloc((size_t)cap * value_size);
+			if (!keys || !values) {
+				ret = -ENOMEM;
+				break;
+			}
+		}
+		count = cap;
+		if (bpf_map_lookup_batch(map_fd, first ? NULL : &token, &token, keys, values,
+					 &count, &opts)) {
+			if (errno == ENOSPC && !count) {
+				/* A bucket holds more than cap: again, with room for it. */
+				free(keys);
+				free(values);
+				keys = values = NULL;
+				cap *= 2;
+				continue;
+			}
+			if (errno != ENOENT)
+				ret = -errno;
+			done = true; /* ENOENT: these are the last */
+		}
+		first = false;
+		for (__u32 i = 0; i < count && !ret; i++)
+			ret = fn(keys + (size_t)i * key_size, values + (size_t)i * value_size, arg);
+	}
+	free(keys);
+	free(values);
+	return ret;
+}
+
 /* The "memlock:" line of a map fd's fdinfo; 0 if there is none. */
 static __u64 map_memlock(int fd)
 {

@@ -46,17 +46,26 @@ static const struct expo_family fams[F_MAX] = {
 			       "Time vmprobe took to render this response." },
 };
 
-void vm_labels(struct strbuf *lb, const struct vm *vm, const struct expo_label *extra, size_t n)
+size_t vm_labels_add(struct strbuf *sb, const struct vm *vm, const struct expo_label *extra,
+		     size_t n)
 {
 	struct expo_label l[] = { { "name", vm->name },
 				  { "namespace", vm->ns[0] ? vm->ns : NULL } };
+	size_t off = sb->len;
 
-	sb_reset(lb);
-	expo_labels(lb, l, ARRAY_SIZE(l));
+	expo_labels(sb, l, ARRAY_SIZE(l));
 	if (n) {
-		sb_putc(lb, ',');
-		expo_labels(lb, extra, n);
+		sb_putc(sb, ',');
+		expo_labels(sb, extra, n);
 	}
+	sb_add(sb, "", 1);
+	return off;
+}
+
+void vm_labels(struct strbuf *lb, const struct vm *vm, const struct expo_label *extra, size_t n)
+{
+	sb_reset(lb);
+	vm_labels_add(lb, vm, extra, n);
 }
 
 void metrics_single_u64(struct expo *e, const struct expo_family *f, __u64 v)

@@ -18,6 +18,12 @@ int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *
  * where known, then `extra`.
  */
 void vm_labels(struct strbuf *lb, const struct vm *vm, const struct expo_label *extra, size_t n);
+/*
+ * The same appended to sb with its NUL, so that one buffer holds the
+ * labels of many series: their offset in sb->buf.
+ */
+size_t vm_labels_add(struct strbuf *sb, const struct vm *vm, const struct expo_label *extra,
+		     size_t n);
 
 /* A family with one unlabelled sample. */
 void metrics_single_u64(struct expo *e, const struct expo_family *f, __u64 v);

@@ -9,6 +9,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -24,12 +26,69 @@
 #include "core/tls.h"
 #include "core/util.h"
 
+/*
+ * Response buffers kept from one scrape to the next: a scrape writes into
+ * memory it already has rather than into fresh pages, hundreds of MB of
+ * them for text on a big host. One for the rendering, one for its gzip.
+ */
+#define SPARES 2
 
 struct server {
 	struct MHD_Daemon *mhd;
 	struct discovery *d;
 	const struct web_config *web; /* NULL: plain HTTP, no authentication */
+	pthread_mutex_t spare_lock;   /* MHD gives responses back from its threads */
+	struct strbuf spare[SPARES];  /* buf NULL: none */
 };
+
+/* A spare buffer (the largest), or an empty one. */
+static void spare_take(struct server *s, struct strbuf *sb)
+{
+	struct strbuf *best = NULL;
+
+	pthread_mutex_lock(&s->spare_lock);
+	for (int i = 0; i < SPARES; i++)
+		if (s->spare[i].buf && (!best || s->spare[i].cap > best->cap))
+			best = &s->spare[i];
+	if (best) {
+		*sb = *best;
+		sb_init(best);
+	} else {
+		sb_init(sb);
+	}
+	pthread_mutex_unlock(&s->spare_lock);
+	sb_reset(sb);
+}
+
+/*
+ * Keeps sb for a later scrape, unless it is four times larger than what it
+ * held (the responses got smaller: the memory goes back) or no place is free.
+ */
+static void spare_give(struct server *s, struct strbuf *sb)
+{
+	pthread_mutex_lock(&s->spare_lock);
+	for (int i = 0; i < SPARES && sb->buf && sb->len >= sb->cap / 4 && !sb->oom; i++)
+		if (!s->spare[i].buf) {
+			s->spare[i] = *sb;
+			sb_init(sb);
+		}
+	pthread_mutex_unlock(&s->spare_lock);
+	sb_free(sb);
+}
+
+/* A buffer libmicrohttpd holds until the response is sent. */
+struct lent {
+	struct server *s;
+	struct strbuf sb;
+};
+
+static void lent_back(void *cls)
+{
+	struct lent *l = cls;
+
+	spare_give(l->s, &l->sb);
+	free(l);
+}
 
 /* The web configuration's headers go on every response. */
 static void add_headers(struct server *s, struct MHD_Response *r)
@@ -44,32 +103,31 @@ static const char index_html[] =
 	"<p><a href=\"/metrics\">Metrics</a> &middot; <a href=\"/healthz\">Health</a></p>"
 	"</body></html>\n";
 
-/* gzip of `in` into a malloc'd buffer, or NULL to send it plain. */
-static void *gzip(const char *in, size_t len, size_t *out_len)
+/* gzip of `in` into z, grown as it needs; false: send it plain. */
+static bool gzip(const char *in, size_t len, struct strbuf *z)
 {
-	z_stream zs = {};
-	uLong bound;
-	void *out;
+	z_stream zs = { .next_in = (Bytef *)in };
+	size_t left = len;
+	int ret = Z_OK;
 
 	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return NULL;
-	bound = deflateBound(&zs, len);
-	out = malloc(bound);
-	if (!out) {
-		deflateEnd(&zs);
-		return NULL;
+		return false;
+	while (ret == Z_OK || ret == Z_BUF_ERROR) {
+		uInt in_now = left < UINT_MAX ? (uInt)left : UINT_MAX;
+		size_t room;
+
+		if (!sb_reserve(z, 65536))
+			break;
+		room = z->cap - z->len - 1;
+		zs.next_out = (Bytef *)z->buf + z->len;
+		zs.avail_out = room < UINT_MAX ? (uInt)room : UINT_MAX;
+		zs.avail_in = in_now;
+		ret = deflate(&zs, in_now == left ? Z_FINISH : Z_NO_FLUSH);
+		left -= in_now - zs.avail_in;
+		z->len = (size_t)(zs.next_out - (Bytef *)z->buf);
 	}
-	zs.next_in = (Bytef *)in;
-	zs.avail_in = len;
-	zs.next_out = out;
-	zs.avail_out = bound;
-	if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
-		free(out);
-		out = NULL;
-	}
-	*out_len = zs.total_out;
 	deflateEnd(&zs);
-	return out;
+	return ret == Z_STREAM_END;
 }
 
 /* A short response with the configured headers; NULL if out of memory. */
@@ -105,11 +163,10 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 	int format = negotiate_accept(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
 				      expo_media_types, EXPO_FORMATS);
 	struct MHD_Response *r;
-	struct strbuf sb;
+	struct strbuf z;
+	struct lent *l;
 	enum MHD_Result ret;
-	size_t len, zlen;
-	char *text;
-	void *z = NULL;
+	bool zipped = false;
 
 	if (format < 0)
 		return send_text(s, c, MHD_HTTP_NOT_ACCEPTABLE, "text/plain",
@@ -117,31 +174,38 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 				 "application/openmetrics-text; version=1.0.0 or "
 				 "application/vnd.google.protobuf; "
 				 "proto=io.prometheus.client.MetricFamily; encoding=delimited\n");
-	sb_init(&sb);
-	if (metrics_render(s->d, (enum expo_format)format, &sb)) {
-		sb_free(&sb);
+	l = malloc(sizeof(*l));
+	if (!l)
+		return MHD_NO;
+	l->s = s;
+	spare_take(s, &l->sb);
+	if (metrics_render(s->d, (enum expo_format)format, &l->sb)) {
+		lent_back(l);
 		return send_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 				 "out of memory rendering metrics\n");
 	}
-	len = sb.len;
-	text = sb_steal(&sb);
-	if (negotiate_encoding(enc, "gzip"))
-		z = gzip(text, len, &zlen);
-	if (z) {
-		free(text);
-		r = MHD_create_response_from_buffer(zlen, z, MHD_RESPMEM_MUST_FREE);
-	} else {
-		r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (negotiate_encoding(enc, "gzip")) {
+		spare_take(s, &z);
+		zipped = gzip(l->sb.buf, l->sb.len, &z);
+		/* The rendering goes back at once, the gzip is lent instead. */
+		if (zipped) {
+			struct strbuf text = l->sb;
+
+			l->sb = z;
+			z = text;
+		}
+		spare_give(s, &z);
 	}
+	r = MHD_create_response_from_buffer_with_free_callback_cls(l->sb.len, l->sb.buf, lent_back, l);
 	if (!r) {
-		free(z ? z : text);
+		lent_back(l);
 		return MHD_NO;
 	}
 	add_headers(s, r);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, expo_content_types[format]);
 	/* Caches must key the response by what it was negotiated on. */
 	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
-	if (z)
+	if (zipped)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
@@ -244,6 +308,7 @@ struct server *server_start(const struct server_opts *o, struct discovery *d)
 		return NULL;
 	s->d = d;
 	s->web = web;
+	pthread_mutex_init(&s->spare_lock, NULL);
 	/* An idle or slow client is dropped after 30 s; beyond the cap, new ones wait. */
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL };
@@ -298,5 +363,8 @@ void server_stop(struct server *s)
 		return;
 	MHD_stop_daemon(s->mhd);
 	tls_fini();
+	for (int i = 0; i < SPARES; i++)
+		sb_free(&s->spare[i]);
+	pthread_mutex_destroy(&s->spare_lock);
 	free(s);
 }

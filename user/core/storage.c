@@ -107,10 +107,16 @@ const char *const disk_op_names[DISK_OP_MAX] = {
 
 /* One (drive, operation) of a VM, read once per scrape. */
 struct disk_row {
-	char *labels; /* name, namespace, drive, operation */
+	size_t labels; /* offset of name, namespace, drive, operation in the rows' labels */
 	unsigned op;
 	struct drive_stats st;
 	bool errors; /* its probe measures errors */
+};
+
+struct disk_rows {
+	struct disk_row *rows;
+	size_t n;
+	struct strbuf labels; /* every row's, NUL-separated: one buffer, not one each */
 };
 
 static bool counted(const struct vm_disk *disk)
@@ -118,76 +124,79 @@ static bool counted(const struct vm_disk *disk)
 	return disk->cov.measured && disk->cov.probe && disk->cov.probe->ops->drive_read;
 }
 
-static size_t rows_collect(struct discovery *d, struct disk_row **out)
+static void rows_collect(struct discovery *d, struct disk_rows *out)
 {
-	struct disk_row *rows;
-	struct strbuf lb;
-	size_t n = 0, cap = 0;
+	size_t cap = 0;
 
+	memset(out, 0, sizeof(*out));
 	for (struct vm *vm = d->vms; vm; vm = vm->next)
 		for (int i = 0; i < vm->nr_disks; i++)
 			cap += counted(&vm->disks[i]) ? DISK_OP_MAX : 0;
-	rows = calloc(cap ? cap : 1, sizeof(*rows));
-	if (!rows)
-		return 0;
-	sb_init(&lb);
+	out->rows = malloc((cap ? cap : 1) * sizeof(*out->rows));
+	if (!out->rows)
+		return;
 	for (struct vm *vm = d->vms; vm; vm = vm->next) {
 		for (int i = 0; i < vm->nr_disks; i++) {
 			const struct vm_disk *disk = &vm->disks[i];
 			struct probe *p = (struct probe *)disk->cov.probe;
 
 			for (unsigned op = 0; counted(disk) && op < DISK_OP_MAX; op++) {
+				struct disk_row *r = &out->rows[out->n++];
 				struct expo_label l[] = { { "drive", disk->spec.label },
 							  { "operation", disk_op_names[op] } };
 
-				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
-				rows[n].labels = strdup(lb.buf ? lb.buf : "");
-				rows[n].op = op;
-				rows[n].errors = p->ops->drive_errors;
-				p->ops->drive_read(p, disk, op, &rows[n].st);
-				n++;
+				r->labels = vm_labels_add(&out->labels, vm, l, ARRAY_SIZE(l));
+				r->op = op;
+				r->errors = p->ops->drive_errors;
+				p->ops->drive_read(p, disk, op, &r->st);
 			}
 		}
 	}
-	sb_free(&lb);
-	*out = rows;
-	return n;
+}
+
+static const char *row_labels(const struct disk_rows *rows, size_t i)
+{
+	return rows->labels.buf + rows->rows[i].labels;
 }
 
 void storage_render(struct discovery *d, struct expo *e)
 {
 	const struct hist_range size_range = { .min_slot = d->cfg->dsize_min_slot,
 					       .max_slot = d->cfg->dsize_max_slot, .per_unit = 1 };
-	struct disk_row *rows = NULL;
-	size_t n = rows_collect(d, &rows), i;
+	struct disk_rows rows;
+	const struct disk_row *r;
+	size_t i;
 
-	expo_family(e, &fams[F_OPS]);
-	for (i = 0; i < n; i++) {
-		__u64 ops = 0;
-
-		for (int s = 0; s < DISK_LAT_SLOTS; s++)
-			ops += rows[i].st.lat_slots[s];
-		expo_u64(e, fams[F_OPS].name, rows[i].labels, ops);
+	rows_collect(d, &rows);
+	r = rows.rows;
+	if (!r || rows.labels.oom) {
+		e->out->oom = true;
+		goto out;
 	}
+	expo_family(e, &fams[F_OPS]);
+	for (i = 0; i < rows.n; i++)
+		expo_u64(e, fams[F_OPS].name, row_labels(&rows, i),
+			 expo_hist_count(r[i].st.lat_slots, DISK_LAT_SLOTS));
 	expo_family(e, &fams[F_ERRORS]);
-	for (i = 0; i < n; i++)
-		if (rows[i].errors)
-			expo_u64(e, fams[F_ERRORS].name, rows[i].labels, rows[i].st.errors);
+	for (i = 0; i < rows.n; i++)
+		if (r[i].errors)
+			expo_u64(e, fams[F_ERRORS].name, row_labels(&rows, i), r[i].st.errors);
 	expo_family(e, &fams[F_BYTES]);
-	for (i = 0; i < n; i++)
-		expo_u64(e, fams[F_BYTES].name, rows[i].labels, rows[i].st.bytes);
+	for (i = 0; i < rows.n; i++)
+		expo_u64(e, fams[F_BYTES].name, row_labels(&rows, i), r[i].st.bytes);
 	expo_family(e, &fams[F_LATENCY]);
-	for (i = 0; i < n; i++)
-		expo_histogram(e, fams[F_LATENCY].name, rows[i].labels, rows[i].st.lat_slots,
-			       DISK_LAT_SLOTS, &e->time_range, rows[i].st.lat_sum_ns);
+	for (i = 0; i < rows.n; i++)
+		expo_histogram(e, fams[F_LATENCY].name, row_labels(&rows, i), r[i].st.lat_slots,
+			       DISK_LAT_SLOTS, &e->time_range, r[i].st.lat_sum_ns);
 	expo_family(e, &fams[F_SIZE]);
-	for (i = 0; i < n; i++)
-		if (rows[i].op != DISK_OP_FLUSH) /* a flush has no size: nothing to tell */
-			expo_histogram(e, fams[F_SIZE].name, rows[i].labels, rows[i].st.size_slots,
-				       DISK_SIZE_SLOTS, &size_range, rows[i].st.bytes);
-	for (i = 0; i < n; i++)
-		free(rows[i].labels);
-	free(rows);
+	for (i = 0; i < rows.n; i++)
+		if (r[i].op != DISK_OP_FLUSH) /* a flush has no size: nothing to tell */
+			expo_histogram(e, fams[F_SIZE].name, row_labels(&rows, i),
+				       r[i].st.size_slots, DISK_SIZE_SLOTS, &size_range,
+				       r[i].st.bytes);
+out:
+	sb_free(&rows.labels);
+	free(rows.rows);
 }
 
 void coverage_render(struct discovery *d, struct expo *e)

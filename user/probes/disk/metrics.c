@@ -28,23 +28,45 @@ const struct expo_family *disk_families(size_t *nr)
 	return fams;
 }
 
+/* Device names read this scrape: a device's four operations ask for it once. */
+#define DEV_NAMES 64
+
 struct dev_render {
 	struct expo *e;
 	struct strbuf lb;
+	struct { __u32 dev; char name[64]; } names[DEV_NAMES];
+	unsigned nr_names;
+	char other[64]; /* a name past DEV_NAMES */
 };
+
+/* The kernel's name of a device (its uevent's DEVNAME), else MAJOR:MINOR. */
+static const char *dev_name(struct dev_render *r, __u32 dev)
+{
+	char path[128], text[512], *p, *name;
+
+	for (unsigned i = 0; i < r->nr_names; i++)
+		if (r->names[i].dev == dev)
+			return r->names[i].name;
+	name = r->other;
+	if (r->nr_names < DEV_NAMES) {
+		r->names[r->nr_names].dev = dev;
+		name = r->names[r->nr_names++].name;
+	}
+	snprintf(name, sizeof(r->other), "%u:%u", dev >> 20, dev & 0xfffff);
+	snprintf(path, sizeof(path), "/sys/dev/block/%s/uevent", name);
+	if (read_file(path, text, sizeof(text)) > 0 && (p = strstr(text, "DEVNAME=")))
+		snprintf(name, sizeof(r->other), "%.*s", (int)strcspn(p + 8, "\n"), p + 8);
+	return name;
+}
 
 static int render_dev(const struct blkdev_key *k, const struct blkdev_stats *st, void *arg)
 {
 	struct dev_render *r = arg;
-	char path[128], text[512], name[64], *p;
 
-	snprintf(name, sizeof(name), "%u:%u", k->dev >> 20, k->dev & 0xfffff);
-	snprintf(path, sizeof(path), "/sys/dev/block/%s/uevent", name);
-	if (read_file(path, text, sizeof(text)) > 0 && (p = strstr(text, "DEVNAME=")))
-		snprintf(name, sizeof(name), "%.*s", (int)strcspn(p + 8, "\n"), p + 8);
 	if (k->op >= DISK_OP_MAX)
 		return 0;
-	struct expo_label l[] = { { "device", name }, { "operation", disk_op_names[k->op] } };
+	struct expo_label l[] = { { "device", dev_name(r, k->dev) },
+				  { "operation", disk_op_names[k->op] } };
 
 	sb_reset(&r->lb);
 	expo_labels(&r->lb, l, ARRAY_SIZE(l));

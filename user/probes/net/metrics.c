@@ -98,7 +98,7 @@ static const char *const dir_names[NET_DIR_MAX] = { [NET_DIR_RX] = "rx", [NET_DI
 
 /* One (tap, direction) of a VM, read once per scrape. */
 struct net_row {
-	char *labels; /* name, namespace, interface, direction */
+	size_t labels; /* offset of name, namespace, interface, direction in the rows' labels */
 	const struct vm *vm;
 	const char *ifname; /* the interface label */
 	unsigned dir;
@@ -108,21 +108,21 @@ struct net_row {
 struct net_rows {
 	struct net_row *rows;
 	size_t n;
+	struct strbuf labels; /* every row's, NUL-separated: one buffer, not one each */
 };
 
-static void rows_collect(struct probe *p, struct discovery *d, struct net_rows *out)
+/* The rows of every counted tap; false if out of memory. */
+static bool rows_collect(struct probe *p, struct discovery *d, struct net_rows *out)
 {
-	struct strbuf lb;
 	size_t cap = 0;
 
 	memset(out, 0, sizeof(*out));
 	for (struct vm *vm = d->vms; vm; vm = vm->next)
 		for (int i = 0; i < vm->nr_ifaces; i++)
 			cap += net_iface_slot(p, &vm->ifaces[i]) >= 0 ? NET_DIR_MAX : 0;
-	out->rows = calloc(cap ? cap : 1, sizeof(*out->rows));
+	out->rows = malloc((cap ? cap : 1) * sizeof(*out->rows));
 	if (!out->rows)
-		return;
-	sb_init(&lb);
+		return false;
 	for (struct vm *vm = d->vms; vm; vm = vm->next) {
 		for (int i = 0; i < vm->nr_ifaces; i++) {
 			int slot = net_iface_slot(p, &vm->ifaces[i]);
@@ -132,8 +132,7 @@ static void rows_collect(struct probe *p, struct discovery *d, struct net_rows *
 				struct expo_label l[] = { { "interface", vm->ifaces[i].label },
 							  { "direction", dir_names[dir] } };
 
-				vm_labels(&lb, vm, l, ARRAY_SIZE(l));
-				r->labels = strdup(lb.buf ? lb.buf : "");
+				r->labels = vm_labels_add(&out->labels, vm, l, ARRAY_SIZE(l));
 				r->vm = vm;
 				r->ifname = vm->ifaces[i].label;
 				r->dir = dir;
@@ -141,18 +140,22 @@ static void rows_collect(struct probe *p, struct discovery *d, struct net_rows *
 			}
 		}
 	}
-	sb_free(&lb);
+	return !out->labels.oom;
 }
 
 static void rows_free(struct net_rows *r)
 {
-	for (size_t i = 0; i < r->n; i++)
-		free(r->rows[i].labels);
+	sb_free(&r->labels);
 	free(r->rows);
 }
 
+static const char *row_labels(const struct net_rows *rows, size_t i)
+{
+	return rows->labels.buf + rows->rows[i].labels;
+}
+
 /* A row's VM and interface, then `key`=`value`, instead of its direction. */
-static void row_labels(struct strbuf *lb, const struct net_row *r, const char *key,
+static void row_relabel(struct strbuf *lb, const struct net_row *r, const char *key,
 		       const char *value)
 {
 	struct expo_label l[] = { { "interface", r->ifname }, { key, value } };
@@ -173,19 +176,19 @@ static void render_tcp(const struct net_rows *rows, struct expo *e)
 	sb_init(&lb);
 	expo_family(e, &fams[F_RTT]);
 	for (i = 0; i < rows->n; i++) {
-		row_labels(&lb, &r[i], "path", path_names[r[i].dir]);
+		row_relabel(&lb, &r[i], "path", path_names[r[i].dir]);
 		expo_histogram(e, fams[F_RTT].name, lb.buf, r[i].st.rtt_slots, NET_RTT_SLOTS,
 			       &e->time_range, r[i].st.rtt_sum_ns);
 	}
 	expo_family(e, &fams[F_RETRANS]);
 	for (i = 0; i < rows->n; i++)
-		expo_u64(e, fams[F_RETRANS].name, r[i].labels, r[i].st.tcp_retransmits);
+		expo_u64(e, fams[F_RETRANS].name, row_labels(rows, i), r[i].st.tcp_retransmits);
 	expo_family(e, &fams[F_RESETS]);
 	for (i = 0; i < rows->n; i++)
-		expo_u64(e, fams[F_RESETS].name, r[i].labels, r[i].st.tcp_resets);
+		expo_u64(e, fams[F_RESETS].name, row_labels(rows, i), r[i].st.tcp_resets);
 	expo_family(e, &fams[F_OPENED]);
 	for (i = 0; i < rows->n; i++) {
-		row_labels(&lb, &r[i], "opened_by", opener_names[r[i].dir]);
+		row_relabel(&lb, &r[i], "opened_by", opener_names[r[i].dir]);
 		expo_u64(e, fams[F_OPENED].name, lb.buf, r[i].st.tcp_opened);
 	}
 	sb_free(&lb);
@@ -203,31 +206,34 @@ static void render_taps(struct probe *p, struct discovery *d, struct expo *e)
 	const struct net_row *r;
 	size_t i;
 
-	rows_collect(p, d, &rows);
+	if (!rows_collect(p, d, &rows)) {
+		e->out->oom = true;
+		goto out;
+	}
 	r = rows.rows;
 	expo_family(e, &fams[F_PACKETS]);
-	for (i = 0; i < rows.n; i++) {
-		__u64 packets = 0;
-
-		for (int s = 0; s < NET_SIZE_SLOTS; s++)
-			packets += r[i].st.size_slots[s];
-		expo_u64(e, fams[F_PACKETS].name, r[i].labels, packets);
-	}
+	for (i = 0; i < rows.n; i++)
+		expo_u64(e, fams[F_PACKETS].name, row_labels(&rows, i),
+			 expo_hist_count(r[i].st.size_slots, NET_SIZE_SLOTS));
 	expo_family(e, &fams[F_BYTES]);
 	for (i = 0; i < rows.n; i++)
-		expo_u64(e, fams[F_BYTES].name, r[i].labels, r[i].st.bytes);
+		expo_u64(e, fams[F_BYTES].name, row_labels(&rows, i), r[i].st.bytes);
 	expo_family(e, &fams[F_SIZE]);
 	for (i = 0; i < rows.n; i++)
-		expo_histogram(e, fams[F_SIZE].name, r[i].labels, r[i].st.size_slots, NET_SIZE_SLOTS,
-			       &size_range, r[i].st.bytes);
+		expo_histogram(e, fams[F_SIZE].name, row_labels(&rows, i), r[i].st.size_slots,
+			       NET_SIZE_SLOTS, &size_range, r[i].st.bytes);
 	if (np->max_flows)
 		render_tcp(&rows, e);
+out:
 	rows_free(&rows);
 }
 
 struct drop_list {
-	struct net_drop_key *keys;
-	__u64 *counts;
+	struct drop_entry {
+		struct net_drop_key key;
+		__u64 count;
+		size_t order; /* in the walk of the map */
+	} *e;
 	size_t n, cap;
 };
 
@@ -235,20 +241,10 @@ static int collect_drop(const struct net_drop_key *k, __u64 count, void *arg)
 {
 	struct drop_list *l = arg;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct net_drop_key *keys = realloc(l->keys, cap * sizeof(*keys));
-		__u64 *counts = keys ? realloc(l->counts, cap * sizeof(*counts)) : NULL;
-
-		if (keys)
-			l->keys = keys;
-		if (!counts)
-			return -ENOMEM;
-		l->counts = counts;
-		l->cap = cap;
-	}
-	l->keys[l->n] = *k;
-	l->counts[l->n++] = count;
+	if (array_reserve((void **)&l->e, l->n, &l->cap, sizeof(*l->e)))
+		return -ENOMEM;
+	l->e[l->n] = (struct drop_entry){ *k, count, l->n };
+	l->n++;
 	return 0;
 }
 
@@ -261,6 +257,32 @@ static const char *drop_reason(const struct net_probe *np, __u32 reason, char *b
 	return buf;
 }
 
+/* By slot, in the order the walk found them: binary search finds a tap's. */
+static int drop_cmp(const void *a, const void *b)
+{
+	const struct drop_entry *x = a, *y = b;
+
+	if (x->key.slot != y->key.slot)
+		return x->key.slot < y->key.slot ? -1 : 1;
+	return (x->order > y->order) - (x->order < y->order);
+}
+
+/* The first entry of `slot` in the sorted list, or l->n. */
+static size_t drops_of_slot(const struct drop_list *l, __u32 slot)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->e[mid].key.slot < slot)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Only series that have dropped something: a reason is not a fixed set. */
 static void render_drops(struct probe *p, struct discovery *d, struct expo *e)
 {
@@ -270,70 +292,108 @@ static void render_drops(struct probe *p, struct discovery *d, struct expo *e)
 
 	if (!np->drops_on)
 		return;
-	net_drops_foreach(np, collect_drop, &l);
+	if (net_drops_foreach(np, collect_drop, &l) == -ENOMEM)
+		e->out->oom = true;
+	qsort(l.e, l.n, sizeof(*l.e), drop_cmp);
 	expo_family(e, &fams[F_DROPS]);
 	sb_init(&lb);
 	for (struct vm *vm = d->vms; vm; vm = vm->next) {
 		for (int i = 0; i < vm->nr_ifaces; i++) {
 			int slot = net_iface_slot(p, &vm->ifaces[i]);
 
-			for (size_t k = 0; slot >= 0 && k < l.n; k++) {
+			for (size_t k = slot >= 0 ? drops_of_slot(&l, (__u32)slot) : l.n;
+			     k < l.n && l.e[k].key.slot == (__u32)slot; k++) {
+				const struct net_drop_key *key = &l.e[k].key;
 				char num[32];
 
-				if (l.keys[k].slot != (__u32)slot || l.keys[k].dir >= NET_DIR_MAX)
+				if (key->dir >= NET_DIR_MAX)
 					continue;
 				struct expo_label lab[] = {
 					{ "interface", vm->ifaces[i].label },
-					{ "direction", dir_names[l.keys[k].dir] },
-					{ "reason", drop_reason(np, l.keys[k].reason, num, sizeof(num)) },
+					{ "direction", dir_names[key->dir] },
+					{ "reason", drop_reason(np, key->reason, num, sizeof(num)) },
 				};
 
 				vm_labels(&lb, vm, lab, ARRAY_SIZE(lab));
-				expo_u64(e, fams[F_DROPS].name, lb.buf, l.counts[k]);
+				expo_u64(e, fams[F_DROPS].name, lb.buf, l.e[k].count);
 			}
 		}
 	}
 	sb_free(&lb);
-	free(l.keys);
-	free(l.counts);
+	free(l.e);
 }
 
-/* QEMU's own TCP sockets on the host, per VM. */
+/* A VM's host TCP counters, by QEMU's tgid. */
+struct host_list {
+	struct host_entry {
+		__u32 tgid;
+		struct net_host_tcp t;
+	} *e;
+	size_t n, cap;
+};
+
+static int collect_host(__u32 tgid, const struct net_host_tcp *t, void *arg)
+{
+	struct host_list *l = arg;
+
+	if (array_reserve((void **)&l->e, l->n, &l->cap, sizeof(*l->e)))
+		return -ENOMEM;
+	l->e[l->n].tgid = tgid;
+	l->e[l->n++].t = *t;
+	return 0;
+}
+
+static int host_cmp(const void *a, const void *b)
+{
+	const struct host_entry *x = a, *y = b;
+
+	return (x->tgid > y->tgid) - (x->tgid < y->tgid);
+}
+
+/* QEMU's own TCP sockets on the host, per VM, all read in one walk of their map. */
 static void render_host_tcp(struct probe *p, struct discovery *d, struct expo *e)
 {
+	static const struct net_host_tcp none;
 	struct net_probe *np = p->priv;
-	struct host_row {
-		char *labels; /* name, namespace */
-		struct net_host_tcp t;
-	} *rows;
-	struct strbuf lb;
-	size_t n = 0, i;
+	struct host_list l = {};
 	struct vm *vm;
+	struct strbuf lb;
+	const struct net_host_tcp **t;
+	size_t n = 0, i;
 
 	if (!np->host_tcp_on)
 		return;
 	for (vm = d->vms; vm; vm = vm->next)
 		n++;
-	rows = calloc(n ? n : 1, sizeof(*rows));
-	if (!rows)
-		return;
+	t = malloc((n ? n : 1) * sizeof(*t));
+	if (!t || net_host_foreach(np, collect_host, &l) == -ENOMEM) {
+		e->out->oom = true;
+		goto out;
+	}
+	qsort(l.e, l.n, sizeof(*l.e), host_cmp);
 	sb_init(&lb);
 	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
+		struct host_entry key = { .tgid = (__u32)vm->pid };
+		const struct host_entry *h = l.n ? bsearch(&key, l.e, l.n, sizeof(*l.e), host_cmp) : NULL;
+
+		/* None yet (net_host_vm_add failed, said then): all zero. */
+		t[i] = h ? &h->t : &none;
+	}
+	expo_family(e, &fams[F_HOST_SRTT]);
+	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
 		vm_labels(&lb, vm, NULL, 0);
-		rows[i].labels = strdup(lb.buf ? lb.buf : "");
-		net_host_read(np, (__u32)vm->pid, &rows[i].t);
+		expo_histogram(e, fams[F_HOST_SRTT].name, lb.buf, t[i]->srtt_slots, NET_RTT_SLOTS,
+			       &e->time_range, t[i]->srtt_sum_ns);
+	}
+	expo_family(e, &fams[F_HOST_RETRANS]);
+	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
+		vm_labels(&lb, vm, NULL, 0);
+		expo_u64(e, fams[F_HOST_RETRANS].name, lb.buf, t[i]->retransmits);
 	}
 	sb_free(&lb);
-	expo_family(e, &fams[F_HOST_SRTT]);
-	for (i = 0; i < n; i++)
-		expo_histogram(e, fams[F_HOST_SRTT].name, rows[i].labels, rows[i].t.srtt_slots,
-			       NET_RTT_SLOTS, &e->time_range, rows[i].t.srtt_sum_ns);
-	expo_family(e, &fams[F_HOST_RETRANS]);
-	for (i = 0; i < n; i++)
-		expo_u64(e, fams[F_HOST_RETRANS].name, rows[i].labels, rows[i].t.retransmits);
-	for (i = 0; i < n; i++)
-		free(rows[i].labels);
-	free(rows);
+out:
+	free(t);
+	free(l.e);
 }
 
 void net_render(struct probe *p, struct discovery *d, struct expo *e)

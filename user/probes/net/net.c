@@ -272,42 +272,55 @@ void net_probe_close(struct net_probe *np)
 	memset(np, 0, sizeof(*np));
 }
 
-/* A reused slot starts with no drops of the tap it last belonged to. */
-static void drops_forget_slot(struct net_probe *np, unsigned slot)
-{
-	int fd = bpf_map__fd(np->skel->maps.net_drops);
-	struct net_drop_key key, next;
-	void *prev = NULL;
+struct drop_walk {
+	int (*fn)(const struct net_drop_key *k, __u64 count, void *arg);
+	void *arg;
+};
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		if (key.slot == slot) {
-			bpf_map_delete_elem(fd, &key);
-			prev = NULL; /* deleting breaks the walk: start over */
-			continue;
-		}
-		prev = &key;
-	}
+static int drop_entry(const void *key, const void *value, void *arg)
+{
+	const struct drop_walk *w = arg;
+
+	return w->fn(key, *(const __u64 *)value, w->arg);
 }
 
 int net_drops_foreach(const struct net_probe *np,
 		      int (*fn)(const struct net_drop_key *k, __u64 count, void *arg), void *arg)
 {
-	int fd = bpf_map__fd(np->skel->maps.net_drops), ret;
-	struct net_drop_key key, next;
-	void *prev = NULL;
-	__u64 v;
+	struct drop_walk w = { fn, arg };
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &v))
-			continue;
-		ret = fn(&key, v, arg);
-		if (ret)
-			return ret;
-	}
+	return bpf_hash_foreach(bpf_map__fd(np->skel->maps.net_drops), sizeof(struct net_drop_key),
+				sizeof(__u64), drop_entry, &w);
+}
+
+struct slot_drops {
+	unsigned slot;
+	struct net_drop_key keys[NET_DIR_MAX * NET_DROPS_PER_IFACE];
+	unsigned n;
+};
+
+static int drop_of_slot(const struct net_drop_key *k, __u64 count, void *arg)
+{
+	struct slot_drops *sd = arg;
+
+	if (k->slot == sd->slot && sd->n < ARRAY_SIZE(sd->keys))
+		sd->keys[sd->n++] = *k;
 	return 0;
+}
+
+/* A reused slot starts with no drops of the tap it last belonged to. */
+static void drops_forget_slot(struct net_probe *np, unsigned slot)
+{
+	int fd = bpf_map__fd(np->skel->maps.net_drops);
+	struct slot_drops sd = { .slot = slot };
+
+	/* Again while a walk fills the list: the programs may add more than it holds. */
+	do {
+		sd.n = 0;
+		net_drops_foreach(np, drop_of_slot, &sd);
+		for (unsigned i = 0; i < sd.n; i++)
+			bpf_map_delete_elem(fd, &sd.keys[i]);
+	} while (sd.n == ARRAY_SIZE(sd.keys));
 }
 
 int net_slot_alloc(struct net_probe *np)
@@ -420,19 +433,20 @@ __u64 net_unknown_frames(const struct net_probe *np)
 	return net_counter(np, NET_ERR_UNKNOWN_IFACE);
 }
 
+static int count_entry(const void *key, const void *value, void *arg)
+{
+	(*(long *)arg)++;
+	return 0;
+}
+
 long net_flows_live(const struct net_probe *np)
 {
-	int fd = bpf_map__fd(np->skel->maps.net_flows);
-	struct net_flow_key key, next;
-	void *prev = NULL;
 	long n = 0;
+	int err = bpf_hash_foreach(bpf_map__fd(np->skel->maps.net_flows),
+				   sizeof(struct net_flow_key), sizeof(struct net_flow),
+				   count_entry, &n);
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		n++;
-	}
-	return n;
+	return err ? err : n;
 }
 
 __u64 net_flows_evicted(struct net_probe *np, long *live_out)
@@ -565,10 +579,25 @@ int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_o
 	return err;
 }
 
-int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out)
+struct host_walk {
+	int (*fn)(__u32 tgid, const struct net_host_tcp *t, void *arg);
+	void *arg;
+};
+
+static int host_entry(const void *key, const void *value, void *arg)
 {
-	if (!np->host_tcp_on ||
-	    bpf_map_lookup_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid, out))
-		return -ENOENT;
-	return 0;
+	const struct host_walk *w = arg;
+
+	return w->fn(*(const __u32 *)key, value, w->arg);
+}
+
+int net_host_foreach(const struct net_probe *np,
+		     int (*fn)(__u32 tgid, const struct net_host_tcp *t, void *arg), void *arg)
+{
+	struct host_walk w = { fn, arg };
+
+	if (!np->host_tcp_on)
+		return 0;
+	return bpf_hash_foreach(bpf_map__fd(np->skel->maps.host_tcp), sizeof(__u32),
+				sizeof(struct net_host_tcp), host_entry, &w);
 }

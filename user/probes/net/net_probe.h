@@ -136,8 +136,9 @@ int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_o
  * keeps them attached exactly while sockets are watched. 0 or -errno.
  */
 int net_host_tcp_hooks(struct net_probe *np, bool on);
-/* The VM's counters; -ENOENT if it has none. */
-int net_host_read(const struct net_probe *np, __u32 tgid, struct net_host_tcp *out);
+/* Calls fn with every VM's counters (read in batches); stops on non-zero. */
+int net_host_foreach(const struct net_probe *np,
+		     int (*fn)(__u32 tgid, const struct net_host_tcp *t, void *arg), void *arg);
 
 /*
  * The probe's pins (pins.c): each slot's record (net_slots) and TCX
