@@ -191,7 +191,8 @@ fuzz:
 # make bench: vmprobe's TC cost per packet against an empty program and two
 # reference exporters (bench/ref.bpf.c), on the real path (frames out of a
 # tap, timed by BPF run-time stats; also on a TCP mix with flow tracking) and
-# the fallback path (BPF_PROG_TEST_RUN), and /metrics render time and size;
+# the fallback path (BPF_PROG_TEST_RUN); /metrics of 1 to 10,000 synthetic
+# VMs over HTTP, time and bytes of each format (bench/scale.c);
 # iperf3 throughput through a veth between two netns while the probes take
 # turns (bench/net.sh); fio IOPS and CPU per IO (bench/disk.sh), paired per
 # round (bench/ratios.py); how long a VM takes to be counted after its start,
@@ -204,6 +205,10 @@ $(BUILD)/bench/ref.skel.h: $(BUILD)/bench/ref.bpf.o
 $(BUILD)/bench/bench: bench/bench.c bench/ref.h $(BUILD)/bench/ref.skel.h $(USER_OBJS) | $(BUILD)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -o $@
+# /metrics of 1 to 10,000 synthetic VMs over HTTP (bench/scale.c).
+$(BUILD)/bench/scale: bench/scale.c $(USER_OBJS) | $(BUILD)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LDLIBS) -o $@
 # A process that is not a VM, for bench/syscall.sh, and its floor programs.
 $(BUILD)/bench/syscall_loop: bench/syscall_loop.c | $(BUILD)/bench
 	$(call msg,CC,$@)
@@ -214,14 +219,22 @@ $(BUILD)/bench/netdisk_load: bench/netdisk_load.c | $(BUILD)/bench
 	$(Q)$(CC) $(CFLAGS) $< -ldl -o $@
 .PHONY: bench
 bench: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench $(BUILD)/bench/netdisk_load \
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench $(BUILD)/bench/scale $(BUILD)/bench/netdisk_load \
 		$(BUILD)/bench/syscall_loop $(BUILD)/bench/floor.bpf.o $(BUILD)/tests/tools/tapguest
 	$(Q)$(BUILD)/bench/bench
+	$(Q)$(BUILD)/bench/scale
 	$(Q)bench/net.sh
 	$(Q)bench/disk.sh
 	$(Q)bench/syscall.sh
 	$(Q)bench/netdisk.sh
 	$(Q)bench/discovery.sh
+
+# make bench-libvirt: vmprobe beside Debian's prometheus-libvirt-exporter on
+# the same libvirt domains (bench/libvirt.sh; about 3 minutes, root).
+.PHONY: bench-libvirt
+bench-libvirt: test-deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bench/libvirt.sh
 
 # Kubernetes delivery: the chart rendered for kubectl, the container image,
 # and the pinned helm/kubectl/schemas its tests use (scripts/install-k8s-tools.sh,

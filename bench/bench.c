@@ -22,8 +22,7 @@
  * Per packet, the fallback path (tc_testrun_*): BPF_PROG_TEST_RUN of the
  * same three, which cannot set tc_classid, so vmprobe finds its slot
  * through the (netns, ifindex) hash instead.
- * Per scrape: metrics_render over a hand-built VM table of 1, 100 and
- * 1000 VMs with nonzero counters.
+ * (Per scrape: bench/scale.c.)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,8 +48,6 @@
 #include "bench/ref.skel.h"
 #include "net.skel.h"
 #include "core/config.h"
-#include "core/discovery.h"
-#include "core/metrics.h"
 #include "probes/net/net_probe.h"
 #include "core/tapdev.h"
 #include "core/netns.h"
@@ -70,7 +67,6 @@
 /* Runs per test_run call: setup and syscall cost vanish against them. */
 #define TC_REPEAT 2000000
 #define TC_ROUNDS 7
-#define RENDER_RUNS 15
 /* The goal: vmprobe adds at most half of what the naive program adds. */
 #define GOAL_ADDED_RATIO 0.5
 
@@ -1217,172 +1213,6 @@ cleanup:
 	return err;
 }
 
-/* Counters as a busy tap would have them: every CPU and both directions nonzero. */
-static void fill_stats(struct net_probe *np, unsigned slot, unsigned seed)
-{
-	for (unsigned cpu = 0; cpu < np->nr_cpus; cpu++) {
-		for (unsigned dir = 0; dir < NET_DIR_MAX; dir++) {
-			struct net_pkt_cell *st =
-				&np->stats[net_stats_index(cpu, slot, dir, np->max_ifaces)];
-
-			st->bytes = 0;
-			for (unsigned s = 0; s < NET_SIZE_SLOTS; s++) {
-				st->size_slots[s] = 1000003ULL * (seed + 1) * (s + 1) + cpu * 17 + dir;
-				st->bytes += st->size_slots[s] << (s > 0 ? s - 1 : 0);
-			}
-		}
-	}
-}
-
-/* The network probe as the VM table sees it: the one probe of the bench's table. */
-static struct probe *table_probe(struct discovery *d)
-{
-	return &d->probes->probes[0];
-}
-
-static void free_vms(struct discovery *d)
-{
-	while (d->vms) {
-		struct vm *vm = d->vms;
-
-		d->vms = vm->next;
-		if (vm->priv[0])
-			net_vm_del(table_probe(d), d, vm);
-		free(vm);
-	}
-}
-
-/* A table as discovery would build it, without /proc: one tap per VM. */
-static int add_vms(struct discovery *d, unsigned nr_vms)
-{
-	struct probe *p = table_probe(d);
-
-	for (unsigned i = 0; i < nr_vms; i++) {
-		struct vm *vm = calloc(1, sizeof(*vm));
-		struct tap_state *t;
-		int slot;
-
-		if (!vm)
-			return -ENOMEM;
-		vm->next = d->vms;
-		d->vms = vm;
-		vm->pid = (pid_t)(100000 + i);
-		vm->start_time = 4242 + i;
-		vm->netns_fd = -1;
-		/* Quotes, backslashes and UTF-8: the label escaping is part of the cost. */
-		snprintf(vm->name, sizeof(vm->name), "web \"frontend\" \\ %04u caf\xc3\xa9", i);
-		if (i % 2)
-			snprintf(vm->ns, sizeof(vm->ns), "tenant-%u", i % 10);
-		snprintf(vm->spec.uuid, sizeof(vm->spec.uuid), "%08x-0000-4000-8000-%012x", i, i);
-		snprintf(vm->pid_str, sizeof(vm->pid_str), "%d", (int)vm->pid);
-		vm->nr_ifaces = 1;
-		vm->ifaces[0].present = true;
-		snprintf(vm->ifaces[0].tap, IFNAMSIZ, "tap%04u", i);
-		snprintf(vm->ifaces[0].label, sizeof(vm->ifaces[0].label), "tap%04u", i);
-		if (net_vm_add(p, d, vm))
-			return -ENOMEM;
-		slot = net_slot_alloc(p->priv);
-		if (slot < 0)
-			return slot;
-		/*
-		 * Counted as if attached, with no programs: with no namespace to
-		 * enter, net_vm_del() then only frees the slot.
-		 */
-		t = calloc(1, sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		*t = (struct tap_state){ .ifindex = (int)(1000 + i), .netns_cookie = 1, .slot = slot };
-		vm->ifaces[0].priv[p->id] = t;
-		fill_stats(p->priv, (unsigned)slot, i);
-	}
-	return 0;
-}
-
-static size_t count(const char *hay, const char *needle)
-{
-	size_t n = 0;
-
-	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-		n++;
-	return n;
-}
-
-static int bench_render(struct net_probe *np, const struct config *cfg, unsigned nr_vms)
-{
-	struct probe_set probes = { .nr = 1 };
-	struct discovery d = {};
-	double ms[RENDER_RUNS];
-	size_t bytes = 0, series = 0;
-	int err;
-
-	probes.probes[0] = (struct probe){ .ops = &net_probe_ops, .priv = np };
-	d.cfg = cfg;
-	d.probes = &probes;
-	d.home_netns = -1;
-	pthread_mutex_init(&d.lock, NULL);
-	err = add_vms(&d, nr_vms);
-	if (err) {
-		fprintf(stderr, "bench: building a table of %u VMs failed (%s)\n", nr_vms,
-			strerror(-err));
-		goto cleanup;
-	}
-	/* Run -1 is a warm-up. Each run gets a fresh buffer, as a scrape does. */
-	for (int r = -1; r < RENDER_RUNS; r++) {
-		struct strbuf sb;
-		double t0, t1;
-
-		sb_init(&sb);
-		t0 = now_ns(CLOCK_MONOTONIC);
-		err = metrics_render(&d, EXPO_TEXT, &sb);
-		t1 = now_ns(CLOCK_MONOTONIC);
-		if (!err && r >= 0) {
-			ms[r] = (t1 - t0) / 1e6;
-			bytes = sb.len;
-			series = count(sb.buf, "vmprobe_network_bytes_total{");
-		}
-		sb_free(&sb);
-		if (err) {
-			fprintf(stderr, "bench: rendering %u VMs failed (%s)\n", nr_vms, strerror(-err));
-			goto cleanup;
-		}
-	}
-	if (series != (size_t)nr_vms * NET_DIR_MAX) {
-		fprintf(stderr, "bench: %u VMs rendered %zu byte series, expected %zu\n", nr_vms,
-			series, (size_t)nr_vms * NET_DIR_MAX);
-		err = -EPROTO;
-		goto cleanup;
-	}
-	printf("BENCH metrics_render_ms_%uvms %.3f ms\n", nr_vms, median(ms, RENDER_RUNS));
-	printf("BENCH metrics_bytes_%uvms %zu bytes\n", nr_vms, bytes);
-	/* The other formats, same table: OpenMetrics, and protobuf with native histograms. */
-	for (int f = EXPO_OPENMETRICS; f < EXPO_FORMATS; f++) {
-		static const char *const names[] = { [EXPO_OPENMETRICS] = "openmetrics",
-						     [EXPO_PROTOBUF] = "protobuf" };
-
-		for (int r = -1; r < RENDER_RUNS && !err; r++) {
-			struct strbuf sb;
-			double t0;
-
-			sb_init(&sb);
-			t0 = now_ns(CLOCK_MONOTONIC);
-			err = metrics_render(&d, (enum expo_format)f, &sb);
-			if (r >= 0)
-				ms[r] = (now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
-			bytes = sb.len;
-			sb_free(&sb);
-		}
-		if (err)
-			goto cleanup;
-		printf("BENCH metrics_render_ms_%s_%uvms %.3f ms\n", names[f], nr_vms,
-		       median(ms, RENDER_RUNS));
-		printf("BENCH metrics_bytes_%s_%uvms %zu bytes\n", names[f], nr_vms, bytes);
-	}
-cleanup:
-	free_vms(&d);
-	pthread_mutex_destroy(&d.lock);
-	return err;
-}
-
 /* One CPU throughout: a migration between timed runs (cold caches) doubled some renders. */
 static void pin_to_current_cpu(void)
 {
@@ -1782,11 +1612,8 @@ cleanup:
 	return err ? 1 : 0;
 }
 
-#define BENCH_CONFIG "max_vms: 1000\n"
-
 int main(int argc, char **argv)
 {
-	static const unsigned vm_counts[] = { 1, 100, 1000 };
 	struct net_probe np = {};
 	struct config cfg;
 	int err;
@@ -1797,13 +1624,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench [alternate IFNAME SECONDS SEGMENT_MS SETTLE_MS METRIC packets|bits [CONFIGS]]\n");
 		return 2;
 	}
-	/* The default, sized for the largest table rendered: 1000 VMs, a tap each. */
 	err = config_load_default(&cfg);
-	if (!err)
-		err = config_apply_string(&cfg, "bench", BENCH_CONFIG, strlen(BENCH_CONFIG), stderr);
 	if (err) {
-		fprintf(stderr, "bench: the default config with %s does not load (%s)\n",
-			BENCH_CONFIG, strerror(-err));
+		fprintf(stderr, "bench: the default config does not load (%s)\n", strerror(-err));
 		return 1;
 	}
 	/*
@@ -1824,13 +1647,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	err = bench_tc(&np);
-	if (err)
-		goto cleanup;
-	printf("# /metrics render: metrics_render over synthetic VMs, one tap each, "
-	       "median of %d runs\n", RENDER_RUNS);
-	for (size_t i = 0; i < ARRAY_SIZE(vm_counts) && !err; i++)
-		err = bench_render(&np, &cfg, vm_counts[i]);
-cleanup:
 	net_probe_close(&np);
 	return err ? 1 : 0;
 }

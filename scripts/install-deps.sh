@@ -11,7 +11,7 @@ test=(libcmocka-dev prometheus qemu-system-x86 busybox-static cpio iproute2
       podman runc libcap2-bin unzip groff-base
       qemu-block-extra qemu-utils ceph-mon ceph-osd ceph-common tgt libiscsi-bin nbdkit
       victoria-metrics influxdb
-      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients prometheus-libvirt-exporter
       systemd debhelper dpkg-dev lintian)
 # libFuzzer and the sanitizers' runtimes for clang (make fuzz; make test runs a short pass).
 fuzz=(libclang-rt-14-dev)
