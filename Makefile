@@ -230,7 +230,8 @@ bench: test-deps
 	$(Q)bench/discovery.sh
 
 # make bench-libvirt: vmprobe beside Debian's prometheus-libvirt-exporter on
-# the same libvirt domains (bench/libvirt.sh; about 3 minutes, root).
+# the same libvirt domains (bench/libvirt.sh; root; about 1 minute once the
+# test guest is built).
 .PHONY: bench-libvirt
 bench-libvirt: test-deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -17,8 +17,9 @@
 # the exporter's; with native histograms and the lean budget, series per
 # VM <= 2x the exporter's.
 #
-# `make bench-libvirt` (root; about 3 minutes). DOMS=N changes the number
-# of domains, ROUNDS=N the scrapes of each kind.
+# `make bench-libvirt` (root; about 1 minute once the test guest is
+# built). DOMS=N changes the number of domains, ROUNDS=N the scrapes of
+# each kind.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DOMS=${DOMS:-6} ROUNDS=${ROUNDS:-30}
