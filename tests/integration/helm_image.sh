@@ -3,7 +3,8 @@
 # scratch: vmprobe and the libraries it links, nothing pulled) with podman
 # or buildah. The image holds no shell, runs `vmprobe version` as the
 # build does, and serves /metrics as the DaemonSet runs it: host PID
-# namespace, the chart's capabilities only, read-only root, the host paths
+# namespace, the chart's capabilities only, no_new_privs as it says, podman's
+# default seccomp profile (RuntimeDefault), read-only root, the host paths
 # of the chart, its own network namespace; it counts a stand-in guest's
 # tap in another network namespace.
 set -uo pipefail
@@ -83,6 +84,8 @@ for d in json.load(sys.stdin):
         c = pod["containers"][0]
         vols = {v["name"]: v for v in pod["volumes"]}
         print("CAPS=" + ",".join(c["securityContext"]["capabilities"]["add"]))
+        print("NNP=%s" % ("true" if c["securityContext"].get("allowPrivilegeEscalation") is False else "false"))
+        print("SECCOMP=%s" % c["securityContext"].get("seccompProfile", {}).get("type", ""))
         for m in c["volumeMounts"]:
             v = vols[m["name"]]
             if "hostPath" in v:
@@ -90,6 +93,12 @@ for d in json.load(sys.stdin):
     if d["kind"] == "ConfigMap" and "config.yaml" in d["data"]:
         open(sys.argv[1] + "/config.yaml", "w").write(d["data"]["config.yaml"])' "$WORK" >"$WORK/pod.txt"
 	caps=$(sed -n 's/^CAPS=//p' "$WORK/pod.txt")
+	nnp=$(sed -n 's/^NNP=//p' "$WORK/pod.txt")
+	# podman's default profile (containers-common's seccomp.json) stands for
+	# the runtime's RuntimeDefault: bpf(), perf_event_open() and setns()
+	# are allowed by SYS_ADMIN there, as in containerd's.
+	check_eq "the chart asks for the runtime's default seccomp profile" RuntimeDefault \
+		"$(sed -n 's/^SECCOMP=//p' "$WORK/pod.txt")"
 	mounts=()
 	while read -r m; do
 		# Each host path must exist, as the pod's hostPath types require.
@@ -112,13 +121,15 @@ GPID=$!
 wait_for 5 grep -q ready "$WORK/guest.log"
 
 if ! out=$("${run[@]}" -d --name "$NAME" --pid=host --cap-drop=all --cap-add="$caps" \
-	--read-only --security-opt no-new-privileges=false "${mounts[@]}" \
+	--read-only --security-opt "no-new-privileges=$nnp" "${mounts[@]}" \
 	-v "$WORK/config.yaml:/etc/vmprobe/config.yaml:ro" -p "127.0.0.1:$PORT:19472" \
 	"$IMAGE" serve -c /etc/vmprobe/config.yaml 2>&1); then
 	tap_fail "the container starts as the DaemonSet runs it" "$out"
 	tap_done; exit
 fi
-tap_ok "the container starts as the DaemonSet runs it (caps $caps, ${#mounts[@]} host-path args, read-only root)"
+tap_ok "the container starts as the DaemonSet runs it (caps $caps, no_new_privs $nnp, default seccomp profile, ${#mounts[@]} host-path args, read-only root)"
+check_eq "in it vmprobe runs with no_new_privs as the chart says, and a seccomp filter" "$([ "$nnp" = true ] && echo 1 || echo 0) 2" \
+	"$(podman top "$NAME" hpid | tail -1 | xargs -I{} awk '/^NoNewPrivs/ {n=$2} /^Seccomp:/ {s=$2} END {print n, s}' /proc/{}/status)"
 VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
 counted() { scrape "$WORK/m.txt" && [ -n "$(metric "$WORK/m.txt" vmprobe_network_packets_total name=img_vm-1 interface=$TAP direction=tx)" ]; }
 check "the containerised vmprobe counts a guest's tap in another network namespace" wait_for 10 counted

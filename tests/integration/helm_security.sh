@@ -1,15 +1,18 @@
 #!/bin/bash
 # The chart's privileges are the ones vmprobe needs at run time: vmprobe
 # runs as root with exactly the capabilities of the rendered DaemonSet
-# (bounding set; nothing else), reading the host's /proc through a
+# (bounding set; nothing else) and no_new_privs when it says
+# allowPrivilegeEscalation: false, reading the host's /proc through a
 # read-only bind mount as the pod does (/host/proc), with the rendered
 # config. Two virt-launcher-like pods: each QEMU stand-in runs as uid 107
 # (KubeVirt's qemu user) in a kubepods cgroup, its tap in its own network
 # namespace with the same ifindex, domains ns1_vm-a and ns2_vm-a. They
 # must give two distinct, correctly labelled, exact sets of series. Then
-# each capability is dropped in turn and vmprobe must fail to count them:
-# none of the chart's capabilities is superfluous. (NET_ADMIN serves the
-# clsact hook of kernels without TCX: it is dropped with tc_hook: clsact.)
+# each capability is dropped in turn: without SYS_ADMIN, NET_ADMIN (with
+# tc_hook: clsact: TCX links need none), SYS_PTRACE or DAC_READ_SEARCH
+# vmprobe cannot count them; without SYSLOG it says aio=native takes the
+# costlier hooks; BPF and PERFMON, which SYS_ADMIN also grants in the
+# kernel's checks, are shown redundant alone and needed without SYS_ADMIN.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -58,11 +61,16 @@ import json, sys
 for d in json.load(sys.stdin):
     if d["kind"] == "DaemonSet":
         c = d["spec"]["template"]["spec"]["containers"][0]
-        print(",".join(c["securityContext"]["capabilities"]["add"]), file=open(sys.argv[1] + "/caps", "w"))
+        sc = c["securityContext"]
+        print(",".join(sc["capabilities"]["add"]), file=open(sys.argv[1] + "/caps", "w"))
+        print("no" if sc.get("allowPrivilegeEscalation", True) is False else "yes", file=open(sys.argv[1] + "/escalation", "w"))
     if d["kind"] == "ConfigMap" and "config.yaml" in d["data"]:
         open(sys.argv[1] + "/chart-config.yaml", "w").write(d["data"]["config.yaml"])' "$WORK"
 CAPS=$(cat "$WORK/caps")
 check "the chart's capabilities are read from the rendered DaemonSet ($CAPS)" test -n "$CAPS"
+# allowPrivilegeEscalation: false is the kubelet's no_new_privs.
+NNP=()
+[ "$(cat "$WORK/escalation")" = no ] && NNP=(--no-new-privs)
 # The pod's config, but on loopback and with /host/proc under $WORK.
 python3 - "$WORK" "$PORT" <<'PY'
 import re, sys
@@ -118,14 +126,15 @@ check_eq "the QEMU stand-ins run as uid $QEMU_UID, not root" "$QEMU_UID $QEMU_UI
 	"$(stat -c %u /proc/$G1 /proc/$G2 | paste -sd' ')"
 
 # run_vmprobe CAPS: vmprobe as in the pod: root, bounding set = CAPS,
-# /proc read-only at /host/proc in its own mount namespace.
+# no_new_privs as the chart says, /proc read-only at /host/proc in its own
+# mount namespace.
 run_vmprobe() { # CAPS [CONFIG]
 	local caps=$1 config=${2:-vmprobe.yaml} bset
 	bset=-all$(echo "$caps" | tr 'A-Z' 'a-z' | tr ',' '\n' | sed '/^$/d; s/^/,+/' | tr -d '\n')
 	unshare --mount --propagation private sh -c '
 		mount --bind /proc "$1/host/proc" && mount -o remount,bind,ro "$1/host/proc" &&
-		exec setpriv --bounding-set="$2" --inh-caps=-all "$3" serve -c "$1/$4"' \
-		sh "$WORK" "$bset" "$VMPROBE" "$config" >"$WORK/vmprobe.log" 2>&1 &
+		exec setpriv --bounding-set="$2" --inh-caps=-all $5 "$3" serve -c "$1/$4"' \
+		sh "$WORK" "$bset" "$VMPROBE" "$config" "${NNP[*]}" >"$WORK/vmprobe.log" 2>&1 &
 	RUN_PID=$!
 	VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
 	wait_for 10 curl -sf -o /dev/null "$VMPROBE_URL"
@@ -155,6 +164,8 @@ caps_of() { # PID: its effective capabilities, as CAP_A,CAP_B (sorted)
 }
 check_eq "vmprobe runs with exactly those capabilities" "$(tr ',' '\n' <<<"$CAPS" | sort | paste -sd,)" \
 	"$(caps_of "$RUN_PID")"
+check_eq "and no_new_privs as the chart asks (allowPrivilegeEscalation: false)" "${NNP[*]:+1}" \
+	"$(awk '/^NoNewPrivs/ {print $2}' "/proc/$RUN_PID/status" | sed 's/^0$//')"
 check "both pods' VMs are counted (within 10 s), labelled namespace/name" wait_for 10 both_counted
 check_num "ns1/vm-a carries its uuid and QEMU pid" 1 \
 	"$(metric "$WORK/m.txt" vmprobe_vm_info namespace=ns1 name=vm-a uuid=00000000-0000-0000-0000-0000000000c1 pid="$G1")"
@@ -209,19 +220,62 @@ if [ -n "$disk_line" ]; then
 	check_eq "the disk probe attaches the same sources as with every capability" "$full" "$disk_line"
 fi
 
-# Each capability is needed: without it, the pods' VMs are not counted.
+# Without each capability. SYS_ADMIN, NET_ADMIN (clsact), SYS_PTRACE,
+# DAC_READ_SEARCH: the pods' VMs are not counted. SYSLOG: they are, and
+# the log says aio=native takes the costlier hooks. BPF and PERFMON: the
+# kernel's bpf_capable() and perfmon_capable() accept SYS_ADMIN too, so
+# each alone changes nothing; without SYS_ADMIN as well vmprobe cannot load.
 IFS=, read -ra caplist <<<"$CAPS"
+without() { printf '%s\n' "${caplist[@]}" | grep -vxE "$1" | paste -sd,; }
+hidden_ksyms() { # /proc/kallsyms hides addresses from those without CAP_SYSLOG
+	local kptr paranoid
+	kptr=$(sysctl -n kernel.kptr_restrict) paranoid=$(sysctl -n kernel.perf_event_paranoid)
+	[ "$kptr" = 1 ] || { [ "$kptr" = 0 ] && [ "$paranoid" -gt 1 ]; }
+}
 for drop in "${caplist[@]}"; do
-	rest=$(printf '%s\n' "${caplist[@]}" | grep -vx "$drop" | paste -sd,)
+	rest=$(without "$drop")
 	config=vmprobe.yaml
-	if [ "$drop" = NET_ADMIN ] && have_tcx; then
-		# TCX links need no NET_ADMIN; clsact filters, the hook without TCX, do.
-		run_vmprobe "$rest"
-		check "without NET_ADMIN, from TCX links, vmprobe still counts the pods' VMs" \
-			wait_for 2 both_counted
+	case $drop in
+	BPF | PERFMON)
+		if run_vmprobe "$rest" && wait_for 10 both_counted; then
+			tap_ok "without $drop alone, SYS_ADMIN stands in: the pods' VMs are counted"
+		else
+			tap_fail "without $drop alone, SYS_ADMIN stands in: the pods' VMs are counted" "$(tail -3 "$WORK/vmprobe.log")"
+		fi
 		stop_vmprobe
-		config=vmprobe-clsact.yaml
-	fi
+		rest=$(without "$drop|SYS_ADMIN")
+		if run_vmprobe "$rest"; then
+			tap_fail "without $drop and SYS_ADMIN, vmprobe cannot load its probes" "it served"
+		else
+			check "without $drop and SYS_ADMIN, vmprobe cannot load its probes (and says which)" \
+				grep -qE "error: loading the (disk|network) probe failed \(Operation not permitted\)" \
+				"$WORK/vmprobe.log"
+		fi
+		stop_vmprobe
+		continue ;;
+	SYSLOG)
+		if ! hidden_ksyms; then
+			tap_skip "without SYSLOG" "kernel.kptr_restrict and perf_event_paranoid show kernel addresses to all here"
+			continue
+		fi
+		if run_vmprobe "$rest" && wait_for 10 both_counted; then
+			check "without SYSLOG the pods' VMs are counted and the log says aio=native takes io_submit + block_getrq" \
+				grep -q "aio=native: kernel symbols unreadable or missing, using io_submit + block_getrq" "$WORK/vmprobe.log"
+		else
+			tap_fail "without SYSLOG the pods' VMs are counted" "$(tail -3 "$WORK/vmprobe.log")"
+		fi
+		stop_vmprobe
+		continue ;;
+	NET_ADMIN)
+		if have_tcx; then
+			# TCX links need no NET_ADMIN; clsact filters, the hook without TCX, do.
+			run_vmprobe "$rest"
+			check "without NET_ADMIN, from TCX links, vmprobe still counts the pods' VMs" \
+				wait_for 2 both_counted
+			stop_vmprobe
+			config=vmprobe-clsact.yaml
+		fi ;;
+	esac
 	if ! run_vmprobe "$rest" "$config"; then
 		tap_ok "without $drop, vmprobe cannot run ($(grep -E '^vmprobe: error' "$WORK/vmprobe.log" | head -1 | cut -c1-100))"
 		stop_vmprobe

@@ -27,23 +27,14 @@ trap cleanup EXIT
 T=$WORK/tls
 mkdir -p "$T"
 
-ec() { echo "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"; }
-ca() { # NAME
-	openssl req -x509 $(ec) -keyout "$T/$1.key" -out "$T/$1.crt" -days 2 -subj "/CN=$1" 2>/dev/null
-}
-cert() { # NAME CA CN EXTENSIONS
-	openssl req $(ec) -keyout "$T/$1.key" -out "$T/$1.csr" -subj "/CN=$3" 2>/dev/null &&
-		printf '%s\n' "$4" >"$T/$1.ext" &&
-		openssl x509 -req -in "$T/$1.csr" -CA "$T/$2.crt" -CAkey "$T/$2.key" -CAcreateserial \
-			-out "$T/$1.crt" -days 2 -extfile "$T/$1.ext" 2>/dev/null
-}
+PKI=$T
 SERVER_EXT=$'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
-ca ca && ca other-ca &&
-	cert server ca localhost "$SERVER_EXT" &&
-	cert client ca prometheus "extendedKeyUsage=clientAuth" &&
-	cert stranger other-ca prometheus "extendedKeyUsage=clientAuth" ||
+pki_ca ca && pki_ca other-ca &&
+	pki_cert server ca localhost "$SERVER_EXT" &&
+	pki_cert client ca prometheus "extendedKeyUsage=clientAuth" &&
+	pki_cert stranger other-ca prometheus "extendedKeyUsage=clientAuth" ||
 	{ tap_fail "openssl makes the test certificates"; tap_done; exit; }
-HASH=$(python3 -W ignore -c 'import crypt; print(crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1024)))')
+HASH=$(bcrypt_hash s3cret)
 
 # --- A bad file is refused at start, saying where. ---
 refused_at() { # DESC WHERE YAML: serve exits non-zero and says WHERE
@@ -124,7 +115,7 @@ serial() { # the serial of the certificate vmprobe presents now
 }
 old_serial=$(serial)
 check "openssl reads the certificate served" test -n "$old_serial"
-cert next ca localhost "$SERVER_EXT"
+pki_cert next ca localhost "$SERVER_EXT"
 new_serial=$(openssl x509 -noout -serial -in "$T/next.crt")
 # As cert-manager and kubelet rotate: new files renamed over the old.
 cp "$T/next.key" "$T/server.key.tmp" && cp "$T/next.crt" "$T/server.crt.tmp" &&

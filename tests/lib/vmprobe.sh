@@ -66,6 +66,25 @@ vmprobe_stop() {
 	return $rc
 }
 
+# Test certificates made with openssl in the directory $PKI (set by the
+# caller): P-256 keys, valid for two days. NAME.crt, NAME.key.
+pki_ca() { # NAME: a self-signed CA
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$PKI/$1.key" -out "$PKI/$1.crt" -days 2 -subj "/CN=$1" 2>/dev/null
+}
+pki_cert() { # NAME CA CN EXTENSIONS: a certificate signed by the CA NAME
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$PKI/$1.key" -out "$PKI/$1.csr" -subj "/CN=$3" 2>/dev/null &&
+		printf '%s\n' "$4" >"$PKI/$1.ext" &&
+		openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$2.crt" -CAkey "$PKI/$2.key" -CAcreateserial \
+			-out "$PKI/$1.crt" -days 2 -extfile "$PKI/$1.ext" 2>/dev/null
+}
+# The bcrypt hash of PASSWORD, as a web configuration's basic_auth_users wants.
+bcrypt_hash() { # PASSWORD
+	python3 -W ignore -c 'import crypt, sys
+print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1024)))' "$1"
+}
+
 # Retries COMMAND every 0.1 s for up to SECS seconds.
 # (Measured in ms: bash's SECONDS ticks whole seconds, which could cut a
 # 1 s wait to almost nothing.)
@@ -195,14 +214,15 @@ tapguest_dir() {
 }
 
 # Starts a Prometheus server on 127.0.0.1:PROM_PORT that scrapes vmprobe on
-# PORT every second; sets PROM_URL and PROM_PID (the caller stops it). Its
-# files: $WORK/prometheus-PROM_PORT.yml and .log, $WORK/tsdb-PROM_PORT, so
-# that a test can run several. Fails unless the server is ready within
+# PORT (of 127.0.0.1) or HOST:PORT every second; sets PROM_URL and PROM_PID
+# (the caller stops it). Its files: $WORK/prometheus-PROM_PORT.yml and .log,
+# $WORK/tsdb-PROM_PORT, so that a test can run several. Fails unless the server is ready within
 # 30 s. JOB_YAML: more keys of the scrape job (scheme, tls_config,
 # basic_auth...), indented by four spaces; FLAGS: more of its flags.
 # PROM_TOP_YAML: more top-level keys (rule_files, remote_write...).
-prometheus_start() { # PROM_PORT PORT [JOB_YAML [FLAGS...]]
+prometheus_start() { # PROM_PORT PORT|HOST:PORT [JOB_YAML [FLAGS...]]
 	local port=$1 target=$2 job=${3:-}
+	[[ $target == *:* ]] || target=127.0.0.1:$target
 	shift 2
 	[ $# -gt 0 ] && shift
 	PROM_URL="http://127.0.0.1:$port"
@@ -214,7 +234,7 @@ ${PROM_TOP_YAML:-}
 scrape_configs:
   - job_name: vmprobe
     static_configs:
-      - targets: ["127.0.0.1:$target"]
+      - targets: ["$target"]
 $job
 YAML
 	prometheus --config.file="$WORK/prometheus-$port.yml" --storage.tsdb.path="$WORK/tsdb-$port" \
