@@ -34,7 +34,7 @@ fi
 
 WORK=$(mktemp -d /tmp/vmprobe-htls.XXXXXX)
 chmod 755 "$WORK"
-NS=vmpt-pod HOST_IF=vmpt-h POD_IF=vmpt-p HOST_IP=192.0.2.1 POD_IP=192.0.2.2 PROM_PORT=19598
+NS=vmpt-pod HOST_IF=vmpt-h POD_IF=vmpt-p HOST_IP=10.77.20.1 POD_IP=10.77.20.2 PROM_PORT=19598
 VMPROBE_PID= PROM_PID=
 stop_prometheus() {
 	[ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
