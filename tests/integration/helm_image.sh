@@ -129,7 +129,7 @@ if ! out=$("${run[@]}" -d --name "$NAME" --pid=host --cap-drop=all --cap-add="$c
 fi
 tap_ok "the container starts as the DaemonSet runs it (caps $caps, no_new_privs $nnp, default seccomp profile, ${#mounts[@]} host-path args, read-only root)"
 check_eq "in it vmprobe runs with no_new_privs as the chart says, and a seccomp filter" "$([ "$nnp" = true ] && echo 1 || echo 0) 2" \
-	"$(podman top "$NAME" hpid | tail -1 | xargs -I{} awk '/^NoNewPrivs/ {n=$2} /^Seccomp:/ {s=$2} END {print n, s}' /proc/{}/status)"
+	"$(awk '/^NoNewPrivs/ {n=$2} /^Seccomp:/ {s=$2} END {print n, s}' "/proc/$(podman inspect -f '{{.State.Pid}}' "$NAME")/status")"
 VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
 counted() { scrape "$WORK/m.txt" && [ -n "$(metric "$WORK/m.txt" vmprobe_network_packets_total name=img_vm-1 interface=$TAP direction=tx)" ]; }
 check "the containerised vmprobe counts a guest's tap in another network namespace" wait_for 10 counted
