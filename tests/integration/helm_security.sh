@@ -21,9 +21,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 what="vmprobe with the chart's capabilities only"
 tap_require_root "$what" tun
-for need in setpriv unshare python3; do
-	command -v $need >/dev/null || { tap_skip "$what" "$need is not installed"; tap_done; exit; }
-done
+tap_require_cmds "$what" setpriv unshare python3
 if [ ! -x "$VMPROBE" ] || [ ! -x "$TAPGUEST" ]; then
 	tap_skip "$what" "build/vmprobe or the tapguest tool is not built (make test builds them)"
 	tap_done; exit

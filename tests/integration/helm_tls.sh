@@ -20,9 +20,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 what="the chart's TLS and basic authentication"
 tap_require_root "$what"
-for need in openssl curl setpriv nsenter unshare python3 prometheus; do
-	command -v $need >/dev/null || { tap_skip "$what" "$need is not installed"; tap_done; exit; }
-done
+tap_require_cmds "$what" openssl curl setpriv nsenter unshare python3 prometheus
 if [ ! -x "$VMPROBE" ]; then
 	tap_skip "$what" "build/vmprobe is not built (make all)"
 	tap_done; exit
