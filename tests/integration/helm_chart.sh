@@ -61,6 +61,29 @@ check "values.schema.json accepts a custom config, labels and thresholds" render
 	--set serviceMonitor.additionalLabels.release=kps --set prometheusRule.alerts.VMDiskLatencyHigh.p99Seconds=0.25 \
 	--set-json prometheusRule.alerts.VMNetworkDrops.dropRatio=0.05 --set prometheusRule.alerts.VmprobeDown.for=2h30m
 
+# The image reference: repository:tag, the tag defaulting to the chart's
+# appVersion; a digest wins over the tag.
+image_of() { render "$WORK/img.yaml" "$@" && sed -n 's/^ *image: //p' "$WORK/img.yaml"; }
+app=$(sed -n 's/^appVersion: *//p' "$CHART/Chart.yaml" | tr -d '"')
+DIGEST=sha256:$(printf vmprobe | sha256sum | cut -d' ' -f1)
+check_eq "image: the tag defaults to the chart's appVersion" "\"vmprobe:$app\"" "$(image_of)"
+check_eq "image: repository and tag as given" '"registry.example/vmprobe:1.2.3"' \
+	"$(image_of --set image.repository=registry.example/vmprobe --set image.tag=1.2.3)"
+check_eq "image: a digest wins over the tag" "\"registry.example/vmprobe@$DIGEST\"" \
+	"$(image_of --set image.repository=registry.example/vmprobe --set image.tag=1.2.3 --set image.digest=$DIGEST)"
+for bad in image.digest=latest image.digest=sha256:xyz image.repository=; do
+	check_fails "values.schema.json refuses --set $bad" render "$WORK/x.yaml" --set "$bad"
+done
+# Chart.yaml says where the chart comes from and who keeps it.
+chart_meta() { tojson "$CHART/Chart.yaml" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)[0]
+assert c["home"].startswith("https://"), c["home"]
+assert c["sources"] and all(s.startswith("https://") for s in c["sources"]), c["sources"]
+assert c["maintainers"] and all(m.get("name") and (m.get("url") or m.get("email")) for m in c["maintainers"]), c["maintainers"]
+'; }
+check "Chart.yaml has home, sources and maintainers" chart_meta
+
 # A hardened install (tests/k8s/hardened-values.yaml): TLS with client
 # certificates, basic authentication, a NetworkPolicy, every extension.
 HARD=(-f "$REPO/tests/k8s/hardened-values.yaml")
