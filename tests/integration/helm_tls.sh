@@ -25,10 +25,7 @@ if [ ! -x "$VMPROBE" ]; then
 	tap_skip "$what" "build/vmprobe is not built (make all)"
 	tap_done; exit
 fi
-if ! k8s_tools; then
-	tap_skip "$what" "$K8S_TOOLS_ERR"
-	tap_done; exit
-fi
+k8s_tools_or_skip "$what"
 
 WORK=$(mktemp -d /tmp/vmprobe-htls.XXXXXX)
 chmod 755 "$WORK"
