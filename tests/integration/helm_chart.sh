@@ -83,6 +83,11 @@ assert c["sources"] and all(s.startswith("https://") for s in c["sources"]), c["
 assert c["maintainers"] and all(m.get("name") and (m.get("url") or m.get("email")) for m in c["maintainers"]), c["maintainers"]
 '; }
 check "Chart.yaml has home, sources and maintainers" chart_meta
+# One release: the chart's appVersion (the image's default tag) is VERSION
+# (what make image tags and vmprobe --version says), which CHANGELOG.md has.
+version=$(cat "$REPO/VERSION")
+check_eq "Chart.yaml's appVersion is VERSION" "$version" "$app"
+check "CHANGELOG.md has a section for $version" grep -q "^## $version\b" "$REPO/CHANGELOG.md"
 
 # A hardened install (tests/k8s/hardened-values.yaml): TLS with client
 # certificates, basic authentication, a NetworkPolicy, every extension.
