@@ -143,6 +143,11 @@ check_num "frames from the guest = its tap's rx_packets" \
 	"$(metric "$WORK/m2.txt" vmprobe_network_packets_total name=img_vm-1 interface=$TAP direction=tx)"
 check "podman stop: vmprobe exits 0 on SIGTERM" bash -c "podman stop -t 10 $NAME >/dev/null && \
 	[ \"\$(podman inspect $NAME --format '{{.State.ExitCode}}')\" = 0 ]"
+# The chart's config persists: the programs go on counting for the next
+# pod, pinned in the host's bpffs; vmprobe uninstall on the host removes them.
+check "with persist (the chart's default) its programs stay on the guest's tap for the next pod" \
+	test -n "$(vmprobe_progs "$NS" "$TAP")"
+check "vmprobe uninstall on the host removes what the container left" "$VMPROBE" uninstall
 check_eq "no vmprobe program left on the guest's tap" "" "$(vmprobe_progs "$NS" "$TAP")"
 if [ -n "${KEEP:-}" ]; then podman logs "$NAME" >"$WORK/container.log" 2>&1; fi
 tap_done
