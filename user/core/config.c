@@ -229,10 +229,51 @@ bool config_family_disabled(const struct config *cfg, const char *name)
 	return false;
 }
 
+/* An F_STR value; listen must also parse as an address. */
+static int set_str(struct ctx *c, const struct field *f, yaml_node_t *v, char *dst)
+{
+	const char *s = scalar(v);
+
+	if (!*s || strlen(s) >= f->size)
+		return fail(c, v, "'%s' must be a non-empty string of reasonable length", f->key);
+	if (f->off == offsetof(struct config, listen)) {
+		char host[128];
+		unsigned port;
+
+		if (config_parse_listen(s, host, sizeof(host), &port))
+			return fail(c, v, "listen '%s' is not HOST:PORT, :PORT or [V6]:PORT", s);
+	}
+	memcpy(dst, s, strlen(s) + 1);
+	return 0;
+}
+
+/* An F_UINT value (a size may be auto), or an F_LOG2 one stored as its log2. */
+static int set_number(struct ctx *c, const struct field *f, yaml_node_t *v, unsigned *dst)
+{
+	const char *s = scalar(v);
+	unsigned long n;
+
+	if (size_bit(f->off) && !strcmp(s, "auto")) {
+		c->cfg->sizes_set &= ~size_bit(f->off);
+		return 0;
+	}
+	if (parse_ulong(s, &n) || n < f->min || n > f->max)
+		return fail(c, v, "'%s' must be a whole number from %lu to %lu%s", f->key, f->min,
+			    f->max, size_bit(f->off) ? ", or auto" : "");
+	if (f->type == F_UINT) {
+		*dst = (unsigned)n;
+		c->cfg->sizes_set |= size_bit(f->off);
+		return 0;
+	}
+	if (n & (n - 1))
+		return fail(c, v, "'%s' must be a power of two", f->key);
+	*dst = (unsigned)__builtin_ctzl(n);
+	return 0;
+}
+
 static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 {
 	char *dst = (char *)c->cfg + f->off;
-	unsigned long n;
 	const char *s;
 
 	if (f->type == F_MAP) {
@@ -251,19 +292,7 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 	s = scalar(v);
 	switch (f->type) {
 	case F_STR:
-		if (!*s || strlen(s) >= f->size)
-			return fail(c, v, "'%s' must be a non-empty string of reasonable length",
-				    f->key);
-		if (f->off == offsetof(struct config, listen)) {
-			char host[128];
-			unsigned port;
-
-			if (config_parse_listen(s, host, sizeof(host), &port))
-				return fail(c, v, "listen '%s' is not HOST:PORT, :PORT or [V6]:PORT",
-					    s);
-		}
-		memcpy(dst, s, strlen(s) + 1);
-		return 0;
+		return set_str(c, f, v, dst);
 	case F_BOOL:
 		if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
 			*(bool *)dst = true;
@@ -282,22 +311,7 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 		return 0;
 	case F_UINT:
 	case F_LOG2:
-		if (size_bit(f->off) && !strcmp(s, "auto")) {
-			c->cfg->sizes_set &= ~size_bit(f->off);
-			return 0;
-		}
-		if (parse_ulong(s, &n) || n < f->min || n > f->max)
-			return fail(c, v, "'%s' must be a whole number from %lu to %lu%s", f->key,
-				    f->min, f->max, size_bit(f->off) ? ", or auto" : "");
-		if (f->type == F_UINT) {
-			*(unsigned *)dst = (unsigned)n;
-			c->cfg->sizes_set |= size_bit(f->off);
-			return 0;
-		}
-		if (n & (n - 1))
-			return fail(c, v, "'%s' must be a power of two", f->key);
-		*(unsigned *)dst = (unsigned)__builtin_ctzl(n);
-		return 0;
+		return set_number(c, f, v, (unsigned *)dst);
 	case F_SECONDS_LOG2:
 		return set_seconds_slot(c, f, v, (unsigned *)dst);
 	case F_TC_HOOK:
