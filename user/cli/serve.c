@@ -210,6 +210,7 @@ static int serve_loop(struct discovery *d, struct proc_events *pe, int sfd, bool
 	struct pollfd pfd[POLL_PROBES + PROBE_MAX];
 	int lfd = open_link_events(), ret = EXIT_FAIL, interval = (int)d->cfg->rescan_interval_ms;
 	double next_scan = now_seconds() + interval / 1e3;
+	unsigned trimmed_gen = d->table_gen;
 
 	if (lfd < 0)
 		log_warn("no netlink link events (%s): relying on rescans", strerror(-lfd));
@@ -263,6 +264,15 @@ static int serve_loop(struct discovery *d, struct proc_events *pe, int sfd, bool
 		/* The CLI (top, hist) reads serve's counters through this table. */
 		if (pinned)
 			state_write(d);
+		/*
+		 * A VM came or went: the free pages inside the heaps go back.
+		 * Holes a gone VM leaves between chunks that live on would
+		 * otherwise stay resident, and RSS creep up with the churn.
+		 */
+		if (d->table_gen != trimmed_gen) {
+			trimmed_gen = d->table_gen;
+			malloc_trim(0);
+		}
 	}
 	if (lfd >= 0)
 		close(lfd);
