@@ -433,6 +433,28 @@ static int tap_no_filters(const struct tc_bench *b)
 	return 0;
 }
 
+/* A packet socket that only sends (protocol 0), or -errno (said). */
+static int packet_sender(void)
+{
+	int sock = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+
+	if (sock < 0) {
+		sock = -errno;
+		fprintf(stderr, "bench: opening a packet socket failed (%s)\n", strerror(-sock));
+	}
+	return sock;
+}
+
+/* BPF run-time stats on while the fd is open, or -errno (said). */
+static int run_time_stats(void)
+{
+	int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+
+	if (fd < 0)
+		fprintf(stderr, "bench: enabling BPF run-time stats failed (%s)\n", strerror(-fd));
+	return fd;
+}
+
 /*
  * The headline. bpf_stats adds its own fixed overhead to every run it
  * times (two sched_clock() reads around the program), the same for all
@@ -444,21 +466,17 @@ static int bench_tc_real(struct tc_bench *b)
 	double ns[PROG_MAX][TC_ROUNDS], med[PROG_MAX], added;
 	int sock, stats_fd = -1, err;
 
-	sock = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); /* protocol 0: sends only */
-	if (sock < 0) {
-		err = -errno;
-		fprintf(stderr, "bench: opening a packet socket failed (%s)\n", strerror(-err));
-		return err;
-	}
+	sock = packet_sender();
+	if (sock < 0)
+		return sock;
 	err = tap_up(sock, TAP_NAME);
 	if (err) {
 		fprintf(stderr, "bench: bringing %s up failed (%s)\n", TAP_NAME, strerror(-err));
 		goto cleanup;
 	}
-	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	stats_fd = run_time_stats();
 	if (stats_fd < 0) {
 		err = stats_fd;
-		fprintf(stderr, "bench: enabling BPF run-time stats failed (%s)\n", strerror(-err));
 		goto cleanup;
 	}
 	eth_frame(frame, TC_FRAME_SIZE, ETH_P_BENCH);
@@ -820,16 +838,12 @@ static int bench_tc_tcp(struct tc_bench *b)
 	unsigned cycle = 0;
 	int sock, stats_fd = -1, err;
 
-	sock = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); /* protocol 0: sends only */
-	if (sock < 0) {
-		err = -errno;
-		fprintf(stderr, "bench: opening a packet socket failed (%s)\n", strerror(-err));
-		return err;
-	}
-	stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	sock = packet_sender();
+	if (sock < 0)
+		return sock;
+	stats_fd = run_time_stats();
 	if (stats_fd < 0) {
 		err = stats_fd;
-		fprintf(stderr, "bench: enabling BPF run-time stats failed (%s)\n", strerror(-err));
 		goto cleanup;
 	}
 	printf("# TC cost per packet with TCP flow tracking (tc_tcp_*), real path: IPv4 TCP through "
@@ -1504,6 +1518,51 @@ static void alt_close(struct alt_run *r)
 }
 
 /*
+ * One segment of `bench alternate`: config c attached to ifname, settle_ns
+ * waited, then IFNAME's `stat` per second over seg_ns into *rate; c
+ * detached, and its count checked against the frames that went by. 0 or
+ * -errno (said).
+ */
+static int alt_segment(struct alt_run *r, const struct alt_config *c, const char *ifname,
+		       const char *stat, double seg_ns, double settle_ns, double *rate)
+{
+	__u64 v0 = 0, v1 = 0, p0 = 0, p1 = 0, n0, n1;
+	double t0, t1;
+	int err, e;
+
+	err = alt_attach(r, c);
+	if (err) {
+		fprintf(stderr, "bench: attaching %s to %s failed (%s)\n", c->name, ifname,
+			strerror(-err));
+		return err;
+	}
+	n0 = alt_counted(r, c);
+	sleep_ns(settle_ns);
+	err = read_ifstat(ifname, stat, &v0);
+	if (!err)
+		err = read_ifstat(ifname, "rx_packets", &p0);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	sleep_ns(seg_ns);
+	if (!err)
+		err = read_ifstat(ifname, stat, &v1);
+	if (!err)
+		err = read_ifstat(ifname, "rx_packets", &p1);
+	t1 = now_ns(CLOCK_MONOTONIC);
+	/* Lets the window's frames through the hook before it goes. */
+	sleep_ns(settle_ns / 3);
+	n1 = alt_counted(r, c);
+	e = alt_detach(r, c);
+	err = err ? err : e;
+	if (err) {
+		fprintf(stderr, "bench: reading or detaching on %s failed (%s)\n", ifname,
+			strerror(-err));
+		return err;
+	}
+	*rate = (double)(v1 - v0) * 1e9 / (t1 - t0);
+	return alt_check(c, n1 - n0, p1 - p0);
+}
+
+/*
  * `bench alternate IFNAME SECONDS SEGMENT_MS SETTLE_MS METRIC packets|bits
  * [CONFIGS]`, for bench/net.sh: while traffic flows into IFNAME (in the
  * current network namespace), switches between no probe, the empty
@@ -1568,41 +1627,12 @@ static int alternate_main(char **argv, const char *configs)
 		}
 		for (unsigned i = 0; i < nr && !err; i++) {
 			const struct alt_config *c = &alt_configs[order[i]];
-			__u64 v0 = 0, v1 = 0, p0 = 0, p1 = 0, n0, n1;
-			double t0, t1;
-			int e;
+			double rate = -1; /* set once the segment is measured, even if its check fails */
 
-			err = alt_attach(&r, c);
-			if (err) {
-				fprintf(stderr, "bench: attaching %s to %s failed (%s)\n", c->name,
-					ifname, strerror(-err));
-				break;
-			}
-			n0 = alt_counted(&r, c);
-			sleep_ns(settle_ns);
-			err = read_ifstat(ifname, stat, &v0);
-			if (!err)
-				err = read_ifstat(ifname, "rx_packets", &p0);
-			t0 = now_ns(CLOCK_MONOTONIC);
-			sleep_ns(seg_ns);
-			if (!err)
-				err = read_ifstat(ifname, stat, &v1);
-			if (!err)
-				err = read_ifstat(ifname, "rx_packets", &p1);
-			t1 = now_ns(CLOCK_MONOTONIC);
-			/* Lets the window's frames through the hook before it goes. */
-			sleep_ns(settle_ns / 3);
-			n1 = alt_counted(&r, c);
-			e = alt_detach(&r, c);
-			err = err ? err : e;
-			if (err) {
-				fprintf(stderr, "bench: reading or detaching on %s failed (%s)\n", ifname,
-					strerror(-err));
-				break;
-			}
-			err = alt_check(c, n1 - n0, p1 - p0);
-			printf("%u %s %s %.0f\n", rounds, c->name, metric,
-			       (double)(v1 - v0) * (bits ? 8 : 1) * 1e9 / (t1 - t0));
+			err = alt_segment(&r, c, ifname, stat, seg_ns, settle_ns, &rate);
+			if (rate >= 0)
+				printf("%u %s %s %.0f\n", rounds, c->name, metric,
+				       rate * (bits ? 8 : 1));
 		}
 		rounds++;
 	}
