@@ -50,12 +50,7 @@ vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.l
 check "vmprobe logs every disk source as on" grep -q \
 	"disk sources: threads on, io_uring on, native on, host block on" "$WORK/vmprobe.log"
 
-# Not through check: that runs in a subshell, and PROM_PID must survive.
-if prometheus_start $PROM_PORT $PORT; then
-	tap_ok "Prometheus server starts"
-else
-	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
-fi
+prometheus_start_tap $PROM_PORT $PORT
 
 # vda = thr (threads), vdb = uring (io_uring), vdc = native, in -device order.
 guest_make_initrd "$WORK/initrd" - <<'SH'
@@ -90,9 +85,7 @@ tap_ok "QEMU guest with three drives starts"
 check "the guest reaches its workload" wait_for 90 grep -q PHASE-BEFORE "$GUEST_LOG"
 # Freeze the guest while taking the "before" counters, so that however
 # slow this host is, the workload cannot start under our feet.
-guest_qmp "$GUEST_QMP" stop >/dev/null
-scrape "$WORK/s0.txt"
-guest_qmp "$GUEST_QMP" cont >/dev/null
+guest_paused scrape "$WORK/s0.txt"
 check "the guest's workload completes" wait_for 120 grep -q PHASE-AFTER "$GUEST_LOG"
 sleep 0.5
 scrape "$WORK/s1.txt"

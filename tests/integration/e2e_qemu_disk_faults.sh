@@ -90,9 +90,7 @@ GUEST_IP= guest_start df-vm "$TAP" "$WORK/initrd" "${GUEST_DRIVES[@]}" ||
 tap_ok "QEMU guest with three drives starts"
 
 check "the guest reaches its workload" wait_for 90 grep -q PHASE-BEFORE "$GUEST_LOG"
-guest_qmp "$GUEST_QMP" stop >/dev/null
-scrape "$WORK/s0.txt"
-guest_qmp "$GUEST_QMP" cont >/dev/null
+guest_paused scrape "$WORK/s0.txt"
 check "the guest's workload completes" wait_for 120 grep -q PHASE-AFTER "$GUEST_LOG"
 sleep 0.5
 scrape "$WORK/s1.txt"

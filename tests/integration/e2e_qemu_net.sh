@@ -38,12 +38,7 @@ ip addr add 10.77.0.1/24 dev "$TAP"
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 
-# Not through check: that runs in a subshell, and PROM_PID must survive.
-if prometheus_start $PROM_PORT $PORT; then
-	tap_ok "Prometheus server starts"
-else
-	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
-fi
+prometheus_start_tap $PROM_PORT $PORT
 
 # 1 ARP exchange first, then 300 pings of 1000 bytes every 50 ms (1042-byte
 # frames both ways), a steady ~20 frames/s for ~15 s.
@@ -109,9 +104,7 @@ drops() { metric "$1" vmprobe_network_drops_total "${lbl[@]}" direction=rx reaso
 scrape "$WORK/p0.txt"; td0=$(tapstat $TAP tx_dropped)
 d0=$(drops "$WORK/p0.txt") # no series until the first drop
 d0=${d0:-0}
-guest_qmp "$GUEST_QMP" stop >/dev/null
-"$REPO/build/tests/tools/tapguest" inject $TAP 3000 200 >/dev/null
-guest_qmp "$GUEST_QMP" cont >/dev/null
+guest_paused "$REPO/build/tests/tools/tapguest" inject $TAP 3000 200 >/dev/null
 sleep 0.5
 scrape "$WORK/p1.txt"; td1=$(tapstat $TAP tx_dropped)
 check "pausing the guest made the tap drop frames" test $((td1 - td0)) -gt 0

@@ -119,12 +119,7 @@ wait_for 5 grep -q listening "$WORK/peer.log" || {
 }
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
-# Not through check: that runs in a subshell, and PROM_PID must survive.
-if prometheus_start $PROM_PORT $PORT; then
-	tap_ok "Prometheus server starts"
-else
-	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
-fi
+prometheus_start_tap $PROM_PORT $PORT
 
 # The guest waits at each barrier until the host writes a line to its second
 # serial port (/dev/ttyS1, a unix socket on the host), so the host scrapes

@@ -98,9 +98,7 @@ GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" \
 tap_ok "QEMU guest with rbd, iSCSI and NBD drives starts"
 check "the guest reaches its workload" wait_for 90 grep -q PHASE-BEFORE "$GUEST_LOG"
 # Before the guest works: pause it, so that no request falls between a scrape and its stats.
-guest_qmp "$GUEST_QMP" stop >/dev/null
-scrape "$WORK/s0.txt"
-guest_qmp "$GUEST_QMP" cont >/dev/null
+guest_paused scrape "$WORK/s0.txt"
 check "the guest's workload completes" wait_for 120 grep -q PHASE-AFTER "$GUEST_LOG"
 sleep 1
 scrape "$WORK/s1.txt"

@@ -176,9 +176,7 @@ echo $BASHPID >"${CG%/kubepods.slice/*}/cgroup.procs"
 [ $rc -eq 0 ] || { tap_fail "QEMU guest starts"; tap_done; exit; }
 check "the guest's workload starts" wait_for 90 grep -q WORKLOAD-START "$GUEST_LOG"
 # Frames the paused guest cannot take, so that drops exist too.
-guest_qmp "$GUEST_QMP" stop >/dev/null
-"$TAPGUEST" inject "$TAP" 3000 200 >/dev/null
-guest_qmp "$GUEST_QMP" cont >/dev/null
+guest_paused "$TAPGUEST" inject "$TAP" 3000 200 >/dev/null
 
 # Every metric registered for the VMI, its pod and its namespace: its
 # series exist once the workload has run (guest-path RTT needs the

@@ -240,9 +240,7 @@ check "the guest's workload starts" wait_for 90 grep -q WORKLOAD-START "$GUEST_L
 # drain its RX ring and the tap drops (FULL_RING), so the drop rules, alert
 # and panel run on data rather than on a series that never appeared.
 td0=$(tapstat "$TAP" tx_dropped)
-guest_qmp "$GUEST_QMP" stop >/dev/null
-"$REPO/build/tests/tools/tapguest" inject "$TAP" 3000 200 >/dev/null
-guest_qmp "$GUEST_QMP" cont >/dev/null
+guest_paused "$REPO/build/tests/tools/tapguest" inject "$TAP" 3000 200 >/dev/null
 check "the paused guest's tap dropped frames" test "$(tapstat "$TAP" tx_dropped)" -gt "$td0"
 sleep 30 # half the workload: 30 samples of every series, rules evaluated 30 times
 scrape "$WORK/metrics.txt"

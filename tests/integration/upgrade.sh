@@ -52,11 +52,7 @@ serve() {
 }
 serve || { tap_fail "vmprobe serve (persist: true) starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 
-if prometheus_start $PROM_PORT $PORT; then
-	tap_ok "Prometheus server starts"
-else
-	tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus-$PROM_PORT.log")"
-fi
+prometheus_start_tap $PROM_PORT $PORT
 
 # vda = threads, vdb = io_uring, vdc = native. 100 rounds, 0.2 s apart,
 # of 8 blocks written and read per drive, while pings of 600 bytes go both
@@ -92,9 +88,7 @@ tap_ok "QEMU guest with three drives starts"
 
 check "the guest reaches its workload" wait_for 90 grep -q PHASE-BEFORE "$GUEST_LOG"
 # The "before" counters with the guest frozen, as e2e_qemu_disk.sh does.
-guest_qmp "$GUEST_QMP" stop >/dev/null
-scrape "$WORK/s0.txt"
-guest_qmp "$GUEST_QMP" cont >/dev/null
+guest_paused scrape "$WORK/s0.txt"
 check "the guest's drives and tap are counted" test -n \
 	"$(metric "$WORK/s0.txt" vmprobe_disk_operations_total name=$NAME drive=native operation=read)"
 

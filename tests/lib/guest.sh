@@ -310,3 +310,13 @@ guest_pack_binaries() {
     rm -rf "$dir"
     return "$rc"
 }
+
+# Runs COMMAND with the guest paused (QMP stop ... cont): a scrape of the
+# "before" counters or frames injected at a moment the guest does nothing.
+guest_paused() { # COMMAND...
+	local rc
+	guest_qmp "$GUEST_QMP" stop >/dev/null
+	"$@"; rc=$?
+	guest_qmp "$GUEST_QMP" cont >/dev/null
+	return $rc
+}

@@ -242,6 +242,17 @@ YAML
 	PROM_PID=$!
 	wait_for 30 curl -sf "$PROM_URL/-/ready"
 }
+
+# prometheus_start as one TAP line, "Prometheus server starts", with its
+# log's tail on failure. Call it directly, not through check: PROM_PID
+# must survive (check runs in a subshell).
+prometheus_start_tap() { # PROM_PORT PORT [JOB_YAML [FLAGS...]]
+	if prometheus_start "$@"; then
+		tap_ok "Prometheus server starts"
+	else
+		tap_fail "Prometheus server starts" "$(tail -5 "$WORK/prometheus-$1.log")"
+	fi
+}
 # The first result's value of an instant PromQL query to the Prometheus on
 # PROM_PORT ("" if none); promql asks the last one started.
 promql_on() { # PROM_PORT QUERY [TIME]
