@@ -8,7 +8,13 @@
  *                         TCX ingress (another tool's program) and holds
  *                         the link until killed; "attached PROG_ID" on
  *                         stdout once it is
+ *   tcx fill DEV          attaches programs that let the next one run
+ *                         (TCX_NEXT) at the end of DEV's TCX ingress until
+ *                         the kernel takes no more, and holds them until
+ *                         killed: "full N ERRNO_NAME" once it is (another
+ *                         tool that took every place on the hook)
  */
+#define _GNU_SOURCE
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -51,12 +57,24 @@ static int list(int ifindex)
 	return 0;
 }
 
+/* Holds until SIGTERM or SIGINT. */
+static void wait_signal(void)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigwait(&set, &sig);
+}
+
 static int hold(int ifindex, const char *path, const char *name)
 {
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
 	struct bpf_program *prog;
-	sigset_t set;
-	int link, sig;
+	int link;
 
 	if (!obj || bpf_object__load(obj)) {
 		fprintf(stderr, "tcx: cannot load %s\n", path);
@@ -78,13 +96,46 @@ static int hold(int ifindex, const char *path, const char *name)
 		printf("attached %u\n", info.id);
 	}
 	fflush(stdout);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	sigwait(&set, &sig);
+	wait_signal();
 	close(link);
 	bpf_object__close(obj);
+	return 0;
+}
+
+static int fill(int ifindex)
+{
+	/* r0 = TCX_NEXT (-1); exit: a program of its own each, as the hook takes a program once. */
+	const struct bpf_insn next[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int links[MAX_PROGS], n = 0, err = 0;
+
+	while (n < MAX_PROGS) {
+		int prog = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "tcx_filler", "GPL", next, 2, NULL);
+		int link = prog < 0 ? -1 : bpf_link_create(prog, ifindex,
+							   (enum bpf_attach_type)TCX_INGRESS, NULL);
+
+		err = errno;
+		if (prog >= 0)
+			close(prog);
+		if (prog < 0) {
+			fprintf(stderr, "tcx: cannot load a program: %s\n", strerror(err));
+			return 1;
+		}
+		if (link < 0)
+			break;
+		links[n++] = link;
+	}
+	if (n == MAX_PROGS) {
+		fprintf(stderr, "tcx: the hook took %d programs and wants more\n", n);
+		return 1;
+	}
+	printf("full %d %s\n", n, strerrorname_np(err));
+	fflush(stdout);
+	wait_signal();
+	for (int i = 0; i < n; i++)
+		close(links[i]);
 	return 0;
 }
 
@@ -100,6 +151,8 @@ int main(int argc, char **argv)
 		return list((int)ifindex);
 	if (argc == 5 && !strcmp(argv[1], "hold"))
 		return hold((int)ifindex, argv[3], argv[4]);
-	fprintf(stderr, "usage: tcx list DEV | tcx hold DEV OBJ PROG\n");
+	if (argc == 3 && !strcmp(argv[1], "fill"))
+		return fill((int)ifindex);
+	fprintf(stderr, "usage: tcx list DEV | tcx hold DEV OBJ PROG | tcx fill DEV\n");
 	return 2;
 }

@@ -12,13 +12,14 @@
 #include <time.h>
 
 #include "core/bpfmap.h"
+#include "core/fault.h"
 #include "core/process.h"
 #include "version.h"
 #include "core/storage.h"
 
 enum {
-	F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_PROC_EVENTS, F_ATTACH_ERRORS, F_MAP_MEMORY,
-	F_SCRAPE_SECONDS,
+	F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_PROC_EVENTS, F_ATTACH_ERRORS, F_FAULTS,
+	F_MAP_MEMORY, F_SCRAPE_SECONDS,
 	F_MAX
 };
 
@@ -38,6 +39,14 @@ static const struct expo_family fams[F_MAX] = {
 	[F_ATTACH_ERRORS] = { "vmprobe_attach_errors_total", EXPO_COUNTER, "", "",
 			      "Failures to start counting a VM's tap, drive or sockets, or to "
 			      "read its fds or enter its namespace (the log says which and why)." },
+	[F_FAULTS] = { "vmprobe_faults_total", EXPO_COUNTER, "", "kind",
+		       "Faults vmprobe met and rode out, each counted once with its log line: "
+		       "map_full (no slot "
+		       "left for a tap, drive or VM), tap_gone (a tap went while being attached), "
+		       "vm_exited (a QEMU exited while being read), tracefs (not mounted at an "
+		       "attach), btf (no kernel BTF), tcx_attach (a tap fell back to clsact), "
+		       "bpffs (not mounted: no pins), map_memory (no memory for a probe's maps), "
+		       "probe_load (a probe failed to load otherwise)." },
 	[F_MAP_MEMORY] = { "vmprobe_bpf_map_memory_bytes", EXPO_GAUGE, "bytes", "probe",
 			   "Kernel memory of each probe's BPF maps (and discovery's, for its "
 			   "process events), as the kernel accounts it (memlock in the maps' "
@@ -184,6 +193,14 @@ static void render_self(struct discovery *d, struct expo *e, struct strbuf *lb)
 	expo_u64(e, fams[F_PROC_EVENTS].name, "event=\"exec\"", d->exec_events);
 	expo_u64(e, fams[F_PROC_EVENTS].name, "event=\"exit\"", d->exit_events);
 	metrics_single_u64(e, &fams[F_ATTACH_ERRORS], d->attach_errors);
+	expo_family(e, &fams[F_FAULTS]);
+	for (int k = 0; k < FAULT_MAX; k++) {
+		struct expo_label l[] = { { "kind", fault_names[k] } };
+
+		sb_reset(lb);
+		expo_labels(lb, l, 1);
+		expo_u64(e, fams[F_FAULTS].name, lb->buf, fault_total(k));
+	}
 	render_map_memory(d->probes, e, lb);
 	render_events_memory(d, e);
 }

@@ -13,7 +13,8 @@
 
 enum {
 	F_PACKETS, F_BYTES, F_SIZE, F_RTT, F_RETRANS, F_RESETS, F_OPENED, F_DROPS,
-	F_HOST_SRTT, F_HOST_RETRANS, F_IFACES, F_IFACE_SLOTS, F_HOOK, F_UNKNOWN, F_UNPARSED,
+	F_HOST_SRTT, F_HOST_RETRANS, F_IFACES, F_IFACE_SLOTS, F_HOOK, F_HOOK_IFACES, F_UNKNOWN,
+	F_UNPARSED,
 	F_FLOWS, F_FLOW_SLOTS, F_FLOWS_CREATED, F_FLOWS_MIDSTREAM, F_FLOWS_EVICTED,
 	F_FLOW_FAILURES, F_PROG_RUNS, F_PROG_SECONDS, F_MAX
 };
@@ -62,6 +63,10 @@ static const struct expo_family fams[F_MAX] = {
 	[F_HOOK] = { "vmprobe_network_tc_hook_info", EXPO_GAUGE, "", "hook",
 		     "How the TC programs hang from the taps (network.tc_hook): tcx links or "
 		     "clsact filters; always 1." },
+	[F_HOOK_IFACES] = { "vmprobe_network_tc_hook_interfaces", EXPO_GAUGE, "", "hook",
+			    "Taps being counted, by the hook their programs hang from: tcx, or "
+			    "clsact (network.tc_hook, or a tap whose TCX attach failed: "
+			    "vmprobe_faults_total{kind=\"tcx_attach\"})." },
 	[F_UNKNOWN] = { "vmprobe_network_unknown_interface_frames_total", EXPO_COUNTER, "", "",
 			"Frames the TC programs saw on a device with no slot (should stay 0)." },
 	[F_UNPARSED] = { "vmprobe_network_unparsed_frames_total", EXPO_COUNTER, "", "",
@@ -463,15 +468,23 @@ static void render_prog_stats(struct net_probe *np, struct expo *e)
 void net_render_self(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct net_probe *np = p->priv;
-	unsigned attached = 0;
+	unsigned tcx = 0, clsact = 0;
 
-	for (struct vm *vm = d->vms; vm; vm = vm->next)
-		for (int i = 0; i < vm->nr_ifaces; i++)
-			attached += net_iface_slot(p, &vm->ifaces[i]) >= 0;
-	metrics_single_u64(e, &fams[F_IFACES], attached);
+	for (struct vm *vm = d->vms; vm; vm = vm->next) {
+		for (int i = 0; i < vm->nr_ifaces; i++) {
+			const char *hook = net_iface_hook(p, &vm->ifaces[i]);
+
+			tcx += hook && !strcmp(hook, "tcx");
+			clsact += hook && !strcmp(hook, "clsact");
+		}
+	}
+	metrics_single_u64(e, &fams[F_IFACES], tcx + clsact);
 	metrics_single_u64(e, &fams[F_IFACE_SLOTS], np->max_ifaces);
 	expo_family(e, &fams[F_HOOK]);
 	expo_u64(e, fams[F_HOOK].name, np->tcx ? "hook=\"tcx\"" : "hook=\"clsact\"", 1);
+	expo_family(e, &fams[F_HOOK_IFACES]);
+	expo_u64(e, fams[F_HOOK_IFACES].name, "hook=\"tcx\"", tcx);
+	expo_u64(e, fams[F_HOOK_IFACES].name, "hook=\"clsact\"", clsact);
 	metrics_single_u64(e, &fams[F_UNKNOWN], net_unknown_frames(np));
 	metrics_single_u64(e, &fams[F_UNPARSED], net_counter(np, NET_ERR_NOT_PARSED));
 	if (np->max_flows)

@@ -15,6 +15,7 @@
 
 #include "net.skel.h"
 #include "core/bpfmap.h"
+#include "core/fault.h"
 #include "core/netns.h"
 #include "core/pin.h"
 #include "core/util.h"
@@ -163,16 +164,13 @@ static int net_load(struct net_probe *np, struct net_bpf *skel)
 {
 	int err = net_bpf__load(skel);
 
-	if (err) {
-		log_error("loading the network probe failed (%s): is BTF available and are "
-			  "you root (CAP_BPF with CAP_NET_ADMIN or CAP_SYS_ADMIN)?", strerror(-err));
+	if (err)
 		return err;
-	}
 	/* Where the taps' own programs of TCX links go on to, [0] ingress, [1] egress. */
 	for (__u32 i = 0; i < 2; i++) {
 		int fd = net_prog_fd(np, i == 0);
 
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.net_tap_progs), &i, &fd, BPF_ANY))
+		if (bpf_map_update_elem(net_tap_progs_fd(np), &i, &fd, BPF_ANY))
 			return -errno;
 	}
 	return 0;
@@ -347,8 +345,9 @@ void net_slot_free(struct net_probe *np, unsigned slot)
 int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a)
 {
 	struct net_iface_key key = {};
-	int err;
+	int err, tcx_err = 0;
 
+	a->tcx_err = 0;
 	if (np->have_netns_cookie) {
 		err = netns_current_cookie(&key.netns_cookie);
 		if (err)
@@ -365,9 +364,22 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 	if (np->tcx)
 		tc_remove_stale(ifindex);
 	/* The programs read their slot back as skb->tc_classid - 1. */
-	err = np->tcx ? tcx_attach_pair(ifindex, bpf_map__fd(np->skel->maps.net_tap_progs), slot + 1, a)
-		      : tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
-				       a);
+	if (np->tcx)
+		tcx_err = tcx_attach_pair(ifindex, net_tap_progs_fd(np), slot + 1, a);
+	/*
+	 * Where a TCX attach fails and clsact may not (the hook full of other
+	 * tools' programs, a policy that refuses links, no fd left for one),
+	 * the tap hangs from clsact filters instead. A tap that is gone is
+	 * gone for both.
+	 */
+	err = tcx_err;
+	if (!np->tcx || (tcx_err && tcx_err != -ENODEV)) {
+		err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
+				     a);
+		if (!err && tcx_err)
+			fault_count(FAULT_TCX);
+	}
+	a->tcx_err = tcx_err;
 	if (err) {
 		bpf_map_delete_elem(net_ifaces_fd(np), &key);
 		return err;
@@ -475,6 +487,11 @@ int net_prog_fd(const struct net_probe *np, bool ingress)
 {
 	return bpf_program__fd(ingress ? np->skel->progs.vmprobe_tap_ingress
 				       : np->skel->progs.vmprobe_tap_egress);
+}
+
+int net_tap_progs_fd(const struct net_probe *np)
+{
+	return bpf_map__fd(np->skel->maps.net_tap_progs);
 }
 
 int net_ifaces_fd(const struct net_probe *np)

@@ -46,6 +46,8 @@ struct net_probe {
 	int host_tcp_err;       /* last failure to attach them, said once */
 	unsigned host_socks_nr; /* QEMU TCP sockets watched */
 	__u64 flows_evicted;    /* last value reported, see net_flows_evicted() */
+	int tcx_said[8];        /* TCX attach failures logged, see tcx_fallback_said() */
+	unsigned nr_tcx_said;
 	char drop_reason[NET_DROP_REASONS][48];
 	struct probe_pins *pins; /* serve's (core/pin.h), else NULL */
 	/*
@@ -86,7 +88,9 @@ int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, const struct net_sizes
 
 /*
  * Counts the tap `ifindex` of the current network namespace as `slot`
- * (from net_slot_alloc) and attaches the TC programs; 0 or -errno.
+ * (from net_slot_alloc) and attaches the TC programs: from TCX links if
+ * the probe uses them, else, or when those fail (a->tcx_err says why),
+ * from clsact filters; 0 or -errno.
  */
 int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_attachment *a);
 /* A tap is counted as `a` says: recorded for the next serve, the drop hook on. */
@@ -178,6 +182,8 @@ void net_adopted(struct net_probe *np);
 /* Program fds, for the bench and the BPF_PROG_TEST_RUN tests. */
 int net_prog_fd(const struct net_probe *np, bool ingress);
 int net_ifaces_fd(const struct net_probe *np);
+/* The program array the taps' own TCX programs tail-call: [0] ingress, [1] egress. */
+int net_tap_progs_fd(const struct net_probe *np);
 
 /* One tap of a VM as the probe counts it. */
 struct tap_state {
@@ -211,6 +217,8 @@ void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
 /* The slot of a VM's NIC, -1 if it is not counted. */
 int net_iface_slot(const struct probe *p, const struct vm_iface *ifc);
+/* The hook a counted NIC's programs hang from ("tcx", "clsact"), NULL if not counted. */
+const char *net_iface_hook(const struct probe *p, const struct vm_iface *ifc);
 
 /* Metric families (metrics.c). */
 const struct expo_family *net_families(size_t *nr);

@@ -37,11 +37,13 @@ static void net_state(struct probe *p, const struct vm *vm, struct json_object *
 
 	for (int i = 0; i < vm->nr_ifaces; i++) {
 		json_object *t = json_object_new_object();
+		const char *hook = net_iface_hook(p, &vm->ifaces[i]);
 
 		json_object_object_add(t, "interface", json_object_new_string(vm->ifaces[i].label));
 		json_object_object_add(t, "tap", json_object_new_string(vm->ifaces[i].tap));
 		json_object_object_add(t, "slot",
 				       json_object_new_int(net_iface_slot(p, &vm->ifaces[i])));
+		json_object_object_add(t, "hook", hook ? json_object_new_string(hook) : NULL);
 		json_object_array_add(taps, t);
 	}
 	json_object_object_add(out, "taps", taps);

@@ -234,6 +234,25 @@ bool tcx_supported(const struct btf *vmlinux)
 	return false;
 }
 
+const char *tcx_error_hint(int err)
+{
+	switch (err) {
+	case -ERANGE:
+		return " (the hook holds as many programs as the kernel allows)";
+	case -EINVAL:
+	case -EOPNOTSUPP:
+		return " (the kernel does not take TCX links)";
+	case -EPERM:
+	case -EACCES:
+		return " (refused: a policy, or a capability missing)";
+	case -EMFILE:
+	case -ENFILE:
+		return " (out of file descriptors: each link is one)";
+	default:
+		return "";
+	}
+}
+
 int tcx_link_prog_fd(const struct tc_attachment *a, bool ingress)
 {
 	struct bpf_link_info info = {};

@@ -45,6 +45,7 @@ struct tc_attachment {
 	__u32 priority[2];
 	int link_fd[2];     /* TCX: the links, each to the device's own program */
 	__u32 classid;      /* what the programs see in skb->tc_classid */
+	int tcx_err;        /* the TCX attach failed so (-errno): clsact filters instead */
 };
 
 /*
@@ -94,6 +95,9 @@ int tcx_adopt_pair(int ifindex, int progs_fd, __u32 classid, const int link_fd[2
  */
 int tc_adopt_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid, bool created_qdisc,
 		  struct tc_attachment *a);
+
+/* Why a TCX attach may have failed with -err, for the log ("" if no idea). */
+const char *tcx_error_hint(int err);
 
 /* A new fd of the device's own program behind one TCX link of `a`, or -errno. */
 int tcx_link_prog_fd(const struct tc_attachment *a, bool ingress);

@@ -172,6 +172,23 @@ static int tap_count(struct net_probe *np, int ifindex, __u64 cookie, struct tc_
 	return slot;
 }
 
+/*
+ * A tap whose TCX attach failed hangs from clsact filters: said as a
+ * warning once for each kind of failure, the taps it befalls after that
+ * in the line that says they are counted.
+ */
+static void tcx_fallback_said(struct net_probe *np, int err, const char *tap)
+{
+	for (unsigned i = 0; i < np->nr_tcx_said; i++)
+		if (np->tcx_said[i] == err)
+			return;
+	if (np->nr_tcx_said < ARRAY_SIZE(np->tcx_said))
+		np->tcx_said[np->nr_tcx_said++] = err;
+	log_warn("attaching TCX links to tap %s failed: %s%s; it is counted from clsact filters "
+		 "instead (so is any other tap this befalls)", tap, strerror(-err),
+		 tcx_error_hint(err));
+}
+
 static void tap_sync(struct net_probe *np, struct discovery *d, struct vm *vm,
 		     struct vm_iface *ifc, struct tap_state *t, __u64 cookie)
 {
@@ -195,13 +212,20 @@ static void tap_sync(struct net_probe *np, struct discovery *d, struct vm *vm,
 	t->ifindex = ifindex;
 	t->netns_cookie = cookie;
 	t->last_error = 0;
-	log_info("counting tap %s (interface %s, ifindex %d) of VM %s%s%s, pid %d%s", ifc->tap,
+	if (t->att.tcx_err)
+		tcx_fallback_said(np, t->att.tcx_err, ifc->tap);
+	log_info("counting tap %s (interface %s, ifindex %d) of VM %s%s%s, pid %d%s%s%s%s", ifc->tap,
 		 ifc->label, ifindex, vm->ns, vm->ns[0] ? "/" : "", vm->name, (int)vm->pid,
+		 t->att.tcx_err ? ", from clsact filters (TCX: " : "",
+		 t->att.tcx_err ? strerror(-t->att.tcx_err) : "", t->att.tcx_err ? ")" : "",
 		 adopted ? ": adopted, its counters go on" : "");
 	return;
 fail:
 	d->attach_errors++;
-	if (err != t->last_error)
+	if (err != t->last_error && t->att.tcx_err && t->att.tcx_err != err)
+		log_warn("cannot count tap %s of VM %s: TCX: %s%s; clsact: %s", ifc->tap, vm->name,
+			 strerror(-t->att.tcx_err), tcx_error_hint(t->att.tcx_err), strerror(-err));
+	else if (err != t->last_error)
 		log_warn("cannot count tap %s of VM %s: %s%s", ifc->tap, vm->name, strerror(-err),
 			 err == -ENOSPC ? " (raise network.max_interfaces)"
 			 : err == -EMFILE ? " (raise vmprobe's RLIMIT_NOFILE hard limit)" : "");
@@ -357,4 +381,13 @@ int net_iface_slot(const struct probe *p, const struct vm_iface *ifc)
 	const struct tap_state *t = tap_of(p, ifc);
 
 	return ifc->present && t ? t->slot : -1;
+}
+
+const char *net_iface_hook(const struct probe *p, const struct vm_iface *ifc)
+{
+	const struct tap_state *t = tap_of(p, ifc);
+
+	if (!ifc->present || !t || t->slot < 0)
+		return NULL;
+	return tc_hook_names[t->att.tcx ? TC_HOOK_TCX : TC_HOOK_CLSACT];
 }
