@@ -74,6 +74,34 @@ if command -v capsh >/dev/null; then
 		check "and names CAP_NET_ADMIN missing" \
 			grep -qE '^missing +privilege CAP_NET_ADMIN' "$WORK/nonet.txt"
 	fi
+	# CAP_NET_ADMIN is judged by the hook serve will use, as tried, not by
+	# the kernel: network.tc_hook: clsact needs it on any kernel.
+	printf 'network: {tc_hook: clsact}\n' >"$WORK/clsact.yaml"
+	rc=0
+	capsh --drop=cap_net_admin -- -c "'$VMPROBE' check -c '$WORK/clsact.yaml'" >"$WORK/nonet-clsact.txt" 2>&1 || rc=$?
+	check_eq "without CAP_NET_ADMIN, with network.tc_hook: clsact, check exits 3" 3 "$rc"
+	check "and names CAP_NET_ADMIN missing, for the clsact filters, as tried" \
+		grep -qE '^missing +privilege CAP_NET_ADMIN +taps hang from clsact filters here, which need it \(tried: Operation not permitted\)$' \
+		"$WORK/nonet-clsact.txt"
+	if have_tcx; then
+		# TCX links refused for real (the kernel answers EINVAL, as one
+		# without TCX does: a seccomp filter's supervisor says it for it):
+		# taps fall back to clsact, so CAP_NET_ADMIN is needed after all.
+		rc=0
+		capsh --drop=cap_net_admin -- -c "'$SYSFAULT' -f tcx:EINVAL -- '$VMPROBE' check" \
+			>"$WORK/nonet-notcx.txt" 2>&1 || rc=$?
+		check_eq "without CAP_NET_ADMIN, where TCX links fail, check exits 3" 3 "$rc"
+		check "and names CAP_NET_ADMIN missing: taps fall back to clsact" \
+			grep -qE '^missing +privilege CAP_NET_ADMIN +TCX links do not attach here \(tried: Invalid argument\), so taps fall back to clsact filters' \
+			"$WORK/nonet-notcx.txt"
+		rc=0
+		"$SYSFAULT" -f tcx:EINVAL -- "$VMPROBE" check >"$WORK/notcx.txt" 2>&1 || rc=$?
+		check_eq "with CAP_NET_ADMIN, where TCX links fail, check exits 1 (degraded)" 1 "$rc"
+		check "and says the taps fall back to clsact filters, which attach" \
+			bash -c "grep -qE '^degraded +TC attach \(tcx\) +links do not attach: Invalid argument; every tap falls back to clsact' '$WORK/notcx.txt' &&
+				grep -qE '^ok +TC attach \(clsact\)' '$WORK/notcx.txt' &&
+				grep -qE '^ok +privilege CAP_NET_ADMIN' '$WORK/notcx.txt'"
+	fi
 else
 	tap_skip "check without CAP_SYS_ADMIN or CAP_NET_ADMIN" "capsh (libcap2-bin) is not installed"
 fi

@@ -4,6 +4,7 @@
 VMPROBE=${VMPROBE:-$REPO/build/vmprobe}
 TAPGUEST=$REPO/build/tests/tools/tapguest
 TCX=$REPO/build/tests/tools/tcx
+SYSFAULT=$REPO/build/tests/tools/sysfault
 
 # Does this kernel have TCX (Linux 6.6+)? Without it the query fails.
 have_tcx() { "$TCX" list lo >/dev/null 2>&1; }

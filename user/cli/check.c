@@ -18,6 +18,7 @@
 #include "cli/cmd.h"
 #include "probes/disk/disk_probe.h"
 #include "probes/net/net_probe.h"
+#include "core/config.h"
 #include "core/netns.h"
 #include "core/pin.h"
 #include "core/proc_events.h"
@@ -66,12 +67,43 @@ static void item(struct report *r, const char *name, enum status st, const char 
 	json_object_array_add(r->items, o);
 }
 
+/* What check tried of the TC hooks: CAP_NET_ADMIN is judged by it. */
+struct tc_tries {
+	bool tcx;       /* serve hangs taps from TCX links (network.tc_hook, this kernel) */
+	int load_err;   /* loading the TC programs */
+	int tcx_err;    /* attaching TCX links (when tcx) */
+	int clsact_err; /* attaching clsact filters */
+};
+
+/*
+ * Without CAP_NET_ADMIN, as the hook serve will use answered when tried:
+ * TCX links attach with CAP_SYS_ADMIN standing in, clsact filters never
+ * (rtnetlink asks for CAP_NET_ADMIN itself), and a tap whose TCX attach
+ * fails falls back to clsact.
+ */
+static void net_admin_judge(struct report *r, const char *name, const struct tc_tries *t)
+{
+	if (t->load_err)
+		item(r, name, ST_MISSING, "loading the TC programs: %s", strerror(-t->load_err));
+	else if (t->tcx && !t->tcx_err)
+		item(r, name, ST_ABSENT, "%s",
+		     "not needed: TCX links attached without it (tried); only the clsact fallback "
+		     "of a tap whose TCX attach fails needs it");
+	else if (t->tcx)
+		item(r, name, ST_MISSING, "TCX links do not attach here (tried: %s), so taps fall "
+		     "back to clsact filters, which need it (tried: %s)", strerror(-t->tcx_err),
+		     strerror(-t->clsact_err));
+	else
+		item(r, name, ST_MISSING, "taps hang from clsact filters here, which need it "
+		     "(tried: %s)", t->clsact_err ? strerror(-t->clsact_err) : "they attached");
+}
+
 /*
  * The capabilities serve uses (README, "Security"; the systemd unit grants
  * all but CAP_SYS_ADMIN). CAP_SYS_ADMIN stands in for CAP_BPF, CAP_PERFMON
- * and, for loading TC programs and TCX links (have_tcx), CAP_NET_ADMIN.
+ * and, where TCX links attach, CAP_NET_ADMIN.
  */
-static void check_caps(struct report *r, bool have_tcx)
+static void check_caps(struct report *r, const struct tc_tries *tc)
 {
 	static const struct {
 		int cap;
@@ -106,10 +138,8 @@ static void check_caps(struct report *r, bool have_tcx)
 		snprintf(name, sizeof(name), "privilege %s", caps[i].name);
 		if (!has && admin && (cap == CAP_BPF || cap == CAP_PERFMON))
 			item(r, name, ST_ABSENT, "CAP_SYS_ADMIN stands in for it");
-		else if (!has && admin && cap == CAP_NET_ADMIN && have_tcx)
-			item(r, name, ST_ABSENT, "%s",
-			     "CAP_SYS_ADMIN stands in for it with TCX links; only network.tc_hook: "
-			     "clsact needs it");
+		else if (!has && cap == CAP_NET_ADMIN)
+			net_admin_judge(r, name, tc);
 		else
 			item(r, name, has ? ST_OK : caps[i].without, "%s", caps[i].why);
 	}
@@ -162,88 +192,97 @@ static void check_fentry(struct report *r, struct btf *vmlinux)
 }
 
 /*
- * TCX links attach and detach, tried on the loopback of a network
- * namespace of check's own: no device of the host is touched. Making
- * that namespace needs CAP_SYS_ADMIN, which serve does not: without it
- * the attach is not tried (the programs' load is).
+ * The TC hooks are tried on a throwaway tap of check's own (making one
+ * needs CAP_NET_ADMIN), else, for TCX, on the loopback of a throwaway
+ * network namespace (making one needs CAP_SYS_ADMIN): no device of the
+ * host's is touched.
  */
-static void check_tcx(struct report *r, struct net_probe *np, int slot)
-{
-	const char *step = "a network namespace";
-	struct tc_attachment a;
-	int self = netns_open_current(), err, ret, ifindex;
-	__u64 cookie = 0;
+#define CHECK_TAP "vmprobe-check0"
 
-	if (self < 0) {
-		item(r, "TC attach (tcx)", ST_MISSING, "opening this network namespace: %s",
-		     strerror(-self));
-		return;
-	}
+/* TCX links on `ifindex` (current namespace) attach and detach; 0 or -errno. */
+static int tcx_try(struct net_probe *np, int ifindex, int slot)
+{
+	struct tc_attachment a;
+	int err = tcx_attach_pair(ifindex, net_tap_progs_fd(np), (__u32)slot + 1, &a);
+
+	return err ? err : tc_detach_pair(&a);
+}
+
+/* The same on the loopback of a new network namespace; 0 or -errno. */
+static int tcx_try_netns(struct net_probe *np, int slot)
+{
+	int self = netns_open_current(), err, ret, ifindex;
+
+	if (self < 0)
+		return self;
 	err = unshare(CLONE_NEWNET) ? -errno : 0;
 	if (!err) {
-		step = "attach/detach";
 		ifindex = (int)if_nametoindex("lo");
-		err = ifindex ? net_tap_attach(np, ifindex, (unsigned)slot, &a) : -errno;
-	}
-	if (!err) {
-		netns_current_cookie(&cookie);
-		err = net_tap_detach(np, cookie, &a);
+		err = ifindex ? tcx_try(np, ifindex, slot) : -errno;
 	}
 	/* Back to where check runs; the namespace goes with its last user. */
 	ret = netns_enter(self);
 	if (ret)
 		log_error("returning to the network namespace failed: %s", strerror(-ret));
 	close(self);
-	if (err == -EPERM && !strcmp(step, "a network namespace"))
-		item(r, "TC attach (tcx)", ST_ABSENT, "not tried: check's throwaway network namespace "
-		     "needs CAP_SYS_ADMIN (serve does not)");
-	else if (err)
-		item(r, "TC attach (tcx)", ST_MISSING, "%s: %s", step, strerror(-err));
-	else
-		item(r, "TC attach (tcx)", ST_OK, "links attach and detach; the hook vmprobe uses");
+	return err;
 }
 
-/*
- * clsact on a throwaway tap (both need CAP_NET_ADMIN): the hook where the
- * kernel has no TCX, or where network.tc_hook says clsact.
- */
-static void check_clsact(struct report *r, struct net_probe *np, int slot)
+static void tc_try(struct net_probe *np, int slot, struct tc_tries *t)
 {
-	const char *step = "a test tap";
 	struct tc_attachment a;
-	int tap = tapdev_open("vmprobe-check0"), ifindex = 0, err = tap < 0 ? tap : 0;
+	int tap = tapdev_open(CHECK_TAP), ifindex = 0;
 
-	if (!err) {
-		ifindex = (int)if_nametoindex("vmprobe-check0");
-		err = ifindex ? 0 : -errno;
+	t->clsact_err = tap < 0 ? tap : 0;
+	if (tap >= 0) {
+		ifindex = (int)if_nametoindex(CHECK_TAP);
+		t->clsact_err = ifindex ? 0 : -errno;
 	}
-	if (!err) {
-		step = "attach/detach";
-		err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
-				     &a);
-		if (!err)
-			err = tc_detach_pair(&a);
+	if (ifindex && np->tcx)
+		t->tcx_err = tcx_try(np, ifindex, slot);
+	else if (np->tcx)
+		t->tcx_err = tcx_try_netns(np, slot);
+	if (ifindex) {
+		t->clsact_err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false),
+					       (__u32)slot + 1, &a);
+		if (!t->clsact_err)
+			t->clsact_err = tc_detach_pair(&a);
 	}
 	if (tap >= 0)
 		close(tap);
-	if (!err)
-		item(r, "TC attach (clsact)", ST_OK, "filters attach and detach%s",
-		     np->tcx ? "" : "; the hook vmprobe uses");
-	else if (np->tcx)
-		item(r, "TC attach (clsact)", ST_ABSENT, "%s: %s; only for network.tc_hook: clsact",
-		     step, strerror(-err));
-	else
-		item(r, "TC attach (clsact)", ST_MISSING, "%s: %s", step, strerror(-err));
 }
 
-static void check_net(struct report *r)
+/* What the tries say of each hook, for the hook serve uses. */
+static void tc_report(struct report *r, const struct tc_tries *t, const char *why_clsact)
+{
+	if (!t->tcx)
+		item(r, "TC attach (tcx)", ST_ABSENT, "%s: vmprobe uses clsact", why_clsact);
+	else if (!t->tcx_err)
+		item(r, "TC attach (tcx)", ST_OK, "links attach and detach; the hook vmprobe uses");
+	else
+		item(r, "TC attach (tcx)", t->clsact_err ? ST_MISSING : ST_DEGRADED,
+		     "links do not attach: %s%s", strerror(-t->tcx_err),
+		     t->clsact_err ? "" : "; every tap falls back to clsact filters (a costlier hook)");
+	if (!t->clsact_err)
+		item(r, "TC attach (clsact)", ST_OK, "filters attach and detach; %s",
+		     !t->tcx ? "the hook vmprobe uses" : t->tcx_err ? "the hook taps fall back to"
+		     : "the fallback of a tap whose TCX attach fails");
+	else if (t->tcx && !t->tcx_err)
+		item(r, "TC attach (clsact)", ST_ABSENT, "%s; only the fallback of a tap whose TCX "
+		     "attach fails needs it", strerror(-t->clsact_err));
+	else
+		item(r, "TC attach (clsact)", ST_MISSING, "%s", strerror(-t->clsact_err));
+}
+
+static void check_net(struct report *r, const struct config *cfg, struct tc_tries *t)
 {
 	struct net_probe np;
 	int err, slot;
 
 	err = net_probe_open(&np, &(struct net_sizes){ .vms = 4, .ifaces = 4, .flows = 64 },
-			     TC_HOOK_AUTO, NULL);
+			     cfg->tc_hook, NULL);
 	if (err) {
+		t->load_err = err;
 		item(r, "network probe (TC)", ST_MISSING, "load: %s", strerror(-err));
 		return;
 	}
@@ -266,12 +305,10 @@ static void check_net(struct report *r)
 	     np.have_netns_cookie ? "fallback lookup keyed by namespace"
 				  : "fallback lookup keyed by ifindex only (hot path unaffected)");
 	slot = net_slot_alloc(&np);
-	if (np.tcx)
-		check_tcx(r, &np, slot);
-	else
-		item(r, "TC attach (tcx)", ST_ABSENT,
-		     "no TCX in this kernel (Linux 6.6+): vmprobe uses clsact");
-	check_clsact(r, &np, slot);
+	t->tcx = np.tcx;
+	tc_try(&np, slot, t);
+	tc_report(r, t, cfg->tc_hook == TC_HOOK_CLSACT ? "network.tc_hook is clsact"
+			: "no TCX in this kernel (Linux 6.6+)");
 	net_probe_close(&np);
 }
 
@@ -370,28 +407,52 @@ static void check_coverage(struct report *r)
 }
 
 static const struct cmd_opt check_opts[] = {
+	{ .name = "config", .key = 'c', .arg = "FILE",
+	  .help = "serve's configuration: CAP_NET_ADMIN is judged by the TC hook it uses "
+		  "(network.tc_hook)",
+	  .complete = CMP_FILE },
 	CMD_OPTS_JSON("an object: the verdict and every check"),
 	{ NULL },
 };
 
+struct check_args {
+	bool json;
+	const char *cfg_path;
+};
+
+static bool check_opt(const struct cmd_opt *o, const char *val, void *ctx)
+{
+	struct check_args *a = ctx;
+
+	if (o->key != 'c')
+		return cmd_json_opt(o, val, &a->json);
+	a->cfg_path = val;
+	return true;
+}
+
 static int do_check(int argc, char **argv)
 {
+	struct check_args a = {};
 	struct report r = {};
+	struct tc_tries tc = {};
+	struct config cfg;
 	const char *tracefs;
 	struct btf *vmlinux;
 	bool kprobes, mounted_now;
 	int ret, first;
 
-	ret = cmd_parse(&cmd_check, argc, argv, cmd_json_opt, &r.json, &first);
+	ret = cmd_parse(&cmd_check, argc, argv, check_opt, &a, &first);
 	if (ret != CMD_GO)
 		return ret;
+	if (cmd_load_config(&cfg, a.cfg_path))
+		return EXIT_USAGE;
+	r.json = a.json;
 	log_max_level = LOG_ERROR; /* findings go to the report, not the log */
 	r.items = json_object_new_array();
 
 	vmlinux = btf__load_vmlinux_btf();
 	item(&r, "kernel BTF", vmlinux ? ST_OK : ST_MISSING, "%s",
 	     vmlinux ? "/sys/kernel/btf/vmlinux (CO-RE)" : "no /sys/kernel/btf/vmlinux");
-	check_caps(&r, tcx_supported(vmlinux));
 	check_bpf(&r);
 	/* serve mounts tracefs if it is not; so does check, and says so. */
 	tracefs = tracefs_root(&mounted_now);
@@ -405,7 +466,8 @@ static int do_check(int argc, char **argv)
 	else
 		item(&r, "tracefs", ST_DEGRADED,
 		     "not mounted and cannot be mounted: the syscall and io_uring tracepoints need it");
-	check_net(&r);
+	check_net(&r, &cfg, &tc);
+	check_caps(&r, &tc);
 	check_disk(&r);
 	check_proc_events(&r);
 	/* The kprobe PMU is there whenever kprobe events are, tracefs or not. */
@@ -452,7 +514,9 @@ const struct cmd cmd_check = {
 	.about = "Tells whether vmprobe can run here and what it can measure (BTF, bpf(), "
 		 "privileges, tracefs, the TC hooks, every disk source, the optional kprobes and "
 		 "fentry vmprobe does not use), each ok, degraded, missing or absent; while serve "
-		 "runs, also every VM drive or NIC it does not measure, and why.\n"
+		 "runs, also every VM drive or NIC it does not measure, and why. CAP_NET_ADMIN is "
+		 "judged by the TC hook serve will use (network.tc_hook of -c FILE, and what the "
+		 "kernel has), as tried.\n"
 		 "Exit: 0 everything works, 1 runs but measures less (degraded), 3 cannot run "
 		 "(something required is missing).",
 	.opts = check_opts,
