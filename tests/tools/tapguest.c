@@ -26,7 +26,10 @@
  * (libvirt-qemu) on taps it opened as root.
  *
  *   tapguest inject IFNAME COUNT SIZE
- * sends COUNT frames of SIZE bytes out of IFNAME (towards the guest).
+ * sends COUNT frames of SIZE bytes out of IFNAME (towards the guest);
+ *   tapguest syn IFNAME COUNT
+ * sends COUNT TCP SYNs to the guest, each from a source port of its own:
+ * COUNT connections being opened.
  */
 #define _GNU_SOURCE /* O_DIRECT, fallocate */
 #include <errno.h>
@@ -267,6 +270,22 @@ static void fill_frame(unsigned char *f, size_t size, const unsigned char *src)
 	pktgen_eth_frame(f, size, dst, src, PKTGEN_ETH_P_LOCAL);
 }
 
+/* A TCP SYN from 10.0.0.1:sport to the guest's 10.0.0.2:80; its length. */
+static int syn_frame(unsigned char *frame, size_t cap, unsigned sport)
+{
+	static const unsigned char mac[6] = { 0x02, 0x00, 0x5e, 0x20, 0x00, 0x01 },
+				   peer[6] = { 0x02, 0x00, 0x5e, 0x20, 0x00, 0x02 },
+				   src[4] = { 10, 0, 0, 1 }, dst[4] = { 10, 0, 0, 2 };
+	struct pktgen pg;
+
+	pktgen_init(&pg, frame, cap);
+	pktgen_eth(&pg, mac, peer);
+	pktgen_ipv4(&pg, src, dst, 6);
+	pktgen_tcp(&pg, sport, 80, 1000u * sport, 0, 0x02, 0);
+	return (int)pktgen_finish(&pg);
+}
+
+/* Sends COUNT frames of SIZE bytes (SIZE 0: TCP SYNs) out of IFNAME. */
 static int inject(const char *ifname, int count, int size)
 {
 	static const unsigned char src[6] = { 0x02, 0x00, 0x5e, 0x20, 0x00, 0x02 };
@@ -274,7 +293,7 @@ static int inject(const char *ifname, int count, int size)
 	unsigned char frame[65536];
 	int fd;
 
-	if (size < 14 || size > (int)sizeof(frame)) {
+	if (size && (size < 14 || size > (int)sizeof(frame))) {
 		fprintf(stderr, "tapguest: size %d out of range\n", size);
 		return 2;
 	}
@@ -288,9 +307,12 @@ static int inject(const char *ifname, int count, int size)
 		fprintf(stderr, "tapguest: no interface %s\n", ifname);
 		return 1;
 	}
-	fill_frame(frame, size, src);
-	for (int i = 0; i < count; i++) {
-		if (sendto(fd, frame, size, 0, (struct sockaddr *)&sll, sizeof(sll)) != size) {
+	if (size)
+		fill_frame(frame, size, src);
+	for (int i = 0, len = size; i < count; i++) {
+		if (!size)
+			len = syn_frame(frame, sizeof(frame), 20000 + (unsigned)i);
+		if (sendto(fd, frame, len, 0, (struct sockaddr *)&sll, sizeof(sll)) != len) {
 			perror("tapguest: sendto");
 			return 1;
 		}
@@ -361,7 +383,9 @@ int main(int argc, char **argv)
 	bool drive_uring[VM_MAX_DRIVES];
 
 	if (argc == 5 && strcmp(argv[1], "inject") == 0)
-		return inject(argv[2], atoi(argv[3]), atoi(argv[4]));
+		return inject(argv[2], atoi(argv[3]), atoi(argv[4]) ? atoi(argv[4]) : -1);
+	if (argc == 4 && strcmp(argv[1], "syn") == 0)
+		return inject(argv[2], atoi(argv[3]), 0);
 	if (getenv("TAPGUEST_PASS_FD"))
 		pass_fds(argc, argv);
 	if (qemu_parse_argv(argc, argv, &vm)) {

@@ -79,7 +79,9 @@ static void inv_sync(struct discovery *d, struct vm *vm, const struct vm_snapsho
 		 const struct libvirt_domain *dom)
 {
 	inventory_update(d, vm, snap, dom);
-	inventory_settle(vm, true);
+	static const struct probe_set measuring = { .nr = 1 };
+
+	inventory_settle(vm, &measuring);
 }
 
 static void test_libvirt_status_gives_disks_nics_and_pid(void **state)
@@ -431,6 +433,44 @@ static void test_unclaimed_network_storage_says_why(void **state)
 	free(vm);
 }
 
+/* A probe serve could not load (yet) is named, with why, in what it would measure. */
+static void test_down_probes_are_the_reason(void **state)
+{
+	char *const argv[] = {
+		"qemu-system-x86_64", "-name", "d",
+		"-drive", "file=/images/a.raw,if=none,id=a0",
+		"-device", "virtio-blk-pci,drive=a0,id=vol-a",
+		"-drive", "file=rbd:pool/img,if=none,id=r0",
+		"-device", "virtio-blk-pci,drive=r0,id=vol-r",
+		"-netdev", "tap,id=n0,ifname=vnet9",
+		"-device", "virtio-net-pci,netdev=n0,id=net0",
+	};
+	static const struct probe_ops disk = { .name = "disk" }, netdisk = { .name = "netdisk" },
+				      net = { .name = "net" };
+	static const struct probe_set down = {
+		.nr_down = 3,
+		.down = { { .ops = &disk, .why = "Cannot allocate memory" },
+			  { .ops = &netdisk, .why = "Cannot allocate memory" },
+			  { .ops = &net, .why = "no kernel BTF" } },
+	};
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct discovery d = { .cfg = &cfg };
+	const struct coverage *a, *r, *n;
+
+	inventory_update(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
+	inventory_settle(vm, &down);
+	a = &disk_named(vm, "vol-a")->cov;
+	r = &disk_named(vm, "vol-r")->cov;
+	n = &iface_named(vm, "vnet9")->cov;
+	expect_str("a local image", "local image: the disk probe is not loaded (Cannot allocate memory)",
+		   a->reason);
+	expect_str("an rbd drive", "rbd: the network-disk probe is not loaded (Cannot allocate memory)",
+		   r->reason);
+	expect_str("a tap", "tap: the network probe is not loaded (no kernel BTF)", n->reason);
+	expect_int("none measured", 0, a->measured + r->measured + n->measured);
+	free(vm);
+}
+
 static void test_interface_label_is_the_kubevirt_name_else_the_tap(void **state)
 {
 	static const struct { const char *device_id, *tap, *label; } cases[] = {
@@ -461,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_hotplug_and_unplug_follow_libvirt_state),
 		cmocka_unit_test(test_locked_image_fd_is_a_drive_labelled_by_its_path),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),
+		cmocka_unit_test(test_down_probes_are_the_reason),
 		cmocka_unit_test(test_interface_label_is_the_kubevirt_name_else_the_tap),
 	};
 

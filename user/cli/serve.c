@@ -26,13 +26,13 @@
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	if (level == LIBBPF_DEBUG && log_max_level < LOG_DEBUG)
-		return 0;
-	if (level != LIBBPF_WARN && log_max_level < LOG_DEBUG)
+	enum log_level lvl = level == LIBBPF_WARN && !log_demoted ? LOG_WARN : LOG_DEBUG;
+
+	if (lvl > log_max_level)
 		return 0;
 	if (log_format != LOG_PLAIN) {
 		/* A structured line each, as vmprobe's own. */
-		log_va(level == LIBBPF_WARN ? LOG_WARN : LOG_DEBUG, "", fmt, ap);
+		log_va(lvl, "", fmt, ap);
 		return 0;
 	}
 	fputs("vmprobe: libbpf: ", stderr);
@@ -199,35 +199,99 @@ static int ms_until(double at, int cap)
 	return ms <= 0 ? 0 : ms < cap ? (int)ms + 1 : cap;
 }
 
+struct serve_state {
+	struct probe_set probes;
+	struct discovery d;
+	struct proc_events events, *pe; /* pe: NULL without them */
+	bool process_hooks; /* wanted by the caller (serve, not uninstall) */
+	bool disc;   /* d is initialised */
+	bool pinned; /* a probe pins its maps: the CLI reads them through the state file */
+	bool unpinned; /* a probe could not pin (no bpffs): tried again every PIN_RETRY_S */
+	double next_pin_try; /* now_seconds() */
+	int lock_fd, attach_fd;
+};
+
+/* Pins what loaded while bpffs could not be used; its failures were said once (pins_prepare). */
+static void pins_try(struct serve_state *st)
+{
+	bool was = st->pinned;
+
+	st->unpinned = probes_pin_late(&st->probes) != 0;
+	st->pinned = probes_pinned(&st->probes);
+	if (st->pinned && !was)
+		log_info("maps pinned under %s: top and hist read serve's counters now", PIN_DIR);
+	st->next_pin_try = now_seconds() + PIN_RETRY_S;
+}
+
+/* The process event hooks, unless the configuration turns them off; NULL without them. */
+static struct proc_events *events_open(struct proc_events *pe, struct discovery *d)
+{
+	if (!d->cfg->process_events) {
+		log_info("process events off (discovery.process_events): VMs are found by rescans "
+			 "of /proc every %u ms", d->cfg->rescan_interval_ms);
+		return NULL;
+	}
+	/* Said once already (probes_open): opened when the BTF is back. */
+	if (d->probes->no_btf)
+		return NULL;
+	return proc_events_open(pe, d) ? NULL : pe;
+}
+
+/*
+ * Probes that loaded late join as if opened at start: each VM synced at
+ * once claims what an earlier serve counted for it, the rest is released.
+ * Their pins are made with them (or by pins_try); the events hooks come
+ * with the BTF.
+ */
+static void probes_retried(struct serve_state *st)
+{
+	struct discovery *d = &st->d;
+
+	if (!discovery_probes_retry(d))
+		return;
+	discovery_scan(d);
+	probes_adopted(&st->probes, d);
+	st->pinned = probes_pinned(&st->probes);
+	st->unpinned = true; /* unless it pinned as it loaded: the next pins_try says */
+	if (!st->pe && st->process_hooks && d->cfg->process_events && !st->probes.no_btf)
+		st->pe = events_open(&st->events, d);
+}
+
 /*
  * Rescans /proc at every interval, and at once on link events and when a
- * probe wants a VM synced; follows process events (pe, NULL without them)
- * in between. Returns on SIGINT or SIGTERM (EXIT_OK).
+ * probe wants a VM synced; follows process events (st->pe) in between, and
+ * tries again the probes that could not load. Returns on SIGINT or SIGTERM
+ * (EXIT_OK).
  */
-static int serve_loop(struct discovery *d, struct proc_events *pe, int sfd, bool pinned)
+static int serve_loop(struct serve_state *st, int sfd)
 {
+	struct discovery *d = &st->d;
 	struct probe_set *ps = d->probes;
 	struct pollfd pfd[POLL_PROBES + PROBE_MAX];
 	int lfd = open_link_events(), ret = EXIT_FAIL, interval = (int)d->cfg->rescan_interval_ms;
 	double next_scan = now_seconds() + interval / 1e3;
 	unsigned trimmed_gen = d->table_gen;
+	struct proc_events *pe;
 
 	if (lfd < 0)
 		log_warn("no netlink link events (%s): relying on rescans", strerror(-lfd));
 	pfd[POLL_SIGNAL] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[POLL_LINK] = (struct pollfd){ .fd = lfd, .events = POLLIN };
-	pfd[POLL_PROC] = (struct pollfd){ .fd = pe ? proc_events_fd(pe) : -1, .events = POLLIN };
-	for (unsigned i = 0; i < ps->nr; i++)
-		pfd[POLL_PROBES + i] = (struct pollfd){
-			.fd = ps->probes[i].ops->event_fd ? ps->probes[i].ops->event_fd(&ps->probes[i]) : -1,
-			.events = POLLIN,
-		};
 	for (;;) {
 		struct signalfd_siginfo si;
-		int timeout = ms_until(next_scan, interval), rescan = pe ? proc_events_rescan(pe) : -1;
+		int timeout = ms_until(next_scan, interval), rescan;
 		bool scan;
 		int n;
 
+		/* A probe that loaded late brings its event fd. */
+		pe = st->pe;
+		rescan = pe ? proc_events_rescan(pe) : -1;
+		pfd[POLL_PROC] = (struct pollfd){ .fd = pe ? proc_events_fd(pe) : -1, .events = POLLIN };
+		for (unsigned i = 0; i < ps->nr; i++)
+			pfd[POLL_PROBES + i] = (struct pollfd){
+				.fd = ps->probes[i].ops->event_fd ? ps->probes[i].ops->event_fd(&ps->probes[i]) : -1,
+				.events = POLLIN,
+			};
 		if (rescan >= 0 && rescan < timeout)
 			timeout = rescan;
 		n = poll(pfd, POLL_PROBES + ps->nr, timeout);
@@ -259,10 +323,14 @@ static int serve_loop(struct discovery *d, struct proc_events *pe, int sfd, bool
 			discovery_scan(d);
 			next_scan = now_seconds() + interval / 1e3;
 		}
-		if (pe)
-			proc_events_watch(pe);
+		if (ps->nr_down)
+			probes_retried(st);
+		if (st->unpinned && now_seconds() >= st->next_pin_try)
+			pins_try(st);
+		if (st->pe)
+			proc_events_watch(st->pe);
 		/* The CLI (top, hist) reads serve's counters through this table. */
-		if (pinned)
+		if (st->pinned)
 			state_write(d);
 		/*
 		 * A VM came or went: the free pages inside the heaps go back.
@@ -279,35 +347,19 @@ static int serve_loop(struct discovery *d, struct proc_events *pe, int sfd, bool
 	return ret;
 }
 
-/* The process event hooks, unless the configuration turns them off; NULL without them. */
-static struct proc_events *events_open(struct proc_events *pe, struct discovery *d)
-{
-	if (!d->cfg->process_events) {
-		log_info("process events off (discovery.process_events): VMs are found by rescans "
-			 "of /proc every %u ms", d->cfg->rescan_interval_ms);
-		return NULL;
-	}
-	return proc_events_open(pe, d) ? NULL : pe;
-}
-
-struct serve_state {
-	struct probe_set probes;
-	struct discovery d;
-	struct proc_events events, *pe;
-	bool disc;   /* d is initialised */
-	bool pinned; /* a probe pins its maps: the CLI reads them through the state file */
-	int lock_fd, attach_fd;
-};
-
 /* Removes the pins of probes this serve does not run, or of older versions. */
 static void tidy_pins(const struct probe_set *ps)
 {
-	const char *names[PROBE_MAX];
+	const char *names[2 * PROBE_MAX];
+	unsigned n = 0;
 
 	for (unsigned i = 0; i < ps->nr; i++)
-		names[i] = ps->probes[i].ops->name;
-	if (ps->nr && pins_on(ps->probes[0].pins))
-		pins_tidy(names, ps->nr);
+		names[n++] = ps->probes[i].ops->name;
+	/* A down probe's pins wait for it: it adopts them when it loads. */
+	for (unsigned i = 0; i < ps->nr_down; i++)
+		names[n++] = ps->down[i].ops->name;
+	if (probes_pinned(ps))
+		pins_tidy(names, n);
 }
 
 struct serve_state *serve_begin(struct config *cfg, bool process_hooks)
@@ -328,8 +380,11 @@ struct serve_state *serve_begin(struct config *cfg, bool process_hooks)
 		return NULL;
 	}
 	st->disc = true;
-	for (unsigned i = 0; i < st->probes.nr; i++)
-		st->pinned |= pins_on(st->probes.probes[i].pins);
+	st->process_hooks = process_hooks;
+	st->pinned = probes_pinned(&st->probes);
+	/* Probes that could not pin (no bpffs yet) are tried again, quietly (said once). */
+	st->unpinned = true;
+	st->next_pin_try = now_seconds() + PIN_RETRY_S;
 	tidy_pins(&st->probes);
 	/* Hooks first: a VM that starts during the first scan is not missed. */
 	st->pe = process_hooks ? events_open(&st->events, &st->d) : NULL;
@@ -400,7 +455,7 @@ static int do_serve(int argc, char **argv)
 		srv = server_start(&so, &st->d);
 	}
 	if (srv)
-		ret = serve_loop(&st->d, st->pe, sfd, st->pinned);
+		ret = serve_loop(st, sfd);
 	server_stop(srv);
 	if (st)
 		serve_finish(st, cfg.persist);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "core/libvirt.h"
 #include "core/netns.h"
 #include "core/process.h"
@@ -311,11 +312,28 @@ static bool libvirt_changed(struct discovery *d, struct vm *vm, bool full)
 			       vm->nspid, full) > 0;
 }
 
+/* Whether the VM's process still runs (not exited, not a zombie, not a new one under its PID). */
+static bool vm_alive(const struct discovery *d, const struct vm *vm)
+{
+	unsigned long long start_time;
+
+	return read_start_time(d, vm->pid, &start_time) == 0 && start_time == vm->start_time;
+}
+
+/* A QEMU process that exited while discovery read it: said and counted. */
+static void exited_mid_scan(const char *name, pid_t pid)
+{
+	fault_count(FAULT_VM_EXITED);
+	log_info("VM %s (pid %d) exited while vmprobe read it: dropped", name, (int)pid);
+}
+
 /*
  * A VM is synced when its fd table or libvirt's state of it changed, when
  * a probe waits for something (a tap not up yet), and at every full sync.
+ * False when the process exited meanwhile: the probes were not handed
+ * what its walk missed, and the VM is to be dropped.
  */
-static void vm_sync(struct discovery *d, struct vm *vm, bool full)
+static bool vm_sync(struct discovery *d, struct vm *vm, bool full)
 {
 	struct probe_set *ps = d->probes;
 	bool pending = libvirt_changed(d, vm, full) | full | vm->needs_sync;
@@ -324,14 +342,20 @@ static void vm_sync(struct discovery *d, struct vm *vm, bool full)
 	for (unsigned i = 0; !pending && i < ps->nr; i++)
 		pending = ps->probes[i].ops->vm_pending(&ps->probes[i], vm);
 	if (!pending && !fds_changed(d, vm))
-		return;
+		return true;
 	vm->needs_sync = false;
 	snapshot_read(d, vm, &snap);
+	/* An exit during the walk leaves it empty: no drive or tap of it is "gone" or "unmeasured". */
+	if (!vm_alive(d, vm)) {
+		snapshot_free(&snap);
+		return false;
+	}
 	inventory_update(d, vm, &snap, vm->libvirt && vm->libvirt->valid ? &vm->libvirt->dom : NULL);
 	for (unsigned i = 0; i < ps->nr; i++)
 		ps->probes[i].ops->vm_sync(&ps->probes[i], d, vm, &snap);
-	inventory_settle(vm, ps->nr > 0);
+	inventory_settle(vm, ps);
 	snapshot_free(&snap);
+	return true;
 }
 
 static void vm_free(struct discovery *d, struct vm *vm)
@@ -408,6 +432,8 @@ static struct vm *vm_new(struct discovery *d, pid_t pid, unsigned long long star
 		 (int)pid, vm->spec.uuid[0] ? vm->spec.uuid : "-");
 	return vm;
 fail:
+	if (!vm_alive(d, vm))
+		exited_mid_scan(vm->name[0] ? vm->name : vm->pid_str, pid);
 	vm_free(d, vm);
 	return NULL;
 }
@@ -424,11 +450,14 @@ static struct vm **vm_link(struct discovery *d, pid_t pid)
 }
 
 /* Unlinks the VM at *pp and frees it: its taps are detached, its series end. */
-static void vm_drop(struct discovery *d, struct vm **pp)
+static void vm_drop(struct discovery *d, struct vm **pp, bool mid_scan)
 {
 	struct vm *vm = *pp;
 
-	log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
+	if (mid_scan)
+		exited_mid_scan(vm->name, vm->pid);
+	else
+		log_info("VM %s (pid %d) is gone", vm->name, (int)vm->pid);
 	*pp = vm->next;
 	vm_free(d, vm);
 	d->table_gen++;
@@ -452,7 +481,7 @@ static struct vm *scan_pid(struct discovery *d, pid_t pid, bool full)
 	pp = vm_link(d, pid);
 	if (*pp && (*pp)->start_time != start_time)
 		/* A new process under an old PID: the old VM is gone. */
-		vm_drop(d, pp);
+		vm_drop(d, pp, false);
 	vm = *pp;
 	if (!vm) {
 		vm = vm_new(d, pid, start_time);
@@ -463,7 +492,10 @@ static struct vm *scan_pid(struct discovery *d, pid_t pid, bool full)
 		d->table_gen++;
 	}
 	vm->seen_gen = d->gen;
-	vm_sync(d, vm, full);
+	if (!vm_sync(d, vm, full)) {
+		vm_drop(d, vm_link(d, pid), true);
+		return NULL;
+	}
 	return vm;
 }
 
@@ -497,7 +529,7 @@ void discovery_scan(struct discovery *d)
 		if ((*pp)->seen_gen == d->gen)
 			pp = &(*pp)->next;
 		else
-			vm_drop(d, pp);
+			vm_drop(d, pp, false);
 	}
 out:
 	d->scans++;
@@ -523,8 +555,40 @@ void discovery_forget(struct discovery *d, pid_t pid, __u64 before_ns)
 	pp = vm_link(d, pid);
 	/* Found after the event: that VM already is what the process became. */
 	if (*pp && (*pp)->found_ns < before_ns)
-		vm_drop(d, pp);
+		vm_drop(d, pp, false);
 	pthread_mutex_unlock(&d->lock);
+}
+
+bool discovery_probes_retry(struct discovery *d)
+{
+	struct probe_set *ps = d->probes;
+	struct probe opened[PROBE_MAX];
+	unsigned n;
+
+	if (probes_retry_in(ps) != 0)
+		return false;
+	/* Loading takes a while: /metrics is not held up meanwhile. */
+	n = probes_retry(ps, d->cfg, opened);
+	if (!n)
+		return false;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct probe *p = probes_join(ps, &opened[i]);
+
+		for (struct vm **pp = &d->vms; *pp;) {
+			struct vm *vm = *pp;
+
+			if (p->ops->vm_add(p, d, vm)) {
+				/* Found again, with every probe, at the next scan. */
+				vm_drop(d, pp, false);
+				continue;
+			}
+			vm->needs_sync = true;
+			pp = &vm->next;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return true;
 }
 
 void discovery_poke(struct discovery *d, pid_t pid)

@@ -70,6 +70,11 @@ bool discovery_scan_pid(struct discovery *d, pid_t pid);
  * found it before before_ns (monotonic_ns()), is dropped now.
  */
 void discovery_forget(struct discovery *d, pid_t pid, __u64 before_ns);
+/*
+ * serve: tries again the probes that could not load, when due; each that
+ * loads now takes every VM, synced at the next scan. Whether one did.
+ */
+bool discovery_probes_retry(struct discovery *d);
 /* The VM of `pid`, if known, is synced at the next scan whatever else changed. */
 void discovery_poke(struct discovery *d, pid_t pid);
 /* Forgets every VM (the probes undo what they did for it) and frees the table. */

@@ -559,11 +559,18 @@ void inventory_update(struct discovery *d, struct vm *vm, const struct vm_snapsh
 }
 
 /* Why a drive of this backend is measured by no probe here. */
-static void disk_unclaimed(struct vm_disk *disk)
+static void disk_unclaimed(struct vm_disk *disk, const struct probe_set *ps)
 {
-	const char *b = disk->spec.backend;
+	const char *b = disk->spec.backend, *down;
 
-	if (!strcmp(b, "nbd"))
+	if (qemu_backend_is_local(b) && (down = probes_down_why(ps, "disk")))
+		coverage_set(&disk->cov, NULL, false, "local image: the disk probe is not loaded (%s)",
+			     down);
+	else if ((!strcmp(b, "rbd") || !strcmp(b, "iscsi")) &&
+		 (down = probes_down_why(ps, "netdisk")))
+		coverage_set(&disk->cov, NULL, false, "%s: the network-disk probe is not loaded (%s)",
+			     b, down);
+	else if (!strcmp(b, "nbd"))
 		coverage_set(&disk->cov, NULL, false,
 			     "nbd: QEMU's built-in NBD client has no hook vmprobe can use");
 	else if (qemu_backend_is_local(b))
@@ -572,9 +579,13 @@ static void disk_unclaimed(struct vm_disk *disk)
 		coverage_set(&disk->cov, NULL, false, "%s: no probe for this backend", b);
 }
 
-static void iface_unclaimed(struct vm_iface *ifc)
+static void iface_unclaimed(struct vm_iface *ifc, const struct probe_set *ps)
 {
-	if (!ifc->tap[0] && !strcmp(ifc->type, "tap"))
+	const char *down = probes_down_why(ps, "net");
+
+	if (ifc->tap[0] && down)
+		coverage_set(&ifc->cov, NULL, false, "tap: the network probe is not loaded (%s)", down);
+	else if (!ifc->tap[0] && !strcmp(ifc->type, "tap"))
 		coverage_set(&ifc->cov, NULL, false, "tap not found (its fd is not readable)");
 	else if (!ifc->tap[0])
 		coverage_set(&ifc->cov, NULL, false, "%s: no tap on the host to hook", ifc->type);
@@ -603,7 +614,7 @@ static void warn_unmeasured(struct vm *vm)
 	}
 }
 
-void inventory_settle(struct vm *vm, bool measuring)
+void inventory_settle(struct vm *vm, const struct probe_set *ps)
 {
 	int kept = 0;
 
@@ -616,13 +627,13 @@ void inventory_settle(struct vm *vm, bool measuring)
 		if (vm->ifaces[i].present)
 			vm->ifaces[kept++] = vm->ifaces[i];
 	vm->nr_ifaces = kept;
-	if (!measuring)
+	if (!ps || (!ps->nr && !ps->nr_down))
 		return;
 	for (int i = 0; i < vm->nr_disks; i++)
 		if (!vm->disks[i].cov.probe)
-			disk_unclaimed(&vm->disks[i]);
+			disk_unclaimed(&vm->disks[i], ps);
 	for (int i = 0; i < vm->nr_ifaces; i++)
 		if (!vm->ifaces[i].cov.probe)
-			iface_unclaimed(&vm->ifaces[i]);
+			iface_unclaimed(&vm->ifaces[i], ps);
 	warn_unmeasured(vm);
 }

@@ -75,10 +75,11 @@ void inventory_update(struct discovery *d, struct vm *vm, const struct vm_snapsh
 		      const struct libvirt_domain *dom);
 /*
  * After every probe synced: drops what went (the probes must have freed
- * their state) and, when probes run (`measuring`), says (and logs once)
- * why the entries no probe took are not measured.
+ * their state) and, when probes run or are down (ps, NULL for a plain
+ * listing), says (and logs once) why the entries no probe took are not
+ * measured.
  */
-void inventory_settle(struct vm *vm, bool measuring);
+void inventory_settle(struct vm *vm, const struct probe_set *ps);
 
 /* For probes: takes the entry, measured or not (then `why`, printf-style). */
 void coverage_set(struct coverage *c, const struct probe *p, bool measured, const char *why, ...)

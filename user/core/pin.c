@@ -22,6 +22,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "core/fault.h"
 #include "core/util.h"
 #include "version.h"
 
@@ -41,6 +42,30 @@ static int bpffs_ready(bool *mounted_now)
 	if (mkdir(PIN_DIR, 0700) && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* PIN_DIR/PROBE made (pp->dir; "" on failure); 0 or -errno. */
+static int pins_dir_make(struct probe_pins *pp, bool *mounted_now)
+{
+	int err = bpffs_ready(mounted_now);
+
+	snprintf(pp->dir, sizeof(pp->dir), PIN_DIR "/%s", pp->probe);
+	if (!err && mkdir(pp->dir, 0700) && errno != EEXIST)
+		err = -errno;
+	if (err)
+		pp->dir[0] = '\0';
+	return err;
+}
+
+/* Where a map of the probe is pinned: bpffs refuses names with a dot ("net_bpf.bss"): EPERM. */
+static void map_pin_path(const struct probe_pins *pp, const struct bpf_map *m, char *path,
+			 size_t size)
+{
+	char *name;
+
+	snprintf(path, size, "%s/%s", pp->dir, bpf_map__name(m));
+	for (name = path + strlen(pp->dir); *name; name++)
+		*name = *name == '.' ? '_' : *name;
 }
 
 bool pins_on(const struct probe_pins *pp)
@@ -271,22 +296,23 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 	if (!pp)
 		return;
 	pp->adopting = pp->code_changed = pp->keep = false;
-	snprintf(pp->dir, sizeof(pp->dir), PIN_DIR "/%s", probe);
-	err = bpffs_ready(&mounted);
-	if (!err && mkdir(pp->dir, 0700) && errno != EEXIST)
-		err = -errno;
+	pp->probe = probe;
+	pin_stamp_compute(&pp->stamp, obj, elf, elf_size);
+	err = pins_dir_make(pp, &mounted);
 	if (err) {
-		if (!warned)
-			log_warn("cannot use bpffs at %s (%s): nothing outlives this serve, and top "
-				 "and hist load their own probes", BPFFS, strerror(-err));
+		/* One fault for all the probes, said and counted once; serve tries again (pins_late). */
+		if (!warned) {
+			fault_count(FAULT_BPFFS);
+			log_warn("cannot use bpffs at %s (%s): top and hist will load their own "
+				 "probes; tried again every %d s (nothing pinned late outlives this "
+				 "serve)", BPFFS, strerror(-err), PIN_RETRY_S);
+		}
 		warned = true;
-		pp->dir[0] = '\0';
 		return;
 	}
 	if (mounted && pp->persist)
 		log_warn("mounted bpffs at %s myself: the pins last as long as this mount "
 			 "(in a container, mount the host's bpffs there)", BPFFS);
-	pin_stamp_compute(&pp->stamp, obj, elf, elf_size);
 	why = pins_unfit(pp, adoptable, &old);
 	if (why) {
 		/* A probe that never adopts says it at each start: no surprise, no warning. */
@@ -305,16 +331,64 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 			 pp->code_changed ? "; its BPF programs differ from ours and are replaced" : "");
 	}
 	bpf_object__for_each_map(m, obj) {
-		char path[PATH_MAX], *name;
+		char path[PATH_MAX];
 
 		if (!map_pinned(m))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", pp->dir, bpf_map__name(m));
-		/* bpffs refuses names with a dot ("net_bpf.bss"): EPERM. */
-		for (name = path + strlen(pp->dir); *name; name++)
-			*name = *name == '.' ? '_' : *name;
+		map_pin_path(pp, m, path, sizeof(path));
 		bpf_map__set_pin_path(m, path);
 	}
+}
+
+int pins_late(struct probe_pins *pp, struct bpf_object *obj)
+{
+	struct pin_stamp old = {};
+	struct bpf_map *m;
+	bool mounted;
+	int err;
+
+	if (!pp || !pp->probe || pins_on(pp))
+		return 0;
+	err = pins_dir_make(pp, &mounted);
+	if (err)
+		return err;
+	/* Our programs count in maps of their own already: an earlier serve's cannot be adopted. */
+	if (!dir_empty(pp->dir)) {
+		stamp_read(pp->dir, &old);
+		log_warn("%s probe: removing the pins left in %s by vmprobe %s (pid %u): this serve "
+			 "loaded before bpffs could be used and counts in maps of its own", pp->probe,
+			 pp->dir, old.version[0] ? old.version : "?", old.pid);
+		dir_clear(pp->dir);
+		if (mkdir(pp->dir, 0700) && errno != EEXIST)
+			err = -errno;
+	}
+	bpf_object__for_each_map(m, obj) {
+		char path[PATH_MAX];
+
+		if (err || !map_pinned(m))
+			continue;
+		map_pin_path(pp, m, path, sizeof(path));
+		err = bpf_map__pin(m, path);
+	}
+	if (err) {
+		log_warn("%s probe: cannot pin its maps in %s (%s)", pp->probe, pp->dir, strerror(-err));
+		dir_clear(pp->dir);
+		pp->dir[0] = '\0';
+		return err;
+	}
+	/* Its links were made unpinned: the next serve can adopt nothing of them. */
+	if (pp->persist)
+		log_warn("%s probe: its links were attached before bpffs could be used and are not "
+			 "pinned: its counters do not outlive this serve (persist)", pp->probe);
+	pp->persist = false;
+	pins_commit(pp);
+	return 0;
+}
+
+void pins_drop(struct probe_pins *pp)
+{
+	if (pins_on(pp))
+		dir_clear(pp->dir);
 }
 
 void pins_commit(struct probe_pins *pp)

@@ -37,6 +37,9 @@ int lock_take(const char *path, char *holder, size_t len);
 /* Is serve running? It holds SERVE_LOCK for as long as it lives. */
 bool serve_running(void);
 
+/* bpffs not usable (not mounted, not mountable) may be later: serve tries again this often. */
+#define PIN_RETRY_S 10
+
 /* serve: writes the VM table and the probes' slots to STATE_PATH (atomically). */
 int state_write(struct discovery *d);
 
@@ -70,6 +73,7 @@ struct probe_pins {
 	bool adopting;     /* maps of an earlier serve reused: its links and slots wait to be claimed */
 	bool code_changed; /* ... and its programs are not ours: hooks move to ours */
 	bool keep;         /* leaving with persist: the probes detach and forget nothing */
+	const char *probe; /* its name, once pins_prepare ran: pins_late may pin it later */
 	struct pin_stamp stamp; /* ours */
 };
 
@@ -86,6 +90,17 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 		  struct bpf_object *obj, const void *elf, size_t elf_size);
 /* After a successful load: writes our stamp, the pins' last step. */
 void pins_commit(struct probe_pins *pp);
+/*
+ * serve, for a probe that loaded while bpffs could not be used: pins its
+ * maps now (what an earlier serve left there is removed, said why: our
+ * programs count in maps of their own) and writes the stamp, so that top
+ * and hist read serve's counters. Its links were not pinned when made:
+ * these pins never persist (said once if persist was asked). 0 (also when
+ * there is nothing to do) or -errno, quietly if bpffs is still unusable.
+ */
+int pins_late(struct probe_pins *pp, struct bpf_object *obj);
+/* Removes the probe's directory of pins (serve leaving with pins that do not persist). */
+void pins_drop(struct probe_pins *pp);
 /* Whether pp pins anything (serve with bpffs). */
 bool pins_on(const struct probe_pins *pp);
 /* Whether links are pinned: serve with persist. */

@@ -60,6 +60,7 @@ struct probe;
 
 struct probe_ops {
 	const char *name;
+	const char *title; /* in the log: "the TITLE probe" */
 	/* Whether the configuration turns the probe on in this mode. */
 	bool (*wanted)(const struct config *cfg, enum probe_mode mode);
 	/* Bytes of the probe's state: p->priv, zeroed before open, freed after close. */
@@ -122,9 +123,25 @@ struct probe {
 
 #define PROBE_MAX 8
 
+/*
+ * A probe serve wants that could not load for a reason that may pass (no
+ * kernel BTF yet, no memory for its maps): the others run without it,
+ * and it is tried again, less and less often.
+ */
+struct probe_down {
+	const struct probe_ops *ops;
+	int err;         /* of the last try */
+	char why[48];    /* for the reason of what it would measure */
+	unsigned tries;
+	double next_try; /* now_seconds() */
+};
+
 struct probe_set {
 	struct probe probes[PROBE_MAX];
 	unsigned nr;
+	struct probe_down down[PROBE_MAX];
+	unsigned nr_down;
+	bool no_btf; /* the kernel's BTF was not readable at the last look */
 };
 
 /* Every probe, in the order they sync and render (user/probes/registry.c). */
@@ -134,15 +151,44 @@ extern const size_t probe_registry_len;
 /*
  * Opens every registered probe the configuration wants in `mode`; 0, or
  * -errno after closing those it opened. serve's probes pin their maps,
- * and their links with cfg->persist, and adopt an earlier serve's.
+ * and their links with cfg->persist, and adopt an earlier serve's. Each
+ * failure is logged here. In PROBE_SERVE mode a probe that fails for a
+ * reason that may pass (no kernel BTF, out of memory for its maps) is set
+ * down instead, said once and counted (vmprobe_faults_total), and the
+ * others open.
  */
 int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode mode);
-/* serve's first scan is done: what an earlier serve left and no VM claimed is released. */
+/*
+ * serve: tries again the down probes whose time has come; each that opens
+ * is put in out[] (its id not set yet) and leaves the down list. How many.
+ */
+unsigned probes_retry(struct probe_set *s, const struct config *cfg, struct probe *out);
+/* Seconds until the next down probe is due (0: now), or -1 when none is down. */
+double probes_retry_in(const struct probe_set *s);
+/*
+ * Adds an opened probe (from probes_retry) to the set, as the last one;
+ * what it adopts is claimed at its first sync, then probes_adopted().
+ */
+struct probe *probes_join(struct probe_set *s, const struct probe *p);
+/* Why the probe called `name` is down ("no kernel BTF", ...), or NULL if it is not. */
+const char *probes_down_why(const struct probe_set *s, const char *name);
+/*
+ * serve's first scan is done (or a probe that joined late had its first
+ * sync): what an earlier serve left and no VM claimed is released.
+ */
 void probes_adopted(struct probe_set *s, struct discovery *d);
+/* Whether a probe pins its maps (serve with bpffs): the CLI reads them then. */
+bool probes_pinned(const struct probe_set *s);
+/*
+ * serve: pins the maps of the probes that loaded while bpffs could not be
+ * used (pins_late); 0 when none is left unpinned, else -errno.
+ */
+int probes_pin_late(struct probe_set *s);
 /*
  * serve with persist is leaving: from now on the probes let go of their
  * hooks and slots (vm_del, close) without detaching or forgetting any,
- * so that they go on counting for the next serve.
+ * so that they go on counting for the next serve. Pins that do not
+ * persist (made late, pins_late) are removed.
  */
 void probes_keep(struct probe_set *s);
 void probes_close(struct probe_set *s);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 enum log_level log_max_level = LOG_INFO;
+bool log_demoted;
 
 static const char *const level_names[] = {
 	[LOG_ERROR] = "error", [LOG_WARN] = "warn", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
@@ -142,6 +143,8 @@ void log_va(enum log_level lvl, const char *prefix, const char *fmt, va_list ap)
 	struct timespec ts;
 	size_t n;
 
+	if (log_demoted)
+		lvl = LOG_DEBUG;
 	if (lvl > log_max_level)
 		return;
 	n = (size_t)snprintf(msg, sizeof(msg), "%s", prefix);

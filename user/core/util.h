@@ -33,6 +33,8 @@ size_t utf8_len(const unsigned char *s);
 void vlog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same from a va_list, `prefix` first (a library's messages: "http: "...). */
 void log_va(enum log_level lvl, const char *prefix, const char *fmt, va_list ap);
+/* While true, every line is logged at debug level: a retry's repeated failures. */
+extern bool log_demoted;
 #define log_error(...) vlog(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) vlog(LOG_WARN, __VA_ARGS__)
 #define log_info(...) vlog(LOG_INFO, __VA_ARGS__)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/bpfmap.h"
+#include "core/fault.h"
 #include "core/pin.h"
 #include "disk.skel.h"
 #include "core/util.h"
@@ -334,7 +335,8 @@ static int hooks_update(struct disk_probe *dp)
 					*l = NULL;
 				}
 			}
-			if (errs[k] != dp->hooks_err[k])
+			/* Without tracefs, said by tracefs_ensure(). */
+			if (errs[k] != dp->hooks_err[k] && !(k == HOOK_VM && dp->tracefs_lost))
 				log_error("attaching the disk probe's %s failed (%s)", hook_names[k],
 					  strerror(-errs[k]));
 			ret = errs[k];
@@ -479,10 +481,8 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 	choose_programs(dp, skel, host_block);
 	pins_prepare(pins, "disk", true, skel->obj, disk_bpf__elf_bytes(&elf_size), elf_size);
 	err = disk_bpf__load(skel);
-	if (err) {
-		log_error("loading the disk probe failed (%s)", strerror(-err));
+	if (err)
 		goto cleanup;
-	}
 	pins_commit(pins);
 	{
 		struct bpf_program *prog;
@@ -708,10 +708,38 @@ int disk_native_drives(struct disk_probe *dp, int delta)
 	return hooks_update(dp);
 }
 
+/*
+ * The syscall and io_uring tracepoints attach through tracefs, which may
+ * have been unmounted since the probe loaded: mounted again (as at start)
+ * before they are, or said once that they cannot be.
+ */
+static void tracefs_ensure(struct disk_probe *dp)
+{
+	bool mounted_now;
+	const char *root;
+
+	if (!dp->source_on[DISK_SRC_SYSCALL] && !dp->source_on[DISK_SRC_IO_URING])
+		return;
+	root = tracefs_root(&mounted_now);
+	if (root && mounted_now) {
+		fault_count(FAULT_TRACEFS);
+		log_warn("tracefs was not mounted any more: mounted it again at %s for the syscall "
+			 "and io_uring tracepoints", root);
+	} else if (!root && !dp->tracefs_lost) {
+		fault_count(FAULT_TRACEFS);
+		log_error("tracefs is not mounted any more and cannot be (%s; mounting needs "
+			  "CAP_SYS_ADMIN): the VMs' drives are not measured until it is back",
+			  strerror(errno));
+	}
+	dp->tracefs_lost = !root;
+}
+
 int disk_vm_mark(struct disk_probe *dp, __u32 tgid)
 {
 	int err;
 
+	if (!dp->nr_vms)
+		tracefs_ensure(dp);
 	dp->nr_vms++;
 	err = hooks_update(dp);
 	if (!err)

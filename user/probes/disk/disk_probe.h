@@ -56,6 +56,7 @@ struct disk_probe {
 	size_t nr_adopt;
 	__u64 *adopt_tgids;
 	size_t nr_adopt_tgids, cap_adopt_tgids;
+	bool tracefs_lost;    /* tracefs went and could not be mounted again: said once */
 };
 
 /*

@@ -53,6 +53,7 @@ static struct bpf_object *disk_object(struct probe *p)
 
 const struct probe_ops disk_probe_ops = {
 	.name = "disk",
+	.title = "disk",
 	.wanted = disk_wanted,
 	.priv_size = sizeof(struct disk_probe),
 	.open = disk_open,

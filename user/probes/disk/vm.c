@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "core/discovery.h"
+#include "core/fault.h"
 #include "core/pin.h"
 #include "core/util.h"
 
@@ -232,6 +233,8 @@ static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *
 	if (slot < 0) {
 		free(ds);
 		d->attach_errors++;
+		if (!dv->slot_warned && slot == -ENOSPC)
+			fault_count(FAULT_MAP_FULL);
 		if (!dv->slot_warned)
 			log_warn("cannot count drive %s of VM %s: %s", disk->spec.label, vm->name,
 				 slot == -ENOSPC ? "no free slot (raise disk.max_drives)"

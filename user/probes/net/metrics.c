@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fault.h"
 #include "core/metrics.h"
 #include "net.skel.h"
 #include "probes/net/net_probe.h"
@@ -413,6 +414,14 @@ static void render_flows(struct net_probe *np, struct expo *e)
 	long live;
 	__u64 evicted = net_flows_evicted(np, &live);
 
+	/* Seen when read: said once, the family counts them all. */
+	if (evicted && !np->flows_full_said) {
+		np->flows_full_said = true;
+		fault_count(FAULT_MAP_FULL);
+		log_warn("the TCP flow table is full (network.max_tcp_flows: %u): open flows are "
+			 "evicted, their RTT and retransmits no longer followed "
+			 "(vmprobe_network_tcp_flows_evicted_total)", np->max_flows);
+	}
 	metrics_single_u64(e, &fams[F_FLOWS], live > 0 ? (__u64)live : 0);
 	metrics_single_u64(e, &fams[F_FLOW_SLOTS], np->max_flows);
 	metrics_single_u64(e, &fams[F_FLOWS_CREATED], net_counter(np, NET_TCP_FLOWS_CREATED));

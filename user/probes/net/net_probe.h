@@ -46,6 +46,7 @@ struct net_probe {
 	int host_tcp_err;       /* last failure to attach them, said once */
 	unsigned host_socks_nr; /* QEMU TCP sockets watched */
 	__u64 flows_evicted;    /* last value reported, see net_flows_evicted() */
+	bool flows_full_said;   /* evictions were logged */
 	int tcx_said[8];        /* TCX attach failures logged, see tcx_fallback_said() */
 	unsigned nr_tcx_said;
 	char drop_reason[NET_DROP_REASONS][48];
@@ -198,6 +199,8 @@ struct tap_state {
 struct net_vm {
 	__u64 *socks; /* QEMU's TCP socket inodes being watched, sorted */
 	size_t nr_socks;
+	bool host_counted; /* its host_tcp entry is made */
+	int host_err;      /* the last failure to make it, said once */
 };
 
 struct discovery;

@@ -56,6 +56,7 @@ static struct bpf_object *net_object(struct probe *p)
 
 const struct probe_ops net_probe_ops = {
 	.name = "net",
+	.title = "network",
 	.wanted = net_wanted,
 	.priv_size = sizeof(struct net_probe),
 	.open = net_open,

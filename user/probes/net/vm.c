@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/discovery.h"
+#include "core/fault.h"
 #include "core/netns.h"
 #include "core/pin.h"
 #include "core/util.h"
@@ -28,6 +29,35 @@ static struct tap_state *tap_of(const struct probe *p, const struct vm_iface *if
 	return ifc->priv[p->id];
 }
 
+/*
+ * The VM's entry for its QEMU host sockets, tried at every sync until it
+ * is made: a full table (max_vms) may have room once another VM is gone.
+ */
+static void host_vm_count(struct net_probe *np, struct discovery *d, struct vm *vm,
+			  struct net_vm *nv)
+{
+	int err;
+
+	if (nv->host_counted)
+		return;
+	err = net_host_vm_add(np, (__u32)vm->pid);
+	if (!err) {
+		if (nv->host_err)
+			log_info("counting the host TCP sockets of VM %s (pid %d) now", vm->name,
+				 (int)vm->pid);
+		nv->host_counted = true;
+		nv->host_err = 0;
+		return;
+	}
+	d->attach_errors++;
+	if (err != nv->host_err && err == -E2BIG)
+		fault_count(FAULT_MAP_FULL);
+	if (err != nv->host_err)
+		log_warn("cannot count the host TCP sockets of VM %s (pid %d): %s%s", vm->name,
+			 (int)vm->pid, strerror(-err), err == -E2BIG ? " (more VMs than max_vms)" : "");
+	nv->host_err = err;
+}
+
 int net_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
 {
 	struct net_probe *np = p->priv;
@@ -38,11 +68,7 @@ int net_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
 	vm->priv[p->id] = nv;
 	/* The sockets an earlier serve watched for it: the first sync drops those now closed. */
 	nv->socks = net_host_adopt_socks(np, (__u32)vm->pid, &nv->nr_socks);
-	if (net_host_vm_add(np, (__u32)vm->pid)) {
-		d->attach_errors++;
-		log_warn("cannot count the host TCP sockets of VM %s (pid %d)", vm->name,
-			 (int)vm->pid);
-	}
+	host_vm_count(np, d, vm, nv);
 	return 0;
 }
 
@@ -221,7 +247,17 @@ static void tap_sync(struct net_probe *np, struct discovery *d, struct vm *vm,
 		 adopted ? ": adopted, its counters go on" : "");
 	return;
 fail:
+	/* Deleted between its discovery and the attach: a race, not a failure. */
+	if (err == -ENODEV) {
+		fault_count(FAULT_TAP_GONE);
+		log_info("tap %s of VM %s went away while vmprobe attached to it: counted if it "
+			 "comes back", ifc->tap, vm->name);
+		t->last_error = err;
+		return;
+	}
 	d->attach_errors++;
+	if (err == -ENOSPC && err != t->last_error)
+		fault_count(FAULT_MAP_FULL);
 	if (err != t->last_error && t->att.tcx_err && t->att.tcx_err != err)
 		log_warn("cannot count tap %s of VM %s: TCX: %s%s; clsact: %s", ifc->tap, vm->name,
 			 strerror(-t->att.tcx_err), tcx_error_hint(t->att.tcx_err), strerror(-err));
@@ -307,6 +343,7 @@ void net_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 	__u64 cookie;
 	int err;
 
+	host_vm_count(np, d, vm, net_vm(p, vm));
 	if (snap->fds_read && np->host_tcp_on)
 		host_socks_update(np, d, vm, net_vm(p, vm), snap);
 	err = discovery_enter_netns(d, vm);

@@ -117,10 +117,8 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 			     elf_size);
 	if (!err)
 		err = netdisk_bpf__load(skel);
-	if (err) {
-		log_error("loading the network-disk probe failed (%s)", strerror(-err));
+	if (err)
 		goto cleanup;
-	}
 	pins_commit(pins);
 	np->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
 	err = bpf_array_mmap(bpf_map__fd(skel->maps.netdisk_stats), np->stats_len, &np->stats);

@@ -84,6 +84,7 @@ static struct bpf_object *netdisk_object(struct probe *p)
 
 const struct probe_ops netdisk_probe_ops = {
 	.name = "netdisk",
+	.title = "network-disk",
 	.wanted = netdisk_wanted,
 	.priv_size = sizeof(struct netdisk_probe),
 	.open = netdisk_open,
