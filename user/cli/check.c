@@ -73,6 +73,8 @@ struct tc_tries {
 	int load_err;   /* loading the TC programs */
 	int tcx_err;    /* attaching TCX links (when tcx) */
 	int clsact_err; /* attaching clsact filters */
+	int tap_err;    /* making check's throwaway tap: clsact not tried */
+	int netns_err;  /* and its throwaway netns: TCX not tried either */
 };
 
 /*
@@ -85,6 +87,10 @@ static void net_admin_judge(struct report *r, const char *name, const struct tc_
 {
 	if (t->load_err)
 		item(r, name, ST_MISSING, "loading the TC programs: %s", strerror(-t->load_err));
+	else if (t->tcx && t->netns_err)
+		item(r, name, ST_MISSING, "not tried (check's throwaway tap: %s; network namespace: "
+		     "%s): clsact filters need it, TCX links unless CAP_SYS_ADMIN stands in",
+		     strerror(-t->tap_err), strerror(-t->netns_err));
 	else if (t->tcx && !t->tcx_err)
 		item(r, name, ST_ABSENT, "%s",
 		     "not needed: TCX links attached without it (tried); only the clsact fallback "
@@ -208,14 +214,17 @@ static int tcx_try(struct net_probe *np, int ifindex, int slot)
 	return err ? err : tc_detach_pair(&a);
 }
 
-/* The same on the loopback of a new network namespace; 0 or -errno. */
-static int tcx_try_netns(struct net_probe *np, int slot)
+/*
+ * The same on the loopback of a new network namespace; 0 or -errno, and
+ * *setup_err -errno where the namespace could not be made (not tried).
+ */
+static int tcx_try_netns(struct net_probe *np, int slot, int *setup_err)
 {
 	int self = netns_open_current(), err, ret, ifindex;
 
 	if (self < 0)
-		return self;
-	err = unshare(CLONE_NEWNET) ? -errno : 0;
+		return *setup_err = self;
+	err = *setup_err = unshare(CLONE_NEWNET) ? -errno : 0;
 	if (!err) {
 		ifindex = (int)if_nametoindex("lo");
 		err = ifindex ? tcx_try(np, ifindex, slot) : -errno;
@@ -233,15 +242,16 @@ static void tc_try(struct net_probe *np, int slot, struct tc_tries *t)
 	struct tc_attachment a;
 	int tap = tapdev_open(CHECK_TAP), ifindex = 0;
 
-	t->clsact_err = tap < 0 ? tap : 0;
+	t->tap_err = tap < 0 ? tap : 0;
 	if (tap >= 0) {
 		ifindex = (int)if_nametoindex(CHECK_TAP);
-		t->clsact_err = ifindex ? 0 : -errno;
+		t->tap_err = ifindex ? 0 : -errno;
 	}
+	t->clsact_err = t->tap_err;
 	if (ifindex && np->tcx)
 		t->tcx_err = tcx_try(np, ifindex, slot);
 	else if (np->tcx)
-		t->tcx_err = tcx_try_netns(np, slot);
+		t->tcx_err = tcx_try_netns(np, slot, &t->netns_err);
 	if (ifindex) {
 		t->clsact_err = tc_attach_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false),
 					       (__u32)slot + 1, &a);
@@ -257,6 +267,10 @@ static void tc_report(struct report *r, const struct tc_tries *t, const char *wh
 {
 	if (!t->tcx)
 		item(r, "TC attach (tcx)", ST_ABSENT, "%s: vmprobe uses clsact", why_clsact);
+	else if (t->netns_err)
+		item(r, "TC attach (tcx)", ST_ABSENT, "not tried: check's throwaway tap (%s) and "
+		     "network namespace (%s) could not be made; serve makes neither",
+		     strerror(-t->tap_err), strerror(-t->netns_err));
 	else if (!t->tcx_err)
 		item(r, "TC attach (tcx)", ST_OK, "links attach and detach; the hook vmprobe uses");
 	else
@@ -267,11 +281,14 @@ static void tc_report(struct report *r, const struct tc_tries *t, const char *wh
 		item(r, "TC attach (clsact)", ST_OK, "filters attach and detach; %s",
 		     !t->tcx ? "the hook vmprobe uses" : t->tcx_err ? "the hook taps fall back to"
 		     : "the fallback of a tap whose TCX attach fails");
-	else if (t->tcx && !t->tcx_err)
-		item(r, "TC attach (clsact)", ST_ABSENT, "%s; only the fallback of a tap whose TCX "
-		     "attach fails needs it", strerror(-t->clsact_err));
+	else if (t->tcx && (!t->tcx_err || t->netns_err))
+		item(r, "TC attach (clsact)", ST_ABSENT, "%s%s: %s; only the fallback of a tap whose "
+		     "TCX attach fails needs it", t->tap_err ? "not tried, " : "",
+		     t->tap_err ? "check's throwaway tap" : "attach/detach",
+		     strerror(-t->clsact_err));
 	else
-		item(r, "TC attach (clsact)", ST_MISSING, "%s", strerror(-t->clsact_err));
+		item(r, "TC attach (clsact)", ST_MISSING, "%s: %s",
+		     t->tap_err ? "check's throwaway tap" : "attach/detach", strerror(-t->clsact_err));
 }
 
 static void check_net(struct report *r, const struct config *cfg, struct tc_tries *t)
