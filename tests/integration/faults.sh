@@ -23,7 +23,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/vmprobe.sh"
 
 tap_require_root "fault handling" tun
-command -v capsh >/dev/null || { tap_skip "fault handling" "capsh (libcap2-bin) is not installed"; tap_done; exit; }
+tap_require_cmds "fault handling" capsh
 
 WORK=$(mktemp -d /tmp/vmprobe-faults.XXXXXX)
 PORT=19588
