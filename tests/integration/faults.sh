@@ -33,6 +33,7 @@ CG=
 PIDS=() GS=
 cleanup() {
 	vmprobe_stop >/dev/null 2>&1
+	"$REAL" uninstall >/dev/null 2>&1 # what a persistent serve of a failed check left
 	for p in "${PIDS[@]}" $GS; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	for t in $STAP $GTAP $ETAP $CTAP; do ip link del "$t" 2>/dev/null; done
@@ -86,19 +87,23 @@ info_is() { # KIND(drive|interface) NAME MEASURED [REASON]: its _info series say
 
 # The steady VM's frames (a burst out, frames in) and drive reads from
 # one scrape to the next, against the tap's own counters and the reads made.
+steady_round() { # [net]: a burst out, 4 frames in (and 8 reads but with "net"), done
+	local sent reads
+	sent=$(grep -c '^sent' "$WORK/steady.log") reads=$(grep -c '^read' "$WORK/steady.log")
+	kill -USR1 "$GS"; [ "${1:-}" = net ] || kill -USR2 "$GS"
+	"$TAPGUEST" inject $STAP 4 100 >/dev/null
+	done_() { [ "$(grep -c '^sent' "$WORK/steady.log")" -gt "$sent" ] &&
+		{ [ "${1:-}" = net ] || [ "$(grep -c '^read' "$WORK/steady.log")" -gt "$reads" ]; }; }
+	wait_for 5 done_ "$@"
+}
 steady_counted() { # WHAT [net]: with "net", its frames only
 	local -A T0=()
-	local k sent reads d
+	local k d
 	wait_for 10 info_is interface steady true || { tap_fail "$1: the steady VM's tap is measured"; return; }
 	[ "${2:-}" = net ] || wait_for 10 info_is drive steady true || { tap_fail "$1: the steady VM's drive is measured"; return; }
 	scrape_with_tap $STAP "$WORK/s0.txt"
 	for k in "${!TAPC[@]}"; do T0[$k]=${TAPC[$k]}; done
-	sent=$(grep -c '^sent' "$WORK/steady.log") reads=$(grep -c '^read' "$WORK/steady.log")
-	kill -USR1 "$GS"; [ "${2:-}" = net ] || kill -USR2 "$GS"
-	"$TAPGUEST" inject $STAP 4 100 >/dev/null
-	done_() { [ "$(grep -c '^sent' "$WORK/steady.log")" -gt "$sent" ] &&
-		{ [ "${2:-}" = net ] || [ "$(grep -c '^read' "$WORK/steady.log")" -gt "$reads" ]; }; }
-	wait_for 5 done_ "$@"
+	steady_round "${2:-}"
 	scrape_with_tap $STAP "$WORK/s1.txt"
 	d() { metric_delta "$WORK/s0.txt" "$WORK/s1.txt" "$@" name=steady; }
 	check_eq "$1: the steady VM's frames, out and in, are the tap's (15 and 4)" \
@@ -274,9 +279,51 @@ if serve btf; then
 fi
 steady_stop
 
+# --- btf, after a serve that persisted: the probes that load late adopt
+# its programs and counters as at start; nothing is lost meanwhile.
+plain
+CONF="max_vms: 8
+persist: true"
+steady_start
+if serve btf_persist; then
+	steady_counted "persistent serve"
+	wait_for 10 info_is drive steady true && scrape_with_tap $STAP "$WORK/a0.txt"
+	declare -A A0=()
+	for k in "${!TAPC[@]}"; do A0[$k]=${TAPC[$k]}; done
+	serve_end
+	steady_round # while no serve runs
+	wrapped unshare -m --propagation private bash -c 'mount --bind /dev/null /sys/kernel/btf/vmlinux && exec "$@"' vmprobe
+	CONF="max_vms: 8"
+	if serve btf_adopt; then
+		check "no BTF after a persistent serve: its pins are left for the probes to come" \
+			test -e /sys/fs/bpf/vmprobe/net/stamp -a -e /sys/fs/bpf/vmprobe/disk/stamp
+		steady_round # no probe loaded: the earlier serve's programs count
+		in_ns "umount /sys/kernel/btf/vmlinux"
+		for t in network disk; do
+			check "no BTF, back: the $t probe loads and adopts the earlier serve's counters" \
+				wait_for 40 grep -qE "info: the $t probe loaded \(try [23]\): it adopts the programs and counters an earlier serve left" "$WORK/vmprobe.log"
+		done
+		wait_for 10 info_is interface steady true && wait_for 10 info_is drive steady true &&
+			scrape_with_tap $STAP "$WORK/a1.txt"
+		a() { metric_delta "$WORK/a0.txt" "$WORK/a1.txt" "$@" name=steady; }
+		check_eq "adopted late: the frames of the gap and the down time, out and in, are the tap's (30 and 8)" \
+			"$((TAPC[rx_packets] - A0[rx_packets])) $((TAPC[tx_packets] + TAPC[tx_dropped] - A0[tx_packets] - A0[tx_dropped])) 30 8" \
+			"$(a vmprobe_network_packets_total direction=tx) $(a vmprobe_network_packets_total direction=rx) $(a vmprobe_network_packets_total direction=tx) $(a vmprobe_network_packets_total direction=rx)"
+		check_num "adopted late: the drive reads of the gap and the down time (16)" 16 \
+			"$(a vmprobe_disk_operations_total drive=disk0 operation=read)"
+		steady_counted "adopted late"
+		serve_end
+	fi
+	check "without persist the last serve removed the pins" test ! -e /sys/fs/bpf/vmprobe/net
+fi
+steady_stop
+CONF="max_vms: 8"
+
 # --- bpffs: not mounted, and vmprobe may not mount it (no CAP_SYS_ADMIN).
 wrapped unshare -m --propagation private bash -c 'while umount -l /sys/fs/bpf 2>/dev/null; do :; done
 	exec capsh --drop=cap_sys_admin -- -c "exec \"\$@\"" vmprobe "$@"' vmprobe
+CONF="max_vms: 8
+persist: true"
 steady_start
 if serve bpffs; then
 	check_num "no bpffs: one log line says so" 1 \
@@ -288,7 +335,14 @@ if serve bpffs; then
 		wait_for 25 in_ns "test -e /sys/fs/bpf/vmprobe/net/net_stats"
 	check_num "no bpffs: counted once, not at every try" 1 "$(faults bpffs)"
 	check_num "no bpffs: the retries said nothing more" 1 "$(logged "cannot use bpffs")"
+	late() { grep -oE "warn: [a-z]+ probe: its links were attached before bpffs could be used and are not pinned" \
+		"$WORK/vmprobe.log" | cut -d' ' -f2 | sort | xargs; }
+	all_late() { [ "$(in_ns "ls /sys/fs/bpf/vmprobe" | sort | xargs)" = "$(late)" ]; }
+	check "no bpffs, persist: pinned late, each probe says its links are not (they do not persist)" \
+		wait_for 10 all_late
 	serve_end
+	check_num "no bpffs, persist: at exit, nothing is said to persist" 1 \
+		"$(logged "info: signal 15: detaching and exiting \(nothing was pinned to persist\)")"
 fi
 steady_stop
 

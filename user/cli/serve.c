@@ -211,15 +211,32 @@ struct serve_state {
 	int lock_fd, attach_fd;
 };
 
+/* Removes the pins of probes this serve does not run, or of older versions. */
+static void tidy_pins(const struct probe_set *ps)
+{
+	const char *names[2 * PROBE_MAX];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ps->nr; i++)
+		names[n++] = ps->probes[i].ops->name;
+	/* A down probe's pins wait for it: it adopts them when it loads. */
+	for (unsigned i = 0; i < ps->nr_down; i++)
+		names[n++] = ps->down[i].ops->name;
+	if (probes_pinned(ps, false))
+		pins_tidy(names, n);
+}
+
 /* Pins what loaded while bpffs could not be used; its failures were said once (pins_prepare). */
 static void pins_try(struct serve_state *st)
 {
 	bool was = st->pinned;
 
 	st->unpinned = probes_pin_late(&st->probes) != 0;
-	st->pinned = probes_pinned(&st->probes);
-	if (st->pinned && !was)
+	st->pinned = probes_pinned(&st->probes, false);
+	if (st->pinned && !was) {
 		log_info("maps pinned under %s: top and hist read serve's counters now", PIN_DIR);
+		tidy_pins(&st->probes);
+	}
 	st->next_pin_try = now_seconds() + PIN_RETRY_S;
 }
 
@@ -251,7 +268,7 @@ static void probes_retried(struct serve_state *st)
 		return;
 	discovery_scan(d);
 	probes_adopted(&st->probes, d);
-	st->pinned = probes_pinned(&st->probes);
+	st->pinned = probes_pinned(&st->probes, false);
 	st->unpinned = true; /* unless it pinned as it loaded: the next pins_try says */
 	if (!st->pe && st->process_hooks && d->cfg->process_events && !st->probes.no_btf)
 		st->pe = events_open(&st->events, d);
@@ -302,8 +319,9 @@ static int serve_loop(struct serve_state *st, int sfd)
 		if (n > 0 && (pfd[POLL_SIGNAL].revents & POLLIN) &&
 		    read(sfd, &si, sizeof(si)) == sizeof(si)) {
 			log_info("signal %u: %s", si.ssi_signo,
-				 d->cfg->persist ? "leaving the programs counting for the next serve"
-						 : "detaching and exiting");
+				 probes_pinned(ps, true) ? "leaving the programs counting for the next serve"
+				 : d->cfg->persist ? "detaching and exiting (nothing was pinned to persist)"
+						   : "detaching and exiting");
 			ret = EXIT_OK;
 			break;
 		}
@@ -347,21 +365,6 @@ static int serve_loop(struct serve_state *st, int sfd)
 	return ret;
 }
 
-/* Removes the pins of probes this serve does not run, or of older versions. */
-static void tidy_pins(const struct probe_set *ps)
-{
-	const char *names[2 * PROBE_MAX];
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < ps->nr; i++)
-		names[n++] = ps->probes[i].ops->name;
-	/* A down probe's pins wait for it: it adopts them when it loads. */
-	for (unsigned i = 0; i < ps->nr_down; i++)
-		names[n++] = ps->down[i].ops->name;
-	if (probes_pinned(ps))
-		pins_tidy(names, n);
-}
-
 struct serve_state *serve_begin(struct config *cfg, bool process_hooks)
 {
 	struct serve_state *st = calloc(1, sizeof(*st));
@@ -381,7 +384,7 @@ struct serve_state *serve_begin(struct config *cfg, bool process_hooks)
 	}
 	st->disc = true;
 	st->process_hooks = process_hooks;
-	st->pinned = probes_pinned(&st->probes);
+	st->pinned = probes_pinned(&st->probes, false);
 	/* Probes that could not pin (no bpffs yet) are tried again, quietly (said once). */
 	st->unpinned = true;
 	st->next_pin_try = now_seconds() + PIN_RETRY_S;

@@ -315,11 +315,16 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 			 "(in a container, mount the host's bpffs there)", BPFFS);
 	why = pins_unfit(pp, adoptable, &old);
 	if (why) {
+		bool demoted = log_demoted;
+
+		/* Once, even from a down probe's retry (whose lines are demoted): the pins go now. */
+		log_demoted = false;
 		/* A probe that never adopts says it at each start: no surprise, no warning. */
 		vlog(adoptable ? LOG_WARN : LOG_INFO,
 		     "%s probe: removing the pins left in %s by vmprobe %s (pid %u): %s; its "
 		     "counters start from zero", probe, pp->dir, old.version[0] ? old.version : "?",
 		     old.pid, why);
+		log_demoted = demoted;
 		dir_clear(pp->dir);
 		if (mkdir(pp->dir, 0700) && errno != EEXIST)
 			log_warn("cannot make %s: %s", pp->dir, strerror(errno));
@@ -371,10 +376,12 @@ int pins_late(struct probe_pins *pp, struct bpf_object *obj)
 		err = bpf_map__pin(m, path);
 	}
 	if (err) {
-		log_warn("%s probe: cannot pin its maps in %s (%s)", pp->probe, pp->dir, strerror(-err));
+		log_warn("%s probe: cannot pin its maps in %s (%s): not tried again", pp->probe,
+			 pp->dir, strerror(-err));
 		dir_clear(pp->dir);
 		pp->dir[0] = '\0';
-		return err;
+		pp->probe = NULL;
+		return 0;
 	}
 	/* Its links were made unpinned: the next serve can adopt nothing of them. */
 	if (pp->persist)

@@ -96,7 +96,8 @@ void pins_commit(struct probe_pins *pp);
  * programs count in maps of their own) and writes the stamp, so that top
  * and hist read serve's counters. Its links were not pinned when made:
  * these pins never persist (said once if persist was asked). 0 (also when
- * there is nothing to do) or -errno, quietly if bpffs is still unusable.
+ * there is nothing to do, and when pinning failed: said, not tried again)
+ * or -errno, quietly, while bpffs is still unusable.
  */
 int pins_late(struct probe_pins *pp, struct bpf_object *obj);
 /* Removes the probe's directory of pins (serve leaving with pins that do not persist). */

@@ -164,10 +164,10 @@ void probes_adopted(struct probe_set *s, struct discovery *d)
 	}
 }
 
-bool probes_pinned(const struct probe_set *s)
+bool probes_pinned(const struct probe_set *s, bool persist)
 {
 	for (unsigned i = 0; i < s->nr; i++)
-		if (pins_on(s->probes[i].pins))
+		if (persist ? pins_persist(s->probes[i].pins) : pins_on(s->probes[i].pins))
 			return true;
 	return false;
 }

@@ -177,8 +177,11 @@ const char *probes_down_why(const struct probe_set *s, const char *name);
  * sync): what an earlier serve left and no VM claimed is released.
  */
 void probes_adopted(struct probe_set *s, struct discovery *d);
-/* Whether a probe pins its maps (serve with bpffs): the CLI reads them then. */
-bool probes_pinned(const struct probe_set *s);
+/*
+ * Whether a probe pins its maps (serve with bpffs: the CLI reads them
+ * then), or with `persist` whether one's pins persist (its links too).
+ */
+bool probes_pinned(const struct probe_set *s, bool persist);
 /*
  * serve: pins the maps of the probes that loaded while bpffs could not be
  * used (pins_late); 0 when none is left unpinned, else -errno.
