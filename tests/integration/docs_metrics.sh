@@ -2,8 +2,8 @@
 # The README's metric table is true to the code: it is what `vmprobe
 # metrics --markdown` prints, and it matches what a real `vmprobe serve`
 # exposes on /metrics with a stand-in VM (a tap, a drive, a TCP socket of
-# QEMU's own) that has traffic, disk reads, drops and host TCP segments,
-# and BPF run-time stats on: the same families both ways, each with the
+# QEMU's own, a vCPU thread) that has traffic, disk reads, drops, host TCP
+# segments and vCPU waits, the vCPU probe and BPF run-time stats on: the same families both ways, each with the
 # README's type and help text, every sample's labels among the README's,
 # a sample of every family, and the VM's name on every per-VM family.
 set -uo pipefail
@@ -35,7 +35,8 @@ ip link set "$TAP" up
 sysctl -qw kernel.bpf_stats_enabled=1
 truncate -s 1M "$WORK/d0.img"
 
-vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+vmprobe_start $PORT "vcpu:
+  enabled: true" || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 # A peer of QEMU's TCP socket (as a migration or NBD peer would be) that
 # sends a segment every 0.1 s.
 python3 - "$TCP_PORT" >"$WORK/peer.log" 2>&1 <<'PY' &
@@ -51,7 +52,7 @@ SERVER=$!
 check "the TCP peer listens" wait_for 10 grep -q listening "$WORK/peer.log"
 QEMU=$(tapguest_dir)
 # The stand-in guest gets its TCP socket as fd 3, across exec, as QEMU holds one.
-(exec 3<>"/dev/tcp/127.0.0.1/$TCP_PORT" && exec "$QEMU" -name guest=docs-vm -uuid 00000000-0000-0000-0000-00000000d0c5 \
+(exec 3<>"/dev/tcp/127.0.0.1/$TCP_PORT" && exec "$QEMU" -name guest=docs-vm,debug-threads=on -uuid 00000000-0000-0000-0000-00000000d0c5 \
 	-netdev tap,id=n0,ifname="$TAP" -device virtio-net-pci,netdev=n0,id=net0 \
 	-drive "file=$WORK/d0.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
 	-device virtio-blk-pci,drive=d0,id=disk0) >"$WORK/guest.log" 2>&1 &
@@ -68,6 +69,7 @@ check "the stand-in's drive is read" wait_for 10 has vmprobe_disk_operations_tot
 check "the stand-in's tap dropped frames" wait_for 10 has vmprobe_network_drops_total name=docs-vm direction=rx
 check "the stand-in's TCP socket gets samples" wait_for 30 has vmprobe_host_tcp_srtt_seconds_count name=docs-vm
 check "BPF run-time stats are exported" wait_for 10 has vmprobe_bpf_program_runs_total
+check "the stand-in's vCPU thread is measured" wait_for 10 has vmprobe_vcpu_wait_seconds_count name=docs-vm
 scrape
 
 # What /metrics has against the README's table, one finding a line.

@@ -23,7 +23,9 @@
  * as a guest transmitting. With TAPGUEST_PASS_FD=1 it re-executes itself
  * with `fd=N` in place of `ifname=`, as libvirt passes taps; with
  * TAPGUEST_RUN_AS=UID:GID too, as that user, as libvirt runs QEMU
- * (libvirt-qemu) on taps it opened as root.
+ * (libvirt-qemu) on taps it opened as root. With -name ...,debug-threads=on
+ * it runs a thread QEMU's way named "CPU 0/TCG" that wakes every 10 ms:
+ * a vCPU thread for the vCPU probe.
  *
  *   tapguest inject IFNAME COUNT SIZE
  * sends COUNT frames of SIZE bytes out of IFNAME (towards the guest);
@@ -45,6 +47,7 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,6 +373,25 @@ static void pass_fds(int argc, char **argv)
 	exit(1);
 }
 
+static void *vcpu_thread(void *arg)
+{
+	for (;;)
+		usleep(10000);
+	return NULL;
+}
+
+/* A vCPU thread named as QEMU names it with -name ...,debug-threads=on. */
+static void vcpu_start(int argc, char **argv)
+{
+	pthread_t t;
+
+	for (int i = 1; i < argc; i++)
+		if (strstr(argv[i], "debug-threads=on") && !pthread_create(&t, NULL, vcpu_thread, NULL)) {
+			pthread_setname_np(t, "CPU 0/TCG");
+			return;
+		}
+}
+
 int main(int argc, char **argv)
 {
 	static const unsigned char src[6] = { 0x02, 0x00, 0x5e, 0x30, 0x00, 0x03 };
@@ -392,6 +414,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tapguest: cannot parse the command line\n");
 		return 2;
 	}
+	vcpu_start(argc, argv);
 	for (int i = 0; i < vm.nr_nics; i++) {
 		int fd = vm.nics[i].nr_fds ? vm.nics[i].fds[0] : tapdev_open(vm.nics[i].ifname);
 

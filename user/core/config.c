@@ -87,6 +87,11 @@ static const struct field disk_fields[] = {
 	{ NULL },
 };
 
+static const struct field vcpu_fields[] = {
+	{ "enabled", F_BOOL, CFG(vcpu_enabled), 0, 0, NULL },
+	{ NULL },
+};
+
 static const struct field exposition_fields[] = {
 	{ "native_histograms", F_BOOL, CFG(native_histograms), 0, 0, NULL },
 	{ "classic_in_protobuf", F_BOOL, CFG(classic_in_protobuf), 0, 0, NULL },
@@ -105,6 +110,7 @@ static const struct field root_fields[] = {
 	{ "discovery", F_MAP, 0, 0, 0, 0, discovery_fields },
 	{ "network", F_MAP, 0, 0, 0, 0, network_fields },
 	{ "disk", F_MAP, 0, 0, 0, 0, disk_fields },
+	{ "vcpu", F_MAP, 0, 0, 0, 0, vcpu_fields },
 	{ "exposition", F_MAP, 0, 0, 0, 0, exposition_fields },
 	{ NULL },
 };

@@ -26,6 +26,7 @@ struct config {
 	unsigned size_max_slot;
 	bool disk_enabled;
 	bool host_block_latency;
+	bool vcpu_enabled;
 	bool native_histograms;   /* protobuf: native buckets in histograms */
 	bool classic_in_protobuf; /* protobuf: classic buckets too */
 	bool openmetrics_created; /* OpenMetrics: _created samples */

@@ -9,6 +9,7 @@
 #define PROBES(X) \
 	X(disk)   \
 	X(netdisk) \
+	X(vcpu)    \
 	X(net)
 
 #define DECLARE(name) extern const struct probe_ops name##_probe_ops;

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * vCPU run-queue waits: from the moment a VM's vCPU thread becomes
+ * runnable (woken, or preempted while still runnable) to the moment it
+ * runs, added to its VM's histogram. The threads carry a task storage
+ * entry that user space set; every other task on the host costs these
+ * programs one load of task->bpf_storage (NULL) per wakeup and two per
+ * context switch, no map lookup.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "hist.bpf.h"
+#include "maps.bpf.h"
+#include "vmprobe/vcpu.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u32 max_vms = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vcpu_thread);
+} vcpu_threads SEC(".maps");
+
+VMPROBE_MMAP_ARRAY(vcpu_stats, struct vcpu_stats, 1);
+
+/* Flags 0: never creates an entry; NULL for every task user space did not mark. */
+static __always_inline struct vcpu_thread *vcpu_of(struct task_struct *t)
+{
+	return bpf_task_storage_get(&vcpu_threads, t, 0, 0);
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(vcpu_wakeup, struct task_struct *p)
+{
+	struct vcpu_thread *v = vcpu_of(p);
+
+	if (v)
+		v->queued_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(vcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	struct vcpu_thread *v;
+	struct vcpu_stats *st;
+	__u64 now, wait;
+	__u32 slot;
+
+	v = vcpu_of(prev);
+	/* Preempted, or its sleep undone (a signal came): it stays runnable. */
+	if (v && (preempt || prev_state == 0)) {
+		v->queued_ns = bpf_ktime_get_ns();
+		slot = v->slot;
+		st = slot < max_vms ? bpf_map_lookup_elem(&vcpu_stats, &slot) : NULL;
+		if (st)
+			__sync_fetch_and_add(&st->preempted, 1);
+	}
+	v = vcpu_of(next);
+	if (!v || !v->queued_ns)
+		return 0;
+	now = bpf_ktime_get_ns();
+	wait = now - v->queued_ns;
+	v->queued_ns = 0;
+	slot = v->slot;
+	st = slot < max_vms ? bpf_map_lookup_elem(&vcpu_stats, &slot) : NULL;
+	if (!st)
+		return 0;
+	__sync_fetch_and_add(&st->wait_sum_ns, wait);
+	__sync_fetch_and_add(&st->wait_slots[time_slot(wait, VCPU_WAIT_SLOTS)], 1);
+	return 0;
+}

@@ -1,0 +1,157 @@
+#!/bin/bash
+# The vCPU probe (vcpu.enabled): a TCG guest spins, its vCPU thread is
+# pinned to one CPU with two CPU hogs, and vmprobe_vcpu_wait_seconds of
+# the VM is checked against the kernel's own schedstat of that thread
+# (/proc/PID/task/TID/schedstat: run_delay, the time it waited on a run
+# queue, and pcount, the times it got a CPU), between two moments the
+# guest is paused (its vCPU thread asleep, both at rest):
+#  - waits counted = pcount's growth, exactly: every time the vCPU thread
+#    got a CPU it had waited for it, and no other thread of QEMU counts;
+#  - summed wait = run_delay's growth within 5 us a wait + 1%: the kernel
+#    times a wait with the run queue's clock, from enqueue to the switch,
+#    the probe with ktime at the tracepoints that follow each (measured
+#    here: the probe's waits are about 2 us shorter each), the only
+#    difference;
+#  - preemptions counted, and most waits in buckets above 100 us (the hogs
+#    hold the CPU for their slices).
+# A QEMU without debug-threads names no vCPU thread: said unmeasured
+# (vmprobe_vcpu_info{measured="false",reason="threads_unnamed"} and the
+# log), no series of zeros. Off by default: no program on sched_switch then; serve
+# removes its programs as it exits.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/lib/guest.sh"
+
+what="the vCPU probe with a QEMU guest"
+tap_require_root "$what"
+tap_require_cmds "$what" qemu-system-x86_64 taskset bpftool || { tap_done; exit; }
+
+WORK=$(mktemp -d /tmp/vmprobe-vcpu.XXXXXX)
+PORT=19611 TAP=vmpt-vc0 TAP2=vmpt-vc1 HOGS=()
+cleanup() {
+	[ ${#HOGS[@]} -gt 0 ] && kill "${HOGS[@]}" 2>/dev/null
+	guest_stop >/dev/null 2>&1
+	vmprobe_stop >/dev/null 2>&1
+	ip link del "$TAP" 2>/dev/null
+	ip link del "$TAP2" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip link del "$TAP" 2>/dev/null
+ip link del "$TAP2" 2>/dev/null
+
+# Programs of the vCPU probe loaded in the kernel now.
+vcpu_progs() { bpftool prog show 2>/dev/null | grep -cE 'name vcpu_(switch|wakeup)'; }
+
+guest_build_or_fail
+guest_tap_add "$TAP" "$TAP2"
+
+check_eq "no vCPU program is loaded before" 0 "$(vcpu_progs)"
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+scrape "$WORK/off.txt"
+check_eq "off by default: no vmprobe_vcpu series, no program on sched_switch" "0 0" \
+	"$(grep -c '^vmprobe_vcpu' "$WORK/off.txt") $(vcpu_progs)"
+vmprobe_stop
+
+vmprobe_start $PORT "vcpu:
+  enabled: true" || { tap_fail "vmprobe serve starts with vcpu.enabled" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+check_eq "vcpu.enabled loads its two programs" 2 "$(vcpu_progs)"
+
+guest_make_initrd "$WORK/initrd" - <<'SH'
+echo SPINNING
+while :; do :; done
+SH
+NAME=vcpu-guest
+guest_start "$NAME" "$TAP" "$WORK/initrd" || { tap_fail "the guest starts"; tap_done; exit; }
+wait_for 60 grep -q SPINNING "$GUEST_LOG" || tap_fail "the guest's workload runs" "$(tail -5 "$GUEST_LOG")"
+
+# The vCPU thread, as QEMU names it with debug-threads=on.
+TID=$(grep -l '^CPU 0/TCG$' /proc/"$GUEST_PID"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+has_threads() { scrape "$WORK/t.txt"; [ "$(metric "$WORK/t.txt" vmprobe_vcpu_threads name="$NAME")" = 1 ]; }
+check "vmprobe_vcpu_threads of the VM is 1 (its one vCPU thread, $TID)" wait_for 30 has_threads
+check_eq "vmprobe_vcpu_info says it is measured" 1 \
+	"$(metric "$WORK/t.txt" vmprobe_vcpu_info name="$NAME" measured=true reason=)"
+
+# run_delay (ns) and pcount of the vCPU thread.
+schedstat() { awk '{ print $2, $3 }' "/proc/$GUEST_PID/task/$TID/schedstat"; }
+# A scrape and the schedstat of the same moment (guest paused): the thread
+# may still wake now and then (a kick of QEMU's main loop), so the scrape is
+# taken again until the schedstat before and after it agree.
+at_rest() { # FILE
+	local i before
+	for ((i = 0; i < 50; i++)); do
+		before=$(schedstat)
+		scrape "$1"
+		schedstat >"$1.sched"
+		[ "$before" = "$(cat "$1.sched")" ] && return 0
+	done
+	return 1
+}
+guest_paused at_rest "$WORK/s0.txt"
+taskset -p -c 0 "$TID" >/dev/null
+for i in 1 2; do taskset -c 0 sh -c 'while :; do :; done' & HOGS+=($!); done
+sleep 4
+guest_paused at_rest "$WORK/s1.txt"
+kill "${HOGS[@]}" 2>/dev/null; wait "${HOGS[@]}" 2>/dev/null; HOGS=()
+
+read -r d0 p0 <"$WORK/s0.txt.sched"; read -r d1 p1 <"$WORK/s1.txt.sched"
+lbl=(name="$NAME")
+count=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_vcpu_wait_seconds_count "${lbl[@]}")
+sum0=$(metric "$WORK/s0.txt" vmprobe_vcpu_wait_seconds_sum "${lbl[@]}")
+sum1=$(metric "$WORK/s1.txt" vmprobe_vcpu_wait_seconds_sum "${lbl[@]}")
+check_eq "waits counted = the thread's schedstat pcount growth ($((p1 - p0)))" "$((p1 - p0))" "$count"
+sum_ns=$(python3 -c "print(round((float('$sum1') - float('$sum0')) * 1e9))" 2>/dev/null)
+delay_ns=$((d1 - d0))
+slack=$(( ${count:-0} * 5000 + delay_ns / 100 ))
+check_range "summed wait ${sum_ns} ns = schedstat run_delay growth ${delay_ns} ns (within ${slack} ns)" \
+	$((delay_ns - slack)) $((delay_ns + slack)) "$sum_ns"
+check_range "the hogs made the vCPU wait (over 0.5 s of 4 s)" 500000000 4000000000 "$delay_ns"
+pre=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_vcpu_preemptions_total "${lbl[@]}")
+check_range "preemptions counted ($pre of $count waits)" 1 "${count:-0}" "$pre"
+long=$(python3 - "$WORK/s0.txt" "$WORK/s1.txt" "$NAME" <<'PY'
+import re, sys
+def b(path):
+    for l in open(path):
+        m = re.match(r'vmprobe_vcpu_wait_seconds_bucket\{name="%s",le="([^"]+)"\} (\d+)' % re.escape(sys.argv[3]), l)
+        if m and m.group(1) == "0.0001220703125":
+            return int(m.group(2))
+    return None
+a, z = b(sys.argv[1]), b(sys.argv[2])
+print(z - a if a is not None and z is not None else "")
+PY
+)
+check_range "most waits were long (over 122 us: $((count - ${long:-0})) of $count)" \
+	$(( (count + 1) / 2 )) "$count" "$((count - ${long:-0}))"
+check_eq "promtool finds nothing to say of the vCPU families" "" \
+	"$(promtool check metrics <"$WORK/s1.txt" 2>&1 | grep vmprobe_vcpu)"
+
+# A QEMU whose threads have no names: unmeasured, said, no zeros.
+NAME2=vcpu-unnamed
+PID1=$GUEST_PID
+guest_start "$NAME2" "$TAP2" "$WORK/initrd" -name "guest=$NAME2,debug-threads=off" ||
+	{ tap_fail "the second guest starts"; tap_done; exit; }
+unmeasured() {
+	scrape "$WORK/u.txt"
+	[ "$(metric "$WORK/u.txt" vmprobe_vcpu_info name="$NAME2" measured=false reason=threads_unnamed)" = 1 ]
+}
+pending() {
+	scrape "$WORK/young.txt"
+	[ "$(metric "$WORK/young.txt" vmprobe_vcpu_info name="$NAME2" measured=false reason=pending)" = 1 ]
+}
+# Pending for its first 10 s: seen within 8 s of its start.
+check "a VM whose vCPU threads are not found yet is pending" wait_for 8 pending
+check "after 10 s, vmprobe_vcpu_info{measured=\"false\",reason=\"threads_unnamed\"}" \
+	wait_for 40 unmeasured
+check_eq "... with no vCPU series of zeros" "" \
+	"$(metric "$WORK/u.txt" vmprobe_vcpu_wait_seconds_count name="$NAME2")"
+check_eq "... and the log says why, once" 1 \
+	"$(grep -c "VM $NAME2: its vCPU waits are not measured: QEMU names no thread" "$WORK/vmprobe.log")"
+guest_stop "$GUEST_PID" >/dev/null 2>&1
+guest_stop "$PID1" >/dev/null 2>&1
+gone() { scrape "$WORK/g.txt"; ! grep -q "^vmprobe_vcpu.*name=\"vcpu-" "$WORK/g.txt"; }
+check "the VMs' vCPU series go with them" wait_for 30 gone
+vmprobe_stop; rc=$?; check_eq "serve exits 0" 0 "$rc"
+check_eq "serve removed its vCPU programs" 0 "$(vcpu_progs)"
+tap_done

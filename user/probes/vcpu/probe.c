@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The vCPU probe's entry in the VM table's seam (core/probe.h): loading
+ * bpf/vcpu.bpf.c, and its families per VM.
+ */
+#include "probes/vcpu/vcpu_probe.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/bpfmap.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "core/pin.h"
+#include "vcpu.skel.h"
+
+static bool vcpu_wanted(const struct config *cfg, enum probe_mode mode)
+{
+	return mode == PROBE_SERVE && cfg->vcpu_enabled;
+}
+
+int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins)
+{
+	struct vcpu_bpf *skel = vcpu_bpf__open();
+	size_t elf_size = 0;
+	int err;
+
+	if (!skel)
+		return -errno;
+	vp->skel = skel;
+	vp->max_vms = max_vms;
+	skel->rodata->max_vms = max_vms;
+	err = bpf_map__set_max_entries(skel->maps.vcpu_stats, max_vms);
+	/* Its threads' marks go with serve: counters start from zero at each serve. */
+	if (!err)
+		pins_prepare(pins, "vcpu", false, skel->obj, vcpu_bpf__elf_bytes(&elf_size),
+			     elf_size);
+	if (!err)
+		err = vcpu_bpf__load(skel);
+	if (err)
+		return err;
+	pins_commit(pins);
+	vp->threads_fd = bpf_map__fd(skel->maps.vcpu_threads);
+	vp->stats_len = (size_t)max_vms * sizeof(struct vcpu_stats);
+	err = bpf_array_mmap(bpf_map__fd(skel->maps.vcpu_stats), vp->stats_len, &vp->stats);
+	if (!err)
+		err = slot_pool_init(&vp->slots, max_vms);
+	if (!err)
+		err = vcpu_bpf__attach(skel);
+	if (!err)
+		log_info("vCPU waits: sched_wakeup and sched_switch tracepoints, for vCPU threads");
+	return err;
+}
+
+void vcpu_unload(struct vcpu_probe *vp)
+{
+	if (vp->stats)
+		munmap(vp->stats, vp->stats_len);
+	slot_pool_fini(&vp->slots);
+	vcpu_bpf__destroy(vp->skel);
+	memset(vp, 0, sizeof(*vp));
+}
+
+static int vcpu_open(struct probe *p, const struct config *cfg, enum probe_mode mode)
+{
+	int err = vcpu_load(p->priv, cfg->max_vms, p->pins);
+
+	if (err)
+		vcpu_unload(p->priv);
+	return err;
+}
+
+static void vcpu_close(struct probe *p)
+{
+	vcpu_unload(p->priv);
+}
+
+enum { F_WAIT, F_PREEMPTED, F_THREADS, F_INFO, F_MAX };
+
+static const struct expo_family fams[F_MAX] = {
+	[F_WAIT] = { "vmprobe_vcpu_wait_seconds", EXPO_HISTOGRAM, "seconds", "name,namespace",
+		     "Time the VM's vCPU threads waited for a host CPU, each wait from the moment a "
+		     "vCPU thread was runnable (woken, or switched out still runnable) until it "
+		     "ran: the host's share of a slow guest (steal)." },
+	[F_PREEMPTED] = { "vmprobe_vcpu_preemptions_total", EXPO_COUNTER, "", "name,namespace",
+			  "Times a vCPU thread of the VM was switched out while still runnable "
+			  "(preempted by another task, or yielding): the waits host contention "
+			  "starts." },
+	[F_THREADS] = { "vmprobe_vcpu_threads", EXPO_GAUGE, "", "name,namespace",
+			"vCPU threads of the VM being measured." },
+	[F_INFO] = { "vmprobe_vcpu_info", EXPO_GAUGE, "", "name,namespace,measured,reason",
+		     "Whether the VM's vCPU threads are measured, always 1; reason, when they are "
+		     "not (all): pending (none found yet, the VM's first 10 s), threads_unnamed "
+		     "(QEMU without -name ...,debug-threads=on), no_slot (max_vms), "
+		     "no_thread_pidfd (Linux before 6.9), mark_failed (the log says why)." },
+};
+
+static const struct expo_family *vcpu_families(size_t *nr)
+{
+	*nr = F_MAX;
+	return fams;
+}
+
+/* The VM's measured threads, 0 when none is (no series then). */
+static size_t vm_threads(const struct probe *p, const struct vm *vm)
+{
+	const struct vcpu_vm *vv = vm->priv[p->id];
+
+	return vv && vv->slot >= 0 ? vv->nr_tids : 0;
+}
+
+/* Each VM's counters, copied once per scrape (in the table's order); NULL if out of memory. */
+static struct vcpu_stats *stats_collect(struct probe *p, struct discovery *d)
+{
+	struct vcpu_probe *vp = p->priv;
+	struct vcpu_stats *out;
+	size_t n = 0, i = 0;
+
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		n++;
+	out = calloc(n ? n : 1, sizeof(*out));
+	for (struct vm *vm = d->vms; out && vm; vm = vm->next, i++)
+		if (vm_threads(p, vm))
+			out[i] = vp->stats[((const struct vcpu_vm *)vm->priv[p->id])->slot];
+	return out;
+}
+
+static void vcpu_render(struct probe *p, struct discovery *d, struct expo *e)
+{
+	struct vcpu_stats *st = stats_collect(p, d);
+	struct strbuf lb;
+	struct vm *vm;
+	size_t i;
+
+	if (!st)
+		return;
+	sb_init(&lb);
+	expo_family(e, &fams[F_WAIT]);
+	for (vm = d->vms, i = 0; vm; vm = vm->next, i++)
+		if (vm_threads(p, vm)) {
+			vm_labels(&lb, vm, NULL, 0);
+			expo_histogram(e, fams[F_WAIT].name, lb.buf, st[i].wait_slots,
+				       VCPU_WAIT_SLOTS, &e->time_range, st[i].wait_sum_ns);
+		}
+	expo_family(e, &fams[F_PREEMPTED]);
+	for (vm = d->vms, i = 0; vm; vm = vm->next, i++)
+		if (vm_threads(p, vm)) {
+			vm_labels(&lb, vm, NULL, 0);
+			expo_u64(e, fams[F_PREEMPTED].name, lb.buf, st[i].preempted);
+		}
+	expo_family(e, &fams[F_THREADS]);
+	for (vm = d->vms; vm; vm = vm->next)
+		if (vm_threads(p, vm)) {
+			vm_labels(&lb, vm, NULL, 0);
+			expo_u64(e, fams[F_THREADS].name, lb.buf, vm_threads(p, vm));
+		}
+	expo_family(e, &fams[F_INFO]);
+	for (vm = d->vms; vm; vm = vm->next) {
+		const struct vcpu_vm *vv = vm->priv[p->id];
+
+		if (vv) {
+			struct expo_label l[] = {
+				{ "measured", vv->why == VCPU_MEASURED ? "true" : "false" },
+				{ "reason", vcpu_reason_names[vv->why] },
+			};
+
+			vm_labels(&lb, vm, l, ARRAY_SIZE(l));
+			expo_u64(e, fams[F_INFO].name, lb.buf, 1);
+		}
+	}
+	sb_free(&lb);
+	free(st);
+}
+
+static void vcpu_render_self(struct probe *p, struct discovery *d, struct expo *e)
+{
+}
+
+static struct bpf_object *vcpu_object(struct probe *p)
+{
+	return ((struct vcpu_probe *)p->priv)->skel->obj;
+}
+
+const struct probe_ops vcpu_probe_ops = {
+	.name = "vcpu",
+	.title = "vCPU",
+	.wanted = vcpu_wanted,
+	.priv_size = sizeof(struct vcpu_probe),
+	.open = vcpu_open,
+	.close = vcpu_close,
+	.vm_add = vcpu_vm_add,
+	.vm_pending = vcpu_vm_pending,
+	.vm_sync = vcpu_vm_sync,
+	.vm_del = vcpu_vm_del,
+	.families = vcpu_families,
+	.render = vcpu_render,
+	.render_self = vcpu_render_self,
+	.object = vcpu_object,
+};

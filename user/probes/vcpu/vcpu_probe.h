@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The vCPU probe: how long each VM's vCPU threads waited for a host CPU
+ * (bpf/vcpu.bpf.c on the scheduler's tracepoints). probe.c loads it and
+ * renders its families; vm.c finds each VM's vCPU threads and marks them.
+ */
+#ifndef VMPROBE_VCPU_PROBE_H
+#define VMPROBE_VCPU_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/probe.h"
+#include "core/util.h"
+#include "vmprobe/vcpu.h"
+
+struct vcpu_bpf;
+
+struct vcpu_probe {
+	struct vcpu_bpf *skel;
+	unsigned max_vms;
+	struct vcpu_stats *stats; /* the mmapped per-VM array */
+	size_t stats_len;
+	struct slot_pool slots;
+	int threads_fd; /* the task storage map */
+};
+
+/* Why a VM's vCPUs are not measured: the `reason` of vmprobe_vcpu_info. */
+enum vcpu_unmeasured {
+	VCPU_MEASURED,
+	VCPU_PENDING,    /* no vCPU thread found yet, for its first 10 s */
+	VCPU_UNNAMED,    /* QEMU names no thread "CPU N/...": -name ...,debug-threads=on is missing */
+	VCPU_NO_SLOT,    /* more VMs than max_vms */
+	VCPU_NO_PIDFD,   /* the kernel gives no pidfd of a thread (PIDFD_THREAD: Linux 6.9) */
+	VCPU_MARK_FAILED, /* the threads' task storage could not be set (the log says why) */
+	VCPU_REASON_MAX
+};
+extern const char *const vcpu_reason_names[VCPU_REASON_MAX];
+
+/* The probe's state of one VM. */
+struct vcpu_vm {
+	int slot;           /* in vcpu_stats, -1 before its first vCPU thread */
+	pid_t *tids;        /* the vCPU threads marked */
+	size_t nr_tids, cap_tids;
+	enum vcpu_unmeasured why;
+	bool warned;        /* `why` was logged */
+};
+
+/* probe.c */
+int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins);
+void vcpu_unload(struct vcpu_probe *vp);
+
+/* vm.c: probe_ops of the VM table. */
+int vcpu_vm_add(struct probe *p, struct discovery *d, struct vm *vm);
+bool vcpu_vm_pending(struct probe *p, const struct vm *vm);
+void vcpu_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
+		  const struct vm_snapshot *snap);
+void vcpu_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
+
+#endif
