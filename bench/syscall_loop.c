@@ -4,18 +4,23 @@
  * it makes, per kind, or (floor) the empty tracepoint programs of
  * bench/floor.bpf.c attached until SIGINT/SIGTERM.
  *
- *   syscall_loop run SECONDS FILE   one line "KIND CALLS_PER_SECOND" per kind
+ *   syscall_loop run SECONDS FILE   one line "KIND CALLS_PER_SECOND" per kind, and
+ *                                   "pipe_switch ROUND_TRIPS_PER_SECOND": a byte to and
+ *                                   fro between two processes on one CPU, two context
+ *                                   switches and wakeups each (the vCPU probe's hooks)
  *   syscall_loop floor OBJECT       attaches, prints "ready", waits
  */
 #define _GNU_SOURCE
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +80,48 @@ static double rate(enum kind k, int fd, double secs)
 	return n / t;
 }
 
+/* Round trips a second of a byte between this process and a child, both on CPU 0. */
+static double switch_rate(double secs)
+{
+	int to[2], back[2];
+	double start, t;
+	cpu_set_t cpu;
+	long n = 0;
+	char c = 0;
+	pid_t child;
+
+	CPU_ZERO(&cpu);
+	CPU_SET(0, &cpu);
+	if (pipe(to) || pipe(back) || sched_setaffinity(0, sizeof(cpu), &cpu)) {
+		fprintf(stderr, "syscall_loop: pipe_switch: %s\n", strerror(errno));
+		exit(1);
+	}
+	child = fork();
+	if (child == 0) {
+		close(to[1]);
+		close(back[0]);
+		while (read(to[0], &c, 1) == 1 && write(back[1], &c, 1) == 1)
+			;
+		_exit(0);
+	}
+	close(to[0]);
+	close(back[1]);
+	start = now();
+	do {
+		for (int i = 0; i < 1000; i++)
+			if (write(to[1], &c, 1) != 1 || read(back[0], &c, 1) != 1) {
+				fprintf(stderr, "syscall_loop: pipe_switch: %s\n", strerror(errno));
+				exit(1);
+			}
+		n += 1000;
+		t = now() - start;
+	} while (t < secs);
+	close(to[1]); /* the child reads EOF and exits */
+	waitpid(child, NULL, 0);
+	close(back[0]);
+	return n / t;
+}
+
 static int run(double secs, const char *file)
 {
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
@@ -89,6 +136,7 @@ static int run(double secs, const char *file)
 		if (fd >= 0)
 			close(fd);
 	}
+	printf("pipe_switch %.0f\n", switch_rate(secs));
 	return 0;
 }
 
