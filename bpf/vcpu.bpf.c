@@ -28,9 +28,16 @@ struct {
 
 VMPROBE_MMAP_ARRAY(vcpu_stats, struct vcpu_stats, 1);
 
-/* Flags 0: never creates an entry; NULL for every task user space did not mark. */
+/*
+ * NULL for every task user space did not mark. A task with no BPF task
+ * storage at all (every task of the host but the marked ones, unless
+ * another tool uses task storage) is told by one load, without the
+ * helper's call and lock; flags 0: the helper never creates an entry.
+ */
 static __always_inline struct vcpu_thread *vcpu_of(struct task_struct *t)
 {
+	if (!t->bpf_storage)
+		return NULL;
 	return bpf_task_storage_get(&vcpu_threads, t, 0, 0);
 }
 
