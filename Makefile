@@ -243,7 +243,7 @@ bench-libvirt: test-deps
 HELM := $(BUILD)/tools/helm
 CHART_FILES := $(shell find helm/vmprobe -type f 2>/dev/null)
 IMAGE ?= localhost/vmprobe:$(VERSION)
-.PHONY: k8s-tools image-rootfs image
+.PHONY: k8s-tools image-base image image-rootfs
 k8s-tools:
 	$(Q)scripts/install-k8s-tools.sh >/dev/null
 
@@ -261,30 +261,26 @@ deploy/vmprobe.yaml: $(CHART_FILES) | $(HELM)
 		'    pod-security.kubernetes.io/enforce: privileged'; \
 		$(HELM) template vmprobe helm/vmprobe --namespace vmprobe; } >$@
 
-# The image's root: vmprobe, every library `ldd` lists (at the same paths),
-# and the copyright file of each library's Debian package.
+# make image [IMAGE=name:tag]: the Containerfile, built by podman from the
+# source tree with nothing pulled and no network: its build stage is the
+# local Debian 12 base of scripts/image-base.sh (made by mmdebstrap once
+# per package list: make image-base), where make builds vmprobe and
+# image-rootfs gathers it with its libraries from Debian's packages.
+image-base:
+	$(Q)scripts/image-base.sh
+
+image:
+	$(call msg,IMAGE,$(IMAGE))
+	$(Q)base=$$(scripts/image-base.sh) && \
+	podman build -q --pull=never --network=none --layers=false \
+		--build-arg BASE=$$base --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		-f Containerfile -t $(IMAGE) . >/dev/null
+
+# In the build stage: vmprobe, each library it links as its Debian package
+# installed it, their copyright files and dpkg records.
 image-rootfs: $(BUILD)/vmprobe
 	$(call msg,ROOTFS,$(BUILD)/image/rootfs)
-	$(Q)rm -rf $(BUILD)/image/rootfs
-	$(Q)install -D -m 755 $(BUILD)/vmprobe $(BUILD)/image/rootfs/usr/bin/vmprobe
-	$(Q)install -d -m 755 $(BUILD)/image/rootfs/run/vmprobe $(BUILD)/image/rootfs/etc/vmprobe
-	$(Q)set -e; for lib in $$(ldd $(BUILD)/vmprobe | grep -o '/[^ ]*'); do \
-		real=$$(readlink -f $$lib); \
-		install -D -m $$(stat -c %a $$real) $$real $(BUILD)/image/rootfs$$lib; \
-		pkg=$$(dpkg -S $$real 2>/dev/null | head -1 | cut -d: -f1); \
-		if [ -n "$$pkg" ] && [ -f /usr/share/doc/$$pkg/copyright ]; then \
-			install -D -m 644 /usr/share/doc/$$pkg/copyright $(BUILD)/image/rootfs/usr/share/doc/$$pkg/copyright; \
-		fi; \
-	done
-
-# make image [IMAGE=name:tag]: builds the Containerfile with podman or buildah.
-image: image-rootfs
-	$(call msg,IMAGE,$(IMAGE))
-	$(Q)if command -v podman >/dev/null; then \
-		podman build -q --layers=false --build-arg VERSION=$(VERSION) -f Containerfile -t $(IMAGE) $(BUILD)/image; \
-	else \
-		buildah bud -q --build-arg VERSION=$(VERSION) -f Containerfile -t $(IMAGE) $(BUILD)/image; \
-	fi
+	$(Q)scripts/image-rootfs.sh $(BUILD)/vmprobe $(BUILD)/image/rootfs
 
 # The man page vmprobe(8) and the bash completion: doc/vmprobe.8.in is plain
 # roff (man(7) macros, commented), completion/vmprobe.bash.in the
