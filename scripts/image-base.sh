@@ -42,5 +42,8 @@ if ! id=$(set -o pipefail; mmdebstrap --quiet --variant=apt --include="$(echo $p
 	[[ "$id" =~ ^[0-9a-f]{64}$ ]] && podman rmi -f "$id" >/dev/null 2>&1
 	exit 1
 fi
+old=$(podman image inspect --format '{{.Id}}' "$name" 2>/dev/null || true)
 podman tag "$id" "$name"
+# REFRESH=1: the base it replaced, untagged now, goes.
+[ -z "$old" ] || [ "$old" = "$id" ] || podman rmi "$old" >/dev/null 2>&1 || true
 echo "$name"
