@@ -1,10 +1,11 @@
 #!/bin/bash
 # The container image: `make image` builds the Containerfile with podman,
-# nothing pulled: its build stage is the local Debian 12 base
-# scripts/image-base.sh made with mmdebstrap, where vmprobe is built and
-# gathered with its libraries from Debian's packages; the final stage (FROM
-# scratch) holds vmprobe, those libraries, their copyright files and dpkg
-# records. Every file but vmprobe is checked against its package's md5sums
+# nothing pulled (--pull=never; only the base and scratch are named, and
+# every image it adds is local): its build stage is the Debian 12 base
+# scripts/image-base.sh imported from mmdebstrap, where vmprobe is built
+# and gathered with its libraries from Debian's packages; the final stage
+# (FROM scratch) holds vmprobe, those libraries, their copyright files and
+# dpkg records. Every file but vmprobe is checked against its package's md5sums
 # and each record against the build base's dpkg database; the binary was
 # compiled in the build stage, not copied from build/. The image holds no
 # shell, runs `vmprobe version` as the build does, and serves /metrics as
@@ -40,20 +41,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
+before=$(podman images -a -q --no-trunc | sort)
 if ! out=$(make -C "$REPO" --no-print-directory image IMAGE="$IMAGE" 2>&1); then
 	tap_fail "make image builds the Containerfile without pulling anything" "$(echo "$out" | tail -5)"
 	tap_done; exit
 fi
 tap_ok "make image builds the Containerfile without pulling anything"
-check_eq "no image in podman's store came from a registry (all localhost/)" "" \
-	"$(podman images --format '{{.Repository}}' | grep -v -e '^localhost/' -e '^<none>$')"
+# podman build --pull=never resolved each FROM locally: the Containerfile
+# has two, the base scripts/image-base.sh imported and scratch.
+base=$("$REPO/scripts/image-base.sh")
+check_eq "the Containerfile's stages start from the build base and scratch only" "FROM \${BASE} AS build|FROM scratch" \
+	"$(grep '^FROM' "$REPO/Containerfile" | paste -sd '|')"
+check_eq "the build base is a local import of mmdebstrap's tarball, not a registry's image" "localhost/ imported from tarball" \
+	"${base%%/*}/ $(podman history --format '{{.Comment}}' "$base")"
+check_eq "every image make image added to podman's store is local (localhost/ or untagged)" "" \
+	"$(comm -13 <(echo "$before") <(podman images -a -q --no-trunc | sort) |
+		xargs -r podman image inspect --format '{{range .RepoTags}}{{println .}}{{end}}' | grep -v '^localhost/' | grep -v '^$')"
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
 check_range "the image is small (under 40 MB)" 1 40000000 "$size"
 check_eq "the image is built from scratch: one layer" 1 \
 	"$(podman image inspect "$IMAGE" --format '{{len .RootFS.Layers}}')"
 check_eq "the entry point is vmprobe, serving by default" "[/usr/bin/vmprobe] [serve]" \
 	"$(podman image inspect "$IMAGE" --format '{{.Config.Entrypoint}} {{.Config.Cmd}}')"
-base=$("$REPO/scripts/image-base.sh")
 mnt=$(podman image mount "$IMAGE" 2>/dev/null)
 bmnt=$(podman image mount "$base" 2>/dev/null)
 if [ -n "$mnt" ] && [ -n "$bmnt" ]; then
