@@ -159,7 +159,7 @@ else
 fi
 
 # --- vm_exited: a QEMU killed while vmprobe walks its fds.
-GE=$(start_vm exit-vm $ETAP "$WORK/exit.img")
+GE=$(start_vm exit-vm $ETAP "$WORK/exit.img"); PIDS+=("$GE")
 ZOMBIE_OR_GONE="kill -9 $GE; while grep -qv '^[0-9]* ([^)]*) Z' /proc/$GE/stat 2>/dev/null; do sleep 0.01; done"
 wrapped "$SYSFAULT" -r "open:/proc/$GE/fd:$ZOMBIE_OR_GONE" --
 steady_start

@@ -373,6 +373,65 @@ static void pass_fds(int argc, char **argv)
 	exit(1);
 }
 
+/*
+ * TAPGUEST_PREREAD=FILE: after a second (vmprobe has marked the VM by
+ * then), reads 1000 bytes of FILE and closes it, so that the first drive
+ * opens under the same fd number, as the loader's library reads come
+ * before QEMU opens its images.
+ */
+static int preread(const char *path)
+{
+	char buf[1000];
+	int fd;
+
+	sleep(1);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf)) {
+		fprintf(stderr, "tapguest: preread: %s\n", strerror(errno));
+		return -1;
+	}
+	close(fd);
+	printf("preread fd %d\n", fd);
+	return 0;
+}
+
+/* A drive's image, open as QEMU holds it, and how SIGUSR2 reads it; the fd or -1. */
+static int drive_open(const struct vm_drive *d, bool by_aio, enum read_way *way)
+{
+	int fd;
+
+	*way = !by_aio ? READ_PREAD : !strcmp(d->aio, "io_uring") ? READ_URING :
+	       !strcmp(d->aio, "native") ? READ_AIO : READ_PREAD;
+	fd = open(d->file, O_RDWR | (*way == READ_AIO ? O_DIRECT : 0));
+	if (fd < 0)
+		fprintf(stderr, "tapguest: drive %s: %s\n", d->file, strerror(errno));
+	return fd;
+}
+
+/* SIGUSR1: the frames TAPGUEST_BURST lists ("COUNT:SIZE,..."), into each tap. */
+static void burst(const struct pollfd *pfd, int nfd, unsigned long long drained)
+{
+	static const unsigned char src[6] = { 0x02, 0x00, 0x5e, 0x30, 0x00, 0x03 };
+	static unsigned char frame[65536];
+	unsigned long long sent = 0;
+
+	for (const char *p = getenv("TAPGUEST_BURST"); p && *p;) {
+		int count, size;
+
+		if (sscanf(p, "%d:%d", &count, &size) != 2 || size < 14 || size > (int)sizeof(frame))
+			break;
+		fill_frame(frame, size, src);
+		for (int i = 0; i < nfd; i++)
+			for (int k = 0; k < count; k++)
+				if (write(pfd[i].fd, frame, size) == size)
+					sent++;
+		p = strchr(p, ',');
+		p = p ? p + 1 : NULL;
+	}
+	printf("sent %llu drained %llu\n", sent, drained);
+	fflush(stdout);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	for (;;)
@@ -394,7 +453,6 @@ static void vcpu_start(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const unsigned char src[6] = { 0x02, 0x00, 0x5e, 0x30, 0x00, 0x03 };
 	struct pollfd pfd[VM_MAX_NICS];
 	unsigned char frame[65536];
 	unsigned long long got = 0;
@@ -425,40 +483,15 @@ int main(int argc, char **argv)
 		fcntl(fd, F_SETFL, O_NONBLOCK);
 		pfd[nfd++] = (struct pollfd){ .fd = fd, .events = POLLIN };
 	}
-	/*
-	 * TAPGUEST_PREREAD=FILE: after a second (vmprobe has marked the VM by
-	 * then), reads 1000 bytes of FILE and closes it, so that the first
-	 * drive opens under the same fd number, as the loader's library reads
-	 * come before QEMU opens its images.
-	 */
-	if (getenv("TAPGUEST_PREREAD")) {
-		char buf[1000];
-		int fd;
-
-		sleep(1);
-		fd = open(getenv("TAPGUEST_PREREAD"), O_RDONLY);
-		if (fd < 0 || pread(fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf)) {
-			fprintf(stderr, "tapguest: preread: %s\n", strerror(errno));
-			return 1;
-		}
-		close(fd);
-		printf("preread fd %d\n", fd);
-	}
+	if (getenv("TAPGUEST_PREREAD") && preread(getenv("TAPGUEST_PREREAD")))
+		return 1;
 	for (int i = 0; i < vm.nr_drives; i++) {
 		if (!vm.drives[i].file[0])
 			continue;
-		const char *aio = vm.drives[i].aio;
-		enum read_way way = !by_aio ? READ_PREAD : !strcmp(aio, "io_uring") ? READ_URING :
-				    !strcmp(aio, "native") ? READ_AIO : READ_PREAD;
-
-		drive_uring[nr_drive_fds] = !strcmp(aio, "io_uring");
-		drive_fds[nr_drive_fds] = open(vm.drives[i].file,
-					       O_RDWR | (way == READ_AIO ? O_DIRECT : 0));
-		if (drive_fds[nr_drive_fds] < 0) {
-			fprintf(stderr, "tapguest: drive %s: %s\n", vm.drives[i].file, strerror(errno));
+		drive_uring[nr_drive_fds] = !strcmp(vm.drives[i].aio, "io_uring");
+		drive_fds[nr_drive_fds] = drive_open(&vm.drives[i], by_aio, &drive_way[nr_drive_fds]);
+		if (drive_fds[nr_drive_fds++] < 0)
 			return 1;
-		}
-		drive_way[nr_drive_fds++] = way;
 	}
 	signal(SIGUSR1, on_usr1);
 	signal(SIGUSR2, on_usr2);
@@ -485,26 +518,8 @@ int main(int argc, char **argv)
 			drive_reuse(drive_fds, nr_drive_fds);
 		}
 		if (burst_requested) {
-			const char *spec = getenv("TAPGUEST_BURST");
-			unsigned long long sent = 0;
-
 			burst_requested = 0;
-			for (const char *p = spec; p && *p;) {
-				int count, size;
-
-				if (sscanf(p, "%d:%d", &count, &size) != 2 || size < 14 ||
-				    size > (int)sizeof(frame))
-					break;
-				fill_frame(frame, size, src);
-				for (int i = 0; i < nfd; i++)
-					for (int k = 0; k < count; k++)
-						if (write(pfd[i].fd, frame, size) == size)
-							sent++;
-				p = strchr(p, ',');
-				p = p ? p + 1 : NULL;
-			}
-			printf("sent %llu drained %llu\n", sent, got);
-			fflush(stdout);
+			burst(pfd, nfd, got);
 		}
 	}
 }

@@ -275,6 +275,53 @@ static void probes_retried(struct serve_state *st)
 }
 
 /*
+ * The poll fds of the process events and of each probe (a probe that
+ * loaded late brings its own); the timeout shortened to the next rescan
+ * process events ask for. How many fds.
+ */
+static nfds_t poll_fill(struct serve_state *st, struct pollfd *pfd, int *timeout)
+{
+	struct probe_set *ps = st->d.probes;
+	int rescan = st->pe ? proc_events_rescan(st->pe) : -1;
+
+	pfd[POLL_PROC] = (struct pollfd){ .fd = st->pe ? proc_events_fd(st->pe) : -1,
+					  .events = POLLIN };
+	for (unsigned i = 0; i < ps->nr; i++)
+		pfd[POLL_PROBES + i] = (struct pollfd){
+			.fd = ps->probes[i].ops->event_fd ? ps->probes[i].ops->event_fd(&ps->probes[i]) : -1,
+			.events = POLLIN,
+		};
+	if (rescan >= 0 && rescan < *timeout)
+		*timeout = rescan;
+	return POLL_PROBES + ps->nr;
+}
+
+/* What serve does after every wake-up, scan or not. */
+static void serve_chores(struct serve_state *st, unsigned *trimmed_gen)
+{
+	struct discovery *d = &st->d;
+
+	if (d->probes->nr_down)
+		probes_retried(st);
+	if (st->unpinned && now_seconds() >= st->next_pin_try)
+		pins_try(st);
+	if (st->pe)
+		proc_events_watch(st->pe);
+	/* The CLI (top, hist) reads serve's counters through this table. */
+	if (st->pinned)
+		state_write(d);
+	/*
+	 * A VM came or went: the free pages inside the heaps go back. Holes
+	 * a gone VM leaves between chunks that live on would otherwise stay
+	 * resident, and RSS creep up with the churn.
+	 */
+	if (d->table_gen != *trimmed_gen) {
+		*trimmed_gen = d->table_gen;
+		malloc_trim(0);
+	}
+}
+
+/*
  * Rescans /proc at every interval, and at once on link events and when a
  * probe wants a VM synced; follows process events (st->pe) in between, and
  * tries again the probes that could not load. Returns on SIGINT or SIGTERM
@@ -296,22 +343,12 @@ static int serve_loop(struct serve_state *st, int sfd)
 	pfd[POLL_LINK] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 	for (;;) {
 		struct signalfd_siginfo si;
-		int timeout = ms_until(next_scan, interval), rescan;
+		int timeout = ms_until(next_scan, interval);
 		bool scan;
 		int n;
 
-		/* A probe that loaded late brings its event fd. */
 		pe = st->pe;
-		rescan = pe ? proc_events_rescan(pe) : -1;
-		pfd[POLL_PROC] = (struct pollfd){ .fd = pe ? proc_events_fd(pe) : -1, .events = POLLIN };
-		for (unsigned i = 0; i < ps->nr; i++)
-			pfd[POLL_PROBES + i] = (struct pollfd){
-				.fd = ps->probes[i].ops->event_fd ? ps->probes[i].ops->event_fd(&ps->probes[i]) : -1,
-				.events = POLLIN,
-			};
-		if (rescan >= 0 && rescan < timeout)
-			timeout = rescan;
-		n = poll(pfd, POLL_PROBES + ps->nr, timeout);
+		n = poll(pfd, poll_fill(st, pfd, &timeout), timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			break;
@@ -341,24 +378,7 @@ static int serve_loop(struct serve_state *st, int sfd)
 			discovery_scan(d);
 			next_scan = now_seconds() + interval / 1e3;
 		}
-		if (ps->nr_down)
-			probes_retried(st);
-		if (st->unpinned && now_seconds() >= st->next_pin_try)
-			pins_try(st);
-		if (st->pe)
-			proc_events_watch(st->pe);
-		/* The CLI (top, hist) reads serve's counters through this table. */
-		if (st->pinned)
-			state_write(d);
-		/*
-		 * A VM came or went: the free pages inside the heaps go back.
-		 * Holes a gone VM leaves between chunks that live on would
-		 * otherwise stay resident, and RSS creep up with the churn.
-		 */
-		if (d->table_gen != trimmed_gen) {
-			trimmed_gen = d->table_gen;
-			malloc_trim(0);
-		}
+		serve_chores(st, &trimmed_gen);
 	}
 	if (lfd >= 0)
 		close(lfd);
