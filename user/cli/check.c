@@ -6,14 +6,13 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <json-c/json.h>
-#include <linux/capability.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/caps.h"
 #include "core/tapdev.h"
 #include "cli/cmd.h"
 #include "probes/disk/disk_probe.h"
@@ -105,49 +104,33 @@ static void net_admin_judge(struct report *r, const char *name, const struct tc_
 }
 
 /*
- * The capabilities serve uses (README, "Security"; the systemd unit grants
- * all but CAP_SYS_ADMIN). CAP_SYS_ADMIN stands in for CAP_BPF, CAP_PERFMON
- * and, where TCX links attach, CAP_NET_ADMIN.
+ * The capabilities serve uses (core/caps.c). CAP_SYS_ADMIN stands in for
+ * CAP_BPF, CAP_PERFMON and, where TCX links attach, CAP_NET_ADMIN.
  */
 static void check_caps(struct report *r, const struct tc_tries *tc)
 {
-	static const struct {
-		int cap;
-		enum status without;
-		const char *name, *why;
-	} caps[] = {
-		{ CAP_BPF, ST_MISSING, "CAP_BPF", "BPF maps and programs" },
-		{ CAP_PERFMON, ST_MISSING, "CAP_PERFMON", "tracepoints, kernel memory reads" },
-		{ CAP_NET_ADMIN, ST_MISSING, "CAP_NET_ADMIN", "load TC programs, attach them to taps" },
-		{ CAP_SYS_PTRACE, ST_MISSING, "CAP_SYS_PTRACE", "other users' /proc/PID/fd, ns, root" },
-		{ CAP_DAC_READ_SEARCH, ST_MISSING, "CAP_DAC_READ_SEARCH",
-		  "list another user's /proc/PID/fd, read tracefs" },
-		{ CAP_SYSLOG, ST_DEGRADED, "CAP_SYSLOG",
-		  "kernel addresses: aio=native at block completion, not io_submit" },
-		{ CAP_SYS_ADMIN, ST_DEGRADED, "CAP_SYS_ADMIN",
-		  "enter pods' network namespaces; mount bpffs, tracefs" },
-	};
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = {};
 	bool admin;
+	__u64 have;
+	int err = caps_effective(&have);
 
-	if (syscall(SYS_capget, &hdr, data)) {
-		item(r, "privileges", ST_MISSING, "capget: %s", strerror(errno));
+	if (err) {
+		item(r, "privileges", ST_MISSING, "capget: %s", strerror(-err));
 		return;
 	}
-	admin = data[CAP_SYS_ADMIN / 32].effective & (1U << (CAP_SYS_ADMIN % 32));
-	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
-		int cap = caps[i].cap;
-		bool has = data[cap / 32].effective & (1U << (cap % 32));
+	admin = have & CAP_BIT(CAP_SYS_ADMIN);
+	for (size_t i = 0; i < cap_table_len; i++) {
+		int cap = cap_table[i].cap;
+		bool has = have & CAP_BIT(cap);
 		char name[48];
 
-		snprintf(name, sizeof(name), "privilege %s", caps[i].name);
+		snprintf(name, sizeof(name), "privilege %s", cap_table[i].name);
 		if (!has && admin && (cap == CAP_BPF || cap == CAP_PERFMON))
 			item(r, name, ST_ABSENT, "CAP_SYS_ADMIN stands in for it");
 		else if (!has && cap == CAP_NET_ADMIN)
 			net_admin_judge(r, name, tc);
 		else
-			item(r, name, has ? ST_OK : caps[i].without, "%s", caps[i].why);
+			item(r, name, has ? ST_OK : cap_table[i].required ? ST_MISSING : ST_DEGRADED,
+			     "%s", cap_table[i].why);
 	}
 }
 

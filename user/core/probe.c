@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/caps.h"
 #include "core/config.h"
 #include "core/fault.h"
 #include "core/pin.h"
@@ -54,6 +55,7 @@ static int probe_open_one(struct probe *p, const struct probe_ops *ops, const st
 	int err;
 
 	p->ops = ops;
+	caps_load_note(NULL);
 	p->priv = calloc(1, ops->priv_size);
 	/* serve's probes pin their maps, with persist their links, and adopt an earlier serve's. */
 	p->pins = mode == PROBE_SERVE ? calloc(1, sizeof(*p->pins)) : NULL;
@@ -69,10 +71,11 @@ static int probe_open_one(struct probe *p, const struct probe_ops *ops, const st
 	return err;
 }
 
-static const char *open_hint(int err)
+/* What to do about a probe's open failing with -err, in buf (CAPS_HINT_MAX bytes). */
+static const char *open_hint(char *buf, int err)
 {
 	if (err == -EPERM || err == -EACCES)
-		return ": vmprobe needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN";
+		return caps_load_hint(buf, CAPS_HINT_MAX, -err);
 	if (err == -ENOMEM)
 		return ": its maps do not fit in the memory vmprobe may use (its memory cgroup's "
 		       "limit): lower max_vms (or the probe's own sizes) or raise the limit";
@@ -84,6 +87,7 @@ static bool probe_set_down(struct probe_set *s, const struct probe_ops *ops, int
 			   const char *btf_why)
 {
 	struct probe_down *d = &s->down[s->nr_down];
+	char hint[CAPS_HINT_MAX];
 
 	if (err != -ENOMEM && !btf_why)
 		return false;
@@ -98,13 +102,13 @@ static bool probe_set_down(struct probe_set *s, const struct probe_ops *ops, int
 		return true;
 	fault_count(FAULT_MAP_MEMORY);
 	log_error("loading the %s probe failed (%s)%s; the other probes run, and it is tried "
-		  "again in %d s", ops->title, strerror(-err), open_hint(err), RETRY_FIRST_S);
+		  "again in %d s", ops->title, strerror(-err), open_hint(hint, err), RETRY_FIRST_S);
 	return true;
 }
 
 int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode mode)
 {
-	char btf_why[160] = "";
+	char btf_why[160] = "", hint[CAPS_HINT_MAX];
 	int btf_err = vmlinux_btf_check(btf_why, sizeof(btf_why));
 	bool no_btf = btf_err != 0;
 	unsigned wanted = 0;
@@ -138,7 +142,7 @@ int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode m
 				  "CONFIG_DEBUG_INFO_BTF", btf_why);
 		else
 			log_error("loading the %s probe failed (%s)%s", ops->title, strerror(-err),
-				  open_hint(err));
+				  open_hint(hint, err));
 		probes_close(s);
 		return err;
 	}
@@ -198,7 +202,7 @@ void probes_keep(struct probe_set *s)
 unsigned probes_retry(struct probe_set *s, const struct config *cfg, struct probe *out)
 {
 	double now = now_seconds();
-	char btf_why[160];
+	char btf_why[160], hint[CAPS_HINT_MAX];
 	unsigned n = 0, kept = 0;
 	int btf_err = -1; /* not looked at yet */
 	bool btf_said = false;
@@ -233,7 +237,7 @@ unsigned probes_retry(struct probe_set *s, const struct config *cfg, struct prob
 			fault_count(btf_err ? FAULT_BTF : err == -ENOMEM ? FAULT_MAP_MEMORY
 								   : FAULT_PROBE_LOAD);
 			log_error("loading the %s probe failed again, now with %s%s", d->ops->title,
-				  btf_err ? "no kernel BTF" : strerror(-err), btf_err ? "" : open_hint(err));
+				  btf_err ? "no kernel BTF" : strerror(-err), btf_err ? "" : open_hint(hint, err));
 		}
 		btf_said |= btf_err != 0 && err != d->err;
 		d->err = err;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/bpfmap.h"
+#include "core/caps.h"
 #include "core/discovery.h"
 #include "core/util.h"
 #include "proc_events.skel.h"
@@ -89,8 +90,13 @@ int proc_events_open(struct proc_events *pe, struct discovery *d)
 		err = pe->events ? 0 : -errno;
 	}
 	if (err) {
+		char hint[CAPS_HINT_MAX];
+
+		/* The load and the attach (of its tp_btf programs) take the same capabilities. */
 		log_warn("no process exec/exit events (%s of the sched_process_exec/exit hooks: "
-			 "%s): VMs are found by rescans of /proc only", step, strerror(-err));
+			 "%s): VMs are found by rescans of /proc only%s", step, strerror(-err),
+			 pe->skel ? caps_hint(hint, sizeof(hint), -err, caps_to_load(pe->skel->obj),
+					      true) : "");
 		proc_events_close(pe);
 		return err;
 	}

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/bpfmap.h"
+#include "core/caps.h"
 #include "core/fault.h"
 #include "core/pin.h"
 #include "disk.skel.h"
@@ -336,9 +337,13 @@ static int hooks_update(struct disk_probe *dp)
 				}
 			}
 			/* Without tracefs, said by tracefs_ensure(). */
-			if (errs[k] != dp->hooks_err[k] && !(k == HOOK_VM && dp->tracefs_lost))
-				log_error("attaching the disk probe's %s failed (%s)", hook_names[k],
-					  strerror(-errs[k]));
+			if (errs[k] != dp->hooks_err[k] && !(k == HOOK_VM && dp->tracefs_lost)) {
+				char hint[CAPS_HINT_MAX];
+
+				log_error("attaching the disk probe's %s failed (%s)%s", hook_names[k],
+					  strerror(-errs[k]), caps_hint(hint, sizeof(hint), -errs[k],
+									CAP_BIT(CAP_PERFMON), true));
+			}
 			ret = errs[k];
 		} else if (starting[k]) {
 			log_debug("disk probe: %s attached", hook_names[k]);
@@ -480,6 +485,7 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 	}
 	choose_programs(dp, skel, host_block);
 	pins_prepare(pins, "disk", true, skel->obj, disk_bpf__elf_bytes(&elf_size), elf_size);
+	caps_load_note(skel->obj);
 	err = disk_bpf__load(skel);
 	if (err)
 		goto cleanup;

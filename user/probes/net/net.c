@@ -15,6 +15,7 @@
 
 #include "net.skel.h"
 #include "core/bpfmap.h"
+#include "core/caps.h"
 #include "core/fault.h"
 #include "core/netns.h"
 #include "core/pin.h"
@@ -162,8 +163,10 @@ static int net_size(struct net_probe *np, struct net_bpf *skel, const struct net
 /* Loads and fills the taps' tail-call array; 0 or -errno. */
 static int net_load(struct net_probe *np, struct net_bpf *skel)
 {
-	int err = net_bpf__load(skel);
+	int err;
 
+	caps_load_note(skel->obj);
+	err = net_bpf__load(skel);
 	if (err)
 		return err;
 	/* Where the taps' own programs of TCX links go on to, [0] ingress, [1] egress. */
@@ -199,9 +202,13 @@ void net_drop_hook(struct net_probe *np)
 	skel->links.net_kfree_skb = pins_link_attach(np->pins, skel->progs.net_kfree_skb);
 	err = skel->links.net_kfree_skb ? 0 : -errno;
 	/* Tried again at the next tap; said once. */
-	if (err && err != np->drops_err)
+	if (err && err != np->drops_err) {
+		char hint[CAPS_HINT_MAX];
+
 		log_error("attaching the kfree_skb tracepoint failed (%s): "
-			  "vmprobe_network_drops_total does not count", strerror(-err));
+			  "vmprobe_network_drops_total does not count%s", strerror(-err),
+			  caps_hint(hint, sizeof(hint), -err, CAP_BIT(CAP_PERFMON), true));
+	}
 	np->drops_err = err;
 }
 
@@ -552,9 +559,13 @@ int net_host_tcp_hooks(struct net_probe *np, bool on)
 		pins_link_end(np->pins, skel->links.host_tcp_probe);
 		skel->links.host_tcp_probe = NULL;
 		/* Tried again at every scan of a VM with sockets: said once. */
-		if (err != np->host_tcp_err)
+		if (err != np->host_tcp_err) {
+			char hint[CAPS_HINT_MAX];
+
 			log_error("attaching the tcp_probe and tcp_retransmit_skb tracepoints failed "
-				  "(%s): QEMU's host TCP sockets are not measured", strerror(-err));
+				  "(%s): QEMU's host TCP sockets are not measured%s", strerror(-err),
+				  caps_hint(hint, sizeof(hint), -err, CAP_BIT(CAP_PERFMON), true));
+		}
 		np->host_tcp_err = err;
 		return err;
 	}

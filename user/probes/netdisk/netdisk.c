@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 
 #include "core/bpfmap.h"
+#include "core/caps.h"
 #include "core/pin.h"
 #include "core/storage.h"
 #include "netdisk.skel.h"
@@ -115,8 +116,10 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 	if (!err)
 		pins_prepare(pins, "netdisk", false, skel->obj, netdisk_bpf__elf_bytes(&elf_size),
 			     elf_size);
-	if (!err)
+	if (!err) {
+		caps_load_note(skel->obj);
 		err = netdisk_bpf__load(skel);
+	}
 	if (err)
 		goto cleanup;
 	pins_commit(pins);

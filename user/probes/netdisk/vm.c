@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/caps.h"
 #include "core/discovery.h"
 #include "core/storage.h"
 
@@ -290,9 +291,14 @@ void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		if (!nv->nr_links[k]) {
 			int err = attach(np, d, vm, nv, k);
 
-			if (err && err != nv->attach_err[k])
-				log_warn("VM %s: cannot hook %s: %s", vm->name,
-					 netdisk_libs[k].soname_prefix, strerror(-err));
+			if (err && err != nv->attach_err[k]) {
+				char hint[CAPS_HINT_MAX];
+
+				log_warn("VM %s: cannot hook %s: %s%s", vm->name,
+					 netdisk_libs[k].soname_prefix, strerror(-err),
+					 caps_hint(hint, sizeof(hint), -err, CAP_BIT(CAP_PERFMON),
+						   true));
+			}
 			nv->attach_err[k] = err;
 		}
 	}
