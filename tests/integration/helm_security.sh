@@ -250,9 +250,8 @@ for drop in "${caplist[@]}"; do
 		if run_vmprobe "$rest"; then
 			tap_fail "without $drop and SYS_ADMIN, vmprobe cannot load its probes" "it served"
 		else
-			check "without $drop and SYS_ADMIN, vmprobe cannot load its probes (and says which)" \
-				grep -qE "error: loading the (disk|network) probe failed \(Operation not permitted\)" \
-				"$WORK/vmprobe.log"
+			check_eq "without $drop and SYS_ADMIN, vmprobe cannot load its probes, and says CAP_$drop is what it lacks" \
+				"CAP_$drop" "$(caps_named "$WORK/vmprobe.log")"
 		fi
 		stop_vmprobe
 		continue ;;

@@ -159,6 +159,14 @@ http_header() { # NAME HEADER
 		END { print v }' "$WORK/$1.h"
 }
 
+# The capabilities serve's log LOG says it lacks, where a probe could not
+# load ("... failed (Operation not permitted): vmprobe lacks CAP_X (why)
+# and CAP_Y (why): grant ..."): "CAP_X CAP_Y", or empty.
+caps_named() { # LOG
+	grep -E -m1 'error: loading the [a-z-]+ probe failed \(Operation not permitted\): vmprobe lacks ' "$1" |
+		sed 's/.*: vmprobe lacks \(.*\): grant .*/\1/' | grep -oE 'CAP_[A-Z_]+' | paste -sd' '
+}
+
 # Value of the sample whose name is NAME and whose labels include every
 # `k="v"` given (exact text as exposed, escaping included); empty if none.
 metric() { # FILE NAME [LABEL=VALUE...]
