@@ -30,6 +30,12 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 
 	if (lvl > log_max_level)
 		return 0;
+	/*
+	 * libbpf's guess for any EPERM as root; since Linux 5.11 BPF memory is
+	 * the memory cgroup's, and the probe's own error names what is lacking.
+	 */
+	if (strstr(fmt, "try raising 'ulimit -l'"))
+		return 0;
 	if (log_format != LOG_PLAIN) {
 		/* A structured line each, as vmprobe's own. */
 		log_va(lvl, "", fmt, ap);
