@@ -258,6 +258,21 @@ for cap in CAP_BPF CAP_PERFMON CAP_NET_ADMIN; do
 	serve_end
 done
 
+# In a user namespace of its own vmprobe holds every capability, of that
+# namespace: the kernel takes none of them for BPF. The log says so, and
+# names no capability (capget shows them all).
+if unshare --user --map-root-user true 2>/dev/null; then
+	timeout 30 unshare --user --map-root-user "$VMPROBE" serve -c "$WORK/vmprobe.yaml" \
+		>"$WORK/userns.log" 2>&1
+	check_eq "in a user namespace serve exits 1" 1 "$?"
+	check "in a user namespace the log says so instead of naming a capability" \
+		grep -qE "error: loading the [a-z-]+ probe failed \(Operation not permitted\): vmprobe runs in a user namespace" \
+		"$WORK/userns.log"
+	serve_end
+else
+	tap_skip "serve in a user namespace" "unshare --user is not allowed here"
+fi
+
 cap=CAP_SYS_PTRACE
 if has_cap $cap && serve_as $(without $cap); then
 	check "without $cap the log says the other user's VM is not measured" \
