@@ -288,6 +288,11 @@ for drop in "${caplist[@]}"; do
 	else
 		why=$(grep -E '^vmprobe: (warn|error):' "$WORK/vmprobe.log" | head -1 | cut -c1-100)
 		tap_ok "without $drop, vmprobe cannot count the pods' VMs ($config; ${why:-VMs not discovered})"
+		# rtnetlink asks for NET_ADMIN itself: SYS_ADMIN does not stand in.
+		[ "$drop" = NET_ADMIN ] &&
+			check "without NET_ADMIN the log says its clsact filters lack CAP_NET_ADMIN" \
+				grep -q "cannot count tap .*: Operation not permitted: vmprobe lacks CAP_NET_ADMIN (.*): grant it, or run as root" \
+				"$WORK/vmprobe.log"
 	fi
 	stop_vmprobe
 done

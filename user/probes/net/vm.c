@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/caps.h"
 #include "core/discovery.h"
 #include "core/fault.h"
 #include "core/netns.h"
@@ -258,13 +259,21 @@ fail:
 	d->attach_errors++;
 	if (err == -ENOSPC && err != t->last_error)
 		fault_count(FAULT_MAP_FULL);
-	if (err != t->last_error && t->att.tcx_err && t->att.tcx_err != err)
-		log_warn("cannot count tap %s of VM %s: TCX: %s%s; clsact: %s", ifc->tap, vm->name,
-			 strerror(-t->att.tcx_err), tcx_error_hint(t->att.tcx_err), strerror(-err));
-	else if (err != t->last_error)
-		log_warn("cannot count tap %s of VM %s: %s%s", ifc->tap, vm->name, strerror(-err),
-			 err == -ENOSPC ? " (raise network.max_interfaces)"
-			 : err == -EMFILE ? " (raise vmprobe's RLIMIT_NOFILE hard limit)" : "");
+	if (err != t->last_error) {
+		char hint[CAPS_HINT_MAX];
+
+		/* What failed last is a clsact filter: rtnetlink takes CAP_NET_ADMIN itself. */
+		caps_hint(hint, sizeof(hint), -err, CAP_BIT(CAP_NET_ADMIN), false);
+		if (t->att.tcx_err && t->att.tcx_err != err)
+			log_warn("cannot count tap %s of VM %s: TCX: %s%s; clsact: %s%s", ifc->tap,
+				 vm->name, strerror(-t->att.tcx_err), tcx_error_hint(t->att.tcx_err),
+				 strerror(-err), hint);
+		else
+			log_warn("cannot count tap %s of VM %s: %s%s%s", ifc->tap, vm->name,
+				 strerror(-err), err == -ENOSPC ? " (raise network.max_interfaces)"
+				 : err == -EMFILE ? " (raise vmprobe's RLIMIT_NOFILE hard limit)" : "",
+				 hint);
+	}
 	t->last_error = err;
 }
 
