@@ -46,7 +46,7 @@ struct caps_env {
 void caps_env_read(struct caps_env *env);
 
 /*
- * ": why" for a step that failed with -err, needing `need` (admin as
+ * ": why" for a step that failed with errno `err`, needing `need` (admin as
  * above) while the process had `have`: the missing capabilities by name,
  * or, for EPERM with all there, the likely other cause. "" where
  * capabilities do not explain the error. Written into buf, returned.
