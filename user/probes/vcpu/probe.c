@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include "core/bpfmap.h"
+#include "core/caps.h"
 #include "core/config.h"
 #include "core/metrics.h"
 #include "core/pin.h"
@@ -38,8 +39,10 @@ int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins)
 	if (!err)
 		pins_prepare(pins, "vcpu", false, skel->obj, vcpu_bpf__elf_bytes(&elf_size),
 			     elf_size);
-	if (!err)
+	if (!err) {
+		caps_load_note(skel->obj);
 		err = vcpu_bpf__load(skel);
+	}
 	if (err)
 		return err;
 	pins_commit(pins);
