@@ -350,11 +350,14 @@ static int serve_loop(struct serve_state *st, int sfd)
 	for (;;) {
 		struct signalfd_siginfo si;
 		int timeout = ms_until(next_scan, interval);
+		nfds_t nfds;
 		bool scan;
 		int n;
 
+		/* Before the poll: it may shorten the timeout poll is given. */
+		nfds = poll_fill(st, pfd, &timeout);
 		pe = st->pe;
-		n = poll(pfd, poll_fill(st, pfd, &timeout), timeout);
+		n = poll(pfd, nfds, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
 			break;
