@@ -97,6 +97,8 @@ serve_as() {
 listen: "127.0.0.1:$PORT"
 discovery:
   rescan_interval_ms: 200
+vcpu:
+  enabled: true
 YAML
 	# The unit's flags (--persist), with this test's config.
 	read -ra flags <<<"$(unit_value ExecStart | sed 's/.* serve //; s/ -c .*//')"
@@ -120,7 +122,7 @@ chmod 600 "$WORK/img/d0.img"
 chown -R nobody: "$WORK/img"
 QEMU=$(tapguest_dir)
 export TAPGUEST_BURST="10:60,5:1514" TAPGUEST_READS=8
-TAPGUEST_PASS_FD=1 TAPGUEST_RUN_AS="$(id -u nobody):$(id -g nobody)" "$QEMU" -name guest=caps-vm \
+TAPGUEST_PASS_FD=1 TAPGUEST_RUN_AS="$(id -u nobody):$(id -g nobody)" "$QEMU" -name guest=caps-vm,debug-threads=on \
 	-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" \
 	-drive "file=$WORK/img/d0.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
 	-device virtio-blk-pci,drive=d0,id=disk0 >"$WORK/vm.out" 2>&1 &
@@ -156,6 +158,10 @@ measured() { # KIND(drive|interface) LABEL=VALUE
 check "the other user's VM is discovered" wait_for 10 grep -q "found VM caps-vm" "$WORK/vmprobe.log"
 check "its tap is measured" wait_for 10 measured interface tap="$TAP"
 check "its drive is measured" wait_for 10 measured drive drive=disk0
+# Its vCPU thread (the stand-in's "CPU 0/TCG", another user's thread) is
+# marked through a pidfd: no capability beyond the unit's.
+check "its vCPU thread is measured (vcpu.enabled)" wait_for 10 measured vcpu reason=
+check_eq "... the one thread" 1 "$(metric "$WORK/m.txt" vmprobe_vcpu_threads name=caps-vm)"
 scrape_with_tap "$TAP" "$WORK/s0.txt"
 declare -A T0
 for k in "${!TAPC[@]}"; do T0[$k]=${TAPC[$k]}; done
