@@ -381,7 +381,10 @@ static int coverage_of(struct report *r, json_object *vm, const char *what, cons
 	return unmeasured;
 }
 
-/* What serve measures of the VMs it found: every drive and NIC it does not, with why. */
+/*
+ * What serve measures of the VMs it found: every drive and NIC it does
+ * not, with why, and the VMs whose vCPU threads it does not (vcpu.enabled).
+ */
 static void check_coverage(struct report *r)
 {
 	json_object *state = serve_running() ? json_object_from_file(STATE_PATH) : NULL, *vms;
@@ -399,9 +402,12 @@ static void check_coverage(struct report *r)
 					  "drive");
 		unmeasured += coverage_of(r, json_object_array_get_idx(vms, i), "interfaces",
 					  "interface", "interface");
+		unmeasured += coverage_of(r, json_object_array_get_idx(vms, i), "vcpus", "vcpu",
+					  "vCPU");
 	}
 	if (!unmeasured)
-		item(r, "coverage", ST_OK, "every drive and NIC of the %d VM%s serve found is measured",
+		item(r, "coverage", ST_OK, "every drive and NIC (and vCPU, with vcpu.enabled) of "
+		     "the %d VM%s serve found is measured",
 		     n, n == 1 ? "" : "s");
 	json_object_put(state);
 }

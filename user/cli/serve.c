@@ -403,11 +403,12 @@ struct serve_state *serve_begin(struct config *cfg, bool process_hooks)
 		free(st);
 		return NULL;
 	}
+	/* probes_open says why it fails itself, naming the probe and what it lacks. */
 	err = probes_open(&st->probes, cfg, PROBE_SERVE);
-	if (!err)
-		err = discovery_init(&st->d, cfg, &st->probes);
+	if (!err && (err = discovery_init(&st->d, cfg, &st->probes)))
+		log_error("cannot start: reading this process's network namespace: %s",
+			  strerror(-err));
 	if (err) {
-		log_error("cannot start: %s", strerror(-err));
 		serve_finish(st, cfg->persist);
 		return NULL;
 	}

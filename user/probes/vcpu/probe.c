@@ -7,6 +7,7 @@
 
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -178,6 +179,24 @@ static void vcpu_render(struct probe *p, struct discovery *d, struct expo *e)
 	free(st);
 }
 
+/* serve's state file: whether the VM's vCPUs are measured, for `vmprobe check`. */
+static void vcpu_state(struct probe *p, const struct vm *vm, struct json_object *out)
+{
+	const struct vcpu_vm *vv = vm->priv[p->id];
+	json_object *all, *t;
+
+	if (!vv)
+		return;
+	all = json_object_new_array();
+	t = json_object_new_object();
+	json_object_object_add(t, "vcpu", json_object_new_string("threads"));
+	json_object_object_add(t, "threads", json_object_new_int((int)vm_threads(p, vm)));
+	json_object_object_add(t, "measured", json_object_new_boolean(vv->why == VCPU_MEASURED));
+	json_object_object_add(t, "reason", json_object_new_string(vcpu_reason_texts[vv->why]));
+	json_object_array_add(all, t);
+	json_object_object_add(out, "vcpus", all);
+}
+
 static void vcpu_render_self(struct probe *p, struct discovery *d, struct expo *e)
 {
 }
@@ -202,4 +221,5 @@ const struct probe_ops vcpu_probe_ops = {
 	.render = vcpu_render,
 	.render_self = vcpu_render_self,
 	.object = vcpu_object,
+	.state = vcpu_state,
 };

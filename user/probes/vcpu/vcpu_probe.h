@@ -36,7 +36,8 @@ enum vcpu_unmeasured {
 	VCPU_MARK_FAILED, /* the threads' task storage could not be set (the log says why) */
 	VCPU_REASON_MAX
 };
-extern const char *const vcpu_reason_names[VCPU_REASON_MAX];
+extern const char *const vcpu_reason_names[VCPU_REASON_MAX]; /* the label */
+extern const char *const vcpu_reason_texts[VCPU_REASON_MAX]; /* the log, check */
 
 /* The probe's state of one VM. */
 struct vcpu_vm {

@@ -26,6 +26,16 @@
 #define PIDFD_THREAD 0x80 /* O_EXCL: a pidfd of the thread, not its process (Linux 6.9) */
 #endif
 
+const char *const vcpu_reason_texts[VCPU_REASON_MAX] = {
+	[VCPU_MEASURED] = "",
+	[VCPU_PENDING] = "its vCPU threads are not found yet",
+	[VCPU_UNNAMED] = "QEMU names no thread \"CPU <n>/...\" (start it with -name "
+			 "...,debug-threads=on, as libvirt does)",
+	[VCPU_NO_SLOT] = "no slot is left (max_vms)",
+	[VCPU_NO_PIDFD] = "this kernel gives no pidfd of a thread (PIDFD_THREAD, Linux 6.9)",
+	[VCPU_MARK_FAILED] = "marking its vCPU threads failed",
+};
+
 /* A VM whose vCPU threads are not found this long after it was: said unmeasured. */
 #define VCPU_FIND_NS (10ULL * 1000000000)
 
@@ -123,21 +133,13 @@ static bool marked(const struct vcpu_vm *vv, pid_t tid)
 static void unmeasured(struct vcpu_vm *vv, const struct vm *vm, enum vcpu_unmeasured why,
 		       int err)
 {
-	static const char *const says[VCPU_REASON_MAX] = {
-		[VCPU_UNNAMED] = "QEMU names no thread \"CPU <n>/...\" (start it with -name "
-				 "...,debug-threads=on, as libvirt does)",
-		[VCPU_NO_SLOT] = "no slot is left (max_vms)",
-		[VCPU_NO_PIDFD] = "this kernel gives no pidfd of a thread (PIDFD_THREAD, Linux 6.9)",
-		[VCPU_MARK_FAILED] = "marking its vCPU threads failed",
-	};
-
 	if (vv->warned && vv->why == why)
 		return;
 	vv->why = why;
 	vv->warned = true;
 	if (why == VCPU_NO_SLOT)
 		fault_count(FAULT_MAP_FULL);
-	log_warn("VM %s: its vCPU waits are not measured: %s%s%s", vm->name, says[why],
+	log_warn("VM %s: its vCPU waits are not measured: %s%s%s", vm->name, vcpu_reason_texts[why],
 		 err ? ": " : "", err ? strerror(-err) : "");
 }
 
