@@ -26,7 +26,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
 what="the vCPU probe with a QEMU guest"
 tap_require_root "$what"
-tap_require_cmds "$what" qemu-system-x86_64 taskset bpftool || { tap_done; exit; }
+tap_require_cmds "$what" qemu-system-x86_64 taskset bpftool promtool
 
 WORK=$(mktemp -d /tmp/vmprobe-vcpu.XXXXXX)
 PORT=19611 TAP=vmpt-vc0 TAP2=vmpt-vc1 HOGS=()
