@@ -230,10 +230,12 @@ int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *
 	coverage_render(d, &e);
 	storage_render(d, &e);
 	for (unsigned i = 0; i < ps->nr; i++)
-		ps->probes[i].ops->render(&ps->probes[i], d, &e);
+		if (ps->probes[i].ops->render)
+			ps->probes[i].ops->render(&ps->probes[i], d, &e);
 	render_self(d, &e, &lb);
 	for (unsigned i = 0; i < ps->nr; i++)
-		ps->probes[i].ops->render_self(&ps->probes[i], d, &e);
+		if (ps->probes[i].ops->render_self)
+			ps->probes[i].ops->render_self(&ps->probes[i], d, &e);
 	pthread_mutex_unlock(&d->lock);
 	process_render(&e);
 	sb_free(&lb);

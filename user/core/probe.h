@@ -86,7 +86,7 @@ struct probe_ops {
 	 */
 	int (*event_fd)(struct probe *p);
 	void (*events)(struct probe *p, struct discovery *d);
-	/* Its metric families, per VM and its own health; the table is locked. */
+	/* Its metric families, per VM and its own health (either NULL: none); the table is locked. */
 	void (*render)(struct probe *p, struct discovery *d, struct expo *e);
 	void (*render_self)(struct probe *p, struct discovery *d, struct expo *e);
 	/*

@@ -64,10 +64,6 @@ static const struct expo_family *netdisk_families(size_t *nr)
 	return fams;
 }
 
-static void netdisk_render(struct probe *p, struct discovery *d, struct expo *e)
-{
-}
-
 static void netdisk_render_self(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct netdisk_probe *np = p->priv;
@@ -96,7 +92,6 @@ const struct probe_ops netdisk_probe_ops = {
 	.event_fd = netdisk_event_fd,
 	.events = netdisk_events,
 	.families = netdisk_families,
-	.render = netdisk_render,
 	.render_self = netdisk_render_self,
 	.drive_read = netdisk_drive_read,
 	.drive_slot = netdisk_drive_slot,

@@ -24,7 +24,7 @@ static bool vcpu_wanted(const struct config *cfg, enum probe_mode mode)
 	return mode == PROBE_SERVE && cfg->vcpu_enabled;
 }
 
-int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins)
+static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins)
 {
 	struct vcpu_bpf *skel = vcpu_bpf__open();
 	size_t elf_size = 0;
@@ -33,7 +33,6 @@ int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins)
 	if (!skel)
 		return -errno;
 	vp->skel = skel;
-	vp->max_vms = max_vms;
 	skel->rodata->max_vms = max_vms;
 	err = bpf_map__set_max_entries(skel->maps.vcpu_stats, max_vms);
 	/* Its threads' marks go with serve: counters start from zero at each serve. */
@@ -59,7 +58,7 @@ int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins)
 	return err;
 }
 
-void vcpu_unload(struct vcpu_probe *vp)
+static void vcpu_unload(struct vcpu_probe *vp)
 {
 	if (vp->stats)
 		munmap(vp->stats, vp->stats_len);
@@ -197,10 +196,6 @@ static void vcpu_state(struct probe *p, const struct vm *vm, struct json_object 
 	json_object_object_add(out, "vcpus", all);
 }
 
-static void vcpu_render_self(struct probe *p, struct discovery *d, struct expo *e)
-{
-}
-
 static struct bpf_object *vcpu_object(struct probe *p)
 {
 	return ((struct vcpu_probe *)p->priv)->skel->obj;
@@ -219,7 +214,6 @@ const struct probe_ops vcpu_probe_ops = {
 	.vm_del = vcpu_vm_del,
 	.families = vcpu_families,
 	.render = vcpu_render,
-	.render_self = vcpu_render_self,
 	.object = vcpu_object,
 	.state = vcpu_state,
 };
