@@ -41,6 +41,14 @@ static __always_inline struct vcpu_thread *vcpu_of(struct task_struct *t)
 	return bpf_task_storage_get(&vcpu_threads, t, 0, 0);
 }
 
+/* The counters of the thread's VM, NULL past max_vms. */
+static __always_inline struct vcpu_stats *stats_of(const struct vcpu_thread *v)
+{
+	__u32 slot = v->slot;
+
+	return slot < max_vms ? bpf_map_lookup_elem(&vcpu_stats, &slot) : NULL;
+}
+
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(vcpu_wakeup, struct task_struct *p)
 {
@@ -57,26 +65,22 @@ int BPF_PROG(vcpu_switch, bool preempt, struct task_struct *prev, struct task_st
 {
 	struct vcpu_thread *v;
 	struct vcpu_stats *st;
-	__u64 now, wait;
-	__u32 slot;
+	__u64 wait;
 
 	v = vcpu_of(prev);
 	/* Preempted, or its sleep undone (a signal came): it stays runnable. */
 	if (v && (preempt || prev_state == 0)) {
 		v->queued_ns = bpf_ktime_get_ns();
-		slot = v->slot;
-		st = slot < max_vms ? bpf_map_lookup_elem(&vcpu_stats, &slot) : NULL;
+		st = stats_of(v);
 		if (st)
 			__sync_fetch_and_add(&st->preempted, 1);
 	}
 	v = vcpu_of(next);
 	if (!v || !v->queued_ns)
 		return 0;
-	now = bpf_ktime_get_ns();
-	wait = now - v->queued_ns;
+	wait = bpf_ktime_get_ns() - v->queued_ns;
 	v->queued_ns = 0;
-	slot = v->slot;
-	st = slot < max_vms ? bpf_map_lookup_elem(&vcpu_stats, &slot) : NULL;
+	st = stats_of(v);
 	if (!st)
 		return 0;
 	__sync_fetch_and_add(&st->wait_sum_ns, wait);

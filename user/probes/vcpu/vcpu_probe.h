@@ -19,7 +19,6 @@ struct vcpu_bpf;
 
 struct vcpu_probe {
 	struct vcpu_bpf *skel;
-	unsigned max_vms;
 	struct vcpu_stats *stats; /* the mmapped per-VM array */
 	size_t stats_len;
 	struct slot_pool slots;
@@ -47,10 +46,6 @@ struct vcpu_vm {
 	enum vcpu_unmeasured why;
 	bool warned;        /* `why` was logged */
 };
-
-/* probe.c */
-int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins);
-void vcpu_unload(struct vcpu_probe *vp);
 
 /* vm.c: probe_ops of the VM table. */
 int vcpu_vm_add(struct probe *p, struct discovery *d, struct vm *vm);

@@ -65,21 +65,6 @@ static bool is_vcpu_comm(const char *comm)
 	return *c == '/';
 }
 
-static int tids_add(pid_t **tids, size_t *nr, size_t *cap, pid_t tid)
-{
-	if (*nr == *cap) {
-		size_t n = *cap ? *cap * 2 : 8;
-		pid_t *t = realloc(*tids, n * sizeof(*t));
-
-		if (!t)
-			return -ENOMEM;
-		*tids = t;
-		*cap = n;
-	}
-	(*tids)[(*nr)++] = tid;
-	return 0;
-}
-
 /* The VM's vCPU threads now, into vv->tids (how many), or -errno. */
 static int vcpu_threads(const struct discovery *d, const struct vm *vm, pid_t **tids,
 			size_t *cap)
@@ -99,8 +84,11 @@ static int vcpu_threads(const struct discovery *d, const struct vm *vm, pid_t **
 			continue;
 		snprintf(path, sizeof(path), "%s/%d/task/%s/comm", d->cfg->proc_root, (int)vm->pid,
 			 de->d_name);
-		if (read_file(path, comm, sizeof(comm)) > 0 && is_vcpu_comm(comm))
-			err = tids_add(tids, &nr, cap, (pid_t)atoi(de->d_name));
+		if (read_file(path, comm, sizeof(comm)) <= 0 || !is_vcpu_comm(comm))
+			continue;
+		err = array_reserve((void **)tids, nr, cap, sizeof(**tids));
+		if (!err)
+			(*tids)[nr++] = (pid_t)atoi(de->d_name);
 	}
 	closedir(dir);
 	return err ? err : (int)nr;
