@@ -19,8 +19,11 @@ BUILD := build
 CLANG ?= clang
 BPFTOOL ?= bpftool
 CC ?= cc
-# The release, from one place (VERSION; debian/changelog must agree).
+# The release, from one place (VERSION; debian/changelog must agree); the
+# version this build says it is, from VERSION and the v<version> tags
+# (scripts/version.sh); the commit.
 VERSION ?= $(shell cat VERSION)
+BUILD_VERSION ?= $(shell scripts/version.sh)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
@@ -76,7 +79,7 @@ $(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELS) $(PB_GEN)
 $(BUILD)/version.h: FORCE
 	$(Q)mkdir -p $(@D)
 	$(Q)printf '#define VMPROBE_VERSION "%s"\n#define VMPROBE_REVISION "%s"\n' \
-		'$(VERSION)' '$(REVISION)' >$@.tmp
+		'$(BUILD_VERSION)' '$(REVISION)' >$@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 $(BUILD)/user/cli/cmd.o $(BUILD)/user/core/metrics.o $(BUILD)/user/core/pin.o: $(BUILD)/version.h
 
@@ -273,7 +276,8 @@ image:
 	$(call msg,IMAGE,$(IMAGE))
 	$(Q)base=$$(scripts/image-base.sh) && \
 	podman build -q --pull=never --network=none --layers=false \
-		--build-arg BASE=$$base --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		--build-arg BASE=$$base --build-arg VERSION=$(VERSION) --build-arg BUILD_VERSION=$(BUILD_VERSION) \
+		--build-arg REVISION=$(REVISION) \
 		-f Containerfile -t $(IMAGE) . >/dev/null
 
 # In the build stage: vmprobe, each library it links as its Debian package
@@ -356,7 +360,8 @@ uninstall:
 
 # make deb: build/deb/vmprobe_VERSION_ARCH.deb, built by debian/ from a copy
 # of the tree (tracked and untracked, not ignored files) in build/deb, so
-# that nothing is written beside the tree; the commit goes in as REVISION.
+# that nothing is written beside the tree; the commit goes in as REVISION,
+# the version the binary says as BUILD_VERSION.
 DEB_DIR := $(BUILD)/deb/vmprobe-$(VERSION)
 deb:
 	$(Q)v=$$(dpkg-parsechangelog -l debian/changelog -S Version); \
@@ -369,6 +374,6 @@ deb:
 	$(Q)git ls-files -z --cached --others --exclude-standard | \
 		xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
 		tar --null -T - -cf - | tar -xf - -C $(DEB_DIR)
-	$(Q)cd $(DEB_DIR) && REVISION=$(REVISION) dpkg-buildpackage -b -us -uc $(if $(V),,>../build.log 2>&1) || \
+	$(Q)cd $(DEB_DIR) && BUILD_VERSION=$(BUILD_VERSION) REVISION=$(REVISION) dpkg-buildpackage -b -us -uc $(if $(V),,>../build.log 2>&1) || \
 		{ echo "dpkg-buildpackage failed: see $(BUILD)/deb/build.log" >&2; exit 1; }
 	$(Q)ls $(BUILD)/deb/*.deb

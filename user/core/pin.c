@@ -212,7 +212,9 @@ void pin_stamp_compute(struct pin_stamp *st, struct bpf_object *obj, const void 
 	struct bpf_map *m;
 
 	memset(st, 0, sizeof(*st));
-	snprintf(st->version, sizeof(st->version), "%s", VMPROBE_VERSION);
+	/* For the log only (what built the pins); a long development version is cut. */
+	snprintf(st->version, sizeof(st->version), "%.*s", (int)sizeof(st->version) - 1,
+		 VMPROBE_VERSION);
 	st->pid = (__u32)getpid();
 	if (gnutls_hash_init(&lay, GNUTLS_DIG_SHA256) ||
 	    gnutls_hash_init(&code, GNUTLS_DIG_SHA256))
