@@ -61,8 +61,12 @@ for f in /usr/sbin/vmprobe /usr/share/man/man8/vmprobe.8.gz /usr/share/bash-comp
 done
 check_eq "the config is a conffile" /etc/vmprobe/vmprobe.yaml \
 	"$(dpkg-query -W -f='${Conffiles}' vmprobe | awk '{ print $1 }' | paste -sd' ')"
-check_eq "vmprobe --version is the package's" "vmprobe $VERSION" \
-	"$(/usr/sbin/vmprobe --version | awk '{ print $1, $2 }')"
+check_eq "vmprobe --version is the build's (scripts/version.sh: the package's VERSION and the tags)" \
+	"vmprobe $("$REPO/scripts/version.sh")" "$(/usr/sbin/vmprobe --version | awk '{ print $1, $2 }')"
+case $(/usr/sbin/vmprobe --version | awk '{ print $2 }') in
+"$VERSION" | "$VERSION"[+-]*) tap_ok "and it is of the package's release $VERSION" ;;
+*) tap_fail "and it is of the package's release $VERSION" "$(/usr/sbin/vmprobe --version)" ;;
+esac
 check "the installed config is valid" /usr/sbin/vmprobe config check /etc/vmprobe/vmprobe.yaml
 check_eq "the config sets nothing (the defaults, commented out)" "" \
 	"$(grep -vE '^[[:space:]]*(#|$)' /etc/vmprobe/vmprobe.yaml)"

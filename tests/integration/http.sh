@@ -90,6 +90,9 @@ check "process_cpu_seconds_total is there" test -n "$(val process_cpu_seconds_to
 check_eq "vmprobe_build_info names the commit it was built from" \
 	"$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)" \
 	"$(grep -o 'revision="[^"]*"' "$WORK/plain.b" | head -1 | cut -d'"' -f2)"
+check_eq "and the version scripts/version.sh derives from VERSION and the v<version> tags" \
+	"$("$REPO/scripts/version.sh")" \
+	"$(grep '^vmprobe_build_info{' "$WORK/plain.b" | grep -o ' *version="[^"]*"' | head -1 | cut -d'"' -f2)"
 # log_format: json: every line of serve's log is one JSON object.
 vmprobe_stop
 vmprobe_start $PORT "log_format: json" || tap_fail "vmprobe serve starts with log_format: json"
