@@ -602,7 +602,8 @@ static void report_goals(const struct result res[NR_COUNTS][NR_FETCHES])
 		snprintf(what, sizeof(what), "%s CPU per VM, %u over %u VMs", fetches[f].name,
 			 vm_counts[last], vm_counts[hundred]);
 		verdict(what, cpu_ratio, 1.2);
-		if (fetches[f].format == EXPO_PROTOBUF && !fetches[f].gzip) {
+		if (fetches[f].format == EXPO_PROTOBUF && !fetches[f].gzip &&
+		    !fetches[f].with_classic) {
 			snprintf(what, sizeof(what), "%s bytes per VM at %u VMs (KiB)",
 				 fetches[f].name, vm_counts[last]);
 			verdict(what, (double)res[last][f].bytes / vm_counts[last] / 1024, 4.0);

@@ -17,10 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "core/auth.h"
 #include "core/config.h"
+#include "core/gzip.h"
 #include "core/metrics.h"
 #include "core/negotiate.h"
 #include "core/tls.h"
@@ -39,6 +39,7 @@ struct server {
 	const struct web_config *web; /* NULL: plain HTTP, no authentication */
 	pthread_mutex_t spare_lock;   /* MHD gives responses back from its threads */
 	struct strbuf spare[SPARES];  /* buf NULL: none */
+	struct gzipper gz;
 };
 
 /* A spare buffer (the largest), or an empty one. */
@@ -103,33 +104,6 @@ static const char index_html[] =
 	"<p><a href=\"/metrics\">Metrics</a> &middot; <a href=\"/healthz\">Health</a></p>"
 	"</body></html>\n";
 
-/* gzip of `in` into z, grown as it needs; false: send it plain. */
-static bool gzip(const char *in, size_t len, struct strbuf *z)
-{
-	z_stream zs = { .next_in = (Bytef *)in };
-	size_t left = len;
-	int ret = Z_OK;
-
-	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return false;
-	while (ret == Z_OK || ret == Z_BUF_ERROR) {
-		uInt in_now = left < UINT_MAX ? (uInt)left : UINT_MAX;
-		size_t room;
-
-		if (!sb_reserve(z, 65536))
-			break;
-		room = z->cap - z->len - 1;
-		zs.next_out = (Bytef *)z->buf + z->len;
-		zs.avail_out = room < UINT_MAX ? (uInt)room : UINT_MAX;
-		zs.avail_in = in_now;
-		ret = deflate(&zs, in_now == left ? Z_FINISH : Z_NO_FLUSH);
-		left -= in_now - zs.avail_in;
-		z->len = (size_t)(zs.next_out - (Bytef *)z->buf);
-	}
-	deflateEnd(&zs);
-	return ret == Z_STREAM_END;
-}
-
 /* A short response with the configured headers; NULL if out of memory. */
 static struct MHD_Response *text_response(struct server *s, const char *type, const char *body)
 {
@@ -186,7 +160,7 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 	}
 	if (negotiate_encoding(enc, "gzip")) {
 		spare_take(s, &z);
-		zipped = gzip(l->sb.buf, l->sb.len, &z);
+		zipped = gzipper_run(&s->gz, l->sb.buf, l->sb.len, &z);
 		/* The rendering goes back at once, the gzip is lent instead. */
 		if (zipped) {
 			struct strbuf text = l->sb;
@@ -309,6 +283,7 @@ struct server *server_start(const struct server_opts *o, struct discovery *d)
 	s->d = d;
 	s->web = web;
 	pthread_mutex_init(&s->spare_lock, NULL);
+	gzipper_init(&s->gz, 0);
 	/* An idle or slow client is dropped after 30 s; beyond the cap, new ones wait. */
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL };
@@ -353,6 +328,8 @@ struct server *server_start(const struct server_opts *o, struct discovery *d)
 	return s;
 fail:
 	tls_fini();
+	gzipper_free(&s->gz);
+	pthread_mutex_destroy(&s->spare_lock);
 	free(s);
 	return NULL;
 }
@@ -366,5 +343,6 @@ void server_stop(struct server *s)
 	for (int i = 0; i < SPARES; i++)
 		sb_free(&s->spare[i]);
 	pthread_mutex_destroy(&s->spare_lock);
+	gzipper_free(&s->gz);
 	free(s);
 }

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * gzip of response bodies: what gzipper_run makes, in one piece or in
+ * several deflated at once, is one gzip member that zlib's own reader
+ * inflates to exactly the body, CRC and length checked by zlib.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "unit.h"
+
+#include "core/gzip.h"
+#include "core/util.h"
+
+/* A body like /metrics: lines of series with varying values. */
+static char *body_of(size_t len)
+{
+	char *b = malloc(len + 64);
+	size_t n = 0;
+
+	for (unsigned i = 0; n < len; i++)
+		n += (size_t)sprintf(b + n, "vmprobe_disk_operations_total{name=\"vm-%u\"} %u\n",
+				     i % 977, i * 7919u);
+	return b;
+}
+
+/* Inflates `z` as gzip (one member, all of it): the body, or NULL. */
+static char *gunzip(const struct strbuf *z, size_t want, size_t *got)
+{
+	z_stream zs = { .next_in = (Bytef *)z->buf, .avail_in = (uInt)z->len };
+	char *out = malloc(want + 1);
+	int ret;
+
+	if (inflateInit2(&zs, 16 + 15) != Z_OK)
+		return NULL;
+	zs.next_out = (Bytef *)out;
+	zs.avail_out = (uInt)want + 1;
+	ret = inflate(&zs, Z_FINISH);
+	*got = zs.total_out;
+	inflateEnd(&zs);
+	if (ret != Z_STREAM_END || zs.avail_in) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Whether `z` is not what one piece makes of the body: proof that it was cut. */
+static bool differs_from_one_piece(const char *body, size_t len, const struct strbuf *z)
+{
+	struct gzipper one;
+	struct strbuf z1;
+	bool differs;
+
+	gzipper_init(&one, 1);
+	sb_init(&z1);
+	gzipper_run(&one, body, len, &z1);
+	differs = z1.len != z->len || memcmp(z1.buf, z->buf, z->len);
+	sb_free(&z1);
+	gzipper_free(&one);
+	return differs;
+}
+
+static void round_trip(const char *what, unsigned pieces, size_t len)
+{
+	struct gzipper g;
+	struct strbuf z;
+	char *body = body_of(len), *back;
+	size_t got = 0;
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "%s (%zu bytes, up to %u pieces)", what, len, pieces);
+	gzipper_init(&g, pieces);
+	sb_init(&z);
+	for (int run = 0; run < 2; run++) { /* the second reuses the parts */
+		sb_reset(&z);
+		if (!gzipper_run(&g, body, len, &z))
+			fail_msg("%s: gzipper_run failed", msg);
+		back = gunzip(&z, len, &got);
+		if (!back)
+			fail_msg("%s: zlib does not read it as one whole gzip member", msg);
+		expect_int(msg, (long long)len, (long long)got);
+		if (memcmp(back, body, len))
+			fail_msg("%s: inflated to other bytes", msg);
+		free(back);
+	}
+	if (len > 1000 && z.len * 4 > len)
+		fail_msg("%s: %zu bytes compressed to %zu", msg, len, z.len);
+	if (pieces > 1 && len >= 2 * GZIP_PIECE_MIN && !differs_from_one_piece(body, len, &z))
+		fail_msg("%s: the same bytes as in one piece: it was not cut", msg);
+	sb_free(&z);
+	gzipper_free(&g);
+	free(body);
+}
+
+static void one_piece(void **state)
+{
+	round_trip("empty body", 1, 0);
+	round_trip("one byte", 1, 1);
+	round_trip("small body", 4, 4000);
+	round_trip("big body, one piece", 1, 3 * 1024 * 1024 + 17);
+	round_trip("below two pieces' minimum", 4, 2 * GZIP_PIECE_MIN - 1);
+}
+
+static void pieces(void **state)
+{
+	round_trip("two pieces", 2, 2 * GZIP_PIECE_MIN);
+	round_trip("four pieces, uneven cut", 4, 4 * GZIP_PIECE_MIN + 12345);
+	round_trip("more pieces asked than the most", 64, 9 * GZIP_PIECE_MIN + 3);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(one_piece),
+		cmocka_unit_test(pieces),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
