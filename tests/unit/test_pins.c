@@ -97,11 +97,15 @@ static void test_the_same_object_stamps_the_same(void **state)
 {
 	struct pin_stamp a = stamp_of("base", 0, NULL), b = stamp_of("base", 0, NULL);
 	static const __u8 zero[sizeof(a.layout)];
+	static const char version[] = VMPROBE_VERSION;
+	char want[sizeof(a.version)];
 
 	assert_true(memcmp(a.layout, zero, sizeof(zero)) != 0);
 	assert_true(same_layout(&a, &b));
 	assert_true(same_code(&a, &b));
-	expect_str("the stamp's version", VMPROBE_VERSION, a.version);
+	/* The version as far as the stamp holds it (a long development version is cut). */
+	snprintf(want, sizeof(want), "%.*s", (int)sizeof(want) - 1, version);
+	expect_str("the stamp's version", want, a.version);
 	expect_int("the stamp's pid", getpid(), a.pid);
 }
 
