@@ -262,6 +262,14 @@ for cap in CAP_BPF CAP_PERFMON CAP_NET_ADMIN; do
 			"$cap" "$(caps_named "$WORK/vmprobe.log")"
 	fi
 	serve_end
+	# With no serve, top loads probes of its own: the same one line, nothing of libbpf's.
+	install -d -o "$SVC_USER" -g "$SVC_USER" -m "$(unit_value RuntimeDirectoryMode)" /run/vmprobe
+	# shellcheck disable=SC2046
+	(as_unit $(without $cap) -- "$VMPROBE" top -b -n 1) >/dev/null 2>"$WORK/top.err"
+	check_eq "without $cap top exits 1" 1 "$?"
+	check_eq "without $cap top says one line, naming $cap (no libbpf line, no second error)" \
+		"1 $cap" "$(grep -c . "$WORK/top.err") $(caps_named "$WORK/top.err")"
+	rm -rf /run/vmprobe
 done
 
 # In a user namespace of its own vmprobe holds every capability, of that

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* vmprobe: per-VM network and disk IO of a KVM/QEMU host, for Prometheus. */
+#include <bpf/libbpf.h>
 #include <string.h>
 
 #include "cli/cmd.h"
+#include "core/probe.h"
 
 int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return cmd_help_error(NULL);
+	libbpf_set_print(probe_log_libbpf);
 	/* vmprobe --help [COMMAND], vmprobe --version: as the commands. */
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		argv[1] = (char *)cmd_help.name;

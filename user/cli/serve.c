@@ -24,27 +24,6 @@
 #include "core/server.h"
 #include "core/util.h"
 
-static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	enum log_level lvl = level == LIBBPF_WARN && !log_demoted ? LOG_WARN : LOG_DEBUG;
-
-	if (lvl > log_max_level)
-		return 0;
-	/*
-	 * libbpf's guess for any EPERM as root; since Linux 5.11 BPF memory is
-	 * the memory cgroup's, and the probe's own error names what is lacking.
-	 */
-	if (strstr(fmt, "try raising 'ulimit -l'"))
-		return 0;
-	if (log_format != LOG_PLAIN) {
-		/* A structured line each, as vmprobe's own. */
-		log_va(lvl, "", fmt, ap);
-		return 0;
-	}
-	fputs("vmprobe: libbpf: ", stderr);
-	return vfprintf(stderr, fmt, ap);
-}
-
 /* Link events in vmprobe's own namespace make a rescan happen at once. */
 static int open_link_events(void)
 {
@@ -467,7 +446,6 @@ static int do_serve(int argc, char **argv)
 	ret = EXIT_FAIL;
 	log_max_level = cfg.log_level;
 	log_format = cfg.log_format;
-	libbpf_set_print(libbpf_log);
 	/*
 	 * What a VM takes is large (its struct vm alone 127 KiB; libvirt's
 	 * state, the command line's parse) and so are a scrape's buffers:

@@ -115,6 +115,7 @@ static int open_own(struct view *v)
 	/* Both columns' probes, whatever the configuration says. */
 	v->cfg.net_enabled = v->cfg.disk_enabled = true;
 	err = probes_open(&v->probes, &v->cfg, PROBE_CLI);
+	v->said = err != 0; /* the probe named what it lacks */
 	if (err)
 		return err;
 	v->own = true;
@@ -136,7 +137,7 @@ int view_open(struct view *v)
 		err = view_refresh(v);
 	if (err) {
 		/* open_own() said who holds the attach lock, or what serve left. */
-		if (v->shared || (v->attach_lock != -EBUSY && err != -EEXIST))
+		if (v->shared || (v->attach_lock != -EBUSY && err != -EEXIST && !v->said))
 			fprintf(stderr, "vmprobe: cannot read the counters (%s)%s\n", strerror(-err),
 				v->shared ? "" : ": run as root (see vmprobe check)");
 		view_close(v);

@@ -50,6 +50,7 @@ struct view {
 	bool shared;     /* reading serve's maps */
 	bool own;        /* probes of its own are open */
 	int attach_lock; /* own probes: ATTACH_LOCK, else -1 */
+	bool said;       /* open's failure is said already (by the probe that failed) */
 	/* shared mode: only the fields net_read() uses; the drives' maps */
 	struct net_probe shared_np;
 	struct view_map maps[VIEW_MAX_MAPS];

@@ -25,6 +25,27 @@ _Static_assert(PROBE_MAX >= 2, "room for the probes");
 
 #define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
 
+int probe_log_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	enum log_level lvl = level == LIBBPF_WARN && !log_demoted ? LOG_WARN : LOG_DEBUG;
+
+	if (lvl > log_max_level)
+		return 0;
+	/*
+	 * libbpf's guess for any EPERM as root; since Linux 5.11 BPF memory is
+	 * the memory cgroup's, and the probe's own error names what is lacking.
+	 */
+	if (strstr(fmt, "try raising 'ulimit -l'"))
+		return 0;
+	if (log_format != LOG_PLAIN) {
+		/* A structured line each, as vmprobe's own. */
+		log_va(lvl, "", fmt, ap);
+		return 0;
+	}
+	fputs("vmprobe: libbpf: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
 /*
  * CO-RE relocates every probe against the kernel's BTF: without it none
  * loads, which is said here once rather than by libbpf for each. 0, or

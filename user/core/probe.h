@@ -8,7 +8,9 @@
 #ifndef VMPROBE_PROBE_H
 #define VMPROBE_PROBE_H
 
+#include <bpf/libbpf.h>
 #include <linux/types.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -158,6 +160,12 @@ extern const size_t probe_registry_len;
  * others open.
  */
 int probes_open(struct probe_set *s, const struct config *cfg, enum probe_mode mode);
+/*
+ * libbpf's printer for every command (libbpf_set_print): its warnings in
+ * vmprobe's log at its level and format (a command that logs errors alone
+ * drops them: the probe's own error says what failed), the rest debug.
+ */
+int probe_log_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap);
 /*
  * serve: tries again the down probes whose time has come; each that opens
  * is put in out[] (its id not set yet) and leaves the down list. How many.
