@@ -47,7 +47,7 @@ PB_GEN := $(BUILD)/proto/metrics.pb-c.h
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS)) $(BUILD)/proto/metrics.pb-c.o
 USER_HDRS := $(wildcard user/*/*.h user/probes/*/*.h include/vmprobe/*.h)
 
-.PHONY: all deps test-deps run test unit fuzz vmlinux clean
+.PHONY: all deps test-deps run test unit test-tools fuzz vmlinux clean
 all: $(BUILD)/vmprobe
 
 # BPF objects of the product (bpf/), the bench (bench/) and tests (tests/tools/).
@@ -128,6 +128,7 @@ run: deps
 
 unit: $(UNIT_BINS)
 
+
 test: test-deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
 	$(Q)tests/run.sh
@@ -150,6 +151,8 @@ soak: test-deps
 # Test tools (stand-in guests and the like) link the user objects too.
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(filter-out %.bpf.c,$(wildcard tests/tools/*.c))) \
 	$(patsubst tests/tools/%.bpf.c,$(BUILD)/tests/tools/%.bpf.o,$(wildcard tests/tools/*.bpf.c))
+# The stand-ins and helpers the integration suites run: make test-tools.
+test-tools: $(TOOL_BINS)
 $(BUILD)/tests/tools/%: tests/tools/%.c $(USER_OBJS) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)

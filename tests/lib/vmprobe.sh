@@ -6,6 +6,17 @@ TAPGUEST=$REPO/build/tests/tools/tapguest
 TCX=$REPO/build/tests/tools/tcx
 SYSFAULT=$REPO/build/tests/tools/sysfault
 
+# `make test` builds the test tools, plain `make` does not: a suite run on
+# its own builds any that is missing, rather than fail in misleading ways.
+for t in "$REPO"/tests/tools/*.c; do
+	t=${t##*/}
+	case $t in *.bpf.c) t=${t%.c}.o ;; *) t=${t%.c} ;; esac
+	[ -e "$REPO/build/tests/tools/$t" ] && continue
+	make -s -C "$REPO" --no-print-directory test-tools >&2 || echo "# building the test tools failed" >&2
+	break
+done
+unset t
+
 # Does this kernel have TCX (Linux 6.6+)? Without it the query fails.
 have_tcx() { "$TCX" list lo >/dev/null 2>&1; }
 
