@@ -286,12 +286,14 @@ static const char *pins_unfit(const struct probe_pins *pp, bool adoptable, struc
 }
 
 void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
-		  struct bpf_object *obj, const void *elf, size_t elf_size)
+		  struct bpf_object *obj, const void *(*elf_bytes)(size_t *size))
 {
 	static bool warned;
 	struct pin_stamp old = {};
 	const char *why;
+	size_t elf_size = 0;
 	struct bpf_map *m;
+	const void *elf;
 	bool mounted;
 	int err;
 
@@ -299,6 +301,7 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 		return;
 	pp->adopting = pp->code_changed = pp->keep = false;
 	pp->probe = probe;
+	elf = elf_bytes(&elf_size);
 	pin_stamp_compute(&pp->stamp, obj, elf, elf_size);
 	err = pins_dir_make(pp, &mounted);
 	if (err) {

@@ -83,11 +83,14 @@ struct probe_pins {
  * the pinned map or pins the new one). Compatible pins of a persistent
  * serve (same layout; `adoptable`: the probe can claim them) are adopted:
  * pp->adopting. Other pins are removed, their links detached, and the log
- * says why the counters start from zero. `elf` is the object's ELF image.
- * Without bpffs the probe runs unpinned (logged; pins_on() is false).
+ * says why the counters start from zero. `elf_bytes` is the skeleton's
+ * X_bpf__elf_bytes, which gives the object's ELF image and sets its size
+ * (called here: `f(X_bpf__elf_bytes(&size), size)` may read the size
+ * before the call sets it). Without bpffs the probe runs unpinned
+ * (logged; pins_on() is false).
  */
 void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
-		  struct bpf_object *obj, const void *elf, size_t elf_size);
+		  struct bpf_object *obj, const void *(*elf_bytes)(size_t *size));
 /* After a successful load: writes our stamp, the pins' last step. */
 void pins_commit(struct probe_pins *pp);
 /*

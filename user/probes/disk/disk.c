@@ -464,7 +464,6 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 		    struct probe_pins *pins)
 {
 	struct disk_bpf *skel;
-	size_t elf_size = 0;
 	int err;
 
 	memset(dp, 0, sizeof(*dp));
@@ -484,7 +483,7 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 			goto cleanup;
 	}
 	choose_programs(dp, skel, host_block);
-	pins_prepare(pins, "disk", true, skel->obj, disk_bpf__elf_bytes(&elf_size), elf_size);
+	pins_prepare(pins, "disk", true, skel->obj, disk_bpf__elf_bytes);
 	caps_load_note(skel->obj);
 	err = disk_bpf__load(skel);
 	if (err)

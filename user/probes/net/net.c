@@ -217,7 +217,6 @@ int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hoo
 {
 	struct btf *btf = NULL;
 	struct net_bpf *skel;
-	size_t elf_size = 0;
 	int err, ncpus;
 
 	memset(np, 0, sizeof(*np));
@@ -239,7 +238,7 @@ int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hoo
 	if (err)
 		goto cleanup;
 	drops_choose(np, skel, btf);
-	pins_prepare(pins, "net", true, skel->obj, net_bpf__elf_bytes(&elf_size), elf_size);
+	pins_prepare(pins, "net", true, skel->obj, net_bpf__elf_bytes);
 	err = net_load(np, skel);
 	if (err)
 		goto cleanup;

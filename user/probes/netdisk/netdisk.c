@@ -102,7 +102,6 @@ int netdisk_maps_size(struct netdisk_bpf *skel, unsigned max_drives)
 int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct probe_pins *pins)
 {
 	struct netdisk_bpf *skel;
-	size_t elf_size = 0;
 	int err;
 
 	memset(np, 0, sizeof(*np));
@@ -114,8 +113,7 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 	err = netdisk_maps_size(skel, max_drives);
 	/* Its uprobes are per process and not pinned: counters start from zero at each serve. */
 	if (!err)
-		pins_prepare(pins, "netdisk", false, skel->obj, netdisk_bpf__elf_bytes(&elf_size),
-			     elf_size);
+		pins_prepare(pins, "netdisk", false, skel->obj, netdisk_bpf__elf_bytes);
 	if (!err) {
 		caps_load_note(skel->obj);
 		err = netdisk_bpf__load(skel);

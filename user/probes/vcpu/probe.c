@@ -27,7 +27,6 @@ static bool vcpu_wanted(const struct config *cfg, enum probe_mode mode)
 static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins)
 {
 	struct vcpu_bpf *skel = vcpu_bpf__open();
-	size_t elf_size = 0;
 	int err;
 
 	if (!skel)
@@ -37,8 +36,7 @@ static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins 
 	err = bpf_map__set_max_entries(skel->maps.vcpu_stats, max_vms);
 	/* Its threads' marks go with serve: counters start from zero at each serve. */
 	if (!err)
-		pins_prepare(pins, "vcpu", false, skel->obj, vcpu_bpf__elf_bytes(&elf_size),
-			     elf_size);
+		pins_prepare(pins, "vcpu", false, skel->obj, vcpu_bpf__elf_bytes);
 	if (!err) {
 		caps_load_note(skel->obj);
 		err = vcpu_bpf__load(skel);
