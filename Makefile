@@ -30,8 +30,12 @@ BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 BPF_OBJS := $(patsubst %,$(BUILD)/bpf/%.bpf.o,$(BPF_NAMES))
 SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_NAMES))
 
+# Debug info names the sources relative to the tree, not where it was
+# checked out: the same sources give the same objects anywhere, so that a
+# serve built elsewhere (another version, a package) with the same BPF
+# objects keeps the earlier serve's programs (core/pin.c's code hash).
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
-	-Ivmlinux/$(ARCH) -Iinclude -Ibpf
+	-Ivmlinux/$(ARCH) -Iinclude -Ibpf -fdebug-prefix-map=$(CURDIR)=.
 
 PKGS := libbpf libmicrohttpd yaml-0.1 json-c expat gnutls libxcrypt libprotobuf-c
 CFLAGS ?= -O2 -g
