@@ -13,13 +13,14 @@
 
 #include "core/bpfmap.h"
 #include "core/fault.h"
+#include "core/pin.h"
 #include "core/process.h"
 #include "version.h"
 #include "core/storage.h"
 
 enum {
 	F_BUILD, F_VM_INFO, F_SCANS, F_SCAN_SECONDS, F_PROC_EVENTS, F_ATTACH_ERRORS, F_FAULTS,
-	F_MAP_MEMORY, F_SCRAPE_SECONDS,
+	F_MAP_MEMORY, F_PINS, F_SCRAPE_SECONDS,
 	F_MAX
 };
 
@@ -51,6 +52,15 @@ static const struct expo_family fams[F_MAX] = {
 			   "Kernel memory of each probe's BPF maps (and discovery's, for its "
 			   "process events), as the kernel accounts it (memlock in the maps' "
 			   "fdinfo); see the README's Memory section." },
+	[F_PINS] = { "vmprobe_pins_info", EXPO_GAUGE, "", "probe,state,reason,previous_version",
+		     "What serve did at its start with the programs and counters an earlier "
+		     "serve left pinned for each probe, always 1 (the log says it too): state "
+		     "adopted (its counters go on; reason programs_replaced when its BPF "
+		     "programs differed from ours), removed (its counters start from zero; "
+		     "reason layout: its maps are laid out otherwise, another version or other "
+		     "map sizes; not_persisted, no_stamp, not_adoptable, loaded_unpinned), new "
+		     "(nothing was left) or unpinned (bpffs not usable); previous_version: the "
+		     "vmprobe that left them." },
 	[F_SCRAPE_SECONDS] = { "vmprobe_scrape_duration_seconds", EXPO_GAUGE, "seconds", "",
 			       "Time vmprobe took to render this response." },
 };
@@ -177,6 +187,24 @@ static void render_map_memory(struct probe_set *ps, struct expo *e, struct strbu
 	}
 }
 
+static void render_pins(struct probe_set *ps, struct expo *e, struct strbuf *lb)
+{
+	expo_family(e, &fams[F_PINS]);
+	for (unsigned i = 0; i < ps->nr; i++) {
+		const struct probe_pins *pp = ps->probes[i].pins;
+		struct expo_label l[] = { { "probe", ps->probes[i].ops->name },
+					  { "state", pp ? pp->state : NULL },
+					  { "reason", pp ? pp->reason : NULL },
+					  { "previous_version", pp ? pp->previous : NULL } };
+
+		if (!pp || !pp->state)
+			continue;
+		sb_reset(lb);
+		expo_labels(lb, l, ARRAY_SIZE(l));
+		expo_u64(e, fams[F_PINS].name, lb->buf, 1);
+	}
+}
+
 /* And discovery's own (the process exec/exit hooks), when it has them. */
 static void render_events_memory(struct discovery *d, struct expo *e)
 {
@@ -203,6 +231,7 @@ static void render_self(struct discovery *d, struct expo *e, struct strbuf *lb)
 	}
 	render_map_memory(d->probes, e, lb);
 	render_events_memory(d, e);
+	render_pins(d->probes, e, lb);
 }
 
 int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb)

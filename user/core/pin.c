@@ -266,31 +266,57 @@ static int stamp_read(const char *dir, struct pin_stamp *st)
 	return err;
 }
 
+/* Why pins cannot be adopted: the label of vmprobe_pins_info's reason, and what the log says. */
+struct pin_unfit {
+	const char *reason;
+	const char *why;
+};
+
+static const struct pin_unfit unfit_no_stamp = {
+	"no_stamp", "they have no stamp (a serve that ended while pinning, or an older vmprobe)"
+}, unfit_not_persisted = {
+	"not_persisted", "the serve that pinned them did not persist them (it was killed)"
+}, unfit_layout = {
+	"layout", "their map layout is not this version's (another version, or other map sizes "
+		  "in the configuration)"
+}, unfit_not_adoptable = {
+	"not_adoptable", "this probe does not adopt an earlier serve's counters yet"
+};
+
 /* Why the pins in pp->dir cannot be adopted, or NULL if they can (or there are none). */
-static const char *pins_unfit(const struct probe_pins *pp, bool adoptable, struct pin_stamp *old)
+static const struct pin_unfit *pins_unfit(const struct probe_pins *pp, bool adoptable,
+					  struct pin_stamp *old)
 {
 	int err = stamp_read(pp->dir, old);
 
 	if (err == -ENOENT && dir_empty(pp->dir))
 		return NULL;
 	if (err)
-		return "they have no stamp (a serve that ended while pinning, or an older vmprobe)";
+		return &unfit_no_stamp;
 	if (!old->persist)
-		return "the serve that pinned them did not persist them (it was killed)";
+		return &unfit_not_persisted;
 	if (memcmp(old->layout, pp->stamp.layout, sizeof(old->layout)))
-		return "their map layout is not this version's (another version, or other map "
-		       "sizes in the configuration)";
+		return &unfit_layout;
 	if (!adoptable)
-		return "this probe does not adopt an earlier serve's counters yet";
+		return &unfit_not_adoptable;
 	return NULL;
+}
+
+/* What this serve did with an earlier serve's pins (vmprobe_pins_info). */
+static void pins_outcome(struct probe_pins *pp, const char *state, const char *reason,
+			 const struct pin_stamp *old)
+{
+	pp->state = state;
+	pp->reason = reason;
+	snprintf(pp->previous, sizeof(pp->previous), "%s", old->version);
 }
 
 void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 		  struct bpf_object *obj, const void *(*elf_bytes)(size_t *size))
 {
 	static bool warned;
+	const struct pin_unfit *why;
 	struct pin_stamp old = {};
-	const char *why;
 	size_t elf_size = 0;
 	struct bpf_map *m;
 	const void *elf;
@@ -301,6 +327,7 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 		return;
 	pp->adopting = pp->code_changed = pp->keep = false;
 	pp->probe = probe;
+	pins_outcome(pp, "unpinned", "", &old);
 	elf = elf_bytes(&elf_size);
 	pin_stamp_compute(&pp->stamp, obj, elf, elf_size);
 	err = pins_dir_make(pp, &mounted);
@@ -319,6 +346,7 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 		log_warn("mounted bpffs at %s myself: the pins last as long as this mount "
 			 "(in a container, mount the host's bpffs there)", BPFFS);
 	why = pins_unfit(pp, adoptable, &old);
+	pins_outcome(pp, "new", "", &old);
 	if (why) {
 		bool demoted = log_demoted;
 
@@ -328,14 +356,16 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 		vlog(adoptable ? LOG_WARN : LOG_INFO,
 		     "%s probe: removing the pins left in %s by vmprobe %s (pid %u): %s; its "
 		     "counters start from zero", probe, pp->dir, old.version[0] ? old.version : "?",
-		     old.pid, why);
+		     old.pid, why->why);
 		log_demoted = demoted;
+		pins_outcome(pp, "removed", why->reason, &old);
 		dir_clear(pp->dir);
 		if (mkdir(pp->dir, 0700) && errno != EEXIST)
 			log_warn("cannot make %s: %s", pp->dir, strerror(errno));
 	} else if (old.persist) {
 		pp->adopting = true;
 		pp->code_changed = memcmp(old.code, pp->stamp.code, sizeof(old.code)) != 0;
+		pins_outcome(pp, "adopted", pp->code_changed ? "programs_replaced" : "", &old);
 		log_info("%s probe: adopting the programs and counters of vmprobe %s (pid %u)%s",
 			 probe, old.version, old.pid,
 			 pp->code_changed ? "; its BPF programs differ from ours and are replaced" : "");
@@ -368,9 +398,12 @@ int pins_late(struct probe_pins *pp, struct bpf_object *obj)
 		log_warn("%s probe: removing the pins left in %s by vmprobe %s (pid %u): this serve "
 			 "loaded before bpffs could be used and counts in maps of its own", pp->probe,
 			 pp->dir, old.version[0] ? old.version : "?", old.pid);
+		pins_outcome(pp, "removed", "loaded_unpinned", &old);
 		dir_clear(pp->dir);
 		if (mkdir(pp->dir, 0700) && errno != EEXIST)
 			err = -errno;
+	} else {
+		pins_outcome(pp, "new", "", &old);
 	}
 	bpf_object__for_each_map(m, obj) {
 		char path[PATH_MAX];
@@ -386,6 +419,7 @@ int pins_late(struct probe_pins *pp, struct bpf_object *obj)
 		dir_clear(pp->dir);
 		pp->dir[0] = '\0';
 		pp->probe = NULL;
+		pp->state = "unpinned";
 		return 0;
 	}
 	/* Its links were made unpinned: the next serve can adopt nothing of them. */

@@ -75,6 +75,16 @@ struct probe_pins {
 	bool keep;         /* leaving with persist: the probes detach and forget nothing */
 	const char *probe; /* its name, once pins_prepare ran: pins_late may pin it later */
 	struct pin_stamp stamp; /* ours */
+	/*
+	 * What pins_prepare (or pins_late) did with what an earlier serve
+	 * left, for vmprobe_pins_info: state "adopted", "removed", "new"
+	 * (nothing was left) or "unpinned" (no bpffs); reason, a label value
+	 * ("layout", "programs_replaced", ...) or ""; the earlier serve's
+	 * version ("" if unknown).
+	 */
+	const char *state;
+	const char *reason;
+	char previous[32];
 };
 
 /*
