@@ -43,6 +43,16 @@ CFLAGS += $(CPPFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Iinclude -Iuser -I$(BUILD) -I$(BUILD)/proto $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -lelf -lz -lm -lpthread
 
+# Test only: TEST_UPGRADE_VARIANT=1 builds a vmprobe whose pinned net_slots
+# values carry one more field (include/vmprobe/net.h), as a version with
+# another map layout would, and whose disk programs differ but not their
+# maps (bpf/disk.bpf.c); tests/integration/upgrade_builds.sh upgrades to
+# it and back. Never for a build that ships.
+ifeq ($(TEST_UPGRADE_VARIANT),1)
+BPF_CFLAGS += -DVMPROBE_TEST_UPGRADE_VARIANT
+CFLAGS += -DVMPROBE_TEST_UPGRADE_VARIANT
+endif
+
 # user/core (VM table, discovery, exposition), user/probes/<probe>, user/cli.
 # Every user file but cli/main.c also links into the unit tests.
 USER_SRCS := $(filter-out user/cli/main.c,$(wildcard user/*/*.c user/probes/*/*.c))

@@ -311,6 +311,14 @@ static __always_inline int sys_exit(long ret)
 
 	if (!is_vm(id >> 32))
 		return 0;
+#ifdef VMPROBE_TEST_UPGRADE_VARIANT
+	{
+		/* Test only (Makefile's TEST_UPGRADE_VARIANT): other instructions, the same maps. */
+		volatile __u64 test_upgrade_variant = id;
+
+		(void)test_upgrade_variant;
+	}
+#endif
 	in = dm_find(&sys_inflight, id);
 	if (!in)
 		return 0;

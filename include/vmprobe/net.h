@@ -59,8 +59,15 @@ struct net_slot {
 	__u64 netns_cookie; /* the tap's network namespace */
 	__u32 ifindex;
 	__u32 flags; /* NET_SLOT_* */
+#ifdef VMPROBE_TEST_UPGRADE_VARIANT
+	/* Test only (Makefile's TEST_UPGRADE_VARIANT): another layout of a pinned map. */
+	__u64 test_layout_variant;
+#define NET_SLOT_TEST_BYTES 8
+#else
+#define NET_SLOT_TEST_BYTES 0
+#endif
 };
-_Static_assert(sizeof(struct net_slot) == 16, "net_slot layout");
+_Static_assert(sizeof(struct net_slot) == 16 + NET_SLOT_TEST_BYTES, "net_slot layout");
 
 #define NET_SLOT_USED (1u << 0)  /* the slot counts a tap */
 #define NET_SLOT_TCX (1u << 1)   /* by TCX links (pinned as links/tapSLOT_in, _eg), else clsact */

@@ -25,95 +25,12 @@ tap_require_root "serve's pins and their adoption" tun
 [ -x "$TAPGUEST" ] || { tap_skip "serve's pins and their adoption" "$TAPGUEST is not built"; tap_done; exit; }
 
 WORK=$(mktemp -d /tmp/vmprobe-pins.XXXXXX)
-PORT=19598 VM= TAP=vmpin-t0 PINS=/sys/fs/bpf/vmprobe
-cleanup() {
-	vmprobe_stop >/dev/null 2>&1
-	[ -n "$VM" ] && kill "$VM" 2>/dev/null && wait "$VM" 2>/dev/null
-	"$VMPROBE" uninstall >/dev/null 2>&1
-	ip link del "$TAP" 2>/dev/null
-	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-ip link del "$TAP" 2>/dev/null
-"$VMPROBE" uninstall >/dev/null 2>&1
-
-QEMU=$(tapguest_dir)
-truncate -s 1M "$WORK/thr.img"
-ip tuntap add dev "$TAP" mode tap && ip link set "$TAP" up && sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1" ||
-	{ tap_fail "a tap for the stand-in VM"; tap_done; exit; }
-export TAPGUEST_BURST=10:300 TAPGUEST_READS=8
-start_vm() {
-	"$QEMU" -name guest=pin-vm -netdev tap,id=n0,ifname="$TAP" -device virtio-net-pci,netdev=n0,id=net0 \
-		-drive "file=$WORK/thr.img,format=raw,if=none,id=thr,cache=none,aio=threads" \
-		-device virtio-blk-pci,drive=thr,id=disk0 >"$WORK/vm.out" 2>&1 &
-	VM=$!
-}
+PORT=19598 TAP=vmpin-t0 PINS=/sys/fs/bpf/vmprobe
+. "$REPO/tests/lib/pinvm.sh"
+trap pinvm_cleanup EXIT
+pinvm_tap || { tap_fail "a tap for the stand-in VM"; tap_done; exit; }
 start_vm
 
-# A serve in the background, answering once its first scan is done: the
-# VM is counted by then. Host block latency is off, as in host_tax.sh: it
-# hooks block completion on purpose, VM or not. Each serve's log is kept
-# in $WORK/serves.log; the running one's in $WORK/vmprobe.log.
-serve() { # EXTRA_YAML [FLAGS...]
-	cat "$WORK/vmprobe.log" >>"$WORK/serves.log" 2>/dev/null
-	cat >"$WORK/vmprobe.yaml" <<YAML
-listen: "127.0.0.1:$PORT"
-log_level: debug
-discovery:
-  rescan_interval_ms: 200
-disk:
-  host_block_latency: false
-$1
-YAML
-	shift
-	"$VMPROBE" serve -c "$WORK/vmprobe.yaml" "$@" >"$WORK/vmprobe.log" 2>&1 &
-	VMPROBE_PID=$!
-	VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
-	wait_for 10 curl -sf -o /dev/null "$VMPROBE_URL"
-}
-stop() { # SIGNAL
-	kill -"$1" "$VMPROBE_PID"
-	wait "$VMPROBE_PID" 2>/dev/null
-	VMPROBE_PID=
-}
-tx() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_network_packets_total name=pin-vm interface=$TAP direction="${1:-tx}"; }
-reads() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read; }
-counted() { [ -n "$(tx)" ] && [ -n "$(reads)" ]; }
-# Traffic both ways and 8 reads, whether or not a serve runs.
-READS=0
-stream() {
-	local n0
-	n0=$(grep -c '^read' "$WORK/vm.out")
-	kill -USR1 "$VM"; kill -USR2 "$VM"
-	"$TAPGUEST" inject "$TAP" 7 200 >/dev/null
-	wait_for 10 eval '[ "$(grep -c "^read" "$WORK/vm.out")" -gt '"$n0"' ]'
-	READS=$((READS + 8))
-}
-# vmprobe's totals against the tap's own counters and the reads made.
-exact() { # WHAT
-	sleep 0.3
-	if ! scrape_with_tap "$TAP" "$WORK/exact.txt"; then tap_fail "$1: the tap stays quiet for a scrape"; return; fi
-	check_tap_totals "$1: " "$WORK/exact.txt" pin-vm $TAP
-	check_num "$1: the drive's reads = the VM's preads" "$READS" \
-		"$(metric "$WORK/exact.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read)"
-}
-progs() { vmprobe_progs "$TAP" | sort | xargs; }
-# Links (of any hook) whose program is one of vmprobe's, by name: one a line.
-vmprobe_links() {
-	local names
-	names=$(for o in net disk; do readelf -Ws "$REPO/build/bpf/$o.bpf.o"; done |
-		awk '$4 == "FUNC" && $5 == "GLOBAL" { print $8 }' | xargs)
-	python3 - "$names" <<'PY'
-import json, subprocess, sys
-names = set(sys.argv[1].split())
-progs = {p["id"]: p.get("name", "") for p in json.loads(subprocess.check_output(["bpftool", "-j", "prog", "show"]))}
-for l in json.loads(subprocess.check_output(["bpftool", "-j", "link", "show"])):
-    n = progs.get(l.get("prog_id"), "")
-    if n in names or n.startswith("vmprobe_tap_"):
-        print(n)
-PY
-}
-adopted() { grep -q "net probe: adopting the programs and counters" "$WORK/vmprobe.log"; }
 
 # 1. persist: what is pinned, and the programs outlive serve.
 serve "persist: true" && counted ||
@@ -161,6 +78,9 @@ if serve "persist: true" && counted; then tap_ok "another build: the next serve 
 check "another build: it adopts the counters" adopted
 check "another build: the log says its programs are replaced" \
 	grep -q "disk probe: adopting .*its BPF programs differ from ours and are replaced" "$WORK/vmprobe.log"
+pins_info() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_pins_info "$@"; }
+check_eq "another build: vmprobe_pins_info says the disk probe adopted, programs replaced" 1 \
+	"$(pins_info probe=disk state=adopted reason=programs_replaced)"
 check_eq "another build: one program each way on the tap" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
 check_eq "another build: each disk hook attached once (the old links went)" 1 "$(vmprobe_links | grep -cx enter_pread64)"
 stream
@@ -213,6 +133,8 @@ for p in net disk netdisk; do
 		"$(grep -cE "(^|[^a-z])$p probe: removing the pins .*map layout is not this version's.*counters start from zero" \
 			"$WORK/vmprobe.log")"
 done
+check_eq "another map layout: vmprobe_pins_info says the net probe's pins were removed for it" 1 \
+	"$(pins_info probe=net state=removed reason=layout)"
 new_ids="$(map_id net/net_stats) $(map_id disk/drive_stats)"
 none_common() { # "IDS" "IDS": two ids each, and none in both
 	[ "$(wc -w <<<"$1 $2")" = 4 ] && [ -z "$(comm -12 <(tr ' ' '\n' <<<"$1" | sort) <(tr ' ' '\n' <<<"$2" | sort))" ]
