@@ -35,6 +35,13 @@ VMPROBE_MAP(disk_devs, BPF_MAP_TYPE_HASH, struct drive_fd_key, __u32, 1024);
 VMPROBE_MMAP_ARRAY(drive_stats, struct drive_stats, DISK_DEFAULT_MAX_DRIVES * DISK_OP_MAX);
 
 /*
+ * When each drive slot's counting began (CLOCK_REALTIME ns, 0: unknown),
+ * kept by user space and read by no program: pinned with the counters, so
+ * that an adopted drive's _created is the one it had.
+ */
+VMPROBE_MMAP_ARRAY(drive_born, __u64, DISK_DEFAULT_MAX_DRIVES);
+
+/*
  * In-flight requests live in direct-mapped arrays indexed by a hash of the
  * request's identity (thread id, io_uring request, bio, block request):
  * an array lookup costs a few instructions where a hash map update costs

@@ -32,6 +32,13 @@ VMPROBE_MAP(net_ifaces, BPF_MAP_TYPE_HASH, struct net_iface_key, __u32, NET_DEFA
 /* User space's record of each slot's tap, for the next serve (vmprobe/net.h); sized as net_ifaces. */
 VMPROBE_MAP(net_slots, BPF_MAP_TYPE_ARRAY, __u32, struct net_slot, NET_DEFAULT_MAX_IFACES);
 
+/*
+ * When each slot's counting began (CLOCK_REALTIME ns, 0: unknown), kept by
+ * user space and read by no program: pinned with the counters, so that an
+ * adopted slot's _created is the one it had. Sized as net_ifaces.
+ */
+VMPROBE_MMAP_ARRAY(net_born, __u64, NET_DEFAULT_MAX_IFACES);
+
 /* Per CPU, see net_stats_index(); sized by user space (CPUs x taps x 2). */
 VMPROBE_MMAP_ARRAY(net_stats, struct net_pkt_cell, NET_DEFAULT_MAX_IFACES * NET_DIR_MAX);
 

@@ -202,6 +202,8 @@ struct net_host_tcp {
 	__u64 retransmits;
 	__u64 srtt_sum_ns;
 	__u64 srtt_slots[NET_RTT_SLOTS];
+	/* CLOCK_REALTIME ns when user space made the entry (its _created); no program writes it */
+	__u64 born_ns;
 };
 
 /* Per-CPU health counters of the TC programs, indexed by enum net_err. */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* Prometheus text exposition: escaping, labels, families, log2 histograms. */
+/* Prometheus text exposition: escaping, labels, families, log2 histograms, OpenMetrics _created. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -335,6 +335,67 @@ static void test_time_histograms_are_powers_of_two_of_a_second_with_the_sum_in_n
 			 "1.5e-06, got:\n%s", got);
 }
 
+/*
+ * OpenMetrics with om_created: a host-wide counter's _created is vmprobe's
+ * start; a per-VM series has the one its renderer gives (its tap's or
+ * drive's), none where it gives none, and gauges never have one.
+ */
+static void test_openmetrics_created_is_per_series_and_never_made_up(void **state)
+{
+	static const struct expo_family host = { "h_total", EXPO_COUNTER, "", "", "H." },
+					 vm = { "v_total", EXPO_COUNTER, "", "name,namespace,drive", "V." },
+					 lat = { "l_seconds", EXPO_HISTOGRAM, "seconds", "name,namespace", "L." },
+					 g = { "g", EXPO_GAUGE, "", "name,namespace", "G." };
+	const __u64 slots[4] = { 0, 1, 0, 0 };
+	const struct hist_range r = { .min_slot = 1, .max_slot = 1, .per_unit = 1 };
+	struct strbuf sb;
+	struct expo e;
+
+	sb_init(&sb);
+	expo_begin(&e, EXPO_OPENMETRICS, &sb, 1000.5);
+	e.om_created = true;
+	expo_family(&e, &host);
+	expo_u64(&e, host.name, "", 3);
+	expo_family(&e, &vm);
+	expo_u64(&e, vm.name, "name=\"unknown\"", 1);
+	expo_created(&e, 1700000000.25);
+	expo_u64(&e, vm.name, "name=\"a\"", 2);
+	expo_created(&e, 1700000123.5);
+	expo_u64(&e, vm.name, "name=\"b\"", 4);
+	/* A new family: the last one's _created is not carried over. */
+	expo_family(&e, &lat);
+	expo_histogram(&e, lat.name, "name=\"u\"", slots, 4, &r, 2);
+	expo_created(&e, 1700000001);
+	expo_histogram(&e, lat.name, "name=\"a\"", slots, 4, &r, 2);
+	expo_family(&e, &g);
+	expo_created(&e, 1700000002);
+	expo_u64(&e, g.name, "name=\"a\"", 1);
+	expect_int("expo_end", 0, expo_end(&e));
+	expect_str("OpenMetrics",
+		   "# TYPE h counter\n# HELP h H.\nh_total 3\nh_created 1000.5\n"
+		   "# TYPE v counter\n# HELP v V.\nv_total{name=\"unknown\"} 1\n"
+		   "v_total{name=\"a\"} 2\nv_created{name=\"a\"} 1700000000.25\n"
+		   "v_total{name=\"b\"} 4\nv_created{name=\"b\"} 1700000123.5\n"
+		   "# TYPE l_seconds histogram\n# UNIT l_seconds seconds\n# HELP l_seconds L.\n"
+		   "l_seconds_bucket{name=\"u\",le=\"2\"} 1\nl_seconds_bucket{name=\"u\",le=\"+Inf\"} 1\n"
+		   "l_seconds_sum{name=\"u\"} 2\nl_seconds_count{name=\"u\"} 1\n"
+		   "l_seconds_bucket{name=\"a\",le=\"2\"} 1\nl_seconds_bucket{name=\"a\",le=\"+Inf\"} 1\n"
+		   "l_seconds_sum{name=\"a\"} 2\nl_seconds_count{name=\"a\"} 1\n"
+		   "l_seconds_created{name=\"a\"} 1700000001\n"
+		   "# TYPE g gauge\n# HELP g G.\ng{name=\"a\"} 1\n# EOF\n",
+		   text(&sb));
+	sb_free(&sb);
+	/* Off (exposition.openmetrics_created: false): none at all. */
+	sb_init(&sb);
+	expo_begin(&e, EXPO_OPENMETRICS, &sb, 1000.5);
+	expo_family(&e, &vm);
+	expo_created(&e, 1700000000.25);
+	expo_u64(&e, vm.name, "name=\"a\"", 2);
+	expo_end(&e);
+	assert_null(strstr(text(&sb), "_created"));
+	sb_free(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_histogram_sum_is_the_shortest_decimal_that_reads_back),
 		cmocka_unit_test(test_histogram_in_ns_writes_le_and_sum_in_seconds),
 		cmocka_unit_test(test_histogram_in_ns_writes_exact_le_of_second_sized_buckets),
+		cmocka_unit_test(test_openmetrics_created_is_per_series_and_never_made_up),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -224,12 +224,58 @@ static void a_family_of_many_metrics_decodes_whole(void **state)
 	}
 }
 
+/* A per-VM series' created_timestamp is the one its renderer gives; none where it gives none. */
+static void created_timestamp_is_per_series(void **state)
+{
+	static const struct expo_family c = { "v_total", EXPO_COUNTER, "", "name,namespace", "V." },
+					 h = { "l_seconds", EXPO_HISTOGRAM, "seconds", "name,namespace",
+					       "L." };
+	__u64 slots[38] = { [20] = 1 };
+	Io__Prometheus__Client__MetricFamily *m;
+	struct strbuf sb;
+	struct expo e;
+
+	for (int f = 0; f < 2; f++) {
+		sb_init(&sb);
+		expo_begin(&e, EXPO_PROTOBUF, &sb, 1000.5);
+		expo_family(&e, f ? &h : &c);
+		for (int i = 0; i < 2; i++) {
+			if (f)
+				expo_histogram(&e, h.name, i ? "name=\"a\"" : "name=\"u\"", slots, 38,
+					       &expo_time_range, 5);
+			else
+				expo_u64(&e, c.name, i ? "name=\"a\"" : "name=\"u\"", 9);
+			expo_created(&e, 1700000000.25);
+		}
+		assert_int_equal(0, expo_end(&e));
+		m = first_family(&sb);
+		assert_non_null(m);
+		assert_int_equal(2, m->n_metric);
+		for (int i = 0; i < 2; i++) {
+			const Io__Prometheus__Client__Timestamp *t =
+				f ? m->metric[i]->histogram->created_timestamp :
+				    m->metric[i]->counter->created_timestamp;
+
+			if (!i) {
+				assert_null(t);
+				continue;
+			}
+			assert_non_null(t);
+			expect_int("created seconds", 1700000000, t->seconds);
+			expect_int("created nanos", 250000000, t->nanos);
+		}
+		io__prometheus__client__metric_family__free_unpacked(m, NULL);
+		sb_free(&sb);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(labels_come_back_unescaped),
 		cmocka_unit_test(a_family_of_many_metrics_decodes_whole),
 		cmocka_unit_test(a_histogram_decodes_to_its_slots),
+		cmocka_unit_test(created_timestamp_is_per_series),
 		cmocka_unit_test(a_disabled_family_is_left_out),
 	};
 

@@ -165,11 +165,7 @@ void expo_family(struct expo *e, const struct expo_family *f)
 			e->out->oom = true;
 		return;
 	}
-	/*
-	 * vmprobe's own and host-wide series began with vmprobe; a VM's began
-	 * when its drive or tap started to be counted, which is not tracked
-	 * yet: left out rather than said wrong.
-	 */
+	/* vmprobe's own and host-wide series began with vmprobe; a VM's: expo_created(). */
 	e->created = strncmp(f->labels, "name,", 5) ? e->start : 0;
 	switch (e->format) {
 	case EXPO_PROTOBUF:
@@ -282,6 +278,11 @@ static void sample_head(struct strbuf *sb, const char *name, const char *suffix,
 	sb_putc(sb, '{');
 	sb_puts(sb, labels);
 	sb_add(sb, "} ", 2);
+}
+
+void expo_created(struct expo *e, double t)
+{
+	e->created = t;
 }
 
 /* OpenMetrics: a counter's or histogram's name_created sample, when known. */

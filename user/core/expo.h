@@ -95,6 +95,15 @@ extern const char *const expo_type_names[];
  */
 void expo_family(struct expo *e, const struct expo_family *f);
 
+/*
+ * When the series written next began to be counted (epoch s; 0: unknown,
+ * then none is said): their _created (OpenMetrics with om_created,
+ * protobuf's created_timestamp). expo_family() sets vmprobe's start for
+ * its own and host-wide families and 0 for per-VM ones, whose renderers
+ * give each series its tap's, drive's or VM's.
+ */
+void expo_created(struct expo *e, double t);
+
 /* One sample: name{labels} value; `labels` is from expo_labels(), may be "". */
 void expo_u64(struct expo *e, const char *name, const char *labels, uint64_t v);
 void expo_double(struct expo *e, const char *name, const char *labels, double v);

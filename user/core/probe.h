@@ -100,6 +100,8 @@ struct probe_ops {
 	void (*drive_read)(struct probe *p, const struct vm_disk *disk, unsigned op,
 			   struct drive_stats *out);
 	int (*drive_slot)(struct probe *p, const struct vm_disk *disk, const char **map);
+	/* When the drive's counters began (epoch s; 0: unknown): its series' _created. */
+	double (*drive_born)(struct probe *p, const struct vm_disk *disk);
 	/* Whether drive_read's `errors` are measured: vmprobe_disk_errors_total only then. */
 	bool drive_errors;
 	/*

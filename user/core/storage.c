@@ -111,6 +111,7 @@ struct disk_row {
 	unsigned op;
 	struct drive_stats st;
 	bool errors; /* its probe measures errors */
+	double created; /* when its drive began to be counted (epoch s), 0: unknown */
 };
 
 struct disk_rows {
@@ -148,14 +149,17 @@ static void rows_collect(struct discovery *d, struct disk_rows *out)
 				r->labels = vm_labels_add(&out->labels, vm, l, ARRAY_SIZE(l));
 				r->op = op;
 				r->errors = p->ops->drive_errors;
+				r->created = p->ops->drive_born ? p->ops->drive_born(p, disk) : 0;
 				p->ops->drive_read(p, disk, op, &r->st);
 			}
 		}
 	}
 }
 
-static const char *row_labels(const struct disk_rows *rows, size_t i)
+/* Row i's labels, its drive's _created set for the sample written next. */
+static const char *row_series(struct expo *e, const struct disk_rows *rows, size_t i)
 {
+	expo_created(e, rows->rows[i].created);
 	return rows->labels.buf + rows->rows[i].labels;
 }
 
@@ -175,23 +179,23 @@ void storage_render(struct discovery *d, struct expo *e)
 	}
 	expo_family(e, &fams[F_OPS]);
 	for (i = 0; i < rows.n; i++)
-		expo_u64(e, fams[F_OPS].name, row_labels(&rows, i),
+		expo_u64(e, fams[F_OPS].name, row_series(e, &rows, i),
 			 expo_hist_count(r[i].st.lat_slots, DISK_LAT_SLOTS));
 	expo_family(e, &fams[F_ERRORS]);
 	for (i = 0; i < rows.n; i++)
 		if (r[i].errors)
-			expo_u64(e, fams[F_ERRORS].name, row_labels(&rows, i), r[i].st.errors);
+			expo_u64(e, fams[F_ERRORS].name, row_series(e, &rows, i), r[i].st.errors);
 	expo_family(e, &fams[F_BYTES]);
 	for (i = 0; i < rows.n; i++)
-		expo_u64(e, fams[F_BYTES].name, row_labels(&rows, i), r[i].st.bytes);
+		expo_u64(e, fams[F_BYTES].name, row_series(e, &rows, i), r[i].st.bytes);
 	expo_family(e, &fams[F_LATENCY]);
 	for (i = 0; i < rows.n; i++)
-		expo_histogram(e, fams[F_LATENCY].name, row_labels(&rows, i), r[i].st.lat_slots,
+		expo_histogram(e, fams[F_LATENCY].name, row_series(e, &rows, i), r[i].st.lat_slots,
 			       DISK_LAT_SLOTS, &e->time_range, r[i].st.lat_sum_ns);
 	expo_family(e, &fams[F_SIZE]);
 	for (i = 0; i < rows.n; i++)
 		if (r[i].op != DISK_OP_FLUSH) /* a flush has no size: nothing to tell */
-			expo_histogram(e, fams[F_SIZE].name, row_labels(&rows, i),
+			expo_histogram(e, fams[F_SIZE].name, row_series(e, &rows, i),
 				       r[i].st.size_slots, DISK_SIZE_SLOTS, &size_range,
 				       r[i].st.bytes);
 out:

@@ -272,17 +272,21 @@ char *sb_steal(struct strbuf *sb)
 	return p;
 }
 
-int slot_pool_init(struct slot_pool *p, unsigned size)
+int slot_pool_init(struct slot_pool *p, unsigned size, __u64 *born)
 {
 	p->size = size;
 	p->next = 0;
 	p->used = calloc(size, 1);
-	return p->used ? 0 : -ENOMEM;
+	p->own_born = !born;
+	p->born = born ? born : calloc(size ? size : 1, sizeof(*p->born));
+	return p->used && p->born ? 0 : -ENOMEM;
 }
 
 void slot_pool_fini(struct slot_pool *p)
 {
 	free(p->used);
+	if (p->own_born)
+		free(p->born);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -295,6 +299,7 @@ int slot_pool_get(struct slot_pool *p)
 			continue;
 		p->used[slot] = 1;
 		p->next = (slot + 1) % p->size;
+		p->born[slot] = realtime_ns();
 		return (int)slot;
 	}
 	return -ENOSPC;
@@ -302,8 +307,10 @@ int slot_pool_get(struct slot_pool *p)
 
 void slot_pool_put(struct slot_pool *p, unsigned slot)
 {
-	if (slot < p->size)
+	if (slot < p->size) {
 		p->used[slot] = 0;
+		p->born[slot] = 0;
+	}
 }
 
 int slot_pool_take(struct slot_pool *p, unsigned slot)
@@ -316,17 +323,34 @@ int slot_pool_take(struct slot_pool *p, unsigned slot)
 	return 0;
 }
 
-unsigned long long monotonic_ns(void)
+double slot_pool_born(const struct slot_pool *p, int slot)
+{
+	if (slot < 0 || (unsigned)slot >= p->size || !p->used[slot])
+		return 0;
+	return (double)p->born[slot] / 1e9;
+}
+
+static unsigned long long clock_ns(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+unsigned long long monotonic_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
 }
 
 double now_seconds(void)
 {
 	return monotonic_ns() / 1e9;
+}
+
+unsigned long long realtime_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
 }
 
 int cmp_int(const void *a, const void *b)

@@ -63,21 +63,31 @@ char *sb_steal(struct strbuf *sb);
 
 /*
  * Slots of a BPF stats array handed out round-robin, so that a freed slot
- * rests (while frames in flight may still land in it) before reuse.
+ * rests (while frames in flight may still land in it) before reuse; and
+ * when each slot's counting began (its series' _created).
  */
 struct slot_pool {
 	unsigned size;
 	unsigned next;
 	unsigned char *used;
+	/* per slot, CLOCK_REALTIME ns of its slot_pool_get (0: unknown) */
+	__u64 *born;
+	bool own_born; /* born is the pool's, not a pinned map's */
 };
 
-int slot_pool_init(struct slot_pool *p, unsigned size);
+/*
+ * `born`: size entries kept elsewhere (a pinned map, so that a slot an
+ * earlier serve left keeps its time), or NULL for the pool's own.
+ */
+int slot_pool_init(struct slot_pool *p, unsigned size, __u64 *born);
 void slot_pool_fini(struct slot_pool *p);
-/* A free slot, now used, or -ENOSPC. */
+/* A free slot, now used and born now (its counters are zeroed by the caller), or -ENOSPC. */
 int slot_pool_get(struct slot_pool *p);
 void slot_pool_put(struct slot_pool *p, unsigned slot);
-/* Marks `slot` used (one an earlier serve left in use); 0, or -EBUSY/-ERANGE. */
+/* Marks `slot` used (one an earlier serve left in use, its birth kept); 0, or -EBUSY/-ERANGE. */
 int slot_pool_take(struct slot_pool *p, unsigned slot);
+/* When a used slot's counting began (CLOCK_REALTIME, epoch s), 0 if unknown. */
+double slot_pool_born(const struct slot_pool *p, int slot);
 
 /* Copies src (NULL: "") into dst of `size` bytes, cut to fit, NUL-terminated. */
 void str_copy(char *dst, size_t size, const char *src);
@@ -87,6 +97,8 @@ void time_rfc3339(char *buf, size_t size, const struct timespec *ts);
 
 /* CLOCK_MONOTONIC in seconds. */
 double now_seconds(void);
+/* CLOCK_REALTIME in ns since the epoch. */
+unsigned long long realtime_ns(void);
 /* CLOCK_MONOTONIC in ns, the clock of BPF's bpf_ktime_get_ns(). */
 unsigned long long monotonic_ns(void);
 

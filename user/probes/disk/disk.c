@@ -454,6 +454,8 @@ int disk_maps_size(struct disk_bpf *skel, unsigned max_drives, long pid_max)
 
 	skel->rodata->max_drives = max_drives;
 	err = bpf_map__set_max_entries(skel->maps.drive_stats, max_drives * DISK_OP_MAX);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.drive_born, max_drives);
 	if (err)
 		return err;
 	skel->rodata->tgid_words = words;
@@ -500,7 +502,10 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	err = slot_pool_init(&dp->slots, max_drives);
+	err = bpf_array_mmap(bpf_map__fd(skel->maps.drive_born), max_drives * sizeof(*dp->born),
+			     &dp->born);
+	if (!err)
+		err = slot_pool_init(&dp->slots, max_drives, dp->born);
 	if (!err)
 		err = disk_adopt_open(dp);
 	if (!err && disk_adopting(dp))
@@ -547,6 +552,8 @@ void disk_probe_close(struct disk_probe *dp)
 	if (dp->dev_slots)
 		munmap(dp->dev_slots, DISK_DEV_SLOTS * sizeof(struct blkdev_slot));
 	slot_pool_fini(&dp->slots);
+	if (dp->born)
+		munmap(dp->born, dp->max_drives * sizeof(*dp->born));
 	disk_bpf__destroy(dp->skel);
 	memset(dp, 0, sizeof(*dp));
 }

@@ -39,6 +39,7 @@ struct disk_probe {
 	struct drive_stats *stats; /* the mmapped per-drive array */
 	struct blkdev_slot *dev_slots; /* the mmapped host block array (read-only) */
 	size_t stats_len;
+	__u64 *born; /* the mmapped drive_born array: the slots' birth (slot_pool) */
 	struct slot_pool slots;
 	bool source_on[DISK_SRC_MAX]; /* which AIO modes can be measured */
 	bool host_block_on;
@@ -217,8 +218,9 @@ bool disk_vm_pending(struct probe *p, const struct vm *vm);
 void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		  const struct vm_snapshot *snap);
 void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
-/* probe_ops.drive_slot and drive_read. */
+/* probe_ops.drive_slot, drive_born and drive_read. */
 int disk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map);
+double disk_drive_born(struct probe *p, const struct vm_disk *disk);
 void disk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
 		     struct drive_stats *out);
 

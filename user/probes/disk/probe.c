@@ -69,6 +69,7 @@ const struct probe_ops disk_probe_ops = {
 	.render_self = disk_render_self,
 	.drive_read = disk_drive_read,
 	.drive_slot = disk_drive_slot,
+	.drive_born = disk_drive_born,
 	.drive_errors = true,
 	.adopted = disk_adopted_op,
 	.object = disk_object,

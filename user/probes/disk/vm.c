@@ -377,6 +377,14 @@ int disk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **ma
 	return ds ? ds->slot : -1;
 }
 
+double disk_drive_born(struct probe *p, const struct vm_disk *disk)
+{
+	const struct drive_state *ds = drive_of(p, disk);
+	const struct disk_probe *dp = p->priv;
+
+	return ds ? slot_pool_born(&dp->slots, ds->slot) : 0;
+}
+
 void disk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
 		     struct drive_stats *out)
 {

@@ -109,6 +109,7 @@ struct net_row {
 	const char *ifname; /* the interface label */
 	unsigned dir;
 	struct net_stats st;
+	double created; /* when its tap began to be counted (epoch s), 0: unknown */
 };
 
 struct net_rows {
@@ -120,6 +121,7 @@ struct net_rows {
 /* The rows of every counted tap; false if out of memory. */
 static bool rows_collect(struct probe *p, struct discovery *d, struct net_rows *out)
 {
+	struct net_probe *np = p->priv;
 	size_t cap = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -142,7 +144,8 @@ static bool rows_collect(struct probe *p, struct discovery *d, struct net_rows *
 				r->vm = vm;
 				r->ifname = vm->ifaces[i].label;
 				r->dir = dir;
-				net_read(p->priv, slot, dir, &r->st);
+				r->created = slot_pool_born(&np->slots, slot);
+				net_read(np, slot, dir, &r->st);
 			}
 		}
 	}
@@ -155,18 +158,22 @@ static void rows_free(struct net_rows *r)
 	free(r->rows);
 }
 
-static const char *row_labels(const struct net_rows *rows, size_t i)
+/* Row i's labels, its tap's _created set for the sample written next. */
+static const char *row_series(struct expo *e, const struct net_rows *rows, size_t i)
 {
+	expo_created(e, rows->rows[i].created);
 	return rows->labels.buf + rows->rows[i].labels;
 }
 
-/* A row's VM and interface, then `key`=`value`, instead of its direction. */
-static void row_relabel(struct strbuf *lb, const struct net_row *r, const char *key,
-		       const char *value)
+/* The same, with the row's VM and interface, then `key`=`value`, instead of its direction. */
+static const char *row_relabel(struct expo *e, struct strbuf *lb, const struct net_row *r,
+			       const char *key, const char *value)
 {
 	struct expo_label l[] = { { "interface", r->ifname }, { key, value } };
 
+	expo_created(e, r->created);
 	vm_labels(lb, r->vm, l, ARRAY_SIZE(l));
+	return lb->buf;
 }
 
 static void render_tcp(const struct net_rows *rows, struct expo *e)
@@ -182,20 +189,21 @@ static void render_tcp(const struct net_rows *rows, struct expo *e)
 	sb_init(&lb);
 	expo_family(e, &fams[F_RTT]);
 	for (i = 0; i < rows->n; i++) {
-		row_relabel(&lb, &r[i], "path", path_names[r[i].dir]);
-		expo_histogram(e, fams[F_RTT].name, lb.buf, r[i].st.rtt_slots, NET_RTT_SLOTS,
-			       &e->time_range, r[i].st.rtt_sum_ns);
+		expo_histogram(e, fams[F_RTT].name,
+			       row_relabel(e, &lb, &r[i], "path", path_names[r[i].dir]),
+			       r[i].st.rtt_slots, NET_RTT_SLOTS, &e->time_range, r[i].st.rtt_sum_ns);
 	}
 	expo_family(e, &fams[F_RETRANS]);
 	for (i = 0; i < rows->n; i++)
-		expo_u64(e, fams[F_RETRANS].name, row_labels(rows, i), r[i].st.tcp_retransmits);
+		expo_u64(e, fams[F_RETRANS].name, row_series(e, rows, i), r[i].st.tcp_retransmits);
 	expo_family(e, &fams[F_RESETS]);
 	for (i = 0; i < rows->n; i++)
-		expo_u64(e, fams[F_RESETS].name, row_labels(rows, i), r[i].st.tcp_resets);
+		expo_u64(e, fams[F_RESETS].name, row_series(e, rows, i), r[i].st.tcp_resets);
 	expo_family(e, &fams[F_OPENED]);
 	for (i = 0; i < rows->n; i++) {
-		row_relabel(&lb, &r[i], "opened_by", opener_names[r[i].dir]);
-		expo_u64(e, fams[F_OPENED].name, lb.buf, r[i].st.tcp_opened);
+		expo_u64(e, fams[F_OPENED].name,
+			 row_relabel(e, &lb, &r[i], "opened_by", opener_names[r[i].dir]),
+			 r[i].st.tcp_opened);
 	}
 	sb_free(&lb);
 }
@@ -219,14 +227,14 @@ static void render_taps(struct probe *p, struct discovery *d, struct expo *e)
 	r = rows.rows;
 	expo_family(e, &fams[F_PACKETS]);
 	for (i = 0; i < rows.n; i++)
-		expo_u64(e, fams[F_PACKETS].name, row_labels(&rows, i),
+		expo_u64(e, fams[F_PACKETS].name, row_series(e, &rows, i),
 			 expo_hist_count(r[i].st.size_slots, NET_SIZE_SLOTS));
 	expo_family(e, &fams[F_BYTES]);
 	for (i = 0; i < rows.n; i++)
-		expo_u64(e, fams[F_BYTES].name, row_labels(&rows, i), r[i].st.bytes);
+		expo_u64(e, fams[F_BYTES].name, row_series(e, &rows, i), r[i].st.bytes);
 	expo_family(e, &fams[F_SIZE]);
 	for (i = 0; i < rows.n; i++)
-		expo_histogram(e, fams[F_SIZE].name, row_labels(&rows, i), r[i].st.size_slots,
+		expo_histogram(e, fams[F_SIZE].name, row_series(e, &rows, i), r[i].st.size_slots,
 			       NET_SIZE_SLOTS, &size_range, r[i].st.bytes);
 	if (np->max_flows)
 		render_tcp(&rows, e);
@@ -307,6 +315,8 @@ static void render_drops(struct probe *p, struct discovery *d, struct expo *e)
 		for (int i = 0; i < vm->nr_ifaces; i++) {
 			int slot = net_iface_slot(p, &vm->ifaces[i]);
 
+			/* The tap's drops were forgotten when its slot was given (net_slot_alloc). */
+			expo_created(e, slot_pool_born(&np->slots, slot));
 			for (size_t k = slot >= 0 ? drops_of_slot(&l, (__u32)slot) : l.n;
 			     k < l.n && l.e[k].key.slot == (__u32)slot; k++) {
 				const struct net_drop_key *key = &l.e[k].key;
@@ -382,18 +392,20 @@ static void render_host_tcp(struct probe *p, struct discovery *d, struct expo *e
 		struct host_entry key = { .tgid = (__u32)vm->pid };
 		const struct host_entry *h = l.n ? bsearch(&key, l.e, l.n, sizeof(*l.e), host_cmp) : NULL;
 
-		/* None yet (net_host_vm_add failed, said then): all zero. */
+		/* None yet (net_host_vm_add failed, said then): all zero, no _created. */
 		t[i] = h ? &h->t : &none;
 	}
 	expo_family(e, &fams[F_HOST_SRTT]);
 	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
 		vm_labels(&lb, vm, NULL, 0);
+		expo_created(e, (double)t[i]->born_ns / 1e9);
 		expo_histogram(e, fams[F_HOST_SRTT].name, lb.buf, t[i]->srtt_slots, NET_RTT_SLOTS,
 			       &e->time_range, t[i]->srtt_sum_ns);
 	}
 	expo_family(e, &fams[F_HOST_RETRANS]);
 	for (vm = d->vms, i = 0; vm; vm = vm->next, i++) {
 		vm_labels(&lb, vm, NULL, 0);
+		expo_created(e, (double)t[i]->born_ns / 1e9);
 		expo_u64(e, fams[F_HOST_RETRANS].name, lb.buf, t[i]->retransmits);
 	}
 	sb_free(&lb);

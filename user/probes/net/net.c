@@ -119,6 +119,8 @@ int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, const struct net_sizes
 	skel->rodata->max_ifaces = sz->ifaces;
 	err = bpf_map__set_max_entries(skel->maps.net_ifaces, sz->ifaces);
 	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_born, sz->ifaces);
+	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_tcp, sz->ifaces * NET_DIR_MAX);
@@ -157,6 +159,7 @@ static int net_size(struct net_probe *np, struct net_bpf *skel, const struct net
 	skel->rodata->tcp_on = sz->flows > 0;
 	np->stats_len = (size_t)np->nr_cpus * sz->ifaces * NET_DIR_MAX * sizeof(struct net_pkt_cell);
 	np->tcp_len = (size_t)sz->ifaces * NET_DIR_MAX * sizeof(struct net_tcp_cell);
+	np->born_len = (size_t)sz->ifaces * sizeof(*np->born);
 	return 0;
 }
 
@@ -247,7 +250,9 @@ int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hoo
 	if (!err)
 		err = bpf_array_mmap(bpf_map__fd(skel->maps.net_tcp), np->tcp_len, &np->tcp);
 	if (!err)
-		err = slot_pool_init(&np->slots, sz->ifaces);
+		err = bpf_array_mmap(bpf_map__fd(skel->maps.net_born), np->born_len, &np->born);
+	if (!err)
+		err = slot_pool_init(&np->slots, sz->ifaces, np->born);
 	if (!err)
 		err = net_adopt_open(np);
 cleanup:
@@ -272,6 +277,8 @@ void net_probe_close(struct net_probe *np)
 	if (np->tcp)
 		munmap(np->tcp, np->tcp_len);
 	slot_pool_fini(&np->slots);
+	if (np->born)
+		munmap(np->born, np->born_len);
 	net_bpf__destroy(np->skel);
 	memset(np, 0, sizeof(*np));
 }
@@ -507,11 +514,13 @@ int net_ifaces_fd(const struct net_probe *np)
 
 int net_host_vm_add(struct net_probe *np, __u32 tgid)
 {
-	struct net_host_tcp zero = {};
+	struct net_host_tcp fresh = {};
 
 	if (!np->host_tcp_on)
 		return 0;
-	if (bpf_map_update_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid, &zero, BPF_NOEXIST) &&
+	fresh.born_ns = realtime_ns();
+	/* An entry an earlier serve made goes on counting, its birth kept. */
+	if (bpf_map_update_elem(bpf_map__fd(np->skel->maps.host_tcp), &tgid, &fresh, BPF_NOEXIST) &&
 	    errno != EEXIST)
 		return -errno;
 	return 0;

@@ -36,6 +36,8 @@ struct net_probe {
 	size_t stats_len;
 	struct net_tcp_cell *tcp; /* the mmapped net_tcp array */
 	size_t tcp_len;
+	__u64 *born; /* the mmapped net_born array: the slots' birth (slot_pool) */
+	size_t born_len;
 	struct slot_pool slots;
 	bool tcx;               /* taps attach as TCX links, else clsact filters */
 	bool have_netns_cookie; /* in TC programs, for the fallback key */

@@ -130,7 +130,7 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 		err = -errno;
 		goto cleanup;
 	}
-	err = slot_pool_init(&np->slots, max_drives);
+	err = slot_pool_init(&np->slots, max_drives, NULL);
 	if (err)
 		goto cleanup;
 	log_info("network disks: rbd (librbd) and iSCSI (libiscsi) uprobes, per QEMU process");

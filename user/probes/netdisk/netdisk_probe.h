@@ -120,6 +120,7 @@ void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		     const struct vm_snapshot *snap);
 void netdisk_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
 int netdisk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map);
+double netdisk_drive_born(struct probe *p, const struct vm_disk *disk);
 void netdisk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
 			struct drive_stats *out);
 

@@ -95,5 +95,6 @@ const struct probe_ops netdisk_probe_ops = {
 	.render_self = netdisk_render_self,
 	.drive_read = netdisk_drive_read,
 	.drive_slot = netdisk_drive_slot,
+	.drive_born = netdisk_drive_born,
 	.object = netdisk_object,
 };

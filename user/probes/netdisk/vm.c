@@ -336,6 +336,14 @@ int netdisk_drive_slot(struct probe *p, const struct vm_disk *disk, const char *
 	return nd ? nd->slot : -1;
 }
 
+double netdisk_drive_born(struct probe *p, const struct vm_disk *disk)
+{
+	const struct netdisk_drive *nd = drive_of(p, disk);
+	const struct netdisk_probe *np = p->priv;
+
+	return nd ? slot_pool_born(&np->slots, nd->slot) : 0;
+}
+
 void netdisk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
 			struct drive_stats *out)
 {

@@ -48,7 +48,7 @@ static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins 
 	vp->stats_len = (size_t)max_vms * sizeof(struct vcpu_stats);
 	err = bpf_array_mmap(bpf_map__fd(skel->maps.vcpu_stats), vp->stats_len, &vp->stats);
 	if (!err)
-		err = slot_pool_init(&vp->slots, max_vms);
+		err = slot_pool_init(&vp->slots, max_vms, NULL);
 	if (!err)
 		err = vcpu_bpf__attach(skel);
 	if (!err)
@@ -113,6 +113,17 @@ static size_t vm_threads(const struct probe *p, const struct vm *vm)
 	return vv && vv->slot >= 0 ? vv->nr_tids : 0;
 }
 
+/* The VM's labels, its slot's _created set for the sample written next. */
+static const char *vm_series(const struct probe *p, const struct vm *vm, struct strbuf *lb,
+			     struct expo *e)
+{
+	const struct vcpu_probe *vp = p->priv;
+
+	expo_created(e, slot_pool_born(&vp->slots, ((const struct vcpu_vm *)vm->priv[p->id])->slot));
+	vm_labels(lb, vm, NULL, 0);
+	return lb->buf;
+}
+
 /* Each VM's counters, copied once per scrape (in the table's order); NULL if out of memory. */
 static struct vcpu_stats *stats_collect(struct probe *p, struct discovery *d)
 {
@@ -141,17 +152,15 @@ static void vcpu_render(struct probe *p, struct discovery *d, struct expo *e)
 	sb_init(&lb);
 	expo_family(e, &fams[F_WAIT]);
 	for (vm = d->vms, i = 0; vm; vm = vm->next, i++)
-		if (vm_threads(p, vm)) {
-			vm_labels(&lb, vm, NULL, 0);
-			expo_histogram(e, fams[F_WAIT].name, lb.buf, st[i].wait_slots,
-				       VCPU_WAIT_SLOTS, &e->time_range, st[i].wait_sum_ns);
-		}
+		if (vm_threads(p, vm))
+			expo_histogram(e, fams[F_WAIT].name, vm_series(p, vm, &lb, e),
+				       st[i].wait_slots, VCPU_WAIT_SLOTS, &e->time_range,
+				       st[i].wait_sum_ns);
 	expo_family(e, &fams[F_PREEMPTED]);
 	for (vm = d->vms, i = 0; vm; vm = vm->next, i++)
-		if (vm_threads(p, vm)) {
-			vm_labels(&lb, vm, NULL, 0);
-			expo_u64(e, fams[F_PREEMPTED].name, lb.buf, st[i].preempted);
-		}
+		if (vm_threads(p, vm))
+			expo_u64(e, fams[F_PREEMPTED].name, vm_series(p, vm, &lb, e),
+				 st[i].preempted);
 	expo_family(e, &fams[F_THREADS]);
 	for (vm = d->vms; vm; vm = vm->next)
 		if (vm_threads(p, vm)) {
