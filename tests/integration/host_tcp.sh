@@ -37,7 +37,9 @@ ip tuntap add dev "$TAP" mode tap
 sysctl -qw "net.ipv6.conf.$TAP.disable_ipv6=1"
 ip link set "$TAP" up
 
-vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+vmprobe_start $PORT "log_format: logfmt
+exposition:
+  openmetrics_created: true" || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 if ! grep -q "QEMU's host TCP sockets are not measured" "$WORK/vmprobe.log"; then :; else
 	tap_skip "QEMU host TCP sockets" "this kernel lacks the tcp tracepoints (see the log)"
 	tap_done; exit
@@ -118,6 +120,21 @@ samples() { scrape && metric "$WORK/metrics.txt" vmprobe_host_tcp_srtt_seconds_c
 watched() { echo 1 >&7; sleep 0.3; [ "$(samples)" -gt 0 ]; }
 check "the monitor socket's segments are counted under the VM" wait_for 15 watched
 check "a QEMU socket watched: the host TCP hooks are attached" host_hooked
+# The VM (started after serve) is counted from when serve found it: its
+# host TCP series' _created; its tap's from when serve began counting it.
+scrape_om "$WORK/om.txt"
+born=$(metric "$WORK/om.txt" vmprobe_host_tcp_retransmits_created name="$NAME_EXP")
+check_near "the VM's host TCP _created is when serve found it (its log line, within 1 s)" \
+	"$(log_time "found VM $NAME_EXP")" "$born" 1
+check_range "... after serve's start" "$(metric "$WORK/om.txt" process_start_time_seconds)" 9999999999 "$born"
+check_eq "... the same for its srtt histogram" "$born" \
+	"$(metric "$WORK/om.txt" vmprobe_host_tcp_srtt_seconds_created name="$NAME_EXP")"
+check_near "the VM's tap's _created is when serve began counting it (its log line, within 1 s)" \
+	"$(log_time "counting tap $TAP")" \
+	"$(metric "$WORK/om.txt" vmprobe_network_bytes_created name="$NAME_EXP" direction=rx)" 1
+scrape_pb_created "$WORK/pb.txt"
+check_near "protobuf's created_timestamp of the host TCP retransmits is the same" "$born" \
+	"$(metric "$WORK/pb.txt" vmprobe_host_tcp_retransmits_total name="$NAME_EXP")" 0.001
 
 echo 50 >&7
 wait_for 20 grep -q "done 50" "$WORK/client.log"

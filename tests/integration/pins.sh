@@ -14,7 +14,11 @@
 #  - `serve --cleanup` and `vmprobe uninstall` remove everything; top
 #    does not attach probes of its own beside programs left counting, nor
 #    read a serve's counters of another layout;
-#  - two serves never run at once, and uninstall waits for none.
+#  - two serves never run at once, and uninstall waits for none;
+#  - the tap's and the drive's _created (OpenMetrics, and protobuf's
+#    created_timestamp) is when serve began counting them, the same after
+#    every adoption, new when their counters start from zero or their slot
+#    counts a new VM.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -23,6 +27,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 tap_require_cmds "serve's pins and their adoption" bpftool
 tap_require_root "serve's pins and their adoption" tun
 [ -x "$TAPGUEST" ] || { tap_skip "serve's pins and their adoption" "$TAPGUEST is not built"; tap_done; exit; }
+[ -x "$PBCREATED" ] || { tap_fail "serve's pins and their adoption" "$PBCREATED is not built (make $PBCREATED)"; tap_done; exit; }
 
 WORK=$(mktemp -d /tmp/vmprobe-pins.XXXXXX)
 PORT=19598 TAP=vmpin-t0 PINS=/sys/fs/bpf/vmprobe
@@ -31,6 +36,61 @@ trap pinvm_cleanup EXIT
 pinvm_tap || { tap_fail "a tap for the stand-in VM"; tap_done; exit; }
 start_vm
 
+# OpenMetrics with _created, and a log whose lines say when (logfmt's ts=).
+PINVM_YAML="log_format: logfmt
+exposition:
+  openmetrics_created: true"
+# When the tap and the drive began to be counted, as OpenMetrics' _created says.
+created() { # tap|drive
+	scrape_om "$WORK/om.txt" || return
+	if [ "$1" = tap ]; then
+		metric "$WORK/om.txt" vmprobe_network_packets_created name=pin-vm interface=$TAP direction=tx
+	else
+		metric "$WORK/om.txt" vmprobe_disk_operations_created name=pin-vm drive=disk0 operation=read
+	fi
+}
+# ... and when serve's log says it began (its last "counting tap|drive" line).
+counting_logged() { log_time "counting $([ "$1" = tap ] && echo "tap $TAP" || echo "drive disk0")"; }
+# The slot serve counts the tap or the drive in (state.json).
+slot_of() { # tap|drive
+	python3 - "$1" "$TAP" <<'PY'
+import json, sys
+what, tap = sys.argv[1], sys.argv[2]
+def walk(o):
+    if isinstance(o, dict):
+        if (what == "tap" and o.get("tap") == tap and "slot" in o) or (what == "drive" and o.get("drive") == "disk0"):
+            print(o["slot"]); sys.exit()
+        o = list(o.values())
+    if isinstance(o, list):
+        for v in o:
+            walk(v)
+walk(json.load(open("/run/vmprobe/state.json")))
+PY
+}
+# Every series of the tap and the drive, in OpenMetrics and in protobuf, says the same _created.
+same_created() { # WHAT TAP_CREATED DRIVE_CREATED
+	local f n
+	scrape_om "$WORK/om.txt" && scrape_pb_created "$WORK/pb.txt" || { tap_fail "$1: OpenMetrics and protobuf scrapes"; return; }
+	for f in "network_packets direction=rx" "network_bytes direction=tx" "network_packet_size_bytes direction=tx" \
+		"network_tcp_retransmits direction=rx"; do
+		n=vmprobe_${f%% *}
+		check_near "$1: ${n}_created of the tap" "$2" "$(metric "$WORK/om.txt" "${n}_created" name=pin-vm interface=$TAP "${f#* }")" 0
+	done
+	check_near "$1: vmprobe_network_tcp_rtt_seconds_created of the tap" "$2" \
+		"$(metric "$WORK/om.txt" vmprobe_network_tcp_rtt_seconds_created name=pin-vm interface=$TAP path=guest)" 0
+	for f in disk_operations disk_bytes disk_latency_seconds disk_request_size_bytes; do
+		check_near "$1: vmprobe_${f}_created of the drive" "$3" \
+			"$(metric "$WORK/om.txt" "vmprobe_${f}_created" name=pin-vm drive=disk0 operation=write)" 0
+	done
+	check_near "$1: protobuf's created_timestamp of the tap's packets" "$2" \
+		"$(metric "$WORK/pb.txt" vmprobe_network_packets_total name=pin-vm interface=$TAP direction=tx)" 0.001
+	check_near "$1: protobuf's created_timestamp of the tap's frame sizes (histogram)" "$2" \
+		"$(metric "$WORK/pb.txt" vmprobe_network_packet_size_bytes name=pin-vm interface=$TAP direction=rx)" 0.001
+	check_near "$1: protobuf's created_timestamp of the drive's reads" "$3" \
+		"$(metric "$WORK/pb.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read)" 0.001
+	check_near "$1: protobuf's created_timestamp of the drive's latency (histogram)" "$3" \
+		"$(metric "$WORK/pb.txt" vmprobe_disk_latency_seconds name=pin-vm drive=disk0 operation=read)" 0.001
+}
 
 # 1. persist: what is pinned, and the programs outlive serve.
 serve "persist: true" && counted ||
@@ -44,6 +104,20 @@ if have_tcx; then
 	check "the tap's TCX links are pinned" test -e $PINS/net/links/tap0_in -a -e $PINS/net/links/tap0_eg
 fi
 check "the disk hooks' links are pinned (sys_enter_pread64's)" test -e $PINS/disk/links/enter_pread64
+TAP_BORN=$(created tap) DRIVE_BORN=$(created drive)
+check_near "the tap's _created is when serve began counting it (its log line, within 1 s)" \
+	"$(counting_logged tap)" "$TAP_BORN" 1
+check_near "the drive's _created is when serve began counting it (its log line, within 1 s)" \
+	"$(counting_logged drive)" "$DRIVE_BORN" 1
+same_created "first serve" "$TAP_BORN" "$DRIVE_BORN"
+check_near "a host-wide counter's _created is serve's start (process_start_time_seconds, within 1 s)" \
+	"$(metric "$WORK/om.txt" process_start_time_seconds)" "$(metric "$WORK/om.txt" vmprobe_discovery_scans_created)" 1
+if command -v promtool >/dev/null; then
+	check "promtool check metrics is clean (text format, a VM counted)" bash -c "curl -sf '$VMPROBE_URL' | promtool check metrics"
+else
+	tap_skip "promtool check metrics is clean (text format, a VM counted)" "promtool is not installed"
+fi
+OLD_SLOTS="$(slot_of tap) $(slot_of drive)"
 
 # 2. Restarts: SIGTERM, SIGKILL, each with a gap that has traffic and reads.
 for sig in TERM KILL; do
@@ -57,6 +131,7 @@ for sig in TERM KILL; do
 	check_eq "SIG$sig: one program each way on the tap" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
 	stream
 	exact "after SIG$sig"
+	same_created "after SIG$sig, adopted: the tap's and drive's first _created" "$TAP_BORN" "$DRIVE_BORN"
 done
 
 # 2b. Programs that differ with the same layout (another build): adopted,
@@ -85,6 +160,8 @@ check_eq "another build: one program each way on the tap" "vmprobe_tap_egr vmpro
 check_eq "another build: each disk hook attached once (the old links went)" 1 "$(vmprobe_links | grep -cx enter_pread64)"
 stream
 exact "after another build"
+check_eq "another build: the adopted tap keeps its _created" "$TAP_BORN" "$(created tap)"
+check_eq "another build: the adopted drive keeps its _created" "$DRIVE_BORN" "$(created drive)"
 
 # 3. Two serves never at once; uninstall does not run beside a serve.
 "$VMPROBE" serve -c "$WORK/vmprobe.yaml" --listen 127.0.0.1:$((PORT + 1)) >"$WORK/second.log" 2>&1
@@ -105,6 +182,7 @@ network:
 check "it adopts the counters" adopted
 stream
 exact "serve on clsact after one on TCX"
+check_eq "clsact after TCX: the tap taken over keeps its _created" "$TAP_BORN" "$(created tap)"
 stop TERM
 stream
 check_eq "clsact: with no serve, one vmprobe filter each way stays" \
@@ -118,6 +196,8 @@ check "clsact: its filters are taken over, not attached anew" \
 check_eq "clsact: one filter each way" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
 stream
 exact "clsact, after a restart"
+check_eq "clsact, after a restart: the tap keeps its _created" "$TAP_BORN" "$(created tap)"
+check_eq "clsact, after a restart: the drive keeps its _created" "$DRIVE_BORN" "$(created drive)"
 
 # 5. Another map layout (other sizes) starts from zero, and says so once:
 # new maps, not the old ones read another way. (test_pins shows that a
@@ -144,6 +224,18 @@ check "another map layout: net_stats and drive_stats are new maps (ids $old_ids,
 check_eq "another map layout: one program each way" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
 check_num "the VM's frames count from zero" 0 "$(tx)"
 check_num "the VM's reads count from zero" 0 "$(reads)"
+# Counters from zero: a new _created, when this serve began counting them.
+reborn() { # WHAT tap|drive OLD
+	local now
+	now=$(created "$2")
+	check_range "$1: the $2's _created is new, after the old one and this serve's start" \
+		"$(awk -v a="$3" -v b="$(metric "$WORK/om.txt" process_start_time_seconds)" \
+			'BEGIN { printf "%.6f", (a > b ? a : b) }')" 9999999999 "$now"
+	check_near "$1: ... when serve began counting the $2 (its log line, within 1 s)" \
+		"$(counting_logged "$2")" "$now" 1
+}
+reborn "another map layout" tap "$TAP_BORN"
+reborn "another map layout" drive "$DRIVE_BORN"
 
 # 6. A serve without persist that is killed: the next start removes its pins.
 stop TERM
@@ -166,6 +258,7 @@ check "the next serve removes its pins: it did not persist them" \
 check_num "and counts from zero" 0 "$(reads)"
 
 # 7. A VM gone while no serve ran: released, and no hook stays attached.
+GONE_SLOTS="$(slot_of tap) $(slot_of drive)" TAP_BORN=$(created tap) DRIVE_BORN=$(created drive)
 stop TERM
 kill "$VM"; wait "$VM" 2>/dev/null; VM=
 serve "persist: true"
@@ -179,6 +272,12 @@ check_eq "no link is pinned" "" "$(find $PINS/net/links $PINS/disk/links -mindep
 # 8. serve --cleanup adopts, then removes everything as it exits.
 start_vm
 check "a new VM is counted" wait_for 10 counted
+wait_for 10 eval '[ "$(slot_of tap) $(slot_of drive)" = "$GONE_SLOTS" ]'
+check_eq "the new VM (the same name) is counted in the gone VM's tap and drive slots" \
+	"$GONE_SLOTS" "$(slot_of tap) $(slot_of drive)"
+reborn "a new VM in the gone VM's slots" tap "$TAP_BORN"
+reborn "a new VM in the gone VM's slots" drive "$DRIVE_BORN"
+same_created "a new VM in the gone VM's slots" "$(created tap)" "$(created drive)"
 stop TERM
 check_eq "persist leaves the tap's programs" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
 serve "persist: true" --cleanup

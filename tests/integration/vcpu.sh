@@ -56,7 +56,9 @@ check_eq "off by default: no vmprobe_vcpu series, no program on sched_switch" "0
 vmprobe_stop
 
 vmprobe_start $PORT "vcpu:
-  enabled: true" || { tap_fail "vmprobe serve starts with vcpu.enabled" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+  enabled: true
+exposition:
+  openmetrics_created: true" || { tap_fail "vmprobe serve starts with vcpu.enabled" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 check_eq "vcpu.enabled loads its two programs" 2 "$(vcpu_progs)"
 
 guest_make_initrd "$WORK/initrd" - <<'SH'
@@ -64,6 +66,7 @@ echo SPINNING
 while :; do :; done
 SH
 NAME=vcpu-guest
+STARTED=$(date +%s.%N)
 guest_start "$NAME" "$TAP" "$WORK/initrd" || { tap_fail "the guest starts"; tap_done; exit; }
 wait_for 60 grep -q SPINNING "$GUEST_LOG" || tap_fail "the guest's workload runs" "$(tail -5 "$GUEST_LOG")"
 
@@ -71,6 +74,17 @@ wait_for 60 grep -q SPINNING "$GUEST_LOG" || tap_fail "the guest's workload runs
 TID=$(grep -l '^CPU 0/TCG$' /proc/"$GUEST_PID"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
 has_threads() { scrape "$WORK/t.txt"; [ "$(metric "$WORK/t.txt" vmprobe_vcpu_threads name="$NAME")" = 1 ]; }
 check "vmprobe_vcpu_threads of the VM is 1 (its one vCPU thread, $TID)" wait_for 30 has_threads
+# Its vCPU series began when serve found its vCPU thread: after the guest
+# started (after serve), before it was seen measured.
+scrape_om "$WORK/om.txt"
+born=$(metric "$WORK/om.txt" vmprobe_vcpu_preemptions_created name="$NAME")
+check_range "the VM's vCPU _created is between the guest's start and its threads' first scrape" \
+	"$STARTED" "$(stat -c %.9Y "$WORK/t.txt")" "$born"
+check_eq "... the same for its wait histogram" "$born" \
+	"$(metric "$WORK/om.txt" vmprobe_vcpu_wait_seconds_created name="$NAME")"
+scrape_pb_created "$WORK/pb.txt"
+check_near "... and protobuf's created_timestamp" "$born" \
+	"$(metric "$WORK/pb.txt" vmprobe_vcpu_wait_seconds name="$NAME")" 0.001
 check_eq "vmprobe_vcpu_info says it is measured" 1 \
 	"$(metric "$WORK/t.txt" vmprobe_vcpu_info name="$NAME" measured=true reason=)"
 

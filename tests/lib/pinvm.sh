@@ -37,7 +37,7 @@ start_vm() {
 # answering once its first scan is done: the VM is counted by then. Host
 # block latency is off, as in host_tax.sh: it hooks block completion on
 # purpose, VM or not. Each serve's log is kept in $WORK/serves.log; the
-# running one's in $WORK/vmprobe.log.
+# running one's in $WORK/vmprobe.log. PINVM_YAML: more of it, for every serve.
 serve() { # EXTRA_YAML [FLAGS...]
 	cat "$WORK/vmprobe.log" >>"$WORK/serves.log" 2>/dev/null
 	cat >"$WORK/vmprobe.yaml" <<YAML
@@ -47,6 +47,7 @@ discovery:
   rescan_interval_ms: 200
 disk:
   host_block_latency: false
+${PINVM_YAML:-}
 $1
 YAML
 	shift

@@ -67,6 +67,15 @@ check_range() { # DESC LOW HIGH ACTUAL (floats, inclusive; empty fails)
 	fi
 }
 
+check_near() { # DESC EXPECTED ACTUAL TOLERANCE (floats; empty fails)
+	if [[ $2 =~ ^-?[0-9.e+-]+$ && $3 =~ ^-?[0-9.e+-]+$ ]] &&
+		awk -v e="$2" -v a="$3" -v t="$4" 'BEGIN { d = a - e; exit !(d <= t && -d <= t) }'; then
+		tap_ok "$1"
+	else
+		tap_fail "$1" "expected: $2 (within $4)" "actual:   $3"
+	fi
+}
+
 tap_done() {
 	echo "1..$TAP_N"
 	[ "$TAP_FAILED" -eq 0 ]

@@ -5,6 +5,7 @@ VMPROBE=${VMPROBE:-$REPO/build/vmprobe}
 TAPGUEST=$REPO/build/tests/tools/tapguest
 TCX=$REPO/build/tests/tools/tcx
 SYSFAULT=$REPO/build/tests/tools/sysfault
+PBCREATED=$REPO/build/tests/tools/pbcreated
 
 # `make test` builds the test tools, plain `make` does not: a suite run on
 # its own builds any that is missing, rather than fail in misleading ways.
@@ -156,6 +157,24 @@ check_tap_totals() { # WHAT FILE NAME TAP
 
 scrape() { # [FILE]: saves /metrics to FILE (default $WORK/metrics.txt)
 	curl -sf "$VMPROBE_URL" >"${1:-$WORK/metrics.txt}"
+}
+
+# /metrics as OpenMetrics to FILE: with exposition.openmetrics_created, a
+# counter's or histogram's NAME_created{LABELS} lines (metric reads them).
+scrape_om() { # FILE
+	curl -sf -H 'Accept: application/openmetrics-text; version=1.0.0' "$VMPROBE_URL" >"$1"
+}
+# /metrics as protobuf, decoded into FILE by tests/tools/pbcreated: one line
+# per counter and histogram, NAME{LABELS} CREATED_TIMESTAMP (or "none").
+scrape_pb_created() { # FILE
+	curl -sf -H 'Accept: application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited' \
+		"$VMPROBE_URL" | "$PBCREATED" >"$1"
+}
+# When the last line of serve's log (log_format: logfmt) matching PATTERN was written, epoch s.
+log_time() { # PATTERN [LOG]
+	local ts
+	ts=$(grep -- "$1" "${2:-$WORK/vmprobe.log}" | tail -1 | sed -n 's/^ts=\([^ ]*\) .*/\1/p')
+	[ -n "$ts" ] && date -d "$ts" +%s.%N
 }
 
 # An HTTP request (curl): headers in $WORK/NAME.h, body in $WORK/NAME.b, the
