@@ -205,6 +205,7 @@ struct net_host_tcp {
 	/* CLOCK_REALTIME ns when user space made the entry (its _created); no program writes it */
 	__u64 born_ns;
 };
+_Static_assert(sizeof(struct net_host_tcp) == 8 * (3 + NET_RTT_SLOTS), "net_host_tcp layout");
 
 /* Per-CPU health counters of the TC programs, indexed by enum net_err. */
 enum net_err {
