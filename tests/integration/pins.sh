@@ -38,17 +38,7 @@ start_vm
 
 # OpenMetrics with _created, and a log whose lines say when (logfmt's ts=).
 PINVM_YAML="log_format: logfmt
-exposition:
-  openmetrics_created: true"
-# When the tap and the drive began to be counted, as OpenMetrics' _created says.
-created() { # tap|drive
-	scrape_om "$WORK/om.txt" || return
-	if [ "$1" = tap ]; then
-		metric "$WORK/om.txt" vmprobe_network_packets_created name=pin-vm interface=$TAP direction=tx
-	else
-		metric "$WORK/om.txt" vmprobe_disk_operations_created name=pin-vm drive=disk0 operation=read
-	fi
-}
+$PINVM_CREATED"
 # ... and when serve's log says it began (its last "counting tap|drive" line).
 counting_logged() { log_time "counting $([ "$1" = tap ] && echo "tap $TAP" || echo "drive disk0")"; }
 # The slot serve counts the tap or the drive in (state.json).

@@ -14,6 +14,8 @@
 #    in one log line and by vmprobe_pins_info, and the tap is counted from
 #    zero, exactly from then on; the disk probe, whose layout did not
 #    change, adopts, its hooks move to the new programs, its reads go on.
+# The tap's and the drive's _created stay what they were where their
+# counters are adopted, and the tap's is new where it counts from zero.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -59,6 +61,7 @@ check_eq "B's BPF objects are A's, byte for byte, though built elsewhere (if not
 
 pinvm_tap || { tap_fail "a tap for the stand-in VM"; tap_done; exit; }
 start_vm
+PINVM_YAML=$PINVM_CREATED
 # Each serve's first lines: the probes' adoption or removal of pins.
 said() { grep -E "(^|[^a-z])(net|disk) probe: (adopting|removing)" "$WORK/vmprobe.log" | sed 's/^/# /'; }
 pins_info() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_pins_info "$@"; }
@@ -83,8 +86,8 @@ exact "A"
 
 # Same layout, another version: adopted as they are, both ways.
 adopt() { # FROM TO BIN VERSION SIGNAL: restart from FROM to TO (BIN, VERSION) after SIGNAL
-	local from=$1 to=$2 bin=$3 v=$4 sig=$5 p old_id
-	old_id=$(link_progs exit_pread64 id)
+	local from=$1 to=$2 bin=$3 v=$4 sig=$5 p old_id born
+	old_id=$(link_progs exit_pread64 id) born="$(created tap) $(created drive)"
 	stop "$sig"
 	stream
 	if VMPROBE=$bin serve "persist: true" && counted; then tap_ok "$from -> $to: $to starts"; else
@@ -101,6 +104,7 @@ adopt() { # FROM TO BIN VERSION SIGNAL: restart from FROM to TO (BIN, VERSION) a
 		"$(link_progs exit_pread64 id | xargs)"
 	stream
 	exact "$from -> $to, the gap included"
+	check_eq "$from -> $to: the tap's and the drive's _created are $from's" "$born" "$(created tap) $(created drive)"
 }
 adopt A B "$B" "$VB" TERM
 # (The stamp keeps 31 bytes of a version: a development one may be longer.)
@@ -119,7 +123,8 @@ check_eq "L's BPF objects are A's but net's and disk's" "$(xargs -n1 <<<"$all_ob
 map_id() { bpftool -j map show pinned "$PINS/$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'; }
 value_size() { bpftool -j map show pinned "$PINS/$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["bytes_value"])'; }
 relayout() { # FROM TO BIN VERSION SLOT_BYTES: restart from FROM to TO (BIN, VERSION), other net layout
-	local from=$1 to=$2 bin=$3 v=$4 old_id old_tag
+	local from=$1 to=$2 bin=$3 v=$4 old_id old_tag tap_born drive_born
+	tap_born=$(created tap) drive_born=$(created drive)
 	stop TERM
 	old_id=$(map_id net/net_stats) old_tag=$(link_progs exit_pread64 tag)
 	stream
@@ -143,6 +148,10 @@ relayout() { # FROM TO BIN VERSION SLOT_BYTES: restart from FROM to TO (BIN, VER
 	check_num "$from -> $to: the tap's frames count from zero" 0 "$(tx)"
 	stream
 	exact "$from -> $to, the tap from $to's start, the reads all along"
+	check_eq "$from -> $to: the drive's _created is $from's" "$drive_born" "$(created drive)"
+	check_range "$from -> $to: the tap's is new, from $to's start" \
+		"$(metric "$WORK/om.txt" process_start_time_seconds)" 9999999999 "$(created tap)"
+	check "$from -> $to: ... after $from's ($tap_born)" test -n "$tap_born" -a "$(created tap)" != "$tap_born"
 }
 relayout A L "$L" "$VL" 24
 relayout L A "$A" "$VA" 16

@@ -64,6 +64,18 @@ stop() { # SIGNAL
 tx() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_network_packets_total name=pin-vm interface=$TAP direction="${1:-tx}"; }
 reads() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read; }
 counted() { [ -n "$(tx)" ] && [ -n "$(reads)" ]; }
+# With PINVM_YAML="$PINVM_CREATED", OpenMetrics carries _created:
+PINVM_CREATED="exposition:
+  openmetrics_created: true"
+# When the tap and the drive began to be counted, as OpenMetrics' _created says.
+created() { # tap|drive
+	scrape_om "$WORK/om.txt" || return
+	if [ "$1" = tap ]; then
+		metric "$WORK/om.txt" vmprobe_network_packets_created name=pin-vm interface=$TAP direction=tx
+	else
+		metric "$WORK/om.txt" vmprobe_disk_operations_created name=pin-vm drive=disk0 operation=read
+	fi
+}
 
 # Traffic both ways and 8 reads, whether or not a serve runs.
 READS=0
