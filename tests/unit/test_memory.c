@@ -108,6 +108,21 @@ static void test_every_map_type_is_modelled(void **state)
 	objs_close(&o);
 }
 
+/* Every map with an entry per tap holds network.max_interfaces of them. */
+static void test_per_tap_maps_hold_max_interfaces(void **state)
+{
+	static const char *const per_tap[] = { "net_ifaces", "net_slots", "net_born" };
+	struct config cfg;
+	struct objs o;
+
+	load_config(&cfg, "network:\n  max_interfaces: 4096\n");
+	objs_open(&o, &cfg, 2);
+	for (size_t i = 0; i < sizeof(per_tap) / sizeof(per_tap[0]); i++)
+		expect_int(per_tap[i], 4096,
+			   bpf_map__max_entries(bpf_object__find_map_by_name(o.net->obj, per_tap[i])));
+	objs_close(&o);
+}
+
 /* Issue #16's host: 64 CPUs, 200 VMs, the configuration for 200 VMs. */
 static void test_64_cpus_200_vms_fit_in_16_mib(void **state)
 {
@@ -186,6 +201,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_map_type_is_modelled),
+		cmocka_unit_test(test_per_tap_maps_hold_max_interfaces),
 		cmocka_unit_test(test_64_cpus_200_vms_fit_in_16_mib),
 		cmocka_unit_test(test_memory_grows_with_cpus_only_through_the_per_cpu_cells),
 		cmocka_unit_test(test_model_is_the_kernels_accounting_or_a_little_more),

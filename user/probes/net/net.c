@@ -120,6 +120,9 @@ int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, const struct net_sizes
 	err = bpf_map__set_max_entries(skel->maps.net_ifaces, sz->ifaces);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_born, sz->ifaces);
+	/* Each tap's slot record, pinned for the next serve to adopt the tap. */
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.net_slots, sz->ifaces);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
 	if (!err)
