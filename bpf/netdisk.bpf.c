@@ -31,6 +31,9 @@ const volatile __u32 max_drives = NETDISK_DEFAULT_MAX_DRIVES;
 
 VMPROBE_MMAP_ARRAY(netdisk_stats, struct drive_stats, NETDISK_DEFAULT_MAX_DRIVES * DISK_OP_MAX);
 
+/* Each slot's birth, user space's alone, as disk.bpf.c's drive_born: adopted with the counters. */
+VMPROBE_MMAP_ARRAY(netdisk_born, __u64, NETDISK_DEFAULT_MAX_DRIVES);
+
 /* Sessions user space matched to a drive: -> slot. */
 VMPROBE_MAP(netdisk_sessions, BPF_MAP_TYPE_HASH, struct netdisk_session, __u32,
 	    NETDISK_SESSIONS_MAX);
@@ -47,6 +50,10 @@ VMPROBE_MAP(netdisk_blksize, BPF_MAP_TYPE_LRU_HASH, struct netdisk_session, __u3
 	    NETDISK_SESSIONS_MAX);
 
 VMPROBE_RINGBUF(netdisk_events, 4096);
+
+/* Slot -> the drive it counts: user space's, for the next serve (vmprobe/netdisk.h). */
+VMPROBE_MAP(netdisk_owners, BPF_MAP_TYPE_HASH, __u32, struct netdisk_slot_owner,
+	    NETDISK_DEFAULT_MAX_DRIVES);
 
 VMPROBE_MAP(netdisk_errors, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, NETDISK_ERR_MAX);
 

@@ -53,6 +53,21 @@ struct netdisk_event {
 };
 _Static_assert(sizeof(struct netdisk_event) == 24, "netdisk_event layout");
 
+/*
+ * Which drive of which VM a slot counts: kept by user space alone (the
+ * programs never touch it) so that the next serve, adopting the pinned
+ * maps and links, gives each drive its slot back. The label is the
+ * drive's `drive` label, NUL-terminated.
+ */
+#define NETDISK_LABEL_MAX 128
+struct netdisk_slot_owner {
+	__u32 tgid;
+	__u32 pad;
+	__u64 start_time; /* the process's, from /proc/PID/stat: a reused pid is not the VM */
+	char label[NETDISK_LABEL_MAX];
+};
+_Static_assert(sizeof(struct netdisk_slot_owner) == 144, "netdisk_slot_owner layout");
+
 /* Operations index arrays masked by DISK_OP_MAX - 1 in BPF: a power of two. */
 _Static_assert(DISK_OP_MAX == 4, "DISK_OP_MAX is a power of two");
 

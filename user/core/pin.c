@@ -473,34 +473,56 @@ static void link_path(const struct probe_pins *pp, const char *name, char *path,
 	snprintf(path, size, "%s/links/%s", pp->dir, name);
 }
 
-struct bpf_link *pins_link_attach(struct probe_pins *pp, struct bpf_program *prog)
+void pins_link_pin(struct probe_pins *pp, struct bpf_link *link, const char *name)
 {
-	struct bpf_link *link = bpf_program__attach(prog);
 	char path[PATH_MAX];
 	int err;
 
 	if (!link || !pins_persist(pp))
-		return link;
-	link_path(pp, bpf_program__name(prog), path, sizeof(path), true);
+		return;
+	link_path(pp, name, path, sizeof(path), true);
 	/* One left by a serve whose links were not adopted. */
 	unlink(path);
 	err = bpf_link__pin(link, path);
 	if (err)
 		log_warn("cannot pin %s (%s): it will not outlive this serve", path, strerror(-err));
+}
+
+struct bpf_link *pins_link_attach(struct probe_pins *pp, struct bpf_program *prog)
+{
+	struct bpf_link *link = bpf_program__attach(prog);
+
+	pins_link_pin(pp, link, bpf_program__name(prog));
 	return link;
 }
 
-struct bpf_link *pins_link_adopt(struct probe_pins *pp, struct bpf_program *prog)
+struct bpf_link *pins_link_open(struct probe_pins *pp, const char *name)
 {
-	struct bpf_link *old, *link;
 	char path[PATH_MAX];
 
 	if (!pins_on(pp) || !pp->adopting)
 		return NULL;
-	link_path(pp, bpf_program__name(prog), path, sizeof(path), false);
-	if (access(path, F_OK))
-		return NULL;
-	old = bpf_link__open(path);
+	link_path(pp, name, path, sizeof(path), false);
+	return access(path, F_OK) ? NULL : bpf_link__open(path);
+}
+
+struct bpf_link *pins_link_swap(struct probe_pins *pp, struct bpf_link *old,
+				struct bpf_link *fresh, const char *name)
+{
+	if (!fresh) {
+		log_warn("cannot attach %s (%s): the earlier serve's program stays", name,
+			 strerror(errno));
+		return old;
+	}
+	pins_link_end(pp, old);
+	pins_link_pin(pp, fresh, name);
+	return fresh;
+}
+
+struct bpf_link *pins_link_adopt(struct probe_pins *pp, struct bpf_program *prog)
+{
+	struct bpf_link *old = pins_link_open(pp, bpf_program__name(prog));
+
 	if (!old || !pp->code_changed)
 		return old;
 	/*
@@ -508,16 +530,7 @@ struct bpf_link *pins_link_adopt(struct probe_pins *pp, struct bpf_program *prog
 	 * beside the old one, which then goes. Events in between (a few
 	 * microseconds) run both.
 	 */
-	link = bpf_program__attach(prog);
-	if (!link) {
-		log_warn("cannot attach %s (%s): the earlier serve's program stays", bpf_program__name(prog),
-			 strerror(errno));
-		return old;
-	}
-	pins_link_end(pp, old);
-	if (pp->persist && bpf_link__pin(link, path))
-		log_warn("cannot pin %s: it will not outlive this serve", path);
-	return link;
+	return pins_link_swap(pp, old, bpf_program__attach(prog), bpf_program__name(prog));
 }
 
 void pins_link_end(struct probe_pins *pp, struct bpf_link *link)

@@ -125,11 +125,23 @@ bool pins_persist(const struct probe_pins *pp);
  * link as links/PROGRAM; NULL with errno set.
  */
 struct bpf_link *pins_link_attach(struct probe_pins *pp, struct bpf_program *prog);
+/* With persist, pins a link made elsewhere as links/NAME (logged if it cannot). */
+void pins_link_pin(struct probe_pins *pp, struct bpf_link *link, const char *name);
+/* While adopting: the link an earlier serve pinned as links/NAME, or NULL. */
+struct bpf_link *pins_link_open(struct probe_pins *pp, const char *name);
 /*
  * While adopting: the link of `prog` an earlier serve pinned, moved to
  * `prog` itself when the programs changed; NULL if there is none.
  */
 struct bpf_link *pins_link_adopt(struct probe_pins *pp, struct bpf_program *prog);
+/*
+ * While adopting with pp->code_changed: `fresh`, our program attached
+ * where `old` (the earlier serve's) is, replaces it (ended, its pin
+ * links/NAME now fresh's with persist); old itself if fresh is NULL
+ * (attaching failed: said).
+ */
+struct bpf_link *pins_link_swap(struct probe_pins *pp, struct bpf_link *old,
+				struct bpf_link *fresh, const char *name);
 /*
  * Ends a link: detached for good and its pin removed, or, when leaving
  * with persist (pp->keep), only let go of. NULL pp: destroyed.

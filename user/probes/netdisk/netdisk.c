@@ -79,24 +79,36 @@ static int event_seen(void *ctx, void *data, size_t len)
 	struct netdisk_probe *np = ctx;
 	const struct netdisk_event *ev = data;
 
-	if (len < sizeof(*ev))
-		return 0;
+	if (len >= sizeof(*ev))
+		netdisk_pending_push(np, ev);
+	return 0;
+}
+
+void netdisk_pending_push(struct netdisk_probe *np, const struct netdisk_event *ev)
+{
+	/* Told twice after a restart: by the ring and by the staging map (pins.c). */
+	for (int i = 0; i < np->nr_pending; i++)
+		if (!memcmp(&np->pending[i].ev.sess, &ev->sess, sizeof(ev->sess)))
+			return;
+	if (netdisk_session_live(np, &ev->sess))
+		return;
 	if (np->nr_pending >= NETDISK_MAX_PENDING) {
 		/* Not kept: with its staging entry gone, its next request tells again. */
 		if (!np->events_dropped++)
 			log_warn("more than %d rbd or iSCSI sessions wait to be matched to a drive",
 				 NETDISK_MAX_PENDING);
 		bpf_map_delete_elem(bpf_map__fd(np->skel->maps.netdisk_staged), &ev->sess);
-		return 0;
+		return;
 	}
 	np->pending[np->nr_pending++] = (struct netdisk_pending){ .ev = *ev };
-	return 0;
 }
 
 int netdisk_maps_size(struct netdisk_bpf *skel, unsigned max_drives)
 {
 	skel->rodata->max_drives = max_drives;
-	return bpf_map__set_max_entries(skel->maps.netdisk_stats, max_drives * DISK_OP_MAX);
+	return bpf_map__set_max_entries(skel->maps.netdisk_stats, max_drives * DISK_OP_MAX) ?:
+	       bpf_map__set_max_entries(skel->maps.netdisk_born, max_drives) ?:
+	       bpf_map__set_max_entries(skel->maps.netdisk_owners, max_drives);
 }
 
 int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct probe_pins *pins)
@@ -109,11 +121,11 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 	if (!skel)
 		return -errno;
 	np->skel = skel;
+	np->pins = pins;
 	np->max_drives = max_drives;
 	err = netdisk_maps_size(skel, max_drives);
-	/* Its uprobes are per process and not pinned: counters start from zero at each serve. */
 	if (!err)
-		pins_prepare(pins, "netdisk", false, skel->obj, netdisk_bpf__elf_bytes);
+		pins_prepare(pins, "netdisk", true, skel->obj, netdisk_bpf__elf_bytes);
 	if (!err) {
 		caps_load_note(skel->obj);
 		err = netdisk_bpf__load(skel);
@@ -130,7 +142,12 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 		err = -errno;
 		goto cleanup;
 	}
-	err = slot_pool_init(&np->slots, max_drives, NULL);
+	err = bpf_array_mmap(bpf_map__fd(skel->maps.netdisk_born), max_drives * sizeof(*np->born),
+			     &np->born);
+	if (!err)
+		err = slot_pool_init(&np->slots, max_drives, np->born);
+	if (!err)
+		err = netdisk_adopt_open(np);
 	if (err)
 		goto cleanup;
 	log_info("network disks: rbd (librbd) and iSCSI (libiscsi) uprobes, per QEMU process");
@@ -146,6 +163,9 @@ void netdisk_probe_close(struct netdisk_probe *np)
 	if (np->stats)
 		munmap(np->stats, np->stats_len);
 	slot_pool_fini(&np->slots);
+	if (np->born)
+		munmap(np->born, np->max_drives * sizeof(*np->born));
+	netdisk_adopt_free(np);
 	netdisk_bpf__destroy(np->skel);
 	memset(np, 0, sizeof(*np));
 }

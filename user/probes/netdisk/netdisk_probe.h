@@ -3,7 +3,8 @@
  * The network-disk probe: uprobes on librbd and libiscsi in each QEMU
  * process (netdisk.c loads the programs, vm.c attaches them per VM and
  * claims the VM's rbd and iSCSI drives, session.c tells which drive a
- * library session is), counted per drive like local drives.
+ * library session is, pins.c adopts what an earlier serve pinned),
+ * counted per drive like local drives.
  */
 #ifndef VMPROBE_NETDISK_PROBE_H
 #define VMPROBE_NETDISK_PROBE_H
@@ -16,6 +17,8 @@
 #include "core/util.h"
 #include "vmprobe/netdisk.h"
 
+struct bpf_link;
+struct bpf_program;
 struct netdisk_bpf;
 struct probe_pins;
 struct ring_buffer;
@@ -30,18 +33,33 @@ struct netdisk_pending {
 };
 
 #define NETDISK_MAX_PENDING 256
+/* netdisk_event.lun of a session re-announced from the staging map: its LUN is not known. */
+#define NETDISK_LUN_ANY 0xffffffffu
+
+/* A drive slot an earlier serve left, until its drive claims it (pins.c). */
+struct netdisk_adopt {
+	__u32 slot;
+	bool claimed;
+	struct netdisk_slot_owner owner;
+};
 
 struct netdisk_probe {
 	struct netdisk_bpf *skel;
+	struct probe_pins *pins; /* serve's (core/pin.h), else NULL */
 	unsigned max_drives;
 	struct drive_stats *stats; /* the mmapped per-drive array */
 	size_t stats_len;
+	__u64 *born; /* the mmapped netdisk_born array: the slots' birth (slot_pool) */
 	struct slot_pool slots;
 	struct ring_buffer *events;
 	struct netdisk_pending pending[NETDISK_MAX_PENDING];
 	int nr_pending;
 	/* first requests not kept (pending full): announced again by a later request */
 	__u64 events_dropped;
+	/* While adopting an earlier serve's pins: its slots, and how many of its links were taken. */
+	struct netdisk_adopt *adopt;
+	size_t nr_adopt;
+	unsigned links_adopted;
 };
 
 /* The library each kind of session is in, and the functions hooked there. */
@@ -77,7 +95,10 @@ struct netdisk_vm {
 };
 
 /* netdisk.c: the programs and maps. */
-/* With serve's pins, its maps are pinned for top and hist (not adopted). */
+/*
+ * With serve's pins, its maps are pinned (top and hist read them), and an
+ * earlier persistent serve's are adopted: pins.c gives them back to the VMs.
+ */
 int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct probe_pins *pins);
 /*
  * Sizes an opened skeleton's maps for max_drives drives: what
@@ -95,6 +116,8 @@ int netdisk_session_set(struct netdisk_probe *np, const struct netdisk_session *
 void netdisk_session_del(struct netdisk_probe *np, const struct netdisk_session *s);
 /* Adds what the session did before it was matched to slot; 0 or -ENOENT. */
 int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot);
+/* Queues a first request for matching (not twice, nor one of a matched session). */
+void netdisk_pending_push(struct netdisk_probe *np, const struct netdisk_event *ev);
 /* Whether the library still has the session: matched (in the map) or staged. */
 bool netdisk_session_live(const struct netdisk_probe *np, const struct netdisk_session *s);
 bool netdisk_staged_live(const struct netdisk_probe *np, const struct netdisk_session *s);
@@ -109,6 +132,30 @@ __u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err);
 /* The program for a hooked function of a library, by index; NULL past the last. */
 struct bpf_program *netdisk_prog(const struct netdisk_probe *np, unsigned kind, int i,
 				 const char **func, bool *optional);
+
+/* pins.c: adopting an earlier serve's pins, and keeping ours for the next. */
+/* Reads the slots an earlier serve left (pins adopting); 0 or -errno. */
+int netdisk_adopt_open(struct netdisk_probe *np);
+void netdisk_adopt_free(struct netdisk_probe *np);
+/* The slot an earlier serve counted the VM's drive in, now claimed, or -ENOENT. */
+int netdisk_slot_claim(struct netdisk_probe *np, const struct vm *vm, const char *label);
+/* The sessions of the VM the BPF side counts into slot: how many put in out. */
+int netdisk_slot_sessions(const struct netdisk_probe *np, const struct vm *vm, unsigned slot,
+			  struct netdisk_session *out, int max);
+/* Records (or forgets) which drive a slot counts, for the next serve. */
+void netdisk_owner_set(struct netdisk_probe *np, unsigned slot, const struct vm *vm,
+		       const char *label);
+void netdisk_owner_del(struct netdisk_probe *np, unsigned slot);
+/*
+ * A hook of the VM's QEMU: the earlier serve's link pinned for it (our
+ * program swapped in if the programs changed), else one attached now to
+ * the library at `path` and pinned with persist. NULL with errno set.
+ */
+struct bpf_link *netdisk_link_get(struct netdisk_probe *np, const struct vm *vm,
+				  struct bpf_program *prog, const char *func, const char *path,
+				  bool *adopted);
+/* probe_ops.adopted: releases the slots and links no VM claimed. */
+void netdisk_adopted(struct probe *p, struct discovery *d);
 
 /* session.c: which drive of the VM a session is; its index in vm->disks, or -1. */
 int netdisk_session_drive(const struct vm *vm, const struct netdisk_event *ev);

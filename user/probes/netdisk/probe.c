@@ -89,6 +89,7 @@ const struct probe_ops netdisk_probe_ops = {
 	.vm_pending = netdisk_vm_pending,
 	.vm_sync = netdisk_vm_sync,
 	.vm_del = netdisk_vm_del,
+	.adopted = netdisk_adopted,
 	.event_fd = netdisk_event_fd,
 	.events = netdisk_events,
 	.families = netdisk_families,

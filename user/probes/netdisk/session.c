@@ -96,8 +96,8 @@ static bool drive_name(const struct vm_disk *disk, const struct netdisk_event *e
 		snprintf(out, size, "%s", slash + 1);
 		return out[0];
 	}
-	/* iSCSI "TARGET/LUN": the LUN must be the request's. */
-	if ((__u32)atoi(slash + 1) != ev->lun)
+	/* iSCSI "TARGET/LUN": the LUN must be the request's, where it is known. */
+	if (ev->lun != NETDISK_LUN_ANY && (__u32)atoi(slash + 1) != ev->lun)
 		return false;
 	snprintf(out, size, "%.*s", (int)(slash - remote), remote);
 	return out[0];

@@ -3,7 +3,8 @@
  * The network-disk probe's view of one VM: its uprobes on librbd and
  * libiscsi (attached to this QEMU process alone, once it has a drive of
  * that kind), a slot per rbd or iSCSI drive, and the library sessions
- * matched to each drive.
+ * matched to each drive; with persist, the hooks and slots an earlier
+ * serve left are taken over (pins.c).
  */
 #include "probes/netdisk/netdisk_probe.h"
 
@@ -18,6 +19,7 @@
 
 #include "core/caps.h"
 #include "core/discovery.h"
+#include "core/pin.h"
 #include "core/storage.h"
 
 static struct netdisk_vm *nd_vm(const struct probe *p, const struct vm *vm)
@@ -101,10 +103,11 @@ static bool lib_path(const struct discovery *d, const struct vm *vm, int kind, c
 	return found;
 }
 
-static void links_drop(struct netdisk_vm *nv, int kind)
+/* Detached and unpinned, or only let go of when serve leaves with persist. */
+static void links_drop(struct netdisk_probe *np, struct netdisk_vm *nv, int kind)
 {
 	for (int i = 0; i < nv->nr_links[kind]; i++)
-		bpf_link__destroy(nv->links[kind][i]);
+		pins_link_end(np->pins, nv->links[kind][i]);
 	nv->nr_links[kind] = 0;
 }
 
@@ -115,13 +118,13 @@ static int attach(struct netdisk_probe *np, struct discovery *d, struct vm *vm,
 	char path[PATH_MAX];
 	const char *func;
 	struct bpf_program *prog;
-	bool optional;
+	bool optional, adopted;
+	int nr_adopted = 0;
 
 	if (!lib_path(d, vm, kind, path, sizeof(path)))
 		return -ENOENT;
 	for (int i = 0; (prog = netdisk_prog(np, kind, i, &func, &optional)); i++) {
-		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
-		struct bpf_link *link = bpf_program__attach_uprobe_opts(prog, vm->pid, path, 0, &opts);
+		struct bpf_link *link = netdisk_link_get(np, vm, prog, func, path, &adopted);
 		int err = -errno;
 
 		if (!link && optional) {
@@ -130,27 +133,56 @@ static int attach(struct netdisk_probe *np, struct discovery *d, struct vm *vm,
 			continue;
 		}
 		if (!link) {
-			links_drop(nv, kind);
+			links_drop(np, nv, kind);
 			return err;
 		}
 		nv->links[kind][nv->nr_links[kind]++] = link;
+		nr_adopted += adopted;
 	}
-	log_info("VM %s: %s hooked in QEMU (pid %d) for its %s drives", vm->name,
-		 netdisk_libs[kind].soname_prefix, (int)vm->pid, netdisk_libs[kind].backend);
+	np->links_adopted += nr_adopted;
+	log_info("VM %s: %s hooked in QEMU (pid %d) for its %s drives%s", vm->name,
+		 netdisk_libs[kind].soname_prefix, (int)vm->pid, netdisk_libs[kind].backend,
+		 !nr_adopted ? "" : nr_adopted == nv->nr_links[kind]
+				? ": the earlier serve's hooks adopted, they counted all along"
+				: ": some of the earlier serve's hooks adopted, the others made anew");
 	return 0;
 }
 
-/* A slot for a drive of ours, made on first sight; NULL when none is free. */
+/*
+ * The drive's slot an earlier serve counted it in, with its sessions:
+ * what they staged before that serve merged it is merged after the grace.
+ */
+static struct netdisk_drive *drive_adopt(struct probe *p, const struct vm *vm,
+					 struct vm_disk *disk, struct netdisk_drive *nd, int slot)
+{
+	nd->slot = slot;
+	nd->nr_sessions = netdisk_slot_sessions(p->priv, vm, (unsigned)slot, nd->sessions,
+						NETDISK_MAX_SESSIONS);
+	memcpy(nd->merge, nd->sessions, sizeof(nd->merge));
+	nd->nr_merge = nd->nr_sessions;
+	nd->merge_after = now_seconds() + STAGED_MERGE_GRACE;
+	disk->priv[p->id] = nd;
+	log_info("counting drive %s (%s) of VM %s: adopted, its counters go on", disk->spec.label,
+		 disk->spec.file, vm->name);
+	return nd;
+}
+
+/* A slot for a drive of ours, made on first sight (or adopted); NULL when none is free. */
 static struct netdisk_drive *drive_get(struct probe *p, struct discovery *d, const struct vm *vm,
 				       struct netdisk_vm *nv, struct vm_disk *disk)
 {
 	struct netdisk_drive *nd = drive_of(p, disk);
-	int slot;
+	struct netdisk_probe *np = p->priv;
+	int slot = -ENOENT;
 
 	if (nd)
 		return nd;
 	nd = calloc(1, sizeof(*nd));
-	slot = nd ? netdisk_slot_alloc(p->priv) : -ENOMEM;
+	if (nd)
+		slot = netdisk_slot_claim(np, vm, disk->spec.label);
+	if (nd && slot >= 0)
+		return drive_adopt(p, vm, disk, nd, slot);
+	slot = nd ? netdisk_slot_alloc(np) : -ENOMEM;
 	if (slot < 0) {
 		free(nd);
 		d->attach_errors++;
@@ -163,6 +195,7 @@ static struct netdisk_drive *drive_get(struct probe *p, struct discovery *d, con
 	}
 	nd->slot = slot;
 	disk->priv[p->id] = nd;
+	netdisk_owner_set(np, (unsigned)slot, vm, disk->spec.label);
 	log_info("counting drive %s (%s) of VM %s", disk->spec.label, disk->spec.file, vm->name);
 	return nd;
 }
@@ -173,9 +206,13 @@ static void drive_forget(struct probe *p, struct vm_disk *disk)
 
 	if (!nd)
 		return;
-	for (int i = 0; i < nd->nr_sessions; i++)
-		netdisk_session_del(p->priv, &nd->sessions[i]);
-	netdisk_slot_free(p->priv, nd->slot);
+	/* Leaving with persist: the slot goes on counting for the next serve. */
+	if (!p->pins || !p->pins->keep) {
+		for (int i = 0; i < nd->nr_sessions; i++)
+			netdisk_session_del(p->priv, &nd->sessions[i]);
+		netdisk_owner_del(p->priv, nd->slot);
+		netdisk_slot_free(p->priv, nd->slot);
+	}
 	free(nd);
 	disk->priv[p->id] = NULL;
 }
@@ -317,7 +354,7 @@ void netdisk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 	int kept = 0;
 
 	for (int k = 0; k < NETDISK_KIND_MAX; k++)
-		links_drop(nv, k);
+		links_drop(np, nv, k);
 	for (int i = 0; i < vm->nr_disks; i++)
 		drive_forget(p, &vm->disks[i]);
 	for (int i = 0; i < np->nr_pending; i++)
