@@ -14,16 +14,10 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 . "$REPO/tests/lib/guest.sh"
-. "$REPO/tests/lib/ceph.sh"
-. "$REPO/tests/lib/iscsi.sh"
+. "$REPO/tests/lib/netstore.sh"
 
 tap_require_cmds "network storage with a QEMU guest" qemu-system-x86_64 nbdkit
-for req in ceph_require iscsi_require; do
-	if ! why=$($req); then
-		tap_skip "network storage with a QEMU guest" "$why"
-		tap_done; exit
-	fi
-done
+netstore_require "network storage with a QEMU guest"
 tap_require_root "network storage with a QEMU guest"
 
 WORK=$(mktemp -d /tmp/vmprobe-netdisk.XXXXXX)
@@ -41,19 +35,7 @@ trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 
 guest_build_or_fail
-if ceph_start "$WORK/ceph" >"$WORK/ceph-start.log" 2>&1 && ceph_image_create img1 32 >/dev/null &&
-	ceph_image_create img2 32 >/dev/null && ceph_image_create other 16 >/dev/null; then
-	tap_ok "a single-node Ceph cluster runs, with three images"
-else
-	tap_fail "a single-node Ceph cluster runs" "$(tail -5 "$WORK/ceph-start.log")"
-	tap_done; exit
-fi
-if ISCSI_THIN=1 iscsi_start "$WORK/iscsi" 32 >"$WORK/iscsi-start.log" 2>&1; then
-	tap_ok "an iSCSI target runs (thin LUN: discards reach it)"
-else
-	tap_fail "an iSCSI target runs" "$(tail -5 "$WORK/iscsi-start.log")"
-	tap_done; exit
-fi
+ISCSI_THIN=1 netstore_start img1:32 img2:32 other:16
 NBD_PORT=$((40000 + RANDOM % 10000))
 nbdkit -f -i 127.0.0.1 -p "$NBD_PORT" memory 16M >"$WORK/nbdkit.log" 2>&1 &
 NBD_PID=$!

@@ -16,16 +16,10 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 . "$REPO/tests/lib/guest.sh"
-. "$REPO/tests/lib/ceph.sh"
-. "$REPO/tests/lib/iscsi.sh"
+. "$REPO/tests/lib/netstore.sh"
 
 tap_require_cmds "netdisk restarts that lose no count" qemu-system-x86_64 prometheus bpftool
-for req in ceph_require iscsi_require; do
-	if ! why=$($req); then
-		tap_skip "netdisk restarts that lose no count" "$why"
-		tap_done; exit
-	fi
-done
+netstore_require "netdisk restarts that lose no count"
 tap_require_root "netdisk restarts that lose no count"
 
 WORK=$(mktemp -d /tmp/vmprobe-ndupgrade.XXXXXX)
@@ -46,18 +40,7 @@ ip link del "$TAP" 2>/dev/null
 "$VMPROBE" uninstall >/dev/null 2>&1
 
 guest_build_or_fail
-if ceph_start "$WORK/ceph" >"$WORK/ceph-start.log" 2>&1 && ceph_image_create img1 32 >/dev/null; then
-	tap_ok "a single-node Ceph cluster runs, with an image"
-else
-	tap_fail "a single-node Ceph cluster runs" "$(tail -5 "$WORK/ceph-start.log")"
-	tap_done; exit
-fi
-if iscsi_start "$WORK/iscsi" 32 >"$WORK/iscsi-start.log" 2>&1; then
-	tap_ok "an iSCSI target runs"
-else
-	tap_fail "an iSCSI target runs" "$(tail -5 "$WORK/iscsi-start.log")"
-	tap_done; exit
-fi
+netstore_start img1:32
 ip tuntap add dev "$TAP" mode tap
 ip link set "$TAP" up
 
