@@ -2,10 +2,12 @@
 # Zero-gap restarts of the netdisk probe: a real QEMU guest (TCG) whose
 # drives are an rbd image on a real single-node Ceph cluster (librbd) and
 # an iSCSI LUN of a real tgtd (libiscsi) streams O_DIRECT reads and writes
-# on both while `vmprobe serve` (persist: true) is restarted twice
-# mid-stream, once by SIGTERM and once by SIGKILL, with a pause before each
-# new start. The per-process uprobes stay pinned in QEMU and counting while
-# no serve runs; each new serve adopts them and the drives' slots: at the
+# on both while `vmprobe serve` (persist: true) is restarted three times
+# mid-stream, by SIGTERM, by SIGKILL, and by SIGTERM into another build
+# (same map layout, other programs), with a pause before each new start.
+# The per-process uprobes stay pinned in QEMU and counting while no serve
+# runs; each new serve adopts them and the drives' slots (another build
+# moves each hook to its own program, none twice): at the
 # end vmprobe's operations and bytes equal the guest's block statistics
 # exactly, the gaps included, and Prometheus, scraping all along, sees no
 # counter reset. A QEMU that exits while no serve runs has its pins
@@ -52,15 +54,15 @@ serve() { # [EXTRA_YAML]
 serve || { tap_fail "vmprobe serve (persist: true) starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 prometheus_start_tap $PROM_PORT $PORT
 
-# vda = rbd img1, vdb = iSCSI. 80 rounds, 0.2 s apart, of 8 blocks written
-# and read per drive: a stream that runs through both restarts.
+# vda = rbd img1, vdb = iSCSI. 100 rounds, 0.2 s apart, of 8 blocks written
+# and read per drive: a stream that runs through the three restarts.
 guest_make_initrd "$WORK/initrd" - <<'SH'
 st() { for d in vda vdb; do echo "STAT $1 $d $(cat /sys/block/$d/stat)"; done; }
 st BEFORE
 echo PHASE-BEFORE
 sleep 3
 i=0
-while [ $i -lt 80 ]; do
+while [ $i -lt 100 ]; do
 	for d in vda vdb; do
 		dd if=/dev/zero of=/dev/$d bs=4096 count=8 seek=$((i * 8)) oflag=direct 2>/dev/null
 		dd if=/dev/$d of=/dev/null bs=4096 count=8 skip=$((i * 8)) iflag=direct 2>/dev/null
@@ -101,10 +103,13 @@ links() { ls "$PINS/links" 2>/dev/null | grep -c "^${1}_"; }
 hooks() { bpftool prog show 2>/dev/null | grep -cE "name (rbd|iscsi)_"; }
 ops() { metric "$1" vmprobe_disk_operations_total name=$NAME drive="$2" operation=read; }
 
+progs() { bpftool prog show name "$1" 2>/dev/null | grep -c "^[0-9]*:"; }
+
 # One restart: STOP (TERM or KILL) the serve in the middle of round FROM,
-# leave the host without one for 3 s, start another.
-restart() { # SIGNAL FROM WHAT
-	local sig=$1 from=$2 what=$3 r0 n
+# leave the host without one for 3 s (BUILD: its pins restamped as another
+# build's), start another.
+restart() { # SIGNAL FROM WHAT [BUILD]
+	local sig=$1 from=$2 what=$3 build=${4:-} r0 n
 	check "$what: the guest streams (round $from reached)" wait_for 120 past "$from"
 	scrape "$WORK/before-$sig.txt"
 	kill -"$sig" "$VMPROBE_PID"
@@ -116,6 +121,7 @@ restart() { # SIGNAL FROM WHAT
 	check "$what: and their programs stay loaded" test "$(hooks)" -ge 9
 	sleep 3
 	check "$what: IO went on while no serve ran (rounds $r0 -> $(rounds))" test "$(rounds)" -gt "$r0"
+	[ -n "$build" ] && check "$what: the netdisk pins are stamped as another build's" pin_restamp "$PINS/stamp"
 	if serve; then tap_ok "$what: the next serve starts"; else tap_fail "$what: the next serve starts" "$(cat "$WORK/vmprobe.log")"; fi
 	check "$what: it adopts the netdisk probe's programs and counters" \
 		grep -q "netdisk probe: adopting the programs and counters" "$WORK/vmprobe.log"
@@ -128,6 +134,14 @@ restart() { # SIGNAL FROM WHAT
 	check "$what: the log says how much was adopted" \
 		grep -qE "netdisk probe: adopted (9|10) uprobe links and 2 drive slots" "$WORK/vmprobe.log"
 	check_eq "$what: as many links pinned as before, none twice" "$n" "$(links "$QPID")"
+	if [ -n "$build" ]; then
+		check "$what: the log says its programs are replaced" \
+			grep -q "netdisk probe: adopting .*its BPF programs differ from ours and are replaced" \
+			"$WORK/vmprobe.log"
+		for p in rbd_readv rbd_done iscsi_submit iscsi_done; do
+			check_eq "$what: $p is loaded once (the old program went with its link)" 1 "$(progs $p)"
+		done
+	fi
 	scrape "$WORK/after-$sig.txt"
 	local b a
 	for d in rbd-one lun1; do
@@ -137,6 +151,7 @@ restart() { # SIGNAL FROM WHAT
 }
 restart TERM 20 "SIGTERM"
 restart KILL 45 "SIGKILL"
+restart TERM 70 "another build" build
 
 check "the guest's workload completes" wait_for 240 grep -q PHASE-AFTER "$GUEST_LOG"
 sleep 1
@@ -145,13 +160,13 @@ scrape "$WORK/s1.txt"
 for pair in vda:rbd-one:rbd vdb:lun1:iscsi; do
 	IFS=: read -r dev drive kind <<<"$pair"
 	FSYNCS=0 check_drive_io "$drive ($kind), the gaps included" "$dev" name=$NAME drive="$drive"
-	check_num "$drive ($kind): the guest read 80 rounds of 8 blocks" 640 "$(guest_delta "$dev" 1)"
+	check_num "$drive ($kind): the guest read 100 rounds of 8 blocks" 800 "$(guest_delta "$dev" 1)"
 done
 check_eq "no session was left unmatched" 0 "$(metric "$WORK/s1.txt" vmprobe_netdisk_unmatched_sessions)"
 
 sleep 2
 for q in "vmprobe_disk_operations_total{name=\"$NAME\"}" "vmprobe_disk_bytes_total{name=\"$NAME\"}"; do
-	check_num "Prometheus saw no reset of ${q%%\{*} across both restarts" 0 \
+	check_num "Prometheus saw no reset of ${q%%\{*} across the three restarts" 0 \
 		"$(promql "max(resets(${q}[10m]))")"
 done
 check "Prometheus has the network drives' series" test -n \

@@ -127,18 +127,9 @@ done
 # 2b. Programs that differ with the same layout (another build): adopted,
 # the TC programs swapped in place, the tracepoint links moved to ours.
 # Stamped here as another build would: the code hash changed.
-restamp() { # STAMP: flips the first byte of its code hash (offset 64)
-	local v
-	v=$(bpftool -j map lookup pinned "$1" key 0 0 0 0 | python3 -c '
-import json, sys
-v = [int(b, 16) for b in json.load(sys.stdin)["value"]]
-v[64] ^= 0xff
-print(" ".join(str(b) for b in v))')
-	bpftool map update pinned "$1" key 0 0 0 0 value $v
-}
 stop TERM
 stream
-check "another build's stamps (code hash changed)" eval 'restamp $PINS/net/stamp && restamp $PINS/disk/stamp'
+check "another build's stamps (code hash changed)" eval 'pin_restamp $PINS/net/stamp && pin_restamp $PINS/disk/stamp'
 if serve "persist: true" && counted; then tap_ok "another build: the next serve starts"; else tap_fail "another build: the next serve starts" "$(cat "$WORK/vmprobe.log")"; fi
 check "another build: it adopts the counters" adopted
 check "another build: the log says its programs are replaced" \
