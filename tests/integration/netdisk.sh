@@ -26,8 +26,7 @@ cleanup() {
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
 	[ -n "$NBD_PID" ] && kill "$NBD_PID" 2>/dev/null && wait "$NBD_PID" 2>/dev/null
-	iscsi_stop >/dev/null 2>&1
-	ceph_stop >/dev/null 2>&1
+	netstore_stop
 	ip link del "$TAP" 2>/dev/null
 	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }

@@ -32,8 +32,7 @@ cleanup() {
 	vmprobe_stop >/dev/null 2>&1
 	[ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
 	"$VMPROBE" uninstall >/dev/null 2>&1
-	iscsi_stop >/dev/null 2>&1
-	ceph_stop >/dev/null 2>&1
+	netstore_stop
 	ip link del "$TAP" 2>/dev/null
 	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }

@@ -5,7 +5,7 @@
 # set WORK, then:
 #   netstore_require "what the suite shows"   # skips the suite without them
 #   netstore_start img1:32 other:16            # images NAME:MiB; ISCSI_THIN=1 for a thin LUN
-# and call iscsi_stop and ceph_stop from the test's cleanup.
+# and call netstore_stop from the test's cleanup.
 _NETSTORE_LIB=$(dirname "${BASH_SOURCE[0]}")
 . "$_NETSTORE_LIB/ceph.sh"
 . "$_NETSTORE_LIB/iscsi.sh"
@@ -18,6 +18,11 @@ netstore_require() { # DESC
 			tap_done; exit
 		fi
 	done
+}
+
+netstore_stop() {
+	iscsi_stop >/dev/null 2>&1
+	ceph_stop >/dev/null 2>&1
 }
 
 # Starts both, or fails the suite with the tail of the failing start's log.
