@@ -48,7 +48,9 @@ ip link set "$TAP" up
 # Every serve of the test: its log appended to $WORK/serves.log.
 serve() { # [EXTRA_YAML]
 	cat "$WORK/vmprobe.log" >>"$WORK/serves.log" 2>/dev/null
-	vmprobe_start $PORT "${1-persist: true}"
+	vmprobe_start $PORT "${1-persist: true}
+exposition:
+  openmetrics_created: true"
 }
 serve || { tap_fail "vmprobe serve (persist: true) starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 prometheus_start_tap $PROM_PORT $PORT
@@ -101,6 +103,10 @@ past() { [ "$(rounds)" -ge "$1" ]; }
 links() { ls "$PINS/links" 2>/dev/null | grep -c "^${1}_"; }
 hooks() { bpftool prog show 2>/dev/null | grep -cE "name (rbd|iscsi)_"; }
 ops() { metric "$1" vmprobe_disk_operations_total name=$NAME drive="$2" operation=read; }
+# When the drive began to be counted, as OpenMetrics' _created says.
+created() { # DRIVE
+	scrape_om "$WORK/om.txt" && metric "$WORK/om.txt" vmprobe_disk_operations_created name=$NAME drive="$1" operation=read
+}
 
 progs() { bpftool prog show name "$1" 2>/dev/null | grep -c "^[0-9]*:"; }
 
@@ -111,6 +117,8 @@ restart() { # SIGNAL FROM WHAT [BUILD]
 	local sig=$1 from=$2 what=$3 build=${4:-} r0 n
 	check "$what: the guest streams (round $from reached)" wait_for 120 past "$from"
 	scrape "$WORK/before-$sig.txt"
+	local c0=() d
+	for d in rbd-one lun1; do c0+=("$(created $d)"); done
 	kill -"$sig" "$VMPROBE_PID"
 	wait "$VMPROBE_PID" 2>/dev/null
 	VMPROBE_PID=
@@ -142,6 +150,9 @@ restart() { # SIGNAL FROM WHAT [BUILD]
 		done
 	fi
 	scrape "$WORK/after-$sig.txt"
+	check "$what: the drives' _created are known (${c0[*]})" test -n "${c0[0]}" -a -n "${c0[1]}"
+	check_eq "$what: the drives' _created are the ones they had" "${c0[*]}" \
+		"$(created rbd-one) $(created lun1)"
 	local b a
 	for d in rbd-one lun1; do
 		b=$(ops "$WORK/before-$sig.txt" $d) a=$(ops "$WORK/after-$sig.txt" $d)
