@@ -18,8 +18,8 @@ if ! commit=$(git rev-parse --short=12 HEAD 2>/dev/null); then
 	exit 0
 fi
 dirty=
-git update-index -q --refresh >/dev/null 2>&1 || true
-git diff-index --quiet HEAD -- 2>/dev/null || dirty=.dirty
+# (git diff compares contents where only timestamps changed, and writes nothing)
+git diff --quiet HEAD -- 2>/dev/null || dirty=.dirty
 tag=$(git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null || true)
 if [ -n "$tag" ]; then
 	n=$(git rev-list --count "$tag..HEAD")
