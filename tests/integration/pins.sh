@@ -40,7 +40,7 @@ start_vm
 PINVM_YAML="log_format: logfmt
 $PINVM_CREATED"
 # ... and when serve's log says it began (its last "counting tap|drive" line).
-counting_logged() { log_time "counting $([ "$1" = tap ] && echo "tap $TAP" || echo "drive disk0")"; }
+counting_logged_end() { log_time_end "counting $([ "$1" = tap ] && echo "tap $TAP" || echo "drive disk0")"; }
 # The slot serve counts the tap or the drive in (state.json).
 slot_of() { # tap|drive
 	python3 - "$1" "$TAP" <<'PY'
@@ -95,10 +95,11 @@ if have_tcx; then
 fi
 check "the disk hooks' links are pinned (sys_enter_pread64's)" test -e $PINS/disk/links/enter_pread64
 TAP_BORN=$(created tap) DRIVE_BORN=$(created drive)
-check_near "the tap's _created is when serve began counting it (its log line, within 1 s)" \
-	"$(counting_logged tap)" "$TAP_BORN" 1
-check_near "the drive's _created is when serve began counting it (its log line, within 1 s)" \
-	"$(counting_logged drive)" "$DRIVE_BORN" 1
+# _created is taken just before the "counting" log line: after serve's start, not after the line.
+check_range "the tap's _created is when serve began counting it (after serve's start, by its log line)" \
+	"$(metric "$WORK/om.txt" process_start_time_seconds)" "$(counting_logged_end tap)" "$TAP_BORN"
+check_range "the drive's _created is when serve began counting it (after serve's start, by its log line)" \
+	"$(metric "$WORK/om.txt" process_start_time_seconds)" "$(counting_logged_end drive)" "$DRIVE_BORN"
 same_created "first serve" "$TAP_BORN" "$DRIVE_BORN"
 check_near "a host-wide counter's _created is serve's start (process_start_time_seconds, within 1 s)" \
 	"$(metric "$WORK/om.txt" process_start_time_seconds)" "$(metric "$WORK/om.txt" vmprobe_discovery_scans_created)" 1
@@ -212,8 +213,8 @@ reborn() { # WHAT tap|drive OLD
 	check_range "$1: the $2's _created is new, after the old one and this serve's start" \
 		"$(awk -v a="$3" -v b="$(metric "$WORK/om.txt" process_start_time_seconds)" \
 			'BEGIN { printf "%.6f", (a > b ? a : b) }')" 9999999999 "$now"
-	check_near "$1: ... when serve began counting the $2 (its log line, within 1 s)" \
-		"$(counting_logged "$2")" "$now" 1
+	check_range "$1: ... when serve began counting the $2 (by its log line)" \
+		"$(metric "$WORK/om.txt" process_start_time_seconds)" "$(counting_logged_end "$2")" "$now"
 }
 reborn "another map layout" tap "$TAP_BORN"
 reborn "another map layout" drive "$DRIVE_BORN"

@@ -188,6 +188,11 @@ log_time() { # PATTERN [LOG]
 	ts=$(grep -- "$1" "${2:-$WORK/vmprobe.log}" | tail -1 | sed -n 's/^ts=\([^ ]*\) .*/\1/p')
 	[ -n "$ts" ] && date -d "$ts" +%s.%N
 }
+# The latest moment the log line was written: its time cut to the ms, plus 1 ms.
+log_time_end() { # PATTERN [LOG]
+	local t
+	t=$(log_time "$@") && awk -v t="$t" 'BEGIN { printf "%.6f", t + 0.001 }'
+}
 
 # An HTTP request (curl): headers in $WORK/NAME.h, body in $WORK/NAME.b, the
 # status printed (000: no answer).
