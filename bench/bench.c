@@ -22,6 +22,8 @@
  * Per packet, the fallback path (tc_testrun_*): BPF_PROG_TEST_RUN of the
  * same three, which cannot set tc_classid, so vmprobe finds its slot
  * through the (netns, ifindex) hash instead.
+ * `bench tcp` runs the real path's TCP mix alone (about 10 s), to weigh a
+ * change to the flow tracking.
  * (Per scrape: bench/scale.c.)
  */
 #define _GNU_SOURCE
@@ -1177,7 +1179,22 @@ cleanup:
 	return err;
 }
 
-static int bench_tc(struct net_probe *np)
+/* The tap up, with no other bench before the TCP mix (bench_tc_real does it otherwise). */
+static int tap_up_alone(void)
+{
+	int sock = packet_sender(), err;
+
+	if (sock < 0)
+		return sock;
+	err = tap_up(sock, TAP_NAME);
+	if (err)
+		fprintf(stderr, "bench: bringing %s up failed (%s)\n", TAP_NAME, strerror(-err));
+	close(sock);
+	return err;
+}
+
+/* Every TC bench, or with tcp_only the TCP mix on the real path alone. */
+static int bench_tc(struct net_probe *np, bool tcp_only)
 {
 	struct tc_bench b = { .np = np, .rkey = { .direction = REF_DIR_TX } };
 	struct ref_value rval = {};
@@ -1214,12 +1231,12 @@ static int bench_tc(struct net_probe *np)
 	b.fds[PROG_NAIVE] = bpf_program__fd(b.ref->progs.bench_naive);
 	b.fds[PROG_ATOMIC] = bpf_program__fd(b.ref->progs.bench_atomic);
 
-	err = bench_tc_real(&b);
+	err = tcp_only ? tap_up_alone() : bench_tc_real(&b);
 	if (!err)
 		err = bench_tc_tcp(&b);
-	if (!err)
+	if (!err && !tcp_only)
 		err = bench_tc_tcp_testrun(&b);
-	if (!err)
+	if (!err && !tcp_only)
 		err = bench_tc_testrun(&b);
 cleanup:
 	ref_bpf__destroy(b.ref);
@@ -1646,12 +1663,14 @@ int main(int argc, char **argv)
 {
 	struct net_probe np = {};
 	struct config cfg;
+	bool tcp_only;
 	int err;
 
 	if ((argc == 8 || argc == 9) && !strcmp(argv[1], "alternate"))
 		return alternate_main(argv + 2, argc == 9 ? argv[8] : NULL);
-	if (argc != 1) {
-		fprintf(stderr, "usage: bench [alternate IFNAME SECONDS SEGMENT_MS SETTLE_MS METRIC packets|bits [CONFIGS]]\n");
+	tcp_only = argc == 2 && !strcmp(argv[1], "tcp");
+	if (argc != 1 && !tcp_only) {
+		fprintf(stderr, "usage: bench [tcp | alternate IFNAME SECONDS SEGMENT_MS SETTLE_MS METRIC packets|bits [CONFIGS]]\n");
 		return 2;
 	}
 	err = config_load_default(&cfg);
@@ -1676,7 +1695,7 @@ int main(int argc, char **argv)
 			strerror(-err));
 		return 1;
 	}
-	err = bench_tc(&np);
+	err = bench_tc(&np, tcp_only);
 	net_probe_close(&np);
 	return err ? 1 : 0;
 }
