@@ -12,6 +12,14 @@
 #include "vmprobe/disk.h"
 #include "vmprobe/net.h"
 
+/* A family list taken: within bounds, every name one `vmprobe metrics` lists. */
+static void families_valid(const struct config_families *l)
+{
+	fuzz_assert(l->nr <= CONFIG_MAX_FAMILIES);
+	for (unsigned i = 0; i < l->nr; i++)
+		fuzz_assert(fuzz_terminated(l->names[i]) && metrics_family_find(l->names[i]));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct config base;
@@ -41,9 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* 2^-29 s to 2^7 s in slots of 2^-30 s. */
 	fuzz_assert(cfg.time_min_slot >= 1 && cfg.time_min_slot <= cfg.time_max_slot &&
 		    cfg.time_max_slot <= 37);
-	fuzz_assert(cfg.nr_disabled <= CONFIG_MAX_DISABLED);
-	for (unsigned i = 0; i < cfg.nr_disabled; i++)
-		fuzz_assert(fuzz_terminated(cfg.disabled_families[i]) &&
-			    metrics_family_find(cfg.disabled_families[i]));
+	families_valid(&cfg.disabled);
+	families_valid(&cfg.enabled);
 	return 0;
 }

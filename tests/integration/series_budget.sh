@@ -1,7 +1,9 @@
 #!/bin/bash
 # The series budget: how many series a VM, a drive and a tap cost with the
 # default configuration (the numbers the README states), and what the
-# config's switches change: families left out (exposition.disabled_families)
+# config's switches change: the counters a histogram's _count and _sum
+# repeat are off by default and equal to them when turned on
+# (exposition.enabled_families); families left out (disabled_families)
 # are gone in text and protobuf, bucket ranges (exposition.time_buckets,
 # disk.request_size_buckets, network.packet_size_buckets) set the le
 # bounds, rounded out to powers of two. A stand-in VM with one tap and one
@@ -28,7 +30,7 @@ QEMU=$(tapguest_dir)
 truncate -s 1M "$WORK/d0.img"
 ip tuntap add dev "$TAP" mode tap && ip link set "$TAP" up ||
 	{ tap_fail "a tap for the stand-in VM"; tap_done; exit; }
-"$QEMU" -name guest=sb-vm -netdev "tap,id=n0,ifname=$TAP" -device virtio-net-pci,netdev=n0,id=net0 \
+TAPGUEST_BURST=3:100,2:1500 "$QEMU" -name guest=sb-vm -netdev "tap,id=n0,ifname=$TAP" -device virtio-net-pci,netdev=n0,id=net0 \
 	-drive "file=$WORK/d0.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
 	-device virtio-blk-pci,drive=d0,id=disk0 >"$WORK/vm.out" 2>&1 &
 VM=$!
@@ -49,17 +51,61 @@ check "the VM's drive and tap are counted" wait_for 15 counted
 # 2^9..2^24 B, frame sizes 2^6..2^16 B.
 TIME=$(hist 10 34) DSIZE=$(hist 9 24) NSIZE=$(hist 6 16)
 drive=$(series 'drive="disk0"' ) info_d=$(series '^vmprobe_drive_info')
-check_num "a drive: 4 operations x (3 counters + latency) + size for read, write, discard (no flush)" \
-	$((4 * (3 + TIME) + 3 * DSIZE)) $((drive - info_d))
+check_num "a drive: 4 operations x (errors + latency) + size for read, write, discard (no flush)" \
+	$((4 * (1 + TIME) + 3 * DSIZE)) $((drive - info_d))
 check_num "the flush has no size histogram" 0 "$(series '^vmprobe_disk_request_size_bytes.*operation="flush"')"
 tap=$(series 'interface="'"$TAP"'"') info_i=$(series '^vmprobe_interface_info')
-check_num "a tap: 2 directions x (2 counters + size) + RTT for 2 paths + 3 TCP counters x 2" \
-	$((2 * (2 + NSIZE) + 2 * TIME + 3 * 2)) $((tap - info_i))
+check_num "a tap: 2 directions x size + RTT for 2 paths + 3 TCP counters x 2" \
+	$((2 * NSIZE + 2 * TIME + 3 * 2)) $((tap - info_i))
 vm=$(series)
 check_num "the VM beyond its drives and taps: info, host TCP (srtt, retransmits)" \
 	$((1 + TIME + 1)) $((vm - drive - tap))
 echo "# default budget: $vm series for a VM with one drive ($((drive - info_d)) + info) and one tap ($((tap - info_i)) + info)"
+REPEATED=(vmprobe_disk_operations_total vmprobe_disk_bytes_total vmprobe_network_packets_total
+	vmprobe_network_bytes_total)
+for f in "${REPEATED[@]}"; do
+	check_num "$f is off by default" 0 "$(grep -c "$f" "$WORK/metrics.txt")"
+done
 check "promtool accepts the default body" promtool_ok
+vmprobe_stop
+
+# The repeated counters turned on: the same values as the histograms'.
+vmprobe_start $PORT "exposition:
+  enabled_families: [$(IFS=,; echo "${REPEATED[*]}")]" ||
+	{ tap_fail "vmprobe serve starts with enabled_families" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+check "the VM's drive and tap are counted with the repeated counters on" wait_for 15 counted
+TIME=$(hist 10 34) DSIZE=$(hist 9 24) NSIZE=$(hist 6 16)
+drive=$(series 'drive="disk0"') tap=$(series 'interface="'"$TAP"'"')
+check_num "a drive: 4 operations x (3 counters + latency) + size for 3" \
+	$((4 * (3 + TIME) + 3 * DSIZE)) $((drive - 1))
+check_num "a tap: 2 directions x (2 counters + size) + RTT + TCP counters" \
+	$((2 * (2 + NSIZE) + 2 * TIME + 3 * 2)) $((tap - 1))
+# value NAME LABELS: the sample of the VM's series NAME{name="sb-vm",LABELS}.
+value() { grep -F "$1{name=\"sb-vm\",$2}" "$WORK/metrics.txt" | awk '{ print $2 }'; }
+# Traffic both ways and reads: 5 frames from the guest, 4 to it, 8 reads of 4 KiB.
+kill -USR1 "$VM" && kill -USR2 "$VM" && "$TAPGUEST" inject "$TAP" 4 200 >/dev/null
+traffic() {
+	scrape && [ "$(value vmprobe_disk_operations_total 'drive="disk0",operation="read"')" = 8 ] &&
+		[ "$(value vmprobe_network_packets_total "interface=\"$TAP\",direction=\"tx\"")" = 5 ] &&
+		[ "$(value vmprobe_network_packets_total "interface=\"$TAP\",direction=\"rx\"")" -ge 4 ]
+}
+check "8 reads, 5 frames from the guest and 4 to it counted" wait_for 15 traffic
+same() { # COUNTER HISTOGRAM_SERIES LABELS
+	local a b
+	a=$(value "$1" "$3") b=$(value "$2" "$3")
+	check "$1{$3} = $2 ($a)" test -n "$a" -a "$a" = "$b"
+}
+for op in read write flush discard; do
+	same vmprobe_disk_operations_total vmprobe_disk_latency_seconds_count "drive=\"disk0\",operation=\"$op\""
+done
+for op in read write discard; do
+	same vmprobe_disk_bytes_total vmprobe_disk_request_size_bytes_sum "drive=\"disk0\",operation=\"$op\""
+done
+for dir in rx tx; do
+	same vmprobe_network_packets_total vmprobe_network_packet_size_bytes_count "interface=\"$TAP\",direction=\"$dir\""
+	same vmprobe_network_bytes_total vmprobe_network_packet_size_bytes_sum "interface=\"$TAP\",direction=\"$dir\""
+done
+check "promtool accepts the body with the repeated counters" promtool_ok
 vmprobe_stop
 
 # A lean budget: the counters the histograms' _count and _sum repeat left

@@ -14,6 +14,7 @@
 #include "unit.h"
 
 #include "core/config.h"
+#include "core/metrics.h"
 #include "probes/net/tc.h"
 
 static void expect_config_equal(const char *what, const struct config *exp,
@@ -53,6 +54,15 @@ static int apply(struct config *cfg, const char *doc, char **errors)
 	return ret;
 }
 
+/* Whether the series budget of cfg leaves the family NAME out. */
+static bool family_off(const struct config *cfg, const char *name)
+{
+	const struct expo_family *f = metrics_family_find(name);
+
+	assert_non_null(f);
+	return config_family_off(cfg, f);
+}
+
 static void load_default(struct config *cfg)
 {
 	int ret = config_load_default(cfg);
@@ -84,7 +94,8 @@ static void test_embedded_default_loads_documented_values(void **state)
 	assert_int_equal(24, cfg.dsize_max_slot); /* 16 MiB */
 	assert_int_equal(10, cfg.time_min_slot);  /* 2^-20 s, from 0.000001 */
 	assert_int_equal(34, cfg.time_max_slot);  /* 2^4 s */
-	assert_int_equal(0, cfg.nr_disabled);
+	assert_int_equal(0, cfg.disabled.nr);
+	assert_int_equal(0, cfg.enabled.nr);
 }
 
 /* Bad documents and the error each must give. */
@@ -403,10 +414,10 @@ static void test_series_budget_keys(void **state)
 				  &errors));
 	assert_string_equal("", errors);
 	free(errors);
-	assert_int_equal(2, cfg.nr_disabled);
-	assert_true(config_family_disabled(&cfg, "vmprobe_disk_operations_total"));
-	assert_true(config_family_disabled(&cfg, "vmprobe_network_packets_total"));
-	assert_false(config_family_disabled(&cfg, "vmprobe_disk_bytes_total"));
+	assert_int_equal(2, cfg.disabled.nr);
+	assert_true(family_off(&cfg, "vmprobe_disk_operations_total"));
+	assert_true(family_off(&cfg, "vmprobe_network_packets_total"));
+	assert_false(family_off(&cfg, "vmprobe_disk_latency_seconds"));
 	/* Rounded out: 50 us down to 2^-15 s (30.5 us), 3 s up to 2^2 s. */
 	assert_int_equal(15, cfg.time_min_slot);
 	assert_int_equal(32, cfg.time_max_slot);
@@ -421,8 +432,50 @@ static void test_series_budget_keys(void **state)
 	/* A later file's list replaces the earlier one; an empty list turns none off. */
 	assert_int_equal(0, apply(&cfg, "exposition:\n  disabled_families: []\n", &errors));
 	free(errors);
-	assert_int_equal(0, cfg.nr_disabled);
-	assert_false(config_family_disabled(&cfg, "vmprobe_disk_operations_total"));
+	assert_int_equal(0, cfg.disabled.nr);
+	assert_false(family_off(&cfg, "vmprobe_disk_latency_seconds"));
+}
+
+/* The counters a histogram's _count and _sum repeat: off unless enabled_families names them. */
+static void test_repeated_counters_are_off_by_default(void **state)
+{
+	static const char *const repeated[] = {
+		"vmprobe_disk_operations_total", "vmprobe_disk_bytes_total",
+		"vmprobe_network_packets_total", "vmprobe_network_bytes_total",
+	};
+	struct config cfg;
+	char *errors;
+
+	load_default(&cfg);
+	for (size_t i = 0; i < ARRAY_SIZE(repeated); i++)
+		assert_true(family_off(&cfg, repeated[i]));
+	assert_false(family_off(&cfg, "vmprobe_disk_latency_seconds"));
+	assert_false(family_off(&cfg, "vmprobe_network_packet_size_bytes"));
+	assert_false(family_off(&cfg, "vmprobe_disk_errors_total"));
+	assert_int_equal(0, apply(&cfg,
+				  "exposition:\n"
+				  "  enabled_families: [vmprobe_disk_operations_total,\n"
+				  "                     vmprobe_network_bytes_total]\n",
+				  &errors));
+	assert_string_equal("", errors);
+	free(errors);
+	assert_false(family_off(&cfg, "vmprobe_disk_operations_total"));
+	assert_false(family_off(&cfg, "vmprobe_network_bytes_total"));
+	assert_true(family_off(&cfg, "vmprobe_disk_bytes_total"));
+	assert_true(family_off(&cfg, "vmprobe_network_packets_total"));
+	/* Named in both lists: left out. */
+	assert_int_equal(0, apply(&cfg,
+				  "exposition:\n  disabled_families: [vmprobe_disk_operations_total]\n",
+				  &errors));
+	free(errors);
+	assert_true(family_off(&cfg, "vmprobe_disk_operations_total"));
+	assert_false(family_off(&cfg, "vmprobe_network_bytes_total"));
+	/* An unknown name is an error there too. */
+	assert_int_equal(-EINVAL, apply(&cfg, "exposition:\n  enabled_families: [vmprobe_nope]\n",
+					&errors));
+	assert_string_equal("t.yaml:2:22: unknown metric family 'vmprobe_nope' (vmprobe metrics "
+			    "lists them)\n", errors);
+	free(errors);
 }
 
 static void test_parse_listen_accepts_host_port_forms_and_rejects_the_rest(void **state)
@@ -486,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_empty_or_comment_only_document_changes_nothing),
 		cmocka_unit_test(test_apply_file_reads_the_file_and_names_it_in_errors),
 		cmocka_unit_test(test_series_budget_keys),
+		cmocka_unit_test(test_repeated_counters_are_off_by_default),
 		cmocka_unit_test(test_parse_listen_accepts_host_port_forms_and_rejects_the_rest),
 		cmocka_unit_test(test_parse_listen_rejects_a_host_longer_than_the_buffer),
 	};

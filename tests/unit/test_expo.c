@@ -139,7 +139,7 @@ static void test_family_writes_help_then_type(void **state)
 
 	sb_init(&sb);
 	expo_family(text_of(&sb), &(struct expo_family){ "vmprobe_network_bytes_total", EXPO_COUNTER, "bytes",
-				      "interface,direction", "Frame bytes seen on the tap." });
+				      "interface,direction", "Frame bytes seen on the tap.", false });
 	assert_string_equal("# HELP vmprobe_network_bytes_total Frame bytes seen on the tap.\n"
 			    "# TYPE vmprobe_network_bytes_total counter\n",
 			    text(&sb));
@@ -342,10 +342,10 @@ static void test_time_histograms_are_powers_of_two_of_a_second_with_the_sum_in_n
  */
 static void test_openmetrics_created_is_per_series_and_never_made_up(void **state)
 {
-	static const struct expo_family host = { "h_total", EXPO_COUNTER, "", "", "H." },
-					 vm = { "v_total", EXPO_COUNTER, "", "name,namespace,drive", "V." },
-					 lat = { "l_seconds", EXPO_HISTOGRAM, "seconds", "name,namespace", "L." },
-					 g = { "g", EXPO_GAUGE, "", "name,namespace", "G." };
+	static const struct expo_family host = { "h_total", EXPO_COUNTER, "", "", "H.", false },
+					 vm = { "v_total", EXPO_COUNTER, "", "name,namespace,drive", "V.", false },
+					 lat = { "l_seconds", EXPO_HISTOGRAM, "seconds", "name,namespace", "L.", false },
+					 g = { "g", EXPO_GAUGE, "", "name,namespace", "G.", false };
 	const __u64 slots[4] = { 0, 1, 0, 0 };
 	const struct hist_range r = { .min_slot = 1, .max_slot = 1, .per_unit = 1 };
 	struct strbuf sb;

@@ -54,17 +54,17 @@ static Io__Prometheus__Client__MetricFamily *first_family(const struct strbuf *o
 	return io__prometheus__client__metric_family__unpack(NULL, len, p + i);
 }
 
-static bool off_b(const char *name, const void *arg)
+static bool off_b(const struct expo_family *f, const void *arg)
 {
-	return !strcmp(name, arg);
+	return !strcmp(f->name, arg);
 }
 
 /* Families a, b (left out), c in FORMAT: what was written. */
 static void write_abc(struct strbuf *sb, enum expo_format format)
 {
-	static const struct expo_family f[] = { { "a_total", EXPO_COUNTER, "", "", "A." },
-						{ "b_seconds", EXPO_HISTOGRAM, "seconds", "", "B." },
-						{ "c", EXPO_GAUGE, "", "", "C." } };
+	static const struct expo_family f[] = { { "a_total", EXPO_COUNTER, "", "", "A.", false },
+						{ "b_seconds", EXPO_HISTOGRAM, "seconds", "", "B.", false },
+						{ "c", EXPO_GAUGE, "", "", "C.", false } };
 	__u64 slots[38] = { [20] = 4 };
 	struct expo e;
 
@@ -124,7 +124,7 @@ static void a_disabled_family_is_left_out(void **state)
 
 static void a_histogram_decodes_to_its_slots(void **state)
 {
-	static const struct expo_family f = { "t_seconds", EXPO_HISTOGRAM, "seconds", "drive", "T." };
+	static const struct expo_family f = { "t_seconds", EXPO_HISTOGRAM, "seconds", "drive", "T.", false };
 	__u64 slots[38] = { 0 }, back[38] = { 0 };
 	struct strbuf sb;
 	struct expo e;
@@ -190,7 +190,7 @@ static void a_histogram_decodes_to_its_slots(void **state)
  */
 static void a_family_of_many_metrics_decodes_whole(void **state)
 {
-	static const struct expo_family f = { "n_bytes", EXPO_COUNTER, "bytes", "vm", "N." };
+	static const struct expo_family f = { "n_bytes", EXPO_COUNTER, "bytes", "vm", "N.", false };
 	static const int counts[] = { 1, 3, 300, 5000 };
 
 	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
@@ -227,9 +227,9 @@ static void a_family_of_many_metrics_decodes_whole(void **state)
 /* A per-VM series' created_timestamp is the one its renderer gives; none where it gives none. */
 static void created_timestamp_is_per_series(void **state)
 {
-	static const struct expo_family c = { "v_total", EXPO_COUNTER, "", "name,namespace", "V." },
+	static const struct expo_family c = { "v_total", EXPO_COUNTER, "", "name,namespace", "V.", false },
 					 h = { "l_seconds", EXPO_HISTOGRAM, "seconds", "name,namespace",
-					       "L." };
+					       "L.", false };
 	__u64 slots[38] = { [20] = 1 };
 	Io__Prometheus__Client__MetricFamily *m;
 	struct strbuf sb;

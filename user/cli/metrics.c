@@ -11,13 +11,15 @@
 
 static void print_row(const struct expo_family *f, bool markdown)
 {
+	const char *off = f->off_by_default ? " Off by default (exposition.enabled_families)." : "";
+
 	if (!markdown) {
-		printf("%-48s %-9s %-27s %s\n", f->name, expo_type_names[f->type],
-		       f->labels[0] ? f->labels : "-", f->help);
+		printf("%-48s %-9s %-27s %s%s\n", f->name, expo_type_names[f->type],
+		       f->labels[0] ? f->labels : "-", f->help, off);
 		return;
 	}
-	printf("| `%s` | %s | %s%s%s | %s |\n", f->name, expo_type_names[f->type],
-	       f->labels[0] ? "`" : "", f->labels, f->labels[0] ? "`" : "", f->help);
+	printf("| `%s` | %s | %s%s%s | %s%s |\n", f->name, expo_type_names[f->type],
+	       f->labels[0] ? "`" : "", f->labels, f->labels[0] ? "`" : "", f->help, off);
 }
 
 static int print_list(const struct family_list *l, void *arg)

@@ -96,7 +96,8 @@ static const struct field exposition_fields[] = {
 	{ "native_histograms", F_BOOL, CFG(native_histograms), 0, 0, NULL },
 	{ "classic_in_protobuf", F_BOOL, CFG(classic_in_protobuf), 0, 0, NULL },
 	{ "openmetrics_created", F_BOOL, CFG(openmetrics_created), 0, 0, NULL },
-	{ "disabled_families", F_FAMILIES, 0, 0, 0, 0, NULL },
+	{ "disabled_families", F_FAMILIES, CFG(disabled), 0, 0, NULL },
+	{ "enabled_families", F_FAMILIES, CFG(enabled), 0, 0, NULL },
 	{ "time_buckets", F_MAP, 0, 0, 0, 0, time_bucket_fields },
 	{ NULL },
 };
@@ -196,18 +197,17 @@ static int set_seconds_slot(struct ctx *c, const struct field *f, yaml_node_t *v
 	return 0;
 }
 
-/* exposition.disabled_families: names `vmprobe metrics` lists, each checked. */
-static int set_families(struct ctx *c, const struct field *f, yaml_node_t *v)
+/* exposition.*_families: names `vmprobe metrics` lists, each checked. */
+static int set_families(struct ctx *c, const struct field *f, yaml_node_t *v,
+			struct config_families *list)
 {
-	struct config *cfg = c->cfg;
-
 	if (v->type == YAML_SCALAR_NODE && !*scalar(v)) {
-		cfg->nr_disabled = 0; /* "disabled_families:" with nothing: none */
+		list->nr = 0; /* "disabled_families:" with nothing: none */
 		return 0;
 	}
 	if (v->type != YAML_SEQUENCE_NODE)
 		return fail(c, v, "'%s' must be a list of metric family names", f->key);
-	cfg->nr_disabled = 0;
+	list->nr = 0;
 	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
 	     it++) {
 		yaml_node_t *item = yamldoc_node(&c->y, *it);
@@ -219,20 +219,27 @@ static int set_families(struct ctx *c, const struct field *f, yaml_node_t *v)
 		if (!metrics_family_find(name))
 			return fail(c, item, "unknown metric family '%s' (vmprobe metrics lists them)",
 				    name);
-		if (cfg->nr_disabled == CONFIG_MAX_DISABLED)
+		if (list->nr == CONFIG_MAX_FAMILIES)
 			return fail(c, item, "'%s' names more than %d families", f->key,
-				    CONFIG_MAX_DISABLED);
-		str_copy(cfg->disabled_families[cfg->nr_disabled++], CONFIG_FAMILY_NAME, name);
+				    CONFIG_MAX_FAMILIES);
+		str_copy(list->names[list->nr++], CONFIG_FAMILY_NAME, name);
 	}
 	return 0;
 }
 
-bool config_family_disabled(const struct config *cfg, const char *name)
+static bool families_name(const struct config_families *list, const char *name)
 {
-	for (unsigned i = 0; i < cfg->nr_disabled; i++)
-		if (!strcmp(cfg->disabled_families[i], name))
+	for (unsigned i = 0; i < list->nr; i++)
+		if (!strcmp(list->names[i], name))
 			return true;
 	return false;
+}
+
+bool config_family_off(const struct config *cfg, const struct expo_family *f)
+{
+	if (families_name(&cfg->disabled, f->name))
+		return true;
+	return f->off_by_default && !families_name(&cfg->enabled, f->name);
 }
 
 /* An F_STR value; listen must also parse as an address. */
@@ -292,7 +299,7 @@ static int set_field(struct ctx *c, const struct field *f, yaml_node_t *v)
 		return apply_map(c, f->children, v, f->key);
 	}
 	if (f->type == F_FAMILIES)
-		return set_families(c, f, v);
+		return set_families(c, f, v, (struct config_families *)dst);
 	if (v->type != YAML_SCALAR_NODE)
 		return fail(c, v, "'%s' must be a single value", f->key);
 	s = scalar(v);

@@ -7,8 +7,14 @@
 #include <stdio.h>
 #include "core/util.h"
 
-#define CONFIG_MAX_DISABLED 64
+#define CONFIG_MAX_FAMILIES 64
 #define CONFIG_FAMILY_NAME 96
+
+/* A list of metric family names (exposition.*_families), each checked. */
+struct config_families {
+	char names[CONFIG_MAX_FAMILIES][CONFIG_FAMILY_NAME];
+	unsigned nr;
+};
 
 struct config {
 	char listen[128];
@@ -30,9 +36,10 @@ struct config {
 	bool native_histograms;   /* protobuf: native buckets in histograms */
 	bool classic_in_protobuf; /* protobuf: classic buckets too */
 	bool openmetrics_created; /* OpenMetrics: _created samples */
-	/* exposition.disabled_families: names of families left out */
-	char disabled_families[CONFIG_MAX_DISABLED][CONFIG_FAMILY_NAME];
-	unsigned nr_disabled;
+	/* exposition.disabled_families: families left out */
+	struct config_families disabled;
+	/* exposition.enabled_families: families off by default turned on */
+	struct config_families enabled;
 	/* exposition.time_buckets, in log2 slots of TIME_SLOT_UNITS (2^-30 s) */
 	unsigned time_min_slot, time_max_slot;
 	/* disk.request_size_buckets: log2 of min and max, bytes */
@@ -64,8 +71,13 @@ int config_apply_file(struct config *cfg, const char *path, FILE *err);
 int config_apply_string(struct config *cfg, const char *name, const char *text, size_t len,
 			FILE *err);
 
-/* Whether exposition.disabled_families names the family. */
-bool config_family_disabled(const struct config *cfg, const char *name);
+struct expo_family;
+
+/*
+ * Whether the series budget leaves the family out: disabled_families
+ * names it, or it is off by default and enabled_families does not.
+ */
+bool config_family_off(const struct config *cfg, const struct expo_family *f);
 
 /* Splits "HOST:PORT", ":PORT" or "[V6]:PORT"; 0 or -EINVAL. */
 int config_parse_listen(const char *s, char *host, size_t host_size, unsigned *port);

@@ -158,7 +158,7 @@ void expo_family(struct expo *e, const struct expo_family *f)
 	int n = (int)strlen(f->name);
 
 	e->family = f;
-	e->skip = e->family_off && e->family_off(f->name, e->family_off_arg);
+	e->skip = e->family_off && e->family_off(f, e->family_off_arg);
 	if (e->skip) {
 		/* protobuf: the family before is complete */
 		if (e->format == EXPO_PROTOBUF && expo_pb_flush(e))

@@ -62,8 +62,8 @@ struct expo {
 	double start;   /* vmprobe's start (epoch s): created of its own and host-wide families */
 	double created; /* _created of the counters and histograms that follow (epoch s); 0: none */
 	const struct expo_family *family; /* the one being written */
-	/* families left out (exposition.disabled_families); NULL: none */
-	bool (*family_off)(const char *name, const void *arg);
+	/* families left out (the config's series budget); NULL: none */
+	bool (*family_off)(const struct expo_family *f, const void *arg);
 	const void *family_off_arg;
 	bool skip;                        /* the family being written is left out */
 	struct hist_range time_range;     /* of every time histogram: expo_time_range by default */
@@ -85,6 +85,11 @@ struct expo_family {
 	const char *unit;   /* base unit ("seconds", "bytes"), "" if none */
 	const char *labels; /* its labels, comma-separated (name,namespace: per VM) */
 	const char *help;
+	/*
+	 * Left out unless exposition.enabled_families names it: the counters
+	 * a histogram's _count and _sum repeat (the series budget).
+	 */
+	bool off_by_default;
 };
 
 extern const char *const expo_type_names[];

@@ -136,9 +136,9 @@ const struct expo_family *metrics_family_find(const char *name)
 	return fs.found;
 }
 
-static bool family_off(const char *name, const void *cfg)
+static bool family_off(const struct expo_family *f, const void *cfg)
 {
-	return config_family_disabled(cfg, name);
+	return config_family_off(cfg, f);
 }
 
 #ifdef __clang__

@@ -18,8 +18,8 @@ enum { F_OPS, F_ERRORS, F_BYTES, F_LATENCY, F_SIZE, F_DRIVE_INFO, F_IFACE_INFO, 
 static const struct expo_family fams[F_MAX] = {
 	[F_OPS] = { "vmprobe_disk_operations_total", EXPO_COUNTER, "",
 		    "name,namespace,drive,operation",
-		    "Requests (read, write, flush, discard) QEMU issued for the VM's drive: to the "
-		    "host for a local image, to the cluster or target for network storage." },
+		    "Requests (read, write, flush, discard) QEMU issued for the VM's drive: the "
+		    "count of vmprobe_disk_latency_seconds, repeated.", .off_by_default = true },
 	[F_ERRORS] = { "vmprobe_disk_errors_total", EXPO_COUNTER, "",
 		       "name,namespace,drive,operation",
 		       "Requests QEMU issued for the VM's drive that the host failed (a negative "
@@ -27,15 +27,19 @@ static const struct expo_family fams[F_MAX] = {
 		       "bytes or latency. Only for drives whose probe sees errors (local images)." },
 	[F_BYTES] = { "vmprobe_disk_bytes_total", EXPO_COUNTER, "bytes",
 		      "name,namespace,drive,operation",
-		      "Bytes of the requests QEMU issued for the VM's drive (as transferred)." },
+		      "Bytes of the requests QEMU issued for the VM's drive (as transferred): the sum "
+		      "of vmprobe_disk_request_size_bytes, repeated.", .off_by_default = true },
 	[F_LATENCY] = { "vmprobe_disk_latency_seconds", EXPO_HISTOGRAM, "seconds",
 			"name,namespace,drive,operation",
-			"Host-side latency of the VM drive's requests, issue to completion; le "
+			"Host-side latency of the requests (read, write, flush, discard) QEMU issued "
+			"for the VM's drive, issue to completion: to the host for a local image, to "
+			"the cluster or target for network storage; its count is the requests; le "
 			"powers of two of a second, by default 2^-20 (0.95 us) .. 2^4 (16 s) "
 			"(exposition.time_buckets)." },
 	[F_SIZE] = { "vmprobe_disk_request_size_bytes", EXPO_HISTOGRAM, "bytes",
 		     "name,namespace,drive,operation",
-		     "Sizes of the VM drive's reads, writes and discards (a flush has none); le "
+		     "Sizes of the VM drive's reads, writes and discards (a flush has none); its "
+		     "sum is their bytes (as transferred); le "
 		     "by default 512 B .. 16 MiB (disk.request_size_buckets)." },
 	[F_DRIVE_INFO] = { "vmprobe_drive_info", EXPO_GAUGE, "",
 			   "name,namespace,drive,backend,source,measured,reason",

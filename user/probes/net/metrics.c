@@ -22,14 +22,17 @@ enum {
 
 static const struct expo_family fams[F_MAX] = {
 	[F_PACKETS] = { "vmprobe_network_packets_total", EXPO_COUNTER, "", "name,namespace,interface,direction",
-			"Frames seen on the VM's tap; direction is the guest's view (rx: to the guest). "
-			"Equals the tap's own counters: tx = tap rx_packets, rx = tap tx_packets + "
-			"tx_dropped." },
+			"Frames seen on the VM's tap: the count of "
+			"vmprobe_network_packet_size_bytes, repeated.", .off_by_default = true },
 	[F_BYTES] = { "vmprobe_network_bytes_total", EXPO_COUNTER, "bytes", "name,namespace,interface,direction",
-		      "Frame bytes seen on the VM's tap, Ethernet header included." },
+		      "Frame bytes seen on the VM's tap: the sum of "
+		      "vmprobe_network_packet_size_bytes, repeated.", .off_by_default = true },
 	[F_SIZE] = { "vmprobe_network_packet_size_bytes", EXPO_HISTOGRAM, "bytes",
 		     "name,namespace,interface,direction",
-		     "Sizes of the frames seen on the VM's tap; le 64 .. 65536 B, powers of two "
+		     "Sizes of the frames seen on the VM's tap, Ethernet header included; "
+		     "direction is the guest's view (rx: to the guest). Its count equals the tap's "
+		     "own counters: tx = tap rx_packets, rx = tap tx_packets + tx_dropped; its sum "
+		     "is their bytes; le 64 .. 65536 B, powers of two "
 		     "(network.packet_size_buckets)." },
 	[F_RTT] = { "vmprobe_network_tcp_rtt_seconds", EXPO_HISTOGRAM, "seconds",
 		    "name,namespace,interface,path",
