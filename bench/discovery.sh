@@ -61,7 +61,7 @@ run() { # EVENTS QEMU: the starts and exits of one config, one "start_ms exit_ms
 		wait(lambda m: "vmprobe_build_info" in m, 30)
 		for i in range(starts):
 		    name = "bench-disc-%d" % i
-		    drive = 'vmprobe_disk_operations_total{name="%s",drive="%s",operation="read"}' % (name, label)
+		    drive = 'vmprobe_disk_latency_seconds_count{name="%s",drive="%s",operation="read"}' % (name, label)
 		    time.sleep(random.uniform(0.1, 0.7))  # a phase of the rescans at random
 		    t0 = time.monotonic()
 		    vm = subprocess.Popen([qemu, "-name", "guest=" + name, "-drive", image] + extra,

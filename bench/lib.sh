@@ -32,7 +32,7 @@ bench_vm_counted() {
 	curl -sf "http://127.0.0.1:$1/metrics" >"$WORK/m.txt" || return 1
 	local d
 	for d in thr uring nat; do
-		grep -q "^vmprobe_disk_operations_total{.*drive=\"$d\"" "$WORK/m.txt" || return 1
+		grep -q "^vmprobe_disk_latency_seconds_count{.*drive=\"$d\"" "$WORK/m.txt" || return 1
 	done
 }
 

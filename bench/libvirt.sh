@@ -11,11 +11,11 @@
 # bench/exporters.py then scrapes both, alternating, with the Accept
 # headers of Prometheus 2.42 with and without native histograms (gzip) and
 # as plain text: scrape time, bytes, and series per domain. Twice: vmprobe
-# with its default configuration, and with a lean budget (the counters
-# that repeat a histogram's _count and _sum off), where every latency and
-# size distribution stays. Goals (issue 17): vmprobe's scrape time <= 0.05x
-# the exporter's; with native histograms and the lean budget, series per
-# VM <= 2x the exporter's.
+# with its default configuration (every latency and size distribution, but
+# not the counters that repeat a histogram's _count and _sum), and with
+# those counters turned on. Goals (issue 17): vmprobe's scrape time <=
+# 0.05x the exporter's; with native histograms and the default budget,
+# series per VM <= 2x the exporter's.
 #
 # `make bench-libvirt` (root; about 1 minute once the test guest is
 # built). DOMS=N changes the number of domains, ROUNDS=N the scrapes of
@@ -133,13 +133,13 @@ python3 "$REPO/bench/exporters.py" "$ROUNDS" default "http://127.0.0.1:$VM_PORT/
 	"http://127.0.0.1:$EX_PORT/metrics" "${NAMES[@]}" | tee "$WORK/default.out"
 stop_probe
 start_probe "exposition:
-  disabled_families: [vmprobe_disk_operations_total, vmprobe_disk_bytes_total,
-                      vmprobe_network_packets_total, vmprobe_network_bytes_total]"
-python3 "$REPO/bench/exporters.py" "$ROUNDS" lean "http://127.0.0.1:$VM_PORT/metrics" \
-	"http://127.0.0.1:$EX_PORT/metrics" "${NAMES[@]}" | tee "$WORK/lean.out"
+  enabled_families: [vmprobe_disk_operations_total, vmprobe_disk_bytes_total,
+                     vmprobe_network_packets_total, vmprobe_network_bytes_total]"
+python3 "$REPO/bench/exporters.py" "$ROUNDS" repeated "http://127.0.0.1:$VM_PORT/metrics" \
+	"http://127.0.0.1:$EX_PORT/metrics" "${NAMES[@]}" | tee "$WORK/repeated.out"
 
 # The goals.
-cat "$WORK/default.out" "$WORK/lean.out" | python3 -c '
+cat "$WORK/default.out" "$WORK/repeated.out" | python3 -c '
 import sys
 v = {l.split()[1]: float(l.split()[2]) for l in sys.stdin if l.startswith("BENCH ")}
 def goal(what, key, limit):
@@ -150,6 +150,6 @@ for style in ("prom", "prom_native", "text"):
          "libvirt_default_scrape_time_vmprobe_over_exporter_" + style, 0.05)
 goal("series per VM vmprobe/exporter, default budget, native histograms",
      "libvirt_default_series_per_vm_vmprobe_native_over_exporter", 2)
-goal("series per VM vmprobe/exporter, lean budget, native histograms",
-     "libvirt_lean_series_per_vm_vmprobe_native_over_exporter", 2)
+print("# with the counters a histogram's _count and _sum repeat turned on (enabled_families): %.3f"
+      % v["libvirt_repeated_series_per_vm_vmprobe_native_over_exporter"])
 '

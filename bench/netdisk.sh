@@ -53,7 +53,7 @@ wait_until() { # SECS COMMAND...: retries COMMAND (evaluated anew each time)
 }
 lines_above() { [ "$(grep -c '^LAT' "$1")" -gt "$2" ]; } # FILE N
 measured() { [ "$(metric vmprobe_drive_info "name=\"bench-$1\".*measured=\"true\"")" = 1 ]; }
-counted() { [ "$(metric vmprobe_disk_operations_total "name=\"bench-$1\".*operation=\"read\"")" -gt 0 ] 2>/dev/null; }
+counted() { [ "$(metric vmprobe_disk_latency_seconds_count "name=\"bench-$1\".*operation=\"read\"")" -gt 0 ] 2>/dev/null; }
 
 # A client: stdin from a fifo kept open on an fd, stdout to a file.
 start_client() { # NAME EXE ARGS...
@@ -99,7 +99,7 @@ bench_kind() { # KIND: rounds of the hooked (vm) and the other (plain) client
 		echo "$r $first lat $(segment "${first}_$kind" "$SECS")" >>"$WORK/runs_$kind"
 		echo "$r $second lat $(segment "${second}_$kind" "$SECS")" >>"$WORK/runs_$kind"
 	done
-	n=$(metric vmprobe_disk_operations_total "name=\"bench-$kind\".*operation=\"read\"")
+	n=$(metric vmprobe_disk_latency_seconds_count "name=\"bench-$kind\".*operation=\"read\"")
 	echo "# $kind: the hooked client's reads as vmprobe counts them: $n"
 	# The part that is vmprobe's own: its programs' run time per request.
 	bpftool -j prog show | python3 -c '

@@ -32,6 +32,13 @@ def summed(metric, sel, by, fn="rate"):
     return "sum by (%s) (%s)" % (by, rate(metric, sel, fn))
 
 
+def hist_summed(part, metric, sel, by):
+    """Per-second rate of a histogram's count or sum (PART), summed by BY: from native histograms or else the
+    classic _count or _sum series (vmprobe sends no separate counters for them by default)."""
+    return "sum by (%s) (histogram_%s(%s)) or sum by (%s) (%s)" % (
+        by, part, rate(metric, sel), by, rate("%s_%s" % (metric, part), sel))
+
+
 def quantile(q, metric, sel, by):
     """q-quantile by BY, from native histograms or else classic buckets."""
     return "histogram_quantile(%s, sum by (%s) (%s)) or histogram_quantile(%s, sum by (%s, le) (%s))" % (
@@ -73,9 +80,10 @@ def timeseries(title, desc, targets, unit, links=None, thresholds=None):
             "targets": [target(e, l, chr(ord("A") + i)) for i, (e, l) in enumerate(targets)]}
 
 
-def rates(title, desc, metric, sel, by, legend, unit, scale=""):
-    """Per-second rate of a counter, summed by BY."""
-    return timeseries(title, desc, [(summed(metric, sel, by) + scale, legend)], unit)
+def hist_rates(title, desc, part, metric, sel, by, legend, unit, scale=""):
+    """Per-second rate of a histogram's count or sum, summed by BY."""
+    expr = hist_summed(part, metric, sel, by)
+    return timeseries(title, desc, [("(%s)%s" % (expr, scale) if scale else expr, legend)], unit)
 
 
 def p50_p99(title, desc, metric, sel, by, legend, unit):
@@ -179,10 +187,11 @@ def hosts():
                      ("sum by (node) (vmprobe_network_interface_slots{%s})" % HOST, "{{node}} slots")], "short", NODE_LINK), 12, 8),
         (timeseries("VM network traffic per node", "Bits per second through the VMs' taps on each node, by direction "
                     "(rx: into the guests).",
-                    [(summed("vmprobe_network_bytes_total", HOST, "node, direction") + " * 8", "{{node}} {{direction}}")],
+                    [("(%s) * 8" % hist_summed("sum", "vmprobe_network_packet_size_bytes", HOST, "node, direction"),
+                      "{{node}} {{direction}}")],
                     "bps", NODE_LINK), 12, 8),
         (timeseries("VM disk requests per node", "Requests QEMU issued for the VMs' drives on each node, by operation.",
-                    [(summed("vmprobe_disk_operations_total", HOST, "node, operation"), "{{node}} {{operation}}")],
+                    [(hist_summed("count", "vmprobe_disk_latency_seconds", HOST, "node, operation"), "{{node}} {{operation}}")],
                     "reqps", NODE_LINK), 12, 8),
         (heatmap("Host block device latency", "Every block request on the selected nodes' devices, issue to completion "
                  "(vmprobe_host_block_latency_seconds).", "vmprobe_host_block_latency_seconds", HOST, "s"), 12, 8),
@@ -206,11 +215,10 @@ def network():
     by = VM_BY + ", interface, direction"
     return [
         row("Virtual machines: network (interface $interface)"),
-        (rates("Network traffic per VM", "Bits per second through each VM's taps (rx: into the guest), Ethernet "
-               "headers included.", "vmprobe_network_bytes_total", IFACE, by, WHO + " {{interface}} {{direction}}",
-               "bps", " * 8"), 12, 8),
-        (rates("Frames per VM", "Frames per second through each VM's taps.", "vmprobe_network_packets_total", IFACE, by,
-               WHO + " {{interface}} {{direction}}", "pps"), 12, 8),
+        (hist_rates("Network traffic per VM", "Bits per second through each VM's taps (rx: into the guest), Ethernet "
+                    "headers included.", "sum", size, IFACE, by, WHO + " {{interface}} {{direction}}", "bps", " * 8"), 12, 8),
+        (hist_rates("Frames per VM", "Frames per second through each VM's taps.", "count", size, IFACE, by,
+                    WHO + " {{interface}} {{direction}}", "pps"), 12, 8),
         (heatmap("Frame sizes", "Sizes of the frames through the selected VMs' taps.", size, IFACE, "bytes"), 12, 8),
         (p50_p99("Frame size p50 and p99", "Per VM, interface and direction.", size, IFACE, by,
                  WHO + " {{interface}} {{direction}}", "bytes"), 12, 8),
@@ -232,10 +240,10 @@ def disk():
     by = VM_BY + ", drive, operation"
     return [
         row("Virtual machines: disk (drive $drive)"),
-        (rates("Disk requests per drive", "Reads, writes, flushes and discards QEMU issued for each drive.",
-               "vmprobe_disk_operations_total", DRIVE, by, WHO + " {{drive}} {{operation}}", "reqps"), 12, 8),
-        (rates("Disk throughput per drive", "Bytes of those requests.", "vmprobe_disk_bytes_total", DRIVE, by,
-               WHO + " {{drive}} {{operation}}", "Bps"), 12, 8),
+        (hist_rates("Disk requests per drive", "Reads, writes, flushes and discards QEMU issued for each drive.",
+                    "count", lat, DRIVE, by, WHO + " {{drive}} {{operation}}", "reqps"), 12, 8),
+        (hist_rates("Disk throughput per drive", "Bytes of those requests.", "sum", "vmprobe_disk_request_size_bytes",
+                    DRIVE, by, WHO + " {{drive}} {{operation}}", "Bps"), 12, 8),
         (heatmap("Disk latency", "Host-side latency of the selected drives' requests, issue to completion.", lat, DRIVE, "s"), 12, 8),
         (p50_p99("Disk latency p50 and p99 per drive", "Per VM, drive and operation.", lat, DRIVE, by,
                  WHO + " {{drive}} {{operation}}", "s"), 12, 8),

@@ -43,7 +43,7 @@ value() { # NAME LABEL=VALUE...: a sample of a fresh scrape ("" if none)
 }
 listed() { [ -n "$(value vmprobe_vm_info name="$1")" ]; }
 unlisted() { scrape "$WORK/m.txt" && [ -z "$(metric "$WORK/m.txt" vmprobe_vm_info name="$1")" ]; }
-drive_counted() { [ -n "$(value vmprobe_disk_operations_total name="$1" drive=d0 operation=read)" ]; }
+drive_counted() { [ -n "$(value vmprobe_disk_latency_seconds_count name="$1" drive=d0 operation=read)" ]; }
 start_serve() { # RESCAN_MS EVENTS
 	VMPROBE_RESCAN_MS=$1 VMPROBE_PROCESS_EVENTS=$2 vmprobe_start $PORT ||
 		{ tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }

@@ -5,7 +5,7 @@
 # reads, writes, vectored ones, a flush, hole punches, a zero range,
 # preallocations, and requests the kernel fails (EINVAL: a negative
 # offset, a zero length). Per drive and operation, exactly: the requests
-# that succeeded are vmprobe_disk_operations_total, with their bytes and
+# that succeeded are vmprobe_disk_latency_seconds_count, with their bytes and
 # one latency sample each; the failed ones are vmprobe_disk_errors_total
 # alone. Punch hole and zero range are discards on both paths; a
 # preallocation (mode 0, or KEEP_SIZE alone) is no request of the guest.
@@ -42,7 +42,7 @@ export TAPGUEST_OPS="read:3,badread:2,readv,badreadv,write:2,badwrite:3,flush,pu
 VM=$!
 
 counted() {
-	scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_disk_operations_total name=err-vm drive=uring)" ]
+	scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_disk_latency_seconds_count name=err-vm drive=uring)" ]
 }
 check "both drives' series appear" wait_for 10 counted
 scrape "$WORK/s0.txt"
@@ -57,9 +57,9 @@ for drive in thr uring; do
 	# op ops bytes errors
 	while read -r op ops bytes errors; do
 		check_num "$drive: $op operations are the requests that succeeded" "$ops" \
-			"$(d vmprobe_disk_operations_total "${l[@]}" operation=$op)"
+			"$(d vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)"
 		check_num "$drive: $op bytes are theirs alone" "$bytes" \
-			"$(d vmprobe_disk_bytes_total "${l[@]}" operation=$op)"
+			"$(d vmprobe_disk_request_size_bytes_sum "${l[@]}" operation=$op)"
 		check_num "$drive: $op latency samples: one per success" "$ops" \
 			"$(d vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)"
 		check_num "$drive: $op errors are the requests that failed" "$errors" \

@@ -40,7 +40,7 @@ TAPGUEST_PREREAD=$WORK/lib.so "$QEMU" -name guest=fds-vm -drive "file=$WORK/d0.i
 VM=$!
 
 reads() { # the drive's read operations now
-	scrape && metric "$WORK/metrics.txt" vmprobe_disk_operations_total name=fds-vm drive=disk0 operation=read
+	scrape && metric "$WORK/metrics.txt" vmprobe_disk_latency_seconds_count name=fds-vm drive=disk0 operation=read
 }
 counted() { [ -n "$(reads)" ]; }
 check "the drive's series appears" wait_for 10 counted
@@ -52,7 +52,7 @@ kill -USR2 "$VM"
 check "the stand-in VM read its image" wait_for 5 grep -q "^read 8$" "$WORK/vm.out"
 check_num "every pread of the image counts for the drive" $((before + 8)) "$(reads)"
 check_num "and its bytes" $((8 * 4096)) \
-	"$(metric "$WORK/metrics.txt" vmprobe_disk_bytes_total name=fds-vm drive=disk0 operation=read)"
+	"$(metric "$WORK/metrics.txt" vmprobe_disk_request_size_bytes_sum name=fds-vm drive=disk0 operation=read)"
 check "the read of another file under the image's fd number was staged and dropped, not added" \
 	grep -q "drive disk0 of VM fds-vm: requests on fd $(awk '/^preread fd/ { print $3 }' "$WORK/vm.out") before it was counted were on another file" "$WORK/vmprobe.log"
 

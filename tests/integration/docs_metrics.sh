@@ -3,8 +3,9 @@
 # metrics --markdown` prints, and it matches what a real `vmprobe serve`
 # exposes on /metrics with a stand-in VM (a tap, a drive, a TCP socket of
 # QEMU's own, a vCPU thread) that has traffic, disk reads, drops, host TCP
-# segments and vCPU waits, the vCPU probe and BPF run-time stats on: the same families both ways, each with the
-# README's type and help text, every sample's labels among the README's,
+# segments and vCPU waits, the vCPU probe, BPF run-time stats and the
+# families off by default on: the same families both ways, each with the
+# README's type and help text (less the table's "Off by default" note), every sample's labels among the README's,
 # a sample of every family, and the VM's name on every per-VM family.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,7 +37,9 @@ sysctl -qw kernel.bpf_stats_enabled=1
 truncate -s 1M "$WORK/d0.img"
 
 vmprobe_start $PORT "vcpu:
-  enabled: true" || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+  enabled: true
+exposition:
+  enabled_families: [$("$VMPROBE" metrics | grep 'Off by default' | cut -d' ' -f1 | paste -sd,)]" || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 # A peer of QEMU's TCP socket (as a migration or NBD peer would be) that
 # sends a segment every 0.1 s.
 python3 - "$TCP_PORT" >"$WORK/peer.log" 2>&1 <<'PY' &
@@ -105,7 +108,8 @@ for f in sorted(set(table) - set(types)): print("not-exposed", f)
 for f in sorted(set(table) & set(types)):
     typ, labels, meaning = table[f]
     if typ != types[f]: print("type", f, "README", typ, "/metrics", types[f])
-    if meaning != unesc(helps.get(f, "")): print("help", f)
+    off = " Off by default (exposition.enabled_families)."
+    if meaning.removesuffix(off) != unesc(helps.get(f, "")): print("help", f)
     if not samples.get(f): print("no-sample", f)
     for s in samples.get(f, []):
         extra = set(s) - labels - {"le"}
@@ -120,5 +124,7 @@ for what in "undocumented:every family /metrics exposes is in the README's table
 	"not-for-vm:each per-VM family has the stand-in VM's samples"; do
 	check_eq "${what#*:}" "" "$(grep "^${what%%:*} " "$WORK/cmp.txt" | sort -u)"
 done
+check_num "the table says which families are off by default: the 4 counters a histogram repeats" 4 \
+	"$(grep -c 'Off by default (exposition.enabled_families)' <<<"$readme_table")"
 check "the comparison saw the table and the scrape" test "$(grep -c '^# TYPE' "$WORK/metrics.txt")" -gt 40
 tap_done

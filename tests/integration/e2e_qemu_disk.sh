@@ -104,7 +104,7 @@ for pair in vda:thr:threads vdb:uring:io_uring vdc:native:native; do
 	for op in read write; do
 		n=$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)
 		check_num "$drive ($mode): $op latency histogram counts every $op" \
-			"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=$op)" "$n"
+			"$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)" "$n"
 		sum0=$(metric "$WORK/s0.txt" vmprobe_disk_latency_seconds_sum "${l[@]}" operation=$op)
 		sum1=$(metric "$WORK/s1.txt" vmprobe_disk_latency_seconds_sum "${l[@]}" operation=$op)
 		# Host-side latency of a small O_DIRECT request on tmpfs or a loop

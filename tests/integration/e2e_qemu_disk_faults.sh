@@ -103,9 +103,9 @@ for pair in vda:thr:threads:0 vdb:uring:io_uring:0 vdc:native:native:2; do
 	check_eq "$drive ($mode): the guest's requests did as planned (8 reads, 4 writes ok; 3 writes, $rbad reads failed)" \
 		"8 4 3 $rbad" "$(result "$dev")"
 	check_num "$drive ($mode): reads = the guest's 8 that succeeded" 8 \
-		"$(d vmprobe_disk_operations_total "${l[@]}" operation=read)"
+		"$(d vmprobe_disk_latency_seconds_count "${l[@]}" operation=read)"
 	check_num "$drive ($mode): bytes read = 8 x 16 KiB, whole requests" $((8 * 16384)) \
-		"$(d vmprobe_disk_bytes_total "${l[@]}" operation=read)"
+		"$(d vmprobe_disk_request_size_bytes_sum "${l[@]}" operation=read)"
 	check_num "$drive ($mode): read latency samples = reads" 8 \
 		"$(d vmprobe_disk_latency_seconds_count "${l[@]}" operation=read)"
 	check_num "$drive ($mode): read sizes: 8 requests of 16 KiB (le=16384 minus le=8192)" 8 \
@@ -114,9 +114,9 @@ for pair in vda:thr:threads:0 vdb:uring:io_uring:0 vdc:native:native:2; do
 	check_num "$drive ($mode): read errors = the guest's $rbad failed reads" "$rbad" \
 		"$(d vmprobe_disk_errors_total "${l[@]}" operation=read)"
 	check_num "$drive ($mode): writes = the guest's 4 that succeeded" 4 \
-		"$(d vmprobe_disk_operations_total "${l[@]}" operation=write)"
+		"$(d vmprobe_disk_latency_seconds_count "${l[@]}" operation=write)"
 	check_num "$drive ($mode): bytes written = 4 x 16 KiB" $((4 * 16384)) \
-		"$(d vmprobe_disk_bytes_total "${l[@]}" operation=write)"
+		"$(d vmprobe_disk_request_size_bytes_sum "${l[@]}" operation=write)"
 	check_num "$drive ($mode): write errors = the guest's 3 failed writes (ENOSPC)" 3 \
 		"$(d vmprobe_disk_errors_total "${l[@]}" operation=write)"
 done

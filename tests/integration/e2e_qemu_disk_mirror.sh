@@ -74,7 +74,7 @@ GUEST_IP= guest_start mirror-vm "$TAP" "$WORK/initrd" \
 	{ tap_fail "QEMU guest with two drives starts"; tap_done; exit; }
 tap_ok "QEMU guest with two drives starts"
 check "the guest waits for the host" wait_for 90 grep -q PHASE-READY "$GUEST_LOG"
-counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_disk_operations_total name=mirror-vm drive=nvol)" ]; }
+counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_disk_latency_seconds_count name=mirror-vm drive=nvol)" ]; }
 check "both drives are counted" wait_for 20 counted
 
 qmp() { guest_qmp "$GUEST_QMP" "$@"; }

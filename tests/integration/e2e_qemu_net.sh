@@ -55,7 +55,7 @@ NAME_EXP='vm \"alpha\" \\ beta, ünï'
 guest_start "$NAME" "$TAP" "$WORK/initrd" || { tap_fail "QEMU guest starts"; tap_done; exit; }
 tap_ok "QEMU guest starts"
 
-counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total name="$NAME_EXP" interface=$TAP direction=tx)" ]; }
+counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packet_size_bytes_count name="$NAME_EXP" interface=$TAP direction=tx)" ]; }
 check "the guest's tap is counted once QEMU runs (within 10 s)" wait_for 10 counted
 check_num "the VM is exposed with its uuid and pid" 1 \
 	"$(metric "$WORK/metrics.txt" vmprobe_vm_info name="$NAME_EXP" uuid="$GUEST_UUID" pid="$GUEST_PID")"
@@ -72,17 +72,17 @@ sleep 3 # quiet, and at least two more scrapes
 lbl=(name="$NAME_EXP" interface=$TAP)
 if scrape_with_tap $TAP "$WORK/final.txt"; then tap_ok "the tap stays quiet for a scrape"; else tap_fail "the tap stays quiet for a scrape"; fi
 check_tap_totals "" "$WORK/final.txt" "$NAME_EXP" $TAP
-tx=$(metric "$WORK/final.txt" vmprobe_network_packets_total "${lbl[@]}" direction=tx)
+tx=$(metric "$WORK/final.txt" vmprobe_network_packet_size_bytes_count "${lbl[@]}" direction=tx)
 check_range "the workload's 301 pings and a few ARP frames left the guest" 302 310 "$tx"
 check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/final.txt'"
 
 # PromQL. The selector uses the unescaped name: the escaping round-trips.
 sel="name=\"$(printf '%s' "$NAME" | sed 's/\\/\\\\/g; s/"/\\"/g')\",interface=\"$TAP\""
 check_num "Prometheus holds the final count under the raw VM name" "$tx" \
-	"$(promql "vmprobe_network_packets_total{$sel,direction=\"tx\"}")"
+	"$(promql "vmprobe_network_packet_size_bytes_count{$sel,direction=\"tx\"}")"
 win=$(awk -v a="$ta" -v b="$tb" 'BEGIN { printf "%d", b - a }')
 want=$(awk -v a="$ta" -v b="$tb" -v x="$ra" -v y="$rb" 'BEGIN { printf "%.3f", (y - x) / (b - a) }')
-got=$(promql "rate(vmprobe_network_packets_total{$sel,direction=\"tx\"}[${win}s])" "$tb")
+got=$(promql "rate(vmprobe_network_packet_size_bytes_count{$sel,direction=\"tx\"}[${win}s])" "$tb")
 # rate() extrapolates from 1 s samples to the window's edges and the host's
 # two tap reads are not aligned with the scrapes: allow 25% either way.
 check_range "rate() of frames from the guest matches the tap's rate ($want/s)" \

@@ -183,7 +183,7 @@ GUEST_IP=$GUEST/24 guest_start "tcp delay" "$TAP" "$WORK/initrd" \
 	{ tap_fail "QEMU guest starts"; tap_done; exit; }
 tap_ok "QEMU guest starts behind the delay line"
 lbl=(name="tcp delay" "interface=$TAP")
-counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total "${lbl[@]}" direction=tx)" ]; }
+counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packet_size_bytes_count "${lbl[@]}" direction=tx)" ]; }
 check "vmprobe counts the guest's tap" wait_for 5 counted
 
 # vmprobe's TCP families between two scrapes (missing series count as 0).

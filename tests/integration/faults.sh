@@ -108,10 +108,10 @@ steady_counted() { # WHAT [net]: with "net", its frames only
 	d() { metric_delta "$WORK/s0.txt" "$WORK/s1.txt" "$@" name=steady; }
 	check_eq "$1: the steady VM's frames, out and in, are the tap's (15 and 4)" \
 		"$((TAPC[rx_packets] - T0[rx_packets])) $((TAPC[tx_packets] + TAPC[tx_dropped] - T0[tx_packets] - T0[tx_dropped])) 15 4" \
-		"$(d vmprobe_network_packets_total direction=tx) $(d vmprobe_network_packets_total direction=rx) $(d vmprobe_network_packets_total direction=tx) $(d vmprobe_network_packets_total direction=rx)"
+		"$(d vmprobe_network_packet_size_bytes_count direction=tx) $(d vmprobe_network_packet_size_bytes_count direction=rx) $(d vmprobe_network_packet_size_bytes_count direction=tx) $(d vmprobe_network_packet_size_bytes_count direction=rx)"
 	[ "${2:-}" = net ] ||
 		check_num "$1: the steady VM's drive reads are its 8 preads" 8 \
-			"$(d vmprobe_disk_operations_total drive=disk0 operation=read)"
+			"$(d vmprobe_disk_latency_seconds_count drive=disk0 operation=read)"
 }
 
 # --- tcx_attach: the kernel refuses every TCX link.
@@ -308,9 +308,9 @@ if serve btf_persist; then
 		a() { metric_delta "$WORK/a0.txt" "$WORK/a1.txt" "$@" name=steady; }
 		check_eq "adopted late: the frames of the gap and the down time, out and in, are the tap's (30 and 8)" \
 			"$((TAPC[rx_packets] - A0[rx_packets])) $((TAPC[tx_packets] + TAPC[tx_dropped] - A0[tx_packets] - A0[tx_dropped])) 30 8" \
-			"$(a vmprobe_network_packets_total direction=tx) $(a vmprobe_network_packets_total direction=rx) $(a vmprobe_network_packets_total direction=tx) $(a vmprobe_network_packets_total direction=rx)"
+			"$(a vmprobe_network_packet_size_bytes_count direction=tx) $(a vmprobe_network_packet_size_bytes_count direction=rx) $(a vmprobe_network_packet_size_bytes_count direction=tx) $(a vmprobe_network_packet_size_bytes_count direction=rx)"
 		check_num "adopted late: the drive reads of the gap and the down time (16)" 16 \
-			"$(a vmprobe_disk_operations_total drive=disk0 operation=read)"
+			"$(a vmprobe_disk_latency_seconds_count drive=disk0 operation=read)"
 		steady_counted "adopted late"
 		serve_end
 	fi

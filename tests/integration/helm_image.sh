@@ -158,7 +158,7 @@ tap_ok "the container starts as the DaemonSet runs it (caps $caps, no_new_privs 
 check_eq "in it vmprobe runs with no_new_privs as the chart says, and a seccomp filter" "$([ "$nnp" = true ] && echo 1 || echo 0) 2" \
 	"$(awk '/^NoNewPrivs/ {n=$2} /^Seccomp:/ {s=$2} END {print n, s}' "/proc/$(podman inspect -f '{{.State.Pid}}' "$NAME")/status")"
 VMPROBE_URL="http://127.0.0.1:$PORT/metrics"
-counted() { scrape "$WORK/m.txt" && [ -n "$(metric "$WORK/m.txt" vmprobe_network_packets_total name=img_vm-1 interface=$TAP direction=tx)" ]; }
+counted() { scrape "$WORK/m.txt" && [ -n "$(metric "$WORK/m.txt" vmprobe_network_packet_size_bytes_count name=img_vm-1 interface=$TAP direction=tx)" ]; }
 check "the containerised vmprobe counts a guest's tap in another network namespace" wait_for 10 counted
 check "/healthz answers through the published port" curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz"
 kill -USR1 "$GPID"
@@ -167,7 +167,7 @@ sleep 0.3
 scrape "$WORK/m2.txt"
 check_num "frames from the guest = its tap's rx_packets" \
 	"$(ip netns exec "$NS" cat /sys/class/net/$TAP/statistics/rx_packets)" \
-	"$(metric "$WORK/m2.txt" vmprobe_network_packets_total name=img_vm-1 interface=$TAP direction=tx)"
+	"$(metric "$WORK/m2.txt" vmprobe_network_packet_size_bytes_count name=img_vm-1 interface=$TAP direction=tx)"
 check "podman stop: vmprobe exits 0 on SIGTERM" bash -c "podman stop -t 10 $NAME >/dev/null && \
 	[ \"\$(podman inspect $NAME --format '{{.State.ExitCode}}')\" = 0 ]"
 # The chart's config persists: the programs go on counting for the next

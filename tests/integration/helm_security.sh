@@ -152,8 +152,8 @@ stop_vmprobe() {
 N1=(namespace=ns1 name=vm-a interface=$PTAP) N2=(namespace=ns2 name=vm-a interface=$PTAP)
 both_counted() {
 	scrape "$WORK/m.txt" &&
-		[ -n "$(metric "$WORK/m.txt" vmprobe_network_packets_total "${N1[@]}" direction=tx)" ] &&
-		[ -n "$(metric "$WORK/m.txt" vmprobe_network_packets_total "${N2[@]}" direction=tx)" ]
+		[ -n "$(metric "$WORK/m.txt" vmprobe_network_packet_size_bytes_count "${N1[@]}" direction=tx)" ] &&
+		[ -n "$(metric "$WORK/m.txt" vmprobe_network_packet_size_bytes_count "${N2[@]}" direction=tx)" ]
 }
 
 if ! run_vmprobe "$CAPS"; then
@@ -189,8 +189,8 @@ snap() { # ARRAY
 		out[$k.tx_packets]=$(ip netns exec "$ns" cat /sys/class/net/$PTAP/statistics/tx_packets)
 		out[$k.tx_dropped]=$(ip netns exec "$ns" cat /sys/class/net/$PTAP/statistics/tx_dropped)
 		for d in rx tx; do
-			out[$k.p.$d]=$(metric "$WORK/s.txt" vmprobe_network_packets_total "${lbl[@]}" direction=$d)
-			out[$k.b.$d]=$(metric "$WORK/s.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=$d)
+			out[$k.p.$d]=$(metric "$WORK/s.txt" vmprobe_network_packet_size_bytes_count "${lbl[@]}" direction=$d)
+			out[$k.b.$d]=$(metric "$WORK/s.txt" vmprobe_network_packet_size_bytes_sum "${lbl[@]}" direction=$d)
 		done
 	done
 }

@@ -61,7 +61,7 @@ start_vm() { # a stand-in VM: one aio=threads drive, one aio=native
 	VM=$!
 }
 reads() { # [DRIVE]: the drive's read operations now (default: the aio=threads one)
-	scrape && metric "$WORK/metrics.txt" vmprobe_disk_operations_total name=tax-vm \
+	scrape && metric "$WORK/metrics.txt" vmprobe_disk_latency_seconds_count name=tax-vm \
 		drive="${1:-disk0}" operation=read
 }
 counted() { [ -n "$(reads)" ]; }

@@ -112,12 +112,12 @@ check "the image is a measured drive, labelled by its path, learned from QEMU's 
 settled() { # [LABEL]
 	local l=${1:-$LABEL}
 	scrape "$WORK/b0.txt"; sleep 0.5; scrape "$WORK/b.txt"
-	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_operations_total name=$NAME drive="$l" operation=read)" ] &&
+	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$NAME drive="$l" operation=read)" ] &&
 	[ "$(grep -F "drive=\"$l\"" "$WORK/b0.txt")" = "$(grep -F "drive=\"$l\"" "$WORK/b.txt")" ]
 }
 check "QEMU's own requests on the new image are counted and settle" wait_for 10 settled
 check_num "QEMU's requests before the guest has the disk are counted (alignment probe reads)" 1 \
-	"$(awk -v v="$(metric "$WORK/b.txt" vmprobe_disk_operations_total name=$NAME drive="$LABEL" operation=read)" 'BEGIN { print (v > 0) }')"
+	"$(awk -v v="$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$NAME drive="$LABEL" operation=read)" 'BEGIN { print (v > 0) }')"
 guest_qmp "$GUEST_QMP" cont >/dev/null
 check "the guest's IO on it completes" wait_for 90 grep -q PHASE-DISK-DONE "$GUEST_LOG"
 sleep 1
@@ -128,15 +128,15 @@ m() { # FAMILY OPERATION: since the guest got the disk
 	metric_delta "$WORK/b.txt" "$WORK/s1.txt" "$1" name=$NAME drive="$LABEL" operation="$2"
 }
 check_num "reads from the first one (the guest's partition scan included) = the guest's" \
-	"${gs[0]:-}" "$(m vmprobe_disk_operations_total read)"
+	"${gs[0]:-}" "$(m vmprobe_disk_latency_seconds_count read)"
 check_num "bytes read = the guest's sectors read x 512" "$(( ${gs[2]:-0} * 512 ))" \
-	"$(m vmprobe_disk_bytes_total read)"
-w=$(m vmprobe_disk_operations_total write) f=$(m vmprobe_disk_operations_total flush)
+	"$(m vmprobe_disk_request_size_bytes_sum read)"
+w=$(m vmprobe_disk_latency_seconds_count write) f=$(m vmprobe_disk_latency_seconds_count flush)
 # The guest kernel counts its flush as a write of no sectors (see e2e_qemu_disk.sh).
 check_num "writes + flushes = the guest's completed writes" "${gs[4]:-}" "$(( ${w:-0} + ${f:-0} ))"
 check_num "bytes written = the guest's sectors written x 512" "$(( ${gs[6]:-0} * 512 ))" \
-	"$(m vmprobe_disk_bytes_total write)"
-check_num "the latency histogram counts every read" "$(m vmprobe_disk_operations_total read)" \
+	"$(m vmprobe_disk_request_size_bytes_sum write)"
+check_num "the latency histogram counts every read" "$(m vmprobe_disk_latency_seconds_count read)" \
 	"$(m vmprobe_disk_latency_seconds_count read)"
 "$VMPROBE" list --json >"$WORK/list.json" 2>/dev/null
 check_eq "vmprobe list shows the drive, from the fds, measured" "file fd True" \
@@ -149,16 +149,16 @@ print(d["backend"], d["source"], d["measured"])' "$WORK/list.json" "$NAME" "$IMG
 guest_qmp "$GUEST_QMP" netdev_add "{\"type\": \"tap\", \"id\": \"hn1\", \"ifname\": \"$HTAP\", \"script\": \"no\", \"downscript\": \"no\"}" >/dev/null &&
 	guest_qmp "$GUEST_QMP" device_add '{"driver": "virtio-net-pci", "netdev": "hn1", "id": "hotnic", "mac": "52:54:00:79:00:02"}' >/dev/null
 check "QMP hot-plugs the NIC" test $? -eq 0
-nic() { scrape "$WORK/n.txt" && [ -n "$(metric "$WORK/n.txt" vmprobe_network_packets_total name=$NAME interface=$HTAP direction=rx)" ]; }
+nic() { scrape "$WORK/n.txt" && [ -n "$(metric "$WORK/n.txt" vmprobe_network_packet_size_bytes_count name=$NAME interface=$HTAP direction=rx)" ]; }
 check "the hot-plugged NIC's tap is counted" wait_for 10 nic
 check "the guest's pings on it complete" wait_for 90 grep -q PHASE-NET-DONE "$GUEST_LOG"
 sleep 1
 scrape_with_tap "$HTAP" "$WORK/s2.txt"
 check_num "frames from the guest on the hot-plugged NIC = its tap's rx_packets" "${TAPC[rx_packets]}" \
-	"$(metric "$WORK/s2.txt" vmprobe_network_packets_total name=$NAME interface=$HTAP direction=tx)"
+	"$(metric "$WORK/s2.txt" vmprobe_network_packet_size_bytes_count name=$NAME interface=$HTAP direction=tx)"
 check_num "frames to the guest = its tap's tx_packets + tx_dropped" \
 	"$(( TAPC[tx_packets] + TAPC[tx_dropped] ))" \
-	"$(metric "$WORK/s2.txt" vmprobe_network_packets_total name=$NAME interface=$HTAP direction=rx)"
+	"$(metric "$WORK/s2.txt" vmprobe_network_packet_size_bytes_count name=$NAME interface=$HTAP direction=rx)"
 
 # The overlay: QEMU opens its backing file with it (named in its header).
 COWLABEL=$COW
@@ -180,9 +180,9 @@ scrape "$WORK/s3.txt"
 read -r -a gs2 < <(tr -d '\r' <"$GUEST_LOG" | awk '$1 == "STAT2" { $1 = ""; print; exit }')
 m2() { metric_delta "$WORK/b2.txt" "$WORK/s3.txt" "$1" name=$NAME drive="$COWLABEL" operation="$2"; }
 check_num "reads on the overlay drive (served by its backing file) = the guest's reads" \
-	"${gs2[0]:-}" "$(m2 vmprobe_disk_operations_total read)"
+	"${gs2[0]:-}" "$(m2 vmprobe_disk_latency_seconds_count read)"
 check_num "bytes read = the guest's sectors read x 512" "$(( ${gs2[2]:-0} * 512 ))" \
-	"$(m2 vmprobe_disk_bytes_total read)"
+	"$(m2 vmprobe_disk_request_size_bytes_sum read)"
 
 # Unplug: the guest lets the disk go, then QEMU closes the image and the tap.
 guest_qmp "$GUEST_QMP" device_del '{"id": "hotdisk"}' >/dev/null
@@ -195,10 +195,10 @@ guest_qmp "$GUEST_QMP" device_del '{"id": "hotnic"}' >/dev/null
 nic_gone() { guest_qmp "$GUEST_QMP" netdev_del '{"id": "hn1"}' >/dev/null 2>&1; }
 wait_for 30 nic_gone
 disk_gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_drive_info name=$NAME drive="$LABEL")" ] &&
-	[ -z "$(metric "$WORK/g.txt" vmprobe_disk_operations_total name=$NAME drive="$LABEL" operation=read)" ]; }
+	[ -z "$(metric "$WORK/g.txt" vmprobe_disk_latency_seconds_count name=$NAME drive="$LABEL" operation=read)" ]; }
 check "the unplugged drive's series are gone" wait_for 10 disk_gone
 check_eq "the unplugged overlay's series are gone" "" "$(grep -F "$COW" "$WORK/g.txt")"
-tap_gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_network_packets_total name=$NAME interface=$HTAP direction=rx)" ]; }
+tap_gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_network_packet_size_bytes_count name=$NAME interface=$HTAP direction=rx)" ]; }
 check "the unplugged NIC's series are gone" wait_for 10 tap_gone
 check_eq "the unplugged NIC's tap has no vmprobe program left" "" "$(vmprobe_progs "$HTAP")"
 check "vmprobe logged the drive going" grep -q "drive .*hot disk.raw of VM $NAME went" "$WORK/vmprobe.log"

@@ -89,8 +89,8 @@ export TAPGUEST_BURST=10:60,5:1514,3:9000 TAPGUEST_READS=8 TAPGUEST_AIO=1
 VM=$!
 until_ok 30 grep -q ready /tmp/vm.log || echo "the stand-in VM never got ready"
 ip link set $TAP up
-counted() { scrape | grep 'vmprobe_network_packets_total{name="k61"' | grep -q 'direction="tx"' &&
-	scrape | grep -q 'vmprobe_disk_operations_total{name="k61".*drive="disk2"'; }
+counted() { scrape | grep 'vmprobe_network_packet_size_bytes_count{name="k61"' | grep -q 'direction="tx"' &&
+	scrape | grep -q 'vmprobe_disk_latency_seconds_count{name="k61".*drive="disk2"'; }
 until_ok 60 counted || echo "the stand-in VM was never counted"
 snap before
 # From the VM: 10x60, 5x1514, 3x9000 bytes; to it: 7x100, 4x1400.
@@ -148,22 +148,22 @@ tdelta() { echo $(( $(tapv after.tap1 "$1") - $(tapv before.tap1 "$1") )); }
 NIC=(name=k61 interface=vk0)
 # The VM's rx is the tap's tx (frames to the guest), and the other way.
 check_num "tx packets: the tap's rx_packets, exactly (18 frames)" \
-	"$(tdelta rx_packets)" "$(delta vmprobe_network_packets_total "${NIC[@]}" direction=tx)"
+	"$(tdelta rx_packets)" "$(delta vmprobe_network_packet_size_bytes_count "${NIC[@]}" direction=tx)"
 check_num "tx bytes: the tap's rx_bytes, exactly" \
-	"$(tdelta rx_bytes)" "$(delta vmprobe_network_bytes_total "${NIC[@]}" direction=tx)"
+	"$(tdelta rx_bytes)" "$(delta vmprobe_network_packet_size_bytes_sum "${NIC[@]}" direction=tx)"
 check_num "rx packets: the tap's tx_packets, exactly (11 frames)" \
-	"$(tdelta tx_packets)" "$(delta vmprobe_network_packets_total "${NIC[@]}" direction=rx)"
+	"$(tdelta tx_packets)" "$(delta vmprobe_network_packet_size_bytes_count "${NIC[@]}" direction=rx)"
 check_num "rx bytes: the tap's tx_bytes, exactly" \
-	"$(tdelta tx_bytes)" "$(delta vmprobe_network_bytes_total "${NIC[@]}" direction=rx)"
+	"$(tdelta tx_bytes)" "$(delta vmprobe_network_packet_size_bytes_sum "${NIC[@]}" direction=rx)"
 check_num "the burst was what the VM sent (18 frames)" 18 "$(tdelta rx_packets)"
 
 for d in disk0:threads disk1:io_uring disk2:native; do
 	check "aio=${d#*:} drive: measured" grep -q \
 		"vmprobe_drive_info{name=\"k61\",drive=\"${d%:*}\".*measured=\"true\"" "$out/after.metrics"
 	check_num "aio=${d#*:} drive: every read counted, exactly (8)" 8 \
-		"$(delta vmprobe_disk_operations_total name=k61 drive="${d%:*}" operation=read)"
+		"$(delta vmprobe_disk_latency_seconds_count name=k61 drive="${d%:*}" operation=read)"
 	check_num "aio=${d#*:} drive: its bytes (8 x 4 KiB)" 32768 \
-		"$(delta vmprobe_disk_bytes_total name=k61 drive="${d%:*}" operation=read)"
+		"$(delta vmprobe_disk_request_size_bytes_sum name=k61 drive="${d%:*}" operation=read)"
 done
 check "the VM exited: its series went" test -f "$out/vm-gone"
 check "vmprobe exited cleanly on SIGTERM" grep -qx 'rc=0' "$out/vmprobe-exit"

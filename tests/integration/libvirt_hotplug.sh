@@ -103,7 +103,7 @@ check "vmprobe measures the drive, labelled by libvirt's alias, learned from lib
 	wait_for 10 measured
 settled() {
 	scrape "$WORK/b0.txt"; sleep 0.5; scrape "$WORK/b.txt"
-	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_operations_total name=$DOM drive="$ALIAS" operation=read)" ] &&
+	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$DOM drive="$ALIAS" operation=read)" ] &&
 	[ "$(grep -F "drive=\"$ALIAS\"" "$WORK/b0.txt")" = "$(grep -F "drive=\"$ALIAS\"" "$WORK/b.txt")" ]
 }
 check "QEMU's own requests on the image settle before the guest runs" wait_for 10 settled
@@ -118,19 +118,19 @@ read -r -a gs < <(tr -d '\r' <"$LV_LOG" | awk '$1 == "STAT" { $1 = ""; print; ex
 m() { # FAMILY OPERATION: since the guest got the drive
 	metric_delta "$WORK/b.txt" "$WORK/s1.txt" "$1" name=$DOM drive="$ALIAS" operation="$2"
 }
-check_num "reads from the first one = the guest's" "${gs[0]:-}" "$(m vmprobe_disk_operations_total read)"
-check_num "reads = libvirt's domblkstat rd_req" "${LVS[rd_req]:-}" "$(m vmprobe_disk_operations_total read)"
+check_num "reads from the first one = the guest's" "${gs[0]:-}" "$(m vmprobe_disk_latency_seconds_count read)"
+check_num "reads = libvirt's domblkstat rd_req" "${LVS[rd_req]:-}" "$(m vmprobe_disk_latency_seconds_count read)"
 check_num "bytes read = the guest's sectors read x 512" "$(( ${gs[2]:-0} * 512 ))" \
-	"$(m vmprobe_disk_bytes_total read)"
-check_num "bytes read = domblkstat rd_bytes" "${LVS[rd_bytes]:-}" "$(m vmprobe_disk_bytes_total read)"
-check_num "writes = domblkstat wr_req" "${LVS[wr_req]:-}" "$(m vmprobe_disk_operations_total write)"
+	"$(m vmprobe_disk_request_size_bytes_sum read)"
+check_num "bytes read = domblkstat rd_bytes" "${LVS[rd_bytes]:-}" "$(m vmprobe_disk_request_size_bytes_sum read)"
+check_num "writes = domblkstat wr_req" "${LVS[wr_req]:-}" "$(m vmprobe_disk_latency_seconds_count write)"
 check_num "bytes written = domblkstat wr_bytes = the guest's sectors x 512" "${LVS[wr_bytes]:-}" \
-	"$(m vmprobe_disk_bytes_total write)"
+	"$(m vmprobe_disk_request_size_bytes_sum write)"
 check_num "bytes written = the guest's sectors written x 512" "$(( ${gs[6]:-0} * 512 ))" \
-	"$(m vmprobe_disk_bytes_total write)"
+	"$(m vmprobe_disk_request_size_bytes_sum write)"
 check_num "flushes = domblkstat flush_operations" "${LVS[flush_operations]:-}" \
-	"$(m vmprobe_disk_operations_total flush)"
-w=$(m vmprobe_disk_operations_total write) f=$(m vmprobe_disk_operations_total flush)
+	"$(m vmprobe_disk_latency_seconds_count flush)"
+w=$(m vmprobe_disk_latency_seconds_count write) f=$(m vmprobe_disk_latency_seconds_count flush)
 check_num "writes + flushes = the guest's completed writes" "${gs[4]:-}" "$(( ${w:-0} + ${f:-0} ))"
 
 # The NIC: libvirt opens the tap and hands QEMU its fd.
@@ -150,13 +150,13 @@ sleep 1
 scrape_with_tap "$HTAP" "$WORK/s2.txt"
 declare -A IFS_
 while read -r _ k v; do [ -n "$k" ] && IFS_[$k]=$v; done < <($VIRSH domifstat "$DOM" "$HTAP")
-pk() { metric "$WORK/s2.txt" vmprobe_network_packets_total name=$DOM interface=$HTAP direction="$1"; }
+pk() { metric "$WORK/s2.txt" vmprobe_network_packet_size_bytes_count name=$DOM interface=$HTAP direction="$1"; }
 check_num "frames from the guest = the tap's rx_packets" "${TAPC[rx_packets]}" "$(pk tx)"
 check_num "frames from the guest = domifstat tx_packets" "${IFS_[tx_packets]:-}" "$(pk tx)"
 check_num "frames to the guest = domifstat rx_packets + rx_drop" \
 	"$(( ${IFS_[rx_packets]:-0} + ${IFS_[rx_drop]:-0} ))" "$(pk rx)"
 check_num "bytes from the guest = domifstat tx_bytes" "${IFS_[tx_bytes]:-}" \
-	"$(metric "$WORK/s2.txt" vmprobe_network_bytes_total name=$DOM interface=$HTAP direction=tx)"
+	"$(metric "$WORK/s2.txt" vmprobe_network_packet_size_bytes_sum name=$DOM interface=$HTAP direction=tx)"
 
 # Detach: both go from libvirt's state, then from vmprobe's series.
 $VIRSH detach-disk "$DOM" vdb --live >"$WORK/detach.log" 2>&1
@@ -164,12 +164,12 @@ check "virsh detach-disk --live" test $? -eq 0
 $VIRSH detach-device "$DOM" "$WORK/nic.xml" --live >>"$WORK/detach.log" 2>&1
 check "virsh detach-device --live of the NIC" test $? -eq 0
 disk_gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_drive_info name=$DOM drive="$ALIAS")" ] &&
-	[ -z "$(metric "$WORK/g.txt" vmprobe_disk_operations_total name=$DOM drive="$ALIAS" operation=read)" ]; }
+	[ -z "$(metric "$WORK/g.txt" vmprobe_disk_latency_seconds_count name=$DOM drive="$ALIAS" operation=read)" ]; }
 check "the detached drive's series are gone" wait_for 30 disk_gone
 nic_gone() { scrape "$WORK/g.txt" && [ -z "$(metric "$WORK/g.txt" vmprobe_interface_info name=$DOM interface=$HTAP)" ] &&
-	[ -z "$(metric "$WORK/g.txt" vmprobe_network_packets_total name=$DOM interface=$HTAP direction=rx)" ]; }
+	[ -z "$(metric "$WORK/g.txt" vmprobe_network_packet_size_bytes_count name=$DOM interface=$HTAP direction=rx)" ]; }
 check "the detached NIC's series are gone" wait_for 30 nic_gone
 check_eq "the detached NIC's tap has no vmprobe program left" "" "$(vmprobe_progs "$HTAP")"
 check "the cold NIC is still counted" test -n \
-	"$(metric "$WORK/g.txt" vmprobe_network_packets_total name=$DOM interface=$TAP direction=rx)"
+	"$(metric "$WORK/g.txt" vmprobe_network_packet_size_bytes_count name=$DOM interface=$TAP direction=rx)"
 tap_done

@@ -134,9 +134,9 @@ else
 fi
 attached() {
 	scrape &&
-	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total name="$HNAME_EXP" interface=$HTAP direction=rx)" ] &&
-	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total "${N1[@]}" interface=$PTAP direction=rx)" ] &&
-	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total "${N2[@]}" interface=$PTAP direction=rx)" ]
+	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packet_size_bytes_count name="$HNAME_EXP" interface=$HTAP direction=rx)" ] &&
+	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packet_size_bytes_count "${N1[@]}" interface=$PTAP direction=rx)" ] &&
+	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packet_size_bytes_count "${N2[@]}" interface=$PTAP direction=rx)" ]
 }
 check "all three taps are counted, each with its own labels" wait_for 5 attached
 check_num "vmprobe_network_tc_hook_info names the hook in use" 1 \
@@ -243,8 +243,8 @@ snap() { # ARRAY
 			out[$k.$f]=$(tapstat ${t:+"$t"} "$([ $k = host ] && echo $HTAP || echo $PTAP)" $f)
 		done
 		for d in rx tx; do
-			out[$k.p.$d]=$(metric "$WORK/m.txt" vmprobe_network_packets_total "${lbl[@]}" direction=$d)
-			out[$k.b.$d]=$(metric "$WORK/m.txt" vmprobe_network_bytes_total "${lbl[@]}" direction=$d)
+			out[$k.p.$d]=$(metric "$WORK/m.txt" vmprobe_network_packet_size_bytes_count "${lbl[@]}" direction=$d)
+			out[$k.b.$d]=$(metric "$WORK/m.txt" vmprobe_network_packet_size_bytes_sum "${lbl[@]}" direction=$d)
 			for le in 64 128 2048 16384 +Inf; do
 				out[$k.h.$d.$le]=$(metric "$WORK/m.txt" vmprobe_network_packet_size_bytes_bucket \
 					"${lbl[@]}" direction=$d le=$le)
@@ -300,7 +300,7 @@ mktap "$NS2" vmpt-p1
 t0=$(date +%s.%N)
 g3=$(start_guest late "$cg2" "$NS2" name -name guest=ns2_late -netdev tap,id=n1,ifname=vmpt-p1)
 PIDS+=("$g3")
-late() { scrape "$WORK/l.txt" && [ -n "$(metric "$WORK/l.txt" vmprobe_network_packets_total interface=vmpt-p1 direction=rx)" ]; }
+late() { scrape "$WORK/l.txt" && [ -n "$(metric "$WORK/l.txt" vmprobe_network_packet_size_bytes_count interface=vmpt-p1 direction=rx)" ]; }
 wait_for 10 late; t1=$(date +%s.%N)
 check_range "a VM started while running is counted (within 10 s)" 0 10.0 "$(echo "$t1 - $t0" | bc -l 2>/dev/null || awk -v a="$t1" -v b="$t0" 'BEGIN{print a-b}')"
 

@@ -60,7 +60,7 @@ GFULL=${PIDS[-2]}
 vmprobe_start $PORT "network: {tc_hook: auto}" || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
 tap_ok "vmprobe serve starts"
 counted() { # NAME
-	scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total name="$1" direction=rx)" ]
+	scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packet_size_bytes_count name="$1" direction=rx)" ]
 }
 check "the tap with a full TCX hook is counted" wait_for 10 counted full-vm
 check "the other tap is counted" wait_for 10 counted free-vm
@@ -93,14 +93,14 @@ check "the stand-in guest sent its burst" wait_for 5 burst_done
 scrape_with_tap $FULL "$WORK/s1.txt"
 d() { metric_delta "$WORK/s0.txt" "$WORK/s1.txt" "$@"; }
 check_num "frames from the guest = tap rx_packets" "$((TAPC[rx_packets] - T0[rx_packets]))" \
-	"$(d vmprobe_network_packets_total name=full-vm direction=tx)"
+	"$(d vmprobe_network_packet_size_bytes_count name=full-vm direction=tx)"
 check_num "bytes from the guest = tap rx_bytes" "$((TAPC[rx_bytes] - T0[rx_bytes]))" \
-	"$(d vmprobe_network_bytes_total name=full-vm direction=tx)"
+	"$(d vmprobe_network_packet_size_bytes_sum name=full-vm direction=tx)"
 check_num "frames to the guest = tap tx_packets + tx_dropped" \
 	"$((TAPC[tx_packets] + TAPC[tx_dropped] - T0[tx_packets] - T0[tx_dropped]))" \
-	"$(d vmprobe_network_packets_total name=full-vm direction=rx)"
+	"$(d vmprobe_network_packet_size_bytes_count name=full-vm direction=rx)"
 check_eq "and they are the workload: 15 from, 11 to the guest" "15 11" \
-	"$(d vmprobe_network_packets_total name=full-vm direction=tx) $(d vmprobe_network_packets_total name=full-vm direction=rx)"
+	"$(d vmprobe_network_packet_size_bytes_count name=full-vm direction=tx) $(d vmprobe_network_packet_size_bytes_count name=full-vm direction=rx)"
 
 # A second tap that meets the same failure falls back too, without another warning.
 start_guest full2-vm $FULL2

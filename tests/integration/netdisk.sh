@@ -97,7 +97,7 @@ for pair in vda:rbd-one:rbd vdb:virtio-disk1:rbd vdc:lun1:iscsi; do
 	check_drive_io "$drive ($kind)" "$dev" "${l[@]}"
 	for op in read write flush; do
 		check_num "$drive ($kind): the $op latency histogram counts every $op" \
-			"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=$op)" \
+			"$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)" \
 			"$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)"
 	done
 	check_eq "$drive ($kind): the guest did the workload (16 reads; 36 writes + 1 flush)" \
@@ -107,9 +107,9 @@ for pair in vdb:virtio-disk1:rbd vdc:lun1:iscsi; do
 	IFS=: read -r dev drive kind <<<"$pair"
 	l=(name="$NAME" drive="$drive")
 	check_num "$drive ($kind): discards = the guest's" "$(guest_delta $dev 12)" \
-		"$(mdelta vmprobe_disk_operations_total "${l[@]}" operation=discard)"
+		"$(mdelta vmprobe_disk_latency_seconds_count "${l[@]}" operation=discard)"
 	check_num "$drive ($kind): bytes discarded = the guest's sectors discarded x 512" \
-		"$(( $(guest_delta $dev 14) * 512 ))" "$(mdelta vmprobe_disk_bytes_total "${l[@]}" operation=discard)"
+		"$(( $(guest_delta $dev 14) * 512 ))" "$(mdelta vmprobe_disk_request_size_bytes_sum "${l[@]}" operation=discard)"
 done
 
 # NBD: not measured, and said so everywhere.
@@ -117,7 +117,7 @@ check_eq "the NBD drive is listed as not measured, with its reason" 1 \
 	"$(metric "$WORK/s1.txt" vmprobe_drive_info name=$NAME drive=vol-nbd backend=nbd measured=false \
 		reason="nbd: QEMU's built-in NBD client has no hook vmprobe can use")"
 check_eq "the NBD drive has no operation series (a zero would mislead)" "" \
-	"$(metric "$WORK/s1.txt" vmprobe_disk_operations_total name=$NAME drive=vol-nbd operation=read)"
+	"$(metric "$WORK/s1.txt" vmprobe_disk_latency_seconds_count name=$NAME drive=vol-nbd operation=read)"
 "$VMPROBE" list >"$WORK/list.txt" 2>&1
 check "vmprobe list says the NBD drive is not measured, and why" grep -qE \
 	"^  drive +vol-nbd +nbd .*NOT MEASURED: nbd: QEMU's built-in NBD client" "$WORK/list.txt"

@@ -102,7 +102,7 @@ rounds() { grep -ac '^ROUND' "$GUEST_LOG"; }
 past() { [ "$(rounds)" -ge "$1" ]; }
 links() { ls "$PINS/links" 2>/dev/null | grep -c "^${1}_"; }
 hooks() { bpftool prog show 2>/dev/null | grep -cE "name (rbd|iscsi)_"; }
-ops() { metric "$1" vmprobe_disk_operations_total name=$NAME drive="$2" operation=read; }
+ops() { metric "$1" vmprobe_disk_latency_seconds_count name=$NAME drive="$2" operation=read; }
 # When the drive began to be counted, as OpenMetrics' _created says.
 created() { # DRIVE
 	scrape_om "$WORK/om.txt" && metric "$WORK/om.txt" vmprobe_disk_operations_created name=$NAME drive="$1" operation=read
@@ -175,12 +175,12 @@ done
 check_eq "no session was left unmatched" 0 "$(metric "$WORK/s1.txt" vmprobe_netdisk_unmatched_sessions)"
 
 sleep 2
-for q in "vmprobe_disk_operations_total{name=\"$NAME\"}" "vmprobe_disk_bytes_total{name=\"$NAME\"}"; do
+for q in "vmprobe_disk_latency_seconds_count{name=\"$NAME\"}" "vmprobe_disk_request_size_bytes_sum{name=\"$NAME\"}"; do
 	check_num "Prometheus saw no reset of ${q%%\{*} across the three restarts" 0 \
 		"$(promql "max(resets(${q}[10m]))")"
 done
 check "Prometheus has the network drives' series" test -n \
-	"$(promql "vmprobe_disk_operations_total{name=\"$NAME\",drive=\"lun1\",operation=\"read\"}")"
+	"$(promql "vmprobe_disk_latency_seconds_count{name=\"$NAME\",drive=\"lun1\",operation=\"read\"}")"
 
 # A QEMU that exits while no serve runs: the next serve releases its pins.
 vmprobe_stop

@@ -73,11 +73,11 @@ same_created() { # WHAT TAP_CREATED DRIVE_CREATED
 			"$(metric "$WORK/om.txt" "vmprobe_${f}_created" name=pin-vm drive=disk0 operation=write)" 0
 	done
 	check_near "$1: protobuf's created_timestamp of the tap's packets" "$2" \
-		"$(metric "$WORK/pb.txt" vmprobe_network_packets_total name=pin-vm interface=$TAP direction=tx)" 0.001
+		"$(metric "$WORK/pb.txt" vmprobe_network_packet_size_bytes_count name=pin-vm interface=$TAP direction=tx)" 0.001
 	check_near "$1: protobuf's created_timestamp of the tap's frame sizes (histogram)" "$2" \
 		"$(metric "$WORK/pb.txt" vmprobe_network_packet_size_bytes name=pin-vm interface=$TAP direction=rx)" 0.001
 	check_near "$1: protobuf's created_timestamp of the drive's reads" "$3" \
-		"$(metric "$WORK/pb.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read)" 0.001
+		"$(metric "$WORK/pb.txt" vmprobe_disk_latency_seconds_count name=pin-vm drive=disk0 operation=read)" 0.001
 	check_near "$1: protobuf's created_timestamp of the drive's latency (histogram)" "$3" \
 		"$(metric "$WORK/pb.txt" vmprobe_disk_latency_seconds name=pin-vm drive=disk0 operation=read)" 0.001
 }

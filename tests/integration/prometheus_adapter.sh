@@ -229,7 +229,7 @@ check_eq "vmprobe_disk_read_latency_p99_seconds = histogram_quantile(0.99) of th
 	"$(promql "histogram_quantile(0.99, sum by (name, le) (rate(vmprobe_disk_latency_seconds_bucket{namespace=\"$NS\",name=\"$VM\",operation=\"read\"}[2m])))" "$T")" \
 	"$(value virtualmachineinstances.kubevirt.io "$NS" vmprobe_disk_read_latency_p99_seconds "$VM" | cut -d' ' -f2)"
 check_eq "vmprobe_network_transmit_bytes_per_second = rate of the VM's tx bytes" \
-	"$(promql "sum(rate(vmprobe_network_bytes_total{namespace=\"$NS\",name=\"$VM\",direction=\"tx\"}[2m]))" "$T")" \
+	"$(promql "sum(rate(vmprobe_network_packet_size_bytes_sum{namespace=\"$NS\",name=\"$VM\",direction=\"tx\"}[2m]))" "$T")" \
 	"$(value virtualmachineinstances.kubevirt.io "$NS" vmprobe_network_transmit_bytes_per_second "$VM" | cut -d' ' -f2)"
 # An HPA metric selector narrows the VMI's series (interface, drive...).
 check_eq "a metric selector (interface=default) goes first in the label matchers, as the adapter puts it" \

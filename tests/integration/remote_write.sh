@@ -84,8 +84,8 @@ TAPGUEST_BURST="20:60,10:1514" TAPGUEST_READS=16 "$QEMU" -name "guest=$VMNAME" \
 	-drive "file=$WORK/d0.img,format=raw,if=none,id=d0,cache=none,aio=threads" \
 	-device virtio-blk-pci,drive=d0,id=disk0 >"$WORK/vm.log" 2>&1 &
 VM=$!
-counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_disk_operations_total name=$VMNAME drive=disk0 operation=read)" ] &&
-	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packets_total name=$VMNAME direction=rx)" ]; }
+counted() { scrape && [ -n "$(metric "$WORK/metrics.txt" vmprobe_disk_latency_seconds_count name=$VMNAME drive=disk0 operation=read)" ] &&
+	[ -n "$(metric "$WORK/metrics.txt" vmprobe_network_packet_size_bytes_count name=$VMNAME direction=rx)" ]; }
 check "vmprobe counts the stand-in VM's drive and tap" wait_for 30 counted
 
 # Prometheus with the chart's rules, writing to both; a second one with
@@ -124,9 +124,9 @@ sleep 2
 scrape "$WORK/last2.txt"
 check_eq "the VM's counters are static after the traffic" "" \
 	"$(diff <(grep "name=\"$VMNAME\"" "$WORK/last.txt") <(grep "name=\"$VMNAME\"" "$WORK/last2.txt"))"
-TOTAL=$(metric "$WORK/last.txt" vmprobe_disk_operations_total name=$VMNAME drive=disk0 operation=read)
+TOTAL=$(metric "$WORK/last.txt" vmprobe_disk_latency_seconds_count name=$VMNAME drive=disk0 operation=read)
 check "Prometheus has scraped the last values" wait_for 30 eval \
-	'[ "$(promql_on $PROM_PORT "vmprobe_disk_operations_total{name=\"$VMNAME\",operation=\"read\"}")" = "$TOTAL" ]'
+	'[ "$(promql_on $PROM_PORT "vmprobe_disk_latency_seconds_count{name=\"$VMNAME\",operation=\"read\"}")" = "$TOTAL" ]'
 sleep 3
 T=$(date +%s) # every comparison is at T
 
@@ -216,7 +216,7 @@ same() { # DESC EXPECTED_FILE ACTUAL_FILE [RELTOL]
 }
 P=http://127.0.0.1:$PROM_PORT NP=http://127.0.0.1:$NPROM_PORT
 check_eq "InfluxDB keeps the sample in the field \"$INFLUX_FIELD\", the metric's name also as the tag __name__" \
-	"$INFLUX_FIELD __name__" "$(influxql 'SHOW FIELD KEYS FROM vmprobe_disk_bytes_total; SHOW TAG KEYS FROM vmprobe_disk_bytes_total' |
+	"$INFLUX_FIELD __name__" "$(influxql 'SHOW FIELD KEYS FROM vmprobe_disk_request_size_bytes_sum; SHOW TAG KEYS FROM vmprobe_disk_request_size_bytes_sum' |
 		python3 -c 'import json,sys; r=json.load(sys.stdin)["results"]
 print(" ".join(v[0] for v in r[0]["series"][0]["values"]), " ".join(v[0] for v in r[1]["series"][0]["values"] if v[0] == "__name__"))')"
 SEL="name=\"$VMNAME\""
@@ -232,8 +232,8 @@ vm_caught_up() { # PROM_URL REPLICA
 }
 wait_for 30 vm_caught_up $P classic
 # Per-VM totals.
-for fam in vmprobe_network_bytes_total vmprobe_network_packets_total vmprobe_disk_operations_total \
-	vmprobe_disk_bytes_total; do
+for fam in vmprobe_network_packet_size_bytes_sum vmprobe_network_packet_size_bytes_count vmprobe_disk_latency_seconds_count \
+	vmprobe_disk_request_size_bytes_sum; do
 	promql_all $P "sum by (name) ($fam{$SEL})" >"$WORK/p.txt"
 	promql_all $VM_URL "sum by (name) ($fam{$SEL,replica=\"classic\"})" >"$WORK/v.txt"
 	INFLUX_UNNAMED=$fam influx_all vmprobe "SELECT sum(v) FROM (SELECT last(\"$INFLUX_FIELD\") AS v FROM \"$fam\" WHERE $WINDOW AND \"name\" = '$VMNAME' GROUP BY *) GROUP BY \"name\"" >"$WORK/i.txt"
@@ -299,7 +299,7 @@ influx_all vmprobe_native "${q[@]}" >"$WORK/i.txt"
 same "native: every recorded sample other than NaN in VictoriaMetrics = Prometheus's, to 12 digits" \
 	"$WORK/p-nonan.txt" "$WORK/v.txt" 1e-11
 same "native: every recorded sample other than NaN in InfluxDB = Prometheus's" "$WORK/p-nonan.txt" "$WORK/i.txt"
-promql_all $NP "sum by (name) (vmprobe_disk_operations_total{$SEL})" >"$WORK/p.txt"
-promql_all $VM_URL "sum by (name) (vmprobe_disk_operations_total{$SEL,replica=\"native\"})" >"$WORK/v.txt"
-same "native: the float series sent beside them arrive whole (per-VM disk operations on VictoriaMetrics)" "$WORK/p.txt" "$WORK/v.txt"
+promql_all $NP "sum by (name) (vmprobe_disk_errors_total{$SEL})" >"$WORK/p.txt"
+promql_all $VM_URL "sum by (name) (vmprobe_disk_errors_total{$SEL,replica=\"native\"})" >"$WORK/v.txt"
+same "native: the float series sent beside them arrive whole (per-VM disk errors on VictoriaMetrics)" "$WORK/p.txt" "$WORK/v.txt"
 tap_done

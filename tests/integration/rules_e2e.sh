@@ -259,7 +259,7 @@ check_num "vmprobe says the NBD drive is not measured" 1 \
 check_num "vmprobe says the slirp NIC is not measured" 1 \
 	"$(metric "$WORK/metrics.txt" vmprobe_interface_info name="$VM" interface=slirp type=user measured=false)"
 check "vmprobe counts the guest's drive (drive label without KubeVirt's ua- prefix)" \
-	test -n "$(metric "$WORK/metrics.txt" vmprobe_disk_operations_total name="$VM" drive=data operation=write)"
+	test -n "$(metric "$WORK/metrics.txt" vmprobe_disk_latency_seconds_count name="$VM" drive=data operation=write)"
 
 curl -sf "http://127.0.0.1:$KV_PORT/metrics" >"$WORK/kubevirt.txt"
 export VAR_cluster=e2e-cluster VAR_node=e2e-node VAR_vm=$VM_NAME VAR_interface=default VAR_drive=data RATE_INTERVAL=1m
@@ -289,11 +289,11 @@ check_eq "VmprobeMissingOnNode's condition holds for the KubeVirt node without v
 # vmprobe's series of the same VM.
 if [ $kube -eq 1 ]; then
 	got=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode \
-		'query=sum by (namespace, name) (rate(vmprobe_network_bytes_total[1m])) * on (namespace, name) group_left (instance_type) max by (namespace, name, instance_type) (kubevirt_vmi_info)' |
+		'query=sum by (namespace, name) (rate(vmprobe_network_packet_size_bytes_sum[1m])) * on (namespace, name) group_left (instance_type) max by (namespace, name, instance_type) (kubevirt_vmi_info)' |
 		python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(" ".join(sorted("%s/%s %s" % (s["metric"]["namespace"], s["metric"]["name"], s["metric"]["instance_type"]) for s in r)))')
 	check_eq "vmprobe's series join kubevirt_vmi_info on namespace and name" "$NS/$VM u1.small" "$got"
 	got=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode \
-		'query=sum by (namespace, name, interface) (rate(vmprobe_network_bytes_total{direction="rx"}[1m])) / on (namespace, name, interface) sum by (namespace, name, interface) (rate(kubevirt_vmi_network_receive_bytes_total[1m]))' |
+		'query=sum by (namespace, name, interface) (rate(vmprobe_network_packet_size_bytes_sum{direction="rx"}[1m])) / on (namespace, name, interface) sum by (namespace, name, interface) (rate(kubevirt_vmi_network_receive_bytes_total[1m]))' |
 		python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(" ".join(sorted("%s/%s %s" % (s["metric"]["namespace"], s["metric"]["name"], s["metric"]["interface"]) for s in r)))')
 	check_eq "vmprobe's series join kubevirt_vmi_network_* on namespace, name and interface" \
 		"$NS/$VM default" "$got"

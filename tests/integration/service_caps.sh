@@ -175,17 +175,17 @@ sleep 0.5
 scrape_with_tap "$TAP" "$WORK/s1.txt"
 d() { metric_delta "$WORK/s0.txt" "$WORK/s1.txt" "$@" name=caps-vm; }
 check_num "frames from the guest = the tap's rx_packets" \
-	"$((TAPC[rx_packets] - T0[rx_packets]))" "$(d vmprobe_network_packets_total direction=tx)"
+	"$((TAPC[rx_packets] - T0[rx_packets]))" "$(d vmprobe_network_packet_size_bytes_count direction=tx)"
 check_num "bytes from the guest = the tap's rx_bytes" \
-	"$((TAPC[rx_bytes] - T0[rx_bytes]))" "$(d vmprobe_network_bytes_total direction=tx)"
+	"$((TAPC[rx_bytes] - T0[rx_bytes]))" "$(d vmprobe_network_packet_size_bytes_sum direction=tx)"
 check_num "frames to the guest = the tap's tx_packets + tx_dropped" \
 	"$((TAPC[tx_packets] + TAPC[tx_dropped] - T0[tx_packets] - T0[tx_dropped]))" \
-	"$(d vmprobe_network_packets_total direction=rx)"
+	"$(d vmprobe_network_packet_size_bytes_count direction=rx)"
 check_num "bytes to the guest = the tap's tx_bytes" \
-	"$((TAPC[tx_bytes] - T0[tx_bytes]))" "$(d vmprobe_network_bytes_total direction=rx)"
-check_num "and they are the 15 frames sent" 15 "$(d vmprobe_network_packets_total direction=tx)"
-check_num "the drive's reads: the 8 preads" 8 "$(d vmprobe_disk_operations_total drive=disk0 operation=read)"
-check_num "the drive's bytes read" $((8 * 4096)) "$(d vmprobe_disk_bytes_total drive=disk0 operation=read)"
+	"$((TAPC[tx_bytes] - T0[tx_bytes]))" "$(d vmprobe_network_packet_size_bytes_sum direction=rx)"
+check_num "and they are the 15 frames sent" 15 "$(d vmprobe_network_packet_size_bytes_count direction=tx)"
+check_num "the drive's reads: the 8 preads" 8 "$(d vmprobe_disk_latency_seconds_count drive=disk0 operation=read)"
+check_num "the drive's bytes read" $((8 * 4096)) "$(d vmprobe_disk_request_size_bytes_sum drive=disk0 operation=read)"
 check_eq "every disk source is on" "1 1 1" "$(for s in threads io_uring native; do
 	metric "$WORK/s1.txt" vmprobe_disk_source_enabled source=$s; done | paste -sd' ')"
 check_eq "nothing in the log is a warning or an error" "" "$(grep -E ': (warn|error):' "$WORK/vmprobe.log")"
@@ -206,10 +206,10 @@ if serve_as "${CAPS[@]}"; then
 	scrape_with_tap "$TAP" "$WORK/s2.txt"
 	check_num "frames from the guest, the restart's gap included = the tap's rx_packets" \
 		"$((TAPC[rx_packets] - T0[rx_packets]))" \
-		"$(metric_delta "$WORK/s0.txt" "$WORK/s2.txt" vmprobe_network_packets_total name=caps-vm direction=tx)"
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s2.txt" vmprobe_network_packet_size_bytes_count name=caps-vm direction=tx)"
 	check_num "frames to the guest, the gap included = the tap's tx_packets + tx_dropped" \
 		"$((TAPC[tx_packets] + TAPC[tx_dropped] - T0[tx_packets] - T0[tx_dropped]))" \
-		"$(metric_delta "$WORK/s0.txt" "$WORK/s2.txt" vmprobe_network_packets_total name=caps-vm direction=rx)"
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s2.txt" vmprobe_network_packet_size_bytes_count name=caps-vm direction=rx)"
 	check_eq "nothing in the restart's log is a warning or an error" "" "$(grep -E ': (warn|error):' "$WORK/vmprobe.log")"
 else
 	tap_fail "a restart with the unit's capabilities serves" "$(cat "$WORK/vmprobe.log")"

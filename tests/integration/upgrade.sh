@@ -90,7 +90,7 @@ check "the guest reaches its workload" wait_for 90 grep -q PHASE-BEFORE "$GUEST_
 # The "before" counters with the guest frozen, as e2e_qemu_disk.sh does.
 guest_paused scrape "$WORK/s0.txt"
 check "the guest's drives and tap are counted" test -n \
-	"$(metric "$WORK/s0.txt" vmprobe_disk_operations_total name=$NAME drive=native operation=read)"
+	"$(metric "$WORK/s0.txt" vmprobe_disk_latency_seconds_count name=$NAME drive=native operation=read)"
 
 rounds() { grep -ac '^ROUND' "$GUEST_LOG"; }
 past() { [ "$(rounds)" -ge "$1" ]; }
@@ -120,8 +120,8 @@ restart() { # SIGNAL FROM WHAT
 		"vmprobe_tap_egr vmprobe_tap_ing" "$(vmprobe_progs "$TAP" | sort | xargs)"
 	scrape "$WORK/after-$sig.txt"
 	local b a
-	b=$(metric "$WORK/before-$sig.txt" vmprobe_network_packets_total name=$NAME interface=$TAP direction=tx)
-	a=$(metric "$WORK/after-$sig.txt" vmprobe_network_packets_total name=$NAME interface=$TAP direction=tx)
+	b=$(metric "$WORK/before-$sig.txt" vmprobe_network_packet_size_bytes_count name=$NAME interface=$TAP direction=tx)
+	a=$(metric "$WORK/after-$sig.txt" vmprobe_network_packet_size_bytes_count name=$NAME interface=$TAP direction=tx)
 	check "$what: the counter went on from where it was ($b -> $a)" test "${a:-0}" -gt "${b:-0}"
 }
 restart TERM 25 "SIGTERM"
@@ -142,8 +142,8 @@ for pair in vda:thr:threads vdb:uring:io_uring vdc:native:native; do
 done
 
 sleep 2
-for q in "vmprobe_network_packets_total{name=\"$NAME\"}" "vmprobe_network_bytes_total{name=\"$NAME\"}" \
-	"vmprobe_disk_operations_total{name=\"$NAME\"}" "vmprobe_disk_bytes_total{name=\"$NAME\"}"; do
+for q in "vmprobe_network_packet_size_bytes_count{name=\"$NAME\"}" "vmprobe_network_packet_size_bytes_sum{name=\"$NAME\"}" \
+	"vmprobe_disk_latency_seconds_count{name=\"$NAME\"}" "vmprobe_disk_request_size_bytes_sum{name=\"$NAME\"}"; do
 	check_num "Prometheus saw no reset of ${q%%\{*} across both restarts" 0 \
 		"$(promql "max(resets(${q}[10m]))")"
 done

@@ -205,8 +205,8 @@ def value_of(text, metric, **want):
     return None
 
 
-LIVE_COUNTERS = ('vmprobe_network_packets_total{', 'vmprobe_network_bytes_total{',
-                 'vmprobe_disk_operations_total{', 'vmprobe_disk_bytes_total{')
+LIVE_COUNTERS = ('vmprobe_network_packet_size_bytes_count{', 'vmprobe_network_packet_size_bytes_sum{',
+                 'vmprobe_disk_latency_seconds_count{', 'vmprobe_disk_request_size_bytes_sum{')
 
 
 def examine(text, prefixes, live):
@@ -675,11 +675,11 @@ class Soak:
                 to_guest = (st['tx_packets'] + st['tx_dropped'], st['tx_bytes'])
                 cmp('tap tx_packets + tx_dropped, tx_bytes (what was sent to the guest)', inj, to_guest)
             cmp('tx packets, bytes = tap rx_packets, rx_bytes', (st['rx_packets'], st['rx_bytes']),
-                (vmprobe('vmprobe_network_packets_total', 'tx'),
-                 vmprobe('vmprobe_network_bytes_total', 'tx')))
+                (vmprobe('vmprobe_network_packet_size_bytes_count', 'tx'),
+                 vmprobe('vmprobe_network_packet_size_bytes_sum', 'tx')))
             cmp('rx packets, bytes = frames, bytes to the guest', to_guest,
-                (vmprobe('vmprobe_network_packets_total', 'rx'),
-                 vmprobe('vmprobe_network_bytes_total', 'rx')))
+                (vmprobe('vmprobe_network_packet_size_bytes_count', 'rx'),
+                 vmprobe('vmprobe_network_packet_size_bytes_sum', 'rx')))
             cmp('frame sizes counted (tx, rx)', (wrote[0], inj[0]),
                 (vmprobe('vmprobe_network_packet_size_bytes_count', 'tx'),
                  vmprobe('vmprobe_network_packet_size_bytes_count', 'rx')))
@@ -693,8 +693,8 @@ class Soak:
                 return value_of(text, metric, name=name, drive=drive, operation=op)
             for op, ops, size in (('read', rounds * self.READS, 4096), ('write', 0, 0), ('flush', 0, 0)):
                 want = (ops, ops * size, ops)
-                got = (vmprobe('vmprobe_disk_operations_total', op),
-                       vmprobe('vmprobe_disk_bytes_total', op),
+                got = (vmprobe('vmprobe_disk_latency_seconds_count', op),
+                       vmprobe('vmprobe_disk_request_size_bytes_sum', op),
                        vmprobe('vmprobe_disk_latency_seconds_count', op))
                 if want != got:
                     diffs.append('%s %s operations, bytes, latencies: expected %s, got %s' %

@@ -61,8 +61,8 @@ stop() { # SIGNAL
 	wait "$VMPROBE_PID" 2>/dev/null
 	VMPROBE_PID=
 }
-tx() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_network_packets_total name=pin-vm interface=$TAP direction="${1:-tx}"; }
-reads() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read; }
+tx() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_network_packet_size_bytes_count name=pin-vm interface=$TAP direction="${1:-tx}"; }
+reads() { scrape "$WORK/m.txt" && metric "$WORK/m.txt" vmprobe_disk_latency_seconds_count name=pin-vm drive=disk0 operation=read; }
 counted() { [ -n "$(tx)" ] && [ -n "$(reads)" ]; }
 # With PINVM_YAML="$PINVM_CREATED", OpenMetrics carries _created:
 PINVM_CREATED="exposition:
@@ -106,7 +106,7 @@ exact() { # WHAT
 	for f in "${!TAP0[@]}"; do TAPC[$f]=$((TAPC[$f] - TAP0[$f])); done
 	check_tap_totals "$1: " "$WORK/exact.txt" pin-vm $TAP
 	check_num "$1: the drive's reads = the VM's preads" "$((READS - READS0))" \
-		"$(metric "$WORK/exact.txt" vmprobe_disk_operations_total name=pin-vm drive=disk0 operation=read)"
+		"$(metric "$WORK/exact.txt" vmprobe_disk_latency_seconds_count name=pin-vm drive=disk0 operation=read)"
 }
 progs() { vmprobe_progs "$TAP" | sort | xargs; }
 # Links (of any hook) whose program is one of vmprobe's, by name: one a line.

@@ -127,17 +127,17 @@ metric_delta() { # FILE0 FILE1 NAME [LABEL=VALUE...]
 check_drive_io() { # WHAT DEV LABEL=VALUE...
 	local what=$1 dev=$2 w f; shift 2
 	check_num "$what: reads = the guest's completed reads" "$(guest_delta "$dev" 1)" \
-		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_operations_total "$@" operation=read)"
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_latency_seconds_count "$@" operation=read)"
 	check_num "$what: bytes read = the guest's sectors read x 512" "$(( $(guest_delta "$dev" 3) * 512 ))" \
-		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_bytes_total "$@" operation=read)"
-	w=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_operations_total "$@" operation=write)
-	f=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_operations_total "$@" operation=flush)
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_request_size_bytes_sum "$@" operation=read)"
+	w=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_latency_seconds_count "$@" operation=write)
+	f=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_latency_seconds_count "$@" operation=flush)
 	check_num "$what: writes + flushes = the guest's completed writes" "$(guest_delta "$dev" 5)" \
 		"$(( ${w:-0} + ${f:-0} ))"
 	check_num "$what: the guest's fsyncs (${FSYNCS:-1}) are as many flushes" "${FSYNCS:-1}" "${f:-}"
 	check_num "$what: bytes written = the guest's sectors written x 512" \
 		"$(( $(guest_delta "$dev" 7) * 512 ))" \
-		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_bytes_total "$@" operation=write)"
+		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_request_size_bytes_sum "$@" operation=write)"
 }
 
 # vmprobe's totals of NAME's tap in FILE against the tap's own counters as
@@ -145,14 +145,14 @@ check_drive_io() { # WHAT DEV LABEL=VALUE...
 check_tap_totals() { # WHAT FILE NAME TAP
 	local what=$1 file=$2 l=(name="$3" interface="$4")
 	check_num "${what}frames from the guest = tap rx_packets" "${TAPC[rx_packets]}" \
-		"$(metric "$file" vmprobe_network_packets_total "${l[@]}" direction=tx)"
+		"$(metric "$file" vmprobe_network_packet_size_bytes_count "${l[@]}" direction=tx)"
 	check_num "${what}bytes from the guest = tap rx_bytes" "${TAPC[rx_bytes]}" \
-		"$(metric "$file" vmprobe_network_bytes_total "${l[@]}" direction=tx)"
+		"$(metric "$file" vmprobe_network_packet_size_bytes_sum "${l[@]}" direction=tx)"
 	check_num "${what}frames to the guest = tap tx_packets + tx_dropped" \
 		"$((TAPC[tx_packets] + TAPC[tx_dropped]))" \
-		"$(metric "$file" vmprobe_network_packets_total "${l[@]}" direction=rx)"
+		"$(metric "$file" vmprobe_network_packet_size_bytes_count "${l[@]}" direction=rx)"
 	check_num "${what}bytes to the guest = tap tx_bytes" "${TAPC[tx_bytes]}" \
-		"$(metric "$file" vmprobe_network_bytes_total "${l[@]}" direction=rx)"
+		"$(metric "$file" vmprobe_network_packet_size_bytes_sum "${l[@]}" direction=rx)"
 }
 
 # Makes a probe's pins look like another build's (same layout, other

@@ -45,6 +45,18 @@ else from the classic buckets. list: QUANTILE METRIC SELECTOR BY */}}
 ) >= 0
 {{- end -}}
 
+{{/* The per-second rate of a histogram's count or sum over 5 minutes,
+from native histograms where Prometheus stores them, else from the
+classic _count or _sum series (vmprobe sends no separate counters for
+them by default: exposition.enabled_families). list: count|sum METRIC
+SELECTOR BY */}}
+{{- define "vmprobe.histRate5m" -}}
+{{- $f := index . 0 }}{{ $m := index . 1 }}{{ $sel := index . 2 }}{{ $by := index . 3 -}}
+sum by ({{ $by }}) (histogram_{{ $f }}(rate({{ $m }}{ {{- $sel -}} }[5m])))
+or
+sum by ({{ $by }}) (rate({{ $m }}_{{ $f }}{ {{- $sel -}} }[5m]))
+{{- end -}}
+
 {{/* The baseline of one signal at the same hour of day over the last
 baseline.days days: for day k, the hourly series at k days minus 30
 minutes ago (an hour centred on this time of day), labelled
