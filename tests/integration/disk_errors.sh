@@ -5,8 +5,8 @@
 # reads, writes, vectored ones, a flush, hole punches, a zero range,
 # preallocations, and requests the kernel fails (EINVAL: a negative
 # offset, a zero length). Per drive and operation, exactly: the requests
-# that succeeded are vmprobe_disk_latency_seconds_count, with their bytes and
-# one latency sample each; the failed ones are vmprobe_disk_errors_total
+# that succeeded are the latency histogram's count, their bytes the size
+# histogram's sum, one size sample each (none for a flush); the failed ones are vmprobe_disk_errors_total
 # alone. Punch hole and zero range are discards on both paths; a
 # preallocation (mode 0, or KEEP_SIZE alone) is no request of the guest.
 set -uo pipefail
@@ -56,12 +56,17 @@ for drive in thr uring; do
 	l=(name=err-vm drive="$drive")
 	# op ops bytes errors
 	while read -r op ops bytes errors; do
-		check_num "$drive: $op operations are the requests that succeeded" "$ops" \
+		check_num "$drive: $op operations (latency samples) are the requests that succeeded" "$ops" \
 			"$(d vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)"
+		if [ "$op" = flush ]; then
+			check_eq "$drive: a flush has no size, hence no bytes" "" \
+				"$(metric "$WORK/s1.txt" vmprobe_disk_request_size_bytes_sum "${l[@]}" operation=$op)"
+			continue
+		fi
 		check_num "$drive: $op bytes are theirs alone" "$bytes" \
 			"$(d vmprobe_disk_request_size_bytes_sum "${l[@]}" operation=$op)"
-		check_num "$drive: $op latency samples: one per success" "$ops" \
-			"$(d vmprobe_disk_latency_seconds_count "${l[@]}" operation=$op)"
+		check_num "$drive: $op size samples: one per success" "$ops" \
+			"$(d vmprobe_disk_request_size_bytes_count "${l[@]}" operation=$op)"
 		check_num "$drive: $op errors are the requests that failed" "$errors" \
 			"$(d vmprobe_disk_errors_total "${l[@]}" operation=$op)"
 	done <<-EOF
