@@ -49,7 +49,7 @@ until_ok() { # SECS CMD...: CMD until it succeeds, every 0.2 s
 	done
 }
 section() { echo "=== FILE $1"; cat; echo "=== END"; }
-scrape() { wget -q -O - "$URL" | grep -E '^vmprobe_(network_(packets|bytes)_total|disk_(operations|bytes)_total|drive_info|interface_info|vm_info)' ; }
+scrape() { wget -q -O - "$URL" | grep -E '^vmprobe_(network_packet_size_bytes_(count|sum)|disk_latency_seconds_count|disk_request_size_bytes_sum|drive_info|interface_info|vm_info)' ; }
 tapstats() {
 	for f in rx_packets rx_bytes tx_packets tx_bytes; do
 		echo "$f $(cat /sys/class/net/$TAP/statistics/$f)"
