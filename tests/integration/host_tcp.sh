@@ -134,7 +134,7 @@ check_eq "... the same for its srtt histogram" "$born" \
 # Taken just before the "counting tap" log line: after the VM was found, not after the line.
 check_range "the VM's tap's _created is when serve began counting it (after the VM was found, by its log line)" \
 	"$(log_time "found VM $NAME_EXP")" "$(log_time_end "counting tap $TAP")" \
-	"$(metric "$WORK/om.txt" vmprobe_network_bytes_created name="$NAME_EXP" direction=rx)"
+	"$(metric "$WORK/om.txt" vmprobe_network_packet_size_bytes_created name="$NAME_EXP" direction=rx)"
 scrape_pb_created "$WORK/pb.txt"
 check_near "protobuf's created_timestamp of the host TCP retransmits is the same" "$born" \
 	"$(metric "$WORK/pb.txt" vmprobe_host_tcp_retransmits_total name="$NAME_EXP")" 0.001

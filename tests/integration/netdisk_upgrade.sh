@@ -105,7 +105,7 @@ hooks() { bpftool prog show 2>/dev/null | grep -cE "name (rbd|iscsi)_"; }
 ops() { metric "$1" vmprobe_disk_latency_seconds_count name=$NAME drive="$2" operation=read; }
 # When the drive began to be counted, as OpenMetrics' _created says.
 created() { # DRIVE
-	scrape_om "$WORK/om.txt" && metric "$WORK/om.txt" vmprobe_disk_operations_created name=$NAME drive="$1" operation=read
+	scrape_om "$WORK/om.txt" && metric "$WORK/om.txt" vmprobe_disk_latency_seconds_created name=$NAME drive="$1" operation=read
 }
 
 progs() { bpftool prog show name "$1" 2>/dev/null | grep -c "^[0-9]*:"; }

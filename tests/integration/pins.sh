@@ -61,23 +61,23 @@ PY
 same_created() { # WHAT TAP_CREATED DRIVE_CREATED
 	local f n
 	scrape_om "$WORK/om.txt" && scrape_pb_created "$WORK/pb.txt" || { tap_fail "$1: OpenMetrics and protobuf scrapes"; return; }
-	for f in "network_packets direction=rx" "network_bytes direction=tx" "network_packet_size_bytes direction=tx" \
+	for f in "network_packet_size_bytes direction=rx" "network_packet_size_bytes direction=tx" \
 		"network_tcp_retransmits direction=rx"; do
 		n=vmprobe_${f%% *}
 		check_near "$1: ${n}_created of the tap" "$2" "$(metric "$WORK/om.txt" "${n}_created" name=pin-vm interface=$TAP "${f#* }")" 0
 	done
 	check_near "$1: vmprobe_network_tcp_rtt_seconds_created of the tap" "$2" \
 		"$(metric "$WORK/om.txt" vmprobe_network_tcp_rtt_seconds_created name=pin-vm interface=$TAP path=guest)" 0
-	for f in disk_operations disk_bytes disk_latency_seconds disk_request_size_bytes; do
+	for f in disk_errors disk_latency_seconds disk_request_size_bytes; do
 		check_near "$1: vmprobe_${f}_created of the drive" "$3" \
 			"$(metric "$WORK/om.txt" "vmprobe_${f}_created" name=pin-vm drive=disk0 operation=write)" 0
 	done
-	check_near "$1: protobuf's created_timestamp of the tap's packets" "$2" \
-		"$(metric "$WORK/pb.txt" vmprobe_network_packet_size_bytes_count name=pin-vm interface=$TAP direction=tx)" 0.001
+	check_near "$1: protobuf's created_timestamp of the tap's retransmits (counter)" "$2" \
+		"$(metric "$WORK/pb.txt" vmprobe_network_tcp_retransmits_total name=pin-vm interface=$TAP direction=tx)" 0.001
 	check_near "$1: protobuf's created_timestamp of the tap's frame sizes (histogram)" "$2" \
 		"$(metric "$WORK/pb.txt" vmprobe_network_packet_size_bytes name=pin-vm interface=$TAP direction=rx)" 0.001
-	check_near "$1: protobuf's created_timestamp of the drive's reads" "$3" \
-		"$(metric "$WORK/pb.txt" vmprobe_disk_latency_seconds_count name=pin-vm drive=disk0 operation=read)" 0.001
+	check_near "$1: protobuf's created_timestamp of the drive's read errors (counter)" "$3" \
+		"$(metric "$WORK/pb.txt" vmprobe_disk_errors_total name=pin-vm drive=disk0 operation=read)" 0.001
 	check_near "$1: protobuf's created_timestamp of the drive's latency (histogram)" "$3" \
 		"$(metric "$WORK/pb.txt" vmprobe_disk_latency_seconds name=pin-vm drive=disk0 operation=read)" 0.001
 }

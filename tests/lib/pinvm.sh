@@ -71,9 +71,9 @@ PINVM_CREATED="exposition:
 created() { # tap|drive
 	scrape_om "$WORK/om.txt" || return
 	if [ "$1" = tap ]; then
-		metric "$WORK/om.txt" vmprobe_network_packets_created name=pin-vm interface=$TAP direction=tx
+		metric "$WORK/om.txt" vmprobe_network_packet_size_bytes_created name=pin-vm interface=$TAP direction=tx
 	else
-		metric "$WORK/om.txt" vmprobe_disk_operations_created name=pin-vm drive=disk0 operation=read
+		metric "$WORK/om.txt" vmprobe_disk_latency_seconds_created name=pin-vm drive=disk0 operation=read
 	fi
 }
 
