@@ -666,8 +666,8 @@ class Soak:
                 if want != got:
                     diffs.append('%s %s: expected %s, got %s' % (tap, what, want, got))
 
-            def vmprobe(metric, direction):
-                return value_of(text, metric, name=name, interface=tap, direction=direction)
+            def vmprobe(metric, direction, **more):
+                return value_of(text, metric, name=name, interface=tap, direction=direction, **more)
             cmp('tap rx_packets, rx_bytes (what the guest wrote)', wrote,
                 (st['rx_packets'], st['rx_bytes']))
             to_guest = inj
@@ -680,24 +680,28 @@ class Soak:
             cmp('rx packets, bytes = frames, bytes to the guest', to_guest,
                 (vmprobe('vmprobe_network_packet_size_bytes_count', 'rx'),
                  vmprobe('vmprobe_network_packet_size_bytes_sum', 'rx')))
-            cmp('frame sizes counted (tx, rx)', (wrote[0], inj[0]),
-                (vmprobe('vmprobe_network_packet_size_bytes_count', 'tx'),
-                 vmprobe('vmprobe_network_packet_size_bytes_count', 'rx')))
+            cmp('frame sizes in the buckets (+Inf, tx, rx)', (wrote[0], inj[0]),
+                (vmprobe('vmprobe_network_packet_size_bytes_bucket', 'tx', le='+Inf'),
+                 vmprobe('vmprobe_network_packet_size_bytes_bucket', 'rx', le='+Inf')))
         return diffs
 
     def disk_diffs(self, name, drives, text, rounds):
-        """Each drive's operations, bytes and latencies against the stand-in's preads."""
+        """
+        Each drive's operations (latency samples), bytes and size samples
+        against the stand-in's preads; a flush has no size, hence no bytes.
+        """
         diffs = []
         for drive in sorted(drives):
             def vmprobe(metric, op):
                 return value_of(text, metric, name=name, drive=drive, operation=op)
             for op, ops, size in (('read', rounds * self.READS, 4096), ('write', 0, 0), ('flush', 0, 0)):
-                want = (ops, ops * size, ops)
+                sized = op != 'flush'
+                want = (ops, ops * size if sized else None, ops if sized else None)
                 got = (vmprobe('vmprobe_disk_latency_seconds_count', op),
                        vmprobe('vmprobe_disk_request_size_bytes_sum', op),
-                       vmprobe('vmprobe_disk_latency_seconds_count', op))
+                       vmprobe('vmprobe_disk_request_size_bytes_count', op))
                 if want != got:
-                    diffs.append('%s %s operations, bytes, latencies: expected %s, got %s' %
+                    diffs.append('%s %s operations, bytes, size samples: expected %s, got %s' %
                                  (drive, op, want, got))
         return diffs
 
