@@ -150,6 +150,6 @@ for style in ("prom", "prom_native", "text"):
          "libvirt_default_scrape_time_vmprobe_over_exporter_" + style, 0.05)
 goal("series per VM vmprobe/exporter, default budget, native histograms",
      "libvirt_default_series_per_vm_vmprobe_native_over_exporter", 2)
-print("# with the counters a histogram's _count and _sum repeat turned on (enabled_families): %.3f"
+print("# series per VM vmprobe/exporter with the repeated counters on (enabled_families), native histograms: %.3f"
       % v["libvirt_repeated_series_per_vm_vmprobe_native_over_exporter"])
 '
