@@ -27,6 +27,8 @@ struct {
 } vcpu_threads SEC(".maps");
 
 VMPROBE_MMAP_ARRAY(vcpu_stats, struct vcpu_stats, 1);
+/* Each slot's birth, user space's alone, as disk.bpf.c's drive_born: adopted with the counters. */
+VMPROBE_MMAP_ARRAY(vcpu_born, __u64, 1);
 
 /*
  * NULL for every task user space did not mark. A task with no BPF task

@@ -32,11 +32,14 @@ static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins 
 	if (!skel)
 		return -errno;
 	vp->skel = skel;
+	vp->pins = pins;
+	vp->max_vms = max_vms;
 	skel->rodata->max_vms = max_vms;
-	err = bpf_map__set_max_entries(skel->maps.vcpu_stats, max_vms);
-	/* Its threads' marks go with serve: counters start from zero at each serve. */
+	err = bpf_map__set_max_entries(skel->maps.vcpu_stats, max_vms) ?:
+	      bpf_map__set_max_entries(skel->maps.vcpu_born, max_vms);
+	/* The threads' marks are pinned with the counters: both are adopted together. */
 	if (!err)
-		pins_prepare(pins, "vcpu", false, skel->obj, vcpu_bpf__elf_bytes);
+		pins_prepare(pins, "vcpu", true, skel->obj, vcpu_bpf__elf_bytes);
 	if (!err) {
 		caps_load_note(skel->obj);
 		err = vcpu_bpf__load(skel);
@@ -46,11 +49,15 @@ static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins 
 	pins_commit(pins);
 	vp->threads_fd = bpf_map__fd(skel->maps.vcpu_threads);
 	vp->stats_len = (size_t)max_vms * sizeof(struct vcpu_stats);
-	err = bpf_array_mmap(bpf_map__fd(skel->maps.vcpu_stats), vp->stats_len, &vp->stats);
+	err = bpf_array_mmap(bpf_map__fd(skel->maps.vcpu_stats), vp->stats_len, &vp->stats) ?:
+	      bpf_array_mmap(bpf_map__fd(skel->maps.vcpu_born), max_vms * sizeof(*vp->born),
+			     &vp->born);
 	if (!err)
-		err = slot_pool_init(&vp->slots, max_vms, NULL);
+		err = slot_pool_init(&vp->slots, max_vms, vp->born);
 	if (!err)
-		err = vcpu_bpf__attach(skel);
+		err = vcpu_adopt_open(vp);
+	if (!err)
+		err = vcpu_links_attach(vp);
 	if (!err)
 		log_info("vCPU waits: sched_wakeup and sched_switch tracepoints, for vCPU threads");
 	return err;
@@ -58,9 +65,13 @@ static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins 
 
 static void vcpu_unload(struct vcpu_probe *vp)
 {
+	vcpu_links_end(vp);
 	if (vp->stats)
 		munmap(vp->stats, vp->stats_len);
+	if (vp->born)
+		munmap(vp->born, vp->max_vms * sizeof(*vp->born));
 	slot_pool_fini(&vp->slots);
+	free(vp->adopt);
 	vcpu_bpf__destroy(vp->skel);
 	memset(vp, 0, sizeof(*vp));
 }
@@ -197,6 +208,7 @@ static void vcpu_state(struct probe *p, const struct vm *vm, struct json_object 
 	t = json_object_new_object();
 	json_object_object_add(t, "vcpu", json_object_new_string("threads"));
 	json_object_object_add(t, "threads", json_object_new_int((int)vm_threads(p, vm)));
+	json_object_object_add(t, "slot", json_object_new_int(vv->slot));
 	json_object_object_add(t, "measured", json_object_new_boolean(vv->why == VCPU_MEASURED));
 	json_object_object_add(t, "reason", json_object_new_string(vcpu_reason_texts[vv->why]));
 	json_object_array_add(all, t);
@@ -221,6 +233,7 @@ const struct probe_ops vcpu_probe_ops = {
 	.vm_del = vcpu_vm_del,
 	.families = vcpu_families,
 	.render = vcpu_render,
+	.adopted = vcpu_adopted,
 	.object = vcpu_object,
 	.state = vcpu_state,
 };

@@ -2,7 +2,8 @@
 /*
  * The vCPU probe: how long each VM's vCPU threads waited for a host CPU
  * (bpf/vcpu.bpf.c on the scheduler's tracepoints). probe.c loads it and
- * renders its families; vm.c finds each VM's vCPU threads and marks them.
+ * renders its families; vm.c finds each VM's vCPU threads and marks them;
+ * pins.c keeps its links and slots across serve's restarts (persist).
  */
 #ifndef VMPROBE_VCPU_PROBE_H
 #define VMPROBE_VCPU_PROBE_H
@@ -16,13 +17,22 @@
 #include "vmprobe/vcpu.h"
 
 struct vcpu_bpf;
+struct probe_pins;
+
+/* A slot an earlier serve left in use (pins.c): vcpu_probe.adopt[slot]. */
+enum vcpu_adopt { VCPU_ADOPT_NONE, VCPU_ADOPT_LEFT, VCPU_ADOPT_CLAIMED };
 
 struct vcpu_probe {
 	struct vcpu_bpf *skel;
+	unsigned max_vms;
 	struct vcpu_stats *stats; /* the mmapped per-VM array */
 	size_t stats_len;
+	__u64 *born; /* the mmapped vcpu_born array: the slots' birth (slot_pool) */
 	struct slot_pool slots;
 	int threads_fd; /* the task storage map */
+	struct probe_pins *pins; /* serve's (core/pin.h), else NULL */
+	/* While adopting an earlier serve's pins: per slot, an enum vcpu_adopt; else NULL. */
+	unsigned char *adopt;
 };
 
 /* Why a VM's vCPUs are not measured: the `reason` of vmprobe_vcpu_info. */
@@ -53,5 +63,24 @@ bool vcpu_vm_pending(struct probe *p, const struct vm *vm);
 void vcpu_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		  const struct vm_snapshot *snap);
 void vcpu_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
+/* The slot the thread's mark carries (an earlier serve's, while adopting), or -1. */
+int vcpu_mark_slot(const struct vcpu_probe *vp, pid_t tid);
+
+/*
+ * pins.c. The links of both programs: an earlier serve's adopted (moved to
+ * ours if its programs differ), else attached (pinned with persist); 0 or
+ * -errno. Ended by vcpu_links_end (left attached when leaving with persist).
+ */
+int vcpu_links_attach(struct vcpu_probe *vp);
+void vcpu_links_end(struct vcpu_probe *vp);
+/* While adopting: the slots the earlier serve left in use (born), taken until claimed. */
+int vcpu_adopt_open(struct vcpu_probe *vp);
+/*
+ * While adopting: the slot an earlier serve counted the VM in, found in
+ * the marks its vCPU threads `tids` still carry; -ENOENT if none.
+ */
+int vcpu_slot_claim(struct vcpu_probe *vp, const pid_t *tids, int n);
+/* After serve's first scan: the slots no VM claimed (VMs gone meanwhile) are freed. */
+void vcpu_adopted(struct probe *p, struct discovery *d);
 
 #endif

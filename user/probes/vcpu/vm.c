@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/discovery.h"
 #include "core/fault.h"
+#include "core/pin.h"
 
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD 0x80 /* O_EXCL: a pidfd of the thread, not its process (Linux 6.9) */
@@ -109,6 +110,20 @@ static int vcpu_mark(const struct vcpu_probe *vp, pid_t tid, int slot)
 	return err;
 }
 
+int vcpu_mark_slot(const struct vcpu_probe *vp, pid_t tid)
+{
+	int fd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+	struct vcpu_thread v;
+	int slot = -1;
+
+	if (fd < 0)
+		return -1;
+	if (!bpf_map_lookup_elem(vp->threads_fd, &fd, &v))
+		slot = (int)v.slot;
+	close(fd);
+	return slot;
+}
+
 static bool marked(const struct vcpu_vm *vv, pid_t tid)
 {
 	for (size_t i = 0; i < vv->nr_tids; i++)
@@ -179,13 +194,27 @@ void vcpu_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		free(now);
 		return;
 	}
+	if (vv->slot < 0 && vp->adopt) {
+		vv->slot = vcpu_slot_claim(vp, now, n);
+		if (vv->slot >= 0) {
+			log_info("counting the vCPU threads of VM %s: adopted, its counters go on",
+				 vm->name);
+		} else {
+			/* A new VM: its slot once those no VM claimed are free (vcpu_adopted). */
+			vv->slot = -1;
+			free(now);
+			return;
+		}
+	}
 	if (vcpu_slot(vp, vv) < 0) {
 		unmeasured(vv, vm, VCPU_NO_SLOT, 0);
 		free(now);
 		return;
 	}
 	for (int i = 0; i < n; i++) {
-		if (!marked(vv, now[i]) && (err = vcpu_mark(vp, now[i], vv->slot)) && err != -ESRCH) {
+		/* An earlier serve's mark is kept: with it, the wait under way. */
+		if (!marked(vv, now[i]) && vcpu_mark_slot(vp, now[i]) != vv->slot &&
+		    (err = vcpu_mark(vp, now[i], vv->slot)) && err != -ESRCH) {
 			unmeasured(vv, vm, err == -EINVAL ? VCPU_NO_PIDFD : VCPU_MARK_FAILED, err);
 			failed = true;
 			continue;
@@ -208,10 +237,13 @@ void vcpu_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 	struct vcpu_probe *vp = p->priv;
 	struct vcpu_vm *vv = vcpu_vm(p, vm);
 
-	for (size_t i = 0; i < vv->nr_tids; i++)
-		vcpu_mark(vp, vv->tids[i], -1);
-	if (vv->slot >= 0)
-		slot_pool_put(&vp->slots, (unsigned)vv->slot);
+	/* serve with persist is leaving: the threads stay marked, their VM's slot counted. */
+	if (!p->pins || !p->pins->keep) {
+		for (size_t i = 0; i < vv->nr_tids; i++)
+			vcpu_mark(vp, vv->tids[i], -1);
+		if (vv->slot >= 0)
+			slot_pool_put(&vp->slots, (unsigned)vv->slot);
+	}
 	free(vv->tids);
 	free(vv);
 	vm->priv[p->id] = NULL;
