@@ -58,7 +58,7 @@ static const struct expo_family fams[F_MAX] = {
 		     "adopted (its counters go on; reason programs_replaced when its BPF "
 		     "programs differed from ours), removed (its counters start from zero; "
 		     "reason layout: its maps are laid out otherwise, another version or other "
-		     "map sizes; not_persisted, no_stamp, not_adoptable, loaded_unpinned), new "
+		     "map sizes; not_persisted, no_stamp, loaded_unpinned), new "
 		     "(nothing was left) or unpinned (bpffs not usable); previous_version: the "
 		     "vmprobe that left them." },
 	[F_SCRAPE_SECONDS] = { "vmprobe_scrape_duration_seconds", EXPO_GAUGE, "seconds", "",

@@ -279,13 +279,10 @@ static const struct pin_unfit unfit_no_stamp = {
 }, unfit_layout = {
 	"layout", "their map layout is not this version's (another version, or other map sizes "
 		  "in the configuration)"
-}, unfit_not_adoptable = {
-	"not_adoptable", "this probe does not adopt an earlier serve's counters yet"
 };
 
 /* Why the pins in pp->dir cannot be adopted, or NULL if they can (or there are none). */
-static const struct pin_unfit *pins_unfit(const struct probe_pins *pp, bool adoptable,
-					  struct pin_stamp *old)
+static const struct pin_unfit *pins_unfit(const struct probe_pins *pp, struct pin_stamp *old)
 {
 	int err = stamp_read(pp->dir, old);
 
@@ -297,8 +294,6 @@ static const struct pin_unfit *pins_unfit(const struct probe_pins *pp, bool adop
 		return &unfit_not_persisted;
 	if (memcmp(old->layout, pp->stamp.layout, sizeof(old->layout)))
 		return &unfit_layout;
-	if (!adoptable)
-		return &unfit_not_adoptable;
 	return NULL;
 }
 
@@ -311,8 +306,8 @@ static void pins_outcome(struct probe_pins *pp, const char *state, const char *r
 	snprintf(pp->previous, sizeof(pp->previous), "%s", old->version);
 }
 
-void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
-		  struct bpf_object *obj, const void *(*elf_bytes)(size_t *size))
+void pins_prepare(struct probe_pins *pp, const char *probe, struct bpf_object *obj,
+		  const void *(*elf_bytes)(size_t *size))
 {
 	static bool warned;
 	const struct pin_unfit *why;
@@ -345,18 +340,16 @@ void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
 	if (mounted && pp->persist)
 		log_warn("mounted bpffs at %s myself: the pins last as long as this mount "
 			 "(in a container, mount the host's bpffs there)", BPFFS);
-	why = pins_unfit(pp, adoptable, &old);
+	why = pins_unfit(pp, &old);
 	pins_outcome(pp, "new", "", &old);
 	if (why) {
 		bool demoted = log_demoted;
 
 		/* Once, even from a down probe's retry (whose lines are demoted): the pins go now. */
 		log_demoted = false;
-		/* A probe that never adopts says it at each start: no surprise, no warning. */
-		vlog(adoptable ? LOG_WARN : LOG_INFO,
-		     "%s probe: removing the pins left in %s by vmprobe %s (pid %u): %s; its "
-		     "counters start from zero", probe, pp->dir, old.version[0] ? old.version : "?",
-		     old.pid, why->why);
+		log_warn("%s probe: removing the pins left in %s by vmprobe %s (pid %u): %s; its "
+			 "counters start from zero", probe, pp->dir,
+			 old.version[0] ? old.version : "?", old.pid, why->why);
 		log_demoted = demoted;
 		pins_outcome(pp, "removed", why->reason, &old);
 		dir_clear(pp->dir);

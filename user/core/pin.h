@@ -91,16 +91,16 @@ struct probe_pins {
  * Before loading an opened object: decides what to do with the probe's
  * pins and sets the pin path of every writable map (libbpf then reuses
  * the pinned map or pins the new one). Compatible pins of a persistent
- * serve (same layout; `adoptable`: the probe can claim them) are adopted:
- * pp->adopting. Other pins are removed, their links detached, and the log
- * says why the counters start from zero. `elf_bytes` is the skeleton's
- * X_bpf__elf_bytes, which gives the object's ELF image and sets its size
- * (called here: `f(X_bpf__elf_bytes(&size), size)` may read the size
- * before the call sets it). Without bpffs the probe runs unpinned
- * (logged; pins_on() is false).
+ * serve (same layout) are adopted: pp->adopting. Other pins are removed,
+ * their links detached, and the log says why the counters start from
+ * zero. `elf_bytes` is the skeleton's X_bpf__elf_bytes, which gives the
+ * object's ELF image and sets its size (called here:
+ * `f(X_bpf__elf_bytes(&size), size)` may read the size before the call
+ * sets it). Without bpffs the probe runs unpinned (logged; pins_on() is
+ * false).
  */
-void pins_prepare(struct probe_pins *pp, const char *probe, bool adoptable,
-		  struct bpf_object *obj, const void *(*elf_bytes)(size_t *size));
+void pins_prepare(struct probe_pins *pp, const char *probe, struct bpf_object *obj,
+		  const void *(*elf_bytes)(size_t *size));
 /* After a successful load: writes our stamp, the pins' last step. */
 void pins_commit(struct probe_pins *pp);
 /*

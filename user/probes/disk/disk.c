@@ -485,7 +485,7 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 			goto cleanup;
 	}
 	choose_programs(dp, skel, host_block);
-	pins_prepare(pins, "disk", true, skel->obj, disk_bpf__elf_bytes);
+	pins_prepare(pins, "disk", skel->obj, disk_bpf__elf_bytes);
 	caps_load_note(skel->obj);
 	err = disk_bpf__load(skel);
 	if (err)

@@ -244,7 +244,7 @@ int net_probe_open(struct net_probe *np, const struct net_sizes *sz, enum tc_hoo
 	if (err)
 		goto cleanup;
 	drops_choose(np, skel, btf);
-	pins_prepare(pins, "net", true, skel->obj, net_bpf__elf_bytes);
+	pins_prepare(pins, "net", skel->obj, net_bpf__elf_bytes);
 	err = net_load(np, skel);
 	if (err)
 		goto cleanup;

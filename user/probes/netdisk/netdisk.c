@@ -125,7 +125,7 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 	np->max_drives = max_drives;
 	err = netdisk_maps_size(skel, max_drives);
 	if (!err)
-		pins_prepare(pins, "netdisk", true, skel->obj, netdisk_bpf__elf_bytes);
+		pins_prepare(pins, "netdisk", skel->obj, netdisk_bpf__elf_bytes);
 	if (!err) {
 		caps_load_note(skel->obj);
 		err = netdisk_bpf__load(skel);

@@ -39,7 +39,7 @@ static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins 
 	      bpf_map__set_max_entries(skel->maps.vcpu_born, max_vms);
 	/* The threads' marks are pinned with the counters: both are adopted together. */
 	if (!err)
-		pins_prepare(pins, "vcpu", true, skel->obj, vcpu_bpf__elf_bytes);
+		pins_prepare(pins, "vcpu", skel->obj, vcpu_bpf__elf_bytes);
 	if (!err) {
 		caps_load_note(skel->obj);
 		err = vcpu_bpf__load(skel);
