@@ -23,6 +23,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
 . "$REPO/tests/lib/vmprobe.sh"
 . "$REPO/tests/lib/guest.sh"
+. "$REPO/tests/lib/vcpu.sh"
 
 what="the vCPU probe with a QEMU guest"
 tap_require_root "$what"
@@ -41,9 +42,6 @@ cleanup() {
 trap cleanup EXIT
 ip link del "$TAP" 2>/dev/null
 ip link del "$TAP2" 2>/dev/null
-
-# Programs of the vCPU probe loaded in the kernel now.
-vcpu_progs() { bpftool prog show 2>/dev/null | grep -cE 'name vcpu_(switch|wakeup)'; }
 
 guest_build_or_fail
 guest_tap_add "$TAP" "$TAP2"
@@ -70,8 +68,7 @@ STARTED=$(date +%s.%N)
 guest_start "$NAME" "$TAP" "$WORK/initrd" || { tap_fail "the guest starts"; tap_done; exit; }
 wait_for 60 grep -q SPINNING "$GUEST_LOG" || tap_fail "the guest's workload runs" "$(tail -5 "$GUEST_LOG")"
 
-# The vCPU thread, as QEMU names it with debug-threads=on.
-TID=$(grep -l '^CPU 0/TCG$' /proc/"$GUEST_PID"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+TID=$(vcpu_tid)
 has_threads() { scrape "$WORK/t.txt"; [ "$(metric "$WORK/t.txt" vmprobe_vcpu_threads name="$NAME")" = 1 ]; }
 check "vmprobe_vcpu_threads of the VM is 1 (its one vCPU thread, $TID)" wait_for 30 has_threads
 # Its vCPU series began when serve found its vCPU thread: after the guest
@@ -88,21 +85,6 @@ check_near "... and protobuf's created_timestamp" "$born" \
 check_eq "vmprobe_vcpu_info says it is measured" 1 \
 	"$(metric "$WORK/t.txt" vmprobe_vcpu_info name="$NAME" measured=true reason=)"
 
-# run_delay (ns) and pcount of the vCPU thread.
-schedstat() { awk '{ print $2, $3 }' "/proc/$GUEST_PID/task/$TID/schedstat"; }
-# A scrape and the schedstat of the same moment (guest paused): the thread
-# may still wake now and then (a kick of QEMU's main loop), so the scrape is
-# taken again until the schedstat before and after it agree.
-at_rest() { # FILE
-	local i before
-	for ((i = 0; i < 50; i++)); do
-		before=$(schedstat)
-		scrape "$1"
-		schedstat >"$1.sched"
-		[ "$before" = "$(cat "$1.sched")" ] && return 0
-	done
-	return 1
-}
 guest_paused at_rest "$WORK/s0.txt"
 taskset -p -c 0 "$TID" >/dev/null
 for i in 1 2; do taskset -c 0 sh -c 'while :; do :; done' & HOGS+=($!); done
@@ -110,7 +92,7 @@ sleep 4
 guest_paused at_rest "$WORK/s1.txt"
 kill "${HOGS[@]}" 2>/dev/null; wait "${HOGS[@]}" 2>/dev/null; HOGS=()
 
-read -r d0 p0 <"$WORK/s0.txt.sched"; read -r d1 p1 <"$WORK/s1.txt.sched"
+read -r d0 p0 _ <"$WORK/s0.txt.sched"; read -r d1 p1 _ <"$WORK/s1.txt.sched"
 lbl=(name="$NAME")
 count=$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_vcpu_wait_seconds_count "${lbl[@]}")
 sum0=$(metric "$WORK/s0.txt" vmprobe_vcpu_wait_seconds_sum "${lbl[@]}")

@@ -112,7 +112,7 @@ progs() { vmprobe_progs "$TAP" | sort | xargs; }
 # Links (of any hook) whose program is one of vmprobe's, by name: one a line.
 vmprobe_links() {
 	local names
-	names=$(for o in net disk; do readelf -Ws "$REPO/build/bpf/$o.bpf.o"; done |
+	names=$(for o in net disk vcpu; do readelf -Ws "$REPO/build/bpf/$o.bpf.o"; done |
 		awk '$4 == "FUNC" && $5 == "GLOBAL" { print $8 }' | xargs)
 	python3 - "$names" <<'PY'
 import json, subprocess, sys
