@@ -3,6 +3,7 @@
 #include "core/bpfmap.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -203,4 +204,32 @@ __u64 bpf_object_memory_model(const struct bpf_object *obj, unsigned ncpus)
 		if (bpf_map__autocreate(m))
 			sum += bpf_map_memory_model(m, ncpus);
 	return sum;
+}
+
+/* Does struct/union `id` have a member `name`, directly or in an anonymous member? */
+static bool btf_id_has_member(const struct btf *btf, int id, const char *name, int depth)
+{
+	const struct btf_type *t = btf__type_by_id(btf, btf__resolve_type(btf, id));
+	const struct btf_member *m;
+
+	if (!t || !(btf_is_struct(t) || btf_is_union(t)) || depth > 4)
+		return false;
+	m = btf_members(t);
+	for (int i = 0; i < btf_vlen(t); i++, m++) {
+		const char *mname = btf__name_by_offset(btf, m->name_off);
+
+		if (mname && !strcmp(mname, name))
+			return true;
+		if ((!mname || !*mname) && btf_id_has_member(btf, m->type, name, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+/* Does the kernel's struct `type` have a member `name`? */
+bool btf_has_member(const struct btf *btf, const char *type, const char *name)
+{
+	int id = btf ? btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT) : -1;
+
+	return id > 0 && btf_id_has_member(btf, id, name, 0);
 }

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* User-space helpers for the probes' BPF maps: per-CPU counters, mmapped arrays, memory. */
+/*
+ * User-space helpers for the probes' BPF maps (per-CPU counters, mmapped
+ * arrays, memory) and for what the kernel's BTF says of its structs.
+ */
 #ifndef VMPROBE_BPFMAP_H
 #define VMPROBE_BPFMAP_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+struct btf;
 
 /* The sum over CPUs of entry `key` of a per-CPU array of __u64; 0 if it cannot be read. */
 __u64 bpf_percpu_sum(int map_fd, __u32 key);
@@ -43,5 +49,8 @@ struct bpf_map;
 __u64 bpf_map_memory_model(const struct bpf_map *m, unsigned ncpus);
 /* The same for every map the object will create. */
 __u64 bpf_object_memory_model(const struct bpf_object *obj, unsigned ncpus);
+
+/* Does the kernel's struct `type` have a member `name` (directly or in an anonymous member)? */
+bool btf_has_member(const struct btf *btf, const char *type, const char *name);
 
 #endif
