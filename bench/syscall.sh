@@ -7,7 +7,7 @@
 # drive in each AIO mode); and the floor, empty programs on the same
 # syscall tracepoints (bench/floor.bpf.c): the hook's own cost, which no
 # program there can go below; and vmprobe serve with the VM and the vCPU
-# probe on (vcpu.enabled, off by default), whose programs run at every
+# probe on (vcpu.enabled, off by default), whose program runs at every
 # context switch of the host: pipe_switch, two processes on one CPU passing
 # a byte to and fro, shows that cost. Each round runs every config once in a
 # rotating order; ratios are paired within a round (bench/ratios.py).

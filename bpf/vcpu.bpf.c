@@ -2,13 +2,16 @@
 /*
  * vCPU run-queue waits: from the moment a VM's vCPU thread becomes
  * runnable (woken, or preempted while still runnable) to the moment it
- * runs, added to its VM's histogram. The threads carry a task storage
- * entry that user space set; every other task on the host costs these
- * programs one load of task->bpf_storage (NULL) per wakeup and two per
+ * runs, added to its VM's histogram, each read at the switch that ends it
+ * from the scheduler's own accounting (what /proc/PID/task/TID/schedstat
+ * reports), so that no wait is missed: one program, on sched_switch. The
+ * threads carry a task storage entry that user space set; every other
+ * task on the host costs it two loads of task->bpf_storage (NULL) per
  * context switch, no map lookup.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
 #include "hist.bpf.h"
@@ -51,14 +54,37 @@ static __always_inline struct vcpu_stats *stats_of(const struct vcpu_thread *v)
 	return slot < max_vms ? bpf_map_lookup_elem(&vcpu_stats, &slot) : NULL;
 }
 
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(vcpu_wakeup, struct task_struct *p)
-{
-	struct vcpu_thread *v = vcpu_of(p);
+/* This CPU's run queue: its clock is the one the scheduler times waits with. */
+extern struct rq runqueues __ksym;
 
-	if (v)
-		v->queued_ns = bpf_ktime_get_ns();
-	return 0;
+/*
+ * The wait `next` ends now, as the kernel times it (kernel/sched/stats.h,
+ * CONFIG_SCHED_INFO): sched_info_arrive, which runs right after this
+ * tracepoint under the same run-queue lock and clock, adds
+ * rq clock - last_queued to the thread's run_delay and counts one in
+ * pcount, if last_queued is set; false if it is not (no wait ends).
+ * Since the thread's last switch-in, run_delay may also have grown by a
+ * part of this wait spent queued on another CPU (sched_info_dequeue, as
+ * the thread migrated): added too.
+ */
+static __always_inline bool wait_ending(struct vcpu_thread *v, struct task_struct *next,
+					__u64 *wait)
+{
+	struct rq *rq = bpf_this_cpu_ptr(&runqueues);
+	__u64 queued, delay, here;
+
+	if (!bpf_core_field_exists(next->sched_info))
+		return false;
+	queued = BPF_CORE_READ(next, sched_info.last_queued);
+	if (!queued)
+		return false;
+	delay = BPF_CORE_READ(next, sched_info.run_delay);
+	here = BPF_CORE_READ(rq, clock) - queued;
+	/* The first switch-in since user space marked the thread: this run queue's part only. */
+	*wait = v->synced && delay >= v->run_delay_ns ? here + delay - v->run_delay_ns : here;
+	v->run_delay_ns = delay + here;
+	v->synced = 1;
+	return true;
 }
 
 SEC("tp_btf/sched_switch")
@@ -72,18 +98,15 @@ int BPF_PROG(vcpu_switch, bool preempt, struct task_struct *prev, struct task_st
 	v = vcpu_of(prev);
 	/* Preempted, or its sleep undone (a signal came): it stays runnable. */
 	if (v && (preempt || prev_state == 0)) {
-		v->queued_ns = bpf_ktime_get_ns();
 		st = stats_of(v);
 		if (st)
 			__sync_fetch_and_add(&st->preempted, 1);
 	}
 	v = vcpu_of(next);
-	if (!v || !v->queued_ns)
+	if (!v)
 		return 0;
-	wait = bpf_ktime_get_ns() - v->queued_ns;
-	v->queued_ns = 0;
 	st = stats_of(v);
-	if (!st)
+	if (!wait_ending(v, next, &wait) || !st)
 		return 0;
 	__sync_fetch_and_add(&st->wait_sum_ns, wait);
 	__sync_fetch_and_add(&st->wait_slots[time_slot(wait, VCPU_WAIT_SLOTS)], 1);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * The vCPU probe across serve restarts (persist): its two tracepoint
- * links pinned, so that the vCPU threads' waits go on counting while no
+ * The vCPU probe across serve restarts (persist): its tracepoint link
+ * pinned, so that the vCPU threads' waits go on counting while no
  * serve runs, and the slots an earlier serve left in use (their birth in
  * the pinned vcpu_born), each claimed during serve's first scan by the VM
  * whose vCPU threads still carry its mark in the pinned task storage (a
@@ -19,45 +19,23 @@
 #include "core/pin.h"
 #include "vcpu.skel.h"
 
-/* Each program with the skeleton's link of it. */
-static size_t links_of(struct vcpu_probe *vp, struct bpf_program **progs, struct bpf_link ***links)
-{
-	progs[0] = vp->skel->progs.vcpu_wakeup;
-	links[0] = &vp->skel->links.vcpu_wakeup;
-	progs[1] = vp->skel->progs.vcpu_switch;
-	links[1] = &vp->skel->links.vcpu_switch;
-	return 2;
-}
-
 int vcpu_links_attach(struct vcpu_probe *vp)
 {
-	struct bpf_program *progs[2];
-	struct bpf_link **links[2];
-	size_t n = links_of(vp, progs, links);
+	struct bpf_program *prog = vp->skel->progs.vcpu_switch;
+	struct bpf_link **link = &vp->skel->links.vcpu_switch;
 
-	for (size_t i = 0; i < n; i++) {
-		*links[i] = pins_link_adopt(vp->pins, progs[i]);
-		if (!*links[i])
-			*links[i] = pins_link_attach(vp->pins, progs[i]);
-		if (!*links[i])
-			return -errno;
-	}
-	return 0;
+	*link = pins_link_adopt(vp->pins, prog);
+	if (!*link)
+		*link = pins_link_attach(vp->pins, prog);
+	return *link ? 0 : -errno;
 }
 
 void vcpu_links_end(struct vcpu_probe *vp)
 {
-	struct bpf_program *progs[2];
-	struct bpf_link **links[2];
-	size_t n;
-
 	if (!vp->skel)
 		return;
-	n = links_of(vp, progs, links);
-	for (size_t i = 0; i < n; i++) {
-		pins_link_end(vp->pins, *links[i]);
-		*links[i] = NULL;
-	}
+	pins_link_end(vp->pins, vp->skel->links.vcpu_switch);
+	vp->skel->links.vcpu_switch = NULL;
 }
 
 int vcpu_adopt_open(struct vcpu_probe *vp)

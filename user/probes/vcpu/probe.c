@@ -5,6 +5,7 @@
  */
 #include "probes/vcpu/vcpu_probe.h"
 
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <json-c/json.h>
@@ -24,6 +25,19 @@ static bool vcpu_wanted(const struct config *cfg, enum probe_mode mode)
 	return mode == PROBE_SERVE && cfg->vcpu_enabled;
 }
 
+/* Whether the kernel keeps its tasks' run-queue waits (struct sched_info), said once if not. */
+static bool sched_info_kept(void)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	bool kept = btf_has_member(vmlinux, "task_struct", "sched_info");
+
+	btf__free(vmlinux);
+	if (!kept)
+		log_warn("vCPU waits are not measured: this kernel keeps no run-queue waits of its "
+			 "tasks (task_struct has no sched_info: built without CONFIG_SCHED_INFO)");
+	return kept;
+}
+
 static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins *pins)
 {
 	struct vcpu_bpf *skel = vcpu_bpf__open();
@@ -34,6 +48,7 @@ static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins 
 	vp->skel = skel;
 	vp->pins = pins;
 	vp->max_vms = max_vms;
+	vp->no_sched_info = !sched_info_kept();
 	skel->rodata->max_vms = max_vms;
 	err = bpf_map__set_max_entries(skel->maps.vcpu_stats, max_vms) ?:
 	      bpf_map__set_max_entries(skel->maps.vcpu_born, max_vms);
@@ -59,7 +74,7 @@ static int vcpu_load(struct vcpu_probe *vp, unsigned max_vms, struct probe_pins 
 	if (!err)
 		err = vcpu_links_attach(vp);
 	if (!err)
-		log_info("vCPU waits: sched_wakeup and sched_switch tracepoints, for vCPU threads");
+		log_info("vCPU waits: the sched_switch tracepoint, for vCPU threads");
 	return err;
 }
 
@@ -107,7 +122,8 @@ static const struct expo_family fams[F_MAX] = {
 		     "Whether the VM's vCPU threads are measured, always 1; reason, when they are "
 		     "not (all): pending (none found yet, the VM's first 10 s), threads_unnamed "
 		     "(QEMU without -name ...,debug-threads=on), no_slot (max_vms), "
-		     "no_thread_pidfd (Linux before 6.9), mark_failed (the log says why)." },
+		     "no_thread_pidfd (Linux before 6.9), mark_failed (the log says why), "
+		     "no_sched_info (a kernel without CONFIG_SCHED_INFO)." },
 };
 
 static const struct expo_family *vcpu_families(size_t *nr)

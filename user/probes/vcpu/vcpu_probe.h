@@ -33,6 +33,7 @@ struct vcpu_probe {
 	struct probe_pins *pins; /* serve's (core/pin.h), else NULL */
 	/* While adopting an earlier serve's pins: per slot, an enum vcpu_adopt; else NULL. */
 	unsigned char *adopt;
+	bool no_sched_info; /* the kernel keeps no run-queue waits (CONFIG_SCHED_INFO off) */
 };
 
 /* Why a VM's vCPUs are not measured: the `reason` of vmprobe_vcpu_info. */
@@ -43,6 +44,7 @@ enum vcpu_unmeasured {
 	VCPU_NO_SLOT,    /* more VMs than max_vms */
 	VCPU_NO_PIDFD,   /* the kernel gives no pidfd of a thread (PIDFD_THREAD: Linux 6.9) */
 	VCPU_MARK_FAILED, /* the threads' task storage could not be set (the log says why) */
+	VCPU_NO_SCHED_INFO, /* task_struct has no sched_info: a kernel without CONFIG_SCHED_INFO */
 	VCPU_REASON_MAX
 };
 extern const char *const vcpu_reason_names[VCPU_REASON_MAX]; /* the label */
@@ -67,7 +69,7 @@ void vcpu_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
 int vcpu_mark_slot(const struct vcpu_probe *vp, pid_t tid);
 
 /*
- * pins.c. The links of both programs: an earlier serve's adopted (moved to
+ * pins.c. The program's link: an earlier serve's adopted (moved to
  * ours if its programs differ), else attached (pinned with persist); 0 or
  * -errno. Ended by vcpu_links_end (left attached when leaving with persist).
  */

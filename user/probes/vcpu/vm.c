@@ -35,6 +35,8 @@ const char *const vcpu_reason_texts[VCPU_REASON_MAX] = {
 	[VCPU_NO_SLOT] = "no slot is left (max_vms)",
 	[VCPU_NO_PIDFD] = "this kernel gives no pidfd of a thread (PIDFD_THREAD, Linux 6.9)",
 	[VCPU_MARK_FAILED] = "marking its vCPU threads failed",
+	[VCPU_NO_SCHED_INFO] = "this kernel keeps no run-queue waits of its tasks (built without "
+			       "CONFIG_SCHED_INFO)",
 };
 
 /* A VM whose vCPU threads are not found this long after it was: said unmeasured. */
@@ -47,6 +49,7 @@ const char *const vcpu_reason_names[VCPU_REASON_MAX] = {
 	[VCPU_NO_SLOT] = "no_slot",
 	[VCPU_NO_PIDFD] = "no_thread_pidfd",
 	[VCPU_MARK_FAILED] = "mark_failed",
+	[VCPU_NO_SCHED_INFO] = "no_sched_info",
 };
 
 static struct vcpu_vm *vcpu_vm(const struct probe *p, const struct vm *vm)
@@ -187,6 +190,10 @@ void vcpu_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 	bool failed = false;
 	int n, err;
 
+	if (vp->no_sched_info) {
+		unmeasured(vv, vm, VCPU_NO_SCHED_INFO, 0);
+		return;
+	}
 	n = vcpu_threads(d, vm, &now, &cap);
 	if (n <= 0) {
 		if (n == 0 && vv->slot < 0 && monotonic_ns() - vm->found_ns >= VCPU_FIND_NS)
