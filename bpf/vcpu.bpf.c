@@ -2,12 +2,12 @@
 /*
  * vCPU run-queue waits: from the moment a VM's vCPU thread becomes
  * runnable (woken, or preempted while still runnable) to the moment it
- * runs, added to its VM's histogram, each read at the switch that ends it
- * from the scheduler's own accounting (what /proc/PID/task/TID/schedstat
- * reports), so that no wait is missed: one program, on sched_switch. The
- * threads carry a task storage entry that user space set; every other
- * task on the host costs it two loads of task->bpf_storage (NULL) per
- * context switch, no map lookup.
+ * runs, added to its VM's histogram. Each is read, when the run it ended
+ * ends, from the scheduler's own accounting of the thread (what
+ * /proc/PID/task/TID/schedstat reports), so that no wait is missed: one
+ * program, on sched_switch. The threads carry a task storage entry that
+ * user space set; every other task on the host costs it one load of
+ * task->bpf_storage (NULL) per context switch, no map lookup.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -54,61 +54,53 @@ static __always_inline struct vcpu_stats *stats_of(const struct vcpu_thread *v)
 	return slot < max_vms ? bpf_map_lookup_elem(&vcpu_stats, &slot) : NULL;
 }
 
-/* This CPU's run queue: its clock is the one the scheduler times waits with. */
-extern struct rq runqueues __ksym;
-
 /*
- * The wait `next` ends now, as the kernel times it (kernel/sched/stats.h,
- * CONFIG_SCHED_INFO): sched_info_arrive, which runs right after this
- * tracepoint under the same run-queue lock and clock, adds
- * rq clock - last_queued to the thread's run_delay and counts one in
- * pcount, if last_queued is set; false if it is not (no wait ends).
- * Since the thread's last switch-in, run_delay may also have grown by a
- * part of this wait spent queued on another CPU (sched_info_dequeue, as
- * the thread migrated): added too.
+ * The waits that ended since the thread's last switch-out, as the kernel
+ * counted them (kernel/sched/stats.h, CONFIG_SCHED_INFO): at each
+ * switch-in that ends a wait, sched_info_arrive adds it to the thread's
+ * run_delay and counts one in pcount (a part spent queued on another CPU
+ * before a migration is added to run_delay too). Read at the switch-out,
+ * these are final for the run that ends: one wait between two
+ * switch-outs (the thread ran once). The first switch-out after user
+ * space marked the thread only sets the baseline.
  */
-static __always_inline bool wait_ending(struct vcpu_thread *v, struct task_struct *next,
-					__u64 *wait)
+static __always_inline void waits_ended(struct vcpu_thread *v, struct task_struct *t,
+					struct vcpu_stats *st)
 {
-	struct rq *rq = bpf_this_cpu_ptr(&runqueues);
-	__u64 queued, delay, here;
+	__u64 count, delay, n, wait;
 
-	if (!bpf_core_field_exists(next->sched_info))
-		return false;
-	queued = BPF_CORE_READ(next, sched_info.last_queued);
-	if (!queued)
-		return false;
-	delay = BPF_CORE_READ(next, sched_info.run_delay);
-	here = BPF_CORE_READ(rq, clock) - queued;
-	/* The first switch-in since user space marked the thread: this run queue's part only. */
-	*wait = v->synced && delay >= v->run_delay_ns ? here + delay - v->run_delay_ns : here;
-	v->run_delay_ns = delay + here;
-	v->synced = 1;
-	return true;
+	if (!bpf_core_field_exists(t->sched_info))
+		return;
+	count = BPF_CORE_READ(t, sched_info.pcount);
+	delay = BPF_CORE_READ(t, sched_info.run_delay);
+	n = count - v->pcount;
+	wait = delay - v->run_delay_ns;
+	v->pcount = count;
+	v->run_delay_ns = delay;
+	if (!v->synced) {
+		v->synced = 1;
+		return;
+	}
+	if (!n || !st)
+		return;
+	__sync_fetch_and_add(&st->wait_sum_ns, wait);
+	/* n > 1 only if switch-outs went unseen: each wait its share. */
+	__sync_fetch_and_add(&st->wait_slots[time_slot(wait / n, VCPU_WAIT_SLOTS)], n);
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(vcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	struct vcpu_thread *v;
+	struct vcpu_thread *v = vcpu_of(prev);
 	struct vcpu_stats *st;
-	__u64 wait;
 
-	v = vcpu_of(prev);
-	/* Preempted, or its sleep undone (a signal came): it stays runnable. */
-	if (v && (preempt || prev_state == 0)) {
-		st = stats_of(v);
-		if (st)
-			__sync_fetch_and_add(&st->preempted, 1);
-	}
-	v = vcpu_of(next);
 	if (!v)
 		return 0;
 	st = stats_of(v);
-	if (!wait_ending(v, next, &wait) || !st)
-		return 0;
-	__sync_fetch_and_add(&st->wait_sum_ns, wait);
-	__sync_fetch_and_add(&st->wait_slots[time_slot(wait, VCPU_WAIT_SLOTS)], 1);
+	/* Preempted, or its sleep undone (a signal came): it stays runnable. */
+	if (st && (preempt || prev_state == 0))
+		__sync_fetch_and_add(&st->preempted, 1);
+	waits_ended(v, prev, st);
 	return 0;
 }

@@ -23,14 +23,15 @@ _Static_assert(sizeof(struct vcpu_stats) == 8 * (2 + VCPU_WAIT_SLOTS), "vcpu_sta
 /*
  * A vCPU thread's entry in the task storage map vcpu_threads (user space
  * sets it through a pidfd of the thread, zero but the slot): its VM's
- * slot, and the kernel's run_delay of the thread as of its last switch-in
- * the probe saw (synced: one was seen).
+ * slot, and the kernel's pcount and run_delay of the thread as of its
+ * last switch-out the probe saw (synced: one was seen).
  */
 struct vcpu_thread {
 	__u32 slot;
-	__u32 synced;
+	__u32 synced;       /* pcount and run_delay_ns read once (BPF's) */
+	__u64 pcount;       /* the thread's sched_info at its last switch-out */
 	__u64 run_delay_ns;
 };
-_Static_assert(sizeof(struct vcpu_thread) == 16, "vcpu_thread layout");
+_Static_assert(sizeof(struct vcpu_thread) == 24, "vcpu_thread layout");
 
 #endif

@@ -7,9 +7,9 @@
 # guest is paused (its vCPU thread asleep, both at rest):
 #  - waits counted = pcount's growth, exactly: every time the vCPU thread
 #    got a CPU it had waited for it, and no other thread of QEMU counts;
-#  - summed wait = run_delay's growth, exactly: the probe reads each wait
-#    from the scheduler's own accounting (last_queued, run_delay, the run
-#    queue's clock) at the switch that ends it;
+#  - summed wait = run_delay's growth, exactly: the probe reads the waits
+#    from the scheduler's own accounting (the growth of pcount and
+#    run_delay) at each switch that takes the thread off its CPU;
 #  - preemptions counted, and most waits in buckets above 100 us (the hogs
 #    hold the CPU for their slices).
 # A QEMU without debug-threads names no vCPU thread: said unmeasured
