@@ -80,30 +80,30 @@ check_num "a drive: 4 operations x (3 counters + latency) + size for 3" \
 	$((4 * (3 + TIME) + 3 * DSIZE)) $((drive - 1))
 check_num "a tap: 2 directions x (2 counters + size) + RTT + TCP counters" \
 	$((2 * (2 + NSIZE) + 2 * TIME + 3 * 2)) $((tap - 1))
-# value NAME LABELS: the sample of the VM's series NAME{name="sb-vm",LABELS}.
-value() { grep -F "$1{name=\"sb-vm\",$2}" "$WORK/metrics.txt" | awk '{ print $2 }'; }
+# The VM's sample of NAME with LABEL=VALUE... in the last scrape.
+value() { metric "$WORK/metrics.txt" "$1" name=sb-vm "${@:2}"; }
 # Traffic both ways and reads: 5 frames from the guest, 4 to it, 8 reads of 4 KiB.
 kill -USR1 "$VM" && kill -USR2 "$VM" && "$TAPGUEST" inject "$TAP" 4 200 >/dev/null
 traffic() {
-	scrape && [ "$(value vmprobe_disk_operations_total 'drive="disk0",operation="read"')" = 8 ] &&
-		[ "$(value vmprobe_network_packets_total "interface=\"$TAP\",direction=\"tx\"")" = 5 ] &&
-		[ "$(value vmprobe_network_packets_total "interface=\"$TAP\",direction=\"rx\"")" -ge 4 ]
+	scrape && [ "$(value vmprobe_disk_operations_total drive=disk0 operation=read)" = 8 ] &&
+		[ "$(value vmprobe_network_packets_total interface="$TAP" direction=tx)" = 5 ] &&
+		[ "$(value vmprobe_network_packets_total interface="$TAP" direction=rx)" -ge 4 ]
 }
 check "8 reads, 5 frames from the guest and 4 to it counted" wait_for 15 traffic
-same() { # COUNTER HISTOGRAM_SERIES LABELS
+same() { # COUNTER HISTOGRAM_SERIES LABEL=VALUE...
 	local a b
-	a=$(value "$1" "$3") b=$(value "$2" "$3")
-	check "$1{$3} = $2 ($a)" test -n "$a" -a "$a" = "$b"
+	a=$(value "$1" "${@:3}") b=$(value "$2" "${@:3}")
+	check "$1{${*:3}} = $2 ($a)" test -n "$a" -a "$a" = "$b"
 }
 for op in read write flush discard; do
-	same vmprobe_disk_operations_total vmprobe_disk_latency_seconds_count "drive=\"disk0\",operation=\"$op\""
+	same vmprobe_disk_operations_total vmprobe_disk_latency_seconds_count drive=disk0 operation=$op
 done
 for op in read write discard; do
-	same vmprobe_disk_bytes_total vmprobe_disk_request_size_bytes_sum "drive=\"disk0\",operation=\"$op\""
+	same vmprobe_disk_bytes_total vmprobe_disk_request_size_bytes_sum drive=disk0 operation=$op
 done
 for dir in rx tx; do
-	same vmprobe_network_packets_total vmprobe_network_packet_size_bytes_count "interface=\"$TAP\",direction=\"$dir\""
-	same vmprobe_network_bytes_total vmprobe_network_packet_size_bytes_sum "interface=\"$TAP\",direction=\"$dir\""
+	same vmprobe_network_packets_total vmprobe_network_packet_size_bytes_count interface="$TAP" direction=$dir
+	same vmprobe_network_bytes_total vmprobe_network_packet_size_bytes_sum interface="$TAP" direction=$dir
 done
 check "promtool accepts the body with the repeated counters" promtool_ok
 vmprobe_stop
