@@ -98,17 +98,24 @@ static int vcpu_threads(const struct discovery *d, const struct vm *vm, pid_t **
 	return err ? err : (int)nr;
 }
 
-/* Sets (slot >= 0) or removes (slot < 0) the thread's task storage entry; 0 or -errno. */
+/*
+ * Sets (slot >= 0) or removes (slot < 0) the thread's task storage entry;
+ * an entry that already holds the slot (an earlier serve's mark, with the
+ * thread's wait under way) is kept as it is. 0 or -errno.
+ */
 static int vcpu_mark(const struct vcpu_probe *vp, pid_t tid, int slot)
 {
-	struct vcpu_thread v = { .slot = (__u32)slot };
+	struct vcpu_thread v = { .slot = (__u32)slot }, had;
 	int fd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD), err = 0;
 
 	if (fd < 0)
 		return -errno;
+	if (slot >= 0 && !bpf_map_lookup_elem(vp->threads_fd, &fd, &had) && had.slot == v.slot)
+		goto out;
 	if (slot >= 0 ? bpf_map_update_elem(vp->threads_fd, &fd, &v, BPF_ANY)
 		      : bpf_map_delete_elem(vp->threads_fd, &fd))
 		err = -errno;
+out:
 	close(fd);
 	return err;
 }
@@ -219,9 +226,7 @@ void vcpu_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		return;
 	}
 	for (int i = 0; i < n; i++) {
-		/* An earlier serve's mark is kept: with it, the wait under way. */
-		if (!marked(vv, now[i]) && vcpu_mark_slot(vp, now[i]) != vv->slot &&
-		    (err = vcpu_mark(vp, now[i], vv->slot)) && err != -ESRCH) {
+		if (!marked(vv, now[i]) && (err = vcpu_mark(vp, now[i], vv->slot)) && err != -ESRCH) {
 			unmeasured(vv, vm, err == -EINVAL ? VCPU_NO_PIDFD : VCPU_MARK_FAILED, err);
 			failed = true;
 			continue;
