@@ -186,7 +186,7 @@ static void test_model_is_the_kernels_accounting_or_a_little_more(void **state)
 
 		if (err)
 			fail_msg("%s: creating its maps failed (%s)", probe_names[p], strerror(-err));
-		kernel = bpf_object_memlock(o.obj[p]);
+		kernel = bpf_object_memlock(o.obj[p], NULL);
 		print_message("%s, %d CPUs: kernel %llu bytes, model %llu\n", probe_names[p], ncpus,
 			      (unsigned long long)kernel, (unsigned long long)model);
 		if (kernel == 0 || model < kernel || model > kernel + kernel / 20 + 64 * 1024)

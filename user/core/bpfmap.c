@@ -40,33 +40,64 @@ int bpf_array_mmap(int map_fd, size_t len, void *out)
 /* Entries read by one BPF_MAP_LOOKUP_BATCH (a hash bucket larger than this doubles it). */
 #define BATCH_ENTRIES 1024
 
+/*
+ * The keys and values of one batch, kept for the thread's next walk: a
+ * scrape walks the same maps each time, and a fresh buffer of this size
+ * is an mmap, page faults and a munmap each time. A walk from inside a
+ * walk's callback gets a buffer of its own.
+ */
+static __thread struct {
+	char *buf;
+	size_t size;
+	bool busy;
+} batch;
+
+/* Room for cap keys and values: the thread's buffer, or *own (freed by the caller). */
+static char *batch_room(size_t size, char **own)
+{
+	char *grown;
+
+	if (batch.busy) {
+		free(*own);
+		return *own = malloc(size);
+	}
+	if (size > batch.size) {
+		grown = realloc(batch.buf, size);
+		if (!grown)
+			return NULL;
+		batch.buf = grown;
+		batch.size = size;
+	}
+	return batch.buf;
+}
+
 int bpf_hash_foreach(int map_fd, __u32 key_size, __u32 value_size,
 		     int (*fn)(const void *key, const void *value, void *arg), void *arg)
 {
 	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u32 cap = BATCH_ENTRIES, count;
 	__u64 token = 0; /* a hash map's batch token is a bucket number */
-	char *keys = NULL, *values = NULL;
-	bool first = true, done = false;
+	char *keys = NULL, *values, *own = NULL;
+	bool first = true, done = false, nested = batch.busy;
 	int ret = 0;
 
 	while (!done && !ret) {
 		if (!keys) {
-			keys = malloc((size_t)cap * key_size);
-			values = malloc((size_t)cap * value_size);
-			if (!keys || !values) {
+			keys = batch_room((size_t)cap * (key_size + value_size), &own);
+			if (!keys) {
 				ret = -ENOMEM;
 				break;
 			}
+			values = keys + (size_t)cap * key_size;
+			batch.busy = true;
 		}
 		count = cap;
 		if (bpf_map_lookup_batch(map_fd, first ? NULL : &token, &token, keys, values,
 					 &count, &opts)) {
 			if (errno == ENOSPC && !count) {
 				/* A bucket holds more than cap: again, with room for it. */
-				free(keys);
-				free(values);
-				keys = values = NULL;
+				batch.busy = nested;
+				keys = NULL;
 				cap *= 2;
 				continue;
 			}
@@ -78,8 +109,8 @@ int bpf_hash_foreach(int map_fd, __u32 key_size, __u32 value_size,
 		for (__u32 i = 0; i < count && !ret; i++)
 			ret = fn(keys + (size_t)i * key_size, values + (size_t)i * value_size, arg);
 	}
-	free(keys);
-	free(values);
+	batch.busy = nested;
+	free(own);
 	return ret;
 }
 
@@ -96,15 +127,32 @@ static __u64 map_memlock(int fd)
 	return line ? strtoull(line + strlen("\nmemlock:"), NULL, 10) : 0;
 }
 
-__u64 bpf_object_memlock(const struct bpf_object *obj)
+/* Whether a map's memory can change once made: only one that allocates as it fills. */
+static bool map_memlock_varies(const struct bpf_map *m)
+{
+	return bpf_map__map_flags(m) & BPF_F_NO_PREALLOC;
+}
+
+__u64 bpf_object_memlock(const struct bpf_object *obj, __u64 *fixed)
 {
 	const struct bpf_map *m;
-	__u64 sum = 0;
+	__u64 sum = 0, made = 0;
 
-	bpf_object__for_each_map(m, obj)
-		if (bpf_map__fd(m) >= 0)
-			sum += map_memlock(bpf_map__fd(m));
-	return sum;
+	bpf_object__for_each_map(m, obj) {
+		int fd = bpf_map__fd(m);
+
+		if (fd < 0)
+			continue;
+		if (!fixed || map_memlock_varies(m))
+			sum += map_memlock(fd);
+		else if (!*fixed)
+			made += map_memlock(fd);
+	}
+	if (!fixed)
+		return sum;
+	if (!*fixed)
+		*fixed = made;
+	return sum + *fixed;
 }
 
 /*

@@ -34,9 +34,11 @@ struct bpf_object;
 /*
  * Kernel memory of a loaded object's maps, as the kernel accounts it
  * ("memlock" in each map's fdinfo: the map's own mem_usage); 0 for an
- * object with no map loaded.
+ * object with no map loaded. With `fixed` (0 at first), what the maps
+ * that cannot grow (all but BPF_F_NO_PREALLOC ones) account is read once
+ * into *fixed and added from there: a scrape reads no fdinfo but theirs.
  */
-__u64 bpf_object_memlock(const struct bpf_object *obj);
+__u64 bpf_object_memlock(const struct bpf_object *obj, __u64 *fixed);
 
 struct bpf_map;
 

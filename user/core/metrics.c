@@ -183,7 +183,8 @@ static void render_map_memory(struct probe_set *ps, struct expo *e, struct strbu
 
 		sb_reset(lb);
 		expo_labels(lb, l, ARRAY_SIZE(l));
-		expo_u64(e, fams[F_MAP_MEMORY].name, lb->buf, bpf_object_memlock(p->ops->object(p)));
+		expo_u64(e, fams[F_MAP_MEMORY].name, lb->buf,
+			 bpf_object_memlock(p->ops->object(p), &p->memlock_fixed));
 	}
 }
 

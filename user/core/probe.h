@@ -123,6 +123,7 @@ struct probe {
 	unsigned id; /* index in its set, and in vm->priv */
 	void *priv;  /* the probe's own state */
 	struct probe_pins *pins; /* serve's pins of the probe (core/pin.h); NULL elsewhere */
+	__u64 memlock_fixed;     /* its maps' memory that cannot change (bpf_object_memlock) */
 };
 
 #define PROBE_MAX 8

@@ -101,7 +101,7 @@ int proc_events_open(struct proc_events *pe, struct discovery *d)
 		return err;
 	}
 	if (d) /* vmprobe check opens them with no table */
-		d->events_map_bytes = bpf_object_memlock(pe->skel->obj);
+		d->events_map_bytes = bpf_object_memlock(pe->skel->obj, NULL);
 	return 0;
 }
 
