@@ -11,6 +11,7 @@
 
 #include <limits.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -20,23 +21,31 @@ struct piece {
 	size_t len;
 	bool last;
 	struct strbuf *out;
+	z_stream *zs; /* the gzipper's, reset; NULL: one made and ended here */
 	uLong crc;
 	bool ok;
 };
+
+/* A raw deflate stream, level 1 (speed first); 0 or a zlib error. */
+static int deflate_start(z_stream *zs)
+{
+	return deflateInit2(zs, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+}
 
 /* Raw deflate of one piece, appended to p->out; ends on a byte boundary. */
 static void *deflate_piece(void *arg)
 {
 	struct piece *p = arg;
-	z_stream zs = { .next_in = (Bytef *)p->in };
+	z_stream own = { 0 }, *z = p->zs ? p->zs : &own;
 	int flush_end = p->last ? Z_FINISH : Z_SYNC_FLUSH;
 	size_t left = p->len;
 	int ret = Z_OK;
 
 	p->crc = crc32_z(0, (const Bytef *)p->in, p->len);
 	p->ok = false;
-	if (deflateInit2(&zs, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+	if ((p->zs ? deflateReset(z) : deflate_start(z)) != Z_OK)
 		return NULL;
+	z->next_in = (Bytef *)p->in;
 	for (;;) {
 		uInt in_now = left < UINT_MAX ? (uInt)left : UINT_MAX;
 		size_t room;
@@ -44,22 +53,36 @@ static void *deflate_piece(void *arg)
 		if (!sb_reserve(p->out, 65536))
 			break;
 		room = p->out->cap - p->out->len - 1;
-		zs.next_out = (Bytef *)p->out->buf + p->out->len;
-		zs.avail_out = room < UINT_MAX ? (uInt)room : UINT_MAX;
-		zs.avail_in = in_now;
-		ret = deflate(&zs, in_now == left ? flush_end : Z_NO_FLUSH);
-		left -= in_now - zs.avail_in;
-		p->out->len = (size_t)(zs.next_out - (Bytef *)p->out->buf);
+		z->next_out = (Bytef *)p->out->buf + p->out->len;
+		z->avail_out = room < UINT_MAX ? (uInt)room : UINT_MAX;
+		z->avail_in = in_now;
+		ret = deflate(z, in_now == left ? flush_end : Z_NO_FLUSH);
+		left -= in_now - z->avail_in;
+		p->out->len = (size_t)(z->next_out - (Bytef *)p->out->buf);
 		/* Z_FINISH is done at the stream's end; a sync flush when it left output room. */
-		if (p->last ? ret == Z_STREAM_END : ret == Z_OK && !left && zs.avail_out) {
+		if (p->last ? ret == Z_STREAM_END : ret == Z_OK && !left && z->avail_out) {
 			p->ok = true;
 			break;
 		}
 		if (ret != Z_OK && ret != Z_BUF_ERROR)
 			break;
 	}
-	deflateEnd(&zs);
+	if (!p->zs)
+		deflateEnd(z);
 	return NULL;
+}
+
+/* The gzipper's deflate state for piece i, made the first time; NULL if it cannot be. */
+static z_stream *piece_stream(struct gzipper *g, unsigned i)
+{
+	if (!g->zs[i]) {
+		g->zs[i] = calloc(1, sizeof(z_stream));
+		if (g->zs[i] && deflate_start(g->zs[i]) != Z_OK) {
+			free(g->zs[i]);
+			g->zs[i] = NULL;
+		}
+	}
+	return g->zs[i];
 }
 
 void gzipper_init(struct gzipper *g, unsigned pieces)
@@ -77,8 +100,13 @@ void gzipper_init(struct gzipper *g, unsigned pieces)
 
 void gzipper_free(struct gzipper *g)
 {
-	for (unsigned i = 0; i < GZIP_MAX_PIECES; i++)
+	for (unsigned i = 0; i < GZIP_MAX_PIECES; i++) {
 		sb_free(&g->part[i]);
+		if (g->zs[i]) {
+			deflateEnd(g->zs[i]);
+			free(g->zs[i]);
+		}
+	}
 	pthread_mutex_destroy(&g->lock);
 }
 
@@ -117,15 +145,16 @@ bool gzipper_run(struct gzipper *g, const char *in, size_t len, struct strbuf *o
 
 	if (n > g->pieces)
 		n = g->pieces;
-	locked = n > 1 && !pthread_mutex_trylock(&g->lock);
-	if (!locked)
+	locked = !pthread_mutex_trylock(&g->lock);
+	if (!locked || !n)
 		n = 1;
 	sb_add(out, header, sizeof(header));
 	for (unsigned i = 0; i < n; i++) {
 		size_t from = len / n * i, to = i + 1 == n ? len : len / n * (i + 1);
 
 		p[i] = (struct piece){ .in = in + from, .len = to - from, .last = i + 1 == n,
-				       .out = i ? &g->part[i] : out };
+				       .out = i ? &g->part[i] : out,
+				       .zs = locked ? piece_stream(g, i) : NULL };
 		if (i)
 			sb_reset(&g->part[i]);
 	}
