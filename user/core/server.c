@@ -39,6 +39,7 @@ struct server {
 	const struct web_config *web; /* NULL: plain HTTP, no authentication */
 	pthread_mutex_t spare_lock;   /* MHD gives responses back from its threads */
 	struct strbuf spare[SPARES];  /* buf NULL: none */
+	size_t spare_peak;            /* the largest response lately (spare_give) */
 	struct gzipper gz;
 };
 
@@ -62,13 +63,18 @@ static void spare_take(struct server *s, struct strbuf *sb)
 }
 
 /*
- * Keeps sb for a later scrape, unless it is four times larger than what it
- * held (the responses got smaller: the memory goes back) or no place is free.
+ * Keeps sb for a later scrape, unless it is four times larger than the
+ * largest response lately (the responses got smaller: the memory goes
+ * back) or no place is free. "Lately" fades by 1/16 a response: a small
+ * protobuf between two large text scrapes keeps the text's buffer.
  */
 static void spare_give(struct server *s, struct strbuf *sb)
 {
 	pthread_mutex_lock(&s->spare_lock);
-	for (int i = 0; i < SPARES && sb->buf && sb->len >= sb->cap / 4 && !sb->oom; i++)
+	s->spare_peak -= s->spare_peak / 16;
+	if (sb->len > s->spare_peak)
+		s->spare_peak = sb->len;
+	for (int i = 0; i < SPARES && sb->buf && sb->cap / 4 <= s->spare_peak && !sb->oom; i++)
 		if (!s->spare[i].buf) {
 			s->spare[i] = *sb;
 			sb_init(sb);
