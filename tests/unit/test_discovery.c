@@ -2,9 +2,12 @@
 /*
  * Which processes of a /proc the VM table takes (a fake /proc under /tmp):
  * /proc/PID/stat as the kernel writes it (a process with no terminal,
- * a zombie, one in exit), a PID reused by a new process, and a VM dropped
- * by an exit event only if it was found before that event.
+ * a zombie, one in exit), a PID reused by a new process, a VM dropped
+ * by an exit event only if it was found before that event, and a scan
+ * whose walk of /proc holds the table's lock at no time.
  */
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -128,11 +131,78 @@ static void test_reused_pid_and_exit_events(void **state)
 	discovery_fini(&d);
 }
 
+/* A scan drops the VMs whose process it no longer lists, none if /proc cannot be read. */
+static void test_scan_forgets_only_what_it_listed(void **state)
+{
+	struct config c = { .rescan_interval_ms = 500 };
+	struct discovery d;
+
+	snprintf(c.proc_root, sizeof(c.proc_root), "%s", root);
+	assert_int_equal(0, discovery_init(&d, &c, NULL));
+	write_stat('S', 0x400100, 777);
+	discovery_scan(&d);
+	expect_int("a scan finds the QEMU process", 1, d.vms != NULL);
+	snprintf(c.proc_root, sizeof(c.proc_root), "%s/gone", root);
+	discovery_scan(&d);
+	expect_int("a /proc that cannot be read forgets no VM", 1, d.vms != NULL);
+	snprintf(c.proc_root, sizeof(c.proc_root), "%s", root);
+	write_proc("comm", "bash\n", 5);
+	discovery_scan(&d);
+	expect_int("the last QEMU process gone: the scan drops its VM", 1, d.vms == NULL);
+	write_proc("comm", "qemu-system-x86\n", 16);
+	discovery_fini(&d);
+}
+
+static void *scan_thread(void *arg)
+{
+	discovery_scan(arg);
+	return NULL;
+}
+
+/*
+ * Another process's comm is a FIFO: the scan's walk blocks on it until the
+ * test writes, and meanwhile the table's lock (what /metrics and the exec
+ * and exit events take) must be free.
+ */
+static void test_walk_of_proc_holds_no_lock(void **state)
+{
+	struct config c = { .rescan_interval_ms = 500 };
+	char dir[256], fifo[300];
+	struct discovery d;
+	pthread_t t;
+	int fd, locked;
+
+	snprintf(c.proc_root, sizeof(c.proc_root), "%s", root);
+	snprintf(dir, sizeof(dir), "%s/%d", root, PID + 1);
+	snprintf(fifo, sizeof(fifo), "%s/comm", dir);
+	assert_int_equal(0, mkdir(dir, 0755));
+	assert_int_equal(0, mkfifo(fifo, 0600));
+	assert_int_equal(0, discovery_init(&d, &c, NULL));
+	write_stat('S', 0x400100, 777);
+	assert_int_equal(0, pthread_create(&t, NULL, scan_thread, &d));
+	fd = open(fifo, O_WRONLY); /* returns once the scan opened it: it is mid-walk */
+	assert_true(fd >= 0);
+	locked = pthread_mutex_trylock(&d.lock);
+	if (!locked)
+		pthread_mutex_unlock(&d.lock);
+	assert_int_equal(5, write(fd, "bash\n", 5));
+	close(fd);
+	assert_int_equal(0, pthread_join(t, NULL));
+	expect_int("the table's lock is free while the scan walks /proc", 0, locked);
+	expect_int("the scan found the QEMU process", PID, d.vms ? d.vms->pid : -1);
+	expect_int("and only it", 1, d.vms && !d.vms->next);
+	discovery_fini(&d);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stat_says_which_processes_are_vms),
 		cmocka_unit_test(test_reused_pid_and_exit_events),
+		cmocka_unit_test(test_scan_forgets_only_what_it_listed),
+		cmocka_unit_test(test_walk_of_proc_holds_no_lock),
 	};
 
 	log_max_level = LOG_ERROR;

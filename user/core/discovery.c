@@ -463,21 +463,25 @@ static void vm_drop(struct discovery *d, struct vm **pp, bool mid_scan)
 	d->table_gen++;
 }
 
-/*
- * One process of /proc, as a scan sees it: a new QEMU process becomes a
- * VM, a known VM is synced. Returns the VM, or NULL if pid is none.
- */
-static struct vm *scan_pid(struct discovery *d, pid_t pid, bool full)
+/* Whether pid is a QEMU process; its start time in *start_time. Reads /proc alone: no lock. */
+static bool qemu_pid(const struct discovery *d, pid_t pid, unsigned long long *start_time)
 {
 	char path[PATH_MAX], comm[64];
-	unsigned long long start_time;
+
+	return !proc_path(d, path, sizeof(path), pid, "comm") &&
+	       read_file(path, comm, sizeof(comm)) > 0 && is_qemu_comm(comm) &&
+	       !read_start_time(d, pid, start_time);
+}
+
+/*
+ * A QEMU process as a scan sees it (d->lock held): a new one becomes a VM,
+ * a known VM is synced. Returns the VM, or NULL if it is none after all.
+ */
+static struct vm *scan_qemu(struct discovery *d, pid_t pid, unsigned long long start_time,
+			    bool full)
+{
 	struct vm **pp, *vm;
 
-	if (proc_path(d, path, sizeof(path), pid, "comm") ||
-	    read_file(path, comm, sizeof(comm)) <= 0 || !is_qemu_comm(comm))
-		return NULL;
-	if (read_start_time(d, pid, &start_time))
-		return NULL;
 	pp = vm_link(d, pid);
 	if (*pp && (*pp)->start_time != start_time)
 		/* A new process under an old PID: the old VM is gone. */
@@ -499,50 +503,101 @@ static struct vm *scan_pid(struct discovery *d, pid_t pid, bool full)
 	return vm;
 }
 
-void discovery_scan(struct discovery *d)
+/*
+ * The QEMU processes of /proc, with their start times (free both): how
+ * many, or -1 if /proc cannot be listed whole (said in the log).
+ */
+static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long long **starts)
 {
-	bool full = d->gen % FULL_SYNC_EVERY == 0;
-	double t0 = now_seconds();
-	struct dirent *de;
-	struct vm **pp;
+	size_t n = 0, cap = 0;
+	bool oom = false;
 	pid_t self = getpid();
+	struct dirent *de;
 	DIR *dir;
 
-	pthread_mutex_lock(&d->lock);
-	d->gen++;
+	*pids = NULL;
+	*starts = NULL;
 	dir = opendir(d->cfg->proc_root);
 	if (!dir) {
 		log_error("cannot read %s: %s", d->cfg->proc_root, strerror(errno));
-		goto out;
+		return -1;
 	}
 	while ((de = readdir(dir))) {
+		unsigned long long start_time;
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
 
-		if (!*end && pid > 0 && pid != self)
-			scan_pid(d, (pid_t)pid, full);
+		if (*end || pid <= 0 || pid == self || !qemu_pid(d, (pid_t)pid, &start_time))
+			continue;
+		if (n == cap) {
+			size_t more = cap ? 2 * cap : 64;
+			pid_t *p = realloc(*pids, more * sizeof(**pids));
+			unsigned long long *s = p ? realloc(*starts, more * sizeof(**starts)) : NULL;
+
+			if (p)
+				*pids = p;
+			if (!s) {
+				log_error("out of memory listing the QEMU processes");
+				oom = true;
+				break;
+			}
+			*starts = s;
+			cap = more;
+		}
+		(*pids)[n] = (pid_t)pid;
+		(*starts)[n++] = start_time;
 	}
 	closedir(dir);
+	return oom ? -1 : (ssize_t)n;
+}
 
-	/* Forget VMs that are gone. */
-	for (pp = &d->vms; *pp;) {
+/*
+ * The walk of /proc, which reads every process's comm and takes longest
+ * on a busy host, holds no lock: /metrics and the exec/exit events are not
+ * held up by it. The generation moves first, so that a VM an exec event
+ * adds meanwhile counts as seen by this scan, not as gone.
+ */
+void discovery_scan(struct discovery *d)
+{
+	double t0 = now_seconds();
+	unsigned long long *starts;
+	struct vm **pp;
+	pid_t *pids;
+	ssize_t n;
+	bool full;
+
+	pthread_mutex_lock(&d->lock);
+	full = d->gen % FULL_SYNC_EVERY == 0;
+	d->gen++;
+	pthread_mutex_unlock(&d->lock);
+	n = qemu_pids(d, &pids, &starts);
+	pthread_mutex_lock(&d->lock);
+	for (ssize_t i = 0; i < n; i++)
+		scan_qemu(d, pids[i], starts[i], full);
+	/* Forget VMs that are gone; none if /proc could not be listed whole. */
+	for (pp = &d->vms; *pp && n >= 0;) {
 		if ((*pp)->seen_gen == d->gen)
 			pp = &(*pp)->next;
 		else
 			vm_drop(d, pp, false);
 	}
-out:
 	d->scans++;
 	d->last_scan_seconds = now_seconds() - t0;
 	pthread_mutex_unlock(&d->lock);
+	free(pids);
+	free(starts);
 }
 
 bool discovery_scan_pid(struct discovery *d, pid_t pid)
 {
 	bool vm;
 
+	unsigned long long start_time;
+
+	if (!qemu_pid(d, pid, &start_time))
+		return false;
 	pthread_mutex_lock(&d->lock);
-	vm = scan_pid(d, pid, false) != NULL;
+	vm = scan_qemu(d, pid, start_time, false) != NULL;
 	pthread_mutex_unlock(&d->lock);
 	return vm;
 }
