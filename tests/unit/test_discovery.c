@@ -166,22 +166,30 @@ static void *scan_thread(void *arg)
  */
 static void test_walk_of_proc_holds_no_lock(void **state)
 {
+	/* Not this test's own PID, which a scan passes over. */
+	pid_t other = getpid() == PID + 1 ? PID + 2 : PID + 1;
 	struct config c = { .rescan_interval_ms = 500 };
 	char dir[256], fifo[300];
 	struct discovery d;
 	pthread_t t;
-	int fd, locked;
+	int fd = -1, locked;
 
 	snprintf(c.proc_root, sizeof(c.proc_root), "%s", root);
-	snprintf(dir, sizeof(dir), "%s/%d", root, PID + 1);
+	snprintf(dir, sizeof(dir), "%s/%d", root, (int)other);
 	snprintf(fifo, sizeof(fifo), "%s/comm", dir);
 	assert_int_equal(0, mkdir(dir, 0755));
 	assert_int_equal(0, mkfifo(fifo, 0600));
 	assert_int_equal(0, discovery_init(&d, &c, NULL));
 	write_stat('S', 0x400100, 777);
 	assert_int_equal(0, pthread_create(&t, NULL, scan_thread, &d));
-	fd = open(fifo, O_WRONLY); /* returns once the scan opened it: it is mid-walk */
-	assert_true(fd >= 0);
+	/* Opens once the scan has opened it to read: it is mid-walk. 60 s: a scan that never comes. */
+	for (int i = 0; i < 60000 && fd < 0; i++) {
+		fd = open(fifo, O_WRONLY | O_NONBLOCK);
+		if (fd < 0)
+			usleep(1000);
+	}
+	if (fd < 0)
+		fail_msg("the scan did not read the FIFO comm of process %d", (int)other);
 	locked = pthread_mutex_trylock(&d.lock);
 	if (!locked)
 		pthread_mutex_unlock(&d.lock);

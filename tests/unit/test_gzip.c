@@ -133,6 +133,33 @@ static void while_another_runs(void **state)
 	free(body);
 }
 
+/* One gzipper for bodies of every size in turn: its kept deflate states serve them all. */
+static void sizes_in_turn(void **state)
+{
+	static const size_t lens[] = { 3 * GZIP_PIECE_MIN + 7, 100, 0, 2 * GZIP_PIECE_MIN, 5000,
+				       4 * GZIP_PIECE_MIN + 1 };
+	struct gzipper g;
+	struct strbuf z;
+
+	gzipper_init(&g, 4);
+	sb_init(&z);
+	for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+		char *body = body_of(lens[i]), *back;
+		size_t got = 0;
+
+		sb_reset(&z);
+		if (!gzipper_run(&g, body, lens[i], &z))
+			fail_msg("body %zu (%zu bytes): gzipper_run failed", i, lens[i]);
+		back = gunzip(&z, lens[i], &got);
+		if (!back || got != lens[i] || memcmp(back, body, lens[i]))
+			fail_msg("body %zu (%zu bytes) does not read back", i, lens[i]);
+		free(back);
+		free(body);
+	}
+	sb_free(&z);
+	gzipper_free(&g);
+}
+
 static void pieces(void **state)
 {
 	round_trip("two pieces", 2, 2 * GZIP_PIECE_MIN);
@@ -146,6 +173,7 @@ int main(void)
 		cmocka_unit_test(one_piece),
 		cmocka_unit_test(pieces),
 		cmocka_unit_test(while_another_runs),
+		cmocka_unit_test(sizes_in_turn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

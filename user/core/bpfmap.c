@@ -44,7 +44,7 @@ int bpf_array_mmap(int map_fd, size_t len, void *out)
  * The keys and values of one batch, kept for the thread's next walk: a
  * scrape walks the same maps each time, and a fresh buffer of this size
  * is an mmap, page faults and a munmap each time. A walk from inside a
- * walk's callback gets a buffer of its own.
+ * walk's callback would overwrite it, and is refused.
  */
 static __thread struct {
 	char *buf;
@@ -52,15 +52,11 @@ static __thread struct {
 	bool busy;
 } batch;
 
-/* Room for cap keys and values: the thread's buffer, or *own (freed by the caller). */
-static char *batch_room(size_t size, char **own)
+/* Room for `size` bytes of keys and values in the thread's buffer; NULL if there is none. */
+static char *batch_room(size_t size)
 {
 	char *grown;
 
-	if (batch.busy) {
-		free(*own);
-		return *own = malloc(size);
-	}
 	if (size > batch.size) {
 		grown = realloc(batch.buf, size);
 		if (!grown)
@@ -77,26 +73,27 @@ int bpf_hash_foreach(int map_fd, __u32 key_size, __u32 value_size,
 	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u32 cap = BATCH_ENTRIES, count;
 	__u64 token = 0; /* a hash map's batch token is a bucket number */
-	char *keys = NULL, *values, *own = NULL;
-	bool first = true, done = false, nested = batch.busy;
+	char *keys = NULL, *values;
+	bool first = true, done = false;
 	int ret = 0;
 
+	if (batch.busy)
+		return -EDEADLK;
+	batch.busy = true;
 	while (!done && !ret) {
 		if (!keys) {
-			keys = batch_room((size_t)cap * (key_size + value_size), &own);
+			keys = batch_room((size_t)cap * (key_size + value_size));
 			if (!keys) {
 				ret = -ENOMEM;
 				break;
 			}
 			values = keys + (size_t)cap * key_size;
-			batch.busy = true;
 		}
 		count = cap;
 		if (bpf_map_lookup_batch(map_fd, first ? NULL : &token, &token, keys, values,
 					 &count, &opts)) {
 			if (errno == ENOSPC && !count) {
 				/* A bucket holds more than cap: again, with room for it. */
-				batch.busy = nested;
 				keys = NULL;
 				cap *= 2;
 				continue;
@@ -109,22 +106,23 @@ int bpf_hash_foreach(int map_fd, __u32 key_size, __u32 value_size,
 		for (__u32 i = 0; i < count && !ret; i++)
 			ret = fn(keys + (size_t)i * key_size, values + (size_t)i * value_size, arg);
 	}
-	batch.busy = nested;
-	free(own);
+	batch.busy = false;
 	return ret;
 }
 
 /* The "memlock:" line of a map fd's fdinfo; 0 if there is none. */
-static __u64 map_memlock(int fd)
+static __u64 map_memlock(int fd, bool *missed)
 {
 	char path[64], text[1024];
 	const char *line;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (read_file(path, text, sizeof(text)) <= 0)
+	line = read_file(path, text, sizeof(text)) > 0 ? strstr(text, "\nmemlock:") : NULL;
+	if (!line) {
+		*missed = true;
 		return 0;
-	line = strstr(text, "\nmemlock:");
-	return line ? strtoull(line + strlen("\nmemlock:"), NULL, 10) : 0;
+	}
+	return strtoull(line + strlen("\nmemlock:"), NULL, 10);
 }
 
 /* Whether a map's memory can change once made: only one that allocates as it fills. */
@@ -137,21 +135,23 @@ __u64 bpf_object_memlock(const struct bpf_object *obj, __u64 *fixed)
 {
 	const struct bpf_map *m;
 	__u64 sum = 0, made = 0;
+	bool missed = false; /* a fixed map's line not read: read them all again next time */
 
 	bpf_object__for_each_map(m, obj) {
 		int fd = bpf_map__fd(m);
+		bool ignored = false;
 
 		if (fd < 0)
 			continue;
 		if (!fixed || map_memlock_varies(m))
-			sum += map_memlock(fd);
+			sum += map_memlock(fd, &ignored);
 		else if (!*fixed)
-			made += map_memlock(fd);
+			made += map_memlock(fd, &missed);
 	}
 	if (!fixed)
 		return sum;
 	if (!*fixed)
-		*fixed = made;
+		return sum + (missed ? made : (*fixed = made));
 	return sum + *fixed;
 }
 

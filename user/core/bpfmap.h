@@ -18,7 +18,8 @@ __u64 bpf_percpu_sum(int map_fd, __u32 key);
 /*
  * Calls fn for every entry of a hash map (not per-CPU), read in batches:
  * a syscall for many entries, not two for each. Stops when fn returns
- * non-zero; 0, fn's value, or -errno.
+ * non-zero; 0, fn's value, or -errno (-EDEADLK from inside fn: one walk
+ * at a time per thread).
  */
 int bpf_hash_foreach(int map_fd, __u32 key_size, __u32 value_size,
 		     int (*fn)(const void *key, const void *value, void *arg), void *arg);

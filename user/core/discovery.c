@@ -510,7 +510,7 @@ static struct vm *scan_qemu(struct discovery *d, pid_t pid, unsigned long long s
 static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long long **starts)
 {
 	size_t n = 0, cap = 0;
-	bool oom = false;
+	bool partial = false;
 	pid_t self = getpid();
 	struct dirent *de;
 	DIR *dir;
@@ -522,11 +522,21 @@ static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long 
 		log_error("cannot read %s: %s", d->cfg->proc_root, strerror(errno));
 		return -1;
 	}
-	while ((de = readdir(dir))) {
+	for (;;) {
 		unsigned long long start_time;
 		char *end;
-		long pid = strtol(de->d_name, &end, 10);
+		long pid;
 
+		errno = 0;
+		de = readdir(dir);
+		if (!de) {
+			if (errno) {
+				log_error("cannot read %s: %s", d->cfg->proc_root, strerror(errno));
+				partial = true;
+			}
+			break;
+		}
+		pid = strtol(de->d_name, &end, 10);
 		if (*end || pid <= 0 || pid == self || !qemu_pid(d, (pid_t)pid, &start_time))
 			continue;
 		if (n == cap) {
@@ -538,7 +548,7 @@ static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long 
 				*pids = p;
 			if (!s) {
 				log_error("out of memory listing the QEMU processes");
-				oom = true;
+				partial = true;
 				break;
 			}
 			*starts = s;
@@ -548,14 +558,15 @@ static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long 
 		(*starts)[n++] = start_time;
 	}
 	closedir(dir);
-	return oom ? -1 : (ssize_t)n;
+	return partial ? -1 : (ssize_t)n;
 }
 
 /*
  * The walk of /proc, which reads every process's comm and takes longest
- * on a busy host, holds no lock: /metrics and the exec/exit events are not
- * held up by it. The generation moves first, so that a VM an exec event
- * adds meanwhile counts as seen by this scan, not as gone.
+ * on a busy host, holds no lock: /metrics is not held up by it. A process
+ * that exited or was replaced since the walk listed it is passed over
+ * quietly (its VM, if it had one, is then dropped as gone), as if the walk
+ * had not seen it.
  */
 void discovery_scan(struct discovery *d)
 {
@@ -572,8 +583,12 @@ void discovery_scan(struct discovery *d)
 	pthread_mutex_unlock(&d->lock);
 	n = qemu_pids(d, &pids, &starts);
 	pthread_mutex_lock(&d->lock);
-	for (ssize_t i = 0; i < n; i++)
-		scan_qemu(d, pids[i], starts[i], full);
+	for (ssize_t i = 0; i < n; i++) {
+		unsigned long long start_time;
+
+		if (!read_start_time(d, pids[i], &start_time) && start_time == starts[i])
+			scan_qemu(d, pids[i], starts[i], full);
+	}
 	/* Forget VMs that are gone; none if /proc could not be listed whole. */
 	for (pp = &d->vms; *pp && n >= 0;) {
 		if ((*pp)->seen_gen == d->gen)
@@ -590,9 +605,8 @@ void discovery_scan(struct discovery *d)
 
 bool discovery_scan_pid(struct discovery *d, pid_t pid)
 {
-	bool vm;
-
 	unsigned long long start_time;
+	bool vm;
 
 	if (!qemu_pid(d, pid, &start_time))
 		return false;

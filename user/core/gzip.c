@@ -160,6 +160,12 @@ bool gzipper_run(struct gzipper *g, const char *in, size_t len, struct strbuf *o
 	}
 	deflate_pieces(p, n);
 	for (unsigned i = 0; i < n; i++) {
+		if (!p[i].ok && p[i].zs) {
+			/* Whatever state a failed deflate left: made anew next time. */
+			deflateEnd(g->zs[i]);
+			free(g->zs[i]);
+			g->zs[i] = NULL;
+		}
 		ok = ok && p[i].ok;
 		if (i) {
 			sb_add(out, g->part[i].buf, g->part[i].len);

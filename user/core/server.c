@@ -65,8 +65,9 @@ static void spare_take(struct server *s, struct strbuf *sb)
 /*
  * Keeps sb for a later scrape, unless it is four times larger than the
  * largest response lately (the responses got smaller: the memory goes
- * back) or no place is free. "Lately" fades by 1/16 a response: a small
- * protobuf between two large text scrapes keeps the text's buffer.
+ * back) or no place is free. "Lately" fades by 1/16 a buffer given back
+ * (two for a gzipped scrape): a small protobuf between two large text
+ * scrapes keeps the text's buffer.
  */
 static void spare_give(struct server *s, struct strbuf *sb)
 {
