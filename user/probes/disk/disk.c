@@ -517,6 +517,7 @@ void disk_probe_close(struct disk_probe *dp)
 	for (size_t i = 0; i < dp->nr_links; i++)
 		pins_link_end(dp->pins, dp->links[i]);
 	free(dp->links);
+	free(dp->dev_names);
 	disk_adopt_free(dp);
 	ring_buffer__free(dp->events);
 	if (dp->stats)

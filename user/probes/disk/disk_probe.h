@@ -33,6 +33,12 @@ struct disk_adopt {
 	bool claimed;
 };
 
+/* A host block device's name (its uevent's DEVNAME), kept between scrapes. */
+struct disk_dev_name {
+	__u32 dev; /* + 1; 0: a free entry */
+	char name[64];
+};
+
 struct disk_probe {
 	struct disk_bpf *skel;
 	unsigned max_drives;
@@ -58,6 +64,9 @@ struct disk_probe {
 	__u64 *adopt_tgids;
 	size_t nr_adopt_tgids, cap_adopt_tgids;
 	bool tracefs_lost;    /* tracefs went and could not be mounted again: said once */
+	/* Host block devices' names by device number, kept between scrapes (metrics.c). */
+	struct disk_dev_name *dev_names; /* DISK_DEV_SLOTS of them; NULL: none read yet */
+	double dev_names_at;             /* when they were last all dropped (now_seconds) */
 };
 
 /*

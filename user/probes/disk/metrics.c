@@ -28,35 +28,59 @@ const struct expo_family *disk_families(size_t *nr)
 	return fams;
 }
 
-/* Device names read this scrape: a device's four operations ask for it once. */
-#define DEV_NAMES 64
+/*
+ * Device names are kept between scrapes, so that a scrape reads no sysfs
+ * file for them: a host with hundreds of devices (a dm device per
+ * LVM-backed drive) paid one read each per scrape. A number's name changes
+ * only if its device goes and another takes the number (nvme's are
+ * dynamic): every name is read again each DEV_NAMES_SECONDS.
+ */
+#define DEV_NAMES_SECONDS 60
 
 struct dev_render {
 	struct expo *e;
 	struct strbuf lb;
-	struct { __u32 dev; char name[64]; } names[DEV_NAMES];
-	unsigned nr_names;
-	char other[64]; /* a name past DEV_NAMES */
+	struct disk_probe *dp;
+	char other[64]; /* a name with no room in the cache, or when it cannot be had */
 };
 
-/* The kernel's name of a device (its uevent's DEVNAME), else MAJOR:MINOR. */
-static const char *dev_name(struct dev_render *r, __u32 dev)
+/* The kernel's name of device dev (its uevent's DEVNAME), else MAJOR:MINOR, into name. */
+static void dev_name_read(__u32 dev, char *name, size_t size)
 {
-	char path[128], text[512], *p, *name;
+	char path[128], text[512], *p;
 
-	for (unsigned i = 0; i < r->nr_names; i++)
-		if (r->names[i].dev == dev)
-			return r->names[i].name;
-	name = r->other;
-	if (r->nr_names < DEV_NAMES) {
-		r->names[r->nr_names].dev = dev;
-		name = r->names[r->nr_names++].name;
-	}
-	snprintf(name, sizeof(r->other), "%u:%u", dev >> 20, dev & 0xfffff);
+	snprintf(name, size, "%u:%u", dev >> 20, dev & 0xfffff);
 	snprintf(path, sizeof(path), "/sys/dev/block/%s/uevent", name);
 	if (read_file(path, text, sizeof(text)) > 0 && (p = strstr(text, "DEVNAME=")))
-		snprintf(name, sizeof(r->other), "%.*s", (int)strcspn(p + 8, "\n"), p + 8);
-	return name;
+		snprintf(name, size, "%.*s", (int)strcspn(p + 8, "\n"), p + 8);
+}
+
+/* The name of dev, from the probe's cache (open addressing by number), read if not there. */
+static const char *dev_name(struct dev_render *r, __u32 dev)
+{
+	struct disk_probe *dp = r->dp;
+	double now = now_seconds();
+
+	if (!dp->dev_names) {
+		dp->dev_names = calloc(DISK_DEV_SLOTS, sizeof(*dp->dev_names));
+		dp->dev_names_at = now;
+	} else if (now - dp->dev_names_at > DEV_NAMES_SECONDS) {
+		memset(dp->dev_names, 0, DISK_DEV_SLOTS * sizeof(*dp->dev_names));
+		dp->dev_names_at = now;
+	}
+	for (unsigned i = 0; dp->dev_names && i < DISK_DEV_SLOTS; i++) {
+		struct disk_dev_name *n = &dp->dev_names[(dev + i) % DISK_DEV_SLOTS];
+
+		if (n->dev == dev + 1)
+			return n->name;
+		if (!n->dev) {
+			n->dev = dev + 1;
+			dev_name_read(dev, n->name, sizeof(n->name));
+			return n->name;
+		}
+	}
+	dev_name_read(dev, r->other, sizeof(r->other));
+	return r->other;
 }
 
 static int render_dev(const struct blkdev_key *k, const struct blkdev_stats *st, void *arg)
@@ -78,7 +102,7 @@ static int render_dev(const struct blkdev_key *k, const struct blkdev_stats *st,
 void disk_render(struct probe *p, struct discovery *d, struct expo *e)
 {
 	struct disk_probe *dp = p->priv;
-	struct dev_render r = { .e = e };
+	struct dev_render r = { .e = e, .dp = dp };
 
 	if (!dp->host_block_on)
 		return;
