@@ -503,11 +503,17 @@ static struct vm *scan_qemu(struct discovery *d, pid_t pid, unsigned long long s
 	return vm;
 }
 
+/* A QEMU process a scan's walk listed. */
+struct qemu_proc {
+	pid_t pid;
+	unsigned long long start_time;
+};
+
 /*
- * The QEMU processes of /proc, with their start times (free both): how
- * many, or -1 if /proc cannot be listed whole (said in the log).
+ * The QEMU processes of /proc in *out (to free): how many, or -1 if /proc
+ * cannot be listed whole (said in the log).
  */
-static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long long **starts)
+static ssize_t qemu_procs(const struct discovery *d, struct qemu_proc **out)
 {
 	size_t n = 0, cap = 0;
 	bool partial = false;
@@ -515,8 +521,7 @@ static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long 
 	struct dirent *de;
 	DIR *dir;
 
-	*pids = NULL;
-	*starts = NULL;
+	*out = NULL;
 	dir = opendir(d->cfg->proc_root);
 	if (!dir) {
 		log_error("cannot read %s: %s", d->cfg->proc_root, strerror(errno));
@@ -539,23 +544,12 @@ static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long 
 		pid = strtol(de->d_name, &end, 10);
 		if (*end || pid <= 0 || pid == self || !qemu_pid(d, (pid_t)pid, &start_time))
 			continue;
-		if (n == cap) {
-			size_t more = cap ? 2 * cap : 64;
-			pid_t *p = realloc(*pids, more * sizeof(**pids));
-			unsigned long long *s = p ? realloc(*starts, more * sizeof(**starts)) : NULL;
-
-			if (p)
-				*pids = p;
-			if (!s) {
-				log_error("out of memory listing the QEMU processes");
-				partial = true;
-				break;
-			}
-			*starts = s;
-			cap = more;
+		if (array_reserve((void **)out, n, &cap, sizeof(**out))) {
+			log_error("out of memory listing the QEMU processes");
+			partial = true;
+			break;
 		}
-		(*pids)[n] = (pid_t)pid;
-		(*starts)[n++] = start_time;
+		(*out)[n++] = (struct qemu_proc){ (pid_t)pid, start_time };
 	}
 	closedir(dir);
 	return partial ? -1 : (ssize_t)n;
@@ -571,9 +565,8 @@ static ssize_t qemu_pids(const struct discovery *d, pid_t **pids, unsigned long 
 void discovery_scan(struct discovery *d)
 {
 	double t0 = now_seconds();
-	unsigned long long *starts;
+	struct qemu_proc *procs;
 	struct vm **pp;
-	pid_t *pids;
 	ssize_t n;
 	bool full;
 
@@ -581,13 +574,14 @@ void discovery_scan(struct discovery *d)
 	full = d->gen % FULL_SYNC_EVERY == 0;
 	d->gen++;
 	pthread_mutex_unlock(&d->lock);
-	n = qemu_pids(d, &pids, &starts);
+	n = qemu_procs(d, &procs);
 	pthread_mutex_lock(&d->lock);
 	for (ssize_t i = 0; i < n; i++) {
 		unsigned long long start_time;
 
-		if (!read_start_time(d, pids[i], &start_time) && start_time == starts[i])
-			scan_qemu(d, pids[i], starts[i], full);
+		if (!read_start_time(d, procs[i].pid, &start_time) &&
+		    start_time == procs[i].start_time)
+			scan_qemu(d, procs[i].pid, start_time, full);
 	}
 	/* Forget VMs that are gone; none if /proc could not be listed whole. */
 	for (pp = &d->vms; *pp && n >= 0;) {
@@ -599,8 +593,7 @@ void discovery_scan(struct discovery *d)
 	d->scans++;
 	d->last_scan_seconds = now_seconds() - t0;
 	pthread_mutex_unlock(&d->lock);
-	free(pids);
-	free(starts);
+	free(procs);
 }
 
 bool discovery_scan_pid(struct discovery *d, pid_t pid)
