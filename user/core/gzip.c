@@ -85,6 +85,16 @@ static z_stream *piece_stream(struct gzipper *g, unsigned i)
 	return g->zs[i];
 }
 
+/* Ends piece i's kept deflate state, if it has one: made anew when next wanted. */
+static void piece_stream_end(struct gzipper *g, unsigned i)
+{
+	if (!g->zs[i])
+		return;
+	deflateEnd(g->zs[i]);
+	free(g->zs[i]);
+	g->zs[i] = NULL;
+}
+
 void gzipper_init(struct gzipper *g, unsigned pieces)
 {
 	cpu_set_t cpus;
@@ -102,10 +112,7 @@ void gzipper_free(struct gzipper *g)
 {
 	for (unsigned i = 0; i < GZIP_MAX_PIECES; i++) {
 		sb_free(&g->part[i]);
-		if (g->zs[i]) {
-			deflateEnd(g->zs[i]);
-			free(g->zs[i]);
-		}
+		piece_stream_end(g, i);
 	}
 	pthread_mutex_destroy(&g->lock);
 }
@@ -160,12 +167,9 @@ bool gzipper_run(struct gzipper *g, const char *in, size_t len, struct strbuf *o
 	}
 	deflate_pieces(p, n);
 	for (unsigned i = 0; i < n; i++) {
-		if (!p[i].ok && p[i].zs) {
-			/* Whatever state a failed deflate left: made anew next time. */
-			deflateEnd(g->zs[i]);
-			free(g->zs[i]);
-			g->zs[i] = NULL;
-		}
+		/* Whatever state a failed deflate left goes. */
+		if (!p[i].ok && p[i].zs)
+			piece_stream_end(g, i);
 		ok = ok && p[i].ok;
 		if (i) {
 			sb_add(out, g->part[i].buf, g->part[i].len);
