@@ -55,10 +55,9 @@ static void dev_name_read(__u32 dev, char *name, size_t size)
 		snprintf(name, size, "%.*s", (int)strcspn(p + 8, "\n"), p + 8);
 }
 
-/* The name of dev, from the probe's cache (open addressing by number), read if not there. */
-static const char *dev_name(struct dev_render *r, __u32 dev)
+/* The probe's name cache for this scrape: made the first time, emptied when it is too old. */
+static void dev_names_fresh(struct disk_probe *dp)
 {
-	struct disk_probe *dp = r->dp;
 	double now = now_seconds();
 
 	if (!dp->dev_names) {
@@ -68,6 +67,13 @@ static const char *dev_name(struct dev_render *r, __u32 dev)
 		memset(dp->dev_names, 0, DISK_DEV_SLOTS * sizeof(*dp->dev_names));
 		dp->dev_names_at = now;
 	}
+}
+
+/* The name of dev, from the probe's cache (open addressing by number), read if not there. */
+static const char *dev_name(struct dev_render *r, __u32 dev)
+{
+	struct disk_probe *dp = r->dp;
+
 	for (unsigned i = 0; dp->dev_names && i < DISK_DEV_SLOTS; i++) {
 		struct disk_dev_name *n = &dp->dev_names[(dev + i) % DISK_DEV_SLOTS];
 
@@ -107,6 +113,7 @@ void disk_render(struct probe *p, struct discovery *d, struct expo *e)
 	if (!dp->host_block_on)
 		return;
 	expo_family(e, &fams[F_HOST_BLOCK]);
+	dev_names_fresh(dp);
 	sb_init(&r.lb);
 	disk_dev_foreach(dp, render_dev, &r);
 	sb_free(&r.lb);
