@@ -39,6 +39,7 @@
 #include "core/config.h"
 #include "core/discovery.h"
 #include "core/expo.h"
+#include "core/pin.h"
 #include "core/server.h"
 #include "core/storage.h"
 #include "metrics.pb-c.h"
@@ -664,6 +665,12 @@ static int world_open(struct world *w, struct config *cfg)
 		return err;
 	}
 	w->d.probes = &w->probes;
+	/*
+	 * Its pins are of no use here (no CLI reads them, nothing persists),
+	 * and the next world would take them for a dead serve's: removed at
+	 * once. The maps live on through the probes' fds.
+	 */
+	pins_remove_all();
 	if (!probes_find(&w->probes, "net") || !probes_find(&w->probes, "disk")) {
 		fprintf(stderr, "bench: the network and disk probes must be on\n");
 		return -EINVAL;
@@ -729,37 +736,58 @@ static int timed_scrape(int port, const struct fetch *f, double *ms, double *cpu
  * side by side: the two tables (each its own probes, maps and server, the
  * same configuration) are scraped in alternation, so that whatever the
  * host does meanwhile stretches both alike. A round is SMALL_PER_ROUND
- * scrapes of the small table (their median) and one of the large; the
- * ratio is the median over ROUNDS rounds, wall-clock and CPU.
+ * scrapes of the small table (their median), then one of the large. Each
+ * fetch has a block of ROUNDS rounds (after one unkept scrape of each
+ * table: the servers' buffers grown for it) in each of PASSES passes over
+ * the fetches, and its ratio is the median over all its rounds, wall-clock
+ * ([0]) and CPU ([1]). A fetch's rounds are spread over the run: a slow
+ * spell of this shared host (it has spells of seconds) spoils one block.
+ * Within a block the format stays, as a Prometheus keeps to one: taking
+ * the formats in turn at every round would add the cost of a large table
+ * switching between 36 MB and 414 MB bodies to the large table alone.
  */
-#define ROUNDS 9
+#define PASSES 3
+#define ROUNDS 5
 #define SMALL_PER_ROUND 5
-static int side_by_side(struct world *small, struct world *large, const struct fetch *f,
-			double *ratio, double *cpu_ratio)
+static int side_by_side(struct world *small, struct world *large, const struct config *cfg,
+			const struct config *with_classic, double ratio[NR_FETCHES][2])
 {
-	double r[ROUNDS], rc[ROUNDS];
+	static double r[NR_FETCHES][2][PASSES * ROUNDS];
 	double sm[SMALL_PER_ROUND], sc[SMALL_PER_ROUND], lm = 0, lc = 0;
-	int err;
+	unsigned f = 0;
+	int err = 0;
 
-	/* Warm-up: each server's buffers grown for its table. */
-	err = timed_scrape(small->port, f, &sm[0], &sc[0]);
-	if (!err)
-		err = timed_scrape(large->port, f, &lm, &lc);
-	for (unsigned i = 0; i < ROUNDS && !err; i++) {
-		for (unsigned k = 0; k < SMALL_PER_ROUND && !err; k++)
-			err = timed_scrape(small->port, f, &sm[k], &sc[k]);
-		if (!err)
-			err = timed_scrape(large->port, f, &lm, &lc);
-		r[i] = (lm / large->have) / (median(sm, SMALL_PER_ROUND) / small->have);
-		rc[i] = (lc / large->have) / (median(sc, SMALL_PER_ROUND) / small->have);
+	for (unsigned pass = 0; pass < PASSES && !err; pass++) {
+		for (f = 0; f < NR_FETCHES && !err; f++) {
+			const struct config *c = fetches[f].with_classic ? with_classic : cfg;
+
+			world_config(large, c);
+			world_config(small, c);
+			for (int i = -1; i < ROUNDS && !err; i++) {
+				unsigned at = pass * ROUNDS + (unsigned)i;
+
+				for (unsigned k = 0; k < (i < 0 ? 1 : SMALL_PER_ROUND) && !err; k++)
+					err = timed_scrape(small->port, &fetches[f], &sm[k], &sc[k]);
+				if (!err)
+					err = timed_scrape(large->port, &fetches[f], &lm, &lc);
+				if (err || i < 0)
+					continue;
+				r[f][0][at] = (lm / large->have) /
+					      (median(sm, SMALL_PER_ROUND) / small->have);
+				r[f][1][at] = (lc / large->have) /
+					      (median(sc, SMALL_PER_ROUND) / small->have);
+			}
+		}
 	}
 	if (err) {
 		fprintf(stderr, "bench: scraping %u and %u VMs side by side as %s failed (%s)\n",
-			small->have, large->have, f->name, strerror(-err));
+			small->have, large->have, fetches[f - 1].name, strerror(-err));
 		return err;
 	}
-	*ratio = median(r, ROUNDS);
-	*cpu_ratio = median(rc, ROUNDS);
+	for (f = 0; f < NR_FETCHES; f++) {
+		ratio[f][0] = median(r[f][0], PASSES * ROUNDS);
+		ratio[f][1] = median(r[f][1], PASSES * ROUNDS);
+	}
 	return 0;
 }
 
@@ -770,14 +798,22 @@ static int bench(unsigned max_vms)
 	static struct world large, small;
 	double ratio[NR_FETCHES][2];
 	struct config cfg, with_classic;
+	char holder[32];
 	long rss0;
-	int err;
+	int err, lock;
 
 	err = config_for(&cfg, "");
 	if (!err)
 		err = config_for(&with_classic, WITH_CLASSIC);
 	if (err)
 		return err;
+	/* As serve: alone on the host, and no serve starts meanwhile (it would find our maps' pins). */
+	lock = lock_take(SERVE_LOCK, holder, sizeof(holder));
+	if (lock < 0) {
+		fprintf(stderr, "bench: %s: stop the vmprobe serve first\n",
+			lock == -EBUSY ? "a vmprobe serve runs on this host" : strerror(-lock));
+		return lock;
+	}
 	err = world_open(&large, &cfg);
 	if (err)
 		goto cleanup;
@@ -796,19 +832,15 @@ static int bench(unsigned max_vms)
 	err = world_open(&small, &cfg);
 	if (!err)
 		err = world_grow(&small, vm_counts[1]);
-	for (unsigned f = 0; f < NR_FETCHES && !err; f++) {
-		const struct config *c = fetches[f].with_classic ? &with_classic : &cfg;
-
-		world_config(&large, c);
-		world_config(&small, c);
-		err = side_by_side(&small, &large, &fetches[f], &ratio[f][0], &ratio[f][1]);
-	}
+	if (!err)
+		err = side_by_side(&small, &large, &cfg, &with_classic, ratio);
 	if (!err)
 		report_goals((const struct result(*)[NR_FETCHES])res,
 			     (const double(*)[2])ratio);
 cleanup:
 	world_close(&small);
 	world_close(&large);
+	close(lock);
 	return err;
 }
 
