@@ -13,32 +13,29 @@
 
 void expo_escape(struct strbuf *sb, const char *value)
 {
-	const unsigned char *s = (const unsigned char *)value;
-	size_t n;
+	const unsigned char *s = (const unsigned char *)value, *run = s;
 
-	while (*s) {
-		switch (*s) {
-		case '\\':
-			sb_add(sb, "\\\\", 2);
-			s++;
-			continue;
-		case '"':
-			sb_add(sb, "\\\"", 2);
-			s++;
-			continue;
-		case '\n':
-			sb_add(sb, "\\n", 2);
+	/* Bytes that stand as they are go out in runs, one copy each. */
+	for (;;) {
+		unsigned char c = *s;
+		const char *esc;
+		size_t n;
+
+		if (c && c != '\\' && c != '"' && c != '\n' && c < 0x80) {
 			s++;
 			continue;
 		}
-		n = utf8_len(s);
-		if (n == 0) {
-			sb_add(sb, "\xef\xbf\xbd", 3);
-			s++;
+		if (c >= 0x80 && (n = utf8_len(s))) {
+			s += n;
 			continue;
 		}
-		sb_add(sb, (const char *)s, n);
-		s += n;
+		sb_add(sb, (const char *)run, (size_t)(s - run));
+		if (!c)
+			return;
+		/* Escaped; a byte that is not UTF-8 becomes U+FFFD. */
+		esc = c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : "\xef\xbf\xbd";
+		sb_add(sb, esc, strlen(esc));
+		run = ++s;
 	}
 }
 
