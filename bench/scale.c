@@ -662,20 +662,24 @@ static int world_open(struct world *w, struct config *cfg)
 	*w = (struct world){ .d = { .home_netns = -1, .cfg = cfg } };
 	pthread_mutex_init(&w->d.lock, NULL);
 	err = probes_open(&w->probes, cfg, PROBE_SERVE);
+	/*
+	 * Its pins are of no use here (no CLI reads them, nothing persists),
+	 * and the next world would take them for a dead serve's: removed at
+	 * once, whether or not every probe opened. They are the bench's own:
+	 * bench() found none before. The maps live on through the probes' fds.
+	 */
+	pins_remove_all();
 	if (err) {
 		fprintf(stderr, "bench: opening the probes failed (%s): run as root\n",
 			strerror(-err));
 		return err;
 	}
 	w->d.probes = &w->probes;
-	/*
-	 * Its pins are of no use here (no CLI reads them, nothing persists),
-	 * and the next world would take them for a dead serve's: removed at
-	 * once. The maps live on through the probes' fds.
-	 */
-	pins_remove_all();
-	if (!probes_find(&w->probes, "net") || !probes_find(&w->probes, "disk")) {
-		fprintf(stderr, "bench: the network and disk probes must be on\n");
+	/* A probe that is down (no memory for its maps) would leave families out of one table. */
+	if (!probes_find(&w->probes, "net") || !probes_find(&w->probes, "disk") ||
+	    w->probes.nr_down) {
+		fprintf(stderr, "bench: every probe must open (the network and disk ones at least); "
+			"%u did not\n", w->probes.nr_down);
 		return -EINVAL;
 	}
 	w->port = free_port();
@@ -700,6 +704,7 @@ static void world_close(struct world *w)
 		probes_close(&w->probes);
 	}
 	pthread_mutex_destroy(&w->d.lock);
+	*w = (struct world){ 0 };
 }
 
 static int world_grow(struct world *w, unsigned n)
@@ -815,10 +820,21 @@ static int bench(unsigned max_vms)
 		return err;
 	/* As serve: alone on the host, and no serve starts meanwhile (it would find our maps' pins). */
 	lock = lock_take(SERVE_LOCK, holder, sizeof(holder));
-	if (lock < 0) {
-		fprintf(stderr, "bench: %s: stop the vmprobe serve first\n",
-			lock == -EBUSY ? "a vmprobe serve runs on this host" : strerror(-lock));
+	if (lock == -EBUSY)
+		fprintf(stderr, "bench: a vmprobe serve (pid %s) runs on this host: stop it first\n",
+			holder);
+	else if (lock < 0)
+		fprintf(stderr, "bench: cannot lock %s (%s): run as root\n", SERVE_LOCK,
+			strerror(-lock));
+	if (lock < 0)
 		return lock;
+	/* A persistent serve's programs count on while it is stopped: never the bench's to take. */
+	if (pins_exist()) {
+		fprintf(stderr, "bench: %s holds pins (a serve that persisted counts on through "
+			"them) that the bench would take: run it where there are none (`vmprobe "
+			"uninstall` removes them)\n", PIN_DIR);
+		close(lock);
+		return -EEXIST;
 	}
 	err = world_open(&large, &cfg);
 	if (err)
@@ -838,6 +854,19 @@ static int bench(unsigned max_vms)
 	err = world_open(&small, &cfg);
 	if (!err)
 		err = world_grow(&small, vm_counts[1]);
+	/* The small table serves what the large one did at 100 VMs: the same series. */
+	for (unsigned f = 0; f < NR_FETCHES && !err; f++) {
+		struct result same;
+
+		world_config(&small, fetches[f].with_classic ? &with_classic : &cfg);
+		err = measure(small.port, &fetches[f], vm_counts[1], &same);
+		if (!err && same.series != res[1][f].series) {
+			fprintf(stderr, "bench: the second table of %u VMs serves %zu series as %s, "
+				"the first served %zu\n", vm_counts[1], same.series, fetches[f].name,
+				res[1][f].series);
+			err = -EPROTO;
+		}
+	}
 	if (!err)
 		err = side_by_side(&small, &large, &cfg, &with_classic, ratio);
 	if (!err)
