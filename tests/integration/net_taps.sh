@@ -21,7 +21,7 @@ fi
 
 WORK=$(mktemp -d /tmp/vmprobe-net.XXXXXX)
 PORT=19581
-NS1=vmpt-ns1 NS2=vmpt-ns2 HTAP=vmpt-h0 PTAP=vmpt-p0
+NS1=vmpt-ns1 NS2=vmpt-ns2 HTAP=vmpt-h0 PTAP=vmpt-p0 QTAP=vmpt-q0 FTAP=vmpt-f0
 # A writable cgroup hierarchy (v2, or v1 hybrid) to play the kubelet.
 CG=
 for root in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/pids; do
@@ -37,13 +37,15 @@ cleanup() {
 	for p in "${PIDS[@]}" $HOLD; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	ip link del "$HTAP" 2>/dev/null
+	ip link del "$QTAP" 2>/dev/null
+	ip link del "$FTAP" 2>/dev/null
 	ip netns del "$NS1" 2>/dev/null
 	ip netns del "$NS2" 2>/dev/null
 	[ -n "$CG" ] && rmdir "$CG/pod1" "$CG/pod2" "$CG" "${CG%/*}" 2>/dev/null
 	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-cleanup_pre() { ip link del "$HTAP" 2>/dev/null; ip netns del "$NS1" 2>/dev/null; ip netns del "$NS2" 2>/dev/null; }
+cleanup_pre() { for t in "$HTAP" "$QTAP" "$FTAP"; do ip link del "$t" 2>/dev/null; done; ip netns del "$NS1" 2>/dev/null; ip netns del "$NS2" 2>/dev/null; }
 cleanup_pre
 
 mktap() { # [NETNS] TAP
@@ -351,4 +353,54 @@ else
 	check "and says so" grep -q "removed a filter left by an earlier vmprobe" "$WORK/vmprobe.log"
 fi
 vmprobe_stop
+
+# clsact beside what other tools hang on a tap (the hook of kernels
+# without TCX, Debian 12's 6.1 among them).
+if [ "$TC_HOOK" = clsact ]; then
+	# libvirt's outbound bandwidth limit (<bandwidth><outbound>, Nova's
+	# quota:vif_outbound_*) is an ingress qdisc with a police filter. It
+	# stands where clsact would, and its one block would take vmprobe's
+	# egress filter too, to run on frames from the guest: never counted
+	# so, and said.
+	mktap $QTAP
+	tc qdisc add dev $QTAP ingress
+	tc filter add dev $QTAP parent ffff: protocol all pref 1 u32 match u32 0 0 \
+		police rate 1gbit burst 1m drop flowid :1
+	qtc() { tc qdisc show dev $QTAP; tc filter show dev $QTAP parent ffff:; }
+	q0=$(qtc)
+	PIDS+=("$(start_guest policed "" "" name -name guest=policed \
+		-netdev "tap,id=n0,ifname=$QTAP,script=no,downscript=no")")
+	# And a tap whose hook another tool flushes under vmprobe (its clsact
+	# deleted with vmprobe's filters) to put filters of its own where
+	# vmprobe's were.
+	mktap $FTAP
+	PIDS+=("$(start_guest flushed "" "" name -name guest=flushed \
+		-netdev "tap,id=n0,ifname=$FTAP,script=no,downscript=no")")
+	wait_for 5 grep -q ready "$WORK/policed.log"
+	wait_for 5 grep -q ready "$WORK/flushed.log"
+	vmprobe_start $PORT "network: {tc_hook: clsact}"
+	unmeasured() { scrape "$WORK/q.txt" &&
+		[ "$(metric "$WORK/q.txt" vmprobe_interface_info name=policed measured=false)" = 1 ]; }
+	check "a tap with an ingress qdisc (libvirt's outbound limit) is declared not measured" \
+		wait_for 10 unmeasured
+	check "with the reason" grep -qF 'reason="attaching to tap vmpt-q0 failed: Device or resource busy (the tap has an ingress qdisc' "$WORK/q.txt"
+	check "and a warning" grep -qF "cannot count tap vmpt-q0 of VM policed: Device or resource busy (the tap has an ingress qdisc" "$WORK/vmprobe.log"
+	check_eq "its qdisc and police filter are as they were" "$q0" "$(qtc)"
+	f_counted() { [ "$(vmprobe_progs $FTAP | wc -l)" = 2 ]; }
+	check "the other tap is counted" wait_for 10 f_counted
+	fpref=$(tc filter show dev $FTAP egress | sed -n 's/.* pref \([0-9]*\) bpf .*/\1/p' | head -1)
+	tc qdisc del dev $FTAP clsact
+	tc qdisc add dev $FTAP clsact
+	for dir in ingress egress; do
+		tc filter add dev $FTAP $dir pref "$fpref" handle 1 bpf bytecode '1,6 0 0 0,'
+	done
+	ftc() { tc qdisc show dev $FTAP; tc filter show dev $FTAP ingress; tc filter show dev $FTAP egress; }
+	f0=$(ftc)
+	vmprobe_stop
+	check_eq "at exit the policed tap's qdisc and filter are as they were" "$q0" "$(qtc)"
+	check_eq "and the filters another tool put where vmprobe's were stay, with their clsact" \
+		"$f0" "$(ftc)"
+	check_num "vmprobe says it left them" 2 \
+		"$(grep -c "filter was replaced by another tool's (TC priority $fpref): left as it is" "$WORK/vmprobe.log")"
+fi
 tap_done

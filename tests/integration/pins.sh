@@ -181,6 +181,22 @@ exact "clsact, after a restart"
 check_eq "clsact, after a restart: the tap keeps its _created" "$TAP_BORN" "$(created tap)"
 check_eq "clsact, after a restart: the drive keeps its _created" "$DRIVE_BORN" "$(created drive)"
 
+# 4b. Back on TCX: the serve takes the tap over from the clsact filters,
+# which go, and so does the clsact qdisc the first serve on clsact made.
+if have_tcx; then
+	stop TERM
+	check_eq "clsact: the qdisc the first serve on clsact made is there" 1 \
+		"$(tc qdisc show dev $TAP | grep -c clsact)"
+	stream
+	serve "persist: true"
+	check "TCX after clsact: the serve adopts the counters" adopted
+	check_eq "TCX after clsact: one program each way" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
+	check_eq "TCX after clsact: the clsact qdisc vmprobe made is gone with its filters" "" \
+		"$(tc qdisc show dev $TAP | grep clsact)"
+	stream
+	exact "serve on TCX after one on clsact"
+fi
+
 # 5. Another map layout (other sizes) starts from zero, and says so once:
 # new maps, not the old ones read another way. (test_pins shows that a
 # field added to a pinned struct, or moved, is another layout too.)

@@ -161,7 +161,11 @@ static int serve_options(int argc, char **argv, struct config *cfg, struct web_c
 	return CMD_GO;
 }
 
-/* Signals are read from a signalfd by the main loop, not by handlers. */
+/*
+ * Signals are read from a signalfd by the main loop, not by handlers.
+ * Every signal that would end serve by default ends it the same way:
+ * detached (a terminal closing sends SIGHUP to a serve run by hand).
+ */
 static int signals_fd(void)
 {
 	sigset_t mask;
@@ -169,6 +173,8 @@ static int signals_fd(void)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	return signalfd(-1, &mask, SFD_CLOEXEC);

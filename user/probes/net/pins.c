@@ -198,6 +198,8 @@ static int hooks_take(struct net_probe *np, int ifindex, unsigned slot, const st
 		/* Filters of another hook than ours would count beside it. */
 		if (np->tcx) {
 			tc_remove_stale(ifindex);
+			if (rec->flags & NET_SLOT_QDISC)
+				tc_clsact_drop_empty(ifindex);
 			return -ENOENT;
 		}
 		return tc_adopt_pair(ifindex, net_prog_fd(np, true), net_prog_fd(np, false), slot + 1,
@@ -228,7 +230,13 @@ int net_tap_adopt(struct net_probe *np, int ifindex, unsigned slot, const struct
 	log_info("ifindex %d: the earlier serve's programs could not be taken over (%s): attached "
 		 "again, its counters go on; frames in between are not counted", ifindex,
 		 strerror(-err));
-	return net_tap_attach(np, ifindex, slot, a);
+	err = net_tap_attach(np, ifindex, slot, a);
+	/* The clsact the earlier serve made is still vmprobe's to remove when done. */
+	if (!err && !a->tcx && !a->created_qdisc && (rec->flags & NET_SLOT_QDISC)) {
+		a->created_qdisc = true;
+		net_slot_record(np, a);
+	}
+	return err;
 }
 
 __u64 *net_host_adopt_socks(struct net_probe *np, __u32 tgid, size_t *nr)

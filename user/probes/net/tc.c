@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -120,10 +121,76 @@ static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __
 	return nl_request(&req.nh);
 }
 
+/*
+ * The kind of the qdisc at the device's ingress handle (ffff:), where
+ * clsact sits, or an ingress qdisc in its place; 0 or -errno. A dump:
+ * the kernel answers a plain RTM_GETQDISC only where someone listens to
+ * the TC group. Older kernels dump every device's qdiscs; ours is picked.
+ */
+static int ingress_qdisc_kind(int ifindex, char *kind, size_t size)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct tcmsg tc;
+	} req = {
+		.nh = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)), .nlmsg_type = RTM_GETQDISC,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
+		.tc = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex },
+	};
+	/* Never stuck waiting: the kernel answers a dump at once. */
+	struct timeval tv = { .tv_sec = 5 };
+	char buf[16384];
+	int fd, ret = -ENOENT;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n);
+		     nh = NLMSG_NEXT(nh, n)) {
+			struct tcmsg *tc = NLMSG_DATA(nh);
+			int len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg));
+			struct rtattr *rta = (struct rtattr *)((char *)tc +
+							       NLMSG_ALIGN(sizeof(struct tcmsg)));
+
+			if (nh->nlmsg_type == NLMSG_DONE)
+				goto out;
+			if (nh->nlmsg_type == NLMSG_ERROR) {
+				ret = ((struct nlmsgerr *)NLMSG_DATA(nh))->error ?: -ENOENT;
+				goto out;
+			}
+			if (nh->nlmsg_type != RTM_NEWQDISC || tc->tcm_ifindex != ifindex ||
+			    tc->tcm_parent != TC_H_INGRESS)
+				continue;
+			for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len))
+				if (rta->rta_type == TCA_KIND) {
+					snprintf(kind, size, "%.*s", (int)RTA_PAYLOAD(rta),
+						 (char *)RTA_DATA(rta));
+					ret = 0;
+				}
+		}
+	}
+out:
+	close(fd);
+	return ret;
+}
+
 int tc_clsact_ensure(int ifindex, struct tc_attachment *a)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
 			    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	char kind[16] = "";
 	int err;
 
 	memset(a, 0, sizeof(*a));
@@ -132,7 +199,28 @@ int tc_clsact_ensure(int ifindex, struct tc_attachment *a)
 	if (err && err != -EEXIST)
 		return err;
 	a->created_qdisc = err == 0;
+	/*
+	 * An ingress qdisc (libvirt's outbound bandwidth limit puts one there)
+	 * holds the place of clsact: its one block would take an "egress"
+	 * filter too, which would then run on ingress. Not ours to replace.
+	 */
+	if (err == -EEXIST && !ingress_qdisc_kind(ifindex, kind, sizeof(kind)) &&
+	    strcmp(kind, "clsact"))
+		return -EBUSY;
 	return 0;
+}
+
+const char *tc_error_hint(int err)
+{
+	switch (err) {
+	case -EBUSY:
+		return " (the tap has an ingress qdisc, such as libvirt's outbound bandwidth limit "
+		       "puts there: clsact filters cannot hang beside it; TCX links, Linux 6.6+, can)";
+	case -ERANGE:
+		return " (other filters hold TC priorities 1 and 65535: no room before or after them)";
+	default:
+		return "";
+	}
 }
 
 /* Removes the filters of an earlier vmprobe listed in f (direction i), from the `from`th. */
@@ -197,6 +285,9 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 		stale_remove(ifindex, i, &f, 0);
 		if (f.count && f.min_priority > 1) {
 			priority = f.min_priority - 1;
+		} else if (f.count && f.max_priority >= 0xffff) {
+			tc_detach_pair(a);
+			return -ERANGE;
 		} else if (f.count) {
 			priority = f.max_priority + 1;
 			log_warn("ifindex %d: a foreign filter holds TC priority 1 on %s; "
@@ -393,46 +484,6 @@ int tcx_adopt_pair(int ifindex, int progs_fd, __u32 classid, const int link_fd[2
 	return 0;
 }
 
-int tc_detach_pair(struct tc_attachment *a)
-{
-	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex);
-	struct tc_filters in, eg;
-	int ret = 0, err;
-
-	if (a->tcx) {
-		/* Closing the link detaches (a device already gone took it along). */
-		for (int i = 0; i < 2; i++) {
-			if (!a->attached[i])
-				continue;
-			close(a->link_fd[i]);
-			a->attached[i] = false;
-		}
-		return 0;
-	}
-	for (int i = 0; i < 2; i++) {
-		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = a->handle[i],
-				    .priority = a->priority[i]);
-
-		if (!a->attached[i])
-			continue;
-		hook.attach_point = points[i];
-		err = bpf_tc_detach(&hook, &opts);
-		/* The device (or its namespace) going away took the filter with it. */
-		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
-			ret = err;
-		a->attached[i] = false;
-	}
-	if (a->created_qdisc && tc_list_filters(a->ifindex, true, &in) == 0 && in.count == 0 &&
-	    tc_list_filters(a->ifindex, false, &eg) == 0 && eg.count == 0) {
-		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-		err = bpf_tc_hook_destroy(&hook);
-		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
-			ret = err;
-	}
-	a->created_qdisc = false;
-	return ret;
-}
-
 /* A cls_bpf filter of a vmprobe that died without detaching (by its name). */
 static bool is_stale_vmprobe(struct nlmsghdr *nh)
 {
@@ -455,7 +506,9 @@ static bool is_stale_vmprobe(struct nlmsghdr *nh)
 	return false;
 }
 
-int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
+/* Calls fn for each filter under the hook: its priority, handle, and whether it is a vmprobe one. */
+static int filters_foreach(int ifindex, bool ingress,
+			   void (*fn)(void *arg, __u32 prio, __u32 handle, bool vmprobe), void *arg)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -477,7 +530,6 @@ int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
 	char buf[16384];
 	int fd, ret;
 
-	memset(out, 0, sizeof(*out));
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (fd < 0)
 		return -errno;
@@ -495,7 +547,6 @@ int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
 		}
 		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n)) {
 			struct tcmsg *tc = NLMSG_DATA(nh);
-			__u32 prio = TC_H_MAJ(tc->tcm_info) >> 16;
 
 			if (nh->nlmsg_type == NLMSG_DONE) {
 				ret = 0;
@@ -508,19 +559,119 @@ int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
 			/* Handle 0 describes a classifier instance, not a filter. */
 			if (nh->nlmsg_type != RTM_NEWTFILTER || tc->tcm_handle == 0)
 				continue;
-			if (is_stale_vmprobe(nh) && out->nr_stale < TC_MAX_STALE) {
-				out->stale[out->nr_stale].priority = prio;
-				out->stale[out->nr_stale++].handle = tc->tcm_handle;
-				continue;
-			}
-			if (!out->count || prio < out->min_priority)
-				out->min_priority = prio;
-			if (prio > out->max_priority)
-				out->max_priority = prio;
-			out->count++;
+			fn(arg, TC_H_MAJ(tc->tcm_info) >> 16, tc->tcm_handle, is_stale_vmprobe(nh));
 		}
 	}
 cleanup:
 	close(fd);
 	return ret;
+}
+
+static void filter_listed(void *arg, __u32 prio, __u32 handle, bool vmprobe)
+{
+	struct tc_filters *out = arg;
+
+	if (vmprobe && out->nr_stale < TC_MAX_STALE) {
+		out->stale[out->nr_stale].priority = prio;
+		out->stale[out->nr_stale++].handle = handle;
+		return;
+	}
+	if (vmprobe)
+		return;
+	if (!out->count || prio < out->min_priority)
+		out->min_priority = prio;
+	if (prio > out->max_priority)
+		out->max_priority = prio;
+	out->count++;
+}
+
+int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out)
+{
+	memset(out, 0, sizeof(*out));
+	return filters_foreach(ifindex, ingress, filter_listed, out);
+}
+
+/* What sits at one (priority, handle) of a hook. */
+struct filter_at {
+	__u32 prio, handle;
+	enum { AT_NONE, AT_VMPROBE, AT_OTHER } who;
+};
+
+static void filter_seen(void *arg, __u32 prio, __u32 handle, bool vmprobe)
+{
+	struct filter_at *at = arg;
+
+	if (prio == at->prio && handle == at->handle)
+		at->who = vmprobe ? AT_VMPROBE : AT_OTHER;
+}
+
+int tc_detach_pair(struct tc_attachment *a)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex);
+	struct tc_filters in, eg;
+	int ret = 0, err;
+	bool ours = a->created_qdisc;
+
+	if (a->tcx) {
+		/* Closing the link detaches (a device already gone took it along). */
+		for (int i = 0; i < 2; i++) {
+			if (!a->attached[i])
+				continue;
+			close(a->link_fd[i]);
+			a->attached[i] = false;
+		}
+		return 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = a->handle[i],
+				    .priority = a->priority[i]);
+		struct filter_at at = { .prio = a->priority[i], .handle = a->handle[i] };
+
+		if (!a->attached[i])
+			continue;
+		a->attached[i] = false;
+		/*
+		 * Ours only while a vmprobe filter sits there: another tool may
+		 * have flushed the hook (or its qdisc) and put its own filter at
+		 * the same place. Then neither that filter nor the qdisc is ours.
+		 */
+		filters_foreach(a->ifindex, i == 0, filter_seen, &at);
+		if (at.who != AT_VMPROBE) {
+			ours = false;
+			if (at.who == AT_OTHER)
+				log_warn("ifindex %d: vmprobe's %s filter was replaced by another "
+					 "tool's (TC priority %u): left as it is", a->ifindex,
+					 i == 0 ? "ingress" : "egress", at.prio);
+			continue;
+		}
+		hook.attach_point = points[i];
+		err = bpf_tc_detach(&hook, &opts);
+		/* The device (or its namespace) going away took the filter with it. */
+		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
+			ret = err;
+	}
+	/* The clsact vmprobe made, when both its filters were still there and nothing else is. */
+	if (ours && tc_list_filters(a->ifindex, true, &in) == 0 && in.count == 0 &&
+	    tc_list_filters(a->ifindex, false, &eg) == 0 && eg.count == 0) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		err = bpf_tc_hook_destroy(&hook);
+		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
+			ret = err;
+	}
+	a->created_qdisc = false;
+	return ret;
+}
+
+int tc_clsact_drop_empty(int ifindex)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+			    .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	struct tc_filters in, eg;
+	char kind[16] = "";
+
+	if (ingress_qdisc_kind(ifindex, kind, sizeof(kind)) || strcmp(kind, "clsact") ||
+	    tc_list_filters(ifindex, true, &in) || in.count || in.nr_stale ||
+	    tc_list_filters(ifindex, false, &eg) || eg.count || eg.nr_stale)
+		return 0;
+	return bpf_tc_hook_destroy(&hook);
 }

@@ -98,6 +98,8 @@ int tc_adopt_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid, boo
 
 /* Why a TCX attach may have failed with -err, for the log ("" if no idea). */
 const char *tcx_error_hint(int err);
+/* Why a clsact attach failed with err, for the log and the reason (" (...)", or ""). */
+const char *tc_error_hint(int err);
 
 /* A new fd of the device's own program behind one TCX link of `a`, or -errno. */
 int tcx_link_prog_fd(const struct tc_attachment *a, bool ingress);
@@ -123,6 +125,12 @@ struct tc_filters {
 
 /* Removes every filter an earlier vmprobe left on `ifindex` (current namespace); 0 or -errno. */
 int tc_remove_stale(int ifindex);
+/*
+ * Removes the device's clsact qdisc if it holds no filter at all: for one
+ * an earlier vmprobe made (NET_SLOT_QDISC), once its filters are gone.
+ * 0 (also when there is nothing to remove) or -errno.
+ */
+int tc_clsact_drop_empty(int ifindex);
 
 /* Lists the filters under a clsact hook (ingress or egress); 0 or -errno. */
 int tc_list_filters(int ifindex, bool ingress, struct tc_filters *out);

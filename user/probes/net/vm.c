@@ -265,14 +265,14 @@ fail:
 		/* What failed last is a clsact filter: rtnetlink takes CAP_NET_ADMIN itself. */
 		caps_hint(hint, sizeof(hint), -err, CAP_BIT(CAP_NET_ADMIN), false);
 		if (t->att.tcx_err && t->att.tcx_err != err)
-			log_warn("cannot count tap %s of VM %s: TCX: %s%s; clsact: %s%s", ifc->tap,
+			log_warn("cannot count tap %s of VM %s: TCX: %s%s; clsact: %s%s%s", ifc->tap,
 				 vm->name, strerror(-t->att.tcx_err), tcx_error_hint(t->att.tcx_err),
-				 strerror(-err), hint);
+				 strerror(-err), tc_error_hint(err), hint);
 		else
 			log_warn("cannot count tap %s of VM %s: %s%s%s", ifc->tap, vm->name,
 				 strerror(-err), err == -ENOSPC ? " (raise network.max_interfaces)"
-				 : err == -EMFILE ? " (raise vmprobe's RLIMIT_NOFILE hard limit)" : "",
-				 hint);
+				 : err == -EMFILE ? " (raise vmprobe's RLIMIT_NOFILE hard limit)"
+				 : tc_error_hint(err), hint);
 	}
 	t->last_error = err;
 }
@@ -340,8 +340,8 @@ static void taps_coverage(struct probe *p, struct vm *vm, int ns_err)
 			coverage_set(&ifc->cov, p, false, "tap %s not found in the VM's network "
 				     "namespace", ifc->tap);
 		else
-			coverage_set(&ifc->cov, p, false, "attaching to tap %s failed: %s", ifc->tap,
-				     strerror(-t->last_error));
+			coverage_set(&ifc->cov, p, false, "attaching to tap %s failed: %s%s", ifc->tap,
+				     strerror(-t->last_error), tc_error_hint(t->last_error));
 	}
 }
 
