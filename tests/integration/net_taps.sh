@@ -352,7 +352,9 @@ else
 	check_eq "the next vmprobe replaces them: still one filter per direction" 2 "$(vmp_filters)"
 	check "and says so" grep -q "removed a filter left by an earlier vmprobe" "$WORK/vmprobe.log"
 fi
-vmprobe_stop
+# A terminal closing on a serve run by hand: SIGHUP ends it as SIGTERM does.
+kill -HUP "$VMPROBE_PID"; wait "$VMPROBE_PID"; rc=$?; VMPROBE_PID=
+check_eq "SIGHUP exits 0 and leaves no vmprobe program on the tap" "0 0" "$rc $(vmp_filters)"
 
 # clsact beside what other tools hang on a tap (the hook of kernels
 # without TCX, Debian 12's 6.1 among them).
