@@ -253,8 +253,37 @@ static int prog_run_stats(int prog_fd, __u64 *run_time_ns, __u64 *run_cnt)
 }
 
 /*
+ * Removes a reference program's filters recorded in `a`, and the clsact
+ * made for them if nothing else is left under it. (tc_detach_pair()
+ * removes vmprobe's filters only: these are named after their programs.)
+ */
+static int ref_detach(struct tc_attachment *a)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex);
+	int ret = 0;
+
+	for (int i = 0; i < 2; i++) {
+		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = a->handle[i],
+				    .priority = a->priority[i]);
+		int err;
+
+		if (!a->attached[i])
+			continue;
+		hook.attach_point = i == 0 ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+		err = bpf_tc_detach(&hook, &opts);
+		if (err && err != -ENOENT)
+			ret = err;
+		a->attached[i] = false;
+	}
+	if (a->created_qdisc)
+		tc_clsact_drop_empty(a->ifindex);
+	a->created_qdisc = false;
+	return ret;
+}
+
+/*
  * Attaches a reference program to `ifindex`'s egress (and ingress, if
- * `ingress_too`) with libbpf, recording in `a` what tc_detach_pair() must
+ * `ingress_too`) with libbpf, recording in `a` what ref_detach() must
  * remove; 0 or -errno (nothing left behind on failure).
  */
 static int ref_attach(int ifindex, int prog_fd, bool ingress_too, struct tc_attachment *a)
@@ -271,7 +300,7 @@ static int ref_attach(int ifindex, int prog_fd, bool ingress_too, struct tc_atta
 		hook.attach_point = i == 0 ? BPF_TC_INGRESS : BPF_TC_EGRESS;
 		err = bpf_tc_attach(&hook, &opts);
 		if (err) {
-			tc_detach_pair(a);
+			ref_detach(a);
 			return err;
 		}
 		a->attached[i] = true;
@@ -285,7 +314,7 @@ static int ref_attach(int ifindex, int prog_fd, bool ingress_too, struct tc_atta
  * Attaches program `p` to the tap: vmprobe's as vmprobe does (both
  * directions, slot + 1 as classid, into *slot), the others with libbpf, to
  * the egress (and the ingress if `ingress_too`). Either way `a` records
- * what tc_detach_pair() must remove.
+ * what detach_prog() must remove.
  */
 static int attach_prog(struct tc_bench *b, enum tc_prog p, bool ingress_too, int *slot,
 		       struct tc_attachment *a)
@@ -320,7 +349,7 @@ static int detach_prog(struct tc_bench *b, int slot, struct tc_attachment *a)
 	int err;
 
 	if (slot < 0)
-		return tc_detach_pair(a);
+		return ref_detach(a);
 	err = net_tap_detach(b->np, b->netns_cookie, a);
 	net_slot_free(b->np, (unsigned)slot);
 	return err;
@@ -1408,7 +1437,7 @@ static int alt_detach(struct alt_run *r, const struct alt_config *c)
 	else if (c->prog == AP_VMPROBE)
 		err = net_tap_detach(&r->np[c->load], r->cookie, &r->a);
 	else if (c->prog != AP_NONE)
-		err = tc_detach_pair(&r->a);
+		err = ref_detach(&r->a);
 	if (c->prog == AP_VMPROBE)
 		alt_drops(&r->np[c->load], false);
 	return err;
