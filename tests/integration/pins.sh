@@ -195,6 +195,17 @@ if have_tcx; then
 		"$(tc qdisc show dev $TAP | grep clsact)"
 	stream
 	exact "serve on TCX after one on clsact"
+	# Back on clsact, as step 5 began before: a layout change after a clsact serve.
+	stop TERM
+	stream
+	serve "persist: true
+network:
+  tc_hook: clsact"
+	check "clsact again: the serve adopts the counters" adopted
+	stream
+	exact "serve on clsact again"
+else
+	tap_skip "a serve on TCX after one on clsact" "this kernel has no TCX (Linux 6.6+)"
 fi
 
 # 5. Another map layout (other sizes) starts from zero, and says so once:

@@ -490,8 +490,8 @@ const struct cmd cmd_serve = {
 		 "serves /metrics (Prometheus text, OpenMetrics or protobuf, as Accept asks), /healthz "
 		 "(ok; no password needed) and a landing page / on the configuration's listen "
 		 "address (default :19472). One serve runs per host; top and hist read its "
-		 "counters. SIGINT and SIGTERM detach everything and exit 0; with persist, "
-		 "programs and counters are left counting, however serve ends, and the next serve "
+		 "counters. SIGINT, SIGTERM, SIGHUP and SIGQUIT detach everything and exit 0; with "
+		 "persist, programs and counters are left counting, however serve ends, and the next serve "
 		 "of the same map layout adopts them: no count lost, no counter reset.",
 	.opts = serve_opts,
 };

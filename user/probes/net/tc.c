@@ -121,11 +121,22 @@ static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __
 	return nl_request(&req.nh);
 }
 
+/* recv(), again if a signal came first; the length or -errno. */
+static ssize_t nl_recv(int fd, char *buf, size_t size)
+{
+	ssize_t n;
+
+	do
+		n = recv(fd, buf, size, 0);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 /*
  * The kind of the qdisc at the device's ingress handle (ffff:), where
- * clsact sits, or an ingress qdisc in its place; 0 or -errno. A dump:
- * the kernel answers a plain RTM_GETQDISC only where someone listens to
- * the TC group. Older kernels dump every device's qdiscs; ours is picked.
+ * clsact sits, or an ingress qdisc in its place; 0 or -errno. The kernel
+ * sends its answer to a GET to the TC group, and to the asker only when
+ * asked to (NLM_F_ECHO).
  */
 static int ingress_qdisc_kind(int ifindex, char *kind, size_t size)
 {
@@ -134,12 +145,13 @@ static int ingress_qdisc_kind(int ifindex, char *kind, size_t size)
 		struct tcmsg tc;
 	} req = {
 		.nh = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct tcmsg)), .nlmsg_type = RTM_GETQDISC,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
-		.tc = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex },
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ECHO, .nlmsg_seq = 1 },
+		.tc = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = TC_H_INGRESS },
 	};
-	/* Never stuck waiting: the kernel answers a dump at once. */
-	struct timeval tv = { .tv_sec = 5 };
-	char buf[16384];
+	/* Never stuck waiting, should an answer not come. */
+	struct timeval tv = { .tv_sec = 1 };
+	char buf[8192];
+	ssize_t n;
 	int fd, ret = -ENOENT;
 
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -150,36 +162,28 @@ static int ingress_qdisc_kind(int ifindex, char *kind, size_t size)
 		ret = -errno;
 		goto out;
 	}
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	n = nl_recv(fd, buf, sizeof(buf));
+	if (n < 0) {
+		ret = (int)n;
+		goto out;
+	}
+	for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n)) {
+		struct tcmsg *tc = NLMSG_DATA(nh);
+		int len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg));
+		struct rtattr *rta = (struct rtattr *)((char *)tc + NLMSG_ALIGN(sizeof(struct tcmsg)));
 
-		if (n < 0) {
-			ret = -errno;
-			goto out;
+		if (nh->nlmsg_type == NLMSG_ERROR) {
+			ret = ((struct nlmsgerr *)NLMSG_DATA(nh))->error ?: -ENOENT;
+			break;
 		}
-		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n);
-		     nh = NLMSG_NEXT(nh, n)) {
-			struct tcmsg *tc = NLMSG_DATA(nh);
-			int len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg));
-			struct rtattr *rta = (struct rtattr *)((char *)tc +
-							       NLMSG_ALIGN(sizeof(struct tcmsg)));
-
-			if (nh->nlmsg_type == NLMSG_DONE)
-				goto out;
-			if (nh->nlmsg_type == NLMSG_ERROR) {
-				ret = ((struct nlmsgerr *)NLMSG_DATA(nh))->error ?: -ENOENT;
-				goto out;
+		if (nh->nlmsg_type != RTM_NEWQDISC || tc->tcm_ifindex != ifindex)
+			continue;
+		for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len))
+			if (rta->rta_type == TCA_KIND) {
+				snprintf(kind, size, "%.*s", (int)RTA_PAYLOAD(rta), (char *)RTA_DATA(rta));
+				ret = 0;
 			}
-			if (nh->nlmsg_type != RTM_NEWQDISC || tc->tcm_ifindex != ifindex ||
-			    tc->tcm_parent != TC_H_INGRESS)
-				continue;
-			for (; RTA_OK(rta, len); rta = RTA_NEXT(rta, len))
-				if (rta->rta_type == TCA_KIND) {
-					snprintf(kind, size, "%.*s", (int)RTA_PAYLOAD(rta),
-						 (char *)RTA_DATA(rta));
-					ret = 0;
-				}
-		}
+		break;
 	}
 out:
 	close(fd);
@@ -204,9 +208,14 @@ int tc_clsact_ensure(int ifindex, struct tc_attachment *a)
 	 * holds the place of clsact: its one block would take an "egress"
 	 * filter too, which would then run on ingress. Not ours to replace.
 	 */
-	if (err == -EEXIST && !ingress_qdisc_kind(ifindex, kind, sizeof(kind)) &&
-	    strcmp(kind, "clsact"))
-		return -EBUSY;
+	if (err == -EEXIST) {
+		/* Not known to be clsact: not attached (tried again at the next scan). */
+		err = ingress_qdisc_kind(ifindex, kind, sizeof(kind));
+		if (err)
+			return err;
+		if (strcmp(kind, "clsact"))
+			return -EBUSY;
+	}
 	return 0;
 }
 
@@ -215,7 +224,7 @@ const char *tc_error_hint(int err)
 	switch (err) {
 	case -EBUSY:
 		return " (the tap has an ingress qdisc, such as libvirt's outbound bandwidth limit "
-		       "puts there: clsact filters cannot hang beside it; TCX links, Linux 6.6+, can)";
+		       "puts there: clsact filters cannot hang beside it)";
 	case -ERANGE:
 		return " (other filters hold TC priorities 1 and 65535: no room before or after them)";
 	default:
@@ -538,11 +547,11 @@ static int filters_foreach(int ifindex, bool ingress,
 		goto cleanup;
 	}
 	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		ssize_t n = nl_recv(fd, buf, sizeof(buf));
 		struct nlmsghdr *nh;
 
 		if (n < 0) {
-			ret = -errno;
+			ret = (int)n;
 			goto cleanup;
 		}
 		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n)) {
@@ -576,8 +585,7 @@ static void filter_listed(void *arg, __u32 prio, __u32 handle, bool vmprobe)
 		out->stale[out->nr_stale++].handle = handle;
 		return;
 	}
-	if (vmprobe)
-		return;
+	/* Past TC_MAX_STALE, a vmprobe filter is placed around as a foreign one is. */
 	if (!out->count || prio < out->min_priority)
 		out->min_priority = prio;
 	if (prio > out->max_priority)
@@ -635,7 +643,13 @@ int tc_detach_pair(struct tc_attachment *a)
 		 * have flushed the hook (or its qdisc) and put its own filter at
 		 * the same place. Then neither that filter nor the qdisc is ours.
 		 */
-		filters_foreach(a->ifindex, i == 0, filter_seen, &at);
+		err = filters_foreach(a->ifindex, i == 0, filter_seen, &at);
+		if (err && err != -ENODEV && err != -EINVAL && err != -ENOENT) {
+			/* Not known to be gone: the caller retires its slot. */
+			ret = err;
+			ours = false;
+			continue;
+		}
 		if (at.who != AT_VMPROBE) {
 			ours = false;
 			if (at.who == AT_OTHER)
