@@ -50,35 +50,46 @@ static bool nl_put(struct nlmsghdr *nh, size_t cap, unsigned short type, const v
 	return true;
 }
 
+/*
+ * Sends one request and reads the first answer into buf: its length or
+ * -errno. Never stuck waiting, should an answer not come; a signal that
+ * comes first does not cut the wait short.
+ */
+static ssize_t nl_ask(const struct nlmsghdr *nh, char *buf, size_t size)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	ssize_t n;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    send(fd, nh, nh->nlmsg_len, 0) < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	do
+		n = recv(fd, buf, size, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	return n;
+}
+
 /* Sends one request and waits for its acknowledgement; 0 or -errno. */
 static int nl_request(struct nlmsghdr *nh)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	char buf[4096];
-	ssize_t n;
-	int fd, ret = -EPROTO;
+	ssize_t n = nl_ask(nh, buf, sizeof(buf));
 
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
-	if (sendto(fd, nh, nh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-		goto cleanup;
-	}
-	n = recv(fd, buf, sizeof(buf), 0);
-	if (n < 0) {
-		ret = -errno;
-		goto cleanup;
-	}
-	for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, n); r = NLMSG_NEXT(r, n)) {
-		if (r->nlmsg_type == NLMSG_ERROR) {
-			ret = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
-			break;
-		}
-	}
-cleanup:
-	close(fd);
-	return ret;
+	if (n < 0)
+		return (int)n;
+	for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, n); r = NLMSG_NEXT(r, n))
+		if (r->nlmsg_type == NLMSG_ERROR)
+			return ((struct nlmsgerr *)NLMSG_DATA(r))->error;
+	return -EPROTO;
 }
 
 /*
@@ -121,17 +132,6 @@ static int add_filter(int ifindex, bool ingress, int prog_fd, __u32 priority, __
 	return nl_request(&req.nh);
 }
 
-/* recv(), again if a signal came first; the length or -errno. */
-static ssize_t nl_recv(int fd, char *buf, size_t size)
-{
-	ssize_t n;
-
-	do
-		n = recv(fd, buf, size, 0);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
-}
-
 /*
  * The kind of the qdisc at the device's ingress handle (ffff:), where
  * clsact sits, or an ingress qdisc in its place; 0 or -errno. The kernel
@@ -148,25 +148,12 @@ static int ingress_qdisc_kind(int ifindex, char *kind, size_t size)
 			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ECHO, .nlmsg_seq = 1 },
 		.tc = { .tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = TC_H_INGRESS },
 	};
-	/* Never stuck waiting, should an answer not come. */
-	struct timeval tv = { .tv_sec = 1 };
 	char buf[8192];
-	ssize_t n;
-	int fd, ret = -ENOENT;
+	ssize_t n = nl_ask(&req.nh, buf, sizeof(buf));
+	int ret = -ENOENT;
 
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-	    send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	n = nl_recv(fd, buf, sizeof(buf));
-	if (n < 0) {
-		ret = (int)n;
-		goto out;
-	}
+	if (n < 0)
+		return (int)n;
 	for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n)) {
 		struct tcmsg *tc = NLMSG_DATA(nh);
 		int len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct tcmsg));
@@ -185,8 +172,6 @@ static int ingress_qdisc_kind(int ifindex, char *kind, size_t size)
 			}
 		break;
 	}
-out:
-	close(fd);
 	return ret;
 }
 
@@ -547,11 +532,13 @@ static int filters_foreach(int ifindex, bool ingress,
 		goto cleanup;
 	}
 	for (;;) {
-		ssize_t n = nl_recv(fd, buf, sizeof(buf));
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		struct nlmsghdr *nh;
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0) {
-			ret = (int)n;
+			ret = -errno;
 			goto cleanup;
 		}
 		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n)) {
@@ -613,10 +600,15 @@ static void filter_seen(void *arg, __u32 prio, __u32 handle, bool vmprobe)
 		at->who = vmprobe ? AT_VMPROBE : AT_OTHER;
 }
 
+/* The device (or its namespace) went away, taking its filters and qdiscs along. */
+static bool tc_gone(int err)
+{
+	return err == -ENOENT || err == -ENODEV || err == -EINVAL;
+}
+
 int tc_detach_pair(struct tc_attachment *a)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex);
-	struct tc_filters in, eg;
 	int ret = 0, err;
 	bool ours = a->created_qdisc;
 
@@ -644,7 +636,7 @@ int tc_detach_pair(struct tc_attachment *a)
 		 * the same place. Then neither that filter nor the qdisc is ours.
 		 */
 		err = filters_foreach(a->ifindex, i == 0, filter_seen, &at);
-		if (err && err != -ENODEV && err != -EINVAL && err != -ENOENT) {
+		if (err && !tc_gone(err)) {
 			/* Not known to be gone: the caller retires its slot. */
 			ret = err;
 			ours = false;
@@ -660,18 +652,13 @@ int tc_detach_pair(struct tc_attachment *a)
 		}
 		hook.attach_point = points[i];
 		err = bpf_tc_detach(&hook, &opts);
-		/* The device (or its namespace) going away took the filter with it. */
-		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
+		if (err && !tc_gone(err))
 			ret = err;
 	}
 	/* The clsact vmprobe made, when both its filters were still there and nothing else is. */
-	if (ours && tc_list_filters(a->ifindex, true, &in) == 0 && in.count == 0 &&
-	    tc_list_filters(a->ifindex, false, &eg) == 0 && eg.count == 0) {
-		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-		err = bpf_tc_hook_destroy(&hook);
-		if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL)
-			ret = err;
-	}
+	err = ours ? tc_clsact_drop_empty(a->ifindex) : 0;
+	if (err && !tc_gone(err))
+		ret = err;
 	a->created_qdisc = false;
 	return ret;
 }
@@ -683,9 +670,10 @@ int tc_clsact_drop_empty(int ifindex)
 	struct tc_filters in, eg;
 	char kind[16] = "";
 
+	/* A vmprobe filter left there (stale) goes with it. */
 	if (ingress_qdisc_kind(ifindex, kind, sizeof(kind)) || strcmp(kind, "clsact") ||
-	    tc_list_filters(ifindex, true, &in) || in.count || in.nr_stale ||
-	    tc_list_filters(ifindex, false, &eg) || eg.count || eg.nr_stale)
+	    tc_list_filters(ifindex, true, &in) || in.count ||
+	    tc_list_filters(ifindex, false, &eg) || eg.count)
 		return 0;
 	return bpf_tc_hook_destroy(&hook);
 }

@@ -126,9 +126,9 @@ struct tc_filters {
 /* Removes every filter an earlier vmprobe left on `ifindex` (current namespace); 0 or -errno. */
 int tc_remove_stale(int ifindex);
 /*
- * Removes the device's clsact qdisc if it holds no filter at all: for one
- * an earlier vmprobe made (NET_SLOT_QDISC), once its filters are gone.
- * 0 (also when there is nothing to remove) or -errno.
+ * Removes the device's clsact qdisc if it holds no filter but vmprobe's:
+ * for one vmprobe made (NET_SLOT_QDISC, created_qdisc), once its own
+ * filters are removed. 0 (also when there is nothing to remove) or -errno.
  */
 int tc_clsact_drop_empty(int ifindex);
 
