@@ -499,6 +499,19 @@ static int pb_count(const struct strbuf *b, size_t *series, size_t *host, size_t
 	return 0;
 }
 
+/* scrape(), timed: wall-clock and CPU milliseconds; `wire` may be NULL. */
+static int timed_scrape(int port, const struct fetch *f, struct strbuf *out, size_t *wire,
+			double *ms, double *cpu)
+{
+	double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
+	size_t unused;
+	int err = scrape(port, f, out, wire ? wire : &unused);
+
+	*ms = clock_ms(CLOCK_MONOTONIC) - t0;
+	*cpu = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	return err;
+}
+
 /* Scrapes `f` runs + 1 times (the first unkept); checks each body holds every VM. */
 static int measure(int port, const struct fetch *f, unsigned nr_vms, struct result *res)
 {
@@ -510,12 +523,12 @@ static int measure(int port, const struct fetch *f, unsigned nr_vms, struct resu
 	sb_init(&body);
 	for (unsigned r = 0; r <= runs && !err; r++) {
 		size_t vms = 0, wire = 0;
-		double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
+		double t_ms, t_cpu;
 
-		err = scrape(port, f, r ? NULL : &body, &wire);
+		err = timed_scrape(port, f, r ? NULL : &body, &wire, &t_ms, &t_cpu);
 		if (r) {
-			ms[r - 1] = clock_ms(CLOCK_MONOTONIC) - t0;
-			cpu[r - 1] = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+			ms[r - 1] = t_ms;
+			cpu[r - 1] = t_cpu;
 		}
 		res->bytes = wire;
 		if (r || err)
@@ -734,18 +747,6 @@ static void world_config(struct world *w, const struct config *cfg)
 	pthread_mutex_unlock(&w->d.lock);
 }
 
-/* One timed scrape: wall-clock and CPU milliseconds. */
-static int timed_scrape(int port, const struct fetch *f, double *ms, double *cpu)
-{
-	double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
-	size_t wire;
-	int err = scrape(port, f, NULL, &wire);
-
-	*ms = clock_ms(CLOCK_MONOTONIC) - t0;
-	*cpu = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
-	return err;
-}
-
 /*
  * The goal's ratio, cost per VM of the large table over the small one,
  * side by side: the two tables (each its own probes, maps and server, the
@@ -783,9 +784,11 @@ static int side_by_side(struct world *small, struct world *large, const struct c
 				unsigned at = pass * ROUNDS + (unsigned)i;
 
 				for (unsigned k = 0; k < (i < 0 ? 1 : SMALL_PER_ROUND) && !err; k++)
-					err = timed_scrape(small->port, &fetches[f], &sm[k], &sc[k]);
+					err = timed_scrape(small->port, &fetches[f], NULL, NULL,
+							   &sm[k], &sc[k]);
 				if (!err)
-					err = timed_scrape(large->port, &fetches[f], &lm, &lc);
+					err = timed_scrape(large->port, &fetches[f], NULL, NULL,
+							   &lm, &lc);
 				if (err || i < 0)
 					continue;
 				r[f][0][at] = (lm / large->have) /
