@@ -37,7 +37,7 @@ SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_NAMES))
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
 	-Ivmlinux/$(ARCH) -Iinclude -Ibpf -fdebug-prefix-map=$(CURDIR)=.
 
-PKGS := libbpf libmicrohttpd yaml-0.1 json-c expat gnutls libxcrypt libprotobuf-c
+PKGS := libbpf libmicrohttpd yaml-0.1 json-c expat gnutls libxcrypt libprotobuf-c libisal
 CFLAGS ?= -O2 -g
 CFLAGS += $(CPPFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Iinclude -Iuser -I$(BUILD) -I$(BUILD)/proto $(shell pkg-config --cflags $(PKGS))
@@ -144,7 +144,8 @@ unit: $(UNIT_BINS)
 
 
 test: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS) \
+		$(BUILD)/bench/scale
 	$(Q)tests/run.sh
 
 vmlinux:

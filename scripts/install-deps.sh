@@ -9,7 +9,7 @@ if [ "${1:-}" = --list ]; then list=1; shift; fi
 
 build=(make clang llvm gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
        libmicrohttpd-dev libyaml-dev libjson-c-dev libexpat1-dev libgnutls28-dev libcrypt-dev
-       libprotobuf-c-dev protobuf-c-compiler)
+       libprotobuf-c-dev protobuf-c-compiler libisal-dev)
 test=(libcmocka-dev prometheus qemu-system-x86 busybox-static cpio iproute2
       fio liburing-dev iperf3 libbpf-tools tmux xz-utils curl python3 kmod openssl
       podman runc mmdebstrap libcap2-bin unzip groff-base

@@ -149,10 +149,20 @@ static size_t om_name_len(const struct expo_family *f)
 	return n;
 }
 
+/* Between two samples: the response so far to the sink, once it holds enough. */
+static void sink_check(struct expo *e)
+{
+	if (e->sink && e->format != EXPO_PROTOBUF && e->out->len >= e->sink->at)
+		e->sink->take(e->sink->arg, e->out);
+}
+
 void expo_family(struct expo *e, const struct expo_family *f)
 {
-	struct strbuf *sb = e->out;
+	struct strbuf *sb;
 	int n = (int)strlen(f->name);
+
+	sink_check(e);
+	sb = e->out;
 
 	e->family = f;
 	e->skip = e->family_off && e->family_off(f, e->family_off_arg);
@@ -300,6 +310,7 @@ void expo_u64(struct expo *e, const char *name, const char *labels, uint64_t v)
 {
 	if (e->skip)
 		return;
+	sink_check(e);
 	if (e->format == EXPO_PROTOBUF) {
 		expo_pb_sample(e, labels, (double)v);
 		return;
@@ -315,6 +326,7 @@ void expo_double(struct expo *e, const char *name, const char *labels, double v)
 
 	if (e->skip)
 		return;
+	sink_check(e);
 	if (e->format == EXPO_PROTOBUF) {
 		expo_pb_sample(e, labels, v);
 		return;
@@ -360,7 +372,7 @@ void expo_histogram(struct expo *e, const char *name, const char *labels,
 		    const __u64 *slots, unsigned nr_slots, const struct hist_range *r,
 		    uint64_t sum)
 {
-	struct strbuf *sb = e->out;
+	struct strbuf *sb;
 	unsigned max = expo_hist_last(r, nr_slots);
 	struct bucket_head head = { 0 };
 	uint64_t cum = 0, total;
@@ -368,6 +380,8 @@ void expo_histogram(struct expo *e, const char *name, const char *labels,
 
 	if (e->skip)
 		return;
+	sink_check(e);
+	sb = e->out;
 	if (e->format == EXPO_PROTOBUF) {
 		expo_pb_histogram(e, labels, slots, nr_slots, r, sum);
 		return;

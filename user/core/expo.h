@@ -52,6 +52,17 @@ extern const char *const expo_content_types[EXPO_FORMATS];
 struct expo_family;
 struct expo_pb;
 
+/*
+ * Where the text formats' response goes while it is written (a gzip made
+ * meanwhile): between two samples, once the response holds `at` bytes or
+ * more, take() gets them and leaves the buffer empty to write on into.
+ */
+struct expo_sink {
+	void (*take)(void *arg, struct strbuf *out);
+	void *arg;
+	size_t at;
+};
+
 /* A response being written. */
 struct expo {
 	enum expo_format format;
@@ -68,6 +79,7 @@ struct expo {
 	bool skip;                        /* the family being written is left out */
 	struct hist_range time_range;     /* of every time histogram: expo_time_range by default */
 	struct expo_pb *pb;               /* protobuf: the family being built */
+	const struct expo_sink *sink;     /* text formats; NULL: the whole response stays in out */
 };
 
 /* Starts writing into out (kept by the caller); `start`: see struct expo. */

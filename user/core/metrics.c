@@ -235,7 +235,8 @@ static void render_self(struct discovery *d, struct expo *e, struct strbuf *lb)
 	render_pins(d->probes, e, lb);
 }
 
-int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb)
+int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb,
+		   const struct expo_sink *sink)
 {
 	struct probe_set *ps = d->probes;
 	struct timespec t0, t1;
@@ -254,6 +255,7 @@ int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *
 	e.family_off_arg = d->cfg;
 	e.time_range.min_slot = d->cfg->time_min_slot;
 	e.time_range.max_slot = d->cfg->time_max_slot;
+	e.sink = sink;
 	render_build(&e, &lb);
 	pthread_mutex_lock(&d->lock);
 	render_vm_info(d, &e, &lb);

@@ -10,8 +10,13 @@
 #include "core/expo.h"
 #include "core/util.h"
 
-/* Renders every family into sb (reset first) in `format`; 0 or -ENOMEM. */
-int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb);
+/*
+ * Renders every family into sb (reset first) in `format`; 0 or -ENOMEM.
+ * `sink` (text formats; may be NULL) takes the response in segments while
+ * it is written: sb then holds only the last.
+ */
+int metrics_render(struct discovery *d, enum expo_format format, struct strbuf *sb,
+		   const struct expo_sink *sink);
 
 /*
  * The labels of a per-VM series into lb (reset first): name, namespace

@@ -144,10 +144,13 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 	int format = negotiate_accept(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
 				      expo_media_types, EXPO_FORMATS);
 	struct MHD_Response *r;
+	struct gzip_stream st;
+	const struct expo_sink sink = { gzip_stream_take, &st, GZIP_SEGMENT };
 	struct strbuf z;
 	struct lent *l;
 	enum MHD_Result ret;
-	bool zipped = false;
+	bool gzip, streamed, zipped = false;
+	int err;
 
 	if (format < 0)
 		return send_text(s, c, MHD_HTTP_NOT_ACCEPTABLE, "text/plain",
@@ -159,23 +162,41 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 	if (!l)
 		return MHD_NO;
 	l->s = s;
-	spare_take(s, &l->sb);
-	if (metrics_render(s->d, (enum expo_format)format, &l->sb)) {
+	gzip = negotiate_encoding(enc, "gzip");
+	/* The text formats are deflated while they are rendered (protobuf's families move as they close). */
+	streamed = gzip && format != EXPO_PROTOBUF;
+	sb_init(&l->sb);
+	sb_init(&z);
+	if (!streamed)
+		spare_take(s, &l->sb);
+	if (gzip)
+		spare_take(s, &z);
+	if (streamed && !gzip_stream_begin(&st, &s->gz, &z)) {
+		streamed = false;
+		spare_take(s, &l->sb);
+	}
+	if (streamed) {
+		err = metrics_render(s->d, (enum expo_format)format, st.body, &sink);
+		zipped = gzip_stream_end(&st);
+		err = err ? err : zipped ? 0 : -ENOMEM;
+	} else {
+		err = metrics_render(s->d, (enum expo_format)format, &l->sb, NULL);
+		if (!err && gzip)
+			zipped = gzipper_run(&s->gz, l->sb.buf, l->sb.len, &z);
+	}
+	if (zipped) {
+		/* The rendering goes back at once, the gzip is lent instead. */
+		struct strbuf text = l->sb;
+
+		l->sb = z;
+		z = text;
+	}
+	if (gzip)
+		spare_give(s, &z);
+	if (err) {
 		lent_back(l);
 		return send_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
-				 "out of memory rendering metrics\n");
-	}
-	if (negotiate_encoding(enc, "gzip")) {
-		spare_take(s, &z);
-		zipped = gzipper_run(&s->gz, l->sb.buf, l->sb.len, &z);
-		/* The rendering goes back at once, the gzip is lent instead. */
-		if (zipped) {
-			struct strbuf text = l->sb;
-
-			l->sb = z;
-			z = text;
-		}
-		spare_give(s, &z);
+				 "out of memory rendering or compressing metrics\n");
 	}
 	r = MHD_create_response_from_buffer_with_free_callback_cls(l->sb.len, l->sb.buf, lent_back, l);
 	if (!r) {
