@@ -2,12 +2,19 @@
 #define _GNU_SOURCE
 #include "core/netns.h"
 
+#include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "core/util.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71 /* Linux 5.14 */
@@ -45,4 +52,74 @@ int netns_current_cookie(__u64 *cookie)
 		err = -errno;
 	close(fd);
 	return err;
+}
+
+/* Namespaces seen so far by netns_foreach, by their nsfs inode. */
+struct ns_seen {
+	struct stat *st;
+	size_t nr, cap;
+};
+
+/* Whether the namespace fd is on was seen; if not, it is now. */
+static bool ns_seen_before(struct ns_seen *seen, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return true;
+	for (size_t i = 0; i < seen->nr; i++)
+		if (seen->st[i].st_dev == st.st_dev && seen->st[i].st_ino == st.st_ino)
+			return true;
+	if (array_reserve((void **)&seen->st, seen->nr, &seen->cap, sizeof(st)))
+		return false; /* out of memory: entered again, which is harmless */
+	seen->st[seen->nr++] = st;
+	return false;
+}
+
+/* fn in the namespace of each dir/NAME[/tail] not seen yet; the number entered. */
+static int foreach_in(const char *dir, const char *tail, struct ns_seen *seen,
+		      void (*fn)(void *arg), void *arg)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int entered = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX];
+		int fd;
+
+		if (de->d_name[0] == '.' || (*tail && (de->d_name[0] < '0' || de->d_name[0] > '9')))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s%s", dir, de->d_name, tail);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* the process exited, or the name is no namespace */
+		if (!ns_seen_before(seen, fd) && netns_enter(fd) == 0) {
+			fn(arg);
+			entered++;
+		}
+		close(fd);
+	}
+	closedir(d);
+	return entered;
+}
+
+int netns_foreach(const char *proc_root, void (*fn)(void *arg), void *arg)
+{
+	struct ns_seen seen = { 0 };
+	int home = netns_open_current(), entered, err;
+
+	if (home < 0)
+		return home;
+	/* The thread's own first: entering it needs nothing. */
+	ns_seen_before(&seen, home);
+	fn(arg);
+	entered = 1 + foreach_in(proc_root, "/ns/net", &seen, fn, arg);
+	entered += foreach_in("/run/netns", "", &seen, fn, arg);
+	err = netns_enter(home);
+	close(home);
+	free(seen.st);
+	return err ? err : entered;
 }

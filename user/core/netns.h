@@ -15,6 +15,14 @@ int netns_enter(int fd);
 /* An fd on the calling thread's own network namespace, for returning. */
 int netns_open_current(void);
 
+/*
+ * Calls fn in each network namespace of the host's processes (under
+ * `proc_root`, /proc seen from the host) and each one `ip netns` named
+ * (/run/netns), once each, then returns the thread to its own. The number
+ * of namespaces entered, or -errno if the thread could not get back.
+ */
+int netns_foreach(const char *proc_root, void (*fn)(void *arg), void *arg);
+
 /* The kernel's cookie of the current thread's network namespace (the
  * value bpf_get_netns_cookie() returns for its devices); 0 or -errno. */
 int netns_current_cookie(__u64 *cookie);

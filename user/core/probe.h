@@ -114,6 +114,13 @@ struct probe_ops {
 	struct bpf_object *(*object)(struct probe *p);
 	/* serve: the VM's slots, added to its object in the state file (NULL: none). */
 	void (*state)(struct probe *p, const struct vm *vm, struct json_object *out);
+	/*
+	 * uninstall, after the pins' probes detached all they knew of: removes
+	 * what the probe left attached that no pin leads to any more (a serve
+	 * that cleared the pins, a detach that failed), the probe not open.
+	 * The number removed, or -errno. NULL: nothing outlives its pins.
+	 */
+	int (*sweep)(const struct config *cfg);
 };
 
 struct probe_pins;

@@ -2,12 +2,15 @@
 /* The network probe's entry in the VM table's seam (core/probe.h). */
 #include <errno.h>
 #include <json-c/json.h>
+#include <net/if.h>
 #include <stdlib.h>
 
 #include "core/config.h"
 #include "core/discovery.h"
+#include "core/netns.h"
 #include "net.skel.h"
 #include "probes/net/net_probe.h"
+#include "probes/net/tc.h"
 
 static bool net_wanted(const struct config *cfg, enum probe_mode mode)
 {
@@ -54,6 +57,31 @@ static struct bpf_object *net_object(struct probe *p)
 	return ((struct net_probe *)p->priv)->skel->obj;
 }
 
+/* Every vmprobe filter on the devices of the current namespace; *removed counts them. */
+static void sweep_here(void *removed)
+{
+	struct if_nameindex *ifs = if_nameindex();
+
+	for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
+		int n = tc_remove_stale((int)i->if_index);
+
+		if (n > 0)
+			*(int *)removed += n;
+	}
+	if_freenameindex(ifs);
+}
+
+/*
+ * clsact filters hold their programs without any fd or pin: those a serve
+ * lost track of stay attached. Found by name in every namespace.
+ */
+static int net_sweep(const struct config *cfg)
+{
+	int removed = 0, err = netns_foreach(cfg->proc_root, sweep_here, &removed);
+
+	return err < 0 ? err : removed;
+}
+
 const struct probe_ops net_probe_ops = {
 	.name = "net",
 	.title = "network",
@@ -71,4 +99,5 @@ const struct probe_ops net_probe_ops = {
 	.adopted = net_adopted_op,
 	.object = net_object,
 	.state = net_state,
+	.sweep = net_sweep,
 };

@@ -217,24 +217,28 @@ const char *tc_error_hint(int err)
 	}
 }
 
-/* Removes the filters of an earlier vmprobe listed in f (direction i), from the `from`th. */
-static void stale_remove(int ifindex, int i, const struct tc_filters *f, unsigned from)
+/* Removes the filters of an earlier vmprobe listed in f (direction i), from the `from`th; how many. */
+static int stale_remove(int ifindex, int i, const struct tc_filters *f, unsigned from)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
+	int removed = 0;
 
 	for (unsigned k = from; k < f->nr_stale; k++) {
 		DECLARE_LIBBPF_OPTS(bpf_tc_opts, stale, .handle = f->stale[k].handle,
 				    .priority = f->stale[k].priority);
 
-		if (bpf_tc_detach(&hook, &stale) == 0)
+		if (bpf_tc_detach(&hook, &stale) == 0) {
 			log_info("ifindex %d: removed a filter left by an earlier vmprobe", ifindex);
+			removed++;
+		}
 	}
+	return removed;
 }
 
 int tc_remove_stale(int ifindex)
 {
 	struct tc_filters f;
-	int err = 0;
+	int err = 0, removed = 0;
 
 	for (int i = 0; i < 2; i++) {
 		int e = tc_list_filters(ifindex, i == 0, &f);
@@ -242,9 +246,9 @@ int tc_remove_stale(int ifindex)
 		if (e)
 			err = e;
 		else
-			stale_remove(ifindex, i, &f, 0);
+			removed += stale_remove(ifindex, i, &f, 0);
 	}
-	return err;
+	return removed || !err ? removed : err;
 }
 
 int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,

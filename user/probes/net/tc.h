@@ -123,7 +123,11 @@ struct tc_filters {
 	} stale[TC_MAX_STALE];
 };
 
-/* Removes every filter an earlier vmprobe left on `ifindex` (current namespace); 0 or -errno. */
+/*
+ * Removes every filter an earlier vmprobe left on `ifindex` (current
+ * namespace): how many, or -errno when none was and a hook could not be
+ * listed (a device without clsact).
+ */
 int tc_remove_stale(int ifindex);
 /*
  * Removes the device's clsact qdisc if it holds no filter but vmprobe's:
