@@ -22,6 +22,12 @@
  */
 #define GZIP_SEGMENT (2 * 1024 * 1024)
 #define GZIP_RING 8
+/*
+ * Handed over once this much is written (struct expo_sink's at): the
+ * sample that follows fits, and a buffer (4 KiB, doubled as it grows)
+ * stays at GZIP_SEGMENT.
+ */
+#define GZIP_CUT_AT (GZIP_SEGMENT - GZIP_SEGMENT / 16)
 
 struct deflater;
 struct gzip_slot;

@@ -145,7 +145,7 @@ static enum MHD_Result send_metrics(struct server *s, struct MHD_Connection *c)
 				      expo_media_types, EXPO_FORMATS);
 	struct MHD_Response *r;
 	struct gzip_stream st;
-	const struct expo_sink sink = { gzip_stream_take, &st, GZIP_SEGMENT };
+	const struct expo_sink sink = { gzip_stream_take, &st, GZIP_CUT_AT };
 	struct strbuf z;
 	struct lent *l;
 	enum MHD_Result ret;
