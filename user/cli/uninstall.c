@@ -5,8 +5,10 @@
  * without persist would at its exit: it adopts them, claims them VM by VM
  * (finding the taps in their network namespaces), then detaches all.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cmd.h"
 #include "core/config.h"
@@ -33,9 +35,19 @@ static bool uninstall_opt(const struct cmd_opt *o, const char *val, void *path)
  */
 static bool sweep_all(const struct config *cfg, int *total)
 {
+	char holder[32];
 	bool ok = true;
+	/* A top or hist with probes of its own holds it: its filters are vmprobe's too. */
+	int lock = lock_take(ATTACH_LOCK, holder, sizeof(holder));
 
 	*total = 0;
+	if (lock == -EBUSY)
+		fprintf(stderr, "vmprobe: a vmprobe top, hist or serve (pid %s) has probes "
+			"attached; stop it first\n", holder);
+	else if (lock < 0)
+		fprintf(stderr, "vmprobe: cannot lock %s: %s\n", ATTACH_LOCK, strerror(-lock));
+	if (lock < 0)
+		return false;
 	for (size_t i = 0; i < probe_registry_len; i++) {
 		const struct probe_ops *ops = probe_registry[i];
 		int n = ops->sweep ? ops->sweep(cfg) : 0;
@@ -45,11 +57,12 @@ static bool sweep_all(const struct config *cfg, int *total)
 				"failed (%s)\n", ops->title, strerror(-n));
 			ok = false;
 		} else if (n > 0) {
-			printf("the %s probe: removed %d program%s left attached that no pin led to\n",
+			printf("the %s probe: removed %d filter%s left attached that no pin led to\n",
 			       ops->title, n, n == 1 ? "" : "s");
 			*total += n;
 		}
 	}
+	close(lock);
 	return ok;
 }
 
@@ -74,8 +87,8 @@ static int do_uninstall(int argc, char **argv)
 	if (!pins_exist() && !serve_running()) {
 		if (!sweep_all(&cfg, &swept))
 			return EXIT_FAIL;
-		if (!swept)
-			printf("nothing of vmprobe serve was left on this host\n");
+		printf(swept ? "removed what vmprobe serve left on this host\n"
+			     : "nothing of vmprobe serve was left on this host\n");
 		return EXIT_OK;
 	}
 	st = serve_begin(&cfg, false);

@@ -76,19 +76,25 @@ static bool ns_seen_before(struct ns_seen *seen, int fd)
 	return false;
 }
 
-/* fn in the namespace of each dir/NAME[/tail] not seen yet; the number entered. */
+/*
+ * fn in the namespace of each dir/NAME[/tail] not seen yet: the number
+ * entered; *err: why the directory could not be read or a namespace not
+ * entered (-errno).
+ */
 static int foreach_in(const char *dir, const char *tail, struct ns_seen *seen,
-		      void (*fn)(void *arg), void *arg)
+		      void (*fn)(void *arg), void *arg, int *err)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	int entered = 0;
 
-	if (!d)
+	if (!d) {
+		*err = -errno;
 		return 0;
+	}
 	while ((de = readdir(d))) {
 		char path[PATH_MAX];
-		int fd;
+		int fd, e;
 
 		if (de->d_name[0] == '.' || (*tail && (de->d_name[0] < '0' || de->d_name[0] > '9')))
 			continue;
@@ -96,9 +102,14 @@ static int foreach_in(const char *dir, const char *tail, struct ns_seen *seen,
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue; /* the process exited, or the name is no namespace */
-		if (!ns_seen_before(seen, fd) && netns_enter(fd) == 0) {
-			fn(arg);
-			entered++;
+		if (!ns_seen_before(seen, fd)) {
+			e = netns_enter(fd);
+			if (e) {
+				*err = e;
+			} else {
+				fn(arg);
+				entered++;
+			}
 		}
 		close(fd);
 	}
@@ -109,17 +120,24 @@ static int foreach_in(const char *dir, const char *tail, struct ns_seen *seen,
 int netns_foreach(const char *proc_root, void (*fn)(void *arg), void *arg)
 {
 	struct ns_seen seen = { 0 };
-	int home = netns_open_current(), entered, err;
+	char named[PATH_MAX];
+	int home = netns_open_current(), entered, err = 0, unused = 0, back;
 
 	if (home < 0)
 		return home;
 	/* The thread's own first: entering it needs nothing. */
 	ns_seen_before(&seen, home);
 	fn(arg);
-	entered = 1 + foreach_in(proc_root, "/ns/net", &seen, fn, arg);
-	entered += foreach_in("/run/netns", "", &seen, fn, arg);
-	err = netns_enter(home);
+	entered = 1 + foreach_in(proc_root, "/ns/net", &seen, fn, arg, &err);
+	/*
+	 * Named ones (ip netns add) may have no process in them: as the host
+	 * has them (its init's root, whatever this process's is), and ours.
+	 */
+	snprintf(named, sizeof(named), "%s/1/root/run/netns", proc_root);
+	entered += foreach_in(named, "", &seen, fn, arg, &unused);
+	entered += foreach_in("/run/netns", "", &seen, fn, arg, &unused);
+	back = netns_enter(home);
 	close(home);
 	free(seen.st);
-	return err ? err : entered;
+	return back ? back : err ? err : entered;
 }

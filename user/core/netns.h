@@ -18,8 +18,10 @@ int netns_open_current(void);
 /*
  * Calls fn in each network namespace of the host's processes (under
  * `proc_root`, /proc seen from the host) and each one `ip netns` named
- * (/run/netns), once each, then returns the thread to its own. The number
- * of namespaces entered, or -errno if the thread could not get back.
+ * (the host's /run/netns and ours), once each, then returns the thread to
+ * its own. The number of namespaces entered, or -errno if `proc_root`
+ * could not be read, a namespace not entered (fn ran in all the others)
+ * or the thread could not get back.
  */
 int netns_foreach(const char *proc_root, void (*fn)(void *arg), void *arg);
 

@@ -57,16 +57,30 @@ static struct bpf_object *net_object(struct probe *p)
 	return ((struct net_probe *)p->priv)->skel->obj;
 }
 
-/* Every vmprobe filter on the devices of the current namespace; *removed counts them. */
-static void sweep_here(void *removed)
+/* What a sweep did: filters removed, and the last failure (-errno). */
+struct sweep {
+	int removed;
+	int err;
+};
+
+/* Every vmprobe filter on the devices of the current namespace. */
+static void sweep_here(void *arg)
 {
+	struct sweep *sw = arg;
 	struct if_nameindex *ifs = if_nameindex();
 
-	for (struct if_nameindex *i = ifs; i && i->if_index; i++) {
-		int n = tc_remove_stale((int)i->if_index);
+	if (!ifs) {
+		sw->err = -errno;
+		return;
+	}
+	for (struct if_nameindex *i = ifs; i->if_index; i++) {
+		int n;
 
-		if (n > 0)
-			*(int *)removed += n;
+		/* TC_MAX_STALE a hook at a time. */
+		for (int round = 0; round < 64 && (n = tc_remove_stale((int)i->if_index)) > 0; round++)
+			sw->removed += n;
+		if (n < 0)
+			sw->err = n;
 	}
 	if_freenameindex(ifs);
 }
@@ -77,9 +91,12 @@ static void sweep_here(void *removed)
  */
 static int net_sweep(const struct config *cfg)
 {
-	int removed = 0, err = netns_foreach(cfg->proc_root, sweep_here, &removed);
+	struct sweep sw = { 0 };
+	int err = netns_foreach(cfg->proc_root, sweep_here, &sw);
 
-	return err < 0 ? err : removed;
+	if (err < 0)
+		return err;
+	return sw.err ? sw.err : sw.removed;
 }
 
 const struct probe_ops net_probe_ops = {

@@ -217,8 +217,11 @@ const char *tc_error_hint(int err)
 	}
 }
 
-/* Removes the filters of an earlier vmprobe listed in f (direction i), from the `from`th; how many. */
-static int stale_remove(int ifindex, int i, const struct tc_filters *f, unsigned from)
+/*
+ * Removes the filters of an earlier vmprobe listed in f (direction i),
+ * from the `from`th; how many. *err: the last removal's failure.
+ */
+static int stale_remove(int ifindex, int i, const struct tc_filters *f, unsigned from, int *err)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = points[i]);
 	int removed = 0;
@@ -226,13 +229,22 @@ static int stale_remove(int ifindex, int i, const struct tc_filters *f, unsigned
 	for (unsigned k = from; k < f->nr_stale; k++) {
 		DECLARE_LIBBPF_OPTS(bpf_tc_opts, stale, .handle = f->stale[k].handle,
 				    .priority = f->stale[k].priority);
+		int e = bpf_tc_detach(&hook, &stale);
 
-		if (bpf_tc_detach(&hook, &stale) == 0) {
+		if (e == 0) {
 			log_info("ifindex %d: removed a filter left by an earlier vmprobe", ifindex);
 			removed++;
+		} else if (err) {
+			*err = e;
 		}
 	}
 	return removed;
+}
+
+/* The device (or its namespace) went away, taking its filters and qdiscs along. */
+static bool tc_gone(int err)
+{
+	return err == -ENOENT || err == -ENODEV || err == -EINVAL;
 }
 
 int tc_remove_stale(int ifindex)
@@ -246,9 +258,9 @@ int tc_remove_stale(int ifindex)
 		if (e)
 			err = e;
 		else
-			removed += stale_remove(ifindex, i, &f, 0);
+			removed += stale_remove(ifindex, i, &f, 0, &err);
 	}
-	return removed || !err ? removed : err;
+	return err && !tc_gone(err) ? err : removed;
 }
 
 int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
@@ -280,7 +292,7 @@ int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,
 		 * or for nothing: remove them. (Only one vmprobe serve runs per
 		 * host.)
 		 */
-		stale_remove(ifindex, i, &f, 0);
+		stale_remove(ifindex, i, &f, 0, NULL);
 		if (f.count && f.min_priority > 1) {
 			priority = f.min_priority - 1;
 		} else if (f.count && f.max_priority >= 0xffff) {
@@ -438,7 +450,7 @@ int tc_adopt_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid, boo
 		a->attached[i] = true;
 		a->priority[i] = f[i].stale[0].priority;
 		a->handle[i] = f[i].stale[0].handle;
-		stale_remove(ifindex, i, &f[i], 1);
+		stale_remove(ifindex, i, &f[i], 1, NULL);
 	}
 	return 0;
 }
@@ -602,12 +614,6 @@ static void filter_seen(void *arg, __u32 prio, __u32 handle, bool vmprobe)
 
 	if (prio == at->prio && handle == at->handle)
 		at->who = vmprobe ? AT_VMPROBE : AT_OTHER;
-}
-
-/* The device (or its namespace) went away, taking its filters and qdiscs along. */
-static bool tc_gone(int err)
-{
-	return err == -ENOENT || err == -ENODEV || err == -EINVAL;
 }
 
 int tc_detach_pair(struct tc_attachment *a)

@@ -124,9 +124,9 @@ struct tc_filters {
 };
 
 /*
- * Removes every filter an earlier vmprobe left on `ifindex` (current
- * namespace): how many, or -errno when none was and a hook could not be
- * listed (a device without clsact).
+ * Removes the filters an earlier vmprobe left on `ifindex` (current
+ * namespace), up to TC_MAX_STALE a hook: how many, or -errno if a hook
+ * could not be listed or a filter not removed (but for the device gone).
  */
 int tc_remove_stale(int ifindex);
 /*
