@@ -54,6 +54,20 @@ static char *gunzip(const struct strbuf *z, size_t want, size_t *got)
 	return out;
 }
 
+/* z reads back, as one whole gzip member, as exactly body[0, len). */
+static void expect_gunzip(const char *msg, const struct strbuf *z, const char *body, size_t len)
+{
+	size_t got = 0;
+	char *back = gunzip(z, len, &got);
+
+	if (!back)
+		fail_msg("%s: zlib does not read it as one whole gzip member", msg);
+	expect_int(msg, (long long)len, (long long)got);
+	if (memcmp(back, body, len))
+		fail_msg("%s: inflated to other bytes", msg);
+	free(back);
+}
+
 /* Whether `z` is not what one piece makes of the body: proof that it was cut. */
 static bool differs_from_one_piece(const char *body, size_t len, const struct strbuf *z)
 {
@@ -74,8 +88,7 @@ static void round_trip(const char *what, unsigned pieces, size_t len)
 {
 	struct gzipper g;
 	struct strbuf z;
-	char *body = body_of(len), *back;
-	size_t got = 0;
+	char *body = body_of(len);
 	char msg[160];
 
 	snprintf(msg, sizeof(msg), "%s (%zu bytes, up to %u pieces)", what, len, pieces);
@@ -85,13 +98,7 @@ static void round_trip(const char *what, unsigned pieces, size_t len)
 		sb_reset(&z);
 		if (!gzipper_run(&g, body, len, &z))
 			fail_msg("%s: gzipper_run failed", msg);
-		back = gunzip(&z, len, &got);
-		if (!back)
-			fail_msg("%s: zlib does not read it as one whole gzip member", msg);
-		expect_int(msg, (long long)len, (long long)got);
-		if (memcmp(back, body, len))
-			fail_msg("%s: inflated to other bytes", msg);
-		free(back);
+		expect_gunzip(msg, &z, body, len);
 	}
 	if (len > 1000 && z.len * 4 > len)
 		fail_msg("%s: %zu bytes compressed to %zu", msg, len, z.len);
@@ -204,8 +211,7 @@ static void stream_round_trip(const char *what, unsigned pieces, size_t len, siz
 {
 	struct gzipper g;
 	struct strbuf z;
-	char *body = body_of(len), *back;
-	size_t got = 0;
+	char *body = body_of(len);
 	unsigned segments = 0;
 	char msg[200];
 
@@ -220,13 +226,7 @@ static void stream_round_trip(const char *what, unsigned pieces, size_t len, siz
 		if (segments < min_segments)
 			fail_msg("%s: %u segments handed over, %u at least expected", msg, segments,
 				 min_segments);
-		back = gunzip(&z, len, &got);
-		if (!back)
-			fail_msg("%s: zlib does not read it as one whole gzip member", msg);
-		expect_int(msg, (long long)len, (long long)got);
-		if (memcmp(back, body, len))
-			fail_msg("%s: inflated to other bytes", msg);
-		free(back);
+		expect_gunzip(msg, &z, body, len);
 	}
 	if (len > 10000 && z.len * 4 > len)
 		fail_msg("%s: %zu bytes compressed to %zu", msg, len, z.len);
