@@ -26,8 +26,9 @@ tap_require_root "$WHAT" tun
 
 WORK=$(mktemp -d /tmp/vmprobe-sweep.XXXXXX)
 PORT=19611 HTAP=vmsw-h0 NTAP=vmsw-n0 UTAP=vmsw-u0 NS=vmprobe-sweep PINS=/sys/fs/bpf/vmprobe
-VMS=() HOLDER=
+VMS=() HOLDER= LOCKER=
 cleanup() {
+	[ -n "$LOCKER" ] && kill "$LOCKER" 2>/dev/null && wait "$LOCKER" 2>/dev/null
 	vmprobe_stop >/dev/null 2>&1
 	[ -n "${VMPROBE_PID:-}" ] && kill -KILL "$VMPROBE_PID" 2>/dev/null
 	for v in "${VMS[@]}"; do kill "$v" 2>/dev/null && wait "$v" 2>/dev/null; done
@@ -45,7 +46,8 @@ ip netns del "$NS" 2>/dev/null
 # The unnamed namespace: a process of its own holds it.
 unshare --net sleep 600 &
 HOLDER=$!
-wait_for 5 test "$(readlink /proc/$HOLDER/ns/net)" != "$(readlink /proc/self/ns/net)"
+own_ns() { [ "$(readlink /proc/$HOLDER/ns/net)" != "$(readlink /proc/self/ns/net)" ]; }
+wait_for 5 own_ns
 UNS=(nsenter -t "$HOLDER" -n)
 mktap() { # TAP [PREFIX...]
 	local t=$1; shift
@@ -75,6 +77,7 @@ uprogs() { # the unnamed namespace's tap
 }
 both="vmprobe_tap_egr vmprobe_tap_ing" # the names as the kernel keeps them (15 bytes)
 all_three() { echo "$(progs "$HTAP") | $(progs "$NS" "$NTAP") | $(uprogs)"; }
+attached_all() { [ "$(all_three)" = "$both | $both | $both" ]; }
 
 round() { # NAME SECOND_SERVE_YAML
 	local r=$1
@@ -82,10 +85,12 @@ round() { # NAME SECOND_SERVE_YAML
 	start_guest sw-host "$HTAP"
 	start_guest sw-ns "$NTAP" ip netns exec "$NS"
 	start_guest sw-uns "$UTAP" "${UNS[@]}"
-	for g in sw-host sw-ns sw-uns; do wait_for 5 grep -q ready "$WORK/$g.log"; done
+	for g in sw-host sw-ns sw-uns; do
+		wait_for 5 grep -q ready "$WORK/$g.log" || { tap_fail "$r: stand-in VM $g starts"; return; }
+	done
 	vmprobe_start $PORT "persist: true
 network: {tc_hook: clsact}" || { tap_fail "$r: a persistent serve on clsact starts" "$(tail -5 "$WORK/vmprobe.log")"; return; }
-	wait_for 10 test "$(all_three)" = "$both | $both | $both"
+	wait_for 10 attached_all
 	check_eq "$r: the serve's filters on the three taps" "$both | $both | $both" "$(all_three)"
 	kill -KILL "$VMPROBE_PID"; wait "$VMPROBE_PID" 2>/dev/null; VMPROBE_PID=
 	# The VMs stop; their taps stay, and nothing will claim them.
@@ -107,13 +112,13 @@ check "no pin left: no pin at all" test ! -e "$PINS"
 mkdir -p /run/vmprobe
 # (The locker becomes the sleep that holds the lock: killing it frees the lock.)
 bash -c 'exec 9>>/run/vmprobe/attach.lock && flock 9 && exec sleep 60' &
-locker=$!
+LOCKER=$!
 wait_for 5 bash -c '! flock -n /run/vmprobe/attach.lock true'
 "$VMPROBE" uninstall >"$WORK/refused.out" 2>&1
 check_eq "uninstall refuses while another vmprobe holds the attach lock" 1 $?
 check "... and says why" grep -q "has probes attached; stop it first" "$WORK/refused.out"
 check_eq "... removing nothing" "$both | $both | $both" "$(all_three)"
-kill "$locker"; wait "$locker" 2>/dev/null
+kill "$LOCKER"; wait "$LOCKER" 2>/dev/null; LOCKER=
 "$VMPROBE" uninstall >"$WORK/uninstall.out" 2>&1
 check_eq "no pin left: vmprobe uninstall succeeds" 0 $?
 check "no pin left: it says it removed the six filters no pin led to" \

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,8 +79,8 @@ static bool ns_seen_before(struct ns_seen *seen, int fd)
 
 /*
  * fn in the namespace of each dir/NAME[/tail] not seen yet: the number
- * entered; *err: why the directory could not be read or a namespace not
- * entered (-errno).
+ * entered; *err: why a process directory (tail set) could not be read or
+ * a namespace not entered (-errno).
  */
 static int foreach_in(const char *dir, const char *tail, struct ns_seen *seen,
 		      void (*fn)(void *arg), void *arg, int *err)
@@ -89,7 +90,9 @@ static int foreach_in(const char *dir, const char *tail, struct ns_seen *seen,
 	int entered = 0;
 
 	if (!d) {
-		*err = -errno;
+		/* No process directory is an error; no named namespace is not. */
+		if (*tail)
+			*err = -errno;
 		return 0;
 	}
 	while ((de = readdir(d))) {
@@ -100,12 +103,21 @@ static int foreach_in(const char *dir, const char *tail, struct ns_seen *seen,
 			continue;
 		snprintf(path, sizeof(path), "%s/%s%s", dir, de->d_name, tail);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue; /* the process exited, or the name is no namespace */
+		if (fd < 0) {
+			/*
+			 * The process gone meanwhile, or one we may not look into
+			 * (a sandbox's init): nor could a serve, which enters VMs'
+			 * namespaces the same way.
+			 */
+			log_debug("cannot open %s: %s", path, strerror(errno));
+			continue;
+		}
 		if (!ns_seen_before(seen, fd)) {
 			e = netns_enter(fd);
 			if (e) {
 				*err = e;
+				log_warn("cannot enter the network namespace of %s: %s", path,
+					 strerror(-e));
 			} else {
 				fn(arg);
 				entered++;
@@ -121,7 +133,7 @@ int netns_foreach(const char *proc_root, void (*fn)(void *arg), void *arg)
 {
 	struct ns_seen seen = { 0 };
 	char named[PATH_MAX];
-	int home = netns_open_current(), entered, err = 0, unused = 0, back;
+	int home = netns_open_current(), entered, err = 0, back;
 
 	if (home < 0)
 		return home;
@@ -134,8 +146,8 @@ int netns_foreach(const char *proc_root, void (*fn)(void *arg), void *arg)
 	 * has them (its init's root, whatever this process's is), and ours.
 	 */
 	snprintf(named, sizeof(named), "%s/1/root/run/netns", proc_root);
-	entered += foreach_in(named, "", &seen, fn, arg, &unused);
-	entered += foreach_in("/run/netns", "", &seen, fn, arg, &unused);
+	entered += foreach_in(named, "", &seen, fn, arg, &err);
+	entered += foreach_in("/run/netns", "", &seen, fn, arg, &err);
 	back = netns_enter(home);
 	close(home);
 	free(seen.st);

@@ -378,7 +378,7 @@ int net_tap_attach(struct net_probe *np, int ifindex, unsigned slot, struct tc_a
 	 * that hook whose pins were not adopted) would count beside our links.
 	 */
 	if (np->tcx)
-		tc_remove_stale(ifindex);
+		tc_remove_stale(ifindex, NULL);
 	/* The programs read their slot back as skb->tc_classid - 1. */
 	if (np->tcx)
 		tcx_err = tcx_attach_pair(ifindex, net_tap_progs_fd(np), slot + 1, a);

@@ -197,7 +197,7 @@ static int hooks_take(struct net_probe *np, int ifindex, unsigned slot, const st
 	if (!(rec->flags & NET_SLOT_TCX)) {
 		/* Filters of another hook than ours would count beside it. */
 		if (np->tcx) {
-			tc_remove_stale(ifindex);
+			tc_remove_stale(ifindex, NULL);
 			if (rec->flags & NET_SLOT_QDISC)
 				tc_clsact_drop_empty(ifindex);
 			return -ENOENT;
@@ -285,7 +285,7 @@ static void slot_release(struct net_probe *np, __u32 slot, const struct net_slot
 	if (!(rec->flags & NET_SLOT_TCX)) {
 		retire = rec->netns_cookie != home;
 		if (!retire)
-			tc_remove_stale((int)rec->ifindex);
+			tc_remove_stale((int)rec->ifindex, NULL);
 	}
 	key.netns_cookie = np->have_netns_cookie ? rec->netns_cookie : 0;
 	if (!bpf_map_lookup_elem(net_ifaces_fd(np), &key, &v) && v == slot)

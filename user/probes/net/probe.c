@@ -74,13 +74,11 @@ static void sweep_here(void *arg)
 		return;
 	}
 	for (struct if_nameindex *i = ifs; i->if_index; i++) {
-		int n;
-
 		/* TC_MAX_STALE a hook at a time. */
-		for (int round = 0; round < 64 && (n = tc_remove_stale((int)i->if_index)) > 0; round++)
+		for (int round = 0, n = 1; round < 64 && n > 0; round++) {
+			n = tc_remove_stale((int)i->if_index, &sw->err);
 			sw->removed += n;
-		if (n < 0)
-			sw->err = n;
+		}
 	}
 	if_freenameindex(ifs);
 }
@@ -94,6 +92,9 @@ static int net_sweep(const struct config *cfg)
 	struct sweep sw = { 0 };
 	int err = netns_foreach(cfg->proc_root, sweep_here, &sw);
 
+	if (sw.removed && (err < 0 || sw.err))
+		log_warn("the network probe: removed %d filters left attached that no pin led to, "
+			 "but not all it looked for", sw.removed);
 	if (err < 0)
 		return err;
 	return sw.err ? sw.err : sw.removed;

@@ -217,9 +217,16 @@ const char *tc_error_hint(int err)
 	}
 }
 
+/* The device (or its namespace) went away, taking its filters and qdiscs along. */
+static bool tc_gone(int err)
+{
+	return err == -ENOENT || err == -ENODEV || err == -EINVAL;
+}
+
 /*
  * Removes the filters of an earlier vmprobe listed in f (direction i),
- * from the `from`th; how many. *err: the last removal's failure.
+ * from the `from`th; how many. *err: a removal's failure, but for the
+ * filter or device gone meanwhile.
  */
 static int stale_remove(int ifindex, int i, const struct tc_filters *f, unsigned from, int *err)
 {
@@ -234,33 +241,27 @@ static int stale_remove(int ifindex, int i, const struct tc_filters *f, unsigned
 		if (e == 0) {
 			log_info("ifindex %d: removed a filter left by an earlier vmprobe", ifindex);
 			removed++;
-		} else if (err) {
+		} else if (err && !tc_gone(e)) {
 			*err = e;
 		}
 	}
 	return removed;
 }
 
-/* The device (or its namespace) went away, taking its filters and qdiscs along. */
-static bool tc_gone(int err)
-{
-	return err == -ENOENT || err == -ENODEV || err == -EINVAL;
-}
-
-int tc_remove_stale(int ifindex)
+int tc_remove_stale(int ifindex, int *err)
 {
 	struct tc_filters f;
-	int err = 0, removed = 0;
+	int removed = 0;
 
 	for (int i = 0; i < 2; i++) {
 		int e = tc_list_filters(ifindex, i == 0, &f);
 
-		if (e)
-			err = e;
-		else
-			removed += stale_remove(ifindex, i, &f, 0, &err);
+		if (e && err && !tc_gone(e))
+			*err = e;
+		else if (!e)
+			removed += stale_remove(ifindex, i, &f, 0, err);
 	}
-	return err && !tc_gone(err) ? err : removed;
+	return removed;
 }
 
 int tc_attach_pair(int ifindex, int ingress_fd, int egress_fd, __u32 classid,

@@ -125,10 +125,11 @@ struct tc_filters {
 
 /*
  * Removes the filters an earlier vmprobe left on `ifindex` (current
- * namespace), up to TC_MAX_STALE a hook: how many, or -errno if a hook
- * could not be listed or a filter not removed (but for the device gone).
+ * namespace), up to TC_MAX_STALE a hook: how many. *err (if err is not
+ * NULL): why a hook could not be listed or a filter not removed, but for
+ * the device gone; untouched otherwise.
  */
-int tc_remove_stale(int ifindex);
+int tc_remove_stale(int ifindex, int *err);
 /*
  * Removes the device's clsact qdisc if it holds no filter but vmprobe's:
  * for one vmprobe made (NET_SLOT_QDISC, created_qdisc), once its own
