@@ -158,12 +158,10 @@ static void sink_check(struct expo *e)
 
 void expo_family(struct expo *e, const struct expo_family *f)
 {
-	struct strbuf *sb;
+	struct strbuf *sb = e->out; /* the sink swaps its contents, never the struct */
 	int n = (int)strlen(f->name);
 
 	sink_check(e);
-	sb = e->out;
-
 	e->family = f;
 	e->skip = e->family_off && e->family_off(f, e->family_off_arg);
 	if (e->skip) {
@@ -372,7 +370,7 @@ void expo_histogram(struct expo *e, const char *name, const char *labels,
 		    const __u64 *slots, unsigned nr_slots, const struct hist_range *r,
 		    uint64_t sum)
 {
-	struct strbuf *sb;
+	struct strbuf *sb = e->out;
 	unsigned max = expo_hist_last(r, nr_slots);
 	struct bucket_head head = { 0 };
 	uint64_t cum = 0, total;
@@ -381,7 +379,6 @@ void expo_histogram(struct expo *e, const char *name, const char *labels,
 	if (e->skip)
 		return;
 	sink_check(e);
-	sb = e->out;
 	if (e->format == EXPO_PROTOBUF) {
 		expo_pb_histogram(e, labels, slots, nr_slots, r, sum);
 		return;
