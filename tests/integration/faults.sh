@@ -136,8 +136,11 @@ fi
 if have_tcx; then
 	wrapped "$SYSFAULT" -r "tcx@$GTAP:ip link del $GTAP" --
 	steady_start
+	# Running before vmprobe, so that it holds its tap when vmprobe first
+	# sees it: a stand-in seen between its exec and its open of the tap
+	# would make a new tap of that name once the rule has deleted the old.
+	GG=$(start_vm gone-vm $GTAP); PIDS+=("$GG")
 	if serve tap_gone; then
-		GG=$(start_vm gone-vm $GTAP); PIDS+=("$GG")
 		check "tap gone: the race happened (the tap was deleted during the attach)" \
 			wait_for 10 bash -c "! ip link show $GTAP >/dev/null 2>&1"
 		check "tap gone: one log line says so" wait_for 10 grep -q \
@@ -151,8 +154,8 @@ if have_tcx; then
 		mktap $GTAP
 		check "tap gone: back, it is counted (tried at every scan)" wait_for 10 info_is interface gone-vm true
 		serve_end
-		kill "$GG"; wait "$GG" 2>/dev/null
 	fi
+	kill "$GG"; wait "$GG" 2>/dev/null
 	steady_stop
 else
 	tap_skip "tap gone during the attach" "the race is made on a TCX link; this kernel has no TCX"
