@@ -28,28 +28,12 @@
  *
  * The two directions of a flow may run on two CPUs at once; the state is
  * not locked, so such a race can lose a sample, never invent one.
- *
- * The flow table is an array of sets of NET_FLOW_WAYS flows (struct
- * net_flow_set): a lookup hashes the key, indexes the array and scans the
- * set's tags, with no helper call and no lock. A new flow takes a free
- * way; in a full set it takes the way of the flow timed longest ago,
- * counted as evicted (the LRU hash this replaced evicted the least
- * recently used of the whole table, and only once it was full; a set
- * fills before the table does, so the table is sized a set per
- * NET_FLOW_WAYS flows asked and the evictions are counted exactly). A
- * flow evicted while another CPU updates it may be left a stray field by
- * that CPU, as an element reused by the LRU hash could.
  */
 #ifndef VMPROBE_TCP_BPF_H
 #define VMPROBE_TCP_BPF_H
 
-VMPROBE_MAP(net_flows, BPF_MAP_TYPE_ARRAY, __u32, struct net_flow_set,
-	    NET_FLOW_SETS(NET_DEFAULT_MAX_FLOWS));
-/* Each way's state (vmprobe/net.h); sized by user space, NET_FLOW_WAYS per set. */
-VMPROBE_MAP(net_flow_state, BPF_MAP_TYPE_ARRAY, __u32, struct net_flow,
-	    NET_FLOW_SETS(NET_DEFAULT_MAX_FLOWS) * NET_FLOW_WAYS);
-/* Set by user space before load: net_flows' entries. */
-const volatile __u32 flow_sets = NET_FLOW_SETS(NET_DEFAULT_MAX_FLOWS);
+VMPROBE_MAP(net_flows, BPF_MAP_TYPE_LRU_HASH, struct net_flow_key, struct net_flow,
+	    NET_DEFAULT_MAX_FLOWS);
 
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
@@ -253,130 +237,20 @@ static __always_inline void rtt_sample(struct net_flow *f, struct net_tcp_cell *
 		f->net_rtt_us = ns / 1000 < 0xffffffff ? ns / 1000 : 0xffffffff;
 }
 
-/* Where a flow is, or would go: its set and its key's hash. */
-struct flow_at {
-	struct net_flow_set *set;
-	__u32 index; /* the set's */
-	__u32 hash;
-};
-
-static __always_inline bool key_eq(const struct net_flow_key *a, const struct net_flow_key *b)
+/* A new entry, as `init` says; 0 or -1 (counted). */
+static __always_inline int flow_new(struct net_flow_key *key, const struct net_flow *init)
 {
-	const net_flow_dword *x = (const net_flow_dword *)a, *y = (const net_flow_dword *)b;
-
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
-}
-
-/*
- * The state of way w of at's set. Looked up, not indexed from the set, so
- * that the verifier sees one pointer whatever the way: a way carried as a
- * constant through the state machine multiplies the paths it walks.
- */
-static __always_inline struct net_flow *flow_state(const struct flow_at *at, __u32 w)
-{
-	__u32 i = at->index * NET_FLOW_WAYS + w;
-
-	return bpf_map_lookup_elem(&net_flow_state, &i);
-}
-
-/* The way of at's set holding key; NET_FLOW_WAYS if none. */
-static __always_inline __u32 flow_way(const struct net_flow_key *key, const struct flow_at *at)
-{
-	for (__u32 w = 0; w < NET_FLOW_WAYS; w++)
-		if (at->set->tag[w] == at->hash && key_eq(&at->set->key[w], key))
-			return w;
-	return NET_FLOW_WAYS;
-}
-
-/* The flow of key, or NULL; at says where it is or would go. */
-static __always_inline struct net_flow *flow_find(const struct net_flow_key *key,
-						  struct flow_at *at)
-{
-	__u32 w;
-
-	at->hash = net_flow_hash(key);
-	at->index = net_flow_set_index(at->hash, flow_sets);
-	at->set = bpf_map_lookup_elem(&net_flows, &at->index);
-	if (!at->set)
-		return NULL;
-	w = flow_way(key, at);
-	return w < NET_FLOW_WAYS ? flow_state(at, w) : NULL;
-}
-
-/*
- * The way a new flow takes in at's set: a free one, else that of the flow
- * timed longest ago (*evicted set). Claimed by compare-and-swap (to
- * NET_FLOW_TAG_BUSY); NET_FLOW_WAYS if other CPUs took them meanwhile.
- */
-static __always_inline __u32 flow_claim(struct flow_at *at, bool *evicted)
-{
-	struct net_flow_set *set = at->set;
-	__u32 victim = NET_FLOW_WAYS;
-	__u64 oldest = ~0ULL, victim_tag = 0;
-
-	for (__u32 w = 0; w < NET_FLOW_WAYS; w++)
-		if (!set->tag[w] && __sync_val_compare_and_swap(&set->tag[w], 0, NET_FLOW_TAG_BUSY) == 0)
-			return w;
-	for (__u32 w = 0; w < NET_FLOW_WAYS; w++) {
-		__u64 tag = set->tag[w];
-		struct net_flow *f = flow_state(at, w);
-
-		if (f && tag && tag != NET_FLOW_TAG_BUSY && f->timed_ns < oldest) {
-			oldest = f->timed_ns;
-			victim = w;
-			victim_tag = tag;
-		}
-	}
-	if (victim == NET_FLOW_WAYS ||
-	    __sync_val_compare_and_swap(&set->tag[victim & (NET_FLOW_WAYS - 1)], victim_tag,
-					NET_FLOW_TAG_BUSY) != victim_tag)
-		return NET_FLOW_WAYS;
-	*evicted = true;
-	return victim;
-}
-
-/*
- * A new entry for key, as `init` says, in at's set (flow_find found
- * none). The tag is published after the key and state, by an exchange (a
- * full barrier). The entry, or NULL (counted).
- */
-static __always_inline struct net_flow *flow_new(struct net_flow_key *key, struct flow_at *at,
-						 const struct net_flow *init)
-{
-	struct net_flow_set *set = at->set;
-	bool evicted = false;
-	struct net_flow *f;
-	__u32 w;
-
-	if (!set || (w = flow_claim(at, &evicted)) >= NET_FLOW_WAYS) {
+	if (bpf_map_update_elem(&net_flows, key, init, BPF_ANY)) {
 		count_error(NET_TCP_FLOWS_FAILED);
-		return NULL;
+		return -1;
 	}
-	if (evicted)
-		count_error(NET_TCP_FLOWS_EVICTED);
-	w &= NET_FLOW_WAYS - 1;
-	f = flow_state(at, w);
-	if (!f) { /* cannot be: net_flow_state has a way per way of net_flows */
-		__sync_lock_test_and_set(&set->tag[w], 0);
-		count_error(NET_TCP_FLOWS_FAILED);
-		return NULL;
-	}
-	set->key[w] = *key;
-	*f = *init;
-	__sync_lock_test_and_set(&set->tag[w], (__u64)at->hash);
 	count_error(NET_TCP_FLOWS_CREATED);
-	return f;
+	return 0;
 }
 
-/* Takes key's flow out of at's set, unless another CPU did. */
-static __always_inline void flow_close(const struct net_flow_key *key, struct flow_at *at)
+static __always_inline void flow_close(struct net_flow_key *key)
 {
-	__u32 w;
-
-	if (!at->set || (w = flow_way(key, at)) >= NET_FLOW_WAYS)
-		return;
-	if (__sync_val_compare_and_swap(&at->set->tag[w & (NET_FLOW_WAYS - 1)], (__u64)at->hash, 0) ==
-	    at->hash)
+	if (!bpf_map_delete_elem(&net_flows, key))
 		count_error(NET_TCP_FLOWS_CLOSED);
 }
 
@@ -423,7 +297,7 @@ static __always_inline int seq_classify(struct net_flow *f, const struct tcp_seg
 
 /* SYN or SYN-ACK. */
 static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key,
-				    struct flow_at *at, const struct tcp_seg *seg, __u32 dir,
+				    const struct tcp_seg *seg, __u32 dir,
 				    struct net_tcp_cell *st, __u64 now)
 {
 	__u32 o = dir ^ 1;
@@ -439,14 +313,13 @@ static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key
 		struct net_flow init = {};
 
 		if (f) /* the tuple is reused by a new connection */
-			flow_close(key, at);
+			flow_close(key);
 		init.state = NET_FLOW_SYN_SENT;
 		init.opener = dir;
 		init.hs_ns = now;
-		init.timed_ns = now;
 		init.nxt[dir] = seg->seq + 1;
 		init.flags = NET_FLOW_NXT(dir) | (seg->has_ts ? NET_FLOW_TS : 0);
-		flow_new(key, at, &init);
+		flow_new(key, &init);
 		return;
 	}
 	if (!f || f->state != NET_FLOW_SYN_SENT || f->opener != o || seg->ack != f->nxt[o])
@@ -455,7 +328,6 @@ static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key
 		rtt_sample(f, st, dir, now - f->hs_ns);
 	f->state = NET_FLOW_SYN_RCVD;
 	f->hs_ns = now;
-	f->timed_ns = now;
 	f->nxt[dir] = seg->seq + 1;
 	f->flags |= NET_FLOW_NXT(dir);
 	if (!seg->has_ts) /* timestamps are on only if both sides offer them */
@@ -464,11 +336,9 @@ static __always_inline void tcp_syn(struct net_flow *f, struct net_flow_key *key
 
 /* A flow first seen after its handshake: made from a data segment only. */
 static __always_inline struct net_flow *flow_midstream(struct net_flow_key *key,
-						       struct flow_at *at,
-						       const struct tcp_seg *seg, __u64 *now)
+						       const struct tcp_seg *seg)
 {
 	struct net_flow init = {};
-	struct net_flow *f;
 
 	/* Pure ACKs and FINs of unknown flows are ends, not beginnings. */
 	if (seg->len <= !!(seg->flags & TCPF_FIN) || !(seg->flags & TCPF_ACK))
@@ -476,11 +346,10 @@ static __always_inline struct net_flow *flow_midstream(struct net_flow_key *key,
 	init.state = NET_FLOW_ESTABLISHED;
 	init.opener = NET_DIR_MAX;
 	init.flags = seg->has_ts ? NET_FLOW_TS : 0;
-	init.timed_ns = clock_once(now);
-	f = flow_new(key, at, &init);
-	if (f)
-		count_error(NET_TCP_FLOWS_MIDSTREAM);
-	return f;
+	if (flow_new(key, &init))
+		return NULL;
+	count_error(NET_TCP_FLOWS_MIDSTREAM);
+	return bpf_map_lookup_elem(&net_flows, key);
 }
 
 /* An ACK from dir: the handshake's end, or the answer to the other side's pending samples. */
@@ -548,7 +417,6 @@ static __always_inline void tcp_segment(struct __sk_buff *skb, __u32 slot, __u32
 					struct net_tcp_cell *st)
 {
 	struct net_flow_key key = {};
-	struct flow_at at = {};
 	struct tcp_seg seg = {};
 	struct net_flow *f;
 	__u32 o = dir ^ 1;
@@ -563,31 +431,27 @@ static __always_inline void tcp_segment(struct __sk_buff *skb, __u32 slot, __u32
 		return;
 	}
 	key.slot = slot;
-	f = flow_find(&key, &at);
 	if (seg.flags & TCPF_RST) {
 		__sync_fetch_and_add(&st->tcp_resets, 1);
-		if (f)
-			flow_close(&key, &at);
+		flow_close(&key);
 		return;
 	}
+	f = bpf_map_lookup_elem(&net_flows, &key);
 	if (seg.flags & TCPF_SYN) {
-		tcp_syn(f, &key, &at, &seg, dir, st, clock_once(&now));
+		tcp_syn(f, &key, &seg, dir, st, clock_once(&now));
 		return;
 	}
-	if (!f && !(f = flow_midstream(&key, &at, &seg, &now)))
+	if (!f && !(f = flow_midstream(&key, &seg)))
 		return;
 	if (seg.flags & TCPF_ACK)
 		tcp_acked(f, &seg, dir, st, &now);
 	tcp_sent(f, &seg, dir, st, &now);
-	/* The time read for a sample dates the flow (no clock read for it alone). */
-	if (now)
-		f->timed_ns = now;
 	/* The last ACK: both FINs were seen and this acks the other one. */
 	fin_before = (f->flags & NET_FLOW_FIN(dir)) && (f->flags & NET_FLOW_FIN(o));
 	if (seg.flags & TCPF_FIN)
 		f->flags |= NET_FLOW_FIN(dir);
 	if (fin_before && (seg.flags & TCPF_ACK) && seg.ack == f->nxt[o])
-		flow_close(&key, &at);
+		flow_close(&key);
 }
 
 /*

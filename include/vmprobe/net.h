@@ -25,8 +25,6 @@ enum net_dir {
 #define NET_DEFAULT_MAX_IFACES 1024
 /* Default size of the TCP flow table; `network.max_tcp_flows`. */
 #define NET_DEFAULT_MAX_FLOWS 65536
-/* Flows per set of the flow table (struct net_flow_set). */
-#define NET_FLOW_WAYS 8
 
 /*
  * TCP round-trip time, log2 slots of time units (vmprobe/hist.h): up to
@@ -132,7 +130,7 @@ struct net_flow_key {
 	__u16 peer_port;
 	__u32 guest_addr[4];
 	__u32 peer_addr[4];
-} __attribute__((aligned(8))); /* compared 8 bytes at a time */
+};
 _Static_assert(sizeof(struct net_flow_key) == 40, "net_flow_key layout");
 
 /*
@@ -159,7 +157,6 @@ struct net_flow {
 	__u8 opener;         /* direction of the SYN; NET_DIR_MAX if unknown */
 	__u8 flags;          /* NET_FLOW_* */
 	__u8 ts_pure;        /* bit dir: the pending TSval came on a pure ACK */
-	__u64 timed_ns;      /* the last time read for the flow: a full set evicts its oldest */
 	__u8 apart[64];      /* whatever the map element's alignment */
 	/* Written by every segment carrying data, read by its direction only. */
 	__u32 nxt[2];        /* highest sequence end seen */
@@ -167,52 +164,7 @@ struct net_flow {
 	__u32 hole_hi[2];
 	__u64 hole_ns[2];    /* when the sequence gap opened */
 };
-_Static_assert(sizeof(struct net_flow) == 184, "net_flow layout");
-
-/*
- * The flow table: an array of sets (net_flows), a flow in the set its
- * key's hash picks (net_flow_hash, net_flow_set_index), in any of its
- * ways; way w of set s keeps its state in entry s * NET_FLOW_WAYS + w of
- * net_flow_state. A way whose tag is 0 is free; NET_FLOW_TAG_BUSY while a
- * program fills it; else the hash of the key it holds (always odd). Tags
- * change by compare-and-swap only, so that two CPUs never fill one way,
- * and a flow is closed or evicted once: created = closed + evicted +
- * live, exactly. A lookup is an array index and a scan of 8 tags: no
- * lock, no helper call, cheaper than a hash map's (bench/bench.c).
- */
-#define NET_FLOW_TAG_BUSY 2ULL
-struct net_flow_set {
-	__u64 tag[NET_FLOW_WAYS]; /* 64 bits: BPF's compare-and-swap before -mcpu=v3 */
-	struct net_flow_key key[NET_FLOW_WAYS];
-};
-_Static_assert(sizeof(struct net_flow_set) == NET_FLOW_WAYS * (8 + 40), "net_flow_set layout");
-
-/* A key read as words: may alias its fields (C's aliasing rules). */
-typedef __u32 __attribute__((may_alias)) net_flow_word;
-typedef __u64 __attribute__((may_alias)) net_flow_dword;
-
-/* The hash of a key: 32 bits, odd (never a free or busy tag). */
-static inline __attribute__((always_inline)) __u32 net_flow_hash(const struct net_flow_key *k)
-{
-	const net_flow_word *w = (const net_flow_word *)k;
-	__u32 h = 0x9e3779b9;
-
-	for (int i = 0; i < (int)(sizeof(*k) / 4); i++) {
-		h ^= w[i];
-		h *= 0x85ebca6b;
-		h ^= h >> 16;
-	}
-	return h | 1;
-}
-
-/* The set of a hash among `sets`: multiply and shift, no division. */
-static inline __attribute__((always_inline)) __u32 net_flow_set_index(__u32 hash, __u32 sets)
-{
-	return (__u32)(((__u64)hash * sets) >> 32);
-}
-
-/* Sets for a table of at least `flows` flows. */
-#define NET_FLOW_SETS(flows) (((flows) + NET_FLOW_WAYS - 1) / NET_FLOW_WAYS)
+_Static_assert(sizeof(struct net_flow) == 176, "net_flow layout");
 
 enum net_flow_state {
 	NET_FLOW_SYN_SENT = 1,
@@ -262,8 +214,7 @@ enum net_err {
 	NET_TCP_FLOWS_CREATED,     /* flow table entries made */
 	NET_TCP_FLOWS_CLOSED,      /* entries removed at FIN/ACK or RST */
 	NET_TCP_FLOWS_MIDSTREAM,   /* entries made for a flow seen without its handshake */
-	NET_TCP_FLOWS_FAILED,      /* entries that could not be made (another CPU took the way) */
-	NET_TCP_FLOWS_EVICTED,     /* open flows taken out of a full set for a new one */
+	NET_TCP_FLOWS_FAILED,      /* entries that could not be made */
 	NET_ERR_MAX,
 };
 

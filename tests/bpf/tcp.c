@@ -13,12 +13,9 @@
  * a loaded 2-CPU machine may oversleep, not by 2x in practice). Answers
  * sent at once must land below 4 ms for the same reason.
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
@@ -26,7 +23,6 @@
 
 #include "bpftest.h"
 #include "../lib/pktgen.h"
-#include "net.skel.h"
 #include "probes/net/net_probe.h"
 #include "core/netns.h"
 #include "core/tapdev.h"
@@ -468,216 +464,6 @@ static void case_unparsed(void)
 	       (unsigned long long)CTR(b, a, NET_ERR_NOT_PARSED));
 }
 
-/* The table's key for c (IPv4), as the programs make it. */
-static struct net_flow_key conn_key(const struct conn *c)
-{
-	struct net_flow_key k = { .slot = c->slot, .guest_port = htons(c->gport),
-				  .peer_port = htons(c->pport) };
-
-	k.guest_addr[2] = k.peer_addr[2] = htonl(0xffff);
-	memcpy(&k.guest_addr[3], c->guest, 4);
-	memcpy(&k.peer_addr[3], c->peer, 4);
-	return k;
-}
-
-static __u32 table_sets(void)
-{
-	return bpf_map__max_entries(np.skel->maps.net_flows);
-}
-
-/* Whether the flow table holds k, read from the map itself. */
-static bool table_has(const struct net_flow_key *k)
-{
-	__u32 h = net_flow_hash(k), idx = net_flow_set_index(h, table_sets());
-	struct net_flow_set set;
-
-	if (bpf_map_lookup_elem(bpf_map__fd(np.skel->maps.net_flows), &idx, &set))
-		return false;
-	for (int w = 0; w < NET_FLOW_WAYS; w++)
-		if (set.tag[w] == h && !memcmp(&set.key[w], k, sizeof(*k)))
-			return true;
-	return false;
-}
-
-/* Flows in the table, counted way by way. */
-static long table_count(void)
-{
-	long n = 0;
-
-	for (__u32 i = 0; i < table_sets(); i++) {
-		struct net_flow_set set;
-
-		if (bpf_map_lookup_elem(bpf_map__fd(np.skel->maps.net_flows), &i, &set))
-			return -1;
-		for (int w = 0; w < NET_FLOW_WAYS; w++)
-			n += set.tag[w] != 0;
-	}
-	return n;
-}
-
-/*
- * Nine connections whose keys fall in one set of 8 (ports picked with the
- * programs' hash): the ninth takes the way of the flow timed longest ago.
- */
-static void case_set_full(void)
-{
-	struct conn c[NET_FLOW_WAYS + 1], t;
-	struct net_flow_key k[NET_FLOW_WAYS + 1];
-	struct snap a, b, m;
-	__u32 target = 0;
-	unsigned n = 0;
-	bool others = true;
-
-	conn_init(&t, false, 0, true, 20000);
-	for (unsigned port = 20000; n <= NET_FLOW_WAYS && port < 65536; port++) {
-		struct net_flow_key key;
-		__u32 set;
-
-		t.gport = (unsigned short)port;
-		key = conn_key(&t);
-		set = net_flow_set_index(net_flow_hash(&key), table_sets());
-		if (n == 0)
-			target = set;
-		if (set == target) {
-			c[n] = t;
-			k[n++] = key;
-		}
-	}
-	if (n <= NET_FLOW_WAYS) {
-		report(0, "a full set: nine ports of one set found", "%u", n);
-		return;
-	}
-	snap_take(&c[0], &a);
-	for (int i = 0; i < NET_FLOW_WAYS; i++)
-		seg(&c[i], NET_DIR_TX, SYN, 1000 + i, 0, 0, 100, 0);
-	/* The first is answered: timed since, so the second is now the oldest. */
-	seg(&c[0], NET_DIR_RX, SYN | ACK, 5000, 1001, 0, 900, 100);
-	snap_take(&c[0], &b);
-	report(CTR(a, b, NET_TCP_FLOWS_CREATED) == NET_FLOW_WAYS &&
-		       CTR(a, b, NET_TCP_FLOWS_EVICTED) == 0 && b.flows == a.flows + NET_FLOW_WAYS,
-	       "a full set: eight flows of one set fit", "created %llu evicted %llu live %ld -> %ld",
-	       (unsigned long long)CTR(a, b, NET_TCP_FLOWS_CREATED),
-	       (unsigned long long)CTR(a, b, NET_TCP_FLOWS_EVICTED), a.flows, b.flows);
-	seg(&c[NET_FLOW_WAYS], NET_DIR_TX, SYN, 2000, 0, 0, 100, 0);
-	snap_take(&c[0], &m);
-	report(CTR(b, m, NET_TCP_FLOWS_CREATED) == 1 && CTR(b, m, NET_TCP_FLOWS_EVICTED) == 1 &&
-		       CTR(b, m, NET_TCP_FLOWS_FAILED) == 0 && m.flows == b.flows,
-	       "a full set: the ninth flow evicts one, counted", "created %llu evicted %llu live %ld -> %ld",
-	       (unsigned long long)CTR(b, m, NET_TCP_FLOWS_CREATED),
-	       (unsigned long long)CTR(b, m, NET_TCP_FLOWS_EVICTED), b.flows, m.flows);
-	for (int i = 2; i < NET_FLOW_WAYS; i++)
-		others = others && table_has(&k[i]);
-	report(!table_has(&k[1]) && table_has(&k[0]) && table_has(&k[NET_FLOW_WAYS]) && others,
-	       "a full set: the evicted flow is the one timed longest ago", "second %d first %d ninth %d others %d",
-	       table_has(&k[1]), table_has(&k[0]), table_has(&k[NET_FLOW_WAYS]), others);
-	/* The first, still there, completes its handshake. */
-	seg(&c[0], NET_DIR_TX, ACK, 1001, 5001, 0, 101, 900);
-	snap_take(&c[0], &b);
-	report(DELTA(m, b, NET_DIR_TX, tcp_opened) == 1, "a full set: the flows left are followed",
-	       "opened %llu", (unsigned long long)DELTA(m, b, NET_DIR_TX, tcp_opened));
-	report(table_count() == b.flows,
-	       "the flows in the table are the ones made, less those closed and evicted",
-	       "table %ld counters %ld", table_count(), b.flows);
-	for (int i = 0; i <= NET_FLOW_WAYS; i++)
-		seg(&c[i], NET_DIR_RX, RST | ACK, 5001, 1001, 0, 0, 0);
-	snap_take(&c[0], &m);
-	report(CTR(b, m, NET_TCP_FLOWS_CLOSED) == NET_FLOW_WAYS && table_count() == m.flows &&
-		       m.flows == a.flows,
-	       "a full set: RSTs close the eight left; the evicted one is closed no more",
-	       "closed %llu table %ld counters %ld", (unsigned long long)CTR(b, m, NET_TCP_FLOWS_CLOSED),
-	       table_count(), m.flows);
-}
-
-/*
- * Two CPUs at once opening, reopening and resetting connections of one
- * set, three times as many as it holds: ways are claimed, evicted and
- * freed under each other. The counters must still add up to what the
- * table holds.
- */
-#define RACE_KEYS 12 /* per CPU */
-#define RACE_ROUNDS 2000
-
-struct racer {
-	struct conn c[RACE_KEYS];
-	int cpu;
-	pthread_barrier_t *start;
-};
-
-static void *race_run(void *arg)
-{
-	struct racer *r = arg;
-	cpu_set_t cpus;
-
-	CPU_ZERO(&cpus);
-	CPU_SET(r->cpu, &cpus);
-	pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
-	pthread_barrier_wait(r->start);
-	/* Each round 10 of the 12 open anew (a SYN), 2 reset: 20 for 8 ways. */
-	for (unsigned n = 0; n < RACE_ROUNDS; n++)
-		for (unsigned i = 0; i < RACE_KEYS; i++)
-			seg(&r->c[i], NET_DIR_TX, (n + i) % 6 ? SYN : RST | ACK, 1000 + n, 0, 0, 100, 0);
-	return NULL;
-}
-
-static void case_set_race(void)
-{
-	static struct racer r[2];
-	pthread_barrier_t start;
-	struct conn t;
-	struct snap a, b;
-	pthread_t th[2];
-	__u32 target = 0;
-	unsigned n = 0;
-
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
-		printf("ok %d - # SKIP two CPUs racing on one set: this machine has one CPU\n", ++n_test);
-		return;
-	}
-	conn_init(&t, false, 0, true, 30000);
-	for (unsigned port = 30000; n < 2 * RACE_KEYS && port < 65536; port++) {
-		struct net_flow_key key;
-		__u32 set;
-
-		t.gport = (unsigned short)port;
-		key = conn_key(&t);
-		set = net_flow_set_index(net_flow_hash(&key), table_sets());
-		if (n == 0)
-			target = set;
-		if (set == target) {
-			r[n % 2].c[n / 2] = t;
-			n++;
-		}
-	}
-	if (n < 2 * RACE_KEYS) {
-		report(0, "two CPUs racing: ports of one set found", "%u", n);
-		return;
-	}
-	snap_take(&t, &a);
-	pthread_barrier_init(&start, NULL, 2);
-	for (int i = 0; i < 2; i++) {
-		r[i].cpu = i;
-		r[i].start = &start;
-		pthread_create(&th[i], NULL, race_run, &r[i]);
-	}
-	for (int i = 0; i < 2; i++)
-		pthread_join(th[i], NULL);
-	pthread_barrier_destroy(&start);
-	for (int i = 0; i < 2; i++)
-		for (int k = 0; k < RACE_KEYS; k++)
-			seg(&r[i].c[k], NET_DIR_TX, RST | ACK, 9999, 0, 0, 100, 0);
-	snap_take(&t, &b);
-	report(CTR(a, b, NET_TCP_FLOWS_EVICTED) > 0 && CTR(a, b, NET_TCP_FLOWS_CLOSED) > 0,
-	       "two CPUs racing on one set: flows made, evicted and closed",
-	       "created %llu evicted %llu closed %llu failed %llu",
-	       (unsigned long long)CTR(a, b, NET_TCP_FLOWS_CREATED),
-	       (unsigned long long)CTR(a, b, NET_TCP_FLOWS_EVICTED),
-	       (unsigned long long)CTR(a, b, NET_TCP_FLOWS_CLOSED),
-	       (unsigned long long)CTR(a, b, NET_TCP_FLOWS_FAILED));
-	report(table_count() == b.flows && b.flows == a.flows,
-	       "two CPUs racing on one set: made = closed + evicted + in the table, exactly",
-	       "table %ld counters %ld before %ld", table_count(), b.flows, a.flows);
-}
-
 int main(void)
 {
 	int tap_fd, err;
@@ -701,8 +487,6 @@ int main(void)
 	case_syn_retransmit();
 	case_rst_midstream();
 	case_unparsed();
-	case_set_full();
-	case_set_race();
 	close(tap_fd);
 	net_probe_close(&np);
 	printf("1..%d\n", n_test);

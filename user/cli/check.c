@@ -287,7 +287,7 @@ static void check_net(struct report *r, const struct config *cfg, struct tc_trie
 		return;
 	}
 	item(r, "network probe (TC)", ST_OK, "programs load");
-	item(r, "TCP flow tracking (sets of 8 flows)", ST_OK, "RTT per path, retransmits, connections");
+	item(r, "TCP flow tracking (LRU table)", ST_OK, "RTT per path, retransmits, connections");
 	item(r, "drop reasons (tp_btf/kfree_skb)", np.drops_on ? ST_OK : ST_DEGRADED, "%s",
 	     np.drops_on ? "attached" : "missing: vmprobe_network_drops_total is off");
 	/* serve attaches these only while it watches a QEMU socket: try them once. */

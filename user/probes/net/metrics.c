@@ -79,20 +79,17 @@ static const struct expo_family fams[F_MAX] = {
 	[F_FLOWS] = { "vmprobe_network_tcp_flows", EXPO_GAUGE, "", "",
 		      "TCP connections in the flow table now." },
 	[F_FLOW_SLOTS] = { "vmprobe_network_tcp_flow_slots", EXPO_GAUGE, "", "",
-			   "TCP connections the flow table can hold (network.max_tcp_flows, rounded "
-			   "up to whole sets of 8)." },
+			   "TCP connections the flow table can hold (network.max_tcp_flows)." },
 	[F_FLOWS_CREATED] = { "vmprobe_network_tcp_flows_created_total", EXPO_COUNTER, "", "",
 			      "TCP flow table entries made." },
 	[F_FLOWS_MIDSTREAM] = { "vmprobe_network_tcp_flows_midstream_total", EXPO_COUNTER, "", "",
 				"TCP flows first seen without their handshake (older than vmprobe, "
 				"or evicted and seen again)." },
 	[F_FLOWS_EVICTED] = { "vmprobe_network_tcp_flows_evicted_total", EXPO_COUNTER, "", "",
-			      "TCP flows dropped from the table while open, for a new flow in their "
-			      "full set of 8 (the one timed longest ago); raise network.max_tcp_flows "
-			      "if it grows." },
+			      "TCP flows dropped from the full table while open (made, not closed, "
+			      "no longer there); raise network.max_tcp_flows if it grows." },
 	[F_FLOW_FAILURES] = { "vmprobe_network_tcp_flow_failures_total", EXPO_COUNTER, "", "",
-			      "TCP flows that could not be added to the table (other CPUs took the "
-			      "ways of its set at that moment)." },
+			      "TCP flows that could not be added to the table." },
 	[F_PROG_RUNS] = { "vmprobe_bpf_program_runs_total", EXPO_COUNTER, "", "program",
 			  "Runs of each vmprobe BPF program (kernel.bpf_stats_enabled=1)." },
 	[F_PROG_SECONDS] = { "vmprobe_bpf_program_run_seconds_total", EXPO_COUNTER, "seconds",
@@ -429,17 +426,16 @@ void net_render(struct probe *p, struct discovery *d, struct expo *e)
 
 static void render_flows(struct net_probe *np, struct expo *e)
 {
-	long live = net_flows_live(np);
-	__u64 evicted = net_counter(np, NET_TCP_FLOWS_EVICTED);
+	long live;
+	__u64 evicted = net_flows_evicted(np, &live);
 
 	/* Seen when read: said once, the family counts them all. */
 	if (evicted && !np->flows_full_said) {
 		np->flows_full_said = true;
 		fault_count(FAULT_MAP_FULL);
-		log_warn("a set of the TCP flow table is full (room for %u flows in sets of %d; "
-			 "raise network.max_tcp_flows): open flows are evicted, their RTT and "
-			 "retransmits no longer followed (vmprobe_network_tcp_flows_evicted_total)",
-			 np->max_flows, NET_FLOW_WAYS);
+		log_warn("the TCP flow table is full (network.max_tcp_flows: %u): open flows are "
+			 "evicted, their RTT and retransmits no longer followed "
+			 "(vmprobe_network_tcp_flows_evicted_total)", np->max_flows);
 	}
 	metrics_single_u64(e, &fams[F_FLOWS], live > 0 ? (__u64)live : 0);
 	metrics_single_u64(e, &fams[F_FLOW_SLOTS], np->max_flows);

@@ -127,13 +127,8 @@ int net_maps_size(struct net_bpf *skel, unsigned nr_cpus, const struct net_sizes
 		err = bpf_map__set_max_entries(skel->maps.net_stats, (__u32)cells);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_tcp, sz->ifaces * NET_DIR_MAX);
-	/* The flow table: a set per NET_FLOW_WAYS flows (vmprobe/net.h). */
-	skel->rodata->flow_sets = NET_FLOW_SETS(sz->flows ? sz->flows : 1);
 	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.net_flows, skel->rodata->flow_sets);
-	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.net_flow_state,
-					       skel->rodata->flow_sets * NET_FLOW_WAYS);
+		err = bpf_map__set_max_entries(skel->maps.net_flows, sz->flows ? sz->flows : 1);
 	/* Drop kinds: a few reasons per tap and direction. */
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.net_drops, sz->ifaces * NET_DROPS_PER_IFACE);
@@ -163,7 +158,7 @@ static int net_size(struct net_probe *np, struct net_bpf *skel, const struct net
 	if (!np->have_netns_cookie)
 		log_info("this kernel's TC programs lack bpf_get_netns_cookie(): the fallback "
 			 "lookup keys taps by ifindex only (the classid path is unaffected)");
-	np->max_flows = sz->flows ? NET_FLOW_SETS(sz->flows) * NET_FLOW_WAYS : 0;
+	np->max_flows = sz->flows;
 	skel->rodata->tcp_on = sz->flows > 0;
 	np->stats_len = (size_t)np->nr_cpus * sz->ifaces * NET_DIR_MAX * sizeof(struct net_pkt_cell);
 	np->tcp_len = (size_t)sz->ifaces * NET_DIR_MAX * sizeof(struct net_tcp_cell);
@@ -466,18 +461,42 @@ __u64 net_unknown_frames(const struct net_probe *np)
 	return net_counter(np, NET_ERR_UNKNOWN_IFACE);
 }
 
-/*
- * The programs count every entry made, closed and evicted exactly (the
- * table's tags change by compare-and-swap), so what is in the table is
- * their difference, with no walk. Per-CPU counters read one after the
- * other: a flow made or closed meanwhile may be off by one for a scrape.
- */
+static int count_entry(const void *key, const void *value, void *arg)
+{
+	(*(long *)arg)++;
+	return 0;
+}
+
 long net_flows_live(const struct net_probe *np)
 {
-	__u64 created = net_counter(np, NET_TCP_FLOWS_CREATED);
-	__u64 gone = net_counter(np, NET_TCP_FLOWS_CLOSED) + net_counter(np, NET_TCP_FLOWS_EVICTED);
+	long n = 0;
+	int err = bpf_hash_foreach(bpf_map__fd(np->skel->maps.net_flows),
+				   sizeof(struct net_flow_key), sizeof(struct net_flow),
+				   count_entry, &n);
 
-	return created > gone ? (long)(created - gone) : 0;
+	return err ? err : n;
+}
+
+__u64 net_flows_evicted(struct net_probe *np, long *live_out)
+{
+	/*
+	 * The kernel evicts from an LRU map without telling: what was made
+	 * and is neither closed nor still there was evicted. Read "created"
+	 * before the walk and "closed" after it: a flow made or closed
+	 * meanwhile then lowers the estimate for one scrape, never raises it
+	 * for good (the walk may count an entry twice, never skips one that
+	 * stays). The counter only goes up.
+	 */
+	__u64 created = net_counter(np, NET_TCP_FLOWS_CREATED);
+	long live = net_flows_live(np);
+	__u64 closed = net_counter(np, NET_TCP_FLOWS_CLOSED);
+	__u64 gone = created - closed;
+
+	*live_out = live;
+
+	if (live >= 0 && gone > (__u64)live && gone - live > np->flows_evicted)
+		np->flows_evicted = gone - live;
+	return np->flows_evicted;
 }
 
 int net_prog_fd(const struct net_probe *np, bool ingress)

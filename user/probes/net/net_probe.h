@@ -30,7 +30,7 @@ struct net_host_sock {
 struct net_probe {
 	struct net_bpf *skel;
 	unsigned max_ifaces;
-	unsigned max_flows; /* TCP flows the table holds (sets x ways); 0: no flow tracking */
+	unsigned max_flows; /* TCP flow table; 0: no flow tracking */
 	unsigned nr_cpus;
 	struct net_pkt_cell *stats; /* the mmapped net_stats array, per CPU */
 	size_t stats_len;
@@ -47,6 +47,7 @@ struct net_probe {
 	bool host_tcp_on;       /* tcp_probe and tcp_retransmit_skb */
 	int host_tcp_err;       /* last failure to attach them, said once */
 	unsigned host_socks_nr; /* QEMU TCP sockets watched */
+	__u64 flows_evicted;    /* last value reported, see net_flows_evicted() */
 	bool flows_full_said;   /* evictions were logged */
 	int tcx_said[8];        /* TCX attach failures logged, see tcx_fallback_said() */
 	unsigned nr_tcx_said;
@@ -119,8 +120,13 @@ int net_drops_foreach(const struct net_probe *np,
 __u64 net_unknown_frames(const struct net_probe *np);
 /* One of the programs' health counters, summed over CPUs. */
 __u64 net_counter(const struct net_probe *np, enum net_err which);
-/* Entries in the TCP flow table now: made, less closed and evicted. */
+/* Entries in the TCP flow table now (a walk of it). */
 long net_flows_live(const struct net_probe *np);
+/*
+ * Flows the full table evicted, as far as can be told (monotonic); also
+ * the entries now, from the same walk.
+ */
+__u64 net_flows_evicted(struct net_probe *np, long *live);
 
 /*
  * QEMU's own TCP sockets on the host. A VM's counters exist from
