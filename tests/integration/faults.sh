@@ -57,7 +57,8 @@ start_vm() { # NAME TAP [IMAGE]: echoes its pid once it runs
 	"$QEMU" -name "guest=$1" -netdev "tap,id=n0,ifname=$2,script=no,downscript=no" "${drive[@]}" \
 		>"$WORK/$1.log" 2>&1 &
 	local pid=$!
-	wait_for 5 grep -q ready "$WORK/$1.log"
+	# It prints "ready" once its taps are open; generous for a loaded host.
+	wait_for 20 grep -q ready "$WORK/$1.log" || echo "start_vm: $1 not ready after 20 s" >&2
 	echo $pid
 }
 steady_start() { GS=$(start_vm steady $STAP "$WORK/steady.img"); }
