@@ -143,7 +143,7 @@ static int free_port(void)
 static void fill_drive(struct disk_probe *dp, unsigned slot, unsigned seed)
 {
 	for (unsigned op = 0; op < DISK_OP_MAX; op++) {
-		struct drive_stats *st = &dp->stats[drive_stats_index(slot, op)];
+		struct drive_stats *st = &dp->store.stats[drive_stats_index(slot, op)];
 
 		memset(st, 0, sizeof(*st));
 		for (unsigned s = 14; s <= 23; s++) {
@@ -299,7 +299,7 @@ static int vm_count(struct discovery *d, struct vm *vm, unsigned i)
 	if (err)
 		return err;
 
-	slot = disk_slot_alloc(pd->priv);
+	slot = drive_store_get(&((struct disk_probe *)pd->priv)->store);
 	ds = slot >= 0 ? calloc(1, sizeof(*ds)) : NULL;
 	if (!ds)
 		return slot < 0 ? slot : -ENOMEM;

@@ -19,6 +19,7 @@
 
 #include "cli/cmd.h"
 #include "core/pin.h"
+#include "core/storage.h"
 #include "core/util.h"
 
 /* The counter maps serve pins for us, and the size of their values in this vmprobe. */
@@ -188,14 +189,15 @@ static void state_drive(struct view *v, json_object *t, struct view_drive *dr)
 void view_drive_read(const struct view *v, const struct view_drive *dr, unsigned op,
 		     struct drive_stats *out)
 {
-	struct probe *p = dr->disk ? (struct probe *)dr->disk->cov.probe : NULL;
+	const struct drive_store *s;
+	unsigned slot;
 
 	memset(out, 0, sizeof(*out));
 	if (dr->slot < 0)
 		return;
 	if (!v->shared) {
-		if (p && p->ops->drive_read)
-			p->ops->drive_read(p, dr->disk, op, out);
+		if (dr->disk && (s = drive_store_of(dr->disk, &slot)))
+			drive_stats_copy(s->stats, slot, op, out);
 		return;
 	}
 	drive_stats_copy(v->maps[dr->map].stats, dr->slot, op, out);

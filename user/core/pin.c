@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/fault.h"
+#include "core/storage.h"
 #include "core/util.h"
 #include "version.h"
 
@@ -643,13 +644,14 @@ static json_object *state_drives(const struct vm *vm)
 
 	for (int i = 0; i < vm->nr_disks; i++) {
 		const struct vm_disk *disk = &vm->disks[i];
-		struct probe *p = (struct probe *)disk->cov.probe;
 		json_object *t = json_object_new_object();
+		const struct drive_store *s = NULL;
 		const char *map = "";
+		unsigned at;
 		int slot = -1;
 
-		if (p && p->ops->drive_slot && disk->cov.measured)
-			slot = p->ops->drive_slot(p, disk, &map);
+		if (disk->cov.measured && (s = drive_store_of(disk, &at)))
+			map = s->map, slot = (int)at;
 		json_object_object_add(t, "drive", json_object_new_string(disk->spec.label));
 		json_object_object_add(t, "map", json_object_new_string(map));
 		json_object_object_add(t, "slot", json_object_new_int(slot));

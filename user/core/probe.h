@@ -21,6 +21,7 @@ struct discovery;
 struct expo_family;
 struct json_object;
 struct drive_stats;
+struct drive_store;
 struct expo;
 struct strbuf;
 struct vm;
@@ -93,16 +94,14 @@ struct probe_ops {
 	void (*render_self)(struct probe *p, struct discovery *d, struct expo *e);
 	/*
 	 * Storage probes, for the drives they measure (disk->cov.probe): the
-	 * counters of one operation (vmprobe_disk_* are rendered from them,
-	 * whichever probe measures), and where top and hist find them: the
-	 * pinned map's name and the slot, -1 if not counted. NULL otherwise.
+	 * store of the drive's counters (core/storage.h; vmprobe_disk_* are
+	 * rendered from it, whichever probe measures, and top and hist read its
+	 * pinned map) and, in *slot, the drive's there; NULL when the drive has
+	 * none. NULL for other probes.
 	 */
-	void (*drive_read)(struct probe *p, const struct vm_disk *disk, unsigned op,
-			   struct drive_stats *out);
-	int (*drive_slot)(struct probe *p, const struct vm_disk *disk, const char **map);
-	/* When the drive's counters began (epoch s; 0: unknown): its series' _created. */
-	double (*drive_born)(struct probe *p, const struct vm_disk *disk);
-	/* Whether drive_read's `errors` are measured: vmprobe_disk_errors_total only then. */
+	const struct drive_store *(*drive_store)(struct probe *p, const struct vm_disk *disk,
+						 unsigned *slot);
+	/* Whether the store's `errors` are measured: vmprobe_disk_errors_total only then. */
 	bool drive_errors;
 	/*
 	 * serve, after its first scan, when it adopted an earlier serve's

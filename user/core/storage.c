@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * The per-drive families (vmprobe_disk_*), whichever probe measures the
- * drive (probe_ops.drive_read), and what each drive and NIC is: measured
+ * drive (probe_ops.drive_store), and what each drive and NIC is: measured
  * or not, and why (vmprobe_drive_info, vmprobe_interface_info).
  */
 #include "core/storage.h"
@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "core/bpfmap.h"
 #include "core/metrics.h"
 
 enum { F_OPS, F_ERRORS, F_BYTES, F_LATENCY, F_SIZE, F_DRIVE_INFO, F_IFACE_INFO, F_MAX };
@@ -52,13 +54,52 @@ static const struct expo_family fams[F_MAX] = {
 			   "one), netdev type, and whether it is measured, or why not." },
 };
 
-int drive_slot_get(struct slot_pool *pool, struct drive_stats *stats)
+int drive_store_open(struct drive_store *s, int stats_fd, int born_fd, unsigned max_drives,
+		     const char *map)
 {
-	int slot = slot_pool_get(pool);
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	s->max_drives = max_drives;
+	s->map = map;
+	err = bpf_array_mmap(stats_fd, (size_t)max_drives * DISK_OP_MAX * sizeof(*s->stats),
+			     &s->stats) ?:
+	      bpf_array_mmap(born_fd, max_drives * sizeof(*s->born), &s->born) ?:
+	      slot_pool_init(&s->slots, max_drives, s->born);
+	if (err)
+		drive_store_close(s);
+	return err;
+}
+
+void drive_store_close(struct drive_store *s)
+{
+	if (s->stats)
+		munmap(s->stats, (size_t)s->max_drives * DISK_OP_MAX * sizeof(*s->stats));
+	slot_pool_fini(&s->slots);
+	if (s->born)
+		munmap(s->born, s->max_drives * sizeof(*s->born));
+	memset(s, 0, sizeof(*s));
+}
+
+int drive_store_get(struct drive_store *s)
+{
+	int slot = slot_pool_get(&s->slots);
 
 	if (slot >= 0)
-		memset(&stats[drive_stats_index(slot, 0)], 0, DISK_OP_MAX * sizeof(*stats));
+		memset(&s->stats[drive_stats_index(slot, 0)], 0, DISK_OP_MAX * sizeof(*s->stats));
 	return slot;
+}
+
+void drive_store_put(struct drive_store *s, unsigned slot)
+{
+	slot_pool_put(&s->slots, slot);
+}
+
+const struct drive_store *drive_store_of(const struct vm_disk *disk, unsigned *slot)
+{
+	struct probe *p = (struct probe *)disk->cov.probe;
+
+	return p && p->ops->drive_store ? p->ops->drive_store(p, disk, slot) : NULL;
 }
 
 void drive_stats_copy(const struct drive_stats *stats, unsigned slot, unsigned op,
@@ -126,7 +167,7 @@ struct disk_rows {
 
 static bool counted(const struct vm_disk *disk)
 {
-	return disk->cov.measured && disk->cov.probe && disk->cov.probe->ops->drive_read;
+	return disk->cov.measured && disk->cov.probe && disk->cov.probe->ops->drive_store;
 }
 
 static void rows_collect(struct discovery *d, struct disk_rows *out)
@@ -143,7 +184,8 @@ static void rows_collect(struct discovery *d, struct disk_rows *out)
 	for (struct vm *vm = d->vms; vm; vm = vm->next) {
 		for (int i = 0; i < vm->nr_disks; i++) {
 			const struct vm_disk *disk = &vm->disks[i];
-			struct probe *p = (struct probe *)disk->cov.probe;
+			unsigned slot = 0;
+			const struct drive_store *s = counted(disk) ? drive_store_of(disk, &slot) : NULL;
 
 			for (unsigned op = 0; counted(disk) && op < DISK_OP_MAX; op++) {
 				struct disk_row *r = &out->rows[out->n++];
@@ -152,9 +194,12 @@ static void rows_collect(struct discovery *d, struct disk_rows *out)
 
 				r->labels = vm_labels_add(&out->labels, vm, l, ARRAY_SIZE(l));
 				r->op = op;
-				r->errors = p->ops->drive_errors;
-				r->created = p->ops->drive_born ? p->ops->drive_born(p, disk) : 0;
-				p->ops->drive_read(p, disk, op, &r->st);
+				r->errors = disk->cov.probe->ops->drive_errors;
+				r->created = s ? slot_pool_born(&s->slots, (int)slot) : 0;
+				if (s)
+					drive_stats_copy(s->stats, slot, op, &r->st);
+				else
+					memset(&r->st, 0, sizeof(r->st));
 			}
 		}
 	}

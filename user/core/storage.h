@@ -15,8 +15,31 @@
 
 extern const char *const disk_op_names[DISK_OP_MAX];
 
-/* A free slot of `pool`, its counters in `stats` zeroed for the new drive; or -ENOSPC. */
-int drive_slot_get(struct slot_pool *pool, struct drive_stats *stats);
+/*
+ * The counters of a storage probe's drives: DISK_OP_MAX drive_stats a slot
+ * in a BPF array its programs add to, and each slot's birth in another
+ * (slot_pool), both mmapped; and the pool of the slots.
+ */
+struct drive_store {
+	struct drive_stats *stats;
+	__u64 *born;
+	unsigned max_drives;
+	struct slot_pool slots;
+	const char *map; /* the stats map's pin ("disk/drive_stats"): where top and hist read */
+};
+
+/* Maps the two arrays, of max_drives slots, and makes the pool; 0 or -errno (then closed). */
+int drive_store_open(struct drive_store *s, int stats_fd, int born_fd, unsigned max_drives,
+		     const char *map);
+void drive_store_close(struct drive_store *s);
+/* A free slot, its counters zeroed for the new drive; or -ENOSPC. */
+int drive_store_get(struct drive_store *s);
+void drive_store_put(struct drive_store *s, unsigned slot);
+/*
+ * Where the counters of a drive a probe measures (disk->cov.probe) are:
+ * that probe's store, *slot the drive's; NULL when it has none.
+ */
+const struct drive_store *drive_store_of(const struct vm_disk *disk, unsigned *slot);
 
 /* A copy of (slot, op) of a drive_stats array the programs write: each counter read whole. */
 void drive_stats_copy(const struct drive_stats *stats, unsigned slot, unsigned op,

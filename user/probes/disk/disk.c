@@ -415,7 +415,7 @@ int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot
 {
 	struct drive_fd_key key = { .tgid = tgid, .fd = fd };
 
-	return staged_merge(bpf_map__fd(dp->skel->maps.disk_staged), &key, dp->stats, slot, kdev,
+	return staged_merge(bpf_map__fd(dp->skel->maps.disk_staged), &key, dp->store.stats, slot, kdev,
 			    ino);
 }
 
@@ -446,7 +446,6 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 	if (!skel)
 		return -errno;
 	dp->skel = skel;
-	dp->max_drives = max_drives;
 	{
 		char buf[32];
 		long pid_max = read_file("/proc/sys/kernel/pid_max", buf, sizeof(buf)) > 0 ?
@@ -474,20 +473,14 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	err = bpf_array_mmap(bpf_map__fd(skel->maps.drive_born), max_drives * sizeof(*dp->born),
-			     &dp->born);
-	if (!err)
-		err = slot_pool_init(&dp->slots, max_drives, dp->born);
+	err = drive_store_open(&dp->store, bpf_map__fd(skel->maps.drive_stats),
+			       bpf_map__fd(skel->maps.drive_born), max_drives, "disk/drive_stats");
 	if (!err)
 		err = disk_adopt_open(dp);
 	if (!err && disk_adopting(dp))
 		hooks_adopt(dp);
 	if (!err)
 		err = hooks_update(dp);
-	if (err)
-		goto cleanup;
-	dp->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
-	err = bpf_array_mmap(bpf_map__fd(skel->maps.drive_stats), dp->stats_len, &dp->stats);
 	if (err)
 		goto cleanup;
 	dp->events = ring_buffer__new(bpf_map__fd(skel->maps.disk_events), event_seen, dp, NULL);
@@ -520,25 +513,11 @@ void disk_probe_close(struct disk_probe *dp)
 	free(dp->dev_names);
 	disk_adopt_free(dp);
 	ring_buffer__free(dp->events);
-	if (dp->stats)
-		munmap(dp->stats, dp->stats_len);
 	if (dp->dev_slots)
 		munmap(dp->dev_slots, DISK_DEV_SLOTS * sizeof(struct blkdev_slot));
-	slot_pool_fini(&dp->slots);
-	if (dp->born)
-		munmap(dp->born, dp->max_drives * sizeof(*dp->born));
+	drive_store_close(&dp->store);
 	disk_bpf__destroy(dp->skel);
 	memset(dp, 0, sizeof(*dp));
-}
-
-int disk_slot_alloc(struct disk_probe *dp)
-{
-	return drive_slot_get(&dp->slots, dp->stats);
-}
-
-void disk_slot_free(struct disk_probe *dp, unsigned slot)
-{
-	slot_pool_put(&dp->slots, slot);
 }
 
 static int key_add(struct bpf_map *map, __u32 tgid, __u32 v, unsigned slot)
@@ -639,11 +618,6 @@ void disk_native_file_del(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 i
 	else
 		users--, bpf_map_update_elem(fd, &key, &users, BPF_ANY);
 	native_bits_sync(dp);
-}
-
-void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op, struct drive_stats *out)
-{
-	drive_stats_copy(dp->stats, slot, op, out);
 }
 
 int disk_dev_foreach(const struct disk_probe *dp,

@@ -41,12 +41,8 @@ struct disk_dev_name {
 
 struct disk_probe {
 	struct disk_bpf *skel;
-	unsigned max_drives;
-	struct drive_stats *stats; /* the mmapped per-drive array */
+	struct drive_store store; /* its drives' counters: drive_stats and drive_born */
 	struct blkdev_slot *dev_slots; /* the mmapped host block array (read-only) */
-	size_t stats_len;
-	__u64 *born; /* the mmapped drive_born array: the slots' birth (slot_pool) */
-	struct slot_pool slots;
 	bool source_on[DISK_SRC_MAX]; /* which AIO modes can be measured */
 	bool host_block_on;
 	struct ring_buffer *events; /* a VM's first request on an fd no drive has */
@@ -95,9 +91,6 @@ int disk_probe_open(struct disk_probe *dp, unsigned max_drives, bool host_block,
 int disk_maps_size(struct disk_bpf *skel, unsigned max_drives, long pid_max);
 void disk_probe_close(struct disk_probe *dp);
 
-int disk_slot_alloc(struct disk_probe *dp);
-void disk_slot_free(struct disk_probe *dp, unsigned slot);
-
 /*
  * Counts drives in aio=native mode: without any (and without host block
  * latency), block completion is not hooked. 0, or -errno when its hook
@@ -125,10 +118,6 @@ void disk_dev_del(struct disk_probe *dp, __u32 tgid, __u32 kdev);
  */
 int disk_native_file_add(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino, unsigned slot);
 void disk_native_file_del(struct disk_probe *dp, __u32 tgid, __u32 kdev, __u64 ino);
-
-/* A consistent-enough copy of one (slot, op): each counter read whole. */
-void disk_read(const struct disk_probe *dp, unsigned slot, unsigned op,
-	       struct drive_stats *out);
 
 /* Calls fn for every (host device, op) seen; stops on non-zero. */
 int disk_dev_foreach(const struct disk_probe *dp,
@@ -227,11 +216,8 @@ bool disk_vm_pending(struct probe *p, const struct vm *vm);
 void disk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		  const struct vm_snapshot *snap);
 void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
-/* probe_ops.drive_slot, drive_born and drive_read. */
-int disk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map);
-double disk_drive_born(struct probe *p, const struct vm_disk *disk);
-void disk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
-		     struct drive_stats *out);
+const struct drive_store *disk_drive_store(struct probe *p, const struct vm_disk *disk,
+					   unsigned *slot);
 
 /* Metric families (metrics.c). */
 const struct expo_family *disk_families(size_t *nr);

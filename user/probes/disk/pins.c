@@ -29,7 +29,7 @@ static int adopt_push(struct disk_probe *dp, enum disk_adopt_map map, __u32 tgid
 {
 	struct disk_adopt *e;
 
-	if (slot >= dp->max_drives)
+	if (slot >= dp->store.max_drives)
 		return 0;
 	if (dp->nr_adopt == *cap) {
 		*cap = *cap ? *cap * 2 : 64;
@@ -41,7 +41,7 @@ static int adopt_push(struct disk_probe *dp, enum disk_adopt_map map, __u32 tgid
 	e = &dp->adopt[dp->nr_adopt++];
 	*e = (struct disk_adopt){ { tgid, dev, ino }, slot, map, false };
 	/* Several entries share a slot: taken once. */
-	slot_pool_take(&dp->slots, slot);
+	slot_pool_take(&dp->store.slots, slot);
 	return 0;
 }
 
@@ -212,7 +212,7 @@ void disk_adopt_release(struct disk_probe *dp)
 		else
 			disk_native_file_del(dp, e->key.tgid, e->key.dev, e->key.ino);
 		if (!slot_claimed(dp, e->slot))
-			disk_slot_free(dp, e->slot);
+			drive_store_put(&dp->store, e->slot);
 	}
 	tgid_bits_sync(dp);
 	log_info("disk probe: %zu image entries adopted; %zu released (drives or VMs gone)", claimed,

@@ -229,7 +229,7 @@ static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *
 	bool adopted = slot >= 0;
 
 	if (ds && slot == -ENOENT)
-		slot = disk_slot_alloc(dp);
+		slot = drive_store_get(&dp->store);
 	if (slot < 0) {
 		free(ds);
 		d->attach_errors++;
@@ -262,7 +262,7 @@ static void drive_forget(struct disk_probe *dp, const struct vm *vm, struct driv
 	drive_image_del(dp, vm, ds);
 	if (ds->native)
 		disk_native_drives(dp, -1);
-	disk_slot_free(dp, ds->slot);
+	drive_store_put(&dp->store, ds->slot);
 	free(ds);
 }
 
@@ -369,29 +369,13 @@ void disk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 	vm->priv[p->id] = NULL;
 }
 
-int disk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map)
+const struct drive_store *disk_drive_store(struct probe *p, const struct vm_disk *disk,
+					   unsigned *slot)
 {
 	const struct drive_state *ds = drive_of(p, disk);
 
-	*map = "disk/drive_stats";
-	return ds ? ds->slot : -1;
-}
-
-double disk_drive_born(struct probe *p, const struct vm_disk *disk)
-{
-	const struct drive_state *ds = drive_of(p, disk);
-	const struct disk_probe *dp = p->priv;
-
-	return ds ? slot_pool_born(&dp->slots, ds->slot) : 0;
-}
-
-void disk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
-		     struct drive_stats *out)
-{
-	const struct drive_state *ds = drive_of(p, disk);
-
-	if (ds)
-		disk_read(p->priv, ds->slot, op, out);
-	else
-		memset(out, 0, sizeof(*out));
+	if (!ds)
+		return NULL;
+	*slot = (unsigned)ds->slot;
+	return &((const struct disk_probe *)p->priv)->store;
 }

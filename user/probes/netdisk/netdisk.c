@@ -122,7 +122,6 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 		return -errno;
 	np->skel = skel;
 	np->pins = pins;
-	np->max_drives = max_drives;
 	err = netdisk_maps_size(skel, max_drives);
 	if (!err)
 		pins_prepare(pins, "netdisk", skel->obj, netdisk_bpf__elf_bytes);
@@ -133,8 +132,9 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 	if (err)
 		goto cleanup;
 	pins_commit(pins);
-	np->stats_len = (size_t)max_drives * DISK_OP_MAX * sizeof(struct drive_stats);
-	err = bpf_array_mmap(bpf_map__fd(skel->maps.netdisk_stats), np->stats_len, &np->stats);
+	err = drive_store_open(&np->store, bpf_map__fd(skel->maps.netdisk_stats),
+			       bpf_map__fd(skel->maps.netdisk_born), max_drives,
+			       "netdisk/netdisk_stats");
 	if (err)
 		goto cleanup;
 	np->events = ring_buffer__new(bpf_map__fd(skel->maps.netdisk_events), event_seen, np, NULL);
@@ -142,12 +142,7 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
 		err = -errno;
 		goto cleanup;
 	}
-	err = bpf_array_mmap(bpf_map__fd(skel->maps.netdisk_born), max_drives * sizeof(*np->born),
-			     &np->born);
-	if (!err)
-		err = slot_pool_init(&np->slots, max_drives, np->born);
-	if (!err)
-		err = netdisk_adopt_open(np);
+	err = netdisk_adopt_open(np);
 	if (err)
 		goto cleanup;
 	log_info("network disks: rbd (librbd) and iSCSI (libiscsi) uprobes, per QEMU process");
@@ -160,30 +155,10 @@ cleanup:
 void netdisk_probe_close(struct netdisk_probe *np)
 {
 	ring_buffer__free(np->events);
-	if (np->stats)
-		munmap(np->stats, np->stats_len);
-	slot_pool_fini(&np->slots);
-	if (np->born)
-		munmap(np->born, np->max_drives * sizeof(*np->born));
+	drive_store_close(&np->store);
 	netdisk_adopt_free(np);
 	netdisk_bpf__destroy(np->skel);
 	memset(np, 0, sizeof(*np));
-}
-
-int netdisk_slot_alloc(struct netdisk_probe *np)
-{
-	return drive_slot_get(&np->slots, np->stats);
-}
-
-void netdisk_slot_free(struct netdisk_probe *np, unsigned slot)
-{
-	slot_pool_put(&np->slots, slot);
-}
-
-void netdisk_read(const struct netdisk_probe *np, unsigned slot, unsigned op,
-		  struct drive_stats *out)
-{
-	drive_stats_copy(np->stats, slot, op, out);
 }
 
 int netdisk_session_set(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot)
@@ -216,7 +191,7 @@ bool netdisk_staged_live(const struct netdisk_probe *np, const struct netdisk_se
 
 int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot)
 {
-	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->stats, slot, 0, 0);
+	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->store.stats, slot, 0, 0);
 }
 
 int netdisk_events_consume(struct netdisk_probe *np, pid_t *pids, int max)

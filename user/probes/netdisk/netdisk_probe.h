@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "core/probe.h"
+#include "core/storage.h"
 #include "core/util.h"
 #include "vmprobe/netdisk.h"
 
@@ -46,11 +47,7 @@ struct netdisk_adopt {
 struct netdisk_probe {
 	struct netdisk_bpf *skel;
 	struct probe_pins *pins; /* serve's (core/pin.h), else NULL */
-	unsigned max_drives;
-	struct drive_stats *stats; /* the mmapped per-drive array */
-	size_t stats_len;
-	__u64 *born; /* the mmapped netdisk_born array: the slots' birth (slot_pool) */
-	struct slot_pool slots;
+	struct drive_store store; /* its drives' counters: netdisk_stats and netdisk_born */
 	struct ring_buffer *events;
 	struct netdisk_pending pending[NETDISK_MAX_PENDING];
 	int nr_pending;
@@ -107,10 +104,6 @@ int netdisk_probe_open(struct netdisk_probe *np, unsigned max_drives, struct pro
  */
 int netdisk_maps_size(struct netdisk_bpf *skel, unsigned max_drives);
 void netdisk_probe_close(struct netdisk_probe *np);
-int netdisk_slot_alloc(struct netdisk_probe *np);
-void netdisk_slot_free(struct netdisk_probe *np, unsigned slot);
-void netdisk_read(const struct netdisk_probe *np, unsigned slot, unsigned op,
-		  struct drive_stats *out);
 /* A session of a drive: counted into slot from now on; 0 or -errno. */
 int netdisk_session_set(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot);
 void netdisk_session_del(struct netdisk_probe *np, const struct netdisk_session *s);
@@ -166,9 +159,7 @@ bool netdisk_vm_pending(struct probe *p, const struct vm *vm);
 void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		     const struct vm_snapshot *snap);
 void netdisk_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
-int netdisk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map);
-double netdisk_drive_born(struct probe *p, const struct vm_disk *disk);
-void netdisk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
-			struct drive_stats *out);
+const struct drive_store *netdisk_drive_store(struct probe *p, const struct vm_disk *disk,
+					      unsigned *slot);
 
 #endif

@@ -59,8 +59,8 @@ int netdisk_adopt_open(struct netdisk_probe *np)
 			np->adopt = a;
 		}
 		a = &np->adopt[np->nr_adopt];
-		if (key >= np->max_drives || bpf_map_lookup_elem(fd, &key, &a->owner) ||
-		    slot_pool_take(&np->slots, key))
+		if (key >= np->store.max_drives || bpf_map_lookup_elem(fd, &key, &a->owner) ||
+		    slot_pool_take(&np->store.slots, key))
 			continue;
 		a->owner.label[sizeof(a->owner.label) - 1] = '\0';
 		a->slot = key;
@@ -238,7 +238,7 @@ void netdisk_adopted(struct probe *p, struct discovery *d)
 		}
 		slot_sessions_each(np, 0, a->slot, session_drop, NULL);
 		netdisk_owner_del(np, a->slot);
-		netdisk_slot_free(np, a->slot);
+		drive_store_put(&np->store, a->slot);
 	}
 	pins_links_foreach(p->pins, link_release, &r);
 	log_info("netdisk probe: adopted %u uprobe links and %zu drive slots of the earlier "

@@ -94,8 +94,6 @@ const struct probe_ops netdisk_probe_ops = {
 	.events = netdisk_events,
 	.families = netdisk_families,
 	.render_self = netdisk_render_self,
-	.drive_read = netdisk_drive_read,
-	.drive_slot = netdisk_drive_slot,
-	.drive_born = netdisk_drive_born,
+	.drive_store = netdisk_drive_store,
 	.object = netdisk_object,
 };

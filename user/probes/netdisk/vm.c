@@ -182,7 +182,7 @@ static struct netdisk_drive *drive_get(struct probe *p, struct discovery *d, con
 		slot = netdisk_slot_claim(np, vm, disk->spec.label);
 	if (nd && slot >= 0)
 		return drive_adopt(p, vm, disk, nd, slot);
-	slot = nd ? netdisk_slot_alloc(np) : -ENOMEM;
+	slot = nd ? drive_store_get(&np->store) : -ENOMEM;
 	if (slot < 0) {
 		free(nd);
 		d->attach_errors++;
@@ -211,7 +211,7 @@ static void drive_forget(struct probe *p, struct vm_disk *disk)
 		for (int i = 0; i < nd->nr_sessions; i++)
 			netdisk_session_del(p->priv, &nd->sessions[i]);
 		netdisk_owner_del(p->priv, nd->slot);
-		netdisk_slot_free(p->priv, nd->slot);
+		drive_store_put(&((struct netdisk_probe *)p->priv)->store, nd->slot);
 	}
 	free(nd);
 	disk->priv[p->id] = NULL;
@@ -365,29 +365,13 @@ void netdisk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 	vm->priv[p->id] = NULL;
 }
 
-int netdisk_drive_slot(struct probe *p, const struct vm_disk *disk, const char **map)
+const struct drive_store *netdisk_drive_store(struct probe *p, const struct vm_disk *disk,
+					      unsigned *slot)
 {
 	const struct netdisk_drive *nd = drive_of(p, disk);
 
-	*map = "netdisk/netdisk_stats";
-	return nd ? nd->slot : -1;
-}
-
-double netdisk_drive_born(struct probe *p, const struct vm_disk *disk)
-{
-	const struct netdisk_drive *nd = drive_of(p, disk);
-	const struct netdisk_probe *np = p->priv;
-
-	return nd ? slot_pool_born(&np->slots, nd->slot) : 0;
-}
-
-void netdisk_drive_read(struct probe *p, const struct vm_disk *disk, unsigned op,
-			struct drive_stats *out)
-{
-	const struct netdisk_drive *nd = drive_of(p, disk);
-
-	if (nd)
-		netdisk_read(p->priv, nd->slot, op, out);
-	else
-		memset(out, 0, sizeof(*out));
+	if (!nd)
+		return NULL;
+	*slot = (unsigned)nd->slot;
+	return &((const struct netdisk_probe *)p->priv)->store;
 }
