@@ -353,6 +353,38 @@ static void test_drives_without_id_get_qemu_names_and_firmware_cdrom_are_not_dis
 	free(vm);
 }
 
+/*
+ * A CD-ROM drive made of -blockdev or -drive if=none and an ide-cd or
+ * scsi-cd device (libvirt's way) is no disk either: its medium is one of
+ * the files QEMU holds that are no drive.
+ */
+static void test_cd_devices_are_not_disks(void **state)
+{
+	char *const argv[] = {
+		"qemu-system-x86_64",
+		"-blockdev", "{\"driver\":\"file\",\"filename\":\"/iso/install.iso\",\"node-name\":\"cd0\"}",
+		"-device", "ide-cd,drive=cd0,id=sata0-0-0",
+		"-drive", "file=/iso/tools.iso,if=none,id=cd1,format=raw",
+		"-device", "{\"driver\":\"scsi-cd\",\"drive\":\"cd1\",\"id\":\"scsi0-0-0-1\"}",
+		"-drive", "file=/img/a.raw,if=none,id=d0,format=raw",
+		"-device", "virtio-blk-pci,drive=d0,id=virtio-disk0",
+	};
+	struct vm_spec *vm = malloc(sizeof(*vm));
+	bool iso = false, tools = false;
+
+	assert_non_null(vm);
+	assert_int_equal(0, qemu_parse_argv(ARRAY_SIZE(argv), argv, vm));
+	expect_int("one disk: the virtio one", 1, vm->nr_drives);
+	expect_str("its label", "virtio-disk0", vm->drives[0].label);
+	for (int i = 0; i < vm->others.n; i++) {
+		iso |= !strcmp(vm->others.path[i], "/iso/install.iso");
+		tools |= !strcmp(vm->others.path[i], "/iso/tools.iso");
+	}
+	expect_int("the ide-cd medium is a file that is no drive", 1, iso);
+	expect_int("and so is the scsi-cd one", 1, tools);
+	free(vm);
+}
+
 static void test_qopts_split_keys_values_implied_key_and_json(void **state)
 {
 	static const struct {
@@ -555,6 +587,7 @@ int main(void)
 		cmocka_unit_test(test_mac_from_a_device_given_before_its_netdev),
 		cmocka_unit_test(test_netdev_of_an_empty_type_is_no_nic),
 		cmocka_unit_test(test_drives_without_id_get_qemu_names_and_firmware_cdrom_are_not_disks),
+		cmocka_unit_test(test_cd_devices_are_not_disks),
 		cmocka_unit_test(test_qopts_split_keys_values_implied_key_and_json),
 		cmocka_unit_test(test_qopts_reject_malformed_json),
 		cmocka_unit_test(test_qopts_get_returns_the_last_occurrence),

@@ -189,6 +189,7 @@ struct bnode {
 struct bdevice {
 	char drive[VM_ID_MAX];
 	char id[VM_ID_MAX];
+	bool cdrom; /* ide-cd, scsi-cd: its medium is no disk of the guest's */
 };
 
 /* -device netdev=X,mac=Y; applied once all -netdev are known (any order). */
@@ -458,8 +459,14 @@ static void finish(struct vm_spec *vm, struct parse_state *st)
 			copy(vm->nics[i].device_id, sizeof(vm->nics[i].device_id), st->ndevs[d].id);
 		}
 
-	for (int i = 0; i < st->nr_devs; i++)
-		add_drive(vm, st, st->devs[i].drive, st->devs[i].id);
+	for (int i = 0; i < st->nr_devs; i++) {
+		struct bnode *n = find_node(st, st->devs[i].drive);
+
+		if (!st->devs[i].cdrom)
+			add_drive(vm, st, st->devs[i].drive, st->devs[i].id);
+		else if (n)
+			n->used = true; /* its file goes to the others below */
+	}
 	/* -drive if=virtio|ide|... makes its own device, with no -device line. */
 	for (int i = 0; i < st->nr_nodes; i++)
 		if (st->nodes[i].is_drive && !st->nodes[i].used && st->nodes[i].node[0])
@@ -499,8 +506,11 @@ static void add_device(struct vm_spec *vm, struct parse_state *st, const struct 
 	if (drive && st->nr_devs < VM_MAX_DRIVES) {
 		struct bdevice *d = &st->devs[st->nr_devs++];
 
+		const char *driver = qopts_get(o, "driver");
+
 		copy(d->drive, sizeof(d->drive), drive);
 		copy(d->id, sizeof(d->id), qopts_get(o, "id"));
+		d->cdrom = driver && (!strcmp(driver, "ide-cd") || !strcmp(driver, "scsi-cd"));
 	}
 }
 
