@@ -300,6 +300,31 @@ static void test_locked_image_fd_is_a_drive_labelled_by_its_path(void **state)
 	free(vm);
 }
 
+/*
+ * A fake /proc under `root` (a mkdtemp template, made here) for pid 4242,
+ * whose root is `vm_root` (NULL: this one; relative: to root/4242); `c`
+ * reads it. With img/ made.
+ */
+static void fake_proc(char *root, const char *vm_root, struct config *c)
+{
+	char cmd[700];
+
+	assert_non_null(mkdtemp(root));
+	snprintf(c->proc_root, sizeof(c->proc_root), "%s", root);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/img %s/4242/fd %s/4242/fdinfo", root, root, root);
+	assert_int_equal(0, system(cmd));
+	snprintf(cmd, sizeof(cmd), "%s/4242/root", root);
+	assert_int_equal(0, symlink(vm_root ? vm_root : "/", cmd));
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(0, system(cmd));
+}
+
 /* A qcow2 header naming `backing` (at byte 256). */
 static void write_qcow2(const char *path, const char *backing)
 {
@@ -347,12 +372,7 @@ static void test_backing_files_and_media_are_not_drives(void **state)
 	const struct vm_disk *disk;
 	struct vm *vm;
 
-	assert_non_null(mkdtemp(root));
-	snprintf(c.proc_root, sizeof(c.proc_root), "%s", root);
-	snprintf(cmd, sizeof(cmd), "mkdir -p %s/img %s/4242/fd %s/4242/fdinfo", root, root, root);
-	assert_int_equal(0, system(cmd));
-	snprintf(cmd, sizeof(cmd), "%s/4242/root", root);
-	assert_int_equal(0, symlink("/", cmd));
+	fake_proc(root, NULL, &c);
 	snprintf(top, sizeof(top), "%s/img/hot.qcow2", root);
 	snprintf(base, sizeof(base), "%s/img/base.raw", root);
 	snprintf(named, sizeof(named), "%s/img/named.qcow2", root);
@@ -406,8 +426,150 @@ static void test_backing_files_and_media_are_not_drives(void **state)
 		expect_int("the fd-passed image is not listed twice", 1,
 			   strcmp(vm->disks[i].spec.label, passed) != 0);
 	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	rm_rf(root);
+	free(vm);
+}
+
+/*
+ * libvirt moves a drive to a new image under the same alias (virsh
+ * blockcopy --pivot, Nova's volume swap): the same drive, found again on
+ * its new image, its probes' state (and so its counters) kept. While the
+ * copy runs, its target is an image nothing names; at the pivot it is the
+ * drive's.
+ */
+static void test_libvirt_pivot_keeps_the_drive(void **state)
+{
+	char root[] = "/tmp/vmprobe-unit-pivot.XXXXXX", cmd[700], a[128], b[128];
+	char *const argv[] = { "qemu-system-x86_64", "-name", "guest=pivot" };
+	struct libvirt_domain *dom = calloc(1, sizeof(*dom));
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct config c = { 0 };
+	struct discovery d = { .cfg = &c };
+	struct vm_file files[2];
+	int marker;
+	const struct vm_disk *disk;
+
+	assert_non_null(dom);
+	fake_proc(root, NULL, &c);
+	snprintf(a, sizeof(a), "%s/img/a.raw", root);
+	snprintf(b, sizeof(b), "%s/img/b.raw", root);
+	snprintf(cmd, sizeof(cmd), "touch %s %s", a, b);
 	assert_int_equal(0, system(cmd));
+	fake_fd(root, a, 30, &files[0]);
+	fake_fd(root, b, 31, &files[1]);
+	dom->nr_disks = 1;
+	dom->disks[0] = (struct vm_drive){ .label = "virtio-disk0", .backend = "file",
+					   .format = "raw", .aio = "threads" };
+	snprintf(dom->disks[0].file, sizeof(dom->disks[0].file), "%s", a);
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .files = files, .nr_files = 1 },
+		 dom);
+	expect_int("one drive", 1, vm->nr_disks);
+	disk = disk_named(vm, "virtio-disk0");
+	expect_int("on its image", (long long)files[0].ino, (long long)disk->ino);
+	vm->disks[0].priv[0] = &marker; /* what a probe keeps of it */
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .files = files, .nr_files = 2 },
+		 dom);
+	expect_int("while the copy runs, its target is a drive of its own", 2, vm->nr_disks);
+
+	snprintf(dom->disks[0].file, sizeof(dom->disks[0].file), "%s", b);
+	inv_sync(&d, vm,
+		 &(struct vm_snapshot){ .fds_read = true, .files = &files[1], .nr_files = 1 }, dom);
+	expect_int("after the pivot, one drive", 1, vm->nr_disks);
+	disk = disk_named(vm, "virtio-disk0");
+	expect_int("the same drive: its probe's state is kept", 1, disk->priv[0] == &marker);
+	expect_str("on the new image", b, disk->spec.file);
+	expect_int("found there", (long long)files[1].ino, (long long)disk->ino);
+	expect_int("and open there", 1, disk->open);
+	rm_rf(root);
+	free(dom);
+	free(vm);
+}
+
+/*
+ * A NIC passed by fd (-netdev tap,fd=33) that was unplugged stays gone
+ * when QEMU reuses the fd number for something else; a macvtap fd
+ * (/dev/tapN), which has no tap, stays listed.
+ */
+static void test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused(void **state)
+{
+	char *const argv[] = {
+		"qemu-system-x86_64", "-name", "guest=reuse",
+		"-netdev", "tap,fd=33,id=hostnet0",
+		"-device", "virtio-net-pci,netdev=hostnet0,id=net0",
+		"-netdev", "tap,fd=34,id=hostnet1",
+		"-device", "virtio-net-pci,netdev=hostnet1,id=net1",
+	};
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct vm_tun tuns[] = { { 33, "vnet3" } };
+	int macvtaps[] = { 34 };
+	struct vm_file reused = { .fd = 33, .dev = 1, .ino = 100, .mode = S_IFREG,
+				  .path = "/var/log/other.log" };
+	struct discovery d = { .cfg = &cfg };
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = tuns, .nr_tuns = 1,
+						 .macvtaps = macvtaps, .nr_macvtaps = 1 },
+		 NULL);
+	expect_int("two NICs", 2, vm->nr_ifaces);
+	expect_str("the tap", "vnet3", iface_named(vm, "vnet3")->tap);
+	expect_str("the macvtap NIC has no tap", "", iface_named(vm, "net1")->tap);
+
+	/* net0 unplugged: fd 33 closed, then reused for a file. */
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .macvtaps = macvtaps,
+						 .nr_macvtaps = 1 },
+		 NULL);
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .files = &reused, .nr_files = 1,
+						 .macvtaps = macvtaps, .nr_macvtaps = 1 },
+		 NULL);
+	expect_int("the unplugged NIC does not come back; the macvtap one stays", 1,
+		   vm->nr_ifaces);
+	expect_str("the one left", "net1", vm->ifaces[0].label);
+	free(vm);
+}
+
+/*
+ * The paths a VM names (its command line, libvirt's state, its images'
+ * headers) are found inside its own root: `..` and absolute symbolic
+ * links stay there, and never reach a file of the host's.
+ */
+static void test_paths_stay_inside_the_vms_root(void **state)
+{
+	char root[] = "/tmp/vmprobe-unit-root.XXXXXX", vmroot[64], cmd[700], top[160], up[200];
+	struct config c = { 0 };
+	struct discovery d = { .cfg = &c };
+	struct vm *vm;
+
+	/* The VM's root is vm/; the host's file (outside.raw) is beside it. */
+	fake_proc(root, "../vm", &c);
+	snprintf(vmroot, sizeof(vmroot), "%s/vm", root);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/img && touch %s/outside.raw && "
+		 "ln -s /outside.raw %s/img/link.raw", vmroot, root, vmroot);
+	assert_int_equal(0, system(cmd));
+	snprintf(top, sizeof(top), "%s/vm/img/top.qcow2", root);
+	write_qcow2(top, "../../outside.raw");
+	snprintf(up, sizeof(up), "file=/../outside.raw,format=raw,if=none,id=d1");
+	{
+		char *const argv[] = {
+			"qemu-system-x86_64", "-name", "rooted",
+			"-drive", "file=/img/top.qcow2,format=qcow2,if=none,id=d0",
+			"-device", "virtio-blk-pci,drive=d0,id=top",
+			"-drive", up, "-device", "virtio-blk-pci,drive=d1,id=up",
+			"-drive", "file=/img/link.raw,format=raw,if=none,id=d2",
+			"-device", "virtio-blk-pci,drive=d2,id=link",
+		};
+
+		vm = vm_from(argv, ARRAY_SIZE(argv));
+	}
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
+	expect_int("the image in the VM's root is found", 1, disk_named(vm, "top")->resolved);
+	expect_int("its backing name climbs out of the root: nothing found there", 0,
+		   disk_named(vm, "top")->nr_backing);
+	expect_int("/.. is the root itself: the host's file is not found", 0,
+		   disk_named(vm, "up")->resolved);
+	expect_int("an absolute link is followed inside the root", 0,
+		   disk_named(vm, "link")->resolved);
+	rm_rf(root);
 	free(vm);
 }
 
@@ -500,6 +662,9 @@ int main(void)
 		cmocka_unit_test(test_backing_files_and_media_are_not_drives),
 		cmocka_unit_test(test_hotplug_and_unplug_follow_libvirt_state),
 		cmocka_unit_test(test_locked_image_fd_is_a_drive_labelled_by_its_path),
+		cmocka_unit_test(test_libvirt_pivot_keeps_the_drive),
+		cmocka_unit_test(test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused),
+		cmocka_unit_test(test_paths_stay_inside_the_vms_root),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),
 		cmocka_unit_test(test_down_probes_are_the_reason),
 		cmocka_unit_test(test_interface_label_is_the_kubevirt_name_else_the_tap),

@@ -127,7 +127,7 @@ static int push_tun(struct vm_snapshot *snap, size_t *cap, int fd, const char *i
 
 /* Growth room of the snapshot's arrays. */
 struct snap_caps {
-	size_t files, tuns, socks;
+	size_t files, tuns, socks, macvtaps;
 };
 
 /* One fd of the walk: a tun fd (with its tap), a socket or a file, into the snapshot. */
@@ -156,8 +156,14 @@ static void snapshot_fd(const struct discovery *d, const struct vm *vm, const ch
 		u64_push(&snap->socks, &snap->nr_socks, &caps->socks, ino);
 		return;
 	}
-	if (stat(path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+	if (stat(path, &st))
+		return;
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
 		push_file(snap, &caps->files, atoi(name), &st, link);
+	else if (S_ISCHR(st.st_mode) && !strncmp(link, "/dev/tap", 8) &&
+		 !array_reserve((void **)&snap->macvtaps, snap->nr_macvtaps, &caps->macvtaps,
+				sizeof(*snap->macvtaps)))
+		snap->macvtaps[snap->nr_macvtaps++] = atoi(name);
 }
 
 /* The fd numbers of the process, sorted; -errno if its fd table cannot be read. */
@@ -238,6 +244,7 @@ static void snapshot_free(struct vm_snapshot *snap)
 {
 	free(snap->files);
 	free(snap->tuns);
+	free(snap->macvtaps);
 	free(snap->socks);
 }
 

@@ -5,25 +5,67 @@
  * and at 16 its length (32 bits), big-endian. The header is the guest's
  * to write only in a raw image QEMU probes; what a lying one can do here
  * is name another file of the same QEMU, whose IO then counts on this
- * drive: the guest's own numbers, no one else's.
+ * drive: the guest's own numbers, no one else's. Every path a VM names
+ * (command line, libvirt's state, an image's header) is resolved inside
+ * the VM's own root (openat2 RESOLVE_IN_ROOT), never vmprobe's, and a file
+ * is opened for reading only once it is known to be a regular file or a
+ * block device: naming a host file or a device gets nothing opened.
  */
+#define _GNU_SOURCE /* O_PATH */
 #include "core/image.h"
 
 #include <endian.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include "core/util.h"
 
 #define QCOW2_MAGIC 0x514649fbu
 
-void image_path(const char *proc_pid, const char *vm_path, char *out, size_t size)
+int image_open(const char *proc_pid, const char *vm_path)
 {
-	snprintf(out, size, "%.255s/%s/%.2000s", proc_pid, vm_path[0] == '/' ? "root" : "cwd",
-		 vm_path);
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC };
+	static bool warned;
+	char at[PATH_MAX];
+	int dir, fd;
+
+	/* An absolute path in the process's root, a relative one beneath its working directory. */
+	how.resolve = vm_path[0] == '/' ? RESOLVE_IN_ROOT : RESOLVE_BENEATH;
+	snprintf(at, sizeof(at), "%.255s/%s", proc_pid, vm_path[0] == '/' ? "root" : "cwd");
+	dir = open(at, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return -errno;
+	fd = (int)syscall(SYS_openat2, dir, vm_path, &how, sizeof(how));
+	if (fd < 0 && (errno == ENOSYS || errno == EPERM)) {
+		/* A seccomp profile without openat2: resolved as the kernel's magic links do. */
+		if (!warned)
+			log_warn("openat2 is refused here (%s): the paths VMs name are resolved "
+				 "through /proc/PID/root, not held inside it", strerror(errno));
+		warned = true;
+		fd = openat(dir, vm_path[0] == '/' ? vm_path + 1 : vm_path, O_PATH | O_CLOEXEC);
+	}
+	fd = fd < 0 ? -errno : fd;
+	close(dir);
+	return fd;
+}
+
+int image_stat(const char *proc_pid, const char *vm_path, struct stat *st)
+{
+	int fd = image_open(proc_pid, vm_path), err;
+
+	if (fd < 0)
+		return fd;
+	err = fstat(fd, st) ? -errno : 0;
+	close(fd);
+	return err;
 }
 
 bool qcow2_backing_at(const unsigned char *h, size_t n, uint64_t *off, uint32_t *len)
@@ -42,21 +84,29 @@ bool qcow2_backing_at(const unsigned char *h, size_t n, uint64_t *off, uint32_t 
 	       *off <= (uint64_t)INT64_MAX;
 }
 
-/* The backing file name in a qcow2 header; false if none (or not qcow2). */
-static bool qcow2_backing(const char *path, char *name, size_t size)
+/*
+ * The backing file name in the qcow2 header of the image at `at` (an
+ * O_PATH fd); false if none (or not qcow2). Opened for reading only if it
+ * is a regular file or a block device: never a FIFO or a device that
+ * could block or has side effects on open.
+ */
+static bool qcow2_backing(int at, char *name, size_t size)
 {
 	unsigned char h[QCOW2_HEADER];
+	char self[64];
 	uint32_t len;
 	uint64_t off;
 	struct stat st;
 	bool ok = false;
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	int fd;
 
+	if (fstat(at, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		return false;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
+	fd = open(self, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	/* Never a FIFO or a device that could block or has side effects on read. */
-	if (fstat(fd, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) ||
-	    pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    !qcow2_backing_at(h, sizeof(h), &off, &len) || len >= size)
 		goto out;
 	ok = pread(fd, name, len, (off_t)off) == (ssize_t)len;
@@ -84,25 +134,25 @@ bool image_backing_next(const char *cur, const char *name, char *next, size_t si
 	return true;
 }
 
-int image_backing_chain(const char *proc_pid, const char *open_path, const char *vm_path,
-			struct file_id *out, int max)
+int image_backing_chain(const char *proc_pid, int top, const char *vm_path, struct file_id *out,
+			int max)
 {
-	char cur[2048], open_at[PATH_MAX], name[QCOW2_NAME_MAX + 1], next[2048];
+	char cur[2048], name[QCOW2_NAME_MAX + 1], next[2048];
 	struct stat st;
-	int n = 0;
+	int n = 0, at = top;
 
 	snprintf(cur, sizeof(cur), "%.2000s", vm_path);
-	if (open_path)
-		snprintf(open_at, sizeof(open_at), "%s", open_path);
-	else
-		image_path(proc_pid, cur, open_at, sizeof(open_at));
-	while (n < max && qcow2_backing(open_at, name, sizeof(name)) &&
+	while (n < max && qcow2_backing(at, name, sizeof(name)) &&
 	       image_backing_next(cur, name, next, sizeof(next))) {
 		memcpy(cur, next, sizeof(cur));
-		image_path(proc_pid, cur, open_at, sizeof(open_at));
-		if (stat(open_at, &st))
+		if (at != top)
+			close(at);
+		at = image_open(proc_pid, cur);
+		if (at < 0 || fstat(at, &st))
 			break;
 		out[n++] = (struct file_id){ .dev = st.st_dev, .ino = st.st_ino };
 	}
+	if (at >= 0 && at != top)
+		close(at);
 	return n;
 }

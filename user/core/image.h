@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #define IMAGE_MAX_BACKING 8
@@ -22,20 +23,22 @@ struct file_id {
 };
 
 /*
- * A path as a process sees it, made openable from here: `proc_pid` is
- * /proc/PID; an absolute path is found under its root, a relative one
- * under its working directory.
+ * A path as a process sees it (`proc_pid` is /proc/PID), opened O_PATH
+ * from here: an absolute one inside the process's root (`..` and symbolic
+ * links stay in it), a relative one beneath its working directory. An fd,
+ * or -errno.
  */
-void image_path(const char *proc_pid, const char *vm_path, char *out, size_t size);
-
+int image_open(const char *proc_pid, const char *vm_path);
+/* stat(2) of that path, found the same way; 0 or -errno. */
+int image_stat(const char *proc_pid, const char *vm_path, struct stat *st);
 /*
- * The backing chain of the image at `vm_path` (as QEMU sees it), read
- * through `open_path` (NULL: vm_path under proc_pid): the files each qcow2
- * header names in turn, up to `max`. Names that are not files (json:,
- * protocol URLs) end the chain. Returns how many were found.
+ * The backing chain of the image at `vm_path` (as QEMU sees it), open at
+ * `top` (an O_PATH fd, or any fd on it): the files each qcow2 header names
+ * in turn, found as image_open() does, up to `max`. Names that are not
+ * files (json:, protocol URLs) end the chain. Returns how many were found.
  */
-int image_backing_chain(const char *proc_pid, const char *open_path, const char *vm_path,
-			struct file_id *out, int max);
+int image_backing_chain(const char *proc_pid, int top, const char *vm_path, struct file_id *out,
+			int max);
 
 /*
  * From the first `n` bytes of an image: whether it is qcow2 and names a

@@ -4,15 +4,18 @@
  * command line, libvirt's live state and the fds, matched to what was
  * there before so that the probes keep their state of what stayed.
  */
+#define _GNU_SOURCE /* O_PATH */
 #include "core/inventory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/discovery.h"
 #include "core/libvirt.h"
@@ -75,24 +78,37 @@ static void proc_pid_dir(const struct discovery *d, const struct vm *vm, char *o
 	snprintf(out, size, "%.200s/%d", d->cfg->proc_root, (int)vm->pid);
 }
 
+/*
+ * A named drive is its name: libvirt moves one to a new image under the
+ * same alias (blockcopy --pivot, an active blockcommit, a disk-only
+ * snapshot). One learned from an fd is its image.
+ */
 static bool same_drive(const struct vm_disk *have, const struct want_disk *w)
 {
 	return (have->source == VM_SRC_FD) == (w->source == VM_SRC_FD) &&
-	       !strcmp(have->spec.label, w->spec.label) && !strcmp(have->spec.file, w->spec.file) &&
-	       !strcmp(have->spec.backend, w->spec.backend);
+	       !strcmp(have->spec.label, w->spec.label) &&
+	       !strcmp(have->spec.backend, w->spec.backend) &&
+	       (w->source != VM_SRC_FD || !strcmp(have->spec.file, w->spec.file));
 }
 
-/* Where QEMU's path of an image can be opened from here: /dev/fdset/N is an -add-fd fd. */
-static void drive_path(const struct vm *vm, const char *proc_pid, const char *file, char *out,
-		       size_t size)
+/*
+ * QEMU's path of an image, opened O_PATH from here (core/image.h):
+ * /dev/fdset/N is an -add-fd fd, found as QEMU holds it. An fd or -errno.
+ */
+static int drive_open(const struct vm *vm, const char *proc_pid, const char *file)
 {
+	char path[PATH_MAX];
+	int fd;
+
 	if (!strncmp(file, "/dev/fdset/", 11))
 		for (int i = 0; i < vm->spec.nr_fdsets; i++)
 			if (vm->spec.fdsets[i].set == atoi(file + 11)) {
-				snprintf(out, size, "%.255s/fd/%d", proc_pid, vm->spec.fdsets[i].fd);
-				return;
+				snprintf(path, sizeof(path), "%.255s/fd/%d", proc_pid,
+					 vm->spec.fdsets[i].fd);
+				fd = open(path, O_PATH | O_CLOEXEC);
+				return fd < 0 ? -errno : fd;
 			}
-	image_path(proc_pid, file, out, size);
+	return image_open(proc_pid, file);
 }
 
 /*
@@ -102,22 +118,26 @@ static void drive_path(const struct vm *vm, const char *proc_pid, const char *fi
 static void disk_resolve(const struct discovery *d, const struct vm *vm, struct vm_disk *disk)
 {
 	const char *file = disk->spec.file;
-	char proc_pid[256], path[PATH_MAX];
+	char proc_pid[256];
 	struct stat st;
+	int fd;
 
 	if (disk->resolved || !file[0] || !qemu_backend_is_local(disk->spec.backend))
 		return;
 	proc_pid_dir(d, vm, proc_pid, sizeof(proc_pid));
-	drive_path(vm, proc_pid, file, path, sizeof(path));
-	if (stat(path, &st))
+	fd = drive_open(vm, proc_pid, file);
+	if (fd < 0)
 		return;
-	disk->resolved = true;
-	disk->dev = st.st_dev;
-	disk->ino = st.st_ino;
-	disk->rdev = S_ISBLK(st.st_mode) ? st.st_rdev : 0;
-	if (strcmp(disk->spec.format, "raw"))
-		disk->nr_backing = image_backing_chain(proc_pid, path, file, disk->backing,
-						       IMAGE_MAX_BACKING);
+	if (!fstat(fd, &st)) {
+		disk->resolved = true;
+		disk->dev = st.st_dev;
+		disk->ino = st.st_ino;
+		disk->rdev = S_ISBLK(st.st_mode) ? st.st_rdev : 0;
+		if (strcmp(disk->spec.format, "raw"))
+			disk->nr_backing = image_backing_chain(proc_pid, fd, file, disk->backing,
+							       IMAGE_MAX_BACKING);
+	}
+	close(fd);
 }
 
 /* Whether a VM has as many entries as vmprobe keeps; said once, never silently. */
@@ -148,6 +168,15 @@ static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, 
 			if (want[j].used || !same_drive(have, &want[j]))
 				continue;
 			want[j].used = kept = true;
+			/* On its new image: found again there (disk_resolve), its counters go on. */
+			if (strcmp(have->spec.file, want[j].spec.file)) {
+				log_info("VM %s: drive %s moved to %s", vm->name, have->spec.label,
+					 want[j].spec.file);
+				have->resolved = have->open = false;
+				have->dev = have->rdev = 0;
+				have->ino = 0;
+				have->nr_backing = 0;
+			}
 			/* libvirt's state and the command line may tell different details. */
 			have->spec = want[j].spec;
 			have->source = want[j].source;
@@ -219,12 +248,10 @@ struct not_drives {
 
 static void not_drives_add(struct not_drives *nd, const char *proc_pid, const struct vm_files *f)
 {
-	char path[PATH_MAX];
 	struct stat st;
 
 	for (int i = 0; f && i < f->n && nd->n < (int)ARRAY_SIZE(nd->ids); i++) {
-		image_path(proc_pid, f->path[i], path, sizeof(path));
-		if (!stat(path, &st))
+		if (!image_stat(proc_pid, f->path[i], &st))
 			nd->ids[nd->n++] = (struct file_id){ .dev = st.st_dev, .ino = st.st_ino };
 	}
 }
@@ -270,7 +297,7 @@ static int fd_drives(const struct discovery *d, const struct vm *vm,
 {
 	char proc_pid[256], path[PATH_MAX], text[4096];
 	struct not_drives nd = { .n = 0 };
-	int n = 0;
+	int n = 0, fd;
 
 	proc_pid_dir(d, vm, proc_pid, sizeof(proc_pid));
 	not_drives_add(&nd, proc_pid, &vm->spec.others);
@@ -294,8 +321,12 @@ static int fd_drives(const struct discovery *d, const struct vm *vm,
 		/* Its AIO mode is not known: the disk probe watches every path for it. */
 		snprintf(want[n].spec.aio, sizeof(want[n].spec.aio), "unknown");
 		snprintf(path, sizeof(path), "%.255s/fd/%d", proc_pid, f->fd);
-		want[n].nr_backing = image_backing_chain(proc_pid, path, f->path, want[n].backing,
-							 IMAGE_MAX_BACKING);
+		fd = open(path, O_PATH | O_CLOEXEC);
+		if (fd >= 0) {
+			want[n].nr_backing = image_backing_chain(proc_pid, fd, f->path,
+								 want[n].backing, IMAGE_MAX_BACKING);
+			close(fd);
+		}
 		n++;
 	}
 	return drop_backing(want, n);
@@ -429,12 +460,17 @@ static int want_find_id(struct want_iface *want, int n, const char *device_id)
 	return -1;
 }
 
-/* Whether one of a fd-passed NIC's fds is open in QEMU (vm->fds, sorted). */
-static bool nic_fd_open(const struct vm *vm, const struct vm_nic *nic)
+/*
+ * Whether one of a fd-passed NIC's fds is a macvtap device: a NIC with no
+ * tap. (Any other fd of that number is not the NIC's: QEMU reuses the
+ * numbers of a NIC it unplugged.)
+ */
+static bool nic_fd_macvtap(const struct vm_snapshot *snap, const struct vm_nic *nic)
 {
 	for (int k = 0; k < nic->nr_fds; k++)
-		if (bsearch(&nic->fds[k], vm->fds, vm->nr_fds, sizeof(*vm->fds), cmp_int))
-			return true;
+		for (size_t m = 0; m < snap->nr_macvtaps; m++)
+			if (snap->macvtaps[m] == nic->fds[k])
+				return true;
 	return false;
 }
 
@@ -471,9 +507,9 @@ static int wanted_ifaces(const struct vm *vm, const struct vm_snapshot *snap,
 
 		/*
 		 * A fd-passed tap whose fds are closed was unplugged (or is not
-		 * known yet); one whose fd is open but no tap (macvtap) stays.
+		 * known yet); a macvtap (a fd but no tap) stays.
 		 */
-		if (!tap[0] && nic->nr_fds && !(snap->fds_read && nic_fd_open(vm, nic)) &&
+		if (!tap[0] && nic->nr_fds && !(snap->fds_read && nic_fd_macvtap(snap, nic)) &&
 		    (snap->fds_read || dom))
 			continue;
 		want_add(want, &n, tap, nic->device_id, nic->type, nic->mac, VM_SRC_CMDLINE);

@@ -57,6 +57,8 @@ struct vm_snapshot {
 	size_t nr_tuns;
 	__u64 *socks;             /* socket inodes */
 	size_t nr_socks;
+	int *macvtaps;            /* fds of macvtap devices (/dev/tapN): NICs without a tap */
+	size_t nr_macvtaps;
 };
 
 struct probe;
