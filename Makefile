@@ -145,7 +145,7 @@ unit: $(UNIT_BINS)
 
 test: test-deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS) \
-		$(BUILD)/bench/scale
+		$(BUILD)/bench/scale $(BUILD)/bench/netdisk_load
 	$(Q)tests/run.sh
 
 vmlinux:
@@ -234,7 +234,7 @@ $(BUILD)/bench/scale: bench/scale.c $(USER_OBJS) | $(BUILD)/bench
 $(BUILD)/bench/syscall_loop: bench/syscall_loop.c | $(BUILD)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
-# A librbd/libiscsi client for bench/netdisk.sh: the libraries by dlopen.
+# A librbd/libiscsi client for bench/netdisk.sh and tests/integration/netdisk.sh: the libraries by dlopen.
 $(BUILD)/bench/netdisk_load: bench/netdisk_load.c | $(BUILD)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -ldl -o $@

@@ -10,6 +10,8 @@
  *
  * Usage: netdisk_load [QEMU ARGS...]; the environment says what to reach:
  *   LOAD_KIND=rbd  LOAD_CONF=ceph.conf LOAD_POOL=P LOAD_IMAGE=I
+ *     [LOAD_IOVS=N: each read is N iovs of 4 KiB, as a guest's request of
+ *     scattered pages reaches QEMU; default 1]
  *   LOAD_KIND=iscsi LOAD_PORTAL=HOST:PORT LOAD_TARGET=IQN LOAD_LUN=N
  *   LOAD_KIND=call: calls netdisk_load_noop(), where the bench hangs a bare
  *   uprobe, to measure what a uprobe hit itself costs on this machine
@@ -61,6 +63,8 @@ static const char *env(const char *name)
 /* librbd, as QEMU's block/rbd.c calls it. */
 static struct {
 	void *image;
+	struct iovec *iov;
+	int nr_iov;
 	int (*create_completion)(void *, void *, void **);
 	int (*readv)(void *, const struct iovec *, int, uint64_t, void *);
 	int (*wait)(void *);
@@ -90,6 +94,18 @@ static void rbd_setup(void)
 	rbd.wait = sym(lib, "rbd_aio_wait_for_complete");
 	rbd.ret = sym(lib, "rbd_aio_get_return_value");
 	rbd.release = sym(lib, "rbd_aio_release");
+	rbd.nr_iov = getenv("LOAD_IOVS") ? atoi(getenv("LOAD_IOVS")) : 1;
+	if (rbd.nr_iov < 1 || rbd.nr_iov > 1024) {
+		fprintf(stderr, "netdisk_load: LOAD_IOVS is 1 to 1024\n");
+		exit(2);
+	}
+	rbd.iov = calloc((size_t)rbd.nr_iov, sizeof(*rbd.iov));
+	for (int i = 0; rbd.iov && i < rbd.nr_iov; i++)
+		rbd.iov[i] = (struct iovec){ malloc(READ_SIZE), READ_SIZE };
+	if (!rbd.iov) {
+		fprintf(stderr, "netdisk_load: out of memory\n");
+		exit(1);
+	}
 	if (create(&cluster, NULL) || read_conf(cluster, env("LOAD_CONF")) || connect(cluster) ||
 	    ioctx_create(cluster, env("LOAD_POOL"), &ioctx) ||
 	    open(ioctx, env("LOAD_IMAGE"), &rbd.image, NULL)) {
@@ -100,13 +116,13 @@ static void rbd_setup(void)
 
 static int rbd_read(uint64_t off, char *buf)
 {
-	struct iovec iov = { buf, READ_SIZE };
 	void *c;
 
-	if (rbd.create_completion(NULL, NULL, &c) || rbd.readv(rbd.image, &iov, 1, off, c))
+	if (rbd.create_completion(NULL, NULL, &c) ||
+	    rbd.readv(rbd.image, rbd.iov, rbd.nr_iov, off, c))
 		return -1;
 	rbd.wait(c);
-	if (rbd.ret(c) != READ_SIZE) {
+	if (rbd.ret(c) != (long)rbd.nr_iov * READ_SIZE) {
 		rbd.release(c);
 		return -1;
 	}

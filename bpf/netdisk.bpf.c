@@ -78,7 +78,9 @@ static __always_inline __u32 session_slot(struct netdisk_session *s, __u32 lun)
 	    !bpf_map_update_elem(&netdisk_staged, s, &zero, BPF_NOEXIST)) {
 		ev.sess = *s;
 		ev.lun = lun;
-		bpf_ringbuf_output(&netdisk_events, &ev, sizeof(ev), 0);
+		/* A full ring: user space, told by the count, walks the staging map. */
+		if (bpf_ringbuf_output(&netdisk_events, &ev, sizeof(ev), 0))
+			bump(NETDISK_ERR_EVENT_LOST);
 	}
 	return SLOT_STAGED;
 }
@@ -122,9 +124,16 @@ static __always_inline int complete(__u64 req_ptr)
 	slot = in->slot;
 	if (slot == SLOT_STAGED) {
 		ss = bpf_map_lookup_elem(&netdisk_staged, &in->sess);
-		if (ss)
+		if (ss) {
 			st = &ss->ops[op];
-	} else if (slot < max_drives) {
+		} else {
+			/* Staged before its session was matched, done after the merge: the drive's now. */
+			__u32 *matched = bpf_map_lookup_elem(&netdisk_sessions, &in->sess);
+
+			slot = matched ? *matched : SLOT_STAGED;
+		}
+	}
+	if (slot != SLOT_STAGED && slot < max_drives) {
 		idx = drive_stats_index(slot, op);
 		st = bpf_map_lookup_elem(&netdisk_stats, &idx);
 	}
@@ -141,17 +150,36 @@ struct iovec___user {
 	__u64 iov_len;
 };
 
-#define RBD_MAX_IOV 128 /* QEMU's requests: 1 to 16 iovs; IOV_MAX is 1024 */
+/*
+ * QEMU hands librbd the guest request's own vector: a segment per guest
+ * page or run of pages, up to IOV_MAX (a 1 MiB write of scattered pages
+ * is 256). Read IOV_CHUNK at a time: a helper call per chunk, not per iov.
+ */
+#define RBD_MAX_IOV 1024
+#define IOV_CHUNK 16
 
-/* Bytes of a vectored request: the sum of its iovs (QEMU's qiov->size). */
+/*
+ * Bytes of a vectored request: the sum of its iovs (QEMU's qiov->size).
+ * Whole chunks in one read each, the rest one iov at a time (never a read
+ * past the vector's end: the memory after it may be unmapped).
+ */
 static __always_inline __u64 iov_bytes(const struct iovec___user *iov, int iovcnt)
 {
+	struct iovec___user buf[IOV_CHUNK];
 	__u64 bytes = 0, len;
+	int c;
 
-	for (int i = 0; i < RBD_MAX_IOV; i++) {
-		if (i >= iovcnt)
+	for (c = 0; c < RBD_MAX_IOV / IOV_CHUNK; c++) {
+		if (iovcnt - c * IOV_CHUNK < IOV_CHUNK)
 			break;
-		if (bpf_probe_read_user(&len, sizeof(len), &iov[i].iov_len))
+		if (bpf_probe_read_user(buf, sizeof(buf), &iov[c * IOV_CHUNK]))
+			return bytes;
+		for (int i = 0; i < IOV_CHUNK; i++)
+			bytes += buf[i].iov_len;
+	}
+	for (int i = 0; i < IOV_CHUNK - 1; i++) {
+		if (c * IOV_CHUNK + i >= iovcnt ||
+		    bpf_probe_read_user(&len, sizeof(len), &iov[c * IOV_CHUNK + i].iov_len))
 			break;
 		bytes += len;
 	}
@@ -198,15 +226,22 @@ int BPF_KPROBE(rbd_done, void *c)
 	return complete((__u64)c);
 }
 
-/* The image is closed: its handle may be the next image's. */
-SEC("uprobe")
-int BPF_KPROBE(rbd_close, void *image)
+/* A session's handle is freed: it may be the next session's. */
+static __always_inline struct netdisk_session session_forget(__u32 kind, __u64 handle)
 {
 	struct netdisk_session s = { .tgid = bpf_get_current_pid_tgid() >> 32,
-				     .kind = NETDISK_RBD, .handle = (__u64)image };
+				     .kind = kind, .handle = handle };
 
 	bpf_map_delete_elem(&netdisk_sessions, &s);
 	bpf_map_delete_elem(&netdisk_staged, &s);
+	return s;
+}
+
+/* The image is closed. */
+SEC("uprobe")
+int BPF_KPROBE(rbd_close, void *image)
+{
+	session_forget(NETDISK_RBD, (__u64)image);
 	return 0;
 }
 
@@ -327,11 +362,8 @@ int BPF_KPROBE(iscsi_done, void *task)
 SEC("uprobe")
 int BPF_KPROBE(iscsi_destroy, void *iscsi)
 {
-	struct netdisk_session s = { .tgid = bpf_get_current_pid_tgid() >> 32,
-				     .kind = NETDISK_ISCSI, .handle = (__u64)iscsi };
+	struct netdisk_session s = session_forget(NETDISK_ISCSI, (__u64)iscsi);
 
-	bpf_map_delete_elem(&netdisk_sessions, &s);
-	bpf_map_delete_elem(&netdisk_staged, &s);
 	bpf_map_delete_elem(&netdisk_blksize, &s);
 	return 0;
 }

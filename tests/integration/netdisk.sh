@@ -8,7 +8,8 @@
 # guest's own block statistics, and the latency histogram counts every
 # operation. The NBD drive, which vmprobe cannot measure, says so in
 # /metrics, `list` and `check`. Processes that are not VMs using librbd
-# and libiscsi on the same images are never counted.
+# and libiscsi on the same images are never counted. A request of 200
+# iovs (a stand-in QEMU on the real librbd) counts all of its bytes.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -21,8 +22,9 @@ netstore_require "network storage with a QEMU guest"
 tap_require_root "network storage with a QEMU guest"
 
 WORK=$(mktemp -d /tmp/vmprobe-netdisk.XXXXXX)
-PORT=19613 TAP=vmpt-nd0 NBD_PID=
+PORT=19613 TAP=vmpt-nd0 NBD_PID= IOVS_PID=
 cleanup() {
+	[ -n "$IOVS_PID" ] && kill "$IOVS_PID" 2>/dev/null && wait "$IOVS_PID" 2>/dev/null
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
 	[ -n "$NBD_PID" ] && kill "$NBD_PID" 2>/dev/null && wait "$NBD_PID" 2>/dev/null
@@ -142,4 +144,38 @@ check_eq "non-VM librbd and libiscsi IO leaves every VM disk series unchanged" \
 	"$(vm_series "$WORK/s1.txt")" "$(vm_series "$WORK/s2.txt")"
 check_eq "no session was left unmatched" 0 "$(metric "$WORK/s2.txt" vmprobe_netdisk_unmatched_sessions)"
 check "promtool check metrics is clean" bash -c "promtool check metrics <'$WORK/s2.txt'"
+
+# A guest request of scattered pages reaches librbd as one iov per page,
+# up to IOV_MAX (QEMU passes the guest's vector as it is). A stand-in QEMU
+# (build/bench/netdisk_load under QEMU's name, on the real librbd) reads
+# 200 iovs of 4 KiB at a time: vmprobe counts every byte of every read.
+LOAD=$REPO/build/bench/netdisk_load
+if [ ! -x "$LOAD" ]; then
+	tap_fail "the stand-in QEMU is built" "$LOAD is missing (make test builds it)"
+	tap_done; exit
+fi
+mkdir -p "$WORK/bin" && ln -sf "$LOAD" "$WORK/bin/qemu-system-x86_64" && mkfifo "$WORK/iovs.in"
+LOAD_KIND=rbd LOAD_CONF=$CEPH_CONF LOAD_POOL=$CEPH_POOL LOAD_IMAGE=other LOAD_IOVS=200 \
+	"$WORK/bin/qemu-system-x86_64" -name guest=iovs \
+	-drive "file=rbd:$CEPH_POOL/other:conf=$CEPH_CONF,format=raw,if=none,id=d0" \
+	-device virtio-blk-pci,drive=d0,id=iovs <"$WORK/iovs.in" >"$WORK/iovs.out" 2>"$WORK/iovs.err" &
+IOVS_PID=$!
+exec {IOVS_FD}>"$WORK/iovs.in"
+check "the stand-in QEMU opens the rbd image" wait_for 60 grep -q READY "$WORK/iovs.out"
+iovs_measured() {
+	scrape "$WORK/s3.txt" &&
+		[ "$(metric "$WORK/s3.txt" vmprobe_drive_info name=iovs drive=iovs measured=true)" = 1 ]
+}
+check "its drive is measured" wait_for 30 iovs_measured
+echo "run 1" >&"$IOVS_FD"
+check "it reads" wait_for 60 grep -q '^LAT' "$WORK/iovs.out"
+READS=$(awk '/^LAT/ { print $3 }' "$WORK/iovs.out"); READS=${READS:-0}
+iovs_counted() {
+	scrape "$WORK/s3.txt" && [ "$(metric "$WORK/s3.txt" vmprobe_disk_latency_seconds_count \
+		name=iovs drive=iovs operation=read)" = "$READS" ]
+}
+check "vmprobe counts each of its $READS reads" wait_for 30 iovs_counted
+check_num "and every byte of them: 200 x 4 KiB a read" "$((READS * 200 * 4096))" \
+	"$(metric "$WORK/s3.txt" vmprobe_disk_request_size_bytes_sum name=iovs drive=iovs operation=read)"
+exec {IOVS_FD}>&-
 tap_done

@@ -194,11 +194,37 @@ int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session 
 	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->store.stats, slot, 0, 0);
 }
 
+void netdisk_staged_announce(struct netdisk_probe *np)
+{
+	int fd = bpf_map__fd(np->skel->maps.netdisk_staged);
+	struct netdisk_session key, next, *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		struct netdisk_event ev = { .sess = next, .lun = NETDISK_LUN_ANY };
+
+		key = next;
+		prev = &key;
+		netdisk_pending_push(np, &ev);
+	}
+}
+
 int netdisk_events_consume(struct netdisk_probe *np, pid_t *pids, int max)
 {
 	int before = np->nr_pending, n = 0;
+	__u64 lost;
 
 	ring_buffer__consume(np->events);
+	/*
+	 * First requests the ring had no room for (it was full, so this read
+	 * follows them): their sessions are in the staging map.
+	 */
+	lost = netdisk_error_count(np, NETDISK_ERR_EVENT_LOST);
+	if (lost != np->events_lost) {
+		log_info("%llu rbd or iSCSI sessions' first requests did not fit the ring: "
+			 "found in the staging map", (unsigned long long)(lost - np->events_lost));
+		np->events_lost = lost;
+		netdisk_staged_announce(np);
+	}
 	for (int i = before; i < np->nr_pending && n < max; i++)
 		pids[n++] = (pid_t)np->pending[i].ev.sess.tgid;
 	return n;

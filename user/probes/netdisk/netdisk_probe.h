@@ -53,6 +53,7 @@ struct netdisk_probe {
 	int nr_pending;
 	/* first requests not kept (pending full): announced again by a later request */
 	__u64 events_dropped;
+	__u64 events_lost; /* NETDISK_ERR_EVENT_LOST seen: first requests the ring had no room for */
 	/* While adopting an earlier serve's pins: its slots, and how many of its links were taken. */
 	struct netdisk_adopt *adopt;
 	size_t nr_adopt;
@@ -120,6 +121,8 @@ bool netdisk_staged_live(const struct netdisk_probe *np, const struct netdisk_se
  * pids, their number returned.
  */
 int netdisk_events_consume(struct netdisk_probe *np, pid_t *pids, int max);
+/* Queues every session the staging map holds, as its first request would (pending_push). */
+void netdisk_staged_announce(struct netdisk_probe *np);
 int netdisk_events_fd(const struct netdisk_probe *np);
 __u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err);
 /* The program for a hooked function of a library, by index; NULL past the last. */

@@ -21,23 +21,6 @@
 #include "core/pin.h"
 #include "netdisk.skel.h"
 
-/* Re-announces sessions left staged: their first request went to the earlier serve. */
-static void staged_announce(struct netdisk_probe *np)
-{
-	int fd = bpf_map__fd(np->skel->maps.netdisk_staged);
-	struct netdisk_session key, next, *prev = NULL;
-
-	/* The ring first: what came while no serve ran is read as it was sent. */
-	ring_buffer__consume(np->events);
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		struct netdisk_event ev = { .sess = next, .lun = NETDISK_LUN_ANY };
-
-		key = next;
-		prev = &key;
-		netdisk_pending_push(np, &ev);
-	}
-}
-
 int netdisk_adopt_open(struct netdisk_probe *np)
 {
 	int fd = bpf_map__fd(np->skel->maps.netdisk_owners);
@@ -67,7 +50,9 @@ int netdisk_adopt_open(struct netdisk_probe *np)
 		a->claimed = false;
 		np->nr_adopt++;
 	}
-	staged_announce(np);
+	/* Sessions left staged: their first request went to the earlier serve. */
+	ring_buffer__consume(np->events);
+	netdisk_staged_announce(np);
 	log_info("netdisk probe: %zu drive slots of the earlier serve, to be claimed by their "
 		 "drives", np->nr_adopt);
 	return 0;
