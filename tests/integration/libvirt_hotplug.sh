@@ -8,8 +8,10 @@
 # drives are. The guest does IO of known sizes: vmprobe's operations and
 # bytes equal the guest's own block statistics from the first request, and
 # libvirt's own `virsh domblkstat` (a trusted peer, same run); the NIC's
-# frames equal `virsh domifstat` and the tap's counters. Detach removes the
-# series.
+# frames equal `virsh domifstat` and the tap's counters. `virsh blockcopy
+# --pivot` moves the drive to a new image: the same drive, its counters
+# going on, the guest's IO on the new image counted exactly. Detach
+# removes the series.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -65,6 +67,10 @@ dd if=/dev/zero of=/dev/vda bs=65536 count=4 seek=8 oflag=direct conv=fsync 2>/d
 echo "STAT $(cat /sys/block/vda/stat)"
 echo PHASE-DISK-DONE
 i=0; while [ ! -e /sys/class/net/eth1 ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); done
+# The host moved the drive to a new image (blockcopy --pivot) before the NIC came.
+dd if=/dev/zero of=/dev/vda bs=4096 count=12 seek=64 oflag=direct 2>/dev/null
+dd if=/dev/vda of=/dev/null bs=8192 count=6 iflag=direct 2>/dev/null
+echo "STAT2 $(cat /sys/block/vda/stat)"
 ip link set eth1 up
 ip addr add 10.79.1.2/24 dev eth1
 ping -c 6 -W 2 10.79.1.1 >/dev/null 2>&1
@@ -133,6 +139,27 @@ check_num "flushes = domblkstat flush_operations" "${LVS[flush_operations]:-}" \
 w=$(m vmprobe_disk_latency_seconds_count write) f=$(m vmprobe_disk_latency_seconds_count flush)
 check_num "writes + flushes = the guest's completed writes" "${gs[4]:-}" "$(( ${w:-0} + ${f:-0} ))"
 
+# The drive moves to a new image (virsh blockcopy --pivot: a mirror, then
+# libvirt's state names the copy under the same alias). The guest is
+# paused meanwhile: its next request is on the new image.
+COPY=$WORK/img/copy.raw
+$VIRSH suspend "$DOM" >/dev/null
+$VIRSH blockcopy "$DOM" vdb "$COPY" --format raw --wait --pivot >"$WORK/blockcopy.log" 2>&1
+check "virsh blockcopy --pivot onto a new image" test $? -eq 0
+check "libvirt's state names the copy" bash -c "$VIRSH dumpxml '$DOM' | grep -q \"source file='$COPY'\""
+pivoted() {
+	scrape "$WORK/p0.txt"; sleep 0.5; scrape "$WORK/p.txt"
+	[ "$(metric "$WORK/p.txt" vmprobe_drive_info name=$DOM drive="$ALIAS" source=libvirt measured=true)" = 1 ] &&
+	[ -z "$(grep -F "drive=\"$COPY\"" "$WORK/p.txt")" ] &&
+	[ "$(grep -F "drive=\"$ALIAS\"" "$WORK/p0.txt")" = "$(grep -F "drive=\"$ALIAS\"" "$WORK/p.txt")" ]
+}
+check "after the pivot, one drive: the same alias, measured, the copy no drive of its own" \
+	wait_for 30 pivoted
+check_num "its counters went on: the guest's writes so far, no more (the copy's are not the guest's)" \
+	"$(m vmprobe_disk_latency_seconds_count write)" \
+	"$(metric_delta "$WORK/b.txt" "$WORK/p.txt" vmprobe_disk_latency_seconds_count name=$DOM drive="$ALIAS" operation=write)"
+$VIRSH resume "$DOM" >/dev/null
+
 # The NIC: libvirt opens the tap and hands QEMU its fd.
 cat >"$WORK/nic.xml" <<XML
 <interface type='ethernet'>
@@ -157,6 +184,19 @@ check_num "frames to the guest = domifstat rx_packets + rx_drop" \
 	"$(( ${IFS_[rx_packets]:-0} + ${IFS_[rx_drop]:-0} ))" "$(pk rx)"
 check_num "bytes from the guest = domifstat tx_bytes" "${IFS_[tx_bytes]:-}" \
 	"$(metric "$WORK/s2.txt" vmprobe_network_packet_size_bytes_sum name=$DOM interface=$HTAP direction=tx)"
+# The guest's IO on the new image, between the pivot and its NIC's pings.
+read -r -a gs2 < <(tr -d '\r' <"$LV_LOG" | awk '$1 == "STAT2" { $1 = ""; print; exit }')
+m2() { # FAMILY OPERATION: since the pivot
+	metric_delta "$WORK/p.txt" "$WORK/s2.txt" "$1" name=$DOM drive="$ALIAS" operation="$2"
+}
+check_num "after the pivot, reads = the guest's" "$(( ${gs2[0]:-0} - ${gs[0]:-0} ))" \
+	"$(m2 vmprobe_disk_latency_seconds_count read)"
+check_num "after the pivot, bytes read = the guest's sectors x 512" \
+	"$(( (${gs2[2]:-0} - ${gs[2]:-0}) * 512 ))" "$(m2 vmprobe_disk_request_size_bytes_sum read)"
+check_num "after the pivot, bytes written = the guest's sectors x 512" \
+	"$(( (${gs2[6]:-0} - ${gs[6]:-0}) * 512 ))" "$(m2 vmprobe_disk_request_size_bytes_sum write)"
+check_num "since the attach, across the pivot, bytes written = the guest's" "$(( ${gs2[6]:-0} * 512 ))" \
+	"$(metric_delta "$WORK/b.txt" "$WORK/s2.txt" vmprobe_disk_request_size_bytes_sum name=$DOM drive="$ALIAS" operation=write)"
 
 # Detach: both go from libvirt's state, then from vmprobe's series.
 $VIRSH detach-disk "$DOM" vdb --live >"$WORK/detach.log" 2>&1
