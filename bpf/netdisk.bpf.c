@@ -51,6 +51,9 @@ VMPROBE_MAP(netdisk_blksize, BPF_MAP_TYPE_LRU_HASH, struct netdisk_session, __u3
 
 VMPROBE_RINGBUF(netdisk_events, 4096);
 
+/* Sessions whose first request found the ring full: told again at their next request. */
+VMPROBE_MAP(netdisk_untold, BPF_MAP_TYPE_LRU_HASH, struct netdisk_session, __u32, 256);
+
 /* Slot -> the drive it counts: user space's, for the next serve (vmprobe/netdisk.h). */
 VMPROBE_MAP(netdisk_owners, BPF_MAP_TYPE_HASH, __u32, struct netdisk_slot_owner,
 	    NETDISK_DEFAULT_MAX_DRIVES);
@@ -65,22 +68,35 @@ static __always_inline void bump(__u32 err)
 		*v += 1;
 }
 
+/*
+ * Tells user space of a session to match. A full ring: told again at the
+ * session's next request, and user space, told by the count, walks the
+ * staging map at its next read of the ring.
+ */
+static __always_inline void announce(const struct netdisk_session *s, __u32 lun)
+{
+	struct netdisk_event ev = { .sess = *s, .lun = lun };
+
+	if (bpf_ringbuf_output(&netdisk_events, &ev, sizeof(ev), 0)) {
+		bump(NETDISK_ERR_EVENT_LOST);
+		bpf_map_update_elem(&netdisk_untold, s, &lun, BPF_ANY);
+	}
+}
+
 /* The session's slot, or SLOT_STAGED with its staging entry made (user space told). */
 static __always_inline __u32 session_slot(struct netdisk_session *s, __u32 lun)
 {
 	static const struct staged_stats zero;
-	struct netdisk_event ev = {};
 	__u32 *slot = bpf_map_lookup_elem(&netdisk_sessions, s);
 
 	if (slot)
 		return *slot;
-	if (!bpf_map_lookup_elem(&netdisk_staged, s) &&
-	    !bpf_map_update_elem(&netdisk_staged, s, &zero, BPF_NOEXIST)) {
-		ev.sess = *s;
-		ev.lun = lun;
-		/* A full ring: user space, told by the count, walks the staging map. */
-		if (bpf_ringbuf_output(&netdisk_events, &ev, sizeof(ev), 0))
-			bump(NETDISK_ERR_EVENT_LOST);
+	if (!bpf_map_lookup_elem(&netdisk_staged, s)) {
+		if (!bpf_map_update_elem(&netdisk_staged, s, &zero, BPF_NOEXIST))
+			announce(s, lun);
+	} else if (bpf_map_lookup_elem(&netdisk_untold, s)) {
+		bpf_map_delete_elem(&netdisk_untold, s);
+		announce(s, lun);
 	}
 	return SLOT_STAGED;
 }
@@ -234,6 +250,7 @@ static __always_inline struct netdisk_session session_forget(__u32 kind, __u64 h
 
 	bpf_map_delete_elem(&netdisk_sessions, &s);
 	bpf_map_delete_elem(&netdisk_staged, &s);
+	bpf_map_delete_elem(&netdisk_untold, &s);
 	return s;
 }
 

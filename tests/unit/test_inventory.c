@@ -500,20 +500,26 @@ static void test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused(void **state)
 		"-device", "virtio-net-pci,netdev=hostnet0,id=net0",
 		"-netdev", "tap,fd=34,id=hostnet1",
 		"-device", "virtio-net-pci,netdev=hostnet1,id=net1",
+		"-netdev", "socket,fd=35,id=hostnet2",
+		"-device", "virtio-net-pci,netdev=hostnet2,id=net2",
 	};
 	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	int open_fds[] = { 33, 34, 35 };
 	struct vm_tun tuns[] = { { 33, "vnet3" } };
 	int macvtaps[] = { 34 };
 	struct vm_file reused = { .fd = 33, .dev = 1, .ino = 100, .mode = S_IFREG,
 				  .path = "/var/log/other.log" };
 	struct discovery d = { .cfg = &cfg };
 
+	vm->fds = open_fds; /* what the walks of the fd table see: 33 open again below */
+	vm->nr_fds = ARRAY_SIZE(open_fds);
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = tuns, .nr_tuns = 1,
 						 .macvtaps = macvtaps, .nr_macvtaps = 1 },
 		 NULL);
-	expect_int("two NICs", 2, vm->nr_ifaces);
+	expect_int("three NICs", 3, vm->nr_ifaces);
 	expect_str("the tap", "vnet3", iface_named(vm, "vnet3")->tap);
 	expect_str("the macvtap NIC has no tap", "", iface_named(vm, "net1")->tap);
+	expect_str("nor the socket NIC", "", iface_named(vm, "net2")->tap);
 
 	/* net0 unplugged: fd 33 closed, then reused for a file. */
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .macvtaps = macvtaps,
@@ -522,9 +528,10 @@ static void test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused(void **state)
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .files = &reused, .nr_files = 1,
 						 .macvtaps = macvtaps, .nr_macvtaps = 1 },
 		 NULL);
-	expect_int("the unplugged NIC does not come back; the macvtap one stays", 1,
+	expect_int("the unplugged NIC does not come back; the macvtap and socket ones stay", 2,
 		   vm->nr_ifaces);
-	expect_str("the one left", "net1", vm->ifaces[0].label);
+	expect_str("the macvtap NIC is there", "net1", iface_named(vm, "net1")->label);
+	expect_str("so is the socket NIC, its fd open", "net2", iface_named(vm, "net2")->label);
 	free(vm);
 }
 
@@ -538,14 +545,23 @@ static void test_paths_stay_inside_the_vms_root(void **state)
 	char root[] = "/tmp/vmprobe-unit-root.XXXXXX", vmroot[64], cmd[700], top[160], up[200];
 	struct config c = { 0 };
 	struct discovery d = { .cfg = &c };
+	struct stat host, own;
+	const struct vm_disk *disk;
 	struct vm *vm;
 
-	/* The VM's root is vm/; the host's file (outside.raw) is beside it. */
+	/*
+	 * The VM's root is vm/, with its own /outside.raw; the host's file of
+	 * that name is beside it, in root/: what .. from the VM's root reached.
+	 */
 	fake_proc(root, "../vm", &c);
 	snprintf(vmroot, sizeof(vmroot), "%s/vm", root);
-	snprintf(cmd, sizeof(cmd), "mkdir -p %s/img && touch %s/outside.raw && "
-		 "ln -s /outside.raw %s/img/link.raw", vmroot, root, vmroot);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/img && touch %s/outside.raw %s/outside.raw && "
+		 "ln -s /outside.raw %s/img/link.raw", vmroot, root, vmroot, vmroot);
 	assert_int_equal(0, system(cmd));
+	snprintf(cmd, sizeof(cmd), "%s/outside.raw", root);
+	assert_int_equal(0, stat(cmd, &host));
+	snprintf(cmd, sizeof(cmd), "%s/outside.raw", vmroot);
+	assert_int_equal(0, stat(cmd, &own));
 	snprintf(top, sizeof(top), "%s/vm/img/top.qcow2", root);
 	write_qcow2(top, "../../outside.raw");
 	snprintf(up, sizeof(up), "file=/../outside.raw,format=raw,if=none,id=d1");
@@ -562,13 +578,16 @@ static void test_paths_stay_inside_the_vms_root(void **state)
 		vm = vm_from(argv, ARRAY_SIZE(argv));
 	}
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
-	expect_int("the image in the VM's root is found", 1, disk_named(vm, "top")->resolved);
-	expect_int("its backing name climbs out of the root: nothing found there", 0,
-		   disk_named(vm, "top")->nr_backing);
-	expect_int("/.. is the root itself: the host's file is not found", 0,
-		   disk_named(vm, "up")->resolved);
-	expect_int("an absolute link is followed inside the root", 0,
-		   disk_named(vm, "link")->resolved);
+	disk = disk_named(vm, "top");
+	expect_int("the image in the VM's root is found", 1, disk->resolved);
+	expect_int("its backing name climbs to the root, no further: the VM's file", 1,
+		   disk->nr_backing == 1 && disk->backing[0].ino == own.st_ino);
+	disk = disk_named(vm, "up");
+	expect_int("/.. is the root itself: the VM's file, not the host's", 1,
+		   disk->resolved && disk->ino == own.st_ino && disk->ino != host.st_ino);
+	disk = disk_named(vm, "link");
+	expect_int("an absolute link is followed inside the root", 1,
+		   disk->resolved && disk->ino == own.st_ino);
 	rm_rf(root);
 	free(vm);
 }

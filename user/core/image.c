@@ -43,7 +43,15 @@ int image_open(const char *proc_pid, const char *vm_path)
 	dir = open(at, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return -errno;
-	fd = (int)syscall(SYS_openat2, dir, vm_path, &how, sizeof(how));
+	/* EAGAIN: a rename or mount somewhere raced with `..`; the kernel asks to try again. */
+	for (int tries = 0; tries < 3; tries++) {
+		fd = (int)syscall(SYS_openat2, dir, vm_path, &how, sizeof(how));
+		if (fd >= 0 || errno != EAGAIN)
+			break;
+	}
+	/* A relative path out of the working directory (`..`, an absolute link): as before. */
+	if (fd < 0 && errno == EXDEV && vm_path[0] != '/')
+		fd = openat(dir, vm_path, O_PATH | O_CLOEXEC);
 	if (fd < 0 && (errno == ENOSYS || errno == EPERM)) {
 		/* A seccomp profile without openat2: resolved as the kernel's magic links do. */
 		if (!warned)

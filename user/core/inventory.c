@@ -81,13 +81,17 @@ static void proc_pid_dir(const struct discovery *d, const struct vm *vm, char *o
 /*
  * A named drive is its name: libvirt moves one to a new image under the
  * same alias (blockcopy --pivot, an active blockcommit, a disk-only
- * snapshot). One learned from an fd is its image.
+ * snapshot), a file or a block device alike (the disk probe measures
+ * both). One learned from an fd is its image.
  */
 static bool same_drive(const struct vm_disk *have, const struct want_disk *w)
 {
+	bool local = qemu_backend_is_local(have->spec.backend) &&
+		     qemu_backend_is_local(w->spec.backend);
+
 	return (have->source == VM_SRC_FD) == (w->source == VM_SRC_FD) &&
 	       !strcmp(have->spec.label, w->spec.label) &&
-	       !strcmp(have->spec.backend, w->spec.backend) &&
+	       (local || !strcmp(have->spec.backend, w->spec.backend)) &&
 	       (w->source != VM_SRC_FD || !strcmp(have->spec.file, w->spec.file));
 }
 
@@ -461,16 +465,23 @@ static int want_find_id(struct want_iface *want, int n, const char *device_id)
 }
 
 /*
- * Whether one of a fd-passed NIC's fds is a macvtap device: a NIC with no
- * tap. (Any other fd of that number is not the NIC's: QEMU reuses the
- * numbers of a NIC it unplugged.)
+ * Whether a fd-passed NIC with no tap found is still there. A tap netdev's
+ * fd is a tun (its tap found) or a macvtap device: any other file of
+ * that number is not the NIC's (QEMU reuses the numbers of a NIC it
+ * unplugged). Another netdev's (socket) stays while its fd is open.
  */
-static bool nic_fd_macvtap(const struct vm_snapshot *snap, const struct vm_nic *nic)
+static bool nic_fd_there(const struct vm *vm, const struct vm_snapshot *snap,
+			 const struct vm_nic *nic)
 {
-	for (int k = 0; k < nic->nr_fds; k++)
-		for (size_t m = 0; m < snap->nr_macvtaps; m++)
+	bool tap = !strcmp(nic->type, "tap");
+
+	for (int k = 0; k < nic->nr_fds; k++) {
+		for (size_t m = 0; tap && m < snap->nr_macvtaps; m++)
 			if (snap->macvtaps[m] == nic->fds[k])
 				return true;
+		if (!tap && bsearch(&nic->fds[k], vm->fds, vm->nr_fds, sizeof(*vm->fds), cmp_int))
+			return true;
+	}
 	return false;
 }
 
@@ -506,10 +517,10 @@ static int wanted_ifaces(const struct vm *vm, const struct vm_snapshot *snap,
 		const char *tap = nic_tap(nic, snap);
 
 		/*
-		 * A fd-passed tap whose fds are closed was unplugged (or is not
+		 * A fd-passed NIC whose fds are gone was unplugged (or is not
 		 * known yet); a macvtap (a fd but no tap) stays.
 		 */
-		if (!tap[0] && nic->nr_fds && !(snap->fds_read && nic_fd_macvtap(snap, nic)) &&
+		if (!tap[0] && nic->nr_fds && !(snap->fds_read && nic_fd_there(vm, snap, nic)) &&
 		    (snap->fds_read || dom))
 			continue;
 		want_add(want, &n, tap, nic->device_id, nic->type, nic->mac, VM_SRC_CMDLINE);

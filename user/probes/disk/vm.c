@@ -257,6 +257,14 @@ static struct drive_state *drive_count(struct disk_probe *dp, struct discovery *
 
 static void drive_forget(struct disk_probe *dp, const struct vm *vm, struct drive_state *ds)
 {
+	/*
+	 * What was staged on its fds before they were counted is its own, the
+	 * grace run out or not: taken now, so that a drive that takes the fds
+	 * over (a pivot) does not add it too.
+	 */
+	for (int k = 0; k < ds->nr_merge; k++)
+		disk_staged_merge(dp, vm->pid, ds->merge_fds[k], ds->slot,
+				  disk_kdev(ds->merge_files[k].dev), ds->merge_files[k].ino);
 	for (int k = 0; k < ds->nr_fds; k++)
 		disk_fd_del(dp, vm->pid, ds->fds[k]);
 	drive_image_del(dp, vm, ds);

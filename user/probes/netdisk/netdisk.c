@@ -215,8 +215,8 @@ int netdisk_events_consume(struct netdisk_probe *np, pid_t *pids, int max)
 
 	ring_buffer__consume(np->events);
 	/*
-	 * First requests the ring had no room for (it was full, so this read
-	 * follows them): their sessions are in the staging map.
+	 * First requests the ring had no room for: their sessions are in the
+	 * staging map (and each is told again at its next request).
 	 */
 	lost = netdisk_error_count(np, NETDISK_ERR_EVENT_LOST);
 	if (lost != np->events_lost) {
