@@ -533,6 +533,15 @@ static void test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused(void **state)
 	expect_str("the macvtap NIC is there", "net1", iface_named(vm, "net1")->label);
 	expect_str("so is the socket NIC, its fd open", "net2", iface_named(vm, "net2")->label);
 	free(vm);
+
+	/* Without CAP_SYS_PTRACE the fds are listed, not read: every NIC stays, unmeasured. */
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm->fds = open_fds;
+	vm->nr_fds = ARRAY_SIZE(open_fds);
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .fds_opaque = true }, NULL);
+	expect_int("what the fds are cannot be read: the three NICs are listed", 3, vm->nr_ifaces);
+	expect_int("net0 without its tap", 1, iface_named(vm, "net0")->tap[0] == '\0');
+	free(vm);
 }
 
 /*

@@ -141,8 +141,10 @@ static void snapshot_fd(const struct discovery *d, const struct vm *vm, const ch
 
 	snprintf(path, sizeof(path), "%s/%d/fd/%s", d->cfg->proc_root, (int)vm->pid, name);
 	n = readlink(path, link, sizeof(link) - 1);
-	if (n <= 0)
+	if (n <= 0) {
+		snap->fds_opaque |= errno == EACCES || errno == EPERM;
 		return;
+	}
 	link[n] = '\0';
 	if (strcmp(link, "/dev/net/tun") == 0) {
 		snprintf(path, sizeof(path), "%s/%d/fdinfo/%s", d->cfg->proc_root, (int)vm->pid,

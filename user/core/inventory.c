@@ -465,10 +465,11 @@ static int want_find_id(struct want_iface *want, int n, const char *device_id)
 }
 
 /*
- * Whether a fd-passed NIC with no tap found is still there. A tap netdev's
- * fd is a tun (its tap found) or a macvtap device: any other file of
- * that number is not the NIC's (QEMU reuses the numbers of a NIC it
- * unplugged). Another netdev's (socket) stays while its fd is open.
+ * Whether a fd-passed NIC with no tap found is still there: one of its fd
+ * numbers is open. A tap netdev's fd is a tun (its tap found) or a
+ * macvtap device: any other file of that number is not the NIC's (QEMU
+ * reuses the numbers of a NIC it unplugged), unless what the fds are
+ * could not be read. Another netdev's (socket) stays while its fd is open.
  */
 static bool nic_fd_there(const struct vm *vm, const struct vm_snapshot *snap,
 			 const struct vm_nic *nic)
@@ -476,11 +477,13 @@ static bool nic_fd_there(const struct vm *vm, const struct vm_snapshot *snap,
 	bool tap = !strcmp(nic->type, "tap");
 
 	for (int k = 0; k < nic->nr_fds; k++) {
-		for (size_t m = 0; tap && m < snap->nr_macvtaps; m++)
+		if (!bsearch(&nic->fds[k], vm->fds, vm->nr_fds, sizeof(*vm->fds), cmp_int))
+			continue;
+		if (!tap || snap->fds_opaque)
+			return true;
+		for (size_t m = 0; m < snap->nr_macvtaps; m++)
 			if (snap->macvtaps[m] == nic->fds[k])
 				return true;
-		if (!tap && bsearch(&nic->fds[k], vm->fds, vm->nr_fds, sizeof(*vm->fds), cmp_int))
-			return true;
 	}
 	return false;
 }

@@ -59,6 +59,7 @@ struct vm_snapshot {
 	size_t nr_socks;
 	int *macvtaps;            /* fds of macvtap devices (/dev/tapN): NICs without a tap */
 	size_t nr_macvtaps;
+	bool fds_opaque;          /* fds listed whose files could not be read (no CAP_SYS_PTRACE) */
 };
 
 struct probe;
