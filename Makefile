@@ -234,7 +234,8 @@ $(BUILD)/bench/scale: bench/scale.c $(USER_OBJS) | $(BUILD)/bench
 $(BUILD)/bench/syscall_loop: bench/syscall_loop.c | $(BUILD)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
-# A librbd/libiscsi client for bench/netdisk.sh and tests/integration/netdisk.sh: the libraries by dlopen.
+# A librbd/libiscsi client for bench/netdisk.sh and tests/integration/netdisk.sh: the
+# libraries by dlopen.
 $(BUILD)/bench/netdisk_load: bench/netdisk_load.c | $(BUILD)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -ldl -o $@

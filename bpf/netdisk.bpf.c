@@ -143,7 +143,7 @@ static __always_inline int complete(__u64 req_ptr)
 		if (ss) {
 			st = &ss->ops[op];
 		} else {
-			/* Staged before its session was matched, done after the merge: the drive's now. */
+			/* Staged before its session was matched, done after the merge: its drive's. */
 			__u32 *matched = bpf_map_lookup_elem(&netdisk_sessions, &in->sess);
 
 			slot = matched ? *matched : SLOT_STAGED;

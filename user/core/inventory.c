@@ -172,7 +172,7 @@ static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, 
 			if (want[j].used || !same_drive(have, &want[j]))
 				continue;
 			want[j].used = kept = true;
-			/* On its new image: found again there (disk_resolve), its counters go on. */
+			/* On a new image: found again there (disk_resolve), its counters go on. */
 			if (strcmp(have->spec.file, want[j].spec.file)) {
 				log_info("VM %s: drive %s moved to %s", vm->name, have->spec.label,
 					 want[j].spec.file);

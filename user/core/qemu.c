@@ -460,11 +460,11 @@ static void finish(struct vm_spec *vm, struct parse_state *st)
 		}
 
 	for (int i = 0; i < st->nr_devs; i++) {
-		struct bnode *n = find_node(st, st->devs[i].drive);
+		struct bnode *n;
 
 		if (!st->devs[i].cdrom)
 			add_drive(vm, st, st->devs[i].drive, st->devs[i].id);
-		else if (n)
+		else if ((n = find_node(st, st->devs[i].drive)))
 			n->used = true; /* its file goes to the others below */
 	}
 	/* -drive if=virtio|ide|... makes its own device, with no -device line. */
@@ -505,7 +505,6 @@ static void add_device(struct vm_spec *vm, struct parse_state *st, const struct 
 	}
 	if (drive && st->nr_devs < VM_MAX_DRIVES) {
 		struct bdevice *d = &st->devs[st->nr_devs++];
-
 		const char *driver = qopts_get(o, "driver");
 
 		copy(d->drive, sizeof(d->drive), drive);

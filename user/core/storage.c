@@ -185,7 +185,8 @@ static void rows_collect(struct discovery *d, struct disk_rows *out)
 		for (int i = 0; i < vm->nr_disks; i++) {
 			const struct vm_disk *disk = &vm->disks[i];
 			unsigned slot = 0;
-			const struct drive_store *s = counted(disk) ? drive_store_of(disk, &slot) : NULL;
+			const struct drive_store *s =
+				counted(disk) ? drive_store_of(disk, &slot) : NULL;
 
 			for (unsigned op = 0; counted(disk) && op < DISK_OP_MAX; op++) {
 				struct disk_row *r = &out->rows[out->n++];

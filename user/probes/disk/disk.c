@@ -415,8 +415,8 @@ int disk_staged_merge(struct disk_probe *dp, __u32 tgid, __u32 fd, unsigned slot
 {
 	struct drive_fd_key key = { .tgid = tgid, .fd = fd };
 
-	return staged_merge(bpf_map__fd(dp->skel->maps.disk_staged), &key, dp->store.stats, slot, kdev,
-			    ino);
+	return staged_merge(bpf_map__fd(dp->skel->maps.disk_staged), &key, dp->store.stats, slot,
+			    kdev, ino);
 }
 
 int disk_maps_size(struct disk_bpf *skel, unsigned max_drives, long pid_max)

@@ -191,7 +191,8 @@ bool netdisk_staged_live(const struct netdisk_probe *np, const struct netdisk_se
 
 int netdisk_staged_merge(struct netdisk_probe *np, const struct netdisk_session *s, unsigned slot)
 {
-	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->store.stats, slot, 0, 0);
+	return staged_merge(bpf_map__fd(np->skel->maps.netdisk_staged), s, np->store.stats, slot,
+			    0, 0);
 }
 
 void netdisk_staged_announce(struct netdisk_probe *np)

@@ -53,7 +53,8 @@ struct netdisk_probe {
 	int nr_pending;
 	/* first requests not kept (pending full): announced again by a later request */
 	__u64 events_dropped;
-	__u64 events_lost; /* NETDISK_ERR_EVENT_LOST seen: first requests the ring had no room for */
+	/* NETDISK_ERR_EVENT_LOST seen: first requests the ring had no room for */
+	__u64 events_lost;
 	/* While adopting an earlier serve's pins: its slots, and how many of its links were taken. */
 	struct netdisk_adopt *adopt;
 	size_t nr_adopt;
