@@ -16,7 +16,9 @@
  *   LOAD_KIND=call: calls netdisk_load_noop(), where the bench hangs a bare
  *   uprobe, to measure what a uprobe hit itself costs on this machine
  * Commands on stdin: "run SECS" runs reads for SECS seconds and prints
- * "LAT <mean latency in ns> <reads>"; end of input exits.
+ * "LAT <mean latency in ns> <reads>"; "fail N" makes N reads past the end
+ * of the image or LUN, each of which the library or target fails, and
+ * prints "FAILED N"; end of input exits.
  * The libraries are loaded with dlopen, so nothing here needs their headers.
  */
 #include <dlfcn.h>
@@ -29,6 +31,7 @@
 
 #define READ_SIZE 4096
 #define SPAN (8 << 20) /* reads walk the first 8 MiB */
+#define PAST_END (1ULL << 40) /* 1 TiB: past the end of any test image or LUN */
 
 static double now_ns(void)
 {
@@ -114,13 +117,17 @@ static void rbd_setup(void)
 	}
 }
 
+/* A read: 0 done, -1 failed at completion (or with a SCSI status), -2 not sent. */
 static int rbd_read(uint64_t off, char *buf)
 {
 	void *c;
 
-	if (rbd.create_completion(NULL, NULL, &c) ||
-	    rbd.readv(rbd.image, rbd.iov, rbd.nr_iov, off, c))
-		return -1;
+	if (rbd.create_completion(NULL, NULL, &c))
+		return -2;
+	if (rbd.readv(rbd.image, rbd.iov, rbd.nr_iov, off, c)) {
+		rbd.release(c);
+		return -2;
+	}
 	rbd.wait(c);
 	if (rbd.ret(c) != (long)rbd.nr_iov * READ_SIZE) {
 		rbd.release(c);
@@ -171,7 +178,7 @@ static int iscsi_read(uint64_t off, char *buf)
 	int status;
 
 	if (!task)
-		return -1;
+		return -2;
 	memcpy(&status, task, sizeof(status)); /* struct scsi_task starts with its status */
 	isc.free_task(task);
 	return status == 0 ? 0 : -1;
@@ -211,6 +218,17 @@ int main(int argc, char **argv)
 		double secs = 0, t0, end;
 		unsigned long n = 0;
 
+		if (sscanf(line, "fail %lu", &n) == 1) {
+			/* Each sent, and failed by its completion or status. */
+			for (unsigned long i = 0; i < n; i++)
+				if (read_one(PAST_END, buf) != -1) {
+					fprintf(stderr, "netdisk_load: a read past the end was not "
+						"sent and failed\n");
+					return 1;
+				}
+			printf("FAILED %lu\n", n);
+			continue;
+		}
 		if (sscanf(line, "run %lf", &secs) != 1)
 			continue;
 		t0 = now_ns();

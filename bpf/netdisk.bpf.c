@@ -8,13 +8,15 @@
  * libraries never hit one.
  *  - librbd: rbd_aio_{readv,writev,discard,write_zeroes,flush}(image, ..., c)
  *    submit; QEMU's completion callback calls rbd_aio_get_return_value(c),
- *    then rbd_aio_release(c). Each hook is a trap per request (the cost
+ *    then rbd_aio_release(c). The result, negative for an error, is read
+ *    where rbd_aio_get_return_value reads it (learned from its code). Each hook is a trap per request (the cost
  *    that matters, see bench/netdisk.sh): release is not hooked, and the
  *    entry of a submit that failed (released without completing) ages out
  *    of the LRU in-flight table.
  *  - libiscsi: every iscsi_*_task builder goes through
  *    iscsi_scsi_command_async(iscsi, lun, task, ...); QEMU frees the task
- *    with scsi_free_scsi_task(task) once its callback ran.
+ *    with scsi_free_scsi_task(task) once its callback ran, the task's
+ *    status not GOOD for a failed command.
  * A session (rbd image handle, iSCSI context) user space has not matched
  * to a drive yet counts into a staging entry, and its first request is
  * told to user space, which adds what was staged to the drive it finds.
@@ -121,8 +123,8 @@ static __always_inline int submit(__u32 kind, __u64 handle, __u64 req_ptr, __u32
 	return 0;
 }
 
-/* The request ends: its counters, then it is forgotten. */
-static __always_inline int complete(__u64 req_ptr)
+/* The request ends: its counters (an error's alone if it failed), then it is forgotten. */
+static __always_inline int complete(__u64 req_ptr, bool failed)
 {
 	struct netdisk_req req = {};
 	struct netdisk_inflight *in;
@@ -153,7 +155,9 @@ static __always_inline int complete(__u64 req_ptr)
 		idx = drive_stats_index(slot, op);
 		st = bpf_map_lookup_elem(&netdisk_stats, &idx);
 	}
-	if (st)
+	if (st && failed)
+		drive_stats_error(st);
+	else if (st)
 		drive_stats_add(st, in->bytes, bpf_ktime_get_ns() - in->start_ns);
 	bpf_map_delete_elem(&netdisk_inflight, &req);
 	return 0;
@@ -235,11 +239,42 @@ int BPF_KPROBE(rbd_flush, void *image, void *c)
 	return submit(NETDISK_RBD, (__u64)image, (__u64)c, DISK_OP_FLUSH, 0, 0);
 }
 
-/* QEMU's completion callback, in librbd's thread: the request is done. */
+/*
+ * Whether the completion's result is an error (negative), read where the
+ * attach cookie says rbd_aio_get_return_value(c) reads it (vmprobe/netdisk.h);
+ * with no cookie, or memory that cannot be read, it is not told.
+ */
+static __always_inline bool rbd_failed(__u64 c, __u64 cookie)
+{
+	__u32 derefs = (cookie >> NETDISK_RVAL_DEREFS_SHIFT) & 3;
+	__u64 p = c;
+
+	if (!(cookie & NETDISK_RVAL_KNOWN))
+		return false;
+	for (__u32 i = 0; i < NETDISK_RVAL_LOADS; i++) {
+		__u64 at = p + ((cookie >> (16 * i)) & 0xffff);
+
+		if (i == derefs) {
+			__s64 wide;
+			__s32 narrow;
+
+			if (cookie & NETDISK_RVAL_WIDE)
+				return !bpf_probe_read_user(&wide, sizeof(wide), (void *)at) &&
+				       wide < 0;
+			return !bpf_probe_read_user(&narrow, sizeof(narrow), (void *)at) &&
+			       narrow < 0;
+		}
+		if (bpf_probe_read_user(&p, sizeof(p), (void *)at))
+			return false;
+	}
+	return false;
+}
+
+/* QEMU's completion callback, in librbd's thread: the request is done, its result set. */
 SEC("uprobe")
 int BPF_KPROBE(rbd_done, void *c)
 {
-	return complete((__u64)c);
+	return complete((__u64)c, rbd_failed((__u64)c, bpf_get_attach_cookie(ctx)));
 }
 
 /* A session's handle is freed: it may be the next session's. */
@@ -370,10 +405,14 @@ int BPF_KPROBE(iscsi_submit, void *iscsi, int lun, void *task)
 	return submit(NETDISK_ISCSI, (__u64)iscsi, (__u64)task, op, bytes, lun);
 }
 
+/* QEMU frees the task once its callback ran: its SCSI status is the target's answer. */
 SEC("uprobe")
 int BPF_KPROBE(iscsi_done, void *task)
 {
-	return complete((__u64)task);
+	__s32 status = 0;
+
+	bpf_probe_read_user(&status, sizeof(status), task + SCSI_TASK_STATUS);
+	return complete((__u64)task, status != 0);
 }
 
 SEC("uprobe")

@@ -68,6 +68,18 @@ struct netdisk_slot_owner {
 };
 _Static_assert(sizeof(struct netdisk_slot_owner) == 144, "netdisk_slot_owner layout");
 
+/*
+ * rbd_done's attach cookie: how rbd_aio_get_return_value(c) reaches the
+ * request's result (user/probes/netdisk/rval.c). From p = c, DEREFS times
+ * p = *(u64 *)(p + offset i), then the result at p + the next offset: 8
+ * bytes, or 4 sign-extended. Offsets are 16 bits each, the first lowest.
+ * 0: not learned, a failed rbd request cannot be told from a done one.
+ */
+#define NETDISK_RVAL_KNOWN (1ULL << 63)
+#define NETDISK_RVAL_WIDE (1ULL << 62)
+#define NETDISK_RVAL_DEREFS_SHIFT 48
+#define NETDISK_RVAL_LOADS 3 /* offsets in the cookie: up to two pointers, then the result */
+
 /* Operations index arrays masked by DISK_OP_MAX - 1 in BPF: a power of two. */
 _Static_assert(DISK_OP_MAX == 4, "DISK_OP_MAX is a power of two");
 

@@ -9,7 +9,8 @@
 # operation. The NBD drive, which vmprobe cannot measure, says so in
 # /metrics, `list` and `check`. Processes that are not VMs using librbd
 # and libiscsi on the same images are never counted. A request of 200
-# iovs (a stand-in QEMU on the real librbd) counts all of its bytes.
+# iovs (a stand-in QEMU on the real librbd) counts all of its bytes;
+# requests librbd or the iSCSI target fail count as errors alone.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -22,9 +23,10 @@ netstore_require "network storage with a QEMU guest"
 tap_require_root "network storage with a QEMU guest"
 
 WORK=$(mktemp -d /tmp/vmprobe-netdisk.XXXXXX)
-PORT=19613 TAP=vmpt-nd0 NBD_PID= IOVS_PID=
+PORT=19613 TAP=vmpt-nd0 NBD_PID= IOVS_PID= ISC_PID=
 cleanup() {
 	[ -n "$IOVS_PID" ] && kill "$IOVS_PID" 2>/dev/null && wait "$IOVS_PID" 2>/dev/null
+	[ -n "$ISC_PID" ] && kill "$ISC_PID" 2>/dev/null && wait "$ISC_PID" 2>/dev/null
 	guest_stop >/dev/null 2>&1
 	vmprobe_stop >/dev/null 2>&1
 	[ -n "$NBD_PID" ] && kill "$NBD_PID" 2>/dev/null && wait "$NBD_PID" 2>/dev/null
@@ -104,6 +106,11 @@ for pair in vda:rbd-one:rbd vdb:virtio-disk1:rbd vdc:lun1:iscsi; do
 	done
 	check_eq "$drive ($kind): the guest did the workload (16 reads; 36 writes + 1 flush)" \
 		"16 37" "$(guest_delta $dev 1) $(guest_delta $dev 5)"
+	# Present: vmprobe tells this drive's failed requests apart (none here).
+	for op in read write flush; do
+		check_eq "$drive ($kind): no $op failed, as the guest saw none" 0 \
+			"$(mdelta vmprobe_disk_errors_total "${l[@]}" operation=$op)"
+	done
 done
 for pair in vdb:virtio-disk1:rbd vdc:lun1:iscsi; do
 	IFS=: read -r dev drive kind <<<"$pair"
@@ -177,5 +184,51 @@ iovs_counted() {
 check "vmprobe counts each of its $READS reads" wait_for 30 iovs_counted
 check_num "and every byte of them: 200 x 4 KiB a read" "$((READS * 200 * 4096))" \
 	"$(metric "$WORK/s3.txt" vmprobe_disk_request_size_bytes_sum name=iovs drive=iovs operation=read)"
+
+# A request that fails is an error, never an operation, bytes or latency.
+# Reads past the end of the image or LUN: librbd completes them with
+# -EINVAL (read where rbd_aio_get_return_value reads it), the target
+# answers CHECK CONDITION. The stand-in's reads so far (READS, of IOVS x
+# 4 KiB each) stay as they were, and 5 read errors are counted.
+check_failures() { # WHAT VM FD OUT READS [IOVS]
+	local what=$1 vm=$2 fd=$3 out=$4 reads=$5
+	echo "fail 5" >&"$fd"
+	check "$what: 5 reads past the end are sent and fail" wait_for 60 grep -q '^FAILED 5' "$out"
+	failed_counted() {
+		scrape "$WORK/s4.txt" && [ "$(metric "$WORK/s4.txt" vmprobe_disk_errors_total \
+			name="$vm" drive="$vm" operation=read)" = 5 ]
+	}
+	check "$what: vmprobe counts 5 read errors" wait_for 30 failed_counted
+	check_num "$what: and not as reads" "$reads" "$(metric "$WORK/s4.txt" \
+		vmprobe_disk_latency_seconds_count name="$vm" drive="$vm" operation=read)"
+	check_num "$what: nor as bytes read" "$((reads * ${6:-1} * 4096))" "$(metric "$WORK/s4.txt" \
+		vmprobe_disk_request_size_bytes_sum name="$vm" drive="$vm" operation=read)"
+}
+check_failures "rbd" iovs "$IOVS_FD" "$WORK/iovs.out" "$READS" 200
 exec {IOVS_FD}>&-
+
+# The same on the iSCSI LUN, a stand-in QEMU on the real libiscsi.
+mkfifo "$WORK/isc.in"
+LOAD_KIND=iscsi LOAD_PORTAL=$ISCSI_PORTAL LOAD_TARGET=$ISCSI_IQN LOAD_LUN=$ISCSI_LUN \
+	"$WORK/bin/qemu-system-x86_64" -name guest=isc \
+	-drive "file=$ISCSI_URL,format=raw,if=none,id=d0" \
+	-device virtio-blk-pci,drive=d0,id=isc <"$WORK/isc.in" >"$WORK/isc.out" 2>"$WORK/isc.err" &
+ISC_PID=$!
+exec {ISC_FD}>"$WORK/isc.in"
+check "the stand-in QEMU logs in to the iSCSI target" wait_for 60 grep -q READY "$WORK/isc.out"
+isc_measured() {
+	scrape "$WORK/s4.txt" &&
+		[ "$(metric "$WORK/s4.txt" vmprobe_drive_info name=isc drive=isc measured=true)" = 1 ]
+}
+check "its drive is measured" wait_for 30 isc_measured
+echo "run 1" >&"$ISC_FD"
+check "it reads" wait_for 60 grep -q '^LAT' "$WORK/isc.out"
+READS=$(awk '/^LAT/ { print $3 }' "$WORK/isc.out"); READS=${READS:-0}
+isc_counted() {
+	scrape "$WORK/s4.txt" && [ "$(metric "$WORK/s4.txt" vmprobe_disk_latency_seconds_count \
+		name=isc drive=isc operation=read)" = "$READS" ]
+}
+check "vmprobe counts each of its $READS reads" wait_for 30 isc_counted
+check_failures "iSCSI" isc "$ISC_FD" "$WORK/isc.out" "$READS"
+exec {ISC_FD}>&-
 tap_done

@@ -104,8 +104,11 @@ struct probe_ops {
 	 */
 	const struct drive_store *(*drive_store)(struct probe *p, const struct vm_disk *disk,
 						 unsigned *slot);
-	/* Whether the store's `errors` are measured: vmprobe_disk_errors_total only then. */
-	bool drive_errors;
+	/*
+	 * Whether the drive's `errors` in its store are measured:
+	 * vmprobe_disk_errors_total only then. NULL: never.
+	 */
+	bool (*drive_errors)(const struct probe *p, const struct vm_disk *disk);
 	/*
 	 * serve, after its first scan, when it adopted an earlier serve's
 	 * pins (p->pins->adopting): releases what no VM claimed (slots,

@@ -26,7 +26,9 @@ static const struct expo_family fams[F_MAX] = {
 		       "name,namespace,drive,operation",
 		       "Requests QEMU issued for the VM's drive that the host failed (a negative "
 		       "syscall return, io_uring result or block status); never in the operations, "
-		       "bytes or latency. Only for drives whose probe sees errors (local images)." },
+		       "bytes or latency; rbd and iSCSI: a negative librbd result or a SCSI status "
+		       "other than GOOD. Only for drives whose errors vmprobe sees (not rbd where "
+		       "it could not learn librbd's result, see the log)." },
 	[F_BYTES] = { "vmprobe_disk_bytes_total", EXPO_COUNTER, "bytes",
 		      "name,namespace,drive,operation",
 		      "Bytes of the requests QEMU issued for the VM's drive (as transferred): the sum "
@@ -170,6 +172,13 @@ static bool counted(const struct vm_disk *disk)
 	return disk->cov.measured && disk->cov.probe && disk->cov.probe->ops->drive_store;
 }
 
+static bool errors_seen(const struct vm_disk *disk)
+{
+	const struct probe *p = disk->cov.probe;
+
+	return p->ops->drive_errors && p->ops->drive_errors(p, disk);
+}
+
 static void rows_collect(struct discovery *d, struct disk_rows *out)
 {
 	size_t cap = 0;
@@ -195,7 +204,7 @@ static void rows_collect(struct discovery *d, struct disk_rows *out)
 
 				r->labels = vm_labels_add(&out->labels, vm, l, ARRAY_SIZE(l));
 				r->op = op;
-				r->errors = disk->cov.probe->ops->drive_errors;
+				r->errors = errors_seen(disk);
 				r->created = s ? slot_pool_born(&s->slots, (int)slot) : 0;
 				if (s)
 					drive_stats_copy(s->stats, slot, op, &r->st);

@@ -51,6 +51,12 @@ static struct bpf_object *disk_object(struct probe *p)
 	return ((struct disk_probe *)p->priv)->skel->obj;
 }
 
+/* Every request's result is seen: a syscall's return, an io_uring CQE, a block status. */
+static bool disk_drive_errors(const struct probe *p, const struct vm_disk *disk)
+{
+	return true;
+}
+
 const struct probe_ops disk_probe_ops = {
 	.name = "disk",
 	.title = "disk",
@@ -68,7 +74,7 @@ const struct probe_ops disk_probe_ops = {
 	.render = disk_render,
 	.render_self = disk_render_self,
 	.drive_store = disk_drive_store,
-	.drive_errors = true,
+	.drive_errors = disk_drive_errors,
 	.adopted = disk_adopted_op,
 	.object = disk_object,
 };

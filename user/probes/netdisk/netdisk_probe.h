@@ -74,6 +74,7 @@ extern const struct netdisk_lib netdisk_libs[NETDISK_KIND_MAX];
 /* A drive as the probe counts it (in its vm_disk). */
 struct netdisk_drive {
 	int slot;
+	bool errors; /* its failed requests are told apart (vmprobe_disk_errors_total) */
 	struct netdisk_session sessions[NETDISK_MAX_SESSIONS];
 	int nr_sessions;
 	/* sessions matched since the last sync: their staged requests are added after a grace */
@@ -91,6 +92,7 @@ struct netdisk_vm {
 	int attach_err[NETDISK_KIND_MAX]; /* of the last try, 0 when attached or not tried */
 	bool unmatched[NETDISK_KIND_MAX]; /* a session no drive could be found for */
 	bool slot_warned;                 /* running out of drive slots was logged */
+	__u64 rval; /* librbd's: where a request's result is (rval.h), 0 if not learned */
 };
 
 /* netdisk.c: the programs and maps. */
@@ -146,11 +148,12 @@ void netdisk_owner_del(struct netdisk_probe *np, unsigned slot);
 /*
  * A hook of the VM's QEMU: the earlier serve's link pinned for it (our
  * program swapped in if the programs changed), else one attached now to
- * the library at `path` and pinned with persist. NULL with errno set.
+ * the library at `path` with `cookie` and pinned with persist. NULL with
+ * errno set.
  */
 struct bpf_link *netdisk_link_get(struct netdisk_probe *np, const struct vm *vm,
 				  struct bpf_program *prog, const char *func, const char *path,
-				  bool *adopted);
+				  __u64 cookie, bool *adopted);
 /* probe_ops.adopted: releases the slots and links no VM claimed. */
 void netdisk_adopted(struct probe *p, struct discovery *d);
 
@@ -165,5 +168,6 @@ void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 void netdisk_vm_del(struct probe *p, struct discovery *d, struct vm *vm);
 const struct drive_store *netdisk_drive_store(struct probe *p, const struct vm_disk *disk,
 					      unsigned *slot);
+bool netdisk_drive_errors(const struct probe *p, const struct vm_disk *disk);
 
 #endif

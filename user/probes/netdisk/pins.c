@@ -147,9 +147,9 @@ static void link_name(const struct vm *vm, const char *func, char *out, size_t s
 
 struct bpf_link *netdisk_link_get(struct netdisk_probe *np, const struct vm *vm,
 				  struct bpf_program *prog, const char *func, const char *path,
-				  bool *adopted)
+				  __u64 cookie, bool *adopted)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func, .bpf_cookie = cookie);
 	struct bpf_link *old, *link;
 	char name[128];
 

@@ -95,5 +95,6 @@ const struct probe_ops netdisk_probe_ops = {
 	.families = netdisk_families,
 	.render_self = netdisk_render_self,
 	.drive_store = netdisk_drive_store,
+	.drive_errors = netdisk_drive_errors,
 	.object = netdisk_object,
 };

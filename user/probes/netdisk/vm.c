@@ -21,6 +21,8 @@
 #include "core/discovery.h"
 #include "core/pin.h"
 #include "core/storage.h"
+#include "netdisk.skel.h"
+#include "probes/netdisk/rval.h"
 
 static struct netdisk_vm *nd_vm(const struct probe *p, const struct vm *vm)
 {
@@ -123,8 +125,16 @@ static int attach(struct netdisk_probe *np, struct discovery *d, struct vm *vm,
 
 	if (!lib_path(d, vm, kind, path, sizeof(path)))
 		return -ENOENT;
+	if (kind == NETDISK_RBD) {
+		nv->rval = rval_cookie(path);
+		if (!nv->rval)
+			log_warn("VM %s: where librbd keeps a request's result could not be learned "
+				 "from %s: its rbd drives' failed requests count as done ones, and "
+				 "they have no vmprobe_disk_errors_total", vm->name, path);
+	}
 	for (int i = 0; (prog = netdisk_prog(np, kind, i, &func, &optional)); i++) {
-		struct bpf_link *link = netdisk_link_get(np, vm, prog, func, path, &adopted);
+		__u64 cookie = prog == np->skel->progs.rbd_done ? nv->rval : 0;
+		struct bpf_link *link = netdisk_link_get(np, vm, prog, func, path, cookie, &adopted);
 		int err = -errno;
 
 		if (!link && optional) {
@@ -292,9 +302,11 @@ static void sessions_merge(struct probe *p, struct vm *vm)
 static void drive_coverage(struct probe *p, const struct netdisk_vm *nv, struct vm_disk *disk,
 			   int kind)
 {
-	const struct netdisk_drive *nd = drive_of(p, disk);
+	struct netdisk_drive *nd = drive_of(p, disk);
 	const char *lib = netdisk_libs[kind].soname_prefix;
 
+	if (nd)
+		nd->errors = kind == NETDISK_ISCSI || nv->rval;
 	if (!nd)
 		coverage_set(&disk->cov, p, false, "no free slot (disk.max_drives)");
 	else if (!nv->nr_links[kind] && nv->attach_err[kind] == -ENOENT)
@@ -374,4 +386,11 @@ const struct drive_store *netdisk_drive_store(struct probe *p, const struct vm_d
 		return NULL;
 	*slot = (unsigned)nd->slot;
 	return &((const struct netdisk_probe *)p->priv)->store;
+}
+
+bool netdisk_drive_errors(const struct probe *p, const struct vm_disk *disk)
+{
+	const struct netdisk_drive *nd = drive_of(p, disk);
+
+	return nd && nd->errors;
 }
