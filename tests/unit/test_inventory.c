@@ -195,6 +195,24 @@ static void test_network_disk_without_protocol_has_backend_unknown(void **state)
 	free(dom);
 }
 
+/* libvirt's iSCSI name may leave the LUN out: it is LUN 0, which the session's requests name. */
+static void test_iscsi_name_without_lun_is_lun_0(void **state)
+{
+	static const char xml[] = "<domstatus pid='7'><domain><devices><disk type='network'>"
+				  "<source protocol='iscsi' name='iqn.2003-01.org.example:t9'>"
+				  "<host name='10.0.0.5' port='3260'/></source><target dev='vdb'/>"
+				  "</disk><disk type='network'><source protocol='iscsi' "
+				  "name='iqn.2003-01.org.example:t9/3'><host name='10.0.0.5'/></source>"
+				  "<target dev='vdc'/></disk></devices></domain></domstatus>";
+	struct libvirt_domain *dom = malloc(sizeof(*dom));
+
+	assert_int_equal(0, libvirt_parse(xml, strlen(xml), dom));
+	expect_int("two disks", 2, dom->nr_disks);
+	expect_str("no LUN: 0", "iqn.2003-01.org.example:t9/0", dom->disks[0].remote);
+	expect_str("a LUN: kept", "iqn.2003-01.org.example:t9/3", dom->disks[1].remote);
+	free(dom);
+}
+
 /* A NIC with no tap (vhost-user) that libvirt and the command line both name is one NIC. */
 static void test_tapless_nic_from_cmdline_and_libvirt_is_listed_once(void **state)
 {
@@ -353,6 +371,48 @@ static void fake_fd(const char *root, const char *file, int fd, struct vm_file *
 	assert_int_equal(0, stat(file, &st));
 	*out = (struct vm_file){ .fd = fd, .dev = st.st_dev, .ino = st.st_ino, .mode = st.st_mode };
 	snprintf(out->path, sizeof(out->path), "%s", file);
+}
+
+/*
+ * A drive named by a path relative to where QEMU started (it left for /
+ * with -daemonize) is not found by its name: it is the one image QEMU
+ * holds of that file name, one drive under its id, not two. Two images of
+ * that name: which one is not guessed.
+ */
+static void test_unresolvable_named_drive_is_its_open_image(void **state)
+{
+	char root[] = "/tmp/vmprobe-unit-rel.XXXXXX", one[128], other[128], cmd[300];
+	char *const argv[] = { "qemu-system-x86_64", "-name", "rel", "-drive",
+			       "file=disk.raw,format=raw,if=none,id=d0", "-device",
+			       "virtio-blk-pci,drive=d0,id=vol-a" };
+	struct vm_file files[2];
+	struct config c = { 0 };
+	struct discovery d = { .cfg = &c };
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct vm_snapshot snap = { .fds_read = true, .files = files, .nr_files = 1 };
+
+	fake_proc(root, NULL, &c);
+	snprintf(one, sizeof(one), "%s/img/disk.raw", root);
+	snprintf(cmd, sizeof(cmd), "mkdir %s/img/b && touch %s %s/img/b/disk.raw", root, one, root);
+	assert_int_equal(0, system(cmd));
+	snprintf(other, sizeof(other), "%s/img/b/disk.raw", root);
+	fake_fd(root, one, 21, &files[0]);
+	fake_fd(root, other, 22, &files[1]);
+
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("one drive", 1, vm->nr_disks);
+	expect_int("named by the command line", VM_SRC_CMDLINE, disk_named(vm, "vol-a")->source);
+	expect_int("its identity is the image's", (long long)files[0].ino,
+		   (long long)disk_named(vm, "vol-a")->ino);
+	free(vm);
+
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	snap.nr_files = 2;
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("two images of its name: none taken", 0, disk_named(vm, "vol-a")->resolved);
+	expect_int("both listed by their paths, beside it", 3, vm->nr_disks);
+	free(vm);
+	rm_rf(root);
 }
 
 /*
@@ -685,9 +745,11 @@ int main(void)
 		cmocka_unit_test(test_libvirt_status_gives_disks_nics_and_pid),
 		cmocka_unit_test(test_malformed_libvirt_status_is_einval),
 		cmocka_unit_test(test_network_disk_without_protocol_has_backend_unknown),
+		cmocka_unit_test(test_iscsi_name_without_lun_is_lun_0),
 		cmocka_unit_test(test_libvirt_status_file_by_pid_or_pod_pid),
 		cmocka_unit_test(test_tapless_nic_from_cmdline_and_libvirt_is_listed_once),
 		cmocka_unit_test(test_backing_files_and_media_are_not_drives),
+		cmocka_unit_test(test_unresolvable_named_drive_is_its_open_image),
 		cmocka_unit_test(test_hotplug_and_unplug_follow_libvirt_state),
 		cmocka_unit_test(test_locked_image_fd_is_a_drive_labelled_by_its_path),
 		cmocka_unit_test(test_libvirt_pivot_keeps_the_drive),

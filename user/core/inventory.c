@@ -336,8 +336,8 @@ static int fd_drives(const struct discovery *d, const struct vm *vm,
 	return drop_backing(want, n);
 }
 
-/* The drive is on the candidate's image now: its file and backing chain. */
-static void disk_move(const struct vm *vm, struct vm_disk *disk, const struct want_disk *w)
+/* The drive is on the candidate's image: its file and backing chain. */
+static void disk_take(struct vm_disk *disk, const struct want_disk *w)
 {
 	disk->dev = w->file->dev;
 	disk->ino = w->file->ino;
@@ -345,6 +345,11 @@ static void disk_move(const struct vm *vm, struct vm_disk *disk, const struct wa
 	memcpy(disk->backing, w->backing, sizeof(disk->backing));
 	disk->nr_backing = w->nr_backing;
 	disk->open = true;
+}
+
+static void disk_move(const struct vm *vm, struct vm_disk *disk, const struct want_disk *w)
+{
+	disk_take(disk, w);
 	log_info("VM %s: drive %s moved to %s", vm->name, disk->spec.label, w->file->path);
 }
 
@@ -403,6 +408,45 @@ static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct w
 	return n;
 }
 
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/*
+ * A named local drive whose image its name did not lead to (a path
+ * relative to the directory QEMU was started in, before -daemonize went
+ * to /) is the one unnamed image QEMU holds of the same file name: one
+ * drive, measured under its name, not two. Returns the candidates left.
+ */
+static int drives_claim(struct vm *vm, struct want_disk *want, int n)
+{
+	for (int i = 0; i < vm->nr_disks && n; i++) {
+		struct vm_disk *disk = &vm->disks[i];
+		const char *base = base_name(disk->spec.file);
+		int found = -1, hits = 0;
+
+		if (!disk->present || disk->resolved || disk->source == VM_SRC_FD || !base[0] ||
+		    !qemu_backend_is_local(disk->spec.backend))
+			continue;
+		for (int j = 0; j < n; j++)
+			if (!strcmp(base_name(want[j].file->path), base)) {
+				found = j;
+				hits++;
+			}
+		if (hits != 1)
+			continue;
+		disk->resolved = true;
+		disk_take(disk, &want[found]);
+		log_info("VM %s: drive %s (%s) is the image QEMU holds as %s", vm->name,
+			 disk->spec.label, disk->spec.file, want[found].file->path);
+		want[found] = want[--n];
+	}
+	return n;
+}
+
 static void disks_update(struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
 			 const struct libvirt_domain *dom)
 {
@@ -419,6 +463,7 @@ static void disks_update(struct discovery *d, struct vm *vm, const struct vm_sna
 	if (snap->fds_read) {
 		memset(want, 0, VM_MAX_DRIVES * sizeof(*want));
 		n = fd_drives(d, vm, snap, dom, want);
+		n = drives_claim(vm, want, n);
 		n = drives_follow(vm, snap, want, n);
 		disks_reconcile(vm, want, n, true);
 	}

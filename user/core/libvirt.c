@@ -175,6 +175,10 @@ static void disk_done(struct parse *ps)
 		str_copy(d->file, sizeof(d->file), url);
 		if (!strcmp(d->backend, "rbd") || !strcmp(d->backend, "iscsi"))
 			str_copy(d->remote, sizeof(d->remote), ps->name);
+		/* iSCSI "TARGET[/LUN]": LUN 0 when the name has none (libvirt's default). */
+		if (!strcmp(d->backend, "iscsi") && !strchr(ps->name, '/'))
+			snprintf(d->remote, sizeof(d->remote), "%.*s/0",
+				 (int)sizeof(d->remote) - 3, ps->name);
 	} else {
 		str_copy(d->backend, sizeof(d->backend), ps->disk_type[0] ? ps->disk_type : "unknown");
 	}
