@@ -202,8 +202,9 @@ static void test_iscsi_name_without_lun_is_lun_0(void **state)
 				  "<source protocol='iscsi' name='iqn.2003-01.org.example:t9'>"
 				  "<host name='10.0.0.5' port='3260'/></source><target dev='vdb'/>"
 				  "</disk><disk type='network'><source protocol='iscsi' "
-				  "name='iqn.2003-01.org.example:t9/3'><host name='10.0.0.5'/></source>"
-				  "<target dev='vdc'/></disk></devices></domain></domstatus>";
+				  "name='iqn.2003-01.org.example:t9/3'><host name='10.0.0.5'/>"
+				  "</source><target dev='vdc'/></disk></devices></domain>"
+				  "</domstatus>";
 	struct libvirt_domain *dom = malloc(sizeof(*dom));
 
 	assert_int_equal(0, libvirt_parse(xml, strlen(xml), dom));
@@ -284,7 +285,7 @@ static void test_hotplug_and_unplug_follow_libvirt_state(void **state)
 
 /*
  * On a VM no libvirt manages, a drive hot-plugged over QMP is known only
- * by its image: an open file with QEMU's image locks (fd 21), not a log
+ * by its image: an open file with QEMU's image locks (fd 21, 24), not a log
  * file (22) or a file with a POSIX lock (23, a pid file).
  */
 static void test_locked_image_fd_is_a_drive_labelled_by_its_path(void **state)
@@ -308,6 +309,26 @@ static void test_locked_image_fd_is_a_drive_labelled_by_its_path(void **state)
 	expect_str("its AIO mode is not known", "unknown", disk->spec.aio);
 	expect_str("no probe here: the reason says so", "local image: the disk probe is off",
 		   disk->cov.reason);
+
+	/*
+	 * Deleted (or renamed) while QEMU holds it: the same image, its label
+	 * kept. A new image where it was is another drive, told apart.
+	 */
+	snprintf(files[0].path, sizeof(files[0].path), "/images/hot.raw (deleted)");
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("deleted: still one drive", 1, vm->nr_disks);
+	expect_int("the same image", 100, (long long)disk_named(vm, "/images/hot.raw")->ino);
+	files[1] = (struct vm_file){ .fd = 24, .dev = 1, .ino = 103, .mode = S_IFREG,
+				     .path = "/images/hot.raw" };
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("a new image at its path: two drives", 2, vm->nr_disks);
+	expect_int("the first keeps its label", 100,
+		   (long long)disk_named(vm, "/images/hot.raw")->ino);
+	expect_int("the new one is told apart", 103,
+		   (long long)disk_named(vm, "/images/hot.raw (inode 103)")->ino);
+	snap.nr_files = 1;
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("the new one unplugged", 1, vm->nr_disks);
 
 	/* A walk that could not be made keeps it; one that misses it drops it. */
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = false }, NULL);

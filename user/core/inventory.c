@@ -82,17 +82,29 @@ static void proc_pid_dir(const struct discovery *d, const struct vm *vm, char *o
  * A named drive is its name: libvirt moves one to a new image under the
  * same alias (blockcopy --pivot, an active blockcommit, a disk-only
  * snapshot), a file or a block device alike (the disk probe measures
- * both). One learned from an fd is its image.
+ * both). One learned from an fd is its image (the file, whatever its path
+ * says now: renamed, or deleted while QEMU holds it).
  */
 static bool same_drive(const struct vm_disk *have, const struct want_disk *w)
 {
 	bool local = qemu_backend_is_local(have->spec.backend) &&
 		     qemu_backend_is_local(w->spec.backend);
 
-	return (have->source == VM_SRC_FD) == (w->source == VM_SRC_FD) &&
-	       !strcmp(have->spec.label, w->spec.label) &&
-	       (local || !strcmp(have->spec.backend, w->spec.backend)) &&
-	       (w->source != VM_SRC_FD || !strcmp(have->spec.file, w->spec.file));
+	if ((have->source == VM_SRC_FD) != (w->source == VM_SRC_FD))
+		return false;
+	if (w->source == VM_SRC_FD)
+		return have->dev == w->file->dev && have->ino == w->file->ino;
+	return !strcmp(have->spec.label, w->spec.label) &&
+	       (local || !strcmp(have->spec.backend, w->spec.backend));
+}
+
+/* Whether a present drive of the VM is labelled `label`. */
+static bool label_taken(const struct vm *vm, const char *label)
+{
+	for (int i = 0; i < vm->nr_disks; i++)
+		if (vm->disks[i].present && !strcmp(vm->disks[i].spec.label, label))
+			return true;
+	return false;
 }
 
 /*
@@ -172,6 +184,9 @@ static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, 
 			if (want[j].used || !same_drive(have, &want[j]))
 				continue;
 			want[j].used = kept = true;
+			/* An fd's image keeps the label (its path) it was first seen with. */
+			if (fd_kind)
+				continue;
 			/* On a new image: found again there (disk_resolve), its counters go on. */
 			if (strcmp(have->spec.file, want[j].spec.file)) {
 				log_info("VM %s: drive %s moved to %s", vm->name, have->spec.label,
@@ -196,6 +211,10 @@ static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, 
 		disk = &vm->disks[vm->nr_disks++];
 		memset(disk, 0, sizeof(*disk));
 		disk->spec = want[j].spec;
+		/* A new image where a drive's, renamed or deleted, was: told apart. */
+		if (want[j].file && label_taken(vm, disk->spec.label))
+			snprintf(disk->spec.label + strnlen(disk->spec.label, VM_ID_MAX - 24),
+				 24, " (inode %llu)", (unsigned long long)want[j].file->ino);
 		disk->source = want[j].source;
 		disk->present = true;
 		if (want[j].file) {
