@@ -9,10 +9,11 @@
  *  - librbd: rbd_aio_{readv,writev,discard,write_zeroes,flush}(image, ..., c)
  *    submit; QEMU's completion callback calls rbd_aio_get_return_value(c),
  *    then rbd_aio_release(c). The result, negative for an error, is read
- *    where rbd_aio_get_return_value reads it (learned from its code). Each hook is a trap per request (the cost
- *    that matters, see bench/netdisk.sh): release is not hooked, and the
- *    entry of a submit that failed (released without completing) ages out
- *    of the LRU in-flight table.
+ *    where rbd_aio_get_return_value reads it (learned from its code).
+ *    Each hook is a trap per request (the cost that matters, see
+ *    bench/netdisk.sh): release is not hooked, and user space forgets the
+ *    entry of a submit that failed (released without completing) when it
+ *    is a day old.
  *  - libiscsi: every iscsi_*_task builder goes through
  *    iscsi_scsi_command_async(iscsi, lun, task, ...); QEMU frees the task
  *    with scsi_free_scsi_task(task) once its callback ran, the task's
@@ -44,7 +45,12 @@ VMPROBE_MAP(netdisk_sessions, BPF_MAP_TYPE_HASH, struct netdisk_session, __u32,
 VMPROBE_MAP(netdisk_staged, BPF_MAP_TYPE_LRU_HASH, struct netdisk_session, struct staged_stats,
 	    256);
 
-VMPROBE_MAP(netdisk_inflight, BPF_MAP_TYPE_LRU_HASH, struct netdisk_req, struct netdisk_inflight,
+/*
+ * A hash, not an LRU: a full table refuses a request (counted, said) rather
+ * than evict one in flight unseen. User space forgets the entries of
+ * requests that never complete (netdisk_inflight_sweep).
+ */
+VMPROBE_MAP(netdisk_inflight, BPF_MAP_TYPE_HASH, struct netdisk_req, struct netdisk_inflight,
 	    NETDISK_INFLIGHT_MAX);
 
 /* iSCSI: the block size of a session, from its reads and writes, for UNMAP's blocks. */

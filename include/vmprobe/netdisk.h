@@ -89,8 +89,9 @@ _Static_assert(DISK_OP_MAX == 4, "DISK_OP_MAX is a power of two");
 
 /* Health counters, per CPU. */
 enum netdisk_err {
-	NETDISK_ERR_INFLIGHT_FULL = 0, /* a request could not be tracked: not measured */
+	NETDISK_ERR_INFLIGHT_FULL = 0, /* a request not tracked (table full): not measured */
 	NETDISK_ERR_EVENT_LOST,        /* a session's first request not told: the ring was full */
+	NETDISK_ERR_FORGOTTEN,         /* user space's: in flight a day, forgotten, not measured */
 	NETDISK_ERR_MAX,
 };
 

@@ -161,27 +161,40 @@ if [ ! -x "$LOAD" ]; then
 	tap_fail "the stand-in QEMU is built" "$LOAD is missing (make test builds it)"
 	tap_done; exit
 fi
-mkdir -p "$WORK/bin" && ln -sf "$LOAD" "$WORK/bin/qemu-system-x86_64" && mkfifo "$WORK/iovs.in"
+mkdir -p "$WORK/bin" && ln -sf "$LOAD" "$WORK/bin/qemu-system-x86_64"
+
+# A stand-in QEMU for VM and drive NAME on drive FILE (the environment
+# says what it reaches), started: SPID its pid, SFD its commands.
+standin_start() { # NAME FILE WHAT
+	mkfifo "$WORK/$1.in"
+	"$WORK/bin/qemu-system-x86_64" -name "guest=$1" -drive "file=$2,format=raw,if=none,id=d0" \
+		-device "virtio-blk-pci,drive=d0,id=$1" \
+		<"$WORK/$1.in" >"$WORK/$1.out" 2>"$WORK/$1.err" &
+	SPID=$!
+	exec {SFD}>"$WORK/$1.in"
+	check "the stand-in QEMU $3" wait_for 60 grep -q READY "$WORK/$1.out"
+}
+# Its drive is measured, it reads for a second, each read counted: READS.
+standin_reads() { # NAME FD
+	local name=$1
+	standin_metric() { # NAME LABELS...
+		scrape "$WORK/s3.txt" && metric "$WORK/s3.txt" "$1" name="$name" drive="$name" "${@:2}"
+	}
+	standin_measured() { [ "$(standin_metric vmprobe_drive_info measured=true)" = 1 ]; }
+	standin_counted() {
+		[ "$(standin_metric vmprobe_disk_latency_seconds_count operation=read)" = "$READS" ]
+	}
+	check "its drive is measured" wait_for 30 standin_measured
+	echo "run 1" >&"$2"
+	check "it reads" wait_for 60 grep -q '^LAT' "$WORK/$name.out"
+	READS=$(awk '/^LAT/ { print $3 }' "$WORK/$name.out"); READS=${READS:-0}
+	check "vmprobe counts each of its $READS reads" wait_for 30 standin_counted
+}
+
 LOAD_KIND=rbd LOAD_CONF=$CEPH_CONF LOAD_POOL=$CEPH_POOL LOAD_IMAGE=other LOAD_IOVS=200 \
-	"$WORK/bin/qemu-system-x86_64" -name guest=iovs \
-	-drive "file=rbd:$CEPH_POOL/other:conf=$CEPH_CONF,format=raw,if=none,id=d0" \
-	-device virtio-blk-pci,drive=d0,id=iovs <"$WORK/iovs.in" >"$WORK/iovs.out" 2>"$WORK/iovs.err" &
-IOVS_PID=$!
-exec {IOVS_FD}>"$WORK/iovs.in"
-check "the stand-in QEMU opens the rbd image" wait_for 60 grep -q READY "$WORK/iovs.out"
-iovs_measured() {
-	scrape "$WORK/s3.txt" &&
-		[ "$(metric "$WORK/s3.txt" vmprobe_drive_info name=iovs drive=iovs measured=true)" = 1 ]
-}
-check "its drive is measured" wait_for 30 iovs_measured
-echo "run 1" >&"$IOVS_FD"
-check "it reads" wait_for 60 grep -q '^LAT' "$WORK/iovs.out"
-READS=$(awk '/^LAT/ { print $3 }' "$WORK/iovs.out"); READS=${READS:-0}
-iovs_counted() {
-	scrape "$WORK/s3.txt" && [ "$(metric "$WORK/s3.txt" vmprobe_disk_latency_seconds_count \
-		name=iovs drive=iovs operation=read)" = "$READS" ]
-}
-check "vmprobe counts each of its $READS reads" wait_for 30 iovs_counted
+	standin_start iovs "rbd:$CEPH_POOL/other:conf=$CEPH_CONF" "opens the rbd image"
+IOVS_PID=$SPID IOVS_FD=$SFD
+standin_reads iovs "$IOVS_FD"
 check_num "and every byte of them: 200 x 4 KiB a read" "$((READS * 200 * 4096))" \
 	"$(metric "$WORK/s3.txt" vmprobe_disk_request_size_bytes_sum name=iovs drive=iovs operation=read)"
 
@@ -201,34 +214,96 @@ check_failures() { # WHAT VM FD OUT READS [IOVS]
 	check "$what: vmprobe counts 5 read errors" wait_for 30 failed_counted
 	check_num "$what: and not as reads" "$reads" "$(metric "$WORK/s4.txt" \
 		vmprobe_disk_latency_seconds_count name="$vm" drive="$vm" operation=read)"
-	check_num "$what: nor as bytes read" "$((reads * ${6:-1} * 4096))" "$(metric "$WORK/s4.txt" \
-		vmprobe_disk_request_size_bytes_sum name="$vm" drive="$vm" operation=read)"
+	check_num "$what: nor as bytes read" "$((reads * ${6:-1} * 4096))" \
+		"$(metric "$WORK/s4.txt" vmprobe_disk_request_size_bytes_sum name="$vm" \
+			drive="$vm" operation=read)"
 }
 check_failures "rbd" iovs "$IOVS_FD" "$WORK/iovs.out" "$READS" 200
+
+# A full in-flight table refuses a request and says so: it never evicts one
+# in flight unseen (an LRU would, and the lost count would stay 0). The
+# table (pinned) is filled with requests of the stand-in that it never
+# made; its next reads are each counted lost, and not as reads. When it
+# exits, its entries are forgotten.
+INFLIGHT=/sys/fs/bpf/vmprobe/netdisk/netdisk_inflight
+inflight_count() { # [TGID]: the table's entries, or those of process TGID
+	bpftool -j map dump pinned "$INFLIGHT" 2>/dev/null | python3 -c '
+import json, sys
+want = int(sys.argv[1]) if len(sys.argv) > 1 else None
+def tgid(e):  # the key: tgid (4 bytes, little-endian), pad, ptr
+    if "formatted" in e:
+        return e["formatted"]["key"]["tgid"]
+    return int.from_bytes(bytes(int(b, 16) for b in e["key"][:4]), "little")
+print(sum(1 for e in json.load(sys.stdin) if want is None or tgid(e) == want))' "$@"
+}
+inflight_empty() { [ "$(inflight_count "$1")" = 0 ]; } # TGID
+fill_inflight() { # TGID: the table filled up with requests of process TGID, started now
+	python3 - "$1" "$INFLIGHT" "$((16384 - $(inflight_count)))" >"$WORK/fill.batch" <<'PY'
+import struct, sys, time
+pid, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+hx = lambda b: " ".join("%02x" % c for c in b)
+for i in range(n):
+    key = struct.pack("<IIQ", pid, 0, 0x7f0000000000 + i * 64)
+    # start_ns, bytes, session (tgid, kind rbd, handle), op read, slot staged
+    val = struct.pack("<QQIIQII", now, 4096, pid, 0, 0x7e0000000000, 0, 0xffffffff)
+    print("map update pinned %s key hex %s value hex %s" % (path, hx(key), hx(val)))
+PY
+	bpftool batch file "$WORK/fill.batch" >"$WORK/fill.log" 2>&1 ||
+		tap_fail "the in-flight table is filled" "$(tail -3 "$WORK/fill.log")"
+}
+fill_inflight "$IOVS_PID"
+check_eq "the in-flight table is full (16384)" 16384 "$(inflight_count)"
+LOST0=$(metric "$WORK/s4.txt" vmprobe_netdisk_lost_requests_total)
+echo "run 0.5" >&"$IOVS_FD"
+check "the stand-in reads on" wait_for 60 bash -c "[ \$(grep -c '^LAT' '$WORK/iovs.out') = 2 ]"
+LOSTREADS=$(awk '/^LAT/ { n = $3 } END { print n }' "$WORK/iovs.out")
+scrape "$WORK/s5.txt"
+check_num "each of its $LOSTREADS reads is counted lost" "$LOSTREADS" \
+	"$(( $(metric "$WORK/s5.txt" vmprobe_netdisk_lost_requests_total) - ${LOST0:-0} ))"
+check_num "and none as a read" "$READS" "$(metric "$WORK/s5.txt" \
+	vmprobe_disk_latency_seconds_count name=iovs drive=iovs operation=read)"
 exec {IOVS_FD}>&-
+LOSTPID=$IOVS_PID
+wait "$IOVS_PID" 2>/dev/null
+IOVS_PID=
+check "the stand-in exits: its entries in the table are forgotten" \
+	wait_for 30 inflight_empty "$LOSTPID"
 
 # The same on the iSCSI LUN, a stand-in QEMU on the real libiscsi.
-mkfifo "$WORK/isc.in"
 LOAD_KIND=iscsi LOAD_PORTAL=$ISCSI_PORTAL LOAD_TARGET=$ISCSI_IQN LOAD_LUN=$ISCSI_LUN \
-	"$WORK/bin/qemu-system-x86_64" -name guest=isc \
-	-drive "file=$ISCSI_URL,format=raw,if=none,id=d0" \
-	-device virtio-blk-pci,drive=d0,id=isc <"$WORK/isc.in" >"$WORK/isc.out" 2>"$WORK/isc.err" &
-ISC_PID=$!
-exec {ISC_FD}>"$WORK/isc.in"
-check "the stand-in QEMU logs in to the iSCSI target" wait_for 60 grep -q READY "$WORK/isc.out"
-isc_measured() {
-	scrape "$WORK/s4.txt" &&
-		[ "$(metric "$WORK/s4.txt" vmprobe_drive_info name=isc drive=isc measured=true)" = 1 ]
-}
-check "its drive is measured" wait_for 30 isc_measured
-echo "run 1" >&"$ISC_FD"
-check "it reads" wait_for 60 grep -q '^LAT' "$WORK/isc.out"
-READS=$(awk '/^LAT/ { print $3 }' "$WORK/isc.out"); READS=${READS:-0}
-isc_counted() {
-	scrape "$WORK/s4.txt" && [ "$(metric "$WORK/s4.txt" vmprobe_disk_latency_seconds_count \
-		name=isc drive=isc operation=read)" = "$READS" ]
-}
-check "vmprobe counts each of its $READS reads" wait_for 30 isc_counted
+	standin_start isc "$ISCSI_URL" "logs in to the iSCSI target"
+ISC_PID=$SPID ISC_FD=$SFD
+standin_reads isc "$ISC_FD"
 check_failures "iSCSI" isc "$ISC_FD" "$WORK/isc.out" "$READS"
+
+# Entries of a process that is gone, whose requests never complete, are
+# forgotten (at the latest a minute on; at once when the table refuses a
+# request), and requests are followed again. Meanwhile each read is
+# either counted or counted lost, never both, never neither.
+sleep 0 & DEAD=$!; wait "$DEAD" # a pid no process has now
+fill_inflight "$DEAD"
+check_eq "the in-flight table is full (16384), of a gone process's requests" 16384 \
+	"$(inflight_count)"
+scrape "$WORK/s6.txt"
+echo "run 1" >&"$ISC_FD"
+check "the stand-in reads on" wait_for 60 bash -c "[ \$(grep -c '^LAT' '$WORK/isc.out') = 2 ]"
+N1=$(awk '/^LAT/ { n = $3 } END { print n }' "$WORK/isc.out")
+check "the gone process's entries are forgotten" wait_for 120 inflight_empty "$DEAD"
+scrape "$WORK/s7.txt"
+isc_delta() { metric_delta "$WORK/s6.txt" "$WORK/s7.txt" "$@"; }
+check_num "each of its $N1 reads meanwhile is counted, or counted lost" "$N1" \
+	"$(( $(isc_delta vmprobe_disk_latency_seconds_count name=isc drive=isc operation=read) +
+	     $(isc_delta vmprobe_netdisk_lost_requests_total) ))"
+echo "run 1" >&"$ISC_FD"
+check "and it reads again" wait_for 60 bash -c "[ \$(grep -c '^LAT' '$WORK/isc.out') = 3 ]"
+N2=$(awk '/^LAT/ { n = $3 } END { print n }' "$WORK/isc.out")
+isc_again() {
+	scrape "$WORK/s8.txt" && [ "$(metric_delta "$WORK/s7.txt" "$WORK/s8.txt" \
+		vmprobe_disk_latency_seconds_count name=isc drive=isc operation=read)" = "$N2" ]
+}
+check "then every one of its $N2 reads is counted" wait_for 30 isc_again
+check_num "and none lost" 0 "$(metric_delta "$WORK/s7.txt" "$WORK/s8.txt" \
+	vmprobe_netdisk_lost_requests_total)"
 exec {ISC_FD}>&-
 tap_done

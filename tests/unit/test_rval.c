@@ -59,7 +59,7 @@ static __u64 cookie(int derefs, bool wide, __u64 off0, __u64 off1, __u64 off2)
 
 static void chains_as_compilers_emit_them(void **state)
 {
-	/* Debian 12's librbd, the two functions joined: mov (%rdi),%rdi; mov 0x78(%rdi),%rax; ret */
+	/* Debian 12's librbd, both functions: mov (%rdi),%rdi; mov 0x78(%rdi),%rax; ret */
 	static const __u8 quincy[] = { 0x48, 0x8b, 0x3f, 0xeb, 0x00, 0x48, 0x8b, 0x47, 0x78, 0xc3 };
 	/* endbr64; jmp to the PLT stub (5 bytes: e9 rel32) */
 	static const __u8 via_plt[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0xe9, 0xf7, 0x07, 0x00, 0x00 };
@@ -78,7 +78,8 @@ static void chains_as_compilers_emit_them(void **state)
 		   decode(via_plt, sizeof(via_plt), method, sizeof(method)));
 	expect_int("two pointers", cookie(2, false, 8, 0, 0x20), decode(two, sizeof(two), NULL, 0));
 	expect_int("cltq", cookie(1, false, 0, 0x0c, 0), decode(cltq, sizeof(cltq), NULL, 0));
-	expect_int("copied pointer", cookie(0, true, 0x30, 0, 0), decode(copy, sizeof(copy), NULL, 0));
+	expect_int("copied pointer", cookie(0, true, 0x30, 0, 0),
+		   decode(copy, sizeof(copy), NULL, 0));
 }
 
 static void other_code_is_not_understood(void **state)
@@ -128,7 +129,7 @@ static void this_machines_librbd(void **state)
 		if (!access(paths[i], R_OK))
 			path = paths[i];
 	if (!path) {
-		fprintf(stderr, "SKIP: librbd is not installed here (make test-deps installs it)\n");
+		fprintf(stderr, "SKIP: librbd is not installed (make test-deps installs it)\n");
 		skip();
 	}
 	if (!(rval_cookie(path) & NETDISK_RVAL_KNOWN))

@@ -10,8 +10,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/bpfmap.h"
 #include "core/caps.h"
@@ -239,4 +241,68 @@ int netdisk_events_fd(const struct netdisk_probe *np)
 __u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err)
 {
 	return bpf_percpu_sum(bpf_map__fd(np->skel->maps.netdisk_errors), err);
+}
+
+/* One sweep of the in-flight table: what goes, collected first and deleted after the walk. */
+struct sweep {
+	__u32 tgid;
+	const char *proc_root;
+	unsigned long long now;
+	struct netdisk_req *gone;
+	size_t nr, cap;
+	__u64 old; /* of those, entries of live processes forgotten by age */
+};
+
+static int sweep_entry(const void *key, const void *value, void *arg)
+{
+	const struct netdisk_req *k = key;
+	const struct netdisk_inflight *v = value;
+	struct sweep *sw = arg;
+	char path[PATH_MAX];
+	bool old = false, gone;
+
+	if (sw->tgid && k->tgid != sw->tgid)
+		return 0;
+	if (!sw->tgid) {
+		snprintf(path, sizeof(path), "%s/%u", sw->proc_root, k->tgid);
+		gone = access(path, F_OK) && errno == ENOENT;
+		old = !gone && sw->now > v->start_ns && sw->now - v->start_ns > NETDISK_FORGET_NS;
+		if (!gone && !old)
+			return 0;
+	}
+	if (array_reserve((void **)&sw->gone, sw->nr, &sw->cap, sizeof(*sw->gone)))
+		return -ENOMEM;
+	sw->gone[sw->nr++] = *k;
+	sw->old += old;
+	return 0;
+}
+
+int netdisk_inflight_sweep(struct netdisk_probe *np, __u32 tgid, const char *proc_root)
+{
+	int fd = bpf_map__fd(np->skel->maps.netdisk_inflight), n = 0;
+	struct sweep sw = { .tgid = tgid, .proc_root = proc_root, .now = monotonic_ns() };
+
+	/* Read in batches (a bucket cursor): the programs' deletes meanwhile do not restart it. */
+	bpf_hash_foreach(fd, sizeof(struct netdisk_req), sizeof(struct netdisk_inflight),
+			 sweep_entry, &sw);
+	for (size_t i = 0; i < sw.nr; i++)
+		n += !bpf_map_delete_elem(fd, &sw.gone[i]);
+	if (sw.old)
+		netdisk_forgotten_add(np, sw.old);
+	free(sw.gone);
+	return n;
+}
+
+void netdisk_forgotten_add(struct netdisk_probe *np, __u64 n)
+{
+	int fd = bpf_map__fd(np->skel->maps.netdisk_errors), cpus = libbpf_num_possible_cpus();
+	__u32 key = NETDISK_ERR_FORGOTTEN;
+	__u64 *v = cpus > 0 ? calloc((size_t)cpus, sizeof(*v)) : NULL;
+
+	/* CPU 0's count, which no program writes: pinned, a restart keeps it. */
+	if (v && !bpf_map_lookup_elem(fd, &key, v)) {
+		v[0] += n;
+		bpf_map_update_elem(fd, &key, v, BPF_ANY);
+	}
+	free(v);
 }

@@ -34,6 +34,15 @@ struct netdisk_pending {
 };
 
 #define NETDISK_MAX_PENDING 256
+/*
+ * A request in flight this long is taken never to complete (a submit that
+ * failed, released without completing; a task QEMU dropped): its entry is
+ * forgotten and counted as not measured. QEMU sets no timeout of its own
+ * by default (an outage keeps requests waiting): a day, not minutes.
+ */
+#define NETDISK_FORGET_NS (86400ULL * 1000000000ULL)
+#define NETDISK_SWEEP_SECONDS 60
+#define NETDISK_SWEEP_MIN_SECONDS 5 /* between sweeps a refused request asks for */
 /* netdisk_event.lun of a session re-announced from the staging map: its LUN is not known. */
 #define NETDISK_LUN_ANY 0xffffffffu
 
@@ -55,6 +64,8 @@ struct netdisk_probe {
 	__u64 events_dropped;
 	/* NETDISK_ERR_EVENT_LOST seen: first requests the ring had no room for */
 	__u64 events_lost;
+	double last_sweep; /* now_seconds() of the last sweep of the in-flight table */
+	__u64 full_seen;   /* NETDISK_ERR_INFLIGHT_FULL at the last sweep */
 	/* While adopting an earlier serve's pins: its slots, and how many of its links were taken. */
 	struct netdisk_adopt *adopt;
 	size_t nr_adopt;
@@ -128,6 +139,13 @@ int netdisk_events_consume(struct netdisk_probe *np, pid_t *pids, int max);
 void netdisk_staged_announce(struct netdisk_probe *np);
 int netdisk_events_fd(const struct netdisk_probe *np);
 __u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err);
+/*
+ * Forgets in-flight entries: those of process tgid (it exited), or with
+ * tgid 0 those of processes no longer in proc_root and those older than
+ * NETDISK_FORGET_NS (counted: NETDISK_ERR_FORGOTTEN). The number forgotten.
+ */
+int netdisk_inflight_sweep(struct netdisk_probe *np, __u32 tgid, const char *proc_root);
+void netdisk_forgotten_add(struct netdisk_probe *np, __u64 n);
 /* The program for a hooked function of a library, by index; NULL past the last. */
 struct bpf_program *netdisk_prog(const struct netdisk_probe *np, unsigned kind, int i,
 				 const char **func, bool *optional);

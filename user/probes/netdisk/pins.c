@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * The network-disk probe across serve restarts (persist): its uprobe
- * links pinned per QEMU process as links/PID_STARTTIME_FUNCTION, and each
+ * links pinned per QEMU process as links/PID_STARTTIME_FUNCTION[_COOKIE], and each
  * drive slot's owner (VM and drive label) in netdisk_owners, so that the
  * uprobes go on counting while no serve runs and the next serve gives
  * every drive its slot and sessions back; what belonged to a QEMU that
@@ -140,9 +140,14 @@ void netdisk_owner_del(struct netdisk_probe *np, unsigned slot)
 	bpf_map_delete_elem(bpf_map__fd(np->skel->maps.netdisk_owners), &key);
 }
 
-static void link_name(const struct vm *vm, const char *func, char *out, size_t size)
+/* A link with a cookie has it in its name: one made with another is not adopted, it goes. */
+static void link_name(const struct vm *vm, const char *func, __u64 cookie, char *out,
+		      size_t size)
 {
 	snprintf(out, size, "%d_%llu_%s", (int)vm->pid, vm->start_time, func);
+	if (cookie)
+		snprintf(out + strlen(out), size - strlen(out), "_%llx",
+			 (unsigned long long)cookie);
 }
 
 struct bpf_link *netdisk_link_get(struct netdisk_probe *np, const struct vm *vm,
@@ -153,7 +158,7 @@ struct bpf_link *netdisk_link_get(struct netdisk_probe *np, const struct vm *vm,
 	struct bpf_link *old, *link;
 	char name[128];
 
-	link_name(vm, func, name, sizeof(name));
+	link_name(vm, func, cookie, name, sizeof(name));
 	old = pins_link_open(np->pins, name);
 	*adopted = old != NULL;
 	if (old && !np->pins->code_changed)

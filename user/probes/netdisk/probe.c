@@ -47,8 +47,9 @@ enum { F_LOST, F_UNMATCHED, F_DROPPED, F_MAX };
 
 static const struct expo_family fams[F_MAX] = {
 	[F_LOST] = { "vmprobe_netdisk_lost_requests_total", EXPO_COUNTER, "", "",
-		     "rbd and iSCSI requests the probe could not follow (its in-flight table was "
-		     "full): not measured." },
+		     "rbd and iSCSI requests the probe could not follow: its in-flight table "
+		     "was full, or they had not completed after a day (a submit that failed, "
+		     "a dropped task); not measured." },
 	[F_UNMATCHED] = { "vmprobe_netdisk_unmatched_sessions", EXPO_GAUGE, "", "",
 			  "librbd or libiscsi sessions of VMs that no drive could be matched to: "
 			  "their requests are not counted (the log says which VM)." },
@@ -68,7 +69,9 @@ static void netdisk_render_self(struct probe *p, struct discovery *d, struct exp
 {
 	struct netdisk_probe *np = p->priv;
 
-	metrics_single_u64(e, &fams[F_LOST], netdisk_error_count(np, NETDISK_ERR_INFLIGHT_FULL));
+	metrics_single_u64(e, &fams[F_LOST],
+			   netdisk_error_count(np, NETDISK_ERR_INFLIGHT_FULL) +
+				   netdisk_error_count(np, NETDISK_ERR_FORGOTTEN));
 	metrics_single_u64(e, &fams[F_UNMATCHED], (__u64)np->nr_pending);
 	metrics_single_u64(e, &fams[F_DROPPED], np->events_dropped);
 }

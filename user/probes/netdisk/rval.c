@@ -194,7 +194,8 @@ static __u64 dynsym_value(Elf *elf, size_t index, const char *name)
 	for (size_t i = name ? 0 : index; i < nr && (name || i == index); i++) {
 		const char *n;
 
-		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
+		    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
 			continue;
 		n = elf_strptr(elf, sh.sh_link, sym.st_name);
 		if (!name || (n && !strcmp(n, name)))

@@ -128,13 +128,15 @@ static int attach(struct netdisk_probe *np, struct discovery *d, struct vm *vm,
 	if (kind == NETDISK_RBD) {
 		nv->rval = rval_cookie(path);
 		if (!nv->rval)
-			log_warn("VM %s: where librbd keeps a request's result could not be learned "
-				 "from %s: its rbd drives' failed requests count as done ones, and "
-				 "they have no vmprobe_disk_errors_total", vm->name, path);
+			log_warn("VM %s: where librbd keeps a request's result could not be "
+				 "learned from %s: its rbd drives' failed requests count as done "
+				 "ones, and they have no vmprobe_disk_errors_total", vm->name,
+				 path);
 	}
 	for (int i = 0; (prog = netdisk_prog(np, kind, i, &func, &optional)); i++) {
 		__u64 cookie = prog == np->skel->progs.rbd_done ? nv->rval : 0;
-		struct bpf_link *link = netdisk_link_get(np, vm, prog, func, path, cookie, &adopted);
+		struct bpf_link *link =
+			netdisk_link_get(np, vm, prog, func, path, cookie, &adopted);
 		int err = -errno;
 
 		if (!link && optional) {
@@ -322,6 +324,23 @@ static void drive_coverage(struct probe *p, const struct netdisk_vm *nv, struct 
 		coverage_set(&disk->cov, p, true, NULL);
 }
 
+/*
+ * What never completes leaves the in-flight table: every minute (VMs are
+ * synced every few seconds), and soon when the table refused a request.
+ */
+static void inflight_sweep(struct netdisk_probe *np, struct discovery *d)
+{
+	__u64 full = netdisk_error_count(np, NETDISK_ERR_INFLIGHT_FULL);
+	double since = now_seconds() - np->last_sweep;
+
+	if (since < NETDISK_SWEEP_SECONDS &&
+	    (full == np->full_seen || since < NETDISK_SWEEP_MIN_SECONDS))
+		return;
+	netdisk_inflight_sweep(np, 0, d->cfg->proc_root);
+	np->full_seen = full;
+	np->last_sweep = now_seconds();
+}
+
 void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		     const struct vm_snapshot *snap)
 {
@@ -354,6 +373,7 @@ void netdisk_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 	sessions_prune(p, vm);
 	sessions_match(p, vm, nv);
 	sessions_merge(p, vm);
+	inflight_sweep(np, d);
 	for (int i = 0; i < vm->nr_disks; i++)
 		if (drive_kind(&vm->disks[i]) >= 0)
 			drive_coverage(p, nv, &vm->disks[i], drive_kind(&vm->disks[i]));
@@ -363,12 +383,18 @@ void netdisk_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 {
 	struct netdisk_probe *np = p->priv;
 	struct netdisk_vm *nv = nd_vm(p, vm);
+	bool hooked = false;
 	int kept = 0;
 
-	for (int k = 0; k < NETDISK_KIND_MAX; k++)
+	for (int k = 0; k < NETDISK_KIND_MAX; k++) {
+		hooked |= nv->nr_links[k] > 0;
 		links_drop(np, nv, k);
+	}
 	for (int i = 0; i < vm->nr_disks; i++)
 		drive_forget(p, &vm->disks[i]);
+	/* Its requests in flight never complete (leaving with persist: they may, still hooked). */
+	if (hooked && (!p->pins || !p->pins->keep))
+		netdisk_inflight_sweep(np, (__u32)vm->pid, NULL);
 	for (int i = 0; i < np->nr_pending; i++)
 		if (np->pending[i].ev.sess.tgid != (__u32)vm->pid)
 			np->pending[kept++] = np->pending[i];
