@@ -178,7 +178,8 @@ standin_start() { # NAME FILE WHAT
 standin_reads() { # NAME FD
 	local name=$1
 	standin_metric() { # NAME LABELS...
-		scrape "$WORK/s3.txt" && metric "$WORK/s3.txt" "$1" name="$name" drive="$name" "${@:2}"
+		scrape "$WORK/s3.txt" &&
+			metric "$WORK/s3.txt" "$1" name="$name" drive="$name" "${@:2}"
 	}
 	standin_measured() { [ "$(standin_metric vmprobe_drive_info measured=true)" = 1 ]; }
 	standin_counted() {
@@ -278,7 +279,7 @@ standin_reads isc "$ISC_FD"
 check_failures "iSCSI" isc "$ISC_FD" "$WORK/isc.out" "$READS"
 
 # Entries of a process that is gone, whose requests never complete, are
-# forgotten (at the latest a minute on; at once when the table refuses a
+# forgotten (at the latest a minute on; sooner when the table refuses a
 # request), and requests are followed again. Meanwhile each read is
 # either counted or counted lost, never both, never neither.
 sleep 0 & DEAD=$!; wait "$DEAD" # a pid no process has now

@@ -336,6 +336,18 @@ static void test_locked_image_fd_is_a_drive_labelled_by_its_path(void **state)
 	snap.nr_files = 0;
 	inv_sync(&d, vm, &snap, NULL);
 	expect_int("its fd closed: hot-unplugged", 0, vm->nr_disks);
+
+	/* Unplugged and deleted, its inode number given to a new image plugged: another drive. */
+	files[0] = (struct vm_file){ .fd = 21, .dev = 1, .ino = 100, .btime_ns = 1000,
+				     .mode = S_IFREG, .path = "/images/a.raw" };
+	snap.nr_files = 1;
+	inv_sync(&d, vm, &snap, NULL);
+	snprintf(files[0].path, sizeof(files[0].path), "/images/b.raw");
+	files[0].btime_ns = 2000;
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("one drive", 1, vm->nr_disks);
+	expect_int("the new image, by its birth", 2000,
+		   (long long)disk_named(vm, "/images/b.raw")->btime_ns);
 	free(vm);
 }
 
@@ -432,6 +444,13 @@ static void test_unresolvable_named_drive_is_its_open_image(void **state)
 	inv_sync(&d, vm, &snap, NULL);
 	expect_int("two images of its name: none taken", 0, disk_named(vm, "vol-a")->resolved);
 	expect_int("both listed by their paths, beside it", 3, vm->nr_disks);
+	/* One of them closes: the other, a drive of its own, is not taken for it. */
+	files[0] = files[1];
+	snap.nr_files = 1;
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("still not taken", 0, disk_named(vm, "vol-a")->resolved);
+	expect_int("the other stays itself", (long long)files[0].ino,
+		   (long long)disk_named(vm, other)->ino);
 	free(vm);
 	rm_rf(root);
 }

@@ -104,13 +104,13 @@ static int read_start_time(const struct discovery *d, pid_t pid, unsigned long l
 }
 
 static int push_file(struct vm_snapshot *snap, size_t *cap, int fd, const struct stat *st,
-		     const char *path)
+		     __u64 btime, const char *path)
 {
 	if (array_reserve((void **)&snap->files, snap->nr_files, cap, sizeof(*snap->files)))
 		return -ENOMEM;
 	snap->files[snap->nr_files++] = (struct vm_file){
 		.fd = fd, .dev = st->st_dev, .ino = st->st_ino, .mode = st->st_mode,
-		.rdev = st->st_rdev,
+		.rdev = st->st_rdev, .btime_ns = btime,
 	};
 	str_copy(snap->files[snap->nr_files - 1].path, sizeof(snap->files[0].path), path);
 	return 0;
@@ -129,6 +129,19 @@ static int push_tun(struct vm_snapshot *snap, size_t *cap, int fd, const char *i
 struct snap_caps {
 	size_t files, tuns, socks, macvtaps;
 };
+
+/*
+ * When the file was made (statx's birth time), 0 if the filesystem does not
+ * keep it: with dev and inode, a file a reused inode number is not.
+ */
+static __u64 birth_ns(const char *path)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, path, 0, STATX_BTIME, &stx) || !(stx.stx_mask & STATX_BTIME))
+		return 0;
+	return (__u64)stx.stx_btime.tv_sec * 1000000000ULL + stx.stx_btime.tv_nsec;
+}
 
 /* One fd of the walk: a tun fd (with its tap), a socket or a file, into the snapshot. */
 static void snapshot_fd(const struct discovery *d, const struct vm *vm, const char *name,
@@ -161,7 +174,7 @@ static void snapshot_fd(const struct discovery *d, const struct vm *vm, const ch
 	if (stat(path, &st))
 		return;
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-		push_file(snap, &caps->files, atoi(name), &st, link);
+		push_file(snap, &caps->files, atoi(name), &st, birth_ns(path), link);
 	else if (S_ISCHR(st.st_mode) && !strncmp(link, "/dev/tap", 8) &&
 		 !array_reserve((void **)&snap->macvtaps, snap->nr_macvtaps, &caps->macvtaps,
 				sizeof(*snap->macvtaps)))

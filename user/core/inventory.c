@@ -92,8 +92,11 @@ static bool same_drive(const struct vm_disk *have, const struct want_disk *w)
 
 	if ((have->source == VM_SRC_FD) != (w->source == VM_SRC_FD))
 		return false;
+	/* Birth times, where both are known, tell a reused inode number from the file. */
 	if (w->source == VM_SRC_FD)
-		return have->dev == w->file->dev && have->ino == w->file->ino;
+		return have->dev == w->file->dev && have->ino == w->file->ino &&
+		       (!have->btime_ns || !w->file->btime_ns ||
+			have->btime_ns == w->file->btime_ns);
 	return !strcmp(have->spec.label, w->spec.label) &&
 	       (local || !strcmp(have->spec.backend, w->spec.backend));
 }
@@ -213,14 +216,15 @@ static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, 
 		disk->spec = want[j].spec;
 		/* A new image where a drive's, renamed or deleted, was: told apart. */
 		if (want[j].file && label_taken(vm, disk->spec.label))
-			snprintf(disk->spec.label + strnlen(disk->spec.label, VM_ID_MAX - 24),
-				 24, " (inode %llu)", (unsigned long long)want[j].file->ino);
+			snprintf(disk->spec.label + strnlen(disk->spec.label, VM_ID_MAX - 32),
+				 32, " (inode %llu)", (unsigned long long)want[j].file->ino);
 		disk->source = want[j].source;
 		disk->present = true;
 		if (want[j].file) {
 			disk->resolved = true;
 			disk->dev = want[j].file->dev;
 			disk->ino = want[j].file->ino;
+			disk->btime_ns = want[j].file->btime_ns;
 			disk->rdev = S_ISBLK(want[j].file->mode) ? want[j].file->rdev : 0;
 			memcpy(disk->backing, want[j].backing, sizeof(disk->backing));
 			disk->nr_backing = want[j].nr_backing;
@@ -360,6 +364,7 @@ static void disk_take(struct vm_disk *disk, const struct want_disk *w)
 {
 	disk->dev = w->file->dev;
 	disk->ino = w->file->ino;
+	disk->btime_ns = w->file->btime_ns;
 	disk->rdev = S_ISBLK(w->file->mode) ? w->file->rdev : 0;
 	memcpy(disk->backing, w->backing, sizeof(disk->backing));
 	disk->nr_backing = w->nr_backing;
@@ -427,6 +432,16 @@ static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct w
 	return n;
 }
 
+/* Whether the file is a drive learned from an fd already. */
+static bool listed(const struct vm *vm, const struct vm_file *f)
+{
+	for (int i = 0; i < vm->nr_disks; i++)
+		if (vm->disks[i].present && vm->disks[i].source == VM_SRC_FD &&
+		    vm->disks[i].dev == f->dev && vm->disks[i].ino == f->ino)
+			return true;
+	return false;
+}
+
 static const char *base_name(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -438,7 +453,9 @@ static const char *base_name(const char *path)
  * A named local drive whose image its name did not lead to (a path
  * relative to the directory QEMU was started in, before -daemonize went
  * to /) is the one unnamed image QEMU holds of the same file name: one
- * drive, measured under its name, not two. Returns the candidates left.
+ * drive, measured under its name, not two. Never an image already listed
+ * as a drive of its own (two of that name were: which one is not known).
+ * Returns the candidates left.
  */
 static int drives_claim(struct vm *vm, struct want_disk *want, int n)
 {
@@ -446,16 +463,19 @@ static int drives_claim(struct vm *vm, struct want_disk *want, int n)
 		struct vm_disk *disk = &vm->disks[i];
 		const char *base = base_name(disk->spec.file);
 		int found = -1, hits = 0;
+		bool taken = false;
 
 		if (!disk->present || disk->resolved || disk->source == VM_SRC_FD || !base[0] ||
 		    !qemu_backend_is_local(disk->spec.backend))
 			continue;
-		for (int j = 0; j < n; j++)
-			if (!strcmp(base_name(want[j].file->path), base)) {
-				found = j;
-				hits++;
-			}
-		if (hits != 1)
+		for (int j = 0; j < n; j++) {
+			if (strcmp(base_name(want[j].file->path), base))
+				continue;
+			found = j;
+			hits++;
+			taken |= listed(vm, want[j].file);
+		}
+		if (hits != 1 || taken)
 			continue;
 		disk->resolved = true;
 		disk_take(disk, &want[found]);

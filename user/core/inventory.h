@@ -44,6 +44,7 @@ struct vm_disk {
 	bool resolved;
 	dev_t dev;
 	ino_t ino;
+	__u64 btime_ns;         /* an fd-learned image's birth (vm_file): 0 if not known */
 	dev_t rdev;             /* the device, when the image is a block device */
 	/* The files below it (a qcow2 image's backing chain): its reads fall through to them. */
 	struct file_id backing[IMAGE_MAX_BACKING];

@@ -37,6 +37,7 @@ struct vm_file {
 	int fd;
 	dev_t dev; /* identity of the file, as stat(2) gives it */
 	ino_t ino;
+	__u64 btime_ns; /* its birth (statx), 0 if the filesystem does not say: a reused inode */
 	mode_t mode;
 	dev_t rdev;
 	char path[512]; /* as QEMU sees it (readlink of the fd) */

@@ -244,13 +244,17 @@ __u64 netdisk_error_count(const struct netdisk_probe *np, unsigned err)
 }
 
 /* One sweep of the in-flight table: what goes, collected first and deleted after the walk. */
+struct sweep_gone {
+	struct netdisk_req key;
+	__u64 start_ns; /* an old entry's: it goes only if it is still that request */
+};
+
 struct sweep {
 	__u32 tgid;
 	const char *proc_root;
 	unsigned long long now;
-	struct netdisk_req *gone;
+	struct sweep_gone *gone;
 	size_t nr, cap;
-	__u64 old; /* of those, entries of live processes forgotten by age */
 };
 
 static int sweep_entry(const void *key, const void *value, void *arg)
@@ -272,23 +276,37 @@ static int sweep_entry(const void *key, const void *value, void *arg)
 	}
 	if (array_reserve((void **)&sw->gone, sw->nr, &sw->cap, sizeof(*sw->gone)))
 		return -ENOMEM;
-	sw->gone[sw->nr++] = *k;
-	sw->old += old;
+	sw->gone[sw->nr++] = (struct sweep_gone){ .key = *k, .start_ns = old ? v->start_ns : 0 };
 	return 0;
 }
 
 int netdisk_inflight_sweep(struct netdisk_probe *np, __u32 tgid, const char *proc_root)
 {
-	int fd = bpf_map__fd(np->skel->maps.netdisk_inflight), n = 0;
+	int fd = bpf_map__fd(np->skel->maps.netdisk_inflight), n = 0, err;
 	struct sweep sw = { .tgid = tgid, .proc_root = proc_root, .now = monotonic_ns() };
+	struct netdisk_inflight v;
+	__u64 old = 0;
 
 	/* Read in batches (a bucket cursor): the programs' deletes meanwhile do not restart it. */
-	bpf_hash_foreach(fd, sizeof(struct netdisk_req), sizeof(struct netdisk_inflight),
-			 sweep_entry, &sw);
-	for (size_t i = 0; i < sw.nr; i++)
-		n += !bpf_map_delete_elem(fd, &sw.gone[i]);
-	if (sw.old)
-		netdisk_forgotten_add(np, sw.old);
+	err = bpf_hash_foreach(fd, sizeof(struct netdisk_req), sizeof(struct netdisk_inflight),
+			       sweep_entry, &sw);
+	if (err)
+		log_warn("netdisk probe: the sweep of its in-flight table stopped: %s",
+			 strerror(-err));
+	for (size_t i = 0; i < sw.nr; i++) {
+		const struct sweep_gone *g = &sw.gone[i];
+
+		/* Completed since, its key another request's: that one stays. */
+		if (g->start_ns && (bpf_map_lookup_elem(fd, &g->key, &v) ||
+				    v.start_ns != g->start_ns))
+			continue;
+		if (!bpf_map_delete_elem(fd, &g->key)) {
+			n++;
+			old += g->start_ns != 0;
+		}
+	}
+	if (old)
+		netdisk_forgotten_add(np, old);
 	free(sw.gone);
 	return n;
 }
@@ -299,7 +317,7 @@ void netdisk_forgotten_add(struct netdisk_probe *np, __u64 n)
 	__u32 key = NETDISK_ERR_FORGOTTEN;
 	__u64 *v = cpus > 0 ? calloc((size_t)cpus, sizeof(*v)) : NULL;
 
-	/* CPU 0's count, which no program writes: pinned, a restart keeps it. */
+	/* No program writes this count: user space's, on CPU 0; pinned, a restart keeps it. */
 	if (v && !bpf_map_lookup_elem(fd, &key, v)) {
 		v[0] += n;
 		bpf_map_update_elem(fd, &key, v, BPF_ANY);
