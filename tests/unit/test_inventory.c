@@ -57,6 +57,16 @@ static struct libvirt_domain *domain_fixture(void)
 	return dom;
 }
 
+/* libvirt's state of a domain, from its XML. */
+static struct libvirt_domain *domain_parse(const char *xml)
+{
+	struct libvirt_domain *dom = malloc(sizeof(*dom));
+
+	assert_non_null(dom);
+	assert_int_equal(0, libvirt_parse(xml, strlen(xml), dom));
+	return dom;
+}
+
 static const struct vm_disk *disk_named(const struct vm *vm, const char *label)
 {
 	for (int i = 0; i < vm->nr_disks; i++)
@@ -186,9 +196,8 @@ static void test_network_disk_without_protocol_has_backend_unknown(void **state)
 	static const char xml[] = "<domstatus pid='7'><domain><devices><disk type='network'>"
 				  "<source name='volumes/v1'/><target dev='vdb'/></disk>"
 				  "</devices></domain></domstatus>";
-	struct libvirt_domain *dom = malloc(sizeof(*dom));
+	struct libvirt_domain *dom = domain_parse(xml);
 
-	assert_int_equal(0, libvirt_parse(xml, strlen(xml), dom));
 	expect_int("one disk", 1, dom->nr_disks);
 	expect_str("its backend", "unknown", dom->disks[0].backend);
 	expect_str("its label", "vdb", dom->disks[0].label);
@@ -205,9 +214,8 @@ static void test_iscsi_name_without_lun_is_lun_0(void **state)
 				  "name='iqn.2003-01.org.example:t9/3'><host name='10.0.0.5'/>"
 				  "</source><target dev='vdc'/></disk></devices></domain>"
 				  "</domstatus>";
-	struct libvirt_domain *dom = malloc(sizeof(*dom));
+	struct libvirt_domain *dom = domain_parse(xml);
 
-	assert_int_equal(0, libvirt_parse(xml, strlen(xml), dom));
 	expect_int("two disks", 2, dom->nr_disks);
 	expect_str("no LUN: 0", "iqn.2003-01.org.example:t9/0", dom->disks[0].remote);
 	expect_str("a LUN: kept", "iqn.2003-01.org.example:t9/3", dom->disks[1].remote);

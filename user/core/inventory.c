@@ -171,6 +171,18 @@ static bool too_many(struct vm *vm, int have, int max, const char *what, const c
 	return true;
 }
 
+/* The drive is on the candidate's image: its file and backing chain. */
+static void disk_take(struct vm_disk *disk, const struct want_disk *w)
+{
+	disk->dev = w->file->dev;
+	disk->ino = w->file->ino;
+	disk->btime_ns = w->file->btime_ns;
+	disk->rdev = S_ISBLK(w->file->mode) ? w->file->rdev : 0;
+	memcpy(disk->backing, w->backing, sizeof(disk->backing));
+	disk->nr_backing = w->nr_backing;
+	disk->open = true;
+}
+
 /*
  * Keeps the entries of `vm` of one kind (fd-learned or named) that are
  * still wanted, marks the others gone, and adds the new ones.
@@ -222,12 +234,7 @@ static void disks_reconcile(struct vm *vm, struct want_disk *want, int nr_want, 
 		disk->present = true;
 		if (want[j].file) {
 			disk->resolved = true;
-			disk->dev = want[j].file->dev;
-			disk->ino = want[j].file->ino;
-			disk->btime_ns = want[j].file->btime_ns;
-			disk->rdev = S_ISBLK(want[j].file->mode) ? want[j].file->rdev : 0;
-			memcpy(disk->backing, want[j].backing, sizeof(disk->backing));
-			disk->nr_backing = want[j].nr_backing;
+			disk_take(disk, &want[j]);
 		}
 	}
 }
@@ -357,18 +364,6 @@ static int fd_drives(const struct discovery *d, const struct vm *vm,
 		n++;
 	}
 	return drop_backing(want, n);
-}
-
-/* The drive is on the candidate's image: its file and backing chain. */
-static void disk_take(struct vm_disk *disk, const struct want_disk *w)
-{
-	disk->dev = w->file->dev;
-	disk->ino = w->file->ino;
-	disk->btime_ns = w->file->btime_ns;
-	disk->rdev = S_ISBLK(w->file->mode) ? w->file->rdev : 0;
-	memcpy(disk->backing, w->backing, sizeof(disk->backing));
-	disk->nr_backing = w->nr_backing;
-	disk->open = true;
 }
 
 static void disk_move(const struct vm *vm, struct vm_disk *disk, const struct want_disk *w)

@@ -43,8 +43,8 @@ struct chain {
 
 /*
  * A mov of 8 or 4 bytes from memory at the chain's register plus a
- * displacement, or between registers: its length, 0 if it is not one we
- * follow, -1 if it breaks the chain (a load we cannot place).
+ * displacement, or between registers: its length, 0 if it is not one or
+ * it breaks the chain (a load we cannot place): not understood.
  */
 static int move(const __u8 *b, struct chain *c)
 {
@@ -67,19 +67,19 @@ static int move(const __u8 *b, struct chain *c)
 		if (b[i] != 0x63 && wide && src == c->reg)
 			c->reg = dst;
 		else if (dst == c->reg)
-			return -1;
+			return 0;
 		return len;
 	}
 	/* A store, a SIB byte or RIP-relative: not a step of the chain. */
 	if (b[i] == 0x89 || (rm & 7) == 4 || (mod == 0 && (rm & 7) == 5))
-		return -1;
+		return 0;
 	if (mod == 1)
 		disp = (__s8)b[len++];
 	else if (mod == 2)
 		disp = le32(&b[len]), len += 4;
 	if (rm != c->reg || disp < 0 || disp > MAX_OFFSET || c->nr == NETDISK_RVAL_LOADS ||
 	    (c->nr && c->width[c->nr - 1] != 8))
-		return -1;
+		return 0;
 	c->off[c->nr] = (__u32)disp;
 	c->width[c->nr++] = b[i] == 0x63 ? 4 : wide ? 8 : -4;
 	c->reg = reg;
@@ -129,7 +129,7 @@ __u64 rval_decode(const struct rval_code *code, __u64 pc)
 			pc += 2;
 		} else if (b[0] == 0xc3 || (b[0] == 0xf3 && b[1] == 0xc3)) {
 			return cookie_of(&c);
-		} else if ((n = move(b, &c)) > 0) {
+		} else if ((n = move(b, &c))) {
 			pc += (__u64)n;
 		} else {
 			return 0;
