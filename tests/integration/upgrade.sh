@@ -67,8 +67,10 @@ ping -q -i 0.05 -s 600 10.77.0.1 >/dev/null &
 i=0
 while [ $i -lt 100 ]; do
 	for d in vda vdb vdc; do
-		dd if=/dev/zero of=/dev/$d bs=4096 count=8 seek=$((i * 8)) oflag=direct 2>/dev/null
-		dd if=/dev/$d of=/dev/null bs=4096 count=8 skip=$((i * 8)) iflag=direct 2>/dev/null
+		dd if=/dev/zero of=/dev/$d bs=4096 count=8 seek=$((i * 8)) oflag=direct 2>/dev/null ||
+			echo "DD-FAILED write $d $i"
+		dd if=/dev/$d of=/dev/null bs=4096 count=8 skip=$((i * 8)) iflag=direct 2>/dev/null ||
+			echo "DD-FAILED read $d $i"
 	done
 	echo "ROUND $i"
 	i=$((i + 1))
@@ -139,6 +141,8 @@ for pair in vda:thr:threads vdb:uring:io_uring vdc:native:native; do
 	IFS=: read -r dev drive mode <<<"$pair"
 	FSYNCS=0 check_drive_io "$drive ($mode), the gaps included" "$dev" name=$NAME drive="$drive"
 	check_num "$drive ($mode): the guest read 100 rounds of 8 blocks" 800 "$(guest_delta "$dev" 1)"
+	check_eq "$drive ($mode): none of the guest's reads and writes failed" "" \
+		"$(grep -a "^DD-FAILED .* $dev " "$GUEST_LOG" | tr -d '\r' | xargs)"
 done
 
 sleep 2

@@ -125,7 +125,7 @@ metric_delta() { # FILE0 FILE1 NAME [LABEL=VALUE...]
 # QEMU's writes plus its flushes, and the workload's fsyncs (FSYNCS, default
 # one) are as many flushes.
 check_drive_io() { # WHAT DEV LABEL=VALUE...
-	local what=$1 dev=$2 w f; shift 2
+	local what=$1 dev=$2 w f fails=$TAP_FAILED; shift 2
 	check_num "$what: reads = the guest's completed reads" "$(guest_delta "$dev" 1)" \
 		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_latency_seconds_count "$@" operation=read)"
 	check_num "$what: bytes read = the guest's sectors read x 512" "$(( $(guest_delta "$dev" 3) * 512 ))" \
@@ -138,6 +138,26 @@ check_drive_io() { # WHAT DEV LABEL=VALUE...
 	check_num "$what: bytes written = the guest's sectors written x 512" \
 		"$(( $(guest_delta "$dev" 7) * 512 ))" \
 		"$(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_request_size_bytes_sum "$@" operation=write)"
+	[ "$TAP_FAILED" = "$fails" ] || drive_io_diag "$@"
+}
+
+# After a failed check_drive_io: what vmprobe saw from s0 to s1 and did not
+# count as operations, for the log (TAP comments), so that a failure in CI
+# says whether a request was lost, failed or unmeasured.
+drive_io_diag() { # LABEL=VALUE...
+	local x
+	for x in read write flush discard; do
+		echo "#   the drive's $x errors: $(metric_delta "$WORK/s0.txt" "$WORK/s1.txt" \
+			vmprobe_disk_errors_total "$@" operation=$x)"
+	done
+	for x in inflight_full io_uring_fixed_file native_mixed_drives host_block_no_timestamp; do
+		echo "#   the host's requests unmeasured ($x): $(metric_delta "$WORK/s0.txt" \
+			"$WORK/s1.txt" vmprobe_disk_unmeasured_requests_total reason=$x)"
+	done
+	for x in threads io_uring native; do
+		echo "#   the host's requests measured by $x: $(metric_delta "$WORK/s0.txt" \
+			"$WORK/s1.txt" vmprobe_disk_source_requests_total source=$x)"
+	done
 }
 
 # vmprobe's totals of NAME's tap in FILE against the tap's own counters as
