@@ -897,10 +897,11 @@ static __always_inline void native_complete(struct request *rq, int op, __u32 nr
 	if (!bio || op == DISK_OP_FLUSH)
 		return;
 	c.start_ns = rq_start_ns(rq);
-	if (!c.start_ns || c.start_ns > now) {
+	if (!c.start_ns) {
 		bump(&disk_errors, DISK_ERR_NO_TIMESTAMP);
 		return;
 	}
+	/* Stamped on another CPU whose clock is ahead: counted, latency 0 (drive_stats_add). */
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < NATIVE_MAX_BIOS && bio && left; i++) {
 		n = bio->bi_iter.bi_size;
@@ -935,10 +936,11 @@ static __always_inline int rq_done(struct request *rq, __u32 nr_bytes, bool fail
 	dev = disk ? ((__u32)disk->major << 20) | (__u32)disk->first_minor : 0;
 	if (host_block && op >= 0) {
 		start = rq_start_ns(rq);
-		if (!start || start > now) {
+		if (!start) {
 			bump(&disk_errors, DISK_ERR_NO_TIMESTAMP);
 		} else {
-			lat = now - start;
+			/* Stamped on another CPU whose clock is ahead: latency 0. */
+			lat = start < now ? now - start : 0;
 			ds = dev_slot(dev, op);
 			if (ds) {
 				__sync_fetch_and_add(&ds->st.lat_sum_ns, lat);

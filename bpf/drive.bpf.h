@@ -5,9 +5,17 @@
 
 #include "hist.bpf.h"
 
-/* One request: bytes, latency and both histograms; shared by all CPUs, so atomically. */
+/*
+ * One request: bytes, latency and both histograms; shared by all CPUs, so
+ * atomically. A request's two time stamps may come from two CPUs whose
+ * clocks disagree by more than the request took (seen on nested virtual
+ * machines): a "negative" latency is counted as 0, never as the 2^64 ns
+ * an unsigned difference makes of it, and the request is never dropped.
+ */
 static __always_inline void drive_stats_add(struct drive_stats *st, __u64 bytes, __u64 lat_ns)
 {
+	if ((__s64)lat_ns < 0)
+		lat_ns = 0;
 	__sync_fetch_and_add(&st->bytes, bytes);
 	__sync_fetch_and_add(&st->lat_sum_ns, lat_ns);
 	__sync_fetch_and_add(&st->lat_slots[time_slot(lat_ns, DISK_LAT_SLOTS)], 1);

@@ -20,6 +20,7 @@
 #endif
 #include "hist.bpf.h"
 #include "vmprobe/disk.h"
+#include "drive.bpf.h"
 
 /* The slot by definition: the least i with ns / 10^9 <= 2^(i-30), i.e. ns * 2^30 <= 10^9 * 2^i. */
 static __u32 exact_slot(__u64 ns, __u32 nr)
@@ -62,11 +63,33 @@ static void the_boundaries_and_long_durations_too(void **state)
 	}
 }
 
+/*
+ * Start and end stamped on two CPUs whose clocks disagree: the end may
+ * read before the start. The request counts, with latency 0, not 2^64 ns.
+ */
+static void a_request_that_ends_before_it_starts_counts_with_latency_0(void **state)
+{
+	struct drive_stats st = { 0 };
+	__u64 start = 1000000000, end = start - 3000;
+	__u64 total = 0;
+
+	drive_stats_add(&st, 4096, end - start);
+	drive_stats_add(&st, 4096, 2000);
+	for (int i = 0; i < DISK_LAT_SLOTS; i++)
+		total += st.lat_slots[i];
+	expect_int("requests", 2, (int)total);
+	expect_int("latency sum (ns)", 2000, (int)st.lat_sum_ns);
+	expect_int("in the first slot", 1, (int)st.lat_slots[0]);
+	expect_int("in the last slot", 0, (int)st.lat_slots[DISK_LAT_SLOTS - 1]);
+	expect_int("bytes", 8192, (int)st.bytes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_duration_up_to_64_ms_lands_in_its_power_of_two),
 		cmocka_unit_test(the_boundaries_and_long_durations_too),
+		cmocka_unit_test(a_request_that_ends_before_it_starts_counts_with_latency_0),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
