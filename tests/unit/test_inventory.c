@@ -596,6 +596,89 @@ static void test_libvirt_pivot_keeps_the_drive(void **state)
 }
 
 /*
+ * A drive of the command line unplugged over QMP (device_del: QEMU closes
+ * its image) goes once its image stays closed with nothing opened in its
+ * place, and the command line, which still names it, does not bring it
+ * back. Closed at one walk and open again at the next (QEMU reopening
+ * it), it stays. Closed while another image opened, it moved there. The
+ * wait is slept, never raced: 0.3 s > 0.2 s.
+ */
+static void test_unplugged_cmdline_drive_goes(void **state)
+{
+	char root[] = "/tmp/vmprobe-unit-unplug.XXXXXX", a[128], b[128], other[128], cmd[600];
+	char argv_a[160], argv_b[160];
+	char *const argv[] = { "qemu-system-x86_64", "-name", "unplug", "-drive", argv_a,
+			       "-device", "virtio-blk-pci,drive=d0,id=vol-a", "-drive", argv_b,
+			       "-device", "virtio-blk-pci,drive=d1,id=vol-b" };
+	struct config c = { 0 };
+	struct discovery d = { .cfg = &c };
+	struct vm_file files[3];
+	struct vm_snapshot snap = { .fds_read = true, .files = files, .nr_files = 2 };
+	struct vm *vm;
+
+	fake_proc(root, NULL, &c);
+	snprintf(a, sizeof(a), "%s/img/a.raw", root);
+	snprintf(b, sizeof(b), "%s/img/b.raw", root);
+	snprintf(other, sizeof(other), "%s/img/other.raw", root);
+	snprintf(cmd, sizeof(cmd), "touch %s %s %s", a, b, other);
+	assert_int_equal(0, system(cmd));
+	snprintf(argv_a, sizeof(argv_a), "file=%s,format=raw,if=none,id=d0", a);
+	snprintf(argv_b, sizeof(argv_b), "file=%s,format=raw,if=none,id=d1", b);
+	fake_fd(root, a, 21, &files[0]);
+	fake_fd(root, b, 22, &files[1]);
+	fake_fd(root, other, 23, &files[2]);
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("two drives", 2, vm->nr_disks);
+	/* vol-a's image closes for one walk, then is open again: QEMU reopened it. */
+	files[0] = files[1];
+	snap.nr_files = 1;
+	inv_sync(&d, vm, &snap, NULL);
+	fake_fd(root, a, 24, &files[0]);
+	snap.nr_files = 2;
+	usleep(300000);
+	vm->needs_sync = false; /* as vm_sync() does before a sync */
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("reopened: still two drives", 2, vm->nr_disks);
+	expect_int("vol-a among them, named by the command line", VM_SRC_CMDLINE,
+		   disk_named(vm, "vol-a")->source);
+	expect_int("and it is not looked at again", 0, vm->needs_sync);
+	/* Now closed for good. */
+	files[0] = files[1];
+	snap.nr_files = 1;
+	vm->needs_sync = false;
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("looked at again at the next scan", 1, vm->needs_sync);
+	usleep(300000);
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("unplugged: one drive", 1, vm->nr_disks);
+	expect_str("the other one", "vol-b", vm->disks[0].spec.label);
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("the command line does not bring it back", 1, vm->nr_disks);
+	free(vm);
+
+	/* Closed while an image nothing names opened: it went there, not away. */
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	fake_fd(root, a, 25, &files[0]);
+	fake_fd(root, b, 26, &files[1]);
+	snap.nr_files = 2;
+	inv_sync(&d, vm, &snap, NULL);
+	files[0] = files[1];
+	files[1] = files[2];
+	usleep(300000);
+	inv_sync(&d, vm, &snap, NULL);
+	usleep(300000);
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("vol-a kept", 1, disk_named(vm, "vol-a")->present);
+	expect_int("moved there, as at a mirror's pivot", (long long)files[1].ino,
+		   (long long)disk_named(vm, "vol-a")->ino);
+	expect_int("beside vol-b", 2, vm->nr_disks);
+	free(vm);
+	rm_rf(root);
+}
+
+/*
  * A NIC passed by fd (-netdev tap,fd=33) that was unplugged stays gone
  * when QEMU reuses the fd number for something else; a macvtap fd
  * (/dev/tapN), which has no tap, stays listed.
@@ -801,6 +884,7 @@ int main(void)
 		cmocka_unit_test(test_hotplug_and_unplug_follow_libvirt_state),
 		cmocka_unit_test(test_locked_image_fd_is_a_drive_labelled_by_its_path),
 		cmocka_unit_test(test_libvirt_pivot_keeps_the_drive),
+		cmocka_unit_test(test_unplugged_cmdline_drive_goes),
 		cmocka_unit_test(test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused),
 		cmocka_unit_test(test_paths_stay_inside_the_vms_root),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),

@@ -120,6 +120,15 @@ static json_object *disk_json(const struct served *sv, const struct vm *vm,
 	json_object_object_add(j, "aio", json_object_new_string(drive_aio(&disk->spec)));
 	json_object_object_add(j, "backend", json_object_new_string(disk->spec.backend));
 	json_object_object_add(j, "source", json_object_new_string(vm_source_names[disk->source]));
+	/*
+	 * Whether QEMU holds its image open (null: not a local image found, or
+	 * its fd table could not be read).
+	 * A drive of the command line unplugged over QMP is still named there:
+	 * one walk of the fd table shows its image closed, serve drops it.
+	 */
+	json_object_object_add(j, "image_open",
+			       disk->resolved && disk->open_known ? json_object_new_boolean(disk->open)
+								 : NULL);
 	coverage_json(sv, vm, "drives", "drive", disk->spec.label, j);
 	return j;
 }
@@ -176,8 +185,12 @@ static void vm_text(json_object *o)
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *j = json_object_array_get_idx(arr, i);
 
-		printf("  drive  %-15s %-11s aio=%-8s %s%s\n", S(j, "drive"), S(j, "backend"),
+		json_object *open = NULL;
+
+		json_object_object_get_ex(j, "image_open", &open);
+		printf("  drive  %-15s %-11s aio=%-8s %s%s%s\n", S(j, "drive"), S(j, "backend"),
 		       S(j, "aio"), S(j, "file")[0] ? S(j, "file") : "-",
+		       open && !json_object_get_boolean(open) ? "  (image not open: unplugged?)" : "",
 		       not_measured(j, why, sizeof(why)));
 	}
 #undef S

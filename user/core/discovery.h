@@ -25,6 +25,7 @@ struct vm {
 	struct vm_spec spec;          /* its command line */
 	struct vm_disk disks[VM_MAX_DRIVES]; /* what it uses now (core/inventory.h) */
 	int nr_disks;
+	unsigned drives_gone; /* command-line drives unplugged since (bits of spec.drives) */
 	struct vm_iface ifaces[VM_MAX_NICS];
 	int nr_ifaces;
 	int netns_fd;     /* the VM's network namespace, where its taps are */

@@ -180,7 +180,8 @@ static void disk_take(struct vm_disk *disk, const struct want_disk *w)
 	disk->rdev = S_ISBLK(w->file->mode) ? w->file->rdev : 0;
 	memcpy(disk->backing, w->backing, sizeof(disk->backing));
 	disk->nr_backing = w->nr_backing;
-	disk->open = true;
+	disk->open = disk->open_known = true;
+	disk->closed_at = 0;
 }
 
 /*
@@ -256,8 +257,9 @@ static int named_drives(const struct vm *vm, const struct libvirt_domain *dom,
 
 	if (!dom) {
 		for (int i = 0; i < vm->spec.nr_drives; i++)
-			want[n++] = (struct want_disk){ .spec = vm->spec.drives[i],
-							.source = VM_SRC_CMDLINE };
+			if (!(vm->drives_gone & (1u << i)))
+				want[n++] = (struct want_disk){ .spec = vm->spec.drives[i],
+								.source = VM_SRC_CMDLINE };
 		return n;
 	}
 	for (int i = 0; i < dom->nr_disks && n < VM_MAX_DRIVES; i++) {
@@ -410,6 +412,9 @@ static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct w
 			want[j--] = want[--n];
 		}
 		disk->open = disk_open_in(disk, snap);
+		disk->open_known = true;
+		if (disk->open)
+			disk->closed_at = 0;
 		if (was_open && !disk->open)
 			closed[nr_closed++] = disk;
 	}
@@ -418,6 +423,11 @@ static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct w
 		return 0;
 	}
 	for (int i = 0; i < nr_closed; i++) {
+		/* Nothing opened in its place: unplugged, if it stays closed (drives_unplugged). */
+		if (!n) {
+			closed[i]->closed_at = now_seconds();
+			continue;
+		}
 		if (!closed[i]->move_warned)
 			log_warn("VM %s: drive %s's image was closed with %d new images open: where "
 				 "it moved, if it did, cannot be told", vm->name,
@@ -425,6 +435,43 @@ static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct w
 		closed[i]->move_warned = true;
 	}
 	return n;
+}
+
+_Static_assert(VM_MAX_DRIVES <= 32, "vm.drives_gone has a bit per command-line drive");
+
+/* How long a closed image must stay closed before its drive counts as unplugged. */
+#define UNPLUG_CONFIRM_S 0.2
+
+/*
+ * A drive of the command line whose image QEMU closed with nothing opened
+ * in its place, and still closed at a later walk UNPLUG_CONFIRM_S on, was
+ * unplugged (device_del over QMP: QEMU closes a -drive's image with its
+ * device): it goes, series and all, and the command line, which still
+ * names it, names it no more. Closed at one walk only, it may have been
+ * QEMU reopening it (a new fd opened before the old one closed, the walk
+ * of the fd table in between). libvirt's drives go by libvirt's state.
+ */
+static void drives_unplugged(struct vm *vm)
+{
+	double now = now_seconds();
+
+	for (int i = 0; i < vm->nr_disks; i++) {
+		struct vm_disk *disk = &vm->disks[i];
+
+		if (!disk->present || disk->source != VM_SRC_CMDLINE || disk->open ||
+		    !disk->closed_at)
+			continue;
+		if (now - disk->closed_at < UNPLUG_CONFIRM_S) {
+			vm->needs_sync = true; /* looked at again at the next scan */
+			continue;
+		}
+		for (int k = 0; k < vm->spec.nr_drives; k++)
+			if (!strcmp(vm->spec.drives[k].label, disk->spec.label))
+				vm->drives_gone |= 1u << k;
+		disk->present = false;
+		log_info("VM %s: drive %s's image was closed, nothing opened in its place: "
+			 "unplugged", vm->name, disk->spec.label);
+	}
 }
 
 /* Whether the file is a drive learned from an fd already. */
@@ -500,6 +547,7 @@ static void disks_update(struct discovery *d, struct vm *vm, const struct vm_sna
 		n = drives_claim(vm, want, n);
 		n = drives_follow(vm, snap, want, n);
 		disks_reconcile(vm, want, n, true);
+		drives_unplugged(vm);
 	}
 	free(want);
 }

@@ -1,0 +1,87 @@
+#!/bin/bash
+# A drive of QEMU's command line unplugged over QMP (device_del) on a QEMU
+# no libvirt manages: QEMU closes its image with the device, and vmprobe
+# drops the drive and its series, though the command line still names it.
+# The other drive of the command line stays, its counts untouched.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/tests/lib/tap.sh"
+. "$REPO/tests/lib/vmprobe.sh"
+. "$REPO/tests/lib/guest.sh"
+
+tap_require_cmds "unplug of a command-line drive" qemu-system-x86_64
+tap_require_root "unplug of a command-line drive" tun
+
+WORK=$(mktemp -d /tmp/vmprobe-unplug.XXXXXX)
+PORT=19611 TAP=vmpt-up0
+cleanup() {
+	guest_stop >/dev/null 2>&1
+	vmprobe_stop >/dev/null 2>&1
+	ip link del "$TAP" 2>/dev/null
+	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip link del "$TAP" 2>/dev/null
+
+guest_build_or_fail
+truncate -s 8M "$WORK/cold.raw" "$WORK/stays.raw"
+guest_tap_add "$TAP"
+
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+
+# vda = colddisk (PCI slot 5), vdb = staydisk (slot 6): the guest names
+# them in slot order. It writes to both, then waits for vda to go.
+guest_make_initrd "$WORK/initrd" - <<'SH'
+dd if=/dev/zero of=/dev/vda bs=4096 count=8 oflag=direct 2>/dev/null
+dd if=/dev/zero of=/dev/vdb bs=4096 count=4 oflag=direct 2>/dev/null
+for d in vda vdb; do echo "STAT $d $(cat /sys/block/$d/stat)"; done
+echo PHASE-IO-DONE
+i=0; while [ -e /sys/block/vda ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); done
+[ -e /sys/block/vda ] || echo PHASE-UNPLUGGED
+sleep 300
+SH
+NAME=unplug-cmdline
+GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" \
+	-drive "file=$WORK/cold.raw,format=raw,if=none,id=cold,cache=none" \
+	-device virtio-blk-pci,drive=cold,id=colddisk,addr=0x5 \
+	-drive "file=$WORK/stays.raw,format=raw,if=none,id=stays,cache=none" \
+	-device virtio-blk-pci,drive=stays,id=staydisk,addr=0x6 ||
+	{ tap_fail "QEMU guest with two drives starts"; tap_done; exit; }
+tap_ok "QEMU guest with two drives starts"
+check "the guest's IO completes" wait_for 90 grep -q PHASE-IO-DONE "$GUEST_LOG"
+
+writes() { metric "$1" vmprobe_disk_latency_seconds_count name=$NAME drive="$2" operation=write; }
+guest_writes() { grep -a "^STAT $1 " "$GUEST_LOG" | tr -d '\r' | awk '{ print $7 }'; }
+counted() { scrape "$WORK/s1.txt" && [ "$(writes "$WORK/s1.txt" colddisk)" = "$(guest_writes vda)" ] &&
+	[ "$(writes "$WORK/s1.txt" staydisk)" = "$(guest_writes vdb)" ]; }
+check "both drives are counted: writes = the guest's (8 and 4)" wait_for 10 counted
+check_eq "the guest wrote 8 and 4 blocks" "8 4" "$(guest_writes vda) $(guest_writes vdb)"
+# vmprobe list (one walk of the fd table): each drive and whether its image is open.
+listed() { "$VMPROBE" list --json 2>/dev/null | python3 -c '
+import json, sys
+print(" ".join(sorted("%s:%s" % (d["drive"], d["image_open"]) for v in json.load(sys.stdin)
+                      if v["name"] == sys.argv[1] for d in v["drives"])))' "$NAME" 2>&1; }
+check_eq "vmprobe list shows both, their images open" "colddisk:True staydisk:True" "$(listed)"
+
+guest_qmp "$GUEST_QMP" device_del '{"id": "colddisk"}' >/dev/null
+check "the guest sees the drive unplugged" wait_for 60 grep -q PHASE-UNPLUGGED "$GUEST_LOG"
+gone() { scrape "$WORK/s2.txt" && [ -z "$(metric "$WORK/s2.txt" vmprobe_drive_info name=$NAME drive=colddisk)" ] &&
+	[ -z "$(writes "$WORK/s2.txt" colddisk)" ]; }
+check "the unplugged drive's series are gone" wait_for 10 gone
+check_eq "the other drive stays, its count untouched" "$(writes "$WORK/s1.txt" staydisk)" \
+	"$(writes "$WORK/s2.txt" staydisk)"
+check_num "and so does its info series" 1 "$(metric "$WORK/s2.txt" vmprobe_drive_info name=$NAME drive=staydisk)"
+check "vmprobe logged why" grep -q "drive colddisk's image was closed, nothing opened in its place: unplugged" \
+	"$WORK/vmprobe.log"
+sleep 2
+scrape "$WORK/s3.txt"
+check_eq "a while later, the command line has not brought it back" "" \
+	"$(grep -F 'drive="colddisk"' "$WORK/s3.txt")"
+check_eq "nor is its image listed as a drive of its own" "" "$(grep -F "cold.raw" "$WORK/s3.txt")"
+# One walk cannot tell an unplug from a QEMU that has not opened its
+# images yet: list shows the drive still named by the command line, its
+# image not open.
+check_eq "vmprobe list says its image is not open" "colddisk:False staydisk:True" "$(listed)"
+check "and the text says so" grep -q "colddisk .*(image not open: unplugged?)" \
+	<("$VMPROBE" list 2>&1)
+tap_done
