@@ -600,8 +600,9 @@ static void test_libvirt_pivot_keeps_the_drive(void **state)
  * its image) goes once its image stays closed with nothing opened in its
  * place, and the command line, which still names it, does not bring it
  * back. Closed at one walk and open again at the next (QEMU reopening
- * it), it stays. Closed while another image opened, it moved there. The
- * wait is slept, never raced: 0.3 s > 0.2 s.
+ * it), it stays. Closed while another image opened, it moved there. A
+ * walk that could not read every fd concludes nothing; under libvirt,
+ * libvirt's state alone says. The wait is slept, never raced: 0.3 s > 0.2 s.
  */
 static void test_unplugged_cmdline_drive_goes(void **state)
 {
@@ -651,6 +652,10 @@ static void test_unplugged_cmdline_drive_goes(void **state)
 	inv_sync(&d, vm, &snap, NULL);
 	expect_int("looked at again at the next scan", 1, vm->needs_sync);
 	usleep(300000);
+	snap.fds_partial = true; /* an fd that failed to read (EIO): its image may be that one */
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("a walk that could not read every fd concludes nothing", 2, vm->nr_disks);
+	snap.fds_partial = false;
 	inv_sync(&d, vm, &snap, NULL);
 	expect_int("unplugged: one drive", 1, vm->nr_disks);
 	expect_str("the other one", "vol-b", vm->disks[0].spec.label);
@@ -674,6 +679,21 @@ static void test_unplugged_cmdline_drive_goes(void **state)
 	expect_int("moved there, as at a mirror's pivot", (long long)files[1].ino,
 		   (long long)disk_named(vm, "vol-a")->ino);
 	expect_int("beside vol-b", 2, vm->nr_disks);
+	free(vm);
+
+	/* A VM libvirt managed, its state unreadable now: libvirt's word only. */
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm->libvirt_seen = true;
+	fake_fd(root, a, 27, &files[0]);
+	fake_fd(root, b, 28, &files[1]);
+	snap.nr_files = 2;
+	inv_sync(&d, vm, &snap, NULL);
+	files[0] = files[1];
+	snap.nr_files = 1;
+	inv_sync(&d, vm, &snap, NULL);
+	usleep(300000);
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("under libvirt, a closed image drops no drive", 2, vm->nr_disks);
 	free(vm);
 	rm_rf(root);
 }

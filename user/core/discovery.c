@@ -156,6 +156,7 @@ static void snapshot_fd(const struct discovery *d, const struct vm *vm, const ch
 	n = readlink(path, link, sizeof(link) - 1);
 	if (n <= 0) {
 		snap->fds_opaque |= errno == EACCES || errno == EPERM;
+		snap->fds_partial |= errno != ENOENT;
 		return;
 	}
 	link[n] = '\0';
@@ -171,8 +172,11 @@ static void snapshot_fd(const struct discovery *d, const struct vm *vm, const ch
 		u64_push(&snap->socks, &snap->nr_socks, &caps->socks, ino);
 		return;
 	}
-	if (stat(path, &st))
+	if (stat(path, &st)) {
+		/* Closed meanwhile, or a file that cannot be told (EIO, ESTALE). */
+		snap->fds_partial |= errno != ENOENT;
 		return;
+	}
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
 		push_file(snap, &caps->files, atoi(name), &st, birth_ns(path), link);
 	else if (S_ISCHR(st.st_mode) && !strncmp(link, "/dev/tap", 8) &&

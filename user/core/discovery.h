@@ -26,6 +26,7 @@ struct vm {
 	struct vm_disk disks[VM_MAX_DRIVES]; /* what it uses now (core/inventory.h) */
 	int nr_disks;
 	unsigned drives_gone; /* command-line drives unplugged since (bits of spec.drives) */
+	bool libvirt_seen;    /* libvirt's state of it was read once: libvirt says what goes */
 	struct vm_iface ifaces[VM_MAX_NICS];
 	int nr_ifaces;
 	int netns_fd;     /* the VM's network namespace, where its taps are */

@@ -425,7 +425,9 @@ static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct w
 	for (int i = 0; i < nr_closed; i++) {
 		/* Nothing opened in its place: unplugged, if it stays closed (drives_unplugged). */
 		if (!n) {
-			closed[i]->closed_at = now_seconds();
+			if (closed[i]->source == VM_SRC_CMDLINE && !snap->fds_opaque &&
+			    !snap->fds_partial)
+				closed[i]->closed_at = now_seconds();
 			continue;
 		}
 		if (!closed[i]->move_warned)
@@ -449,17 +451,23 @@ _Static_assert(VM_MAX_DRIVES <= 32, "vm.drives_gone has a bit per command-line d
  * device): it goes, series and all, and the command line, which still
  * names it, names it no more. Closed at one walk only, it may have been
  * QEMU reopening it (a new fd opened before the old one closed, the walk
- * of the fd table in between). libvirt's drives go by libvirt's state.
+ * of the fd table in between). Nothing is concluded from a walk that
+ * could not read every fd (EACCES, EIO, ESTALE: its image may be among
+ * them). A VM libvirt manages, or did (its state unreadable for a while),
+ * loses drives by libvirt's state only.
  */
-static void drives_unplugged(struct vm *vm)
+static void drives_unplugged(struct vm *vm, const struct vm_snapshot *snap)
 {
 	double now = now_seconds();
 
 	for (int i = 0; i < vm->nr_disks; i++) {
 		struct vm_disk *disk = &vm->disks[i];
 
-		if (!disk->present || disk->source != VM_SRC_CMDLINE || disk->open ||
-		    !disk->closed_at)
+		if (disk->source != VM_SRC_CMDLINE || vm->libvirt_seen)
+			disk->closed_at = 0;
+		if (!disk->present || disk->open || !disk->closed_at)
+			continue;
+		if (snap->fds_opaque || snap->fds_partial)
 			continue;
 		if (now - disk->closed_at < UNPLUG_CONFIRM_S) {
 			vm->needs_sync = true; /* looked at again at the next scan */
@@ -547,7 +555,7 @@ static void disks_update(struct discovery *d, struct vm *vm, const struct vm_sna
 		n = drives_claim(vm, want, n);
 		n = drives_follow(vm, snap, want, n);
 		disks_reconcile(vm, want, n, true);
-		drives_unplugged(vm);
+		drives_unplugged(vm, snap);
 	}
 	free(want);
 }
@@ -726,6 +734,7 @@ static void ifaces_update(struct vm *vm, const struct vm_snapshot *snap,
 void inventory_update(struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
 		      const struct libvirt_domain *dom)
 {
+	vm->libvirt_seen |= dom != NULL;
 	disks_update(d, vm, snap, dom);
 	ifaces_update(vm, snap, dom);
 	/* The probes say anew, at this sync, what they measure. */

@@ -61,6 +61,7 @@ struct vm_snapshot {
 	int *macvtaps;            /* fds of macvtap devices (/dev/tapN): NICs without a tap */
 	size_t nr_macvtaps;
 	bool fds_opaque;          /* fds listed whose files could not be read (no CAP_SYS_PTRACE) */
+	bool fds_partial;         /* an fd's link or file failed to read but for being closed */
 };
 
 struct probe;
