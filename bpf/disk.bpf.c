@@ -132,8 +132,8 @@ static __always_inline void stats_add(struct drive_stats *st, __u64 bytes, __u64
 {
 	if (failed)
 		drive_stats_error(st);
-	else
-		drive_stats_add(st, bytes, lat_ns);
+	else if (drive_stats_add(st, bytes, lat_ns))
+		bump(&disk_errors, DISK_ERR_CLOCK_SKEW);
 	bump(&disk_sources, src);
 }
 
@@ -941,6 +941,8 @@ static __always_inline int rq_done(struct request *rq, __u32 nr_bytes, bool fail
 		} else {
 			/* Stamped on another CPU whose clock is ahead: latency 0. */
 			lat = start < now ? now - start : 0;
+			if (start > now)
+				bump(&disk_errors, DISK_ERR_CLOCK_SKEW);
 			ds = dev_slot(dev, op);
 			if (ds) {
 				__sync_fetch_and_add(&ds->st.lat_sum_ns, lat);

@@ -8,18 +8,22 @@
 /*
  * One request: bytes, latency and both histograms; shared by all CPUs, so
  * atomically. A request's two time stamps may come from two CPUs whose
- * clocks disagree by more than the request took (seen on nested virtual
+ * clocks disagree by more than the request took (nested virtual
  * machines): a "negative" latency is counted as 0, never as the 2^64 ns
  * an unsigned difference makes of it, and the request is never dropped.
+ * True if so, for the caller to count.
  */
-static __always_inline void drive_stats_add(struct drive_stats *st, __u64 bytes, __u64 lat_ns)
+static __always_inline bool drive_stats_add(struct drive_stats *st, __u64 bytes, __u64 lat_ns)
 {
-	if ((__s64)lat_ns < 0)
+	bool skewed = (__s64)lat_ns < 0;
+
+	if (skewed)
 		lat_ns = 0;
 	__sync_fetch_and_add(&st->bytes, bytes);
 	__sync_fetch_and_add(&st->lat_sum_ns, lat_ns);
 	__sync_fetch_and_add(&st->lat_slots[time_slot(lat_ns, DISK_LAT_SLOTS)], 1);
 	__sync_fetch_and_add(&st->size_slots[hist_slot(bytes, DISK_SIZE_SLOTS)], 1);
+	return skewed;
 }
 
 /* A request the host failed: an error, never an operation, bytes or latency. */

@@ -132,6 +132,7 @@ enum disk_err {
 	DISK_ERR_FIXED_FILE,        /* io_uring request on a registered file: not attributed */
 	DISK_ERR_NATIVE_AMBIGUOUS,  /* io_submit mixing drives on one host device */
 	DISK_ERR_NO_TIMESTAMP,      /* host block: a request blk-mq did not time-stamp */
+	DISK_ERR_CLOCK_SKEW,        /* measured, but ended before it started: latency 0 */
 	DISK_ERR_MAX,
 };
 

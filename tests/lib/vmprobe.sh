@@ -158,6 +158,8 @@ drive_io_diag() { # LABEL=VALUE...
 		echo "#   the host's requests measured by $x: $(metric_delta "$WORK/s0.txt" \
 			"$WORK/s1.txt" vmprobe_disk_source_requests_total source=$x)"
 	done
+	echo "#   the host's requests that ended before they started (clock skew): $(metric_delta \
+		"$WORK/s0.txt" "$WORK/s1.txt" vmprobe_disk_clock_skew_requests_total)"
 }
 
 # vmprobe's totals of NAME's tap in FILE against the tap's own counters as

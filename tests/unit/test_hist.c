@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +74,8 @@ static void a_request_that_ends_before_it_starts_counts_with_latency_0(void **st
 	__u64 start = 1000000000, end = start - 3000;
 	__u64 total = 0;
 
-	drive_stats_add(&st, 4096, end - start);
-	drive_stats_add(&st, 4096, 2000);
+	expect_int("said, to be counted", 1, drive_stats_add(&st, 4096, end - start));
+	expect_int("an ordinary one is not", 0, drive_stats_add(&st, 4096, 2000));
 	for (int i = 0; i < DISK_LAT_SLOTS; i++)
 		total += st.lat_slots[i];
 	expect_int("requests", 2, (int)total);

@@ -7,7 +7,7 @@
 #include "core/metrics.h"
 #include "probes/disk/disk_probe.h"
 
-enum { F_HOST_BLOCK, F_SOURCE_ON, F_SOURCE_REQS, F_UNMEASURED, F_MAX };
+enum { F_HOST_BLOCK, F_SOURCE_ON, F_SOURCE_REQS, F_UNMEASURED, F_CLOCK_SKEW, F_MAX };
 
 static const struct expo_family fams[F_MAX] = {
 	[F_HOST_BLOCK] = { "vmprobe_host_block_latency_seconds", EXPO_HISTOGRAM, "seconds",
@@ -20,6 +20,9 @@ static const struct expo_family fams[F_MAX] = {
 	[F_UNMEASURED] = { "vmprobe_disk_unmeasured_requests_total", EXPO_COUNTER, "", "reason",
 			   "VM disk requests vmprobe saw but could not measure, by reason (inflight_full, "
 			   "io_uring_fixed_file, native_mixed_drives, host_block_no_timestamp)." },
+	[F_CLOCK_SKEW] = { "vmprobe_disk_clock_skew_requests_total", EXPO_COUNTER, "", "",
+			   "VM disk and host block requests that ended, by the clock of the CPU that "
+			   "saw the end, before they started by another CPU's: counted, with latency 0." },
 };
 
 const struct expo_family *disk_families(size_t *nr)
@@ -145,7 +148,7 @@ static __u64 source_on(const struct disk_probe *dp, unsigned s)
 
 void disk_render_self(struct probe *p, struct discovery *d, struct expo *e)
 {
-	static const char *const err_names[DISK_ERR_MAX] = {
+	static const char *const err_names[DISK_ERR_CLOCK_SKEW] = {
 		[DISK_ERR_INFLIGHT_FULL] = "inflight_full",
 		[DISK_ERR_FIXED_FILE] = "io_uring_fixed_file",
 		[DISK_ERR_NATIVE_AMBIGUOUS] = "native_mixed_drives",
@@ -156,6 +159,7 @@ void disk_render_self(struct probe *p, struct discovery *d, struct expo *e)
 	render_by(e, &fams[F_SOURCE_ON], "source", disk_src_names, DISK_SRC_MAX, dp, source_on);
 	render_by(e, &fams[F_SOURCE_REQS], "source", disk_src_names, DISK_SRC_MAX, dp,
 		  disk_source_count);
-	render_by(e, &fams[F_UNMEASURED], "reason", err_names, DISK_ERR_MAX, dp,
+	render_by(e, &fams[F_UNMEASURED], "reason", err_names, DISK_ERR_CLOCK_SKEW, dp,
 		  disk_error_count);
+	metrics_single_u64(e, &fams[F_CLOCK_SKEW], disk_error_count(dp, DISK_ERR_CLOCK_SKEW));
 }
