@@ -53,9 +53,9 @@ print(json.dumps({"pid": int(pid), "name": name, "namespace": "", "uuid": uuid,
     "interfaces": [dict(interface=tap, tap=tap, type="tap", netns=netns, ifindex=int(ifindex),
                         mac=mac, source="cmdline", **off)],
     "drives": [dict(drive="root", node="d0", file=work + "/a.img", aio="threads",
-                    backend="file", source="cmdline", **off),
+                    backend="file", source="cmdline", image_open=True, **off),
                dict(drive="data", node="d1", file=work + "/b, c.img", aio="io_uring",
-                    backend="file", source="cmdline", **off)]},
+                    backend="file", source="cmdline", image_open=True, **off)]},
     sort_keys=True, indent=1))
 PY
 )

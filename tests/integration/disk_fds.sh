@@ -3,9 +3,9 @@
 # image with pread(2), as aio=threads does, and every read counts for the
 # drive, exactly; a read of another file made earlier under the same fd
 # number (as the loader reads libraries) does not. Then the image's fd number is reused for another file
-# (as a reopen for block-commit, mirror or snapshot may leave it): once a
-# full walk of the fd table has seen that, reads through that number no
-# longer count for the drive.
+# (as a reopen for block-commit, mirror or snapshot may leave it, the
+# image open under another number): once a full walk of the fd table has
+# seen that, reads through that number no longer count for the drive.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -56,8 +56,9 @@ check_num "and its bytes" $((8 * 4096)) \
 check "the read of another file under the image's fd number was staged and dropped, not added" \
 	grep -q "drive disk0 of VM fds-vm: requests on fd $(awk '/^preread fd/ { print $3 }' "$WORK/vm.out") before it was counted were on another file" "$WORK/vmprobe.log"
 
-# The fd number now names /dev/zero; discovery's next walk of the whole fd
-# table (every 8 rescans, 200 ms each here) notices.
+# The fd number now names /dev/zero, the image is open under another;
+# discovery's next walk of the whole fd table (every 8 rescans, 200 ms each
+# here) notices.
 kill -HUP "$VM"
 check "the image's fd number was reused for another file" wait_for 5 grep -q "^reused 1$" "$WORK/vm.out"
 check "discovery forgets the fd" wait_for 10 grep -q "is no longer on its image" "$WORK/vmprobe.log"

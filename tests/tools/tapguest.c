@@ -16,8 +16,8 @@
  * TAPGUEST_OPS set, does the requests it lists on each drive (below), with
  * syscalls for an aio=threads drive and through an io_uring for an
  * aio=io_uring one, and prints "ops N" (requests done, failed ones
- * included). On SIGHUP it puts /dev/zero in place of each image under the
- * same fd number, as a reopen may reuse it.
+ * included). On SIGHUP it reopens each image under a new fd number and
+ * puts /dev/zero under the old one, as a reopen may reuse it.
  * It drains every frame delivered to the guest and, on SIGUSR1, writes
  * the frames listed in TAPGUEST_BURST ("COUNT:SIZE,...") into each tap,
  * as a guest transmitting. With TAPGUEST_PASS_FD=1 it re-executes itself
@@ -249,15 +249,22 @@ static int drive_ops(const char *spec, const int *fds, const bool *uring, int nr
 	return done;
 }
 
-/* The same fd numbers, now on /dev/zero; prints "reused N". */
+/*
+ * Each image reopened under a new fd number (kept open: the drive is
+ * still there, as after QEMU's reopen), the old numbers now on /dev/zero;
+ * prints "reused N".
+ */
 static void drive_reuse(const int *fds, int nr)
 {
+	char self[64];
 	int done = 0;
 
 	for (int i = 0; i < nr; i++) {
 		int other = open("/dev/zero", O_RDONLY);
 
-		if (other >= 0 && dup2(other, fds[i]) == fds[i])
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fds[i]);
+		if (open(self, O_RDONLY | O_CLOEXEC) >= 0 && other >= 0 &&
+		    dup2(other, fds[i]) == fds[i])
 			done++;
 		if (other >= 0)
 			close(other);
