@@ -14,10 +14,56 @@ passed=0 failed=0 skipped=0
 logdir=build/test-logs
 mkdir -p "$logdir"
 
+# What a suite left running that the next would trip on: a vmprobe (it
+# holds the serve lock, its programs stay on taps), a QEMU or its
+# stand-in. Said as the suite's failure and ended here, so that the next
+# suite starts clean and the leak is blamed where it happened. Only what
+# started during the suite: a host's own VMs and services are not ours.
+strays() { # each as PID:START_TIME
+	local p exe stat
+	for p in /proc/[0-9]*; do
+		exe=$(readlink "$p/exe" 2>/dev/null) || continue
+		case ${exe##*/} in
+		vmprobe | tapguest | qemu-system-*) ;;
+		*) continue ;;
+		esac
+		stat=$(cat "$p/stat" 2>/dev/null) || continue
+		stat=${stat##*) }
+		echo "${p#/proc/}:$(echo "$stat" | cut -d' ' -f20)"
+	done | sort
+}
+
+# A cleanup's SIGTERM may still be ending them: 5 s of grace, then each
+# one still there is said, and ended.
+end_strays() { # NAME BEFORE
+	local left p pids=() i
+	for i in $(seq 50); do
+		left=$(comm -13 <(echo "$2") <(strays))
+		[ -z "$left" ] && return 0
+		sleep 0.1
+	done
+	for p in $left; do
+		pids+=("${p%%:*}")
+		echo "not ok - suite $1 left running: pid ${p%%:*}:" \
+			"$(tr '\0' ' ' <"/proc/${p%%:*}/cmdline" 2>/dev/null)"
+	done
+	kill -TERM "${pids[@]}" 2>/dev/null
+	for i in $(seq 50); do
+		[ -z "$(comm -13 <(echo "$2") <(strays))" ] && break
+		sleep 0.1
+	done
+	[ -n "$(comm -13 <(echo "$2") <(strays))" ] && kill -KILL "${pids[@]}" 2>/dev/null
+	# What a killed vmprobe left attached or pinned.
+	[ -x build/vmprobe ] && build/vmprobe uninstall >/dev/null 2>&1
+	return 1
+}
+
 run_suite() {
 	local name=$1; shift
 	local log="$logdir/$name.log" rc p f s
 	echo "# suite $name: $*"
+	local before
+	before=$(strays)
 	CMOCKA_MESSAGE_OUTPUT=TAP timeout --kill-after=10 "${SUITE_TIMEOUT:-900}" "$@" >"$log" 2>&1
 	rc=$?
 	sed 's/^/    /' "$log"
@@ -32,6 +78,7 @@ run_suite() {
 		echo "not ok - suite $name ran no test"
 		f=1
 	fi
+	case $name in int-*) end_strays "$name" "$before" || f=$((f + 1)) ;; esac
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 

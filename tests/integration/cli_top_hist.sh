@@ -343,10 +343,11 @@ check "a top with its own probes runs" wait_for 5 own_filters
 rc=0; "$VMPROBE" hist web-busy -d 1 -n 1 >"$WORK/hist3.txt" 2>&1 || rc=$?
 check_eq "meanwhile a hist that would load its own probes exits 1" 1 "$rc"
 check "and says which vmprobe holds them (pid $TOP_PID)" \
-	grep -q "another vmprobe (pid $TOP_PID) has probes of its own attached" "$WORK/hist3.txt"
+	grep -q "another vmprobe (pid $TOP_PID: $VMPROBE top -b -n 20 -d 1) has probes of its own attached" "$WORK/hist3.txt"
 rc=0; timeout 10 "$VMPROBE" serve --listen 127.0.0.1:$((PORT + 1)) >"$WORK/serve3.log" 2>&1 || rc=$?
 check_eq "meanwhile serve refuses to start (exit 1)" 1 "$rc"
-check "and names the top (pid $TOP_PID)" grep -q "(pid $TOP_PID) has probes of its own attached" "$WORK/serve3.log"
+check "and names the top (pid $TOP_PID) and its command line" \
+	grep -q "(pid $TOP_PID: $VMPROBE top -b -n 20 -d 1) has probes of its own attached" "$WORK/serve3.log"
 check_eq "the first top's filters are untouched" 2 "$(filters "$TAP")"
 kill -TERM "$TOP_PID"; wait "$TOP_PID"
 check_eq "top removed its filters on SIGTERM" 0 "$(filters "$TAP")"

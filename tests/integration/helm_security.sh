@@ -157,7 +157,7 @@ both_counted() {
 }
 
 if ! run_vmprobe "$CAPS"; then
-	tap_fail "vmprobe serve starts with the chart's capabilities ($CAPS)" "$(tail -5 "$WORK/vmprobe.log")"
+	tap_fail "vmprobe serve starts with the chart's capabilities ($CAPS)" "$(tail -15 "$WORK/vmprobe.log")"
 	tap_done; exit
 fi
 tap_ok "vmprobe serve starts with the chart's capabilities ($CAPS)"

@@ -148,10 +148,11 @@ check_eq "another build: the adopted drive keeps its _created" "$DRIVE_BORN" "$(
 # 3. Two serves never at once; uninstall does not run beside a serve.
 "$VMPROBE" serve -c "$WORK/vmprobe.yaml" --listen 127.0.0.1:$((PORT + 1)) >"$WORK/second.log" 2>&1
 check_num "a second serve exits 1" 1 "$?"
-check "... saying which serve runs" grep -q "another vmprobe serve (pid $VMPROBE_PID) is running" "$WORK/second.log"
+check "... saying which serve runs, and its command line" \
+	grep -q "another vmprobe serve (pid $VMPROBE_PID: $VMPROBE serve -c $WORK/vmprobe.yaml) is running" "$WORK/second.log"
 "$VMPROBE" uninstall >"$WORK/uninstall.log" 2>&1
 check_num "uninstall exits 1 while serve runs" 1 "$?"
-check "... saying so" grep -q "another vmprobe serve (pid $VMPROBE_PID) is running" "$WORK/uninstall.log"
+check "... saying so" grep -q "another vmprobe serve (pid $VMPROBE_PID: $VMPROBE serve" "$WORK/uninstall.log"
 check_eq "and changes nothing" "vmprobe_tap_egr vmprobe_tap_ing" "$(progs)"
 exact "beside a refused second serve"
 

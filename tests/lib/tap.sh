@@ -13,8 +13,9 @@ tap_fail() { # DESC [DETAIL...]
 	TAP_N=$((TAP_N + 1)); TAP_FAILED=$((TAP_FAILED + 1))
 	echo "not ok $TAP_N - $1"
 	shift
-	local line
-	for line in "$@"; do echo "#   $line"; done
+	# Each line of each detail a comment: a log's "ok ..." line is no test.
+	local detail
+	for detail in "$@"; do printf '%s\n' "$detail" | sed 's/^/#   /'; done
 }
 
 # A check that could not run here: loud, and never counted as passed.

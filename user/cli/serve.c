@@ -55,7 +55,7 @@ static void drain(int fd)
  */
 static int take_locks(int *serve_fd, int *attach_fd)
 {
-	char holder[32];
+	char holder[LOCK_HOLDER_MAX];
 
 	*serve_fd = lock_take(SERVE_LOCK, holder, sizeof(holder));
 	if (*serve_fd == -EBUSY)

@@ -35,7 +35,7 @@ static bool uninstall_opt(const struct cmd_opt *o, const char *val, void *path)
  */
 static bool sweep_all(const struct config *cfg, int *total)
 {
-	char holder[32];
+	char holder[LOCK_HOLDER_MAX];
 	bool ok = true;
 	/* A top or hist with probes of its own holds it: its filters are vmprobe's too. */
 	int lock = lock_take(ATTACH_LOCK, holder, sizeof(holder));

@@ -87,7 +87,7 @@ static int open_shared(struct view *v)
 
 static int open_own(struct view *v)
 {
-	char holder[32];
+	char holder[LOCK_HOLDER_MAX];
 	int err;
 
 	if (cmd_load_config(&v->cfg, NULL))

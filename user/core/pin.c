@@ -710,6 +710,34 @@ int state_write(struct discovery *d)
 	return err;
 }
 
+/*
+ * Appends to `holder` (a PID) what that process runs, as "PID: COMMAND
+ * LINE": which serve, top or hist, or a process that inherited the lock.
+ */
+static void holder_command(char *holder, size_t len)
+{
+	char path[64], cmd[LOCK_HOLDER_MAX];
+	size_t at = strlen(holder);
+	ssize_t n;
+	int fd;
+
+	if (strspn(holder, "0123456789") != at)
+		return;
+	snprintf(path, sizeof(path), "/proc/%s/cmdline", holder);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	cmd[n] = '\0';
+	for (ssize_t i = 0; i < n - 1; i++)
+		if (cmd[i] == '\0' || cmd[i] == '\n')
+			cmd[i] = ' ';
+	snprintf(holder + at, len - at, ": %s", cmd);
+}
+
 int lock_take(const char *path, char *holder, size_t len)
 {
 	char pid[32];
@@ -725,6 +753,8 @@ int lock_take(const char *path, char *holder, size_t len)
 		holder[strcspn(holder, "\n")] = '\0';
 		if (!holder[0])
 			snprintf(holder, len, "?");
+		else
+			holder_command(holder, len);
 		close(fd);
 		return -EBUSY;
 	}

@@ -28,10 +28,14 @@ struct bpf_link;
 struct bpf_object;
 struct bpf_program;
 
+/* A lock's holder as lock_take says it: "PID: COMMAND LINE", cut. */
+#define LOCK_HOLDER_MAX 160
+
 /*
  * Takes the lock at `path` (made if missing) and writes our PID in it: its
  * fd, held until the process closes it or ends, or -EBUSY with the
- * holder's PID in `holder` ("?" if unknown), or another -errno.
+ * holder's PID and command line in `holder` ("?" if unknown), or another
+ * -errno.
  */
 int lock_take(const char *path, char *holder, size_t len);
 /* Is serve running? It holds SERVE_LOCK for as long as it lives. */
