@@ -939,9 +939,8 @@ static __always_inline int rq_done(struct request *rq, __u32 nr_bytes, bool fail
 		if (!start) {
 			bump(&disk_errors, DISK_ERR_NO_TIMESTAMP);
 		} else {
-			/* Stamped on another CPU whose clock is ahead: latency 0. */
-			lat = start < now ? now - start : 0;
-			if (start > now)
+			lat = now - start;
+			if (unskew_ns(&lat))
 				bump(&disk_errors, DISK_ERR_CLOCK_SKEW);
 			ds = dev_slot(dev, op);
 			if (ds) {

@@ -7,18 +7,14 @@
 
 /*
  * One request: bytes, latency and both histograms; shared by all CPUs, so
- * atomically. A request's two time stamps may come from two CPUs whose
- * clocks disagree by more than the request took (nested virtual
- * machines): a "negative" latency is counted as 0, never as the 2^64 ns
- * an unsigned difference makes of it, and the request is never dropped.
- * True if so, for the caller to count.
+ * atomically. A request whose stamps came from CPUs whose clocks disagree
+ * is never dropped: its "negative" latency is 0 (unskew_ns), and true
+ * says so, for the caller to count.
  */
 static __always_inline bool drive_stats_add(struct drive_stats *st, __u64 bytes, __u64 lat_ns)
 {
-	bool skewed = (__s64)lat_ns < 0;
+	bool skewed = unskew_ns(&lat_ns);
 
-	if (skewed)
-		lat_ns = 0;
 	__sync_fetch_and_add(&st->bytes, bytes);
 	__sync_fetch_and_add(&st->lat_sum_ns, lat_ns);
 	__sync_fetch_and_add(&st->lat_slots[time_slot(lat_ns, DISK_LAT_SLOTS)], 1);

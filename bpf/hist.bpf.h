@@ -40,4 +40,19 @@ static __always_inline __u32 time_slot(__u64 ns, __u32 nr_slots)
 	return hist_slot(ns + (ns * 73741824 + 999999999) / 1000000000, nr_slots);
 }
 
+/*
+ * A duration, the difference of two bpf_ktime_get_ns() stamps that may
+ * come from two CPUs whose clocks disagree by more than it lasted (nested
+ * virtual machines): a "negative" one (2^64 - x unsigned; no duration
+ * reaches 2^63 ns) becomes 0, rather than the last slot and a ruined _sum.
+ * True if so, for the caller to count.
+ */
+static __always_inline bool unskew_ns(__u64 *ns)
+{
+	if ((__s64)*ns >= 0)
+		return false;
+	*ns = 0;
+	return true;
+}
+
 #endif

@@ -226,11 +226,13 @@ static __always_inline __u64 clock_once(__u64 *now)
 
 /*
  * An RTT sample, closed by a segment going `dir`: it lands in st, that
- * direction's cell (see NET_PATH_*), shared by all CPUs.
+ * direction's cell (see NET_PATH_*), shared by all CPUs. Its stamps may
+ * come from two CPUs (a VM's rx and tx): a "negative" one is 0.
  */
 static __always_inline void rtt_sample(struct net_flow *f, struct net_tcp_cell *st, __u32 dir,
 				       __u64 ns)
 {
+	unskew_ns(&ns);
 	__sync_fetch_and_add(&st->rtt_sum_ns, ns);
 	__sync_fetch_and_add(&st->rtt_slots[time_slot(ns, NET_RTT_SLOTS)], 1);
 	if (dir == NET_PATH_NETWORK)
@@ -278,7 +280,11 @@ static __always_inline int seq_classify(struct net_flow *f, const struct tcp_seg
 	if ((f->flags & NET_FLOW_HOLE(dir)) && !seq_before(seg->seq, f->hole_lo[dir]) &&
 	    !seq_before(f->hole_hi[dir], end)) {
 		__u64 reorder_ns = f->net_rtt_us ? (__u64)f->net_rtt_us * 500 : 1000000;
-		int kind = clock_once(now) - f->hole_ns[dir] < reorder_ns ? SEG_REORDER : SEG_RETRANS;
+		__u64 since = clock_once(now) - f->hole_ns[dir];
+		int kind;
+
+		unskew_ns(&since); /* the hole seen on a CPU whose clock is ahead: just now */
+		kind = since < reorder_ns ? SEG_REORDER : SEG_RETRANS;
 
 		if (seg->seq == f->hole_lo[dir])
 			f->hole_lo[dir] = end;

@@ -85,12 +85,30 @@ static void a_request_that_ends_before_it_starts_counts_with_latency_0(void **st
 	expect_int("bytes", 8192, (int)st.bytes);
 }
 
+/* Every time difference the programs take (a drive's latency, a TCP RTT, a reorder gap). */
+static void a_negative_time_difference_is_0_and_said(void **state)
+{
+	__u64 start = 5000000000ULL, ns;
+
+	ns = (start - 1) - start;
+	expect_int("the end a nanosecond before the start: said", 1, unskew_ns(&ns));
+	expect_int("... and 0", 0, (int)(ns != 0));
+	ns = 0;
+	expect_int("0 is no skew", 0, unskew_ns(&ns));
+	ns = (1ULL << 63) - 1;
+	expect_int("the longest duration is kept", 0, unskew_ns(&ns));
+	expect_int("... as it is", 1, (int)(ns == (1ULL << 63) - 1));
+	ns = 1ULL << 63;
+	expect_int("2^63 ns is a negative difference", 1, unskew_ns(&ns));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_duration_up_to_64_ms_lands_in_its_power_of_two),
 		cmocka_unit_test(the_boundaries_and_long_durations_too),
 		cmocka_unit_test(a_request_that_ends_before_it_starts_counts_with_latency_0),
+		cmocka_unit_test(a_negative_time_difference_is_0_and_said),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
