@@ -84,4 +84,22 @@ check_eq "nor is its image listed as a drive of its own" "" "$(grep -F "cold.raw
 check_eq "vmprobe list says its image is not open" "colddisk:False staydisk:True" "$(listed)"
 check "and the text says so" grep -q "colddisk .*(image not open: unplugged?)" \
 	<("$VMPROBE" list 2>&1)
+
+# Unplugged while no vmprobe ran: the next serve never sees its image
+# open. In a QEMU that started long ago (QEMU_STARTUP_S, 10 s), that is
+# an unplug too.
+check "vmprobe serve stops" vmprobe_stop
+guest_qmp "$GUEST_QMP" device_del '{"id": "staydisk"}' >/dev/null
+image_closed() { ! ls -l /proc/$GUEST_PID/fd 2>/dev/null | grep -qF "$WORK/stays.raw"; }
+check "QEMU closes the second drive's image" wait_for 60 image_closed
+old_qemu() { [ "$(ps -o etimes= -p "$GUEST_PID")" -ge 12 ]; }
+check "QEMU started more than 12 s ago" wait_for 15 old_qemu
+mv "$WORK/vmprobe.log" "$WORK/vmprobe-1.log"
+vmprobe_start $PORT || { tap_fail "vmprobe serve starts again" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
+tap_ok "vmprobe serve starts again"
+no_drives() { scrape "$WORK/s4.txt" && [ -n "$(metric "$WORK/s4.txt" vmprobe_vm_info name=$NAME)" ] &&
+	[ -z "$(grep -F "name=\"$NAME\"" "$WORK/s4.txt" | grep -F 'drive="')" ]; }
+check "the VM is there, neither drive of its command line is" wait_for 10 no_drives
+why() { grep -c "drive $1's image is not open, QEMU started long ago, nothing unnamed is open: unplugged before vmprobe looked" "$WORK/vmprobe.log"; }
+check_eq "vmprobe logged why, once for each" "1 1" "$(why colddisk) $(why staydisk)"
 tap_done

@@ -698,6 +698,90 @@ static void test_unplugged_cmdline_drive_goes(void **state)
 	rm_rf(root);
 }
 
+/* Clock ticks since boot, as /proc/PID/stat's start time says: a process started `ago` s ago. */
+static unsigned long long started_ago(double ago)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)((ts.tv_sec + ts.tv_nsec / 1e9 - ago) * sysconf(_SC_CLK_TCK));
+}
+
+/*
+ * vmprobe started after a command-line drive was unplugged: its image is
+ * not open at vmprobe's first walk. In a QEMU that started seconds ago
+ * that may be QEMU still opening it: the drive stays. In one that started
+ * long ago, it was unplugged (nothing unnamed open), or moved (one
+ * unnamed image open), as if vmprobe had seen it close; a walk that could
+ * not read every fd concludes nothing.
+ */
+static void test_cmdline_drive_never_open_in_an_old_qemu_goes(void **state)
+{
+	char root[] = "/tmp/vmprobe-unit-unopened.XXXXXX", a[128], b[128], other[128], cmd[600];
+	char argv_a[160], argv_b[160];
+	char *const argv[] = { "qemu-system-x86_64", "-name", "unopened", "-drive", argv_a,
+			       "-device", "virtio-blk-pci,drive=d0,id=vol-a", "-drive", argv_b,
+			       "-device", "virtio-blk-pci,drive=d1,id=vol-b" };
+	struct config c = { 0 };
+	struct discovery d = { .cfg = &c };
+	struct vm_file files[2];
+	struct vm_snapshot snap = { .fds_read = true, .files = files, .nr_files = 1 };
+	struct vm *vm;
+
+	fake_proc(root, NULL, &c);
+	snprintf(a, sizeof(a), "%s/img/a.raw", root);
+	snprintf(b, sizeof(b), "%s/img/b.raw", root);
+	snprintf(other, sizeof(other), "%s/img/other.raw", root);
+	snprintf(cmd, sizeof(cmd), "touch %s %s %s", a, b, other);
+	assert_int_equal(0, system(cmd));
+	snprintf(argv_a, sizeof(argv_a), "file=%s,format=raw,if=none,id=d0", a);
+	snprintf(argv_b, sizeof(argv_b), "file=%s,format=raw,if=none,id=d1", b);
+	fake_fd(root, b, 21, &files[0]); /* vol-b's image open, vol-a's not */
+
+	/* QEMU started 1 s ago: still opening its images, maybe. */
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm->start_time = started_ago(1);
+	inv_sync(&d, vm, &snap, NULL);
+	usleep(300000);
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("a QEMU just started keeps both drives", 2, vm->nr_disks);
+	expect_int("vol-a not open", 0, disk_named(vm, "vol-a")->open);
+	free(vm);
+
+	/* Long started: unplugged before vmprobe looked. */
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm->start_time = started_ago(60);
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("one walk concludes nothing", 2, vm->nr_disks);
+	expect_int("looked at again at the next scan", 1, vm->needs_sync);
+	usleep(300000);
+	snap.fds_partial = true;
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("nor does a walk that could not read every fd", 2, vm->nr_disks);
+	snap.fds_partial = false;
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("then it goes", 1, vm->nr_disks);
+	expect_str("the other one stays", "vol-b", vm->disks[0].spec.label);
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("and the command line does not bring it back", 1, vm->nr_disks);
+	free(vm);
+
+	/* Long started, one image nothing names open: moved there (a mirror's pivot). */
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm->start_time = started_ago(60);
+	fake_fd(root, other, 22, &files[1]);
+	snap.nr_files = 2;
+	inv_sync(&d, vm, &snap, NULL);
+	usleep(300000);
+	inv_sync(&d, vm, &snap, NULL);
+	expect_int("vol-a kept", 1, disk_named(vm, "vol-a")->present);
+	expect_int("on the image nothing named", (long long)files[1].ino,
+		   (long long)disk_named(vm, "vol-a")->ino);
+	expect_int("beside vol-b, and no drive of its own", 2, vm->nr_disks);
+	free(vm);
+	rm_rf(root);
+}
+
 /*
  * A NIC passed by fd (-netdev tap,fd=33) that was unplugged stays gone
  * when QEMU reuses the fd number for something else; a macvtap fd
@@ -905,6 +989,7 @@ int main(void)
 		cmocka_unit_test(test_locked_image_fd_is_a_drive_labelled_by_its_path),
 		cmocka_unit_test(test_libvirt_pivot_keeps_the_drive),
 		cmocka_unit_test(test_unplugged_cmdline_drive_goes),
+		cmocka_unit_test(test_cmdline_drive_never_open_in_an_old_qemu_goes),
 		cmocka_unit_test(test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused),
 		cmocka_unit_test(test_paths_stay_inside_the_vms_root),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),

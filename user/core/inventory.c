@@ -180,7 +180,7 @@ static void disk_take(struct vm_disk *disk, const struct want_disk *w)
 	disk->rdev = S_ISBLK(w->file->mode) ? w->file->rdev : 0;
 	memcpy(disk->backing, w->backing, sizeof(disk->backing));
 	disk->nr_backing = w->nr_backing;
-	disk->open = disk->open_known = true;
+	disk->open = disk->open_known = disk->seen_open = disk->settled = true;
 	disk->closed_at = 0;
 }
 
@@ -383,6 +383,22 @@ static bool disk_open_in(const struct vm_disk *disk, const struct vm_snapshot *s
 }
 
 /*
+ * QEMU opens its drives' images as it starts, before it runs the guest;
+ * far past that, a drive of the command line whose image vmprobe has never
+ * seen open was unplugged, or moved, before vmprobe looked.
+ */
+#define QEMU_STARTUP_S 10.0
+
+/* Seconds since the VM's process started (its start time, in clock ticks since boot). */
+static double vm_age(const struct vm *vm)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9 - (double)vm->start_time / sysconf(_SC_CLK_TCK);
+}
+
+/*
  * A named drive QEMU moved to a new image stays the same drive (its
  * labels and counters go on); the new image, which nothing names, is no
  * drive of its own. A new image is a named drive's when its backing chain
@@ -391,7 +407,9 @@ static bool disk_open_in(const struct vm_disk *disk, const struct vm_snapshot *s
  * drive's own image was closed (blockdev-mirror or drive-mirror, then
  * job-complete: the target was opened before, the source closed at the
  * pivot). A drive whose image closed with no one candidate keeps its own
- * image (said once). Returns the candidates left (want[0..n)).
+ * image (said once). A drive of a QEMU long started whose image was never
+ * seen open (vmprobe started after it closed) counts as closed at its
+ * first walk. Returns the candidates left (want[0..n)).
  */
 static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct want_disk *want,
 			 int n)
@@ -415,6 +433,11 @@ static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct w
 		disk->open_known = true;
 		if (disk->open)
 			disk->closed_at = 0;
+		disk->seen_open |= disk->open;
+		/* Never open, QEMU long started: as if closed before this walk. */
+		if (!disk->open && !disk->settled && vm_age(vm) >= QEMU_STARTUP_S)
+			was_open = true;
+		disk->settled |= was_open || disk->open;
 		if (was_open && !disk->open)
 			closed[nr_closed++] = disk;
 	}
@@ -477,8 +500,13 @@ static void drives_unplugged(struct vm *vm, const struct vm_snapshot *snap)
 			if (!strcmp(vm->spec.drives[k].label, disk->spec.label))
 				vm->drives_gone |= 1u << k;
 		disk->present = false;
-		log_info("VM %s: drive %s's image was closed, nothing opened in its place: "
-			 "unplugged", vm->name, disk->spec.label);
+		if (disk->seen_open)
+			log_info("VM %s: drive %s's image was closed, nothing opened in its place: "
+				 "unplugged", vm->name, disk->spec.label);
+		else
+			log_info("VM %s: drive %s's image is not open, QEMU started long ago, nothing "
+				 "unnamed is open: unplugged before vmprobe looked", vm->name,
+				 disk->spec.label);
 	}
 }
 
