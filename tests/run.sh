@@ -58,6 +58,27 @@ end_strays() { # NAME BEFORE
 	return 1
 }
 
+# A run killed midway (service_caps.sh) may leave /run/vmprobe and the
+# pins' directory as the systemd unit's user has them: vmprobe as the
+# chart runs it (root without CAP_DAC_OVERRIDE) could not write there, and
+# the next run's helm suites would fail for it. Put back as root's, unless
+# a serve is running.
+own_state() {
+	local d
+	if [ -e /run/vmprobe/serve.lock ] && ! flock -n /run/vmprobe/serve.lock true; then
+		return
+	fi
+	for d in /sys/fs/bpf/vmprobe /run/vmprobe; do
+		[ -e "$d" ] && [ "$(stat -c %u "$d")" != 0 ] || continue
+		echo "# $d was uid $(stat -c %u "$d")'s (a run stopped midway?): removed"
+		if [ "$d" = /run/vmprobe ]; then
+			rm -rf "$d"
+		else
+			build/vmprobe uninstall >/dev/null 2>&1; rm -rf "$d"
+		fi
+	done
+}
+
 run_suite() {
 	local name=$1; shift
 	local log="$logdir/$name.log" rc p f s
@@ -96,6 +117,7 @@ for kind in "${want[@]}"; do
 				tests/fuzz/run.sh check "${FUZZ_CHECK_RUNS:-2000}" "${t##*/fuzz_}"
 		done ;;
 	integration)
+		own_state
 		for t in tests/integration/*.sh; do
 			[ -f "$t" ] && run_suite "int-$(basename "$t" .sh)" bash "$t"
 		done ;;

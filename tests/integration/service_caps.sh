@@ -272,6 +272,16 @@ for cap in CAP_BPF CAP_PERFMON CAP_NET_ADMIN; do
 	rm -rf /run/vmprobe
 done
 
+# /run/vmprobe as the unit leaves it while it runs, or if it is killed:
+# its user's. Root without CAP_DAC_OVERRIDE (the chart's pod) cannot
+# write in it, and says whose it is.
+install -d -o "$SVC_USER" -g "$SVC_USER" -m "$(unit_value RuntimeDirectoryMode)" /run/vmprobe
+setpriv --bounding-set=-all,+bpf,+perfmon,+net_admin,+sys_ptrace,+dac_read_search,+syslog,+sys_admin \
+	--inh-caps=-all "$VMPROBE" serve -c "$WORK/vmprobe.yaml" >"$WORK/rundir.log" 2>&1
+check_eq "root without CAP_DAC_OVERRIDE, /run/vmprobe the unit user's: serve exits 1" 1 "$?"
+check "and says whose /run/vmprobe is" grep -qF "error: cannot lock /run/vmprobe/serve.lock: Permission denied (/run/vmprobe is uid $(id -u "$SVC_USER")'s, mode 0755: without CAP_DAC_OVERRIDE, remove it)" "$WORK/rundir.log"
+rm -rf /run/vmprobe
+
 # In a user namespace of its own vmprobe holds every capability, of that
 # namespace: the kernel takes none of them for BPF. The log says so, and
 # names no capability (capget shows them all).

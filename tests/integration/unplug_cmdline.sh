@@ -88,7 +88,8 @@ check "and the text says so" grep -q "colddisk .*(image not open: unplugged?)" \
 # Unplugged while no vmprobe ran: the next serve never sees its image
 # open. In a QEMU that started long ago (QEMU_STARTUP_S, 10 s), that is
 # an unplug too.
-check "vmprobe serve stops" vmprobe_stop
+vmprobe_stop
+check_eq "vmprobe serve stops, exit 0" 0 "$?"
 guest_qmp "$GUEST_QMP" device_del '{"id": "staydisk"}' >/dev/null
 image_closed() { ! ls -l /proc/$GUEST_PID/fd 2>/dev/null | grep -qF "$WORK/stays.raw"; }
 check "QEMU closes the second drive's image" wait_for 60 image_closed

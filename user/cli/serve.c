@@ -62,7 +62,7 @@ static int take_locks(int *serve_fd, int *attach_fd)
 		log_error("another vmprobe serve (pid %s) is running on this host; stop it first",
 			  holder);
 	else if (*serve_fd < 0)
-		log_error("cannot lock %s: %s", SERVE_LOCK, strerror(-*serve_fd));
+		log_error("cannot lock %s: %s%s", SERVE_LOCK, strerror(-*serve_fd), holder);
 	if (*serve_fd < 0)
 		return *serve_fd;
 	*attach_fd = lock_take(ATTACH_LOCK, holder, sizeof(holder));
@@ -70,7 +70,7 @@ static int take_locks(int *serve_fd, int *attach_fd)
 		log_error("a vmprobe top or hist (pid %s) has probes of its own attached; "
 			  "stop it first", holder);
 	else if (*attach_fd < 0)
-		log_error("cannot lock %s: %s", ATTACH_LOCK, strerror(-*attach_fd));
+		log_error("cannot lock %s: %s%s", ATTACH_LOCK, strerror(-*attach_fd), holder);
 	if (*attach_fd < 0) {
 		close(*serve_fd);
 		return *attach_fd;

@@ -45,7 +45,8 @@ static bool sweep_all(const struct config *cfg, int *total)
 		fprintf(stderr, "vmprobe: a vmprobe top, hist or serve (pid %s) has probes "
 			"attached; stop it first\n", holder);
 	else if (lock < 0)
-		fprintf(stderr, "vmprobe: cannot lock %s: %s\n", ATTACH_LOCK, strerror(-lock));
+		fprintf(stderr, "vmprobe: cannot lock %s: %s%s\n", ATTACH_LOCK, strerror(-lock),
+			holder);
 	if (lock < 0)
 		return false;
 	for (size_t i = 0; i < probe_registry_len; i++) {

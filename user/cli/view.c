@@ -111,6 +111,9 @@ static int open_own(struct view *v)
 		fprintf(stderr, "vmprobe: another vmprobe (pid %s) has probes of its own attached; "
 				"wait for it to end, or run vmprobe serve, whose counters any "
 				"number of top and hist share\n", holder);
+	else if (v->attach_lock < 0)
+		fprintf(stderr, "vmprobe: cannot lock %s: %s%s\n", ATTACH_LOCK,
+			strerror(-v->attach_lock), holder);
 	if (v->attach_lock < 0)
 		return v->attach_lock;
 	/* Both columns' probes, whatever the configuration says. */

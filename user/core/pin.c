@@ -738,15 +738,40 @@ static void holder_command(char *holder, size_t len)
 	snprintf(holder + at, len - at, ": %s", cmd);
 }
 
+/*
+ * Why root may not write a lock: the file, or RUN_DIR, is another user's
+ * (a systemd unit's RuntimeDirectory= left behind) and root without
+ * CAP_DAC_OVERRIDE writes only its own. Said as " (...)", or "".
+ */
+static void owner_said(const char *path, char *out, size_t len)
+{
+	struct stat st;
+	const char *what = path;
+
+	if (stat(path, &st) || st.st_uid == geteuid()) {
+		what = RUN_DIR;
+		if (stat(RUN_DIR, &st) || st.st_uid == geteuid())
+			return;
+	}
+	snprintf(out, len, " (%s is uid %u's, mode %04o: without CAP_DAC_OVERRIDE, remove it)",
+		 what, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+}
+
 int lock_take(const char *path, char *holder, size_t len)
 {
 	char pid[32];
 	int fd, n;
 
+	holder[0] = '\0';
 	mkdir(RUN_DIR, 0755);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		int err = -errno;
+
+		if (err == -EACCES)
+			owner_said(path, holder, len);
+		return err;
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		n = (int)read(fd, holder, len - 1);
 		holder[n > 0 ? n : 0] = '\0';

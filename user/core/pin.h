@@ -35,7 +35,8 @@ struct bpf_program;
  * Takes the lock at `path` (made if missing) and writes our PID in it: its
  * fd, held until the process closes it or ends, or -EBUSY with the
  * holder's PID and command line in `holder` ("?" if unknown), or another
- * -errno.
+ * -errno (with -EACCES, `holder` may say whose file is in the way, as
+ * " (...)"; else "").
  */
 int lock_take(const char *path, char *holder, size_t len);
 /* Is serve running? It holds SERVE_LOCK for as long as it lives. */
