@@ -604,43 +604,91 @@ static void test_libvirt_pivot_keeps_the_drive(void **state)
  * walk that could not read every fd concludes nothing; under libvirt,
  * libvirt's state alone says. The wait is slept, never raced: 0.3 s > 0.2 s.
  */
+/*
+ * A QEMU of two command-line drives, vol-a on img/a.raw and vol-b on
+ * img/b.raw, and img/other.raw, which nothing names, in a fake /proc.
+ */
+struct two_drives {
+	char root[64], a[128], b[128], other[128], argv_a[160], argv_b[160];
+	char *argv[11];
+	struct config c;
+	struct discovery d;
+};
+
+static void two_drives_init(struct two_drives *t)
+{
+	char cmd[600];
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->root, sizeof(t->root), "/tmp/vmprobe-unit-unplug.XXXXXX");
+	fake_proc(t->root, NULL, &t->c);
+	t->d.cfg = &t->c;
+	snprintf(t->a, sizeof(t->a), "%s/img/a.raw", t->root);
+	snprintf(t->b, sizeof(t->b), "%s/img/b.raw", t->root);
+	snprintf(t->other, sizeof(t->other), "%s/img/other.raw", t->root);
+	snprintf(cmd, sizeof(cmd), "touch %s %s %s", t->a, t->b, t->other);
+	assert_int_equal(0, system(cmd));
+	snprintf(t->argv_a, sizeof(t->argv_a), "file=%s,format=raw,if=none,id=d0", t->a);
+	snprintf(t->argv_b, sizeof(t->argv_b), "file=%s,format=raw,if=none,id=d1", t->b);
+	memcpy(t->argv, (char *[]){ "qemu-system-x86_64", "-name", "unplug", "-drive", t->argv_a,
+				    "-device", "virtio-blk-pci,drive=d0,id=vol-a", "-drive", t->argv_b,
+				    "-device", "virtio-blk-pci,drive=d1,id=vol-b" }, sizeof(t->argv));
+}
+
+/*
+ * vol-a's image was found closed at the last walk: looked at again at the
+ * next scan. 0.3 s on (> 0.2 s), a walk that could not read every fd
+ * concludes nothing; the next one drops it, for good.
+ */
+static void expect_vol_a_goes(struct discovery *d, struct vm *vm, struct vm_snapshot *snap)
+{
+	expect_int("looked at again at the next scan", 1, vm->needs_sync);
+	usleep(300000);
+	snap->fds_partial = true; /* an fd that failed to read (EIO): its image may be that one */
+	inv_sync(d, vm, snap, NULL);
+	expect_int("a walk that could not read every fd concludes nothing", 2, vm->nr_disks);
+	snap->fds_partial = false;
+	inv_sync(d, vm, snap, NULL);
+	expect_int("unplugged: one drive", 1, vm->nr_disks);
+	expect_str("the other one", "vol-b", vm->disks[0].spec.label);
+	inv_sync(d, vm, snap, NULL);
+	expect_int("the command line does not bring it back", 1, vm->nr_disks);
+}
+
+/* vol-a went to the image nothing named (inode `ino`), as at a mirror's pivot: no drive of its own. */
+static void expect_vol_a_moved(const struct vm *vm, ino_t ino)
+{
+	expect_int("vol-a kept", 1, disk_named(vm, "vol-a")->present);
+	expect_int("moved there", (long long)ino, (long long)disk_named(vm, "vol-a")->ino);
+	expect_int("beside vol-b, and no drive of its own", 2, vm->nr_disks);
+}
+
 static void test_unplugged_cmdline_drive_goes(void **state)
 {
-	char root[] = "/tmp/vmprobe-unit-unplug.XXXXXX", a[128], b[128], other[128], cmd[600];
-	char argv_a[160], argv_b[160];
-	char *const argv[] = { "qemu-system-x86_64", "-name", "unplug", "-drive", argv_a,
-			       "-device", "virtio-blk-pci,drive=d0,id=vol-a", "-drive", argv_b,
-			       "-device", "virtio-blk-pci,drive=d1,id=vol-b" };
-	struct config c = { 0 };
-	struct discovery d = { .cfg = &c };
+	struct two_drives t;
+	const char *root = t.root, *a = t.a, *b = t.b, *other = t.other;
+	struct discovery *d = &t.d;
 	struct vm_file files[3];
 	struct vm_snapshot snap = { .fds_read = true, .files = files, .nr_files = 2 };
 	struct vm *vm;
 
-	fake_proc(root, NULL, &c);
-	snprintf(a, sizeof(a), "%s/img/a.raw", root);
-	snprintf(b, sizeof(b), "%s/img/b.raw", root);
-	snprintf(other, sizeof(other), "%s/img/other.raw", root);
-	snprintf(cmd, sizeof(cmd), "touch %s %s %s", a, b, other);
-	assert_int_equal(0, system(cmd));
-	snprintf(argv_a, sizeof(argv_a), "file=%s,format=raw,if=none,id=d0", a);
-	snprintf(argv_b, sizeof(argv_b), "file=%s,format=raw,if=none,id=d1", b);
+	two_drives_init(&t);
 	fake_fd(root, a, 21, &files[0]);
 	fake_fd(root, b, 22, &files[1]);
 	fake_fd(root, other, 23, &files[2]);
-	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm = vm_from(t.argv, ARRAY_SIZE(t.argv));
 
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	expect_int("two drives", 2, vm->nr_disks);
 	/* vol-a's image closes for one walk, then is open again: QEMU reopened it. */
 	files[0] = files[1];
 	snap.nr_files = 1;
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	fake_fd(root, a, 24, &files[0]);
 	snap.nr_files = 2;
 	usleep(300000);
 	vm->needs_sync = false; /* as vm_sync() does before a sync */
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	expect_int("reopened: still two drives", 2, vm->nr_disks);
 	expect_int("vol-a among them, named by the command line", VM_SRC_CMDLINE,
 		   disk_named(vm, "vol-a")->source);
@@ -649,50 +697,37 @@ static void test_unplugged_cmdline_drive_goes(void **state)
 	files[0] = files[1];
 	snap.nr_files = 1;
 	vm->needs_sync = false;
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("looked at again at the next scan", 1, vm->needs_sync);
-	usleep(300000);
-	snap.fds_partial = true; /* an fd that failed to read (EIO): its image may be that one */
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("a walk that could not read every fd concludes nothing", 2, vm->nr_disks);
-	snap.fds_partial = false;
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("unplugged: one drive", 1, vm->nr_disks);
-	expect_str("the other one", "vol-b", vm->disks[0].spec.label);
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("the command line does not bring it back", 1, vm->nr_disks);
+	inv_sync(d, vm, &snap, NULL);
+	expect_vol_a_goes(d, vm, &snap);
 	free(vm);
 
 	/* Closed while an image nothing names opened: it went there, not away. */
-	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm = vm_from(t.argv, ARRAY_SIZE(t.argv));
 	fake_fd(root, a, 25, &files[0]);
 	fake_fd(root, b, 26, &files[1]);
 	snap.nr_files = 2;
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	files[0] = files[1];
 	files[1] = files[2];
 	usleep(300000);
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	usleep(300000);
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("vol-a kept", 1, disk_named(vm, "vol-a")->present);
-	expect_int("moved there, as at a mirror's pivot", (long long)files[1].ino,
-		   (long long)disk_named(vm, "vol-a")->ino);
-	expect_int("beside vol-b", 2, vm->nr_disks);
+	inv_sync(d, vm, &snap, NULL);
+	expect_vol_a_moved(vm, files[1].ino);
 	free(vm);
 
 	/* A VM libvirt managed, its state unreadable now: libvirt's word only. */
-	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm = vm_from(t.argv, ARRAY_SIZE(t.argv));
 	vm->libvirt_seen = true;
 	fake_fd(root, a, 27, &files[0]);
 	fake_fd(root, b, 28, &files[1]);
 	snap.nr_files = 2;
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	files[0] = files[1];
 	snap.nr_files = 1;
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	usleep(300000);
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	expect_int("under libvirt, a closed image drops no drive", 2, vm->nr_disks);
 	free(vm);
 	rm_rf(root);
@@ -717,67 +752,43 @@ static unsigned long long started_ago(double ago)
  */
 static void test_cmdline_drive_never_open_in_an_old_qemu_goes(void **state)
 {
-	char root[] = "/tmp/vmprobe-unit-unopened.XXXXXX", a[128], b[128], other[128], cmd[600];
-	char argv_a[160], argv_b[160];
-	char *const argv[] = { "qemu-system-x86_64", "-name", "unopened", "-drive", argv_a,
-			       "-device", "virtio-blk-pci,drive=d0,id=vol-a", "-drive", argv_b,
-			       "-device", "virtio-blk-pci,drive=d1,id=vol-b" };
-	struct config c = { 0 };
-	struct discovery d = { .cfg = &c };
+	struct two_drives t;
+	const char *root = t.root;
+	struct discovery *d = &t.d;
 	struct vm_file files[2];
 	struct vm_snapshot snap = { .fds_read = true, .files = files, .nr_files = 1 };
 	struct vm *vm;
 
-	fake_proc(root, NULL, &c);
-	snprintf(a, sizeof(a), "%s/img/a.raw", root);
-	snprintf(b, sizeof(b), "%s/img/b.raw", root);
-	snprintf(other, sizeof(other), "%s/img/other.raw", root);
-	snprintf(cmd, sizeof(cmd), "touch %s %s %s", a, b, other);
-	assert_int_equal(0, system(cmd));
-	snprintf(argv_a, sizeof(argv_a), "file=%s,format=raw,if=none,id=d0", a);
-	snprintf(argv_b, sizeof(argv_b), "file=%s,format=raw,if=none,id=d1", b);
-	fake_fd(root, b, 21, &files[0]); /* vol-b's image open, vol-a's not */
+	two_drives_init(&t);
+	fake_fd(root, t.b, 21, &files[0]); /* vol-b's image open, vol-a's not */
 
 	/* QEMU started 1 s ago: still opening its images, maybe. */
-	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm = vm_from(t.argv, ARRAY_SIZE(t.argv));
 	vm->start_time = started_ago(1);
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	usleep(300000);
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	expect_int("a QEMU just started keeps both drives", 2, vm->nr_disks);
 	expect_int("vol-a not open", 0, disk_named(vm, "vol-a")->open);
 	free(vm);
 
 	/* Long started: unplugged before vmprobe looked. */
-	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm = vm_from(t.argv, ARRAY_SIZE(t.argv));
 	vm->start_time = started_ago(60);
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	expect_int("one walk concludes nothing", 2, vm->nr_disks);
-	expect_int("looked at again at the next scan", 1, vm->needs_sync);
-	usleep(300000);
-	snap.fds_partial = true;
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("nor does a walk that could not read every fd", 2, vm->nr_disks);
-	snap.fds_partial = false;
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("then it goes", 1, vm->nr_disks);
-	expect_str("the other one stays", "vol-b", vm->disks[0].spec.label);
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("and the command line does not bring it back", 1, vm->nr_disks);
+	expect_vol_a_goes(d, vm, &snap);
 	free(vm);
 
 	/* Long started, one image nothing names open: moved there (a mirror's pivot). */
-	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm = vm_from(t.argv, ARRAY_SIZE(t.argv));
 	vm->start_time = started_ago(60);
-	fake_fd(root, other, 22, &files[1]);
+	fake_fd(root, t.other, 22, &files[1]);
 	snap.nr_files = 2;
-	inv_sync(&d, vm, &snap, NULL);
+	inv_sync(d, vm, &snap, NULL);
 	usleep(300000);
-	inv_sync(&d, vm, &snap, NULL);
-	expect_int("vol-a kept", 1, disk_named(vm, "vol-a")->present);
-	expect_int("on the image nothing named", (long long)files[1].ino,
-		   (long long)disk_named(vm, "vol-a")->ino);
-	expect_int("beside vol-b, and no drive of its own", 2, vm->nr_disks);
+	inv_sync(d, vm, &snap, NULL);
+	expect_vol_a_moved(vm, files[1].ino);
 	free(vm);
 	rm_rf(root);
 }
