@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* O_PATH */
 #include "core/inventory.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +20,7 @@
 
 #include "core/discovery.h"
 #include "core/libvirt.h"
+#include "core/process.h"
 #include "core/util.h"
 
 const char *const vm_source_names[] = {
@@ -385,17 +387,85 @@ static bool disk_open_in(const struct vm_disk *disk, const struct vm_snapshot *s
 /*
  * QEMU opens its drives' images as it starts, before it runs the guest;
  * far past that, a drive of the command line whose image vmprobe has never
- * seen open was unplugged, or moved, before vmprobe looked.
+ * seen open was unplugged before vmprobe looked.
  */
 #define QEMU_STARTUP_S 10.0
 
-/* Seconds since the VM's process started (its start time, in clock ticks since boot). */
-static double vm_age(const struct vm *vm)
+/*
+ * Seconds since QEMU was exec'd, -1 if that cannot be told. Its process's
+ * start time is the fork's (a launcher may have run long before the
+ * exec): the first thread QEMU starts (RCU's, from a constructor) is
+ * the exec's, to a few milliseconds.
+ */
+static double qemu_age(const struct discovery *d, const struct vm *vm)
 {
+	char dir[PATH_MAX], path[PATH_MAX + 300], buf[1024];
+	unsigned long long first = 0;
+	struct proc_stat st;
 	struct timespec ts;
+	struct dirent *e;
+	DIR *dh;
 
+	snprintf(dir, sizeof(dir), "%.200s/%d/task", d->cfg->proc_root, (int)vm->pid);
+	dh = opendir(dir);
+	if (!dh)
+		return -1;
+	while ((e = readdir(dh))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' || atoi(e->d_name) == (int)vm->pid)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
+		if (read_file(path, buf, sizeof(buf)) > 0 && !proc_stat_parse(buf, &st) &&
+		    (!first || st.start < first))
+			first = st.start;
+	}
+	closedir(dh);
+	if (!first)
+		return -1;
 	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9 - (double)vm->start_time / sysconf(_SC_CLK_TCK);
+	return ts.tv_sec + ts.tv_nsec / 1e9 - (double)first / sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * Whether an fd may be on the drive's image though not as its path stats:
+ * the same block device under another node, or the path QEMU opened (the
+ * file replaced or deleted since, QEMU chrooted since).
+ */
+static bool disk_maybe_open(const struct vm_disk *disk, const struct vm_snapshot *snap)
+{
+	size_t len = strlen(disk->spec.file);
+
+	for (size_t f = 0; f < snap->nr_files; f++) {
+		const struct vm_file *file = &snap->files[f];
+
+		if (disk->rdev && S_ISBLK(file->mode) && file->rdev == disk->rdev)
+			return true;
+		if (!strncmp(file->path, disk->spec.file, len) &&
+		    (!file->path[len] || !strcmp(file->path + len, " (deleted)")))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A command-line drive never seen open, at a walk that read every fd:
+ * in a QEMU long started, and with no fd that may be its image, it was
+ * unplugged before vmprobe looked (drives_unplugged confirms it). Its
+ * image cannot have moved where vmprobe saw: no move is inferred.
+ */
+static void drive_never_open(const struct discovery *d, struct vm *vm, struct vm_disk *disk,
+			     const struct vm_snapshot *snap)
+{
+	double age;
+
+	if (disk->open || disk->settled || disk->source != VM_SRC_CMDLINE || vm->libvirt_seen ||
+	    snap->fds_opaque || snap->fds_partial)
+		return;
+	age = qemu_age(d, vm);
+	if (age < QEMU_STARTUP_S)
+		return; /* QEMU may still be opening it (or is no QEMU to tell by): next walk */
+	disk->settled = true;
+	if (!disk_maybe_open(disk, snap))
+		disk->closed_at = now_seconds();
 }
 
 /*
@@ -407,12 +477,10 @@ static double vm_age(const struct vm *vm)
  * drive's own image was closed (blockdev-mirror or drive-mirror, then
  * job-complete: the target was opened before, the source closed at the
  * pivot). A drive whose image closed with no one candidate keeps its own
- * image (said once). A drive of a QEMU long started whose image was never
- * seen open (vmprobe started after it closed) counts as closed at its
- * first walk. Returns the candidates left (want[0..n)).
+ * image (said once). Returns the candidates left (want[0..n)).
  */
-static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct want_disk *want,
-			 int n)
+static int drives_follow(const struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
+			 struct want_disk *want, int n)
 {
 	struct vm_disk *closed[VM_MAX_DRIVES];
 	int nr_closed = 0;
@@ -434,10 +502,8 @@ static int drives_follow(struct vm *vm, const struct vm_snapshot *snap, struct w
 		if (disk->open)
 			disk->closed_at = 0;
 		disk->seen_open |= disk->open;
-		/* Never open, QEMU long started: as if closed before this walk. */
-		if (!disk->open && !disk->settled && vm_age(vm) >= QEMU_STARTUP_S)
-			was_open = true;
-		disk->settled |= was_open || disk->open;
+		disk->settled |= disk->open;
+		drive_never_open(d, vm, disk, snap);
 		if (was_open && !disk->open)
 			closed[nr_closed++] = disk;
 	}
@@ -504,9 +570,8 @@ static void drives_unplugged(struct vm *vm, const struct vm_snapshot *snap)
 			log_info("VM %s: drive %s's image was closed, nothing opened in its place: "
 				 "unplugged", vm->name, disk->spec.label);
 		else
-			log_info("VM %s: drive %s's image is not open, QEMU started long ago, nothing "
-				 "unnamed is open: unplugged before vmprobe looked", vm->name,
-				 disk->spec.label);
+			log_info("VM %s: drive %s's image is not open, QEMU started long ago: "
+				 "unplugged before vmprobe looked", vm->name, disk->spec.label);
 	}
 }
 
@@ -581,7 +646,7 @@ static void disks_update(struct discovery *d, struct vm *vm, const struct vm_sna
 		memset(want, 0, VM_MAX_DRIVES * sizeof(*want));
 		n = fd_drives(d, vm, snap, dom, want);
 		n = drives_claim(vm, want, n);
-		n = drives_follow(vm, snap, want, n);
+		n = drives_follow(d, vm, snap, want, n);
 		disks_reconcile(vm, want, n, true);
 		drives_unplugged(vm, snap);
 	}

@@ -53,7 +53,7 @@ struct vm_disk {
 	bool open_known;        /* `open` is from a walk of the fd table (it could be read) */
 	double closed_at;       /* its image closed with nothing opened in its place: when */
 	bool seen_open;         /* `open` at some walk */
-	bool settled;           /* seen open, or taken as closed once QEMU had long started */
+	bool settled;           /* seen open, or judged at a full walk of a QEMU long exec'd */
 	bool move_warned;       /* a move to an image that could not be told was logged */
 	struct coverage cov;
 	void *priv[PROBE_MAX];  /* each probe's state of this drive */

@@ -721,8 +721,6 @@ static void holder_command(char *holder, size_t len)
 	ssize_t n;
 	int fd;
 
-	if (strspn(holder, "0123456789") != at)
-		return;
 	snprintf(path, sizeof(path), "/proc/%s/cmdline", holder);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -732,9 +730,14 @@ static void holder_command(char *holder, size_t len)
 	if (n <= 0)
 		return;
 	cmd[n] = '\0';
-	for (ssize_t i = 0; i < n - 1; i++)
-		if (cmd[i] == '\0' || cmd[i] == '\n')
+	/* Another process's words, for a terminal: no control characters. */
+	for (ssize_t i = 0; i < n; i++)
+		if (cmd[i] == '\0')
 			cmd[i] = ' ';
+		else if ((unsigned char)cmd[i] < 0x20 || cmd[i] == 0x7f)
+			cmd[i] = '?';
+	while (n > 0 && cmd[n - 1] == ' ')
+		cmd[--n] = '\0';
 	snprintf(holder + at, len - at, ": %s", cmd);
 }
 
@@ -753,8 +756,9 @@ static void owner_said(const char *path, char *out, size_t len)
 		if (stat(RUN_DIR, &st) || st.st_uid == geteuid())
 			return;
 	}
-	snprintf(out, len, " (%s is uid %u's, mode %04o: without CAP_DAC_OVERRIDE, remove it)",
-		 what, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	snprintf(out, len, " (%s is uid %u's, mode %04o%s)", what, (unsigned)st.st_uid,
+		 (unsigned)(st.st_mode & 07777),
+		 geteuid() ? "" : ": without CAP_DAC_OVERRIDE, remove it");
 }
 
 int lock_take(const char *path, char *holder, size_t len)
@@ -776,7 +780,8 @@ int lock_take(const char *path, char *holder, size_t len)
 		n = (int)read(fd, holder, len - 1);
 		holder[n > 0 ? n : 0] = '\0';
 		holder[strcspn(holder, "\n")] = '\0';
-		if (!holder[0])
+		/* A PID, or unknown: nothing else of a file another may write is said. */
+		if (!holder[0] || strspn(holder, "0123456789") != strlen(holder))
 			snprintf(holder, len, "?");
 		else
 			holder_command(holder, len);
