@@ -78,11 +78,9 @@ own_state() {
 	for d in /sys/fs/bpf/vmprobe /run/vmprobe; do
 		[ -e "$d" ] && [ "$(stat -c %u "$d")" != 0 ] || continue
 		echo "# $d was uid $(stat -c %u "$d")'s (a run stopped midway?): removed"
-		if [ "$d" = /run/vmprobe ]; then
-			rm -rf "$d"
-		else
-			build/vmprobe uninstall >/dev/null 2>&1; rm -rf "$d"
-		fi
+		# The pins' directory: what they hold detached first.
+		[ "$d" = /run/vmprobe ] || build/vmprobe uninstall >/dev/null 2>&1
+		rm -rf "$d"
 	done
 }
 

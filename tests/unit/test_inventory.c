@@ -749,10 +749,8 @@ static void test_unplugged_cmdline_drive_goes(void **state)
 static void qemu_started_ago(const char *root, double ago)
 {
 	char path[200];
-	struct timespec ts;
 	FILE *f;
 
-	clock_gettime(CLOCK_BOOTTIME, &ts);
 	snprintf(path, sizeof(path), "%s/4242/task", root);
 	mkdir(path, 0755);
 	strncat(path, "/4243", sizeof(path) - strlen(path) - 1);
@@ -761,7 +759,7 @@ static void qemu_started_ago(const char *root, double ago)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fprintf(f, "4243 (call_rcu) S 1 1 1 0 -1 4194368 0 0 0 0 0 0 0 0 20 0 1 0 %llu 0 0\n",
-		(unsigned long long)((ts.tv_sec + ts.tv_nsec / 1e9 - ago) * sysconf(_SC_CLK_TCK)));
+		(unsigned long long)((boottime_ns() / 1e9 - ago) * sysconf(_SC_CLK_TCK)));
 	fclose(f);
 }
 

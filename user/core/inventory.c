@@ -402,11 +402,11 @@ static double qemu_age(const struct discovery *d, const struct vm *vm)
 	char dir[PATH_MAX], path[PATH_MAX + 300], buf[1024];
 	unsigned long long first = 0;
 	struct proc_stat st;
-	struct timespec ts;
 	struct dirent *e;
 	DIR *dh;
 
-	snprintf(dir, sizeof(dir), "%.200s/%d/task", d->cfg->proc_root, (int)vm->pid);
+	proc_pid_dir(d, vm, dir, sizeof(dir));
+	strncat(dir, "/task", sizeof(dir) - strlen(dir) - 1);
 	dh = opendir(dir);
 	if (!dh)
 		return -1;
@@ -421,8 +421,7 @@ static double qemu_age(const struct discovery *d, const struct vm *vm)
 	closedir(dh);
 	if (!first)
 		return -1;
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9 - (double)first / sysconf(_SC_CLK_TCK);
+	return boottime_ns() / 1e9 - (double)first / sysconf(_SC_CLK_TCK);
 }
 
 /*

@@ -718,20 +718,14 @@ static void holder_command(char *holder, size_t len)
 {
 	char path[64], cmd[LOCK_HOLDER_MAX];
 	size_t at = strlen(holder);
-	ssize_t n;
-	int fd;
+	long n;
 
 	snprintf(path, sizeof(path), "/proc/%s/cmdline", holder);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = read(fd, cmd, sizeof(cmd) - 1);
-	close(fd);
+	n = read_file(path, cmd, sizeof(cmd));
 	if (n <= 0)
 		return;
-	cmd[n] = '\0';
 	/* Another process's words, for a terminal: no control characters. */
-	for (ssize_t i = 0; i < n; i++)
+	for (long i = 0; i < n; i++)
 		if (cmd[i] == '\0')
 			cmd[i] = ' ';
 		else if ((unsigned char)cmd[i] < 0x20 || cmd[i] == 0x7f)

@@ -353,6 +353,11 @@ unsigned long long realtime_ns(void)
 	return clock_ns(CLOCK_REALTIME);
 }
 
+unsigned long long boottime_ns(void)
+{
+	return clock_ns(CLOCK_BOOTTIME);
+}
+
 int cmp_int(const void *a, const void *b)
 {
 	int x = *(const int *)a, y = *(const int *)b;

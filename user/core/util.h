@@ -101,6 +101,8 @@ double now_seconds(void);
 unsigned long long realtime_ns(void);
 /* CLOCK_MONOTONIC in ns, the clock of BPF's bpf_ktime_get_ns(). */
 unsigned long long monotonic_ns(void);
+/* CLOCK_BOOTTIME in ns: the clock of /proc/PID/stat's start times. */
+unsigned long long boottime_ns(void);
 
 /* qsort/bsearch order of ints, and of __u64s. */
 int cmp_int(const void *a, const void *b);
