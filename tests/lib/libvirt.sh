@@ -23,7 +23,11 @@
 # mount namespace with a private /dev), so - as under KubeVirt's
 # virt-launcher - the live domain XML is /run/libvirt/qemu/NAME.xml only as
 # seen through /proc/QEMU_PID/root; from the host it is also
-# DIR/run/qemu/NAME.xml. A system libvirtd, if any, is untouched. Host
+# DIR/run/qemu/NAME.xml. With LIBVIRT_PIDNS=1 libvirtd (and so its QEMU)
+# also runs in a pid namespace of its own, as in a virt-launcher pod (its
+# init a shell that reaps, as virt-launcher-monitor is there): the pid in
+# the status XML is QEMU's pid in that namespace, LV_PID QEMU's pid on the
+# host. A system libvirtd, if any, is untouched. Host
 # changes: empty mount points /run/libvirt, /var/lib/libvirt,
 # /var/log/libvirt, /var/cache/libvirt are created if missing and left
 # (another instance may be using them); the capabilities cache stays.
@@ -36,11 +40,16 @@
 # Do not call libvirt_start in a subshell ($(...)): libvirtd must be a child
 # of the test's shell so libvirt_stop can reap it. If the test is killed
 # without running libvirt_stop, libvirtd dies with its process group but
-# its QEMU processes (daemonized) keep running.
+# its QEMU processes (daemonized) keep running, unless they are in
+# libvirtd's pid namespace (LIBVIRT_PIDNS=1), which dies with it.
 
-# libvirtd's own state (one instance per sourcing shell).
+# libvirtd's own state (one instance per sourcing shell). LV_DAEMON_PID is
+# libvirtd's pid on the host; LV_WAIT_PID the shell's child that ends with it
+# (libvirtd, or with LIBVIRT_PIDNS=1 the unshare that forked it).
 LV_DIR=${LV_DIR:-}
 LV_DAEMON_PID=${LV_DAEMON_PID:-}
+LV_WAIT_PID=${LV_WAIT_PID:-}
+LV_PIDNS=${LV_PIDNS:-0}
 
 _lv_qemu_driver=/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so
 
@@ -65,6 +74,8 @@ libvirt_require() {
         why="unshare is not installed (Debian: util-linux)"
     elif ! unshare -m true 2>/dev/null; then
         why="cannot create a mount namespace (unshare -m)"
+    elif [[ ${LIBVIRT_PIDNS:-0} == 1 ]] && ! unshare -m -p -f --mount-proc true 2>/dev/null; then
+        why="cannot create a pid namespace (unshare -p -f --mount-proc)"
     fi
     if [[ -n $why ]]; then
         echo "libvirt: $why" >&2
@@ -89,7 +100,7 @@ _lv_with_entry() {
 #   LV_URI         qemu:///system?socket=DIR/run/libvirt-sock
 #   VIRSH          DIR/virsh: a wrapper running virsh -c "$LV_URI" "$@"
 #                  (call it unquoted: $VIRSH list)
-#   LV_DAEMON_PID  libvirtd's PID; its log is DIR/libvirtd.log
+#   LV_DAEMON_PID  libvirtd's PID (on the host); its log is DIR/libvirtd.log
 # qemu.conf: QEMU runs as root:root, no dynamic ownership, no security
 # driver, no cgroups (none are needed, and a host without systemd has no
 # machined), QEMU's stderr to DIR/log/qemu/NAME.log (stdio_handler=file,
@@ -141,30 +152,48 @@ EOF
         mkdir -p "$d" || return
     done
 
-    # unshare execs sh, sh execs libvirtd: $! is libvirtd.
+    # unshare execs sh, sh execs libvirtd: $! is libvirtd. With a pid
+    # namespace unshare forks the namespace's init (which mounts its /proc):
+    # sh, which starts libvirtd and reaps what libvirtd leaves it (its
+    # QEMUs, daemonized), as virt-launcher-monitor does in a pod; $! is
+    # unshare, which takes the namespace with it if killed.
+    LV_PIDNS=${LIBVIRT_PIDNS:-0}
+    local ns=(--mount --propagation private)
+    [[ $LV_PIDNS == 1 ]] && ns+=(--pid --fork --mount-proc --kill-child)
     # shellcheck disable=SC2016  # $1.. expand in the inner shell
-    unshare --mount --propagation private -- /bin/sh -c '
+    unshare "${ns[@]}" -- /bin/sh -c '
         d=$1 caps=$2
         if [ "$3" = 1 ]; then
             mount --bind "$d/ns/passwd" /etc/passwd && mount --bind "$d/ns/group" /etc/group || exit 1
         fi
         mount --bind "$d/etc" /etc/libvirt && mount --bind "$d/run" /run/libvirt &&
             mount --bind "$d/lib" /var/lib/libvirt && mount --bind "$d/log" /var/log/libvirt &&
-            mount --bind "$caps" /var/cache/libvirt &&
-            exec /usr/sbin/libvirtd --pid-file "$d/libvirtd.pid"' \
-        sh "$dir" "$caps" "$users" </dev/null >"$dir/libvirtd.log" 2>&1 &
-    LV_DAEMON_PID=$!
+            mount --bind "$caps" /var/cache/libvirt || exit 1
+        [ "$4" = 1 ] || exec /usr/sbin/libvirtd --pid-file "$d/libvirtd.pid"
+        /usr/sbin/libvirtd --pid-file "$d/libvirtd.pid" &
+        lv=$!
+        trap "kill -TERM $lv" TERM INT
+        while kill -0 $lv 2>/dev/null; do wait; done' \
+        sh "$dir" "$caps" "$users" "$LV_PIDNS" </dev/null >"$dir/libvirtd.log" 2>&1 &
+    LV_WAIT_PID=$! LV_DAEMON_PID=$!
     LV_DIR=$dir
     LV_URI="qemu:///system?socket=$dir/run/libvirt-sock"
     printf '#!/bin/bash\nexec virsh -c %q "$@"\n' "$LV_URI" >"$dir/virsh"
     chmod 755 "$dir/virsh"
     VIRSH=$dir/virsh
+    if [[ $LV_PIDNS == 1 ]] && ! LV_DAEMON_PID=$(_lv_child "$(_lv_child "$LV_WAIT_PID" sh)" libvirtd); then
+        echo "libvirt_start: no libvirtd in its pid namespace; its log:" >&2
+        tail -n 20 "$dir/libvirtd.log" >&2
+        LV_DAEMON_PID=
+        libvirt_stop
+        return 1
+    fi
 
     for ((i = 0; i < 300; i++)); do
         if [[ -S $dir/run/libvirt-sock ]] && "$VIRSH" version >/dev/null 2>&1; then
             return 0
         fi
-        kill -0 "$LV_DAEMON_PID" 2>/dev/null || break
+        kill -0 "$LV_WAIT_PID" 2>/dev/null || break
         sleep 0.1
     done
     echo "libvirt_start: libvirtd did not come up; its log:" >&2
@@ -270,11 +299,52 @@ EOF
         echo "libvirt_define_guest: no QEMU pid for $name" >&2
         return 1
     fi
+    if [[ $LV_PIDNS == 1 ]]; then
+        local nspid=$pid
+        if ! pid=$(_lv_host_pid "$nspid"); then
+            echo "libvirt_define_guest: QEMU's pid $nspid in libvirtd's namespace is no process" >&2
+            return 1
+        fi
+    fi
     echo "$pid" >"$dir/pid"
     LV_DOM=$name
     LV_PID=$pid
     LV_LOG=$dir/serial.log
     LV_XML=$LV_DIR/run/qemu/$name.xml
+}
+
+# _lv_child PID COMM: prints the pid of PID's child named COMM, waiting up
+# to 10 s for it (sh runs mount before it starts libvirtd).
+_lv_child() {
+    local c i cs comm
+    for ((i = 0; i < 200; i++)); do
+        # The file has no newline: read fails but fills cs.
+        read -r -a cs <"/proc/$1/task/$1/children" 2>/dev/null
+        for c in "${cs[@]}"; do
+            read -r comm <"/proc/$c/comm" 2>/dev/null || continue
+            [[ $comm == "$2" ]] && { echo "$c"; return 0; }
+        done
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# _lv_host_pid NSPID: prints the host pid of the process whose pid in
+# libvirtd's pid namespace is NSPID (the last field of NSpid in status).
+_lv_host_pid() {
+    local s p k v
+    for s in /proc/[0-9]*/status; do
+        p=${s#/proc/}
+        p=${p%/status}
+        [[ /proc/$p/ns/pid -ef /proc/$LV_DAEMON_PID/ns/pid ]] || continue
+        while read -r k v; do
+            [[ $k == NSpid: ]] || continue
+            [[ ${v##*[[:space:]]} == "$1" ]] && { echo "$p"; return 0; }
+            break
+        done <"$s" 2>/dev/null
+    done
+    return 1
 }
 
 # libvirt_nic_xml TAP [MAC]
@@ -307,8 +377,12 @@ libvirt_stop() {
             [[ -n $dom ]] && timeout 20 "$VIRSH" destroy "$dom" >/dev/null 2>&1
         done < <(timeout 10 "$VIRSH" list --name 2>/dev/null)
     fi
-    # QEMU processes outlive libvirtd: kill those it still knows of.
-    for f in "$LV_DIR"/run/qemu/*.pid "$LV_DIR"/dom.*/pid; do
+    # QEMU processes outlive libvirtd: kill those it still knows of. In a
+    # pid namespace its pid files name pids there, and its QEMUs die with
+    # libvirtd, the namespace's init.
+    local files=("$LV_DIR"/dom.*/pid)
+    [[ $LV_PIDNS == 1 ]] || files+=("$LV_DIR"/run/qemu/*.pid)
+    for f in "${files[@]}"; do
         [[ -f $f ]] || continue
         pid=$(<"$f")
         [[ $pid =~ ^[0-9]+$ ]] || continue
@@ -316,17 +390,18 @@ libvirt_stop() {
         [[ $(cat "/proc/$pid/comm" 2>/dev/null) == qemu-system-* ]] || continue
         kill -KILL "$pid" 2>/dev/null
     done
-    if [[ -n $LV_DAEMON_PID ]]; then
-        if kill -TERM "$LV_DAEMON_PID" 2>/dev/null; then
-            for ((i = 0; i < 100; i++)); do
-                kill -0 "$LV_DAEMON_PID" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -KILL "$LV_DAEMON_PID" 2>/dev/null
-        fi
-        wait "$LV_DAEMON_PID" 2>/dev/null
+    # LV_WAIT_PID is this shell's child: its pid is not reused before the
+    # wait. Killing unshare (pid namespace) kills the namespace's init.
+    if [[ -n $LV_WAIT_PID ]] && kill -0 "$LV_WAIT_PID" 2>/dev/null; then
+        [[ -n $LV_DAEMON_PID ]] && kill -TERM "$LV_DAEMON_PID" 2>/dev/null
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$LV_WAIT_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$LV_WAIT_PID" 2>/dev/null
     fi
+    [[ -n $LV_WAIT_PID ]] && wait "$LV_WAIT_PID" 2>/dev/null
     [[ ${LIBVIRT_KEEP_DIR:-0} == 1 ]] || rm -rf "$LV_DIR"
-    LV_DIR='' LV_DAEMON_PID='' VIRSH='' LV_URI=''
+    LV_DIR='' LV_DAEMON_PID='' LV_WAIT_PID='' LV_PIDNS=0 VIRSH='' LV_URI=''
     return 0
 }
