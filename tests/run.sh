@@ -86,7 +86,7 @@ own_state() {
 
 run_suite() {
 	local name=$1; shift
-	local log="$logdir/$name.log" rc p f s
+	local log="$logdir/$name.log" rc p f s t0=$SECONDS
 	echo "# suite $name: $*"
 	local before=
 	[[ $name == int-* ]] && before=$(strays)
@@ -106,7 +106,10 @@ run_suite() {
 	fi
 	case $name in int-*) end_strays "$name" "$before" || f=$((f + 1)) ;; esac
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	took+=("$((SECONDS - t0)) $name")
+	echo "# suite $name took $((SECONDS - t0)) s"
 }
+took=()
 
 want=("$@")
 [ ${#want[@]} -eq 0 ] && want=(unit bpf fuzz integration)
@@ -130,5 +133,8 @@ for kind in "${want[@]}"; do
 	esac
 done
 
+[ ${#took[@]} -eq 0 ] ||
+	echo "# slowest suites (s): $(printf '%s\n' "${took[@]}" | sort -rn | head -8 | tr '\n' ' ')"
+echo "# all suites: $SECONDS s"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
