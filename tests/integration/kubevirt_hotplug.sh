@@ -49,12 +49,7 @@ guest_tap_add "$TAP" "$HTAP"
 ip addr add 10.79.2.1/24 dev "$HTAP"
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
-if libvirt_start "$WORK/lv" >"$WORK/libvirt-start.log" 2>&1; then
-	tap_ok "a private libvirtd runs"
-else
-	tap_fail "a private libvirtd runs" "$(tail -5 "$WORK/libvirt-start.log")"
-	tap_done; exit
-fi
+libvirt_start_or_fail "$WORK/lv"
 check "libvirtd's pid namespace is its own, not the host's" \
 	test "$(readlink "/proc/$LV_DAEMON_PID/ns/pid")" != "$(readlink /proc/self/ns/pid)"
 
@@ -86,13 +81,7 @@ ping -c 6 -W 2 10.79.2.1 >/dev/null 2>&1
 echo PHASE-NET-DONE
 sleep 300
 SH
-if GUEST_IP='' libvirt_define_guest "$DOM" "$TAP" "$GUEST_KERNEL" "$WORK/initrd" \
-	>"$WORK/define.log" 2>&1; then
-	tap_ok "libvirt runs the domain (type qemu, TCG)"
-else
-	tap_fail "libvirt runs the domain" "$(tail -5 "$WORK/define.log")"
-	tap_done; exit
-fi
+GUEST_IP='' libvirt_define_guest_or_fail "$DOM" "$TAP" "$GUEST_KERNEL" "$WORK/initrd"
 check "the guest reaches its workload" wait_for 90 grep -q PHASE-READY "$LV_LOG"
 NSPID=$(grep -o -m1 "^<domstatus [^>]* pid='[0-9]*'" "$LV_XML")
 NSPID=${NSPID##*pid=\'} NSPID=${NSPID%\'}

@@ -48,12 +48,7 @@ guest_tap_add "$TAP" "$HTAP"
 ip addr add 10.79.1.1/24 dev "$HTAP"
 
 vmprobe_start $PORT || { tap_fail "vmprobe serve starts" "$(cat "$WORK/vmprobe.log")"; tap_done; exit; }
-if libvirt_start "$WORK/lv" >"$WORK/libvirt-start.log" 2>&1; then
-	tap_ok "a private libvirtd runs"
-else
-	tap_fail "a private libvirtd runs" "$(tail -5 "$WORK/libvirt-start.log")"
-	tap_done; exit
-fi
+libvirt_start_or_fail "$WORK/lv"
 
 # The guest has no disk: the hot-plugged one is vda. It uses it, then a
 # hot-plugged NIC (eth1), then waits for both to go.
@@ -79,13 +74,7 @@ i=0; while [ -e /sys/block/vda ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); 
 echo PHASE-UNPLUGGED
 sleep 300
 SH
-if GUEST_IP= libvirt_define_guest "$DOM" "$TAP" "$GUEST_KERNEL" "$WORK/initrd" \
-	>"$WORK/define.log" 2>&1; then
-	tap_ok "libvirt runs the domain (type qemu, TCG)"
-else
-	tap_fail "libvirt runs the domain" "$(tail -5 "$WORK/define.log")"
-	tap_done; exit
-fi
+GUEST_IP='' libvirt_define_guest_or_fail "$DOM" "$TAP" "$GUEST_KERNEL" "$WORK/initrd"
 check "the guest reaches its workload" wait_for 90 grep -q PHASE-READY "$LV_LOG"
 seen() { scrape "$WORK/v.txt" && [ -n "$(metric "$WORK/v.txt" vmprobe_vm_info name=$DOM pid="$LV_PID")" ]; }
 check "vmprobe sees the domain's QEMU" wait_for 10 seen

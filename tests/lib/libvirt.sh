@@ -202,6 +202,27 @@ EOF
     return 1
 }
 
+# For TAP suites (tests/lib/tap.sh): libvirt_start DIR and
+# libvirt_define_guest ARGS..., each reported as a check; the suite ends at
+# the first that fails, with its log's tail. Not in a subshell either.
+libvirt_start_or_fail() { # DIR
+    if libvirt_start "$1" >"$1.start.log" 2>&1; then
+        tap_ok "a private libvirtd runs"
+        return
+    fi
+    tap_fail "a private libvirtd runs" "$(tail -5 "$1.start.log")"
+    tap_done; exit
+}
+libvirt_define_guest_or_fail() { # as libvirt_define_guest; its log is $LV_DIR/define-NAME.log
+    local log=$LV_DIR/define-$1.log
+    if libvirt_define_guest "$@" >"$log" 2>&1; then
+        tap_ok "libvirt runs the domain (type qemu, TCG)"
+        return
+    fi
+    tap_fail "libvirt runs the domain" "$(tail -5 "$log")"
+    tap_done; exit
+}
+
 # XML text escaping (names and paths are test input).
 _lv_xml() {
     local s=$1

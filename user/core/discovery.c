@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,6 +144,24 @@ static __u64 birth_ns(const char *path)
 	return (__u64)stx.stx_btime.tv_sec * 1000000000ULL + stx.stx_btime.tv_nsec;
 }
 
+/*
+ * Whether a socket may be TCP, by the protocol sockfs names it after
+ * ("TCP", "TCPv6"; "UNIX-STREAM", "UDP"...); one it cannot name may be.
+ * MPTCP's too: its subflows are TCP sockets the tables list, and the
+ * tracepoints see, under the MPTCP socket's inode.
+ */
+static bool sock_maybe_tcp(const char *path)
+{
+	char proto[32];
+	ssize_t n = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
+
+	if (n <= 0)
+		return true;
+	proto[n] = '\0';
+	return !strcmp(proto, "TCP") || !strcmp(proto, "TCPv6") || !strcmp(proto, "MPTCP") ||
+	       !strcmp(proto, "MPTCPv6");
+}
+
 /* One fd of the walk: a tun fd (with its tap), a socket or a file, into the snapshot. */
 static void snapshot_fd(const struct discovery *d, const struct vm *vm, const char *name,
 			struct vm_snapshot *snap, struct snap_caps *caps)
@@ -157,6 +176,7 @@ static void snapshot_fd(const struct discovery *d, const struct vm *vm, const ch
 	if (n <= 0) {
 		snap->fds_opaque |= errno == EACCES || errno == EPERM;
 		snap->fds_partial |= errno != ENOENT;
+		snap->socks_partial |= errno != ENOENT; /* it may have been a socket */
 		return;
 	}
 	link[n] = '\0';
@@ -169,7 +189,8 @@ static void snapshot_fd(const struct discovery *d, const struct vm *vm, const ch
 		return;
 	}
 	if (sscanf(link, "socket:[%llu]", &ino) == 1) {
-		u64_push(&snap->socks, &snap->nr_socks, &caps->socks, ino);
+		if (sock_maybe_tcp(path) && u64_push(&snap->socks, &snap->nr_socks, &caps->socks, ino))
+			snap->socks_partial = true;
 		return;
 	}
 	if (stat(path, &st)) {

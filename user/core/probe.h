@@ -56,12 +56,13 @@ struct vm_snapshot {
 	size_t nr_files;
 	struct vm_tun *tuns;
 	size_t nr_tuns;
-	__u64 *socks;             /* socket inodes */
+	__u64 *socks;             /* inodes of sockets that may be TCP (sockfs's protocol name) */
 	size_t nr_socks;
 	int *macvtaps;            /* fds of macvtap devices (/dev/tapN): NICs without a tap */
 	size_t nr_macvtaps;
 	bool fds_opaque;          /* fds listed whose files could not be read (no CAP_SYS_PTRACE) */
 	bool fds_partial;         /* an fd's link or file failed to read but for being closed */
+	bool socks_partial;       /* socks may lack one: an fd's link failed to read (or ENOMEM) */
 };
 
 struct probe;

@@ -197,10 +197,34 @@ struct tap_state {
 	int last_error; /* of the last attach try, to log each failure once */
 };
 
+/* QEMU's TCP socket inodes, sorted, each once: watched, and listening (never watched). */
+struct host_socks {
+	__u64 *watch, *listen;
+	size_t nr_watch, nr_listen;
+};
+
+/*
+ * Sorts the TCP sockets of a walk (`socks`: those sockfs calls TCP or
+ * TCPv6, or could not name) into `now`'s watched (established and the
+ * like) and listening: they receive and retransmit no segment, and nearly
+ * every VM has one (VNC, the monitor), which would keep the host TCP hooks
+ * attached for nothing. The rest, which no table lists (not connected,
+ * or reset), are neither: looked at again at the next walk. A socket `was`
+ * sorted keeps its verdict while QEMU holds it: NET_DIR/tcp and tcp6, which
+ * list every TCP socket of the namespace (tens of thousands on a busy host,
+ * milliseconds to read, and not read atomically), are read only for sockets
+ * not sorted before. A `partial` walk (an fd it could not tell a socket
+ * or not) drops no watched socket. A socket held by two fds, or listed
+ * twice, is in `now` once. Returns how many tables it read, or -errno
+ * (`now` empty).
+ */
+int host_socks_sort(const char *net_dir, const struct host_socks *was, const __u64 *socks,
+		    size_t n, bool partial, struct host_socks *now);
+void host_socks_free(struct host_socks *s);
+
 /* The probe's state of one VM (its taps' is in each vm_iface): QEMU's host sockets. */
 struct net_vm {
-	__u64 *socks; /* QEMU's TCP socket inodes being watched, sorted */
-	size_t nr_socks;
+	struct host_socks socks; /* QEMU's TCP sockets, by verdict */
 	bool host_counted; /* its host_tcp entry is made */
 	int host_err;      /* the last failure to make it, said once */
 };

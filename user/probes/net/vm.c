@@ -68,7 +68,7 @@ int net_vm_add(struct probe *p, struct discovery *d, struct vm *vm)
 		return -ENOMEM;
 	vm->priv[p->id] = nv;
 	/* The sockets an earlier serve watched for it: the first sync drops those now closed. */
-	nv->socks = net_host_adopt_socks(np, (__u32)vm->pid, &nv->nr_socks);
+	nv->socks.watch = net_host_adopt_socks(np, (__u32)vm->pid, &nv->socks.nr_watch); /* sorted */
 	host_vm_count(np, d, vm, nv);
 	return 0;
 }
@@ -85,61 +85,118 @@ bool net_vm_pending(struct probe *p, const struct vm *vm)
 	return false;
 }
 
-/*
- * Keeps in `out` the inodes of `socks` that /proc/PID/net/FILE lists (TCP
- * in QEMU's namespace), but listening sockets: they receive no segment
- * tcp_probe reports and retransmit none, and nearly every VM has one (VNC,
- * monitor), which would keep the host TCP hooks attached for nothing.
- */
-static void keep_listed(const struct discovery *d, pid_t pid, const char *file, const __u64 *socks,
-			size_t n, __u64 **out, size_t *nr_out, size_t *cap)
+/* A VM's sockets are few: looked up one by one. */
+static bool has_u64(const __u64 *v, size_t n, __u64 x)
 {
-	char path[PATH_MAX], line[512];
-	FILE *f;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
 
-	snprintf(path, sizeof(path), "%s/%d/net/%s", d->cfg->proc_root, (int)pid, file);
-	f = fopen(path, "re");
+/* Adds x to the set v (of n, room cap) unless there. */
+static int set_add(__u64 **v, size_t *n, size_t *cap, __u64 x)
+{
+	return has_u64(*v, *n, x) ? 0 : u64_push(v, n, cap, x);
+}
+
+/* Sorts the `unknown` sockets /proc/PID/net/FILE lists into now's watched and listening. */
+static int sort_listed(const char *path, const __u64 *unknown, size_t n, struct host_socks *now,
+		       size_t *cap_watch, size_t *cap_listen)
+{
+	char line[512];
+	FILE *f = fopen(path, "re");
+	int err = 0;
+
 	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
+		return 0; /* no such table (no IPv6): none of them */
+	while (!err && fgets(line, sizeof(line), f)) {
 		unsigned long long ino;
 		unsigned state;
 
 		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
 		if (sscanf(line, "%*s %*s %*s %x %*s %*s %*s %*s %*s %llu", &state, &ino) != 2 ||
-		    !ino || state == TCP_LISTEN)
+		    !ino || !has_u64(unknown, n, ino))
 			continue;
-		for (size_t i = 0; i < n; i++)
-			if (socks[i] == ino)
-				u64_push(out, nr_out, cap, ino);
+		if (state == TCP_LISTEN)
+			err = set_add(&now->listen, &now->nr_listen, cap_listen, ino);
+		else
+			err = set_add(&now->watch, &now->nr_watch, cap_watch, ino);
 	}
 	fclose(f);
+	return err;
+}
+
+int host_socks_sort(const char *net_dir, const struct host_socks *was, const __u64 *socks,
+		    size_t n, bool partial, struct host_socks *now)
+{
+	size_t cap_watch = 0, cap_listen = 0, cap_unknown = 0, nr_unknown = 0;
+	__u64 *unknown = NULL;
+	char path[PATH_MAX];
+	int err = 0, reads = 0;
+
+	memset(now, 0, sizeof(*now));
+	for (size_t i = 0; !err && i < n; i++) {
+		if (has_u64(was->watch, was->nr_watch, socks[i]))
+			err = set_add(&now->watch, &now->nr_watch, &cap_watch, socks[i]);
+		else if (has_u64(was->listen, was->nr_listen, socks[i]))
+			err = set_add(&now->listen, &now->nr_listen, &cap_listen, socks[i]);
+		else
+			err = set_add(&unknown, &nr_unknown, &cap_unknown, socks[i]);
+	}
+	/* A walk that missed fds: what it did not see may still be open. */
+	for (size_t i = 0; !err && partial && i < was->nr_watch; i++)
+		err = set_add(&now->watch, &now->nr_watch, &cap_watch, was->watch[i]);
+	if (!err && nr_unknown) {
+		for (int v6 = 0; !err && v6 < 2; v6++, reads++) {
+			snprintf(path, sizeof(path), "%s/%s", net_dir, v6 ? "tcp6" : "tcp");
+			err = sort_listed(path, unknown, nr_unknown, now, &cap_watch, &cap_listen);
+		}
+	}
+	free(unknown);
+	if (err) {
+		host_socks_free(now);
+		return err;
+	}
+	if (now->nr_watch)
+		qsort(now->watch, now->nr_watch, sizeof(*now->watch), cmp_u64);
+	if (now->nr_listen)
+		qsort(now->listen, now->nr_listen, sizeof(*now->listen), cmp_u64);
+	return reads;
+}
+
+void host_socks_free(struct host_socks *s)
+{
+	free(s->watch);
+	free(s->listen);
+	memset(s, 0, sizeof(*s));
 }
 
 /*
- * QEMU's own TCP sockets (migration, NBD or Ceph storage, VNC): of its
- * socket fds, those its namespace's TCP tables list. Closed ones are
- * dropped, so a reused inode number is never someone else's.
+ * QEMU's own TCP sockets (migration, NBD or Ceph storage, VNC) watched:
+ * host_socks_sort. Closed ones are dropped, so a reused inode number is
+ * never someone else's.
  */
 static void host_socks_update(struct net_probe *np, struct discovery *d, struct vm *vm,
 			      struct net_vm *nv, const struct vm_snapshot *snap)
 {
-	__u64 *tcp = NULL;
-	size_t nt = 0, tcap = 0;
+	char net_dir[PATH_MAX];
+	struct host_socks now;
 
-	if (snap->nr_socks) {
-		keep_listed(d, vm->pid, "tcp", snap->socks, snap->nr_socks, &tcp, &nt, &tcap);
-		keep_listed(d, vm->pid, "tcp6", snap->socks, snap->nr_socks, &tcp, &nt, &tcap);
-	}
-	if (nt == 0 && nv->nr_socks == 0) {
-		free(tcp);
+	if (snap->nr_socks == 0 && nv->socks.nr_watch == 0 && nv->socks.nr_listen == 0)
+		return;
+	snprintf(net_dir, sizeof(net_dir), "%s/%d/net", d->cfg->proc_root, (int)vm->pid);
+	if (host_socks_sort(net_dir, &nv->socks, snap->socks, snap->nr_socks, snap->socks_partial,
+			    &now) < 0) {
+		log_warn("cannot sort the TCP sockets of VM %s (pid %d): out of memory", vm->name,
+			 (int)vm->pid);
 		return;
 	}
-	if (net_host_socks_set(np, (__u32)vm->pid, nv->socks, nv->nr_socks, tcp, nt))
+	if (net_host_socks_set(np, (__u32)vm->pid, nv->socks.watch, nv->socks.nr_watch, now.watch,
+			       now.nr_watch))
 		log_warn("cannot watch all TCP sockets of VM %s (pid %d)", vm->name, (int)vm->pid);
-	free(nv->socks);
-	nv->socks = tcp;
-	nv->nr_socks = nt;
+	host_socks_free(&nv->socks);
+	nv->socks = now;
 }
 
 /* Detaches the tap (in the VM's namespace) and frees its slot. */
@@ -385,7 +442,7 @@ static void vm_leave(struct probe *p, struct vm *vm)
 		free(t);
 		vm->ifaces[i].priv[p->id] = NULL;
 	}
-	free(nv->socks);
+	host_socks_free(&nv->socks);
 	free(nv);
 	vm->priv[p->id] = NULL;
 }
@@ -415,9 +472,9 @@ void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 	}
 	if (in_ns)
 		discovery_leave_netns(d);
-	net_host_socks_set(np, (__u32)vm->pid, nv->socks, nv->nr_socks, NULL, 0);
+	net_host_socks_set(np, (__u32)vm->pid, nv->socks.watch, nv->socks.nr_watch, NULL, 0);
 	net_host_vm_del(np, (__u32)vm->pid);
-	free(nv->socks);
+	host_socks_free(&nv->socks);
 	free(nv);
 	vm->priv[p->id] = NULL;
 }
