@@ -585,8 +585,8 @@ int net_host_tcp_hooks(struct net_probe *np, bool on)
 	return 0;
 }
 
-int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
-		       size_t nr_now)
+int net_host_socks_set(struct net_probe *np, __u32 tgid, const __u64 *old, size_t nr_old,
+		       const __u64 *now, size_t nr_now)
 {
 	int fd, err = 0;
 	size_t i = 0, j = 0;
@@ -594,8 +594,6 @@ int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_o
 	if (!np->host_tcp_on)
 		return 0;
 	fd = bpf_map__fd(np->skel->maps.host_socks);
-	if (nr_now)
-		qsort(now, nr_now, sizeof(*now), cmp_u64);
 	/* Both sorted: one merge pass adds the new and removes the gone. */
 	while (i < nr_old || j < nr_now) {
 		if (j == nr_now || (i < nr_old && old[i] < now[j])) {

@@ -131,13 +131,13 @@ __u64 net_flows_evicted(struct net_probe *np, long *live);
 /*
  * QEMU's own TCP sockets on the host. A VM's counters exist from
  * net_host_vm_add() to net_host_vm_del(); net_host_socks_set() replaces
- * its sockets `old` (sorted, as a previous call left `now`) by `now`
- * (socket inodes, sorted here). 0 or -errno.
+ * its sockets `old` by `now` (socket inodes, both sorted and each once, as
+ * host_socks_sort leaves them). 0 or -errno.
  */
 int net_host_vm_add(struct net_probe *np, __u32 tgid);
 void net_host_vm_del(struct net_probe *np, __u32 tgid);
-int net_host_socks_set(struct net_probe *np, __u32 tgid, __u64 *old, size_t nr_old, __u64 *now,
-		       size_t nr_now);
+int net_host_socks_set(struct net_probe *np, __u32 tgid, const __u64 *old, size_t nr_old,
+		       const __u64 *now, size_t nr_now);
 /*
  * Attaches (on) or detaches the host TCP tracepoints; net_host_socks_set()
  * keeps them attached exactly while sockets are watched. 0 or -errno.
