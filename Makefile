@@ -26,6 +26,10 @@ VERSION ?= $(shell cat VERSION)
 BUILD_VERSION ?= $(shell scripts/version.sh)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
+# The builds make run, test and bench start use every CPU, unless make was
+# given -j (then its jobs are theirs).
+JOBS = $(if $(findstring -j,$(MAKEFLAGS)),,-j$(shell nproc))
+
 BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 BPF_OBJS := $(patsubst %,$(BUILD)/bpf/%.bpf.o,$(BPF_NAMES))
 SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_NAMES))
@@ -137,15 +141,15 @@ test-deps:
 	$(Q)scripts/install-deps.sh test
 
 run: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) $(JOBS) --no-print-directory all
 	$(BUILD)/vmprobe serve
 
 unit: $(UNIT_BINS)
 
 
 test: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS) $(FUZZ_BINS) \
-		$(BUILD)/bench/scale $(BUILD)/bench/netdisk_load
+	$(Q)$(MAKE) $(JOBS) --no-print-directory all $(UNIT_BINS) $(BPF_TEST_BINS) $(TOOL_BINS) \
+		$(FUZZ_BINS) $(BUILD)/bench/scale $(BUILD)/bench/netdisk_load
 	$(Q)tests/run.sh
 
 vmlinux:
@@ -160,7 +164,7 @@ clean:
 # Root; hold the integration tests' lock (README, Tests) on a shared host.
 .PHONY: soak
 soak: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(TOOL_BINS)
+	$(Q)$(MAKE) $(JOBS) --no-print-directory all $(TOOL_BINS)
 	$(Q)SOAK_VMS=$${SOAK_VMS:-1000} SOAK_PARALLEL=$${SOAK_PARALLEL:-40} bash tests/integration/churn_soak.sh
 
 # Test tools (stand-in guests and the like) link the user objects too.
@@ -206,7 +210,7 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
 
 fuzz:
 	$(Q)scripts/install-deps.sh fuzz
-	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
+	$(Q)$(MAKE) $(JOBS) --no-print-directory $(FUZZ_BINS)
 	$(Q)FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh fuzz $(FUZZ_SECONDS)
 
 # make bench: vmprobe's TC cost per packet against an empty program and two
@@ -241,8 +245,9 @@ $(BUILD)/bench/netdisk_load: bench/netdisk_load.c | $(BUILD)/bench
 	$(Q)$(CC) $(CFLAGS) $< -ldl -o $@
 .PHONY: bench
 bench: test-deps
-	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench/bench $(BUILD)/bench/scale $(BUILD)/bench/netdisk_load \
-		$(BUILD)/bench/syscall_loop $(BUILD)/bench/floor.bpf.o $(BUILD)/tests/tools/tapguest
+	$(Q)$(MAKE) $(JOBS) --no-print-directory all $(BUILD)/bench/bench $(BUILD)/bench/scale \
+		$(BUILD)/bench/netdisk_load $(BUILD)/bench/syscall_loop $(BUILD)/bench/floor.bpf.o \
+		$(BUILD)/tests/tools/tapguest
 	$(Q)$(BUILD)/bench/bench
 	$(Q)$(BUILD)/bench/scale
 	$(Q)bench/net.sh
@@ -250,13 +255,14 @@ bench: test-deps
 	$(Q)bench/syscall.sh
 	$(Q)bench/netdisk.sh
 	$(Q)bench/discovery.sh
+	$(Q)bench/host_socks.sh
 
 # make bench-libvirt: vmprobe beside Debian's prometheus-libvirt-exporter on
 # the same libvirt domains (bench/libvirt.sh; root; about 1 minute once the
 # test guest is built).
 .PHONY: bench-libvirt
 bench-libvirt: test-deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) $(JOBS) --no-print-directory all
 	$(Q)bench/libvirt.sh
 
 # Kubernetes delivery: the chart rendered for kubectl, the container image,

@@ -11,8 +11,9 @@ bench_until() {
 	exit 1
 }
 
-# bench_vm_start NAME: a stand-in QEMU with one drive per AIO mode and no IO
-# of its own; its pid in VM. Images in $WORK.
+# bench_vm_start NAME [ARG...]: a stand-in QEMU with one drive per AIO mode
+# and no IO of its own, and ARGs on its command line; its pid in VM. Images
+# in $WORK.
 bench_vm_start() {
 	local tapguest=$REPO/build/tests/tools/tapguest
 	[ -x "$tapguest" ] || { echo "bench: $tapguest is not built (make bench builds it)" >&2; exit 1; }
@@ -23,7 +24,7 @@ bench_vm_start() {
 		-drive "file=$WORK/thr.img,format=raw,if=none,id=thr,cache=none,aio=threads" \
 		-drive "file=$WORK/uring.img,format=raw,if=none,id=uring,cache=none,aio=io_uring" \
 		-drive "file=$WORK/native.img,format=raw,if=none,id=nat,cache=none,aio=native" \
-		>"$WORK/vm.log" 2>&1 &
+		"${@:2}" >"$WORK/vm.log" 2>&1 &
 	VM=$!
 }
 

@@ -11,7 +11,7 @@ build=(make clang llvm gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
        libmicrohttpd-dev libyaml-dev libjson-c-dev libexpat1-dev libgnutls28-dev libcrypt-dev
        libprotobuf-c-dev protobuf-c-compiler libisal-dev)
 test=(libcmocka-dev prometheus qemu-system-x86 busybox-static cpio iproute2
-      fio liburing-dev iperf3 libbpf-tools tmux xz-utils curl python3 kmod openssl
+      fio liburing-dev iperf3 libbpf-tools tmux xz-utils curl python3 kmod openssl strace
       podman runc mmdebstrap libcap2-bin unzip groff-base
       qemu-block-extra qemu-utils ceph-mon ceph-osd ceph-common tgt libiscsi-bin nbdkit
       victoria-metrics influxdb

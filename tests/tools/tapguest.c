@@ -25,7 +25,9 @@
  * TAPGUEST_RUN_AS=UID:GID too, as that user, as libvirt runs QEMU
  * (libvirt-qemu) on taps it opened as root. With -name ...,debug-threads=on
  * it runs a thread QEMU's way named "CPU 0/TCG" that wakes every 10 ms:
- * a vCPU thread for the vCPU probe.
+ * a vCPU thread for the vCPU probe. With -qmp unix:PATH,server=on it
+ * listens on that unix socket, and with -vnc HOST:N on TCP port 5900+N,
+ * as QEMU's monitor and VNC server do (no protocol behind either).
  *
  *   tapguest inject IFNAME COUNT SIZE
  * sends COUNT frames of SIZE bytes out of IFNAME (towards the guest);
@@ -55,6 +57,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "core/qemu.h"
@@ -458,6 +463,51 @@ static void vcpu_start(int argc, char **argv)
 		}
 }
 
+/* A listening socket at ADDR, or -1 with the reason said. */
+static int listen_on(int family, const struct sockaddr *addr, socklen_t len, const char *what)
+{
+	int fd = socket(family, SOCK_STREAM, 0), one = 1;
+
+	if (fd >= 0 && family == AF_INET)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, addr, len) || listen(fd, 4)) {
+		fprintf(stderr, "tapguest: %s: %s\n", what, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The sockets QEMU's monitor (-qmp unix:PATH,...) and VNC (-vnc HOST:N) hold. */
+static int sockets_open(int argc, char **argv)
+{
+	for (int i = 1; i + 1 < argc; i++) {
+		if (!strcmp(argv[i], "-qmp") && !strncmp(argv[i + 1], "unix:", 5)) {
+			struct sockaddr_un un = { .sun_family = AF_UNIX };
+			size_t n = strcspn(argv[i + 1] + 5, ",");
+
+			if (n >= sizeof(un.sun_path))
+				return -1;
+			memcpy(un.sun_path, argv[i + 1] + 5, n);
+			unlink(un.sun_path);
+			if (listen_on(AF_UNIX, (struct sockaddr *)&un, sizeof(un), argv[i + 1]) < 0)
+				return -1;
+		} else if (!strcmp(argv[i], "-vnc") && strchr(argv[i + 1], ':')) {
+			struct sockaddr_in in = { .sin_family = AF_INET };
+			char host[64];
+			size_t n = strchr(argv[i + 1], ':') - argv[i + 1];
+
+			snprintf(host, sizeof(host), "%.*s", (int)n, argv[i + 1]);
+			in.sin_port = htons(5900 + atoi(argv[i + 1] + n + 1));
+			if (inet_pton(AF_INET, host, &in.sin_addr) != 1 ||
+			    listen_on(AF_INET, (struct sockaddr *)&in, sizeof(in), argv[i + 1]) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct pollfd pfd[VM_MAX_NICS];
@@ -480,6 +530,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	vcpu_start(argc, argv);
+	if (sockets_open(argc, argv))
+		return 1;
 	for (int i = 0; i < vm.nr_nics; i++) {
 		int fd = vm.nics[i].nr_fds ? vm.nics[i].fds[0] : tapdev_open(vm.nics[i].ifname);
 
