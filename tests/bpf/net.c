@@ -21,6 +21,7 @@
 
 #include "bpftest.h"
 #include "../lib/pktgen.h"
+#include "net.skel.h"
 #include "probes/net/net_probe.h"
 #include "core/tapdev.h"
 #include "core/netns.h"
@@ -179,6 +180,45 @@ static void case_tcx(void)
 	report(!err, "TCX: the tap's programs detach", "err %d", err);
 }
 
+/*
+ * QEMU's TCP sockets when host_socks is full: the one that found no room
+ * is added once there is room, when asked to retry, though it is in both
+ * the old and the new list; none is counted twice.
+ */
+static void case_host_socks_full(void)
+{
+	const __u32 vm = 4242, other = 1;
+	const __u64 sock = 1ULL << 40, fill = 1ULL << 41;
+	int fd = bpf_map__fd(np.skel->maps.host_socks), err, err2;
+	unsigned before = np.host_socks_nr;
+	__u32 got = 0;
+	__u64 k;
+
+	if (!np.host_tcp_on) {
+		n_test++;
+		printf("ok %d - host sockets: a full map # SKIP no host TCP tracepoints here\n", n_test);
+		return;
+	}
+	/* Full with another's entries (as if other VMs had them). */
+	for (k = 0; k < NET_HOST_SOCKS_MAX; k++)
+		bpf_map_update_elem(fd, &(__u64){ fill + k }, &other, BPF_ANY);
+	err = net_host_socks_set(&np, vm, NULL, 0, &sock, 1, false);
+	bpf_map_delete_elem(fd, &(__u64){ fill });
+	/* Room again; the socket is in both lists now. */
+	err2 = net_host_socks_set(&np, vm, &sock, 1, &sock, 1, true);
+	report(err == -E2BIG && !err2 && !bpf_map_lookup_elem(fd, &sock, &got) && got == vm &&
+		       np.host_socks_nr == before + 1,
+	       "host sockets: one that found the map full is added when tried again",
+	       "first %d (want %d), retry %d, entry %u, watched %u (want %u)", err, -E2BIG, err2,
+	       got, np.host_socks_nr, before + 1);
+	err = net_host_socks_set(&np, vm, &sock, 1, &sock, 1, true);
+	report(!err && np.host_socks_nr == before + 1, "host sockets: a retry counts none twice",
+	       "err %d, watched %u (want %u)", err, np.host_socks_nr, before + 1);
+	net_host_socks_set(&np, vm, &sock, 1, NULL, 0, false);
+	for (k = 1; k < NET_HOST_SOCKS_MAX; k++)
+		bpf_map_delete_elem(fd, &(__u64){ fill + k });
+}
+
 int main(void)
 {
 	int tap_fd, err;
@@ -206,6 +246,7 @@ int main(void)
 	case_other_slots();
 	case_unknown_device();
 	case_netns_key();
+	case_host_socks_full();
 	if (np.tcx) {
 		case_tcx();
 	} else {

@@ -585,10 +585,20 @@ int net_host_tcp_hooks(struct net_probe *np, bool on)
 	return 0;
 }
 
-int net_host_socks_set(struct net_probe *np, __u32 tgid, const __u64 *old, size_t nr_old,
-		       const __u64 *now, size_t nr_now)
+/* One socket of the VM's into host_socks: 0, or -errno (an entry there already is 0). */
+static int host_sock_add(struct net_probe *np, int fd, __u64 ino, __u32 tgid)
 {
-	int fd, err = 0;
+	if (bpf_map_update_elem(fd, &ino, &tgid, BPF_NOEXIST) == 0) {
+		np->host_socks_nr++;
+		return 0;
+	}
+	return errno == EEXIST ? 0 : -errno;
+}
+
+int net_host_socks_set(struct net_probe *np, __u32 tgid, const __u64 *old, size_t nr_old,
+		       const __u64 *now, size_t nr_now, bool retry)
+{
+	int fd, e, err = 0;
 	size_t i = 0, j = 0;
 
 	if (!np->host_tcp_on)
@@ -600,11 +610,11 @@ int net_host_socks_set(struct net_probe *np, __u32 tgid, const __u64 *old, size_
 			if (!bpf_map_delete_elem(fd, &old[i]))
 				np->host_socks_nr--;
 			i++;
-		} else if (i == nr_old || now[j] < old[i]) {
-			if (bpf_map_update_elem(fd, &now[j], &tgid, BPF_NOEXIST) == 0)
-				np->host_socks_nr++;
-			else if (errno != EEXIST)
-				err = -errno;
+		} else if (i == nr_old || now[j] < old[i] || retry) {
+			/* With retry, one kept may have found no room before. */
+			if ((e = host_sock_add(np, fd, now[j], tgid)))
+				err = e;
+			i += i < nr_old && old[i] == now[j];
 			j++;
 		} else {
 			i++, j++;

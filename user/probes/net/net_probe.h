@@ -132,12 +132,14 @@ __u64 net_flows_evicted(struct net_probe *np, long *live);
  * QEMU's own TCP sockets on the host. A VM's counters exist from
  * net_host_vm_add() to net_host_vm_del(); net_host_socks_set() replaces
  * its sockets `old` by `now` (socket inodes, both sorted and each once, as
- * host_socks_sort leaves them). 0 or -errno.
+ * host_socks_sort leaves them). 0 or -errno: then some of `now` are not in
+ * the map (full); call again with `retry` and they are added where they
+ * fit (those in both `old` and `now` too).
  */
 int net_host_vm_add(struct net_probe *np, __u32 tgid);
 void net_host_vm_del(struct net_probe *np, __u32 tgid);
 int net_host_socks_set(struct net_probe *np, __u32 tgid, const __u64 *old, size_t nr_old,
-		       const __u64 *now, size_t nr_now);
+		       const __u64 *now, size_t nr_now, bool retry);
 /*
  * Attaches (on) or detaches the host TCP tracepoints; net_host_socks_set()
  * keeps them attached exactly while sockets are watched. 0 or -errno.
@@ -225,6 +227,7 @@ void host_socks_free(struct host_socks *s);
 /* The probe's state of one VM (its taps' is in each vm_iface): QEMU's host sockets. */
 struct net_vm {
 	struct host_socks socks; /* QEMU's TCP sockets, by verdict */
+	bool socks_missing; /* some watched ones are not in host_socks (full): tried again */
 	bool host_counted; /* its host_tcp entry is made */
 	int host_err;      /* the last failure to make it, said once */
 };

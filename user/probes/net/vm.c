@@ -182,6 +182,7 @@ static void host_socks_update(struct net_probe *np, struct discovery *d, struct 
 {
 	char net_dir[PATH_MAX];
 	struct host_socks now;
+	int err;
 
 	if (snap->nr_socks == 0 && nv->socks.nr_watch == 0 && nv->socks.nr_listen == 0)
 		return;
@@ -192,9 +193,14 @@ static void host_socks_update(struct net_probe *np, struct discovery *d, struct 
 			 (int)vm->pid);
 		return;
 	}
-	if (net_host_socks_set(np, (__u32)vm->pid, nv->socks.watch, nv->socks.nr_watch, now.watch,
-			       now.nr_watch))
-		log_warn("cannot watch all TCP sockets of VM %s (pid %d)", vm->name, (int)vm->pid);
+	err = net_host_socks_set(np, (__u32)vm->pid, nv->socks.watch, nv->socks.nr_watch,
+				 now.watch, now.nr_watch, nv->socks_missing);
+	if (err && !nv->socks_missing)
+		log_warn("cannot watch all TCP sockets of VM %s (pid %d): %s; tried again at each "
+			 "full sync", vm->name, (int)vm->pid, strerror(-err));
+	else if (!err && nv->socks_missing)
+		log_info("watching all TCP sockets of VM %s (pid %d) now", vm->name, (int)vm->pid);
+	nv->socks_missing = err != 0;
 	host_socks_free(&nv->socks);
 	nv->socks = now;
 }
@@ -472,7 +478,8 @@ void net_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 	}
 	if (in_ns)
 		discovery_leave_netns(d);
-	net_host_socks_set(np, (__u32)vm->pid, nv->socks.watch, nv->socks.nr_watch, NULL, 0);
+	net_host_socks_set(np, (__u32)vm->pid, nv->socks.watch, nv->socks.nr_watch, NULL, 0,
+			   false);
 	net_host_vm_del(np, (__u32)vm->pid);
 	host_socks_free(&nv->socks);
 	free(nv);
