@@ -16,6 +16,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-5} SECS=${SECS:-16} SOCKS=${SOCKS:-10000} PORT=19597
 . "$REPO/bench/lib.sh"
+command -v strace >/dev/null || { echo "host socket bench: strace is not installed" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/vmprobe-bench-socks.XXXXXX)
 PROBE= VM= HELPER=
 cleanup() {
@@ -31,7 +32,10 @@ printf 'listen: "127.0.0.1:%s"\n' $PORT >"$WORK/cfg.yaml"
 # that no TIME_WAIT socket is left for the next quiet config.
 helper_start() {
 	python3 - "$SOCKS" >"$WORK/helper.log" 2>&1 <<-'EOF' &
-		import socket, struct, sys, time
+		import resource, socket, struct, sys, time
+		# Two fds a connection: as many as the hard limit allows.
+		hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+		resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 		srv = socket.socket()
 		srv.bind(("127.0.0.1", 0))
 		srv.listen(4096)
@@ -49,7 +53,10 @@ helper_start() {
 	bench_until "the socket helper did not start" grep -q ready "$WORK/helper.log"
 }
 helper_stop() {
-	[ -z "$HELPER" ] || { kill "$HELPER"; wait "$HELPER" 2>/dev/null || true; HELPER=; }
+	[ -n "$HELPER" ] || return 0
+	kill "$HELPER" 2>/dev/null || true
+	wait "$HELPER" 2>/dev/null || true
+	HELPER=
 }
 tcp_sockets() { cat /proc/net/tcp /proc/net/tcp6 | grep -c ':'; }
 cpu_ns() { cat /proc/"$PROBE"/task/*/schedstat | awk '{ s += $1 } END { print s }'; }
