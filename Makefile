@@ -28,7 +28,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
 # The builds make run, test and bench start use every CPU, unless make was
 # given -j (then its jobs are theirs).
-JOBS = $(if $(findstring -j,$(MAKEFLAGS)),,-j$(shell nproc))
+JOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 
 BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 BPF_OBJS := $(patsubst %,$(BUILD)/bpf/%.bpf.o,$(BPF_NAMES))
@@ -99,7 +99,9 @@ $(BUILD)/version.h: FORCE
 	$(Q)printf '#define VMPROBE_VERSION "%s"\n#define VMPROBE_REVISION "%s"\n' \
 		'$(BUILD_VERSION)' '$(REVISION)' >$@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
-$(BUILD)/user/cli/cmd.o $(BUILD)/user/core/metrics.o $(BUILD)/user/core/pin.o: $(BUILD)/version.h
+# The objects that include version.h, in the product and in the fuzz build.
+VERSION_USERS := user/cli/cmd.o user/core/metrics.o user/core/pin.o
+$(addprefix $(BUILD)/,$(VERSION_USERS)) $(addprefix $(BUILD)/fuzz/,$(VERSION_USERS)): $(BUILD)/version.h
 
 # The embedded default configuration (.incbin).
 $(BUILD)/user/core/config.o: config/default.yaml
@@ -202,7 +204,6 @@ $(BUILD)/fuzz/proto/%.o: $(BUILD)/proto/%.c $(PB_GEN)
 	$(call msg,CC-FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-$(BUILD)/fuzz/user/core/metrics.o: $(BUILD)/version.h
 $(BUILD)/fuzz/user/core/config.o: config/default.yaml
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
 	$(call msg,CC-FUZZ,$@)
