@@ -9,11 +9,13 @@ TAP_FAILED=0
 # scripts/install-deps.sh installs, not a version manager's shim that comes
 # first in PATH (pyenv's, a shell script, takes 0.35 s a start here, Debian's
 # 0.04 s). Only python3 is put first, through a link in build/test-path.
-if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
-	TAP_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/test-path
+# Sourced again in the same shell, it finds its link first and adds nothing.
+TAP_PY=$(CDPATH='' cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/test-path
+if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ] &&
+	[ "$(command -v python3)" != "$TAP_PY/python3" ]; then
 	mkdir -p "$TAP_PY" && ln -sfn /usr/bin/python3 "$TAP_PY/python3" && PATH=$TAP_PY:$PATH
-	unset TAP_PY
 fi
+unset TAP_PY
 
 tap_ok() { # DESC
 	TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $1"
