@@ -59,9 +59,13 @@ helper_stop() {
 	HELPER=
 }
 tcp_sockets() { cat /proc/net/tcp /proc/net/tcp6 | grep -c ':'; }
-# serve's threads' CPU: one that ends while read is left out, not an error.
-cpu_ns() { { cat /proc/"$PROBE"/task/*/schedstat 2>/dev/null || true; } |
-	awk '{ s += $1 } END { print s + 0 }'; }
+# serve's threads' CPU: one that ends while read is left out, not an error;
+# serve gone ends the bench.
+cpu_ns() {
+	[ -d /proc/"$PROBE"/task ] || { echo "host socket bench: serve exited" >&2; return 1; }
+	{ cat /proc/"$PROBE"/task/*/schedstat 2>/dev/null || true; } |
+		awk '{ s += $1 } END { print s + 0 }'
+}
 
 with() { # CONFIG: the host's sockets, the VM and serve, in place
 	[ $1 = quiet ] || helper_start
