@@ -22,10 +22,15 @@ if dpkg-query -W -f='${Status}' vmprobe 2>/dev/null | grep -q installed || [ -e 
 	tap_done; exit
 fi
 
+# The vmprobe user, if this run's postinst made it, goes with the package:
+# the next run sees postinst make it again (dpkg -P keeps users, as Debian's
+# packages do).
+had_user=1
 cleanup() {
 	vmprobe_stop >/dev/null 2>&1
 	dpkg -P vmprobe >/dev/null 2>&1
 	"$REPO/build/vmprobe" uninstall >/dev/null 2>&1
+	[ $had_user = 1 ] || userdel vmprobe >/dev/null 2>&1
 }
 trap cleanup EXIT
 
@@ -50,8 +55,7 @@ check "postinst makes the vmprobe user (systemd-sysusers)" grep -q "systemd-sysu
 check "prerm removes what a persistent serve left (vmprobe uninstall) on remove" \
 	grep -q "vmprobe uninstall -c /etc/vmprobe/vmprobe.yaml" "$CTL/prerm"
 check_eq "postinst starts nothing (no deb-systemd-invoke)" 0 "$(grep -c deb-systemd-invoke "$CTL/postinst")"
-had_user=0
-id -u vmprobe >/dev/null 2>&1 && had_user=1
+id -u vmprobe >/dev/null 2>&1 || had_user=0
 
 check "dpkg -i installs it" dpkg -i "$DEB"
 for f in /usr/sbin/vmprobe /usr/share/man/man8/vmprobe.8.gz /usr/share/bash-completion/completions/vmprobe \

@@ -59,8 +59,10 @@ cleanup() {
 	ip netns del "$NS" 2>/dev/null
 	"$VMPROBE" uninstall >/dev/null 2>&1
 	rm -rf /run/vmprobe
+	[ -z "$MADE_USER" ] || userdel "$SVC_USER" >/dev/null 2>&1
 	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
+MADE_USER=
 trap cleanup EXIT
 
 if [ -e /run/vmprobe/serve.lock ] && ! flock -n /run/vmprobe/serve.lock true; then
@@ -68,7 +70,9 @@ if [ -e /run/vmprobe/serve.lock ] && ! flock -n /run/vmprobe/serve.lock true; th
 	tap_done; exit
 fi
 # The unit's user, made as the package makes it.
-id -u "$SVC_USER" >/dev/null 2>&1 || systemd-sysusers "$REPO/packaging/vmprobe.sysusers"
+# Made here, it goes at the end: the machine is left as found.
+id -u "$SVC_USER" >/dev/null 2>&1 ||
+	{ systemd-sysusers "$REPO/packaging/vmprobe.sysusers" && MADE_USER=1; }
 check "the unit's user exists" id -u "$SVC_USER"
 
 # Runs COMMAND as the unit's user with capabilities CAP... (CAP_X names)
