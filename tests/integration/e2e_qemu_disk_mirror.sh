@@ -110,13 +110,8 @@ check "QEMU wrote nvol's mark to its new image (${LOOPS[1]})" marked "${LOOPS[1]
 # is all counted: the guest is stopped, so the drives' counts hold still
 # over two scrapes 2 s apart (more than a full sync at the tests' rescan).
 # One CI run scraped too soon: each native count was 1 over the guest's.
-settled() {
-	local a b
-	scrape "$WORK/s0.txt" && a=$(grep -E '^vmprobe_disk_latency_seconds_count\{' "$WORK/s0.txt") &&
-		sleep 2 && scrape "$WORK/s0.txt" &&
-		b=$(grep -E '^vmprobe_disk_latency_seconds_count\{' "$WORK/s0.txt") && [ "$a" = "$b" ]
-}
-check "QEMU's own IO on the drives is all counted (their counts hold still)" wait_for 30 settled
+check "QEMU's own IO on the drives is all counted (their counts hold still)" \
+	wait_for 30 scrape_settled "$WORK/s0.txt" 2 'vmprobe_disk_latency_seconds_count{'
 qmp cont >/dev/null
 check "the guest's workload completes" wait_for 120 grep -q PHASE-AFTER "$GUEST_LOG"
 sleep 0.5

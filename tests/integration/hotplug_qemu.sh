@@ -111,9 +111,8 @@ check "the image is a measured drive, labelled by its path, learned from QEMU's 
 # known): settled once two scrapes half a second apart agree.
 settled() { # [LABEL]
 	local l=${1:-$LABEL}
-	scrape "$WORK/b0.txt"; sleep 0.5; scrape "$WORK/b.txt"
-	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$NAME drive="$l" operation=read)" ] &&
-	[ "$(grep -F "drive=\"$l\"" "$WORK/b0.txt")" = "$(grep -F "drive=\"$l\"" "$WORK/b.txt")" ]
+	scrape_settled "$WORK/b.txt" 0.5 "drive=\"$l\"" &&
+	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$NAME drive="$l" operation=read)" ]
 }
 check "QEMU's own requests on the new image are counted and settle" wait_for 10 settled
 check_num "QEMU's requests before the guest has the disk are counted (alignment probe reads)" 1 \

@@ -91,9 +91,8 @@ seen() { scrape "$WORK/v.txt" && [ -n "$(metric "$WORK/v.txt" vmprobe_vm_info na
 check "vmprobe sees the domain's QEMU, by its host pid" wait_for 10 seen
 
 settled() { # DRIVE: its series read the same in two scrapes 0.5 s apart, into $WORK/b.txt
-	scrape "$WORK/b0.txt"; sleep 0.5; scrape "$WORK/b.txt"
-	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$DOM drive="$1" operation=write)" ] &&
-	[ "$(grep -F "drive=\"$1\"" "$WORK/b0.txt")" = "$(grep -F "drive=\"$1\"" "$WORK/b.txt")" ]
+	scrape_settled "$WORK/b.txt" 0.5 "drive=\"$1\"" &&
+	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$DOM drive="$1" operation=write)" ]
 }
 measured() { # DRIVE
 	scrape "$WORK/k.txt" &&

@@ -97,9 +97,8 @@ measured() { scrape "$WORK/m.txt" && [ "$(metric "$WORK/m.txt" vmprobe_drive_inf
 check "vmprobe measures the drive, labelled by libvirt's alias, learned from libvirt's state" \
 	wait_for 10 measured
 settled() {
-	scrape "$WORK/b0.txt"; sleep 0.5; scrape "$WORK/b.txt"
-	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$DOM drive="$ALIAS" operation=read)" ] &&
-	[ "$(grep -F "drive=\"$ALIAS\"" "$WORK/b0.txt")" = "$(grep -F "drive=\"$ALIAS\"" "$WORK/b.txt")" ]
+	scrape_settled "$WORK/b.txt" 0.5 "drive=\"$ALIAS\"" &&
+	[ -n "$(metric "$WORK/b.txt" vmprobe_disk_latency_seconds_count name=$DOM drive="$ALIAS" operation=read)" ]
 }
 check "QEMU's own requests on the image settle before the guest runs" wait_for 10 settled
 $VIRSH resume "$DOM" >/dev/null

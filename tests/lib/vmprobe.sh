@@ -193,6 +193,15 @@ scrape() { # [FILE]: saves /metrics to FILE (default $WORK/metrics.txt)
 	curl -sf "$VMPROBE_URL" >"${1:-$WORK/metrics.txt}"
 }
 
+# Two scrapes SECS apart read the same on every line holding TEXT (a fixed
+# string; there must be one), the second left in FILE: counts that have
+# stopped moving (QEMU's own IO), before a "before" scrape.
+scrape_settled() { # FILE SECS TEXT
+	local a
+	scrape "$1" && a=$(grep -F "$3" "$1") && sleep "$2" && scrape "$1" &&
+		[ "$a" = "$(grep -F "$3" "$1")" ]
+}
+
 # /metrics as OpenMetrics to FILE: with exposition.openmetrics_created, a
 # counter's or histogram's NAME_created{LABELS} lines (metric reads them).
 scrape_om() { # FILE
