@@ -22,6 +22,7 @@
  * The libraries are loaded with dlopen, so nothing here needs their headers.
  */
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,14 +42,34 @@ static double now_ns(void)
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
+/* Exit status: 1 a library or target failed, 2 a usage error. */
+static void __attribute__((noreturn, format(printf, 2, 3))) die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("netdisk_load: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(status);
+}
+
+static void *lib_open(const char *name)
+{
+	void *lib = dlopen(name, RTLD_NOW);
+
+	if (!lib)
+		die(1, "%s", dlerror());
+	return lib;
+}
+
 static void *sym(void *lib, const char *name)
 {
 	void *p = dlsym(lib, name);
 
-	if (!p) {
-		fprintf(stderr, "netdisk_load: %s: %s\n", name, dlerror());
-		exit(1);
-	}
+	if (!p)
+		die(1, "%s: %s", name, dlerror());
 	return p;
 }
 
@@ -56,10 +77,8 @@ static const char *env(const char *name)
 {
 	const char *v = getenv(name);
 
-	if (!v) {
-		fprintf(stderr, "netdisk_load: %s is not set\n", name);
-		exit(2);
-	}
+	if (!v)
+		die(2, "%s is not set", name);
 	return v;
 }
 
@@ -77,44 +96,31 @@ static struct {
 
 static void rbd_setup(void)
 {
-	void *rados = dlopen("librados.so.2", RTLD_NOW), *lib = dlopen("librbd.so.1", RTLD_NOW);
-	int (*create)(void **, const char *), (*read_conf)(void *, const char *);
-	int (*connect)(void *), (*ioctx_create)(void *, const char *, void **);
-	int (*open)(void *, const char *, void **, const char *);
+	void *rados = lib_open("librados.so.2"), *lib = lib_open("librbd.so.1");
+	int (*create)(void **, const char *) = sym(rados, "rados_create");
+	int (*read_conf)(void *, const char *) = sym(rados, "rados_conf_read_file");
+	int (*connect)(void *) = sym(rados, "rados_connect");
+	int (*ioctx_create)(void *, const char *, void **) = sym(rados, "rados_ioctx_create");
+	int (*open)(void *, const char *, void **, const char *) = sym(lib, "rbd_open");
 	void *cluster, *ioctx;
 
-	if (!rados || !lib) {
-		fprintf(stderr, "netdisk_load: %s\n", dlerror());
-		exit(1);
-	}
-	create = sym(rados, "rados_create");
-	read_conf = sym(rados, "rados_conf_read_file");
-	connect = sym(rados, "rados_connect");
-	ioctx_create = sym(rados, "rados_ioctx_create");
-	open = sym(lib, "rbd_open");
 	rbd.create_completion = sym(lib, "rbd_aio_create_completion");
 	rbd.readv = sym(lib, "rbd_aio_readv");
 	rbd.wait = sym(lib, "rbd_aio_wait_for_complete");
 	rbd.ret = sym(lib, "rbd_aio_get_return_value");
 	rbd.release = sym(lib, "rbd_aio_release");
 	rbd.nr_iov = getenv("LOAD_IOVS") ? atoi(getenv("LOAD_IOVS")) : 1;
-	if (rbd.nr_iov < 1 || rbd.nr_iov > 1024) {
-		fprintf(stderr, "netdisk_load: LOAD_IOVS is 1 to 1024\n");
-		exit(2);
-	}
+	if (rbd.nr_iov < 1 || rbd.nr_iov > 1024)
+		die(2, "LOAD_IOVS is 1 to 1024");
 	rbd.iov = calloc((size_t)rbd.nr_iov, sizeof(*rbd.iov));
 	for (int i = 0; rbd.iov && i < rbd.nr_iov; i++)
 		rbd.iov[i] = (struct iovec){ malloc(READ_SIZE), READ_SIZE };
-	if (!rbd.iov) {
-		fprintf(stderr, "netdisk_load: out of memory\n");
-		exit(1);
-	}
+	if (!rbd.iov)
+		die(1, "out of memory");
 	if (create(&cluster, NULL) || read_conf(cluster, env("LOAD_CONF")) || connect(cluster) ||
 	    ioctx_create(cluster, env("LOAD_POOL"), &ioctx) ||
-	    open(ioctx, env("LOAD_IMAGE"), &rbd.image, NULL)) {
-		fprintf(stderr, "netdisk_load: cannot open the rbd image\n");
-		exit(1);
-	}
+	    open(ioctx, env("LOAD_IMAGE"), &rbd.image, NULL))
+		die(1, "cannot open the rbd image");
 }
 
 /* A read: 0 done, -1 failed at completion (or with a SCSI status), -2 not sent. */
@@ -147,29 +153,20 @@ static struct {
 
 static void iscsi_setup(void)
 {
-	void *lib = dlopen("libiscsi.so.7", RTLD_NOW);
-	void *(*create)(const char *);
-	int (*set_target)(void *, const char *), (*set_type)(void *, int);
-	int (*connect)(void *, const char *, int);
+	void *lib = lib_open("libiscsi.so.7");
+	void *(*create)(const char *) = sym(lib, "iscsi_create_context");
+	int (*set_target)(void *, const char *) = sym(lib, "iscsi_set_targetname");
+	int (*set_type)(void *, int) = sym(lib, "iscsi_set_session_type");
+	int (*connect)(void *, const char *, int) = sym(lib, "iscsi_full_connect_sync");
 
-	if (!lib) {
-		fprintf(stderr, "netdisk_load: %s\n", dlerror());
-		exit(1);
-	}
-	create = sym(lib, "iscsi_create_context");
-	set_target = sym(lib, "iscsi_set_targetname");
-	set_type = sym(lib, "iscsi_set_session_type");
-	connect = sym(lib, "iscsi_full_connect_sync");
 	isc.read16 = sym(lib, "iscsi_read16_sync");
 	isc.free_task = sym(lib, "scsi_free_scsi_task");
 	isc.lun = atoi(env("LOAD_LUN"));
 	isc.ctx = create("iqn.2024-01.org.vmprobe:bench");
 	/* ISCSI_SESSION_NORMAL is 2 in libiscsi's enum. */
 	if (!isc.ctx || set_target(isc.ctx, env("LOAD_TARGET")) || set_type(isc.ctx, 2) ||
-	    connect(isc.ctx, env("LOAD_PORTAL"), isc.lun)) {
-		fprintf(stderr, "netdisk_load: cannot log in to the iSCSI target\n");
-		exit(1);
-	}
+	    connect(isc.ctx, env("LOAD_PORTAL"), isc.lun))
+		die(1, "cannot log in to the iSCSI target");
 }
 
 static int iscsi_read(uint64_t off, char *buf)
@@ -221,11 +218,8 @@ int main(int argc, char **argv)
 		if (sscanf(line, "fail %lu", &n) == 1) {
 			/* Each sent, and failed by its completion or status. */
 			for (unsigned long i = 0; i < n; i++)
-				if (read_one(PAST_END, buf) != -1) {
-					fprintf(stderr, "netdisk_load: a read past the end was not "
-						"sent and failed\n");
-					return 1;
-				}
+				if (read_one(PAST_END, buf) != -1)
+					die(1, "a read past the end was not sent and failed");
 			printf("FAILED %lu\n", n);
 			continue;
 		}
@@ -234,10 +228,8 @@ int main(int argc, char **argv)
 		t0 = now_ns();
 		end = t0 + secs * 1e9;
 		do {
-			if (read_one(off, buf)) {
-				fprintf(stderr, "netdisk_load: a read failed\n");
-				return 1;
-			}
+			if (read_one(off, buf))
+				die(1, "a read failed");
 			off = (off + READ_SIZE) % SPAN;
 			n++;
 		} while (now_ns() < end);
