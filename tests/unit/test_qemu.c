@@ -72,7 +72,7 @@ struct want_vm {
 	const char *name, *uuid;
 	struct want_nic nics[4];
 	int nr_nics;
-	struct want_drive drives[6];
+	struct want_drive drives[8];
 	int nr_drives;
 };
 
@@ -222,8 +222,12 @@ static void test_network_storage_gives_backend_and_remote_name_and_vhost_user_ni
 			{ "n0", "vol-e", "nbd://10.0.0.7:10809/export", "threads", "nbd", "" },
 			/* A format over a protocol node: the backend is the leaf's. */
 			{ "libvirt-5-format", "virtio-disk5", "", "threads", "nbd", "" },
+			/* A -blockdev format node with its protocol node inline (file.driver=). */
+			{ "inl-r", "vol-f", "rbd:volumes/vol-f", "threads", "rbd", "volumes/vol-f" },
+			{ "inl-i", "vol-g", "iscsi://10.0.0.9:3260/iqn.2003-01.org.example:t3/1",
+			  "threads", "iscsi", "iqn.2003-01.org.example:t3/1" },
 		},
-		.nr_drives = 6,
+		.nr_drives = 8,
 	};
 
 	expect_fixture("network-storage.txt", &w);

@@ -313,11 +313,21 @@ static void iscsi_node(struct bnode *n, const struct qopts *o, bool is_drive)
 		file_from_remote(n, prefix);
 }
 
-/* Where a node's storage is: its protocol and, for network storage, what it names. */
+/*
+ * Where a node's storage is: its protocol and, for network storage, what
+ * it names. A -drive's protocol options are under "file."; so are those
+ * of a -blockdev format node whose protocol node is inline
+ * (driver=raw,file.driver=rbd,file.pool=...), which has no node of its own.
+ */
 static void node_backend(struct bnode *n, const struct qopts *o, bool is_drive)
 {
 	const char *driver = qopts_get(o, is_drive ? "file.driver" : "driver");
+	bool under_file = is_drive;
 
+	if (!is_drive && !is_protocol(driver) && is_protocol(qopts_get(o, "file.driver"))) {
+		driver = qopts_get(o, "file.driver");
+		under_file = true;
+	}
 	if (is_drive && !driver && n->file[0])
 		url_backend(n->file, n->backend, sizeof(n->backend));
 	else if (is_protocol(driver))
@@ -325,9 +335,9 @@ static void node_backend(struct bnode *n, const struct qopts *o, bool is_drive)
 	else if (is_drive)
 		copy(n->backend, sizeof(n->backend), "file");
 	if (!strcmp(n->backend, "rbd"))
-		rbd_node(n, o, is_drive);
+		rbd_node(n, o, under_file);
 	else if (!strcmp(n->backend, "iscsi"))
-		iscsi_node(n, o, is_drive);
+		iscsi_node(n, o, under_file);
 }
 
 void vm_files_add(struct vm_files *f, const char *path)
