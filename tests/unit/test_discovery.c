@@ -131,6 +131,38 @@ static void test_reused_pid_and_exit_events(void **state)
 	discovery_fini(&d);
 }
 
+/* A command line longer than the first read (a VM of many devices) is read whole. */
+static void test_long_command_line_is_read_whole(void **state)
+{
+	static const char head[] = "qemu-system-x86_64\0-name\0guest=big\0";
+	static const char arg[] = "-global\0virtio-blk-pci.config-wce=off\0";
+	static const char tail[] = "-uuid\0c3d4e5f6-a7b8-4c9d-8e0f-112233445566\0";
+	size_t reps = 600 * 1024 / (sizeof(arg) - 1), len = sizeof(head) - 1;
+	char *text = malloc(len + reps * (sizeof(arg) - 1) + sizeof(tail));
+	struct config c = { .rescan_interval_ms = 500 };
+	struct discovery d;
+
+	assert_non_null(text);
+	memcpy(text, head, len);
+	for (size_t i = 0; i < reps; i++, len += sizeof(arg) - 1)
+		memcpy(text + len, arg, sizeof(arg) - 1);
+	memcpy(text + len, tail, sizeof(tail) - 1);
+	len += sizeof(tail) - 1;
+	write_proc("cmdline", text, len);
+	snprintf(c.proc_root, sizeof(c.proc_root), "%s", root);
+	assert_int_equal(0, discovery_init(&d, &c, NULL));
+	write_stat('S', 0x400100, 777);
+	expect_int("a 600 KiB command line: a VM", 1, discovery_scan_pid(&d, PID));
+	assert_non_null(d.vms);
+	expect_str("its name", "big", d.vms->name);
+	expect_str("and what its last argument says", "c3d4e5f6-a7b8-4c9d-8e0f-112233445566",
+		   d.vms->spec.uuid);
+	discovery_fini(&d);
+	free(text);
+	write_proc("cmdline", "qemu-system-x86_64\0-name\0guest=vm1\0",
+		   sizeof("qemu-system-x86_64\0-name\0guest=vm1\0"));
+}
+
 /* A scan drops the VMs whose process it no longer lists, none if /proc cannot be read. */
 static void test_scan_forgets_only_what_it_listed(void **state)
 {
@@ -210,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_stat_says_which_processes_are_vms),
 		cmocka_unit_test(test_reused_pid_and_exit_events),
 		cmocka_unit_test(test_scan_forgets_only_what_it_listed),
+		cmocka_unit_test(test_long_command_line_is_read_whole),
 		cmocka_unit_test(test_walk_of_proc_holds_no_lock),
 	};
 

@@ -538,6 +538,10 @@ static void test_fdinfo_edge_cases(void **state)
 #define CG_V1_KUBEPODS                                                                        \
 	"12:pids:/kubepods/burstable/pod3f9a6c2e-1b2d-4c5e-8f7a-9b0c1d2e3f4a/4e5f6a7b8c9d\n" \
 	"1:name=systemd:/kubepods/burstable/pod3f9a6c2e-1b2d-4c5e-8f7a-9b0c1d2e3f4a/4e5f6a7b8c9d\n"
+/* Read from vmprobe's own pod, in a cgroup namespace of its own (cgroup v2, cgroupfs driver). */
+#define CG_V2_POD_NS "0::/../../pod3f9a6c2e-1b2d-4c5e-8f7a-9b0c1d2e3f4a/4e5f6a7b8c9d\n"
+#define CG_V2_POD_NS_QOS "0::/../../../pod3f9a6c2e-1b2d-4c5e-8f7a-9b0c1d2e3f4a/4e5f6a7b8c9d\n"
+#define CG_NOT_A_POD "0::/system.slice/pod-manager.service\n"
 #define CG_LIBVIRT "0::/machine.slice/machine-qemu\\x2d3\\x2dns1_vm\\x2da.scope/libvirt/emulator\n"
 
 static void test_vm_identity_splits_namespace_only_inside_kubepods(void **state)
@@ -550,6 +554,10 @@ static void test_vm_identity_splits_namespace_only_inside_kubepods(void **state)
 		{ "KubeVirt pod (cgroup v2)", "ns1_vm-a", CG_KUBEVIRT, "u", 1, "vm-a", "ns1" },
 		{ "KubeVirt pod (cgroup v1)", "default_vmi-fedora", CG_V1_KUBEPODS, "u", 1,
 		  "vmi-fedora", "default" },
+		{ "KubeVirt pod seen from a cgroup namespace", "ns1_vm-a", CG_V2_POD_NS, "u", 1,
+		  "vm-a", "ns1" },
+		{ "... in another QoS class", "ns1_vm-a", CG_V2_POD_NS_QOS, "u", 1, "vm-a", "ns1" },
+		{ "a unit named pod-...: no split", "ns1_vm-a", CG_NOT_A_POD, "u", 1, "ns1_vm-a", "" },
 		{ "split at the first underscore", "ns1_vm_b", CG_KUBEVIRT, "u", 1, "vm_b", "ns1" },
 		{ "libvirt host: no split", "ns1_vm-a", CG_LIBVIRT, "u", 1, "ns1_vm-a", "" },
 		{ "unreadable cgroup: no split", "ns1_vm-a", NULL, "u", 1, "ns1_vm-a", "" },

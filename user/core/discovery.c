@@ -29,6 +29,39 @@
 /* Every this many scans a VM's fds are rescanned for hot-plugged taps and drives. */
 #define FULL_SYNC_EVERY 8
 
+/* "pod" and a UUID (its dashes or, in systemd's unit names, underscores) at p. */
+static bool pod_uid_at(const char *p)
+{
+	if (strncmp(p, "pod", 3))
+		return false;
+	p += 3;
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? p[i] != '-' && p[i] != '_' : !isxdigit((unsigned char)p[i]))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whether a process's /proc/PID/cgroup puts it in a Kubernetes pod: under
+ * kubepods, or, read from a pod of our own whose cgroup namespace hides
+ * the path above it (cgroup v2; the cgroupfs driver names no kubepods
+ * below: "0::/../../pod<UID>/<container>"), in a pod<UID> directory.
+ */
+static bool in_pod(const char *cgroup_text)
+{
+	if (!cgroup_text)
+		return false;
+	if (strstr(cgroup_text, "kubepods"))
+		return true;
+	for (const char *p = strchr(cgroup_text, '/'); p; p = strchr(p + 1, '/'))
+		if (pod_uid_at(p + 1))
+			return true;
+	return false;
+}
+
 void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, const char *uuid,
 		 char *name, size_t name_size, char *ns, size_t ns_size)
 {
@@ -45,7 +78,7 @@ void vm_identity(const char *qemu_name, const char *cgroup_text, pid_t pid, cons
 	}
 	us = strchr(qemu_name, '_');
 	/* virt-launcher names the domain NAMESPACE_NAME inside a pod. */
-	if (us && us != qemu_name && us[1] && cgroup_text && strstr(cgroup_text, "kubepods")) {
+	if (us && us != qemu_name && us[1] && in_pod(cgroup_text)) {
 		snprintf(ns, ns_size, "%.*s", (int)(us - qemu_name), qemu_name);
 		snprintf(name, name_size, "%s", us + 1);
 		return;
@@ -419,6 +452,13 @@ static void vm_free(struct discovery *d, struct vm *vm)
 	free(vm);
 }
 
+/*
+ * /proc/PID/cmdline is read into this much, then, if it filled that, into
+ * four times as much, up to CMDLINE_MAX (a cut one does not parse).
+ */
+#define CMDLINE_FIRST_READ (256 * 1024)
+#define CMDLINE_MAX (16 * 1024 * 1024)
+
 /* The identity of the VM: its command line, name and namespace. */
 static int vm_read_identity(struct discovery *d, struct vm *vm)
 {
@@ -428,10 +468,20 @@ static int vm_read_identity(struct discovery *d, struct vm *vm)
 
 	if (proc_path(d, path, sizeof(path), vm->pid, "cmdline"))
 		return -ENAMETOOLONG;
-	buf = malloc(256 * 1024);
-	if (!buf)
-		return -ENOMEM;
-	n = read_file(path, buf, 256 * 1024);
+	/* A buffer that it filled may have cut it: read again into a larger one. */
+	buf = NULL;
+	for (size_t size = CMDLINE_FIRST_READ;; size *= 4) {
+		char *more = realloc(buf, size);
+
+		if (!more) {
+			free(buf);
+			return -ENOMEM;
+		}
+		buf = more;
+		n = read_file(path, buf, size);
+		if (n < (long)size - 1 || size >= CMDLINE_MAX)
+			break;
+	}
 	/* read_file() NUL-terminates; cmdline already ends in NUL. */
 	err = n <= 0 ? -ESRCH : qemu_parse_cmdline(buf, (size_t)n, &vm->spec);
 	free(buf);
