@@ -48,6 +48,14 @@ http_get pb -H "Accept: $PB;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2" "$VM
 check_eq "Prometheus' Accept with native histograms gets protobuf" \
 	"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited" \
 	"$(http_header pb Content-Type)"
+PROM3_ACCEPT='application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;escaping=allow-utf-8;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;escaping=allow-utf-8;q=0.2,*/*;q=0.1'
+http_get prom3 -H "Accept: $PROM3_ACCEPT" "$VMPROBE_URL" >/dev/null
+check_eq "Prometheus 3's Accept (escaping=allow-utf-8) gets OpenMetrics" \
+	"application/openmetrics-text; version=1.0.0; charset=utf-8" "$(http_header prom3 Content-Type)"
+http_get pb3 -H "Accept: $PB;escaping=allow-utf-8;q=0.6,$PROM3_ACCEPT" "$VMPROBE_URL" >/dev/null
+check_eq "Prometheus 3's Accept with native histograms gets protobuf" \
+	"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited" \
+	"$(http_header pb3 Content-Type)"
 
 http_get q0 -H 'Accept-Encoding: gzip;q=0' "$VMPROBE_URL" >/dev/null
 check "gzip;q=0 refuses gzip (a substring test would send it)" plain q0

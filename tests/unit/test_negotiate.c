@@ -35,6 +35,26 @@ static void accept_cases(void **state)
 		{ "Prometheus 2.42 by default",
 		  "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
 		  "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", OM },
+		/* Prometheus 3.0 adds escaping=allow-utf-8 to every protocol it names. */
+		{ "Prometheus 3.0 by default",
+		  "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+		  "application/openmetrics-text;version=0.0.1;escaping=allow-utf-8;q=0.4,"
+		  "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,"
+		  "text/plain;version=0.0.4;escaping=allow-utf-8;q=0.2,*/*;q=0.1", OM },
+		{ "Prometheus 3.0 with native histograms",
+		  "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+		  "encoding=delimited;escaping=allow-utf-8;q=0.6,"
+		  "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+		  "text/plain;version=0.0.4;escaping=allow-utf-8;q=0.2,*/*;q=0.1", PROTO },
+		/* Later 3.x: escaping only on the 1.0.0 text formats, the scheme configured. */
+		{ "Prometheus 3.x by default",
+		  "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,"
+		  "application/openmetrics-text;version=0.0.1;q=0.4,"
+		  "text/plain;version=1.0.0;escaping=underscores;q=0.3,"
+		  "text/plain;version=0.0.4;q=0.2,*/*;q=0.1", OM },
+		{ "escaping does not make a range match another version",
+		  "application/openmetrics-text;version=0.0.1;escaping=allow-utf-8,text/plain;q=0.1",
+		  TEXT },
 		{ "curl", "*/*", TEXT },
 		{ "a browser", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
 		  TEXT },

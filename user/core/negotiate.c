@@ -122,6 +122,17 @@ static bool has_param(const struct element *offer, const char *name, const char 
 	return false;
 }
 
+/*
+ * Range parameters every offer satisfies: escaping (Prometheus 3 adds
+ * escaping=allow-utf-8 or another scheme to what it asks for) says how
+ * names outside [a-zA-Z0-9_:] are to be written, and every name vmprobe
+ * writes is within that set, so it reads the same under each scheme.
+ */
+static bool any_offer_has(const char *name)
+{
+	return !strcasecmp(name, "escaping");
+}
+
 /* How specifically `range` names `offer`: -1 no match, higher more specific. */
 static int specificity(const struct element *range, const struct element *offer)
 {
@@ -134,7 +145,8 @@ static int specificity(const struct element *range, const struct element *offer)
 	if (!any_sub && strcasecmp(range->sub, offer->sub))
 		return -1;
 	for (int i = 0; i < range->nr_params; i++)
-		if (!has_param(offer, range->params[i].name, range->params[i].value))
+		if (!any_offer_has(range->params[i].name) &&
+		    !has_param(offer, range->params[i].name, range->params[i].value))
 			return -1;
 	return (any_type ? 0 : 1000) + (any_sub ? 0 : 100) + range->nr_params;
 }

@@ -13,8 +13,8 @@
  * The offer Accept prefers among `offers`, each a media type with its
  * parameters ("text/plain; version=0.0.4"), in the server's order of
  * preference. A media range matches an offer when its type (or type/STAR,
- * or STAR/STAR, STAR being '*') and every parameter it names (q aside)
- * match; of the ranges
+ * or STAR/STAR, STAR being '*') and every parameter it names (q aside,
+ * and escaping, which every offer meets) match; of the ranges
  * matching an offer, the most specific gives its weight (q, 0..1, three
  * decimals). The offer with the highest non-zero weight wins; ties go to
  * the earlier offer. NULL or empty header: 0 (the first offer). -1 when
