@@ -72,6 +72,7 @@ check_eq "Accept: text/plain;q=0 alone: 406" 406 \
 	"$(http_get refused -H 'Accept: text/plain;q=0' "$VMPROBE_URL")"
 check_eq "HEAD /metrics: 200" 200 "$(http_get head -I "$VMPROBE_URL")"
 check_eq "POST /metrics: 405" 405 "$(http_get post -X POST "$VMPROBE_URL")"
+check_eq "405 names the methods allowed (RFC 9110)" "GET, HEAD" "$(http_header post Allow)"
 check_eq "an unknown path: 404" 404 "$(http_get nope "http://127.0.0.1:$PORT/nope")"
 check_eq "/ is a landing page" "200 text/html" \
 	"$(http_get root "http://127.0.0.1:$PORT/") $(http_header root Content-Type)"

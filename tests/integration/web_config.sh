@@ -1,7 +1,8 @@
 #!/bin/bash
 # --web.config.file, exporter-toolkit's format: TLS with client certificates
 # verified against a CA, bcrypt basic authentication, extra headers; the
-# certificate re-read when its files change, without a restart; a bad
+# certificate re-read when its files change, and the users and headers
+# when the file changes, without a restart; a bad
 # file refused at start with file:line:column; a real Prometheus scraping
 # over TLS with a client certificate and a password; the connection cap.
 # Certificates are made here with openssl (a CA, a server and a client
@@ -146,6 +147,40 @@ if command -v prometheus >/dev/null; then
 else
 	tap_skip "Prometheus scrapes it over TLS" "prometheus is not installed"
 fi
+
+# --- Users and headers follow the file, without a restart (as exporter-toolkit). ---
+HASH2=$(bcrypt_hash n3w)
+web_yml() { # USER HASH: web.yml with that one user
+	cat >"$T/web.yml.tmp" <<YAML
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: ca.crt
+basic_auth_users:
+  $1: $2
+http_server_config:
+  headers:
+    X-Frame-Options: deny
+YAML
+	mv "$T/web.yml.tmp" "$T/web.yml"
+}
+status_of() { http_get resp "${CA[@]}" "${CLIENT[@]}" -u "$1" "$URL/metrics"; }
+web_yml rotated "$HASH2"
+# Looked at once a second at most, at a request: asked until it applies.
+check "a user added to the file is let in" wait_for 10 eval '[ "$(status_of rotated:n3w)" = 200 ]'
+check "with the file's header now" grep -qi '^X-Frame-Options: deny' "$WORK/resp.h"
+check "and not the one it no longer has" eval "! grep -qi '^X-Content-Type-Options' '$WORK/resp.h'"
+check_eq "the user removed from the file is refused" 401 "$(status_of prom:s3cret)"
+check "the log says the change applies" grep -q "web.yml changed: its users (1) and headers (1) apply now" \
+	"$WORK/vmprobe.log"
+printf 'basic_auth_users:\n  prom: s3cret\n' >"$T/web.yml.tmp" && mv "$T/web.yml.tmp" "$T/web.yml"
+check "a broken file is said" wait_for 10 eval \
+	"status_of rotated:n3w >/dev/null; grep -q 'web.yml changed and does not load: the last good one stays in force: .*web.yml:2:9: the password of' '$WORK/vmprobe.log'"
+check_eq "and the last good users stay" 200 "$(status_of rotated:n3w)"
+check_eq "a plain-text password in it lets no one in" 401 "$(status_of prom:s3cret)"
+web_yml prom "$HASH"
+check "the first file back: its user again" wait_for 10 eval '[ "$(status_of prom:s3cret)" = 200 ]'
 
 # --- At most --web.max-requests connections at once. ---
 [ -n "$PROM_PID" ] && kill "$PROM_PID" && wait "$PROM_PID" 2>/dev/null; PROM_PID=

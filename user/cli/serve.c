@@ -135,12 +135,12 @@ static bool serve_opt(const struct cmd_opt *o, const char *val, void *ctx)
 }
 
 /*
- * Parses serve's options into cfg, the web configuration (*have_web: one
- * was given and is good) and the connection cap; CMD_GO to go on, else
- * the exit code.
+ * Parses serve's options into cfg, the web configuration (*web_path: the
+ * file of one that was given and is good, else NULL) and the connection
+ * cap; CMD_GO to go on, else the exit code.
  */
 static int serve_options(int argc, char **argv, struct config *cfg, struct web_config *web,
-			 bool *have_web, unsigned *max_requests)
+			 const char **web_path, unsigned *max_requests)
 {
 	struct serve_opts o = { .max_requests = 40, .persist = -1 };
 	int first, ret = cmd_parse(&cmd_serve, argc, argv, serve_opt, &o, &first);
@@ -151,7 +151,7 @@ static int serve_options(int argc, char **argv, struct config *cfg, struct web_c
 	/* Checked before anything is attached: a bad file changes nothing. */
 	if (o.web_config && web_config_load(web, o.web_config, stderr))
 		return EXIT_USAGE;
-	*have_web = o.web_config != NULL;
+	*web_path = o.web_config;
 	if (cmd_load_config(cfg, o.cfg_path))
 		return EXIT_USAGE;
 	if (o.listen)
@@ -442,9 +442,8 @@ static int do_serve(int argc, char **argv)
 	struct server_opts so = {};
 	struct config cfg;
 	int sfd, ret;
-	bool have_web = false;
 
-	ret = serve_options(argc, argv, &cfg, &web, &have_web, &so.max_connections);
+	ret = serve_options(argc, argv, &cfg, &web, &so.web_path, &so.max_connections);
 	if (ret != CMD_GO) {
 		web_config_free(&web);
 		return ret;
@@ -468,7 +467,7 @@ static int do_serve(int argc, char **argv)
 		st = serve_begin(&cfg, true);
 	if (st) {
 		so.listen = cfg.listen;
-		so.web = have_web ? &web : NULL;
+		so.web = so.web_path ? &web : NULL;
 		srv = server_start(&so, &st->d);
 	}
 	if (srv)

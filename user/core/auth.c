@@ -31,19 +31,74 @@ static bool bcrypt_ok(const char *password, const char *hash)
 	return out && out[0] != '*' && strlen(out) == strlen(hash) && same(out, hash, strlen(hash));
 }
 
+/* The SHA-256 of the tried credentials' digest was seen; a ring of the last CACHE_SIZE. */
+struct seen {
+	unsigned char key[CACHE_SIZE][DIGEST];
+	bool used[CACHE_SIZE];
+	unsigned next;
+};
+
+static bool seen_has(const struct seen *c, const unsigned char *key)
+{
+	bool hit = false;
+
+	for (unsigned i = 0; i < CACHE_SIZE; i++)
+		hit |= c->used[i] && same(c->key[i], key, DIGEST);
+	return hit;
+}
+
+static void seen_add(struct seen *c, const unsigned char *key)
+{
+	c->used[c->next % CACHE_SIZE] = true;
+	memcpy(c->key[c->next++ % CACHE_SIZE], key, DIGEST);
+}
+
+/*
+ * user NUL hash NUL password, hashed: a changed hash (a new file) misses
+ * the caches; an unknown user's "hash" is empty. 0 or -1 (no memory).
+ */
+static int cache_key(const char *user, const char *hash, const char *password,
+		     unsigned char *key)
+{
+	size_t ul = strlen(user), hl = strlen(hash), pl = strlen(password);
+	char *both = malloc(ul + hl + pl + 3);
+
+	if (!both)
+		return -1;
+	memcpy(both, user, ul + 1);
+	memcpy(both + ul + 1, hash, hl + 1);
+	memcpy(both + ul + hl + 2, password, pl + 1);
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, both, ul + hl + pl + 3, key);
+	memset(both, 0, ul + hl + pl + 3);
+	free(both);
+	return 0;
+}
+
+/*
+ * Credentials that passed, and apart (so that failures never push them
+ * out) those that failed, are remembered: neither Prometheus' scrapes nor
+ * a client repeating a wrong password pay bcrypt each time (one thread
+ * serves every request, and bcrypt takes it for tens of milliseconds).
+ */
 bool auth_check(const struct web_config *wc, const char *user, const char *password)
 {
-	static unsigned char cache[CACHE_SIZE][DIGEST];
-	static unsigned next;
+	static struct seen passed, failed;
 	const struct web_pair *u = NULL;
 	unsigned char key[DIGEST];
-	size_t ul = strlen(user), pl = strlen(password);
-	char *both;
+	bool ok;
 
 	for (size_t i = 0; i < wc->nr_users; i++)
 		if (!strcmp(wc->users[i].name, user))
 			u = &wc->users[i];
-	if (!u) {
+	if (cache_key(user, u ? u->value : "", password, key))
+		return false;
+	if (seen_has(&passed, key))
+		return true;
+	if (seen_has(&failed, key))
+		return false;
+	if (u) {
+		ok = bcrypt_ok(password, u->value);
+	} else {
 		/*
 		 * A known user's hash, of the cost the file gives: an unknown
 		 * user takes as long as a wrong password (and always fails), so
@@ -51,23 +106,8 @@ bool auth_check(const struct web_config *wc, const char *user, const char *passw
 		 */
 		if (wc->nr_users)
 			bcrypt_ok(password, wc->users[0].value);
-		return false;
+		ok = false;
 	}
-	/* user NUL hash NUL password: a changed hash (a new file) misses the cache. */
-	both = malloc(ul + strlen(u->value) + pl + 3);
-	if (!both)
-		return false;
-	memcpy(both, user, ul + 1);
-	memcpy(both + ul + 1, u->value, strlen(u->value) + 1);
-	memcpy(both + ul + strlen(u->value) + 2, password, pl + 1);
-	gnutls_hash_fast(GNUTLS_DIG_SHA256, both, ul + strlen(u->value) + pl + 3, key);
-	memset(both, 0, ul + strlen(u->value) + pl + 3);
-	free(both);
-	for (unsigned i = 0; i < CACHE_SIZE; i++)
-		if (same(cache[i], key, DIGEST))
-			return true;
-	if (!bcrypt_ok(password, u->value))
-		return false;
-	memcpy(cache[next++ % CACHE_SIZE], key, DIGEST);
-	return true;
+	seen_add(ok ? &passed : &failed, key);
+	return ok;
 }

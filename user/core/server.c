@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/auth.h"
 #include "core/config.h"
@@ -36,7 +37,10 @@
 struct server {
 	struct MHD_Daemon *mhd;
 	struct discovery *d;
-	const struct web_config *web; /* NULL: plain HTTP, no authentication */
+	struct web_config *web;       /* NULL: plain HTTP, no authentication */
+	const char *web_path;
+	struct stat web_stamp;        /* of web_path when it was last loaded (or failed to) */
+	double web_checked;           /* monotonic seconds when web_path was last looked at */
 	pthread_mutex_t spare_lock;   /* MHD gives responses back from its threads */
 	struct strbuf spare[SPARES];  /* buf NULL: none */
 	size_t spare_peak;            /* the largest response lately (spare_give) */
@@ -96,6 +100,85 @@ static void lent_back(void *cls)
 
 	spare_give(l->s, &l->sb);
 	free(l);
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool same_tls(const struct web_config *a, const struct web_config *b)
+{
+	return a->tls == b->tls && same_str(a->cert_file, b->cert_file) &&
+	       same_str(a->key_file, b->key_file) && same_str(a->client_ca_file, b->client_ca_file) &&
+	       a->client_auth == b->client_auth && a->min_version == b->min_version &&
+	       a->max_version == b->max_version;
+}
+
+/*
+ * The web configuration file is looked at again, at most once a second
+ * (exporter-toolkit reads it at every request): its users and headers
+ * apply from then on, so that a user removed is refused without a
+ * restart. tls_server_config is the server's from its start (whether it
+ * speaks TLS at all): a change to it is logged and waits for the next
+ * start; its files' contents are reloaded by core/tls.c. A file that does
+ * not load is logged, once per change, and the last good one kept. Runs on
+ * libmicrohttpd's one thread, the only reader of users and headers.
+ */
+static void web_reload(struct server *s)
+{
+	struct web_config now = {}, old, *w = s->web;
+	double t = monotonic_ns() / 1e9;
+	char *errors = NULL;
+	size_t size = 0;
+	struct stat st;
+	FILE *err;
+	int ret;
+
+	if (!w || !s->web_path || t - s->web_checked < 1)
+		return;
+	s->web_checked = t;
+	if (stat(s->web_path, &st))
+		memset(&st, 0, sizeof(st));
+	if (same_file(&st, &s->web_stamp))
+		return;
+	s->web_stamp = st;
+	err = open_memstream(&errors, &size);
+	if (!err)
+		return;
+	ret = web_config_load(&now, s->web_path, err);
+	fclose(err);
+	if (ret) {
+		log_warn("%s changed and does not load: the last good one stays in force: %s",
+			 s->web_path, errors && *errors ? strtok(errors, "\n") : strerror(-ret));
+		free(errors);
+		web_config_free(&now);
+		return;
+	}
+	free(errors);
+	if (!same_tls(w, &now))
+		log_warn("%s: tls_server_config changed: it applies when serve starts again; users "
+			 "and headers apply now", s->web_path);
+	else
+		log_info("%s changed: its users (%zu) and headers (%zu) apply now", s->web_path,
+			 now.nr_users, now.nr_headers);
+	/* Swapped: the old ones go with `now`. */
+	old = *w;
+	w->users = now.users;
+	w->nr_users = now.nr_users;
+	w->headers = now.headers;
+	w->nr_headers = now.nr_headers;
+	now.users = old.users;
+	now.nr_users = old.nr_users;
+	now.headers = old.headers;
+	now.nr_headers = old.nr_headers;
+	web_config_free(&now);
 }
 
 /* The web configuration's headers go on every response. */
@@ -260,6 +343,20 @@ static enum MHD_Result ask_auth(struct server *s, struct MHD_Connection *c)
 	return ret;
 }
 
+/* 405, with the Allow header RFC 9110 requires of it. */
+static enum MHD_Result not_allowed(struct server *s, struct MHD_Connection *c)
+{
+	struct MHD_Response *r = text_response(s, "text/plain", "only GET and HEAD\n");
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **req_cls)
@@ -267,9 +364,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct server *s = cls;
 	const char *why;
 
+	web_reload(s);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return send_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
-				 "only GET and HEAD\n");
+		return not_allowed(s, c);
 	why = refused(s, c, url);
 	if (why)
 		return why == auth_needed ? ask_auth(s, c)
@@ -296,7 +393,7 @@ struct server *server_start(const struct server_opts *o, struct discovery *d)
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem opts[10];
 	char host[128], port_str[8], prio[128];
-	const struct web_config *web = o->web;
+	struct web_config *web = o->web;
 	struct server *s;
 	unsigned port, n = 0;
 	int err;
@@ -310,6 +407,10 @@ struct server *server_start(const struct server_opts *o, struct discovery *d)
 		return NULL;
 	s->d = d;
 	s->web = web;
+	s->web_path = o->web_path;
+	s->web_checked = monotonic_ns() / 1e9;
+	if (!s->web_path || stat(s->web_path, &s->web_stamp))
+		memset(&s->web_stamp, 0, sizeof(s->web_stamp));
 	pthread_mutex_init(&s->spare_lock, NULL);
 	gzipper_init(&s->gz, 0);
 	/* An idle or slow client is dropped after 30 s; beyond the cap, new ones wait. */

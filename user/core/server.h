@@ -10,7 +10,13 @@ struct server;
 
 struct server_opts {
 	const char *listen;            /* "HOST:PORT", ":PORT", "[V6]:PORT" */
-	const struct web_config *web;  /* NULL: plain HTTP, open */
+	/*
+	 * NULL: plain HTTP, open. Its users and headers are replaced when
+	 * web_path's file changes (the caller frees it, as it stands, after
+	 * server_stop).
+	 */
+	struct web_config *web;
+	const char *web_path;
 	unsigned max_connections;      /* at once; more wait in the listen queue */
 };
 

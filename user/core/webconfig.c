@@ -159,20 +159,51 @@ static int user_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
 	return pair_add(&c->wc->users, &c->wc->nr_users, key, yamldoc_scalar(v));
 }
 
+/*
+ * The headers exporter-toolkit lets a web config set, and the values it
+ * allows where they are an enumeration (NULL: any one line). Others (e.g.
+ * Content-Type, which vmprobe sets itself) are refused, as there.
+ */
+static const struct {
+	const char *name, *values[3];
+} settable_headers[] = {
+	{ "Strict-Transport-Security", { NULL } },
+	{ "X-Content-Type-Options", { "nosniff", NULL } },
+	{ "X-Frame-Options", { "deny", "sameorigin", NULL } },
+	{ "X-XSS-Protection", { NULL } },
+	{ "Content-Security-Policy", { NULL } },
+};
+
 static int header_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
 {
 	struct ctx *c = arg;
+	size_t i = 0;
 
-	for (const char *p = key; *p; p++)
-		if (*p <= ' ' || *p >= 127 || strchr("()<>@,;:\\\"/[]?={}", *p))
-			return yamldoc_fail(&c->y, k, "'%s' is not an HTTP header name", key);
-	/* libmicrohttpd sends neither an empty name nor an empty value: refused, never dropped. */
-	if (!*key)
-		return yamldoc_fail(&c->y, k, "a header name must not be empty");
+	while (i < ARRAY_SIZE(settable_headers) && strcasecmp(key, settable_headers[i].name))
+		i++;
+	if (i == ARRAY_SIZE(settable_headers))
+		return yamldoc_fail(&c->y, k, "HTTP header '%s' cannot be configured (only "
+				    "Strict-Transport-Security, X-Content-Type-Options, "
+				    "X-Frame-Options, X-XSS-Protection, Content-Security-Policy)", key);
+	/* libmicrohttpd sends no empty value: refused, never dropped. */
 	if (v->type != YAML_SCALAR_NODE || strpbrk(yamldoc_scalar(v), "\r\n") ||
 	    !*yamldoc_scalar(v))
 		return yamldoc_fail(&c->y, v, "header %s must be one non-empty line", key);
-	return pair_add(&c->wc->headers, &c->wc->nr_headers, key, yamldoc_scalar(v));
+	if (settable_headers[i].values[0]) {
+		const char *const *ok = settable_headers[i].values;
+
+		while (*ok && strcasecmp(*ok, yamldoc_scalar(v)))
+			ok++;
+		if (!*ok)
+			return yamldoc_fail(&c->y, v, "header %s must be %s%s%s, not '%s'", key,
+					    settable_headers[i].values[0],
+					    settable_headers[i].values[1] ? " or " : "",
+					    settable_headers[i].values[1] ? settable_headers[i].values[1]
+									  : "",
+					    yamldoc_scalar(v));
+	}
+	return pair_add(&c->wc->headers, &c->wc->nr_headers, settable_headers[i].name,
+			yamldoc_scalar(v));
 }
 
 static int http_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
