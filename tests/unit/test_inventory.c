@@ -231,6 +231,44 @@ static void test_iscsi_name_without_lun_is_lun_0(void **state)
 	free(dom);
 }
 
+/*
+ * libvirt names a storage-pool volume (<disk type='volume'>) by pool and
+ * volume only: the drive is the image QEMU was given for it, labelled as
+ * libvirt has it, not an unmeasured "volume" beside a drive of its path.
+ */
+static void test_libvirt_volume_disk_is_the_image_qemu_opened(void **state)
+{
+	static const char xml[] =
+		"<domstatus pid='4242'><domain><devices><disk type='volume' device='disk'>"
+		"<driver name='qemu' type='qcow2'/><source pool='default' volume='vol.qcow2'/>"
+		"<target dev='vda'/><alias name='virtio-disk0'/></disk></devices></domain>"
+		"</domstatus>";
+	char *const argv[] = {
+		"qemu-system-x86_64", "-name", "guest=pooled", "-blockdev",
+		"{\"driver\":\"file\",\"filename\":\"/var/lib/libvirt/images/vol.qcow2\","
+		"\"node-name\":\"libvirt-1-storage\",\"aio\":\"native\"}",
+		"-blockdev",
+		"{\"node-name\":\"libvirt-1-format\",\"driver\":\"qcow2\","
+		"\"file\":\"libvirt-1-storage\"}",
+		"-device", "virtio-blk-pci,drive=libvirt-1-format,id=virtio-disk0",
+	};
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct libvirt_domain *dom = domain_parse(xml);
+	struct discovery d = { .cfg = &cfg };
+	const struct vm_disk *disk;
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = false }, dom);
+	expect_int("one drive", 1, vm->nr_disks);
+	disk = disk_named(vm, "virtio-disk0");
+	expect_str("its image, from the command line", "/var/lib/libvirt/images/vol.qcow2",
+		   disk->spec.file);
+	expect_str("a local image", "file", disk->spec.backend);
+	expect_str("QEMU's AIO mode", "native", disk->spec.aio);
+	expect_int("known from libvirt", VM_SRC_LIBVIRT, disk->source);
+	free(dom);
+	free(vm);
+}
+
 /* A NIC with no tap (vhost-user) that libvirt and the command line both name is one NIC. */
 static void test_tapless_nic_from_cmdline_and_libvirt_is_listed_once(void **state)
 {
@@ -1028,6 +1066,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_libvirt_status_is_einval),
 		cmocka_unit_test(test_network_disk_without_protocol_has_backend_unknown),
 		cmocka_unit_test(test_iscsi_name_without_lun_is_lun_0),
+		cmocka_unit_test(test_libvirt_volume_disk_is_the_image_qemu_opened),
 		cmocka_unit_test(test_libvirt_status_file_by_pid_or_pod_pid),
 		cmocka_unit_test(test_tapless_nic_from_cmdline_and_libvirt_is_listed_once),
 		cmocka_unit_test(test_backing_files_and_media_are_not_drives),

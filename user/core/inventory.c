@@ -268,8 +268,16 @@ static int named_drives(const struct vm *vm, const struct libvirt_domain *dom,
 		const struct vm_drive *cmd = spec_drive(vm, dom->disks[i].label);
 
 		want[n] = (struct want_disk){ .spec = dom->disks[i], .source = VM_SRC_LIBVIRT };
+		/*
+		 * A disk libvirt names by no file (<disk type='volume'>: a pool
+		 * and a volume) is what QEMU was given for it, libvirt's label kept.
+		 */
+		if (cmd && !dom->disks[i].file[0]) {
+			want[n].spec = *cmd;
+			str_copy(want[n].spec.label, sizeof(want[n].spec.label), dom->disks[i].label);
+		}
 		/* The AIO mode and node name are QEMU's: the command line has them. */
-		if (cmd && !strcmp(cmd->file, dom->disks[i].file)) {
+		if (cmd && !strcmp(cmd->file, want[n].spec.file)) {
 			str_copy(want[n].spec.aio, sizeof(want[n].spec.aio), cmd->aio);
 			str_copy(want[n].spec.node, sizeof(want[n].spec.node), cmd->node);
 		}
