@@ -2,7 +2,11 @@
 # A drive of QEMU's command line unplugged over QMP (device_del) on a QEMU
 # no libvirt manages: QEMU closes its image with the device, and vmprobe
 # drops the drive and its series, though the command line still names it.
-# The other drive of the command line stays, its counts untouched.
+# The other drive of the command line stays, its counts untouched. So do
+# NICs of the command line (device_del, netdev_del): one on a tap named by
+# ifname= (a persistent tap, which stays on the host), and one whose tap
+# QEMU opened itself (-netdev tap with neither ifname= nor fd=), which is
+# one NIC, measured, not a tap learned from its fd beside a NIC "not found".
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 . "$REPO/tests/lib/tap.sh"
@@ -41,13 +45,17 @@ i=0; while [ -e /sys/block/vda ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); 
 sleep 300
 SH
 NAME=unplug-cmdline
-GUEST_IP= guest_start "$NAME" "$TAP" "$WORK/initrd" \
+GUEST_IP= GUEST_NIC_ID=net0 guest_start "$NAME" "$TAP" "$WORK/initrd" \
+	-netdev tap,id=own,script=no,downscript=no -device virtio-net-pci,netdev=own,id=ownnic,addr=0x7 \
 	-drive "file=$WORK/cold.raw,format=raw,if=none,id=cold,cache=none" \
 	-device virtio-blk-pci,drive=cold,id=colddisk,addr=0x5 \
 	-drive "file=$WORK/stays.raw,format=raw,if=none,id=stays,cache=none" \
 	-device virtio-blk-pci,drive=stays,id=staydisk,addr=0x6 ||
-	{ tap_fail "QEMU guest with two drives starts"; tap_done; exit; }
-tap_ok "QEMU guest with two drives starts"
+	{ tap_fail "QEMU guest with two drives and two NICs starts"; tap_done; exit; }
+tap_ok "QEMU guest with two drives and two NICs starts"
+# The tap QEMU made: the one of its tun fds that is not $TAP.
+OWN=$(grep -h '^iff:' /proc/$GUEST_PID/fdinfo/* 2>/dev/null | awk '{ print $2 }' | grep -vx "$TAP" | sort -u)
+check "QEMU opened a tap of its own" test "$(echo "$OWN" | wc -w)" = 1
 check "the guest's IO completes" wait_for 90 grep -q PHASE-IO-DONE "$GUEST_LOG"
 
 writes() { metric "$1" vmprobe_disk_latency_seconds_count name=$NAME drive="$2" operation=write; }
@@ -62,6 +70,23 @@ import json, sys
 print(" ".join(sorted("%s:%s" % (d["drive"], d["image_open"]) for v in json.load(sys.stdin)
                       if v["name"] == sys.argv[1] for d in v["drives"])))' "$NAME" 2>&1; }
 check_eq "vmprobe list shows both, their images open" "colddisk:True staydisk:True" "$(listed)"
+ifaces() { # FILE: the VM's NICs as interface:tap:measured, sorted, one line
+	python3 - "$1" "$NAME" <<'PY'
+import re, sys
+lab = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
+out = []
+for line in open(sys.argv[1], encoding="utf-8"):
+    if line.startswith("vmprobe_interface_info{"):
+        l = dict(lab.findall(line))
+        if l.get("name") == sys.argv[2]:
+            out.append("%s:%s:%s" % (l["interface"], l["tap"], l["measured"]))
+print(" ".join(sorted(out)))
+PY
+}
+ifaces_are() { scrape "$WORK/n.txt" && [ "$(ifaces "$WORK/n.txt")" = "$1" ]; }
+check "two NICs, each measured once: the named tap and the one QEMU made" \
+	wait_for 10 ifaces_are "$(printf '%s\n' "$OWN:$OWN:true" "$TAP:$TAP:true" | sort | paste -sd' ')"
+check_eq "no NIC said to be without its tap" "" "$(grep -F "name=\"$NAME\"" "$WORK/n.txt" | grep -F 'measured="false"')"
 
 guest_qmp "$GUEST_QMP" device_del '{"id": "colddisk"}' >/dev/null
 check "the guest sees the drive unplugged" wait_for 60 grep -q PHASE-UNPLUGGED "$GUEST_LOG"
@@ -78,6 +103,21 @@ scrape "$WORK/s3.txt"
 check_eq "a while later, the command line has not brought it back" "" \
 	"$(grep -F 'drive="colddisk"' "$WORK/s3.txt")"
 check_eq "nor is its image listed as a drive of its own" "" "$(grep -F "cold.raw" "$WORK/s3.txt")"
+
+nic_unplug() { # DEVICE NETDEV: the guest lets the NIC go, then QEMU closes its tap
+	guest_qmp "$GUEST_QMP" device_del "{\"id\": \"$1\"}" >/dev/null
+	wait_for 30 guest_qmp "$GUEST_QMP" netdev_del "{\"id\": \"$2\"}" >/dev/null 2>&1
+}
+check "the NIC on the tap QEMU made is unplugged" nic_unplug ownnic own
+check "its series go; the other NIC stays" wait_for 10 ifaces_are "$TAP:$TAP:true"
+check "vmprobe logged why" grep -q "NIC ownnic's tap was closed: unplugged" "$WORK/vmprobe.log"
+check "the NIC on the named tap is unplugged" nic_unplug net0 n0
+check "its series go too, though the tap stays on the host" wait_for 10 ifaces_are ""
+check "the tap is still there" ip link show "$TAP"
+check_eq "and has no vmprobe program left" "" "$(vmprobe_progs "$TAP")"
+sleep 2
+scrape "$WORK/s5.txt"
+check_eq "a while later, the command line has not brought either back" "" "$(ifaces "$WORK/s5.txt")"
 # One walk cannot tell an unplug from a QEMU that has not opened its
 # images yet: list shows the drive still named by the command line, its
 # image not open.

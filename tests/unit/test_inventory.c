@@ -924,6 +924,100 @@ static void test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused(void **state)
 	free(vm);
 }
 
+/* Whether the VM lists a NIC on `tap`, present. */
+static int has_tap(const struct vm *vm, const char *tap)
+{
+	for (int i = 0; i < vm->nr_ifaces; i++)
+		if (vm->ifaces[i].present && !strcmp(vm->ifaces[i].tap, tap))
+			return 1;
+	return 0;
+}
+
+/*
+ * A tap QEMU opened itself (-netdev tap with neither ifname= nor fd=, or
+ * -netdev bridge) is the NIC's, by command-line order, not a second NIC
+ * learned from its fd beside a first one "not found".
+ */
+static void test_taps_qemu_opened_are_their_nics_in_order(void **state)
+{
+	char *const argv[] = {
+		"qemu-system-x86_64", "-name", "guest=own",
+		"-netdev", "tap,id=n0,queues=2",
+		"-device", "virtio-net-pci,netdev=n0,id=nic0",
+		"-netdev", "tap,id=n1,ifname=vnet9",
+		"-device", "virtio-net-pci,netdev=n1,id=nic1",
+		"-netdev", "bridge,id=n2,br=br0",
+		"-device", "virtio-net-pci,netdev=n2,id=ua-nic2",
+	};
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	/* Not in fd order; tap0 has two queues; tap7 was hot-plugged since. */
+	struct vm_tun tuns[] = { { 31, "tap7" }, { 14, "vnet9" }, { 12, "tap0" }, { 15, "tap1" },
+				 { 13, "tap0" } };
+	struct discovery d = { .cfg = &cfg };
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = tuns, .nr_tuns = 5 },
+		 NULL);
+	expect_int("four NICs, each once", 4, vm->nr_ifaces);
+	expect_int("the first NIC QEMU opened is on the first tap of its own", 1, has_tap(vm, "tap0"));
+	expect_str("labelled by it, as a named one", "tap0", iface_named(vm, "tap0")->tap);
+	expect_str("the named tap stays its NIC's", "vnet9", iface_named(vm, "vnet9")->tap);
+	expect_str("the bridge helper's tap is the next one, labelled by the device id",
+		   "tap1", iface_named(vm, "nic2")->tap);
+	expect_int("the hot-plugged tap is one more NIC", VM_SRC_FD, iface_named(vm, "tap7")->source);
+	for (int i = 0; i < vm->nr_ifaces; i++)
+		expect_int("every NIC has its tap", 1, vm->ifaces[i].tap[0] != '\0');
+	free(vm);
+}
+
+/*
+ * A command-line NIC whose tun QEMU holds goes when QEMU closes it
+ * (device_del and netdev_del), and does not come back, where the command
+ * line still names it; one whose tun was never seen open stays.
+ */
+static void test_unplugged_cmdline_tap_nic_goes(void **state)
+{
+	char *const argv[] = {
+		"qemu-system-x86_64", "-name", "guest=unplug",
+		"-netdev", "tap,id=n0,ifname=vnet5",
+		"-device", "virtio-net-pci,netdev=n0,id=nic0",
+		"-netdev", "tap,id=n1",
+		"-device", "virtio-net-pci,netdev=n1,id=nic1",
+		"-netdev", "tap,id=n2,ifname=vnet6",
+		"-device", "virtio-net-pci,netdev=n2,id=nic2",
+	};
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct vm_tun both[] = { { 20, "vnet5" }, { 21, "tap0" } };
+	struct discovery d = { .cfg = &cfg };
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = both, .nr_tuns = 2 },
+		 NULL);
+	expect_int("three NICs", 3, vm->nr_ifaces);
+	expect_int("vnet6 not open yet: listed by its name", 1, has_tap(vm, "vnet6"));
+
+	/* What the fds are cannot be read: nothing is concluded. */
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .fds_opaque = true }, NULL);
+	expect_int("an opaque walk drops no NIC", 1, has_tap(vm, "vnet5"));
+
+	/* Both taps closed. */
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
+	expect_int("the named NIC whose tun closed goes", 0, has_tap(vm, "vnet5"));
+	expect_int("so does the one QEMU opened", 0, has_tap(vm, "tap0"));
+	expect_int("no tapless NIC in their place", 1, vm->nr_ifaces);
+	expect_int("vnet6, never seen open, stays", 1, has_tap(vm, "vnet6"));
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
+	expect_int("and they do not come back", 1, vm->nr_ifaces);
+	free(vm);
+
+	/* libvirt's state says what goes for a VM it manages: not the fds. */
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	vm->libvirt_seen = true;
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = both, .nr_tuns = 2 },
+		 NULL);
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
+	expect_int("a libvirt VM's NIC stays by its tun", 1, has_tap(vm, "vnet5"));
+	free(vm);
+}
+
 /*
  * The paths a VM names (its command line, libvirt's state, its images'
  * headers) are found inside its own root: `..` and absolute symbolic
@@ -1077,6 +1171,8 @@ int main(void)
 		cmocka_unit_test(test_unplugged_cmdline_drive_goes),
 		cmocka_unit_test(test_cmdline_drive_never_open_in_an_old_qemu_goes),
 		cmocka_unit_test(test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused),
+		cmocka_unit_test(test_taps_qemu_opened_are_their_nics_in_order),
+		cmocka_unit_test(test_unplugged_cmdline_tap_nic_goes),
 		cmocka_unit_test(test_paths_stay_inside_the_vms_root),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),
 		cmocka_unit_test(test_down_probes_are_the_reason),

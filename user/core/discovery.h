@@ -29,6 +29,8 @@ struct vm {
 	bool libvirt_seen;    /* libvirt's state of it was read once: libvirt says what goes */
 	struct vm_iface ifaces[VM_MAX_NICS];
 	int nr_ifaces;
+	unsigned nics_tun_seen; /* command-line NICs whose tun was seen open (bits of spec.nics) */
+	unsigned nics_gone;     /* ... whose tun was closed since: unplugged */
 	int netns_fd;     /* the VM's network namespace, where its taps are */
 	bool needs_sync;  /* sync at the next scan, whatever the probes say */
 	bool fd_warned;   /* an unreadable fd table was logged */

@@ -683,6 +683,95 @@ static const char *nic_tap(const struct vm_nic *nic, const struct vm_snapshot *s
 	return "";
 }
 
+/*
+ * A NIC whose tun QEMU opened itself: a tap netdev named by neither
+ * ifname= nor fd= (QEMU has the kernel name it, tap0 ...; a script puts
+ * it on a bridge), or a bridge netdev (qemu-bridge-helper's tap).
+ */
+static bool qemu_opens_tun(const struct vm_nic *nic)
+{
+	return !nic->ifname[0] && !nic->nr_fds &&
+	       (!strcmp(nic->type, "tap") || !strcmp(nic->type, "bridge"));
+}
+
+/* Whether a command-line NIC names `tap`, by ifname= or by one of its fds. */
+static bool tap_named(const struct vm *vm, const struct vm_snapshot *snap, const char *tap)
+{
+	for (int i = 0; i < vm->spec.nr_nics; i++)
+		if (!strcmp(nic_tap(&vm->spec.nics[i], snap), tap))
+			return true;
+	return false;
+}
+
+/*
+ * The taps of the NICs whose tun QEMU opened itself: nothing on the
+ * command line ties such a NIC to its tun fd, but QEMU opens its netdevs
+ * in command-line order, so they take, in that order, the taps of the tun
+ * fds no other NIC names, by each tap's lowest fd. NULL where none is left.
+ */
+static void qemu_opened_taps(const struct vm *vm, const struct vm_snapshot *snap,
+			     const char *taps[VM_MAX_NICS])
+{
+	for (int i = 0; i < vm->spec.nr_nics; i++) {
+		const struct vm_tun *next = NULL;
+
+		taps[i] = NULL;
+		if (!qemu_opens_tun(&vm->spec.nics[i]))
+			continue;
+		/* The tun of the lowest fd whose tap no NIC has (a multiqueue tap has several). */
+		for (size_t t = 0; t < snap->nr_tuns; t++) {
+			const struct vm_tun *u = &snap->tuns[t];
+			bool taken = tap_named(vm, snap, u->ifname);
+
+			for (int k = 0; k < i && !taken; k++)
+				taken = taps[k] && !strcmp(taps[k], u->ifname);
+			if (!taken && (!next || u->fd < next->fd))
+				next = u;
+		}
+		taps[i] = next ? next->ifname : NULL;
+	}
+}
+
+static bool tun_open(const struct vm_snapshot *snap, const char *tap)
+{
+	for (size_t t = 0; tap[0] && t < snap->nr_tuns; t++)
+		if (!strcmp(snap->tuns[t].ifname, tap))
+			return true;
+	return false;
+}
+
+_Static_assert(VM_MAX_NICS <= 32, "vm.nics_tun_seen has a bit per command-line NIC");
+
+/*
+ * Whether a command-line NIC whose tun QEMU holds (by ifname= or opened
+ * itself) was unplugged: its tun was open at an earlier walk and is no
+ * more (device_del and netdev_del over QMP close it). A NIC that never had
+ * its tun open stays, said to have no tap; nothing is concluded from a
+ * walk that could not read every fd, nor for a VM libvirt manages (its
+ * state says what goes). Once gone it stays gone: the command line names
+ * it still; a tap of that name plugged again comes back by its fd.
+ */
+static bool nic_unplugged(struct vm *vm, const struct vm_snapshot *snap, int i, const char *tap)
+{
+	const struct vm_nic *nic = &vm->spec.nics[i];
+
+	if (vm->nics_gone & (1u << i))
+		return true;
+	if (nic->nr_fds || (strcmp(nic->type, "tap") && strcmp(nic->type, "bridge")) ||
+	    !snap->fds_read || snap->fds_opaque || snap->fds_partial || vm->libvirt_seen)
+		return false;
+	if (tun_open(snap, tap)) {
+		vm->nics_tun_seen |= 1u << i;
+		return false;
+	}
+	if (!(vm->nics_tun_seen & (1u << i)))
+		return false;
+	vm->nics_gone |= 1u << i;
+	log_info("VM %s: NIC %s's tap was closed: unplugged", vm->name,
+		 nic->device_id[0] ? nic->device_id : nic->netdev_id);
+	return true;
+}
+
 static int want_find_tap(struct want_iface *want, int n, const char *tap)
 {
 	for (int i = 0; tap[0] && i < n; i++)
@@ -745,14 +834,19 @@ static void want_add(struct want_iface *want, int *n, const char *tap, const cha
  * state (hot-plugged NICs, with their aliases) and tun fds nothing names.
  * Without a fresh snapshot, what the fds told last time stays.
  */
-static int wanted_ifaces(const struct vm *vm, const struct vm_snapshot *snap,
+static int wanted_ifaces(struct vm *vm, const struct vm_snapshot *snap,
 			 const struct libvirt_domain *dom, struct want_iface *want)
 {
+	const char *opened[VM_MAX_NICS];
 	int n = 0;
 
+	qemu_opened_taps(vm, snap, opened);
 	for (int i = 0; i < vm->spec.nr_nics; i++) {
 		const struct vm_nic *nic = &vm->spec.nics[i];
-		const char *tap = nic_tap(nic, snap);
+		const char *tap = opened[i] ? opened[i] : nic_tap(nic, snap);
+
+		if (nic_unplugged(vm, snap, i, tap))
+			continue;
 
 		/*
 		 * A fd-passed NIC whose fds are gone was unplugged (or is not
