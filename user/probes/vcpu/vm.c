@@ -99,21 +99,25 @@ static int vcpu_threads(const struct discovery *d, const struct vm *vm, pid_t **
 }
 
 /*
- * Sets (slot >= 0) or removes (slot < 0) the thread's task storage entry;
- * an entry that already holds the slot (an earlier serve's mark, with the
- * thread's wait under way) is kept as it is. 0 or -errno.
+ * Sets (mark) or removes (!mark) the thread's task storage entry for
+ * `slot`. An entry that already holds the slot (an earlier serve's mark,
+ * with the thread's wait under way) is kept as it is; one of another slot
+ * is not removed: the thread ID, its thread gone, is another VM's thread
+ * now. 0 or -errno.
  */
-static int vcpu_mark(const struct vcpu_probe *vp, pid_t tid, int slot)
+static int vcpu_mark(const struct vcpu_probe *vp, pid_t tid, int slot, bool mark)
 {
 	struct vcpu_thread v = { .slot = (__u32)slot }, had;
 	int fd = (int)syscall(SYS_pidfd_open, tid, PIDFD_THREAD), err = 0;
+	bool has;
 
 	if (fd < 0)
 		return -errno;
-	if (slot >= 0 && !bpf_map_lookup_elem(vp->threads_fd, &fd, &had) && had.slot == v.slot)
+	has = !bpf_map_lookup_elem(vp->threads_fd, &fd, &had) && had.slot == v.slot;
+	if (mark ? has : !has)
 		goto out;
-	if (slot >= 0 ? bpf_map_update_elem(vp->threads_fd, &fd, &v, BPF_ANY)
-		      : bpf_map_delete_elem(vp->threads_fd, &fd))
+	if (mark ? bpf_map_update_elem(vp->threads_fd, &fd, &v, BPF_ANY)
+		 : bpf_map_delete_elem(vp->threads_fd, &fd))
 		err = -errno;
 out:
 	close(fd);
@@ -226,7 +230,7 @@ void vcpu_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		return;
 	}
 	for (int i = 0; i < n; i++) {
-		if (!marked(vv, now[i]) && (err = vcpu_mark(vp, now[i], vv->slot)) && err != -ESRCH) {
+		if (!marked(vv, now[i]) && (err = vcpu_mark(vp, now[i], vv->slot, true)) && err != -ESRCH) {
 			unmeasured(vv, vm, err == -EINVAL ? VCPU_NO_PIDFD : VCPU_MARK_FAILED, err);
 			failed = true;
 			continue;
@@ -252,7 +256,7 @@ void vcpu_vm_del(struct probe *p, struct discovery *d, struct vm *vm)
 	/* serve with persist is leaving: the threads stay marked, their VM's slot counted. */
 	if (!p->pins || !p->pins->keep) {
 		for (size_t i = 0; i < vv->nr_tids; i++)
-			vcpu_mark(vp, vv->tids[i], -1);
+			vcpu_mark(vp, vv->tids[i], vv->slot, false);
 		if (vv->slot >= 0)
 			slot_pool_put(&vp->slots, (unsigned)vv->slot);
 	}
