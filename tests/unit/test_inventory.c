@@ -958,14 +958,53 @@ static void test_taps_qemu_opened_are_their_nics_in_order(void **state)
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = tuns, .nr_tuns = 5 },
 		 NULL);
 	expect_int("four NICs, each once", 4, vm->nr_ifaces);
-	expect_int("the first NIC QEMU opened is on the first tap of its own", 1, has_tap(vm, "tap0"));
+	expect_int("the first NIC QEMU opened is on the first tap of its own", 1,
+		   has_tap(vm, "tap0"));
 	expect_str("labelled by it, as a named one", "tap0", iface_named(vm, "tap0")->tap);
 	expect_str("the named tap stays its NIC's", "vnet9", iface_named(vm, "vnet9")->tap);
 	expect_str("the bridge helper's tap is the next one, labelled by the device id",
 		   "tap1", iface_named(vm, "nic2")->tap);
-	expect_int("the hot-plugged tap is one more NIC", VM_SRC_FD, iface_named(vm, "tap7")->source);
+	expect_int("the hot-plugged tap is one more NIC", VM_SRC_FD,
+		   iface_named(vm, "tap7")->source);
 	for (int i = 0; i < vm->nr_ifaces; i++)
 		expect_int("every NIC has its tap", 1, vm->ifaces[i].tap[0] != '\0');
+	free(vm);
+}
+
+/*
+ * A NIC keeps the tap it was tied to: the first of two unplugged, the
+ * second keeps its own (and its label); a tap hot-plugged on a lower fd
+ * is one more NIC; a walk that cannot read the fds changes nothing.
+ */
+static void test_qemu_opened_taps_stay_tied(void **state)
+{
+	char *const argv[] = {
+		"qemu-system-x86_64", "-name", "guest=tied",
+		"-netdev", "tap,id=n0",
+		"-device", "virtio-net-pci,netdev=n0,id=ua-first",
+		"-netdev", "tap,id=n1",
+		"-device", "virtio-net-pci,netdev=n1,id=ua-second",
+	};
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct vm_tun both[] = { { 20, "tap0" }, { 21, "tap1" } };
+	struct vm_tun later[] = { { 21, "tap1" }, { 9, "tap2" } };
+	struct discovery d = { .cfg = &cfg };
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = both, .nr_tuns = 2 },
+		 NULL);
+	expect_str("first is tap0", "tap0", iface_named(vm, "first")->tap);
+	expect_str("second is tap1", "tap1", iface_named(vm, "second")->tap);
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = false }, NULL);
+	expect_int("a walk that could not read the fds: both NICs keep their taps", 2,
+		   has_tap(vm, "tap0") + has_tap(vm, "tap1"));
+	/* first unplugged (tap0 closed); a tap hot-plugged meanwhile got a lower fd. */
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = later, .nr_tuns = 2 },
+		 NULL);
+	expect_int("the unplugged NIC goes", 0, has_tap(vm, "tap0"));
+	expect_str("second keeps its tap", "tap1", iface_named(vm, "second")->tap);
+	expect_int("the hot-plugged tap is a NIC of its own", VM_SRC_FD,
+		   iface_named(vm, "tap2")->source);
+	expect_int("two NICs: second and the hot-plugged one", 2, vm->nr_ifaces);
 	free(vm);
 }
 
@@ -996,7 +1035,7 @@ static void test_unplugged_cmdline_tap_nic_goes(void **state)
 
 	/* What the fds are cannot be read: nothing is concluded. */
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .fds_opaque = true }, NULL);
-	expect_int("an opaque walk drops no NIC", 1, has_tap(vm, "vnet5"));
+	expect_int("an opaque walk drops no NIC", 2, has_tap(vm, "vnet5") + has_tap(vm, "tap0"));
 
 	/* Both taps closed. */
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
@@ -1172,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_cmdline_drive_never_open_in_an_old_qemu_goes),
 		cmocka_unit_test(test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused),
 		cmocka_unit_test(test_taps_qemu_opened_are_their_nics_in_order),
+		cmocka_unit_test(test_qemu_opened_taps_stay_tied),
 		cmocka_unit_test(test_unplugged_cmdline_tap_nic_goes),
 		cmocka_unit_test(test_paths_stay_inside_the_vms_root),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),

@@ -31,6 +31,7 @@ struct vm {
 	int nr_ifaces;
 	unsigned nics_tun_seen; /* command-line NICs whose tun was seen open (bits of spec.nics) */
 	unsigned nics_gone;     /* ... whose tun was closed since: unplugged */
+	char nic_taps[VM_MAX_NICS][IFNAMSIZ]; /* the tap each NIC QEMU opened it for is tied to */
 	int netns_fd;     /* the VM's network namespace, where its taps are */
 	bool needs_sync;  /* sync at the next scan, whatever the probes say */
 	bool fd_warned;   /* an unreadable fd table was logged */

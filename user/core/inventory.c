@@ -274,7 +274,8 @@ static int named_drives(const struct vm *vm, const struct libvirt_domain *dom,
 		 */
 		if (cmd && !dom->disks[i].file[0]) {
 			want[n].spec = *cmd;
-			str_copy(want[n].spec.label, sizeof(want[n].spec.label), dom->disks[i].label);
+			str_copy(want[n].spec.label, sizeof(want[n].spec.label),
+				 dom->disks[i].label);
 		}
 		/* The AIO mode and node name are QEMU's: the command line has them. */
 		if (cmd && !strcmp(cmd->file, want[n].spec.file)) {
@@ -703,32 +704,48 @@ static bool tap_named(const struct vm *vm, const struct vm_snapshot *snap, const
 	return false;
 }
 
+/* Whether a command-line NIC QEMU opened the tun of is tied to `tap` already. */
+static bool tap_tied(const struct vm *vm, const char *tap)
+{
+	for (int i = 0; i < vm->spec.nr_nics; i++)
+		if (!strcmp(vm->nic_taps[i], tap))
+			return true;
+	return false;
+}
+
 /*
  * The taps of the NICs whose tun QEMU opened itself: nothing on the
  * command line ties such a NIC to its tun fd, but QEMU opens its netdevs
- * in command-line order, so they take, in that order, the taps of the tun
- * fds no other NIC names, by each tap's lowest fd. NULL where none is left.
+ * in command-line order (within one syntax: JSON -netdev before keyval
+ * ones, then -nic; mixed, the order may differ), so a NIC seen without a
+ * tap yet takes, in that order, the tap of the lowest tun
+ * fd that no other NIC names or was tied to. A tie holds from then on
+ * (vm->nic_taps): a NIC keeps its tap whatever later walks see (an
+ * unplugged neighbour, a tap hot-plugged on a lower fd, a walk that could
+ * not read the fds), until its tap closes (nic_unplugged). NULL: none.
  */
-static void qemu_opened_taps(const struct vm *vm, const struct vm_snapshot *snap,
+static void qemu_opened_taps(struct vm *vm, const struct vm_snapshot *snap,
 			     const char *taps[VM_MAX_NICS])
 {
 	for (int i = 0; i < vm->spec.nr_nics; i++) {
 		const struct vm_tun *next = NULL;
 
 		taps[i] = NULL;
-		if (!qemu_opens_tun(&vm->spec.nics[i]))
+		if (!qemu_opens_tun(&vm->spec.nics[i]) || (vm->nics_gone & (1u << i)))
 			continue;
-		/* The tun of the lowest fd whose tap no NIC has (a multiqueue tap has several). */
-		for (size_t t = 0; t < snap->nr_tuns; t++) {
-			const struct vm_tun *u = &snap->tuns[t];
-			bool taken = tap_named(vm, snap, u->ifname);
+		if (!vm->nic_taps[i][0]) {
+			/* A multiqueue tap has several fds: the lowest of all counts. */
+			for (size_t t = 0; t < snap->nr_tuns; t++) {
+				const struct vm_tun *u = &snap->tuns[t];
 
-			for (int k = 0; k < i && !taken; k++)
-				taken = taps[k] && !strcmp(taps[k], u->ifname);
-			if (!taken && (!next || u->fd < next->fd))
-				next = u;
+				if ((!next || u->fd < next->fd) &&
+				    !tap_named(vm, snap, u->ifname) && !tap_tied(vm, u->ifname))
+					next = u;
+			}
+			if (next)
+				str_copy(vm->nic_taps[i], sizeof(vm->nic_taps[i]), next->ifname);
 		}
-		taps[i] = next ? next->ifname : NULL;
+		taps[i] = vm->nic_taps[i][0] ? vm->nic_taps[i] : NULL;
 	}
 }
 
