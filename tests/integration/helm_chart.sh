@@ -261,7 +261,7 @@ check "one more user: another checksum" test "$(fact checksum-web $H)" != "$(fac
 
 # Values that cannot work are refused by the schema or by the chart, saying which.
 for bad in web.tls.clientAuthType=Sometimes web.tls.minVersion=SSL3 web.basicAuth.users.prom=plain \
-	"web.headers.bad name=1" web.tls.enabled=true networkPolicy.typo=1 securityContext.privilegd=true \
+	"web.headers.bad name=1" web.headers.Content-Type=x web.headers.X-Frame-Options=allow web.tls.enabled=true networkPolicy.typo=1 securityContext.privilegd=true \
 	updateStrategy.type=Replace resources.limits.memory=lots serviceMonitor.tlsConfig.typo=1 \
 	tolerations[0].operatr=Exists extraArgs[0].x=1; do
 	check_fails "values.schema.json refuses --set $bad" render "$WORK/x.yaml" --set "$bad"

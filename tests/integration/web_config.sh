@@ -72,18 +72,22 @@ check "a key that is not the certificate's: refused at start" \
 	eval "[ $? -ne 0 ] && grep -q 'is not the key of' '$WORK/bad.out'"
 
 # --- TLS, client certificates, basic authentication. ---
-cat >"$T/web.yml" <<YAML
+web_yml() { # USER HASH HEADER: web.yml with that one user and header, put in place at once
+	cat >"$T/web.yml.tmp" <<YAML
 tls_server_config:
   cert_file: server.crt
   key_file: server.key
   client_auth_type: RequireAndVerifyClientCert
   client_ca_file: ca.crt
 basic_auth_users:
-  prom: $HASH
+  $1: $2
 http_server_config:
   headers:
-    X-Content-Type-Options: nosniff
+    $3
 YAML
+	mv "$T/web.yml.tmp" "$T/web.yml"
+}
+web_yml prom "$HASH" "X-Content-Type-Options: nosniff"
 cat >"$WORK/vmprobe.yaml" <<YAML
 listen: "127.0.0.1:$PORT"
 log_level: debug
@@ -150,23 +154,8 @@ fi
 
 # --- Users and headers follow the file, without a restart (as exporter-toolkit). ---
 HASH2=$(bcrypt_hash n3w)
-web_yml() { # USER HASH: web.yml with that one user
-	cat >"$T/web.yml.tmp" <<YAML
-tls_server_config:
-  cert_file: server.crt
-  key_file: server.key
-  client_auth_type: RequireAndVerifyClientCert
-  client_ca_file: ca.crt
-basic_auth_users:
-  $1: $2
-http_server_config:
-  headers:
-    X-Frame-Options: deny
-YAML
-	mv "$T/web.yml.tmp" "$T/web.yml"
-}
 status_of() { http_get resp "${CA[@]}" "${CLIENT[@]}" -u "$1" "$URL/metrics"; }
-web_yml rotated "$HASH2"
+web_yml rotated "$HASH2" "X-Frame-Options: deny"
 # Looked at once a second at most, at a request: asked until it applies.
 check "a user added to the file is let in" wait_for 10 eval '[ "$(status_of rotated:n3w)" = 200 ]'
 check "with the file's header now" grep -qi '^X-Frame-Options: deny' "$WORK/resp.h"
@@ -179,7 +168,7 @@ check "a broken file is said" wait_for 10 eval \
 	"status_of rotated:n3w >/dev/null; grep -q 'web.yml changed and does not load: the last good one stays in force: .*web.yml:2:9: the password of' '$WORK/vmprobe.log'"
 check_eq "and the last good users stay" 200 "$(status_of rotated:n3w)"
 check_eq "a plain-text password in it lets no one in" 401 "$(status_of prom:s3cret)"
-web_yml prom "$HASH"
+web_yml prom "$HASH" "X-Content-Type-Options: nosniff"
 check "the first file back: its user again" wait_for 10 eval '[ "$(status_of prom:s3cret)" = 200 ]'
 
 # --- At most --web.max-requests connections at once. ---

@@ -113,12 +113,22 @@ static bool same_str(const char *a, const char *b)
 	return a == b || (a && b && !strcmp(a, b));
 }
 
+static bool same_pairs(const struct web_pair *a, size_t na, const struct web_pair *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i].name, b[i].name) || strcmp(a[i].value, b[i].value))
+			return false;
+	return true;
+}
+
 static bool same_tls(const struct web_config *a, const struct web_config *b)
 {
 	return a->tls == b->tls && same_str(a->cert_file, b->cert_file) &&
-	       same_str(a->key_file, b->key_file) && same_str(a->client_ca_file, b->client_ca_file) &&
-	       a->client_auth == b->client_auth && a->min_version == b->min_version &&
-	       a->max_version == b->max_version;
+	       same_str(a->key_file, b->key_file) &&
+	       same_str(a->client_ca_file, b->client_ca_file) && a->client_auth == b->client_auth &&
+	       a->min_version == b->min_version && a->max_version == b->max_version;
 }
 
 /*
@@ -128,8 +138,9 @@ static bool same_tls(const struct web_config *a, const struct web_config *b)
  * restart. tls_server_config is the server's from its start (whether it
  * speaks TLS at all): a change to it is logged and waits for the next
  * start; its files' contents are reloaded by core/tls.c. A file that does
- * not load is logged, once per change, and the last good one kept. Runs on
- * libmicrohttpd's one thread, the only reader of users and headers.
+ * not load is logged, once per change, and the last good one kept. The
+ * first request looks too (the file may have changed while serve started).
+ * Runs on libmicrohttpd's one thread, the only reader of users and headers.
  */
 static void web_reload(struct server *s)
 {
@@ -148,10 +159,10 @@ static void web_reload(struct server *s)
 		memset(&st, 0, sizeof(st));
 	if (same_file(&st, &s->web_stamp))
 		return;
-	s->web_stamp = st;
 	err = open_memstream(&errors, &size);
 	if (!err)
 		return;
+	s->web_stamp = st;
 	ret = web_config_load(&now, s->web_path, err);
 	fclose(err);
 	if (ret) {
@@ -163,9 +174,10 @@ static void web_reload(struct server *s)
 	}
 	free(errors);
 	if (!same_tls(w, &now))
-		log_warn("%s: tls_server_config changed: it applies when serve starts again; users "
-			 "and headers apply now", s->web_path);
-	else
+		log_warn("%s: its tls_server_config is not the one serve started with: it applies "
+			 "when serve starts again; users and headers apply now", s->web_path);
+	else if (!same_pairs(w->users, w->nr_users, now.users, now.nr_users) ||
+		 !same_pairs(w->headers, w->nr_headers, now.headers, now.nr_headers))
 		log_info("%s changed: its users (%zu) and headers (%zu) apply now", s->web_path,
 			 now.nr_users, now.nr_headers);
 	/* Swapped: the old ones go with `now`. */
@@ -408,9 +420,6 @@ struct server *server_start(const struct server_opts *o, struct discovery *d)
 	s->d = d;
 	s->web = web;
 	s->web_path = o->web_path;
-	s->web_checked = monotonic_ns() / 1e9;
-	if (!s->web_path || stat(s->web_path, &s->web_stamp))
-		memset(&s->web_stamp, 0, sizeof(s->web_stamp));
 	pthread_mutex_init(&s->spare_lock, NULL);
 	gzipper_init(&s->gz, 0);
 	/* An idle or slow client is dropped after 30 s; beyond the cap, new ones wait. */

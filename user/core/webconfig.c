@@ -160,9 +160,10 @@ static int user_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
 }
 
 /*
- * The headers exporter-toolkit lets a web config set, and the values it
- * allows where they are an enumeration (NULL: any one line). Others (e.g.
- * Content-Type, which vmprobe sets itself) are refused, as there.
+ * The headers exporter-toolkit lets a web config set, spelt as there, and
+ * the values it allows where they are an enumeration (NULL: any one line).
+ * Others (e.g. Content-Type, which vmprobe sets itself) are refused, as
+ * there.
  */
 static const struct {
 	const char *name, *values[3];
@@ -179,31 +180,28 @@ static int header_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v
 	struct ctx *c = arg;
 	size_t i = 0;
 
-	while (i < ARRAY_SIZE(settable_headers) && strcasecmp(key, settable_headers[i].name))
+	while (i < ARRAY_SIZE(settable_headers) && strcmp(key, settable_headers[i].name))
 		i++;
 	if (i == ARRAY_SIZE(settable_headers))
 		return yamldoc_fail(&c->y, k, "HTTP header '%s' cannot be configured (only "
 				    "Strict-Transport-Security, X-Content-Type-Options, "
-				    "X-Frame-Options, X-XSS-Protection, Content-Security-Policy)", key);
+				    "X-Frame-Options, X-XSS-Protection, "
+				    "Content-Security-Policy)", key);
 	/* libmicrohttpd sends no empty value: refused, never dropped. */
 	if (v->type != YAML_SCALAR_NODE || strpbrk(yamldoc_scalar(v), "\r\n") ||
 	    !*yamldoc_scalar(v))
 		return yamldoc_fail(&c->y, v, "header %s must be one non-empty line", key);
 	if (settable_headers[i].values[0]) {
-		const char *const *ok = settable_headers[i].values;
+		const char *const *ok = settable_headers[i].values, *other = ok[1];
 
-		while (*ok && strcasecmp(*ok, yamldoc_scalar(v)))
+		while (*ok && strcmp(*ok, yamldoc_scalar(v)))
 			ok++;
 		if (!*ok)
 			return yamldoc_fail(&c->y, v, "header %s must be %s%s%s, not '%s'", key,
-					    settable_headers[i].values[0],
-					    settable_headers[i].values[1] ? " or " : "",
-					    settable_headers[i].values[1] ? settable_headers[i].values[1]
-									  : "",
-					    yamldoc_scalar(v));
+					    settable_headers[i].values[0], other ? " or " : "",
+					    other ? other : "", yamldoc_scalar(v));
 	}
-	return pair_add(&c->wc->headers, &c->wc->nr_headers, settable_headers[i].name,
-			yamldoc_scalar(v));
+	return pair_add(&c->wc->headers, &c->wc->nr_headers, key, yamldoc_scalar(v));
 }
 
 static int http_key(void *arg, const char *key, yaml_node_t *k, yaml_node_t *v)
