@@ -53,7 +53,8 @@ static void accept_cases(void **state)
 		  "text/plain;version=1.0.0;escaping=underscores;q=0.3,"
 		  "text/plain;version=0.0.4;q=0.2,*/*;q=0.1", OM },
 		{ "escaping does not make a range match another version",
-		  "application/openmetrics-text;version=0.0.1;escaping=allow-utf-8,text/plain;q=0.1",
+		  "application/openmetrics-text;version=0.0.1;escaping=allow-utf-8,"
+		  "text/plain;q=0.1",
 		  TEXT },
 		{ "curl", "*/*", TEXT },
 		{ "a browser", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",

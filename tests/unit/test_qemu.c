@@ -223,7 +223,8 @@ static void test_network_storage_gives_backend_and_remote_name_and_vhost_user_ni
 			/* A format over a protocol node: the backend is the leaf's. */
 			{ "libvirt-5-format", "virtio-disk5", "", "threads", "nbd", "" },
 			/* A -blockdev format node with its protocol node inline (file.driver=). */
-			{ "inl-r", "vol-f", "rbd:volumes/vol-f", "threads", "rbd", "volumes/vol-f" },
+			{ "inl-r", "vol-f", "rbd:volumes/vol-f", "threads", "rbd",
+			  "volumes/vol-f" },
 			{ "inl-i", "vol-g", "iscsi://10.0.0.9:3260/iqn.2003-01.org.example:t3/1",
 			  "threads", "iscsi", "iqn.2003-01.org.example:t3/1" },
 		},
@@ -557,7 +558,8 @@ static void test_vm_identity_splits_namespace_only_inside_kubepods(void **state)
 		{ "KubeVirt pod seen from a cgroup namespace", "ns1_vm-a", CG_V2_POD_NS, "u", 1,
 		  "vm-a", "ns1" },
 		{ "... in another QoS class", "ns1_vm-a", CG_V2_POD_NS_QOS, "u", 1, "vm-a", "ns1" },
-		{ "a unit named pod-...: no split", "ns1_vm-a", CG_NOT_A_POD, "u", 1, "ns1_vm-a", "" },
+		{ "a unit named pod-...: no split", "ns1_vm-a", CG_NOT_A_POD, "u", 1, "ns1_vm-a",
+		  "" },
 		{ "split at the first underscore", "ns1_vm_b", CG_KUBEVIRT, "u", 1, "vm_b", "ns1" },
 		{ "libvirt host: no split", "ns1_vm-a", CG_LIBVIRT, "u", 1, "ns1_vm-a", "" },
 		{ "unreadable cgroup: no split", "ns1_vm-a", NULL, "u", 1, "ns1_vm-a", "" },

@@ -230,7 +230,8 @@ void vcpu_vm_sync(struct probe *p, struct discovery *d, struct vm *vm,
 		return;
 	}
 	for (int i = 0; i < n; i++) {
-		if (!marked(vv, now[i]) && (err = vcpu_mark(vp, now[i], vv->slot, true)) && err != -ESRCH) {
+		if (!marked(vv, now[i]) && (err = vcpu_mark(vp, now[i], vv->slot, true)) &&
+		    err != -ESRCH) {
 			unmeasured(vv, vm, err == -EINVAL ? VCPU_NO_PIDFD : VCPU_MARK_FAILED, err);
 			failed = true;
 			continue;
