@@ -1026,6 +1026,8 @@ static void test_unplugged_cmdline_tap_nic_goes(void **state)
 	};
 	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
 	struct vm_tun both[] = { { 20, "vnet5" }, { 21, "tap0" } };
+	struct vm_tun reused[] = { { 20, "tap9" } };
+	int open_tuns[] = { 20, 21 };
 	struct discovery d = { .cfg = &cfg };
 
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = both, .nr_tuns = 2 },
@@ -1037,10 +1039,23 @@ static void test_unplugged_cmdline_tap_nic_goes(void **state)
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .fds_opaque = true }, NULL);
 	expect_int("an opaque walk drops no NIC", 2, has_tap(vm, "vnet5") + has_tap(vm, "tap0"));
 
+	/*
+	 * Both taps deleted from under QEMU (ip link del): their fds stay
+	 * open, on no tap: the NICs stay, on the taps they had, not found.
+	 */
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tun_fds = open_tuns,
+						 .nr_tun_fds = 2 }, NULL);
+	expect_int("a deleted tap's NIC stays while QEMU holds its fd", 2,
+		   has_tap(vm, "vnet5") + has_tap(vm, "tap0"));
+	/* fd 20 reused for another tap (hot-plugged): vnet5's tun is closed. */
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = reused, .nr_tuns = 1,
+						 .tun_fds = open_tuns, .nr_tun_fds = 2 }, NULL);
+	expect_int("its fd on another tap: vnet5's NIC goes", 0, has_tap(vm, "vnet5"));
+	expect_int("tap0's stays, its fd on no tap", 1, has_tap(vm, "tap0"));
+
 	/* Both taps closed. */
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
-	expect_int("the named NIC whose tun closed goes", 0, has_tap(vm, "vnet5"));
-	expect_int("so does the one QEMU opened", 0, has_tap(vm, "tap0"));
+	expect_int("the one QEMU opened goes once its tun is closed", 0, has_tap(vm, "tap0"));
 	expect_int("no tapless NIC in their place", 1, vm->nr_ifaces);
 	expect_int("vnet6, never seen open, stays", 1, has_tap(vm, "vnet6"));
 	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);

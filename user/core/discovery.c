@@ -161,7 +161,7 @@ static int push_tun(struct vm_snapshot *snap, size_t *cap, int fd, const char *i
 
 /* Growth room of the snapshot's arrays. */
 struct snap_caps {
-	size_t files, tuns, socks, macvtaps;
+	size_t files, tuns, tun_fds, socks, macvtaps;
 };
 
 /*
@@ -214,6 +214,11 @@ static void snapshot_fd(const struct discovery *d, const struct vm *vm, const ch
 	}
 	link[n] = '\0';
 	if (strcmp(link, "/dev/net/tun") == 0) {
+		if (!array_reserve((void **)&snap->tun_fds, snap->nr_tun_fds, &caps->tun_fds,
+				   sizeof(*snap->tun_fds)))
+			snap->tun_fds[snap->nr_tun_fds++] = atoi(name);
+		else
+			snap->fds_partial = true;
 		snprintf(path, sizeof(path), "%s/%d/fdinfo/%s", d->cfg->proc_root, (int)vm->pid,
 			 name);
 		if (read_file(path, text, sizeof(text)) > 0 &&
@@ -317,6 +322,7 @@ static void snapshot_free(struct vm_snapshot *snap)
 {
 	free(snap->files);
 	free(snap->tuns);
+	free(snap->tun_fds);
 	free(snap->macvtaps);
 	free(snap->socks);
 }

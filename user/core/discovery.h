@@ -32,6 +32,7 @@ struct vm {
 	unsigned nics_tun_seen; /* command-line NICs whose tun was seen open (bits of spec.nics) */
 	unsigned nics_gone;     /* ... whose tun was closed since: unplugged */
 	char nic_taps[VM_MAX_NICS][IFNAMSIZ]; /* the tap each NIC QEMU opened it for is tied to */
+	int nic_fds[VM_MAX_NICS]; /* 1 + the tun fd each such NIC's tap was last seen on, 0: none */
 	int netns_fd;     /* the VM's network namespace, where its taps are */
 	bool needs_sync;  /* sync at the next scan, whatever the probes say */
 	bool fd_warned;   /* an unreadable fd table was logged */

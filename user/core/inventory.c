@@ -749,39 +749,60 @@ static void qemu_opened_taps(struct vm *vm, const struct vm_snapshot *snap,
 	}
 }
 
-static bool tun_open(const struct vm_snapshot *snap, const char *tap)
+/* The lowest fd of the VM's tuns on `tap`, -1 if none. */
+static int tun_fd_of(const struct vm_snapshot *snap, const char *tap)
 {
+	int fd = -1;
+
 	for (size_t t = 0; tap[0] && t < snap->nr_tuns; t++)
-		if (!strcmp(snap->tuns[t].ifname, tap))
-			return true;
-	return false;
+		if (!strcmp(snap->tuns[t].ifname, tap) && (fd < 0 || snap->tuns[t].fd < fd))
+			fd = snap->tuns[t].fd;
+	return fd;
+}
+
+/* Whether fd is a tun whose tap was deleted: open, on no tap (QEMU may reuse a closed one's). */
+static bool tun_fd_detached(const struct vm_snapshot *snap, int fd)
+{
+	bool open = false;
+
+	for (size_t t = 0; t < snap->nr_tun_fds; t++)
+		open |= snap->tun_fds[t] == fd;
+	for (size_t t = 0; t < snap->nr_tuns; t++)
+		open &= snap->tuns[t].fd != fd;
+	return open;
 }
 
 _Static_assert(VM_MAX_NICS <= 32, "vm.nics_tun_seen has a bit per command-line NIC");
 
 /*
  * Whether a command-line NIC whose tun QEMU holds (by ifname= or opened
- * itself) was unplugged: its tun was open at an earlier walk and is no
- * more (device_del and netdev_del over QMP close it). A NIC that never had
- * its tun open stays, said to have no tap; nothing is concluded from a
- * walk that could not read every fd, nor for a VM libvirt manages (its
- * state says what goes). Once gone it stays gone: the command line names
- * it still; a tap of that name plugged again comes back by its fd.
+ * itself) was unplugged: its tap's tun fd, seen at an earlier walk, is
+ * closed (device_del and netdev_del over QMP close it), not merely
+ * detached from a tap someone deleted (the fd stays open: the NIC stays,
+ * its tap said not found, counted again if it comes back). A NIC that
+ * never had its tun open stays, said to have no tap; nothing is concluded
+ * from a walk that could not read every fd, nor for a VM libvirt manages
+ * (its state says what goes). Once gone it stays gone: the command line
+ * names it still; a tap of that name plugged again comes back by its fd.
  */
 static bool nic_unplugged(struct vm *vm, const struct vm_snapshot *snap, int i, const char *tap)
 {
 	const struct vm_nic *nic = &vm->spec.nics[i];
+	int fd;
 
 	if (vm->nics_gone & (1u << i))
 		return true;
 	if (nic->nr_fds || (strcmp(nic->type, "tap") && strcmp(nic->type, "bridge")) ||
 	    !snap->fds_read || snap->fds_opaque || snap->fds_partial || vm->libvirt_seen)
 		return false;
-	if (tun_open(snap, tap)) {
+	fd = tun_fd_of(snap, tap);
+	if (fd >= 0) {
 		vm->nics_tun_seen |= 1u << i;
+		vm->nic_fds[i] = fd + 1;
 		return false;
 	}
-	if (!(vm->nics_tun_seen & (1u << i)))
+	if (!(vm->nics_tun_seen & (1u << i)) ||
+	    (vm->nic_fds[i] && tun_fd_detached(snap, vm->nic_fds[i] - 1)))
 		return false;
 	vm->nics_gone |= 1u << i;
 	log_info("VM %s: NIC %s's tap was closed: unplugged", vm->name,

@@ -56,6 +56,8 @@ struct vm_snapshot {
 	size_t nr_files;
 	struct vm_tun *tuns;
 	size_t nr_tuns;
+	int *tun_fds;             /* every /dev/net/tun fd, a tap's or one whose tap was deleted */
+	size_t nr_tun_fds;
 	__u64 *socks;             /* inodes of sockets that may be TCP (sockfs's protocol name) */
 	size_t nr_socks;
 	int *macvtaps;            /* fds of macvtap devices (/dev/tapN): NICs without a tap */
