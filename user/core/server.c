@@ -3,7 +3,8 @@
  * The HTTP endpoint (libmicrohttpd): /metrics negotiated by Accept and
  * Accept-Encoding, /healthz, a landing page; TLS, client certificates and
  * basic authentication from --web.config.file; a cap on connections and
- * an idle timeout, so that slow or many clients cannot starve a scrape.
+ * an idle timeout, so that idle or many clients cannot starve a scrape
+ * for long (a client trickling its request is not cut: README).
  */
 #include "core/server.h"
 
