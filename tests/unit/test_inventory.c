@@ -1073,51 +1073,6 @@ static void test_unplugged_cmdline_tap_nic_goes(void **state)
 }
 
 /*
- * A command-line NIC whose tap is not open in a QEMU long started was
- * unplugged before vmprobe looked (QEMU opens its taps as it starts); in
- * a young QEMU, or with a tun fd on no tap (its tap deleted: it may be
- * that NIC's), it stays.
- */
-static void test_cmdline_nic_never_open_in_an_old_qemu_goes(void **state)
-{
-	char *const argv[] = {
-		"qemu-system-x86_64", "-name", "guest=old",
-		"-netdev", "tap,id=n0,ifname=vnet7",
-		"-device", "virtio-net-pci,netdev=n0,id=nic0",
-		"-netdev", "tap,id=n1,ifname=vnet8",
-		"-device", "virtio-net-pci,netdev=n1,id=nic1",
-	};
-	struct vm_tun one[] = { { 20, "vnet8" } };
-	int detached[] = { 20, 21 };
-	char root[] = "/tmp/vmprobe-unit-nic.XXXXXX";
-	struct config c = {};
-	struct discovery d = { .cfg = &c };
-	struct vm *vm;
-
-	fake_proc(root, NULL, &c);
-	qemu_started_ago(root, 1);
-	vm = vm_from(argv, ARRAY_SIZE(argv));
-	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = one, .nr_tuns = 1 },
-		 NULL);
-	expect_int("a QEMU just exec'd keeps the NIC whose tap it has not opened yet", 1,
-		   has_tap(vm, "vnet7"));
-	free(vm);
-
-	qemu_started_ago(root, 60);
-	vm = vm_from(argv, ARRAY_SIZE(argv));
-	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = one, .nr_tuns = 1,
-						 .tun_fds = detached, .nr_tun_fds = 2 }, NULL);
-	expect_int("a tun fd on no tap may be its: it stays", 1, has_tap(vm, "vnet7"));
-	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = one, .nr_tuns = 1,
-						 .tun_fds = detached, .nr_tun_fds = 1 }, NULL);
-	expect_int("none: in a QEMU long started, it was unplugged before vmprobe looked", 0,
-		   has_tap(vm, "vnet7"));
-	expect_int("the NIC whose tap is open stays", 1, has_tap(vm, "vnet8"));
-	free(vm);
-	rm_rf(root);
-}
-
-/*
  * The paths a VM names (its command line, libvirt's state, its images'
  * headers) are found inside its own root: `..` and absolute symbolic
  * links stay there, and never reach a file of the host's.
@@ -1273,7 +1228,6 @@ int main(void)
 		cmocka_unit_test(test_taps_qemu_opened_are_their_nics_in_order),
 		cmocka_unit_test(test_qemu_opened_taps_stay_tied),
 		cmocka_unit_test(test_unplugged_cmdline_tap_nic_goes),
-		cmocka_unit_test(test_cmdline_nic_never_open_in_an_old_qemu_goes),
 		cmocka_unit_test(test_paths_stay_inside_the_vms_root),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),
 		cmocka_unit_test(test_down_probes_are_the_reason),

@@ -774,33 +774,20 @@ static bool tun_fd_detached(const struct vm_snapshot *snap, int fd)
 
 _Static_assert(VM_MAX_NICS <= 32, "vm.nics_tun_seen has a bit per command-line NIC");
 
-/* Whether the VM holds a tun fd on no tap (its tap deleted): it may be any NIC's. */
-static bool any_tun_detached(const struct vm_snapshot *snap)
-{
-	for (size_t t = 0; t < snap->nr_tun_fds; t++)
-		if (tun_fd_detached(snap, snap->tun_fds[t]))
-			return true;
-	return false;
-}
-
 /*
  * Whether a command-line NIC whose tun QEMU holds (by ifname= or opened
  * itself) was unplugged: its tap's tun fd, seen at an earlier walk, is
  * closed (device_del and netdev_del over QMP close it), not merely
  * detached from a tap someone deleted (the fd stays open: the NIC stays,
- * its tap said not found, counted again if it comes back). One never seen
- * open in a QEMU long started (QEMU_STARTUP_S: it opens its taps as it
- * starts), with no tun fd on no tap that could be its, was unplugged before
- * vmprobe looked. Nothing is concluded from a walk that could not read
- * every fd, nor for a VM libvirt manages (its state says what goes). Once
- * gone it stays gone: the command line names it still; a tap of that name
- * plugged again comes back by its fd.
+ * its tap said not found, counted again if it comes back). A NIC that
+ * never had its tun open stays, said to have no tap; nothing is concluded
+ * from a walk that could not read every fd, nor for a VM libvirt manages
+ * (its state says what goes). Once gone it stays gone: the command line
+ * names it still; a tap of that name plugged again comes back by its fd.
  */
-static bool nic_unplugged(const struct discovery *d, struct vm *vm,
-			  const struct vm_snapshot *snap, int i, const char *tap)
+static bool nic_unplugged(struct vm *vm, const struct vm_snapshot *snap, int i, const char *tap)
 {
 	const struct vm_nic *nic = &vm->spec.nics[i];
-	const char *id = nic->device_id[0] ? nic->device_id : nic->netdev_id;
 	int fd;
 
 	if (vm->nics_gone & (1u << i))
@@ -814,18 +801,12 @@ static bool nic_unplugged(const struct discovery *d, struct vm *vm,
 		vm->nic_fds[i] = fd + 1;
 		return false;
 	}
-	if (!(vm->nics_tun_seen & (1u << i))) {
-		if (any_tun_detached(snap) || qemu_age(d, vm) < QEMU_STARTUP_S)
-			return false; /* QEMU may still be opening it (or is no QEMU to tell by) */
-		vm->nics_gone |= 1u << i;
-		log_info("VM %s: NIC %s's tap is not open, QEMU started long ago: unplugged "
-			 "before vmprobe looked", vm->name, id);
-		return true;
-	}
-	if (vm->nic_fds[i] && tun_fd_detached(snap, vm->nic_fds[i] - 1))
+	if (!(vm->nics_tun_seen & (1u << i)) ||
+	    (vm->nic_fds[i] && tun_fd_detached(snap, vm->nic_fds[i] - 1)))
 		return false;
 	vm->nics_gone |= 1u << i;
-	log_info("VM %s: NIC %s's tap was closed: unplugged", vm->name, id);
+	log_info("VM %s: NIC %s's tap was closed: unplugged", vm->name,
+		 nic->device_id[0] ? nic->device_id : nic->netdev_id);
 	return true;
 }
 
@@ -891,7 +872,7 @@ static void want_add(struct want_iface *want, int *n, const char *tap, const cha
  * state (hot-plugged NICs, with their aliases) and tun fds nothing names.
  * Without a fresh snapshot, what the fds told last time stays.
  */
-static int wanted_ifaces(const struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
+static int wanted_ifaces(struct vm *vm, const struct vm_snapshot *snap,
 			 const struct libvirt_domain *dom, struct want_iface *want)
 {
 	const char *opened[VM_MAX_NICS];
@@ -902,7 +883,7 @@ static int wanted_ifaces(const struct discovery *d, struct vm *vm, const struct 
 		const struct vm_nic *nic = &vm->spec.nics[i];
 		const char *tap = opened[i] ? opened[i] : nic_tap(nic, snap);
 
-		if (nic_unplugged(d, vm, snap, i, tap))
+		if (nic_unplugged(vm, snap, i, tap))
 			continue;
 
 		/*
@@ -947,11 +928,11 @@ static bool same_iface(const struct vm_iface *have, const struct want_iface *w)
 	return have->tap[0] ? !strcmp(have->tap, w->tap) : !w->tap[0] && !strcmp(have->label, w->label);
 }
 
-static void ifaces_update(const struct discovery *d, struct vm *vm, const struct vm_snapshot *snap,
+static void ifaces_update(struct vm *vm, const struct vm_snapshot *snap,
 			  const struct libvirt_domain *dom)
 {
 	struct want_iface want[VM_MAX_NICS];
-	int n = wanted_ifaces(d, vm, snap, dom, want);
+	int n = wanted_ifaces(vm, snap, dom, want);
 
 	for (int i = 0; i < vm->nr_ifaces; i++) {
 		struct vm_iface *have = &vm->ifaces[i];
@@ -987,7 +968,7 @@ void inventory_update(struct discovery *d, struct vm *vm, const struct vm_snapsh
 {
 	vm->libvirt_seen |= dom != NULL;
 	disks_update(d, vm, snap, dom);
-	ifaces_update(d, vm, snap, dom);
+	ifaces_update(vm, snap, dom);
 	/* The probes say anew, at this sync, what they measure. */
 	for (int i = 0; i < vm->nr_disks; i++)
 		coverage_set(&vm->disks[i].cov, NULL, false, NULL);
