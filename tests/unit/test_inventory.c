@@ -1006,6 +1006,40 @@ static void test_qemu_opened_taps_stay_tied(void **state)
 		   iface_named(vm, "tap2")->source);
 	expect_int("two NICs: second and the hot-plugged one", 2, vm->nr_ifaces);
 	free(vm);
+
+	/* A walk that missed an fd ties nothing: tap0's would have gone to second. */
+	vm = vm_from(argv, ARRAY_SIZE(argv));
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .fds_partial = true,
+						 .tuns = &both[1], .nr_tuns = 1 }, NULL);
+	expect_int("no tie from a partial walk: tap1 is a tap learned from its fd", VM_SRC_FD,
+		   iface_named(vm, "tap1")->source);
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = both, .nr_tuns = 2 },
+		 NULL);
+	expect_str("the next full walk ties first to tap0", "tap0", iface_named(vm, "first")->tap);
+	expect_str("and second to tap1", "tap1", iface_named(vm, "second")->tap);
+	free(vm);
+}
+
+/* ifname=NAME%d is a template: the tap the kernel named from it is the NIC's. */
+static void test_ifname_template_is_a_tap_qemu_opened(void **state)
+{
+	char *const argv[] = {
+		"qemu-system-x86_64", "-name", "guest=tpl",
+		"-netdev", "tap,id=n0,ifname=vm1tap%d",
+		"-device", "virtio-net-pci,netdev=n0,id=nic0",
+	};
+	struct vm *vm = vm_from(argv, ARRAY_SIZE(argv));
+	struct vm_tun tun[] = { { 12, "vm1tap0" } };
+	struct discovery d = { .cfg = &cfg };
+
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true }, NULL);
+	expect_str("before QEMU opens it, no tap named by the template", "", vm->ifaces[0].tap);
+	inv_sync(&d, vm, &(struct vm_snapshot){ .fds_read = true, .tuns = tun, .nr_tuns = 1 },
+		 NULL);
+	expect_int("one NIC", 1, vm->nr_ifaces);
+	expect_str("on the tap the kernel named", "vm1tap0", vm->ifaces[0].tap);
+	expect_int("from the command line", VM_SRC_CMDLINE, vm->ifaces[0].source);
+	free(vm);
 }
 
 /*
@@ -1227,6 +1261,7 @@ int main(void)
 		cmocka_unit_test(test_unplugged_fd_nic_stays_gone_when_its_fd_is_reused),
 		cmocka_unit_test(test_taps_qemu_opened_are_their_nics_in_order),
 		cmocka_unit_test(test_qemu_opened_taps_stay_tied),
+		cmocka_unit_test(test_ifname_template_is_a_tap_qemu_opened),
 		cmocka_unit_test(test_unplugged_cmdline_tap_nic_goes),
 		cmocka_unit_test(test_paths_stay_inside_the_vms_root),
 		cmocka_unit_test(test_unclaimed_network_storage_says_why),

@@ -675,7 +675,8 @@ struct want_iface {
 /* The tap a command-line NIC is: named by ifname=, else the tap of one of its fds. */
 static const char *nic_tap(const struct vm_nic *nic, const struct vm_snapshot *snap)
 {
-	if (nic->ifname[0])
+	/* ifname=vm1tap%d is a template the kernel fills in: not the tap's name. */
+	if (nic->ifname[0] && !strchr(nic->ifname, '%'))
 		return nic->ifname;
 	for (int k = 0; k < nic->nr_fds; k++)
 		for (size_t t = 0; t < snap->nr_tuns; t++)
@@ -691,7 +692,7 @@ static const char *nic_tap(const struct vm_nic *nic, const struct vm_snapshot *s
  */
 static bool qemu_opens_tun(const struct vm_nic *nic)
 {
-	return !nic->ifname[0] && !nic->nr_fds &&
+	return (!nic->ifname[0] || strchr(nic->ifname, '%')) && !nic->nr_fds &&
 	       (!strcmp(nic->type, "tap") || !strcmp(nic->type, "bridge"));
 }
 
@@ -733,7 +734,9 @@ static void qemu_opened_taps(struct vm *vm, const struct vm_snapshot *snap,
 		taps[i] = NULL;
 		if (!qemu_opens_tun(&vm->spec.nics[i]) || (vm->nics_gone & (1u << i)))
 			continue;
-		if (!vm->nic_taps[i][0]) {
+		/* Tied only by a walk that read every fd: one missed would shift the order. */
+		if (!vm->nic_taps[i][0] && snap->fds_read && !snap->fds_opaque &&
+		    !snap->fds_partial) {
 			/* A multiqueue tap has several fds: the lowest of all counts. */
 			for (size_t t = 0; t < snap->nr_tuns; t++) {
 				const struct vm_tun *u = &snap->tuns[t];
