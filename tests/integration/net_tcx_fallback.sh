@@ -108,6 +108,10 @@ check "a second tap with a full TCX hook is counted" wait_for 10 counted full2-v
 scrape
 check_num "vmprobe_faults_total{kind=tcx_attach} counts both fallbacks" 2 \
 	"$(metric "$WORK/metrics.txt" vmprobe_faults_total kind=tcx_attach)"
+# Seen once in 14 clean runs (3, 2026-12-08), not since: what serve did with the taps, if again.
+[ "$(metric "$WORK/metrics.txt" vmprobe_faults_total kind=tcx_attach)" = 2 ] ||
+	grep -E "found VM|counting tap|tap .* (went|gone)|NIC .*unplugged|exited|dropped|detach" \
+		"$WORK/vmprobe.log" | sed 's/^/# /'
 check_num "two taps from clsact now" 2 "$(metric "$WORK/metrics.txt" vmprobe_network_tc_hook_interfaces hook=clsact)"
 check_num "the warning is not repeated for the same failure" 1 \
 	"$(grep -c "warn: attaching TCX links to tap" "$WORK/vmprobe.log")"
