@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/auth.h"
 #include "core/config.h"
@@ -40,7 +39,7 @@ struct server {
 	struct discovery *d;
 	struct web_config *web;       /* NULL: plain HTTP, no authentication */
 	const char *web_path;
-	struct stat web_stamp;        /* of web_path when it was last loaded (or failed to) */
+	struct file_stamp web_stamp;  /* of web_path when it was last loaded (or failed to) */
 	double web_checked;           /* monotonic seconds when web_path was last looked at */
 	pthread_mutex_t spare_lock;   /* MHD gives responses back from its threads */
 	struct strbuf spare[SPARES];  /* buf NULL: none */
@@ -103,12 +102,6 @@ static void lent_back(void *cls)
 	free(l);
 }
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 static bool same_str(const char *a, const char *b)
 {
 	return a == b || (a && b && !strcmp(a, b));
@@ -149,16 +142,16 @@ static void web_reload(struct server *s)
 	double t = monotonic_ns() / 1e9;
 	char *errors = NULL;
 	size_t size = 0;
-	struct stat st;
+	struct file_stamp st;
 	FILE *err;
 	int ret;
 
 	if (!w || !s->web_path || t - s->web_checked < 1)
 		return;
 	s->web_checked = t;
-	if (stat(s->web_path, &st))
+	if (file_stamp_of(s->web_path, &st))
 		memset(&st, 0, sizeof(st));
-	if (same_file(&st, &s->web_stamp))
+	if (file_stamp_eq(&st, &s->web_stamp))
 		return;
 	err = open_memstream(&errors, &size);
 	if (!err)

@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/util.h"
 
@@ -26,39 +25,15 @@ struct creds {
 	struct creds *older;
 };
 
-/* What a file was when it was read: a change of any of these re-reads it. */
-struct stamp {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
-
 static struct {
 	pthread_mutex_t lock;
 	const struct web_config *wc;
 	struct creds *creds;
 	gnutls_x509_trust_list_t trust; /* client_ca_file's, for checking clients */
-	struct stamp cert, key, ca;
+	struct file_stamp cert, key, ca;
 	char *request_pem;
 	double next_check;
 } T = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static int stamp_of(const char *path, struct stamp *s)
-{
-	struct stat st;
-
-	if (stat(path, &st))
-		return -errno;
-	*s = (struct stamp){ st.st_dev, st.st_ino, st.st_size, st.st_mtim };
-	return 0;
-}
-
-static bool stamp_eq(const struct stamp *a, const struct stamp *b)
-{
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
 
 static void creds_free(struct creds *c)
 {
@@ -147,14 +122,14 @@ static gnutls_x509_trust_list_t trust_load(const char *path)
 static void maybe_reload(void)
 {
 	const struct web_config *wc = T.wc;
-	struct stamp cert, key, ca;
+	struct file_stamp cert, key, ca;
 	double now = now_seconds();
 
 	if (now < T.next_check)
 		return;
 	T.next_check = now + 1;
-	if (!stamp_of(wc->cert_file, &cert) && !stamp_of(wc->key_file, &key) &&
-	    (!stamp_eq(&cert, &T.cert) || !stamp_eq(&key, &T.key))) {
+	if (!file_stamp_of(wc->cert_file, &cert) && !file_stamp_of(wc->key_file, &key) &&
+	    (!file_stamp_eq(&cert, &T.cert) || !file_stamp_eq(&key, &T.key))) {
 		struct creds *c = creds_load(wc);
 
 		/* A bad pair is said once, until the files change again. */
@@ -167,7 +142,8 @@ static void maybe_reload(void)
 			log_error("TLS: keeping the certificate read before");
 		}
 	}
-	if (wc->client_ca_file && !stamp_of(wc->client_ca_file, &ca) && !stamp_eq(&ca, &T.ca)) {
+	if (wc->client_ca_file && !file_stamp_of(wc->client_ca_file, &ca) &&
+	    !file_stamp_eq(&ca, &T.ca)) {
 		gnutls_x509_trust_list_t tl = trust_load(wc->client_ca_file);
 
 		T.ca = ca;
@@ -189,13 +165,13 @@ int tls_init(const struct web_config *wc)
 	const char *src;
 
 	T.wc = wc;
-	stamp_of(wc->cert_file, &T.cert);
-	stamp_of(wc->key_file, &T.key);
+	file_stamp_of(wc->cert_file, &T.cert);
+	file_stamp_of(wc->key_file, &T.key);
 	T.creds = creds_load(wc);
 	if (!T.creds)
 		return -EINVAL;
 	if (wc->client_ca_file) {
-		stamp_of(wc->client_ca_file, &T.ca);
+		file_stamp_of(wc->client_ca_file, &T.ca);
 		T.trust = trust_load(wc->client_ca_file);
 		if (!T.trust)
 			return -EINVAL;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -404,6 +405,22 @@ int u64_push(__u64 **v, size_t *n, size_t *cap, __u64 x)
 		return -ENOMEM;
 	(*v)[(*n)++] = x;
 	return 0;
+}
+
+int file_stamp_of(const char *path, struct file_stamp *s)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return -errno;
+	*s = (struct file_stamp){ st.st_dev, st.st_ino, st.st_size, st.st_mtim };
+	return 0;
+}
+
+bool file_stamp_eq(const struct file_stamp *a, const struct file_stamp *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
 long read_file(const char *path, char *buf, size_t size)

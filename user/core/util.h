@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -119,5 +120,17 @@ int u64_push(__u64 **v, size_t *n, size_t *cap, __u64 x);
 
 /* Reads a whole (small, e.g. /proc) file; returns bytes read or -errno. */
 long read_file(const char *path, char *buf, size_t size);
+
+/* What a file was when it was read: a change of any of these means it changed. */
+struct file_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+/* The stamp of the file at path now; 0 or -errno. */
+int file_stamp_of(const char *path, struct file_stamp *s);
+bool file_stamp_eq(const struct file_stamp *a, const struct file_stamp *b);
 
 #endif
