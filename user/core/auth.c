@@ -31,26 +31,28 @@ static bool bcrypt_ok(const char *password, const char *hash)
 	return out && out[0] != '*' && strlen(out) == strlen(hash) && same(out, hash, strlen(hash));
 }
 
-/* The SHA-256 of the tried credentials' digest was seen; a ring of the last CACHE_SIZE. */
+/* Digests of credentials tried: a ring of the last CACHE_SIZE. */
 struct seen {
 	unsigned char key[CACHE_SIZE][DIGEST];
-	bool used[CACHE_SIZE];
-	unsigned next;
+	unsigned n;    /* slots in use */
+	unsigned next; /* the slot the next one takes */
 };
 
 static bool seen_has(const struct seen *c, const unsigned char *key)
 {
 	bool hit = false;
 
-	for (unsigned i = 0; i < CACHE_SIZE; i++)
-		hit |= c->used[i] && same(c->key[i], key, DIGEST);
+	for (unsigned i = 0; i < c->n; i++)
+		hit |= same(c->key[i], key, DIGEST);
 	return hit;
 }
 
 static void seen_add(struct seen *c, const unsigned char *key)
 {
-	c->used[c->next % CACHE_SIZE] = true;
-	memcpy(c->key[c->next++ % CACHE_SIZE], key, DIGEST);
+	memcpy(c->key[c->next], key, DIGEST);
+	c->next = (c->next + 1) % CACHE_SIZE;
+	if (c->n < CACHE_SIZE)
+		c->n++;
 }
 
 /*
