@@ -685,15 +685,21 @@ static const char *nic_tap(const struct vm_nic *nic, const struct vm_snapshot *s
 	return "";
 }
 
+/* A NIC whose tun QEMU opens (not passed by fd): a tap netdev, or a bridge netdev's. */
+static bool qemu_holds_tun(const struct vm_nic *nic)
+{
+	return !nic->nr_fds && (!strcmp(nic->type, "tap") || !strcmp(nic->type, "bridge"));
+}
+
 /*
- * A NIC whose tun QEMU opened itself: a tap netdev named by neither
- * ifname= nor fd= (QEMU has the kernel name it, tap0 ...; a script puts
- * it on a bridge), or a bridge netdev (qemu-bridge-helper's tap).
+ * A NIC whose tap QEMU opened itself, with no name given: a tap netdev
+ * named by neither ifname= nor fd= (QEMU has the kernel name it, tap0 ...;
+ * a script puts it on a bridge) or by an ifname= template (vm1tap%d), or a
+ * bridge netdev (qemu-bridge-helper's tap).
  */
 static bool qemu_opens_tun(const struct vm_nic *nic)
 {
-	return (!nic->ifname[0] || strchr(nic->ifname, '%')) && !nic->nr_fds &&
-	       (!strcmp(nic->type, "tap") || !strcmp(nic->type, "bridge"));
+	return (!nic->ifname[0] || strchr(nic->ifname, '%')) && qemu_holds_tun(nic);
 }
 
 /* Whether a command-line NIC names `tap`, by ifname= or by one of its fds. */
@@ -795,8 +801,7 @@ static bool nic_unplugged(struct vm *vm, const struct vm_snapshot *snap, int i, 
 
 	if (vm->nics_gone & (1u << i))
 		return true;
-	if (nic->nr_fds || (strcmp(nic->type, "tap") && strcmp(nic->type, "bridge")) ||
-	    !snap->fds_read || snap->fds_opaque || snap->fds_partial || vm->libvirt_seen)
+	if (!qemu_holds_tun(nic) || !snap->fds_read || snap->fds_opaque || snap->fds_partial || vm->libvirt_seen)
 		return false;
 	fd = tun_fd_of(snap, tap);
 	if (fd >= 0) {
